@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+# The whole test suite: installs what it needs, then builds and tests twice,
+# a normal (gcc, -Werror) build and an ASan+UBSan build (clang) that also
+# builds the libFuzzer targets and runs each briefly on its seed corpus.
+#
+#   bash tests/run.sh            # everything
+#   GW_QUICK=1 bash tests/run.sh # the normal build only
+# Ends with one line "tests: N passed, N failed".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+src=$(pwd)
+
+bash tools/deps.sh
+
+pass=0
+fail=0
+count() { # count BUILD_DIR: add meson's verdicts from testlog.json
+	read -r p f < <(/usr/bin/python3 - "$1/meson-logs/testlog.json" <<'PY'
+import json, sys
+p = f = 0
+for line in open(sys.argv[1]):
+    r = json.loads(line)["result"]
+    if r in ("OK", "EXPECTEDFAIL"):
+        p += 1
+    elif r != "SKIP":
+        f += 1
+print(p, f)
+PY
+)
+	pass=$((pass + p))
+	fail=$((fail + f))
+}
+
+run_build() { # run_build DIR [meson setup args...]
+	local dir=$1
+	shift
+	if [ ! -f "$dir/build.ninja" ]; then
+		meson setup "$dir" "$@" >/dev/null
+	fi
+	ninja -C "$dir"
+	meson test -C "$dir" --print-errorlogs --num-processes 2 || true
+	count "$dir"
+}
+
+echo "== normal build (gcc)"
+run_build build
+
+if [ "${GW_QUICK:-0}" != 1 ]; then
+	echo "== sanitizer build (clang, ASan+UBSan, fuzz targets)"
+	CC=clang run_build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dfuzz=true
+	echo "== fuzz targets, briefly"
+	for f in $(find build-asan -name '*_fuzz' -type f -executable | sort); do
+		name=$(basename "$f")
+		corpus=$(mktemp -d)
+		seeds="$src/tests/fuzz/${name%_fuzz}"
+		[ -d "$seeds" ] && cp -r "$seeds"/. "$corpus"/
+		if "$f" -max_total_time="${GW_FUZZ_SECONDS:-20}" -rss_limit_mb=2048 "$corpus" \
+			>"build-asan/$name.log" 2>&1; then
+			echo "ok - fuzz $name"
+			pass=$((pass + 1))
+		else
+			echo "FAIL - fuzz $name (see build-asan/$name.log)"
+			tail -30 "build-asan/$name.log"
+			fail=$((fail + 1))
+		fi
+		rm -rf "$corpus"
+	done
+fi
+
+echo "tests: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
