@@ -1,0 +1,174 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * config.h - the mtlsgw configuration: one YAML file, loaded with libcyaml,
+ * validated as a whole, and handed out as one immutable tree of plain structs.
+ *
+ * This header is the contract between control (which parses and validates)
+ * and everything else (which only reads the result): the dataplane never
+ * sees YAML. Addresses are already parsed, enums already mapped, paths
+ * already checked to exist. A struct gw_cfg is never modified after
+ * gw_cfg_load() returns it; a reload builds a new one.
+ *
+ * Keys are only ever added, never renamed (operators' files must keep
+ * loading).
+ */
+#ifndef GW_CONFIG_H
+#define GW_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "gw_err.h"
+
+#define GW_CFG_MAX_PORTS 8
+#define GW_CFG_MAX_WORKERS 64
+
+enum gw_port_driver {
+	GW_PORT_TAP,       /* kernel tap interface created by DPDK (net_tap) */
+	GW_PORT_AF_PACKET, /* existing kernel interface (net_af_packet) */
+	GW_PORT_AF_XDP,    /* existing kernel interface (net_af_xdp) */
+	GW_PORT_MEMIF,     /* shared-memory link to another DPDK process (net_memif) */
+	GW_PORT_PCI,       /* a NIC bound to vfio-pci, by PCI address */
+};
+
+enum gw_service {
+	GW_SVC_ECHO,      /* TCP echo, diagnostic */
+	GW_SVC_TCP_PROXY, /* plain TCP relay to upstream */
+	GW_SVC_TLS_ECHO,  /* terminate TLS, echo plaintext */
+	GW_SVC_TLS_PROXY, /* terminate TLS, relay plaintext to upstream */
+};
+
+enum gw_idle_mode {
+	GW_IDLE_ADAPTIVE, /* busy-poll under load, back off to short sleeps when idle */
+	GW_IDLE_POLL,     /* always spin (a dedicated gateway core) */
+};
+
+enum gw_client_auth { GW_CLIENT_AUTH_REQUIRED, GW_CLIENT_AUTH_OPTIONAL, GW_CLIENT_AUTH_NONE };
+enum gw_trust_mode { GW_TRUST_PINNED, GW_TRUST_CA, GW_TRUST_MESH };
+enum gw_proxy_protocol { GW_PROXY_OFF, GW_PROXY_V2 };
+enum gw_memif_role { GW_MEMIF_SERVER, GW_MEMIF_CLIENT };
+
+/* An IPv4 endpoint. Both fields in network byte order. */
+struct gw_cfg_ep {
+	uint32_t ip;
+	uint16_t port;
+};
+
+struct gw_cfg_port {
+	char *name;
+	enum gw_port_driver driver;
+	char *device;        /* tap/af_* iface name, memif socket path, PCI address */
+	uint32_t ip;         /* network byte order */
+	uint8_t prefix_len;  /* from address: a.b.c.d/len */
+	uint32_t gateway;    /* network byte order; 0 = none */
+	uint16_t mtu;        /* 0 = device default */
+	enum gw_memif_role memif_role; /* memif only; default server */
+};
+
+struct gw_cfg_dataplane {
+	unsigned workers[GW_CFG_MAX_WORKERS]; /* lcore ids of the workers */
+	unsigned n_workers;
+	unsigned main_lcore; /* default: lowest CPU not in workers, else 0 */
+	bool no_huge;        /* EAL --no-huge (tests, demo) */
+	unsigned memory_mb;  /* EAL -m; default 512 */
+	char *file_prefix;   /* EAL --file-prefix; default "mtlsgw" */
+	enum gw_idle_mode idle;
+	struct gw_cfg_port ports[GW_CFG_MAX_PORTS];
+	unsigned n_ports;
+};
+
+struct gw_cfg_identity {
+	char *cert;    /* PEM file: leaf + intermediates */
+	char *key;     /* RFC 7512 pkcs11: URI (never contains pin-value) */
+	char **sni;    /* server names this identity answers for */
+	unsigned n_sni;
+};
+
+struct gw_cfg_tls {
+	int min_version;          /* TLS1_2_VERSION or TLS1_3_VERSION */
+	char **ciphersuites;      /* OpenSSL names; NULL = OpenSSL's default */
+	unsigned n_ciphersuites;
+	struct gw_cfg_identity *identities; /* first is the default */
+	unsigned n_identities;
+	enum gw_client_auth client_auth;
+};
+
+struct gw_cfg_allow {
+	char **spiffe; /* "spiffe://td/path/*": trailing '*' matches one segment */
+	unsigned n_spiffe;
+	char **dns;
+	unsigned n_dns;
+	char **cn;
+	unsigned n_cn;
+};
+
+struct gw_cfg_trust {
+	enum gw_trust_mode mode;
+	char **certs;             /* ca: anchors; pinned: the pinned certs */
+	unsigned n_certs;
+	uint8_t (*pins_sha256)[32]; /* pinned: DER fingerprints */
+	unsigned n_pins;
+	char **crl;
+	unsigned n_crl;
+	unsigned max_depth;       /* default 4 */
+	struct gw_cfg_allow allow;
+};
+
+struct gw_cfg_upstream {
+	struct gw_cfg_ep *servers;
+	unsigned n_servers;
+	enum gw_proxy_protocol proxy_protocol;
+};
+
+struct gw_cfg_listener {
+	char *name;
+	struct gw_cfg_ep addr;
+	enum gw_service service;
+	unsigned backlog;          /* SYN backlog before SYN cookies; default 1024 */
+	bool has_tls;              /* tls-* services */
+	struct gw_cfg_tls tls;
+	bool has_trust;
+	struct gw_cfg_trust trust;
+	bool has_upstream;         /* *-proxy services */
+	struct gw_cfg_upstream upstream;
+};
+
+struct gw_cfg_hsm {
+	char *module;   /* PKCS#11 module path; default SoftHSM2's */
+	char *pin_file; /* one of pin_file / pin_env */
+	char *pin_env;
+};
+
+struct gw_cfg_admin {
+	char *socket; /* unix socket path; NULL = no admin API */
+};
+
+struct gw_cfg {
+	char *path;            /* the file it came from */
+	uint64_t generation;   /* set by whoever publishes it; 0 from the loader */
+	struct gw_cfg_dataplane dataplane;
+	struct gw_cfg_listener *listeners;
+	unsigned n_listeners;
+	struct gw_cfg_hsm hsm;
+	char *state_dir;
+	struct gw_cfg_admin admin;
+};
+
+/*
+ * Load and validate the file at path. On success *out is a new config the
+ * caller frees with gw_cfg_free(). On failure returns -GW_E_CONFIG (or
+ * -ENOENT / -EACCES for an unreadable file), *out is untouched, every error
+ * found is written to errs (one line each: "FILE:LINE: FIELD: what was
+ * expected", errs may be NULL) and gw_err_msg() holds the first one.
+ * Thread-safe (no global state).
+ */
+GW_MUST_CHECK int gw_cfg_load(const char *path, struct gw_cfg **out, FILE *errs);
+
+/* Free a config and everything it owns. NULL is fine. */
+void gw_cfg_free(struct gw_cfg *cfg);
+
+/* Look a listener up by name; NULL if absent. */
+const struct gw_cfg_listener *gw_cfg_listener_find(const struct gw_cfg *cfg, const char *name);
+
+#endif /* GW_CONFIG_H */
