@@ -10,7 +10,27 @@
  * gw_cfg_load() returns it; a reload builds a new one.
  *
  * Keys are only ever added, never renamed (operators' files must keep
- * loading).
+ * loading). README.md, "Configuration", lists every key.
+ *
+ * Errors: every problem in a file is reported, one line each, as
+ *	FILE:LINE: FIELD: message
+ * e.g. "gw.yaml:14: listeners[1].trust.mode: 'pined' is not one of pinned,
+ * ca, mesh". FIELD is the key's path (dots for mappings, [i] for list items,
+ * counted from 0); a YAML syntax error has no FIELD. The loader first checks
+ * the document's shape (unknown, duplicate or missing keys, wrong types) and
+ * reports every such error; only a well-formed file then gets the semantic
+ * and cross-field checks (addresses, enums, files, duplicates ...), again
+ * all of them.
+ *
+ * Relative file paths in the file (certs, crl, pin_file ...) are resolved
+ * against the directory of the config file; the struct holds the resolved
+ * paths.
+ *
+ * Reload (SIGHUP, POST /v1/reload): gw_cfg_load() never touches a config
+ * already loaded, so a reload is: load the new file into a new tree; on
+ * success publish it (new snapshot) and free the old one once unused; on
+ * failure report the errors and keep running on the old tree, which is
+ * unchanged and still valid.
  */
 #ifndef GW_CONFIG_H
 #define GW_CONFIG_H
@@ -58,11 +78,11 @@ struct gw_cfg_ep {
 struct gw_cfg_port {
 	char *name;
 	enum gw_port_driver driver;
-	char *device;        /* tap/af_* iface name, memif socket path, PCI address */
-	uint32_t ip;         /* network byte order */
-	uint8_t prefix_len;  /* from address: a.b.c.d/len */
-	uint32_t gateway;    /* network byte order; 0 = none */
-	uint16_t mtu;        /* 0 = device default */
+	char *device;                  /* tap/af_* iface name, memif socket path, PCI address */
+	uint32_t ip;                   /* network byte order */
+	uint8_t prefix_len;            /* from address: a.b.c.d/len */
+	uint32_t gateway;              /* network byte order; 0 = none */
+	uint16_t mtu;                  /* 0 = device default */
 	enum gw_memif_role memif_role; /* memif only; default server */
 };
 
@@ -79,15 +99,15 @@ struct gw_cfg_dataplane {
 };
 
 struct gw_cfg_identity {
-	char *cert;    /* PEM file: leaf + intermediates */
-	char *key;     /* RFC 7512 pkcs11: URI (never contains pin-value) */
-	char **sni;    /* server names this identity answers for */
+	char *cert; /* PEM file: leaf + intermediates */
+	char *key;  /* RFC 7512 pkcs11: URI (never contains pin-value) */
+	char **sni; /* server names this identity answers for */
 	unsigned n_sni;
 };
 
 struct gw_cfg_tls {
-	int min_version;          /* TLS1_2_VERSION or TLS1_3_VERSION */
-	char **ciphersuites;      /* OpenSSL names; NULL = OpenSSL's default */
+	int min_version;     /* TLS1_2_VERSION or TLS1_3_VERSION */
+	char **ciphersuites; /* OpenSSL names; NULL = OpenSSL's default */
 	unsigned n_ciphersuites;
 	struct gw_cfg_identity *identities; /* first is the default */
 	unsigned n_identities;
@@ -95,7 +115,7 @@ struct gw_cfg_tls {
 };
 
 struct gw_cfg_allow {
-	char **spiffe; /* "spiffe://td/path/*": trailing '*' matches one segment */
+	char **spiffe; /* "spiffe://td/path/" + '*': a trailing '*' matches one segment */
 	unsigned n_spiffe;
 	char **dns;
 	unsigned n_dns;
@@ -105,13 +125,13 @@ struct gw_cfg_allow {
 
 struct gw_cfg_trust {
 	enum gw_trust_mode mode;
-	char **certs;             /* ca: anchors; pinned: the pinned certs */
+	char **certs; /* ca: anchors; pinned: the pinned certs */
 	unsigned n_certs;
 	uint8_t (*pins_sha256)[32]; /* pinned: DER fingerprints */
 	unsigned n_pins;
 	char **crl;
 	unsigned n_crl;
-	unsigned max_depth;       /* default 4 */
+	unsigned max_depth; /* default 4 */
 	struct gw_cfg_allow allow;
 };
 
@@ -125,12 +145,12 @@ struct gw_cfg_listener {
 	char *name;
 	struct gw_cfg_ep addr;
 	enum gw_service service;
-	unsigned backlog;          /* SYN backlog before SYN cookies; default 1024 */
-	bool has_tls;              /* tls-* services */
+	unsigned backlog; /* SYN backlog before SYN cookies; default 1024 */
+	bool has_tls;     /* tls-* services */
 	struct gw_cfg_tls tls;
 	bool has_trust;
 	struct gw_cfg_trust trust;
-	bool has_upstream;         /* *-proxy services */
+	bool has_upstream; /* *-proxy services */
 	struct gw_cfg_upstream upstream;
 };
 
@@ -144,15 +164,46 @@ struct gw_cfg_admin {
 	char *socket; /* unix socket path; NULL = no admin API */
 };
 
+enum gw_ca_type {
+	GW_CA_BUILTIN,  /* root + issuer keys generated in the HSM, state in SQLite */
+	GW_CA_PROVIDED, /* operator's CA certificate, its key in the HSM */
+	GW_CA_CFSSL,    /* an external `cfssl serve` signs */
+};
+
+/* Type of the keys mtlsgw generates in the HSM for a backend. */
+enum gw_key_type { GW_KEY_EC_P256, GW_KEY_EC_P384, GW_KEY_RSA_2048, GW_KEY_RSA_3072 };
+
+/* mtls.backends[i]; the fields of `conf` that do not apply to type are 0/NULL. */
+struct gw_cfg_ca_backend {
+	char *name;
+	enum gw_ca_type type;
+	enum gw_key_type key_type; /* conf.key_type; default ec-p256 (all types) */
+	uint64_t root_validity_s;  /* builtin: conf.root_validity; default 10y */
+	uint64_t leaf_validity_s;  /* conf.leaf_validity; default 72h (all types) */
+	char *cert;                /* provided: CA cert PEM (checked: CA, keyCertSign) */
+	char *key;                 /* provided: pkcs11: URI of the CA key */
+	char *url;                 /* cfssl: http(s)://host:port */
+	char *profile;             /* cfssl: signing profile; NULL = server default */
+};
+
+struct gw_cfg_mtls {
+	char *trust_domain;    /* SPIFFE trust domain; NULL = generate one */
+	char *enabled_backend; /* name of one of backends (key enabledBackend) */
+	struct gw_cfg_ca_backend *backends;
+	unsigned n_backends;
+};
+
 struct gw_cfg {
-	char *path;            /* the file it came from */
-	uint64_t generation;   /* set by whoever publishes it; 0 from the loader */
+	char *path;          /* the file it came from */
+	uint64_t generation; /* set by whoever publishes it; 0 from the loader */
 	struct gw_cfg_dataplane dataplane;
 	struct gw_cfg_listener *listeners;
 	unsigned n_listeners;
 	struct gw_cfg_hsm hsm;
-	char *state_dir;
+	char *state_dir; /* default "/var/lib/mtlsgw" */
 	struct gw_cfg_admin admin;
+	bool has_mtls; /* the mtls: section is present */
+	struct gw_cfg_mtls mtls;
 };
 
 /*
@@ -164,6 +215,14 @@ struct gw_cfg {
  * Thread-safe (no global state).
  */
 GW_MUST_CHECK int gw_cfg_load(const char *path, struct gw_cfg **out, FILE *errs);
+
+/*
+ * The same from a buffer (admin API, fuzzing). name is used in messages
+ * and as cfg->path; relative paths resolve against its directory (the
+ * current directory when name has none). Same returns as gw_cfg_load().
+ */
+GW_MUST_CHECK int gw_cfg_load_mem(
+	const char *name, const void *buf, size_t len, struct gw_cfg **out, FILE *errs);
 
 /* Free a config and everything it owns. NULL is fine. */
 void gw_cfg_free(struct gw_cfg *cfg);
