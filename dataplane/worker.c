@@ -1,3 +1,320 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* placeholder: filled in by its module work */
-extern int gw_placeholder_worker;
+/*
+ * worker.c - the worker lcore: its main loop, Ethernet demux, the software
+ * Toeplitz dispatcher, and adaptive idle.
+ *
+ * One iteration: RX burst from each of our port queues (dispatching packets
+ * that belong to other workers), drain our dispatch ring, drain the shared
+ * TX ring of ports where we own queue 0, gw_tcp_poll, slow timers every
+ * GW_TICK_MS (ARP retries/expiry, counter copy), flush TX. No locks, no
+ * heap, no syscalls and no logging per packet; the only syscall is the
+ * idle sleep when there was nothing to do.
+ *
+ * Software dispatch: a port without hardware RSS (tap, af_packet, memif,
+ * af_xdp) delivers flows to whichever queue the kernel or peer chose. Every
+ * worker polling such a queue computes the Toeplitz hash with the NIC key
+ * (gw_port_rss_hash) over the TCP 4-tuple and hands the packet to its owner
+ * (gw_dp_owner) through the owner's MP/SC rte_ring. tcp's flow_is_local uses
+ * the same function, so return traffic of our own active opens comes home.
+ * ARP is answered by the receiver and fanned out to every worker (each keeps
+ * its own cache); ICMP and anything not TCP is handled by the receiver.
+ *
+ * Adaptive idle (DESIGN.md "Polling that leaves room"): after GW_IDLE_SPINS
+ * empty iterations the worker sleeps, starting at GW_IDLE_MIN_US and doubling
+ * to GW_IDLE_MAX_US; any packet resets it. idle: poll never sleeps.
+ */
+#include <sys/prctl.h>
+
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_ip.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+#include <rte_tcp.h>
+
+#include "net_internal.h"
+#include "svc.h"
+
+#define GW_TICK_MS 10
+#define GW_IDLE_SPINS 256
+#define GW_IDLE_MIN_US 10
+#define GW_IDLE_MAX_US 1000
+
+void
+gw_net_input(struct gw_lcore *lc, struct rte_mbuf *m, bool from_ring)
+{
+	const struct rte_ether_hdr *eh;
+	int16_t pidx;
+
+	pidx = m->port < RTE_MAX_ETHPORTS ? lc->dp->port_idx[m->port] : -1;
+	if (unlikely(pidx < 0 || rte_pktmbuf_data_len(m) < sizeof(*eh))) {
+		GW_STAT(lc, drop_runt);
+		goto drop;
+	}
+	if (unlikely(m->nb_segs != 1)) {
+		GW_STAT(lc, drop_multiseg);
+		goto drop;
+	}
+	eh = rte_pktmbuf_mtod(m, const struct rte_ether_hdr *);
+	if (eh->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4)) {
+		if (unlikely(
+			    !rte_is_same_ether_addr(&eh->dst_addr, &lc->dp->ports[pidx].dev.mac))) {
+			GW_STAT(lc, drop_l2_dst);
+			goto drop;
+		}
+		gw_ipv4_input(lc, m, (unsigned)pidx);
+		return;
+	}
+	if (eh->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP)) {
+		if (!rte_is_broadcast_ether_addr(&eh->dst_addr) &&
+			!rte_is_same_ether_addr(&eh->dst_addr, &lc->dp->ports[pidx].dev.mac)) {
+			GW_STAT(lc, drop_l2_dst);
+			goto drop;
+		}
+		gw_arp_input(lc, m, (unsigned)pidx, from_ring);
+		return;
+	}
+	GW_STAT(lc, drop_l2_proto);
+drop:
+	rte_pktmbuf_free(m);
+}
+
+/*
+ * Which worker a frame from port pidx belongs to: the owner of its TCP flow,
+ * this worker for everything else, or -1 for ARP (everyone).
+ */
+static int
+dispatch_target(const struct gw_lcore *lc, const struct rte_mbuf *m, unsigned pidx)
+{
+	const struct rte_ether_hdr *eh = rte_pktmbuf_mtod(m, const struct rte_ether_hdr *);
+	const struct rte_ipv4_hdr *ip;
+	const struct rte_tcp_hdr *th;
+	unsigned hl;
+
+	if (rte_pktmbuf_data_len(m) < sizeof(*eh) + sizeof(*ip))
+		return eh->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP) ? -1 : lc->idx;
+	if (eh->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4))
+		return eh->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP) ? -1 : lc->idx;
+	ip = (const struct rte_ipv4_hdr *)(eh + 1);
+	hl = (ip->version_ihl & 0x0f) * 4u;
+	if (ip->next_proto_id != IPPROTO_TCP || hl < sizeof(*ip) ||
+		rte_pktmbuf_data_len(m) < sizeof(*eh) + hl + 4 ||
+		(ip->fragment_offset &
+			rte_cpu_to_be_16(RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)))
+		return lc->idx; /* dropped or answered here: no flow to keep together */
+	th = (const struct rte_tcp_hdr *)((const char *)ip + hl);
+	return (int)gw_dp_owner(lc->dp, pidx,
+		gw_port_rss_hash(ip->src_addr, ip->dst_addr, th->src_port, th->dst_port));
+}
+
+static void
+dispatch_burst(struct gw_lcore *lc, struct rte_mbuf **pkts, uint16_t n, unsigned pidx)
+{
+	struct gw_dp *dp = lc->dp;
+	uint16_t i;
+	unsigned w;
+
+	for (i = 0; i < n; i++) {
+		struct rte_mbuf *m = pkts[i];
+		int t = dispatch_target(lc, m, pidx);
+
+		if (t == (int)lc->idx) {
+			gw_net_input(lc, m, false);
+			continue;
+		}
+		if (t >= 0) {
+			if (rte_ring_mp_enqueue(dp->lcores[t].ring, m) == 0) {
+				GW_STAT(lc, dispatch_tx);
+			} else {
+				GW_STAT(lc, dispatch_drop);
+				rte_pktmbuf_free(m);
+			}
+			continue;
+		}
+		/* ARP: everyone learns (read-only copies), we answer */
+		for (w = 0; w < dp->n_workers; w++) {
+			if (w == lc->idx)
+				continue;
+			rte_mbuf_refcnt_update(m, 1);
+			if (rte_ring_mp_enqueue(dp->lcores[w].ring, m) == 0) {
+				GW_STAT(lc, dispatch_tx);
+			} else {
+				GW_STAT(lc, dispatch_drop);
+				rte_mbuf_refcnt_update(m, -1);
+			}
+		}
+		gw_net_input(lc, m, false);
+	}
+}
+
+static void
+copy_tcp_stats(struct gw_lcore *lc)
+{
+	struct gw_tcp_stats s;
+
+	if (lc->tcp == NULL)
+		return;
+	gw_tcp_stats_get(lc->tcp, &s);
+	lc->tcp_st = s;
+}
+
+static inline void
+idle_account(struct gw_lcore *lc, unsigned got)
+{
+	if (got != 0 || lc->idle_poll) {
+		lc->empty_polls = 0;
+		lc->sleep_us = GW_IDLE_MIN_US;
+		return;
+	}
+	if (++lc->empty_polls < GW_IDLE_SPINS)
+		return;
+	lc->st.idle_sleeps++;
+	rte_delay_us_sleep(lc->sleep_us);
+	if (lc->sleep_us < GW_IDLE_MAX_US)
+		lc->sleep_us = RTE_MIN(lc->sleep_us * 2, (uint32_t)GW_IDLE_MAX_US);
+}
+
+/* One loop iteration; returns packets handled (for idle accounting). */
+unsigned
+gw_worker_iterate(struct gw_lcore *lc)
+{
+	struct rte_mbuf *pkts[GW_BURST];
+	struct gw_dp *dp = lc->dp;
+	unsigned got = 0, i, k;
+	uint16_t n;
+
+	for (i = 0; i < lc->n_rxq; i++) {
+		const struct gw_rxq *q = &lc->rxq[i];
+
+		n = rte_eth_rx_burst(q->port_id, q->queue, pkts, GW_BURST);
+		if (n == 0)
+			continue;
+		got += n;
+		lc->st.rx_pkts += n;
+		for (k = 0; k < n; k++)
+			lc->st.rx_bytes += pkts[k]->pkt_len;
+		if (q->dispatch) {
+			dispatch_burst(lc, pkts, n, q->port_idx);
+		} else {
+			for (k = 0; k < n; k++)
+				gw_net_input(lc, pkts[k], false);
+		}
+	}
+	if (lc->ring != NULL) {
+		n = (uint16_t)rte_ring_sc_dequeue_burst(lc->ring, (void **)pkts, GW_BURST, NULL);
+		got += n;
+		lc->st.ring_rx += n;
+		for (k = 0; k < n; k++)
+			gw_net_input(lc, pkts[k], true);
+	}
+	for (i = 0; i < dp->n_ports; i++) {
+		struct gw_txbuf *tb = &lc->tx[i];
+
+		if (!tb->drains_ring)
+			continue;
+		/* room left in our buffer only: never reorder or drop here */
+		n = (uint16_t)rte_ring_sc_dequeue_burst(
+			dp->ports[i].txring, (void **)(tb->pkts + tb->n), GW_TXBUF - tb->n, NULL);
+		tb->n = (uint16_t)(tb->n + n);
+		got += n;
+	}
+	lc->now = rte_rdtsc();
+	if (lc->tcp != NULL)
+		gw_tcp_poll(lc->tcp, lc->now);
+	if (lc->now >= lc->next_tick) {
+		lc->next_tick = lc->now + dp->tsc_hz * GW_TICK_MS / 1000;
+		gw_arp_tick(lc);
+		copy_tcp_stats(lc);
+	}
+	for (i = 0; i < dp->n_ports; i++)
+		gw_tx_flush(lc, i);
+	return got;
+}
+
+int
+gw_worker_setup(struct gw_lcore *lc)
+{
+	struct gw_dp *dp = lc->dp;
+	const struct gw_dp_params *p = dp->params;
+	struct gw_tcp_stack_params tp = {
+		.lcore = rte_lcore_id(),
+		.pool = dp->pool,
+		.ip_output = gw_ip_output,
+		.net_ctx = lc,
+		.tx_cksum_offload = dp->tx_cksum_offload,
+		.flow_is_local = gw_net_flow_is_local,
+		.src_addr = gw_net_src_addr,
+		.max_conns = p->max_conns,
+		.tsc_hz = dp->tsc_hz,
+		.mtu = dp->mtu,
+	};
+	unsigned i, u;
+	int rc;
+
+	GW_GUARD(gw_tcp_stack_create(&tp, &lc->tcp));
+	for (i = 0; i < p->n_listeners; i++) {
+		const struct gw_dp_listener *l = &p->listeners[i];
+		struct gw_svc_params sp = {
+			.ip = l->ip,
+			.port = l->port,
+			.kind = l->service == GW_DP_SVC_TCP_PROXY ? GW_SVCK_TCP_PROXY
+								  : GW_SVCK_ECHO,
+			.backlog = l->backlog,
+			.n_upstreams = RTE_MIN(l->n_upstreams, (unsigned)GW_SVC_MAX_UPSTREAMS),
+		};
+
+		for (u = 0; u < sp.n_upstreams; u++) {
+			sp.upstreams[u].ip = l->upstreams[u].ip;
+			sp.upstreams[u].port = l->upstreams[u].port;
+		}
+		rc = gw_svc_listen(lc->tcp, &sp);
+		if (rc < 0)
+			return gw_err_setf(rc, GW_HERE, "listener '%s': %s", l->name, gw_err_msg());
+	}
+	return 0;
+}
+
+void
+gw_worker_teardown(struct gw_lcore *lc)
+{
+	unsigned i, k;
+
+	copy_tcp_stats(lc);
+	/* connections go first: they may still hold packets for ARP/TX */
+	gw_tcp_stack_destroy(lc->tcp);
+	lc->tcp = NULL;
+	gw_arp_flush(lc);
+	for (i = 0; i < lc->dp->n_ports; i++) {
+		gw_tx_flush(lc, i);
+		for (k = 0; k < lc->tx[i].n; k++)
+			rte_pktmbuf_free(lc->tx[i].pkts[k]);
+		lc->tx[i].n = 0;
+	}
+}
+
+int
+gw_worker_main(void *arg)
+{
+	struct gw_lcore *lc = arg;
+	struct gw_dp *dp = lc->dp;
+	int rc;
+
+	/* short idle sleeps must be short: the default 50 us slack would
+	 * round every one of them up */
+	prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
+	lc->now = rte_rdtsc();
+	rc = gw_worker_setup(lc);
+	if (rc < 0) {
+		snprintf(lc->err, sizeof(lc->err), "worker %u (lcore %u): %s", lc->idx,
+			lc->lcore_id, gw_err_msg());
+		gw_worker_teardown(lc);
+		atomic_store(&lc->ready, rc);
+		return rc;
+	}
+	atomic_store(&lc->ready, 1);
+	while (!atomic_load_explicit(&dp->stop, memory_order_relaxed))
+		idle_account(lc, gw_worker_iterate(lc));
+	gw_worker_teardown(lc);
+	return 0;
+}

@@ -1,0 +1,522 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * dataplane.c - control's side of the dataplane: EAL argv from the params
+ * (operators never write EAL options), mbuf pool, ports, rings, launching
+ * and stopping the workers, and reading their counters.
+ *
+ * Runs on the main lcore only. Workers get a read-only struct gw_dp and their
+ * own struct gw_lcore; the only thing control writes while they run is the
+ * stop flag.
+ */
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_ethdev.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_log.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include "net_internal.h"
+
+RTE_LOG_REGISTER(gw_dp_logtype, gw.dp, NOTICE);
+#define GW_LOG_DP(level, ...) rte_log(RTE_LOG_##level, gw_dp_logtype, "mtlsgw: " __VA_ARGS__)
+
+#define GW_EAL_MAX_ARGS 64
+#define GW_EAL_ARGBUF 4096
+#define GW_START_TIMEOUT_MS 15000
+
+struct eal_argv {
+	char *argv[GW_EAL_MAX_ARGS];
+	int argc;
+	char buf[GW_EAL_ARGBUF];
+	size_t used;
+};
+
+static int eal_add(struct eal_argv *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int
+eal_add(struct eal_argv *a, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (a->argc >= GW_EAL_MAX_ARGS - 1)
+		return gw_err_set(-ENOSPC, GW_HERE);
+	va_start(ap, fmt);
+	n = vsnprintf(a->buf + a->used, sizeof(a->buf) - a->used, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(a->buf) - a->used)
+		return gw_err_set(-ENOSPC, GW_HERE);
+	a->argv[a->argc++] = a->buf + a->used;
+	a->argv[a->argc] = NULL;
+	a->used += (size_t)n + 1;
+	return 0;
+}
+
+/* The CPUs we may run on; lcore L runs on cpus[L % n] so a config written
+ * for a bigger box (or tests with more workers than CPUs) still starts. */
+static int
+allowed_cpus(int *cpus, int max)
+{
+	cpu_set_t set;
+	int n = 0, c;
+
+	if (sched_getaffinity(0, sizeof(set), &set) < 0)
+		return 0;
+	for (c = 0; c < CPU_SETSIZE && n < max; c++)
+		if (CPU_ISSET(c, &set))
+			cpus[n++] = c;
+	return n;
+}
+
+static int
+build_eal(const struct gw_dp_params *p, const char *prog, struct eal_argv *a)
+{
+	int cpus[CPU_SETSIZE], ncpu;
+	char lcores[1024];
+	size_t off = 0;
+	unsigned i, j;
+	bool pci = false;
+
+	GW_ENSURE(p->n_workers >= 1 && p->n_workers <= GW_DP_MAX_WORKERS, -EINVAL);
+	GW_ENSURE(p->n_ports >= 1 && p->n_ports <= GW_DP_MAX_PORTS, -EINVAL);
+	ncpu = allowed_cpus(cpus, CPU_SETSIZE);
+	if (ncpu <= 0) {
+		cpus[0] = 0;
+		ncpu = 1;
+	}
+	for (i = 0; i < p->n_workers; i++) {
+		if (p->workers[i] == p->main_lcore || p->workers[i] >= RTE_MAX_LCORE)
+			return gw_err_setf(-EINVAL, GW_HERE,
+				"worker lcore %u: must differ from the main lcore (%u) and be < %d",
+				p->workers[i], p->main_lcore, RTE_MAX_LCORE);
+		for (j = 0; j < i; j++)
+			if (p->workers[j] == p->workers[i])
+				return gw_err_setf(-EINVAL, GW_HERE, "worker lcore %u listed twice",
+					p->workers[i]);
+	}
+	off += (size_t)snprintf(lcores, sizeof(lcores), "%u@%d", p->main_lcore,
+		cpus[p->main_lcore % (unsigned)ncpu]);
+	for (i = 0; i < p->n_workers && off < sizeof(lcores); i++)
+		off += (size_t)snprintf(lcores + off, sizeof(lcores) - off, ",%u@%d", p->workers[i],
+			cpus[p->workers[i] % (unsigned)ncpu]);
+	if (off >= sizeof(lcores))
+		return gw_err_set(-ENOSPC, GW_HERE);
+
+	GW_GUARD(eal_add(a, "%s", prog));
+	GW_GUARD(eal_add(a, "--lcores=%s", lcores));
+	GW_GUARD(eal_add(a, "--main-lcore=%u", p->main_lcore));
+	GW_GUARD(eal_add(a, "-m"));
+	GW_GUARD(eal_add(a, "%u", p->memory_mb ? p->memory_mb : 512));
+	if (p->no_huge) {
+		/* no hugepages, and no shared runtime files (--in-memory is refused
+		 * with --no-huge's legacy memory): parallel tests and the demo never
+		 * collide on a file prefix */
+		GW_GUARD(eal_add(a, "--no-huge"));
+		GW_GUARD(eal_add(a, "--no-shconf"));
+	}
+	GW_GUARD(eal_add(a, "--file-prefix=%s", p->file_prefix ? p->file_prefix : "mtlsgw"));
+	GW_GUARD(eal_add(a, "--no-telemetry"));
+	for (i = 0; i < p->n_ports; i++) {
+		char dev[256];
+		bool is_pci;
+
+		GW_GUARD(gw_port_devargs(&p->ports[i].dev, i, dev, sizeof(dev), &is_pci));
+		if (is_pci) {
+			pci = true;
+			GW_GUARD(eal_add(a, "-a"));
+		} else {
+			GW_GUARD(eal_add(a, "--vdev"));
+		}
+		GW_GUARD(eal_add(a, "%s", dev));
+	}
+	if (!pci)
+		GW_GUARD(eal_add(a, "--no-pci"));
+	/* The EAL matches saved patterns newest first at driver registration:
+	 * specific levels must come before the "*" default. */
+	if (p->verbose) {
+		GW_GUARD(eal_add(a, "--log-level=gw.*:debug"));
+	} else {
+		/* net_tap reports its optional rte_flow/multiq setup and the absent
+		 * secondary processes as errors; our own port line says what the
+		 * port really got (--verbose shows them) */
+		GW_GUARD(eal_add(a, "--log-level=pmd.net.tap:critical"));
+	}
+	GW_GUARD(eal_add(a, "--log-level=%s", p->verbose ? "*:info" : "*:notice"));
+	return 0;
+}
+
+int
+gw_dp_eal_cmdline(const struct gw_dp_params *p, const char *prog, char *buf, size_t len)
+{
+	struct eal_argv *a = calloc(1, sizeof(*a));
+	size_t off = 0;
+	int i, rc;
+
+	if (a == NULL)
+		return gw_err_set(-ENOMEM, GW_HERE);
+	rc = build_eal(p, prog, a);
+	if (rc < 0)
+		goto out;
+	if (len)
+		buf[0] = '\0';
+	for (i = 0; i < a->argc; i++) {
+		int n = snprintf(buf + off, len - off, "%s%s", i ? " " : "", a->argv[i]);
+
+		if (n < 0 || (size_t)n >= len - off) {
+			rc = gw_err_set(-ENOSPC, GW_HERE);
+			goto out;
+		}
+		off += (size_t)n;
+	}
+out:
+	free(a);
+	return rc;
+}
+
+int
+gw_dp_eal_init(const struct gw_dp_params *p, const char *prog)
+{
+	struct eal_argv *a = calloc(1, sizeof(*a));
+	int rc;
+
+	if (a == NULL)
+		return gw_err_set(-ENOMEM, GW_HERE);
+	rc = build_eal(p, prog, a);
+	if (rc < 0)
+		goto out;
+	if (p->verbose) {
+		char line[GW_EAL_ARGBUF];
+
+		if (gw_dp_eal_cmdline(p, prog, line, sizeof(line)) == 0)
+			fprintf(stderr, "mtlsgw: EAL: %s\n", line);
+	}
+	/* rte_eal_init permutes argv: it gets its own copy of the pointers */
+	{
+		char *argv[GW_EAL_MAX_ARGS];
+
+		memcpy(argv, a->argv, sizeof(argv));
+		rc = rte_eal_init(a->argc, argv);
+	}
+	if (rc < 0) {
+		rc = -rte_errno;
+		gw_err_setf(rc ? rc : -EINVAL, GW_HERE,
+			"DPDK EAL init failed: %s (see the EAL messages above; run with "
+			"--verbose to see the EAL options)",
+			rte_strerror(rte_errno));
+		rc = rc ? rc : -EINVAL;
+		goto out;
+	}
+	rc = 0;
+out:
+	free(a);
+	return rc;
+}
+
+static void
+drain_ring(struct rte_ring *r)
+{
+	void *objs[GW_BURST];
+	unsigned n;
+
+	if (r == NULL)
+		return;
+	while ((n = rte_ring_dequeue_burst(r, objs, GW_BURST, NULL)) > 0)
+		rte_pktmbuf_free_bulk((struct rte_mbuf **)objs, n);
+}
+
+void
+gw_dp_stop(struct gw_dp *dp)
+{
+	unsigned i;
+
+	if (dp == NULL)
+		return;
+	atomic_store(&dp->stop, true);
+	rte_eal_mp_wait_lcore();
+	for (i = 0; i < dp->n_workers && dp->lcores != NULL; i++) {
+		drain_ring(dp->lcores[i].ring);
+		rte_ring_free(dp->lcores[i].ring);
+	}
+	for (i = 0; i < dp->n_ports; i++) {
+		drain_ring(dp->ports[i].txring);
+		rte_ring_free(dp->ports[i].txring);
+		gw_port_close(&dp->ports[i].dev);
+	}
+	rte_mempool_free(dp->pool);
+	rte_free(dp->lcores);
+	rte_free(dp);
+}
+
+static unsigned
+pool_size(const struct gw_dp_params *p)
+{
+	uint64_t mem = (uint64_t)(p->memory_mb ? p->memory_mb : 512) << 20;
+	uint64_t per = RTE_MBUF_DEFAULT_BUF_SIZE + sizeof(struct rte_mbuf) + RTE_CACHE_LINE_SIZE;
+
+	if (p->n_mbufs)
+		return p->n_mbufs;
+	/* half the EAL memory: the rest is the TCP stacks' pools, hashes, rings */
+	return (unsigned)RTE_MAX((uint64_t)8192, RTE_MIN(mem / 2 / per, (uint64_t)1 << 20));
+}
+
+static int
+setup_ports(struct gw_dp *dp, const struct gw_dp_params *p)
+{
+	unsigned i;
+	char name[RTE_RING_NAMESIZE];
+
+	dp->tx_cksum_offload = true;
+	dp->mtu = UINT16_MAX;
+	for (i = 0; i < p->n_ports; i++) {
+		struct gw_dp_port_rt *pr = &dp->ports[i];
+		struct gw_port_params pp = p->ports[i].dev;
+
+		pp.pool = dp->pool;
+		pp.n_queues = (uint16_t)p->n_workers;
+		GW_GUARD(gw_port_open(&pp, i, &pr->dev));
+		dp->n_ports = i + 1;
+		dp->port_idx[pr->dev.port_id] = (int16_t)i;
+		pr->ip = p->ports[i].ip;
+		pr->mask = p->ports[i].prefix_len
+				   ? rte_cpu_to_be_32(~0u << (32 - p->ports[i].prefix_len))
+				   : 0;
+		pr->gateway = p->ports[i].gateway;
+		if (!pr->dev.tx_ip_cksum || !pr->dev.tx_tcp_cksum)
+			dp->tx_cksum_offload = false;
+		dp->mtu = RTE_MIN(dp->mtu, pr->dev.mtu);
+		if (pr->dev.n_txq < p->n_workers) {
+			snprintf(name, sizeof(name), "gw_txr%u", i);
+			pr->txring = rte_ring_create(
+				name, GW_TXRING_SIZE, (int)rte_socket_id(), RING_F_SC_DEQ);
+			if (pr->txring == NULL)
+				return gw_err_setf(-ENOMEM, GW_HERE, "port '%s': TX ring: %s",
+					pr->dev.name, rte_strerror(rte_errno));
+		}
+		GW_LOG_DP(NOTICE,
+			"port '%s' %s %s: %u rxq %u txq, %s, rx cksum %s, tx cksum %s, "
+			"mtu %u, mac " RTE_ETHER_ADDR_PRT_FMT "\n",
+			pr->dev.name, gw_port_kind_name(p->ports[i].dev.kind), pr->dev.devname,
+			pr->dev.n_rxq, pr->dev.n_txq,
+			pr->dev.rss        ? "hardware RSS"
+			: p->n_workers > 1 ? "software RSS dispatch"
+					   : "one worker",
+			pr->dev.rx_ip_cksum && pr->dev.rx_tcp_cksum ? "offload" : "software",
+			pr->dev.tx_ip_cksum && pr->dev.tx_tcp_cksum ? "offload" : "software",
+			pr->dev.mtu, RTE_ETHER_ADDR_BYTES(&pr->dev.mac));
+	}
+	return 0;
+}
+
+static void
+setup_lcore(struct gw_dp *dp, const struct gw_dp_params *p, unsigned w)
+{
+	struct gw_lcore *lc = &dp->lcores[w];
+	unsigned i;
+
+	lc->dp = dp;
+	lc->idx = (uint16_t)w;
+	lc->lcore_id = p->workers[w];
+	lc->idle_poll = p->idle_poll;
+	lc->sleep_us = 10;
+	for (i = 0; i < dp->n_ports; i++) {
+		const struct gw_dp_port_rt *pr = &dp->ports[i];
+
+		if (w < pr->dev.n_rxq) {
+			struct gw_rxq *q = &lc->rxq[lc->n_rxq++];
+
+			q->port_id = pr->dev.port_id;
+			q->port_idx = (uint16_t)i;
+			q->queue = (uint16_t)w;
+			q->dispatch = !pr->dev.rss && dp->n_workers > 1;
+		}
+		if (w < pr->dev.n_txq) {
+			lc->tx[i].queue = (uint16_t)w;
+		} else {
+			lc->tx[i].via_ring = true;
+		}
+		lc->tx[i].drains_ring = w == 0 && pr->txring != NULL;
+	}
+}
+
+int
+gw_dp_start(const struct gw_dp_params *p, struct gw_dp **out)
+{
+	struct gw_dp *dp;
+	unsigned i, w;
+	uint64_t deadline;
+	int rc = 0;
+
+	GW_ENSURE(p->n_workers >= 1 && p->n_workers <= GW_DP_MAX_WORKERS, -EINVAL);
+	GW_ENSURE(p->n_ports >= 1 && p->n_ports <= GW_DP_MAX_PORTS, -EINVAL);
+	dp = rte_zmalloc("gw_dp", sizeof(*dp), RTE_CACHE_LINE_SIZE);
+	if (dp == NULL)
+		return gw_err_setf(-ENOMEM, GW_HERE, "dataplane: out of EAL memory (memory_mb)");
+	for (i = 0; i < RTE_MAX_ETHPORTS; i++)
+		dp->port_idx[i] = -1;
+	dp->params = p;
+	dp->n_workers = p->n_workers;
+	dp->tsc_hz = rte_get_tsc_hz();
+	atomic_init(&dp->stop, false);
+	dp->pool = rte_pktmbuf_pool_create(
+		"gw_mbufs", pool_size(p), 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());
+	if (dp->pool == NULL) {
+		rc = gw_err_setf(-ENOMEM, GW_HERE,
+			"dataplane: cannot create a pool of %u mbufs: %s (raise memory_mb)",
+			pool_size(p), rte_strerror(rte_errno));
+		goto fail;
+	}
+	dp->lcores =
+		rte_zmalloc("gw_lcores", sizeof(*dp->lcores) * p->n_workers, RTE_CACHE_LINE_SIZE);
+	if (dp->lcores == NULL) {
+		rc = gw_err_setf(-ENOMEM, GW_HERE, "dataplane: out of EAL memory (memory_mb)");
+		goto fail;
+	}
+	rc = setup_ports(dp, p);
+	if (rc < 0)
+		goto fail;
+	for (w = 0; w < p->n_workers; w++) {
+		setup_lcore(dp, p, w);
+		if (p->n_workers > 1) {
+			char name[RTE_RING_NAMESIZE];
+
+			snprintf(name, sizeof(name), "gw_rx%u", w);
+			dp->lcores[w].ring = rte_ring_create(
+				name, GW_RING_SIZE, (int)rte_socket_id(), RING_F_SC_DEQ);
+			if (dp->lcores[w].ring == NULL) {
+				rc = gw_err_setf(-ENOMEM, GW_HERE, "worker %u ring: %s", w,
+					rte_strerror(rte_errno));
+				goto fail;
+			}
+		}
+	}
+	for (w = 0; w < p->n_workers; w++) {
+		if (rte_lcore_is_enabled(p->workers[w]) == 0) {
+			rc = gw_err_setf(
+				-EINVAL, GW_HERE, "worker lcore %u is not enabled", p->workers[w]);
+			goto fail;
+		}
+		rc = rte_eal_remote_launch(gw_worker_main, &dp->lcores[w], p->workers[w]);
+		if (rc < 0) {
+			rc = gw_err_setf(rc, GW_HERE, "cannot launch worker on lcore %u: %s",
+				p->workers[w], rte_strerror(-rc));
+			goto fail;
+		}
+	}
+	deadline = rte_get_timer_cycles() + rte_get_timer_hz() * GW_START_TIMEOUT_MS / 1000;
+	for (w = 0; w < p->n_workers;) {
+		int r = atomic_load(&dp->lcores[w].ready);
+
+		if (r < 0) {
+			rc = gw_err_setf(r, GW_HERE, "%s", dp->lcores[w].err);
+			goto fail;
+		}
+		if (r > 0) {
+			w++;
+			continue;
+		}
+		if (rte_get_timer_cycles() > deadline) {
+			rc = gw_err_setf(-ETIMEDOUT, GW_HERE, "worker %u did not start", w);
+			goto fail;
+		}
+		rte_delay_us_sleep(1000);
+	}
+	*out = dp;
+	return 0;
+fail : {
+	/* keep the first cause: stopping may overwrite the error slot */
+	struct gw_err saved = *gw_err_get();
+
+	gw_dp_stop(dp);
+	*gw_err_get() = saved;
+}
+	return rc;
+}
+
+static const char *const dp_stat_names[] = {
+#define GW_DP_STAT_NAME_(n) #n,
+	GW_DP_STATS(GW_DP_STAT_NAME_)
+#undef GW_DP_STAT_NAME_
+};
+
+#define N_DP_STATS (sizeof(dp_stat_names) / sizeof(dp_stat_names[0]))
+
+static void
+sum_stats(const struct gw_dp *dp, uint64_t *dps, uint64_t *tcps, size_t n_tcp, uint64_t *conns)
+{
+	unsigned w, k;
+
+	for (w = 0; w < dp->n_workers; w++) {
+		const uint64_t *d = (const uint64_t *)&dp->lcores[w].st;
+		const uint64_t *t = (const uint64_t *)&dp->lcores[w].tcp_st;
+
+		for (k = 0; k < N_DP_STATS; k++)
+			dps[k] += __atomic_load_n(&d[k], __ATOMIC_RELAXED);
+		for (k = 0; k < n_tcp; k++)
+			tcps[k] += __atomic_load_n(&t[k], __ATOMIC_RELAXED);
+		for (k = 0; k < GW_TCP_ST_MAX; k++)
+			conns[k] +=
+				__atomic_load_n(&dp->lcores[w].tcp_st.conns[k], __ATOMIC_RELAXED);
+	}
+}
+
+int64_t
+gw_dp_stat(const struct gw_dp *dp, const char *name)
+{
+	uint64_t dps[N_DP_STATS] = {0}, tcps[128] = {0}, conns[GW_TCP_ST_MAX] = {0};
+	size_t n_tcp, k;
+	const char *const *tn = gw_tcp_stat_names(&n_tcp);
+
+	n_tcp = RTE_MIN(n_tcp, RTE_DIM(tcps));
+	sum_stats(dp, dps, tcps, n_tcp, conns);
+	for (k = 0; k < N_DP_STATS; k++)
+		if (strcmp(dp_stat_names[k], name) == 0)
+			return (int64_t)dps[k];
+	for (k = 0; k < n_tcp; k++)
+		if (strcmp(tn[k], name) == 0)
+			return (int64_t)tcps[k];
+	return -1;
+}
+
+void
+gw_dp_stats_json(const struct gw_dp *dp, FILE *f)
+{
+	uint64_t dps[N_DP_STATS] = {0}, tcps[128] = {0}, conns[GW_TCP_ST_MAX] = {0};
+	size_t n_tcp, k;
+	const char *const *tn = gw_tcp_stat_names(&n_tcp);
+	unsigned i;
+
+	n_tcp = RTE_MIN(n_tcp, RTE_DIM(tcps));
+	sum_stats(dp, dps, tcps, n_tcp, conns);
+	fprintf(f, "{\"workers\":%u,\"net\":{", dp->n_workers);
+	for (k = 0; k < N_DP_STATS; k++)
+		fprintf(f, "%s\"%s\":%" PRIu64, k ? "," : "", dp_stat_names[k], dps[k]);
+	fprintf(f, "},\"tcp\":{");
+	for (k = 0; k < n_tcp; k++)
+		fprintf(f, "%s\"%s\":%" PRIu64, k ? "," : "", tn[k], tcps[k]);
+	fprintf(f, "},\"conns\":{");
+	for (k = 0; k < GW_TCP_ST_MAX; k++)
+		fprintf(f, "%s\"%s\":%" PRIu64, k ? "," : "",
+			gw_tcp_state_name((enum gw_tcp_state)k), conns[k]);
+	fprintf(f, "},\"ports\":[");
+	for (i = 0; i < dp->n_ports; i++) {
+		const struct gw_port *pd = &dp->ports[i].dev;
+
+		fprintf(f,
+			"%s{\"name\":\"%s\",\"device\":\"%s\",\"rxq\":%u,\"txq\":%u,\"rss\":%s,"
+			"\"rx_cksum_offload\":%s,\"tx_cksum_offload\":%s,\"mtu\":%u}",
+			i ? "," : "", pd->name, pd->devname, pd->n_rxq, pd->n_txq,
+			pd->rss ? "true" : "false",
+			pd->rx_ip_cksum && pd->rx_tcp_cksum ? "true" : "false",
+			pd->tx_ip_cksum && pd->tx_tcp_cksum ? "true" : "false", pd->mtu);
+	}
+	fprintf(f, "]}\n");
+	fflush(f);
+}

@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * dataplane.h - the dataplane module's contract: start the EAL, the ports and
+ * one worker per configured lcore, run until told to stop, report counters.
+ *
+ * The dataplane never reads control/config.h: tools/mtlsgw.c translates the
+ * config into struct gw_dp_params. Addresses and ports in network byte order.
+ *
+ * Threading: every function here runs on the main lcore (control), which
+ * never touches a packet. Workers run gw_dp's loop on their own lcores
+ * (dataplane/worker.c); the only things shared with them are the read-only
+ * port table, their rings, and the stop flag.
+ */
+#ifndef GW_DATAPLANE_H
+#define GW_DATAPLANE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "gw_err.h"
+#include "port.h"
+
+#define GW_DP_MAX_PORTS 8
+#define GW_DP_MAX_WORKERS 64
+#define GW_DP_MAX_LISTENERS 64
+#define GW_DP_MAX_UPSTREAMS 8
+
+struct gw_dp_port {
+	struct gw_port_params dev; /* driver, device, mtu ... (pool/n_queues are set by gw_dp) */
+	uint32_t ip;               /* our address on this port */
+	uint8_t prefix_len;        /* on-link subnet */
+	uint32_t gateway;          /* default route via this port; 0 = none */
+};
+
+enum gw_dp_service { GW_DP_SVC_ECHO, GW_DP_SVC_TCP_PROXY };
+
+struct gw_dp_listener {
+	const char *name;
+	uint32_t ip;
+	uint16_t port;
+	enum gw_dp_service service;
+	uint32_t backlog; /* 0 = the stack's default */
+	struct {
+		uint32_t ip;
+		uint16_t port;
+	} upstreams[GW_DP_MAX_UPSTREAMS];
+	unsigned n_upstreams;
+};
+
+struct gw_dp_params {
+	unsigned workers[GW_DP_MAX_WORKERS]; /* worker lcore ids */
+	unsigned n_workers;
+	unsigned main_lcore;
+	bool no_huge;            /* EAL --no-huge --no-shconf (tests, demo) */
+	unsigned memory_mb;      /* EAL -m; 0 = 512 */
+	const char *file_prefix; /* EAL --file-prefix; NULL = "mtlsgw" */
+	bool idle_poll;          /* spin always (dedicated cores) instead of adaptive */
+	bool verbose;            /* print the EAL argv and DPDK's info messages */
+	struct gw_dp_port ports[GW_DP_MAX_PORTS];
+	unsigned n_ports;
+	struct gw_dp_listener listeners[GW_DP_MAX_LISTENERS];
+	unsigned n_listeners;
+	uint32_t max_conns; /* per worker; 0 = the TCP stack's default */
+	unsigned n_mbufs;   /* 0 = sized from memory_mb */
+};
+
+struct gw_dp;
+
+/*
+ * Build the EAL argv from p (lcores, memory, --vdev/-a per port, log levels)
+ * and call rte_eal_init. prog is argv[0]. Once per process. Returns 0, or
+ * -EINVAL (bad params) / the EAL's error with a message (gw_err_msg()).
+ */
+GW_MUST_CHECK int gw_dp_eal_init(const struct gw_dp_params *p, const char *prog);
+
+/*
+ * The EAL argv gw_dp_eal_init would use, space-separated, into buf (for
+ * messages and tests). Returns 0, -EINVAL or -ENOSPC.
+ */
+GW_MUST_CHECK int gw_dp_eal_cmdline(
+	const struct gw_dp_params *p, const char *prog, char *buf, size_t len);
+
+/*
+ * After gw_dp_eal_init: create the mbuf pool, open the ports, launch the
+ * workers; each worker creates its TCP stack and listeners on its own lcore.
+ * Returns once every worker is polling (0) or one failed (negative, with a
+ * message; everything already started is stopped again). p is borrowed
+ * and must stay valid until gw_dp_stop().
+ */
+GW_MUST_CHECK int gw_dp_start(const struct gw_dp_params *p, struct gw_dp **out);
+
+/*
+ * Stop the workers (they free their connections), close the ports (taps
+ * disappear), free the pool. NULL ok. Does not call rte_eal_cleanup.
+ */
+void gw_dp_stop(struct gw_dp *dp);
+
+/*
+ * One JSON object on one line: counters summed over the workers, then per
+ * port what was negotiated. Safe while workers run (counters are read
+ * without locks; each is a naturally atomic 64-bit load).
+ */
+void gw_dp_stats_json(const struct gw_dp *dp, FILE *f);
+
+/* Sum of one named counter over the workers (dataplane or tcp); -1 if unknown. */
+int64_t gw_dp_stat(const struct gw_dp *dp, const char *name);
+
+#endif /* GW_DATAPLANE_H */
