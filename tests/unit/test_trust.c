@@ -1,0 +1,617 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * test_trust.c - the trust engine and the verify cache against a corpus
+ * generated at test time (tests/lib/mkcorpus.c): the seed's three cases,
+ * a rotation bundle, mesh bundles, and one bad certificate per check, each
+ * with its expected verdict, reason and words. Plus concurrent verification
+ * and the cache never turning a rejection into an acceptance.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+
+#include "gw_test.h"
+#include "mkcorpus.h"
+#include "trust.h"
+#include "verify_cache.h"
+
+static struct mk_corpus C;
+static char dir[] = "/tmp/gwtrust.XXXXXX";
+
+static char *
+path_of(const char *name)
+{
+	static char buf[16][4096];
+	static unsigned i;
+	char *p = buf[i++ % 16];
+
+	snprintf(p, 4096, "%s/%s.pem", dir, name);
+	return p;
+}
+
+/* A trust from a list of file names (NULL-terminated). */
+static struct gw_trust *
+mk_trust(enum gw_trust_mode mode, unsigned max_depth, const char *crl, const char *first, ...)
+{
+	struct gw_cfg_trust cfg = {.mode = mode, .max_depth = max_depth};
+	char *certs[8], *crls[1];
+	struct gw_trust *t = NULL;
+	va_list ap;
+
+	va_start(ap, first);
+	for (const char *n = first; n != NULL && cfg.n_certs < 8; n = va_arg(ap, const char *))
+		certs[cfg.n_certs++] = path_of(n);
+	va_end(ap);
+	cfg.certs = certs;
+	if (crl) {
+		crls[0] = path_of(crl);
+		cfg.crl = crls;
+		cfg.n_crl = 1;
+	}
+	if (gw_trust_create(&cfg, "t", &t) < 0) {
+		fprintf(stderr, "mk_trust: %s\n", gw_err_msg());
+		return NULL;
+	}
+	return t;
+}
+
+/*
+ * One expectation: verify leaf (+ chain certs, NULL-terminated) and check
+ * the verdict, the reason and that msg contains want. A wrong acceptance is
+ * reported loudly: that is the failure this suite exists for.
+ */
+static void
+check_(int line, const struct gw_trust *t, enum gw_trust_reason want_reason, const char *want,
+	X509 *leaf, ...)
+{
+	STACK_OF(X509) *sk = sk_X509_new_null();
+	struct gw_trust_verdict v;
+	va_list ap;
+	int rc;
+
+	va_start(ap, leaf);
+	for (X509 *x = va_arg(ap, X509 *); x != NULL; x = va_arg(ap, X509 *))
+		sk_X509_push(sk, x);
+	va_end(ap);
+	rc = gw_trust_verify(t, leaf, sk, 0, &v);
+	sk_X509_free(sk);
+	if (want_reason == GW_TRUST_R_OK) {
+		if (rc != 0 || !v.accepted)
+			fprintf(stderr, "line %d: wanted accept, got %s: %s\n", line,
+				gw_trust_reason_name(v.reason), v.msg);
+		EXPECT_EQ(rc, 0);
+		EXPECT_TRUE(v.accepted);
+	} else {
+		if (rc == 0 || v.accepted)
+			fprintf(stderr, "line %d: WRONGLY ACCEPTED (wanted %s)\n", line,
+				gw_trust_reason_name(want_reason));
+		else if (v.reason != want_reason)
+			fprintf(stderr, "line %d: wanted %s, got %s: %s\n", line,
+				gw_trust_reason_name(want_reason), gw_trust_reason_name(v.reason),
+				v.msg);
+		EXPECT_ERR(rc, -GW_E_TRUST);
+		EXPECT_TRUE(!v.accepted);
+		EXPECT_EQ(v.reason, want_reason);
+	}
+	if (want)
+		EXPECT_CONTAINS(v.msg, want);
+	if (getenv("GW_TEST_VERBOSE"))
+		printf("line %d: %s [%s depth %d]: %s\n", line, v.accepted ? "accept" : "reject",
+			gw_trust_reason_name(v.reason), v.depth, v.msg);
+}
+#define CHECK(t, reason, want, ...) \
+	check_(__LINE__, t, GW_TRUST_R_##reason, want, __VA_ARGS__, NULL)
+
+struct par {
+	const struct gw_trust *t;
+	unsigned bad;
+};
+
+static void *
+par_verify(void *arg)
+{
+	struct par *p = arg;
+	STACK_OF(X509) *good = mk_stack(C.inter.x, NULL);
+
+	for (unsigned i = 0; i < 300; i++) {
+		struct gw_trust_verdict v;
+
+		if (gw_trust_verify(p->t, C.leaf.x, good, 0, &v) != 0 || !v.accepted)
+			p->bad++;
+		if (gw_trust_verify(p->t, C.leaf.x, NULL, 0, &v) == 0 ||
+			v.reason != GW_TRUST_R_UNTRUSTED_ISSUER)
+			p->bad++;
+		if (gw_trust_verify(p->t, C.revoked.x, good, 0, &v) == 0 ||
+			v.reason != GW_TRUST_R_REVOKED)
+			p->bad++;
+	}
+	sk_X509_pop_free(good, X509_free);
+	return NULL;
+}
+
+int
+main(void)
+{
+	time_t now = time(NULL);
+
+	GW_TEST_BEGIN();
+	if (mkdtemp(dir) == NULL || mk_corpus_build(&C, now) < 0 || mk_corpus_write(&C, dir) < 0) {
+		fprintf(stderr, "cannot build the corpus\n");
+		return 1;
+	}
+
+	{ /* seed case cert1: pinned leaf */
+		struct gw_trust *t = mk_trust(GW_TRUST_PINNED, 4, NULL, "leaf", NULL);
+
+		EXPECT_TRUE(t != NULL);
+		EXPECT_EQ(gw_trust_n_anchors(t), 1);
+		CHECK(t, OK, "accepted", C.leaf.x);
+		CHECK(t, OK, NULL, C.leaf.x, C.inter.x); /* extra certs do no harm */
+		CHECK(t, OK, NULL, C.leaf.x, C.leaf.x);  /* leaf repeated, as on a server */
+		CHECK(t, NOT_PINNED, "not the pinned certificate", C.leaf_b.x);
+		CHECK(t, NOT_PINNED, "'CN=client-b,O=mtlsgw test'", C.leaf_b.x, C.inter.x);
+		CHECK(t, NOT_PINNED, "not the pinned certificate", C.leaf2.x, C.inter2.x);
+		/* the impostor: same subject as the pinned cert, its own key */
+		CHECK(t, NOT_PINNED, "not the pinned certificate", C.impostor.x);
+		CHECK(t, NOT_PINNED, NULL, C.impostor.x, C.leaf.x);
+		CHECK(t, NOT_PINNED, NULL, C.forged.x);
+		gw_trust_destroy(t);
+	}
+	{ /* pinned by fingerprint; a pinned self-signed cert; dates still apply */
+		struct gw_cfg_trust cfg = {.mode = GW_TRUST_PINNED, .max_depth = 4};
+		uint8_t pins[2][32];
+		unsigned n = 0;
+		struct gw_trust *t = NULL;
+
+		X509_digest(C.leaf.x, EVP_sha256(), pins[0], &n);
+		X509_digest(C.expired.x, EVP_sha256(), pins[1], &n);
+		cfg.pins_sha256 = pins;
+		cfg.n_pins = 2;
+		EXPECT_OK(gw_trust_create(&cfg, "pins", &t));
+		CHECK(t, OK, NULL, C.leaf.x);
+		CHECK(t, EXPIRED, "expired on", C.expired.x);
+		CHECK(t, NOT_PINNED, NULL, C.impostor.x);
+		gw_trust_destroy(t);
+		t = mk_trust(GW_TRUST_PINNED, 4, NULL, "selfpin", NULL);
+		CHECK(t, OK, NULL, C.selfpin.x);
+		CHECK(t, NOT_PINNED, NULL, C.impostor.x);
+		gw_trust_destroy(t);
+	}
+	{ /* seed case cert2: the intermediate as anchor (partial chain) */
+		struct gw_trust *t = mk_trust(GW_TRUST_CA, 4, NULL, "inter", NULL);
+
+		CHECK(t, OK, NULL, C.leaf.x);
+		CHECK(t, OK, NULL, C.leaf.x, C.inter.x);
+		CHECK(t, OK, NULL, C.leaf_b.x);
+		/* another intermediate of the same root: not trusted */
+		CHECK(t, UNTRUSTED_ISSUER, "unable to get issuer certificate", C.leaf2.x);
+		CHECK(t, UNTRUSTED_ISSUER, "issuer 'CN=mtlsgw test root", C.leaf2.x, C.inter2.x);
+		CHECK(t, BAD_SIGNATURE, "forged or corrupted", C.forged.x);
+		CHECK(t, SELF_SIGNED, "self-signed", C.impostor.x);
+		gw_trust_destroy(t);
+	}
+	{ /* seed case cert3: only the root; the client must send its intermediate */
+		struct gw_trust *t = mk_trust(GW_TRUST_CA, 4, NULL, "root", NULL);
+
+		CHECK(t, OK, NULL, C.leaf.x, C.inter.x);
+		CHECK(t, OK, NULL, C.leaf2.x, C.inter2.x);
+		CHECK(t, OK, NULL, C.leaf.x, C.inter.x, C.root.x); /* root sent too: fine */
+		CHECK(t, UNTRUSTED_ISSUER,
+			"issuer 'CN=mtlsgw test intermediate,O=mtlsgw test' not trusted (unable to "
+			"get "
+			"issuer certificate: the client must send its intermediate",
+			C.leaf.x);
+		CHECK(t, UNTRUSTED_ISSUER, NULL, C.leaf2.x, C.inter.x); /* wrong intermediate */
+		CHECK(t, UNTRUSTED_ISSUER, NULL, C.leaf_r2.x, C.inter_r2.x);
+		gw_trust_destroy(t);
+	}
+	{ /* rotation: a bundle file with two roots; and two files */
+		struct gw_trust *t = mk_trust(GW_TRUST_CA, 4, NULL, "roots.bundle", NULL);
+
+		EXPECT_EQ(gw_trust_n_anchors(t), 2);
+		CHECK(t, OK, NULL, C.leaf.x, C.inter.x);
+		CHECK(t, OK, NULL, C.leaf_r2.x, C.inter_r2.x);
+		CHECK(t, SELF_SIGNED, "not a trust anchor", C.evil_leaf.x, C.evil_root.x);
+		CHECK(t, UNTRUSTED_ISSUER, NULL, C.evil_leaf.x);
+		gw_trust_destroy(t);
+		t = mk_trust(GW_TRUST_MESH, 4, NULL, "root", "root2", "root", NULL);
+		EXPECT_EQ(gw_trust_n_anchors(t), 2); /* duplicates merged */
+		CHECK(t, OK, NULL, C.leaf_r2.x, C.inter_r2.x);
+		gw_trust_destroy(t);
+	}
+	{ /* mesh from in-memory bundles (what the CA backends hand over) */
+		STACK_OF(X509) *a = mk_stack(C.root.x, NULL), *b = mk_stack(C.root2.x, NULL);
+		STACK_OF(X509) * bundles[2] = {a, b};
+		struct gw_cfg_trust cfg = {.mode = GW_TRUST_MESH, .max_depth = 4};
+		struct gw_trust *t = NULL;
+
+		EXPECT_OK(gw_trust_create_bundles(&cfg, "mesh", bundles, 2, &t));
+		CHECK(t, OK, NULL, C.leaf.x, C.inter.x);
+		CHECK(t, OK, NULL, C.leaf_r2.x, C.inter_r2.x);
+		CHECK(t, SELF_SIGNED, NULL, C.evil_leaf.x, C.evil_root.x);
+		gw_trust_destroy(t);
+		t = NULL;
+		EXPECT_ERR(gw_trust_create_bundles(&cfg, "mesh", bundles, 0, &t), -GW_E_CONFIG);
+		EXPECT_CONTAINS(gw_err_msg(), "no anchors");
+		sk_X509_pop_free(a, X509_free);
+		sk_X509_pop_free(b, X509_free);
+	}
+	{ /* one bad certificate per check */
+		struct gw_trust *t = mk_trust(GW_TRUST_CA, 4, NULL, "root", NULL);
+		struct gw_trust *t1 = mk_trust(GW_TRUST_CA, 1, NULL, "root", NULL);
+
+		CHECK(t, EXPIRED, "certificate 'CN=expired,O=mtlsgw test' expired on", C.expired.x,
+			C.inter.x);
+		CHECK(t, NOT_YET_VALID, "not valid yet", C.notyet.x, C.inter.x);
+		CHECK(t, EKU, "missing clientAuth extended key usage", C.noeku.x, C.inter.x);
+		CHECK(t, OK, NULL, C.deep.x, C.sub2.x, C.sub1.x, C.inter.x);
+		CHECK(t1, TOO_DEEP, "max_depth", C.deep.x, C.sub2.x, C.sub1.x, C.inter.x);
+		CHECK(t1, OK, NULL, C.leaf.x, C.inter.x);
+		CHECK(t, NAME_CONSTRAINTS, "name constraints", C.nc_bad.x, C.nc_ca.x);
+		CHECK(t, OK, NULL, C.nc_ok.x, C.nc_ca.x);
+		CHECK(t, BAD_SIGNATURE, "does not verify", C.forged.x, C.inter.x);
+		CHECK(t, SELF_SIGNED, "self-signed", C.impostor.x);
+		/* a loop: X by Y, Y by X; nothing reaches the root */
+		CHECK(t, UNTRUSTED_ISSUER, "not trusted", C.loop_leaf.x, C.loop_x.x, C.loop_y.x);
+		CHECK(t, UNTRUSTED_ISSUER, NULL, C.loop_leaf.x, C.loop_y.x, C.loop_x.x, C.loop_y.x);
+		gw_trust_destroy(t);
+		gw_trust_destroy(t1);
+	}
+	{ /* CRLs */
+		struct gw_trust *t = mk_trust(GW_TRUST_CA, 4, "inter.crl", "root", NULL);
+		struct gw_trust *ti = mk_trust(GW_TRUST_CA, 4, "inter.crl", "inter", NULL);
+		time_t until = 0;
+		STACK_OF(X509) *sk = mk_stack(C.inter.x, NULL);
+
+		CHECK(t, REVOKED, "is revoked", C.revoked.x, C.inter.x);
+		CHECK(t, OK, NULL, C.leaf.x, C.inter.x);
+		CHECK(ti, REVOKED, "revoked", C.revoked.x);
+		CHECK(ti, OK, NULL, C.leaf.x);
+		/* inter2 has no CRL here: fail closed */
+		CHECK(t, CRL, "no usable CRL", C.leaf2.x, C.inter2.x);
+		/* the cache horizon includes the CRL's nextUpdate (7 days) */
+		EXPECT_OK(gw_trust_verify_until(t, C.leaf.x, sk, 0, NULL, &until));
+		EXPECT_TRUE(until > now + 6 * 86400 && until <= now + 7 * 86400 + 60);
+		/* and past nextUpdate, the CRL is stale: rejected */
+		{
+			struct gw_trust_verdict v;
+
+			EXPECT_ERR(
+				gw_trust_verify(t, C.leaf.x, sk, now + 8 * 86400, &v), -GW_E_TRUST);
+			EXPECT_EQ(v.reason, GW_TRUST_R_CRL);
+		}
+		sk_X509_pop_free(sk, X509_free);
+		gw_trust_destroy(t);
+		gw_trust_destroy(ti);
+	}
+	{ /* allow rules */
+		struct gw_cfg_trust cfg = {.mode = GW_TRUST_CA, .max_depth = 4};
+		char *certs[] = {path_of("inter"), path_of("root")};
+		char *spiffe[] = {"spiffe://example.org/ns/prod/*"};
+		char *dns[] = {"*.example.com"};
+		char *cn[] = {"client-b"};
+		struct gw_trust *t = NULL;
+
+		cfg.certs = certs;
+		cfg.n_certs = 2;
+		cfg.allow.spiffe = spiffe;
+		cfg.allow.n_spiffe = 1;
+		EXPECT_OK(gw_trust_create(&cfg, "spiffe", &t));
+		CHECK(t, OK, NULL, C.leaf.x);
+		CHECK(t, OK, NULL, C.srvleaf.x);
+		CHECK(t, NOT_ALLOWED,
+			"SPIFFE ID spiffe://example.org/ns/dev/web not allowed by rule "
+			"spiffe://example.org/ns/prod/*",
+			C.leaf_b.x);
+		CHECK(t, NOT_ALLOWED, "has no SPIFFE ID (URI SAN)", C.nc_ok.x, C.nc_ca.x);
+		gw_trust_destroy(t);
+		t = NULL;
+		cfg.allow.n_spiffe = 0;
+		cfg.allow.dns = dns;
+		cfg.allow.n_dns = 1;
+		EXPECT_OK(gw_trust_create(&cfg, "dns", &t));
+		CHECK(t, OK, NULL, C.leaf.x);
+		CHECK(t, OK, NULL, C.leaf_b.x);
+		CHECK(t, NOT_ALLOWED, "DNS name (none) not allowed by *.example.com", C.srvleaf.x);
+		gw_trust_destroy(t);
+		t = NULL;
+		cfg.allow.n_dns = 0;
+		cfg.allow.cn = cn;
+		cfg.allow.n_cn = 1;
+		EXPECT_OK(gw_trust_create(&cfg, "cn", &t));
+		CHECK(t, OK, NULL, C.leaf_b.x);
+		CHECK(t, NOT_ALLOWED, "CN 'client' not allowed by client-b", C.leaf.x);
+		gw_trust_destroy(t);
+		t = NULL;
+		/* a bad rule is a config error */
+		{
+			char *bad[] = {"example.org/ns/*"};
+
+			cfg.allow.spiffe = bad;
+			cfg.allow.n_spiffe = 1;
+			EXPECT_ERR(gw_trust_create(&cfg, "bad", &t), -GW_E_CONFIG);
+			EXPECT_CONTAINS(gw_err_msg(), "is not a SPIFFE ID");
+		}
+	}
+	{ /* SPIFFE matching */
+		const char *r = "spiffe://td/ns/prod/*";
+
+		EXPECT_TRUE(gw_trust_spiffe_match(r, "spiffe://td/ns/prod/web"));
+		EXPECT_TRUE(!gw_trust_spiffe_match(r, "spiffe://td/ns/prod"));
+		EXPECT_TRUE(!gw_trust_spiffe_match(r, "spiffe://td/ns/prod/"));
+		EXPECT_TRUE(!gw_trust_spiffe_match(r, "spiffe://td/ns/prod/web/x"));
+		EXPECT_TRUE(!gw_trust_spiffe_match(r, "spiffe://td2/ns/prod/web"));
+		EXPECT_TRUE(!gw_trust_spiffe_match(r, "spiffe://t/ns/prod/web"));
+		EXPECT_TRUE(!gw_trust_spiffe_match(r, "spiffe://td/ns/production/web"));
+		EXPECT_TRUE(gw_trust_spiffe_match("spiffe://td/*/prod/*", "spiffe://td/a/prod/b"));
+		EXPECT_TRUE(gw_trust_spiffe_match("spiffe://td/a/b", "spiffe://td/a/b"));
+		EXPECT_TRUE(!gw_trust_spiffe_match("spiffe://td/a/b", "spiffe://td/a/b/"));
+		EXPECT_TRUE(!gw_trust_spiffe_match("spiffe://td/a/b", "spiffe://td/a//b"));
+		EXPECT_TRUE(!gw_trust_spiffe_match("spiffe://*/a", "spiffe://td/a"));
+		EXPECT_TRUE(!gw_trust_spiffe_match(NULL, "spiffe://td/a"));
+	}
+	{ /* malformed DER, and the DER entry point */
+		struct gw_trust *t = mk_trust(GW_TRUST_CA, 4, NULL, "inter", NULL);
+		unsigned char *d0 = NULL, *d1 = NULL;
+		int n0 = i2d_X509(C.leaf.x, &d0), n1 = i2d_X509(C.inter.x, &d1);
+		const uint8_t *der[2] = {d0, d1};
+		size_t len[2] = {(size_t)n0, (size_t)n1};
+		struct gw_trust_verdict v;
+
+		EXPECT_OK(gw_trust_verify_der(t, der, len, 2, 0, &v));
+		EXPECT_TRUE(v.accepted);
+		len[0] = (size_t)n0 - 40;
+		EXPECT_ERR(gw_trust_verify_der(t, der, len, 2, 0, &v), -GW_E_TRUST);
+		EXPECT_EQ(v.reason, GW_TRUST_R_MALFORMED);
+		EXPECT_CONTAINS(v.msg, "certificate 1 of the chain (the leaf) is malformed");
+		len[0] = (size_t)n0;
+		len[1] = (size_t)n1 + 0;
+		d1[0] ^= 0xff; /* not a SEQUENCE any more */
+		EXPECT_ERR(gw_trust_verify_der(t, der, len, 2, 0, &v), -GW_E_TRUST);
+		EXPECT_EQ(v.reason, GW_TRUST_R_MALFORMED);
+		EXPECT_EQ(v.depth, 1);
+		/* trailing garbage after a valid certificate is malformed too */
+		{
+			unsigned char *big = malloc((size_t)n0 + 1);
+			const uint8_t *d[1] = {big};
+			size_t l[1] = {(size_t)n0 + 1};
+
+			memcpy(big, d0, (size_t)n0);
+			big[n0] = 0;
+			EXPECT_ERR(gw_trust_verify_der(t, d, l, 1, 0, &v), -GW_E_TRUST);
+			EXPECT_EQ(v.reason, GW_TRUST_R_MALFORMED);
+			free(big);
+		}
+		OPENSSL_free(d0);
+		OPENSSL_free(d1);
+		gw_trust_destroy(t);
+	}
+	{ /* chain files */
+		X509 *leaf = NULL;
+		STACK_OF(X509) *rest = NULL;
+
+		EXPECT_OK(gw_trust_chain_load(path_of("leaf.chain"), &leaf, &rest));
+		EXPECT_EQ(sk_X509_num(rest), 1);
+		EXPECT_EQ(X509_cmp(leaf, C.leaf.x), 0);
+		X509_free(leaf);
+		sk_X509_pop_free(rest, X509_free);
+		EXPECT_ERR(gw_trust_chain_load(path_of("malformed"), &leaf, &rest), -GW_E_PARSE);
+		EXPECT_CONTAINS(gw_err_msg(), "certificate 1 is not valid DER");
+		EXPECT_ERR(gw_trust_chain_load(path_of("inter.crl"), &leaf, &rest), -GW_E_PARSE);
+		EXPECT_CONTAINS(gw_err_msg(), "not a CERTIFICATE");
+		EXPECT_ERR(gw_trust_chain_load("/nonexistent/x.pem", &leaf, &rest), -ENOENT);
+	}
+	{ /* config errors */
+		struct gw_trust *t = NULL;
+		struct gw_cfg_trust cfg = {.mode = GW_TRUST_CA, .max_depth = 4};
+		char *leafp[] = {path_of("leaf")}, *badp[] = {path_of("malformed")};
+		char *nop[] = {"/nonexistent/root.pem"}, *keyp[] = {path_of("leaf.key")};
+
+		cfg.n_certs = 1;
+		cfg.certs = leafp;
+		EXPECT_ERR(gw_trust_create(&cfg, "x", &t), -GW_E_CONFIG);
+		EXPECT_CONTAINS(gw_err_msg(), "is not a CA certificate");
+		cfg.certs = badp;
+		EXPECT_ERR(gw_trust_create(&cfg, "x", &t), -GW_E_CONFIG);
+		EXPECT_CONTAINS(gw_err_msg(), "not valid DER");
+		cfg.certs = nop;
+		EXPECT_ERR(gw_trust_create(&cfg, "x", &t), -GW_E_CONFIG);
+		EXPECT_CONTAINS(gw_err_msg(), "cannot open");
+		cfg.certs = keyp;
+		EXPECT_ERR(gw_trust_create(&cfg, "x", &t), -GW_E_CONFIG);
+		EXPECT_CONTAINS(gw_err_msg(), "not a CERTIFICATE");
+		cfg.n_certs = 0;
+		cfg.mode = GW_TRUST_PINNED;
+		EXPECT_ERR(gw_trust_create(&cfg, "x", &t), -GW_E_CONFIG);
+		EXPECT_CONTAINS(gw_err_msg(), "pinned needs certs or pins_sha256");
+		EXPECT_TRUE(t == NULL);
+		gw_trust_destroy(NULL);
+	}
+	{ /* many threads, one trust */
+		struct gw_trust *t = mk_trust(GW_TRUST_CA, 4, "inter.crl", "root", NULL);
+		pthread_t th[4];
+		struct par p[4];
+
+		for (int i = 0; i < 4; i++) {
+			p[i] = (struct par){.t = t};
+			pthread_create(&th[i], NULL, par_verify, &p[i]);
+		}
+		for (int i = 0; i < 4; i++) {
+			pthread_join(th[i], NULL);
+			EXPECT_EQ(p[i].bad, 0);
+		}
+		gw_trust_destroy(t);
+	}
+	{ /* the verify cache */
+		struct gw_trust *t = mk_trust(GW_TRUST_CA, 4, NULL, "root", NULL);
+		struct gw_trust *t2 = mk_trust(GW_TRUST_CA, 4, NULL, "root", NULL);
+		struct gw_trust *ti = mk_trust(GW_TRUST_CA, 4, NULL, "inter", NULL);
+		STACK_OF(X509) *good = mk_stack(C.inter.x, NULL);
+		STACK_OF(X509) *good_dup = mk_stack(C.leaf.x, C.inter.x, NULL);
+		STACK_OF(X509) *wrong = mk_stack(C.inter2.x, NULL);
+		struct gw_vcache *c = NULL;
+		struct gw_vcache_stats st;
+		struct gw_trust_verdict v;
+		uint8_t d1[32], d2[32];
+		time_t leaf_na = now + 365 * 86400 - 3600; /* before the leaf's notAfter */
+
+		EXPECT_OK(gw_vcache_create(16, 0, &c));
+		EXPECT_ERR(gw_vcache_create(0, 0, &c), -EINVAL);
+		/* first time: verified and cached */
+		EXPECT_OK(gw_trust_verify_cached(t, 1, c, C.leaf.x, good, now, &v));
+		EXPECT_TRUE(v.accepted && !v.cached);
+		EXPECT_OK(gw_trust_verify_cached(t, 1, c, C.leaf.x, good, now, &v));
+		EXPECT_TRUE(v.accepted && v.cached);
+		/* the leaf repeated at the head is the same presented chain */
+		EXPECT_OK(gw_trust_verify_cached(t, 1, c, C.leaf.x, good_dup, now, &v));
+		EXPECT_TRUE(v.cached);
+		/* same leaf, chain without the intermediate: never from the cache */
+		EXPECT_ERR(gw_trust_verify_cached(t, 1, c, C.leaf.x, NULL, now, &v), -GW_E_TRUST);
+		EXPECT_TRUE(!v.cached && v.reason == GW_TRUST_R_UNTRUSTED_ISSUER);
+		/* same leaf, a wrong intermediate: rejected */
+		EXPECT_ERR(gw_trust_verify_cached(t, 1, c, C.leaf.x, wrong, now, &v), -GW_E_TRUST);
+		EXPECT_TRUE(!v.cached);
+		/* rejections are not cached: asking again still verifies */
+		EXPECT_ERR(gw_trust_verify_cached(t, 1, c, C.leaf.x, NULL, now, &v), -GW_E_TRUST);
+		EXPECT_TRUE(!v.cached);
+		/* a new generation misses (then verifies again) */
+		EXPECT_OK(gw_trust_verify_cached(t, 2, c, C.leaf.x, good, now, &v));
+		EXPECT_TRUE(!v.cached);
+		/* another trust (same anchors, another listener or snapshot) misses */
+		EXPECT_OK(gw_trust_verify_cached(t2, 1, c, C.leaf.x, good, now, &v));
+		EXPECT_TRUE(!v.cached);
+		EXPECT_TRUE(gw_trust_id(t) != gw_trust_id(t2));
+		/* a trust that rejects this chain never sees the other's acceptance */
+		EXPECT_ERR(gw_trust_verify_cached(ti, 1, c, C.leaf2.x, NULL, now, &v), -GW_E_TRUST);
+		/* expiry: just before the leaf's notAfter a hit, after it a rejection */
+		EXPECT_OK(gw_trust_verify_cached(t, 1, c, C.leaf.x, good, leaf_na, &v));
+		EXPECT_TRUE(v.cached);
+		EXPECT_ERR(gw_trust_verify_cached(t, 1, c, C.leaf.x, good, now + 366 * 86400, &v),
+			-GW_E_TRUST);
+		EXPECT_TRUE(!v.cached && v.reason == GW_TRUST_R_EXPIRED);
+		gw_vcache_stats_get(c, &st);
+		EXPECT_EQ(st.expired, 1);
+		/* the full digest is the key: one flipped bit is another chain */
+		EXPECT_OK(gw_trust_chain_digest(C.leaf.x, good, d1));
+		memcpy(d2, d1, 32);
+		d2[31] ^= 1;
+		gw_vcache_insert(c, d1, 77, 5, now, now + 100);
+		EXPECT_TRUE(gw_vcache_lookup(c, d1, 77, 5, now));
+		EXPECT_TRUE(!gw_vcache_lookup(c, d2, 77, 5, now));
+		EXPECT_TRUE(!gw_vcache_lookup(c, d1, 78, 5, now));
+		EXPECT_TRUE(!gw_vcache_lookup(c, d1, 77, 6, now));
+		EXPECT_TRUE(!gw_vcache_lookup(c, d1, 77, 5, now + 100));
+		/* past-dated or zero-trust inserts are ignored */
+		gw_vcache_insert(c, d2, 77, 5, now, now);
+		EXPECT_TRUE(!gw_vcache_lookup(c, d2, 77, 5, now));
+		/* digest differs for different chains, equal for equal ones */
+		{
+			uint8_t a[32], b[32];
+
+			EXPECT_OK(gw_trust_chain_digest(C.leaf.x, NULL, a));
+			EXPECT_OK(gw_trust_chain_digest(C.leaf.x, good_dup, b));
+			EXPECT_TRUE(memcmp(a, b, 32) != 0);
+			EXPECT_OK(gw_trust_chain_digest(C.leaf.x, good, a));
+			EXPECT_TRUE(memcmp(a, b, 32) == 0);
+		}
+		/* bounded: 1000 distinct inserts into 16 entries */
+		for (unsigned i = 0; i < 1000; i++) {
+			uint8_t d[32];
+
+			memset(d, 0, sizeof(d));
+			memcpy(d, &i, sizeof(i));
+			d[20] = (uint8_t)i;
+			gw_vcache_insert(c, d, 9, 1, now, now + 1000);
+		}
+		EXPECT_TRUE(gw_vcache_count(c) <= 16);
+		gw_vcache_stats_get(c, &st);
+		EXPECT_TRUE(st.evictions > 900);
+		/* LRU within a set: the recently used entry survives */
+		{
+			uint8_t hot[32] = {0}, d[32] = {0};
+
+			gw_vcache_clear(c);
+			EXPECT_EQ(gw_vcache_count(c), 0);
+			hot[31] = 1;
+			gw_vcache_insert(c, hot, 9, 1, now, now + 1000);
+			for (unsigned i = 0; i < 50; i++) {
+				d[31] = (uint8_t)(i + 2); /* same set (first bytes 0) */
+				gw_vcache_insert(c, d, 9, 1, now, now + 1000);
+				EXPECT_TRUE(gw_vcache_lookup(c, hot, 9, 1, now));
+			}
+		}
+		/* max TTL caps the certificates' horizon */
+		{
+			struct gw_vcache *c2 = NULL;
+
+			EXPECT_OK(gw_vcache_create(8, 60, &c2));
+			EXPECT_OK(gw_trust_verify_cached(t, 1, c2, C.leaf.x, good, now, &v));
+			EXPECT_OK(gw_trust_verify_cached(t, 1, c2, C.leaf.x, good, now + 59, &v));
+			EXPECT_TRUE(v.cached);
+			EXPECT_OK(gw_trust_verify_cached(t, 1, c2, C.leaf.x, good, now + 61, &v));
+			EXPECT_TRUE(!v.cached);
+			gw_vcache_destroy(c2);
+		}
+		/* no cache: plain verification */
+		EXPECT_OK(gw_trust_verify_cached(t, 1, NULL, C.leaf.x, good, now, &v));
+		EXPECT_TRUE(!v.cached);
+		/*
+		 * Exhaustive: every corpus chain through a cache, twice, under
+		 * the root trust: the cached answer always equals the engine's.
+		 */
+		{
+			X509 *all[] = {C.leaf.x, C.leaf_b.x, C.leaf2.x, C.leaf_r2.x, C.expired.x,
+				C.notyet.x, C.impostor.x, C.forged.x, C.evil_leaf.x, C.noeku.x,
+				C.deep.x, C.nc_ok.x, C.nc_bad.x, C.revoked.x, C.loop_leaf.x,
+				C.selfpin.x};
+			X509 *mids[] = {NULL, C.inter.x, C.inter2.x, C.nc_ca.x, C.evil_root.x};
+			unsigned wrong_accept = 0;
+
+			gw_vcache_clear(c);
+			for (unsigned round = 0; round < 2; round++)
+				for (unsigned i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+					for (unsigned j = 0; j < 5; j++) {
+						STACK_OF(X509) *sk =
+							mids[j] ? mk_stack(mids[j], NULL) : NULL;
+						struct gw_trust_verdict a, b;
+						int ra = gw_trust_verify(t, all[i], sk, now, &a);
+						int rb = gw_trust_verify_cached(
+							t, 1, c, all[i], sk, now, &b);
+
+						if (ra != rb || a.accepted != b.accepted)
+							wrong_accept++;
+						sk_X509_pop_free(sk, X509_free);
+					}
+			EXPECT_EQ(wrong_accept, 0);
+			gw_vcache_stats_get(c, &st);
+			EXPECT_TRUE(st.hits > 0);
+		}
+		gw_vcache_destroy(c);
+		gw_vcache_destroy(NULL);
+		sk_X509_pop_free(good, X509_free);
+		sk_X509_pop_free(good_dup, X509_free);
+		sk_X509_pop_free(wrong, X509_free);
+		gw_trust_destroy(t);
+		gw_trust_destroy(t2);
+		gw_trust_destroy(ti);
+	}
+	{ /* reasons have names */
+		EXPECT_STREQ(gw_trust_reason_name(GW_TRUST_R_NOT_PINNED), "not_pinned");
+		EXPECT_STREQ(gw_trust_reason_name(GW_TRUST_R__COUNT), "unknown");
+	}
+
+	mk_corpus_free(&C);
+	{
+		char cmd[4200];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not remove %s\n", dir);
+	}
+	GW_TEST_END();
+}
