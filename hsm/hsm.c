@@ -1,3 +1,838 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* placeholder: filled in by its module work */
-extern int gw_placeholder_hsm;
+/*
+ * hsm.c - handles, engine instances, keys as EVP_PKEYs, CSRs (see hsm.h).
+ *
+ * A handle is one thread's view of one token: our own PKCS#11 session (for
+ * lookups, login, keygen, listing) plus the process's engine instance, which
+ * turns a checked key into an EVP_PKEY. Finishing the engine instance calls
+ * C_Finalize on the module, which would close every other thread's sessions,
+ * so it is finished only by gw_hsm_shutdown, at exit.
+ */
+#include "ossl_compat.h" /* first: ENGINE API, see there */
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "hsm_internal.h"
+
+struct hsm_engine {
+	ENGINE *e;
+	char *engine_path;
+	char *module;
+	struct hsm_engine *next;
+};
+
+static pthread_mutex_t eng_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct hsm_engine *engines;
+
+struct gw_hsm {
+	struct gw_p11_mod *mod;
+	struct hsm_engine *eng;
+	pid_t pid;
+	char *pin_file; /* where the PIN comes from; the PIN itself is not kept */
+	char *pin_env;
+	bool bound;     /* token found, session open */
+	bool logged_in; /* this process is logged in to the token */
+	char token[33];
+	CK_SLOT_ID slot;
+	CK_SESSION_HANDLE sess;
+};
+
+static const char *const type_names[] = {
+	[GW_HSM_KEY_EC_P256] = "ec-p256",
+	[GW_HSM_KEY_EC_P384] = "ec-p384",
+	[GW_HSM_KEY_RSA_2048] = "rsa-2048",
+	[GW_HSM_KEY_RSA_3072] = "rsa-3072",
+};
+
+enum gw_hsm_key_type
+gw_hsm_key_type_parse(const char *name)
+{
+	for (size_t i = 1; name != NULL && i < sizeof(type_names) / sizeof(type_names[0]); i++)
+		if (strcmp(name, type_names[i]) == 0)
+			return (enum gw_hsm_key_type)i;
+	return GW_HSM_KEY_NONE;
+}
+
+const char *
+gw_hsm_key_type_name(enum gw_hsm_key_type t)
+{
+	if (t > GW_HSM_KEY_NONE && t <= GW_HSM_KEY_RSA_3072)
+		return type_names[t];
+	return "?";
+}
+
+int
+gw_hsm_pin_read(const char *file, const char *env, char pin[GW_HSM_PIN_MAX])
+{
+	size_t n = 0;
+
+	pin[0] = '\0';
+	if (file != NULL) {
+		FILE *f = fopen(file, "re");
+		int err;
+
+		if (f == NULL)
+			return gw_err_setf(-GW_E_HSM_PIN, GW_HERE, "cannot read PIN file '%s': %s",
+				file, strerror(errno));
+		n = fread(pin, 1, GW_HSM_PIN_MAX, f);
+		err = ferror(f);
+		fclose(f);
+		if (err) {
+			OPENSSL_cleanse(pin, GW_HSM_PIN_MAX);
+			return gw_err_setf(-GW_E_HSM_PIN, GW_HERE, "cannot read PIN file '%s'",
+				file);
+		}
+		if (n == GW_HSM_PIN_MAX) {
+			OPENSSL_cleanse(pin, GW_HSM_PIN_MAX);
+			return gw_err_setf(-GW_E_HSM_PIN, GW_HERE,
+				"PIN file '%s' is too long (at most %d bytes)", file,
+				GW_HSM_PIN_MAX - 1);
+		}
+		pin[n] = '\0';
+		if (n > 0 && pin[n - 1] == '\n')
+			pin[--n] = '\0';
+		if (n > 0 && pin[n - 1] == '\r')
+			pin[--n] = '\0';
+		if (n == 0 || memchr(pin, '\0', n) != NULL || memchr(pin, '\n', n) != NULL) {
+			OPENSSL_cleanse(pin, GW_HSM_PIN_MAX);
+			return gw_err_setf(-GW_E_HSM_PIN, GW_HERE,
+				"PIN file '%s' must hold one non-empty line", file);
+		}
+		return 0;
+	}
+	if (env != NULL) {
+		const char *v = getenv(env);
+
+		if (v == NULL || v[0] == '\0')
+			return gw_err_setf(-GW_E_HSM_PIN, GW_HERE,
+				"PIN environment variable '%s' is not set", env);
+		n = strlen(v);
+		if (n >= GW_HSM_PIN_MAX)
+			return gw_err_setf(-GW_E_HSM_PIN, GW_HERE,
+				"PIN in '%s' is too long (at most %d bytes)", env, GW_HSM_PIN_MAX - 1);
+		memcpy(pin, v, n + 1);
+		return 0;
+	}
+	return gw_err_setf(-GW_E_HSM_PIN, GW_HERE, "no PIN given (a PIN file or variable)");
+}
+
+int
+gw_hsm_uri_token(const char *uri, char *label, size_t len)
+{
+	struct gw_p11_uri u;
+
+	GW_GUARD(gw_p11_uri_parse(uri, &u));
+	if (!u.has_token)
+		return gw_err_setf(-EINVAL, GW_HERE, "key URI '%s' names no token (token=...)", uri);
+	if (strlen(u.token) >= len)
+		return gw_err_set(-ENOSPC, GW_HERE);
+	memcpy(label, u.token, strlen(u.token) + 1);
+	return 0;
+}
+
+/* --- engine instances ---------------------------------------------------------------- */
+
+static int
+engine_ctrl(ENGINE *e, const char *cmd, const char *arg, const char *what)
+{
+	if (ENGINE_ctrl_cmd_string(e, cmd, arg, 0) != 1) {
+		gw_err_setf(-GW_E_HSM, GW_HERE, "pkcs11 engine '%s': %s failed", what, cmd);
+		return gw_err_add_ossl();
+	}
+	return 0;
+}
+
+static int
+engine_new(const char *engine_path, const char *module, ENGINE **out)
+{
+	ENGINE *e;
+	int rc;
+
+	if (access(engine_path, R_OK) != 0)
+		return gw_err_setf(-GW_E_HSM, GW_HERE,
+			"pkcs11 engine '%s' cannot be loaded: %s (package libengine-pkcs11-openssl)",
+			engine_path, strerror(errno));
+	OPENSSL_init_crypto(OPENSSL_INIT_ENGINE_DYNAMIC, NULL);
+	e = ENGINE_by_id("dynamic");
+	if (e == NULL) {
+		gw_err_setf(-GW_E_HSM, GW_HERE, "OpenSSL has no dynamic engine loader");
+		return gw_err_add_ossl();
+	}
+	/*
+	 * LIST_ADD 0: this instance stays private to its handle, out of
+	 * OpenSSL's engine list, and never becomes a default for anything.
+	 */
+	if ((rc = engine_ctrl(e, "SO_PATH", engine_path, engine_path)) < 0 ||
+		(rc = engine_ctrl(e, "ID", "pkcs11", engine_path)) < 0 ||
+		(rc = engine_ctrl(e, "LIST_ADD", "0", engine_path)) < 0 ||
+		(rc = engine_ctrl(e, "LOAD", NULL, engine_path)) < 0 ||
+		(rc = engine_ctrl(e, "MODULE_PATH", module, engine_path)) < 0) {
+		ENGINE_free(e);
+		return rc;
+	}
+	if (ENGINE_init(e) != 1) {
+		ENGINE_free(e);
+		gw_err_setf(-GW_E_HSM, GW_HERE, "pkcs11 engine '%s' failed to initialise",
+			engine_path);
+		return gw_err_add_ossl();
+	}
+	*out = e;
+	return 0;
+}
+
+/*
+ * The process's engine instance for (engine, module), made on first use.
+ * libp11 0.4.12's engine binds only once per process (a second "dynamic"
+ * LOAD of it fails), so every handle of the process shares this instance;
+ * libp11 keeps a pool of PKCS#11 sessions per slot and each signature takes
+ * its own session from it, so threads do not share a session. The instance
+ * is inherited across fork() and libp11 re-initialises it in the child.
+ */
+static int
+engine_get(const char *engine_path, const char *module, struct hsm_engine **out)
+{
+	struct hsm_engine *it;
+	int rc = 0;
+
+	pthread_mutex_lock(&eng_lock);
+	for (it = engines; it != NULL; it = it->next)
+		if (strcmp(it->engine_path, engine_path) == 0 && strcmp(it->module, module) == 0)
+			break;
+	if (it == NULL) {
+		for (it = engines; it != NULL; it = it->next)
+			if (strcmp(it->engine_path, engine_path) == 0)
+				break;
+		if (it != NULL) {
+			rc = gw_err_setf(-GW_E_HSM, GW_HERE,
+				"pkcs11 engine '%s' is already bound to module '%s' in this process; "
+				"one process can use one PKCS#11 module",
+				engine_path, it->module);
+			goto out;
+		}
+		it = calloc(1, sizeof(*it));
+		if (it == NULL || (it->engine_path = strdup(engine_path)) == NULL ||
+			(it->module = strdup(module)) == NULL) {
+			rc = gw_err_set(-ENOMEM, GW_HERE);
+		} else {
+			rc = engine_new(engine_path, module, &it->e);
+		}
+		if (rc < 0) {
+			if (it != NULL) {
+				free(it->engine_path);
+				free(it->module);
+			}
+			free(it);
+			goto out;
+		}
+		it->next = engines;
+		engines = it;
+	}
+	*out = it;
+out:
+	pthread_mutex_unlock(&eng_lock);
+	return rc;
+}
+
+void
+gw_hsm_shutdown(void)
+{
+	pthread_mutex_lock(&eng_lock);
+	while (engines != NULL) {
+		struct hsm_engine *it = engines;
+
+		engines = it->next;
+		ENGINE_finish(it->e);
+		ENGINE_free(it->e);
+		free(it->engine_path);
+		free(it->module);
+		free(it);
+	}
+	pthread_mutex_unlock(&eng_lock);
+	gw_p11_mod_unload_all();
+}
+
+/* --- handles --------------------------------------------------------------------------- */
+
+static int
+check_pid(const struct gw_hsm *h)
+{
+	if (h->pid != getpid())
+		return gw_err_setf(-GW_E_HSM, GW_HERE,
+			"HSM handle for token '%s' was opened in process %d before fork; open a "
+			"new handle in this process (%d)",
+			h->bound ? h->token : "?", (int)h->pid, (int)getpid());
+	return 0;
+}
+
+/* Find the token, open our session, log in if we have a PIN source. */
+static int
+bind_token(struct gw_hsm *h, const char *label)
+{
+	char pin[GW_HSM_PIN_MAX];
+	CK_RV rv;
+	int rc;
+
+	if (strlen(label) == 0 || strlen(label) >= sizeof(h->token))
+		return gw_err_setf(-EINVAL, GW_HERE, "token label '%s' must be 1 to 32 bytes",
+			label);
+	GW_GUARD(gw_p11_find_token(h->mod, label, &h->slot));
+	rv = h->mod->f->C_OpenSession(h->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
+		&h->sess);
+	if (rv == CKR_TOKEN_WRITE_PROTECTED)
+		rv = h->mod->f->C_OpenSession(h->slot, CKF_SERIAL_SESSION, NULL, NULL, &h->sess);
+	if (rv != CKR_OK)
+		return gw_err_setf(-GW_E_HSM, GW_HERE, "cannot open a session on token '%s': %s",
+			label, gw_p11_ckr_name(rv));
+	memcpy(h->token, label, strlen(label) + 1);
+	h->bound = true;
+	if (h->pin_file == NULL && h->pin_env == NULL)
+		return 0;
+	rc = gw_hsm_pin_read(h->pin_file, h->pin_env, pin);
+	if (rc == 0)
+		rc = gw_p11_login(h->mod, h->sess, label, pin);
+	/* The engine logs in on its own sessions (and again after a fork). */
+	if (rc == 0 && ENGINE_ctrl_cmd_string(h->eng->e, "PIN", pin, 0) != 1)
+		rc = gw_err_setf(-GW_E_HSM, GW_HERE, "pkcs11 engine refused the PIN control");
+	OPENSSL_cleanse(pin, sizeof(pin));
+	if (rc == 0)
+		h->logged_in = true;
+	return rc;
+}
+
+int
+gw_hsm_open(const struct gw_hsm_params *p, struct gw_hsm **out)
+{
+	const char *module, *engine;
+	struct gw_hsm *h;
+	int rc;
+
+	GW_ENSURE(p != NULL && out != NULL, -EINVAL);
+	if (p->pin_file != NULL && p->pin_env != NULL)
+		return gw_err_setf(-EINVAL, GW_HERE, "give the PIN as a file or a variable, not both");
+	module = p->module ? p->module : GW_DEFAULT_PKCS11_MODULE;
+	engine = p->engine ? p->engine : GW_DEFAULT_PKCS11_ENGINE;
+	h = calloc(1, sizeof(*h));
+	if (h == NULL)
+		return gw_err_set(-ENOMEM, GW_HERE);
+	h->pid = getpid();
+	h->sess = CK_INVALID_HANDLE;
+	if ((p->pin_file && (h->pin_file = strdup(p->pin_file)) == NULL) ||
+		(p->pin_env && (h->pin_env = strdup(p->pin_env)) == NULL)) {
+		rc = gw_err_set(-ENOMEM, GW_HERE);
+		goto out;
+	}
+	/* Module first: its error is the one a person can act on. */
+	rc = gw_p11_mod_get(module, &h->mod);
+	if (rc < 0)
+		goto out;
+	rc = engine_get(engine, module, &h->eng);
+	if (rc < 0)
+		goto out;
+	if (p->token != NULL)
+		rc = bind_token(h, p->token);
+out:
+	if (rc < 0) {
+		gw_hsm_close(h);
+		return rc;
+	}
+	*out = h;
+	return 0;
+}
+
+void
+gw_hsm_close(struct gw_hsm *h)
+{
+	if (h == NULL)
+		return;
+	/* In a child, the parent's session is not ours to close. */
+	if (h->pid == getpid()) {
+		if (h->sess != CK_INVALID_HANDLE)
+			h->mod->f->C_CloseSession(h->sess);
+	}
+	free(h->pin_file);
+	free(h->pin_env);
+	free(h);
+}
+
+const char *
+gw_hsm_token(const struct gw_hsm *h)
+{
+	return h != NULL && h->bound ? h->token : NULL;
+}
+
+/* Common entry of every key operation: right process, URI parsed, token bound. */
+static int
+key_prepare(struct gw_hsm *h, const char *uri, struct gw_p11_uri *u)
+{
+	GW_ENSURE(h != NULL && uri != NULL, -EINVAL);
+	GW_GUARD(check_pid(h));
+	GW_GUARD(gw_p11_uri_parse(uri, u));
+	if (!h->bound) {
+		if (!u->has_token)
+			return gw_err_setf(-EINVAL, GW_HERE,
+				"key URI '%s' names no token (token=...)", uri);
+		GW_GUARD(bind_token(h, u->token));
+	} else if (u->has_token && strcmp(u->token, h->token) != 0) {
+		return gw_err_setf(-GW_E_HSM_TOKEN, GW_HERE,
+			"key URI names token '%s' but this handle is for token '%s'", u->token,
+			h->token);
+	}
+	if (u->type != -1 && u->type != (int)CKO_PRIVATE_KEY)
+		return gw_err_setf(-GW_E_HSM_USAGE, GW_HERE,
+			"key URI '%s' names a %s, not a private key (type=private)", uri,
+			u->type == (int)CKO_PUBLIC_KEY ? "public key" : "certificate");
+	if (!u->has_object && !u->has_id)
+		return gw_err_setf(-EINVAL, GW_HERE,
+			"key URI '%s' names no key (object=LABEL and/or id=...)", uri);
+	return 0;
+}
+
+/* The one private key u names, described in o. */
+static int
+key_find(struct gw_hsm *h, const char *uri, const struct gw_p11_uri *u, struct gw_hsm_object *o)
+{
+	CK_OBJECT_HANDLE obj;
+	int n;
+
+	/*
+	 * Checked here, not left to the token: login is per process, so another
+	 * handle's login would otherwise lend this one its keys.
+	 */
+	if (!h->logged_in)
+		return gw_err_setf(-GW_E_HSM_PIN, GW_HERE,
+			"no PIN given for token '%s': private keys are usable only after login",
+			h->token);
+	n = gw_p11_find(h->mod, h->sess, CKO_PRIVATE_KEY, u, &obj, 1);
+	if (n < 0)
+		return n;
+	if (n == 0)
+		return gw_err_setf(-GW_E_HSM_KEY, GW_HERE, "no private key matches '%s' on token '%s'",
+			uri, h->token);
+	if (n > 1)
+		return gw_err_setf(-GW_E_HSM_KEY, GW_HERE,
+			"%d private keys match '%s' on token '%s'; add id=... to pick one", n, uri,
+			h->token);
+	return gw_p11_describe(h->mod, h->sess, obj, CKO_PRIVATE_KEY, h->token, o);
+}
+
+int
+gw_hsm_key_info(struct gw_hsm *h, const char *uri, struct gw_hsm_object *out)
+{
+	struct gw_p11_uri u;
+
+	GW_GUARD(key_prepare(h, uri, &u));
+	return key_find(h, uri, &u, out);
+}
+
+int
+gw_hsm_key_load(struct gw_hsm *h, const char *uri, EVP_PKEY **out)
+{
+	struct gw_hsm_object o;
+	struct gw_p11_uri u;
+	EVP_PKEY *k;
+
+	GW_ENSURE(out != NULL, -EINVAL);
+	GW_GUARD(key_prepare(h, uri, &u));
+	GW_GUARD(key_find(h, uri, &u, &o));
+	if (!o.sign)
+		return gw_err_setf(-GW_E_HSM_USAGE, GW_HERE,
+			"key '%s' on token '%s' may not sign (CKA_SIGN is false); generate a "
+			"signing key",
+			uri, h->token);
+	if (o.id_hex[0] == '\0' && o.label[0] == '\0')
+		return gw_err_setf(-GW_E_HSM_KEY, GW_HERE,
+			"key '%s' has neither CKA_ID nor CKA_LABEL; the engine cannot name it", uri);
+	/*
+	 * Hand the engine the URI of exactly the object we checked (token, id,
+	 * label, type), so it cannot pick another key or another token.
+	 */
+	ERR_clear_error();
+	k = ENGINE_load_private_key(h->eng->e, o.uri, NULL, NULL);
+	if (k == NULL) {
+		/*
+		 * We just found the key ourselves, so the likely cause is libp11
+		 * 0.4.12's engine listing slots only once per process (and its
+		 * RE_ENUMERATE control crashes): a token made after that is unseen.
+		 */
+		gw_err_setf(-GW_E_HSM, GW_HERE,
+			"pkcs11 engine could not load key '%s' (a token initialised after "
+			"this process first loaded a key is only seen after a restart)",
+			o.uri);
+		return gw_err_add_ossl();
+	}
+	*out = k;
+	return 0;
+}
+
+int
+gw_hsm_sign(struct gw_hsm *h, EVP_PKEY *key, const EVP_MD *md, const uint8_t *tbs, size_t n,
+	uint8_t *sig, size_t *siglen)
+{
+	EVP_MD_CTX *ctx;
+	int rc = 0;
+
+	GW_ENSURE(h != NULL && key != NULL && (tbs != NULL || n == 0) && sig != NULL &&
+			siglen != NULL,
+		-EINVAL);
+	GW_GUARD(check_pid(h));
+	ctx = EVP_MD_CTX_new();
+	if (ctx == NULL)
+		return gw_err_set(-ENOMEM, GW_HERE);
+	if (EVP_DigestSignInit(ctx, NULL, md ? md : EVP_sha256(), NULL, key) != 1 ||
+		EVP_DigestSign(ctx, sig, siglen, tbs, n) != 1) {
+		gw_err_setf(-GW_E_HSM, GW_HERE, "signing with the token key on '%s' failed",
+			h->bound ? h->token : "?");
+		rc = gw_err_add_ossl();
+	}
+	EVP_MD_CTX_free(ctx);
+	return rc;
+}
+
+int
+gw_hsm_keygen(struct gw_hsm *h, enum gw_hsm_key_type type, const char *label,
+	char uri[GW_HSM_URI_MAX])
+{
+	struct gw_p11_uri u = {.has_object = true};
+	CK_OBJECT_HANDLE obj;
+	uint8_t id[8];
+	int n;
+
+	GW_ENSURE(h != NULL && label != NULL && uri != NULL, -EINVAL);
+	GW_GUARD(check_pid(h));
+	if (!h->bound)
+		return gw_err_setf(-EINVAL, GW_HERE, "no token given for key generation");
+	if (!h->logged_in)
+		return gw_err_setf(-GW_E_HSM_PIN, GW_HERE,
+			"key generation on token '%s' needs the user PIN", h->token);
+	if (gw_hsm_key_type_name(type)[0] == '?')
+		return gw_err_setf(-EINVAL, GW_HERE, "unknown key type %d", (int)type);
+	if (label[0] == '\0' || strlen(label) > GW_HSM_LABEL_MAX)
+		return gw_err_setf(-EINVAL, GW_HERE, "key label must be 1 to %d bytes",
+			GW_HSM_LABEL_MAX);
+	memcpy(u.object, label, strlen(label) + 1);
+	n = gw_p11_find(h->mod, h->sess, CKO_PRIVATE_KEY, &u, &obj, 1);
+	if (n < 0)
+		return n;
+	if (n > 0)
+		return gw_err_setf(-EEXIST, GW_HERE,
+			"a private key labelled '%s' already exists on token '%s'", label, h->token);
+	/* A random CKA_ID: labels may repeat across tokens or be renamed; ids name the pair. */
+	if (RAND_bytes(id, sizeof(id)) != 1)
+		return gw_err_setf(-GW_E_HSM, GW_HERE, "no randomness for the key id");
+	GW_GUARD(gw_p11_keygen(h->mod, h->sess, type, label, id, sizeof(id)));
+	return gw_p11_uri_build(uri, GW_HSM_URI_MAX, h->token, id, sizeof(id), label,
+		CKO_PRIVATE_KEY);
+}
+
+int
+gw_hsm_list(struct gw_hsm *h, struct gw_hsm_object **objs, size_t *n)
+{
+	static const CK_OBJECT_CLASS classes[] = {CKO_PRIVATE_KEY, CKO_PUBLIC_KEY, CKO_CERTIFICATE};
+	enum { MAX_PER_CLASS = 1024 };
+	CK_OBJECT_HANDLE *found = NULL;
+	struct gw_hsm_object *out = NULL;
+	size_t len = 0;
+	int rc = 0;
+
+	GW_ENSURE(h != NULL && objs != NULL && n != NULL, -EINVAL);
+	GW_GUARD(check_pid(h));
+	if (!h->bound)
+		return gw_err_setf(-EINVAL, GW_HERE, "no token given to list");
+	found = calloc(MAX_PER_CLASS, sizeof(*found));
+	if (found == NULL)
+		return gw_err_set(-ENOMEM, GW_HERE);
+	for (size_t c = h->logged_in ? 0 : 1; c < sizeof(classes) / sizeof(classes[0]); c++) {
+		int k = gw_p11_find(h->mod, h->sess, classes[c], NULL, found, MAX_PER_CLASS);
+		struct gw_hsm_object *grown;
+
+		if (k < 0) {
+			rc = k;
+			goto out;
+		}
+		if (k > MAX_PER_CLASS)
+			k = MAX_PER_CLASS;
+		grown = realloc(out, (len + (size_t)k + 1) * sizeof(*out));
+		if (grown == NULL) {
+			rc = gw_err_set(-ENOMEM, GW_HERE);
+			goto out;
+		}
+		out = grown;
+		for (int i = 0; i < k; i++) {
+			rc = gw_p11_describe(h->mod, h->sess, found[i], classes[c], h->token,
+				&out[len]);
+			if (rc < 0)
+				goto out;
+			len++;
+		}
+	}
+out:
+	free(found);
+	if (rc < 0) {
+		free(out);
+		return rc;
+	}
+	*objs = out;
+	*n = len;
+	return 0;
+}
+
+/* --- CSRs ------------------------------------------------------------------------------ */
+
+/* "/CN=x/O=y" (with '\' escaping '/' and '\') into a new X509_NAME. */
+static int
+subject_parse(const char *s, X509_NAME **out)
+{
+	X509_NAME *name = NULL;
+	char *buf = NULL, *w;
+	const char *r;
+	int rc = 0;
+
+	if (s == NULL || s[0] != '/' || s[1] == '\0')
+		return gw_err_setf(-EINVAL, GW_HERE, "subject '%s' must look like /CN=name/O=org",
+			s ? s : "");
+	name = X509_NAME_new();
+	buf = malloc(strlen(s) + 1);
+	if (name == NULL || buf == NULL) {
+		rc = gw_err_set(-ENOMEM, GW_HERE);
+		goto out;
+	}
+	r = s + 1;
+	while (*r != '\0') {
+		char *eq;
+
+		for (w = buf; *r != '\0' && *r != '/'; r++) {
+			if (*r == '\\' && r[1] != '\0')
+				r++;
+			*w++ = *r;
+		}
+		*w = '\0';
+		if (*r == '/')
+			r++;
+		eq = strchr(buf, '=');
+		if (eq == NULL || eq == buf || eq[1] == '\0') {
+			rc = gw_err_setf(-EINVAL, GW_HERE,
+				"subject '%s': '%s' is not FIELD=value", s, buf);
+			goto out;
+		}
+		*eq = '\0';
+		if (X509_NAME_add_entry_by_txt(name, buf, MBSTRING_UTF8,
+			    (const unsigned char *)eq + 1, -1, -1, 0) != 1) {
+			ERR_clear_error();
+			rc = gw_err_setf(-EINVAL, GW_HERE,
+				"subject '%s': unknown field '%s' (CN, O, OU, C, ST, L, ...)", s,
+				buf);
+			goto out;
+		}
+	}
+	*out = name;
+	name = NULL;
+out:
+	free(buf);
+	X509_NAME_free(name);
+	return rc;
+}
+
+/* "DNS:a,URI:spiffe://td/x,IP:1.2.3.4" into a new GENERAL_NAMES. */
+static int
+san_parse(const char *s, GENERAL_NAMES **out)
+{
+	GENERAL_NAMES *gens = sk_GENERAL_NAME_new_null();
+	char *buf = strdup(s), *save = NULL, *item;
+	int rc = 0;
+
+	if (gens == NULL || buf == NULL) {
+		rc = gw_err_set(-ENOMEM, GW_HERE);
+		goto out;
+	}
+	for (item = strtok_r(buf, ",", &save); item != NULL; item = strtok_r(NULL, ",", &save)) {
+		GENERAL_NAME *g = GENERAL_NAME_new();
+		ASN1_STRING *v = NULL;
+		int type = -1;
+
+		if (g == NULL) {
+			rc = gw_err_set(-ENOMEM, GW_HERE);
+			goto out;
+		}
+		if (strncmp(item, "DNS:", 4) == 0 && item[4] != '\0') {
+			type = GEN_DNS;
+			v = ASN1_IA5STRING_new();
+			if (v != NULL && ASN1_STRING_set(v, item + 4, -1) != 1)
+				ASN1_STRING_free(v), v = NULL;
+		} else if (strncmp(item, "URI:", 4) == 0 && strchr(item + 4, ':') != NULL) {
+			type = GEN_URI;
+			v = ASN1_IA5STRING_new();
+			if (v != NULL && ASN1_STRING_set(v, item + 4, -1) != 1)
+				ASN1_STRING_free(v), v = NULL;
+		} else if (strncmp(item, "IP:", 3) == 0) {
+			type = GEN_IPADD;
+			v = a2i_IPADDRESS(item + 3);
+			ERR_clear_error();
+		}
+		if (v == NULL) {
+			GENERAL_NAME_free(g);
+			rc = gw_err_setf(-EINVAL, GW_HERE,
+				"SAN '%s' is not DNS:name, URI:scheme:... or IP:address", item);
+			goto out;
+		}
+		GENERAL_NAME_set0_value(g, type, v);
+		if (sk_GENERAL_NAME_push(gens, g) <= 0) {
+			GENERAL_NAME_free(g);
+			rc = gw_err_set(-ENOMEM, GW_HERE);
+			goto out;
+		}
+	}
+	if (sk_GENERAL_NAME_num(gens) == 0) {
+		rc = gw_err_setf(-EINVAL, GW_HERE, "SAN list '%s' is empty", s);
+		goto out;
+	}
+	*out = gens;
+	gens = NULL;
+out:
+	free(buf);
+	GENERAL_NAMES_free(gens);
+	return rc;
+}
+
+static const EVP_MD *
+md_for(EVP_PKEY *k)
+{
+	/* P-384 pairs with SHA-384 (RFC 8446 4.2.3); everything else SHA-256. */
+	return EVP_PKEY_get_bits(k) == 384 ? EVP_sha384() : EVP_sha256();
+}
+
+int
+gw_hsm_csr(struct gw_hsm *h, const char *uri, const char *subject, const char *sans,
+	X509_REQ **out)
+{
+	STACK_OF(X509_EXTENSION) *exts = NULL;
+	GENERAL_NAMES *gens = NULL;
+	X509_NAME *name = NULL;
+	X509_REQ *req = NULL;
+	EVP_PKEY *key = NULL;
+	int rc;
+
+	GW_ENSURE(out != NULL, -EINVAL);
+	rc = subject_parse(subject, &name);
+	if (rc == 0 && sans != NULL && sans[0] != '\0')
+		rc = san_parse(sans, &gens);
+	if (rc == 0)
+		rc = gw_hsm_key_load(h, uri, &key);
+	if (rc < 0)
+		goto out;
+	req = X509_REQ_new();
+	if (req == NULL || X509_REQ_set_version(req, X509_REQ_VERSION_1) != 1 ||
+		X509_REQ_set_subject_name(req, name) != 1 || X509_REQ_set_pubkey(req, key) != 1) {
+		gw_err_setf(-GW_E_TLS, GW_HERE, "cannot build the CSR for '%s'", uri);
+		rc = gw_err_add_ossl();
+		goto out;
+	}
+	if (gens != NULL) {
+		X509_EXTENSION *ext = X509V3_EXT_i2d(NID_subject_alt_name, 0, gens);
+
+		exts = sk_X509_EXTENSION_new_null();
+		if (ext == NULL || exts == NULL || sk_X509_EXTENSION_push(exts, ext) <= 0) {
+			X509_EXTENSION_free(ext);
+			rc = gw_err_set(-ENOMEM, GW_HERE);
+			goto out;
+		}
+		if (X509_REQ_add_extensions(req, exts) != 1) {
+			gw_err_setf(-GW_E_TLS, GW_HERE, "cannot add the SANs to the CSR");
+			rc = gw_err_add_ossl();
+			goto out;
+		}
+	}
+	/* The token signs: the CSR proves possession of a key nobody can read. */
+	if (X509_REQ_sign(req, key, md_for(key)) <= 0) {
+		gw_err_setf(-GW_E_HSM, GW_HERE, "the token could not sign the CSR with '%s'", uri);
+		rc = gw_err_add_ossl();
+		goto out;
+	}
+	*out = req;
+	req = NULL;
+out:
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	GENERAL_NAMES_free(gens);
+	X509_NAME_free(name);
+	X509_REQ_free(req);
+	EVP_PKEY_free(key);
+	return rc;
+}
+
+int
+gw_hsm_cert_matches_key(struct gw_hsm *h, X509 *cert, const char *uri)
+{
+	uint8_t challenge[32], sig[1024];
+	size_t siglen = sizeof(sig);
+	EVP_PKEY *key = NULL, *pub;
+	EVP_MD_CTX *vctx = NULL;
+	char subj[256];
+	int rc;
+
+	GW_ENSURE(cert != NULL, -EINVAL);
+	pub = X509_get0_pubkey(cert);
+	X509_NAME_oneline(X509_get_subject_name(cert), subj, sizeof(subj));
+	rc = gw_hsm_key_load(h, uri, &key);
+	if (rc < 0)
+		goto out;
+	if (pub == NULL) {
+		rc = gw_err_setf(-GW_E_PARSE, GW_HERE, "certificate '%s' has no usable public key",
+			subj);
+		goto out;
+	}
+	if (RAND_bytes(challenge, sizeof(challenge)) != 1) {
+		rc = gw_err_setf(-GW_E_HSM, GW_HERE, "no randomness for the key check");
+		goto out;
+	}
+	/* Proof through the token itself: it signs, the certificate's key verifies. */
+	rc = gw_hsm_sign(h, key, EVP_sha256(), challenge, sizeof(challenge), sig, &siglen);
+	if (rc < 0)
+		goto out;
+	vctx = EVP_MD_CTX_new();
+	if (vctx == NULL) {
+		rc = gw_err_set(-ENOMEM, GW_HERE);
+		goto out;
+	}
+	if (EVP_DigestVerifyInit(vctx, NULL, EVP_sha256(), NULL, pub) != 1 ||
+		EVP_DigestVerify(vctx, sig, siglen, challenge, sizeof(challenge)) != 1) {
+		ERR_clear_error();
+		rc = gw_err_setf(-GW_E_HSM_KEY, GW_HERE, "certificate '%s' does not match key '%s'",
+			subj, uri);
+	}
+out:
+	EVP_MD_CTX_free(vctx);
+	EVP_PKEY_free(key);
+	return rc;
+}
+
+int
+gw_hsm_token_init(const struct gw_hsm_params *p, const char *so_pin_file)
+{
+	char pin[GW_HSM_PIN_MAX], so_pin[GW_HSM_PIN_MAX];
+	struct gw_p11_mod *m;
+	int rc;
+
+	GW_ENSURE(p != NULL, -EINVAL);
+	if (p->token == NULL)
+		return gw_err_setf(-EINVAL, GW_HERE, "no token label given");
+	if (so_pin_file == NULL)
+		return gw_err_setf(-GW_E_HSM_PIN, GW_HERE, "no SO PIN file given");
+	GW_GUARD(gw_p11_mod_get(p->module ? p->module : GW_DEFAULT_PKCS11_MODULE, &m));
+	GW_GUARD(gw_hsm_pin_read(p->pin_file, p->pin_env, pin));
+	rc = gw_hsm_pin_read(so_pin_file, NULL, so_pin);
+	if (rc == 0)
+		rc = gw_p11_token_init(m, p->token, pin, so_pin);
+	OPENSSL_cleanse(pin, sizeof(pin));
+	OPENSSL_cleanse(so_pin, sizeof(so_pin));
+	return rc;
+}

@@ -1,0 +1,216 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * hsm.h - private keys that never leave the token: the hsm module's contract.
+ *
+ * Everything PKCS#11 and libp11 stays behind this header. Callers get
+ * OpenSSL objects (EVP_PKEY, X509_REQ) and plain structs; nothing here hands
+ * out key bytes, PINs or PKCS#11 handles.
+ *
+ * Model
+ *   - A struct gw_hsm is one thread's connection to one token: a PKCS#11
+ *     session of its own (lookups, login, key generation, listing) plus the
+ *     process's instance of libp11's pkcs11 engine, which turns a checked key
+ *     into an EVP_PKEY. libp11 0.4.12's engine can be bound only once per
+ *     process, so all handles share that instance (and one process uses one
+ *     PKCS#11 module); inside it libp11 keeps a pool of sessions per token
+ *     and every signature takes a session of its own from the pool, so
+ *     threads signing at once never share a session. Open one handle per
+ *     thread (per worker lcore) AFTER fork / after the EAL has launched the
+ *     worker, and use it only from that thread.
+ *   - libp11 0.4.12's engine lists the module's slots once per process (at
+ *     the first key load): a token initialised after that is seen only by
+ *     processes started later. gw_hsm_key_load says so when it happens.
+ *   - Keys are named by RFC 7512 URIs ("pkcs11:token=gw;object=web;type=private").
+ *     A URI carrying pin-value or pin-source is refused: PINs come only from
+ *     a file or an environment variable (gw_hsm_params), are read, handed to
+ *     the token and the engine, then wiped (OPENSSL_cleanse). They never go
+ *     to argv or a log, and no message of this module contains one.
+ *   - An EVP_PKEY from gw_hsm_key_load signs through the token. It works with
+ *     SSL_CTX_use_PrivateKey / SSL_use_PrivateKey, EVP_DigestSign*,
+ *     X509_sign / X509_REQ_sign (so a CA can sign certificates with a token
+ *     key) and gw_hsm_sign. Free it with EVP_PKEY_free; it may outlive its
+ *     handle (the engine instance stays alive until gw_hsm_shutdown), but it
+ *     should be used by the thread that owns the handle it came from: to sign
+ *     from N workers, load the key through each worker's own handle.
+ *   - Fork: a handle (and its keys) belongs to the process that opened it.
+ *     Any gw_hsm_* call on a handle opened before fork() fails in the child
+ *     with -GW_E_HSM ("handle ... opened before fork"), never a crash and
+ *     never PKCS#11's "Object handle invalid"; open a new handle in the child.
+ *     (Signing in the child with an EVP_PKEY loaded before the fork directly
+ *     through OpenSSL is libp11's business: it re-initialises the module and
+ *     re-finds the key; tests/unit/test_hsm.c checks that it signs correctly
+ *     or fails cleanly.)
+ *   - PKCS#11 login state belongs to the process, not the session: once one
+ *     handle has logged in to a token, the token answers a second login with
+ *     "already logged in" whatever the PIN. The PIN is therefore verified by
+ *     the token at a process's first login to it.
+ *
+ * Errors: every function returns 0 (or a count) on success and a negative
+ * code on failure, with a message for a person in the calling thread's
+ * gw_err slot (gw_err_msg()):
+ *   -GW_E_HSM_MODULE  "PKCS#11 module '/x.so' cannot be loaded: <why>"
+ *   -GW_E_HSM_TOKEN   "no token labelled 'gw' in PKCS#11 module '...'"
+ *   -GW_E_HSM_PIN     "PIN rejected by token 'gw'", PIN locked, PIN file
+ *                     unreadable/empty, PIN variable unset, no PIN given
+ *   -GW_E_HSM_KEY     no private key matches the URI (or several do);
+ *                     a certificate does not match its key
+ *   -GW_E_HSM_USAGE   the key exists but may not sign (CKA_SIGN false)
+ *   -GW_E_HSM         engine cannot be loaded, other PKCS#11 failure,
+ *                     handle used after fork
+ *   -EINVAL           bad argument, malformed URI/subject/SAN, URI with a PIN
+ *   -EEXIST           token or key label already exists
+ *   -ENOMEM           out of memory
+ */
+#ifndef GW_HSM_H
+#define GW_HSM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "gw_err.h"
+
+#define GW_HSM_PIN_MAX 128   /* longest PIN accepted, bytes */
+#define GW_HSM_LABEL_MAX 64  /* longest object label, bytes (token labels: 32) */
+#define GW_HSM_URI_MAX 512   /* longest URI this module produces */
+
+/* Key pair types gw_hsm_keygen makes. */
+enum gw_hsm_key_type {
+	GW_HSM_KEY_NONE = 0,
+	GW_HSM_KEY_EC_P256,
+	GW_HSM_KEY_EC_P384,
+	GW_HSM_KEY_RSA_2048,
+	GW_HSM_KEY_RSA_3072,
+};
+
+/* "ec-p256" | "ec-p384" | "rsa-2048" | "rsa-3072" -> type; GW_HSM_KEY_NONE if unknown. */
+enum gw_hsm_key_type gw_hsm_key_type_parse(const char *name);
+/* The inverse; "?" for an unknown value. Static string. */
+const char *gw_hsm_key_type_name(enum gw_hsm_key_type t);
+
+/* How to reach a token. Strings are borrowed for the duration of the call. */
+struct gw_hsm_params {
+	const char *module;   /* PKCS#11 module path; NULL: GW_DEFAULT_PKCS11_MODULE */
+	const char *engine;   /* libp11 engine .so; NULL: GW_DEFAULT_PKCS11_ENGINE */
+	const char *token;    /* token label; NULL: taken from the first key URI used */
+	const char *pin_file; /* file holding the user PIN (one trailing newline ok) */
+	const char *pin_env;  /* or: name of an environment variable holding it */
+	/* Neither pin_file nor pin_env: no login; only public objects are visible. */
+};
+
+struct gw_hsm; /* opaque: one thread's connection to one token */
+
+/*
+ * Load the module and the engine, find the token (if p->token is set) and log
+ * in with the PIN (if one is given). *out is set only on success.
+ * Thread-safe (serialises on a module-wide lock while it loads things).
+ */
+GW_MUST_CHECK int gw_hsm_open(const struct gw_hsm_params *p, struct gw_hsm **out);
+
+/* Close a handle; NULL does nothing. Keys loaded through it stay usable. */
+void gw_hsm_close(struct gw_hsm *h);
+
+/*
+ * Finish every engine instance this process created. Call once at exit,
+ * after every handle is closed and every EVP_PKEY from them is freed.
+ */
+void gw_hsm_shutdown(void);
+
+/* Label of the token h is bound to, or NULL if none yet. Owned by h. */
+const char *gw_hsm_token(const struct gw_hsm *h);
+
+/*
+ * Token label named by a key URI, percent-decoded, into label[len].
+ * -EINVAL if the URI is malformed, names no token or carries a PIN.
+ */
+GW_MUST_CHECK int gw_hsm_uri_token(const char *uri, char *label, size_t len);
+
+/*
+ * Initialise a fresh token in the first free slot of p->module, labelled
+ * p->token, with the SO PIN from so_pin_file and the user PIN from
+ * p->pin_file / p->pin_env. -EEXIST if a token with that label exists,
+ * -GW_E_HSM_TOKEN if the module has no free slot. Needs no handle.
+ */
+GW_MUST_CHECK int gw_hsm_token_init(const struct gw_hsm_params *p, const char *so_pin_file);
+
+/*
+ * Generate a key pair inside h's token: private half CKA_TOKEN, CKA_PRIVATE,
+ * CKA_SENSITIVE, not CKA_EXTRACTABLE, CKA_SIGN only; public half CKA_VERIFY;
+ * both with CKA_LABEL=label and the same random 8-byte CKA_ID.
+ * Writes the private key's URI ("pkcs11:token=..;id=..;object=..;type=private")
+ * to uri[GW_HSM_URI_MAX]. -EEXIST if a private key with that label exists.
+ */
+GW_MUST_CHECK int gw_hsm_keygen(struct gw_hsm *h, enum gw_hsm_key_type type, const char *label,
+	char uri[GW_HSM_URI_MAX]);
+
+/* One object on a token, as gw_hsm_list and gw_hsm_key_info report it. */
+enum gw_hsm_obj_kind { GW_HSM_OBJ_PRIVATE_KEY, GW_HSM_OBJ_PUBLIC_KEY, GW_HSM_OBJ_CERT };
+
+struct gw_hsm_object {
+	enum gw_hsm_obj_kind kind;
+	enum gw_hsm_key_type type; /* keys of the four types above; NONE otherwise */
+	char label[GW_HSM_LABEL_MAX + 1];
+	char id_hex[2 * 32 + 1]; /* CKA_ID in hex (truncated past 32 bytes) */
+	char uri[GW_HSM_URI_MAX]; /* pkcs11: URI naming this object */
+	char subject[256];        /* certificates: one-line subject */
+	/* key attributes, as the token reports them */
+	bool sensitive, extractable, always_sensitive, never_extractable, private_, sign;
+};
+
+/*
+ * Every key and certificate on h's token (private ones only when logged in).
+ * *objs is a malloc'ed array the caller free()s; *n its length.
+ */
+GW_MUST_CHECK int gw_hsm_list(struct gw_hsm *h, struct gw_hsm_object **objs, size_t *n);
+
+/*
+ * The private key named by uri, with its attributes. -GW_E_HSM_KEY if no
+ * key or several keys match, -GW_E_HSM_TOKEN if the URI's token is not h's.
+ */
+GW_MUST_CHECK int gw_hsm_key_info(struct gw_hsm *h, const char *uri, struct gw_hsm_object *out);
+
+/*
+ * Load the private key named by uri as an engine-backed EVP_PKEY (caller
+ * frees). Checks first, with clear errors: the URI (no PIN in it), the
+ * token, the login, that exactly one private key matches, that it may sign.
+ */
+GW_MUST_CHECK int gw_hsm_key_load(struct gw_hsm *h, const char *uri, EVP_PKEY **out);
+
+/*
+ * Sign tbs[n] with key (from gw_hsm_key_load through h) using digest md
+ * (NULL: SHA-256). sig has *siglen bytes of room; *siglen gets the length.
+ * For RSA keys this is PKCS#1 v1.5. Fails cleanly on a handle from before a
+ * fork. Not MT-safe on one handle.
+ */
+GW_MUST_CHECK int gw_hsm_sign(struct gw_hsm *h, EVP_PKEY *key, const EVP_MD *md, const uint8_t *tbs,
+	size_t n, uint8_t *sig, size_t *siglen);
+
+/*
+ * A certificate signing request for the token key named by uri, signed by
+ * that key. subject: "/CN=x/O=y" (OpenSSL's one-line form, '\' escapes '/').
+ * sans: NULL or "DNS:a,URI:spiffe://td/x,IP:1.2.3.4" (only DNS, URI, IP).
+ * *out is the caller's (X509_REQ_free).
+ */
+GW_MUST_CHECK int gw_hsm_csr(struct gw_hsm *h, const char *uri, const char *subject,
+	const char *sans, X509_REQ **out);
+
+/*
+ * Does cert belong to the token key named by uri? Checked through the HSM:
+ * the token signs a random challenge, verified with the certificate's
+ * public key. 0 if it matches; -GW_E_HSM_KEY "certificate '<subject>' does
+ * not match key '<uri>'" if not; other errors as gw_hsm_key_load.
+ */
+GW_MUST_CHECK int gw_hsm_cert_matches_key(struct gw_hsm *h, X509 *cert, const char *uri);
+
+/*
+ * Read a PIN from file (one trailing "\n" or "\r\n" stripped) or, if file is
+ * NULL, from the environment variable env, into pin[GW_HSM_PIN_MAX].
+ * -GW_E_HSM_PIN (with the file or variable name, never the PIN) if it is
+ * unreadable, unset, empty or too long. The caller OPENSSL_cleanse()s pin.
+ */
+GW_MUST_CHECK int gw_hsm_pin_read(const char *file, const char *env, char pin[GW_HSM_PIN_MAX]);
+
+#endif /* GW_HSM_H */
