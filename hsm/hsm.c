@@ -90,8 +90,8 @@ gw_hsm_pin_read(const char *file, const char *env, char pin[GW_HSM_PIN_MAX])
 		fclose(f);
 		if (err) {
 			OPENSSL_cleanse(pin, GW_HSM_PIN_MAX);
-			return gw_err_setf(-GW_E_HSM_PIN, GW_HERE, "cannot read PIN file '%s'",
-				file);
+			return gw_err_setf(
+				-GW_E_HSM_PIN, GW_HERE, "cannot read PIN file '%s'", file);
 		}
 		if (n == GW_HSM_PIN_MAX) {
 			OPENSSL_cleanse(pin, GW_HSM_PIN_MAX);
@@ -120,7 +120,8 @@ gw_hsm_pin_read(const char *file, const char *env, char pin[GW_HSM_PIN_MAX])
 		n = strlen(v);
 		if (n >= GW_HSM_PIN_MAX)
 			return gw_err_setf(-GW_E_HSM_PIN, GW_HERE,
-				"PIN in '%s' is too long (at most %d bytes)", env, GW_HSM_PIN_MAX - 1);
+				"PIN in '%s' is too long (at most %d bytes)", env,
+				GW_HSM_PIN_MAX - 1);
 		memcpy(pin, v, n + 1);
 		return 0;
 	}
@@ -134,7 +135,8 @@ gw_hsm_uri_token(const char *uri, char *label, size_t len)
 
 	GW_GUARD(gw_p11_uri_parse(uri, &u));
 	if (!u.has_token)
-		return gw_err_setf(-EINVAL, GW_HERE, "key URI '%s' names no token (token=...)", uri);
+		return gw_err_setf(
+			-EINVAL, GW_HERE, "key URI '%s' names no token (token=...)", uri);
 	if (strlen(u.token) >= len)
 		return gw_err_set(-ENOSPC, GW_HERE);
 	memcpy(label, u.token, strlen(u.token) + 1);
@@ -161,7 +163,8 @@ engine_new(const char *engine_path, const char *module, ENGINE **out)
 
 	if (access(engine_path, R_OK) != 0)
 		return gw_err_setf(-GW_E_HSM, GW_HERE,
-			"pkcs11 engine '%s' cannot be loaded: %s (package libengine-pkcs11-openssl)",
+			"pkcs11 engine '%s' cannot be loaded: %s (package "
+			"libengine-pkcs11-openssl)",
 			engine_path, strerror(errno));
 	OPENSSL_init_crypto(OPENSSL_INIT_ENGINE_DYNAMIC, NULL);
 	e = ENGINE_by_id("dynamic");
@@ -183,8 +186,8 @@ engine_new(const char *engine_path, const char *module, ENGINE **out)
 	}
 	if (ENGINE_init(e) != 1) {
 		ENGINE_free(e);
-		gw_err_setf(-GW_E_HSM, GW_HERE, "pkcs11 engine '%s' failed to initialise",
-			engine_path);
+		gw_err_setf(
+			-GW_E_HSM, GW_HERE, "pkcs11 engine '%s' failed to initialise", engine_path);
 		return gw_err_add_ossl();
 	}
 	*out = e;
@@ -215,7 +218,8 @@ engine_get(const char *engine_path, const char *module, struct hsm_engine **out)
 				break;
 		if (it != NULL) {
 			rc = gw_err_setf(-GW_E_HSM, GW_HERE,
-				"pkcs11 engine '%s' is already bound to module '%s' in this process; "
+				"pkcs11 engine '%s' is already bound to module '%s' in this "
+				"process; "
 				"one process can use one PKCS#11 module",
 				engine_path, it->module);
 			goto out;
@@ -284,11 +288,11 @@ bind_token(struct gw_hsm *h, const char *label)
 	int rc;
 
 	if (strlen(label) == 0 || strlen(label) >= sizeof(h->token))
-		return gw_err_setf(-EINVAL, GW_HERE, "token label '%s' must be 1 to 32 bytes",
-			label);
+		return gw_err_setf(
+			-EINVAL, GW_HERE, "token label '%s' must be 1 to 32 bytes", label);
 	GW_GUARD(gw_p11_find_token(h->mod, label, &h->slot));
-	rv = h->mod->f->C_OpenSession(h->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
-		&h->sess);
+	rv = h->mod->f->C_OpenSession(
+		h->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &h->sess);
 	if (rv == CKR_TOKEN_WRITE_PROTECTED)
 		rv = h->mod->f->C_OpenSession(h->slot, CKF_SERIAL_SESSION, NULL, NULL, &h->sess);
 	if (rv != CKR_OK)
@@ -319,7 +323,8 @@ gw_hsm_open(const struct gw_hsm_params *p, struct gw_hsm **out)
 
 	GW_ENSURE(p != NULL && out != NULL, -EINVAL);
 	if (p->pin_file != NULL && p->pin_env != NULL)
-		return gw_err_setf(-EINVAL, GW_HERE, "give the PIN as a file or a variable, not both");
+		return gw_err_setf(
+			-EINVAL, GW_HERE, "give the PIN as a file or a variable, not both");
 	module = p->module ? p->module : GW_DEFAULT_PKCS11_MODULE;
 	engine = p->engine ? p->engine : GW_DEFAULT_PKCS11_ENGINE;
 	h = calloc(1, sizeof(*h));
@@ -380,8 +385,8 @@ key_prepare(struct gw_hsm *h, const char *uri, struct gw_p11_uri *u)
 	GW_GUARD(gw_p11_uri_parse(uri, u));
 	if (!h->bound) {
 		if (!u->has_token)
-			return gw_err_setf(-EINVAL, GW_HERE,
-				"key URI '%s' names no token (token=...)", uri);
+			return gw_err_setf(
+				-EINVAL, GW_HERE, "key URI '%s' names no token (token=...)", uri);
 		GW_GUARD(bind_token(h, u->token));
 	} else if (u->has_token && strcmp(u->token, h->token) != 0) {
 		return gw_err_setf(-GW_E_HSM_TOKEN, GW_HERE,
@@ -417,8 +422,8 @@ key_find(struct gw_hsm *h, const char *uri, const struct gw_p11_uri *u, struct g
 	if (n < 0)
 		return n;
 	if (n == 0)
-		return gw_err_setf(-GW_E_HSM_KEY, GW_HERE, "no private key matches '%s' on token '%s'",
-			uri, h->token);
+		return gw_err_setf(-GW_E_HSM_KEY, GW_HERE,
+			"no private key matches '%s' on token '%s'", uri, h->token);
 	if (n > 1)
 		return gw_err_setf(-GW_E_HSM_KEY, GW_HERE,
 			"%d private keys match '%s' on token '%s'; add id=... to pick one", n, uri,
@@ -452,7 +457,8 @@ gw_hsm_key_load(struct gw_hsm *h, const char *uri, EVP_PKEY **out)
 			uri, h->token);
 	if (o.id_hex[0] == '\0' && o.label[0] == '\0')
 		return gw_err_setf(-GW_E_HSM_KEY, GW_HERE,
-			"key '%s' has neither CKA_ID nor CKA_LABEL; the engine cannot name it", uri);
+			"key '%s' has neither CKA_ID nor CKA_LABEL; the engine cannot name it",
+			uri);
 	/*
 	 * Hand the engine the URI of exactly the object we checked (token, id,
 	 * label, type), so it cannot pick another key or another token.
@@ -483,7 +489,7 @@ gw_hsm_sign(struct gw_hsm *h, EVP_PKEY *key, const EVP_MD *md, const uint8_t *tb
 	int rc = 0;
 
 	GW_ENSURE(h != NULL && key != NULL && (tbs != NULL || n == 0) && sig != NULL &&
-			siglen != NULL,
+			  siglen != NULL,
 		-EINVAL);
 	GW_GUARD(check_pid(h));
 	ctx = EVP_MD_CTX_new();
@@ -500,8 +506,8 @@ gw_hsm_sign(struct gw_hsm *h, EVP_PKEY *key, const EVP_MD *md, const uint8_t *tb
 }
 
 int
-gw_hsm_keygen(struct gw_hsm *h, enum gw_hsm_key_type type, const char *label,
-	char uri[GW_HSM_URI_MAX])
+gw_hsm_keygen(
+	struct gw_hsm *h, enum gw_hsm_key_type type, const char *label, char uri[GW_HSM_URI_MAX])
 {
 	struct gw_p11_uri u = {.has_object = true};
 	CK_OBJECT_HANDLE obj;
@@ -518,21 +524,22 @@ gw_hsm_keygen(struct gw_hsm *h, enum gw_hsm_key_type type, const char *label,
 	if (gw_hsm_key_type_name(type)[0] == '?')
 		return gw_err_setf(-EINVAL, GW_HERE, "unknown key type %d", (int)type);
 	if (label[0] == '\0' || strlen(label) > GW_HSM_LABEL_MAX)
-		return gw_err_setf(-EINVAL, GW_HERE, "key label must be 1 to %d bytes",
-			GW_HSM_LABEL_MAX);
+		return gw_err_setf(
+			-EINVAL, GW_HERE, "key label must be 1 to %d bytes", GW_HSM_LABEL_MAX);
 	memcpy(u.object, label, strlen(label) + 1);
 	n = gw_p11_find(h->mod, h->sess, CKO_PRIVATE_KEY, &u, &obj, 1);
 	if (n < 0)
 		return n;
 	if (n > 0)
 		return gw_err_setf(-EEXIST, GW_HERE,
-			"a private key labelled '%s' already exists on token '%s'", label, h->token);
+			"a private key labelled '%s' already exists on token '%s'", label,
+			h->token);
 	/* A random CKA_ID: labels may repeat across tokens or be renamed; ids name the pair. */
 	if (RAND_bytes(id, sizeof(id)) != 1)
 		return gw_err_setf(-GW_E_HSM, GW_HERE, "no randomness for the key id");
 	GW_GUARD(gw_p11_keygen(h->mod, h->sess, type, label, id, sizeof(id)));
-	return gw_p11_uri_build(uri, GW_HSM_URI_MAX, h->token, id, sizeof(id), label,
-		CKO_PRIVATE_KEY);
+	return gw_p11_uri_build(
+		uri, GW_HSM_URI_MAX, h->token, id, sizeof(id), label, CKO_PRIVATE_KEY);
 }
 
 int
@@ -569,8 +576,8 @@ gw_hsm_list(struct gw_hsm *h, struct gw_hsm_object **objs, size_t *n)
 		}
 		out = grown;
 		for (int i = 0; i < k; i++) {
-			rc = gw_p11_describe(h->mod, h->sess, found[i], classes[c], h->token,
-				&out[len]);
+			rc = gw_p11_describe(
+				h->mod, h->sess, found[i], classes[c], h->token, &out[len]);
 			if (rc < 0)
 				goto out;
 			len++;
@@ -599,8 +606,8 @@ subject_parse(const char *s, X509_NAME **out)
 	int rc = 0;
 
 	if (s == NULL || s[0] != '/' || s[1] == '\0')
-		return gw_err_setf(-EINVAL, GW_HERE, "subject '%s' must look like /CN=name/O=org",
-			s ? s : "");
+		return gw_err_setf(
+			-EINVAL, GW_HERE, "subject '%s' must look like /CN=name/O=org", s ? s : "");
 	name = X509_NAME_new();
 	buf = malloc(strlen(s) + 1);
 	if (name == NULL || buf == NULL) {
@@ -621,8 +628,8 @@ subject_parse(const char *s, X509_NAME **out)
 			r++;
 		eq = strchr(buf, '=');
 		if (eq == NULL || eq == buf || eq[1] == '\0') {
-			rc = gw_err_setf(-EINVAL, GW_HERE,
-				"subject '%s': '%s' is not FIELD=value", s, buf);
+			rc = gw_err_setf(
+				-EINVAL, GW_HERE, "subject '%s': '%s' is not FIELD=value", s, buf);
 			goto out;
 		}
 		*eq = '\0';
@@ -712,8 +719,7 @@ md_for(EVP_PKEY *k)
 }
 
 int
-gw_hsm_csr(struct gw_hsm *h, const char *uri, const char *subject, const char *sans,
-	X509_REQ **out)
+gw_hsm_csr(struct gw_hsm *h, const char *uri, const char *subject, const char *sans, X509_REQ **out)
 {
 	STACK_OF(X509_EXTENSION) *exts = NULL;
 	GENERAL_NAMES *gens = NULL;
@@ -786,8 +792,8 @@ gw_hsm_cert_matches_key(struct gw_hsm *h, X509 *cert, const char *uri)
 	if (rc < 0)
 		goto out;
 	if (pub == NULL) {
-		rc = gw_err_setf(-GW_E_PARSE, GW_HERE, "certificate '%s' has no usable public key",
-			subj);
+		rc = gw_err_setf(
+			-GW_E_PARSE, GW_HERE, "certificate '%s' has no usable public key", subj);
 		goto out;
 	}
 	if (RAND_bytes(challenge, sizeof(challenge)) != 1) {

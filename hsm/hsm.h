@@ -73,9 +73,9 @@
 
 #include "gw_err.h"
 
-#define GW_HSM_PIN_MAX 128   /* longest PIN accepted, bytes */
-#define GW_HSM_LABEL_MAX 64  /* longest object label, bytes (token labels: 32) */
-#define GW_HSM_URI_MAX 512   /* longest URI this module produces */
+#define GW_HSM_PIN_MAX 128  /* longest PIN accepted, bytes */
+#define GW_HSM_LABEL_MAX 64 /* longest object label, bytes (token labels: 32) */
+#define GW_HSM_URI_MAX 512  /* longest URI this module produces */
 
 /* Key pair types gw_hsm_keygen makes. */
 enum gw_hsm_key_type {
@@ -143,8 +143,8 @@ GW_MUST_CHECK int gw_hsm_token_init(const struct gw_hsm_params *p, const char *s
  * Writes the private key's URI ("pkcs11:token=..;id=..;object=..;type=private")
  * to uri[GW_HSM_URI_MAX]. -EEXIST if a private key with that label exists.
  */
-GW_MUST_CHECK int gw_hsm_keygen(struct gw_hsm *h, enum gw_hsm_key_type type, const char *label,
-	char uri[GW_HSM_URI_MAX]);
+GW_MUST_CHECK int gw_hsm_keygen(
+	struct gw_hsm *h, enum gw_hsm_key_type type, const char *label, char uri[GW_HSM_URI_MAX]);
 
 /* One object on a token, as gw_hsm_list and gw_hsm_key_info report it. */
 enum gw_hsm_obj_kind { GW_HSM_OBJ_PRIVATE_KEY, GW_HSM_OBJ_PUBLIC_KEY, GW_HSM_OBJ_CERT };
@@ -153,7 +153,7 @@ struct gw_hsm_object {
 	enum gw_hsm_obj_kind kind;
 	enum gw_hsm_key_type type; /* keys of the four types above; NONE otherwise */
 	char label[GW_HSM_LABEL_MAX + 1];
-	char id_hex[2 * 32 + 1]; /* CKA_ID in hex (truncated past 32 bytes) */
+	char id_hex[2 * 32 + 1];  /* CKA_ID in hex (truncated past 32 bytes) */
 	char uri[GW_HSM_URI_MAX]; /* pkcs11: URI naming this object */
 	char subject[256];        /* certificates: one-line subject */
 	/* key attributes, as the token reports them */
@@ -194,8 +194,8 @@ GW_MUST_CHECK int gw_hsm_sign(struct gw_hsm *h, EVP_PKEY *key, const EVP_MD *md,
  * sans: NULL or "DNS:a,URI:spiffe://td/x,IP:1.2.3.4" (only DNS, URI, IP).
  * *out is the caller's (X509_REQ_free).
  */
-GW_MUST_CHECK int gw_hsm_csr(struct gw_hsm *h, const char *uri, const char *subject,
-	const char *sans, X509_REQ **out);
+GW_MUST_CHECK int gw_hsm_csr(
+	struct gw_hsm *h, const char *uri, const char *subject, const char *sans, X509_REQ **out);
 
 /*
  * Does cert belong to the token key named by uri? Checked through the HSM:

@@ -30,8 +30,8 @@ gw_p11_ckr_name(CK_RV rv)
 	static _Thread_local char buf[32];
 
 	switch (rv) {
-#define C(x)                                                                                       \
-	case x:                                                                                    \
+#define C(x)    \
+	case x: \
 		return #x
 		C(CKR_OK);
 		C(CKR_HOST_MEMORY);
@@ -127,7 +127,8 @@ gw_p11_mod_get(const char *path, struct gw_p11_mod **out)
 		const char *why = dlerror();
 
 		rc = gw_err_setf(-GW_E_HSM_MODULE, GW_HERE,
-			"PKCS#11 module '%s' cannot be loaded: %s", path, why ? why : "dlopen failed");
+			"PKCS#11 module '%s' cannot be loaded: %s", path,
+			why ? why : "dlopen failed");
 		goto fail;
 	}
 	*(void **)&get_list = dlsym(m->dl, "C_GetFunctionList");
@@ -243,7 +244,8 @@ gw_p11_uri_parse(const char *uri, struct gw_p11_uri *u)
 	memset(u, 0, sizeof(*u));
 	u->type = -1;
 	if (uri == NULL || strncmp(uri, "pkcs11:", 7) != 0)
-		return gw_err_setf(-EINVAL, GW_HERE, "key URI must start with 'pkcs11:' (RFC 7512)");
+		return gw_err_setf(
+			-EINVAL, GW_HERE, "key URI must start with 'pkcs11:' (RFC 7512)");
 	/*
 	 * Refuse a PIN in the URI before anything else, and never echo the URI
 	 * in that message: it contains the PIN.
@@ -266,8 +268,8 @@ gw_p11_uri_parse(const char *uri, struct gw_p11_uri *u)
 			continue;
 		}
 		if (eq == NULL)
-			return gw_err_setf(-EINVAL, GW_HERE, "key URI: attribute '%.*s' has no value",
-				(int)(attr_end - p), p);
+			return gw_err_setf(-EINVAL, GW_HERE,
+				"key URI: attribute '%.*s' has no value", (int)(attr_end - p), p);
 		nlen = (size_t)(eq - p);
 		v = eq + 1;
 		vlen = (size_t)(attr_end - v);
@@ -297,9 +299,9 @@ gw_p11_uri_parse(const char *uri, struct gw_p11_uri *u)
 					"key URI: type '%.*s' is not private, public or cert",
 					(int)vlen, v);
 		} else if (IS("manufacturer") || IS("model") || IS("serial") ||
-			IS("library-manufacturer") || IS("library-description") ||
-			IS("library-version") || IS("slot-description") ||
-			IS("slot-manufacturer") || IS("slot-id")) {
+			   IS("library-manufacturer") || IS("library-description") ||
+			   IS("library-version") || IS("slot-description") ||
+			   IS("slot-manufacturer") || IS("slot-id")) {
 			/* identify the token/library; the token label is what we select by */
 		} else {
 			return gw_err_setf(-EINVAL, GW_HERE, "key URI: unknown attribute '%.*s'",
@@ -319,8 +321,8 @@ pct_append(char *out, size_t len, size_t *o, const uint8_t *s, size_t n, bool al
 	for (size_t i = 0; i < n; i++) {
 		uint8_t c = s[i];
 		bool plain = !all && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-				(c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
-				c == '~');
+					     (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+					     c == '_' || c == '~');
 
 		if (*o + (plain ? 1 : 3) >= len)
 			return -1;
@@ -340,9 +342,9 @@ int
 gw_p11_uri_build(char *out, size_t len, const char *token, const uint8_t *id, size_t id_len,
 	const char *label, CK_OBJECT_CLASS cls)
 {
-	const char *type = cls == CKO_PRIVATE_KEY ? "private"
-		: cls == CKO_PUBLIC_KEY		  ? "public"
-						  : "cert";
+	const char *type = cls == CKO_PRIVATE_KEY  ? "private"
+			   : cls == CKO_PUBLIC_KEY ? "public"
+						   : "cert";
 	size_t o = 0;
 	int bad = 0;
 
@@ -455,7 +457,8 @@ gw_p11_login(struct gw_p11_mod *m, CK_SESSION_HANDLE s, const char *token, const
 			gw_p11_ckr_name(rv));
 	case CKR_PIN_LOCKED:
 		return gw_err_setf(-GW_E_HSM_PIN, GW_HERE,
-			"PIN locked on token '%s': too many wrong PINs; the SO must reset it", token);
+			"PIN locked on token '%s': too many wrong PINs; the SO must reset it",
+			token);
 	case CKR_PIN_EXPIRED:
 		return gw_err_setf(-GW_E_HSM_PIN, GW_HERE, "PIN expired on token '%s'", token);
 	case CKR_USER_PIN_NOT_INITIALIZED:
@@ -479,8 +482,8 @@ gw_p11_token_init(struct gw_p11_mod *m, const char *label, const char *pin, cons
 	CK_RV rv;
 
 	if (strlen(label) == 0 || strlen(label) > 32)
-		return gw_err_setf(-EINVAL, GW_HERE, "token label '%s' must be 1 to 32 bytes",
-			label);
+		return gw_err_setf(
+			-EINVAL, GW_HERE, "token label '%s' must be 1 to 32 bytes", label);
 	if (gw_p11_find_token(m, label, &slot) == 0)
 		return gw_err_setf(-EEXIST, GW_HERE,
 			"a token labelled '%s' already exists in PKCS#11 module '%s'", label,
@@ -510,7 +513,7 @@ gw_p11_token_init(struct gw_p11_mod *m, const char *label, const char *pin, cons
 	rv = m->f->C_InitToken(slot, (CK_UTF8CHAR_PTR)so_pin, strlen(so_pin), plabel);
 	if (rv != CKR_OK) {
 		rc = gw_err_setf(rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LEN_RANGE ? -GW_E_HSM_PIN
-										: -GW_E_HSM,
+										    : -GW_E_HSM,
 			GW_HERE, "cannot initialise token '%s': C_InitToken: %s", label,
 			gw_p11_ckr_name(rv));
 		goto out;
@@ -553,7 +556,8 @@ gw_p11_find(struct gw_p11_mod *m, CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls,
 		t[nt++] = (CK_ATTRIBUTE){CKA_ID, (void *)u->id, u->id_len};
 	rv = m->f->C_FindObjectsInit(s, t, nt);
 	if (rv != CKR_OK)
-		return gw_err_setf(-GW_E_HSM, GW_HERE, "C_FindObjectsInit: %s", gw_p11_ckr_name(rv));
+		return gw_err_setf(
+			-GW_E_HSM, GW_HERE, "C_FindObjectsInit: %s", gw_p11_ckr_name(rv));
 	for (;;) {
 		CK_OBJECT_HANDLE tmp[16];
 		CK_OBJECT_HANDLE *dst = total < max ? objs + total : tmp;
@@ -611,9 +615,9 @@ gw_p11_describe(struct gw_p11_mod *m, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE obj,
 	long n, idn;
 
 	memset(o, 0, sizeof(*o));
-	o->kind = cls == CKO_PRIVATE_KEY ? GW_HSM_OBJ_PRIVATE_KEY
-		: cls == CKO_PUBLIC_KEY	 ? GW_HSM_OBJ_PUBLIC_KEY
-					 : GW_HSM_OBJ_CERT;
+	o->kind = cls == CKO_PRIVATE_KEY  ? GW_HSM_OBJ_PRIVATE_KEY
+		  : cls == CKO_PUBLIC_KEY ? GW_HSM_OBJ_PUBLIC_KEY
+					  : GW_HSM_OBJ_CERT;
 	n = attr_bytes(m, s, obj, CKA_LABEL, o->label, GW_HSM_LABEL_MAX);
 	o->label[n > 0 ? n : 0] = '\0';
 	idn = attr_bytes(m, s, obj, CKA_ID, id, sizeof(id));
@@ -629,8 +633,8 @@ gw_p11_describe(struct gw_p11_mod *m, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE obj,
 			X509 *x = d2i_X509(NULL, &p, n);
 
 			if (x != NULL)
-				X509_NAME_oneline(X509_get_subject_name(x), o->subject,
-					sizeof(o->subject));
+				X509_NAME_oneline(
+					X509_get_subject_name(x), o->subject, sizeof(o->subject));
 			X509_free(x);
 		}
 		return 0;
@@ -645,7 +649,7 @@ gw_p11_describe(struct gw_p11_mod *m, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE obj,
 				if (n == sizeof(oid_p256) && memcmp(buf, oid_p256, (size_t)n) == 0)
 					o->type = GW_HSM_KEY_EC_P256;
 				else if (n == sizeof(oid_p384) &&
-					memcmp(buf, oid_p384, (size_t)n) == 0)
+					 memcmp(buf, oid_p384, (size_t)n) == 0)
 					o->type = GW_HSM_KEY_EC_P384;
 			} else if (kt == CKK_RSA) {
 				n = attr_bytes(m, s, obj, CKA_MODULUS, buf, sizeof(buf));
@@ -671,8 +675,8 @@ gw_p11_describe(struct gw_p11_mod *m, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE obj,
 }
 
 int
-gw_p11_keygen(struct gw_p11_mod *m, CK_SESSION_HANDLE s, enum gw_hsm_key_type t,
-	const char *label, const uint8_t *id, size_t id_len)
+gw_p11_keygen(struct gw_p11_mod *m, CK_SESSION_HANDLE s, enum gw_hsm_key_type t, const char *label,
+	const uint8_t *id, size_t id_len)
 {
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
 	CK_ULONG bits = t == GW_HSM_KEY_RSA_3072 ? 3072 : 2048;
@@ -704,11 +708,11 @@ gw_p11_keygen(struct gw_p11_mod *m, CK_SESSION_HANDLE s, enum gw_hsm_key_type t,
 	case GW_HSM_KEY_EC_P384:
 		mech.mechanism = CKM_EC_KEY_PAIR_GEN;
 		if (t == GW_HSM_KEY_EC_P256)
-			pubt[np++] = (CK_ATTRIBUTE){CKA_EC_PARAMS, (void *)oid_p256,
-				sizeof(oid_p256)};
+			pubt[np++] =
+				(CK_ATTRIBUTE){CKA_EC_PARAMS, (void *)oid_p256, sizeof(oid_p256)};
 		else
-			pubt[np++] = (CK_ATTRIBUTE){CKA_EC_PARAMS, (void *)oid_p384,
-				sizeof(oid_p384)};
+			pubt[np++] =
+				(CK_ATTRIBUTE){CKA_EC_PARAMS, (void *)oid_p384, sizeof(oid_p384)};
 		break;
 	case GW_HSM_KEY_RSA_2048:
 	case GW_HSM_KEY_RSA_3072:

@@ -152,7 +152,7 @@ soft_verify(EVP_PKEY *pub, const EVP_MD *md, const uint8_t *tbs, size_t n, const
 {
 	EVP_MD_CTX *c = EVP_MD_CTX_new();
 	int ok = c != NULL && EVP_DigestVerifyInit(c, NULL, md, NULL, pub) == 1 &&
-		EVP_DigestVerify(c, sig, siglen, tbs, n) == 1;
+		 EVP_DigestVerify(c, sig, siglen, tbs, n) == 1;
 
 	EVP_MD_CTX_free(c);
 	ERR_clear_error();
@@ -226,8 +226,8 @@ static CK_OBJECT_HANDLE
 raw_find_private(CK_FUNCTION_LIST *f, CK_SESSION_HANDLE s, const char *label)
 {
 	CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
-	CK_ATTRIBUTE t[] = {{CKA_CLASS, &cls, sizeof(cls)},
-		{CKA_LABEL, (void *)label, strlen(label)}};
+	CK_ATTRIBUTE t[] = {
+		{CKA_CLASS, &cls, sizeof(cls)}, {CKA_LABEL, (void *)label, strlen(label)}};
 	CK_OBJECT_HANDLE o = CK_INVALID_HANDLE;
 	CK_ULONG n = 0;
 
@@ -305,8 +305,8 @@ worker_run(void *arg)
 int
 main(void)
 {
-	static const enum gw_hsm_key_type types[] = {GW_HSM_KEY_EC_P256, GW_HSM_KEY_EC_P384,
-		GW_HSM_KEY_RSA_2048, GW_HSM_KEY_RSA_3072};
+	static const enum gw_hsm_key_type types[] = {
+		GW_HSM_KEY_EC_P256, GW_HSM_KEY_EC_P384, GW_HSM_KEY_RSA_2048, GW_HSM_KEY_RSA_3072};
 	char label[33], uri[GW_HSM_URI_MAX];
 
 	GW_TEST_BEGIN();
@@ -343,7 +343,8 @@ main(void)
 		struct gw_hsm *h = NULL;
 
 		EXPECT_ERR(gw_hsm_open(&p, &h), -GW_E_HSM_MODULE);
-		EXPECT_CONTAINS(gw_err_msg(), "PKCS#11 module '/nonexistent/x.so' cannot be loaded:");
+		EXPECT_CONTAINS(
+			gw_err_msg(), "PKCS#11 module '/nonexistent/x.so' cannot be loaded:");
 		EXPECT_CONTAINS(gw_err_msg(), "No such file");
 		EXPECT_TRUE(h == NULL);
 		p.module = GW_DEFAULT_PKCS11_ENGINE; /* a shared object, but no C_GetFunctionList */
@@ -355,7 +356,8 @@ main(void)
 		struct gw_hsm *h = NULL;
 
 		EXPECT_ERR(gw_hsm_open(&p, &h), -GW_E_HSM);
-		EXPECT_CONTAINS(gw_err_msg(), "pkcs11 engine '/nonexistent/pkcs11.so' cannot be loaded");
+		EXPECT_CONTAINS(
+			gw_err_msg(), "pkcs11 engine '/nonexistent/pkcs11.so' cannot be loaded");
 	}
 	{ /* token init: once per label */
 		struct gw_hsm_params p = {.pin_file = pin_good};
@@ -405,7 +407,8 @@ main(void)
 			EVP_PKEY *k = NULL, *pub = NULL;
 			uint8_t msg[] = "the quick brown fox", sig[1024];
 			size_t siglen = sizeof(sig);
-			const EVP_MD *md = types[i] == GW_HSM_KEY_EC_P384 ? EVP_sha384() : EVP_sha256();
+			const EVP_MD *md =
+				types[i] == GW_HSM_KEY_EC_P384 ? EVP_sha384() : EVP_sha256();
 
 			EXPECT_OK(gw_hsm_keygen(h, types[i], name, uri));
 			EXPECT_CONTAINS(uri, "pkcs11:token=");
@@ -420,11 +423,10 @@ main(void)
 				continue;
 			pub = soft_pub(k);
 			EXPECT_TRUE(pub != NULL);
-			EXPECT_EQ(EVP_PKEY_get_bits(k),
-				types[i] == GW_HSM_KEY_EC_P256	 ? 256
-				: types[i] == GW_HSM_KEY_EC_P384 ? 384
-				: types[i] == GW_HSM_KEY_RSA_2048 ? 2048
-								  : 3072);
+			EXPECT_EQ(EVP_PKEY_get_bits(k), types[i] == GW_HSM_KEY_EC_P256    ? 256
+							: types[i] == GW_HSM_KEY_EC_P384  ? 384
+							: types[i] == GW_HSM_KEY_RSA_2048 ? 2048
+											  : 3072);
 			EXPECT_OK(gw_hsm_sign(h, k, md, msg, sizeof(msg), sig, &siglen));
 			EXPECT_TRUE(soft_verify(pub, md, msg, sizeof(msg), sig, siglen));
 			msg[0] ^= 1; /* and it is a real signature: it fails on other data */
@@ -479,7 +481,8 @@ main(void)
 		EXPECT_ERR(gw_hsm_key_load(h, u2, &k), -EINVAL);
 		EXPECT_CONTAINS(gw_err_msg(), "carries a PIN");
 		EXPECT_TRUE(strstr(gw_err_msg(), "1234") == NULL);
-		EXPECT_ERR(gw_hsm_key_load(h, "pkcs11:token=other;object=web", &k), -GW_E_HSM_TOKEN);
+		EXPECT_ERR(
+			gw_hsm_key_load(h, "pkcs11:token=other;object=web", &k), -GW_E_HSM_TOKEN);
 		EXPECT_CONTAINS(gw_err_msg(), "names token 'other'");
 		EXPECT_ERR(gw_hsm_key_load(h, "file:/etc/key.pem", &k), -EINVAL);
 		EXPECT_ERR(gw_hsm_key_load(h, "pkcs11:token=x;bogus=1", &k), -EINVAL);
@@ -527,10 +530,12 @@ main(void)
 				EVP_MD_CTX *c = EVP_MD_CTX_new();
 				EVP_PKEY *pub = soft_pub(k);
 
-				EXPECT_TRUE(EVP_DigestSignInit(c, NULL, EVP_sha256(), NULL, k) == 1 &&
-					EVP_DigestSign(c, sig, &siglen, (const uint8_t *)"x", 1) == 1);
-				EXPECT_TRUE(soft_verify(pub, EVP_sha256(), (const uint8_t *)"x", 1, sig,
-					siglen));
+				EXPECT_TRUE(
+					EVP_DigestSignInit(c, NULL, EVP_sha256(), NULL, k) == 1 &&
+					EVP_DigestSign(c, sig, &siglen, (const uint8_t *)"x", 1) ==
+						1);
+				EXPECT_TRUE(soft_verify(
+					pub, EVP_sha256(), (const uint8_t *)"x", 1, sig, siglen));
 				EVP_MD_CTX_free(c);
 				EVP_PKEY_free(pub);
 			}
@@ -562,8 +567,8 @@ main(void)
 			char cn[64] = "";
 
 			EXPECT_EQ(X509_REQ_verify(req, rk), 1);
-			X509_NAME_get_text_by_NID(X509_REQ_get_subject_name(req), NID_commonName, cn,
-				sizeof(cn));
+			X509_NAME_get_text_by_NID(
+				X509_REQ_get_subject_name(req), NID_commonName, cn, sizeof(cn));
 			EXPECT_STREQ(cn, "gw.example.org");
 			EXPECT_EQ(g ? sk_GENERAL_NAME_num(g) : 0, 3);
 			GENERAL_NAMES_free(g);
@@ -599,7 +604,8 @@ main(void)
 				EXPECT_OK(gw_hsm_cert_matches_key(h, x, uri));
 			} else {
 				EXPECT_ERR(gw_hsm_cert_matches_key(h, x, uri), -GW_E_HSM_KEY);
-				EXPECT_CONTAINS(gw_err_msg(), "certificate '/CN=self' does not match key");
+				EXPECT_CONTAINS(
+					gw_err_msg(), "certificate '/CN=self' does not match key");
 			}
 			X509_free(x);
 		}
@@ -689,11 +695,11 @@ main(void)
 			EVP_MD_CTX *c = EVP_MD_CTX_new();
 			EVP_PKEY *pub = soft_pub(k);
 			int ok = EVP_DigestSignInit(c, NULL, EVP_sha256(), NULL, k) == 1 &&
-				EVP_DigestSign(c, sig, &siglen, (const uint8_t *)"y", 1) == 1;
+				 EVP_DigestSign(c, sig, &siglen, (const uint8_t *)"y", 1) == 1;
 
 			if (ok)
-				ok = soft_verify(pub, EVP_sha256(), (const uint8_t *)"y", 1, sig,
-					siglen);
+				ok = soft_verify(
+					pub, EVP_sha256(), (const uint8_t *)"y", 1, sig, siglen);
 			_exit(ok ? 0 : 3);
 		}
 		st = 0;
@@ -701,7 +707,8 @@ main(void)
 		EXPECT_TRUE(WIFEXITED(st));
 		EXPECT_TRUE(WIFEXITED(st) && (WEXITSTATUS(st) == 0 || WEXITSTATUS(st) == 3));
 		printf("pre-fork EVP_PKEY used in a child: %s\n",
-			WIFEXITED(st) && WEXITSTATUS(st) == 0 ? "signs correctly" : "fails cleanly");
+			WIFEXITED(st) && WEXITSTATUS(st) == 0 ? "signs correctly"
+							      : "fails cleanly");
 
 		/* and the parent goes on signing after its children */
 		{
@@ -710,7 +717,8 @@ main(void)
 			EVP_PKEY *pub = soft_pub(k);
 
 			EXPECT_OK(gw_hsm_sign(h, k, NULL, (const uint8_t *)"p", 1, sig, &siglen));
-			EXPECT_TRUE(soft_verify(pub, EVP_sha256(), (const uint8_t *)"p", 1, sig, siglen));
+			EXPECT_TRUE(soft_verify(
+				pub, EVP_sha256(), (const uint8_t *)"p", 1, sig, siglen));
 			EVP_PKEY_free(pub);
 		}
 		EVP_PKEY_free(k);
