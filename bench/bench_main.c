@@ -5,6 +5,9 @@
 #include <stdio.h>
 #include <string.h>
 
+/* bench_tls.c: full mTLS handshakes per second over kernel sockets */
+int gw_bench_tls_main(int argc, char **argv);
+
 int
 main(int argc, char **argv)
 {
@@ -12,6 +15,9 @@ main(int argc, char **argv)
 		printf("mtlsgw-bench %s\n", GW_VERSION);
 		return 0;
 	}
-	fprintf(stderr, "usage: mtlsgw-bench <mode> [args]\n");
+	if (argc >= 2 && strcmp(argv[1], "tls") == 0)
+		return gw_bench_tls_main(argc - 1, argv + 1);
+	fprintf(stderr, "usage: mtlsgw-bench <mode> [args]\nmodes:\n"
+			"  tls   full mTLS handshakes per second (tls --help)\n");
 	return 2;
 }

@@ -1,0 +1,814 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * bench_tls.c - `mtlsgw-bench tls`: full mutual-TLS handshakes per second.
+ *
+ * The client side of the issue-6 comparison (mtlsgw vs nginx, bench/run):
+ * kernel sockets, non-blocking, one epoll loop per thread, N connections in
+ * flight. Every connection is a full handshake - TCP connect, TLS with the
+ * client certificate, no resumption (SSL_OP_NO_TICKET, no session cache, a
+ * fresh SSL each time) - then optionally one small request and the first
+ * bytes of the answer, then close_notify and close.
+ *
+ * Why the request option matters: in TLS 1.3 the client finishes its
+ * handshake before the server has read the client's certificate, so a
+ * server that rejects the client is only seen on the next read. With
+ * --request the connection counts as good only once the server answered,
+ * which proves it accepted the client; bench/run always uses it.
+ *
+ * Latency is from connect() to the end of the client's handshake, so it
+ * includes the TCP handshake. Failures are counted by reason (connect
+ * error, TLS alert, verify error, timeout), never retried.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#define FAIL_SLOTS 24 /* distinct failure reasons kept per thread */
+#define REASON_MAX 120
+
+struct bench_opts {
+	struct sockaddr_in addr;
+	const char *cert, *key, *ca, *servername, *groups;
+	char *request; /* NULL: handshake only */
+	size_t request_len;
+	const char *expect; /* the answer's first bytes must contain this */
+	int concurrency, threads, tls;
+	double seconds, warmup, timeout;
+	bool json;
+	const char *label;
+};
+
+enum slot_state { S_FREE, S_CONNECT, S_HANDSHAKE, S_WRITE, S_READ };
+
+struct slot {
+	int fd;
+	SSL *ssl;
+	enum slot_state st;
+	uint64_t t0, deadline; /* ns, CLOCK_MONOTONIC */
+	uint32_t ev;           /* events registered with epoll */
+};
+
+struct fail_count {
+	char reason[REASON_MAX];
+	uint64_t n;
+};
+
+struct bench_thread {
+	pthread_t tid;
+	const struct bench_opts *o;
+	SSL_CTX *ctx;
+	int ep, nslots;
+	struct slot *slots;
+	uint64_t t_measure, t_end; /* counted window */
+	/* results */
+	uint64_t ok, handshakes, started;
+	uint32_t *lat_us;
+	size_t nlat, caplat;
+	struct fail_count fails[FAIL_SLOTS];
+	uint64_t fail_other, fail_total;
+	bool shown_unexpected; /* printed one unexpected answer already */
+};
+
+static uint64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void
+count_fail(struct bench_thread *t, const char *reason)
+{
+	if (now_ns() < t->t_measure)
+		return;
+	t->fail_total++;
+	for (int i = 0; i < FAIL_SLOTS; i++) {
+		if (t->fails[i].n == 0) {
+			snprintf(t->fails[i].reason, REASON_MAX, "%s", reason);
+			t->fails[i].n = 1;
+			return;
+		}
+		if (strcmp(t->fails[i].reason, reason) == 0) {
+			t->fails[i].n++;
+			return;
+		}
+	}
+	t->fail_other++;
+}
+
+static void
+record_latency(struct bench_thread *t, uint64_t ns)
+{
+	if (t->nlat == t->caplat) {
+		size_t cap = t->caplat ? t->caplat * 2 : 65536;
+		uint32_t *p = realloc(t->lat_us, cap * sizeof(*p));
+
+		if (!p)
+			return; /* keep counting; percentiles use what fits */
+		t->lat_us = p;
+		t->caplat = cap;
+	}
+	t->lat_us[t->nlat++] = (uint32_t)(ns / 1000);
+}
+
+/* The TLS-level reason for a failure: an alert, a verify error, or errno. */
+static void
+tls_reason(struct slot *s, int ret, const char *phase, char *out, size_t cap)
+{
+	int e = SSL_get_error(s->ssl, ret);
+	unsigned long q = ERR_peek_last_error();
+	long vr = SSL_get_verify_result(s->ssl);
+
+	if (e == SSL_ERROR_SSL && vr != X509_V_OK) {
+		snprintf(out, cap, "%s: server certificate: %s", phase,
+			X509_verify_cert_error_string(vr));
+	} else if (e == SSL_ERROR_SSL && q) {
+		const char *r = ERR_reason_error_string(q);
+		snprintf(out, cap, "%s: %s", phase, r ? r : "TLS error");
+	} else if (e == SSL_ERROR_ZERO_RETURN) {
+		snprintf(out, cap, "%s: server sent close_notify", phase);
+	} else if (e == SSL_ERROR_SYSCALL) {
+		snprintf(out, cap, "%s: %s", phase,
+			errno ? strerror(errno) : "connection closed by server");
+	} else {
+		snprintf(out, cap, "%s: SSL error %d", phase, e);
+	}
+	ERR_clear_error();
+}
+
+static void
+slot_close(struct bench_thread *t, struct slot *s, bool clean)
+{
+	if (s->ssl) {
+		/* one close_notify, no wait for the peer's: what a short client does */
+		if (clean)
+			SSL_shutdown(s->ssl);
+		SSL_free(s->ssl);
+		s->ssl = NULL;
+	}
+	if (s->fd >= 0) {
+		epoll_ctl(t->ep, EPOLL_CTL_DEL, s->fd, NULL);
+		close(s->fd);
+		s->fd = -1;
+	}
+	s->st = S_FREE;
+	ERR_clear_error();
+}
+
+static void
+slot_fail(struct bench_thread *t, struct slot *s, const char *reason)
+{
+	count_fail(t, reason);
+	slot_close(t, s, false);
+}
+
+static int
+slot_want(struct bench_thread *t, struct slot *s, uint32_t ev)
+{
+	struct epoll_event e = {.events = ev, .data.ptr = s};
+
+	if (s->ev == ev)
+		return 0;
+	s->ev = ev;
+	return epoll_ctl(t->ep, EPOLL_CTL_MOD, s->fd, &e);
+}
+
+static void
+slot_start(struct bench_thread *t, struct slot *s)
+{
+	const struct bench_opts *o = t->o;
+	struct epoll_event e = {.events = EPOLLOUT, .data.ptr = s};
+	int one = 1;
+
+	s->t0 = now_ns();
+	s->deadline = s->t0 + (uint64_t)(o->timeout * 1e9);
+	s->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (s->fd < 0) {
+		char r[REASON_MAX];
+		snprintf(r, sizeof(r), "socket: %s", strerror(errno));
+		count_fail(t, r);
+		return;
+	}
+	t->started++;
+	setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(s->fd, (const struct sockaddr *)&o->addr, sizeof(o->addr)) < 0 &&
+		errno != EINPROGRESS) {
+		char r[REASON_MAX];
+		snprintf(r, sizeof(r), "connect: %s", strerror(errno));
+		close(s->fd);
+		s->fd = -1;
+		count_fail(t, r);
+		return;
+	}
+	s->st = S_CONNECT;
+	s->ev = EPOLLOUT;
+	if (epoll_ctl(t->ep, EPOLL_CTL_ADD, s->fd, &e) < 0) {
+		slot_fail(t, s, "epoll_ctl failed");
+	}
+}
+
+static void
+slot_done(struct bench_thread *t, struct slot *s)
+{
+	if (now_ns() >= t->t_measure)
+		t->ok++;
+	slot_close(t, s, true);
+}
+
+/* Advance one connection as far as it goes without blocking. */
+static void
+slot_step(struct bench_thread *t, struct slot *s)
+{
+	const struct bench_opts *o = t->o;
+	char reason[REASON_MAX];
+	int r;
+
+	switch (s->st) {
+	case S_CONNECT: {
+		int err = 0;
+		socklen_t len = sizeof(err);
+
+		getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+		if (err) {
+			snprintf(reason, sizeof(reason), "connect: %s", strerror(err));
+			slot_fail(t, s, reason);
+			return;
+		}
+		s->ssl = SSL_new(t->ctx);
+		if (!s->ssl || SSL_set_fd(s->ssl, s->fd) != 1) {
+			slot_fail(t, s, "SSL_new failed");
+			return;
+		}
+		if (o->servername) {
+			SSL_set_tlsext_host_name(s->ssl, o->servername);
+			/* the server certificate must name what we asked for */
+			SSL_set1_host(s->ssl, o->servername);
+		}
+		SSL_set_connect_state(s->ssl);
+		s->st = S_HANDSHAKE;
+	}
+		/* fall through */
+	case S_HANDSHAKE:
+		r = SSL_do_handshake(s->ssl);
+		if (r != 1) {
+			int e = SSL_get_error(s->ssl, r);
+			if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+				slot_want(t, s, e == SSL_ERROR_WANT_READ ? EPOLLIN : EPOLLOUT);
+				return;
+			}
+			tls_reason(s, r, "handshake", reason, sizeof(reason));
+			slot_fail(t, s, reason);
+			return;
+		}
+		if (now_ns() >= t->t_measure) {
+			t->handshakes++;
+			record_latency(t, now_ns() - s->t0);
+		}
+		if (!o->request) {
+			slot_done(t, s);
+			return;
+		}
+		s->st = S_WRITE;
+		/* fall through */
+	case S_WRITE:
+		r = SSL_write(s->ssl, o->request, (int)o->request_len);
+		if (r <= 0) {
+			int e = SSL_get_error(s->ssl, r);
+			if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+				slot_want(t, s, e == SSL_ERROR_WANT_READ ? EPOLLIN : EPOLLOUT);
+				return;
+			}
+			tls_reason(s, r, "request", reason, sizeof(reason));
+			slot_fail(t, s, reason);
+			return;
+		}
+		s->st = S_READ;
+		/* fall through */
+	case S_READ: {
+		char buf[4096];
+
+		r = SSL_read(s->ssl, buf, sizeof(buf) - 1);
+		if (r > 0) {
+			buf[r] = '\0';
+			if (o->expect && !memmem(buf, (size_t)r, o->expect, strlen(o->expect))) {
+				/* e.g. nginx answers 400 to a client it did not accept */
+				if (!t->shown_unexpected) {
+					t->shown_unexpected = true;
+					fprintf(stderr, "tls: first unexpected answer: %.80s\n",
+						buf);
+				}
+				slot_fail(t, s, "answer: does not contain the --expect text");
+				return;
+			}
+			slot_done(t, s);
+			return;
+		}
+		int e = SSL_get_error(s->ssl, r);
+		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+			slot_want(t, s, e == SSL_ERROR_WANT_READ ? EPOLLIN : EPOLLOUT);
+			return;
+		}
+		/* an alert here is usually the server refusing our certificate */
+		tls_reason(s, r, "answer", reason, sizeof(reason));
+		slot_fail(t, s, reason);
+		return;
+	}
+	case S_FREE:
+		return;
+	}
+}
+
+static void *
+bench_thread_run(void *arg)
+{
+	struct bench_thread *t = arg;
+	struct epoll_event ev[256];
+	uint64_t now;
+
+	for (int i = 0; i < t->nslots; i++)
+		slot_start(t, &t->slots[i]);
+	while ((now = now_ns()) < t->t_end) {
+		int n = epoll_wait(t->ep, ev, 256, 50);
+
+		for (int i = 0; i < n; i++)
+			slot_step(t, ev[i].data.ptr);
+		now = now_ns();
+		for (int i = 0; i < t->nslots; i++) {
+			struct slot *s = &t->slots[i];
+
+			if (s->st != S_FREE && now > s->deadline) {
+				static const char *names[] = {
+					"", "connect", "handshake", "request", "answer"};
+				char r[REASON_MAX];
+				snprintf(r, sizeof(r), "%s: timeout", names[s->st]);
+				slot_fail(t, s, r);
+			}
+			if (s->st == S_FREE && now < t->t_end) {
+				slot_start(t, s);
+				/* a socket() failure leaves it free: pace the retries */
+				if (s->st == S_FREE)
+					usleep(1000);
+			}
+		}
+	}
+	for (int i = 0; i < t->nslots; i++) {
+		if (t->slots[i].st != S_FREE)
+			slot_close(t, &t->slots[i], false); /* cut off by the clock: not counted */
+	}
+	return NULL;
+}
+
+static SSL_CTX *
+make_ctx(const struct bench_opts *o)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	int v = o->tls == 12 ? TLS1_2_VERSION : TLS1_3_VERSION;
+
+	if (!ctx)
+		goto err;
+	SSL_CTX_set_min_proto_version(ctx, v);
+	SSL_CTX_set_max_proto_version(ctx, v);
+	/* full handshakes only: no tickets, no client session cache */
+	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	if (SSL_CTX_use_certificate_chain_file(ctx, o->cert) != 1) {
+		fprintf(stderr, "tls: cannot load client certificate chain '%s'\n", o->cert);
+		goto err;
+	}
+	{
+		/* load, then attach: the two failures need different fixes */
+		FILE *f = fopen(o->key, "r");
+		EVP_PKEY *pk = f ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
+		int used;
+
+		if (f)
+			fclose(f);
+		if (!pk) {
+			fprintf(stderr, "tls: cannot load client key '%s': %s\n", o->key,
+				f ? "not a PEM private key" : strerror(errno));
+			goto err;
+		}
+		used = SSL_CTX_use_PrivateKey(ctx, pk);
+		EVP_PKEY_free(pk);
+		if (used != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+			fprintf(stderr, "tls: key '%s' does not match certificate '%s'\n", o->key,
+				o->cert);
+			goto err;
+		}
+	}
+	if (SSL_CTX_load_verify_locations(ctx, o->ca, NULL) != 1) {
+		fprintf(stderr, "tls: cannot load CA '%s'\n", o->ca);
+		goto err;
+	}
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	if (o->groups && SSL_CTX_set1_groups_list(ctx, o->groups) != 1) {
+		fprintf(stderr, "tls: bad --groups '%s'\n", o->groups);
+		goto err;
+	}
+	return ctx;
+err:
+	ERR_print_errors_fp(stderr);
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+static int
+cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static uint32_t
+pct(const uint32_t *v, size_t n, double p)
+{
+	size_t i;
+
+	if (n == 0)
+		return 0;
+	i = (size_t)(p * (double)(n - 1) + 0.5);
+	return v[i < n ? i : n - 1];
+}
+
+static void
+json_str(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			printf("\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			printf("\\u%04x", *s);
+		else
+			putchar(*s);
+	}
+	putchar('"');
+}
+
+/* Merge the threads' results and print them. */
+static void
+report(const struct bench_opts *o, struct bench_thread *th, int nth, double secs, double cpu)
+{
+	uint64_t ok = 0, hs = 0, fails = 0, other = 0;
+	size_t nlat = 0, k = 0;
+	uint32_t *lat;
+	struct fail_count all[FAIL_SLOTS * 4];
+	int nall = 0;
+
+	for (int i = 0; i < nth; i++) {
+		ok += th[i].ok;
+		hs += th[i].handshakes;
+		fails += th[i].fail_total;
+		other += th[i].fail_other;
+		nlat += th[i].nlat;
+		for (int j = 0; j < FAIL_SLOTS && th[i].fails[j].n; j++) {
+			int m;
+			for (m = 0; m < nall; m++)
+				if (strcmp(all[m].reason, th[i].fails[j].reason) == 0)
+					break;
+			if (m == nall) {
+				if (nall == (int)(sizeof(all) / sizeof(all[0]))) {
+					other += th[i].fails[j].n;
+					continue;
+				}
+				all[nall] = th[i].fails[j];
+				all[nall++].n = 0;
+			}
+			all[m].n += th[i].fails[j].n;
+		}
+	}
+	lat = malloc((nlat ? nlat : 1) * sizeof(*lat));
+	for (int i = 0; lat && i < nth; i++) {
+		memcpy(lat + k, th[i].lat_us, th[i].nlat * sizeof(*lat));
+		k += th[i].nlat;
+	}
+	if (lat)
+		qsort(lat, nlat, sizeof(*lat), cmp_u32);
+	else
+		nlat = 0;
+
+	if (o->json) {
+		printf("{\"mode\":\"tls\",");
+		if (o->label) {
+			printf("\"label\":");
+			json_str(o->label);
+			printf(",");
+		}
+		printf("\"tls\":\"1.%d\",\"concurrency\":%d,\"threads\":%d,\"seconds\":%.3f,"
+		       "\"connections_ok\":%llu,\"handshakes\":%llu,\"handshakes_per_s\":%.1f,"
+		       "\"p50_us\":%u,\"p90_us\":%u,\"p99_us\":%u,\"max_us\":%u,"
+		       "\"client_cpu_s\":%.3f,\"failed\":%llu,\"failures\":{",
+			o->tls % 10, o->concurrency, o->threads, secs, (unsigned long long)ok,
+			(unsigned long long)hs, (double)ok / secs, pct(lat, nlat, 0.50),
+			pct(lat, nlat, 0.90), pct(lat, nlat, 0.99), nlat ? lat[nlat - 1] : 0, cpu,
+			(unsigned long long)fails);
+		for (int m = 0; m < nall; m++) {
+			if (m)
+				putchar(',');
+			json_str(all[m].reason);
+			printf(":%llu", (unsigned long long)all[m].n);
+		}
+		if (other)
+			printf("%s\"other\":%llu", nall ? "," : "", (unsigned long long)other);
+		printf("}}\n");
+	} else {
+		printf("%s%s%.1f s, concurrency %d, %d thread(s), TLS 1.%d%s\n",
+			o->label ? o->label : "", o->label ? ": " : "", secs, o->concurrency,
+			o->threads, o->tls % 10, o->request ? ", one request each" : "");
+		printf("  full handshakes/s  %.1f  (%llu connections ok, %llu handshakes)\n",
+			(double)ok / secs, (unsigned long long)ok, (unsigned long long)hs);
+		printf("  handshake latency  p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms\n",
+			pct(lat, nlat, 0.50) / 1e3, pct(lat, nlat, 0.90) / 1e3,
+			pct(lat, nlat, 0.99) / 1e3, nlat ? lat[nlat - 1] / 1e3 : 0.0);
+		printf("  client CPU         %.2f s\n", cpu);
+		printf("  failures           %llu\n", (unsigned long long)fails);
+		for (int m = 0; m < nall; m++)
+			printf("    %8llu  %s\n", (unsigned long long)all[m].n, all[m].reason);
+		if (other)
+			printf("    %8llu  (other reasons)\n", (unsigned long long)other);
+	}
+	free(lat);
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+		"usage: mtlsgw-bench tls --connect IP:PORT --cert CHAIN.pem --key KEY.pem --ca "
+		"ROOT.pem\n"
+		"                        [--servername NAME] [--concurrency N] [--threads N]\n"
+		"                        [--seconds S] [--warmup S] [--timeout S] [--tls 1.3|1.2]\n"
+		"                        [--groups LIST] [--request STR [--expect STR]]\n"
+		"                        [--label TEXT] [--json]\n"
+		"Opens full mutual-TLS handshakes (no resumption) for S seconds and reports\n"
+		"handshakes/s, p50/p90/p99 handshake latency and failures by reason.\n"
+		"  --request STR  after the handshake send STR (\\r \\n escapes) and wait for\n"
+		"                 the first bytes of the answer; only then is the connection ok\n"
+		"                 (proves the server accepted the client certificate)\n"
+		"  --expect STR   the answer's first bytes must contain STR, else it is a failure\n"
+		"  --warmup S     run S seconds first without counting them (default 0)\n"
+		"  --timeout S    per-connection limit (default 5)\n");
+}
+
+/* "\r\n" escapes in --request, so a shell user can write an HTTP request. */
+static size_t
+unescape(char *s)
+{
+	char *w = s;
+
+	for (char *r = s; *r; r++) {
+		if (r[0] == '\\' && (r[1] == 'r' || r[1] == 'n' || r[1] == '\\')) {
+			*w++ = r[1] == 'r' ? '\r' : r[1] == 'n' ? '\n' : '\\';
+			r++;
+		} else {
+			*w++ = *r;
+		}
+	}
+	*w = '\0';
+	return (size_t)(w - s);
+}
+
+static int
+parse_num(const char *opt, const char *v, double lo, double hi, double *out)
+{
+	char *end;
+	double d = strtod(v, &end);
+
+	if (end == v || *end || d < lo || d > hi) {
+		fprintf(stderr, "tls: %s '%s': want a number from %g to %g\n", opt, v, lo, hi);
+		return -1;
+	}
+	*out = d;
+	return 0;
+}
+
+int gw_bench_tls_main(int argc, char **argv);
+
+int
+gw_bench_tls_main(int argc, char **argv)
+{
+	static const struct option lo[] = {{"connect", required_argument, NULL, 'c'},
+		{"cert", required_argument, NULL, 'C'}, {"key", required_argument, NULL, 'K'},
+		{"ca", required_argument, NULL, 'A'}, {"servername", required_argument, NULL, 'S'},
+		{"concurrency", required_argument, NULL, 'n'},
+		{"threads", required_argument, NULL, 't'},
+		{"seconds", required_argument, NULL, 's'}, {"warmup", required_argument, NULL, 'w'},
+		{"timeout", required_argument, NULL, 'T'}, {"tls", required_argument, NULL, 'v'},
+		{"groups", required_argument, NULL, 'g'}, {"request", required_argument, NULL, 'r'},
+		{"label", required_argument, NULL, 'l'}, {"expect", required_argument, NULL, 'e'},
+		{"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}};
+	struct bench_opts o = {
+		.concurrency = 16, .threads = 1, .tls = 13, .seconds = 10, .timeout = 5};
+	const char *connect_to = NULL;
+	struct bench_thread *th = NULL;
+	struct rusage ru0, ru1;
+	SSL_CTX *ctx = NULL;
+	uint64_t t0, t1;
+	double d;
+	int c, rc = 1, nth = 0, running = 0;
+
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			connect_to = optarg;
+			break;
+		case 'C':
+			o.cert = optarg;
+			break;
+		case 'K':
+			o.key = optarg;
+			break;
+		case 'A':
+			o.ca = optarg;
+			break;
+		case 'S':
+			o.servername = optarg;
+			break;
+		case 'g':
+			o.groups = optarg;
+			break;
+		case 'l':
+			o.label = optarg;
+			break;
+		case 'e':
+			o.expect = optarg;
+			break;
+		case 'j':
+			o.json = true;
+			break;
+		case 'r':
+			o.request = optarg;
+			o.request_len = unescape(optarg);
+			if (o.request_len == 0) {
+				fprintf(stderr, "tls: --request must not be empty\n");
+				return 2;
+			}
+			break;
+		case 'n':
+			if (parse_num("--concurrency", optarg, 1, 100000, &d) < 0)
+				return 2;
+			o.concurrency = (int)d;
+			break;
+		case 't':
+			if (parse_num("--threads", optarg, 1, 256, &d) < 0)
+				return 2;
+			o.threads = (int)d;
+			break;
+		case 's':
+			if (parse_num("--seconds", optarg, 0.1, 86400, &o.seconds) < 0)
+				return 2;
+			break;
+		case 'w':
+			if (parse_num("--warmup", optarg, 0, 3600, &o.warmup) < 0)
+				return 2;
+			break;
+		case 'T':
+			if (parse_num("--timeout", optarg, 0.01, 3600, &o.timeout) < 0)
+				return 2;
+			break;
+		case 'v':
+			if (strcmp(optarg, "1.3") == 0)
+				o.tls = 13;
+			else if (strcmp(optarg, "1.2") == 0)
+				o.tls = 12;
+			else {
+				fprintf(stderr, "tls: --tls '%s': want 1.3 or 1.2\n", optarg);
+				return 2;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "tls: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	if (!connect_to || !o.cert || !o.key || !o.ca) {
+		fprintf(stderr, "tls: --connect, --cert, --key and --ca are required\n");
+		usage(stderr);
+		return 2;
+	}
+	{
+		char host[64];
+		const char *colon = strrchr(connect_to, ':');
+		char *end;
+		long port = colon ? strtol(colon + 1, &end, 10) : 0;
+
+		o.addr.sin_family = AF_INET;
+		if (!colon || (size_t)(colon - connect_to) >= sizeof(host) || *end || port <= 0 ||
+			port > 65535) {
+			fprintf(stderr, "tls: --connect '%s': want IPv4:PORT\n", connect_to);
+			return 2;
+		}
+		memcpy(host, connect_to, (size_t)(colon - connect_to));
+		host[colon - connect_to] = '\0';
+		if (inet_pton(AF_INET, host, &o.addr.sin_addr) != 1) {
+			fprintf(stderr, "tls: --connect '%s': '%s' is not an IPv4 address\n",
+				connect_to, host);
+			return 2;
+		}
+		o.addr.sin_port = htons((uint16_t)port);
+	}
+	if (o.expect && !o.request) {
+		fprintf(stderr, "tls: --expect needs --request\n");
+		return 2;
+	}
+	if (o.threads > o.concurrency)
+		o.threads = o.concurrency;
+
+	ctx = make_ctx(&o);
+	if (!ctx)
+		goto out;
+	th = calloc((size_t)o.threads, sizeof(*th));
+	if (!th)
+		goto out;
+	nth = o.threads;
+	for (int i = 0; i < nth; i++)
+		th[i].ep = -1;
+	t0 = now_ns();
+	getrusage(RUSAGE_SELF, &ru0);
+	for (int i = 0; i < nth; i++) {
+		struct bench_thread *t = &th[i];
+
+		t->o = &o;
+		t->ctx = ctx;
+		t->nslots = o.concurrency / o.threads + (i < o.concurrency % o.threads);
+		t->slots = calloc((size_t)t->nslots, sizeof(*t->slots));
+		t->ep = epoll_create1(EPOLL_CLOEXEC);
+		t->t_measure = t0 + (uint64_t)(o.warmup * 1e9);
+		t->t_end = t->t_measure + (uint64_t)(o.seconds * 1e9);
+		if (!t->slots || t->ep < 0) {
+			fprintf(stderr, "tls: out of memory or epoll: %s\n", strerror(errno));
+			goto join;
+		}
+		for (int j = 0; j < t->nslots; j++)
+			t->slots[j].fd = -1;
+		if (pthread_create(&t->tid, NULL, bench_thread_run, t) != 0) {
+			fprintf(stderr, "tls: cannot start thread %d\n", i);
+			goto join;
+		}
+		running++;
+	}
+	rc = 0;
+join:
+	/* on a setup failure the started threads still run to their end time */
+	for (int i = 0; i < running; i++)
+		pthread_join(th[i].tid, NULL);
+	t1 = now_ns();
+	getrusage(RUSAGE_SELF, &ru1);
+	if (rc == 0) {
+		double secs = (double)(t1 - t0) / 1e9 - o.warmup;
+		double cpu = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec +
+				      ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
+			     (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec +
+				      ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) /
+				     1e6;
+		report(&o, th, o.threads, secs, cpu);
+		/* a run where nothing succeeded is a failed measurement */
+		uint64_t ok = 0;
+		for (int i = 0; i < o.threads; i++)
+			ok += th[i].ok;
+		if (ok == 0) {
+			fprintf(stderr, "tls: no connection succeeded\n");
+			rc = 1;
+		}
+	}
+	for (int i = 0; i < nth; i++) {
+		free(th[i].slots);
+		free(th[i].lat_us);
+		if (th[i].ep >= 0)
+			close(th[i].ep);
+	}
+out:
+	free(th);
+	SSL_CTX_free(ctx);
+	return rc;
+}

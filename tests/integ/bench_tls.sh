@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+# bench_tls.sh - `mtlsgw-bench tls` does what bench/run relies on: full mTLS
+# handshakes against a real server (openssl s_server, in a namespace made
+# here), and every kind of failure reported with its reason rather than
+# counted as a success. No timing is asserted: only counts and reasons.
+set -euo pipefail
+. "$(dirname "$0")/../lib/common.sh"
+
+: "${MTLSGW_BENCH:?}"
+. "$GW_SRC/bench/pki.sh"
+P=$T/pki
+bench_pki "$P" 2>"$T/pki.err" || gw_fail "PKI: $(cat "$T/pki.err")"
+gw_netns
+PORT=9443
+
+# s_server: verify the client against the root, fail the handshake otherwise
+gw_bg gw_in openssl s_server -accept "127.0.0.1:$PORT" -cert "$P/server.pem" \
+	-key "$P/server.key" -cert_chain "$P/int.pem" -CAfile "$P/root.pem" -Verify 2 \
+	-verify_return_error -www -quiet >"$T/s_server.log" 2>&1
+gw_wait 100 gw_in bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT" || gw_fail "s_server did not start"
+
+bench() { # bench [args...]: one short run, JSON on stdout, exit status kept
+	gw_in "$MTLSGW_BENCH" tls --connect "127.0.0.1:$PORT" --servername "$BENCH_SERVERNAME" \
+		--seconds 1 --concurrency 2 --json "$@"
+}
+field() { # field JSON KEY
+	python3 -c 'import json,sys; v=json.loads(sys.argv[1])[sys.argv[2]]; print(json.dumps(v) if isinstance(v, dict) else v)' "$1" "$2"
+}
+good=(--cert "$P/client.chain.pem" --key "$P/client.key" --ca "$P/root.pem")
+
+# 1. a trusted client: handshakes, the request answered, no failure
+out=$(bench "${good[@]}" --request 'GET / HTTP/1.0\r\n\r\n' --expect "200 ok")
+[ "$(field "$out" connections_ok)" -gt 0 ] || gw_fail "no handshake: $out"
+[ "$(field "$out" failed)" -eq 0 ] || gw_fail "failures with a good client: $out"
+[ "$(field "$out" p50_us)" -gt 0 ] || gw_fail "no latency recorded: $out"
+gw_ok "good client: $(field "$out" connections_ok) full handshakes, 0 failures"
+
+# 2. TLS 1.2 as well
+out=$(bench "${good[@]}" --tls 1.2 --request 'GET / HTTP/1.0\r\n\r\n' --expect "200 ok")
+[ "$(field "$out" connections_ok)" -gt 0 ] && [ "$(field "$out" failed)" -eq 0 ] ||
+	gw_fail "TLS 1.2: $out"
+gw_ok "TLS 1.2 handshakes"
+
+# 3. the server refuses the client: seen on the answer, with the alert
+set +e
+out=$(bench --cert "$P/other.chain.pem" --key "$P/other.key" --ca "$P/root.pem" \
+	--request 'GET / HTTP/1.0\r\n\r\n' 2>"$T/err")
+rc=$?
+set -e
+[ "$rc" -ne 0 ] || gw_fail "refused client reported success: $out"
+[ "$(field "$out" connections_ok)" -eq 0 ] || gw_fail "refused client counted ok: $out"
+case $(field "$out" failures) in *'answer: '*alert*) ;; *) gw_fail "no alert reason: $out" ;; esac
+grep -q "no connection succeeded" "$T/err" || gw_fail "no error line: $(cat "$T/err")"
+gw_ok "untrusted client refused, reason: $(field "$out" failures)"
+
+# 4. the client verifies the server: wrong anchor, wrong name
+set +e
+out=$(bench --cert "$P/client.chain.pem" --key "$P/client.key" --ca "$P/otherca.pem" 2>/dev/null)
+set -e
+case $(field "$out" failures) in *'handshake: server certificate: unable to get local issuer certificate'*) ;;
+*) gw_fail "wrong CA: $out" ;; esac
+gw_ok "server not trusted: reported"
+set +e
+out=$(gw_in "$MTLSGW_BENCH" tls --connect "127.0.0.1:$PORT" --servername wrong.example \
+	--seconds 1 --json "${good[@]}" 2>/dev/null)
+set -e
+case $(field "$out" failures) in *'server certificate: hostname mismatch'*) ;;
+*) gw_fail "wrong name: $out" ;; esac
+gw_ok "server name mismatch: reported"
+
+# 5. an answer that is not the expected one is a failure
+set +e
+out=$(bench "${good[@]}" --request 'GET / HTTP/1.0\r\n\r\n' --expect "no such text" 2>"$T/err")
+set -e
+case $(field "$out" failures) in *'answer: does not contain the --expect text'*) ;;
+*) gw_fail "--expect: $out" ;; esac
+grep -q "first unexpected answer: HTTP/1.0 200 ok" "$T/err" || gw_fail "--expect: $(cat "$T/err")"
+gw_ok "--expect mismatch counted as failure and shown once"
+
+# 6. nobody listening
+set +e
+out=$(gw_in "$MTLSGW_BENCH" tls --connect 127.0.0.1:1 --seconds 0.2 --json "${good[@]}" 2>/dev/null)
+set -e
+case $(field "$out" failures) in *'connect: Connection refused'*) ;; *) gw_fail "refused: $out" ;; esac
+gw_ok "connection refused: reported"
+
+# 7. bad invocations: one clear line, exit 2 or 1, nothing run
+gw_expect_fail "want 1.3 or 1.2" "$MTLSGW_BENCH" tls --connect 127.0.0.1:1 "${good[@]}" --tls 1.1
+gw_expect_fail "--connect, --cert, --key and --ca are required" "$MTLSGW_BENCH" tls --connect 127.0.0.1:1
+gw_expect_fail "want IPv4:PORT" "$MTLSGW_BENCH" tls --connect localhost "${good[@]}"
+gw_expect_fail "cannot load client key '$T/nope'" "$MTLSGW_BENCH" tls --connect 127.0.0.1:1 \
+	--cert "$P/client.chain.pem" --key "$T/nope" --ca "$P/root.pem"
+gw_expect_fail "does not match certificate" "$MTLSGW_BENCH" tls --connect 127.0.0.1:1 \
+	--cert "$P/client.chain.pem" --key "$P/other.key" --ca "$P/root.pem"
+gw_expect_fail "--expect needs --request" "$MTLSGW_BENCH" tls --connect 127.0.0.1:1 "${good[@]}" --expect x
+
+gw_done
