@@ -9,7 +9,10 @@
 #include "ctl.h"
 
 /* Command groups: each defined in its ctl_<group>.c. */
+extern const struct gw_ctl_group gw_ctl_group_hsm, gw_ctl_group_pki;
 static const struct gw_ctl_group *const groups[] = {
+	&gw_ctl_group_hsm,
+	&gw_ctl_group_pki,
 	NULL,
 };
 
