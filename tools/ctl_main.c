@@ -10,9 +10,11 @@
 
 /* Command groups: each defined in its ctl_<group>.c. */
 extern const struct gw_ctl_group gw_ctl_group_hsm, gw_ctl_group_pki;
+extern const struct gw_ctl_group gw_ctl_group_trust;
 static const struct gw_ctl_group *const groups[] = {
 	&gw_ctl_group_hsm,
 	&gw_ctl_group_pki,
+	&gw_ctl_group_trust,
 	NULL,
 };
 
