@@ -10,6 +10,7 @@
  */
 #include "ossl_compat.h" /* first: ENGINE API, see there */
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,6 +167,15 @@ engine_new(const char *engine_path, const char *module, ENGINE **out)
 			"pkcs11 engine '%s' cannot be loaded: %s (package "
 			"libengine-pkcs11-openssl)",
 			engine_path, strerror(errno));
+	/*
+	 * Pin the engine library for the life of the process: OpenSSL dlclose()s
+	 * it when the engine is freed, but libp11's key methods may still be
+	 * referenced by an EVP_PKEY someone frees later (and leak reports need
+	 * its symbols). The handle is deliberately never closed.
+	 */
+	if (dlopen(engine_path, RTLD_NOW | RTLD_NODELETE) == NULL)
+		return gw_err_setf(-GW_E_HSM, GW_HERE, "pkcs11 engine '%s' cannot be loaded: %s",
+			engine_path, dlerror());
 	OPENSSL_init_crypto(OPENSSL_INIT_ENGINE_DYNAMIC, NULL);
 	e = ENGINE_by_id("dynamic");
 	if (e == NULL) {
