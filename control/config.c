@@ -42,9 +42,10 @@
 
 #define GW_CFG_DEFAULT_STATE_DIR "/var/lib/mtlsgw"
 #define GW_CFG_MAX_LISTENERS 1024
-#define GW_CFG_MAX_LIST 256  /* any other list: anchors, SNI names, rules ... */
-#define GW_CFG_STR_MAX 4095  /* paths and URIs */
-#define GW_CFG_MAX_LCORE 128 /* DPDK's default RTE_MAX_LCORE */
+#define GW_CFG_MAX_LIST 256       /* any other list: anchors, SNI names, rules ... */
+#define GW_CFG_STR_MAX 4095       /* paths and URIs */
+#define GW_CFG_MAX_LCORE 128      /* DPDK's default RTE_MAX_LCORE */
+#define GW_CFG_MAX_PEM (4u << 20) /* a CA bundle or CRL larger than this is a mistake */
 
 /* ---- raw structs: what libcyaml loads ------------------------------------ */
 
@@ -500,6 +501,12 @@ check_pem(struct gw_cfg_ctx *c, const char *pfx, const char *key, const char *pa
 			what);
 		return rc;
 	}
+	if (st.st_size > GW_CFG_MAX_PEM) {
+		gw_cfg_err(c, 0, pfx, key,
+			"%s: %lld bytes is too large for a PEM %s file (at most %u)", path,
+			(long long)st.st_size, what, GW_CFG_MAX_PEM);
+		return rc;
+	}
 	ERR_clear_error();
 	b = BIO_new_file(path, "r");
 	if (!b) {
@@ -524,11 +531,10 @@ check_pem(struct gw_cfg_ctx *c, const char *pfx, const char *key, const char *pa
 	unsigned long e = ERR_peek_last_error();
 
 	if (n == 0 || (e && ERR_GET_REASON(e) != PEM_R_NO_START_LINE)) {
-		gw_cfg_err(c, 0, pfx, key, "%s: does not parse as PEM %s%s (%s)", path, what,
-			kind == PEM_CERTS ? "s" : "s",
-			n   ? ossl_reason(why, sizeof(why))
-			: e ? ossl_reason(why, sizeof(why))
-			    : "no PEM block found");
+		bool no_pem = !e || ERR_GET_REASON(e) == PEM_R_NO_START_LINE;
+
+		gw_cfg_err(c, 0, pfx, key, "%s: does not parse as PEM %ss (%s)", path, what,
+			no_pem ? "no PEM block found" : ossl_reason(why, sizeof(why)));
 		if (first && *first) {
 			X509_free(*first);
 			*first = NULL;
@@ -1003,6 +1009,7 @@ conv_identity(struct gw_cfg_ctx *c, const char *tpfx, unsigned i, const struct r
 	gw_cfg_fmt(pfx, sizeof(pfx), "%s.identity[%u]", tpfx, i);
 	NOMEM(id->cert = resolve(c, r->cert));
 	NOMEM(id->key = strdup(r->key));
+	id->line = gw_cfg_line(c, pfx, "key");
 	NOMEM(id->sni = dup_strs(r->sni, r->sni_count));
 	id->n_sni = r->sni_count;
 	(void)check_pkcs11_uri(c, pfx, "key", r->key);
@@ -1309,7 +1316,7 @@ conv_listener(struct gw_cfg_ctx *c, const struct gw_cfg *cfg, const struct raw_l
 			"only applies to services tls-echo and tls-proxy "
 			"(this listener is %s)",
 			r->service);
-	if (r->tls) {
+	if (r->tls && (!svc_ok || tls_svc)) {
 		l->has_tls = true;
 		GW_GUARD(conv_tls(c, pfx, r->tls, mesh, &l->tls));
 	}
@@ -1322,7 +1329,7 @@ conv_listener(struct gw_cfg_ctx *c, const struct gw_cfg *cfg, const struct raw_l
 			"client_auth is %s, so the listener needs a trust section (mode pinned, ca "
 			"or mesh) to check client certificates",
 			r->tls->client_auth ? r->tls->client_auth : "required (the default)");
-	if (r->trust) {
+	if (r->trust && (!svc_ok || tls_svc)) {
 		l->has_trust = true;
 		GW_GUARD(conv_trust(c, pfx, r->trust, &l->trust));
 		if (mesh && !(cfg->has_mtls && cfg->mtls.n_backends))
@@ -1337,7 +1344,7 @@ conv_listener(struct gw_cfg_ctx *c, const struct gw_cfg *cfg, const struct raw_l
 		gw_cfg_err(c, 0, pfx, "upstream",
 			"only applies to services tcp-proxy and tls-proxy (this listener is %s)",
 			r->service);
-	if (r->upstream) {
+	if (r->upstream && (!svc_ok || proxy_svc)) {
 		l->has_upstream = true;
 		GW_GUARD(conv_upstream(c, pfx, r->upstream, &l->upstream));
 	}
@@ -1397,7 +1404,6 @@ static void
 check_ca_cert(struct gw_cfg_ctx *c, const char *pfx, const char *path)
 {
 	X509 *x = NULL;
-	char na[40];
 
 	if (check_pem(c, pfx, "cert", path, PEM_CERTS, &x) < 0)
 		return;
@@ -1408,12 +1414,8 @@ check_ca_cert(struct gw_cfg_ctx *c, const char *pfx, const char *path)
 		 !(X509_get_key_usage(x) & KU_KEY_CERT_SIGN))
 		gw_cfg_err(c, 0, pfx, "cert",
 			"%s: the CA certificate's key usage does not allow keyCertSign", path);
-	if (X509_cmp_current_time(X509_get0_notAfter(x)) <= 0) {
-		/* refused for a new backend only at enable time (issue 7: rotating away
-		 * from an expired root must work), so this is not an error here */
-		asn1_time_str(X509_get0_notAfter(x), na, sizeof(na));
-		(void)na;
-	}
+	/* an expired CA is not refused here: issue 7 wants rotating away from a
+	 * backend whose root has expired to work */
 	X509_free(x);
 }
 
@@ -1491,6 +1493,7 @@ conv_backend(
 				"HSM)");
 		} else {
 			NOMEM(b->key = strdup(cf->key));
+			b->line = gw_cfg_line(c, cpfx, "key");
 			(void)check_pkcs11_uri(c, cpfx, "key", cf->key);
 		}
 		break;
@@ -1500,9 +1503,11 @@ conv_backend(
 				"type cfssl needs conf.url (e.g. http://127.0.0.1:8888)");
 		} else {
 			NOMEM(b->url = strdup(cf->url));
-			if ((strncmp(cf->url, "http://", 7) != 0 &&
-				    strncmp(cf->url, "https://", 8) != 0) ||
-				!strchr(cf->url, ':')[3])
+			const char *host = strncmp(cf->url, "http://", 7) == 0    ? cf->url + 7
+					   : strncmp(cf->url, "https://", 8) == 0 ? cf->url + 8
+										  : NULL;
+
+			if (!host || !host[0] || host[0] == '/')
 				gw_cfg_err(c, 0, cpfx, "url",
 					"'%s' is not an http:// or https:// URL", cf->url);
 		}
@@ -1592,7 +1597,7 @@ conv_hsm(struct gw_cfg_ctx *c, const struct raw_hsm *r, struct gw_cfg *cfg)
 	NOMEM(cfg->hsm.module =
 			r->module ? resolve(c, r->module) : strdup(GW_DEFAULT_PKCS11_MODULE));
 	if ((needed || r->module) && stat(cfg->hsm.module, &st) < 0)
-		gw_cfg_err(c, 0, r->module ? "hsm" : "hsm", r->module ? "module" : NULL,
+		gw_cfg_err(c, 0, "hsm", r->module ? "module" : NULL,
 			"PKCS#11 module %s: %s (expected the path of a PKCS#11 .so, e.g. %s)",
 			cfg->hsm.module, strerror(errno), GW_DEFAULT_PKCS11_MODULE);
 	if (r->pin_file && r->pin_env)
@@ -1778,6 +1783,7 @@ gw_cfg_load(const char *path, struct gw_cfg **out, FILE *errs)
 	char *buf = NULL;
 	size_t len = 0;
 	struct stat st;
+	bool reported = false;
 	int rc;
 
 	if (!path || !out)
@@ -1809,11 +1815,10 @@ gw_cfg_load(const char *path, struct gw_cfg **out, FILE *errs)
 		goto out;
 	}
 	rc = load_named(path, buf, len, out, errs);
-	goto done;
+	reported = true; /* load_named wrote its own lines */
 out:
-	if (errs)
+	if (rc < 0 && !reported && errs)
 		fprintf(errs, "%s\n", gw_err_msg());
-done:
 	free(buf);
 	if (f)
 		fclose(f);

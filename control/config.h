@@ -103,6 +103,7 @@ struct gw_cfg_identity {
 	char *key;  /* RFC 7512 pkcs11: URI (never contains pin-value) */
 	char **sni; /* server names this identity answers for */
 	unsigned n_sni;
+	unsigned line; /* line of `key` in the file, for gw_cfg_check_keys() messages */
 };
 
 struct gw_cfg_tls {
@@ -112,6 +113,12 @@ struct gw_cfg_tls {
 	struct gw_cfg_identity *identities; /* first is the default */
 	unsigned n_identities;
 	enum gw_client_auth client_auth;
+	/*
+	 * tls.ticket_lifetime (seconds): how long a session ticket resumes, and
+	 * the rotation period of the ticket keys every worker shares
+	 * (control/tls_ctx.h). 0 = the default, 3600.
+	 */
+	unsigned ticket_lifetime_s;
 };
 
 struct gw_cfg_allow {
@@ -184,6 +191,7 @@ struct gw_cfg_ca_backend {
 	char *key;                 /* provided: pkcs11: URI of the CA key */
 	char *url;                 /* cfssl: http(s)://host:port */
 	char *profile;             /* cfssl: signing profile; NULL = server default */
+	unsigned line;             /* line of conf.key in the file, for messages */
 };
 
 struct gw_cfg_mtls {
@@ -223,6 +231,26 @@ GW_MUST_CHECK int gw_cfg_load(const char *path, struct gw_cfg **out, FILE *errs)
  */
 GW_MUST_CHECK int gw_cfg_load_mem(
 	const char *name, const void *buf, size_t len, struct gw_cfg **out, FILE *errs);
+
+/*
+ * Check through the HSM that every certificate is paired with its key:
+ * each listeners[].tls.identity[] cert with its key, and each provided CA
+ * backend's conf.cert with its conf.key. The token signs a random challenge
+ * and the certificate's public key must verify it (gw_hsm_cert_matches_key),
+ * so nothing leaves the token. Opens the token(s) with cfg->hsm (module,
+ * PIN) and closes them before returning: call it in the process that will
+ * use the keys (after any fork; hsm.h), after gw_cfg_load() succeeded, on
+ * start and on reload, and treat a failure like a load failure (keep the
+ * old config). Not part of gw_cfg_load() so pure file checks (trust check,
+ * the fuzzer) need no token.
+ * Errors go to errs in gw_cfg_load()'s format, e.g.
+ * "gw.yaml:19: listeners[0].tls.identity[0].key: certificate '/CN=api' does
+ * not match key 'pkcs11:...' (certificate /etc/mtlsgw/api.pem)".
+ * Returns 0; -GW_E_CONFIG when a certificate does not match or its key is
+ * not on the token; the hsm module's code (-GW_E_HSM_MODULE, _TOKEN, _PIN,
+ * _USAGE ...) when the token cannot be used. gw_err_msg() holds the first.
+ */
+GW_MUST_CHECK int gw_cfg_check_keys(const struct gw_cfg *cfg, FILE *errs);
 
 /* Free a config and everything it owns. NULL is fine. */
 void gw_cfg_free(struct gw_cfg *cfg);

@@ -24,6 +24,7 @@
 
 #include "config.h"
 #include "gw_test.h"
+#include "hsm.h"
 
 static char tmpdir[64];
 static char errbuf[16384];
@@ -147,11 +148,13 @@ write_crl(const char *name, X509 *ca, EVP_PKEY *cakey)
 	X509_CRL_free(crl);
 }
 
+static EVP_PKEY *ca_key; /* the test root, kept to sign the HSM key's cert */
+static X509 *ca;
+
 static void
 make_pki(void)
 {
-	EVP_PKEY *ca_key = ec_key(), *leaf_key = ec_key(), *k2 = ec_key();
-	X509 *ca = make_cert(ca_key, NULL, NULL, "test root", -1, 3650, 1);
+	EVP_PKEY *leaf_key = ec_key(), *k2 = ec_key();
 	X509 *leaf = make_cert(leaf_key, ca_key, ca, "api.example.com", -1, 365, 0);
 	X509 *old = make_cert(k2, ca_key, ca, "old.example.com", -30, -1, 0);
 	X509 *future = make_cert(k2, ca_key, ca, "future.example.com", 10, 20, 0);
@@ -167,12 +170,10 @@ make_pki(void)
 			   "-----END CERTIFICATE-----\n");
 	put("empty.pem", "just some text, no PEM at all\n");
 	put("pin", "1234\n");
-	X509_free(ca);
 	X509_free(leaf);
 	X509_free(old);
 	X509_free(future);
 	X509_free(notca);
-	EVP_PKEY_free(ca_key);
 	EVP_PKEY_free(leaf_key);
 	EVP_PKEY_free(k2);
 }
@@ -292,6 +293,8 @@ main(void)
 		perror("mkdtemp");
 		return 1;
 	}
+	ca_key = ec_key();
+	ca = make_cert(ca_key, NULL, NULL, "test root", -1, 3650, 1);
 	make_pki();
 
 	{ /* the committed minimal fixture: dataplane + one echo listener, defaults */
@@ -494,6 +497,723 @@ main(void)
 		gw_cfg_free(c);
 	}
 
+	/* ---- one case per error class; DP is lines 1..9, listeners from 10 ---- */
+
+	{ /* the issue's own example: a mistyped enum names field, line, choices */
+		EXPECT_CFG_ERR(DP
+			"listeners:\n"
+			"  - name: echo\n"
+			"    address: 10.99.0.2:7\n"
+			"    service: echo\n"
+			"  - name: api\n"
+			"    address: 10.99.0.2:443\n"
+			"    service: tls-echo\n"
+			"    tls:\n"
+			"      identity: [{cert: api.pem, key: \"pkcs11:token=gw;object=a\"}]\n"
+			"    trust:\n"
+			"      mode: pined\n",
+			"gw.yaml:20: listeners[1].trust.mode: 'pined' is not one of pinned, ca, "
+			"mesh\n");
+		EXPECT_EQ(n_lines(), 1);
+	}
+
+	{ /* unknown keys, at any depth, say which keys exist */
+		EXPECT_CFG_ERR(DP "listeners:\n"
+				  "  - name: echo\n"
+				  "    adress: 10.99.0.2:7\n"
+				  "    service: echo\n"
+				  "colour: blue\n",
+			"gw.yaml:12: listeners[0].adress: unknown key (expected one of: name, "
+			"address, service, backlog, tls, trust, upstream)");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:14: colour: unknown key (expected one of: "
+					"dataplane, listeners, hsm, state_dir, admin, mtls)");
+		EXPECT_CONTAINS(
+			errbuf, "gw.yaml:11: listeners[0].address: required key is missing");
+		EXPECT_EQ(n_lines(), 3);
+	}
+
+	{ /* wrong types */
+		EXPECT_CFG_ERR("dataplane:\n"
+			       "  workers: 1\n"
+			       "  memory_mb: lots\n"
+			       "  no_huge: 2\n"
+			       "  ports:\n"
+			       "    name: wan\n"
+			       "listeners:\n"
+			       "  - name: [a, b]\n"
+			       "    address: 10.99.0.2:7\n"
+			       "    service: echo\n"
+			       "    backlog: -1\n"
+			       "    tls: yes\n",
+			"gw.yaml:2: dataplane.workers: expected a list ([a, b] or '- a' lines), "
+			"got a "
+			"single value");
+		EXPECT_CONTAINS(errbuf,
+			"gw.yaml:3: dataplane.memory_mb: expected a whole number >= "
+			"0, got 'lots'");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:4: dataplane.no_huge: expected true or false, got "
+					"'2'");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:6: dataplane.ports: expected a list");
+		EXPECT_CONTAINS(errbuf, "got a mapping");
+		EXPECT_CONTAINS(errbuf,
+			"gw.yaml:8: listeners[0].name: expected a single value, got "
+			"a list");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:11: listeners[0].backlog: expected a whole number "
+					">= 0, got '-1'");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:12: listeners[0].tls: expected a mapping");
+		EXPECT_EQ(n_lines(), 7);
+	}
+
+	{ /* numbers too large for their field, lists too long */
+		EXPECT_CFG_ERR(
+			"dataplane:\n"
+			"  workers: [1]\n"
+			"  memory_mb: 99999999999\n"
+			"  ports: [{name: a, driver: tap, device: a, address: 10.0.0.1/8},\n"
+			"          {name: b, driver: tap, device: b, address: 10.1.0.1/8},\n"
+			"          {name: c, driver: tap, device: c, address: 10.2.0.1/8},\n"
+			"          {name: d, driver: tap, device: d, address: 10.3.0.1/8},\n"
+			"          {name: e, driver: tap, device: e, address: 10.4.0.1/8},\n"
+			"          {name: f, driver: tap, device: f, address: 10.5.0.1/8},\n"
+			"          {name: g, driver: tap, device: g, address: 10.6.0.1/8},\n"
+			"          {name: h, driver: tap, device: h, address: 10.7.0.1/8},\n"
+			"          {name: i, driver: tap, device: i, address: 10.8.0.1/8}]\n",
+			"gw.yaml:3: dataplane.memory_mb: 99999999999 is too large (at most "
+			"4294967295)");
+		EXPECT_CONTAINS(
+			errbuf, "gw.yaml:4: dataplane.ports: takes at most 8 entries, got 9");
+	}
+
+	{ /* YAML syntax errors, aliases, empty files, two documents */
+		EXPECT_CFG_ERR("dataplane:\n  workers: [1\n  ports: []\n",
+			"gw.yaml:3: YAML syntax error: did not find expected ',' or ']'");
+		EXPECT_CFG_ERR("dataplane: &dp\n  workers: [1]\nx: *dp\n",
+			"gw.yaml:3: YAML aliases (*dp) are not supported");
+		EXPECT_CFG_ERR("", "gw.yaml:1: the file is empty");
+		EXPECT_CFG_ERR("# only a comment\n", "gw.yaml:1: the file is empty");
+		EXPECT_CFG_ERR("just words\n", "gw.yaml:1: expected a mapping");
+		EXPECT_CFG_ERR(DP "---\n" DP, "gw.yaml:10: only one YAML document");
+		EXPECT_CFG_ERR("dataplane:\n  workers: [1]\n\tports: []\n",
+			"gw.yaml:3: YAML syntax error:");
+		EXPECT_CFG_ERR("? [a, b]\n: c\n", "a mapping key must be a plain word");
+	}
+
+	{ /* workers: empty, duplicated, the main lcore, out of range */
+		EXPECT_CFG_ERR(
+			"dataplane:\n"
+			"  workers: []\n"
+			"  ports: [{name: a, driver: tap, device: a, address: 10.0.0.1/8}]\n",
+			"gw.yaml:2: dataplane.workers: needs at least one worker lcore");
+		EXPECT_CFG_ERR(
+			"dataplane:\n"
+			"  workers: [1, 1]\n"
+			"  main_lcore: 1\n"
+			"  ports: [{name: a, driver: tap, device: a, address: 10.0.0.1/8}]\n",
+			"gw.yaml:2: dataplane.workers[1]: lcore 1 is listed twice (also "
+			"workers[0])");
+		EXPECT_CONTAINS(errbuf,
+			"gw.yaml:2: dataplane.workers[0]: lcore 1 is the main lcore, "
+			"which runs control and never a worker");
+		EXPECT_CFG_ERR(
+			"dataplane:\n"
+			"  workers:\n"
+			"    - 1\n"
+			"    - 500\n"
+			"  ports: [{name: a, driver: tap, device: a, address: 10.0.0.1/8}]\n",
+			"gw.yaml:4: dataplane.workers[1]: lcore 500 is out of range (expected "
+			"0..127)");
+		EXPECT_CFG_ERR(
+			"dataplane:\n"
+			"  workers: [127]\n"
+			"  ports: [{name: a, driver: tap, device: a, address: 10.0.0.1/8}]\n",
+			"gw.yaml:2: dataplane.workers[0]: lcore 127 is not a CPU this process may "
+			"use "
+			"(available: ");
+		EXPECT_CFG_ERR("dataplane:\n"
+			       "  workers: [1]\n"
+			       "  memory_mb: 10\n"
+			       "  file_prefix: \"a b\"\n"
+			       "  ports: []\n",
+			"gw.yaml:3: dataplane.memory_mb: 10 is out of range (expected 64..1048576 "
+			"MB)");
+		EXPECT_CONTAINS(errbuf,
+			"gw.yaml:4: dataplane.file_prefix: 'a b' is not usable as a "
+			"DPDK file prefix");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:5: dataplane.ports: needs at least one port");
+	}
+
+	{ /* ports: driver, device, address, gateway, mtu, role, duplicates */
+		EXPECT_CFG_ERR(
+			"dataplane:\n"
+			"  workers: [1]\n"
+			"  ports:\n"
+			"    - {name: a, driver: pci, device: 3:0.0, address: 10.0.0.1/33}\n"
+			"    - {name: b, driver: tap, device: \"\", address: 10.1.0.1/16,\n"
+			"       gateway: 10.2.0.1, mtu: 20, role: client}\n"
+			"    - {name: b, driver: tap, device: thisnameistoolong0, address: "
+			"1.2.3/8}\n"
+			"    - {name: d, driver: memif, device: /tmp/s, address: 10.9.0.1/24,\n"
+			"       gateway: 10.9.0.300, role: both}\n",
+			"gw.yaml:4: dataplane.ports[0].device: '3:0.0' is not a PCI address "
+			"(expected "
+			"DDDD:BB:DD.F or BB:DD.F");
+		EXPECT_CONTAINS(errbuf,
+			"gw.yaml:4: dataplane.ports[0].address: '10.0.0.1/33' is not "
+			"an IPv4 address with prefix length");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:5: dataplane.ports[1].device: must not be empty");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:6: dataplane.ports[1].gateway: 10.2.0.1 is not on "
+					"the port's subnet 10.1.0.0/16");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:6: dataplane.ports[1].mtu: 20 is out of range "
+					"(expected 68..9216)");
+		EXPECT_CONTAINS(errbuf,
+			"gw.yaml:6: dataplane.ports[1].role: only applies to driver "
+			"memif");
+		EXPECT_CONTAINS(errbuf,
+			"gw.yaml:7: dataplane.ports[2].name: 'b' is already the name "
+			"of dataplane.ports[1]");
+		EXPECT_CONTAINS(errbuf,
+			"gw.yaml:7: dataplane.ports[2].device: 'thisnameistoolong0' "
+			"is not an interface name");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:7: dataplane.ports[2].address: '1.2.3/8' is not");
+		EXPECT_CONTAINS(errbuf,
+			"gw.yaml:9: dataplane.ports[3].gateway: '10.9.0.300' is not "
+			"an IPv4 address");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:9: dataplane.ports[3].role: 'both' is not one of "
+					"server, client");
+		EXPECT_EQ(n_lines(), 11);
+	}
+
+	{ /* listeners: duplicate names and addresses, address not on a port */
+		EXPECT_CFG_ERR(DP
+			"listeners:\n"
+			"  - {name: a, address: 10.99.0.2:7, service: echo}\n"
+			"  - {name: a, address: 10.99.0.2:8, service: echo}\n"
+			"  - {name: c, address: 10.99.0.2:7, service: echo}\n"
+			"  - {name: d, address: 10.98.0.2:7, service: echo}\n"
+			"  - {name: \"e f\", address: 10.99.0.2, service: ftp, backlog: 0}\n",
+			"gw.yaml:12: listeners[1].name: 'a' is already the name of listeners[0] "
+			"(line "
+			"11)");
+		EXPECT_CONTAINS(errbuf,
+			"gw.yaml:13: listeners[2].address: 10.99.0.2:7 is already the "
+			"address of listeners[0] 'a'");
+		EXPECT_CONTAINS(errbuf,
+			"gw.yaml:14: listeners[3].address: 10.98.0.2:7 is not on the "
+			"subnet of any port (ports: wan 10.99.0.0/24)");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:15: listeners[4].name: 'e f' is not a plain name");
+		EXPECT_CONTAINS(errbuf,
+			"gw.yaml:15: listeners[4].address: '10.99.0.2' is not an IPv4 "
+			"address and port (expected a.b.c.d:port");
+		EXPECT_CONTAINS(errbuf,
+			"gw.yaml:15: listeners[4].service: 'ftp' is not one of echo, "
+			"tcp-proxy, tls-echo, tls-proxy");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:15: listeners[4].backlog: 0 is out of range "
+					"(expected 1..65535)");
+		EXPECT_EQ(n_lines(), 7);
+	}
+
+	{ /* what each service needs, and what it must not have */
+		EXPECT_CFG_ERR(DP
+			"listeners:\n"
+			"  - {name: a, address: 10.99.0.2:1, service: tls-echo}\n"
+			"  - {name: b, address: 10.99.0.2:2, service: tcp-proxy}\n"
+			"  - name: c\n"
+			"    address: 10.99.0.2:3\n"
+			"    service: echo\n"
+			"    tls: {client_auth: none}\n"
+			"    trust: {mode: ca, certs: [root.pem]}\n"
+			"    upstream: {servers: [10.99.0.1:80]}\n"
+			"  - name: d\n"
+			"    address: 10.99.0.2:4\n"
+			"    service: tls-proxy\n"
+			"    tls: {identity: [{cert: api.pem, key: \"pkcs11:object=x\"}]}\n"
+			"    upstream: {servers: []}\n",
+			"gw.yaml:11: listeners[0].tls: service tls-echo needs a tls section");
+		EXPECT_CONTAINS(errbuf,
+			"gw.yaml:12: listeners[1].upstream: service tcp-proxy needs "
+			"an upstream section with servers");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:16: listeners[2].tls: only applies to services "
+					"tls-echo and tls-proxy (this listener is echo)");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:17: listeners[2].trust: only applies to services "
+					"tls-echo and tls-proxy");
+		EXPECT_CONTAINS(errbuf,
+			"gw.yaml:18: listeners[2].upstream: only applies to services "
+			"tcp-proxy and tls-proxy");
+		EXPECT_CONTAINS(errbuf,
+			"gw.yaml:19: listeners[3].trust: client_auth is required (the "
+			"default), so the listener needs a trust section");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:23: listeners[3].upstream.servers: needs at least "
+					"one upstream server");
+		EXPECT_EQ(n_lines(), 7);
+	}
+
+	{ /* client_auth none needs no trust; upstream server syntax */
+		struct gw_cfg *c = NULL;
+
+		EXPECT_OK(
+			load_text(DP "listeners:\n"
+				     "  - name: plain\n"
+				     "    address: 10.99.0.2:443\n"
+				     "    service: tls-proxy\n"
+				     "    tls:\n"
+				     "      identity: [{cert: api.pem, key: \"pkcs11:object=x\"}]\n"
+				     "      client_auth: none\n"
+				     "    upstream: {servers: [10.99.0.1:80]}\n",
+				&c));
+		EXPECT_STREQ(errbuf, "");
+		EXPECT_TRUE(c && !c->listeners[0].has_trust &&
+			    c->listeners[0].tls.client_auth == GW_CLIENT_AUTH_NONE);
+		gw_cfg_free(c);
+		EXPECT_CFG_ERR(DP "listeners:\n"
+				  "  - name: p\n"
+				  "    address: 10.99.0.2:80\n"
+				  "    service: tcp-proxy\n"
+				  "    upstream:\n"
+				  "      servers: [10.99.0.1:80, \"10.99.0.1:0\", host:80]\n"
+				  "      proxy_protocol: v1\n",
+			"gw.yaml:15: listeners[0].upstream.servers[1]: '10.99.0.1:0' is not an "
+			"IPv4 "
+			"address and port");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:15: listeners[0].upstream.servers[2]: 'host:80'");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:16: listeners[0].upstream.proxy_protocol: 'v1' is "
+					"not one of off, v2");
+	}
+
+#define TLS_HEAD(svc)                     \
+	DP "listeners:\n"                 \
+	   "  - name: t\n"                \
+	   "    address: 10.99.0.2:443\n" \
+	   "    service: " svc "\n"       \
+	   "    tls:\n"                   \
+	   "      identity: [{cert: api.pem, key: \"pkcs11:token=gw;object=api\"}]\n" /* 15 */
+
+	{ /* trust: pinned without pins, ca without anchors, per-mode keys */
+		EXPECT_CFG_ERR(TLS_HEAD("tls-echo") "    trust:\n"
+						    "      mode: pinned\n",
+			"gw.yaml:17: listeners[0].trust.mode: pinned mode needs the pinned "
+			"certificates: give trust.certs (PEM files) or trust.pins_sha256");
+		EXPECT_CFG_ERR(TLS_HEAD("tls-echo") "    trust:\n"
+						    "      mode: ca\n"
+						    "      pins_sha256: [\"ab\"]\n",
+			"gw.yaml:16: listeners[0].trust.certs: ca mode needs at least one anchor");
+		EXPECT_CONTAINS(errbuf,
+			"gw.yaml:18: listeners[0].trust.pins_sha256[0]: 'ab' is not a "
+			"SHA-256 fingerprint (expected 64 hex digits");
+		EXPECT_CONTAINS(errbuf,
+			"gw.yaml:18: listeners[0].trust.pins_sha256: only applies to "
+			"mode pinned");
+		EXPECT_CFG_ERR(TLS_HEAD("tls-echo") "    trust:\n"
+						    "      mode: pinned\n"
+						    "      certs: [api.pem]\n"
+						    "      crl: [root.crl]\n"
+						    "      max_depth: 40\n",
+			"gw.yaml:19: listeners[0].trust.crl: only applies to modes ca and mesh");
+		EXPECT_CONTAINS(errbuf,
+			"gw.yaml:20: listeners[0].trust.max_depth: 40 is out of range "
+			"(expected 1..16)");
+		/* colon-separated pins, as openssl prints them, and duplicates */
+		EXPECT_CFG_ERR(
+			TLS_HEAD("tls-echo") "    trust:\n"
+					     "      mode: pinned\n"
+					     "      pins_sha256:\n"
+					     "        - "
+					     "\"9F:86:D0:81:88:4C:7D:65:9A:2F:EA:A0:C5:5A:D0:15:"
+					     "A3:BF:4F:1B:2B:0B:82:2C:D1:5D:6C:15:B0:F0:0A:08\"\n"
+					     "        - "
+					     "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d"
+					     "6c15b0f00a08\n",
+			"gw.yaml:20: listeners[0].trust.pins_sha256[1]: the same pin as "
+			"pins_sha256[0]");
+		EXPECT_EQ(n_lines(), 1);
+		EXPECT_CFG_ERR(TLS_HEAD("tls-echo") "    trust:\n"
+						    "      mode: mesh\n",
+			"gw.yaml:17: listeners[0].trust.mode: mesh mode needs CA backends");
+		EXPECT_CFG_ERR(TLS_HEAD("tls-echo") "    trust:\n"
+						    "      mode: ca\n"
+						    "      certs: [root.pem]\n"
+						    "      allow:\n"
+						    "        spiffe: [\"spiffe://*/x\", "
+						    "\"http://example.org/x\"]\n"
+						    "        dns: [\"a b\"]\n"
+						    "        cn: [\"\"]\n",
+			"gw.yaml:20: listeners[0].trust.allow.spiffe[0]: 'spiffe://*/x' is not a "
+			"SPIFFE ID pattern");
+		EXPECT_CONTAINS(
+			errbuf, "listeners[0].trust.allow.spiffe[1]: 'http://example.org/x'");
+		EXPECT_CONTAINS(errbuf,
+			"gw.yaml:21: listeners[0].trust.allow.dns[0]: 'a b' is not a "
+			"DNS name");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:22: listeners[0].trust.allow.cn[0]: must not be "
+					"empty");
+	}
+
+	{ /* trust files: missing, not PEM, broken PEM, a cert where a CRL belongs */
+		EXPECT_CFG_ERR(TLS_HEAD("tls-echo") "    trust:\n"
+						    "      mode: ca\n"
+						    "      certs:\n"
+						    "        - nope.pem\n"
+						    "        - empty.pem\n"
+						    "        - garbage.pem\n"
+						    "        - /tmp\n"
+						    "      crl: [root.pem]\n",
+			"/nope.pem: No such file or directory (expected a PEM certificate file)");
+		EXPECT_CONTAINS(
+			errbuf, "gw.yaml:19: listeners[0].trust.certs[0]: /tmp/test_config.");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:20: listeners[0].trust.certs[1]: ");
+		EXPECT_CONTAINS(errbuf,
+			"empty.pem: does not parse as PEM certificates (no PEM block "
+			"found)");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:21: listeners[0].trust.certs[2]: ");
+		EXPECT_CONTAINS(errbuf, "garbage.pem: does not parse as PEM certificates (");
+		EXPECT_CONTAINS(errbuf,
+			"gw.yaml:22: listeners[0].trust.certs[3]: /tmp: not a regular "
+			"file");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:23: listeners[0].trust.crl[0]: ");
+		EXPECT_CONTAINS(errbuf, "root.pem: does not parse as PEM CRLs");
+		EXPECT_EQ(n_lines(), 5);
+	}
+
+	{ /* identity: expired, not yet valid, unparsable, key URIs (never echoing a PIN) */
+		EXPECT_CFG_ERR(DP "listeners:\n"
+				  "  - name: t\n"
+				  "    address: 10.99.0.2:443\n"
+				  "    service: tls-echo\n"
+				  "    tls:\n"
+				  "      min_version: \"1.1\"\n"
+				  "      client_auth: sometimes\n"
+				  "      ciphersuites: [TLS_AES_128_GCM_SHA256, NOPE_CIPHER]\n"
+				  "      identity:\n"
+				  "        - {cert: expired.pem, key: \"pkcs11:object=a\"}\n"
+				  "        - {cert: future.pem, key: \"/etc/key.pem\"}\n"
+				  "        - cert: garbage.pem\n"
+				  "          key: \"pkcs11:object=a;pin-value=123456\"\n"
+				  "          sni: [\"bad name\"]\n",
+			"gw.yaml:15: listeners[0].tls.min_version: '1.1' is not one of 1.2, 1.3");
+		EXPECT_CONTAINS(errbuf,
+			"gw.yaml:16: listeners[0].tls.client_auth: 'sometimes' is not "
+			"one of required, optional, none");
+		EXPECT_CONTAINS(errbuf,
+			"gw.yaml:17: listeners[0].tls.ciphersuites[1]: 'NOPE_CIPHER' "
+			"is not a cipher suite OpenSSL knows");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:19: listeners[0].tls.identity[0].cert: ");
+		EXPECT_CONTAINS(errbuf, "expired.pem: the certificate expired on ");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:20: listeners[0].tls.identity[1].cert: ");
+		EXPECT_CONTAINS(errbuf, "future.pem: the certificate is not valid before ");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:20: listeners[0].tls.identity[1].key: expected an "
+					"RFC 7512 URI");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:21: listeners[0].tls.identity[2].cert: ");
+		EXPECT_CONTAINS(errbuf, "garbage.pem: does not parse as PEM certificates");
+		EXPECT_CONTAINS(errbuf,
+			"gw.yaml:22: listeners[0].tls.identity[2].key: must not carry "
+			"the PIN");
+		EXPECT_CONTAINS(errbuf,
+			"gw.yaml:23: listeners[0].tls.identity[2].sni[0]: 'bad name' "
+			"is not a server name");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:11: listeners[0].trust: client_auth is sometimes");
+		EXPECT_TRUE(strstr(errbuf, "123456") == NULL);
+		EXPECT_TRUE(strstr(gw_err_msg(), "123456") == NULL);
+		EXPECT_EQ(n_lines(), 10);
+	}
+
+	{ /* hsm: PIN source needed for TLS keys, one of two, files exist */
+		const char *nohsm =
+			"dataplane:\n"
+			"  workers: [1]\n"
+			"  ports: [{name: a, driver: tap, device: a, address: 10.99.0.2/24}]\n"
+			"listeners:\n"
+			"  - name: t\n"
+			"    address: 10.99.0.2:443\n"
+			"    service: tls-echo\n"
+			"    tls:\n"
+			"      identity: [{cert: api.pem, key: \"pkcs11:object=api\"}]\n"
+			"      client_auth: none\n";
+		char y[2048];
+
+		EXPECT_CFG_ERR(nohsm, "gw.yaml:1: hsm: the HSM holds the TLS/CA keys, so it needs "
+				      "hsm.pin_file");
+		snprintf(y, sizeof(y), "%shsm:\n  pin_file: nope\n  pin_env: \"1X\"\n", nohsm);
+		EXPECT_CFG_ERR(y, "gw.yaml:13: hsm.pin_env: give pin_file or pin_env, not both");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:12: hsm.pin_file: ");
+		EXPECT_CONTAINS(errbuf, "/nope: No such file or directory");
+		EXPECT_CONTAINS(errbuf,
+			"gw.yaml:13: hsm.pin_env: '1X' is not an environment variable "
+			"name");
+		snprintf(y, sizeof(y), "%shsm:\n  module: /nonexistent/p11.so\n  pin_env: PIN\n",
+			nohsm);
+		EXPECT_CFG_ERR(y, "gw.yaml:12: hsm.module: PKCS#11 module /nonexistent/p11.so: No "
+				  "such file or directory");
+		EXPECT_EQ(n_lines(), 1);
+	}
+
+	{                                   /* mtls: backends, enabledBackend, per-type conf */
+		EXPECT_CFG_ERR(DP "mtls:\n" /* 10 */
+				  "  trust_domain: \"spiffe://Example.org\"\n" /* 11 */
+				  "  enabledBackend: ca-9\n"                   /* 12 */
+				  "  backends:\n"                              /* 13 */
+				  "    - name: ca-1\n"                         /* 14 */
+				  "      type: builtin\n"                      /* 15 */
+				  "      conf: {key_type: ec-p999, root_validity: 10 years,\n"
+				  "             url: \"http://x\"}\n"                /* 17 */
+				  "    - name: ca-1\n"                               /* 18 */
+				  "      type: provided\n"                           /* 19 */
+				  "      conf: {cert: notca.pem, key: \"ca-key\"}\n" /* 20 */
+				  "    - name: ca-3\n"                               /* 21 */
+				  "      type: cfssl\n"                              /* 22 */
+				  "      conf: {url: \"ftp://x\", leaf_validity: 3w}\n"
+				  "    - name: ca-4\n" /* 24 */
+				  "      type: vault\n"
+				  "    - name: ca-5\n" /* 26 */
+				  "      type: provided\n",
+			"gw.yaml:11: mtls.trust_domain: 'spiffe://Example.org' is not a SPIFFE "
+			"trust "
+			"domain");
+		EXPECT_CONTAINS(errbuf,
+			"gw.yaml:16: mtls.backends[0].conf.key_type: 'ec-p999' is not "
+			"one of ec-p256, ec-p384, rsa-2048, rsa-3072");
+		EXPECT_CONTAINS(errbuf,
+			"gw.yaml:16: mtls.backends[0].conf.root_validity: '10 years' "
+			"is not a duration");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:17: mtls.backends[0].conf.url: does not apply to "
+					"type builtin");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:18: mtls.backends[1].name: 'ca-1' is already the "
+					"name of mtls.backends[0]");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:20: mtls.backends[1].conf.cert: ");
+		EXPECT_CONTAINS(errbuf,
+			"notca.pem: not a CA certificate (basicConstraints CA:TRUE is "
+			"missing)");
+		EXPECT_CONTAINS(errbuf,
+			"gw.yaml:20: mtls.backends[1].conf.key: expected an RFC 7512 "
+			"URI");
+		EXPECT_CONTAINS(errbuf,
+			"gw.yaml:23: mtls.backends[2].conf.leaf_validity: '3w' is not "
+			"a duration");
+		EXPECT_CONTAINS(errbuf,
+			"gw.yaml:23: mtls.backends[2].conf.url: 'ftp://x' is not an "
+			"http:// or https:// URL");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:25: mtls.backends[3].type: 'vault' is not one of "
+					"builtin, provided, cfssl");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:26: mtls.backends[4].conf: type provided needs "
+					"conf.cert");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:12: mtls.enabledBackend: 'ca-9' is not one of the "
+					"backends (ca-1, ca-1, ca-3, ca-4, ca-5)");
+		EXPECT_EQ(n_lines(), 13);
+
+		EXPECT_CFG_ERR(DP
+			"mtls:\n"
+			"  enabled_backend: a\n"
+			"  enabledBackend: a\n"
+			"  backends: [{name: a, type: builtin, conf: {leaf_validity: 20y}}]\n",
+			"gw.yaml:11: mtls.enabled_backend: give enabledBackend or enabled_backend, "
+			"not "
+			"both");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:13: mtls.backends[0].conf.leaf_validity: must be "
+					"shorter than root_validity");
+		EXPECT_CFG_ERR(DP
+			"mtls:\n"
+			"  backends: [{name: a, type: cfssl, conf: {url: \"http://h:1\"}}]\n",
+			"gw.yaml:10: mtls.enabledBackend: required when backends are configured");
+	}
+
+	{ /* every error in a file is reported, not just the first */
+		EXPECT_CFG_ERR(
+			"dataplane:\n"
+			"  workers: [1]\n"
+			"  idle: lazy\n"
+			"  ports: [{name: a, driver: tapp, device: a, address: 10.99.0.2/24}]\n"
+			"listeners:\n"
+			"  - {name: a, address: 10.99.0.2:7, service: echoo}\n"
+			"  - {name: b, address: 10.1.0.2:7, service: echo}\n"
+			"state_dir: \"\"\n",
+			"gw.yaml:3: dataplane.idle: 'lazy' is not one of adaptive, poll");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:4: dataplane.ports[0].driver: 'tapp'");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:6: listeners[0].service: 'echoo'");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:7: listeners[1].address: 10.1.0.2:7 is not on the "
+					"subnet of any port");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:8: state_dir: must not be empty");
+		EXPECT_EQ(n_lines(), 5);
+		EXPECT_CONTAINS(gw_err_msg(), "gw.yaml:3: dataplane.idle");
+		EXPECT_CONTAINS(gw_err_msg(), "(and 4 more)");
+	}
+
+	{ /* reload: a bad new file leaves the loaded config whole and usable */
+		struct gw_cfg *a = NULL, *b = (struct gw_cfg *)0x1;
+
+		EXPECT_OK(load_text(full_yaml, &a));
+		EXPECT_ERR(load_text(DP "listeners:\n  - {name: x, address: 10.99.0.2:1, service: "
+					"bogus}\n",
+				   &b),
+			-GW_E_CONFIG);
+		EXPECT_TRUE(b == NULL); /* load_text resets it; the loader never sets it on error */
+		EXPECT_CONTAINS(errbuf, "listeners[0].service: 'bogus'");
+		if (a) {
+			const struct gw_cfg_listener *api = gw_cfg_listener_find(a, "api");
+
+			EXPECT_EQ(a->n_listeners, 4);
+			EXPECT_TRUE(api && api->trust.n_crl == 1 && api->upstream.n_servers == 2);
+			EXPECT_STREQ(a->mtls.backends[2].url, "http://127.0.0.1:8888");
+			EXPECT_STREQ(a->dataplane.ports[1].device, "/run/mtlsgw/memif.sock");
+		}
+		/* the caller's pointer is untouched on failure */
+		b = a;
+		EXPECT_ERR(gw_cfg_load_mem("x.yaml", "dataplane: 1\n", 13, &b, NULL), -GW_E_CONFIG);
+		EXPECT_TRUE(b == a);
+		EXPECT_CONTAINS(gw_err_msg(), "x.yaml:1: dataplane: expected a mapping");
+		/* and a good reload after the bad one replaces it */
+		EXPECT_OK(load_text(DP "listeners:\n  - {name: x, address: 10.99.0.2:1, service: "
+				       "echo}\n",
+			&b));
+		EXPECT_TRUE(b && b != a && b->n_listeners == 1);
+		gw_cfg_free(a);
+		gw_cfg_free(b);
+	}
+
+	{ /* load_mem: relative paths resolve against the name's directory */
+		struct gw_cfg *c = NULL;
+		char name[128], y[1024];
+		int n;
+
+		snprintf(name, sizeof(name), "%s/inline.yaml", tmpdir);
+		n = snprintf(y, sizeof(y), "%s",
+			TLS_HEAD("tls-echo") "    trust:\n"
+					     "      mode: pinned\n"
+					     "      certs: [api.pem]\n");
+		EXPECT_OK(gw_cfg_load_mem(name, y, (size_t)n, &c, stderr));
+		if (c) {
+			char want[160];
+
+			snprintf(want, sizeof(want), "%s/api.pem", tmpdir);
+			EXPECT_STREQ(c->listeners[0].trust.certs[0], want);
+			EXPECT_STREQ(c->path, name);
+		}
+		gw_cfg_free(c);
+		EXPECT_ERR(gw_cfg_load_mem(NULL, y, 1, &c, NULL), -EINVAL);
+	}
+
+	{ /* gw_cfg_check_keys: certificates checked against their keys in a real token */
+		char conf[512], path[256], uri[GW_HSM_URI_MAX], y[4096];
+		struct gw_hsm_params p = {.token = "cfgtok"};
+		struct gw_hsm *h = NULL;
+		X509_REQ *req = NULL;
+		struct gw_cfg *c = NULL;
+
+		snprintf(path, sizeof(path), "%s/tokens", tmpdir);
+		mkdir(path, 0700);
+		snprintf(conf, sizeof(conf),
+			"directories.tokendir = %s/tokens\nobjectstore.backend = file\n"
+			"log.level = ERROR\n",
+			tmpdir);
+		setenv("SOFTHSM2_CONF", put("softhsm2.conf", conf), 1);
+		put("sopin", "5678\n");
+		put("badpin", "9999\n");
+		snprintf(path, sizeof(path), "%s/pin", tmpdir);
+		p.pin_file = path;
+		snprintf(conf, sizeof(conf), "%s/sopin", tmpdir);
+		EXPECT_OK(gw_hsm_token_init(&p, conf));
+		p.token = "cfgtok2"; /* all tokens before the first key load (hsm.h) */
+		EXPECT_OK(gw_hsm_token_init(&p, conf));
+		p.token = "cfgtok";
+		EXPECT_OK(gw_hsm_open(&p, &h));
+		if (h) {
+			EXPECT_OK(gw_hsm_keygen(h, GW_HSM_KEY_EC_P256, "api", uri));
+			EXPECT_OK(gw_hsm_csr(h, uri, "/CN=api.example.com", NULL, &req));
+		}
+		gw_hsm_close(h);
+		if (req) { /* the token key's certificate, issued by the test root */
+			X509 *x = make_cert(X509_REQ_get0_pubkey(req), ca_key, ca,
+				"api.example.com", -1, 30, 0);
+
+			write_cert("hsm_api.pem", x);
+			X509_free(x);
+			X509_REQ_free(req);
+		}
+		/* identity[0] matches; identity[1] is a software key's cert; identity[2]
+		 * names a key the token does not have; the provided CA's cert is not
+		 * its key's either */
+		snprintf(y, sizeof(y),
+			DP "listeners:\n"                  /* 10 */
+			   "  - name: t\n"                 /* 11 */
+			   "    address: 10.99.0.2:443\n"  /* 12 */
+			   "    service: tls-echo\n"       /* 13 */
+			   "    tls:\n"                    /* 14 */
+			   "      client_auth: none\n"     /* 15 */
+			   "      identity:\n"             /* 16 */
+			   "        - cert: hsm_api.pem\n" /* 17 */
+			   "          key: \"%s\"\n"       /* 18 */
+			   "        - cert: api.pem\n"     /* 19 */
+			   "          key: \"%s\"\n"       /* 20 */
+			   "        - cert: hsm_api.pem\n" /* 21 */
+			   "          key: \"pkcs11:token=cfgtok;object=nope;type=private\"\n"
+			   "mtls:\n"                                      /* 23 */
+			   "  enabledBackend: p\n"                        /* 24 */
+			   "  backends:\n"                                /* 25 */
+			   "    - name: p\n"                              /* 26 */
+			   "      type: provided\n"                       /* 27 */
+			   "      conf: {cert: root.pem, key: \"%s\"}\n", /* 28 */
+			uri, uri, uri);
+		/* a wrong PIN, on a token this process never logged in to (a PKCS#11
+		 * login holds for the whole process, whatever PIN comes later) */
+		EXPECT_OK(load_text(
+			"dataplane:\n"
+			"  workers: [1]\n"
+			"  ports: [{name: a, driver: tap, device: a, address: 10.9.0.2/24}]\n"
+			"hsm: {pin_file: badpin}\n"
+			"listeners:\n"
+			"  - name: t\n"
+			"    address: 10.9.0.2:443\n"
+			"    service: tls-echo\n"
+			"    tls:\n"
+			"      client_auth: none\n"
+			"      identity:\n"
+			"        - cert: hsm_api.pem\n"
+			"          key: \"pkcs11:token=cfgtok2;object=api\"\n",
+			&c));
+		if (c) {
+			FILE *errs = fmemopen(errbuf, sizeof(errbuf), "w");
+
+			memset(errbuf, 0, sizeof(errbuf));
+			EXPECT_ERR(gw_cfg_check_keys(c, errs), -GW_E_HSM_PIN);
+			fclose(errs);
+			EXPECT_CONTAINS(errbuf,
+				"gw.yaml:13: listeners[0].tls.identity[0].key: cannot "
+				"open the HSM for this key: ");
+			EXPECT_CONTAINS(errbuf, "PIN");
+			EXPECT_TRUE(strstr(errbuf, "9999") == NULL);
+			EXPECT_EQ(n_lines(), 1);
+		}
+		gw_cfg_free(c);
+		EXPECT_OK(load_text(y, &c));
+		if (c) {
+			FILE *errs = fmemopen(errbuf, sizeof(errbuf), "w");
+
+			memset(errbuf, 0, sizeof(errbuf));
+			EXPECT_ERR(gw_cfg_check_keys(c, errs), -GW_E_CONFIG);
+			fclose(errs);
+			EXPECT_TRUE(strstr(errbuf, "identity[0]") == NULL);
+			EXPECT_CONTAINS(errbuf,
+				"gw.yaml:20: listeners[0].tls.identity[1].key: "
+				"certificate '/CN=api.example.com' does not match key");
+			EXPECT_CONTAINS(errbuf, "api.pem)\n");
+			EXPECT_CONTAINS(errbuf, "gw.yaml:22: listeners[0].tls.identity[2].key: ");
+			EXPECT_CONTAINS(errbuf,
+				"gw.yaml:28: mtls.backends[0].conf.key: certificate "
+				"'/CN=test root' does not match key");
+			EXPECT_EQ(n_lines(), 3);
+			EXPECT_CONTAINS(gw_err_msg(), "(and 2 more)");
+		}
+		gw_cfg_free(c);
+		/* only the matching pair: accepted */
+		{
+			char *cut = strstr(y, "        - cert: api.pem\n");
+
+			if (cut)
+				*cut = '\0';
+			EXPECT_OK(load_text(y, &c));
+			EXPECT_OK(c ? gw_cfg_check_keys(c, stderr) : -1);
+			gw_cfg_free(c);
+		}
+		gw_hsm_shutdown();
+	}
+
 	{ /* a missing file */
 		struct gw_cfg *c = NULL;
 		char p[128];
@@ -504,5 +1224,14 @@ main(void)
 		EXPECT_TRUE(c == NULL);
 	}
 
+	X509_free(ca);
+	EVP_PKEY_free(ca_key);
+	{
+		char cmd[128];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not remove %s\n", tmpdir);
+	}
 	GW_TEST_END();
 }
