@@ -500,6 +500,8 @@ report(const struct bench_opts *o, struct bench_thread *th, int nth, double secs
 	}
 	lat = malloc((nlat ? nlat : 1) * sizeof(*lat));
 	for (int i = 0; lat && i < nth; i++) {
+		if (th[i].nlat == 0)
+			continue; /* lat_us may be NULL */
 		memcpy(lat + k, th[i].lat_us, th[i].nlat * sizeof(*lat));
 		k += th[i].nlat;
 	}
