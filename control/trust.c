@@ -511,10 +511,20 @@ trust_build(const struct gw_cfg_trust *cfg, const char *name, STACK_OF(X509) *co
 				if ((rc = add_anchor(t, sk_X509_value(bundles[i], j), src)) < 0)
 					goto out;
 		}
+		if (sk_X509_num(t->anchors) == 0 && cfg->mode == GW_TRUST_MESH) {
+			/* mesh roots come from the CA backends: they must be handed in */
+			rc = gw_err_setf(-GW_E_CONFIG, GW_HERE,
+				"listener '%s': trust mode mesh has no anchors: its roots come "
+				"from "
+				"the CA backends (mtls.backends), none were given "
+				"(gw_trust_create_bundles), nor trust.certs",
+				t->name);
+			goto out;
+		}
 		if (sk_X509_num(t->anchors) == 0) {
 			rc = gw_err_setf(-GW_E_CONFIG, GW_HERE,
-				"listener '%s': trust mode %s has no anchors (certs)", t->name,
-				cfg->mode == GW_TRUST_MESH ? "mesh" : "ca");
+				"listener '%s': trust mode ca has no anchors (trust.certs)",
+				t->name);
 			goto out;
 		}
 	}

@@ -252,6 +252,16 @@ main(void)
 		CHECK(t, OK, NULL, C.deep.x, C.sub2.x, C.sub1.x, C.inter.x);
 		CHECK(t1, TOO_DEEP, "max_depth", C.deep.x, C.sub2.x, C.sub1.x, C.inter.x);
 		CHECK(t1, OK, NULL, C.leaf.x, C.inter.x);
+		{ /* the boundary: deep has 3 intermediates (sub2, sub1, inter) */
+			struct gw_trust *t2 = mk_trust(GW_TRUST_CA, 2, NULL, "root", NULL);
+			struct gw_trust *t3 = mk_trust(GW_TRUST_CA, 3, NULL, "root", NULL);
+
+			CHECK(t2, TOO_DEEP, "at most 2 intermediate CAs", C.deep.x, C.sub2.x,
+				C.sub1.x, C.inter.x);
+			CHECK(t3, OK, NULL, C.deep.x, C.sub2.x, C.sub1.x, C.inter.x);
+			gw_trust_destroy(t2);
+			gw_trust_destroy(t3);
+		}
 		CHECK(t, NAME_CONSTRAINTS, "name constraints", C.nc_bad.x, C.nc_ca.x);
 		CHECK(t, OK, NULL, C.nc_ok.x, C.nc_ca.x);
 		CHECK(t, BAD_SIGNATURE, "does not verify", C.forged.x, C.inter.x);
