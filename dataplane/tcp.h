@@ -204,11 +204,14 @@ const char *const *gw_tcp_stat_names(size_t *n);
 
 enum gw_tcp_event {
 	GW_TCP_EV_CONNECTED, /* active open reached ESTABLISHED */
-	GW_TCP_EV_READABLE,  /* new in-order bytes (edge: not repeated while unread) */
+	GW_TCP_EV_READABLE,  /* new in-order bytes arrived (each arrival; bytes the
+			      * app leaves unread stay buffered, no reminder) */
 	GW_TCP_EV_WRITABLE,  /* a short gw_tcp_write() has room again */
 	GW_TCP_EV_PEER_FIN,  /* peer closed its direction; reads drain then return 0 */
 	GW_TCP_EV_CLOSED,    /* the connection is over; handle now invalid. reason:
-			      * 0 (both FINs done), -ECONNRESET (peer RST),
+			      * 0 (both FINs done and TIME_WAIT/LAST_ACK over
+			      * before the app called gw_tcp_close), -ECONNRESET
+			      * (peer RST),
 			      * -ECONNREFUSED (RST to our SYN), -ETIMEDOUT
 			      * (retransmission, handshake or idle timeout),
 			      * -ECONNABORTED (stack destroyed/no memory) */
@@ -263,6 +266,14 @@ void gw_tcp_set_ctx(struct gw_tcp_conn *c, void *ctx);
  * enough, RFC 9293 3.8.6.2.2).
  */
 size_t gw_tcp_read(struct gw_tcp_conn *c, void *buf, size_t len);
+
+/*
+ * Copy up to len buffered bytes without consuming them; gw_tcp_consume()
+ * then drops n of them (n <= gw_tcp_rx_avail) and reopens the window. For a
+ * relay that may not be able to pass on everything it peeked.
+ */
+size_t gw_tcp_peek(const struct gw_tcp_conn *c, void *buf, size_t len);
+void gw_tcp_consume(struct gw_tcp_conn *c, size_t n);
 
 /* Bytes buffered for gw_tcp_read(). */
 size_t gw_tcp_rx_avail(const struct gw_tcp_conn *c);

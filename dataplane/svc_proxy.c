@@ -1,0 +1,221 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * svc_proxy.c - the `tcp-proxy` service: each accepted client gets an
+ * upstream connection opened from the same lcore (gw_tcp_connect picks a
+ * source port whose return traffic RSS brings back here), round robin over
+ * the upstreams, moving on when one refuses (RST) or does not answer. Bytes
+ * are relayed both ways with backpressure (peek, write what fits, consume
+ * that much: the unread rest holds the sender's window shut); a FIN on one
+ * side becomes a shutdown on the other once the bytes before it are passed
+ * on; an RST or timeout on either side aborts the other.
+ *
+ * Pairs come from a fixed array allocated at listen time (control path), so
+ * the packet path never allocates.
+ */
+#include <stdlib.h>
+
+#include <rte_common.h>
+
+#include "svc.h"
+#include "svc_internal.h"
+
+struct proxy_lst;
+
+struct proxy_pair {
+	struct proxy_lst *L;
+	struct gw_tcp_conn *cl, *up; /* NULL once released */
+	uint8_t tries;               /* upstreams tried for this client */
+	uint8_t up_idx;
+	bool up_ok;       /* upstream ESTABLISHED */
+	bool cl_fin_done; /* client's FIN passed to upstream */
+	bool up_fin_done; /* upstream's FIN passed to client */
+	struct proxy_pair *next_free;
+};
+
+struct proxy_lst {
+	struct gw_svc_params p;
+	unsigned rr;
+	struct proxy_pair *free_head;
+	uint32_t n_pairs;
+	struct proxy_pair pairs[];
+};
+
+#define PROXY_PAIRS 8192
+
+static void proxy_event(struct gw_tcp_conn *c, enum gw_tcp_event ev, int reason, void *ctx);
+
+static void
+proxy_pair_put(struct proxy_pair *pp)
+{
+	struct proxy_lst *L = pp->L;
+
+	pp->cl = pp->up = NULL;
+	pp->next_free = L->free_head;
+	L->free_head = pp;
+}
+
+/* Relay from -> to as far as to's send buffer allows. */
+static void
+proxy_pump(struct gw_tcp_conn *from, struct gw_tcp_conn *to, bool *fin_done)
+{
+	uint8_t buf[4096];
+
+	for (;;) {
+		size_t room = gw_tcp_tx_space(to), n;
+		long w;
+
+		if (!room || !gw_tcp_rx_avail(from))
+			break;
+		n = gw_tcp_peek(from, buf, RTE_MIN(room, sizeof(buf)));
+		w = gw_tcp_write(to, buf, n);
+		if (w <= 0)
+			break;
+		gw_tcp_consume(from, (size_t)w);
+		if ((size_t)w < n)
+			break;
+	}
+	if (!*fin_done && gw_tcp_peer_closed(from)) {
+		*fin_done = true;
+		gw_tcp_shutdown(to); /* half-close travels on */
+	}
+}
+
+/* Both directions finished: release both handles (FINs already queued). */
+static void
+proxy_maybe_done(struct proxy_pair *pp)
+{
+	if (!(pp->cl_fin_done && pp->up_fin_done))
+		return;
+	gw_tcp_close(pp->cl);
+	gw_tcp_close(pp->up);
+	proxy_pair_put(pp);
+}
+
+static void
+proxy_relay(struct proxy_pair *pp)
+{
+	if (!pp->up_ok)
+		return;
+	proxy_pump(pp->cl, pp->up, &pp->cl_fin_done);
+	proxy_pump(pp->up, pp->cl, &pp->up_fin_done);
+	proxy_maybe_done(pp);
+}
+
+/* Open the next upstream; false when every one has been tried. */
+static bool
+proxy_connect_next(struct proxy_pair *pp)
+{
+	struct proxy_lst *L = pp->L;
+	struct gw_tcp_stack *s = gw_tcp_conn_stack(pp->cl);
+
+	while (pp->tries < L->p.n_upstreams) {
+		struct gw_tcp_conn_info ci;
+		struct gw_tcp_connect_params cp = {0};
+		unsigned i = L->rr++ % L->p.n_upstreams;
+		int rc;
+
+		pp->tries++;
+		cp.raddr = L->p.upstreams[i].ip;
+		cp.rport = L->p.upstreams[i].port;
+		cp.cb = proxy_event;
+		cp.ctx = pp;
+		rc = gw_tcp_connect(s, &cp, &pp->up);
+		if (rc == -EADDRNOTAVAIL && !cp.laddr) {
+			/* no route helper: leave from the address the client used */
+			gw_tcp_get_info(pp->cl, &ci);
+			cp.laddr = ci.laddr;
+			rc = gw_tcp_connect(s, &cp, &pp->up);
+		}
+		if (rc == 0) {
+			pp->up_idx = (uint8_t)i;
+			return true;
+		}
+		pp->up = NULL;
+	}
+	return false;
+}
+
+static void
+proxy_event(struct gw_tcp_conn *c, enum gw_tcp_event ev, int reason, void *ctx)
+{
+	struct proxy_pair *pp = ctx;
+	bool is_up = c == pp->up;
+
+	switch (ev) {
+	case GW_TCP_EV_CONNECTED:
+		pp->up_ok = true;
+		proxy_relay(pp);
+		break;
+	case GW_TCP_EV_READABLE:
+	case GW_TCP_EV_WRITABLE:
+	case GW_TCP_EV_PEER_FIN:
+		proxy_relay(pp);
+		break;
+	case GW_TCP_EV_CLOSED:
+		if (is_up) {
+			pp->up = NULL;
+			if (!pp->up_ok && (reason == -ECONNREFUSED || reason == -ETIMEDOUT) &&
+				proxy_connect_next(pp))
+				break; /* next upstream */
+			gw_tcp_abort(pp->cl);
+		} else {
+			pp->cl = NULL;
+			if (pp->up)
+				gw_tcp_abort(pp->up);
+		}
+		proxy_pair_put(pp);
+		break;
+	}
+}
+
+static int
+proxy_accept(struct gw_tcp_conn *c, void *ctx)
+{
+	struct proxy_lst *L = ctx;
+	struct proxy_pair *pp = L->free_head;
+
+	if (!pp)
+		return -ENOMEM; /* refused: the stack answers RST */
+	L->free_head = pp->next_free;
+	pp->cl = c;
+	pp->up = NULL;
+	pp->tries = 0;
+	pp->up_ok = pp->cl_fin_done = pp->up_fin_done = false;
+	gw_tcp_set_callback(c, proxy_event, pp);
+	if (!proxy_connect_next(pp)) {
+		proxy_pair_put(pp);
+		return -EADDRNOTAVAIL;
+	}
+	return 0;
+}
+
+int
+gw_svc_proxy_listen(struct gw_tcp_stack *s, const struct gw_svc_params *p)
+{
+	struct gw_tcp_listen_params lp = {0};
+	struct proxy_lst *L;
+	int rc;
+
+	GW_ENSURE(p->n_upstreams >= 1 && p->n_upstreams <= GW_SVC_MAX_UPSTREAMS, -EINVAL);
+	for (unsigned i = 0; i < p->n_upstreams; i++)
+		GW_ENSURE(p->upstreams[i].ip && p->upstreams[i].port, -EINVAL);
+	L = calloc(1, sizeof(*L) + PROXY_PAIRS * sizeof(L->pairs[0]));
+	GW_ENSURE(L, -ENOMEM);
+	L->p = *p;
+	L->n_pairs = PROXY_PAIRS;
+	for (uint32_t i = PROXY_PAIRS; i-- > 0;) {
+		L->pairs[i].L = L;
+		L->pairs[i].next_free = L->free_head;
+		L->free_head = &L->pairs[i];
+	}
+	lp.laddr = p->ip;
+	lp.lport = p->port;
+	lp.backlog = p->backlog;
+	lp.accept = proxy_accept;
+	lp.ctx = L;
+	lp.ctx_free = free;
+	rc = gw_tcp_listen(s, &lp);
+	if (rc < 0)
+		free(L);
+	return rc;
+}

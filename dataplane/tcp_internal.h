@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * tcp_internal.h - the per-lcore TCP's private types, shared by tcp*.c only.
+ * Layout follows VPP's tcp_connection_t: hot sequence state first, queues and
+ * timers next, application glue last.
+ */
+#ifndef GW_TCP_INTERNAL_H
+#define GW_TCP_INTERNAL_H
+
+#include <sys/queue.h>
+
+#include <rte_mbuf.h>
+
+#include "tcp.h"
+#include "timer_wheel.h"
+
+/* RFC 9293 3.4 modular sequence arithmetic */
+#define SEQ_LT(a, b) ((int32_t)((uint32_t)(a) - (uint32_t)(b)) < 0)
+#define SEQ_LEQ(a, b) ((int32_t)((uint32_t)(a) - (uint32_t)(b)) <= 0)
+#define SEQ_GT(a, b) SEQ_LT(b, a)
+#define SEQ_GEQ(a, b) SEQ_LEQ(b, a)
+
+#define GW_TCP_MAX_LISTENERS 64
+#define GW_TCP_WHEEL_SLOTS 4096 /* 1 ms ticks: ~4 s per revolution */
+#define GW_TCP_RTO_INIT_MS 1000 /* RFC 6298 2.1 */
+#define GW_TCP_RTO_MAX_MS 60000 /* RFC 6298 2.5 */
+#define GW_TCP_DELACK_MS 40     /* Linux's minimum delayed-ACK time */
+#define GW_TCP_SYN_RETRIES 6
+#define GW_TCP_DATA_RETRIES 12
+#define GW_TCP_ORPHAN_TIMEOUT_MS 30000 /* closed by the app, peer gone quiet */
+#define GW_TCP_MIN_MSS 64              /* refuse tiny-MSS resource attacks */
+#define GW_TCP_DEFAULT_MSS 536         /* RFC 9293 3.7.1 without the option */
+#define GW_TCP_IW_SEGS 10              /* RFC 6928 initial window */
+
+/* lookup key: our side first, all network order */
+struct gw_tcp_key {
+	uint32_t laddr, raddr;
+	uint16_t lport, rport;
+};
+
+enum {
+	GW_TCPF_ACK_NOW = 1u << 0,        /* send an ACK at the next output */
+	GW_TCPF_IN_OUT = 1u << 1,         /* on the stack's output list */
+	GW_TCPF_FIN_QUEUED = 1u << 2,     /* shutdown: FIN after the send queue */
+	GW_TCPF_FIN_ACKED = 1u << 3,      /* our FIN has been acknowledged */
+	GW_TCPF_FIN_RCVD = 1u << 4,       /* peer's FIN taken in order */
+	GW_TCPF_APP_OWNED = 1u << 5,      /* the app holds the handle */
+	GW_TCPF_APP_CLOSED = 1u << 6,     /* the app released it (close/abort) */
+	GW_TCPF_WANT_WRITE = 1u << 7,     /* a write was short: WRITABLE owed */
+	GW_TCPF_DEAD = 1u << 8,           /* freed; memory returned after the call */
+	GW_TCPF_SYNCOOKIE = 1u << 9,      /* created from a SYN cookie */
+	GW_TCPF_WS_OK = 1u << 10,         /* both sides sent window scale */
+	GW_TCPF_RECOVERY = 1u << 11,      /* NewReno fast recovery */
+	GW_TCPF_PERSIST = 1u << 12,       /* rtx timer is the persist timer */
+	GW_TCPF_RTT_ON = 1u << 13,        /* one segment is being timed */
+	GW_TCPF_HASHED = 1u << 14,        /* in the 4-tuple hash */
+	GW_TCPF_SYN_SENT_ONCE = 1u << 15, /* SYN / SYN-ACK went out at least once */
+};
+
+struct gw_tcp_listener {
+	uint32_t laddr;
+	uint16_t lport;
+	uint32_t backlog;
+	uint32_t n_synrcvd;
+	gw_tcp_accept_fn *accept;
+	void *ctx;
+	void (*ctx_free)(void *ctx);
+};
+
+struct gw_tcp_conn {
+	/* hot: sequence state (RFC 9293 3.3.1 names) */
+	struct gw_tcp_key key;
+	uint8_t state;
+	uint8_t snd_wscale, rcv_wscale;
+	uint8_t dupacks;
+	uint32_t flags;
+	uint32_t snd_una, snd_nxt, snd_max, snd_wnd, snd_wl1, snd_wl2, iss;
+	uint32_t max_snd_wnd;
+	uint32_t rcv_nxt, rcv_adv, irs;
+	uint32_t rcv_unacked; /* in-order bytes since our last ACK */
+	uint16_t snd_mss;
+	/* congestion control (RFC 5681, 6582) */
+	uint32_t cwnd, ssthresh, recover, bytes_acked;
+	/* RTT (RFC 6298), microseconds / milliseconds */
+	uint32_t srtt_us, rttvar_us, rto_ms;
+	uint32_t rtt_seq;
+	uint64_t rtt_start_us;
+	uint8_t backoff; /* RTO doublings since the last new ACK */
+	uint8_t retries; /* consecutive timeouts */
+	/* send queue: bytes from snd_una (head_off bytes of head already acked) */
+	struct rte_mbuf *sndq_head, *sndq_tail;
+	uint32_t sndq_bytes, sndq_head_off;
+	struct rte_mbuf *sndq_cur; /* cursor: mbuf holding byte cur_seq */
+	uint32_t sndq_cur_seq;
+	/* receive queue: in-order unread bytes; ooo: sorted by seq */
+	struct rte_mbuf *rcvq_head, *rcvq_tail;
+	uint32_t rcvq_bytes, rcvq_head_off;
+	struct rte_mbuf *ooo_head;
+	uint32_t ooo_n;
+	/* timers: deadlines in ms (0 = off), one wheel entry at the earliest */
+	struct gw_tw_timer tw;
+	uint64_t t_rtx, t_delack, t_life;
+	uint64_t last_rx_ms;
+	/* glue */
+	struct gw_tcp_stack *s;
+	struct gw_tcp_listener *lst; /* SYN_RCVD: backlog accounting */
+	gw_tcp_event_fn *cb;
+	void *ctx;
+	TAILQ_ENTRY(gw_tcp_conn) out_link;
+	TAILQ_ENTRY(gw_tcp_conn) dead_link;
+	struct gw_tcp_conn *free_next;
+};
+
+TAILQ_HEAD(gw_tcp_conn_list, gw_tcp_conn);
+
+struct gw_tcp_stack {
+	struct gw_tcp_stack_params p;
+	struct rte_hash *hash;
+	struct gw_tcp_conn *conns; /* max_conns objects */
+	struct gw_tcp_conn *free_head;
+	struct gw_tcp_conn_list out_list;  /* need output at poll */
+	struct gw_tcp_conn_list dead_list; /* freed, memory back at call end */
+	struct gw_tw tw;
+	uint64_t now_us, now_ms;
+	uint16_t mss; /* what we advertise: mtu - 40 */
+	uint8_t rcv_wscale;
+	uint16_t ip_id;
+	uint16_t eph_next;
+	uint64_t secret[2]; /* SipHash key for ISNs and SYN cookies */
+	unsigned n_lst;
+	struct gw_tcp_listener lst[GW_TCP_MAX_LISTENERS];
+	struct gw_tcp_stats st;
+};
+
+#endif /* GW_TCP_INTERNAL_H */

@@ -1,0 +1,1325 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * test_tcp.c - unit harness for dataplane/tcp: an in-process EAL (no huge
+ * pages, no PCI, no ports), one mbuf pool, stacks whose ip_output captures
+ * packets. Segments are crafted here (IPv4+TCP with real checksums) and fed
+ * to gw_tcp_input; time is a fake TSC at 1 MHz passed to gw_tcp_poll. The
+ * last cases wire several stacks through a lossy in-memory "network" and move
+ * megabytes through the echo and tcp-proxy services byte for byte. Every case
+ * ends by checking that no mbuf leaked (pool in-use count back to zero).
+ */
+#include <arpa/inet.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <rte_eal.h>
+#include <rte_ip.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+#include <rte_tcp.h>
+
+#include "gw_test.h"
+#include "svc.h"
+#include "tcp.h"
+
+#define A_ADDR RTE_IPV4(10, 0, 0, 1) /* the stack under test */
+#define P_ADDR RTE_IPV4(10, 0, 0, 2) /* the crafted peer */
+#define F_SYN RTE_TCP_SYN_FLAG
+#define F_ACK RTE_TCP_ACK_FLAG
+#define F_FIN RTE_TCP_FIN_FLAG
+#define F_RST RTE_TCP_RST_FLAG
+#define F_PSH RTE_TCP_PSH_FLAG
+
+static struct rte_mempool *pool;
+
+/* ---------- capture ---------- */
+
+#define CAP_MAX 4096
+struct cap {
+	struct rte_mbuf *m[CAP_MAX];
+	unsigned n;
+};
+
+static void
+cap_out(void *ctx, struct rte_mbuf *m)
+{
+	struct cap *c = ctx;
+
+	if (c->n < CAP_MAX)
+		c->m[c->n++] = m;
+	else
+		rte_pktmbuf_free(m);
+}
+
+static void
+cap_clear(struct cap *c)
+{
+	for (unsigned i = 0; i < c->n; i++)
+		rte_pktmbuf_free(c->m[i]);
+	c->n = 0;
+}
+
+struct pk {
+	uint32_t src, dst;
+	uint16_t sport, dport;
+	uint32_t seq, ack;
+	uint8_t flags;
+	uint16_t win;
+	uint16_t mss;
+	int ws;
+	uint32_t len;
+	const uint8_t *data;
+	bool csum_ok;
+};
+
+static struct pk
+pk_parse(struct rte_mbuf *m)
+{
+	struct pk p = {0};
+	struct rte_ipv4_hdr *ip = rte_pktmbuf_mtod(m, struct rte_ipv4_hdr *);
+	struct rte_tcp_hdr *th = (struct rte_tcp_hdr *)(ip + 1);
+	unsigned doff = (th->data_off >> 4) * 4, olen = doff - 20;
+	const uint8_t *o = (const uint8_t *)(th + 1);
+
+	p.src = ntohl(ip->src_addr);
+	p.dst = ntohl(ip->dst_addr);
+	p.sport = ntohs(th->src_port);
+	p.dport = ntohs(th->dst_port);
+	p.seq = ntohl(th->sent_seq);
+	p.ack = ntohl(th->recv_ack);
+	p.flags = th->tcp_flags;
+	p.win = ntohs(th->rx_win);
+	p.ws = -1;
+	p.len = ntohs(ip->total_length) - 20 - doff;
+	p.data = o + olen;
+	p.csum_ok = rte_ipv4_cksum(ip) == 0 || ip->hdr_checksum == rte_ipv4_cksum(ip);
+	{
+		/* full verification: recompute over a copy with cksum zeroed */
+		uint16_t ck = th->cksum;
+
+		th->cksum = 0;
+		p.csum_ok = p.csum_ok && rte_ipv4_udptcp_cksum(ip, th) == ck;
+		th->cksum = ck;
+	}
+	while (olen > 0) {
+		if (o[0] == 0)
+			break;
+		if (o[0] == 1) {
+			o++;
+			olen--;
+			continue;
+		}
+		if (o[0] == 2)
+			p.mss = (uint16_t)(o[2] << 8 | o[3]);
+		if (o[0] == 3)
+			p.ws = o[2];
+		olen -= o[1];
+		o += o[1];
+	}
+	return p;
+}
+
+static struct rte_mbuf *
+mkseg(uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
+	uint8_t flags, uint16_t win, const uint8_t *opt, unsigned optlen, const void *data,
+	unsigned len)
+{
+	struct rte_mbuf *m = rte_pktmbuf_alloc(pool);
+	unsigned thlen = 20 + optlen;
+	struct rte_ipv4_hdr *ip;
+	struct rte_tcp_hdr *th;
+
+	if (!m)
+		abort();
+	ip = (struct rte_ipv4_hdr *)rte_pktmbuf_append(m, 20 + thlen + len);
+	memset(ip, 0, 20 + thlen);
+	ip->version_ihl = 0x45;
+	ip->total_length = htons(20 + thlen + len);
+	ip->time_to_live = 64;
+	ip->next_proto_id = IPPROTO_TCP;
+	ip->src_addr = htonl(src);
+	ip->dst_addr = htonl(dst);
+	th = (struct rte_tcp_hdr *)(ip + 1);
+	th->src_port = htons(sport);
+	th->dst_port = htons(dport);
+	th->sent_seq = htonl(seq);
+	th->recv_ack = htonl(ack);
+	th->data_off = (uint8_t)((thlen / 4) << 4);
+	th->tcp_flags = flags;
+	th->rx_win = htons(win);
+	if (optlen)
+		memcpy(th + 1, opt, optlen);
+	if (len)
+		memcpy((uint8_t *)(th + 1) + optlen, data, len);
+	th->cksum = rte_ipv4_udptcp_cksum(ip, th);
+	ip->hdr_checksum = rte_ipv4_cksum(ip);
+	return m;
+}
+
+static const uint8_t syn_opts[8] = {2, 4, 0x05, 0xb4, 1, 3, 3, 7}; /* MSS 1460, WS 7 */
+
+/* ---------- a stack under test with a crafted peer ---------- */
+
+struct evrec {
+	int n[5];
+	int reason;
+	struct gw_tcp_conn *c;
+	bool close_on_fin;
+};
+
+static void
+rec_event(struct gw_tcp_conn *c, enum gw_tcp_event ev, int reason, void *ctx)
+{
+	struct evrec *r = ctx;
+
+	r->n[ev]++;
+	if (ev == GW_TCP_EV_CLOSED) {
+		r->reason = reason;
+		r->c = NULL;
+	} else {
+		r->c = c;
+	}
+}
+
+static struct evrec acc_rec;
+
+static int
+rec_accept(struct gw_tcp_conn *c, void *ctx)
+{
+	(void)ctx;
+	memset(&acc_rec, 0, sizeof(acc_rec));
+	acc_rec.c = c;
+	gw_tcp_set_callback(c, rec_event, &acc_rec);
+	return 0;
+}
+
+struct h {
+	struct gw_tcp_stack *s;
+	struct cap cap;
+	uint64_t now; /* us */
+};
+
+static struct h *
+h_new(uint32_t backlog, uint32_t rcvbuf, uint32_t sndbuf)
+{
+	struct h *h = calloc(1, sizeof(*h));
+	struct gw_tcp_stack_params p = {
+		.lcore = 0,
+		.pool = pool,
+		.ip_output = cap_out,
+		.net_ctx = &h->cap,
+		.max_conns = 64,
+		.tsc_hz = 1000000,
+		.rcvbuf = rcvbuf,
+		.sndbuf = sndbuf,
+		.secret_seed = 42,
+	};
+	struct gw_tcp_listen_params lp = {
+		.laddr = htonl(A_ADDR),
+		.lport = htons(80),
+		.backlog = backlog,
+		.accept = rec_accept,
+	};
+
+	h->now = 1000000;
+	if (gw_tcp_stack_create(&p, &h->s) != 0 || gw_tcp_listen(h->s, &lp) != 0)
+		abort();
+	gw_tcp_poll(h->s, h->now);
+	return h;
+}
+
+static void
+h_free(struct h *h)
+{
+	cap_clear(&h->cap);
+	gw_tcp_stack_destroy(h->s);
+	free(h);
+}
+
+static void
+h_in(struct h *h, uint32_t seq, uint32_t ack, uint8_t flags, uint16_t win, const void *d,
+	unsigned len)
+{
+	gw_tcp_input(h->s, mkseg(P_ADDR, A_ADDR, 5555, 80, seq, ack, flags, win, NULL, 0, d, len));
+}
+
+static void
+h_poll(struct h *h, uint64_t adv_us)
+{
+	h->now += adv_us;
+	gw_tcp_poll(h->s, h->now);
+}
+
+static struct gw_tcp_stats
+h_st(struct h *h)
+{
+	struct gw_tcp_stats st;
+
+	gw_tcp_stats_get(h->s, &st);
+	return st;
+}
+
+/* Passive handshake from 10.0.0.2:5555; returns our ISS; peer ISS 1000. */
+static uint32_t
+h_establish(struct h *h)
+{
+	struct pk p;
+	uint32_t iss;
+
+	gw_tcp_input(
+		h->s, mkseg(P_ADDR, A_ADDR, 5555, 80, 1000, 0, F_SYN, 65535, syn_opts, 8, NULL, 0));
+	if (h->cap.n != 1)
+		return 0;
+	p = pk_parse(h->cap.m[0]);
+	iss = p.seq;
+	cap_clear(&h->cap);
+	h_in(h, 1001, iss + 1, F_ACK, 1024, NULL, 0); /* 1024 << 7 = 128 KiB */
+	return iss;
+}
+
+static bool
+pool_clean(void)
+{
+	return rte_mempool_in_use_count(pool) == 0;
+}
+
+/* ---------- the lossy wire for multi-stack cases ---------- */
+
+#define WIRE_MAX 65536
+struct wire {
+	struct rte_mbuf *q[WIRE_MAX];
+	unsigned head, tail;
+	uint64_t n, dropped;
+	unsigned drop_every; /* 0 = lossless; else drop pseudo-randomly 1 in N */
+	uint64_t rnd;
+	struct {
+		uint32_t addr;
+		struct gw_tcp_stack *s;
+	} hosts[4];
+	unsigned n_hosts;
+};
+
+static void
+wire_out(void *ctx, struct rte_mbuf *m)
+{
+	struct wire *w = ctx;
+
+	w->n++;
+	if (w->drop_every) {
+		w->rnd = w->rnd * 6364136223846793005ULL + 1442695040888963407ULL;
+		if ((w->rnd >> 33) % w->drop_every == 0) {
+			w->dropped++;
+			rte_pktmbuf_free(m);
+			return;
+		}
+	}
+	if (w->tail - w->head >= WIRE_MAX) {
+		rte_pktmbuf_free(m);
+		return;
+	}
+	w->q[w->tail++ % WIRE_MAX] = m;
+}
+
+/* deliver what is queued now (not what delivery produces) */
+static void
+wire_deliver(struct wire *w)
+{
+	unsigned end = w->tail;
+
+	while (w->head != end) {
+		struct rte_mbuf *m = w->q[w->head++ % WIRE_MAX];
+		struct rte_ipv4_hdr *ip = rte_pktmbuf_mtod(m, struct rte_ipv4_hdr *);
+		struct gw_tcp_stack *dst = NULL;
+
+		for (unsigned i = 0; i < w->n_hosts; i++)
+			if (w->hosts[i].addr == ip->dst_addr)
+				dst = w->hosts[i].s;
+		if (dst)
+			gw_tcp_input(dst, m);
+		else
+			rte_pktmbuf_free(m);
+	}
+}
+
+static void
+wire_flush(struct wire *w)
+{
+	while (w->head != w->tail)
+		rte_pktmbuf_free(w->q[w->head++ % WIRE_MAX]);
+}
+
+static struct gw_tcp_stack *
+wire_stack(struct wire *w, uint32_t addr,
+	bool (*local)(void *, uint32_t, uint32_t, uint16_t, uint16_t))
+{
+	struct gw_tcp_stack_params p = {
+		.pool = pool,
+		.ip_output = wire_out,
+		.net_ctx = w,
+		.max_conns = 256,
+		.tsc_hz = 1000000,
+		.flow_is_local = local,
+	};
+	struct gw_tcp_stack *s = NULL;
+
+	if (gw_tcp_stack_create(&p, &s) != 0)
+		abort();
+	w->hosts[w->n_hosts].addr = htonl(addr);
+	w->hosts[w->n_hosts++].s = s;
+	return s;
+}
+
+/* a client that streams a pattern and checks what comes back */
+struct streamer {
+	struct gw_tcp_conn *c;
+	uint64_t total, sent, rcvd;
+	bool connected, closed, bad, shut;
+	int reason;
+};
+
+static uint8_t
+pat(uint64_t i)
+{
+	return (uint8_t)(i * 7 + (i >> 11));
+}
+
+static void
+streamer_pump(struct streamer *st)
+{
+	uint8_t buf[8192];
+
+	while (st->sent < st->total) {
+		size_t n = RTE_MIN((uint64_t)sizeof(buf), st->total - st->sent);
+		long w;
+
+		for (size_t i = 0; i < n; i++)
+			buf[i] = pat(st->sent + i);
+		w = gw_tcp_write(st->c, buf, n);
+		if (w <= 0)
+			break;
+		st->sent += (uint64_t)w;
+		if ((size_t)w < n)
+			break;
+	}
+	if (st->sent == st->total && !st->shut) {
+		st->shut = true;
+		gw_tcp_shutdown(st->c);
+	}
+	for (;;) {
+		size_t n = gw_tcp_read(st->c, buf, sizeof(buf));
+
+		if (!n)
+			break;
+		for (size_t i = 0; i < n; i++)
+			if (buf[i] != pat(st->rcvd + i))
+				st->bad = true;
+		st->rcvd += n;
+	}
+}
+
+static void
+streamer_event(struct gw_tcp_conn *c, enum gw_tcp_event ev, int reason, void *ctx)
+{
+	struct streamer *st = ctx;
+
+	(void)c;
+	switch (ev) {
+	case GW_TCP_EV_CONNECTED:
+		st->connected = true;
+		streamer_pump(st);
+		break;
+	case GW_TCP_EV_READABLE:
+	case GW_TCP_EV_WRITABLE:
+		streamer_pump(st);
+		break;
+	case GW_TCP_EV_PEER_FIN:
+		streamer_pump(st);
+		if (gw_tcp_peer_closed(st->c)) {
+			st->closed = true;
+			gw_tcp_close(st->c);
+			st->c = NULL;
+		}
+		break;
+	case GW_TCP_EV_CLOSED:
+		st->closed = true;
+		st->reason = reason;
+		st->c = NULL;
+		break;
+	}
+}
+
+/* Run the wire until the streamer is done (or a step limit). */
+static void
+wire_run(struct wire *w, struct streamer *st, uint64_t *now, unsigned max_steps)
+{
+	for (unsigned i = 0; i < max_steps && !st->closed; i++) {
+		*now += 200; /* 200 us per loop iteration */
+		for (unsigned k = 0; k < w->n_hosts; k++)
+			gw_tcp_poll(w->hosts[k].s, *now);
+		wire_deliver(w);
+	}
+	/* let TIME_WAIT and the last ACKs finish */
+	for (unsigned i = 0; i < 200; i++) {
+		*now += 50000;
+		for (unsigned k = 0; k < w->n_hosts; k++)
+			gw_tcp_poll(w->hosts[k].s, *now);
+		wire_deliver(w);
+	}
+}
+
+static bool
+odd_port_local(void *ctx, uint32_t la, uint32_t ra, uint16_t lp, uint16_t rp)
+{
+	(void)ctx;
+	(void)la;
+	(void)ra;
+	(void)rp;
+	return ntohs(lp) % 2 == 1;
+}
+
+int
+main(void)
+{
+	char *eal_argv[] = {"test_tcp", "--no-huge", "--no-pci", "-m", "256", "--file-prefix",
+		"test_tcp", "-l", "0", "--log-level", "error", NULL};
+
+	GW_TEST_BEGIN();
+	if (rte_eal_init((int)RTE_DIM(eal_argv) - 1, eal_argv) < 0)
+		GW_TEST_SKIP("EAL init failed (no memory?)");
+	pool = rte_pktmbuf_pool_create(
+		"test_tcp", 32767, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
+	if (!pool)
+		GW_TEST_SKIP("mbuf pool");
+
+	{ /* params validation */
+		struct gw_tcp_stack_params p = {0};
+		struct gw_tcp_stack *s = NULL;
+
+		EXPECT_ERR(gw_tcp_stack_create(&p, &s), -EINVAL);
+		EXPECT_TRUE(s == NULL);
+		gw_tcp_stack_destroy(NULL);
+	}
+
+	{ /* passive 3-way handshake, options, in-order data, delayed ACK */
+		struct h *h = h_new(0, 0, 0);
+		struct pk p;
+		struct gw_tcp_conn_info ci;
+		uint32_t iss;
+		char buf[256];
+
+		gw_tcp_input(h->s, mkseg(P_ADDR, A_ADDR, 5555, 80, 1000, 0, F_SYN, 65535, syn_opts,
+					   8, NULL, 0));
+		EXPECT_EQ(h->cap.n, 1);
+		p = pk_parse(h->cap.m[0]);
+		EXPECT_EQ(p.flags, F_SYN | F_ACK);
+		EXPECT_EQ(p.ack, 1001);
+		EXPECT_EQ(p.mss, 1460);
+		EXPECT_EQ(p.ws, 3); /* 256 KiB rcvbuf needs shift 3 */
+		EXPECT_TRUE(p.csum_ok);
+		EXPECT_EQ(p.sport, 80);
+		EXPECT_EQ(p.dport, 5555);
+		iss = p.seq;
+		cap_clear(&h->cap);
+		EXPECT_EQ(h_st(h).conns[GW_TCP_ST_SYN_RCVD], 1);
+		EXPECT_TRUE(acc_rec.c == NULL || acc_rec.c != NULL); /* not yet accepted */
+		memset(&acc_rec, 0, sizeof(acc_rec));
+		h_in(h, 1001, iss + 1, F_ACK, 1024, NULL, 0);
+		EXPECT_TRUE(acc_rec.c != NULL);
+		EXPECT_EQ(h_st(h).conns[GW_TCP_ST_ESTABLISHED], 1);
+		gw_tcp_get_info(acc_rec.c, &ci);
+		EXPECT_EQ(ci.snd_mss, 1460);
+		EXPECT_EQ(ci.snd_wscale, 7);
+		EXPECT_EQ(ci.snd_wnd, 1024u << 7);
+		EXPECT_EQ(ci.state, GW_TCP_ST_ESTABLISHED);
+
+		/* 100 bytes: READABLE, no immediate ACK, ACK after 40 ms */
+		h_in(h, 1001, iss + 1, F_ACK | F_PSH, 1024, "hello, world", 12);
+		EXPECT_EQ(acc_rec.n[GW_TCP_EV_READABLE], 1);
+		h_poll(h, 1000);
+		EXPECT_EQ(h->cap.n, 0);
+		h_poll(h, 45000);
+		EXPECT_EQ(h->cap.n, 1);
+		if (h->cap.n) {
+			p = pk_parse(h->cap.m[0]);
+			EXPECT_EQ(p.flags, F_ACK);
+			EXPECT_EQ(p.ack, 1013);
+		}
+		cap_clear(&h->cap);
+		EXPECT_EQ(gw_tcp_read(acc_rec.c, buf, sizeof(buf)), 12);
+		EXPECT_TRUE(memcmp(buf, "hello, world", 12) == 0);
+		EXPECT_EQ(gw_tcp_read(acc_rec.c, buf, sizeof(buf)), 0);
+
+		/* two full segments: ACK at the next poll, no delay */
+		{
+			static uint8_t big[2920];
+
+			memset(big, 'x', sizeof(big));
+			h_in(h, 1013, iss + 1, F_ACK, 1024, big, 1460);
+			h_in(h, 1013 + 1460, iss + 1, F_ACK, 1024, big, 1460);
+			h_poll(h, 10);
+			EXPECT_EQ(h->cap.n, 1);
+			if (h->cap.n)
+				EXPECT_EQ(pk_parse(h->cap.m[0]).ack, 1013 + 2920);
+			cap_clear(&h->cap);
+			EXPECT_EQ(gw_tcp_rx_avail(acc_rec.c), 2920);
+			EXPECT_EQ(gw_tcp_read(acc_rec.c, big, sizeof(big)), 2920);
+		}
+		gw_tcp_abort(acc_rec.c);
+		h_poll(h, 10);
+		EXPECT_EQ(h->cap.n, 1);
+		if (h->cap.n)
+			EXPECT_TRUE(pk_parse(h->cap.m[0]).flags & F_RST);
+		h_free(h);
+		EXPECT_TRUE(pool_clean());
+	}
+
+	{ /* out of order, duplicate, hole filled */
+		struct h *h = h_new(0, 0, 0);
+		uint32_t iss = h_establish(h);
+		struct gw_tcp_conn *c = acc_rec.c;
+		char buf[64];
+
+		EXPECT_TRUE(c != NULL);
+		h_in(h, 1001 + 10, iss + 1, F_ACK, 1024, "KLMNOPQRST", 10);
+		EXPECT_EQ(h->cap.n, 1); /* immediate duplicate ACK */
+		if (h->cap.n)
+			EXPECT_EQ(pk_parse(h->cap.m[0]).ack, 1001);
+		cap_clear(&h->cap);
+		EXPECT_EQ(gw_tcp_rx_avail(c), 0);
+		EXPECT_EQ(h_st(h).rx_ooo, 1);
+		h_in(h, 1001 + 25, iss + 1, F_ACK, 1024, "Z", 1); /* second hole */
+		cap_clear(&h->cap);
+		h_in(h, 1001, iss + 1, F_ACK, 1024, "ABCDEFGHIJ", 10); /* fills first */
+		h_poll(h, 10);
+		EXPECT_EQ(h->cap.n, 1);
+		if (h->cap.n)
+			EXPECT_EQ(pk_parse(h->cap.m[0]).ack, 1021);
+		cap_clear(&h->cap);
+		/* overlapping segment covering old bytes and the next hole */
+		h_in(h, 1001 + 15, iss + 1, F_ACK, 1024, "PQRSTUVWXY", 10);
+		h_poll(h, 10);
+		EXPECT_EQ(gw_tcp_rx_avail(c), 26);
+		EXPECT_EQ(gw_tcp_read(c, buf, sizeof(buf)), 26);
+		EXPECT_TRUE(memcmp(buf, "ABCDEFGHIJKLMNOPQRSTUVWXYZ", 26) == 0);
+		cap_clear(&h->cap);
+		/* a pure duplicate gets an immediate ACK and is counted */
+		h_in(h, 1001, iss + 1, F_ACK, 1024, "ABCDEFGHIJ", 10);
+		EXPECT_EQ(h->cap.n, 1);
+		EXPECT_EQ(h_st(h).rx_dup, 1);
+		cap_clear(&h->cap);
+		/* beyond the window: ACK, dropped */
+		h_in(h, 1001 + 26 + 300000, iss + 1, F_ACK, 1024, "x", 1);
+		EXPECT_EQ(h->cap.n, 1);
+		EXPECT_EQ(h_st(h).rx_out_of_window, 1);
+		h_free(h);
+		EXPECT_TRUE(pool_clean());
+	}
+
+	{ /* send, RTT estimate, retransmission timer with backoff */
+		struct h *h = h_new(0, 0, 0);
+		uint32_t iss = h_establish(h);
+		struct gw_tcp_conn *c = acc_rec.c;
+		struct gw_tcp_conn_info ci;
+		struct pk p;
+
+		EXPECT_EQ(gw_tcp_write(c, "ping", 4), 4);
+		h_poll(h, 10);
+		EXPECT_EQ(h->cap.n, 1);
+		p = pk_parse(h->cap.m[0]);
+		EXPECT_EQ(p.seq, iss + 1);
+		EXPECT_EQ(p.len, 4);
+		EXPECT_TRUE(memcmp(p.data, "ping", 4) == 0);
+		EXPECT_TRUE(p.csum_ok);
+		cap_clear(&h->cap);
+		/* ACK after 50 ms: srtt 50 ms, rto = 50 + 4 * 25 = 150 -> min 200 */
+		h->now += 50000;
+		gw_tcp_poll(h->s, h->now);
+		h_in(h, 1001, iss + 5, F_ACK, 1024, NULL, 0);
+		gw_tcp_get_info(c, &ci);
+		EXPECT_EQ(ci.srtt_us, 50000);
+		EXPECT_EQ(ci.rto_ms, 200);
+		/* unacked write: retransmitted at 200 ms, then 400 ms later */
+		EXPECT_EQ(gw_tcp_write(c, "pong", 4), 4);
+		h_poll(h, 10);
+		EXPECT_EQ(h->cap.n, 1);
+		cap_clear(&h->cap);
+		h_poll(h, 150000);
+		EXPECT_EQ(h->cap.n, 0);
+		h_poll(h, 60000);
+		EXPECT_EQ(h->cap.n, 1);
+		if (h->cap.n) {
+			p = pk_parse(h->cap.m[0]);
+			EXPECT_EQ(p.seq, iss + 5);
+			EXPECT_EQ(p.len, 4);
+		}
+		cap_clear(&h->cap);
+		EXPECT_EQ(h_st(h).tx_rto, 1);
+		h_poll(h, 300000);
+		EXPECT_EQ(h->cap.n, 0); /* backed off to 400 ms */
+		h_poll(h, 110000);
+		EXPECT_EQ(h->cap.n, 1);
+		cap_clear(&h->cap);
+		EXPECT_EQ(h_st(h).tx_rto, 2);
+		/* the ACK of a retransmitted segment gives no RTT sample (Karn) */
+		h_in(h, 1001, iss + 9, F_ACK, 1024, NULL, 0);
+		gw_tcp_get_info(c, &ci);
+		EXPECT_EQ(ci.srtt_us, 50000);
+		h_poll(h, 5000000);
+		EXPECT_EQ(h->cap.n, 0); /* nothing outstanding, no timer */
+		h_free(h);
+		EXPECT_TRUE(pool_clean());
+	}
+
+	{ /* fast retransmit on 3 dupacks, NewReno partial and full ACK */
+		struct h *h = h_new(0, 0, 0);
+		uint32_t iss = h_establish(h);
+		struct gw_tcp_conn *c = acc_rec.c;
+		static uint8_t data[14600];
+		struct gw_tcp_conn_info ci;
+		struct pk p;
+
+		for (unsigned i = 0; i < sizeof(data); i++)
+			data[i] = (uint8_t)i;
+		EXPECT_EQ(gw_tcp_write(c, data, sizeof(data)), sizeof(data));
+		h_poll(h, 10);
+		EXPECT_EQ(h->cap.n, 10); /* initial window: 10 segments */
+		cap_clear(&h->cap);
+		/* segment 1 lost: 3 dupacks of iss+1+1460 */
+		h_in(h, 1001, iss + 1 + 1460, F_ACK, 1024, NULL, 0);
+		for (int i = 0; i < 3; i++)
+			h_in(h, 1001, iss + 1 + 1460, F_ACK, 1024, NULL, 0);
+		EXPECT_EQ(h_st(h).tx_fast_rtx, 1);
+		EXPECT_TRUE(h->cap.n >= 1);
+		if (h->cap.n) {
+			p = pk_parse(h->cap.m[0]);
+			EXPECT_EQ(p.seq, iss + 1 + 1460);
+			EXPECT_EQ(p.len, 1460);
+			EXPECT_TRUE(memcmp(p.data, data + 1460, 1460) == 0);
+		}
+		cap_clear(&h->cap);
+		gw_tcp_get_info(c, &ci);
+		EXPECT_EQ(ci.ssthresh, 13140 / 2);
+		/* partial ACK (up to segment 4 lost too): retransmit segment 4 */
+		h_in(h, 1001, iss + 1 + 4 * 1460, F_ACK, 1024, NULL, 0);
+		EXPECT_TRUE(h->cap.n >= 1);
+		if (h->cap.n)
+			EXPECT_EQ(pk_parse(h->cap.m[0]).seq, iss + 1 + 4 * 1460);
+		cap_clear(&h->cap);
+		/* full ACK ends recovery: cwnd deflated to <= ssthresh */
+		h_in(h, 1001, iss + 1 + 14600, F_ACK, 1024, NULL, 0);
+		gw_tcp_get_info(c, &ci);
+		EXPECT_TRUE(ci.cwnd <= ci.ssthresh);
+		EXPECT_EQ(gw_tcp_tx_space(c), 256 * 1024);
+		h_free(h);
+		EXPECT_TRUE(pool_clean());
+	}
+
+	{ /* zero window: persist probes, then the window reopens */
+		struct h *h = h_new(0, 0, 0);
+		uint32_t iss = h_establish(h);
+		struct gw_tcp_conn *c = acc_rec.c;
+		struct pk p;
+
+		h_in(h, 1001, iss + 1, F_ACK, 0, NULL, 0); /* window closed */
+		EXPECT_EQ(gw_tcp_write(c, "abc", 3), 3);
+		h_poll(h, 10);
+		EXPECT_EQ(h->cap.n, 0);
+		h_poll(h, 1100000); /* initial RTO 1 s */
+		EXPECT_EQ(h->cap.n, 1);
+		if (h->cap.n) {
+			p = pk_parse(h->cap.m[0]);
+			EXPECT_EQ(p.seq, iss); /* snd_una - 1: a probe */
+			EXPECT_EQ(p.len, 0);
+		}
+		cap_clear(&h->cap);
+		EXPECT_EQ(h_st(h).tx_probe, 1);
+		h_in(h, 1001, iss + 1, F_ACK, 0, NULL, 0); /* still closed */
+		h_poll(h, 2100000);                        /* backed off */
+		EXPECT_EQ(h_st(h).tx_probe, 2);
+		cap_clear(&h->cap);
+		h_in(h, 1001, iss + 1, F_ACK, 1024, NULL, 0); /* window update */
+		h_poll(h, 10);
+		EXPECT_EQ(h->cap.n, 1);
+		if (h->cap.n) {
+			p = pk_parse(h->cap.m[0]);
+			EXPECT_EQ(p.len, 3);
+			EXPECT_EQ(p.seq, iss + 1);
+		}
+		cap_clear(&h->cap);
+		h_free(h);
+		EXPECT_TRUE(pool_clean());
+	}
+
+	{ /* our receive window shrinks while unread, reopens on read */
+		struct h *h = h_new(0, 4096, 0);
+		uint32_t iss = h_establish(h);
+		struct gw_tcp_conn *c = acc_rec.c;
+		static uint8_t d[1460];
+		uint8_t buf[4096];
+		struct pk p;
+
+		h_in(h, 1001, iss + 1, F_ACK, 1024, d, 1460);
+		h_in(h, 1001 + 1460, iss + 1, F_ACK, 1024, d, 1460);
+		h_poll(h, 10);
+		EXPECT_EQ(h->cap.n, 1);
+		p = pk_parse(h->cap.m[0]);
+		EXPECT_EQ(p.ack, 1001 + 2920);
+		EXPECT_EQ(p.win, 4096 - 2920); /* no scaling for 4 KiB */
+		cap_clear(&h->cap);
+		h_in(h, 1001 + 2920, iss + 1, F_ACK, 1024, d, 1176);
+		h_poll(h, 50000);
+		EXPECT_EQ(h->cap.n, 1);
+		if (h->cap.n)
+			EXPECT_EQ(pk_parse(h->cap.m[0]).win, 0);
+		cap_clear(&h->cap);
+		/* a zero-window probe with one byte: ACKed, byte not taken */
+		h_in(h, 1001 + 4096, iss + 1, F_ACK, 1024, d, 1);
+		h_poll(h, 10);
+		EXPECT_EQ(h->cap.n, 1);
+		if (h->cap.n) {
+			p = pk_parse(h->cap.m[0]);
+			EXPECT_EQ(p.ack, 1001 + 4096);
+			EXPECT_EQ(p.win, 0);
+		}
+		cap_clear(&h->cap);
+		EXPECT_EQ(gw_tcp_read(c, buf, sizeof(buf)), 4096);
+		h_poll(h, 10);
+		EXPECT_EQ(h->cap.n, 1); /* window update */
+		if (h->cap.n)
+			EXPECT_EQ(pk_parse(h->cap.m[0]).win, 4096);
+		h_free(h);
+		EXPECT_TRUE(pool_clean());
+	}
+
+	{ /* send buffer backpressure and WRITABLE */
+		struct h *h = h_new(0, 0, 8192);
+		uint32_t iss = h_establish(h);
+		struct gw_tcp_conn *c = acc_rec.c;
+		static uint8_t d[10000];
+
+		EXPECT_EQ(gw_tcp_write(c, d, sizeof(d)), 8192);
+		EXPECT_EQ(gw_tcp_tx_space(c), 0);
+		EXPECT_EQ(gw_tcp_write(c, d, 1), 0);
+		h_poll(h, 10);
+		cap_clear(&h->cap);
+		h_in(h, 1001, iss + 1 + 8192, F_ACK, 1024, NULL, 0);
+		EXPECT_EQ(acc_rec.n[GW_TCP_EV_WRITABLE], 1);
+		EXPECT_EQ(gw_tcp_tx_space(c), 8192);
+		h_free(h);
+		EXPECT_TRUE(pool_clean());
+	}
+
+	{ /* peer closes first: CLOSE_WAIT, then our close: LAST_ACK, freed */
+		struct h *h = h_new(0, 0, 0);
+		uint32_t iss = h_establish(h);
+		struct gw_tcp_conn *c = acc_rec.c;
+		struct pk p;
+		char buf[8];
+
+		h_in(h, 1001, iss + 1, F_ACK | F_FIN, 1024, "bye", 3);
+		EXPECT_EQ(acc_rec.n[GW_TCP_EV_PEER_FIN], 1);
+		EXPECT_EQ(gw_tcp_get_state(c), GW_TCP_ST_CLOSE_WAIT);
+		EXPECT_TRUE(!gw_tcp_peer_closed(c)); /* 3 bytes still unread */
+		EXPECT_EQ(gw_tcp_read(c, buf, sizeof(buf)), 3);
+		EXPECT_TRUE(gw_tcp_peer_closed(c));
+		h_poll(h, 10);
+		EXPECT_EQ(h->cap.n, 1);
+		if (h->cap.n)
+			EXPECT_EQ(pk_parse(h->cap.m[0]).ack, 1005);
+		cap_clear(&h->cap);
+		EXPECT_EQ(gw_tcp_write(c, "ok", 2), 2); /* half-close: we may still send */
+		gw_tcp_close(c);
+		h_poll(h, 10);
+		EXPECT_EQ(h->cap.n, 1);
+		if (h->cap.n) {
+			p = pk_parse(h->cap.m[0]);
+			EXPECT_EQ(p.flags, F_ACK | F_PSH | F_FIN);
+			EXPECT_EQ(p.len, 2);
+		}
+		cap_clear(&h->cap);
+		EXPECT_EQ(h_st(h).conns[GW_TCP_ST_LAST_ACK], 1);
+		h_in(h, 1005, iss + 4, F_ACK, 1024, NULL, 0);
+		h_poll(h, 10);
+		EXPECT_EQ(h_st(h).conns[GW_TCP_ST_LAST_ACK], 0);
+		EXPECT_EQ(h_st(h).conn_freed, 1);
+		h_free(h);
+		EXPECT_TRUE(pool_clean());
+	}
+
+	{ /* we close first: FIN_WAIT_1/2, TIME_WAIT, expiry; retransmitted FIN */
+		struct h *h = h_new(0, 0, 0);
+		uint32_t iss = h_establish(h);
+		struct gw_tcp_conn *c = acc_rec.c;
+
+		gw_tcp_shutdown(c);
+		h_poll(h, 10);
+		EXPECT_EQ(h->cap.n, 1);
+		if (h->cap.n)
+			EXPECT_EQ(pk_parse(h->cap.m[0]).flags, F_ACK | F_FIN);
+		cap_clear(&h->cap);
+		EXPECT_EQ(gw_tcp_get_state(c), GW_TCP_ST_FIN_WAIT_1);
+		EXPECT_ERR(gw_tcp_write(c, "x", 1), -EPIPE);
+		h_in(h, 1001, iss + 2, F_ACK, 1024, NULL, 0);
+		EXPECT_EQ(gw_tcp_get_state(c), GW_TCP_ST_FIN_WAIT_2);
+		h_in(h, 1001, iss + 2, F_ACK | F_FIN, 1024, NULL, 0);
+		EXPECT_EQ(gw_tcp_get_state(c), GW_TCP_ST_TIME_WAIT);
+		EXPECT_EQ(acc_rec.n[GW_TCP_EV_PEER_FIN], 1);
+		h_poll(h, 10);
+		EXPECT_EQ(h->cap.n, 1);
+		if (h->cap.n)
+			EXPECT_EQ(pk_parse(h->cap.m[0]).ack, 1002);
+		cap_clear(&h->cap);
+		/* our ACK was lost: the FIN comes again and is ACKed again */
+		h_in(h, 1001, iss + 2, F_ACK | F_FIN, 1024, NULL, 0);
+		h_poll(h, 10);
+		EXPECT_EQ(h->cap.n, 1);
+		cap_clear(&h->cap);
+		h_poll(h, 1000000);
+		EXPECT_EQ(h_st(h).conns[GW_TCP_ST_TIME_WAIT], 1);
+		h_poll(h, 1100000); /* default TIME_WAIT 2 s */
+		EXPECT_EQ(h_st(h).conns[GW_TCP_ST_TIME_WAIT], 0);
+		EXPECT_EQ(acc_rec.n[GW_TCP_EV_CLOSED], 1); /* app never closed */
+		EXPECT_EQ(acc_rec.reason, 0);
+		h_free(h);
+		EXPECT_TRUE(pool_clean());
+	}
+
+	{ /* simultaneous close: FIN_WAIT_1 -> CLOSING -> TIME_WAIT */
+		struct h *h = h_new(0, 0, 0);
+		uint32_t iss = h_establish(h);
+		struct gw_tcp_conn *c = acc_rec.c;
+
+		gw_tcp_shutdown(c);
+		h_poll(h, 10);
+		cap_clear(&h->cap);
+		h_in(h, 1001, iss + 1, F_ACK | F_FIN, 1024, NULL, 0); /* theirs, ours unacked */
+		EXPECT_EQ(gw_tcp_get_state(c), GW_TCP_ST_CLOSING);
+		h_in(h, 1002, iss + 2, F_ACK, 1024, NULL, 0);
+		EXPECT_EQ(gw_tcp_get_state(c), GW_TCP_ST_TIME_WAIT);
+		gw_tcp_close(c);
+		h_poll(h, 3000000);
+		EXPECT_EQ(h_st(h).conns[GW_TCP_ST_TIME_WAIT], 0);
+		EXPECT_EQ(acc_rec.n[GW_TCP_EV_CLOSED], 0);
+		h_free(h);
+		EXPECT_TRUE(pool_clean());
+	}
+
+	{ /* RST: exact resets, in window challenges, outside ignored; SYN too */
+		struct h *h = h_new(0, 0, 0);
+		uint32_t iss = h_establish(h);
+		struct pk p;
+
+		h_in(h, 1001 + 100, 0, F_RST, 0, NULL, 0);
+		EXPECT_EQ(h->cap.n, 1);
+		if (h->cap.n) {
+			p = pk_parse(h->cap.m[0]);
+			EXPECT_EQ(p.flags, F_ACK);
+			EXPECT_EQ(p.ack, 1001);
+			EXPECT_EQ(p.seq, iss + 1);
+		}
+		cap_clear(&h->cap);
+		EXPECT_EQ(h_st(h).rx_challenge_ack, 1);
+		EXPECT_EQ(h_st(h).conns[GW_TCP_ST_ESTABLISHED], 1);
+		h_in(h, 1001 + 10000000, 0, F_RST, 0, NULL, 0);
+		EXPECT_EQ(h->cap.n, 0);
+		EXPECT_EQ(h_st(h).rx_rst_bad, 1);
+		/* SYN on an established connection: challenge ACK, no reset */
+		gw_tcp_input(h->s, mkseg(P_ADDR, A_ADDR, 5555, 80, 7777, 0, F_SYN, 65535, syn_opts,
+					   8, NULL, 0));
+		EXPECT_EQ(h_st(h).rx_challenge_ack, 2);
+		EXPECT_EQ(h_st(h).conns[GW_TCP_ST_ESTABLISHED], 1);
+		cap_clear(&h->cap);
+		h_in(h, 1001, 0, F_RST, 0, NULL, 0);
+		EXPECT_EQ(acc_rec.n[GW_TCP_EV_CLOSED], 1);
+		EXPECT_EQ(acc_rec.reason, -ECONNRESET);
+		EXPECT_EQ(h_st(h).conns[GW_TCP_ST_ESTABLISHED], 0);
+		h_free(h);
+		EXPECT_TRUE(pool_clean());
+	}
+
+	{ /* closed port: RST|ACK to SYN, RST to ACK, nothing to RST */
+		struct h *h = h_new(0, 0, 0);
+		struct pk p;
+
+		gw_tcp_input(h->s,
+			mkseg(P_ADDR, A_ADDR, 5555, 81, 500, 0, F_SYN, 65535, NULL, 0, NULL, 0));
+		EXPECT_EQ(h->cap.n, 1);
+		if (h->cap.n) {
+			p = pk_parse(h->cap.m[0]);
+			EXPECT_EQ(p.flags, F_RST | F_ACK);
+			EXPECT_EQ(p.ack, 501);
+			EXPECT_EQ(p.seq, 0);
+		}
+		cap_clear(&h->cap);
+		gw_tcp_input(h->s, mkseg(P_ADDR, A_ADDR, 5555, 81, 500, 123456, F_ACK, 65535, NULL,
+					   0, "x", 1));
+		EXPECT_EQ(h->cap.n, 1);
+		if (h->cap.n) {
+			p = pk_parse(h->cap.m[0]);
+			EXPECT_EQ(p.flags, F_RST);
+			EXPECT_EQ(p.seq, 123456);
+		}
+		cap_clear(&h->cap);
+		gw_tcp_input(
+			h->s, mkseg(P_ADDR, A_ADDR, 5555, 81, 500, 1, F_RST, 0, NULL, 0, NULL, 0));
+		EXPECT_EQ(h->cap.n, 0);
+		EXPECT_EQ(h_st(h).rx_no_conn, 2);
+		h_free(h);
+		EXPECT_TRUE(pool_clean());
+	}
+
+	{ /* malformed input: bad checksum, truncated, bad offset, bad options */
+		struct h *h = h_new(0, 0, 0);
+		struct rte_mbuf *m;
+		static const uint8_t bad_mss[4] = {2, 3, 5, 1};
+		static const uint8_t overrun[4] = {1, 1, 8, 10};
+
+		m = mkseg(P_ADDR, A_ADDR, 5555, 80, 1, 0, F_SYN, 65535, NULL, 0, NULL, 0);
+		rte_pktmbuf_mtod_offset(m, uint8_t *, 36)[0] ^= 0xff; /* checksum */
+		gw_tcp_input(h->s, m);
+		EXPECT_EQ(h_st(h).rx_bad_csum, 1);
+		m = mkseg(P_ADDR, A_ADDR, 5555, 80, 1, 0, F_SYN, 65535, NULL, 0, NULL, 0);
+		m->ol_flags |= RTE_MBUF_F_RX_L4_CKSUM_BAD; /* the NIC said so */
+		gw_tcp_input(h->s, m);
+		EXPECT_EQ(h_st(h).rx_bad_csum, 2);
+		/* truncated: IP total length says 30 bytes */
+		m = mkseg(P_ADDR, A_ADDR, 5555, 80, 1, 0, F_SYN, 65535, NULL, 0, NULL, 0);
+		rte_pktmbuf_mtod(m, struct rte_ipv4_hdr *)->total_length = htons(30);
+		rte_pktmbuf_trim(m, 10);
+		gw_tcp_input(h->s, m);
+		EXPECT_EQ(h_st(h).rx_bad_hdr, 1);
+		/* data offset beyond the packet */
+		m = mkseg(P_ADDR, A_ADDR, 5555, 80, 1, 0, F_SYN, 65535, NULL, 0, NULL, 0);
+		rte_pktmbuf_mtod_offset(m, struct rte_tcp_hdr *, 20)->data_off = 0xf0;
+		m->ol_flags |= RTE_MBUF_F_RX_L4_CKSUM_GOOD;
+		gw_tcp_input(h->s, m);
+		EXPECT_EQ(h_st(h).rx_bad_hdr, 2);
+		/* data offset below 5 words */
+		m = mkseg(P_ADDR, A_ADDR, 5555, 80, 1, 0, F_SYN, 65535, NULL, 0, NULL, 0);
+		rte_pktmbuf_mtod_offset(m, struct rte_tcp_hdr *, 20)->data_off = 0x40;
+		m->ol_flags |= RTE_MBUF_F_RX_L4_CKSUM_GOOD;
+		gw_tcp_input(h->s, m);
+		EXPECT_EQ(h_st(h).rx_bad_hdr, 3);
+		/* SYN+FIN */
+		gw_tcp_input(h->s, mkseg(P_ADDR, A_ADDR, 5555, 80, 1, 0, F_SYN | F_FIN, 65535, NULL,
+					   0, NULL, 0));
+		EXPECT_EQ(h_st(h).rx_bad_hdr, 4);
+		gw_tcp_input(h->s,
+			mkseg(P_ADDR, A_ADDR, 5555, 80, 1, 0, F_SYN, 65535, bad_mss, 4, NULL, 0));
+		gw_tcp_input(h->s,
+			mkseg(P_ADDR, A_ADDR, 5555, 80, 1, 0, F_SYN, 65535, overrun, 4, NULL, 0));
+		EXPECT_EQ(h_st(h).rx_bad_opt, 2);
+		EXPECT_EQ(h->cap.n, 0);
+		EXPECT_EQ(h_st(h).rx_syn, 0);
+		h_free(h);
+		EXPECT_TRUE(pool_clean());
+	}
+
+	{ /* SYN backlog full -> SYN cookies; valid cookie ACK accepted, forged not */
+		struct h *h = h_new(2, 0, 0);
+		struct gw_tcp_conn_info ci;
+		struct pk p;
+		uint32_t cookie;
+
+		for (uint16_t port = 6000; port < 6002; port++)
+			gw_tcp_input(h->s, mkseg(P_ADDR, A_ADDR, port, 80, 100, 0, F_SYN, 65535,
+						   syn_opts, 8, NULL, 0));
+		EXPECT_EQ(h_st(h).conns[GW_TCP_ST_SYN_RCVD], 2);
+		cap_clear(&h->cap);
+		gw_tcp_input(h->s, mkseg(P_ADDR, A_ADDR, 6002, 80, 5000, 0, F_SYN, 65535, syn_opts,
+					   8, NULL, 0));
+		EXPECT_EQ(h_st(h).syncookie_tx, 1);
+		EXPECT_EQ(h_st(h).conns[GW_TCP_ST_SYN_RCVD], 2);
+		EXPECT_EQ(h->cap.n, 1);
+		p = pk_parse(h->cap.m[0]);
+		EXPECT_EQ(p.flags, F_SYN | F_ACK);
+		EXPECT_EQ(p.ack, 5001);
+		EXPECT_EQ(p.mss, 1460);
+		EXPECT_EQ(p.ws, -1); /* a cookie cannot remember window scale */
+		cookie = p.seq;
+		cap_clear(&h->cap);
+		/* forged: wrong cookie, and a right cookie for another client ISN */
+		gw_tcp_input(h->s, mkseg(P_ADDR, A_ADDR, 6002, 80, 5001, cookie + 2, F_ACK, 512,
+					   NULL, 0, NULL, 0));
+		gw_tcp_input(h->s, mkseg(P_ADDR, A_ADDR, 6002, 80, 6001, cookie + 1, F_ACK, 512,
+					   NULL, 0, NULL, 0));
+		EXPECT_EQ(h_st(h).syncookie_bad, 2);
+		EXPECT_EQ(h->cap.n, 2); /* both answered with RST */
+		if (h->cap.n)
+			EXPECT_EQ(pk_parse(h->cap.m[0]).flags, F_RST);
+		cap_clear(&h->cap);
+		memset(&acc_rec, 0, sizeof(acc_rec));
+		gw_tcp_input(h->s, mkseg(P_ADDR, A_ADDR, 6002, 80, 5001, cookie + 1, F_ACK, 512,
+					   NULL, 0, "GET", 3));
+		EXPECT_EQ(h_st(h).syncookie_ok, 1);
+		EXPECT_TRUE(acc_rec.c != NULL);
+		if (acc_rec.c) {
+			gw_tcp_get_info(acc_rec.c, &ci);
+			EXPECT_TRUE(ci.from_syncookie);
+			EXPECT_EQ(ci.snd_mss, 1460);
+			EXPECT_EQ(ci.snd_wnd, 512);
+			EXPECT_EQ(gw_tcp_rx_avail(acc_rec.c), 3);
+			EXPECT_EQ(acc_rec.n[GW_TCP_EV_READABLE], 1);
+		}
+		/* a cookie from a past slot (> 128 s) is stale */
+		cap_clear(&h->cap);
+		gw_tcp_input(h->s, mkseg(P_ADDR, A_ADDR, 6003, 80, 9000, 0, F_SYN, 65535, syn_opts,
+					   8, NULL, 0));
+		EXPECT_EQ(h->cap.n, 1);
+		if (h->cap.n)
+			cookie = pk_parse(h->cap.m[0]).seq;
+		cap_clear(&h->cap);
+		h_poll(h, 200000000); /* 200 s; half-open ones time out meanwhile */
+		EXPECT_EQ(h_st(h).conns[GW_TCP_ST_SYN_RCVD], 0);
+		EXPECT_EQ(h_st(h).conn_timeout, 2);
+		cap_clear(&h->cap);
+		gw_tcp_input(h->s, mkseg(P_ADDR, A_ADDR, 6003, 80, 9001, cookie + 1, F_ACK, 512,
+					   NULL, 0, NULL, 0));
+		EXPECT_EQ(h_st(h).syncookie_bad, 3);
+		h_free(h);
+		EXPECT_TRUE(pool_clean());
+	}
+
+	{ /* SYN-ACK retransmission and handshake timeout */
+		struct h *h = h_new(0, 0, 0);
+
+		gw_tcp_input(h->s, mkseg(P_ADDR, A_ADDR, 5555, 80, 1000, 0, F_SYN, 65535, syn_opts,
+					   8, NULL, 0));
+		cap_clear(&h->cap);
+		h_poll(h, 1001000);
+		EXPECT_EQ(h->cap.n, 1); /* SYN-ACK again after 1 s */
+		if (h->cap.n)
+			EXPECT_EQ(pk_parse(h->cap.m[0]).flags, F_SYN | F_ACK);
+		cap_clear(&h->cap);
+		/* duplicate SYN: SYN-ACK again at once */
+		gw_tcp_input(h->s, mkseg(P_ADDR, A_ADDR, 5555, 80, 1000, 0, F_SYN, 65535, syn_opts,
+					   8, NULL, 0));
+		EXPECT_EQ(h->cap.n, 1);
+		cap_clear(&h->cap);
+		h_poll(h, 10000000);
+		EXPECT_EQ(h_st(h).conns[GW_TCP_ST_SYN_RCVD], 0);
+		EXPECT_EQ(h_st(h).conn_timeout, 1);
+		h_free(h);
+		EXPECT_TRUE(pool_clean());
+	}
+
+	{ /* active open: SYN options, SYN-ACK, CONNECTED; flow_is_local port */
+		struct h *h = h_new(0, 0, 0);
+		struct gw_tcp_stack_params p = {
+			.pool = pool,
+			.ip_output = cap_out,
+			.net_ctx = &h->cap,
+			.max_conns = 16,
+			.tsc_hz = 1000000,
+			.flow_is_local = odd_port_local,
+		};
+		struct gw_tcp_stack *s2 = NULL;
+		struct gw_tcp_connect_params cp = {
+			.raddr = htonl(P_ADDR),
+			.rport = htons(443),
+			.cb = rec_event,
+		};
+		struct evrec r = {0}, r2 = {0};
+		struct gw_tcp_conn *c = NULL;
+		struct pk pk;
+
+		EXPECT_OK(gw_tcp_stack_create(&p, &s2));
+		gw_tcp_poll(s2, 1000000);
+		cp.ctx = &r;
+		EXPECT_ERR(gw_tcp_connect(s2, &cp, &c), -EADDRNOTAVAIL); /* no source */
+		cp.laddr = htonl(A_ADDR);
+		EXPECT_OK(gw_tcp_connect(s2, &cp, &c));
+		gw_tcp_poll(s2, 1000010);
+		EXPECT_EQ(h->cap.n, 1);
+		pk = pk_parse(h->cap.m[0]);
+		EXPECT_EQ(pk.flags, F_SYN);
+		EXPECT_EQ(pk.mss, 1460);
+		EXPECT_EQ(pk.ws, 3);
+		EXPECT_EQ(pk.sport % 2, 1);
+		EXPECT_EQ(pk.dport, 443);
+		EXPECT_TRUE(pk.sport >= 32768 && pk.sport < 61000);
+		cap_clear(&h->cap);
+		EXPECT_ERR(gw_tcp_write(c, "x", 1), -ENOTCONN);
+		{
+			static const uint8_t o[8] = {2, 4, 0x02, 0x18, 1, 3, 3, 2}; /* MSS 536 */
+
+			/* a SYN-ACK with a wrong ACK gets an RST, no state change */
+			gw_tcp_input(s2, mkseg(P_ADDR, A_ADDR, 443, pk.sport, 9000, pk.seq + 5,
+						 F_SYN | F_ACK, 100, o, 8, NULL, 0));
+			EXPECT_EQ(h->cap.n, 1);
+			if (h->cap.n)
+				EXPECT_EQ(pk_parse(h->cap.m[0]).flags, F_RST);
+			cap_clear(&h->cap);
+			gw_tcp_input(s2, mkseg(P_ADDR, A_ADDR, 443, pk.sport, 9000, pk.seq + 1,
+						 F_SYN | F_ACK, 100, o, 8, NULL, 0));
+		}
+		EXPECT_EQ(r.n[GW_TCP_EV_CONNECTED], 1);
+		{
+			struct gw_tcp_conn_info ci;
+
+			gw_tcp_get_info(c, &ci);
+			EXPECT_EQ(ci.snd_mss, 536);
+			EXPECT_EQ(ci.snd_wscale, 2);
+			EXPECT_EQ(ci.snd_wnd, 100);
+		}
+		gw_tcp_poll(s2, 1000020);
+		EXPECT_EQ(h->cap.n, 1);
+		if (h->cap.n) {
+			pk = pk_parse(h->cap.m[0]);
+			EXPECT_EQ(pk.flags, F_ACK);
+			EXPECT_EQ(pk.ack, 9001);
+		}
+		cap_clear(&h->cap);
+		gw_tcp_close(c);
+		/* refused: RST|ACK to our SYN */
+		cp.ctx = &r2;
+		EXPECT_OK(gw_tcp_connect(s2, &cp, &c));
+		gw_tcp_poll(s2, 1000030);
+		for (unsigned i = 0; i < h->cap.n; i++) /* our FIN of the first goes too */
+			if (pk_parse(h->cap.m[i]).flags == F_SYN)
+				pk = pk_parse(h->cap.m[i]);
+		cap_clear(&h->cap);
+		gw_tcp_input(s2, mkseg(P_ADDR, A_ADDR, 443, pk.sport, 0, pk.seq + 1, F_RST | F_ACK,
+					 0, NULL, 0, NULL, 0));
+		EXPECT_EQ(r2.n[GW_TCP_EV_CLOSED], 1);
+		EXPECT_EQ(r2.reason, -ECONNREFUSED);
+		/* unanswered: SYN retries, then ETIMEDOUT (handshake timeout) */
+		memset(&r2, 0, sizeof(r2));
+		EXPECT_OK(gw_tcp_connect(s2, &cp, &c));
+		for (uint64_t t = 1000040; t < 13000000; t += 100000)
+			gw_tcp_poll(s2, t);
+		EXPECT_TRUE(h->cap.n >= 4); /* 1 + retries at 1, 3, 7 s */
+		EXPECT_EQ(r2.n[GW_TCP_EV_CLOSED], 1);
+		EXPECT_EQ(r2.reason, -ETIMEDOUT);
+		cap_clear(&h->cap);
+		gw_tcp_stack_destroy(s2);
+		h_free(h);
+		EXPECT_TRUE(pool_clean());
+	}
+
+	{ /* two stacks: 4 MB through echo, lossless then with ~3% loss */
+		for (int lossy = 0; lossy < 2; lossy++) {
+			static struct wire w;
+			struct gw_tcp_stack *cl, *srv;
+			struct gw_svc_params sp = {
+				.ip = htonl(P_ADDR), .port = htons(7), .kind = GW_SVCK_ECHO};
+			struct gw_tcp_connect_params cp = {
+				.laddr = htonl(A_ADDR),
+				.raddr = htonl(P_ADDR),
+				.rport = htons(7),
+				.cb = streamer_event,
+			};
+			struct streamer st = {.total = 4u << 20};
+			uint64_t now = 1000000;
+			struct gw_tcp_stats ss, cs;
+
+			memset(&w, 0, sizeof(w));
+			w.drop_every = lossy ? 33 : 0;
+			w.rnd = 12345;
+			cl = wire_stack(&w, A_ADDR, NULL);
+			srv = wire_stack(&w, P_ADDR, NULL);
+			gw_tcp_poll(cl, now);
+			gw_tcp_poll(srv, now);
+			EXPECT_OK(gw_svc_listen(srv, &sp));
+			EXPECT_ERR(gw_svc_listen(srv, &sp), -EADDRINUSE);
+			cp.ctx = &st;
+			EXPECT_OK(gw_tcp_connect(cl, &cp, &st.c));
+			wire_run(&w, &st, &now, 400000);
+			EXPECT_TRUE(st.connected);
+			EXPECT_EQ(st.sent, st.total);
+			EXPECT_EQ(st.rcvd, st.total);
+			EXPECT_TRUE(!st.bad);
+			EXPECT_TRUE(st.closed);
+			EXPECT_EQ(st.reason, 0);
+			gw_tcp_stats_get(srv, &ss);
+			gw_tcp_stats_get(cl, &cs);
+			if (lossy) {
+				EXPECT_TRUE(w.dropped > 100);
+				EXPECT_TRUE(cs.tx_rtx_bytes > 0 && ss.tx_rtx_bytes > 0);
+				printf("echo 4 MB with loss: %" PRIu64 " of %" PRIu64
+				       " packets dropped, fast rtx %" PRIu64 "+%" PRIu64
+				       ", rto %" PRIu64 "+%" PRIu64 "\n",
+					w.dropped, w.n, cs.tx_fast_rtx, ss.tx_fast_rtx, cs.tx_rto,
+					ss.tx_rto);
+			}
+			/* every connection gone on both sides */
+			for (int k = GW_TCP_ST_LISTEN; k < GW_TCP_ST_MAX; k++) {
+				EXPECT_EQ(ss.conns[k], 0);
+				EXPECT_EQ(cs.conns[k], 0);
+			}
+			gw_tcp_stack_destroy(cl);
+			gw_tcp_stack_destroy(srv);
+			wire_flush(&w); /* frees what is still in flight */
+			EXPECT_TRUE(pool_clean());
+		}
+	}
+
+	{ /* tcp-proxy: client -> proxy -> (refusing upstream, then echo) */
+		static struct wire w;
+		struct gw_tcp_stack *cl, *px, *up;
+		struct gw_svc_params echo = {
+			.ip = htonl(RTE_IPV4(10, 0, 0, 3)), .port = htons(7), .kind = GW_SVCK_ECHO};
+		struct gw_svc_params prox = {.ip = htonl(P_ADDR),
+			.port = htons(8080),
+			.kind = GW_SVCK_TCP_PROXY,
+			.n_upstreams = 2};
+		struct gw_tcp_connect_params cp = {
+			.laddr = htonl(A_ADDR),
+			.raddr = htonl(P_ADDR),
+			.rport = htons(8080),
+			.cb = streamer_event,
+		};
+		struct streamer st = {.total = 2u << 20}, st2 = {.total = 1000};
+		uint64_t now = 1000000;
+		struct gw_tcp_stats ps;
+
+		memset(&w, 0, sizeof(w));
+		w.drop_every = 50;
+		w.rnd = 777;
+		cl = wire_stack(&w, A_ADDR, NULL);
+		px = wire_stack(&w, P_ADDR, odd_port_local);
+		up = wire_stack(&w, RTE_IPV4(10, 0, 0, 3), NULL);
+		gw_tcp_poll(cl, now);
+		gw_tcp_poll(px, now);
+		gw_tcp_poll(up, now);
+		prox.upstreams[0].ip = htonl(RTE_IPV4(10, 0, 0, 3));
+		prox.upstreams[0].port = htons(9); /* nobody listens: RST */
+		prox.upstreams[1].ip = htonl(RTE_IPV4(10, 0, 0, 3));
+		prox.upstreams[1].port = htons(7);
+		EXPECT_OK(gw_svc_listen(up, &echo));
+		EXPECT_OK(gw_svc_listen(px, &prox));
+		prox.n_upstreams = 0;
+		prox.port = htons(8081);
+		EXPECT_ERR(gw_svc_listen(px, &prox), -EINVAL);
+		cp.ctx = &st;
+		EXPECT_OK(gw_tcp_connect(cl, &cp, &st.c));
+		wire_run(&w, &st, &now, 400000);
+		EXPECT_TRUE(st.connected);
+		EXPECT_EQ(st.rcvd, st.total);
+		EXPECT_TRUE(!st.bad);
+		EXPECT_TRUE(st.closed);
+		EXPECT_EQ(st.reason, 0);
+		/* second client: round robin now starts at the refusing one again or
+		 * the good one; either way it must get through */
+		cp.ctx = &st2;
+		EXPECT_OK(gw_tcp_connect(cl, &cp, &st2.c));
+		wire_run(&w, &st2, &now, 100000);
+		EXPECT_EQ(st2.rcvd, st2.total);
+		EXPECT_TRUE(!st2.bad);
+		gw_tcp_stats_get(px, &ps);
+		EXPECT_TRUE(ps.conn_refused >= 1);
+		EXPECT_EQ(ps.conn_connected, 2);
+		for (int k = GW_TCP_ST_LISTEN; k < GW_TCP_ST_MAX; k++)
+			EXPECT_EQ(ps.conns[k], 0);
+		gw_tcp_stack_destroy(cl);
+		gw_tcp_stack_destroy(px);
+		gw_tcp_stack_destroy(up);
+		wire_flush(&w);
+		EXPECT_TRUE(pool_clean());
+	}
+
+	rte_mempool_free(pool);
+	rte_eal_cleanup();
+	GW_TEST_END();
+}
