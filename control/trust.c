@@ -960,6 +960,19 @@ explain(const struct gw_trust *t, X509_STORE_CTX *ctx, X509 *leaf, struct gw_tru
 	}
 }
 
+/*
+ * SAN values come from the client verbatim: a URI SAN with a newline or an
+ * escape sequence must not forge a log line or a terminal. Subjects are
+ * already escaped by the RFC 2253 printer.
+ */
+static void
+one_line(char *msg)
+{
+	for (unsigned char *p = (unsigned char *)msg; *p != '\0'; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			*p = '?';
+}
+
 static int
 reject_internal(struct gw_trust_verdict *v, const char *what)
 {
@@ -1084,6 +1097,7 @@ out:
 	X509_STORE_CTX_free(ctx);
 	sk_X509_free(pinned);
 	sk_X509_free(untrusted);
+	one_line(v->msg);
 	return rc;
 }
 
