@@ -50,14 +50,15 @@ struct bench_opts {
 	const char *cert, *key, *ca, *servername, *groups;
 	char *request; /* NULL: handshake only */
 	size_t request_len;
-	const char *expect; /* the answer's first bytes must contain this */
+	const char *expect;  /* the answer's first bytes must contain this */
+	uint64_t echo_bytes; /* --bytes: stream this much through an echo server */
 	int concurrency, threads, tls;
 	double seconds, warmup, timeout;
 	bool json;
 	const char *label;
 };
 
-enum slot_state { S_FREE, S_CONNECT, S_HANDSHAKE, S_WRITE, S_READ };
+enum slot_state { S_FREE, S_CONNECT, S_HANDSHAKE, S_WRITE, S_READ, S_ECHO };
 
 struct slot {
 	int fd;
@@ -65,6 +66,7 @@ struct slot {
 	enum slot_state st;
 	uint64_t t0, deadline; /* ns, CLOCK_MONOTONIC */
 	uint32_t ev;           /* events registered with epoll */
+	uint64_t sent, rcvd;   /* S_ECHO progress */
 };
 
 struct fail_count {
@@ -81,6 +83,7 @@ struct bench_thread {
 	uint64_t t_measure, t_end; /* counted window */
 	/* results */
 	uint64_t ok, handshakes, started;
+	uint64_t echoed; /* bytes that came back verified, in the window */
 	uint32_t *lat_us;
 	size_t nlat, caplat;
 	struct fail_count fails[FAIL_SLOTS];
@@ -236,6 +239,80 @@ slot_done(struct bench_thread *t, struct slot *s)
 	slot_close(t, s, true);
 }
 
+/*
+ * --bytes: the byte at stream offset i is i % 251 (a prime, so no record or
+ * segment size lines up with it and a misplaced chunk is caught). One
+ * buffer of the pattern serves every write and check at any offset.
+ */
+#define PAT_PERIOD 251
+#define ECHO_CHUNK 16384
+#define ECHO_WINDOW (1u << 20)           /* unanswered bytes: the echo must keep up */
+static uint8_t pattern[PAT_PERIOD * 67]; /* >= PAT_PERIOD - 1 + ECHO_CHUNK */
+
+static void
+pattern_init(void)
+{
+	for (size_t i = 0; i < sizeof(pattern); i++)
+		pattern[i] = (uint8_t)(i % PAT_PERIOD);
+}
+
+/* Stream through the echo: read whatever came back, write while the window
+ * allows, until every byte returned or something would block both ways. */
+static void
+echo_step(struct bench_thread *t, struct slot *s)
+{
+	const struct bench_opts *o = t->o;
+	uint8_t buf[ECHO_CHUNK];
+	char reason[REASON_MAX];
+	bool want_out = false, progress = true;
+	int r, e;
+
+	while (progress) {
+		progress = false;
+		r = SSL_read(s->ssl, buf, sizeof(buf));
+		if (r > 0) {
+			if (s->rcvd + (uint64_t)r > o->echo_bytes ||
+				memcmp(buf, pattern + s->rcvd % PAT_PERIOD, (size_t)r) != 0) {
+				slot_fail(t, s, "echo: bytes came back changed or extra");
+				return;
+			}
+			s->rcvd += (uint64_t)r;
+			if (now_ns() >= t->t_measure)
+				t->echoed += (uint64_t)r;
+			s->deadline = now_ns() + (uint64_t)(o->timeout * 1e9);
+			if (s->rcvd == o->echo_bytes) {
+				slot_done(t, s);
+				return;
+			}
+			progress = true;
+		} else if ((e = SSL_get_error(s->ssl, r)) == SSL_ERROR_WANT_WRITE) {
+			want_out = true;
+		} else if (e != SSL_ERROR_WANT_READ) {
+			tls_reason(s, r, "echo", reason, sizeof(reason));
+			slot_fail(t, s, reason);
+			return;
+		}
+		if (s->sent < o->echo_bytes && s->sent - s->rcvd < ECHO_WINDOW) {
+			/* same arguments on a retry: both depend only on s->sent */
+			uint64_t left = o->echo_bytes - s->sent;
+			int len = (int)(left < ECHO_CHUNK ? left : ECHO_CHUNK);
+
+			r = SSL_write(s->ssl, pattern + s->sent % PAT_PERIOD, len);
+			if (r > 0) {
+				s->sent += (uint64_t)r;
+				progress = true;
+			} else if ((e = SSL_get_error(s->ssl, r)) == SSL_ERROR_WANT_WRITE) {
+				want_out = true;
+			} else if (e != SSL_ERROR_WANT_READ) {
+				tls_reason(s, r, "echo", reason, sizeof(reason));
+				slot_fail(t, s, reason);
+				return;
+			}
+		}
+	}
+	slot_want(t, s, EPOLLIN | (want_out ? EPOLLOUT : 0));
+}
+
 /* Advance one connection as far as it goes without blocking. */
 static void
 slot_step(struct bench_thread *t, struct slot *s)
@@ -284,6 +361,12 @@ slot_step(struct bench_thread *t, struct slot *s)
 		if (now_ns() >= t->t_measure) {
 			t->handshakes++;
 			record_latency(t, now_ns() - s->t0);
+		}
+		if (o->echo_bytes) {
+			s->st = S_ECHO;
+			s->sent = s->rcvd = 0;
+			echo_step(t, s);
+			return;
 		}
 		if (!o->request) {
 			slot_done(t, s);
@@ -334,6 +417,9 @@ slot_step(struct bench_thread *t, struct slot *s)
 		slot_fail(t, s, reason);
 		return;
 	}
+	case S_ECHO:
+		echo_step(t, s);
+		return;
 	case S_FREE:
 		return;
 	}
@@ -359,7 +445,7 @@ bench_thread_run(void *arg)
 
 			if (s->st != S_FREE && now > s->deadline) {
 				static const char *names[] = {
-					"", "connect", "handshake", "request", "answer"};
+					"", "connect", "handshake", "request", "answer", "echo"};
 				char r[REASON_MAX];
 				snprintf(r, sizeof(r), "%s: timeout", names[s->st]);
 				slot_fail(t, s, r);
@@ -391,6 +477,8 @@ make_ctx(const struct bench_opts *o)
 	SSL_CTX_set_max_proto_version(ctx, v);
 	/* full handshakes only: no tickets, no client session cache */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+	/* --bytes: write what fits, keep going from where a write stopped */
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	if (SSL_CTX_use_certificate_chain_file(ctx, o->cert) != 1) {
 		fprintf(stderr, "tls: cannot load client certificate chain '%s'\n", o->cert);
@@ -470,7 +558,7 @@ json_str(const char *s)
 static void
 report(const struct bench_opts *o, struct bench_thread *th, int nth, double secs, double cpu)
 {
-	uint64_t ok = 0, hs = 0, fails = 0, other = 0;
+	uint64_t ok = 0, hs = 0, fails = 0, other = 0, echoed = 0;
 	size_t nlat = 0, k = 0;
 	uint32_t *lat;
 	struct fail_count all[FAIL_SLOTS * 4];
@@ -479,6 +567,7 @@ report(const struct bench_opts *o, struct bench_thread *th, int nth, double secs
 	for (int i = 0; i < nth; i++) {
 		ok += th[i].ok;
 		hs += th[i].handshakes;
+		echoed += th[i].echoed;
 		fails += th[i].fail_total;
 		other += th[i].fail_other;
 		nlat += th[i].nlat;
@@ -520,10 +609,12 @@ report(const struct bench_opts *o, struct bench_thread *th, int nth, double secs
 		printf("\"tls\":\"1.%d\",\"concurrency\":%d,\"threads\":%d,\"seconds\":%.3f,"
 		       "\"connections_ok\":%llu,\"handshakes\":%llu,\"handshakes_per_s\":%.1f,"
 		       "\"p50_us\":%u,\"p90_us\":%u,\"p99_us\":%u,\"max_us\":%u,"
+		       "\"echo_bytes\":%llu,\"echo_mb_per_s\":%.2f,"
 		       "\"client_cpu_s\":%.3f,\"failed\":%llu,\"failures\":{",
 			o->tls % 10, o->concurrency, o->threads, secs, (unsigned long long)ok,
 			(unsigned long long)hs, (double)ok / secs, pct(lat, nlat, 0.50),
-			pct(lat, nlat, 0.90), pct(lat, nlat, 0.99), nlat ? lat[nlat - 1] : 0, cpu,
+			pct(lat, nlat, 0.90), pct(lat, nlat, 0.99), nlat ? lat[nlat - 1] : 0,
+			(unsigned long long)echoed, (double)echoed / secs / 1e6, cpu,
 			(unsigned long long)fails);
 		for (int m = 0; m < nall; m++) {
 			if (m)
@@ -543,6 +634,9 @@ report(const struct bench_opts *o, struct bench_thread *th, int nth, double secs
 		printf("  handshake latency  p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms\n",
 			pct(lat, nlat, 0.50) / 1e3, pct(lat, nlat, 0.90) / 1e3,
 			pct(lat, nlat, 0.99) / 1e3, nlat ? lat[nlat - 1] / 1e3 : 0.0);
+		if (o->echo_bytes)
+			printf("  echoed             %.2f MB/s  (%llu bytes back, verified)\n",
+				(double)echoed / secs / 1e6, (unsigned long long)echoed);
 		printf("  client CPU         %.2f s\n", cpu);
 		printf("  failures           %llu\n", (unsigned long long)fails);
 		for (int m = 0; m < nall; m++)
@@ -570,7 +664,10 @@ usage(FILE *f)
 		"                 (proves the server accepted the client certificate)\n"
 		"  --expect STR   the answer's first bytes must contain STR, else it is a failure\n"
 		"  --warmup S     run S seconds first without counting them (default 0)\n"
-		"  --timeout S    per-connection limit (default 5)\n");
+		"  --timeout S    per-connection limit without progress (default 5)\n"
+		"  --bytes N[K|M|G]  after the handshake stream N bytes through an echo\n"
+		"                 server (tls-echo) and check every byte that comes back;\n"
+		"                 reports echoed MB/s (the record path)\n");
 }
 
 /* "\r\n" escapes in --request, so a shell user can write an HTTP request. */
@@ -605,6 +702,32 @@ parse_num(const char *opt, const char *v, double lo, double hi, double *out)
 	return 0;
 }
 
+/* "64K", "100M", "1G" (powers of 1024) or plain bytes; at least 1. */
+static int
+parse_size(const char *v, uint64_t *out)
+{
+	char *end;
+	unsigned long long n;
+	uint64_t mul = 1;
+
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (*end == 'K' || *end == 'k')
+		mul = 1ull << 10;
+	else if (*end == 'M' || *end == 'm')
+		mul = 1ull << 20;
+	else if (*end == 'G' || *end == 'g')
+		mul = 1ull << 30;
+	if (mul != 1)
+		end++;
+	if (end == v || *end || errno || v[0] == '-' || n == 0 || n > (1ull << 40) / mul) {
+		fprintf(stderr, "tls: --bytes '%s': want a size like 65536, 64K, 100M, 1G\n", v);
+		return -1;
+	}
+	*out = n * mul;
+	return 0;
+}
+
 int gw_bench_tls_main(int argc, char **argv);
 
 int
@@ -619,8 +742,8 @@ gw_bench_tls_main(int argc, char **argv)
 		{"timeout", required_argument, NULL, 'T'}, {"tls", required_argument, NULL, 'v'},
 		{"groups", required_argument, NULL, 'g'}, {"request", required_argument, NULL, 'r'},
 		{"label", required_argument, NULL, 'l'}, {"expect", required_argument, NULL, 'e'},
-		{"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}};
+		{"bytes", required_argument, NULL, 'b'}, {"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	struct bench_opts o = {
 		.concurrency = 16, .threads = 1, .tls = 13, .seconds = 10, .timeout = 5};
 	const char *connect_to = NULL;
@@ -656,6 +779,10 @@ gw_bench_tls_main(int argc, char **argv)
 			break;
 		case 'e':
 			o.expect = optarg;
+			break;
+		case 'b':
+			if (parse_size(optarg, &o.echo_bytes) < 0)
+				return 2;
 			break;
 		case 'j':
 			o.json = true;
@@ -739,6 +866,10 @@ gw_bench_tls_main(int argc, char **argv)
 		}
 		o.addr.sin_port = htons((uint16_t)port);
 	}
+	if (o.echo_bytes && o.request) {
+		fprintf(stderr, "tls: --bytes and --request exclude each other\n");
+		return 2;
+	}
 	if (o.expect && !o.request) {
 		fprintf(stderr, "tls: --expect needs --request\n");
 		return 2;
@@ -746,6 +877,7 @@ gw_bench_tls_main(int argc, char **argv)
 	if (o.threads > o.concurrency)
 		o.threads = o.concurrency;
 
+	pattern_init();
 	ctx = make_ctx(&o);
 	if (!ctx)
 		goto out;

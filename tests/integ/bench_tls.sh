@@ -85,7 +85,56 @@ set -e
 case $(field "$out" failures) in *'connect: Connection refused'*) ;; *) gw_fail "refused: $out" ;; esac
 gw_ok "connection refused: reported"
 
-# 7. bad invocations: one clear line, exit 2 or 1, nothing run
+# 7. the record path: --bytes through a TLS echo server (python's ssl,
+# client certificate required), every byte checked; and a server that
+# changes one byte is caught
+cat >"$T/echo.py" <<'PY'
+import socket, ssl, sys, threading
+d, port, corrupt = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "corrupt"
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(d + "/server.chain.pem", d + "/server.key")
+ctx.load_verify_locations(d + "/root.pem")
+ctx.verify_mode = ssl.CERT_REQUIRED
+ls = socket.create_server(("127.0.0.1", port))
+def serve(c):
+    n = 0
+    try:
+        with ctx.wrap_socket(c, server_side=True) as s:
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                if corrupt and n <= 100000 < n + len(b):
+                    b = bytearray(b)
+                    b[100000 - n] ^= 1
+                n += len(b)
+                s.sendall(b)
+    except (OSError, ssl.SSLError):
+        pass
+while True:
+    c, _ = ls.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+PY
+gw_bg gw_in python3 "$T/echo.py" "$P" 9444 ok
+gw_bg gw_in python3 "$T/echo.py" "$P" 9445 corrupt
+gw_wait 100 gw_in bash -c "exec 3<>/dev/tcp/127.0.0.1/9444" || gw_fail "echo server did not start"
+gw_wait 100 gw_in bash -c "exec 3<>/dev/tcp/127.0.0.1/9445" || gw_fail "echo server 2 did not start"
+out=$(gw_in "$MTLSGW_BENCH" tls --connect 127.0.0.1:9444 --servername "$BENCH_SERVERNAME" \
+	"${good[@]}" --bytes 1M --concurrency 2 --seconds 1 --json)
+[ "$(field "$out" connections_ok)" -gt 0 ] && [ "$(field "$out" failed)" -eq 0 ] ||
+	gw_fail "--bytes: $out"
+[ "$(field "$out" echo_bytes)" -ge 1048576 ] || gw_fail "--bytes: nothing counted: $out"
+gw_ok "--bytes 1M: $(field "$out" connections_ok) connections echoed every byte"
+set +e
+out=$(gw_in "$MTLSGW_BENCH" tls --connect 127.0.0.1:9445 --servername "$BENCH_SERVERNAME" \
+	"${good[@]}" --bytes 1M --concurrency 1 --seconds 1 --json 2>/dev/null)
+set -e
+case $(field "$out" failures) in *'echo: bytes came back changed or extra'*) ;;
+*) gw_fail "corrupted echo not caught: $out" ;; esac
+[ "$(field "$out" connections_ok)" -eq 0 ] || gw_fail "corrupted echo counted ok: $out"
+gw_ok "--bytes: a changed byte is caught"
+
+# 8. bad invocations: one clear line, exit 2 or 1, nothing run
 gw_expect_fail "want 1.3 or 1.2" "$MTLSGW_BENCH" tls --connect 127.0.0.1:1 "${good[@]}" --tls 1.1
 gw_expect_fail "--connect, --cert, --key and --ca are required" "$MTLSGW_BENCH" tls --connect 127.0.0.1:1
 gw_expect_fail "want IPv4:PORT" "$MTLSGW_BENCH" tls --connect localhost "${good[@]}"
@@ -94,5 +143,8 @@ gw_expect_fail "cannot load client key '$T/nope'" "$MTLSGW_BENCH" tls --connect 
 gw_expect_fail "does not match certificate" "$MTLSGW_BENCH" tls --connect 127.0.0.1:1 \
 	--cert "$P/client.chain.pem" --key "$P/other.key" --ca "$P/root.pem"
 gw_expect_fail "--expect needs --request" "$MTLSGW_BENCH" tls --connect 127.0.0.1:1 "${good[@]}" --expect x
+gw_expect_fail "want a size like" "$MTLSGW_BENCH" tls --connect 127.0.0.1:1 "${good[@]}" --bytes 12X
+gw_expect_fail "exclude each other" "$MTLSGW_BENCH" tls --connect 127.0.0.1:1 "${good[@]}" \
+	--bytes 1K --request x
 
 gw_done
