@@ -315,9 +315,18 @@ bind_token(struct gw_hsm *h, const char *label)
 	rc = gw_hsm_pin_read(h->pin_file, h->pin_env, pin);
 	if (rc == 0)
 		rc = gw_p11_login(h->mod, h->sess, label, pin);
-	/* The engine logs in on its own sessions (and again after a fork). */
-	if (rc == 0 && ENGINE_ctrl_cmd_string(h->eng->e, "PIN", pin, 0) != 1)
-		rc = gw_err_setf(-GW_E_HSM, GW_HERE, "pkcs11 engine refused the PIN control");
+	/*
+	 * The engine logs in on its own sessions (and again after a fork). Its
+	 * controls are not thread-safe (concurrent PIN sets double-free), and
+	 * the instance is shared: under the lock.
+	 */
+	if (rc == 0) {
+		pthread_mutex_lock(&eng_lock);
+		if (ENGINE_ctrl_cmd_string(h->eng->e, "PIN", pin, 0) != 1)
+			rc = gw_err_setf(
+				-GW_E_HSM, GW_HERE, "pkcs11 engine refused the PIN control");
+		pthread_mutex_unlock(&eng_lock);
+	}
 	OPENSSL_cleanse(pin, sizeof(pin));
 	if (rc == 0)
 		h->logged_in = true;
@@ -473,8 +482,15 @@ gw_hsm_key_load(struct gw_hsm *h, const char *uri, EVP_PKEY **out)
 	 * Hand the engine the URI of exactly the object we checked (token, id,
 	 * label, type), so it cannot pick another key or another token.
 	 */
+	/*
+	 * One load at a time per process: libp11 0.4.12 caches the EVP_PKEY in
+	 * its key object without a lock, so concurrent first loads of one key
+	 * race (seen as leaked EVP_PKEYs under ASan). Loading is start-up work.
+	 */
+	pthread_mutex_lock(&eng_lock);
 	ERR_clear_error();
 	k = ENGINE_load_private_key(h->eng->e, o.uri, NULL, NULL);
+	pthread_mutex_unlock(&eng_lock);
 	if (k == NULL) {
 		/*
 		 * We just found the key ourselves, so the likely cause is libp11

@@ -614,7 +614,7 @@ main(void)
 		gw_hsm_close(h);
 	}
 	{ /* several threads, each with its own handle, sign at once */
-		enum { NT = 4, SIGNS = 100 };
+		enum { NT = 8, SIGNS = 100 };
 		struct worker w[NT];
 		pthread_t t[NT];
 		struct gw_hsm *h;
