@@ -66,7 +66,7 @@ struct gw_snapshot;
 /* Hooks a snapshot build calls per listener (all optional). */
 struct gw_snapshot_ext {
 	void *arg; /* passed back; must outlive every snapshot built with it */
-	/* build the TLS side of listener l from its config (sets l->tls) */
+	/* build the TLS side of listener l (sets l->tls); runs after l->trust is built */
 	int (*listener_init)(
 		void *arg, const struct gw_cfg_listener *lc, struct gw_snap_listener *l);
 	/* free what listener_init made; called on build failure too (l->tls may be NULL) */
