@@ -117,11 +117,45 @@ out=$(send "$PORT_strict" "$T/full.bin")
 [ "$out" = "ping" ] || gw_fail "strict echo: got '$out'"
 gw_ok "verified client echoed by --require-client-cert"
 
-# 6. still serving after the bad ones; each refusal was logged with its reason
+# 6. a CRC32C TLV (spec 2.2.3) is checked when present: right one accepted,
+# wrong one refused (the TLV is appended to an encoder-built header)
+"$PY" - "$T/full.bin" "$T/crc_ok.bin" "$T/crc_bad.bin" "$UP" <<'PY'
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("pp2", sys.argv[4])
+pp2 = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(pp2)
+b = bytearray(open(sys.argv[1], "rb").read())
+b += b"\x03\x00\x04\x00\x00\x00\x00"
+b[14:16] = (len(b) - 16).to_bytes(2, "big")
+crc = pp2.crc32c(bytes(b))
+assert pp2.crc32c(b"123456789") == 0xE3069283  # RFC 3720 check value
+good = b[:-4] + crc.to_bytes(4, "big")
+bad = b[:-4] + (crc ^ 1).to_bytes(4, "big")
+open(sys.argv[2], "wb").write(good)
+open(sys.argv[3], "wb").write(bad)
+PY
+out=$(send "$PORT_main" "$T/crc_ok.bin")
+[ "$out" = "$want" ] || gw_fail "CRC32C ok: got '$out'"
+out=$(send "$PORT_main" "$T/crc_bad.bin")
+[ "$out" = "ERR CRC32C mismatch" ] || gw_fail "CRC32C bad: got '$out'"
+gw_ok "CRC32C TLV verified: good accepted, wrong refused"
+
+# 7. http mode: what curl through the gateway will see
+start_upstream web --mode http
+printf 'GET / HTTP/1.0\r\nHost: x\r\n\r\n' >"$T/req.txt"
+cat "$T/full.bin" "$T/req.txt" >"$T/http.bin"
+out=$(send "$PORT_web" "$T/http.bin" | tr -d '\r')
+case $out in
+"HTTP/1.0 200 OK"*"hello spiffe://demo.mtlsgw/client1 from 192.0.2.1:51000 over TLSv1.3") ;;
+*) gw_fail "http mode: got '$out'" ;;
+esac
+gw_ok "http mode answers 200 with the client identity"
+
+# 8. still serving after the bad ones; each refusal was logged with its reason
 out=$(send "$PORT_main" "$T/full.bin")
 [ "$out" = "$want" ] || gw_fail "after errors: got '$out'"
 n=$(grep -c '"error"' "$T/main.log")
-[ "$n" -eq 4 ] || gw_fail "want 4 logged refusals, got $n: $(cat "$T/main.log")"
-gw_ok "upstream kept serving; 4 refusals logged with reasons"
+[ "$n" -eq 5 ] || gw_fail "want 5 logged refusals, got $n: $(cat "$T/main.log")"
+gw_ok "upstream kept serving; 5 refusals logged with reasons"
 
 gw_done
