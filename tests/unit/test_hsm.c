@@ -20,6 +20,7 @@
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -87,7 +88,7 @@ teardown(void)
  * Fresh tokens, one per case, all made before the first key is loaded:
  * libp11 0.4.12's engine lists slots once per process (see hsm.h).
  */
-enum { N_TOKENS = 8 };
+enum { N_TOKENS = 9 };
 
 static void
 make_tokens(void)
@@ -300,6 +301,89 @@ worker_run(void *arg)
 	EVP_PKEY_free(k);
 	gw_hsm_close(h);
 	return NULL;
+}
+
+/* --- TLS ---------------------------------------------------------------------------- */
+
+/* A self-signed certificate for k, signed by k (through the token). */
+static X509 *
+self_signed(EVP_PKEY *k, const EVP_MD *md)
+{
+	X509 *x = X509_new();
+
+	if (x == NULL)
+		return NULL;
+	X509_set_version(x, X509_VERSION_3);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 7);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+		(const unsigned char *)"tls", -1, -1, 0);
+	X509_set_issuer_name(x, X509_get_subject_name(x));
+	X509_gmtime_adj(X509_getm_notBefore(x), -60);
+	X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+	if (X509_set_pubkey(x, k) != 1 || X509_sign(x, k, md) <= 0) {
+		X509_free(x);
+		return NULL;
+	}
+	return x;
+}
+
+/*
+ * A full TLS 1.3 handshake over a memory BIO pair: the server's key is the
+ * token key (it signs CertificateVerify through the engine), the client
+ * trusts cert and checks the signature. Returns 1 when both sides finish
+ * and the client verified the server.
+ */
+static int
+tls_handshake(EVP_PKEY *key, X509 *cert)
+{
+	SSL_CTX *sctx = SSL_CTX_new(TLS_server_method()), *cctx = SSL_CTX_new(TLS_client_method());
+	SSL *s = NULL, *c = NULL;
+	BIO *sb = NULL, *cb = NULL;
+	int ok = 0, sdone = 0, cdone = 0;
+
+	if (sctx == NULL || cctx == NULL ||
+		SSL_CTX_set_min_proto_version(sctx, TLS1_3_VERSION) != 1 ||
+		SSL_CTX_use_certificate(sctx, cert) != 1 ||
+		SSL_CTX_use_PrivateKey(sctx, key) != 1 || SSL_CTX_check_private_key(sctx) != 1 ||
+		X509_STORE_add_cert(SSL_CTX_get_cert_store(cctx), cert) != 1)
+		goto out;
+	SSL_CTX_set_verify(cctx, SSL_VERIFY_PEER, NULL);
+	s = SSL_new(sctx);
+	c = SSL_new(cctx);
+	if (s == NULL || c == NULL || BIO_new_bio_pair(&sb, 0, &cb, 0) != 1)
+		goto out;
+	SSL_set_bio(s, sb, sb);
+	SSL_set_bio(c, cb, cb);
+	SSL_set_accept_state(s);
+	SSL_set_connect_state(c);
+	for (int i = 0; i < 50 && !(sdone && cdone); i++) {
+		int r;
+
+		if (!cdone) {
+			r = SSL_do_handshake(c);
+			if (r == 1)
+				cdone = 1;
+			else if (SSL_get_error(c, r) != SSL_ERROR_WANT_READ)
+				break;
+		}
+		if (!sdone) {
+			r = SSL_do_handshake(s);
+			if (r == 1)
+				sdone = 1;
+			else if (SSL_get_error(s, r) != SSL_ERROR_WANT_READ)
+				break;
+		}
+	}
+	ok = sdone && cdone && SSL_get_verify_result(c) == X509_V_OK &&
+	     SSL_version(c) == TLS1_3_VERSION;
+out:
+	if (!ok)
+		ERR_print_errors_fp(stderr);
+	SSL_free(s);
+	SSL_free(c);
+	SSL_CTX_free(sctx);
+	SSL_CTX_free(cctx);
+	return ok;
 }
 
 int
@@ -611,6 +695,32 @@ main(void)
 		}
 		EVP_PKEY_free(other);
 		EVP_PKEY_free(k);
+		gw_hsm_close(h);
+	}
+	{ /* the token key as a TLS 1.3 server key: EC (ECDSA) and RSA (RSA-PSS) */
+		static const enum gw_hsm_key_type tt[] = {
+			GW_HSM_KEY_EC_P256, GW_HSM_KEY_EC_P384, GW_HSM_KEY_RSA_2048};
+		struct gw_hsm *h;
+
+		fresh_token(label);
+		h = open_token(label);
+		for (size_t i = 0; i < sizeof(tt) / sizeof(tt[0]); i++) {
+			EVP_PKEY *k = NULL;
+			X509 *x = NULL;
+
+			EXPECT_OK(gw_hsm_keygen(h, tt[i], gw_hsm_key_type_name(tt[i]), uri));
+			EXPECT_OK(gw_hsm_key_load(h, uri, &k));
+			if (k != NULL)
+				x = self_signed(k, EVP_sha256());
+			EXPECT_TRUE(x != NULL);
+			if (x != NULL && !tls_handshake(k, x))
+				GW_TEST_FAIL_("TLS 1.3 handshake with a %s token key",
+					gw_hsm_key_type_name(tt[i]));
+			else
+				gw_test_pass_++;
+			X509_free(x);
+			EVP_PKEY_free(k);
+		}
 		gw_hsm_close(h);
 	}
 	{ /* several threads, each with its own handle, sign at once */
