@@ -32,14 +32,16 @@
  *     handle (the engine instance stays alive until gw_hsm_shutdown), but it
  *     should be used by the thread that owns the handle it came from: to sign
  *     from N workers, load the key through each worker's own handle.
- *   - Fork: a handle (and its keys) belongs to the process that opened it.
- *     Any gw_hsm_* call on a handle opened before fork() fails in the child
- *     with -GW_E_HSM ("handle ... opened before fork"), never a crash and
- *     never PKCS#11's "Object handle invalid"; open a new handle in the child.
- *     (Signing in the child with an EVP_PKEY loaded before the fork directly
- *     through OpenSSL is libp11's business: it re-initialises the module and
- *     re-finds the key; tests/unit/test_hsm.c checks that it signs correctly
- *     or fails cleanly.)
+ *   - Fork: a handle belongs to the process that opened it. Any gw_hsm_*
+ *     call on a handle opened before fork() fails in the child with
+ *     -GW_E_HSM ("... opened in process N before fork; open a new handle in
+ *     this process"), never a crash and never PKCS#11's "Object handle
+ *     invalid"; gw_hsm_close on it in the child only frees memory. A new
+ *     handle opened in the child works (the engine instance is inherited and
+ *     libp11 re-initialises the module in the child). An EVP_PKEY loaded
+ *     before the fork and used in the child directly through OpenSSL signs
+ *     correctly with libp11 0.4.12 (it notices the fork and re-finds the
+ *     key); tests/unit/test_hsm.c checks all three.
  *   - PKCS#11 login state belongs to the process, not the session: once one
  *     handle has logged in to a token, the token answers a second login with
  *     "already logged in" whatever the PIN. The PIN is therefore verified by
