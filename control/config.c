@@ -1708,6 +1708,7 @@ load(struct gw_cfg_ctx *c, const char *buf, size_t len, struct gw_cfg **out)
 			goto out;
 		}
 		/* the first pass should have caught it: still say what libcyaml said */
+		c->cyaml_refused = true;
 		gw_cfg_err(c, 1, NULL, NULL, "libcyaml: %s%s%s", cyaml_strerror(e),
 			c->cyaml_log_len ? ": " : "", c->cyaml_log);
 		rc = -GW_E_CONFIG;
@@ -1733,8 +1734,9 @@ out:
 }
 
 /* Set up c, run load(), publish the first error in the thread's gw_err. */
-static int
-load_named(const char *name, const char *buf, size_t len, struct gw_cfg **out, FILE *errs)
+int
+gw_cfg_load_check(const char *name, const char *buf, size_t len, struct gw_cfg **out, FILE *errs,
+	bool *cyaml_refused)
 {
 	struct gw_cfg_ctx c = {.file = name, .errs = errs};
 	struct gw_cfg *cfg = NULL;
@@ -1763,6 +1765,8 @@ load_named(const char *name, const char *buf, size_t len, struct gw_cfg **out, F
 	} else {
 		gw_err_setf(rc, GW_HERE, "%s", c.first);
 	}
+	if (cyaml_refused)
+		*cyaml_refused = c.cyaml_refused;
 	gw_cfg_idx_free(&c.idx);
 	free(c.base_dir);
 	return rc;
@@ -1773,7 +1777,7 @@ gw_cfg_load_mem(const char *name, const void *buf, size_t len, struct gw_cfg **o
 {
 	if (!name || !buf || !out)
 		return gw_err_setf(-EINVAL, GW_HERE, "gw_cfg_load_mem: NULL argument");
-	return load_named(name, buf, len, out, errs);
+	return gw_cfg_load_check(name, buf, len, out, errs, NULL);
 }
 
 int
@@ -1814,8 +1818,8 @@ gw_cfg_load(const char *path, struct gw_cfg **out, FILE *errs)
 		rc = gw_err_setf(-EIO, GW_HERE, "%s: read error", path);
 		goto out;
 	}
-	rc = load_named(path, buf, len, out, errs);
-	reported = true; /* load_named wrote its own lines */
+	rc = gw_cfg_load_check(path, buf, len, out, errs, NULL);
+	reported = true; /* it wrote its own lines */
 out:
 	if (rc < 0 && !reported && errs)
 		fprintf(errs, "%s\n", gw_err_msg());

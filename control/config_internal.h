@@ -14,6 +14,7 @@
 #define GW_CONFIG_INTERNAL_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <cyaml/cyaml.h>
@@ -49,6 +50,7 @@ struct gw_cfg_ctx {
 	/* libcyaml's log, collected so a failure it alone finds is reported */
 	char cyaml_log[512];
 	size_t cyaml_log_len;
+	bool cyaml_refused; /* libcyaml refused what the first pass accepted */
 };
 
 /*
@@ -77,6 +79,14 @@ int gw_cfg_yaml_check(
 	struct gw_cfg_ctx *c, const char *buf, size_t len, const cyaml_schema_value_t *schema);
 
 void gw_cfg_idx_free(struct gw_cfg_idx *idx);
+
+/*
+ * gw_cfg_load_mem() with one more result for the fuzzer: *cyaml_refused
+ * (may be NULL) is set when libcyaml refused a document the first pass had
+ * accepted, i.e. the two passes disagree, which is a bug in the first.
+ */
+int gw_cfg_load_check(const char *name, const char *buf, size_t len, struct gw_cfg **out,
+	FILE *errs, bool *cyaml_refused);
 
 /*
  * snprintf for field paths and messages, where cutting a too-long result

@@ -161,6 +161,11 @@ gw_cfg_err(struct gw_cfg_ctx *c, unsigned line, const char *prefix, const char *
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* values from the file are quoted in messages: keep each error one line
+	 * of printable text whatever the file holds */
+	for (char *p = msg; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	/* "FILE:LINE: FIELD: message"; a syntax error has no field */
 	gw_cfg_fmt(all, sizeof(all), "%s:%u: %s%s%s", c->file, line ? line : 1, field,
 		field[0] ? ": " : "", msg);
@@ -507,8 +512,11 @@ walk(struct gw_cfg_ctx *c, const struct node *n, const cyaml_schema_value_t *s, 
 
 		errno = 0;
 		x = strtoull(v, &end, 10);
-		if (!isdigit((unsigned char)v[0]) || *end) {
-			gw_cfg_err(c, n->line, path, NULL, "expected a whole number >= 0, got '%s'",
+		/* a leading 0 is refused: libcyaml would read "0100" as octal 64 */
+		if (!isdigit((unsigned char)v[0]) || *end || (v[0] == '0' && v[1])) {
+			gw_cfg_err(c, n->line, path, NULL,
+				"expected a whole number >= 0 (decimal, no leading zeros), got "
+				"'%s'",
 				shown(v, tmp, sizeof(tmp)));
 			*bad = true;
 		} else if (errno == ERANGE || x > max) {

@@ -351,7 +351,7 @@ main(void)
 		fclose(errs);
 		EXPECT_TRUE(c == NULL);
 		EXPECT_CONTAINS(errbuf, "bad_shape.yaml:3: dataplane.workers[1]: expected a whole "
-					"number >= 0, got 'x'");
+					"number >= 0 (decimal, no leading zeros), got 'x'");
 		EXPECT_CONTAINS(errbuf, "bad_shape.yaml:4: dataplane.no_huge: expected true or "
 					"false, got 'maybe'");
 		EXPECT_CONTAINS(errbuf, "bad_shape.yaml:9: dataplane.ports[0].adress: unknown key "
@@ -549,8 +549,8 @@ main(void)
 			"got a "
 			"single value");
 		EXPECT_CONTAINS(errbuf,
-			"gw.yaml:3: dataplane.memory_mb: expected a whole number >= "
-			"0, got 'lots'");
+			"gw.yaml:3: dataplane.memory_mb: expected a whole number >= 0 (decimal, no "
+			"leading zeros), got 'lots'");
 		EXPECT_CONTAINS(errbuf, "gw.yaml:4: dataplane.no_huge: expected true or false, got "
 					"'2'");
 		EXPECT_CONTAINS(errbuf, "gw.yaml:6: dataplane.ports: expected a list");
@@ -559,9 +559,23 @@ main(void)
 			"gw.yaml:8: listeners[0].name: expected a single value, got "
 			"a list");
 		EXPECT_CONTAINS(errbuf, "gw.yaml:11: listeners[0].backlog: expected a whole number "
-					">= 0, got '-1'");
+					">= 0 (decimal, no leading zeros), got '-1'");
 		EXPECT_CONTAINS(errbuf, "gw.yaml:12: listeners[0].tls: expected a mapping");
 		EXPECT_EQ(n_lines(), 7);
+	}
+
+	{ /* numbers: decimal only (libcyaml would read 0100 as octal) */
+		EXPECT_CFG_ERR(
+			"dataplane:\n"
+			"  workers: [1]\n"
+			"  memory_mb: 0100\n"
+			"  ports: [{name: a, driver: tap, device: a, address: 10.0.0.1/8, mtu: "
+			"0x500}]\n",
+			"gw.yaml:3: dataplane.memory_mb: expected a whole number >= 0 (decimal, no "
+			"leading zeros), got '0100'");
+		EXPECT_CONTAINS(errbuf,
+			"gw.yaml:4: dataplane.ports[0].mtu: expected a whole number "
+			">= 0 (decimal, no leading zeros), got '0x500'");
 	}
 
 	{ /* numbers too large for their field, lists too long */
