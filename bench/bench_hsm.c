@@ -253,7 +253,7 @@ gw_bench_hsm_main(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	struct bench b = {.seconds = 3, .type = GW_HSM_KEY_EC_P256};
-	char dir[] = "/tmp/gwbench.XXXXXX", pin_file[512], uri[GW_HSM_URI_MAX];
+	char dir[400], pin_file[512], uri[GW_HSM_URI_MAX];
 	double hsm1, hsmn, soft1, softn;
 	bool own_token = false;
 	int threads = 4, c, rc = 1;
@@ -297,6 +297,9 @@ gw_bench_hsm_main(int argc, char **argv)
 		return 2;
 	}
 	if (b.uri == NULL) {
+		const char *tmp = getenv("TMPDIR");
+
+		snprintf(dir, sizeof(dir), "%s/gwbench.XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
 		if (make_token(&b, dir, pin_file, uri) != 0) {
 			fprintf(stderr, "mtlsgw-bench hsm: cannot set up a SoftHSM token: %s\n",
 				gw_err_msg());

@@ -94,6 +94,15 @@ openssl x509 -req -in "$T/csr.pem" -signkey <(openssl genpkey -algorithm EC \
 one_line_fail "does not match key" "$C" hsm match --key "$SRV" --cert "$T/other.pem" \
 	--pin-file "$T/pin"
 
+# certificates on the token are listed too (stored there by OpenSC)
+openssl x509 -in "$T/other.pem" -outform DER -out "$T/other.der"
+pkcs11-tool --module "$M" --token-label gw --login --pin env:GW_TEST_PIN --write-object "$T/other.der" \
+	--type cert --label other-cert --id 0c0d >/dev/null 2>&1
+"$C" hsm list --token gw --pin-file "$T/pin" >"$T/list2"
+grep -q '^cert     x509      other-cert       0c0d .*type=cert$' "$T/list2" &&
+	grep -q 'subject /CN=gw.example.org/O=mtlsgw' "$T/list2" || gw_fail "cert listing: $(cat "$T/list2")"
+gw_ok "hsm list shows certificates with their subject"
+
 # errors: each its own clear line
 one_line_fail "a token labelled 'gw' already exists" \
 	"$C" hsm init --token gw --pin-file "$T/pin" --so-pin-file "$T/sopin"
