@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+# bench_run.sh - bench/run end to end, briefly: nginx with the PEM key and
+# with the key in a fresh SoftHSM token both complete mutual TLS for every
+# connection, the mtlsgw row is either measured or says why not, and the
+# namespace, token and servers are gone afterwards - also when bench/run is
+# killed in the middle. Figures are printed, never asserted.
+set -euo pipefail
+. "$(dirname "$0")/../lib/common.sh"
+
+: "${GW_BUILD:?}"
+RUN=$GW_SRC/bench/run
+command -v nginx >/dev/null || GW_TEST_SKIP=1
+if [ "${GW_TEST_SKIP:-0}" = 1 ]; then
+	echo "SKIP: nginx not installed"
+	exit 77
+fi
+
+leftovers() { # namespaces or processes bench/run PID left behind
+	ip netns list | grep -w "gwbench$1" || true
+	pgrep -f "nginx -p /tmp/gwbench" || true
+}
+
+# 1. a short complete run
+"$RUN" --build "$GW_BUILD" --seconds 1 --warmup 0.5 --record 1M --json "$T/out.jsonl" \
+	>"$T/run.log" 2>&1 & pid=$!
+wait "$pid" || gw_fail "bench/run failed: $(tail -20 "$T/run.log")"
+cat "$T/run.log"
+for t in nginx-pem nginx-hsm; do
+	grep -q "^$t " "$T/run.log" || gw_fail "no $t row"
+	python3 - "$T/out.jsonl" "$t" <<'PY' || gw_fail "$t: $(grep "\"$t\"" "$T/out.jsonl")"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if json.loads(l).get("label") == sys.argv[2]]
+ok = rows and all(r["connections_ok"] > 0 and r["failed"] == 0 and r["server_cpu_s"] > 0
+                  for r in rows)
+sys.exit(0 if ok else 1)
+PY
+	gw_ok "$t: every connection completed mTLS and got its answer; server CPU read"
+done
+grep -qE '^mtlsgw ' "$T/run.log" || gw_fail "no mtlsgw line"
+gw_ok "mtlsgw row: $(grep -m1 -E '^mtlsgw ' "$T/run.log" | cut -c1-100)"
+grep -q "^nginx-hsm/nginx-pem: " "$T/run.log" || gw_fail "no HSM ratio"
+gw_ok "ratio line printed"
+[ -z "$(leftovers "$pid")" ] || gw_fail "left behind: $(leftovers "$pid")"
+gw_ok "namespace and servers gone after the run"
+
+# 2. killed mid-run: the trap still cleans up
+"$RUN" --build "$GW_BUILD" --targets nginx-hsm --seconds 30 --warmup 0.5 >"$T/kill.log" 2>&1 &
+pid=$!
+gw_wait 300 pgrep -f "nginx -p /tmp/gwbench" || gw_fail "nginx never started: $(cat "$T/kill.log")"
+sleep 1
+kill -TERM "$pid"
+wait "$pid" || true
+gw_wait 50 test -z "$(leftovers "$pid")" || gw_fail "left behind after kill: $(leftovers "$pid")"
+gw_ok "killed mid-run: namespace and nginx removed"
+
+gw_done
