@@ -1,0 +1,163 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * tls_ctx.h - the TLS side of a listener, built per snapshot (the contract).
+ *
+ * Control builds, for every TLS listener of a snapshot, one immutable
+ * struct gw_tls_lst: one SSL_CTX per identity (certificate chain from its
+ * file, private key = an EVP_PKEY from the HSM through hsm.h, min_version,
+ * ciphersuites), SNI selection among the identities (the first is the
+ * default), client_auth, a certificate verification that calls the
+ * listener's gw_trust (through the worker's verify cache) and the session
+ * ticket machinery. It plugs into snapshot.h as a struct gw_snapshot_ext
+ * (gw_tls_ctl_ext): l->tls of a struct gw_snap_listener is a gw_tls_lst.
+ *
+ * Workers only read a gw_tls_lst: they SSL_new() from gw_tls_lst_ctx() and
+ * attach a struct gw_tls_vctx to the SSL (gw_tls_vctx_attach) so the verify
+ * and ticket callbacks find the worker's verify cache and report why a
+ * client was refused. SSL_CTX objects are safe to share between threads for
+ * SSL_new and handshakes (OpenSSL 3.0 takes its own locks only for
+ * reference counts); the SSL_CTX session cache is OFF, so no cache lock is
+ * taken on the handshake path.
+ *
+ * HSM key and threads: each identity's key is loaded once per snapshot
+ * through the control thread's gw_hsm handle and shared by every worker.
+ * libp11 0.4.12 keeps a pool of PKCS#11 sessions per slot
+ * (pkcs11_get_session/pkcs11_put_session under the slot lock): every
+ * signature checks out a session of its own for the C_SignInit/C_Sign pair
+ * and returns it, so N workers signing at once use N different sessions and
+ * never share one behind a lock; the slot lock is held only for the pool
+ * checkout. That is DESIGN.md's "one PKCS#11 session per worker" in effect,
+ * without building one SSL_CTX set per worker.
+ *
+ * Client verification and alerts. The verify callback replaces OpenSSL's
+ * chain building with gw_trust_verify_cached(). OpenSSL turns the verify
+ * error code into the alert with a fixed table (ssl_x509err2alert), so a
+ * rejection reason is mapped to the X509_V_ERR code whose alert fits:
+ *   expired -> certificate_expired      revoked -> certificate_revoked
+ *   untrusted_issuer, self_signed, not_ca, too_deep, crl -> unknown_ca
+ *   not_pinned, bad_signature, not_yet_valid, malformed,
+ *   name_constraints -> bad_certificate
+ *   eku -> unsupported_certificate      internal -> internal_error
+ *   not_allowed, other -> certificate_unknown (OpenSSL 3.0 cannot send
+ *   access_denied from a verify callback: no verify error maps to it)
+ * A client that sends no certificate where client_auth is required gets
+ * certificate_required (TLS 1.3) / handshake_failure (TLS 1.2) from OpenSSL.
+ *
+ * Session tickets (TLS 1.3 and 1.2, stateless): encrypted with keys of a
+ * set owned by the struct gw_tls_ctl, shared by every snapshot and every
+ * worker, so a ticket from worker A resumes on worker B and across reloads.
+ * The set is a ring of four keys; gw_tls_ctl_rotate() (control) makes a
+ * new current key every ticket lifetime; tickets under the previous key
+ * still decrypt (and are renewed), older ones are ignored (full handshake).
+ * Each ticket carries the listener's trust fingerprint (SHA-256 over
+ * client_auth and the trust section: mode, anchor/pin/CRL file contents,
+ * depth, allow rules); it is also the SSL session id context. A ticket
+ * whose fingerprint differs from the current listener's (the trust changed
+ * in a reload) or whose client certificate has expired is ignored: the
+ * client must do a full handshake and its certificate is verified against
+ * the current trust. A reload that keeps the trust keeps resumption.
+ *
+ * ALPN: mtlsgw does not negotiate ALPN away on the client's behalf: it does
+ * not acknowledge the extension (the client falls back to its default
+ * protocol, e.g. HTTP/1.1), and records the client's first offered protocol
+ * for the upstream metadata (PROXY v2 ALPN TLV). Terminating TLS at layer 4
+ * cannot know which protocol the upstream speaks, so choosing e.g. h2 for
+ * it would break HTTP/1.1 upstreams.
+ */
+#ifndef GW_TLS_CTX_H
+#define GW_TLS_CTX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <openssl/ssl.h>
+
+#include "config.h"
+#include "gw_err.h"
+#include "hsm.h"
+#include "snapshot.h"
+#include "trust.h"
+#include "verify_cache.h"
+
+#define GW_TLS_TICKET_LIFETIME_DEFAULT 3600
+#define GW_TLS_FP_LEN 32
+#define GW_TLS_ALPN_MAX 64
+
+/* Owner of what outlives one snapshot: the HSM handle to load keys, the ticket keys. */
+struct gw_tls_ctl;
+
+struct gw_tls_ctl_params {
+	struct gw_hsm *hsm;         /* control thread's handle; borrowed, must outlive ctl */
+	unsigned ticket_lifetime_s; /* key rotation period; 0 = smallest listener's, else default */
+};
+
+/*
+ * Create the controller and its first ticket key (random). Returns 0,
+ * -EINVAL (no hsm), -ENOMEM, -GW_E_TLS. Control thread.
+ */
+GW_MUST_CHECK int gw_tls_ctl_create(const struct gw_tls_ctl_params *p, struct gw_tls_ctl **out);
+
+/* Free; only after every snapshot built with it is gone. NULL ok. */
+void gw_tls_ctl_destroy(struct gw_tls_ctl *ctl);
+
+/* The snapshot extension (listener_init/fini) bound to ctl. */
+void gw_tls_ctl_ext(struct gw_tls_ctl *ctl, struct gw_snapshot_ext *out);
+
+/*
+ * Make a new current ticket key if the current one is older than the
+ * lifetime at now (force: always). Returns 1 if rotated, 0 if not, or a
+ * negative error (-GW_E_TLS: no randomness). Control thread; workers may be
+ * using the keys concurrently (see tls_ctx.c for why the ring is safe).
+ */
+GW_MUST_CHECK int gw_tls_ctl_rotate(struct gw_tls_ctl *ctl, time_t now, bool force);
+
+/* Ticket keys made so far (1 after create). */
+uint64_t gw_tls_ctl_key_serial(const struct gw_tls_ctl *ctl);
+
+/* ---- a built listener (workers read it) ---- */
+
+struct gw_tls_lst;
+
+/* The default SSL_CTX (first identity): SSL_new() from it. */
+SSL_CTX *gw_tls_lst_ctx(const struct gw_tls_lst *t);
+unsigned gw_tls_lst_n_identities(const struct gw_tls_lst *t);
+/* The trust the verify callback uses (may be NULL with client_auth none). */
+const struct gw_trust *gw_tls_lst_trust(const struct gw_tls_lst *t);
+/* Trust fingerprint (session id context and ticket check). */
+const uint8_t *gw_tls_lst_fp(const struct gw_tls_lst *t);
+
+/*
+ * What one connection's callbacks read and write. The dataplane owns it
+ * (inside its connection) and attaches it to the SSL before the handshake.
+ */
+struct gw_tls_vctx {
+	/* in */
+	struct gw_vcache *vcache; /* worker's cache; NULL = none */
+	uint64_t generation;      /* the connection's snapshot generation */
+	/* out */
+	bool verify_ran;                   /* a client certificate was checked */
+	enum gw_trust_reason reason;       /* OK or why it was refused */
+	bool verify_cached;                /* answered by the verify cache */
+	bool ticket_stale_trust;           /* a ticket was ignored: trust changed */
+	bool ticket_expired_cert;          /* a ticket was ignored: client cert expired */
+	bool ticket_unknown_key;           /* a ticket under an unknown/retired key */
+	unsigned identity;                 /* index of the identity SNI chose */
+	char sni[256];                     /* the server name the client sent, "" if none */
+	uint8_t alpn[GW_TLS_ALPN_MAX + 1]; /* client's first offered ALPN protocol, NUL ended */
+	uint8_t alpn_len;
+};
+
+/* Attach v to ssl (SSL ex_data). Returns 0 or -GW_E_TLS. */
+GW_MUST_CHECK int gw_tls_vctx_attach(SSL *ssl, struct gw_tls_vctx *v);
+
+/* The X509_V_ERR code a rejection reason is reported with (see the table above). */
+int gw_tls_reason_x509err(enum gw_trust_reason r);
+
+/*
+ * The client's SPIFFE ID, or its first URI SAN, into buf[len] ("" if none).
+ * Returns the length.
+ */
+size_t gw_tls_client_id(X509 *leaf, char *buf, size_t len);
+
+#endif /* GW_TLS_CTX_H */

@@ -1,0 +1,369 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * svc_tls.c - `tls-echo` and `tls-proxy` (see svc_tls.h).
+ *
+ * Backpressure without buffers of our own: plaintext is read from TLS only
+ * as much as the other side can take right now (gw_tls_write_room for the
+ * client, gw_tcp_tx_space for the upstream), so unread records stay in the
+ * TCP receive queue and close the sender's window; the upstream's bytes are
+ * peeked and consumed only once a TLS record took them.
+ *
+ * Closing (DESIGN.md step 5): the client's close_notify or FIN becomes a
+ * FIN to the upstream once everything before it was passed on; the
+ * upstream's FIN becomes close_notify + FIN to the client; when both
+ * directions are done the pair is released. A reset, timeout or TLS error
+ * on either side aborts the other.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <rte_common.h>
+
+#include "proxy_v2.h"
+#include "svc_tls.h"
+
+#define TLS_PAIRS 8192
+#define RELAY_CHUNK 16384
+
+struct tls_svc;
+
+struct tls_pair {
+	struct tls_svc *L;
+	struct gw_tls_conn *cl;             /* NULL once released */
+	struct gw_tcp_conn *up;             /* NULL once released */
+	const struct gw_snap_listener *lst; /* of cl's snapshot (cl holds the ref) */
+	uint8_t tries;
+	bool up_ok;
+	bool cl_fin_done; /* client's close_notify/FIN passed on as FIN */
+	bool up_fin_done; /* upstream's FIN passed on as close_notify + FIN */
+	struct tls_pair *next_free;
+};
+
+struct tls_svc {
+	struct gw_svc_tls_params p;
+	char name[128];
+	unsigned rr;
+	uint64_t cache_gen; /* generation of cache_lst's snapshot */
+	const struct gw_snap_listener *cache_lst;
+	struct tls_pair *free_head;
+	struct tls_pair pairs[]; /* tls-proxy only */
+};
+
+/* ---- tls-echo ---- */
+
+static void
+echo_pump(struct gw_tls_conn *t)
+{
+	uint8_t buf[RELAY_CHUNK];
+
+	for (;;) {
+		size_t room = gw_tls_write_room(t);
+		long n, w;
+
+		if (room == 0)
+			break; /* WRITABLE will call again */
+		n = gw_tls_read(t, buf, RTE_MIN(room, sizeof(buf)));
+		if (n < 0) {
+			gw_tls_abort(t);
+			return;
+		}
+		if (n == 0)
+			break;
+		w = gw_tls_write(t, buf, (size_t)n);
+		if (w != n) { /* cannot happen with n <= room; never lose bytes silently */
+			gw_tls_abort(t);
+			return;
+		}
+	}
+	if (gw_tls_peer_closed(t))
+		gw_tls_close(t); /* close_notify + FIN after the echoed bytes */
+}
+
+static void
+echo_event(struct gw_tls_conn *t, enum gw_tls_event ev, int reason, void *ctx)
+{
+	RTE_SET_USED(reason);
+	RTE_SET_USED(ctx);
+	switch (ev) {
+	case GW_TLS_EV_ESTABLISHED:
+	case GW_TLS_EV_READABLE:
+	case GW_TLS_EV_WRITABLE:
+		echo_pump(t);
+		break;
+	default:
+		break;
+	}
+}
+
+/* ---- tls-proxy ---- */
+
+static void proxy_up_event(struct gw_tcp_conn *c, enum gw_tcp_event ev, int reason, void *ctx);
+
+static void
+pair_put(struct tls_pair *pp)
+{
+	pp->cl = NULL;
+	pp->up = NULL;
+	pp->next_free = pp->L->free_head;
+	pp->L->free_head = pp;
+}
+
+/* client -> upstream: read only what the upstream send buffer takes. */
+static int
+pump_cl_up(struct tls_pair *pp)
+{
+	uint8_t buf[RELAY_CHUNK];
+
+	for (;;) {
+		size_t room = gw_tcp_tx_space(pp->up);
+		long n, w;
+
+		if (room == 0)
+			break;
+		n = gw_tls_read(pp->cl, buf, RTE_MIN(room, sizeof(buf)));
+		if (n < 0)
+			return -EPROTO;
+		if (n == 0)
+			break;
+		w = gw_tcp_write(pp->up, buf, (size_t)n);
+		if (w != n)
+			return -EPIPE; /* n <= room: only -ENOBUFS/-EPIPE get here */
+	}
+	if (!pp->cl_fin_done && gw_tls_peer_closed(pp->cl)) {
+		pp->cl_fin_done = true;
+		gw_tcp_shutdown(pp->up);
+	}
+	return 0;
+}
+
+/* upstream -> client: peek, one record, consume what it took. */
+static void
+pump_up_cl(struct tls_pair *pp)
+{
+	uint8_t buf[RELAY_CHUNK];
+
+	for (;;) {
+		size_t room = gw_tls_write_room(pp->cl), n;
+		long w;
+
+		if (room == 0 || gw_tcp_rx_avail(pp->up) == 0)
+			break;
+		n = gw_tcp_peek(pp->up, buf, RTE_MIN(room, sizeof(buf)));
+		w = gw_tls_write(pp->cl, buf, n);
+		if (w <= 0)
+			break;
+		gw_tcp_consume(pp->up, (size_t)w);
+	}
+	if (!pp->up_fin_done && gw_tcp_peer_closed(pp->up)) {
+		pp->up_fin_done = true;
+		gw_tls_shutdown(pp->cl);
+	}
+}
+
+static void
+pair_abort(struct tls_pair *pp)
+{
+	if (pp->cl)
+		gw_tls_abort(pp->cl);
+	if (pp->up)
+		gw_tcp_abort(pp->up);
+	pair_put(pp);
+}
+
+static void
+relay(struct tls_pair *pp)
+{
+	if (!pp->up_ok || pp->cl == NULL || pp->up == NULL)
+		return;
+	if (pump_cl_up(pp) < 0) {
+		pair_abort(pp);
+		return;
+	}
+	pump_up_cl(pp);
+	if (pp->cl_fin_done && pp->up_fin_done) {
+		gw_tls_close(pp->cl);
+		gw_tcp_close(pp->up);
+		pair_put(pp);
+	}
+}
+
+static bool
+connect_next(struct tls_pair *pp)
+{
+	struct tls_svc *L = pp->L;
+	struct gw_tcp_stack *s;
+	unsigned n = pp->lst->n_upstreams;
+
+	if (pp->cl == NULL || gw_tls_tcp(pp->cl) == NULL)
+		return false;
+	s = gw_tcp_conn_stack(gw_tls_tcp(pp->cl));
+	while (pp->tries < n) {
+		struct gw_tcp_connect_params cp = {0};
+		unsigned i = L->rr++ % n;
+		int rc;
+
+		pp->tries++;
+		cp.raddr = pp->lst->upstreams[i].ip;
+		cp.rport = pp->lst->upstreams[i].port;
+		cp.cb = proxy_up_event;
+		cp.ctx = pp;
+		rc = gw_tcp_connect(s, &cp, &pp->up);
+		if (rc == -EADDRNOTAVAIL) {
+			struct gw_tcp_conn_info ci;
+
+			/* no route helper: leave from the address the client used */
+			gw_tcp_get_info(gw_tls_tcp(pp->cl), &ci);
+			cp.laddr = ci.laddr;
+			rc = gw_tcp_connect(s, &cp, &pp->up);
+		}
+		if (rc == 0)
+			return true;
+		pp->up = NULL;
+	}
+	return false;
+}
+
+static void
+proxy_up_event(struct gw_tcp_conn *c, enum gw_tcp_event ev, int reason, void *ctx)
+{
+	struct tls_pair *pp = ctx;
+
+	RTE_SET_USED(c);
+	switch (ev) {
+	case GW_TCP_EV_CONNECTED:
+		pp->up_ok = true;
+		if (pp->lst->proxy_protocol == GW_PROXY_V2) {
+			uint8_t hdr[2048];
+			int n = gw_tls_pp2_build(pp->cl, hdr, sizeof(hdr));
+
+			/* the header goes first and whole, or not at all */
+			if (n < 0 || gw_tcp_write(pp->up, hdr, (size_t)n) != n) {
+				pair_abort(pp);
+				return;
+			}
+		}
+		relay(pp);
+		break;
+	case GW_TCP_EV_READABLE:
+	case GW_TCP_EV_WRITABLE:
+	case GW_TCP_EV_PEER_FIN:
+		relay(pp);
+		break;
+	case GW_TCP_EV_CLOSED:
+		pp->up = NULL;
+		if (!pp->up_ok && (reason == -ECONNREFUSED || reason == -ETIMEDOUT) &&
+			connect_next(pp))
+			break; /* next upstream, skipping the refuser */
+		pair_abort(pp);
+		break;
+	}
+}
+
+static void
+proxy_cl_event(struct gw_tls_conn *t, enum gw_tls_event ev, int reason, void *ctx)
+{
+	struct tls_pair *pp = ctx;
+
+	RTE_SET_USED(t);
+	RTE_SET_USED(reason);
+	switch (ev) {
+	case GW_TLS_EV_ESTABLISHED:
+		/* the upstream only once the client is who it says it is */
+		if (!connect_next(pp))
+			pair_abort(pp);
+		break;
+	case GW_TLS_EV_READABLE:
+	case GW_TLS_EV_WRITABLE:
+		relay(pp);
+		break;
+	case GW_TLS_EV_CLOSED:
+		pp->cl = NULL;
+		if (pp->up)
+			gw_tcp_abort(pp->up);
+		pair_put(pp);
+		break;
+	}
+}
+
+/* ---- listener ---- */
+
+static const struct gw_snap_listener *
+find_listener(struct tls_svc *L, const struct gw_snapshot *snap)
+{
+	uint64_t gen = gw_snapshot_generation(snap);
+
+	/* by generation, never by pointer: a freed snapshot's address may come back */
+	if (L->cache_lst == NULL || L->cache_gen != gen) {
+		L->cache_lst = gw_snapshot_listener_find(snap, L->name);
+		L->cache_gen = gen;
+	}
+	return L->cache_lst;
+}
+
+static int
+tls_svc_accept(struct gw_tcp_conn *c, void *ctx)
+{
+	struct tls_svc *L = ctx;
+	const struct gw_snapshot *snap = gw_snap_current(L->p.pub);
+	const struct gw_snap_listener *lst;
+	struct gw_tls_conn *t;
+	struct tls_pair *pp;
+	int rc;
+
+	if (snap == NULL)
+		return -ENOENT;
+	lst = find_listener(L, snap);
+	if (lst == NULL)
+		return -ENOENT; /* removed by a reload: refuse */
+	if (L->p.kind == GW_SVCT_ECHO)
+		return gw_tls_accept(L->p.tw, c, snap, lst, echo_event, L, &t);
+	if (lst->n_upstreams == 0)
+		return -EINVAL;
+	pp = L->free_head;
+	if (pp == NULL)
+		return -ENOMEM;
+	L->free_head = pp->next_free;
+	memset(&pp->tries, 0, sizeof(*pp) - offsetof(struct tls_pair, tries));
+	pp->L = L;
+	pp->up = NULL;
+	pp->lst = lst;
+	rc = gw_tls_accept(L->p.tw, c, snap, lst, proxy_cl_event, pp, &pp->cl);
+	if (rc < 0) {
+		pp->cl = NULL;
+		pair_put(pp);
+	}
+	return rc;
+}
+
+int
+gw_svc_tls_listen(struct gw_tcp_stack *s, const struct gw_svc_tls_params *p)
+{
+	struct gw_tcp_listen_params lp = {0};
+	unsigned n_pairs;
+	struct tls_svc *L;
+	int rc;
+
+	GW_ENSURE(s && p && p->port && p->pub && p->tw && p->listener, -EINVAL);
+	GW_ENSURE(p->kind == GW_SVCT_ECHO || p->kind == GW_SVCT_PROXY, -EINVAL);
+	n_pairs = p->kind == GW_SVCT_PROXY ? TLS_PAIRS : 0;
+	L = calloc(1, sizeof(*L) + n_pairs * sizeof(L->pairs[0]));
+	GW_ENSURE(L, -ENOMEM);
+	L->p = *p;
+	snprintf(L->name, sizeof(L->name), "%s", p->listener);
+	L->p.listener = L->name;
+	for (unsigned i = n_pairs; i-- > 0;) {
+		L->pairs[i].L = L;
+		L->pairs[i].next_free = L->free_head;
+		L->free_head = &L->pairs[i];
+	}
+	lp.laddr = p->ip;
+	lp.lport = p->port;
+	lp.backlog = p->backlog;
+	lp.accept = tls_svc_accept;
+	lp.ctx = L;
+	lp.ctx_free = free;
+	rc = gw_tcp_listen(s, &lp);
+	if (rc < 0)
+		free(L);
+	return rc;
+}

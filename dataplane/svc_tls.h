@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * svc_tls.h - the TLS services a listener can run on a worker's stack:
+ * `tls-echo` (terminate, echo the plaintext; tests and the bench) and
+ * `tls-proxy` (terminate, relay the plaintext to an upstream opened from the
+ * same lcore, optionally after a PROXY v2 header naming the client).
+ *
+ * Unlike the plain services (svc.h), these read their listener from the
+ * current snapshot at every accept: identities, trust, upstreams and
+ * proxy_protocol of a reload apply to new connections, while a connection
+ * keeps the snapshot it started with (tls.h takes the reference). Same
+ * threading rule as tcp.h: call on the stack's lcore.
+ */
+#ifndef GW_SVC_TLS_H
+#define GW_SVC_TLS_H
+
+#include <stdint.h>
+
+#include "gw_err.h"
+#include "snapshot.h"
+#include "tcp.h"
+#include "tls.h"
+
+enum gw_svc_tls_kind {
+	GW_SVCT_ECHO,
+	GW_SVCT_PROXY,
+};
+
+struct gw_svc_tls_params {
+	uint32_t ip;   /* listen address, network order; 0 = any of ours */
+	uint16_t port; /* network order */
+	uint32_t backlog;
+	enum gw_svc_tls_kind kind;
+	const char *listener;     /* its name in the snapshots (copied) */
+	struct gw_snap_pub *pub;  /* where the worker's current snapshot comes from */
+	struct gw_tls_worker *tw; /* this lcore's TLS worker */
+};
+
+/*
+ * Start a TLS listener on stack s. State is freed with the stack.
+ * Returns 0, -EINVAL, -EADDRINUSE, -ENOSPC, -ENOMEM.
+ */
+GW_MUST_CHECK int gw_svc_tls_listen(struct gw_tcp_stack *s, const struct gw_svc_tls_params *p);
+
+#endif /* GW_SVC_TLS_H */

@@ -1,0 +1,879 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * tls.c - the TLS connection driver of a worker lcore: custom BIO over our
+ * TCP, handshake stepping on TCP events, record read/write sized to the TCP
+ * send buffer, close_notify, handshake and idle timeouts, the per-worker
+ * handshake bound and the counters. See tls.h for the contract.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include <rte_common.h>
+#include <rte_cycles.h>
+#include <rte_log.h>
+
+#include "proxy_v2.h"
+#include "tls.h"
+#include "tls_ctx.h"
+#include "verify_cache.h"
+
+RTE_LOG_REGISTER_SUFFIX(gw_tls_logtype, tls, NOTICE);
+
+/* Worst case bytes a record adds to its plaintext (TLS 1.2 CBC + SHA-384). */
+#define TLS_REC_OVERHEAD 128
+#define TLS_REC_MAX 16384
+
+enum conn_state { CS_FREE, CS_HS, CS_EST };
+
+struct gw_tls_conn {
+	struct gw_tls_worker *w;
+	struct gw_tcp_conn *tcp; /* NULL once TCP reported CLOSED */
+	SSL *ssl;
+	struct gw_snapshot *snap;
+	const struct gw_snap_listener *lst;
+	gw_tls_event_fn *cb;
+	void *ctx;
+	enum conn_state st;
+	uint16_t busy;      /* nesting depth of our dispatch: free deferred while > 0 */
+	bool dead;          /* released by the app or by us: no more events */
+	bool peer_closed;   /* close_notify or EOF seen by a read */
+	bool shut_sent;     /* close_notify queued */
+	bool want_writable; /* app saw a short write */
+	size_t wpend;       /* bytes of a record OpenSSL holds for retry */
+	uint64_t t_mark;    /* handshake start or last activity (tsc) */
+	struct gw_tls_conn *prev, *next; /* hs list or idle list */
+	struct gw_tls_conn *next_free;
+	struct gw_tls_vctx v;
+};
+
+struct tls_list {
+	struct gw_tls_conn *head, *tail;
+};
+
+struct gw_tls_worker {
+	struct gw_tls_worker_params p;
+	uint64_t hs_ticks, idle_ticks;
+	uint64_t now;
+	uint64_t last_hsm_log;
+	struct gw_vcache *vcache;
+	struct tls_list hs, idle;
+	uint32_t n_hs, n_est;
+	struct gw_tls_conn *free_head;
+	struct gw_tls_stats st;
+	struct gw_tls_conn *conns; /* p.max_conns */
+};
+
+static bool wpend_flush(struct gw_tls_conn *t);
+
+static const char *const stat_names[] = {
+#define GW_TLS_STAT_NAME_(n) #n,
+	GW_TLS_STATS(GW_TLS_STAT_NAME_)
+#undef GW_TLS_STAT_NAME_
+};
+
+const char *const *
+gw_tls_stat_names(size_t *n)
+{
+	*n = RTE_DIM(stat_names);
+	return stat_names;
+}
+
+/* ---- BIO over gw_tcp_conn ---- */
+
+static BIO_METHOD *bio_meth;
+static pthread_once_t bio_once = PTHREAD_ONCE_INIT;
+
+static int
+bio_write(BIO *b, const char *buf, int len)
+{
+	struct gw_tcp_conn *c = BIO_get_data(b);
+	long n;
+
+	BIO_clear_retry_flags(b);
+	if (c == NULL)
+		return -1;
+	n = gw_tcp_write(c, buf, (size_t)len);
+	if (n > 0)
+		return (int)n;
+	if (n == 0 || n == -ENOBUFS) {
+		/* no room and no error: retry on WRITABLE */
+		BIO_set_retry_write(b);
+		return -1;
+	}
+	return -1; /* -EPIPE / -ENOTCONN: a real error */
+}
+
+static int
+bio_read(BIO *b, char *buf, int len)
+{
+	struct gw_tcp_conn *c = BIO_get_data(b);
+	size_t n;
+
+	BIO_clear_retry_flags(b);
+	if (c == NULL)
+		return 0;
+	n = gw_tcp_read(c, buf, (size_t)len);
+	if (n > 0)
+		return (int)n;
+	if (gw_tcp_peer_closed(c))
+		return 0; /* EOF */
+	BIO_set_retry_read(b);
+	return -1;
+}
+
+static long
+bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	struct gw_tcp_conn *c = BIO_get_data(b);
+
+	RTE_SET_USED(num);
+	RTE_SET_USED(ptr);
+	switch (cmd) {
+	case BIO_CTRL_FLUSH:
+		return 1; /* gw_tcp_poll sends; OpenSSL treats <= 0 as failure */
+	case BIO_CTRL_EOF:
+		return c == NULL || gw_tcp_peer_closed(c);
+	case BIO_CTRL_PENDING:
+		return c ? (long)gw_tcp_rx_avail(c) : 0;
+	case BIO_CTRL_WPENDING:
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+static int
+bio_create(BIO *b)
+{
+	BIO_set_init(b, 1);
+	return 1;
+}
+
+static void
+bio_meth_init(void)
+{
+	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "gw_tcp");
+
+	if (m == NULL)
+		return;
+	if (BIO_meth_set_write(m, bio_write) != 1 || BIO_meth_set_read(m, bio_read) != 1 ||
+		BIO_meth_set_ctrl(m, bio_ctrl) != 1 || BIO_meth_set_create(m, bio_create) != 1) {
+		BIO_meth_free(m);
+		return;
+	}
+	bio_meth = m;
+}
+
+BIO *
+gw_tls_bio_new(struct gw_tcp_conn *c)
+{
+	BIO *b;
+
+	pthread_once(&bio_once, bio_meth_init);
+	if (bio_meth == NULL || (b = BIO_new(bio_meth)) == NULL)
+		return NULL;
+	BIO_set_data(b, c);
+	return b;
+}
+
+/* ---- lists ---- */
+
+static void
+list_del(struct tls_list *l, struct gw_tls_conn *t)
+{
+	if (t->prev)
+		t->prev->next = t->next;
+	else if (l->head == t)
+		l->head = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+	else if (l->tail == t)
+		l->tail = t->prev;
+	t->prev = t->next = NULL;
+}
+
+static void
+list_add_tail(struct tls_list *l, struct gw_tls_conn *t)
+{
+	t->next = NULL;
+	t->prev = l->tail;
+	if (l->tail)
+		l->tail->next = t;
+	else
+		l->head = t;
+	l->tail = t;
+}
+
+static void
+touch(struct gw_tls_conn *t)
+{
+	struct gw_tls_worker *w = t->w;
+
+	if (t->st != CS_EST)
+		return;
+	t->t_mark = w->now;
+	if (w->idle.tail != t) { /* LRU: most recent at the tail */
+		list_del(&w->idle, t);
+		list_add_tail(&w->idle, t);
+	}
+}
+
+/* ---- worker ---- */
+
+int
+gw_tls_worker_create(const struct gw_tls_worker_params *p, struct gw_tls_worker **out)
+{
+	struct gw_tls_worker *w;
+	int rc;
+
+	GW_ENSURE(p && out, -EINVAL);
+	pthread_once(&bio_once, bio_meth_init);
+	GW_ENSURE(bio_meth, -GW_E_TLS);
+	w = calloc(1, sizeof(*w));
+	GW_ENSURE(w, -ENOMEM);
+	w->p = *p;
+	if (!w->p.max_conns)
+		w->p.max_conns = 16384;
+	if (!w->p.max_handshakes)
+		w->p.max_handshakes = 512;
+	if (!w->p.handshake_timeout_ms)
+		w->p.handshake_timeout_ms = 10000;
+	if (!w->p.idle_timeout_ms)
+		w->p.idle_timeout_ms = 300000;
+	if (!w->p.tsc_hz)
+		w->p.tsc_hz = rte_get_tsc_hz();
+	if (!w->p.vcache_entries)
+		w->p.vcache_entries = 4096;
+	w->hs_ticks = w->p.tsc_hz / 1000 * w->p.handshake_timeout_ms;
+	w->idle_ticks = w->p.tsc_hz / 1000 * w->p.idle_timeout_ms;
+	w->conns = calloc(w->p.max_conns, sizeof(*w->conns));
+	if (w->conns == NULL) {
+		rc = gw_err_set(-ENOMEM, GW_HERE);
+		goto out;
+	}
+	for (uint32_t i = w->p.max_conns; i-- > 0;) {
+		w->conns[i].w = w;
+		w->conns[i].next_free = w->free_head;
+		w->free_head = &w->conns[i];
+	}
+	rc = gw_vcache_create(w->p.vcache_entries, w->p.vcache_max_ttl_s, &w->vcache);
+	if (rc < 0)
+		goto out;
+	*out = w;
+	return 0;
+out:
+	free(w->conns);
+	free(w);
+	return rc;
+}
+
+/* Release everything a connection holds; it goes back to the pool. */
+static void
+conn_release(struct gw_tls_conn *t)
+{
+	struct gw_tls_worker *w = t->w;
+
+	if (t->st == CS_HS) {
+		list_del(&w->hs, t);
+		w->n_hs--;
+	} else if (t->st == CS_EST) {
+		list_del(&w->idle, t);
+		w->n_est--;
+	}
+	t->st = CS_FREE;
+	SSL_free(t->ssl); /* frees the BIO too */
+	t->ssl = NULL;
+	gw_snapshot_unref(t->snap);
+	t->snap = NULL;
+	t->tcp = NULL;
+	t->next_free = w->free_head;
+	w->free_head = t;
+}
+
+/* Mark dead; free now or when the outermost dispatch unwinds. */
+static void
+conn_kill(struct gw_tls_conn *t)
+{
+	t->dead = true;
+	if (t->busy == 0)
+		conn_release(t);
+}
+
+void
+gw_tls_worker_destroy(struct gw_tls_worker *w)
+{
+	if (w == NULL)
+		return;
+	for (uint32_t i = 0; i < w->p.max_conns; i++) {
+		struct gw_tls_conn *t = &w->conns[i];
+
+		if (t->st == CS_FREE)
+			continue;
+		if (t->tcp)
+			gw_tcp_abort(t->tcp);
+		t->busy = 0;
+		conn_release(t);
+	}
+	gw_vcache_destroy(w->vcache);
+	free(w->conns);
+	free(w);
+}
+
+void
+gw_tls_stats_get(const struct gw_tls_worker *w, struct gw_tls_stats *out)
+{
+	struct gw_vcache_stats vs;
+
+	*out = w->st;
+	gw_vcache_stats_get(w->vcache, &vs);
+	out->verify_cache_hit = vs.hits;
+	out->handshaking = w->n_hs;
+	out->established = w->n_est;
+}
+
+/* Deliver an event to the app unless it has released the connection. */
+static void
+app_event(struct gw_tls_conn *t, enum gw_tls_event ev, int reason)
+{
+	if (t->dead || t->cb == NULL)
+		return;
+	t->busy++;
+	t->cb(t, ev, reason, t->ctx);
+	t->busy--;
+}
+
+/* Over from our side (failure, timeout): tell the app, then free. */
+static void
+conn_end(struct gw_tls_conn *t, int reason, bool rst)
+{
+	if (t->dead)
+		return;
+	if (t->tcp) {
+		struct gw_tcp_conn *c = t->tcp;
+
+		t->tcp = NULL;
+		BIO_set_data(SSL_get_rbio(t->ssl), NULL);
+		if (rst) {
+			gw_tcp_abort(c);
+		} else {
+			/*
+			 * Drop what the peer sent after the record we failed on
+			 * (its CertificateVerify, Finished ...): closing with
+			 * unread data would be an RST (RFC 2525 2.17), which
+			 * discards the alert queued before it.
+			 */
+			gw_tcp_consume(c, gw_tcp_rx_avail(c));
+			gw_tcp_close(c); /* FIN after the alert already queued */
+		}
+	}
+	app_event(t, GW_TLS_EV_CLOSED, reason);
+	conn_kill(t);
+}
+
+/* Failed handshake: count by cause. */
+static void
+hs_failed(struct gw_tls_conn *t, int ssl_err)
+{
+	struct gw_tls_worker *w = t->w;
+	unsigned long e = ERR_peek_error();
+	OSSL_HANDSHAKE_STATE hst = SSL_get_state(t->ssl);
+
+	w->st.hs_fail++;
+	if (t->v.verify_ran && t->v.reason != GW_TRUST_R_OK) {
+		w->st.hs_fail_verify++;
+		w->st.reject[t->v.reason < GW_TRUST_R__COUNT ? t->v.reason : GW_TRUST_R_OTHER]++;
+	} else if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
+		   (ERR_GET_REASON(e) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE ||
+			   ERR_GET_REASON(e) == SSL_R_CERTIFICATE_VERIFY_FAILED)) {
+		w->st.hs_fail_no_cert++;
+	} else if (ssl_err == SSL_ERROR_SSL &&
+		   (hst == TLS_ST_SW_CERT_VRFY || hst == TLS_ST_SW_KEY_EXCH)) {
+		/* the step that signs with the HSM key failed */
+		w->st.hs_fail_hsm++;
+		if (w->now - w->last_hsm_log >= w->p.tsc_hz || w->last_hsm_log == 0) {
+			w->last_hsm_log = w->now ? w->now : 1; /* at most one line a second */
+			rte_log(RTE_LOG_ERR, gw_tls_logtype,
+				"TLS: lcore %u: server signature with the HSM key failed (%s); "
+				"handshakes fail until the token/key is back (counter "
+				"hs_fail_hsm)\n",
+				w->p.lcore,
+				ERR_reason_error_string(e) ? ERR_reason_error_string(e)
+							   : "no reason");
+		}
+	} else if (ssl_err == SSL_ERROR_SYSCALL || ssl_err == SSL_ERROR_ZERO_RETURN) {
+		w->st.hs_fail_eof++;
+	} else {
+		w->st.hs_fail_proto++;
+	}
+	ERR_clear_error();
+	conn_end(t, -EPROTO, false);
+}
+
+static void
+hs_step(struct gw_tls_conn *t)
+{
+	struct gw_tls_worker *w = t->w;
+	int rc, err;
+
+	ERR_clear_error();
+	rc = SSL_do_handshake(t->ssl);
+	if (rc == 1) {
+		list_del(&w->hs, t);
+		w->n_hs--;
+		t->st = CS_EST;
+		w->n_est++;
+		t->t_mark = w->now;
+		list_add_tail(&w->idle, t);
+		w->st.hs_ok++;
+		if (SSL_session_reused(t->ssl))
+			w->st.hs_resumed++;
+		else
+			w->st.hs_full++;
+		if (t->v.ticket_stale_trust)
+			w->st.ticket_stale_trust++;
+		if (t->v.ticket_expired_cert)
+			w->st.ticket_expired_cert++;
+		if (t->v.ticket_unknown_key)
+			w->st.ticket_unknown_key++;
+		app_event(t, GW_TLS_EV_ESTABLISHED, 0);
+		/* records may have come with the last flight */
+		if (!t->dead && (SSL_has_pending(t->ssl) || (t->tcp && gw_tcp_rx_avail(t->tcp))))
+			app_event(t, GW_TLS_EV_READABLE, 0);
+		return;
+	}
+	err = SSL_get_error(t->ssl, rc);
+	if (err == SSL_ERROR_WANT_READ) {
+		if (t->tcp && gw_tcp_peer_closed(t->tcp) && gw_tcp_rx_avail(t->tcp) == 0) {
+			hs_failed(t, SSL_ERROR_SYSCALL);
+			return;
+		}
+		return;
+	}
+	if (err == SSL_ERROR_WANT_WRITE)
+		return;
+	if (t->v.ticket_stale_trust)
+		w->st.ticket_stale_trust++;
+	hs_failed(t, err);
+}
+
+static void
+tcp_event(struct gw_tcp_conn *c, enum gw_tcp_event ev, int reason, void *ctx)
+{
+	struct gw_tls_conn *t = ctx;
+	struct gw_tls_worker *w = t->w;
+
+	RTE_SET_USED(c);
+	if (t->dead)
+		return;
+	t->busy++;
+	switch (ev) {
+	case GW_TCP_EV_READABLE:
+	case GW_TCP_EV_PEER_FIN:
+		if (t->st == CS_HS)
+			hs_step(t);
+		else if (t->st == CS_EST)
+			app_event(t, GW_TLS_EV_READABLE, 0);
+		break;
+	case GW_TCP_EV_WRITABLE:
+		if (t->st == CS_HS) {
+			hs_step(t);
+		} else if (t->st == CS_EST && (t->want_writable || t->wpend)) {
+			if (!wpend_flush(t))
+				break;
+			t->want_writable = false;
+			app_event(t, GW_TLS_EV_WRITABLE, 0);
+		}
+		break;
+	case GW_TCP_EV_CLOSED:
+		/* the TCP handle is gone: detach it before anything else */
+		t->tcp = NULL;
+		BIO_set_data(SSL_get_rbio(t->ssl), NULL);
+		if (t->st == CS_HS) {
+			w->st.hs_fail++;
+			if (reason == -ETIMEDOUT)
+				w->st.hs_timeout++;
+			else
+				w->st.hs_fail_eof++;
+		} else if (reason != 0) {
+			w->st.peer_reset++;
+		}
+		app_event(t, GW_TLS_EV_CLOSED, reason);
+		conn_kill(t);
+		break;
+	default:
+		break;
+	}
+	t->busy--;
+	if (t->dead && t->busy == 0)
+		conn_release(t);
+}
+
+int
+gw_tls_accept(struct gw_tls_worker *w, struct gw_tcp_conn *c, const struct gw_snapshot *snap,
+	const struct gw_snap_listener *lst, gw_tls_event_fn *cb, void *ctx,
+	struct gw_tls_conn **out)
+{
+	struct gw_tls_conn *t;
+	BIO *b;
+
+	if (lst == NULL || lst->tls == NULL || snap == NULL) {
+		w->st.refused_no_tls++;
+		return gw_err_set(-EINVAL, GW_HERE);
+	}
+	if (w->n_hs >= w->p.max_handshakes) {
+		w->st.refused_busy++;
+		return gw_err_set(-EBUSY, GW_HERE);
+	}
+	t = w->free_head;
+	if (t == NULL) {
+		w->st.refused_nomem++;
+		return gw_err_set(-ENOMEM, GW_HERE);
+	}
+	memset(&t->v, 0, sizeof(t->v));
+	t->ssl = SSL_new(gw_tls_lst_ctx(lst->tls));
+	b = t->ssl ? gw_tls_bio_new(c) : NULL;
+	if (b == NULL || gw_tls_vctx_attach(t->ssl, &t->v) < 0) {
+		BIO_free(b);
+		SSL_free(t->ssl);
+		t->ssl = NULL;
+		ERR_clear_error();
+		w->st.refused_nomem++;
+		return gw_err_set(-ENOMEM, GW_HERE);
+	}
+	w->free_head = t->next_free;
+	SSL_set_bio(t->ssl, b, b);
+	SSL_set_accept_state(t->ssl);
+	t->v.vcache = w->vcache;
+	t->v.generation = gw_snapshot_generation(snap);
+	t->tcp = c;
+	t->snap = gw_snapshot_ref(snap);
+	t->lst = lst;
+	t->cb = cb;
+	t->ctx = ctx;
+	t->busy = 0;
+	t->dead = t->peer_closed = t->shut_sent = t->want_writable = false;
+	t->wpend = 0;
+	t->st = CS_HS;
+	t->t_mark = w->now;
+	list_add_tail(&w->hs, t);
+	w->n_hs++;
+	w->st.accepted++;
+	gw_tcp_set_callback(c, tcp_event, t);
+	*out = t;
+	return 0;
+}
+
+void
+gw_tls_worker_poll(struct gw_tls_worker *w, uint64_t now)
+{
+	w->now = now;
+	/* both lists are ordered by t_mark: the head is the oldest */
+	while (w->hs.head && now - w->hs.head->t_mark >= w->hs_ticks) {
+		struct gw_tls_conn *t = w->hs.head;
+
+		w->st.hs_fail++;
+		w->st.hs_timeout++;
+		conn_end(t, -ETIMEDOUT, true);
+	}
+	while (w->idle.head && now - w->idle.head->t_mark >= w->idle_ticks) {
+		struct gw_tls_conn *t = w->idle.head;
+
+		w->st.idle_timeout++;
+		if (!t->shut_sent && t->tcp) {
+			ERR_clear_error();
+			SSL_shutdown(t->ssl); /* close_notify, then FIN */
+			w->st.close_notify_tx++;
+			t->shut_sent = true;
+		}
+		conn_end(t, -ETIMEDOUT, false);
+	}
+}
+
+/* ---- app API ---- */
+
+long
+gw_tls_read(struct gw_tls_conn *t, void *buf, size_t len)
+{
+	struct gw_tls_worker *w = t->w;
+	size_t n = 0;
+	int err;
+
+	if (t->st != CS_EST || t->dead)
+		return -ENOTCONN;
+	if (t->peer_closed)
+		return 0;
+	ERR_clear_error();
+	if (SSL_read_ex(t->ssl, buf, len, &n) == 1) {
+		w->st.rx_bytes += n;
+		touch(t);
+		return (long)n;
+	}
+	err = SSL_get_error(t->ssl, 0);
+	switch (err) {
+	case SSL_ERROR_WANT_READ:
+		/* EOF under the retry: FIN without close_notify */
+		if (t->tcp == NULL ||
+			(gw_tcp_peer_closed(t->tcp) && gw_tcp_rx_avail(t->tcp) == 0)) {
+			t->peer_closed = true;
+			w->st.eof_no_notify++;
+		}
+		return 0;
+	case SSL_ERROR_WANT_WRITE:
+		return 0;
+	case SSL_ERROR_ZERO_RETURN:
+		t->peer_closed = true;
+		w->st.close_notify_rx++;
+		return 0;
+	case SSL_ERROR_SYSCALL:
+		if (ERR_peek_error() == 0) {
+			/* OpenSSL 3 without SSL_OP_IGNORE_UNEXPECTED_EOF: EOF */
+			t->peer_closed = true;
+			w->st.eof_no_notify++;
+			ERR_clear_error();
+			return 0;
+		}
+		/* fall through */
+	default:
+		ERR_clear_error();
+		w->st.rec_err++;
+		return -EPROTO;
+	}
+}
+
+bool
+gw_tls_peer_closed(const struct gw_tls_conn *t)
+{
+	return t->peer_closed;
+}
+
+/* Send a record OpenSSL holds from a write the TCP buffer could not take. */
+static bool
+wpend_flush(struct gw_tls_conn *t)
+{
+	/*
+	 * The record is already encrypted in OpenSSL's write buffer; the retry
+	 * only has to offer as many bytes (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER,
+	 * ssl3_write_pending checks the length, never the contents).
+	 */
+	static const uint8_t zeros[TLS_REC_MAX];
+	size_t wr = 0;
+
+	if (t->wpend == 0)
+		return true;
+	ERR_clear_error();
+	if (SSL_write_ex(t->ssl, zeros, t->wpend, &wr) == 1) {
+		t->wpend = 0;
+		return true;
+	}
+	ERR_clear_error();
+	return false;
+}
+
+size_t
+gw_tls_write_room(struct gw_tls_conn *t)
+{
+	size_t room;
+
+	if (t->st != CS_EST || t->tcp == NULL || t->shut_sent || t->dead)
+		return 0;
+	if (!wpend_flush(t)) {
+		t->want_writable = true;
+		return 0;
+	}
+	room = gw_tcp_tx_space(t->tcp);
+	if (room <= TLS_REC_OVERHEAD) {
+		t->want_writable = true;
+		return 0;
+	}
+	return RTE_MIN(room - TLS_REC_OVERHEAD, (size_t)TLS_REC_MAX);
+}
+
+long
+gw_tls_write(struct gw_tls_conn *t, const void *buf, size_t len)
+{
+	struct gw_tls_worker *w = t->w;
+	size_t n, wr = 0;
+	int err;
+
+	if (t->st != CS_EST || t->dead)
+		return -ENOTCONN;
+	if (t->shut_sent || t->tcp == NULL)
+		return -EPIPE;
+	if (len == 0)
+		return 0;
+	n = RTE_MIN(len, gw_tls_write_room(t));
+	if (n == 0)
+		return 0;
+	ERR_clear_error();
+	if (SSL_write_ex(t->ssl, buf, n, &wr) == 1) {
+		w->st.tx_bytes += wr;
+		touch(t);
+		return (long)wr;
+	}
+	err = SSL_get_error(t->ssl, 0);
+	if (err == SSL_ERROR_WANT_WRITE) {
+		/* encrypted and held by OpenSSL: taken, flushed later */
+		t->wpend = n;
+		t->want_writable = true;
+		w->st.tx_bytes += n;
+		touch(t);
+		return (long)n;
+	}
+	ERR_clear_error();
+	w->st.rec_err++;
+	return -EPROTO;
+}
+
+void
+gw_tls_shutdown(struct gw_tls_conn *t)
+{
+	if (t->st != CS_EST || t->shut_sent || t->tcp == NULL)
+		return;
+	ERR_clear_error();
+	SSL_shutdown(t->ssl);
+	ERR_clear_error();
+	t->shut_sent = true;
+	t->w->st.close_notify_tx++;
+	gw_tcp_shutdown(t->tcp);
+}
+
+void
+gw_tls_close(struct gw_tls_conn *t)
+{
+	if (t->dead)
+		return;
+	if (t->st == CS_EST && !t->shut_sent && t->tcp) {
+		ERR_clear_error();
+		SSL_shutdown(t->ssl);
+		ERR_clear_error();
+		t->shut_sent = true;
+		t->w->st.close_notify_tx++;
+	}
+	if (t->tcp) {
+		struct gw_tcp_conn *c = t->tcp;
+
+		t->tcp = NULL;
+		BIO_set_data(SSL_get_rbio(t->ssl), NULL);
+		gw_tcp_close(c);
+	}
+	conn_kill(t);
+}
+
+void
+gw_tls_abort(struct gw_tls_conn *t)
+{
+	if (t->dead)
+		return;
+	if (t->tcp) {
+		struct gw_tcp_conn *c = t->tcp;
+
+		t->tcp = NULL;
+		BIO_set_data(SSL_get_rbio(t->ssl), NULL);
+		gw_tcp_abort(c);
+	}
+	conn_kill(t);
+}
+
+void *
+gw_tls_get_ctx(const struct gw_tls_conn *t)
+{
+	return t->ctx;
+}
+
+void
+gw_tls_set_ctx(struct gw_tls_conn *t, void *ctx)
+{
+	t->ctx = ctx;
+}
+
+void
+gw_tls_set_callback(struct gw_tls_conn *t, gw_tls_event_fn *cb, void *ctx)
+{
+	t->cb = cb;
+	t->ctx = ctx;
+}
+
+struct gw_tcp_conn *
+gw_tls_tcp(const struct gw_tls_conn *t)
+{
+	return t->tcp;
+}
+
+SSL *
+gw_tls_ssl(const struct gw_tls_conn *t)
+{
+	return t->ssl;
+}
+
+bool
+gw_tls_resumed(const struct gw_tls_conn *t)
+{
+	return t->ssl && SSL_session_reused(t->ssl);
+}
+
+const char *
+gw_tls_sni(const struct gw_tls_conn *t)
+{
+	return t->v.sni;
+}
+
+/* "EC256", "RSA2048" ...: the key algorithm and size of a certificate. */
+static void
+key_alg(X509 *x, char *buf, size_t len)
+{
+	EVP_PKEY *k = X509_get0_pubkey(x);
+	int id = k ? EVP_PKEY_get_base_id(k) : 0;
+	const char *n = id == EVP_PKEY_EC ? "EC" : id == EVP_PKEY_RSA ? "RSA" : OBJ_nid2sn(id);
+
+	if (k == NULL)
+		buf[0] = 0;
+	else
+		snprintf(buf, len, "%s%d", n ? n : "?", EVP_PKEY_get_bits(k));
+}
+
+int
+gw_tls_pp2_build(const struct gw_tls_conn *t, uint8_t *buf, size_t cap)
+{
+	struct gw_pp2_info pi = {0};
+	struct gw_tcp_conn_info ci;
+	char cn[256] = "", cid[512] = "", ka[32] = "";
+	X509 *peer;
+
+	GW_ENSURE(t->st == CS_EST && t->tcp, -ENOTCONN);
+	gw_tcp_get_info(t->tcp, &ci);
+	pi.src_addr = ci.raddr;
+	pi.src_port = ci.rport;
+	pi.dst_addr = ci.laddr;
+	pi.dst_port = ci.lport;
+	if (t->v.alpn_len) {
+		pi.alpn = t->v.alpn;
+		pi.alpn_len = t->v.alpn_len;
+	}
+	pi.authority = t->v.sni[0] ? t->v.sni : NULL;
+	pi.has_ssl = true;
+	pi.ssl_client = GW_PP2_CLIENT_SSL;
+	pi.ssl_version = SSL_get_version(t->ssl);
+	pi.ssl_cipher = SSL_get_cipher_name(t->ssl);
+	peer = SSL_get0_peer_certificate(t->ssl);
+	if (peer != NULL) {
+		int sig = X509_get_signature_nid(peer);
+
+		pi.ssl_client |= GW_PP2_CLIENT_CERT_SESS;
+		if (!SSL_session_reused(t->ssl))
+			pi.ssl_client |= GW_PP2_CLIENT_CERT_CONN;
+		pi.ssl_verify = SSL_get_verify_result(t->ssl) == X509_V_OK ? 0 : 1;
+		if (X509_NAME_get_text_by_NID(
+			    X509_get_subject_name(peer), NID_commonName, cn, sizeof(cn)) > 0)
+			pi.ssl_cn = cn;
+		pi.ssl_sig_alg = sig != NID_undef ? OBJ_nid2sn(sig) : NULL;
+		key_alg(peer, ka, sizeof(ka));
+		pi.ssl_key_alg = ka[0] ? ka : NULL;
+		if (gw_tls_client_id(peer, cid, sizeof(cid)) > 0)
+			pi.client_id = cid;
+	}
+	return gw_pp2_build(buf, cap, &pi);
+}

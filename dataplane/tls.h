@@ -1,0 +1,204 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * tls.h - TLS termination on a worker lcore: an OpenSSL SSL driven over one
+ * gw_tcp_conn (the contract).
+ *
+ * DESIGN.md "The life of one connection", step 2: on ESTABLISHED a service
+ * hands the TCP connection to gw_tls_accept(), which creates an SSL from the
+ * connection's snapshot listener (control/tls_ctx.h) and attaches a custom
+ * BIO: BIO reads pull from gw_tcp_read() and BIO writes push into
+ * gw_tcp_write(); "no bytes and no error" sets the BIO retry flag and
+ * returns -1 (HAProxy's ha_ssl_read/ha_ssl_write), so no socket, no file
+ * descriptor and no copy through the kernel. The handshake is stepped on
+ * the TCP READABLE/WRITABLE events. Records are sized to what the TCP send
+ * buffer can take (gw_tls_write), so a record is never split by
+ * backpressure.
+ *
+ * One struct gw_tls_worker per worker lcore: its connection pool, the
+ * verify cache, the handshake and idle timeout lists, the bound on
+ * concurrent handshakes (a flood cannot starve established connections:
+ * excess connections are refused with RST and counted) and the counters.
+ * Like tcp.h, everything here is MT-unsafe by design: call it on the lcore
+ * that owns the worker and the TCP stack.
+ *
+ * Connection lifetime: the app owns a struct gw_tls_conn * from
+ * gw_tls_accept() until it calls gw_tls_close()/gw_tls_abort() or receives
+ * GW_TLS_EV_CLOSED; afterwards it must not use it. Calling anything from
+ * inside an event callback is allowed (memory is released after the
+ * callback returns). The connection holds a reference on its snapshot for
+ * its whole life (released when it is freed).
+ */
+#ifndef GW_TLS_H
+#define GW_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/bio.h>
+#include <openssl/ssl.h>
+
+#include "gw_err.h"
+#include "snapshot.h"
+#include "tcp.h"
+#include "trust.h"
+
+struct gw_tls_worker;
+struct gw_tls_conn;
+
+/* Per-worker counters (X-macro: enum of names, struct fields). */
+#define GW_TLS_STATS(X)                                                                     \
+	X(accepted)            /* TCP connections handed to TLS */                          \
+	X(refused_busy)        /* refused: too many concurrent handshakes */                \
+	X(refused_nomem)       /* refused: connection pool full or SSL_new failed */        \
+	X(refused_no_tls)      /* refused: listener has no TLS context in the snapshot */   \
+	X(hs_ok)               /* handshakes completed */                                   \
+	X(hs_full)             /* ... of which full (certificate verified) */               \
+	X(hs_resumed)          /* ... of which resumed from a ticket */                     \
+	X(hs_fail)             /* handshakes failed (any reason below) */                   \
+	X(hs_fail_verify)      /* client certificate rejected (see rejections by reason) */ \
+	X(hs_fail_no_cert)     /* client sent no certificate, client_auth required */       \
+	X(hs_fail_hsm)         /* the server's signature (HSM) failed */                    \
+	X(hs_fail_proto)       /* protocol error, version/cipher mismatch, bad record */    \
+	X(hs_fail_eof)         /* peer closed or reset during the handshake */              \
+	X(hs_timeout)          /* handshake not done in time */                             \
+	X(idle_timeout)        /* established connection idle too long */                   \
+	X(verify_cache_hit)    /* client chain accepted from the verify cache */            \
+	X(ticket_stale_trust)  /* ticket ignored: the trust changed since */                \
+	X(ticket_expired_cert) /* ticket ignored: the client certificate expired */         \
+	X(ticket_unknown_key)  /* ticket ignored: key retired or never ours */              \
+	X(close_notify_rx)     /* peer sent close_notify */                                 \
+	X(close_notify_tx)     /* we sent close_notify */                                   \
+	X(eof_no_notify)       /* peer FIN without close_notify (truncation) */             \
+	X(rec_err)             /* fatal error on an established connection */               \
+	X(peer_reset)          /* TCP reset/timeout on an established connection */         \
+	X(rx_bytes)            /* plaintext bytes read by apps */                           \
+	X(tx_bytes)            /* plaintext bytes written by apps */
+
+struct gw_tls_stats {
+#define GW_TLS_STAT_FIELD_(n) uint64_t n;
+	GW_TLS_STATS(GW_TLS_STAT_FIELD_)
+#undef GW_TLS_STAT_FIELD_
+	uint64_t reject[GW_TRUST_R__COUNT]; /* hs_fail_verify by gw_trust reason */
+	uint64_t handshaking;               /* handshakes in progress now */
+	uint64_t established;               /* established connections now */
+};
+
+/* Names of the scalar counters in struct order; n set to the count. */
+const char *const *gw_tls_stat_names(size_t *n);
+
+struct gw_tls_worker_params {
+	unsigned lcore;
+	uint32_t max_conns;            /* TLS connections; 0 = 16384 */
+	uint32_t max_handshakes;       /* concurrent handshakes; 0 = 512 */
+	uint32_t handshake_timeout_ms; /* accept to Finished; 0 = 10000 */
+	uint32_t idle_timeout_ms;      /* no plaintext either way; 0 = 300000 */
+	uint64_t tsc_hz;               /* clock of now_tsc; 0 = rte_get_tsc_hz() */
+	unsigned vcache_entries;       /* verify cache; 0 = 4096 */
+	unsigned vcache_max_ttl_s;     /* 0 = no cap beyond the certificates' dates */
+};
+
+/*
+ * Create a worker's TLS state (allocates the pool and the verify cache).
+ * Returns 0, -EINVAL, -ENOMEM. Call before the loop, on the worker lcore or
+ * the main one.
+ */
+GW_MUST_CHECK int gw_tls_worker_create(
+	const struct gw_tls_worker_params *p, struct gw_tls_worker **out);
+
+/*
+ * Free: aborts the remaining connections (RST, no events), frees their SSL
+ * and drops their snapshot references. Call before gw_tcp_stack_destroy of
+ * the stack they live on. NULL ok.
+ */
+void gw_tls_worker_destroy(struct gw_tls_worker *w);
+
+/* Once per loop iteration (after gw_tcp_poll): expire handshake and idle timeouts. */
+void gw_tls_worker_poll(struct gw_tls_worker *w, uint64_t now_tsc);
+
+void gw_tls_stats_get(const struct gw_tls_worker *w, struct gw_tls_stats *out);
+
+/* ---- connections ---- */
+
+enum gw_tls_event {
+	GW_TLS_EV_ESTABLISHED, /* handshake done: identity and metadata readable */
+	GW_TLS_EV_READABLE,    /* plaintext may be readable, or the peer closed */
+	GW_TLS_EV_WRITABLE,    /* a short gw_tls_write() may go on */
+	GW_TLS_EV_CLOSED,      /* over; handle invalid. reason: 0, -EPROTO (handshake or
+				* record failure), -ETIMEDOUT, -ECONNRESET */
+};
+
+typedef void gw_tls_event_fn(struct gw_tls_conn *t, enum gw_tls_event ev, int reason, void *ctx);
+
+/*
+ * Start TLS on an accepted TCP connection c (call from the TCP accept
+ * callback). snap is the caller's current snapshot (gw_snap_current, or a
+ * reference) and lst one of its listeners with lst->tls set. Takes a
+ * snapshot reference, takes over c's event callback. On error c is left
+ * untouched (the caller refuses it: return non-zero from the accept
+ * callback, the stack answers RST) and the refusal is counted.
+ * Returns 0, -EBUSY (handshake bound), -ENOMEM, -EINVAL (no TLS on lst).
+ */
+GW_MUST_CHECK int gw_tls_accept(struct gw_tls_worker *w, struct gw_tcp_conn *c,
+	const struct gw_snapshot *snap, const struct gw_snap_listener *lst, gw_tls_event_fn *cb,
+	void *ctx, struct gw_tls_conn **out);
+
+/*
+ * Read decrypted bytes. Returns the count, 0 when nothing is readable now
+ * (check gw_tls_peer_closed), -ENOTCONN before ESTABLISHED, -EPROTO on a
+ * fatal record error (the app should abort).
+ */
+GW_MUST_CHECK long gw_tls_read(struct gw_tls_conn *t, void *buf, size_t len);
+
+/* close_notify or FIN received and every byte before it read. */
+bool gw_tls_peer_closed(const struct gw_tls_conn *t);
+
+/*
+ * Encrypt and queue up to len bytes as one record that fits the TCP send
+ * buffer. Returns bytes taken (may be fewer than len; 0 when there is no
+ * room: GW_TLS_EV_WRITABLE follows), -ENOTCONN, -EPIPE (after shutdown or
+ * reset), -EPROTO. Bytes taken are never asked for again: if the mbuf pool
+ * ran dry, OpenSSL keeps the encrypted record and the driver flushes it on
+ * the next write or WRITABLE.
+ */
+GW_MUST_CHECK long gw_tls_write(struct gw_tls_conn *t, const void *buf, size_t len);
+
+/*
+ * Plaintext that one gw_tls_write() takes whole right now (at most one
+ * record). 0 = no room: GW_TLS_EV_WRITABLE is armed and will follow.
+ */
+size_t gw_tls_write_room(struct gw_tls_conn *t);
+
+/* Half-close: send close_notify, then TCP FIN after the queued records. */
+void gw_tls_shutdown(struct gw_tls_conn *t);
+
+/* close_notify (if established and not yet sent), FIN, free. Handle invalid after. */
+void gw_tls_close(struct gw_tls_conn *t);
+
+/* RST, free. Handle invalid after. */
+void gw_tls_abort(struct gw_tls_conn *t);
+
+void *gw_tls_get_ctx(const struct gw_tls_conn *t);
+void gw_tls_set_ctx(struct gw_tls_conn *t, void *ctx);
+void gw_tls_set_callback(struct gw_tls_conn *t, gw_tls_event_fn *cb, void *ctx);
+struct gw_tcp_conn *gw_tls_tcp(const struct gw_tls_conn *t);
+SSL *gw_tls_ssl(const struct gw_tls_conn *t);
+bool gw_tls_resumed(const struct gw_tls_conn *t);
+/* The server name the client asked for ("" if none). */
+const char *gw_tls_sni(const struct gw_tls_conn *t);
+
+/*
+ * The PROXY v2 header for this client (address, SNI as AUTHORITY, the
+ * client's first ALPN, PP2_TYPE_SSL with version/CN/cipher/sig/key alg,
+ * and GW_PP2_TYPE_CLIENT_ID = SPIFFE ID or first URI SAN) into buf[cap].
+ * Returns the length or a negative error (-ENOSPC, -EINVAL).
+ */
+GW_MUST_CHECK int gw_tls_pp2_build(const struct gw_tls_conn *t, uint8_t *buf, size_t cap);
+
+/*
+ * A BIO over a TCP connection (what gw_tls_accept uses). For a client SSL
+ * in tests and tools: SSL_set_bio(ssl, b, b). The BIO does not own c.
+ */
+BIO *gw_tls_bio_new(struct gw_tcp_conn *c);
+
+#endif /* GW_TLS_H */

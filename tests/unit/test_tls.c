@@ -1,0 +1,1005 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * test_tls.c - the TLS termination core (control/tls_ctx + dataplane/tls +
+ * svc_tls) end to end in one process, with real parts only:
+ *
+ *   client stack A (10.0.0.1) <-- ip_output feeds gw_tcp_input --> server stack B (10.0.0.2)
+ *
+ * Two of our own TCP stacks back to back (EAL --no-huge), an OpenSSL client
+ * SSL on A over the same gw_tcp BIO, and on B the real services (tls-echo,
+ * tls-proxy) with SSL_CTX sets built by tls_ctx from snapshots whose server
+ * keys live in a fresh SoftHSM token. The clock is ours (1 tick = 1 us), so
+ * timeouts are tested without sleeping and without timing assertions.
+ *
+ * Cases: TLS 1.3 and 1.2 full mTLS handshakes; the seed's three trust cases
+ * (pinned leaf, intermediate anchor, root + chain); rejections with the
+ * alert the client receives and the counter by reason; SNI choosing the
+ * identity; resumption across two workers on two snapshots (shared ticket
+ * keys) and refused after a trust change; key rotation; handshake timeout;
+ * the handshake bound; data both ways; close_notify; tls-proxy with a PROXY
+ * v2 header to an upstream.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <rte_eal.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+
+#include "gw_test.h"
+#include "hsm.h"
+#include "mkcorpus.h"
+#include "proxy_v2.h"
+#include "snapshot.h"
+#include "svc.h"
+#include "svc_tls.h"
+#include "tcp.h"
+#include "tls.h"
+#include "tls_ctx.h"
+
+#define IP_A 0x0a000001u /* host order */
+#define IP_B 0x0a000002u
+#define HZ 1000000ull
+
+static char dir[64];
+static char pin_file[128], so_pin_file[128];
+static struct mk_corpus K;
+static uint64_t now_tsc = 1;
+
+/* ---- the wire: two stacks, two queues ---- */
+
+#define QMAX 8192
+struct wire {
+	struct rte_mbuf *q[QMAX];
+	unsigned n;
+};
+static struct wire to_a, to_b;
+static struct gw_tcp_stack *SA, *SB;
+static struct gw_tls_worker *W1, *W2;
+
+static void
+out_to_b(void *ctx, struct rte_mbuf *m)
+{
+	(void)ctx;
+	if (to_b.n == QMAX) {
+		rte_pktmbuf_free(m);
+		return;
+	}
+	to_b.q[to_b.n++] = m;
+}
+
+static void
+out_to_a(void *ctx, struct rte_mbuf *m)
+{
+	(void)ctx;
+	if (to_a.n == QMAX) {
+		rte_pktmbuf_free(m);
+		return;
+	}
+	to_a.q[to_a.n++] = m;
+}
+
+static uint32_t
+src_a(void *ctx, uint32_t raddr)
+{
+	(void)ctx;
+	(void)raddr;
+	return htonl(IP_A);
+}
+
+static uint32_t
+src_b(void *ctx, uint32_t raddr)
+{
+	(void)ctx;
+	(void)raddr;
+	return htonl(IP_B);
+}
+
+/* One round: deliver what is queued, advance the clock by dt us, poll. */
+static void
+pump(uint64_t dt)
+{
+	struct rte_mbuf *q[QMAX];
+	unsigned n;
+
+	n = to_b.n;
+	memcpy(q, to_b.q, n * sizeof(q[0]));
+	to_b.n = 0;
+	for (unsigned i = 0; i < n; i++)
+		gw_tcp_input(SB, q[i]);
+	n = to_a.n;
+	memcpy(q, to_a.q, n * sizeof(q[0]));
+	to_a.n = 0;
+	for (unsigned i = 0; i < n; i++)
+		gw_tcp_input(SA, q[i]);
+	now_tsc += dt;
+	gw_tcp_poll(SA, now_tsc);
+	gw_tcp_poll(SB, now_tsc);
+	if (W1)
+		gw_tls_worker_poll(W1, now_tsc);
+	if (W2)
+		gw_tls_worker_poll(W2, now_tsc);
+}
+
+/* ---- HSM token and server certificates ---- */
+
+static void
+write_file(const char *path, const char *s)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f == NULL || fputs(s, f) < 0) {
+		perror(path);
+		exit(2);
+	}
+	fclose(f);
+	chmod(path, 0600);
+}
+
+static void
+setup_softhsm(void)
+{
+	char path[256], conf[512];
+
+	snprintf(dir, sizeof(dir), "/tmp/gwtls.XXXXXX");
+	if (mkdtemp(dir) == NULL) {
+		perror("mkdtemp");
+		exit(2);
+	}
+	snprintf(path, sizeof(path), "%s/tokens", dir);
+	mkdir(path, 0700);
+	snprintf(conf, sizeof(conf),
+		"directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n",
+		dir);
+	snprintf(path, sizeof(path), "%s/softhsm2.conf", dir);
+	write_file(path, conf);
+	setenv("SOFTHSM2_CONF", path, 1);
+	snprintf(pin_file, sizeof(pin_file), "%s/pin", dir);
+	write_file(pin_file, "1234\n");
+	snprintf(so_pin_file, sizeof(so_pin_file), "%s/sopin", dir);
+	write_file(so_pin_file, "5678\n");
+}
+
+/* Issue a server certificate for the token key `uri` from the corpus intermediate. */
+static void
+issue_server_cert(
+	struct gw_hsm *h, const char *uri, const char *cn, const char *san, const char *path)
+{
+	X509_REQ *req = NULL;
+	X509 *x = X509_new();
+	X509V3_CTX v3;
+	X509_EXTENSION *ext;
+	FILE *f;
+
+	if (gw_hsm_csr(h, uri, cn, san, &req) != 0) {
+		fprintf(stderr, "csr: %s\n", gw_err_msg());
+		exit(2);
+	}
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), (long)(now_tsc + 1000 + (uintptr_t)path % 1000));
+	X509_set_subject_name(x, X509_REQ_get_subject_name(req));
+	X509_set_issuer_name(x, X509_get_subject_name(K.inter.x));
+	X509_set_pubkey(x, X509_REQ_get0_pubkey(req));
+	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+	X509_gmtime_adj(X509_getm_notAfter(x), 86400 * 30);
+	X509V3_set_ctx(&v3, K.inter.x, x, NULL, NULL, 0);
+	ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, san + 0);
+	X509_add_ext(x, ext, -1);
+	X509_EXTENSION_free(ext);
+	ext = X509V3_EXT_conf_nid(NULL, &v3, NID_ext_key_usage, "serverAuth");
+	X509_add_ext(x, ext, -1);
+	X509_EXTENSION_free(ext);
+	if (X509_sign(x, K.inter.k, EVP_sha256()) <= 0) {
+		fprintf(stderr, "sign server cert failed\n");
+		exit(2);
+	}
+	f = fopen(path, "w");
+	PEM_write_X509(f, x);
+	PEM_write_X509(f, K.inter.x);
+	fclose(f);
+	X509_free(x);
+	X509_REQ_free(req);
+}
+
+/* ---- config by hand (the loader has its own tests) ---- */
+
+static char srv_uri[GW_HSM_URI_MAX], srv2_uri[GW_HSM_URI_MAX];
+static char srv_pem[128], srv2_pem[128];
+static char pem_root[200], pem_inter[200], pem_inter2[200], pem_leaf[200];
+
+enum tcase { TC_PINNED, TC_INTER, TC_ROOT, TC_INTER2 };
+
+struct lcfg {
+	struct gw_cfg cfg;
+	struct gw_cfg_listener l[3];
+	struct gw_cfg_identity ids[2];
+	char *sni1[1];
+	char *certs[1];
+	struct gw_cfg_ep ups[2];
+};
+
+static void
+lcfg_init(struct lcfg *c, enum tcase tc, int min_version, unsigned n_listeners)
+{
+	memset(c, 0, sizeof(*c));
+	c->ids[0].cert = srv_pem;
+	c->ids[0].key = srv_uri;
+	c->ids[1].cert = srv2_pem;
+	c->ids[1].key = srv2_uri;
+	c->sni1[0] = "api.example.test";
+	c->ids[1].sni = c->sni1;
+	c->ids[1].n_sni = 1;
+	c->certs[0] = tc == TC_PINNED  ? pem_leaf
+		      : tc == TC_INTER ? pem_inter
+		      : tc == TC_ROOT  ? pem_root
+				       : pem_inter2;
+	c->ups[0].ip = htonl(IP_A);
+	c->ups[0].port = htons(9000);
+	c->ups[1].ip = htonl(IP_A);
+	c->ups[1].port = htons(9001);
+	for (unsigned i = 0; i < n_listeners; i++) {
+		struct gw_cfg_listener *l = &c->l[i];
+		static char *names[] = {"l0", "l1", "l2"};
+
+		l->name = names[i];
+		l->addr.ip = htonl(IP_B);
+		l->addr.port = htons((uint16_t)(8443 + i));
+		l->service = i == 2 ? GW_SVC_TLS_PROXY : GW_SVC_TLS_ECHO;
+		l->has_tls = true;
+		l->tls.min_version = min_version;
+		l->tls.identities = c->ids;
+		l->tls.n_identities = 2;
+		l->tls.client_auth = GW_CLIENT_AUTH_REQUIRED;
+		l->has_trust = true;
+		l->trust.mode = tc == TC_PINNED ? GW_TRUST_PINNED : GW_TRUST_CA;
+		l->trust.certs = c->certs;
+		l->trust.n_certs = 1;
+		l->trust.max_depth = 4;
+		if (i == 2) {
+			l->has_upstream = true;
+			/* 9001 first: nobody listens there, so round robin must skip it */
+			l->upstream.servers = &c->ups[0];
+			l->upstream.n_servers = 2;
+			l->upstream.proxy_protocol = GW_PROXY_V2;
+		}
+	}
+	c->cfg.listeners = c->l;
+	c->cfg.n_listeners = n_listeners;
+}
+
+/* ---- the client ---- */
+
+struct client {
+	struct gw_tcp_conn *c;
+	SSL *ssl;
+	bool connected, closed;
+	int close_reason;
+	int alert_rx; /* alert description received, -1 none */
+	bool hs_done;
+	int hs_err;
+};
+
+static void
+client_tcp_ev(struct gw_tcp_conn *c, enum gw_tcp_event ev, int reason, void *ctx)
+{
+	struct client *cl = ctx;
+
+	(void)c;
+	if (ev == GW_TCP_EV_CONNECTED)
+		cl->connected = true;
+	if (ev == GW_TCP_EV_CLOSED) {
+		cl->closed = true;
+		cl->close_reason = reason;
+		cl->c = NULL;
+		if (cl->ssl)
+			BIO_set_data(SSL_get_rbio(cl->ssl), NULL);
+	}
+}
+
+static void
+info_cb(const SSL *ssl, int where, int ret)
+{
+	struct client *cl = SSL_get_app_data(ssl);
+
+	if ((where & SSL_CB_READ_ALERT) && cl)
+		cl->alert_rx = ret & 0xff;
+}
+
+static SSL_CTX *
+client_ctx(int max_version)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	X509_STORE *st = SSL_CTX_get_cert_store(ctx);
+
+	X509_STORE_add_cert(st, K.root.x); /* the client checks the server too */
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	if (max_version)
+		SSL_CTX_set_max_proto_version(ctx, max_version);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	return ctx;
+}
+
+/* Connect A -> B:port and start a client SSL presenting cert (+chain). */
+static void
+client_open(struct client *cl, SSL_CTX *ctx, uint16_t port, const struct mk_cert *cert, X509 *chain,
+	const char *sni, SSL_SESSION *sess)
+{
+	struct gw_tcp_connect_params cp = {0};
+
+	memset(cl, 0, sizeof(*cl));
+	cl->alert_rx = -1;
+	cp.laddr = htonl(IP_A);
+	cp.raddr = htonl(IP_B);
+	cp.rport = htons(port);
+	cp.cb = client_tcp_ev;
+	cp.ctx = cl;
+	if (gw_tcp_connect(SA, &cp, &cl->c) != 0) {
+		fprintf(stderr, "connect: %s\n", gw_err_msg());
+		exit(2);
+	}
+	for (int i = 0; i < 50 && !cl->connected && !cl->closed; i++)
+		pump(100);
+	cl->ssl = SSL_new(ctx);
+	SSL_set_app_data(cl->ssl, cl);
+	SSL_set_info_callback(cl->ssl, info_cb);
+	if (cert) {
+		SSL_use_certificate(cl->ssl, cert->x);
+		SSL_use_PrivateKey(cl->ssl, cert->k);
+	}
+	if (chain)
+		SSL_add1_chain_cert(cl->ssl, chain);
+	if (sni)
+		SSL_set_tlsext_host_name(cl->ssl, sni);
+	if (sess)
+		SSL_set_session(cl->ssl, sess);
+	SSL_set1_host(cl->ssl, NULL);
+	SSL_set_bio(cl->ssl, gw_tls_bio_new(cl->closed ? NULL : cl->c),
+		gw_tls_bio_new(cl->closed ? NULL : cl->c));
+	SSL_set_connect_state(cl->ssl);
+}
+
+static void
+client_free(struct client *cl)
+{
+	if (cl->c)
+		gw_tcp_abort(cl->c);
+	cl->c = NULL;
+	/* a session freed without shutdown is marked not resumable: keep ours */
+	if (cl->ssl && cl->hs_done)
+		SSL_set_shutdown(cl->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+	SSL_free(cl->ssl);
+	cl->ssl = NULL;
+	pump(100);
+}
+
+/* Drive the client handshake: 1 done, 0 failed. */
+static int
+client_handshake(struct client *cl)
+{
+	for (int i = 0; i < 400; i++) {
+		int rc;
+
+		ERR_clear_error();
+		rc = SSL_do_handshake(cl->ssl);
+		if (rc == 1) {
+			cl->hs_done = true;
+			return 1;
+		}
+		rc = SSL_get_error(cl->ssl, rc);
+		if (rc != SSL_ERROR_WANT_READ && rc != SSL_ERROR_WANT_WRITE) {
+			cl->hs_err = rc;
+			if (getenv("GW_TLS_DEBUG"))
+				ERR_print_errors_fp(stderr);
+			ERR_clear_error();
+			return 0;
+		}
+		if (cl->closed)
+			return 0;
+		pump(100);
+	}
+	return 0;
+}
+
+/*
+ * Send msg, read back len bytes (the echo; TLS 1.3 tickets and the
+ * server's verdict arrive on this read). Returns bytes read, -1 on error.
+ */
+static long
+client_roundtrip(struct client *cl, const uint8_t *msg, size_t len, uint8_t *back, size_t cap)
+{
+	size_t sent = 0, got = 0;
+
+	for (int i = 0; i < 20000 && (sent < len || got < len); i++) {
+		size_t n = 0;
+
+		if (sent < len) {
+			ERR_clear_error();
+			if (SSL_write_ex(
+				    cl->ssl, msg + sent, RTE_MIN(len - sent, (size_t)16384), &n))
+				sent += n;
+			else if (SSL_get_error(cl->ssl, 0) != SSL_ERROR_WANT_WRITE &&
+				 SSL_get_error(cl->ssl, 0) != SSL_ERROR_WANT_READ)
+				return -1;
+		}
+		for (;;) {
+			int e;
+
+			if (got == cap)
+				break;
+			ERR_clear_error();
+			if (SSL_read_ex(cl->ssl, back + got, cap - got, &n) == 1) {
+				got += n;
+				continue;
+			}
+			e = SSL_get_error(cl->ssl, 0);
+			if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+				return -1;
+			break;
+		}
+		if (cl->closed)
+			break;
+		pump(100);
+	}
+	return (long)got;
+}
+
+/* Read until the peer's alert/EOF shows (server rejected us after our Finished). */
+static void
+client_drain(struct client *cl)
+{
+	uint8_t buf[256];
+
+	for (int i = 0; i < 100 && !cl->closed; i++) {
+		size_t n;
+
+		ERR_clear_error();
+		if (SSL_read_ex(cl->ssl, buf, sizeof(buf), &n) != 1) {
+			int e = SSL_get_error(cl->ssl, 0);
+
+			if (e != SSL_ERROR_WANT_READ)
+				break;
+		}
+		pump(100);
+	}
+	ERR_clear_error();
+}
+
+/* ---- the server side ---- */
+
+static struct gw_tls_ctl *CTL;
+static struct gw_snap_pub *P1, *P2;
+static uint64_t gen = 1;
+
+static struct gw_snapshot *
+build(struct lcfg *c)
+{
+	struct gw_snapshot_ext ext;
+	struct gw_snapshot *s = NULL;
+
+	gw_tls_ctl_ext(CTL, &ext);
+	if (gw_snapshot_build(&c->cfg, gen++, &ext, &s) != 0) {
+		fprintf(stderr, "snapshot build: %s\n", gw_err_msg());
+		return NULL;
+	}
+	return s;
+}
+
+static void
+publish(struct gw_snap_pub *p, struct lcfg *c)
+{
+	struct gw_snapshot *s = build(c);
+
+	if (s == NULL || gw_snap_pub_publish(p, s) != 0) {
+		fprintf(stderr, "publish failed: %s\n", gw_err_msg());
+		exit(2);
+	}
+}
+
+static struct gw_tcp_stack *
+new_stack(struct rte_mempool *mp, void (*out)(void *, struct rte_mbuf *),
+	uint32_t (*src)(void *, uint32_t))
+{
+	struct gw_tcp_stack_params sp = {0};
+	struct gw_tcp_stack *s = NULL;
+
+	sp.lcore = rte_lcore_id();
+	sp.pool = mp;
+	sp.ip_output = out;
+	sp.src_addr = src;
+	sp.tsc_hz = HZ;
+	sp.max_conns = 256;
+	sp.rto_min_ms = 200;
+	if (gw_tcp_stack_create(&sp, &s) != 0) {
+		fprintf(stderr, "stack: %s\n", gw_err_msg());
+		exit(2);
+	}
+	gw_tcp_poll(s, now_tsc);
+	return s;
+}
+
+static void
+stats(struct gw_tls_worker *w, struct gw_tls_stats *st)
+{
+	gw_tls_stats_get(w, st);
+}
+
+/* Full mTLS handshake + echo on port; returns 1 if data came back intact. */
+static int
+echo_ok(SSL_CTX *ctx, uint16_t port, const struct mk_cert *cert, X509 *chain, const char *sni,
+	SSL_SESSION *sess, SSL_SESSION **sess_out, bool *reused)
+{
+	struct client cl;
+	uint8_t msg[3000], back[3000];
+	int ok;
+
+	for (size_t i = 0; i < sizeof(msg); i++)
+		msg[i] = (uint8_t)(i * 7 + port);
+	client_open(&cl, ctx, port, cert, chain, sni, sess);
+	ok = client_handshake(&cl) &&
+	     client_roundtrip(&cl, msg, sizeof(msg), back, sizeof(back)) == (long)sizeof(msg) &&
+	     memcmp(msg, back, sizeof(msg)) == 0;
+	if (!ok && getenv("GW_TLS_DEBUG")) {
+		struct gw_tls_stats st;
+
+		gw_tls_stats_get(port == 8444 ? W2 : W1, &st);
+		fprintf(stderr,
+			"echo_ok(%u) failed: hs_done %d hs_err %d alert %d closed %d/%d; "
+			"server hs_ok %lu fail %lu proto %lu verify %lu eof %lu hsm %lu\n",
+			port, cl.hs_done, cl.hs_err, cl.alert_rx, cl.closed, cl.close_reason,
+			(unsigned long)st.hs_ok, (unsigned long)st.hs_fail,
+			(unsigned long)st.hs_fail_proto, (unsigned long)st.hs_fail_verify,
+			(unsigned long)st.hs_fail_eof, (unsigned long)st.hs_fail_hsm);
+		ERR_print_errors_fp(stderr);
+	}
+	if (getenv("GW_TLS_DEBUG") && SSL_get0_session(cl.ssl))
+		fprintf(stderr, "port %u: session resumable %d ticket %d reused %d\n", port,
+			SSL_SESSION_is_resumable(SSL_get0_session(cl.ssl)),
+			SSL_SESSION_has_ticket(SSL_get0_session(cl.ssl)),
+			SSL_session_reused(cl.ssl));
+	if (reused)
+		*reused = SSL_session_reused(cl.ssl);
+	if (sess_out)
+		*sess_out = ok ? SSL_get1_session(cl.ssl) : NULL;
+	client_free(&cl);
+	return ok;
+}
+
+/* A handshake the server must refuse: the alert the client got (-1 none). */
+static int
+rejected_alert(SSL_CTX *ctx, uint16_t port, const struct mk_cert *cert, X509 *chain)
+{
+	struct client cl;
+	uint8_t msg[16] = "ping", back[16];
+	int alert;
+
+	client_open(&cl, ctx, port, cert, chain, NULL, NULL);
+	if (client_handshake(&cl)) {
+		/* TLS 1.3: the client is done before the server has judged it */
+		if (client_roundtrip(&cl, msg, sizeof(msg), back, sizeof(back)) == sizeof(msg))
+			alert = -2; /* accepted: wrong */
+		else
+			alert = cl.alert_rx;
+	} else {
+		alert = cl.alert_rx;
+	}
+	client_drain(&cl);
+	client_free(&cl);
+	return alert;
+}
+
+int
+main(int argc, char **argv)
+{
+	char prefix[64];
+	char *eal[] = {argv[0], "--no-huge", "-m", "256", "--no-pci", "--no-shconf", "-l", "0",
+		"--log-level", "lib.*:error", "--file-prefix", prefix, NULL};
+	struct rte_mempool *mp;
+	struct gw_hsm_params hp = {0};
+	struct gw_hsm *h = NULL;
+	struct gw_tls_ctl_params cp = {0};
+	struct gw_tls_worker_params wp = {0};
+	struct lcfg cfg;
+	SSL_CTX *c13, *c12;
+
+	(void)argc;
+	GW_TEST_BEGIN();
+	snprintf(prefix, sizeof(prefix), "gwtls%d", (int)getpid());
+	if (rte_eal_init((int)RTE_DIM(eal) - 1, eal) < 0)
+		GW_TEST_SKIP("EAL cannot start here");
+	mp = rte_pktmbuf_pool_create(
+		"tlsmp", 16383, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
+	if (mp == NULL || mk_corpus_build(&K, time(NULL)) != 0)
+		GW_TEST_SKIP("no mempool or corpus");
+	setup_softhsm();
+	{ /* corpus as files for the trust config */
+		char cdir[96];
+
+		snprintf(cdir, sizeof(cdir), "%s/pki", dir);
+		mkdir(cdir, 0700);
+		if (mk_corpus_write(&K, cdir) != 0) {
+			fprintf(stderr, "corpus write failed\n");
+			return 2;
+		}
+		snprintf(pem_root, sizeof(pem_root), "%s/root.pem", cdir);
+		snprintf(pem_inter, sizeof(pem_inter), "%s/inter.pem", cdir);
+		snprintf(pem_inter2, sizeof(pem_inter2), "%s/inter2.pem", cdir);
+		snprintf(pem_leaf, sizeof(pem_leaf), "%s/leaf.pem", cdir);
+	}
+	/* the server keys: generated inside a fresh SoftHSM token */
+	hp.token = "gwtls";
+	hp.pin_file = pin_file;
+	EXPECT_OK(gw_hsm_token_init(&hp, so_pin_file));
+	EXPECT_OK(gw_hsm_open(&hp, &h));
+	if (h == NULL)
+		GW_TEST_END();
+	EXPECT_OK(gw_hsm_keygen(h, GW_HSM_KEY_EC_P256, "srv", srv_uri));
+	EXPECT_OK(gw_hsm_keygen(h, GW_HSM_KEY_EC_P256, "srv2", srv2_uri));
+	snprintf(srv_pem, sizeof(srv_pem), "%s/srv.chain.pem", dir);
+	snprintf(srv2_pem, sizeof(srv2_pem), "%s/srv2.chain.pem", dir);
+	issue_server_cert(
+		h, srv_uri, "/CN=default.example.test", "DNS:default.example.test", srv_pem);
+	issue_server_cert(h, srv2_uri, "/CN=api.example.test", "DNS:api.example.test", srv2_pem);
+
+	cp.hsm = h;
+	EXPECT_OK(gw_tls_ctl_create(&cp, &CTL));
+	SA = new_stack(mp, out_to_b, src_a);
+	SB = new_stack(mp, out_to_a, src_b);
+	wp.lcore = rte_lcore_id();
+	wp.tsc_hz = HZ;
+	wp.max_conns = 64;
+	wp.max_handshakes = 3;
+	wp.handshake_timeout_ms = 2000;
+	wp.idle_timeout_ms = 60000;
+	EXPECT_OK(gw_tls_worker_create(&wp, &W1));
+	EXPECT_OK(gw_tls_worker_create(&wp, &W2));
+	EXPECT_OK(gw_snap_pub_create(2, &P1));
+	EXPECT_OK(gw_snap_pub_create(2, &P2));
+	EXPECT_OK(gw_snap_reader_register(P1, 0));
+	EXPECT_OK(gw_snap_reader_register(P2, 0));
+	{ /* listeners: worker 1 on 8443 (+ tls-proxy on 8445), worker 2 on 8444 */
+		struct gw_svc_tls_params sp = {0};
+		struct gw_svc_params up = {0};
+
+		sp.ip = htonl(IP_B);
+		sp.port = htons(8443);
+		sp.kind = GW_SVCT_ECHO;
+		sp.listener = "l0";
+		sp.pub = P1;
+		sp.tw = W1;
+		EXPECT_OK(gw_svc_tls_listen(SB, &sp));
+		sp.port = htons(8444);
+		sp.listener = "l1";
+		sp.pub = P2;
+		sp.tw = W2;
+		EXPECT_OK(gw_svc_tls_listen(SB, &sp));
+		sp.port = htons(8445);
+		sp.listener = "l2";
+		sp.kind = GW_SVCT_PROXY;
+		sp.pub = P1;
+		sp.tw = W1;
+		EXPECT_OK(gw_svc_tls_listen(SB, &sp));
+		/* the upstream: a plain echo on A:9000 (echoes the PROXY header too) */
+		up.ip = htonl(IP_A);
+		up.port = htons(9000);
+		up.kind = GW_SVCK_ECHO;
+		EXPECT_OK(gw_svc_listen(SA, &up));
+	}
+	c13 = client_ctx(0);
+	c12 = client_ctx(TLS1_2_VERSION);
+
+	{ /* a bad identity is refused at build time, naming the listener and the problem */
+		struct gw_snapshot *s = NULL;
+		struct gw_snapshot_ext ext;
+
+		lcfg_init(&cfg, TC_INTER, TLS1_2_VERSION, 1);
+		cfg.ids[0].key = srv2_uri; /* srv's certificate with srv2's key */
+		gw_tls_ctl_ext(CTL, &ext);
+		EXPECT_ERR(gw_snapshot_build(&cfg.cfg, 1000, &ext, &s), -GW_E_HSM_KEY);
+		EXPECT_CONTAINS(gw_err_msg(), "does not match key");
+		EXPECT_CONTAINS(gw_err_msg(), "listener 'l0' identity 0");
+		cfg.ids[0].key = "pkcs11:token=gwtls;object=nosuchkey;type=private";
+		EXPECT_ERR(gw_snapshot_build(&cfg.cfg, 1001, &ext, &s), -GW_E_HSM_KEY);
+		cfg.ids[0].key = srv_uri;
+		cfg.ids[0].cert = "/nonexistent/chain.pem";
+		EXPECT_ERR(gw_snapshot_build(&cfg.cfg, 1002, &ext, &s), -GW_E_CONFIG);
+		EXPECT_CONTAINS(gw_err_msg(), "/nonexistent/chain.pem");
+	}
+
+	/* the seed's three trust cases, TLS 1.3 and 1.2, full handshakes with data */
+	{ /* intermediate as anchor: the client sends only its leaf */
+		struct gw_tls_stats st;
+
+		lcfg_init(&cfg, TC_INTER, TLS1_2_VERSION, 3);
+		publish(P1, &cfg);
+		publish(P2, &cfg);
+		EXPECT_TRUE(echo_ok(c13, 8443, &K.leaf, NULL, NULL, NULL, NULL, NULL));
+		EXPECT_TRUE(echo_ok(c12, 8443, &K.leaf, NULL, NULL, NULL, NULL, NULL));
+		stats(W1, &st);
+		EXPECT_EQ(st.hs_ok, 2);
+		EXPECT_EQ(st.hs_full, 2);
+		EXPECT_EQ(st.hs_fail, 0);
+		EXPECT_EQ(st.rx_bytes, 6000);
+		EXPECT_EQ(st.tx_bytes, 6000);
+		/* the second full handshake of the same chain came from the verify cache */
+		EXPECT_EQ(st.verify_cache_hit, 1);
+	}
+	{ /* pinned leaf */
+		lcfg_init(&cfg, TC_PINNED, TLS1_2_VERSION, 3);
+		publish(P1, &cfg);
+		EXPECT_TRUE(echo_ok(c13, 8443, &K.leaf, NULL, NULL, NULL, NULL, NULL));
+		EXPECT_TRUE(echo_ok(c12, 8443, &K.leaf, NULL, NULL, NULL, NULL, NULL));
+		/* same subject, other key: bad_certificate, counted as not_pinned */
+		struct gw_tls_stats st0, st1;
+
+		stats(W1, &st0);
+		EXPECT_EQ(rejected_alert(c13, 8443, &K.impostor, NULL), SSL_AD_BAD_CERTIFICATE);
+		stats(W1, &st1);
+		EXPECT_EQ(st1.reject[GW_TRUST_R_NOT_PINNED] - st0.reject[GW_TRUST_R_NOT_PINNED], 1);
+		EXPECT_EQ(st1.hs_fail_verify - st0.hs_fail_verify, 1);
+	}
+	{ /* root as anchor: the client must send its intermediate */
+		lcfg_init(&cfg, TC_ROOT, TLS1_2_VERSION, 3);
+		publish(P1, &cfg);
+		EXPECT_TRUE(echo_ok(c13, 8443, &K.leaf, K.inter.x, NULL, NULL, NULL, NULL));
+		EXPECT_TRUE(echo_ok(c12, 8443, &K.leaf, K.inter.x, NULL, NULL, NULL, NULL));
+		/* without it: unknown_ca */
+		EXPECT_EQ(rejected_alert(c13, 8443, &K.leaf, NULL), SSL_AD_UNKNOWN_CA);
+		EXPECT_EQ(rejected_alert(c12, 8443, &K.leaf, NULL), SSL_AD_UNKNOWN_CA);
+	}
+	{ /* rejections: the alert the client gets and the counter by reason */
+		struct gw_tls_stats st0, st1;
+
+		lcfg_init(&cfg, TC_INTER, TLS1_2_VERSION, 3);
+		publish(P1, &cfg);
+		stats(W1, &st0);
+		EXPECT_EQ(rejected_alert(c13, 8443, &K.expired, NULL), SSL_AD_CERTIFICATE_EXPIRED);
+		EXPECT_EQ(rejected_alert(c12, 8443, &K.expired, NULL), SSL_AD_CERTIFICATE_EXPIRED);
+		EXPECT_EQ(
+			rejected_alert(c13, 8443, &K.evil_leaf, K.evil_root.x), SSL_AD_UNKNOWN_CA);
+		EXPECT_EQ(
+			rejected_alert(c13, 8443, &K.noeku, NULL), SSL_AD_UNSUPPORTED_CERTIFICATE);
+		EXPECT_EQ(rejected_alert(c13, 8443, &K.notyet, NULL), SSL_AD_BAD_CERTIFICATE);
+		/* no certificate at all: certificate_required (1.3), handshake_failure (1.2) */
+		EXPECT_EQ(rejected_alert(c13, 8443, NULL, NULL), 116 /* certificate_required */);
+		EXPECT_EQ(rejected_alert(c12, 8443, NULL, NULL), SSL_AD_HANDSHAKE_FAILURE);
+		stats(W1, &st1);
+		EXPECT_EQ(st1.reject[GW_TRUST_R_EXPIRED] - st0.reject[GW_TRUST_R_EXPIRED], 2);
+		EXPECT_EQ(st1.reject[GW_TRUST_R_UNTRUSTED_ISSUER] -
+				  st0.reject[GW_TRUST_R_UNTRUSTED_ISSUER] +
+				  st1.reject[GW_TRUST_R_SELF_SIGNED] -
+				  st0.reject[GW_TRUST_R_SELF_SIGNED],
+			1);
+		EXPECT_EQ(st1.reject[GW_TRUST_R_EKU] - st0.reject[GW_TRUST_R_EKU], 1);
+		EXPECT_EQ(
+			st1.reject[GW_TRUST_R_NOT_YET_VALID] - st0.reject[GW_TRUST_R_NOT_YET_VALID],
+			1);
+		EXPECT_EQ(st1.hs_fail_no_cert - st0.hs_fail_no_cert, 2);
+		EXPECT_EQ(st1.hs_fail - st0.hs_fail, 7);
+		EXPECT_EQ(st1.hs_ok, st0.hs_ok);
+	}
+	{ /* SNI picks the identity; an unknown name gets the default */
+		struct client cl;
+		char cn[128] = "";
+
+		client_open(&cl, c13, 8443, &K.leaf, NULL, "api.example.test", NULL);
+		EXPECT_TRUE(client_handshake(&cl));
+		X509_NAME_get_text_by_NID(X509_get_subject_name(SSL_get0_peer_certificate(cl.ssl)),
+			NID_commonName, cn, sizeof(cn));
+		EXPECT_STREQ(cn, "api.example.test");
+		client_free(&cl);
+		client_open(&cl, c13, 8443, &K.leaf, NULL, "other.example.test", NULL);
+		EXPECT_TRUE(client_handshake(&cl));
+		X509_NAME_get_text_by_NID(X509_get_subject_name(SSL_get0_peer_certificate(cl.ssl)),
+			NID_commonName, cn, sizeof(cn));
+		EXPECT_STREQ(cn, "default.example.test");
+		client_free(&cl);
+	}
+	{ /* resumption across workers (two snapshots, shared keys), then a trust change */
+		SSL_CTX *cs[2] = {c13, c12};
+
+		for (int v = 0; v < 2; v++) {
+			SSL_SESSION *s1 = NULL, *s2 = NULL;
+			struct gw_tls_stats a0, a1;
+			bool reused = false;
+
+			lcfg_init(&cfg, TC_INTER, TLS1_2_VERSION, 3);
+			publish(P1, &cfg);
+			publish(P2, &cfg);
+			stats(W2, &a0);
+			EXPECT_TRUE(echo_ok(cs[v], 8443, &K.leaf, NULL, NULL, NULL, &s1, &reused));
+			EXPECT_TRUE(!reused);
+			EXPECT_TRUE(s1 && SSL_SESSION_is_resumable(s1));
+			/* worker 2, its own snapshot: resumes without a certificate */
+			EXPECT_TRUE(echo_ok(cs[v], 8444, &K.leaf, NULL, NULL, s1, &s2, &reused));
+			EXPECT_TRUE(reused);
+			stats(W2, &a1);
+			EXPECT_EQ(a1.hs_resumed - a0.hs_resumed, 1);
+			/* a reload with the same trust keeps resumption */
+			publish(P2, &cfg);
+			EXPECT_TRUE(echo_ok(cs[v], 8444, &K.leaf, NULL, NULL, s1, NULL, &reused));
+			EXPECT_TRUE(reused);
+			/* the trust changes: leaf's issuer no longer trusted */
+			lcfg_init(&cfg, TC_INTER2, TLS1_2_VERSION, 3);
+			publish(P2, &cfg);
+			stats(W2, &a0);
+			{
+				struct client cl;
+				uint8_t msg[8] = "x", back[8];
+
+				client_open(&cl, cs[v], 8444, &K.leaf, NULL, NULL, s1);
+				if (client_handshake(&cl))
+					EXPECT_TRUE(client_roundtrip(&cl, msg, sizeof(msg), back,
+							    sizeof(back)) != sizeof(msg));
+				EXPECT_TRUE(!SSL_session_reused(cl.ssl));
+				EXPECT_EQ(cl.alert_rx, SSL_AD_UNKNOWN_CA);
+				client_drain(&cl);
+				client_free(&cl);
+			}
+			stats(W2, &a1);
+			EXPECT_EQ(a1.ticket_stale_trust - a0.ticket_stale_trust, 1);
+			EXPECT_EQ(a1.hs_resumed, a0.hs_resumed);
+			EXPECT_EQ(a1.reject[GW_TRUST_R_UNTRUSTED_ISSUER] -
+					  a0.reject[GW_TRUST_R_UNTRUSTED_ISSUER],
+				1);
+			SSL_SESSION_free(s1);
+			SSL_SESSION_free(s2);
+		}
+	}
+	{ /* ticket key rotation: previous key still resumes, two rotations retire it */
+		SSL_SESSION *s1 = NULL;
+		bool reused = false;
+		struct gw_tls_stats a0, a1;
+
+		lcfg_init(&cfg, TC_INTER, TLS1_2_VERSION, 3);
+		publish(P1, &cfg);
+		publish(P2, &cfg);
+		EXPECT_TRUE(echo_ok(c13, 8443, &K.leaf, NULL, NULL, NULL, &s1, NULL));
+		EXPECT_EQ(gw_tls_ctl_rotate(CTL, time(NULL), false), 0); /* not due */
+		EXPECT_EQ(gw_tls_ctl_rotate(CTL, time(NULL), true), 1);
+		EXPECT_TRUE(echo_ok(c13, 8444, &K.leaf, NULL, NULL, s1, NULL, &reused));
+		EXPECT_TRUE(reused);
+		EXPECT_EQ(gw_tls_ctl_rotate(CTL, time(NULL), true), 1);
+		stats(W2, &a0);
+		EXPECT_TRUE(echo_ok(c13, 8444, &K.leaf, NULL, NULL, s1, NULL, &reused));
+		EXPECT_TRUE(!reused);
+		stats(W2, &a1);
+		EXPECT_EQ(a1.ticket_unknown_key - a0.ticket_unknown_key, 1);
+		SSL_SESSION_free(s1);
+	}
+	{ /* handshake timeout and the bound on concurrent handshakes */
+		struct client cl[4];
+		struct gw_tls_stats st0, st1;
+
+		stats(W1, &st0);
+		/* three silent TCP connections fill worker 1's bound of 3 */
+		for (int i = 0; i < 4; i++)
+			client_open(&cl[i], c13, 8443, NULL, NULL, NULL, NULL);
+		pump(100);
+		stats(W1, &st1);
+		EXPECT_EQ(st1.refused_busy - st0.refused_busy, 1);
+		EXPECT_TRUE(cl[3].closed && cl[3].close_reason == -ECONNRESET);
+		EXPECT_EQ(st1.handshaking, 3);
+		for (int i = 0; i < 30; i++)
+			pump(100000); /* 3 s of our clock */
+		stats(W1, &st1);
+		EXPECT_EQ(st1.hs_timeout - st0.hs_timeout, 3);
+		EXPECT_EQ(st1.handshaking, 0);
+		EXPECT_TRUE(cl[0].closed && cl[1].closed && cl[2].closed);
+		for (int i = 0; i < 4; i++)
+			client_free(&cl[i]);
+		/* and the worker still serves */
+		EXPECT_TRUE(echo_ok(c13, 8443, &K.leaf, NULL, NULL, NULL, NULL, NULL));
+	}
+	{ /* bulk data both ways, then close_notify from the client */
+		struct client cl;
+		size_t n = 300000;
+		uint8_t *msg = malloc(n), *back = malloc(n);
+		struct gw_tls_stats st0, st1;
+
+		for (size_t i = 0; i < n; i++)
+			msg[i] = (uint8_t)(i * 31 + (i >> 11));
+		stats(W1, &st0);
+		client_open(&cl, c13, 8443, &K.leaf, NULL, NULL, NULL);
+		EXPECT_TRUE(client_handshake(&cl));
+		EXPECT_EQ(client_roundtrip(&cl, msg, n, back, n), (long)n);
+		EXPECT_TRUE(memcmp(msg, back, n) == 0);
+		SSL_shutdown(cl.ssl);
+		for (int i = 0; i < 50 && !cl.closed; i++) {
+			uint8_t b[16];
+			size_t k;
+
+			SSL_read_ex(cl.ssl, b, sizeof(b), &k);
+			pump(1000);
+		}
+		EXPECT_TRUE(SSL_get_shutdown(cl.ssl) & SSL_RECEIVED_SHUTDOWN);
+		stats(W1, &st1);
+		EXPECT_EQ(st1.close_notify_rx - st0.close_notify_rx, 1);
+		EXPECT_EQ(st1.close_notify_tx - st0.close_notify_tx, 1);
+		EXPECT_EQ(st1.established, 0);
+		client_free(&cl);
+		free(msg);
+		free(back);
+	}
+	{ /* tls-proxy: PROXY v2 header first, then the bytes, through an upstream that refuses */
+		struct client cl;
+		uint8_t msg[5000], back[6000];
+		long got;
+		size_t hl;
+
+		lcfg_init(&cfg, TC_INTER, TLS1_2_VERSION, 3);
+		cfg.ups[0].port = htons(9001); /* refuses (RST) */
+		cfg.ups[1].port = htons(9000); /* the echo */
+		publish(P1, &cfg);
+		for (size_t i = 0; i < sizeof(msg); i++)
+			msg[i] = (uint8_t)(i ^ 0x5a);
+		client_open(&cl, c13, 8445, &K.leaf, NULL, "svc.example.test", NULL);
+		EXPECT_TRUE(client_handshake(&cl));
+		/* the echo returns the header, then our bytes */
+		got = client_roundtrip(&cl, msg, sizeof(msg), back, sizeof(back));
+		EXPECT_TRUE(got > (long)sizeof(msg));
+		EXPECT_TRUE(memcmp(back, "\r\n\r\n\0\r\nQUIT\n", 12) == 0);
+		hl = got > 16 ? 16 + ((size_t)back[14] << 8 | back[15]) : 0;
+		EXPECT_EQ((long)hl + (long)sizeof(msg), got);
+		if ((long)hl + (long)sizeof(msg) == got) {
+			EXPECT_TRUE(memcmp(back + hl, msg, sizeof(msg)) == 0);
+			/* source = the client A:port, destination = B:8445 */
+			EXPECT_TRUE(
+				memcmp(back + 16, (uint8_t[]){10, 0, 0, 1, 10, 0, 0, 2}, 8) == 0);
+			EXPECT_TRUE(back[26] == 8445 >> 8 && back[27] == (8445 & 0xff));
+			/* TLVs: authority = SNI, client id = the leaf's SPIFFE ID */
+			EXPECT_TRUE(memmem(back, hl, "svc.example.test", 16) != NULL);
+			EXPECT_TRUE(memmem(back, hl, "\xe0\x00\x20spiffe://example.org/ns/prod/web",
+					    35) != NULL);
+			EXPECT_TRUE(memmem(back, hl, "TLSv1.3", 7) != NULL);
+		}
+		/* close_notify from the client closes the pair */
+		SSL_shutdown(cl.ssl);
+		for (int i = 0; i < 100 && !cl.closed; i++) {
+			uint8_t b[16];
+			size_t k;
+
+			SSL_read_ex(cl.ssl, b, sizeof(b), &k);
+			pump(1000);
+		}
+		EXPECT_TRUE(SSL_get_shutdown(cl.ssl) & SSL_RECEIVED_SHUTDOWN);
+		client_free(&cl);
+		{
+			struct gw_tls_stats st;
+
+			stats(W1, &st);
+			EXPECT_EQ(st.established, 0);
+		}
+	}
+
+	/* teardown: connections, workers, stacks, snapshots, keys, the token */
+	gw_tls_worker_destroy(W1);
+	gw_tls_worker_destroy(W2);
+	W1 = W2 = NULL;
+	gw_tcp_stack_destroy(SA);
+	gw_tcp_stack_destroy(SB);
+	gw_snap_reader_unregister(P1, 0);
+	gw_snap_reader_unregister(P2, 0);
+	gw_snap_pub_destroy(P1);
+	gw_snap_pub_destroy(P2);
+	gw_tls_ctl_destroy(CTL);
+	SSL_CTX_free(c13);
+	SSL_CTX_free(c12);
+	mk_corpus_free(&K);
+	gw_hsm_close(h);
+	{
+		char cmd[128];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not remove %s\n", dir);
+	}
+	GW_TEST_END();
+}
