@@ -577,6 +577,33 @@ main(void)
 		EXPECT_OK(gw_hsm_key_load(h, u2, &k));
 		EVP_PKEY_free(k);
 		k = NULL;
+		{
+			/* id only: cut ";object=web" out of the keygen URI */
+			char *obj = strstr(strcpy(u2, uri), ";object=");
+
+			EXPECT_TRUE(obj != NULL);
+			if (obj != NULL)
+				memmove(obj, obj + strlen(";object=web"),
+					strlen(obj + strlen(";object=web")) + 1);
+			EXPECT_TRUE(strstr(u2, "object") == NULL && strstr(u2, ";id=%") != NULL);
+			EXPECT_OK(gw_hsm_key_load(h, u2, &k));
+			EVP_PKEY_free(k);
+			k = NULL;
+		}
+		/* percent-encoding is decoded: %77 is 'w' */
+		snprintf(u2, sizeof(u2), "pkcs11:token=%s;object=%%77eb;type=private", label);
+		EXPECT_OK(gw_hsm_key_load(h, u2, &k));
+		EVP_PKEY_free(k);
+		k = NULL;
+		EXPECT_ERR(gw_hsm_key_load(h, "pkcs11:object=%zz", &k), -EINVAL);
+		EXPECT_ERR(gw_hsm_key_load(h, "pkcs11:object", &k), -EINVAL);
+		EXPECT_CONTAINS(gw_err_msg(), "attribute 'object' has no value");
+		snprintf(u2, sizeof(u2), "pkcs11:token=%s;type=private", label);
+		EXPECT_ERR(gw_hsm_key_load(h, u2, &k), -EINVAL);
+		EXPECT_CONTAINS(gw_err_msg(), "names no key");
+		snprintf(u2, sizeof(u2), "pkcs11:token=%s;object=web;type=secret", label);
+		EXPECT_ERR(gw_hsm_key_load(h, u2, &k), -EINVAL);
+		EXPECT_TRUE(k == NULL);
 		EXPECT_OK(gw_hsm_list(h, &objs, &n));
 		for (size_t i = 0; i < n; i++) {
 			priv += objs[i].kind == GW_HSM_OBJ_PRIVATE_KEY;
