@@ -1765,6 +1765,8 @@ gw_cfg_load_check(const char *name, const char *buf, size_t len, struct gw_cfg *
 	} else {
 		gw_err_setf(rc, GW_HERE, "%s", c.first);
 	}
+	if (c.n_errs > GW_CFG_MAX_ERRS && errs)
+		fprintf(errs, "%s: %u more errors not shown\n", name, c.n_errs - GW_CFG_MAX_ERRS);
 	if (cyaml_refused)
 		*cyaml_refused = c.cyaml_refused;
 	gw_cfg_idx_free(&c.idx);

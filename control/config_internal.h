@@ -25,6 +25,7 @@
 #define GW_CFG_MAX_FILE (1u << 20) /* bytes */
 #define GW_CFG_MAX_DEPTH 32        /* nesting of mappings / lists */
 #define GW_CFG_PATH_MAX 192        /* "listeners[12].trust.allow.spiffe[3]" */
+#define GW_CFG_MAX_ERRS 100        /* error lines written; the rest are counted */
 
 /* One "path -> line" entry; paths look like listeners[1].trust.mode. */
 struct gw_cfg_idx_ent {

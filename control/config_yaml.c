@@ -155,6 +155,11 @@ gw_cfg_err(struct gw_cfg_ctx *c, unsigned line, const char *prefix, const char *
 	char field[GW_CFG_PATH_MAX], msg[384], all[1024];
 	va_list ap;
 
+	/* past a hundred, more lines help nobody: count them only */
+	if (c->n_errs >= GW_CFG_MAX_ERRS) {
+		c->n_errs++;
+		return;
+	}
 	join(field, sizeof(field), prefix, key);
 	if (line == 0)
 		line = gw_cfg_line(c, prefix, key);
@@ -411,12 +416,11 @@ walk_map(struct gw_cfg_ctx *c, const struct node *n, const cyaml_schema_value_t 
 	for (size_t i = 0; i + 1 < n->n; i += 2) {
 		const struct node *k = n->kid[i], *v = n->kid[i + 1];
 		const cyaml_schema_field_t *f;
-		bool dup = false;
 
-		for (size_t j = 0; j < i; j += 2)
-			dup = dup || strcmp(n->kid[j]->value, k->value) == 0;
 		join(sub, sizeof(sub), path, shown(k->value, tmp, sizeof(tmp)));
-		if (dup) {
+		/* known keys are indexed as they are seen, so a second one is a
+		 * lookup, not a scan (a mapping may have many unknown keys) */
+		if (gw_cfg_has(c, sub, NULL)) {
 			gw_cfg_err(c, k->line, sub, NULL, "duplicate key (first given on line %u)",
 				gw_cfg_line(c, sub, NULL));
 			*bad = true;

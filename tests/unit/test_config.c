@@ -1049,6 +1049,20 @@ main(void)
 		EXPECT_CONTAINS(gw_err_msg(), "(and 4 more)");
 	}
 
+	{ /* a file full of errors: the first hundred are written, the rest counted */
+		static char y[64 * 1024];
+		size_t n = (size_t)snprintf(y, sizeof(y), "dataplane:\n");
+
+		for (unsigned i = 0; i < 150; i++)
+			n += (size_t)snprintf(y + n, sizeof(y) - n, "  k%u: 1\n", i);
+		EXPECT_CFG_ERR(y, "gw.yaml:2: dataplane.k0: unknown key");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:101: dataplane.k99: unknown key");
+		EXPECT_TRUE(strstr(errbuf, "dataplane.k100:") == NULL);
+		EXPECT_CONTAINS(errbuf, "gw.yaml: 52 more errors not shown\n");
+		EXPECT_EQ(n_lines(), 101);
+		EXPECT_CONTAINS(gw_err_msg(), "(and 151 more)");
+	}
+
 	{ /* reload: a bad new file leaves the loaded config whole and usable */
 		struct gw_cfg *a = NULL, *b = (struct gw_cfg *)0x1;
 
