@@ -1329,6 +1329,12 @@ conv_listener(struct gw_cfg_ctx *c, const struct gw_cfg *cfg, const struct raw_l
 			"client_auth is %s, so the listener needs a trust section (mode pinned, ca "
 			"or mesh) to check client certificates",
 			r->tls->client_auth ? r->tls->client_auth : "required (the default)");
+	/* mesh still drives the identity; pinned / ca would check nothing */
+	if (svc_ok && tls_svc && r->tls && r->trust && !mesh &&
+		l->tls.client_auth == GW_CLIENT_AUTH_NONE)
+		gw_cfg_err(c, 0, pfx, "trust",
+			"client_auth is none, so this trust section would never be used: remove "
+			"it or set tls.client_auth to required or optional");
 	if (r->trust && (!svc_ok || tls_svc)) {
 		l->has_trust = true;
 		GW_GUARD(conv_trust(c, pfx, r->trust, &l->trust));

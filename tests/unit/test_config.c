@@ -761,6 +761,24 @@ main(void)
 		EXPECT_EQ(n_lines(), 7);
 	}
 
+	{ /* no listeners at all is a valid (if idle) gateway; a directory is no file */
+		struct gw_cfg *c = NULL;
+
+		EXPECT_OK(load_text("dataplane:\n"
+				    "  workers: [1]\n"
+				    "  ports: [{name: a, driver: af_packet, device: eth0, address: "
+				    "192.168.1.10/24}]\n"
+				    "listeners: []\n",
+			&c));
+		EXPECT_TRUE(c && c->n_listeners == 0 &&
+			    c->dataplane.ports[0].driver == GW_PORT_AF_PACKET);
+		gw_cfg_free(c);
+		c = NULL;
+		EXPECT_ERR(gw_cfg_load(tmpdir, &c, NULL), -GW_E_CONFIG);
+		EXPECT_CONTAINS(gw_err_msg(), ": not a regular file");
+		EXPECT_TRUE(c == NULL);
+	}
+
 	{ /* client_auth none needs no trust; upstream server syntax */
 		struct gw_cfg *c = NULL;
 
@@ -859,6 +877,15 @@ main(void)
 			"DNS name");
 		EXPECT_CONTAINS(errbuf, "gw.yaml:22: listeners[0].trust.allow.cn[0]: must not be "
 					"empty");
+	}
+
+	{ /* client_auth none with a pinned/ca trust section: a mistake, said so */
+		EXPECT_CFG_ERR(TLS_HEAD("tls-echo") "      client_auth: none\n"
+						    "    trust: {mode: ca, certs: [root.pem]}\n",
+			"gw.yaml:17: listeners[0].trust: client_auth is none, so this trust "
+			"section "
+			"would never be used");
+		EXPECT_EQ(n_lines(), 1);
 	}
 
 	{ /* trust files: missing, not PEM, broken PEM, a cert where a CRL belongs */
