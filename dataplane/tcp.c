@@ -543,13 +543,35 @@ tcp_send_rst_for(struct gw_tcp_stack *s, const struct gw_tcp_key *k, uint32_t se
 		(void)tcp_xmit_raw(s, k, 0, seq + seglen, TH_RST | TH_ACK, 0, 0, -1, NULL, 0);
 }
 
+static uint32_t tcp_flight(const struct gw_tcp_conn *c);
+
+/*
+ * Arm the retransmission timer (RFC 6298 5.1). While not recovering, a
+ * tail loss probe (RFC 8985 7) comes first at 2 SRTT (plus the peer's
+ * delayed-ACK time when one segment is out): an app-limited sender, such
+ * as a relay, often has too few segments in flight for three dupacks, and
+ * the probe turns a 200+ ms timeout into a fast recovery.
+ */
 static void
 tcp_rtx_arm(struct gw_tcp_conn *c)
 {
 	uint32_t rto = c->rto_ms << tcp_min32(c->backoff, 10);
+	uint64_t when = c->s->now_ms + tcp_min32(tcp_max32(rto, c->rto_ms), GW_TCP_RTO_MAX_MS);
 
-	c->t_rtx = c->s->now_ms + tcp_min32(tcp_max32(rto, c->rto_ms), GW_TCP_RTO_MAX_MS);
-	c->flags &= ~GW_TCPF_PERSIST;
+	c->flags &= ~(GW_TCPF_PERSIST | GW_TCPF_TLP_ARMED);
+	if (tcp_synchronized(c) && c->srtt_us && !c->backoff &&
+		!(c->flags & (GW_TCPF_RECOVERY | GW_TCPF_TLP_SENT))) {
+		uint32_t pto = (2 * c->srtt_us + 999) / 1000;
+
+		if (tcp_flight(c) <= c->snd_mss)
+			pto += GW_TCP_DELACK_MS + 10;
+		pto = tcp_max32(pto, 10);
+		if (c->s->now_ms + pto < when) {
+			when = c->s->now_ms + pto;
+			c->flags |= GW_TCPF_TLP_ARMED;
+		}
+	}
+	c->t_rtx = when;
 	tcp_timer_update(c);
 }
 
@@ -604,7 +626,12 @@ tcp_output(struct gw_tcp_conn *c)
 	for (;;) {
 		uint32_t off = c->snd_nxt - c->snd_una;
 		uint32_t in_flight = c->snd_nxt - c->snd_una;
-		uint32_t wnd = tcp_min32(c->snd_wnd, c->cwnd);
+		/* RFC 3042 limited transmit: the first two dupacks each let one
+		 * new segment out, so a small window still yields 3 dupacks */
+		uint32_t lt = (c->dupacks && c->dupacks < 3 && !(c->flags & GW_TCPF_RECOVERY))
+				      ? c->dupacks * (uint32_t)c->snd_mss
+				      : 0;
+		uint32_t wnd = tcp_min32(c->snd_wnd, c->cwnd + lt);
 		uint32_t usable = wnd > in_flight ? wnd - in_flight : 0;
 
 		if (SEQ_LT(c->snd_nxt, tcp_fin_seq(c))) {
@@ -785,11 +812,24 @@ tcp_rx_ack(struct gw_tcp_conn *c, uint32_t seq, uint32_t ack, uint32_t wnd, uint
 		 * with data outstanding */
 		if (ack == c->snd_una && seglen == 0 && wnd == prev_wnd &&
 			c->snd_max != c->snd_una && !(c->flags & GW_TCPF_PERSIST)) {
+			uint32_t thresh = 3;
+
+			/* RFC 5827 early retransmit: with fewer than four
+			 * segments out and nothing new to send, three dupacks
+			 * can never come */
+			if (!SEQ_LT(c->snd_max, tcp_fin_seq(c))) {
+				uint32_t segs = (tcp_flight(c) + c->snd_mss - 1) / c->snd_mss;
+
+				if (segs >= 2 && segs < 4)
+					thresh = segs - 1;
+			}
 			c->dupacks++;
+			if (c->dupacks < 3)
+				tcp_mark_output(c); /* limited transmit */
 			if (c->flags & GW_TCPF_RECOVERY) {
 				c->cwnd += c->snd_mss; /* RFC 6582 3.2 step 3 */
 				tcp_mark_output(c);
-			} else if (c->dupacks == 3 && SEQ_GT(ack, c->recover - 1)) {
+			} else if (c->dupacks >= thresh && SEQ_GT(ack, c->recover - 1)) {
 				/* RFC 6582 3.2 step 2: enter fast recovery */
 				tcp_cc_loss(c);
 				c->recover = c->snd_max;
@@ -818,6 +858,7 @@ tcp_rx_ack(struct gw_tcp_conn *c, uint32_t seq, uint32_t ack, uint32_t wnd, uint
 	c->snd_una = ack;
 	if (SEQ_LT(c->snd_nxt, c->snd_una))
 		c->snd_nxt = c->snd_una;
+	c->flags &= ~GW_TCPF_TLP_SENT; /* a new episode may probe again */
 	c->retries = 0;
 	c->backoff = 0;
 	if ((c->flags & GW_TCPF_RTT_ON) && SEQ_GEQ(ack, c->rtt_seq)) {
@@ -1638,6 +1679,29 @@ drop:
 
 /* ---------- timers ---------- */
 
+/* RFC 8985 7.3: retransmit the last segment sent (its ACK or dupack is
+ * what the sender lacks), then wait for the full RTO. */
+static void
+tcp_send_tlp(struct gw_tcp_conn *c)
+{
+	uint32_t data_end = c->snd_max, len;
+	uint8_t fl = TH_ACK;
+
+	c->flags = (c->flags & ~GW_TCPF_TLP_ARMED) | GW_TCPF_TLP_SENT;
+	if (c->snd_una == c->snd_max)
+		return;
+	if ((c->flags & GW_TCPF_FIN_QUEUED) && SEQ_GT(c->snd_max, tcp_fin_seq(c))) {
+		data_end = tcp_fin_seq(c);
+		fl |= TH_FIN;
+	}
+	len = tcp_min32(c->snd_mss, data_end - c->snd_una);
+	c->s->st.tx_tlp++;
+	c->flags &= ~GW_TCPF_RTT_ON; /* Karn: the probe is a retransmission */
+	if (tcp_xmit(c, data_end - len, fl, len) == 0)
+		c->s->st.tx_rtx_bytes += len;
+	tcp_rtx_arm(c);
+}
+
 static void
 tcp_on_rto(struct gw_tcp_conn *c)
 {
@@ -1653,6 +1717,10 @@ tcp_on_rto(struct gw_tcp_conn *c)
 		c->t_rtx = s->now_ms +
 			   tcp_min32(tcp_max32(c->rto_ms << tcp_min32(c->backoff, 10), c->rto_ms),
 				   GW_TCP_RTO_MAX_MS);
+		return;
+	}
+	if (c->flags & GW_TCPF_TLP_ARMED) {
+		tcp_send_tlp(c);
 		return;
 	}
 	if (++c->retries > (tcp_synchronized(c) ? GW_TCP_DATA_RETRIES : GW_TCP_SYN_RETRIES)) {
@@ -1808,8 +1876,8 @@ gw_tcp_stack_create(const struct gw_tcp_stack_params *p, struct gw_tcp_stack **o
 		s->p.handshake_timeout_ms = 10000;
 	if (!s->p.idle_timeout_ms)
 		s->p.idle_timeout_ms = 300000;
-	if (!s->p.max_ooo_segs)
-		s->p.max_ooo_segs = 64;
+	if (!s->p.max_ooo_segs) /* a whole window of full segments, twice */
+		s->p.max_ooo_segs = tcp_max32(64, 2 * s->p.rcvbuf / tcp_max32(s->p.mtu - 40u, 1));
 	if (!s->p.rto_min_ms)
 		s->p.rto_min_ms = 200;
 	room = rte_pktmbuf_data_room_size(p->pool);

@@ -103,6 +103,7 @@ const char *gw_tcp_state_name(enum gw_tcp_state st);
 	X(tx_fast_rtx)      /* fast retransmits (3 dupacks) */                             \
 	X(tx_rto)           /* retransmission timeouts */                                  \
 	X(tx_probe)         /* zero-window probes */                                       \
+	X(tx_tlp)           /* tail loss probes (RFC 8985) */                              \
 	X(tx_nombuf)        /* mbuf pool empty on output */                                \
 	X(syncookie_tx)     /* SYN-ACKs carrying a SYN cookie */                           \
 	X(syncookie_ok)     /* valid cookie ACK: connection created */                     \
@@ -158,7 +159,8 @@ struct gw_tcp_stack_params {
 	uint32_t time_wait_ms;         /* TIME_WAIT; 0 = 2000 (a gateway, not 2 MSL) */
 	uint32_t handshake_timeout_ms; /* SYN_SENT/SYN_RCVD lifetime; 0 = 10000 */
 	uint32_t idle_timeout_ms;      /* no segment received; 0 = 300000 */
-	uint32_t max_ooo_segs;         /* out-of-order queue per conn; 0 = 64 */
+	uint32_t max_ooo_segs;         /* out-of-order queue per conn; 0 = 2 windows
+					* of full segments (2 * rcvbuf / MSS), >= 64 */
 	uint32_t rto_min_ms;           /* 0 = 200 (Linux), RFC 6298 says 1000 */
 	uint64_t secret_seed;          /* ISN/SYN cookie secret; 0 = rte_rand() */
 };

@@ -54,6 +54,8 @@ enum {
 	GW_TCPF_PERSIST = 1u << 12,       /* rtx timer is the persist timer */
 	GW_TCPF_RTT_ON = 1u << 13,        /* one segment is being timed */
 	GW_TCPF_HASHED = 1u << 14,        /* in the 4-tuple hash */
+	GW_TCPF_TLP_ARMED = 1u << 16,     /* rtx timer is a tail loss probe */
+	GW_TCPF_TLP_SENT = 1u << 17,      /* probe sent since the last new ACK */
 	GW_TCPF_SYN_SENT_ONCE = 1u << 15, /* SYN / SYN-ACK went out at least once */
 };
 

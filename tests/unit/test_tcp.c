@@ -639,11 +639,25 @@ main(void)
 		gw_tcp_get_info(c, &ci);
 		EXPECT_EQ(ci.srtt_us, 50000);
 		EXPECT_EQ(ci.rto_ms, 200);
-		/* unacked write: retransmitted at 200 ms, then 400 ms later */
+		/* unacked write: a tail loss probe at 2 srtt + 50 ms (one segment
+		 * out: the peer may delay its ACK), then the RTO 200 ms later,
+		 * then 400 ms later */
 		EXPECT_EQ(gw_tcp_write(c, "pong", 4), 4);
 		h_poll(h, 10);
 		EXPECT_EQ(h->cap.n, 1);
 		cap_clear(&h->cap);
+		h_poll(h, 140000);
+		EXPECT_EQ(h->cap.n, 0);
+		h_poll(h, 11000);
+		EXPECT_EQ(h->cap.n, 1);
+		if (h->cap.n) {
+			p = pk_parse(h->cap.m[0]);
+			EXPECT_EQ(p.seq, iss + 5);
+			EXPECT_EQ(p.len, 4);
+		}
+		cap_clear(&h->cap);
+		EXPECT_EQ(h_st(h).tx_tlp, 1);
+		EXPECT_EQ(h_st(h).tx_rto, 0);
 		h_poll(h, 150000);
 		EXPECT_EQ(h->cap.n, 0);
 		h_poll(h, 60000);
