@@ -20,7 +20,10 @@
  * the document's shape (unknown, duplicate or missing keys, wrong types) and
  * reports every such error; only a well-formed file then gets the semantic
  * and cross-field checks (addresses, enums, files, duplicates ...), again
- * all of them.
+ * all of them. Past 100 error lines the rest are counted in one last line
+ * ("FILE: N more errors not shown"). Values quoted from the file are made
+ * printable, so each error is exactly one line. PINs are never in the
+ * file and never in a message.
  *
  * Relative file paths in the file (certs, crl, pin_file ...) are resolved
  * against the directory of the config file; the struct holds the resolved
@@ -216,8 +219,9 @@ struct gw_cfg {
 
 /*
  * Load and validate the file at path. On success *out is a new config the
- * caller frees with gw_cfg_free(). On failure returns -GW_E_CONFIG (or
- * -ENOENT / -EACCES for an unreadable file), *out is untouched, every error
+ * caller frees with gw_cfg_free(). On failure returns -GW_E_CONFIG (also for
+ * a file that is not a regular file or is over 1 MiB), -ENOENT / -EACCES /
+ * -EIO for an unreadable file, -ENOMEM; *out is untouched, every error
  * found is written to errs (one line each: "FILE:LINE: FIELD: what was
  * expected", errs may be NULL) and gw_err_msg() holds the first one.
  * Thread-safe (no global state).
