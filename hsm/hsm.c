@@ -328,9 +328,15 @@ bind_token(struct gw_hsm *h, const char *label)
 		pthread_mutex_unlock(&eng_lock);
 	}
 	OPENSSL_cleanse(pin, sizeof(pin));
-	if (rc == 0)
-		h->logged_in = true;
-	return rc;
+	if (rc < 0) {
+		/* unbound again, so a later call on this handle reports the real cause */
+		h->mod->f->C_CloseSession(h->sess);
+		h->sess = CK_INVALID_HANDLE;
+		h->bound = false;
+		return rc;
+	}
+	h->logged_in = true;
+	return 0;
 }
 
 int

@@ -476,6 +476,22 @@ main(void)
 		EXPECT_ERR(gw_hsm_open(&p, &h), -GW_E_HSM_PIN);
 		EXPECT_CONTAINS(gw_err_msg(), "cannot read PIN file");
 		EXPECT_TRUE(h == NULL);
+		/* bound lazily from a URI: the PIN error, and again on the next call */
+		{
+			struct gw_hsm_params q = {.pin_file = pin_bad};
+			char u[80];
+			EVP_PKEY *k = NULL;
+
+			snprintf(u, sizeof(u), "pkcs11:token=%s;object=x", label);
+			EXPECT_OK(gw_hsm_open(&q, &h));
+			EXPECT_ERR(gw_hsm_key_load(h, u, &k), -GW_E_HSM_PIN);
+			EXPECT_CONTAINS(gw_err_msg(), "PIN rejected by token");
+			EXPECT_ERR(gw_hsm_key_load(h, u, &k), -GW_E_HSM_PIN);
+			EXPECT_CONTAINS(gw_err_msg(), "PIN rejected by token");
+			EXPECT_TRUE(gw_hsm_token(h) == NULL);
+			gw_hsm_close(h);
+			h = NULL;
+		}
 	}
 	{ /* keygen of every type: attributes, real signatures, verified in software */
 		struct gw_hsm *h;
