@@ -7,7 +7,7 @@ set -euo pipefail
 pkgs=(
 	build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
 	libdpdk-dev dpdk libssl-dev openssl
-	libp11-dev libengine-pkcs11-openssl softhsm2 opensc
+	libp11-dev libp11-kit-dev libengine-pkcs11-openssl softhsm2 opensc
 	libcyaml-dev libjansson-dev libmicrohttpd-dev libsqlite3-dev sqlite3
 	iproute2 nftables python3 python3-scapy curl nginx golang-cfssl procps
 )
