@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -33,6 +34,8 @@
 #include <rte_eal.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
+
+#include <p11-kit/pkcs11.h>
 
 #include "gw_test.h"
 #include "hsm.h"
@@ -472,11 +475,64 @@ client_drain(struct client *cl)
 	ERR_clear_error();
 }
 
+/* ---- the token, straight through PKCS#11 (to delete a key behind our back) ---- */
+
+static int
+raw_destroy_key(const char *token, const char *label)
+{
+	CK_RV (*get)(CK_FUNCTION_LIST_PTR_PTR);
+	CK_C_INITIALIZE_ARGS a = {.flags = CKF_OS_LOCKING_OK};
+	CK_FUNCTION_LIST *f = NULL;
+	CK_SLOT_ID slots[16];
+	CK_ULONG n = 16;
+	void *dl = dlopen(GW_DEFAULT_PKCS11_MODULE, RTLD_NOW);
+	CK_RV rv;
+
+	if (dl == NULL)
+		return -1;
+	*(void **)&get = dlsym(dl, "C_GetFunctionList");
+	if (get == NULL || get(&f) != CKR_OK)
+		return -1;
+	rv = f->C_Initialize(&a);
+	if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED)
+		return -1;
+	if (f->C_GetSlotList(CK_TRUE, slots, &n) != CKR_OK)
+		return -1;
+	for (CK_ULONG i = 0; i < n; i++) {
+		CK_TOKEN_INFO ti;
+		CK_SESSION_HANDLE sh;
+		CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+		CK_ATTRIBUTE t[] = {
+			{CKA_CLASS, &cls, sizeof(cls)}, {CKA_LABEL, (void *)label, strlen(label)}};
+		CK_OBJECT_HANDLE o = CK_INVALID_HANDLE;
+		CK_ULONG k = 0;
+		size_t l = strlen(token);
+
+		if (f->C_GetTokenInfo(slots[i], &ti) != CKR_OK || memcmp(ti.label, token, l) != 0 ||
+			(l < 32 && ti.label[l] != ' '))
+			continue;
+		if (f->C_OpenSession(slots[i], CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
+			    &sh) != CKR_OK)
+			return -1;
+		rv = f->C_Login(sh, CKU_USER, (CK_UTF8CHAR_PTR) "1234", 4);
+		if ((rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN) &&
+			f->C_FindObjectsInit(sh, t, 2) == CKR_OK) {
+			f->C_FindObjects(sh, &o, 1, &k);
+			f->C_FindObjectsFinal(sh);
+		}
+		rv = k == 1 ? f->C_DestroyObject(sh, o) : CKR_GENERAL_ERROR;
+		f->C_CloseSession(sh);
+		return rv == CKR_OK ? 0 : -1;
+	}
+	return -1;
+}
+
 /* ---- the server side ---- */
 
 static struct gw_tls_ctl *CTL;
 static struct gw_snap_pub *P1, *P2;
 static uint64_t gen = 1;
+static struct gw_hsm *hsm_h;
 
 static struct gw_snapshot *
 build(struct lcfg *c)
@@ -649,6 +705,7 @@ main(int argc, char **argv)
 	issue_server_cert(h, srv2_uri, "/CN=api.example.test", "DNS:api.example.test", srv2_pem);
 
 	cp.hsm = h;
+	hsm_h = h;
 	EXPECT_OK(gw_tls_ctl_create(&cp, &CTL));
 	SA = new_stack(mp, out_to_b, src_a);
 	SB = new_stack(mp, out_to_a, src_b);
@@ -977,6 +1034,42 @@ main(int argc, char **argv)
 			stats(W1, &st);
 			EXPECT_EQ(st.established, 0);
 		}
+	}
+	{ /* the HSM key of identity 1 deleted: clear failure and counter; a reload says why */
+		struct gw_tls_stats st0, st1;
+		struct gw_snapshot *s = NULL;
+		struct gw_snapshot_ext ext;
+		struct client cl;
+
+		lcfg_init(&cfg, TC_INTER, TLS1_2_VERSION, 3);
+		publish(P1, &cfg);
+		EXPECT_EQ(raw_destroy_key("gwtls", "srv2"), 0);
+		stats(W1, &st0);
+		client_open(&cl, c13, 8443, &K.leaf, NULL, "api.example.test", NULL);
+		EXPECT_TRUE(!client_handshake(&cl));
+		client_free(&cl);
+		stats(W1, &st1);
+		EXPECT_EQ(st1.hs_fail_hsm - st0.hs_fail_hsm, 1);
+		/* the default identity's key is still there */
+		EXPECT_TRUE(echo_ok(c13, 8443, &K.leaf, NULL, NULL, NULL, NULL, NULL));
+		/* a reload now is refused with the reason; the running snapshot stays */
+		gw_tls_ctl_ext(CTL, &ext);
+		EXPECT_ERR(gw_snapshot_build(&cfg.cfg, 5000, &ext, &s), -GW_E_HSM_KEY);
+		EXPECT_CONTAINS(gw_err_msg(), "identity 1");
+		/*
+		 * Recovery without a restart: a new key for identity 1 in the token
+		 * and its certificate, then a reload. (Copying the old token files
+		 * back is not seen by a SoftHSM already loaded in the process: it
+		 * keeps the object deleted, so that is no test of ours.)
+		 */
+		EXPECT_OK(gw_hsm_keygen(hsm_h, GW_HSM_KEY_EC_P256, "srv2b", srv2_uri));
+		issue_server_cert(
+			hsm_h, srv2_uri, "/CN=api.example.test", "DNS:api.example.test", srv2_pem);
+		publish(P1, &cfg);
+		EXPECT_TRUE(
+			echo_ok(c13, 8443, &K.leaf, NULL, "api.example.test", NULL, NULL, NULL));
+		stats(W1, &st0);
+		EXPECT_EQ(st0.hs_fail_hsm, st1.hs_fail_hsm);
 	}
 
 	/* teardown: connections, workers, stacks, snapshots, keys, the token */
