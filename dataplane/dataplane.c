@@ -192,6 +192,11 @@ gw_dp_eal_init(const struct gw_dp_params *p, const char *prog)
 	rc = build_eal(p, prog, a);
 	if (rc < 0)
 		goto out;
+	for (unsigned i = 0; i < p->n_ports; i++) {
+		rc = gw_port_check(&p->ports[i].dev);
+		if (rc < 0)
+			goto out;
+	}
 	if (p->verbose) {
 		char line[GW_EAL_ARGBUF];
 

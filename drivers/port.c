@@ -14,6 +14,7 @@
  *   our key and a reta of i % n so a flow's hash names its worker both in
  *   hardware and in gw_port_rss_hash().
  */
+#include <net/if.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -172,6 +173,29 @@ gw_port_devargs(const struct gw_port_params *p, unsigned idx, char *buf, size_t 
 	if (n < 0 || (size_t)n >= len)
 		return gw_err_set(-ENOSPC, GW_HERE);
 	return 0;
+}
+
+int
+gw_port_check(const struct gw_port_params *p)
+{
+	switch (p->kind) {
+	case GW_PORT_KIND_TAP:
+		if (p->device != NULL && if_nametoindex(p->device) != 0)
+			return gw_err_setf(-EEXIST, GW_HERE,
+				"port '%s': interface %s already exists (another mtlsgw running, "
+				"or a leftover tap?); a tap port creates its own interface",
+				p->name, p->device);
+		return 0;
+	case GW_PORT_KIND_AF_PACKET:
+	case GW_PORT_KIND_AF_XDP:
+		if (p->device == NULL || if_nametoindex(p->device) == 0)
+			return gw_err_setf(-ENODEV, GW_HERE,
+				"port '%s': no interface named %s in this network namespace",
+				p->name, p->device ? p->device : "(none)");
+		return 0;
+	default:
+		return 0;
+	}
 }
 
 static int

@@ -83,6 +83,14 @@ GW_MUST_CHECK int gw_port_devargs(
 	const struct gw_port_params *p, unsigned idx, char *buf, size_t len, bool *is_pci);
 
 /*
+ * Before rte_eal_init: is the device usable? A tap name must be free (DPDK
+ * would silently attach to an existing tap as an extra queue, sharing it
+ * with whoever made it), an af_packet/af_xdp interface must exist. Returns
+ * 0, -EEXIST or -ENODEV with a message.
+ */
+GW_MUST_CHECK int gw_port_check(const struct gw_port_params *p);
+
+/*
  * Configure and start port number idx (the same idx given to
  * gw_port_devargs): queues, offloads negotiated from dev_info, RSS when the
  * device has it for all queues, MTU. Fills *out. On failure nothing stays
