@@ -6,8 +6,12 @@
  * rejects what cannot be encoded, the second writes it. Writing starts only
  * once the size is known to fit, so a failed call leaves buf untouched and
  * the writer needs no bounds check per byte (the size pass is the check).
+ * gw_pp2_info_from_ssl() at the end reads a finished SSL for the TLS TLVs.
  */
 #include <string.h>
+#include <strings.h>
+
+#include <openssl/x509v3.h>
 
 #include "proxy_v2.h"
 
@@ -171,4 +175,138 @@ gw_pp2_build(uint8_t *buf, size_t cap, const struct gw_pp2_info *in)
 	/* the size pass and the write pass walk the same fields */
 	GW_ENSURE(p - buf == len, -EINVAL);
 	return len;
+}
+
+/* ---- from a finished server-side SSL ------------------------------------ */
+
+/* Copy a counted string, or give NULL when it is empty, has a NUL inside or
+ * does not fit: a value is sent whole or not at all. */
+static const char *
+copy_whole(char *dst, size_t cap, const void *src, size_t len)
+{
+	if (!src || len == 0 || len >= cap || memchr(src, 0, len))
+		return NULL;
+	memcpy(dst, src, len);
+	dst[len] = '\0';
+	return dst;
+}
+
+/* First spiffe:// URI SAN, else the first URI SAN (a SPIFFE SVID has one). */
+static const char *
+cert_client_id(X509 *x, char *dst, size_t cap)
+{
+	GENERAL_NAMES *sans = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	const unsigned char *pick = NULL;
+	const char *out;
+	int pick_len = 0;
+
+	for (int i = 0; i < sk_GENERAL_NAME_num(sans); i++) {
+		const GENERAL_NAME *gn = sk_GENERAL_NAME_value(sans, i);
+		const unsigned char *d;
+		int len;
+
+		if (gn->type != GEN_URI)
+			continue;
+		d = ASN1_STRING_get0_data(gn->d.uniformResourceIdentifier);
+		len = ASN1_STRING_length(gn->d.uniformResourceIdentifier);
+		if (!pick) {
+			pick = d;
+			pick_len = len;
+		}
+		if (len >= 9 && strncasecmp((const char *)d, "spiffe://", 9) == 0) {
+			pick = d;
+			pick_len = len;
+			break;
+		}
+	}
+	out = copy_whole(dst, cap, pick, pick_len > 0 ? (size_t)pick_len : 0);
+	GENERAL_NAMES_free(sans);
+	return out;
+}
+
+static const char *
+cert_cn(X509 *x, char *dst, size_t cap)
+{
+	const X509_NAME *n = X509_get_subject_name(x);
+	int i = X509_NAME_get_index_by_NID(n, NID_commonName, -1);
+	unsigned char *utf8 = NULL;
+	const char *out = NULL;
+	int len;
+
+	if (i < 0)
+		return NULL;
+	len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(n, i)));
+	if (len > 0)
+		out = copy_whole(dst, cap, utf8, (size_t)len);
+	OPENSSL_free(utf8);
+	return out;
+}
+
+/* haproxy's spelling: "EC256", "RSA2048", else the key type's short name */
+static const char *
+cert_key_alg(X509 *x, char *dst, size_t cap)
+{
+	EVP_PKEY *pk = X509_get0_pubkey(x);
+	int id, n;
+
+	if (!pk)
+		return NULL;
+	id = EVP_PKEY_get_base_id(pk);
+	if (id == EVP_PKEY_EC)
+		n = snprintf(dst, cap, "EC%d", EVP_PKEY_get_bits(pk));
+	else if (id == EVP_PKEY_RSA)
+		n = snprintf(dst, cap, "RSA%d", EVP_PKEY_get_bits(pk));
+	else
+		n = snprintf(dst, cap, "%s", OBJ_nid2sn(id));
+	return n > 0 && (size_t)n < cap ? dst : NULL;
+}
+
+int
+gw_pp2_info_from_ssl(struct gw_pp2_info *in, SSL *ssl, struct gw_pp2_ssl_strs *strs)
+{
+	X509 *peer, *own;
+	const unsigned char *alpn = NULL;
+	unsigned alpn_len = 0;
+	const SSL_CIPHER *cipher;
+
+	GW_ENSURE(in && ssl && strs, -EINVAL);
+	GW_ENSURE(SSL_is_server(ssl) && SSL_is_init_finished(ssl), -EINVAL);
+
+	in->authority = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+	SSL_get0_alpn_selected(ssl, &alpn, &alpn_len);
+	in->alpn = alpn_len ? alpn : NULL;
+	in->alpn_len = alpn_len;
+
+	in->has_ssl = true;
+	in->ssl_client = GW_PP2_CLIENT_SSL;
+	in->ssl_version = SSL_get_version(ssl);
+	cipher = SSL_get_current_cipher(ssl);
+	in->ssl_cipher = cipher ? SSL_CIPHER_get_name(cipher) : NULL;
+
+	own = SSL_get_certificate(ssl);
+	in->ssl_sig_alg = NULL;
+	in->ssl_key_alg = NULL;
+	if (own) {
+		int nid = X509_get_signature_nid(own);
+		in->ssl_sig_alg = nid != NID_undef ? OBJ_nid2sn(nid) : NULL;
+		in->ssl_key_alg = cert_key_alg(own, strs->key_alg, sizeof(strs->key_alg));
+	}
+
+	/* the session keeps the client's certificate across resumption: the
+	 * cert was sent on this connection only if this was a full handshake */
+	peer = SSL_get0_peer_certificate(ssl);
+	in->ssl_cn = NULL;
+	in->client_id = NULL;
+	if (peer) {
+		in->ssl_client |= SSL_session_reused(ssl)
+					  ? GW_PP2_CLIENT_CERT_SESS
+					  : GW_PP2_CLIENT_CERT_CONN | GW_PP2_CLIENT_CERT_SESS;
+		in->ssl_verify = (uint32_t)SSL_get_verify_result(ssl);
+		in->ssl_cn = cert_cn(peer, strs->cn, sizeof(strs->cn));
+		in->client_id = cert_client_id(peer, strs->client_id, sizeof(strs->client_id));
+	} else {
+		/* spec: zero only when a certificate was presented and verified */
+		in->ssl_verify = 1;
+	}
+	return 0;
 }

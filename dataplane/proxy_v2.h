@@ -29,6 +29,8 @@
  * Pure C, no DPDK: the worker calls it once per upstream connection, the
  * unit test and fuzzers call it directly. No allocation, no logging; errors
  * record only code and place in the thread's gw_err slot (dataplane rule).
+ * gw_pp2_info_from_ssl() fills the TLS half of the info from a finished
+ * server-side SSL (OpenSSL only), so the worker adds just its 4-tuple.
  */
 #ifndef GW_PROXY_V2_H
 #define GW_PROXY_V2_H
@@ -36,6 +38,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <openssl/ssl.h>
 
 #include "gw_err.h"
 
@@ -91,8 +95,10 @@ struct gw_pp2_info {
 	const char *ssl_version; /* "TLSv1.3"; required with GW_PP2_CLIENT_SSL */
 	const char *ssl_cn;      /* CN of the client certificate's subject */
 	const char *ssl_cipher;  /* "TLS_AES_128_GCM_SHA256" */
-	const char *ssl_sig_alg; /* signature algorithm of the client cert */
-	const char *ssl_key_alg; /* key algorithm of the client cert ("EC256") */
+	/* spec 2.2.6: SIG_ALG and KEY_ALG describe the certificate the frontend
+	 * (the gateway) presented to the client, as haproxy sends them */
+	const char *ssl_sig_alg; /* "ecdsa-with-SHA256" */
+	const char *ssl_key_alg; /* "EC256", "RSA2048" */
 
 	const char *client_id; /* SPIFFE ID or first URI SAN: GW_PP2_TYPE_CLIENT_ID */
 };
@@ -118,5 +124,38 @@ GW_MUST_CHECK int gw_pp2_len(const struct gw_pp2_info *info);
  * Thread-safe (touches only buf).
  */
 GW_MUST_CHECK int gw_pp2_build(uint8_t *buf, size_t cap, const struct gw_pp2_info *info);
+
+/*
+ * Storage for the strings gw_pp2_info_from_ssl() derives (the others point
+ * into the SSL). Lives as long as the info is used; the stack is fine.
+ */
+struct gw_pp2_ssl_strs {
+	char cn[256];
+	char sig_alg[64];
+	char key_alg[32];
+	char client_id[1024];
+};
+
+/*
+ * Fill the TLS fields of info from ssl, a server-side connection whose
+ * handshake has completed: authority (SNI), alpn, has_ssl, ssl_client
+ * (SSL; CERT_CONN when the client sent a certificate on this connection;
+ * CERT_SESS when the session holds one, also after resumption), ssl_verify
+ * (SSL_get_verify_result, 0 = verified; 1 without a client certificate, as
+ * the spec wants non-zero then; a caller whose trust engine decides outside
+ * OpenSSL's verify sets its own result after this), ssl_version, ssl_cipher, ssl_cn
+ * (client certificate subject CN), ssl_sig_alg and ssl_key_alg (of the
+ * certificate the gateway presented), client_id (the client certificate's
+ * first spiffe:// URI SAN, else its first URI SAN). Fields that do not
+ * apply are left NULL / 0; the address fields are not touched.
+ *
+ * Pointers into ssl stay valid while ssl lives and is not renegotiated;
+ * pointers into strs while strs lives. A value too long for its strs buffer
+ * is left out rather than cut (an upstream must not act on half an ID).
+ * Returns 0, or -EINVAL when an argument is NULL or the handshake is not
+ * finished. Thread-safe for distinct ssl objects.
+ */
+GW_MUST_CHECK int gw_pp2_info_from_ssl(
+	struct gw_pp2_info *info, SSL *ssl, struct gw_pp2_ssl_strs *strs);
 
 #endif /* GW_PROXY_V2_H */

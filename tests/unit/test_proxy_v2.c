@@ -6,6 +6,8 @@
  * proxy-protocol.txt, not produced by the encoder), every too-small buffer
  * refused without a byte written past it, inconsistent input refused, and a
  * round trip of many generated inputs through an independent strict parser.
+ * gw_pp2_info_from_ssl() on real in-memory TLS handshakes (a PKI made here):
+ * TLS 1.3 and 1.2, with and without a client certificate, after resumption.
  *
  * `test_proxy_v2 --emit key=value...` writes one header to stdout instead, for
  * tests/integ/proxy_v2.sh, which feeds it to tests/lib/pp2_upstream.py:
@@ -15,6 +17,9 @@
 #include <arpa/inet.h>
 #include <stdint.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509v3.h>
 
 #include "gw_test.h"
 #include "proxy_v2.h"
@@ -313,6 +318,280 @@ rnd_str(char *buf, size_t cap)
 	return buf;
 }
 
+/* ---- real handshakes for gw_pp2_info_from_ssl() ---- */
+
+static long serial = 1;
+
+/* A P-256 certificate for key, signed by issuer (NULL: self-signed CA). */
+static X509 *
+make_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *issuer_key, const char *san)
+{
+	X509 *x = X509_new();
+	X509_NAME *n = X509_get_subject_name(x);
+	X509V3_CTX v3;
+	X509_EXTENSION *e;
+
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
+	X509_gmtime_adj(X509_getm_notBefore(x), -60);
+	X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+	X509_set_pubkey(x, key);
+	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0);
+	X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : n);
+	X509V3_set_ctx_nodb(&v3);
+	X509V3_set_ctx(&v3, issuer ? issuer : x, x, NULL, NULL, 0);
+	e = X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints,
+		issuer ? "critical,CA:FALSE" : "critical,CA:TRUE");
+	X509_add_ext(x, e, -1);
+	X509_EXTENSION_free(e);
+	if (san) {
+		e = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, san);
+		X509_add_ext(x, e, -1);
+		X509_EXTENSION_free(e);
+	}
+	X509_sign(x, issuer_key ? issuer_key : key, EVP_sha256());
+	return x;
+}
+
+struct pki {
+	EVP_PKEY *ca_key, *srv_key, *cli_key;
+	X509 *ca, *srv;
+};
+
+static int
+alpn_pick(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
+	unsigned inlen, void *arg)
+{
+	(void)ssl;
+	(void)arg;
+	for (unsigned i = 0; i + 1 < inlen; i += 1u + in[i]) {
+		if (in[i] == 2 && i + 3 <= inlen && memcmp(in + i + 1, "h2", 2) == 0) {
+			*out = in + i + 1;
+			*outlen = 2;
+			return SSL_TLSEXT_ERR_OK;
+		}
+	}
+	return SSL_TLSEXT_ERR_NOACK;
+}
+
+struct hs {
+	SSL_CTX *sctx, *cctx;
+	SSL *s, *c;
+};
+
+/* One handshake over a BIO pair. cli_cert NULL: the client sends none. */
+static int
+handshake(struct hs *h, const struct pki *p, X509 *cli_cert, int max_version, SSL_SESSION *resume)
+{
+	BIO *cb, *sb;
+	int rs = 0, rc = 0;
+
+	memset(h, 0, sizeof(*h));
+	h->sctx = SSL_CTX_new(TLS_server_method());
+	h->cctx = SSL_CTX_new(TLS_client_method());
+	SSL_CTX_set_max_proto_version(h->sctx, max_version);
+	SSL_CTX_use_certificate(h->sctx, p->srv);
+	SSL_CTX_use_PrivateKey(h->sctx, p->srv_key);
+	X509_STORE_add_cert(SSL_CTX_get_cert_store(h->sctx), p->ca);
+	SSL_CTX_set_verify(h->sctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_alpn_select_cb(h->sctx, alpn_pick, NULL);
+	SSL_CTX_set_session_id_context(h->sctx, (const unsigned char *)"t", 1);
+	X509_STORE_add_cert(SSL_CTX_get_cert_store(h->cctx), p->ca);
+	SSL_CTX_set_verify(h->cctx, SSL_VERIFY_PEER, NULL);
+	if (cli_cert) {
+		SSL_CTX_use_certificate(h->cctx, cli_cert);
+		SSL_CTX_use_PrivateKey(h->cctx, p->cli_key);
+	}
+	h->s = SSL_new(h->sctx);
+	h->c = SSL_new(h->cctx);
+	if (!cli_cert) {
+		/* no SNI, no ALPN either: those fields must come out empty */
+	} else {
+		SSL_set_tlsext_host_name(h->c, "gw.test");
+		SSL_set_alpn_protos(h->c, (const unsigned char *)"\x08http/1.1\x02h2", 12);
+	}
+	if (resume)
+		SSL_set_session(h->c, resume);
+	BIO_new_bio_pair(&cb, 0, &sb, 0);
+	SSL_set_bio(h->c, cb, cb);
+	SSL_set_bio(h->s, sb, sb);
+	SSL_set_connect_state(h->c);
+	SSL_set_accept_state(h->s);
+	for (int i = 0; i < 50 && (rs != 1 || rc != 1); i++) {
+		if (rc != 1)
+			rc = SSL_do_handshake(h->c);
+		if (rs != 1)
+			rs = SSL_do_handshake(h->s);
+	}
+	return rs == 1 && rc == 1 ? 0 : -1;
+}
+
+static void
+hs_free(struct hs *h)
+{
+	/* freed without a shutdown, OpenSSL marks the session not resumable */
+	SSL_set_shutdown(h->c, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+	SSL_set_shutdown(h->s, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+	SSL_free(h->s);
+	SSL_free(h->c);
+	SSL_CTX_free(h->sctx);
+	SSL_CTX_free(h->cctx);
+}
+
+static void
+test_from_ssl(void)
+{
+	struct pki p = {0};
+	struct gw_pp2_ssl_strs strs;
+	struct gw_pp2_info in;
+	struct hs h;
+	X509 *cli, *cli_urn, *cli_long;
+	char long_san[1200];
+
+	p.ca_key = EVP_EC_gen("P-256");
+	p.srv_key = EVP_EC_gen("P-256");
+	p.cli_key = EVP_EC_gen("P-256");
+	p.ca = make_cert(p.ca_key, "test ca", NULL, NULL, NULL);
+	p.srv = make_cert(p.srv_key, "gw.test", p.ca, p.ca_key, "DNS:gw.test");
+	/* a non-SPIFFE URI first: the SPIFFE one must still be picked */
+	cli = make_cert(p.cli_key, "client1", p.ca, p.ca_key,
+		"URI:https://example.org/a,URI:spiffe://td.test/ns/a/sa/client1,DNS:c1.test");
+	cli_urn = make_cert(p.cli_key, "client2", p.ca, p.ca_key, "URI:urn:example:client2");
+	memcpy(long_san, "URI:spiffe://td.test/", 21);
+	memset(long_san + 21, 'x', 1100);
+	long_san[1121] = '\0';
+	cli_long = make_cert(p.cli_key, "client3", p.ca, p.ca_key, long_san);
+
+	{ /* TLS 1.3, client certificate, SNI, ALPN */
+		uint8_t buf[1024];
+		struct parsed o;
+		int n;
+
+		memset(&in, 0, sizeof(in));
+		EXPECT_OK(handshake(&h, &p, cli, TLS1_3_VERSION, NULL));
+		EXPECT_OK(gw_pp2_info_from_ssl(&in, h.s, &strs));
+		EXPECT_STREQ(in.ssl_version, "TLSv1.3");
+		EXPECT_TRUE(in.ssl_cipher && strncmp(in.ssl_cipher, "TLS_", 4) == 0);
+		EXPECT_STREQ(in.ssl_cn, "client1");
+		EXPECT_STREQ(in.client_id, "spiffe://td.test/ns/a/sa/client1");
+		EXPECT_STREQ(in.ssl_sig_alg, "ecdsa-with-SHA256");
+		EXPECT_STREQ(in.ssl_key_alg, "EC256");
+		EXPECT_STREQ(in.authority, "gw.test");
+		EXPECT_TRUE(in.alpn_len == 2 && memcmp(in.alpn, "h2", 2) == 0);
+		EXPECT_EQ(in.ssl_client,
+			GW_PP2_CLIENT_SSL | GW_PP2_CLIENT_CERT_CONN | GW_PP2_CLIENT_CERT_SESS);
+		EXPECT_EQ(in.ssl_verify, 0);
+		/* and it builds a header the parser reads back */
+		in.src_addr = ip("192.0.2.10");
+		in.dst_addr = ip("192.0.2.20");
+		in.src_port = htons(40000);
+		in.dst_port = htons(443);
+		n = gw_pp2_build(buf, sizeof(buf), &in);
+		EXPECT_TRUE(n > 0 && parse(buf, (size_t)n, &o) == n && same(&in, &o));
+		/* the caller-side errors */
+		EXPECT_ERR(gw_pp2_info_from_ssl(NULL, h.s, &strs), -EINVAL);
+		EXPECT_ERR(gw_pp2_info_from_ssl(&in, NULL, &strs), -EINVAL);
+		EXPECT_ERR(gw_pp2_info_from_ssl(&in, h.s, NULL), -EINVAL);
+		EXPECT_ERR(gw_pp2_info_from_ssl(&in, h.c, &strs), -EINVAL); /* client side */
+		hs_free(&h);
+	}
+	{ /* only a non-SPIFFE URI: that is the id */
+		memset(&in, 0, sizeof(in));
+		EXPECT_OK(handshake(&h, &p, cli_urn, TLS1_3_VERSION, NULL));
+		EXPECT_OK(gw_pp2_info_from_ssl(&in, h.s, &strs));
+		EXPECT_STREQ(in.client_id, "urn:example:client2");
+		EXPECT_STREQ(in.ssl_cn, "client2");
+		hs_free(&h);
+	}
+	{ /* an id longer than its buffer is left out, not cut */
+		memset(&in, 0, sizeof(in));
+		EXPECT_OK(handshake(&h, &p, cli_long, TLS1_3_VERSION, NULL));
+		EXPECT_OK(gw_pp2_info_from_ssl(&in, h.s, &strs));
+		EXPECT_TRUE(in.client_id == NULL);
+		EXPECT_STREQ(in.ssl_cn, "client3");
+		hs_free(&h);
+	}
+	{ /* no client certificate, no SNI, no ALPN: flags say so, verify non-zero */
+		memset(&in, 0, sizeof(in));
+		EXPECT_OK(handshake(&h, &p, NULL, TLS1_3_VERSION, NULL));
+		EXPECT_OK(gw_pp2_info_from_ssl(&in, h.s, &strs));
+		EXPECT_EQ(in.ssl_client, GW_PP2_CLIENT_SSL);
+		EXPECT_TRUE(in.ssl_verify != 0);
+		EXPECT_TRUE(in.ssl_cn == NULL && in.client_id == NULL);
+		EXPECT_TRUE(in.authority == NULL && in.alpn == NULL && in.alpn_len == 0);
+		EXPECT_OK(gw_pp2_len(&in));
+		hs_free(&h);
+	}
+	{ /* TLS 1.2, then a resumed session: the cert was sent in the session only */
+		SSL_SESSION *sess;
+		SSL_CTX *keep_s;
+
+		memset(&in, 0, sizeof(in));
+		EXPECT_OK(handshake(&h, &p, cli, TLS1_2_VERSION, NULL));
+		EXPECT_OK(gw_pp2_info_from_ssl(&in, h.s, &strs));
+		EXPECT_STREQ(in.ssl_version, "TLSv1.2");
+		EXPECT_STREQ(in.ssl_cipher, "ECDHE-ECDSA-AES256-GCM-SHA384");
+		EXPECT_EQ(in.ssl_client,
+			GW_PP2_CLIENT_SSL | GW_PP2_CLIENT_CERT_CONN | GW_PP2_CLIENT_CERT_SESS);
+		sess = SSL_get1_session(h.c);
+		/* resume against the same server context (tickets need its keys) */
+		keep_s = h.sctx;
+		SSL_CTX_up_ref(keep_s);
+		hs_free(&h);
+		{
+			struct hs r;
+			BIO *cb, *sb;
+			int rs = 0, rc = 0;
+
+			r.sctx = keep_s;
+			r.cctx = SSL_CTX_new(TLS_client_method());
+			X509_STORE_add_cert(SSL_CTX_get_cert_store(r.cctx), p.ca);
+			SSL_CTX_use_certificate(r.cctx, cli);
+			SSL_CTX_use_PrivateKey(r.cctx, p.cli_key);
+			r.s = SSL_new(r.sctx);
+			r.c = SSL_new(r.cctx);
+			SSL_set_session(r.c, sess);
+			/* the same name as the first time, or the session is not offered */
+			SSL_set_tlsext_host_name(r.c, "gw.test");
+			BIO_new_bio_pair(&cb, 0, &sb, 0);
+			SSL_set_bio(r.c, cb, cb);
+			SSL_set_bio(r.s, sb, sb);
+			SSL_set_connect_state(r.c);
+			SSL_set_accept_state(r.s);
+			for (int i = 0; i < 50 && (rs != 1 || rc != 1); i++) {
+				if (rc != 1)
+					rc = SSL_do_handshake(r.c);
+				if (rs != 1)
+					rs = SSL_do_handshake(r.s);
+			}
+			EXPECT_TRUE(rs == 1 && rc == 1);
+			EXPECT_TRUE(SSL_session_reused(r.s));
+			memset(&in, 0, sizeof(in));
+			EXPECT_OK(gw_pp2_info_from_ssl(&in, r.s, &strs));
+			EXPECT_EQ(in.ssl_client, GW_PP2_CLIENT_SSL | GW_PP2_CLIENT_CERT_SESS);
+			EXPECT_STREQ(in.client_id, "spiffe://td.test/ns/a/sa/client1");
+			hs_free(&r);
+		}
+		SSL_SESSION_free(sess);
+	}
+	{ /* a handshake that has not finished */
+		SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+		SSL *s = SSL_new(ctx);
+
+		EXPECT_ERR(gw_pp2_info_from_ssl(&in, s, &strs), -EINVAL);
+		SSL_free(s);
+		SSL_CTX_free(ctx);
+	}
+	X509_free(cli);
+	X509_free(cli_urn);
+	X509_free(cli_long);
+	X509_free(p.ca);
+	X509_free(p.srv);
+	EVP_PKEY_free(p.ca_key);
+	EVP_PKEY_free(p.srv_key);
+	EVP_PKEY_free(p.cli_key);
+}
+
 /* ---- --emit mode for the integration test ---- */
 
 static int
@@ -552,5 +831,6 @@ main(int argc, char **argv)
 		}
 		EXPECT_EQ(bad, 0);
 	}
+	test_from_ssl();
 	GW_TEST_END();
 }
