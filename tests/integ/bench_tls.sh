@@ -36,6 +36,13 @@ out=$(bench "${good[@]}" --request 'GET / HTTP/1.0\r\n\r\n' --expect "200 ok")
 [ "$(field "$out" p50_us)" -gt 0 ] || gw_fail "no latency recorded: $out"
 gw_ok "good client: $(field "$out" connections_ok) full handshakes, 0 failures"
 
+# 1b. two client threads share the connections and the counts add up
+out=$(bench "${good[@]}" --threads 2 --concurrency 4 --request 'GET / HTTP/1.0\r\n\r\n' \
+	--expect "200 ok")
+[ "$(field "$out" threads)" -eq 2 ] && [ "$(field "$out" connections_ok)" -gt 0 ] &&
+	[ "$(field "$out" failed)" -eq 0 ] || gw_fail "--threads 2: $out"
+gw_ok "--threads 2: $(field "$out" connections_ok) handshakes, 0 failures"
+
 # 2. TLS 1.2 as well
 out=$(bench "${good[@]}" --tls 1.2 --request 'GET / HTTP/1.0\r\n\r\n' --expect "200 ok")
 [ "$(field "$out" connections_ok)" -gt 0 ] && [ "$(field "$out" failed)" -eq 0 ] ||
