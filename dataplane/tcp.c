@@ -364,16 +364,16 @@ tcp_fill_cksum(struct gw_tcp_stack *s, struct rte_mbuf *m, struct rte_ipv4_hdr *
 
 /*
  * Build and send one segment. data_len bytes are copied from the send queue
- * starting at sequence seq (c must be given when data_len > 0). opts are
- * the MSS (+ window scale) of a SYN. Returns 0 or -ENOBUFS.
+ * starting at sequence seq (c must be given when data_len > 0). opt/optlen:
+ * ready-made options, optlen a multiple of 4. Returns 0 or -ENOBUFS.
  */
 static int
 tcp_xmit_raw(struct gw_tcp_stack *s, const struct gw_tcp_key *k, uint32_t seq, uint32_t ack,
-	uint8_t flags, uint16_t wnd, uint16_t mss_opt, int wscale_opt, struct gw_tcp_conn *c,
+	uint8_t flags, uint16_t wnd, const uint8_t *opt, uint16_t optlen, struct gw_tcp_conn *c,
 	uint32_t data_len)
 {
 	struct rte_mbuf *m = rte_pktmbuf_alloc(s->p.pool);
-	uint16_t optlen = 0, thlen;
+	uint16_t thlen;
 	struct rte_ipv4_hdr *ip;
 	struct rte_tcp_hdr *th;
 	uint8_t *o;
@@ -382,10 +382,6 @@ tcp_xmit_raw(struct gw_tcp_stack *s, const struct gw_tcp_key *k, uint32_t seq, u
 		s->st.tx_nombuf++;
 		return -ENOBUFS;
 	}
-	if (mss_opt)
-		optlen += 4;
-	if (wscale_opt >= 0)
-		optlen += 4;
 	thlen = sizeof(*th) + optlen;
 	ip = (struct rte_ipv4_hdr *)rte_pktmbuf_append(m, sizeof(*ip) + thlen + data_len);
 	if (!ip) {
@@ -412,19 +408,9 @@ tcp_xmit_raw(struct gw_tcp_stack *s, const struct gw_tcp_key *k, uint32_t seq, u
 	th->rx_win = rte_cpu_to_be_16(wnd);
 	th->tcp_urp = 0;
 	o = (uint8_t *)(th + 1);
-	if (mss_opt) {
-		o[0] = 2;
-		o[1] = 4;
-		o[2] = mss_opt >> 8;
-		o[3] = mss_opt & 0xff;
-		o += 4;
-	}
-	if (wscale_opt >= 0) {
-		o[0] = 1; /* NOP: keep the header 4-byte aligned */
-		o[1] = 3;
-		o[2] = 3;
-		o[3] = (uint8_t)wscale_opt;
-		o += 4;
+	if (optlen) {
+		memcpy(o, opt, optlen);
+		o += optlen;
 	}
 	if (data_len) {
 		/* copy from the send queue; the cursor makes this O(1) amortized */
@@ -496,23 +482,108 @@ tcp_rcv_wnd_field(struct gw_tcp_conn *c, bool syn)
 	return (uint16_t)field;
 }
 
+/* SYN options: MSS, window scale (ws >= 0), SACK permitted. */
+static uint16_t
+tcp_opt_syn(uint8_t *o, uint16_t mss, int ws, bool sack)
+{
+	uint16_t n = 0;
+
+	o[n++] = 2;
+	o[n++] = 4;
+	o[n++] = (uint8_t)(mss >> 8);
+	o[n++] = (uint8_t)(mss & 0xff);
+	if (ws >= 0) {
+		o[n++] = 1; /* NOP: keep 4-byte alignment */
+		o[n++] = 3;
+		o[n++] = 3;
+		o[n++] = (uint8_t)ws;
+	}
+	if (sack) {
+		o[n++] = 1;
+		o[n++] = 1;
+		o[n++] = 4;
+		o[n++] = 2;
+	}
+	return n;
+}
+
+#define OOO_SEQ(m) ((m)->hash.fdir.lo)
+#define OOO_FIN(m) ((m)->hash.fdir.hi)
+
+/*
+ * SACK blocks (RFC 2018 4) describing the out-of-order queue: the block
+ * holding the latest arrival first, then the others in order, at most 4
+ * (no timestamps, so 36 of the 40 option bytes).
+ */
+static uint16_t
+tcp_opt_sack(const struct gw_tcp_conn *c, uint8_t *o)
+{
+	uint32_t blk[4][2], nb = 0, first = UINT32_MAX;
+	const struct rte_mbuf *q = c->ooo_head;
+	uint16_t n = 0;
+
+	while (q && nb < 4) {
+		uint32_t b = OOO_SEQ(q), e = b + q->data_len;
+
+		/* merge queued segments that touch */
+		while (q->next && OOO_SEQ(q->next) == e) {
+			q = q->next;
+			e += q->data_len;
+		}
+		if (e != b) {
+			if (SEQ_LEQ(b, c->sack_last) && SEQ_LT(c->sack_last, e))
+				first = nb;
+			blk[nb][0] = b;
+			blk[nb][1] = e;
+			nb++;
+		}
+		q = q->next;
+	}
+	if (!nb)
+		return 0;
+	o[n++] = 1;
+	o[n++] = 1;
+	o[n++] = 5;
+	o[n++] = (uint8_t)(2 + 8 * nb);
+	for (uint32_t i = 0; i < nb; i++) {
+		/* rotate so the most recent block leads */
+		uint32_t j = first < nb ? (first + i) % nb : i;
+		uint32_t be = rte_cpu_to_be_32(blk[j][0]), ee = rte_cpu_to_be_32(blk[j][1]);
+
+		memcpy(o + n, &be, 4);
+		memcpy(o + n + 4, &ee, 4);
+		n += 8;
+	}
+	return n;
+}
+
 /* Any segment to the peer from connection c (ACK bit set when synchronized). */
 static int
 tcp_xmit(struct gw_tcp_conn *c, uint32_t seq, uint8_t flags, uint32_t data_len)
 {
 	struct gw_tcp_stack *s = c->s;
 	bool syn = flags & TH_SYN;
-	uint16_t wnd;
+	uint8_t opt[40];
+	uint16_t wnd, optlen = 0;
 	int rc;
 
 	if (c->state != GW_TCP_ST_SYN_SENT)
 		flags |= TH_ACK;
 	wnd = tcp_rcv_wnd_field(c, syn);
-	rc = tcp_xmit_raw(s, &c->key, seq, c->rcv_nxt, flags, wnd, syn ? s->mss : 0,
-		syn && (c->state == GW_TCP_ST_SYN_SENT || (c->flags & GW_TCPF_WS_OK))
-			? c->rcv_wscale
-			: -1,
-		c, data_len);
+	if (syn) {
+		bool active = c->state == GW_TCP_ST_SYN_SENT;
+
+		optlen = tcp_opt_syn(opt, s->mss,
+			active || (c->flags & GW_TCPF_WS_OK) ? c->rcv_wscale : -1,
+			active || (c->flags & GW_TCPF_SACK_OK));
+	} else if ((c->flags & GW_TCPF_SACK_OK) && c->ooo_head && !(flags & TH_RST)) {
+		optlen = tcp_opt_sack(c, opt);
+		/* options eat into the MSS (RFC 6691): rather no SACK than a
+		 * segment over the MTU */
+		if (data_len + optlen > c->snd_mss)
+			optlen = 0;
+	}
+	rc = tcp_xmit_raw(s, &c->key, seq, c->rcv_nxt, flags, wnd, opt, optlen, c, data_len);
 	if (rc == 0 && (flags & TH_ACK)) {
 		c->flags &= ~GW_TCPF_ACK_NOW;
 		c->rcv_unacked = 0;
@@ -538,9 +609,9 @@ tcp_send_rst_for(struct gw_tcp_stack *s, const struct gw_tcp_key *k, uint32_t se
 	if (flags & TH_RST)
 		return;
 	if (flags & TH_ACK)
-		(void)tcp_xmit_raw(s, k, ack, 0, TH_RST, 0, 0, -1, NULL, 0);
+		(void)tcp_xmit_raw(s, k, ack, 0, TH_RST, 0, NULL, 0, NULL, 0);
 	else
-		(void)tcp_xmit_raw(s, k, 0, seq + seglen, TH_RST | TH_ACK, 0, 0, -1, NULL, 0);
+		(void)tcp_xmit_raw(s, k, 0, seq + seglen, TH_RST | TH_ACK, 0, NULL, 0, NULL, 0);
 }
 
 static uint32_t tcp_flight(const struct gw_tcp_conn *c);
@@ -773,7 +844,7 @@ tcp_sndq_drop(struct gw_tcp_conn *c, uint32_t n)
  */
 static bool
 tcp_rx_ack(struct gw_tcp_conn *c, uint32_t seq, uint32_t ack, uint32_t wnd, uint32_t seglen,
-	bool *fin_acked_now)
+	bool has_sack, uint32_t sack_max, bool *fin_acked_now)
 {
 	struct gw_tcp_stack *s = c->s;
 	uint32_t acked, prev_wnd = c->snd_wnd;
@@ -810,7 +881,14 @@ tcp_rx_ack(struct gw_tcp_conn *c, uint32_t seq, uint32_t ack, uint32_t wnd, uint
 	if (SEQ_LEQ(ack, c->snd_una)) {
 		/* RFC 5681 2: a duplicate ACK is a pure ACK, same ack and window,
 		 * with data outstanding */
-		if (ack == c->snd_una && seglen == 0 && wnd == prev_wnd &&
+		/* ... or one that SACKs new data: Linux grows its window while
+		 * it queues out of order, so its dupacks rarely repeat it */
+		bool new_sack = has_sack && SEQ_GT(sack_max, c->sack_high) &&
+				SEQ_LEQ(sack_max, c->snd_max) && SEQ_GT(sack_max, c->snd_una);
+
+		if (new_sack)
+			c->sack_high = sack_max;
+		if (ack == c->snd_una && seglen == 0 && (wnd == prev_wnd || new_sack) &&
 			c->snd_max != c->snd_una && !(c->flags & GW_TCPF_PERSIST)) {
 			uint32_t thresh = 3;
 
@@ -859,6 +937,8 @@ tcp_rx_ack(struct gw_tcp_conn *c, uint32_t seq, uint32_t ack, uint32_t wnd, uint
 	if (SEQ_LT(c->snd_nxt, c->snd_una))
 		c->snd_nxt = c->snd_una;
 	c->flags &= ~GW_TCPF_TLP_SENT; /* a new episode may probe again */
+	if (SEQ_LT(c->sack_high, ack))
+		c->sack_high = ack;
 	c->retries = 0;
 	c->backoff = 0;
 	if ((c->flags & GW_TCPF_RTT_ON) && SEQ_GEQ(ack, c->rtt_seq)) {
@@ -933,9 +1013,6 @@ tcp_rcvq_append(struct gw_tcp_conn *c, struct rte_mbuf *m)
 	c->rcvq_tail = m;
 }
 
-#define OOO_SEQ(m) ((m)->hash.fdir.lo)
-#define OOO_FIN(m) ((m)->hash.fdir.hi)
-
 /* Queue an out-of-order segment (seq > rcv_nxt), trimmed against its
  * neighbours so the queue holds disjoint ranges in order. Consumes m. */
 static void
@@ -986,6 +1063,7 @@ tcp_ooo_insert(struct gw_tcp_conn *c, struct rte_mbuf *m, uint32_t seq, bool fin
 	}
 	OOO_SEQ(m) = seq;
 	OOO_FIN(m) = fin;
+	c->sack_last = seq;
 	m->next = q;
 	*pp = m;
 	c->ooo_n++;
@@ -1115,7 +1193,8 @@ struct tcp_seg {
 	struct gw_tcp_key key;
 	uint32_t seq, ack, wnd, len;
 	uint8_t flags;
-	bool has_mss, has_ws;
+	bool has_mss, has_ws, sack_ok, has_sack;
+	uint32_t sack_max; /* highest right edge among the SACK blocks */
 	uint16_t mss;
 	uint8_t ws;
 };
@@ -1152,7 +1231,24 @@ tcp_parse_opts(const uint8_t *p, unsigned len, struct tcp_seg *g)
 			g->has_ws = true;
 			g->ws = p[2] > 14 ? 14 : p[2]; /* RFC 7323 2.3 */
 			break;
-		default: /* SACK-permitted, timestamps ...: not advertised, ignored */
+		case 4:
+			if (olen != 2)
+				return -1;
+			g->sack_ok = true;
+			break;
+		case 5:
+			if (olen < 10 || (olen - 2) % 8 != 0)
+				return -1;
+			for (unsigned i = 2; i + 8 <= olen; i += 8) {
+				uint32_t e = (uint32_t)p[i + 4] << 24 | (uint32_t)p[i + 5] << 16 |
+					     (uint32_t)p[i + 6] << 8 | p[i + 7];
+
+				if (!g->has_sack || SEQ_GT(e, g->sack_max))
+					g->sack_max = e;
+				g->has_sack = true;
+			}
+			break;
+		default: /* SACK blocks (we do not use them yet), timestamps ...: ignored */
 			break;
 		}
 		p += olen;
@@ -1176,6 +1272,8 @@ tcp_conn_syn_opts(struct gw_tcp_conn *c, const struct tcp_seg *g)
 		c->rcv_wscale = 0;
 		c->snd_wscale = 0;
 	}
+	if (g->sack_ok)
+		c->flags |= GW_TCPF_SACK_OK;
 	c->cwnd = GW_TCP_IW_SEGS * c->snd_mss;
 	c->ssthresh = UINT32_MAX / 2;
 }
@@ -1257,6 +1355,7 @@ tcp_input_listen(struct gw_tcp_stack *s, struct tcp_seg *g, struct rte_mbuf *m)
 		c->cwnd = GW_TCP_IW_SEGS * c->snd_mss;
 		c->ssthresh = UINT32_MAX / 2;
 		c->recover = c->iss;
+		c->sack_high = c->iss;
 		c->snd_wnd = c->max_snd_wnd = g->wnd; /* unscaled: no wscale */
 		c->snd_wl1 = g->seq;
 		c->snd_wl2 = g->ack;
@@ -1281,9 +1380,12 @@ tcp_input_listen(struct gw_tcp_stack *s, struct tcp_seg *g, struct rte_mbuf *m)
 		uint16_t mss = g->has_mss ? g->mss : GW_TCP_DEFAULT_MSS;
 		uint32_t cookie = tcp_cookie_make(s, &g->key, g->seq, tcp_min32(mss, s->mss));
 
+		uint8_t opt[4];
+		uint16_t optlen = tcp_opt_syn(opt, s->mss, -1, false);
+
 		s->st.syncookie_tx++;
 		(void)tcp_xmit_raw(s, &g->key, cookie, g->seq + 1, TH_SYN | TH_ACK,
-			(uint16_t)tcp_min32(s->p.rcvbuf, 65535), s->mss, -1, NULL, 0);
+			(uint16_t)tcp_min32(s->p.rcvbuf, 65535), opt, optlen, NULL, 0);
 		goto drop;
 	}
 	c = tcp_conn_alloc(s, &g->key);
@@ -1297,6 +1399,7 @@ tcp_input_listen(struct gw_tcp_stack *s, struct tcp_seg *g, struct rte_mbuf *m)
 	c->iss = tcp_isn(s, &g->key);
 	c->snd_una = c->snd_nxt = c->snd_max = c->iss;
 	c->recover = c->iss;
+	c->sack_high = c->iss;
 	c->rcv_wscale = s->rcv_wscale;
 	tcp_conn_syn_opts(c, g);
 	c->snd_wnd = c->max_snd_wnd = g->wnd; /* never scaled in a SYN */
@@ -1324,7 +1427,7 @@ tcp_input_syn_sent(struct gw_tcp_conn *c, struct tcp_seg *g, struct rte_mbuf *m)
 		if (SEQ_LEQ(g->ack, c->iss) || SEQ_GT(g->ack, c->snd_max)) {
 			if (!(g->flags & TH_RST))
 				(void)tcp_xmit_raw(
-					s, &c->key, g->ack, 0, TH_RST, 0, 0, -1, NULL, 0);
+					s, &c->key, g->ack, 0, TH_RST, 0, NULL, 0, NULL, 0);
 			goto drop;
 		}
 		ack_ok = true;
@@ -1471,7 +1574,7 @@ tcp_input_conn(struct gw_tcp_conn *c, struct tcp_seg *g, struct rte_mbuf *m)
 		struct gw_tcp_listener *l = c->lst;
 
 		if (!(SEQ_GT(g->ack, c->snd_una) && SEQ_LEQ(g->ack, c->snd_max))) {
-			(void)tcp_xmit_raw(s, &c->key, g->ack, 0, TH_RST, 0, 0, -1, NULL, 0);
+			(void)tcp_xmit_raw(s, &c->key, g->ack, 0, TH_RST, 0, NULL, 0, NULL, 0);
 			goto drop;
 		}
 		if (l)
@@ -1491,7 +1594,8 @@ tcp_input_conn(struct gw_tcp_conn *c, struct tcp_seg *g, struct rte_mbuf *m)
 		if (!tcp_accept(c, l))
 			goto drop;
 	}
-	if (!tcp_rx_ack(c, seq, g->ack, (uint32_t)g->wnd << c->snd_wscale, len, &fin_acked))
+	if (!tcp_rx_ack(c, seq, g->ack, (uint32_t)g->wnd << c->snd_wscale, len, g->has_sack,
+		    g->sack_max, &fin_acked))
 		goto drop;
 	if (fin_acked) {
 		switch (c->state) {
@@ -2027,6 +2131,7 @@ gw_tcp_connect(
 	c->iss = tcp_isn(s, &k);
 	c->snd_una = c->snd_nxt = c->snd_max = c->iss;
 	c->recover = c->iss;
+	c->sack_high = c->iss;
 	c->rcv_wscale = s->rcv_wscale;
 	c->snd_mss = GW_TCP_DEFAULT_MSS;
 	c->cb = p->cb;

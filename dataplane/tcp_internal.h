@@ -54,6 +54,7 @@ enum {
 	GW_TCPF_PERSIST = 1u << 12,       /* rtx timer is the persist timer */
 	GW_TCPF_RTT_ON = 1u << 13,        /* one segment is being timed */
 	GW_TCPF_HASHED = 1u << 14,        /* in the 4-tuple hash */
+	GW_TCPF_SACK_OK = 1u << 18,       /* peer sent SACK-permitted: we send blocks */
 	GW_TCPF_TLP_ARMED = 1u << 16,     /* rtx timer is a tail loss probe */
 	GW_TCPF_TLP_SENT = 1u << 17,      /* probe sent since the last new ACK */
 	GW_TCPF_SYN_SENT_ONCE = 1u << 15, /* SYN / SYN-ACK went out at least once */
@@ -99,6 +100,8 @@ struct gw_tcp_conn {
 	uint32_t rcvq_bytes, rcvq_head_off;
 	struct rte_mbuf *ooo_head;
 	uint32_t ooo_n;
+	uint32_t sack_last; /* seq of the latest out-of-order arrival */
+	uint32_t sack_high; /* highest seq the peer SACKed (dupack detection) */
 	/* timers: deadlines in ms (0 = off), one wheel entry at the earliest */
 	struct gw_tw_timer tw;
 	uint64_t t_rtx, t_delack, t_life;

@@ -68,6 +68,9 @@ struct pk {
 	uint16_t win;
 	uint16_t mss;
 	int ws;
+	bool sack_ok;
+	unsigned sack_n;
+	uint32_t sack[4][2];
 	uint32_t len;
 	const uint8_t *data;
 	bool csum_ok;
@@ -114,6 +117,19 @@ pk_parse(struct rte_mbuf *m)
 			p.mss = (uint16_t)(o[2] << 8 | o[3]);
 		if (o[0] == 3)
 			p.ws = o[2];
+		if (o[0] == 4)
+			p.sack_ok = true;
+		if (o[0] == 5) {
+			for (unsigned i = 0; i < (o[1] - 2u) / 8 && i < 4; i++) {
+				uint32_t b, e;
+
+				memcpy(&b, o + 2 + 8 * i, 4);
+				memcpy(&e, o + 6 + 8 * i, 4);
+				p.sack[i][0] = ntohl(b);
+				p.sack[i][1] = ntohl(e);
+				p.sack_n = i + 1;
+			}
+		}
 		olen -= o[1];
 		o += o[1];
 	}
@@ -612,6 +628,45 @@ main(void)
 		h_in(h, 1001 + 26 + 300000, iss + 1, F_ACK, 1024, "x", 1);
 		EXPECT_EQ(h->cap.n, 1);
 		EXPECT_EQ(h_st(h).rx_out_of_window, 1);
+		h_free(h);
+		EXPECT_TRUE(pool_clean());
+	}
+
+	{ /* SACK permitted: negotiated, and dupacks carry the blocks */
+		struct h *h = h_new(0, 0, 0);
+		static const uint8_t o[12] = {2, 4, 0x05, 0xb4, 1, 3, 3, 7, 1, 1, 4, 2};
+		struct pk p;
+		uint32_t iss;
+
+		gw_tcp_input(h->s,
+			mkseg(P_ADDR, A_ADDR, 5555, 80, 1000, 0, F_SYN, 65535, o, 12, NULL, 0));
+		p = pk_parse(h->cap.m[0]);
+		EXPECT_TRUE(p.sack_ok);
+		iss = p.seq;
+		cap_clear(&h->cap);
+		h_in(h, 1001, iss + 1, F_ACK, 1024, NULL, 0);
+		h_in(h, 1101, iss + 1, F_ACK, 1024, "0123456789", 10);
+		h_in(h, 1201, iss + 1, F_ACK, 1024, "abcdefghij", 10);
+		EXPECT_EQ(h->cap.n, 2);
+		if (h->cap.n == 2) {
+			p = pk_parse(h->cap.m[1]);
+			EXPECT_EQ(p.ack, 1001);
+			EXPECT_EQ(p.sack_n, 2);
+			EXPECT_EQ(p.sack[0][0], 1201); /* latest first */
+			EXPECT_EQ(p.sack[0][1], 1211);
+			EXPECT_EQ(p.sack[1][0], 1101);
+			EXPECT_EQ(p.sack[1][1], 1111);
+		}
+		cap_clear(&h->cap);
+		h_in(h, 1111, iss + 1, F_ACK, 1024, "klmnopqrst", 10); /* merges */
+		EXPECT_EQ(h->cap.n, 1);
+		if (h->cap.n) {
+			p = pk_parse(h->cap.m[0]);
+			EXPECT_EQ(p.sack_n, 2);
+			EXPECT_EQ(p.sack[0][0], 1101);
+			EXPECT_EQ(p.sack[0][1], 1121);
+		}
+		cap_clear(&h->cap);
 		h_free(h);
 		EXPECT_TRUE(pool_clean());
 	}
