@@ -510,7 +510,11 @@ gw_dp_stats_json(const struct gw_dp *dp, FILE *f)
 	for (k = 0; k < GW_TCP_ST_MAX; k++)
 		fprintf(f, "%s\"%s\":%" PRIu64, k ? "," : "",
 			gw_tcp_state_name((enum gw_tcp_state)k), conns[k]);
-	fprintf(f, "},\"ports\":[");
+	/* in use = RX rings + what TCP holds + per-lcore caches: a leak shows as
+	 * a figure that keeps growing across idle periods */
+	fprintf(f, "},\"mbufs_in_use\":%u,\"mbufs_total\":%u", rte_mempool_in_use_count(dp->pool),
+		dp->pool->size);
+	fprintf(f, ",\"ports\":[");
 	for (i = 0; i < dp->n_ports; i++) {
 		const struct gw_port *pd = &dp->ports[i].dev;
 

@@ -179,7 +179,8 @@ gw_stop_gateway() {
 	GW_GW_PID=""
 }
 
-# gw_stat NAME... : current value of counters (net, tcp or conns by state),
+# gw_stat NAME... : current value of counters (net, tcp, conns by state, or
+# top-level like mbufs_in_use),
 # one per line, from the JSON line mtlsgw prints on SIGUSR1.
 gw_stat() {
 	local n
@@ -193,7 +194,7 @@ gw_stat() {
 import json, sys
 d = json.loads(sys.stdin.read())
 for k in sys.argv[1:]:
-    print(next(v[k] for v in (d["net"], d["tcp"], d["conns"]) if k in v))' "$@"
+    print(next(v[k] for v in (d["net"], d["tcp"], d["conns"], d) if k in v))' "$@"
 }
 
 # gw_peer ARGS... : tests/integ/dp_peer.py inside our namespace
