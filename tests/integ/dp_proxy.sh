@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+# tcp-proxy through a tap to a kernel upstream server (python3, in our own
+# namespace): an upload (client -> proxy -> upstream, SHA-256 checked at the
+# upstream) and a download (upstream -> proxy -> client, SHA-256 checked at
+# the client), byte-exact both ways; the upstream side is our active open.
+. "$(dirname "$0")/../lib/common.sh"
+
+div=${GW_TEST_SCALE:-1}
+[ "${GW_SANITIZED:-0}" = 1 ] && div=$((div * 5))
+n=$((50000000 / div))
+
+gw_gateway_config "$T/gw.yaml" "[1]" "  - name: proxy
+    address: $GW_GW_IP:8080
+    service: tcp-proxy
+    upstream:
+      servers: [$GW_PEER_IP:9000]"
+gw_start_gateway "$T/gw.yaml"
+gw_bg ip netns exec "$GW_NS" "$GW_PY" "$GW_SRC/tests/integ/dp_peer.py" server 9000 >"$T/up.log" 2>&1
+gw_wait 50 grep -q listening "$T/up.log" || gw_fail "upstream server did not start"
+
+out=$(gw_peer up "$GW_GW_IP" 8080 "$n") || gw_fail "upload through the proxy: $out"
+gw_ok "client -> proxy -> upstream: $out"
+out=$(gw_peer down "$GW_GW_IP" 8080 "$n") || gw_fail "download through the proxy: $out"
+gw_ok "upstream -> proxy -> client: $out"
+read -r acc con < <(gw_stat conn_accepted conn_connected | paste -sd' ')
+[ "$acc" -ge 2 ] && [ "$con" -ge 2 ] || gw_fail "accepted=$acc connected=$con"
+gw_ok "gateway accepted $acc and opened $con upstream connections"
+
+# ten at once, both directions mixed
+pids=()
+for i in $(seq 5); do
+	gw_peer up "$GW_GW_IP" 8080 $((n / 20)) >"$T/u$i" 2>&1 & pids+=($!)
+	gw_peer down "$GW_GW_IP" 8080 $((n / 20)) >"$T/d$i" 2>&1 & pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || { cat "$T"/u* "$T"/d*; gw_fail "concurrent proxy transfer failed"; }; done
+gw_ok "10 concurrent proxied transfers byte-exact"
+
+# upstream down: the client is closed, the gateway keeps running
+kill -TERM "$GW_LAST_PID"
+wait "$GW_LAST_PID" 2>/dev/null || true
+gw_in "$GW_PY" - <<'PY' || gw_fail "client not closed when the upstream refuses"
+import socket, sys
+s = socket.create_connection(("10.99.0.2", 8080), timeout=10)
+s.sendall(b"UP 10\n")
+try:
+    d = s.recv(100)
+except ConnectionResetError:
+    d = b""
+sys.exit(0 if d == b"" else 1)
+PY
+refused=$(gw_stat conn_refused)
+[ "$refused" -ge 1 ] || gw_fail "conn_refused=$refused"
+gw_ok "upstream refused: client connection closed, conn_refused=$refused"
+gw_peer ping "$GW_GW_IP" 1 >/dev/null || gw_fail "gateway gone after a refused upstream"
+gw_stop_gateway
+gw_done
