@@ -414,44 +414,6 @@ alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsign
 	return SSL_TLSEXT_ERR_NOACK; /* recorded, not negotiated (tls_ctx.h) */
 }
 
-/* ---- client identity ---- */
-
-size_t
-gw_tls_client_id(X509 *leaf, char *buf, size_t len)
-{
-	GENERAL_NAMES *gens;
-	size_t n = 0;
-
-	if (len == 0)
-		return 0;
-	buf[0] = 0;
-	if (leaf == NULL)
-		return 0;
-	gens = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
-	if (gens == NULL)
-		return 0;
-	/* the SPIFFE ID first, else the first URI SAN */
-	for (int pass = 0; pass < 2 && n == 0; pass++)
-		for (int i = 0; i < sk_GENERAL_NAME_num(gens); i++) {
-			const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
-			const char *s;
-			int l;
-
-			if (g->type != GEN_URI)
-				continue;
-			s = (const char *)ASN1_STRING_get0_data(g->d.uniformResourceIdentifier);
-			l = ASN1_STRING_length(g->d.uniformResourceIdentifier);
-			if (pass == 0 && (l < 9 || strncmp(s, "spiffe://", 9) != 0))
-				continue;
-			n = (size_t)l < len - 1 ? (size_t)l : len - 1;
-			memcpy(buf, s, n);
-			buf[n] = 0;
-			break;
-		}
-	GENERAL_NAMES_free(gens);
-	return n;
-}
-
 /* ---- building a listener ---- */
 
 SSL_CTX *

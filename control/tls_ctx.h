@@ -154,10 +154,4 @@ GW_MUST_CHECK int gw_tls_vctx_attach(SSL *ssl, struct gw_tls_vctx *v);
 /* The X509_V_ERR code a rejection reason is reported with (see the table above). */
 int gw_tls_reason_x509err(enum gw_trust_reason r);
 
-/*
- * The client's SPIFFE ID, or its first URI SAN, into buf[len] ("" if none).
- * Returns the length.
- */
-size_t gw_tls_client_id(X509 *leaf, char *buf, size_t len);
-
 #endif /* GW_TLS_CTX_H */

@@ -821,59 +821,24 @@ gw_tls_sni(const struct gw_tls_conn *t)
 	return t->v.sni;
 }
 
-/* "EC256", "RSA2048" ...: the key algorithm and size of a certificate. */
-static void
-key_alg(X509 *x, char *buf, size_t len)
-{
-	EVP_PKEY *k = X509_get0_pubkey(x);
-	int id = k ? EVP_PKEY_get_base_id(k) : 0;
-	const char *n = id == EVP_PKEY_EC ? "EC" : id == EVP_PKEY_RSA ? "RSA" : OBJ_nid2sn(id);
-
-	if (k == NULL)
-		buf[0] = 0;
-	else
-		snprintf(buf, len, "%s%d", n ? n : "?", EVP_PKEY_get_bits(k));
-}
-
 int
 gw_tls_pp2_build(const struct gw_tls_conn *t, uint8_t *buf, size_t cap)
 {
 	struct gw_pp2_info pi = {0};
+	struct gw_pp2_ssl_strs strs;
 	struct gw_tcp_conn_info ci;
-	char cn[256] = "", cid[512] = "", ka[32] = "";
-	X509 *peer;
 
 	GW_ENSURE(t->st == CS_EST && t->tcp, -ENOTCONN);
+	GW_GUARD(gw_pp2_info_from_ssl(&pi, t->ssl, &strs));
 	gw_tcp_get_info(t->tcp, &ci);
 	pi.src_addr = ci.raddr;
 	pi.src_port = ci.rport;
 	pi.dst_addr = ci.laddr;
 	pi.dst_port = ci.lport;
-	if (t->v.alpn_len) {
+	/* ALPN is recorded, not negotiated (tls_ctx.h): the client's first offer */
+	if (pi.alpn_len == 0 && t->v.alpn_len) {
 		pi.alpn = t->v.alpn;
 		pi.alpn_len = t->v.alpn_len;
-	}
-	pi.authority = t->v.sni[0] ? t->v.sni : NULL;
-	pi.has_ssl = true;
-	pi.ssl_client = GW_PP2_CLIENT_SSL;
-	pi.ssl_version = SSL_get_version(t->ssl);
-	pi.ssl_cipher = SSL_get_cipher_name(t->ssl);
-	peer = SSL_get0_peer_certificate(t->ssl);
-	if (peer != NULL) {
-		int sig = X509_get_signature_nid(peer);
-
-		pi.ssl_client |= GW_PP2_CLIENT_CERT_SESS;
-		if (!SSL_session_reused(t->ssl))
-			pi.ssl_client |= GW_PP2_CLIENT_CERT_CONN;
-		pi.ssl_verify = SSL_get_verify_result(t->ssl) == X509_V_OK ? 0 : 1;
-		if (X509_NAME_get_text_by_NID(
-			    X509_get_subject_name(peer), NID_commonName, cn, sizeof(cn)) > 0)
-			pi.ssl_cn = cn;
-		pi.ssl_sig_alg = sig != NID_undef ? OBJ_nid2sn(sig) : NULL;
-		key_alg(peer, ka, sizeof(ka));
-		pi.ssl_key_alg = ka[0] ? ka : NULL;
-		if (gw_tls_client_id(peer, cid, sizeof(cid)) > 0)
-			pi.client_id = cid;
 	}
 	return gw_pp2_build(buf, cap, &pi);
 }
