@@ -2,8 +2,11 @@
 /*
  * tcp.c - mtlsgw's per-lcore TCP: connection table, state machine (RFC 9293
  * 3.10), retransmission (RFC 6298), congestion control (RFC 5681 + NewReno,
- * RFC 6582), SYN cookies (RFC 4987), RST/SYN/ACK hardening (RFC 5961) and
- * the stream API of tcp.h.
+ * RFC 6582; SACK-paced recovery after RFC 6675 when the peer SACKs, RFC 2018
+ * blocks in our ACKs), tail loss probes (RFC 8985), early and limited
+ * transmit (RFC 5827, 3042), SYN cookies (RFC 4987), RST/SYN/ACK hardening
+ * (RFC 5961) and the stream API of tcp.h. No timestamps (and so no PAWS):
+ * we never advertise them.
  *
  * Output is batched: input and the app only mark a connection as needing
  * output (ACK_NOW, new data, FIN); gw_tcp_poll() walks that list once per
@@ -662,6 +665,150 @@ tcp_fin_seq(const struct gw_tcp_conn *c)
 	return c->snd_una + c->sndq_bytes;
 }
 
+/* ---------- SACK scoreboard (RFC 6675, simplified) ----------
+ * Up to GW_TCP_SB_MAX disjoint ranges the peer SACKed above snd_una.
+ * Everything unSACKed below the highest SACKed byte counts as lost (as
+ * Linux's FACK did); the pipe is what is above that edge plus what we
+ * retransmitted below it.
+ */
+static void
+tcp_sb_add(struct gw_tcp_conn *c, uint32_t b, uint32_t e)
+{
+	uint32_t nb[GW_TCP_SB_MAX + 1][2], n = 0, bytes = 0;
+	bool in = false;
+
+	/* only what we sent and is not acked: anything else is a lie */
+	if (!SEQ_LT(b, e) || SEQ_LEQ(e, c->snd_una) || SEQ_GT(e, c->snd_max))
+		return;
+	if (SEQ_LT(b, c->snd_una))
+		b = c->snd_una;
+	for (unsigned i = 0; i < c->sb_n; i++) {
+		uint32_t rb = c->sb[i][0], re = c->sb[i][1];
+
+		if (SEQ_LT(re, b)) {
+			nb[n][0] = rb;
+			nb[n++][1] = re;
+		} else if (SEQ_LT(e, rb)) {
+			if (!in) {
+				nb[n][0] = b;
+				nb[n++][1] = e;
+				in = true;
+			}
+			nb[n][0] = rb;
+			nb[n++][1] = re;
+		} else { /* overlaps or touches: grow the new range */
+			if (SEQ_LT(rb, b))
+				b = rb;
+			if (SEQ_GT(re, e))
+				e = re;
+		}
+	}
+	if (!in) {
+		nb[n][0] = b;
+		nb[n++][1] = e;
+	}
+	/* full: keep the lowest ranges, they decide what to resend next */
+	c->sb_n = (uint8_t)tcp_min32(n, GW_TCP_SB_MAX);
+	for (unsigned i = 0; i < c->sb_n; i++) {
+		c->sb[i][0] = nb[i][0];
+		c->sb[i][1] = nb[i][1];
+		bytes += nb[i][1] - nb[i][0];
+	}
+	c->sb_bytes = bytes;
+}
+
+/* Drop what the cumulative ACK now covers. */
+static void
+tcp_sb_trim(struct gw_tcp_conn *c)
+{
+	unsigned k = 0;
+	uint32_t bytes = 0;
+
+	for (unsigned i = 0; i < c->sb_n; i++) {
+		uint32_t b = c->sb[i][0], e = c->sb[i][1];
+
+		if (SEQ_LEQ(e, c->snd_una))
+			continue;
+		if (SEQ_LT(b, c->snd_una))
+			b = c->snd_una;
+		c->sb[k][0] = b;
+		c->sb[k++][1] = e;
+		bytes += e - b;
+	}
+	c->sb_n = (uint8_t)k;
+	c->sb_bytes = bytes;
+}
+
+static uint32_t
+tcp_sb_sacked_in(const struct gw_tcp_conn *c, uint32_t from, uint32_t to)
+{
+	uint32_t n = 0;
+
+	for (unsigned i = 0; i < c->sb_n; i++) {
+		uint32_t b = SEQ_GT(c->sb[i][0], from) ? c->sb[i][0] : from;
+		uint32_t e = SEQ_LT(c->sb[i][1], to) ? c->sb[i][1] : to;
+
+		if (SEQ_LT(b, e))
+			n += e - b;
+	}
+	return n;
+}
+
+static uint32_t
+tcp_sb_high(const struct gw_tcp_conn *c)
+{
+	return c->sb_n ? c->sb[c->sb_n - 1][1] : c->snd_una;
+}
+
+static uint32_t
+tcp_sack_pipe(const struct gw_tcp_conn *c)
+{
+	uint32_t high = tcp_sb_high(c), rn = c->rtx_next, p;
+
+	if (SEQ_LT(high, c->snd_una))
+		high = c->snd_una;
+	p = SEQ_GT(c->snd_max, high) ? c->snd_max - high : 0;
+	if (SEQ_GT(rn, high))
+		rn = high;
+	if (SEQ_GT(rn, c->snd_una))
+		p += (rn - c->snd_una) - tcp_sb_sacked_in(c, c->snd_una, rn);
+	return p;
+}
+
+/* Resend the holes below the highest SACKed byte while the pipe allows. */
+static void
+tcp_sack_output(struct gw_tcp_conn *c, bool force_one)
+{
+	uint32_t high = tcp_sb_high(c);
+	uint32_t data_end = c->snd_una + c->sndq_bytes;
+
+	if (SEQ_GT(high, data_end))
+		high = data_end;
+	for (;;) {
+		uint32_t pipe = tcp_sack_pipe(c), seq, len;
+
+		if (!force_one && pipe && pipe + c->snd_mss > c->cwnd)
+			break;
+		force_one = false; /* RFC 6675 5 (4.3): the first hole goes now */
+		seq = SEQ_GT(c->rtx_next, c->snd_una) ? c->rtx_next : c->snd_una;
+		for (unsigned i = 0; i < c->sb_n; i++)
+			if (SEQ_LEQ(c->sb[i][0], seq) && SEQ_LT(seq, c->sb[i][1]))
+				seq = c->sb[i][1];
+		if (!SEQ_LT(seq, high))
+			break;
+		len = tcp_min32(c->snd_mss, high - seq);
+		for (unsigned i = 0; i < c->sb_n; i++)
+			if (SEQ_GT(c->sb[i][0], seq)) {
+				len = tcp_min32(len, c->sb[i][0] - seq);
+				break;
+			}
+		if (tcp_xmit(c, seq, TH_ACK, len) != 0)
+			break;
+		c->s->st.tx_rtx_bytes += len;
+		c->rtx_next = seq + len;
+	}
+}
+
 /*
  * Send what the windows allow: new data (sender SWS avoidance: full
  * segments, or the tail of the queue when nothing is in flight or it all
@@ -694,16 +841,22 @@ tcp_output(struct gw_tcp_conn *c)
 			tcp_send_ack_now(c);
 		return;
 	}
+	if (c->flags & GW_TCPF_SACK_RECOV)
+		tcp_sack_output(c, false);
 	for (;;) {
 		uint32_t off = c->snd_nxt - c->snd_una;
-		uint32_t in_flight = c->snd_nxt - c->snd_una;
+		uint32_t in_flight = (c->flags & GW_TCPF_SACK_RECOV) ? tcp_sack_pipe(c)
+								     : c->snd_nxt - c->snd_una;
 		/* RFC 3042 limited transmit: the first two dupacks each let one
 		 * new segment out, so a small window still yields 3 dupacks */
 		uint32_t lt = (c->dupacks && c->dupacks < 3 && !(c->flags & GW_TCPF_RECOVERY))
 				      ? c->dupacks * (uint32_t)c->snd_mss
 				      : 0;
-		uint32_t wnd = tcp_min32(c->snd_wnd, c->cwnd + lt);
-		uint32_t usable = wnd > in_flight ? wnd - in_flight : 0;
+		uint32_t cw = c->cwnd + lt;
+		uint32_t usable = cw > in_flight ? cw - in_flight : 0;
+
+		/* the peer's window covers everything outstanding */
+		usable = tcp_min32(usable, c->snd_wnd > off ? c->snd_wnd - off : 0);
 
 		if (SEQ_LT(c->snd_nxt, tcp_fin_seq(c))) {
 			uint32_t avail = c->sndq_bytes - off;
@@ -844,10 +997,10 @@ tcp_sndq_drop(struct gw_tcp_conn *c, uint32_t n)
  */
 static bool
 tcp_rx_ack(struct gw_tcp_conn *c, uint32_t seq, uint32_t ack, uint32_t wnd, uint32_t seglen,
-	bool has_sack, uint32_t sack_max, bool *fin_acked_now)
+	unsigned n_sack, const uint32_t (*sack)[2], bool *fin_acked_now)
 {
 	struct gw_tcp_stack *s = c->s;
-	uint32_t acked, prev_wnd = c->snd_wnd;
+	uint32_t acked, prev_wnd = c->snd_wnd, sacked_before;
 
 	*fin_acked_now = false;
 	if (SEQ_GT(ack, c->snd_max)) {
@@ -861,6 +1014,9 @@ tcp_rx_ack(struct gw_tcp_conn *c, uint32_t seq, uint32_t ack, uint32_t wnd, uint
 		tcp_send_ack_now(c);
 		return false;
 	}
+	sacked_before = c->sb_bytes;
+	for (unsigned i = 0; i < n_sack; i++)
+		tcp_sb_add(c, sack[i][0], sack[i][1]);
 	/* window update (RFC 9293 3.10.7.4, SND.WL1/WL2 rule) */
 	if (SEQ_LT(c->snd_wl1, seq) || (c->snd_wl1 == seq && SEQ_LEQ(c->snd_wl2, ack))) {
 		bool was_zero = c->snd_wnd == 0;
@@ -883,11 +1039,8 @@ tcp_rx_ack(struct gw_tcp_conn *c, uint32_t seq, uint32_t ack, uint32_t wnd, uint
 		 * with data outstanding */
 		/* ... or one that SACKs new data: Linux grows its window while
 		 * it queues out of order, so its dupacks rarely repeat it */
-		bool new_sack = has_sack && SEQ_GT(sack_max, c->sack_high) &&
-				SEQ_LEQ(sack_max, c->snd_max) && SEQ_GT(sack_max, c->snd_una);
+		bool new_sack = c->sb_bytes > sacked_before;
 
-		if (new_sack)
-			c->sack_high = sack_max;
 		if (ack == c->snd_una && seglen == 0 && (wnd == prev_wnd || new_sack) &&
 			c->snd_max != c->snd_una && !(c->flags & GW_TCPF_PERSIST)) {
 			uint32_t thresh = 3;
@@ -905,17 +1058,28 @@ tcp_rx_ack(struct gw_tcp_conn *c, uint32_t seq, uint32_t ack, uint32_t wnd, uint
 			if (c->dupacks < 3)
 				tcp_mark_output(c); /* limited transmit */
 			if (c->flags & GW_TCPF_RECOVERY) {
-				c->cwnd += c->snd_mss; /* RFC 6582 3.2 step 3 */
+				if (!(c->flags & GW_TCPF_SACK_RECOV))
+					c->cwnd += c->snd_mss; /* RFC 6582 3.2 step 3 */
 				tcp_mark_output(c);
-			} else if (c->dupacks >= thresh && SEQ_GT(ack, c->recover - 1)) {
-				/* RFC 6582 3.2 step 2: enter fast recovery */
+			} else if ((c->dupacks >= thresh || c->sb_bytes >= 3u * c->snd_mss) &&
+				   SEQ_GT(ack, c->recover - 1)) {
+				/* RFC 6582 3.2 step 2 / RFC 6675 5 step 4: enter
+				 * fast recovery */
 				tcp_cc_loss(c);
 				c->recover = c->snd_max;
 				c->flags |= GW_TCPF_RECOVERY;
 				c->flags &= ~GW_TCPF_RTT_ON; /* Karn */
-				c->cwnd = c->ssthresh + 3u * c->snd_mss;
 				s->st.tx_fast_rtx++;
-				tcp_rtx_head(c);
+				if (c->sb_n) {
+					/* SACK: the pipe, not inflation, paces it */
+					c->flags |= GW_TCPF_SACK_RECOV;
+					c->cwnd = c->ssthresh;
+					c->rtx_next = c->snd_una;
+					tcp_sack_output(c, true);
+				} else {
+					c->cwnd = c->ssthresh + 3u * c->snd_mss;
+					tcp_rtx_head(c);
+				}
 				tcp_rtx_arm(c);
 				tcp_mark_output(c);
 			}
@@ -937,8 +1101,9 @@ tcp_rx_ack(struct gw_tcp_conn *c, uint32_t seq, uint32_t ack, uint32_t wnd, uint
 	if (SEQ_LT(c->snd_nxt, c->snd_una))
 		c->snd_nxt = c->snd_una;
 	c->flags &= ~GW_TCPF_TLP_SENT; /* a new episode may probe again */
-	if (SEQ_LT(c->sack_high, ack))
-		c->sack_high = ack;
+	tcp_sb_trim(c);
+	if (SEQ_LT(c->rtx_next, c->snd_una))
+		c->rtx_next = c->snd_una;
 	c->retries = 0;
 	c->backoff = 0;
 	if ((c->flags & GW_TCPF_RTT_ON) && SEQ_GEQ(ack, c->rtt_seq)) {
@@ -949,10 +1114,12 @@ tcp_rx_ack(struct gw_tcp_conn *c, uint32_t seq, uint32_t ack, uint32_t wnd, uint
 	if (c->flags & GW_TCPF_RECOVERY) {
 		if (SEQ_GEQ(ack, c->recover)) {
 			/* full ACK: RFC 6582 3.2 step 6, deflate */
-			c->flags &= ~GW_TCPF_RECOVERY;
+			c->flags &= ~(GW_TCPF_RECOVERY | GW_TCPF_SACK_RECOV);
 			c->cwnd = tcp_min32(
 				c->ssthresh, tcp_max32(tcp_flight(c), c->snd_mss) + c->snd_mss);
 			c->dupacks = 0;
+		} else if (c->flags & GW_TCPF_SACK_RECOV) {
+			/* SACK recovery: output retransmits the next hole */
 		} else {
 			/* partial ACK: retransmit the next hole, deflate by the
 			 * amount acked, add back one MSS (step 5) */
@@ -1195,6 +1362,8 @@ struct tcp_seg {
 	uint8_t flags;
 	bool has_mss, has_ws, sack_ok, has_sack;
 	uint32_t sack_max; /* highest right edge among the SACK blocks */
+	uint8_t n_sack;
+	uint32_t sack[4][2];
 	uint16_t mss;
 	uint8_t ws;
 };
@@ -1240,9 +1409,16 @@ tcp_parse_opts(const uint8_t *p, unsigned len, struct tcp_seg *g)
 			if (olen < 10 || (olen - 2) % 8 != 0)
 				return -1;
 			for (unsigned i = 2; i + 8 <= olen; i += 8) {
+				uint32_t b = (uint32_t)p[i] << 24 | (uint32_t)p[i + 1] << 16 |
+					     (uint32_t)p[i + 2] << 8 | p[i + 3];
 				uint32_t e = (uint32_t)p[i + 4] << 24 | (uint32_t)p[i + 5] << 16 |
 					     (uint32_t)p[i + 6] << 8 | p[i + 7];
 
+				if (g->n_sack < 4) {
+					g->sack[g->n_sack][0] = b;
+					g->sack[g->n_sack][1] = e;
+					g->n_sack++;
+				}
 				if (!g->has_sack || SEQ_GT(e, g->sack_max))
 					g->sack_max = e;
 				g->has_sack = true;
@@ -1355,7 +1531,7 @@ tcp_input_listen(struct gw_tcp_stack *s, struct tcp_seg *g, struct rte_mbuf *m)
 		c->cwnd = GW_TCP_IW_SEGS * c->snd_mss;
 		c->ssthresh = UINT32_MAX / 2;
 		c->recover = c->iss;
-		c->sack_high = c->iss;
+		c->rtx_next = c->iss;
 		c->snd_wnd = c->max_snd_wnd = g->wnd; /* unscaled: no wscale */
 		c->snd_wl1 = g->seq;
 		c->snd_wl2 = g->ack;
@@ -1399,7 +1575,7 @@ tcp_input_listen(struct gw_tcp_stack *s, struct tcp_seg *g, struct rte_mbuf *m)
 	c->iss = tcp_isn(s, &g->key);
 	c->snd_una = c->snd_nxt = c->snd_max = c->iss;
 	c->recover = c->iss;
-	c->sack_high = c->iss;
+	c->rtx_next = c->iss;
 	c->rcv_wscale = s->rcv_wscale;
 	tcp_conn_syn_opts(c, g);
 	c->snd_wnd = c->max_snd_wnd = g->wnd; /* never scaled in a SYN */
@@ -1594,8 +1770,8 @@ tcp_input_conn(struct gw_tcp_conn *c, struct tcp_seg *g, struct rte_mbuf *m)
 		if (!tcp_accept(c, l))
 			goto drop;
 	}
-	if (!tcp_rx_ack(c, seq, g->ack, (uint32_t)g->wnd << c->snd_wscale, len, g->has_sack,
-		    g->sack_max, &fin_acked))
+	if (!tcp_rx_ack(c, seq, g->ack, (uint32_t)g->wnd << c->snd_wscale, len, g->n_sack,
+		    (const uint32_t(*)[2])g->sack, &fin_acked))
 		goto drop;
 	if (fin_acked) {
 		switch (c->state) {
@@ -1852,10 +2028,13 @@ tcp_on_rto(struct gw_tcp_conn *c)
 		tcp_cc_loss(c);
 	c->cwnd = c->snd_mss;
 	c->bytes_acked = 0;
-	c->flags &= ~GW_TCPF_RECOVERY;
+	c->flags &= ~(GW_TCPF_RECOVERY | GW_TCPF_SACK_RECOV);
 	c->dupacks = 0;
 	c->recover = c->snd_max;
 	c->snd_nxt = c->snd_una;
+	c->sb_n = 0; /* RFC 6675 5.1: start over without SACK information */
+	c->sb_bytes = 0;
+	c->rtx_next = c->snd_una;
 	c->t_rtx = 0;
 	tcp_output(c);
 	if (!c->t_rtx) /* output could not send (no mbuf): try again */
@@ -2131,7 +2310,7 @@ gw_tcp_connect(
 	c->iss = tcp_isn(s, &k);
 	c->snd_una = c->snd_nxt = c->snd_max = c->iss;
 	c->recover = c->iss;
-	c->sack_high = c->iss;
+	c->rtx_next = c->iss;
 	c->rcv_wscale = s->rcv_wscale;
 	c->snd_mss = GW_TCP_DEFAULT_MSS;
 	c->cb = p->cb;

@@ -31,6 +31,7 @@
 #define GW_TCP_MIN_MSS 64              /* refuse tiny-MSS resource attacks */
 #define GW_TCP_DEFAULT_MSS 536         /* RFC 9293 3.7.1 without the option */
 #define GW_TCP_IW_SEGS 10              /* RFC 6928 initial window */
+#define GW_TCP_SB_MAX 8                /* SACK scoreboard ranges */
 
 /* lookup key: our side first, all network order */
 struct gw_tcp_key {
@@ -55,6 +56,7 @@ enum {
 	GW_TCPF_RTT_ON = 1u << 13,        /* one segment is being timed */
 	GW_TCPF_HASHED = 1u << 14,        /* in the 4-tuple hash */
 	GW_TCPF_SACK_OK = 1u << 18,       /* peer sent SACK-permitted: we send blocks */
+	GW_TCPF_SACK_RECOV = 1u << 19,    /* fast recovery paced by the SACK pipe */
 	GW_TCPF_TLP_ARMED = 1u << 16,     /* rtx timer is a tail loss probe */
 	GW_TCPF_TLP_SENT = 1u << 17,      /* probe sent since the last new ACK */
 	GW_TCPF_SYN_SENT_ONCE = 1u << 15, /* SYN / SYN-ACK went out at least once */
@@ -101,7 +103,11 @@ struct gw_tcp_conn {
 	struct rte_mbuf *ooo_head;
 	uint32_t ooo_n;
 	uint32_t sack_last; /* seq of the latest out-of-order arrival */
-	uint32_t sack_high; /* highest seq the peer SACKed (dupack detection) */
+	/* SACK scoreboard (RFC 6675): disjoint sorted ranges above snd_una */
+	uint32_t sb[GW_TCP_SB_MAX][2];
+	uint8_t sb_n;
+	uint32_t sb_bytes;
+	uint32_t rtx_next; /* SACK recovery: holes below it were resent */
 	/* timers: deadlines in ms (0 = off), one wheel entry at the earliest */
 	struct gw_tw_timer tw;
 	uint64_t t_rtx, t_delack, t_life;

@@ -784,6 +784,73 @@ main(void)
 		EXPECT_TRUE(pool_clean());
 	}
 
+	{ /* SACK recovery: holes resent from the scoreboard, SACKed data not */
+		struct h *h = h_new(0, 0, 0);
+		static const uint8_t o[12] = {2, 4, 0x05, 0xb4, 1, 3, 3, 7, 1, 1, 4, 2};
+		static uint8_t data[14600];
+		uint32_t iss, S[12];
+		struct pk p;
+		uint8_t sk[40];
+		struct gw_tcp_conn *c;
+
+		gw_tcp_input(h->s,
+			mkseg(P_ADDR, A_ADDR, 5555, 80, 1000, 0, F_SYN, 65535, o, 12, NULL, 0));
+		iss = pk_parse(h->cap.m[0]).seq;
+		cap_clear(&h->cap);
+		h_in(h, 1001, iss + 1, F_ACK, 1024, NULL, 0);
+		c = acc_rec.c;
+		for (int k = 1; k < 12; k++)
+			S[k] = iss + 1 + (uint32_t)(k - 1) * 1460;
+		EXPECT_EQ(gw_tcp_write(c, data, sizeof(data)), sizeof(data));
+		h_poll(h, 10);
+		EXPECT_EQ(h->cap.n, 10);
+		cap_clear(&h->cap);
+		/* segments 1 and 4 lost; SACK options: NOP NOP 5 len blocks */
+#define SACK_IN(nblk, ...)                                                                      \
+	do {                                                                                    \
+		uint32_t b_[] = {__VA_ARGS__};                                                  \
+		sk[0] = 1;                                                                      \
+		sk[1] = 1;                                                                      \
+		sk[2] = 5;                                                                      \
+		sk[3] = (uint8_t)(2 + 8 * (nblk));                                              \
+		for (int i_ = 0; i_ < 2 * (nblk); i_++) {                                       \
+			uint32_t v_ = htonl(b_[i_]);                                            \
+			memcpy(sk + 4 + 4 * i_, &v_, 4);                                        \
+		}                                                                               \
+		gw_tcp_input(h->s, mkseg(P_ADDR, A_ADDR, 5555, 80, 1001, S[1], F_ACK, 1024, sk, \
+					   4 + 8 * (nblk), NULL, 0));                           \
+	} while (0)
+		SACK_IN(1, S[2], S[4]);
+		EXPECT_EQ(h->cap.n, 0);
+		SACK_IN(2, S[2], S[4], S[5], S[6]); /* 3 segments SACKed: recovery */
+		EXPECT_EQ(h_st(h).tx_fast_rtx, 1);
+		EXPECT_EQ(h->cap.n, 1);
+		if (h->cap.n) {
+			p = pk_parse(h->cap.m[0]);
+			EXPECT_EQ(p.seq, S[1]);
+			EXPECT_EQ(p.len, 1460);
+		}
+		cap_clear(&h->cap);
+		SACK_IN(2, S[2], S[4], S[5], S[8]); /* two more left the pipe */
+		h_poll(h, 10);
+		EXPECT_TRUE(h->cap.n >= 1);
+		if (h->cap.n) {
+			p = pk_parse(h->cap.m[0]);
+			EXPECT_EQ(p.seq, S[4]); /* the second hole, without a partial ACK */
+			EXPECT_EQ(p.len, 1460);
+		}
+		for (unsigned i = 0; i < h->cap.n; i++) { /* never SACKed data again */
+			p = pk_parse(h->cap.m[i]);
+			EXPECT_TRUE(p.seq == S[4] || p.seq >= S[11]);
+		}
+		cap_clear(&h->cap);
+		h_in(h, 1001, S[11], F_ACK, 1024, NULL, 0);
+		EXPECT_EQ(gw_tcp_tx_space(c), 256 * 1024);
+		EXPECT_EQ(h_st(h).tx_rto, 0);
+		h_free(h);
+		EXPECT_TRUE(pool_clean());
+	}
+
 	{ /* zero window: persist probes, then the window reopens */
 		struct h *h = h_new(0, 0, 0);
 		uint32_t iss = h_establish(h);
