@@ -1,0 +1,440 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * state.c - the state store on SQLite (state.h). WAL so a reader (the admin
+ * API, `mtlsgw-ctl ca sign --config` run beside the gateway) never blocks the
+ * writer; synchronous=FULL because a CA that forgets a certificate it issued
+ * or a root it made is worse than a slow commit, and commits are rare.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "state.h"
+
+struct gw_state {
+	sqlite3 *db;
+	bool in_tx;
+	char path[512];
+};
+
+static const char schema[] =
+	"CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS ca ("
+	" name TEXT PRIMARY KEY, type TEXT NOT NULL, root_pem TEXT NOT NULL,"
+	" issuer_pem TEXT, root_key TEXT, issuer_key TEXT, cross_pem TEXT,"
+	" created INTEGER NOT NULL, removed INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE IF NOT EXISTS cert ("
+	" serial TEXT NOT NULL, backend TEXT NOT NULL, kind TEXT NOT NULL,"
+	" subject TEXT NOT NULL, spiffe_id TEXT, not_after INTEGER NOT NULL,"
+	" owner TEXT, issued INTEGER NOT NULL, superseded INTEGER NOT NULL DEFAULT 0,"
+	" PRIMARY KEY (backend, serial));"
+	"CREATE TABLE IF NOT EXISTS history ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, event TEXT NOT NULL,"
+	" backend TEXT, detail TEXT);";
+
+static int
+db_err(struct gw_state *st, const char *what)
+{
+	return gw_err_setf(-GW_E_STATE, GW_HERE, "state store %s: %s: %s", st->path, what,
+		st->db ? sqlite3_errmsg(st->db) : "cannot open");
+}
+
+static int
+exec(struct gw_state *st, const char *sql)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		gw_err_setf(
+			-GW_E_STATE, GW_HERE, "state store %s: %s", st->path, msg ? msg : "error");
+		sqlite3_free(msg);
+		return -GW_E_STATE;
+	}
+	return 0;
+}
+
+int
+gw_state_open(const char *state_dir, struct gw_state **out)
+{
+	struct gw_state *st;
+	struct stat sb;
+	int rc;
+
+	GW_ENSURE(state_dir != NULL && state_dir[0] && out != NULL, -EINVAL);
+	if (mkdir(state_dir, 0700) < 0 && errno != EEXIST)
+		return gw_err_setf(-GW_E_STATE, GW_HERE, "state_dir %s: cannot create: %s",
+			state_dir, strerror(errno));
+	if (stat(state_dir, &sb) < 0 || !S_ISDIR(sb.st_mode))
+		return gw_err_setf(
+			-GW_E_STATE, GW_HERE, "state_dir %s: not a directory", state_dir);
+	st = calloc(1, sizeof(*st));
+	if (st == NULL)
+		return gw_err_set(-ENOMEM, GW_HERE);
+	if ((size_t)snprintf(st->path, sizeof(st->path), "%s/state.db", state_dir) >=
+		sizeof(st->path)) {
+		free(st);
+		return gw_err_setf(-EINVAL, GW_HERE, "state_dir %s: path too long", state_dir);
+	}
+	if (sqlite3_open_v2(st->path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+		SQLITE_OK) {
+		rc = db_err(st, "cannot open");
+		goto fail;
+	}
+	(void)chmod(st->path, 0600);
+	sqlite3_busy_timeout(st->db, 5000);
+	if ((rc = exec(st, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")) < 0 ||
+		(rc = exec(st, schema)) < 0)
+		goto fail;
+	*out = st;
+	return 0;
+fail:
+	sqlite3_close(st->db);
+	free(st);
+	return rc;
+}
+
+void
+gw_state_close(struct gw_state *st)
+{
+	if (st == NULL)
+		return;
+	if (st->in_tx)
+		gw_state_rollback(st);
+	sqlite3_close(st->db);
+	free(st);
+}
+
+const char *
+gw_state_path(const struct gw_state *st)
+{
+	return st ? st->path : "?";
+}
+
+int
+gw_state_begin(struct gw_state *st)
+{
+	GW_ENSURE(st != NULL && !st->in_tx, -EINVAL);
+	GW_GUARD(exec(st, "BEGIN IMMEDIATE"));
+	st->in_tx = true;
+	return 0;
+}
+
+int
+gw_state_commit(struct gw_state *st, const char *label)
+{
+	const char *crash = getenv("GW_STATE_CRASH_AT");
+
+	GW_ENSURE(st != NULL && st->in_tx, -EINVAL);
+	/* what a kill between the writes and the COMMIT leaves behind */
+	if (crash != NULL && label != NULL && strcmp(crash, label) == 0)
+		_exit(86);
+	if (exec(st, "COMMIT") < 0) {
+		gw_state_rollback(st);
+		return -GW_E_STATE;
+	}
+	st->in_tx = false;
+	return 0;
+}
+
+void
+gw_state_rollback(struct gw_state *st)
+{
+	if (st == NULL || !st->in_tx)
+		return;
+	sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	st->in_tx = false;
+}
+
+static int
+prep(struct gw_state *st, const char *sql, sqlite3_stmt **s)
+{
+	if (sqlite3_prepare_v2(st->db, sql, -1, s, NULL) != SQLITE_OK)
+		return db_err(st, "prepare");
+	return 0;
+}
+
+static void
+bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(s, i);
+}
+
+static int
+col_dup(sqlite3_stmt *s, int i, char **out)
+{
+	const unsigned char *t = sqlite3_column_text(s, i);
+
+	*out = NULL;
+	if (t == NULL)
+		return 0;
+	*out = strdup((const char *)t);
+	return *out ? 0 : gw_err_set(-ENOMEM, GW_HERE);
+}
+
+/* Step a statement that returns no row. */
+static int
+run(struct gw_state *st, sqlite3_stmt *s, const char *what)
+{
+	int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : db_err(st, what);
+
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int
+gw_state_meta_get(struct gw_state *st, const char *key, char **val)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	GW_ENSURE(st && key && val, -EINVAL);
+	GW_GUARD(prep(st, "SELECT value FROM meta WHERE key = ?", &s));
+	bind_text(s, 1, key);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		rc = col_dup(s, 0, val);
+	else if (rc == SQLITE_DONE)
+		rc = -ENOENT;
+	else
+		rc = db_err(st, "read meta");
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int
+gw_state_meta_set(struct gw_state *st, const char *key, const char *val)
+{
+	sqlite3_stmt *s;
+
+	GW_ENSURE(st && key && val, -EINVAL);
+	GW_GUARD(prep(st, "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", &s));
+	bind_text(s, 1, key);
+	bind_text(s, 2, val);
+	return run(st, s, "write meta");
+}
+
+void
+gw_state_ca_clear(struct gw_state_ca *c)
+{
+	if (c == NULL)
+		return;
+	free(c->name);
+	free(c->type);
+	free(c->root_pem);
+	free(c->issuer_pem);
+	free(c->root_key);
+	free(c->issuer_key);
+	free(c->cross_pem);
+	memset(c, 0, sizeof(*c));
+}
+
+int
+gw_state_ca_get(struct gw_state *st, const char *name, struct gw_state_ca *out)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	GW_ENSURE(st && name && out, -EINVAL);
+	memset(out, 0, sizeof(*out));
+	GW_GUARD(prep(st,
+		"SELECT name, type, root_pem, issuer_pem, root_key, issuer_key, cross_pem, "
+		"created, removed FROM ca WHERE name = ?",
+		&s));
+	bind_text(s, 1, name);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		rc = 0;
+		if (col_dup(s, 0, &out->name) < 0 || col_dup(s, 1, &out->type) < 0 ||
+			col_dup(s, 2, &out->root_pem) < 0 || col_dup(s, 3, &out->issuer_pem) < 0 ||
+			col_dup(s, 4, &out->root_key) < 0 || col_dup(s, 5, &out->issuer_key) < 0 ||
+			col_dup(s, 6, &out->cross_pem) < 0) {
+			gw_state_ca_clear(out);
+			rc = -ENOMEM;
+		}
+		out->created = sqlite3_column_int64(s, 7);
+		out->removed = sqlite3_column_int64(s, 8);
+	} else if (rc == SQLITE_DONE) {
+		rc = -ENOENT;
+	} else {
+		rc = db_err(st, "read ca");
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int
+gw_state_ca_put(struct gw_state *st, const struct gw_state_ca *c)
+{
+	sqlite3_stmt *s;
+
+	GW_ENSURE(st && c && c->name && c->type && c->root_pem, -EINVAL);
+	GW_GUARD(prep(st,
+		"INSERT OR REPLACE INTO ca (name, type, root_pem, issuer_pem, root_key, "
+		"issuer_key, cross_pem, created, removed) VALUES (?,?,?,?,?,?,?,?,?)",
+		&s));
+	bind_text(s, 1, c->name);
+	bind_text(s, 2, c->type);
+	bind_text(s, 3, c->root_pem);
+	bind_text(s, 4, c->issuer_pem);
+	bind_text(s, 5, c->root_key);
+	bind_text(s, 6, c->issuer_key);
+	bind_text(s, 7, c->cross_pem);
+	sqlite3_bind_int64(s, 8, c->created);
+	sqlite3_bind_int64(s, 9, c->removed);
+	return run(st, s, "write ca");
+}
+
+int
+gw_state_cert_record(struct gw_state *st, const struct gw_state_cert *c, int64_t now)
+{
+	sqlite3_stmt *s;
+
+	GW_ENSURE(st && c && c->serial && c->subject && c->backend && c->kind, -EINVAL);
+	if (strcmp(c->kind, GW_STATE_KIND_IDENTITY) == 0 && c->owner) {
+		GW_GUARD(prep(st,
+			"UPDATE cert SET superseded = ? WHERE kind = 'identity' AND owner = ? "
+			"AND superseded = 0",
+			&s));
+		sqlite3_bind_int64(s, 1, now);
+		bind_text(s, 2, c->owner);
+		GW_GUARD(run(st, s, "supersede identity"));
+	}
+	GW_GUARD(prep(st,
+		"INSERT INTO cert (serial, backend, kind, subject, spiffe_id, not_after, owner, "
+		"issued) VALUES (?,?,?,?,?,?,?,?)",
+		&s));
+	bind_text(s, 1, c->serial);
+	bind_text(s, 2, c->backend);
+	bind_text(s, 3, c->kind);
+	bind_text(s, 4, c->subject);
+	bind_text(s, 5, c->spiffe_id);
+	sqlite3_bind_int64(s, 6, c->not_after);
+	bind_text(s, 7, c->owner);
+	sqlite3_bind_int64(s, 8, now);
+	return run(st, s, "record certificate");
+}
+
+int
+gw_state_certs_live(
+	struct gw_state *st, const char *backend, int64_t now, unsigned *n, int64_t *latest)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	GW_ENSURE(st && backend && n, -EINVAL);
+	GW_GUARD(prep(st,
+		"SELECT count(*), coalesce(max(not_after), 0) FROM cert WHERE backend = ? AND "
+		"not_after > ? AND superseded = 0 AND kind IN ('identity', 'client')",
+		&s));
+	bind_text(s, 1, backend);
+	sqlite3_bind_int64(s, 2, now);
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		*n = (unsigned)sqlite3_column_int64(s, 0);
+		if (latest)
+			*latest = sqlite3_column_int64(s, 1);
+		rc = 0;
+	} else {
+		rc = db_err(st, "count certificates");
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int
+gw_state_certs_count(struct gw_state *st, const char *backend, unsigned *n)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	GW_ENSURE(st && backend && n, -EINVAL);
+	GW_GUARD(prep(st, "SELECT count(*) FROM cert WHERE backend = ?", &s));
+	bind_text(s, 1, backend);
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		*n = (unsigned)sqlite3_column_int64(s, 0);
+		rc = 0;
+	} else {
+		rc = db_err(st, "count certificates");
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int
+gw_state_history_add(struct gw_state *st, int64_t now, const char *event, const char *backend,
+	const char *detail)
+{
+	sqlite3_stmt *s;
+
+	GW_ENSURE(st && event, -EINVAL);
+	GW_GUARD(prep(st, "INSERT INTO history (at, event, backend, detail) VALUES (?,?,?,?)", &s));
+	sqlite3_bind_int64(s, 1, now);
+	bind_text(s, 2, event);
+	bind_text(s, 3, backend);
+	bind_text(s, 4, detail);
+	return run(st, s, "write history");
+}
+
+int
+gw_state_history_count(struct gw_state *st, const char *event, unsigned *n)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	GW_ENSURE(st && n, -EINVAL);
+	GW_GUARD(prep(st, "SELECT count(*) FROM history WHERE ?1 IS NULL OR event = ?1", &s));
+	bind_text(s, 1, event);
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		*n = (unsigned)sqlite3_column_int64(s, 0);
+		rc = 0;
+	} else {
+		rc = db_err(st, "read history");
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int
+gw_state_ca_list(struct gw_state *st, char ***names, unsigned *n)
+{
+	sqlite3_stmt *s;
+	char **v = NULL;
+	unsigned k = 0;
+	int rc;
+
+	GW_ENSURE(st && names && n, -EINVAL);
+	GW_GUARD(prep(st, "SELECT name FROM ca WHERE removed = 0 ORDER BY name", &s));
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		char **nv = realloc(v, (k + 1) * sizeof(*v));
+
+		if (nv == NULL)
+			goto nomem;
+		v = nv;
+		if (col_dup(s, 0, &v[k]) < 0 || v[k] == NULL)
+			goto nomem;
+		k++;
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE) {
+		while (k)
+			free(v[--k]);
+		free(v);
+		return db_err(st, "list ca");
+	}
+	*names = v;
+	*n = k;
+	return 0;
+nomem:
+	sqlite3_finalize(s);
+	while (k)
+		free(v[--k]);
+	free(v);
+	return gw_err_set(-ENOMEM, GW_HERE);
+}
