@@ -23,8 +23,6 @@
 
 RTE_LOG_REGISTER_SUFFIX(gw_tls_logtype, tls, NOTICE);
 
-/* Worst case bytes a record adds to its plaintext (TLS 1.2 CBC + SHA-384). */
-#define TLS_REC_OVERHEAD 128
 #define TLS_REC_MAX 16384
 
 enum conn_state { CS_FREE, CS_HS, CS_EST };
@@ -685,11 +683,17 @@ gw_tls_write_room(struct gw_tls_conn *t)
 		return 0;
 	}
 	room = gw_tcp_tx_space(t->tcp);
-	if (room <= TLS_REC_OVERHEAD) {
+	if (room == 0) {
+		/* a full TCP buffer owes us WRITABLE */
 		t->want_writable = true;
 		return 0;
 	}
-	return RTE_MIN(room - TLS_REC_OVERHEAD, (size_t)TLS_REC_MAX);
+	/*
+	 * The record may be larger than the room by its overhead: the BIO then
+	 * takes what fits, which fills the TCP buffer (arming WRITABLE), and
+	 * OpenSSL holds the rest as a pending write that wpend_flush sends.
+	 */
+	return RTE_MIN(room, (size_t)TLS_REC_MAX);
 }
 
 long

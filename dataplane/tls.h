@@ -10,9 +10,9 @@
  * gw_tcp_write(); "no bytes and no error" sets the BIO retry flag and
  * returns -1 (HAProxy's ha_ssl_read/ha_ssl_write), so no socket, no file
  * descriptor and no copy through the kernel. The handshake is stepped on
- * the TCP READABLE/WRITABLE events. Records are sized to what the TCP send
- * buffer can take (gw_tls_write), so a record is never split by
- * backpressure.
+ * the TCP READABLE/WRITABLE events. gw_tls_write encrypts at most what the
+ * TCP send buffer has room for, so backpressure reaches the app instead of
+ * piling up records in memory.
  *
  * One struct gw_tls_worker per worker lcore: its connection pool, the
  * verify cache, the handshake and idle timeout lists, the bound on
@@ -154,8 +154,8 @@ GW_MUST_CHECK long gw_tls_read(struct gw_tls_conn *t, void *buf, size_t len);
 bool gw_tls_peer_closed(const struct gw_tls_conn *t);
 
 /*
- * Encrypt and queue up to len bytes as one record that fits the TCP send
- * buffer. Returns bytes taken (may be fewer than len; 0 when there is no
+ * Encrypt and queue up to len bytes as one record, at most the TCP send
+ * buffer's free space. Returns bytes taken (may be fewer than len; 0 when there is no
  * room: GW_TLS_EV_WRITABLE follows), -ENOTCONN, -EPIPE (after shutdown or
  * reset), -EPROTO. Bytes taken are never asked for again: if the mbuf pool
  * ran dry, OpenSSL keeps the encrypted record and the driver flushes it on

@@ -955,6 +955,45 @@ main(int argc, char **argv)
 		/* and the worker still serves */
 		EXPECT_TRUE(echo_ok(c13, 8443, &K.leaf, NULL, NULL, NULL, NULL, NULL));
 	}
+	{ /* backpressure: a client that stops reading stalls the echo, nothing is lost */
+		struct client cl;
+		size_t n = 2u << 20, sent = 0, got = 0;
+		uint8_t *msg = malloc(n), *back = malloc(n);
+
+		for (size_t i = 0; i < n; i++)
+			msg[i] = (uint8_t)(i * 13 + (i >> 9));
+		client_open(&cl, c13, 8443, &K.leaf, NULL, NULL, NULL);
+		EXPECT_TRUE(client_handshake(&cl));
+		/* write only: TLS, both TCP buffers and windows fill, then we are blocked */
+		for (int i = 0; i < 400 && sent < n; i++) {
+			size_t k = 0;
+
+			if (SSL_write_ex(cl.ssl, msg + sent, RTE_MIN(n - sent, (size_t)16384), &k))
+				sent += k;
+			ERR_clear_error();
+			pump(1000);
+		}
+		EXPECT_TRUE(sent < n);
+		EXPECT_TRUE(sent > 256 * 1024);
+		/* now read and write until all came back, in order */
+		for (int i = 0; i < 20000 && got < n; i++) {
+			size_t k = 0;
+
+			if (sent < n && SSL_write_ex(cl.ssl, msg + sent,
+						RTE_MIN(n - sent, (size_t)16384), &k))
+				sent += k;
+			ERR_clear_error();
+			while (got < n && SSL_read_ex(cl.ssl, back + got, n - got, &k) == 1)
+				got += k;
+			ERR_clear_error();
+			pump(1000);
+		}
+		EXPECT_EQ(got, n);
+		EXPECT_TRUE(memcmp(msg, back, n) == 0);
+		client_free(&cl);
+		free(msg);
+		free(back);
+	}
 	{ /* bulk data both ways, then close_notify from the client */
 		struct client cl;
 		size_t n = 300000;
