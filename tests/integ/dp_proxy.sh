@@ -7,7 +7,6 @@
 . "$(dirname "$0")/../lib/common.sh"
 
 div=${GW_TEST_SCALE:-1}
-[ "${GW_SANITIZED:-0}" = 1 ] && div=$((div * 5))
 n=$((50000000 / div))
 
 gw_gateway_config "$T/gw.yaml" "[1]" "  - name: proxy
@@ -41,11 +40,13 @@ kill -TERM "$GW_LAST_PID"
 wait "$GW_LAST_PID" 2>/dev/null || true
 gw_in "$GW_PY" - <<'PY' || gw_fail "client not closed when the upstream refuses"
 import socket, sys
-s = socket.create_connection(("10.99.0.2", 8080), timeout=10)
-s.sendall(b"UP 10\n")
+# either the proxy resets us as soon as the upstream refuses (maybe before
+# our connect() returns) or it closes after accepting: never data, never hang
 try:
+    s = socket.create_connection(("10.99.0.2", 8080), timeout=10)
+    s.sendall(b"UP 10\n")
     d = s.recv(100)
-except ConnectionResetError:
+except (ConnectionResetError, BrokenPipeError):
     d = b""
 sys.exit(0 if d == b"" else 1)
 PY
