@@ -306,6 +306,8 @@ tcp_conn_free(struct gw_tcp_conn *c)
 	tcp_set_state(c, GW_TCP_ST_CLOSED);
 	if (c->flags & GW_TCPF_IN_OUT)
 		TAILQ_REMOVE(&s->out_list, c, out_link);
+	if (c->flags & GW_TCPF_NOBUF)
+		TAILQ_REMOVE(&s->nobuf_list, c, nobuf_link);
 	gw_tw_cancel(&c->tw);
 	tcp_mbuf_list_free(c->sndq_head);
 	tcp_mbuf_list_free(c->rcvq_head);
@@ -315,7 +317,7 @@ tcp_conn_free(struct gw_tcp_conn *c)
 	c->sndq_bytes = c->rcvq_bytes = c->ooo_n = 0;
 	if (c->flags & GW_TCPF_HASHED)
 		rte_hash_del_key(s->hash, &c->key);
-	c->flags = (c->flags & ~(GW_TCPF_IN_OUT | GW_TCPF_HASHED)) | GW_TCPF_DEAD;
+	c->flags = (c->flags & ~(GW_TCPF_IN_OUT | GW_TCPF_HASHED | GW_TCPF_NOBUF)) | GW_TCPF_DEAD;
 	TAILQ_INSERT_TAIL(&s->dead_list, c, dead_link);
 }
 
@@ -2123,6 +2125,16 @@ gw_tcp_poll(struct gw_tcp_stack *s, uint64_t now_tsc)
 		c->flags &= ~GW_TCPF_IN_OUT;
 		tcp_output(c);
 	}
+	if (!TAILQ_EMPTY(&s->nobuf_list) && rte_mempool_avail_count(s->p.pool) > 256) {
+		struct gw_tcp_conn_list l = TAILQ_HEAD_INITIALIZER(l);
+
+		TAILQ_CONCAT(&l, &s->nobuf_list, nobuf_link);
+		while ((c = TAILQ_FIRST(&l)) != NULL) {
+			TAILQ_REMOVE(&l, c, nobuf_link);
+			c->flags &= ~(GW_TCPF_NOBUF | GW_TCPF_WANT_WRITE);
+			(void)tcp_notify(c, GW_TCP_EV_WRITABLE, 0);
+		}
+	}
 	tcp_reap(s);
 }
 
@@ -2191,6 +2203,7 @@ gw_tcp_stack_create(const struct gw_tcp_stack_params *p, struct gw_tcp_stack **o
 	}
 	TAILQ_INIT(&s->out_list);
 	TAILQ_INIT(&s->dead_list);
+	TAILQ_INIT(&s->nobuf_list);
 	snprintf(name, sizeof(name), "gwtcp%u_%u", p->lcore,
 		__atomic_fetch_add(&seq_no, 1, __ATOMIC_RELAXED));
 	hp.name = name;
@@ -2485,8 +2498,14 @@ gw_tcp_write(struct gw_tcp_conn *c, const void *buf, size_t len)
 		if (!t || rte_pktmbuf_tailroom(t) == 0) {
 			t = rte_pktmbuf_alloc(s->p.pool);
 			if (!t) {
+				/* no ACK may be coming to trigger WRITABLE: poll
+				 * retries once the pool has refilled */
 				s->st.tx_nombuf++;
 				c->flags |= GW_TCPF_WANT_WRITE;
+				if (!(c->flags & GW_TCPF_NOBUF)) {
+					c->flags |= GW_TCPF_NOBUF;
+					TAILQ_INSERT_TAIL(&s->nobuf_list, c, nobuf_link);
+				}
 				break;
 			}
 			if (c->sndq_tail)

@@ -26,7 +26,9 @@
  * gw_tcp_conn * from GW_TCP_EV_CONNECTED (active open) or the accept callback
  * (passive open) until EITHER it calls gw_tcp_close()/gw_tcp_abort() OR it
  * receives GW_TCP_EV_CLOSED. After either, the pointer must not be used and no
- * further event is delivered. Calling any function (also close/abort, also on
+ * further event is delivered. A graceful end: on GW_TCP_EV_PEER_FIN read what
+ * is left (gw_tcp_peer_closed() turns true), finish writing, gw_tcp_close()
+ * (its FIN follows the queued bytes; the stack completes the close). Calling any function (also close/abort, also on
  * another connection) from inside an event callback is allowed: connection
  * memory is released only after the current gw_tcp_input()/gw_tcp_poll()
  * returns.
@@ -208,7 +210,8 @@ enum gw_tcp_event {
 	GW_TCP_EV_CONNECTED, /* active open reached ESTABLISHED */
 	GW_TCP_EV_READABLE,  /* new in-order bytes arrived (each arrival; bytes the
 			      * app leaves unread stay buffered, no reminder) */
-	GW_TCP_EV_WRITABLE,  /* a short gw_tcp_write() has room again */
+	GW_TCP_EV_WRITABLE,  /* room again after a gw_tcp_write() that was short,
+			      * filled the buffer, or failed -ENOBUFS */
 	GW_TCP_EV_PEER_FIN,  /* peer closed its direction; reads drain then return 0 */
 	GW_TCP_EV_CLOSED,    /* the connection is over; handle now invalid. reason:
 			      * 0 (both FINs done and TIME_WAIT/LAST_ACK over

@@ -56,6 +56,7 @@ enum {
 	GW_TCPF_RTT_ON = 1u << 13,        /* one segment is being timed */
 	GW_TCPF_HASHED = 1u << 14,        /* in the 4-tuple hash */
 	GW_TCPF_SACK_OK = 1u << 18,       /* peer sent SACK-permitted: we send blocks */
+	GW_TCPF_NOBUF = 1u << 20,         /* on nobuf_list */
 	GW_TCPF_SACK_RECOV = 1u << 19,    /* fast recovery paced by the SACK pipe */
 	GW_TCPF_TLP_ARMED = 1u << 16,     /* rtx timer is a tail loss probe */
 	GW_TCPF_TLP_SENT = 1u << 17,      /* probe sent since the last new ACK */
@@ -119,6 +120,7 @@ struct gw_tcp_conn {
 	void *ctx;
 	TAILQ_ENTRY(gw_tcp_conn) out_link;
 	TAILQ_ENTRY(gw_tcp_conn) dead_link;
+	TAILQ_ENTRY(gw_tcp_conn) nobuf_link;
 	struct gw_tcp_conn *free_next;
 };
 
@@ -129,8 +131,9 @@ struct gw_tcp_stack {
 	struct rte_hash *hash;
 	struct gw_tcp_conn *conns; /* max_conns objects */
 	struct gw_tcp_conn *free_head;
-	struct gw_tcp_conn_list out_list;  /* need output at poll */
-	struct gw_tcp_conn_list dead_list; /* freed, memory back at call end */
+	struct gw_tcp_conn_list out_list;   /* need output at poll */
+	struct gw_tcp_conn_list dead_list;  /* freed, memory back at call end */
+	struct gw_tcp_conn_list nobuf_list; /* a write found the pool empty */
 	struct gw_tw tw;
 	uint64_t now_us, now_ms;
 	uint16_t mss; /* what we advertise: mtu - 40 */

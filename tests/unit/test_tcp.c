@@ -942,6 +942,24 @@ main(void)
 		h_in(h, 1001, iss + 1 + 8192, F_ACK, 1024, NULL, 0);
 		EXPECT_EQ(acc_rec.n[GW_TCP_EV_WRITABLE], 1);
 		EXPECT_EQ(gw_tcp_tx_space(c), 8192);
+		{ /* pool empty: -ENOBUFS, nothing lost, WRITABLE once it refills */
+			static struct rte_mbuf *hog[40000];
+			unsigned nh = 0;
+
+			h_poll(h, 10);
+			cap_clear(&h->cap);
+			while (nh < RTE_DIM(hog) && (hog[nh] = rte_pktmbuf_alloc(pool)) != NULL)
+				nh++;
+			EXPECT_ERR(gw_tcp_write(c, d, 100), -ENOBUFS);
+			EXPECT_EQ(gw_tcp_tx_space(c), 8192);
+			h_poll(h, 10);
+			EXPECT_EQ(acc_rec.n[GW_TCP_EV_WRITABLE], 1); /* still empty */
+			for (unsigned i = 0; i < nh; i++)
+				rte_pktmbuf_free(hog[i]);
+			h_poll(h, 10);
+			EXPECT_EQ(acc_rec.n[GW_TCP_EV_WRITABLE], 2);
+			EXPECT_EQ(gw_tcp_write(c, d, 100), 100);
+		}
 		h_free(h);
 		EXPECT_TRUE(pool_clean());
 	}
@@ -1334,7 +1352,7 @@ main(void)
 		EXPECT_TRUE(pool_clean());
 	}
 
-	{ /* two stacks: 4 MB through echo, lossless then with ~3% loss */
+	{ /* two stacks: 10 MB through echo, lossless then with ~3% loss */
 		for (int lossy = 0; lossy < 2; lossy++) {
 			static struct wire w;
 			struct gw_tcp_stack *cl, *srv;
@@ -1346,7 +1364,7 @@ main(void)
 				.rport = htons(7),
 				.cb = streamer_event,
 			};
-			struct streamer st = {.total = 4u << 20};
+			struct streamer st = {.total = 10u << 20};
 			uint64_t now = 1000000;
 			struct gw_tcp_stats ss, cs;
 
@@ -1373,7 +1391,7 @@ main(void)
 			if (lossy) {
 				EXPECT_TRUE(w.dropped > 100);
 				EXPECT_TRUE(cs.tx_rtx_bytes > 0 && ss.tx_rtx_bytes > 0);
-				printf("echo 4 MB with loss: %" PRIu64 " of %" PRIu64
+				printf("echo 10 MB with loss: %" PRIu64 " of %" PRIu64
 				       " packets dropped, fast rtx %" PRIu64 "+%" PRIu64
 				       ", rto %" PRIu64 "+%" PRIu64 "\n",
 					w.dropped, w.n, cs.tx_fast_rtx, ss.tx_fast_rtx, cs.tx_rto,
