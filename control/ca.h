@@ -148,6 +148,10 @@ GW_MUST_CHECK int gw_ca_maintain(struct gw_ca *ca);
 /* "aa:bb:..." SHA-1 fingerprint of x (Consul's root ID) into out[60]. */
 void gw_ca_fingerprint(X509 *x, char out[60]);
 
+/* x's notBefore / notAfter as unix time (0 if unreadable). */
+time_t gw_ca_not_before(X509 *x);
+time_t gw_ca_not_after(X509 *x);
+
 /* PEM of x, malloc'ed (NULL on error). */
 char *gw_ca_pem(X509 *x);
 

@@ -56,7 +56,5 @@ int gw_ca_make_cert(X509_NAME *subject, EVP_PKEY *pub, X509 *issuer_cert, EVP_PK
 	time_t na, bool ca_cert, int pathlen, const char *san, X509 **out);
 int gw_ca_serial_hex(X509 *x, char *out, size_t len);
 X509 *gw_ca_pem_read(const char *pem);
-time_t gw_ca_not_after(X509 *x);
-time_t gw_ca_not_before(X509 *x);
 
 #endif /* GW_CA_INTERNAL_H */
