@@ -386,6 +386,27 @@ trust_domain_init(struct gw_ca *ca, const struct gw_cfg_mtls *m)
 	return ca->trust_domain ? 0 : gw_err_set(-ENOMEM, GW_HERE);
 }
 
+void
+gw_ca_params_from_cfg(const struct gw_cfg *cfg, struct gw_ca_params *p, char token[33])
+{
+	const char *uri = NULL;
+
+	for (unsigned i = 0; !uri && i < cfg->mtls.n_backends; i++)
+		uri = cfg->mtls.backends[i].key;
+	for (unsigned i = 0; !uri && i < cfg->n_listeners; i++)
+		if (cfg->listeners[i].has_tls && cfg->listeners[i].tls.n_identities)
+			uri = cfg->listeners[i].tls.identities[0].key;
+	if (!uri || gw_hsm_uri_token(uri, token, 33) < 0)
+		snprintf(token, 33, "mtlsgw");
+	gw_err_clear();
+	memset(p, 0, sizeof(*p));
+	p->hsm.module = cfg->hsm.module;
+	p->hsm.pin_file = cfg->hsm.pin_file;
+	p->hsm.pin_env = cfg->hsm.pin_env;
+	p->hsm.token = token;
+	p->state_dir = cfg->state_dir;
+}
+
 static int cross_sign(struct gw_ca *ca, struct gw_ca_be *a, struct gw_ca_be *b, X509 **out);
 
 /*

@@ -63,6 +63,15 @@ struct gw_ca_params {
 };
 
 /*
+ * The parameters a config implies, so the gateway and `mtlsgw-ctl ca sign
+ * --config` open the same token and state: hsm module/PIN from cfg->hsm,
+ * state_dir, and the token of the first pkcs11: URI in the config (a
+ * provided backend's key, else a listener identity's key), else "mtlsgw".
+ * token[33] holds the label; p borrows cfg's strings and token.
+ */
+void gw_ca_params_from_cfg(const struct gw_cfg *cfg, struct gw_ca_params *p, char token[33]);
+
+/*
  * Open the state store and the token, and bring up every backend of m
  * (builtin: created in one transaction on first start). The trust domain is
  * m->trust_domain, else the one stored, else a generated "<hex>.mtlsgw"

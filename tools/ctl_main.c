@@ -11,10 +11,13 @@
 /* Command groups: each defined in its ctl_<group>.c. */
 extern const struct gw_ctl_group gw_ctl_group_hsm, gw_ctl_group_pki;
 extern const struct gw_ctl_group gw_ctl_group_trust;
+extern const struct gw_ctl_group gw_ctl_group_ca, gw_ctl_group_status;
 static const struct gw_ctl_group *const groups[] = {
 	&gw_ctl_group_hsm,
 	&gw_ctl_group_pki,
 	&gw_ctl_group_trust,
+	&gw_ctl_group_ca,
+	&gw_ctl_group_status,
 	NULL,
 };
 
