@@ -19,9 +19,13 @@
  * Without bit 0 the bytes go in raw (TCP's own defensive checks). After the
  * records the stack is destroyed and every mbuf must be back in the pool.
  */
+#include <dirent.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <rte_eal.h>
 #include <rte_ip.h>
@@ -43,18 +47,42 @@ out_free(void *ctx, struct rte_mbuf *m)
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+/* EAL leaves /var/run/dpdk/<prefix>/ behind; ours is per pid: remove it. */
+static void
+runtime_dir_remove(void)
+{
+	char path[PATH_MAX];
+	const char *dir = rte_eal_get_runtime_dir();
+	DIR *d = opendir(dir);
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		unlink(path);
+	}
+	closedir(d);
+	rmdir(dir);
+}
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
+	static char prefix[64];
 	char *eal_argv[] = {"tcp_input_fuzz", "--no-huge", "--no-pci", "-m", "128", "--file-prefix",
-		"tcp_input_fuzz", "-l", "0", "--log-level", "error", NULL};
+		prefix, "-l", "0", "--log-level", "error", NULL};
 
 	(void)argc;
 	(void)argv;
+	snprintf(prefix, sizeof(prefix), "tcp_input_fuzz_%d", (int)getpid());
 	if (rte_eal_init((int)RTE_DIM(eal_argv) - 1, eal_argv) < 0)
 		abort();
+	atexit(runtime_dir_remove);
 	pool = rte_pktmbuf_pool_create(
 		"fuzz", 8191, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
 	if (!pool)
