@@ -1732,10 +1732,14 @@ tcp_input_conn(struct gw_tcp_conn *c, struct tcp_seg *g, struct rte_mbuf *m)
 	if (g->flags & TH_RST) {
 		if (seq == c->rcv_nxt) {
 			s->st.rx_rst++;
-			if (c->state == GW_TCP_ST_TIME_WAIT || (c->flags & GW_TCPF_APP_CLOSED) ||
-				c->state == GW_TCP_ST_SYN_RCVD)
+			if (c->state == GW_TCP_ST_SYN_RCVD && (c->flags & GW_TCPF_APP_OWNED)) {
+				s->st.conn_refused++; /* simultaneous open, then reset */
+				tcp_conn_drop(c, -ECONNREFUSED);
+			} else if (c->state == GW_TCP_ST_TIME_WAIT ||
+				   (c->flags & GW_TCPF_APP_CLOSED) ||
+				   c->state == GW_TCP_ST_SYN_RCVD) {
 				tcp_conn_free(c);
-			else {
+			} else {
 				s->st.conn_reset++;
 				tcp_conn_drop(c, -ECONNRESET);
 			}
@@ -1769,8 +1773,14 @@ tcp_input_conn(struct gw_tcp_conn *c, struct tcp_seg *g, struct rte_mbuf *m)
 		tcp_set_state(c, GW_TCP_ST_ESTABLISHED);
 		c->t_life = s->now_ms + s->p.idle_timeout_ms;
 		tcp_timer_update(c);
-		if (!tcp_accept(c, l))
+		if (c->flags & GW_TCPF_APP_OWNED) {
+			/* an active open that met a simultaneous SYN */
+			s->st.conn_connected++;
+			if (!tcp_notify(c, GW_TCP_EV_CONNECTED, 0))
+				goto drop;
+		} else if (!tcp_accept(c, l)) {
 			goto drop;
+		}
 	}
 	if (!tcp_rx_ack(c, seq, g->ack, (uint32_t)g->wnd << c->snd_wscale, len, g->n_sack,
 		    (const uint32_t(*)[2])g->sack, &fin_acked))

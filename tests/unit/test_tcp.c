@@ -1371,6 +1371,31 @@ main(void)
 					 0, NULL, 0, NULL, 0));
 		EXPECT_EQ(r2.n[GW_TCP_EV_CLOSED], 1);
 		EXPECT_EQ(r2.reason, -ECONNREFUSED);
+		/* simultaneous open: their SYN crosses ours -> SYN-ACK -> ACK */
+		memset(&r2, 0, sizeof(r2));
+		EXPECT_OK(gw_tcp_connect(s2, &cp, &c));
+		gw_tcp_poll(s2, 1000035);
+		pk = pk_parse(h->cap.m[h->cap.n - 1]);
+		EXPECT_EQ(pk.flags, F_SYN);
+		cap_clear(&h->cap);
+		gw_tcp_input(s2, mkseg(P_ADDR, A_ADDR, 443, pk.sport, 7000, 0, F_SYN, 1000,
+					 syn_opts, 8, NULL, 0));
+		EXPECT_EQ(h->cap.n, 1);
+		if (h->cap.n) {
+			struct pk sa = pk_parse(h->cap.m[0]);
+
+			EXPECT_EQ(sa.flags, F_SYN | F_ACK);
+			EXPECT_EQ(sa.seq, pk.seq);
+			EXPECT_EQ(sa.ack, 7001);
+		}
+		cap_clear(&h->cap);
+		gw_tcp_input(s2, mkseg(P_ADDR, A_ADDR, 443, pk.sport, 7001, pk.seq + 1, F_ACK, 1000,
+					 NULL, 0, NULL, 0));
+		EXPECT_EQ(r2.n[GW_TCP_EV_CONNECTED], 1);
+		EXPECT_EQ(gw_tcp_get_state(c), GW_TCP_ST_ESTABLISHED);
+		gw_tcp_abort(c);
+		gw_tcp_poll(s2, 1000036);
+		cap_clear(&h->cap);
 		/* unanswered: SYN retries, then ETIMEDOUT (handshake timeout) */
 		memset(&r2, 0, sizeof(r2));
 		EXPECT_OK(gw_tcp_connect(s2, &cp, &c));
