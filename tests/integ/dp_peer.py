@@ -13,6 +13,7 @@ Runs inside the test's network namespace (never anywhere else):
                                     "DOWN n seed\\n" -> sends n seeded bytes
   up HOST PORT BYTES                client for "UP" through the proxy
   down HOST PORT BYTES              client for "DOWN" through the proxy
+  echo-server PORT                  a kernel echo server (the reference)
 Prints one line of results; exits non-zero (with the reason) on any mismatch.
 """
 import hashlib
@@ -226,6 +227,32 @@ def cmd_server(port):
         threading.Thread(target=serve_one, args=(s,), daemon=True).start()
 
 
+def echo_one(s):
+    buf = bytearray(262144)
+    try:
+        while True:
+            n = s.recv_into(buf)
+            if not n:
+                break
+            s.sendall(memoryview(buf)[:n])
+    except OSError:
+        pass
+    finally:
+        s.close()
+
+
+def cmd_echo_server(port, host="0.0.0.0"):
+    """A kernel echo server: the reference the gateway's echo is compared to."""
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((host, int(port)))
+    ls.listen(1024)
+    print("echo server listening on %s" % port, flush=True)
+    while True:
+        s, _ = ls.accept()
+        threading.Thread(target=echo_one, args=(s,), daemon=True).start()
+
+
 def cmd_up(host, port, nbytes, seed=2):
     n = int(nbytes)
     pat = pattern(int(seed))
@@ -274,6 +301,7 @@ def main():
     if len(sys.argv) < 2:
         die(__doc__)
     fn = {"ping": cmd_ping, "echo": cmd_echo, "server": cmd_server,
+          "echo-server": cmd_echo_server,
           "up": cmd_up, "down": cmd_down}.get(sys.argv[1])
     if fn is None:
         die("unknown command %s" % sys.argv[1])
