@@ -261,8 +261,8 @@ main(void)
 			"{\"Config\":{\"EnabledBackend\":\"ca-2\",\"Force\":\"yes\"}}",
 			"{\"Config\":{\"EnabledBackend\":\"ca-9\"}}",
 			"{\"Provider\":\"cfssl\",\"Config\":{\"EnabledBackend\":\"ca-2\"}}",
-			"{\"Config\":{\"EnabledBackend\":\"ca-2\"},\"Config\":{\"EnabledBackend\":"
-			"\"ca-1\"}}",
+			("{\"Config\":{\"EnabledBackend\":\"ca-2\"},\"Config\":{\"EnabledBackend\":"
+			 "\"ca-1\"}}"),
 		};
 		const char *why[] = {"bad JSON", "expected a JSON object", "unknown field 'Extra'",
 			"unknown field 'Rotate' in Config",
