@@ -1,0 +1,585 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * mesh.c - the mesh control plane (mesh.h): CA backends + rotation rules +
+ * identities + admin API, on the control thread, through callbacks the
+ * gateway provides.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/pem.h>
+
+#include "admin.h"
+#include "mesh.h"
+#include "rotation.h"
+
+#define MESH_WARN_MAX 64
+
+struct mesh_id {
+	char *listener;
+	char *backend; /* that issued cert */
+	X509 *cert;
+	char key_uri[GW_HSM_URI_MAX];
+	char pem_path[600];
+};
+
+struct gw_mesh {
+	const struct gw_cfg *cfg; /* running; the gateway's */
+	struct gw_mesh_params p;
+	struct gw_ca *ca;
+	struct gw_rotation *rot;
+	struct gw_admin *admin;
+	char *enabled_override; /* PUT /v1/connect/ca/configuration */
+	struct mesh_id *ids;
+	unsigned n_ids;
+	char roots_path[600];
+	struct gw_snapshot_ext inner;
+	time_t now, last_tick, last_fail_log;
+	struct {
+		char fp[60];
+		int bucket;
+	} warn[MESH_WARN_MAX];
+	unsigned n_warn;
+};
+
+static time_t
+mesh_now(const struct gw_mesh *m)
+{
+	return m->now ? m->now : time(NULL);
+}
+
+void
+gw_mesh_set_time(struct gw_mesh *m, time_t now)
+{
+	m->now = now;
+	gw_ca_set_time(m->ca, now);
+}
+
+struct gw_ca *
+gw_mesh_ca(struct gw_mesh *m)
+{
+	return m ? m->ca : NULL;
+}
+
+/* The mtls section in force: the file's, with the API's enabled backend. */
+static struct gw_cfg_mtls
+running_mtls(const struct gw_mesh *m)
+{
+	struct gw_cfg_mtls r = m->cfg->mtls;
+
+	if (m->enabled_override)
+		r.enabled_backend = m->enabled_override;
+	return r;
+}
+
+static bool
+mesh_listener(const struct gw_cfg_listener *lc)
+{
+	return lc->has_tls && lc->has_trust && lc->trust.mode == GW_TRUST_MESH &&
+	       lc->tls.n_identities == 0;
+}
+
+/* Write data to path through a temp file and rename: readers see old or new. */
+static int
+write_atomic(const char *path, X509 *first, STACK_OF(X509) * rest)
+{
+	char tmp[640];
+	FILE *f;
+	bool ok;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "w");
+	if (f == NULL)
+		return gw_err_setf(-GW_E_STATE, GW_HERE, "%s: %s", tmp, strerror(errno));
+	ok = !first || PEM_write_X509(f, first) == 1;
+	for (int i = 0; ok && rest && i < sk_X509_num(rest); i++)
+		ok = PEM_write_X509(f, sk_X509_value(rest, i)) == 1;
+	if (fclose(f) != 0 || !ok || rename(tmp, path) < 0) {
+		unlink(tmp);
+		return gw_err_setf(-GW_E_STATE, GW_HERE, "cannot write %s", path);
+	}
+	return 0;
+}
+
+static int
+write_roots(struct gw_mesh *m)
+{
+	STACK_OF(X509) * all;
+	int rc;
+
+	if (m->ca == NULL)
+		return 0;
+	all = sk_X509_new_null();
+	if (all == NULL)
+		return gw_err_set(-ENOMEM, GW_HERE);
+	for (unsigned i = 0; i < gw_ca_n_backends(m->ca); i++)
+		sk_X509_push(all, sk_X509_value(gw_ca_bundle(m->ca, i), 0));
+	rc = write_atomic(m->roots_path, NULL, all);
+	sk_X509_free(all);
+	return rc;
+}
+
+static struct mesh_id *
+id_find(struct gw_mesh *m, const char *listener)
+{
+	for (unsigned i = 0; i < m->n_ids; i++)
+		if (strcmp(m->ids[i].listener, listener) == 0)
+			return &m->ids[i];
+	return NULL;
+}
+
+static int
+id_issue(struct gw_mesh *m, struct mesh_id *id)
+{
+	X509 *x = NULL;
+	STACK_OF(X509) *chain = NULL;
+	char *be;
+	int rc;
+
+	GW_GUARD(gw_ca_issue_identity(m->ca, id->listener, &x, &chain, id->key_uri));
+	rc = write_atomic(id->pem_path, x, chain);
+	sk_X509_pop_free(chain, X509_free);
+	if (rc < 0 || (be = strdup(gw_ca_enabled(m->ca))) == NULL) {
+		X509_free(x);
+		return rc < 0 ? rc : gw_err_set(-ENOMEM, GW_HERE);
+	}
+	X509_free(id->cert);
+	free(id->backend);
+	id->cert = x;
+	id->backend = be;
+	{
+		char na[32];
+		time_t t = gw_ca_not_after(x);
+		struct tm tm;
+
+		strftime(na, sizeof(na), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+		fprintf(stderr,
+			"mtlsgw: ca: identity of listener %s issued by %s, valid until %s\n",
+			id->listener, be, na);
+	}
+	return 0;
+}
+
+/* Identities for cfg's mesh listeners: keep the current ones, issue the rest. */
+static int
+ids_sync(struct gw_mesh *m, const struct gw_cfg *cfg, bool reissue)
+{
+	for (unsigned i = 0; i < cfg->n_listeners; i++) {
+		const struct gw_cfg_listener *lc = &cfg->listeners[i];
+		struct mesh_id *id;
+
+		if (!mesh_listener(lc))
+			continue;
+		if (m->ca == NULL)
+			return gw_err_setf(-GW_E_CONFIG, GW_HERE,
+				"listener '%s': mesh trust needs mtls backends", lc->name);
+		id = id_find(m, lc->name);
+		if (id == NULL) {
+			struct mesh_id *n = realloc(m->ids, (m->n_ids + 1) * sizeof(*n));
+
+			if (n == NULL)
+				return gw_err_set(-ENOMEM, GW_HERE);
+			m->ids = n;
+			id = &m->ids[m->n_ids];
+			memset(id, 0, sizeof(*id));
+			if ((id->listener = strdup(lc->name)) == NULL)
+				return gw_err_set(-ENOMEM, GW_HERE);
+			snprintf(id->pem_path, sizeof(id->pem_path), "%s/identity-%s.pem",
+				cfg->state_dir, lc->name);
+			m->n_ids++;
+		}
+		if (id->cert == NULL || reissue || strcmp(id->backend, gw_ca_enabled(m->ca)) != 0)
+			GW_GUARD(id_issue(m, id));
+	}
+	return 0;
+}
+
+/* ---- the snapshot extension ------------------------------------------------ */
+
+static int
+ext_trust_build(void *arg, const struct gw_cfg_listener *lc, struct gw_trust **out)
+{
+	struct gw_mesh *m = arg;
+	STACK_OF(X509) * b[32];
+	unsigned n = 0;
+
+	if (lc->trust.mode != GW_TRUST_MESH || m->ca == NULL)
+		return gw_trust_create(&lc->trust, lc->name, out);
+	for (unsigned i = 0; i < gw_ca_n_backends(m->ca) && n < 32; i++)
+		b[n++] = gw_ca_bundle(m->ca, i);
+	return gw_trust_create_bundles(&lc->trust, lc->name, b, n, out);
+}
+
+static int
+ext_listener_init(void *arg, const struct gw_cfg_listener *lc, struct gw_snap_listener *l)
+{
+	struct gw_mesh *m = arg;
+	struct gw_cfg_listener lc2;
+	struct gw_cfg_identity ident = {0};
+	struct mesh_id *id;
+	char **certs;
+	int rc;
+
+	if (m->inner.listener_init == NULL)
+		return 0;
+	if (!mesh_listener(lc) || (id = id_find(m, lc->name)) == NULL)
+		return m->inner.listener_init(m->inner.arg, lc, l);
+	/*
+	 * A shallow copy, never the config itself: the issued identity, and the
+	 * roots file among the trust certs so the TLS side's trust fingerprint
+	 * (session tickets) changes whenever the roots do.
+	 */
+	lc2 = *lc;
+	ident.cert = id->pem_path;
+	ident.key = id->key_uri;
+	lc2.tls.identities = &ident;
+	lc2.tls.n_identities = 1;
+	certs = calloc(lc->trust.n_certs + 1, sizeof(*certs));
+	if (certs == NULL)
+		return gw_err_set(-ENOMEM, GW_HERE);
+	for (unsigned i = 0; i < lc->trust.n_certs; i++)
+		certs[i] = lc->trust.certs[i];
+	certs[lc->trust.n_certs] = m->roots_path;
+	lc2.trust.certs = certs;
+	lc2.trust.n_certs = lc->trust.n_certs + 1;
+	rc = m->inner.listener_init(m->inner.arg, &lc2, l);
+	free(certs);
+	return rc;
+}
+
+static void
+ext_listener_fini(void *arg, struct gw_snap_listener *l)
+{
+	struct gw_mesh *m = arg;
+
+	if (m->inner.listener_fini)
+		m->inner.listener_fini(m->inner.arg, l);
+}
+
+void
+gw_mesh_ext(struct gw_mesh *m, const struct gw_snapshot_ext *inner, struct gw_snapshot_ext *out)
+{
+	memset(&m->inner, 0, sizeof(m->inner));
+	if (inner)
+		m->inner = *inner;
+	memset(out, 0, sizeof(*out));
+	out->arg = m;
+	out->trust_build = ext_trust_build;
+	out->listener_init = ext_listener_init;
+	out->listener_fini = ext_listener_fini;
+}
+
+/* ---- rotation ------------------------------------------------------------------ */
+
+uint64_t
+gw_mesh_live_gen(struct gw_mesh *m)
+{
+	const struct gw_snapshot *cur;
+
+	if (m->p.ops.live_gen)
+		return m->p.ops.live_gen(m->p.ops.arg);
+	if (m->p.pub == NULL)
+		return 0;
+	/* every reader past a quiescent point since the last publish runs the current one */
+	gw_snap_pub_reclaim(m->p.pub, true);
+	cur = gw_snap_current(m->p.pub);
+	return cur ? gw_snapshot_generation(cur) : 0;
+}
+
+static int
+check_and_apply(struct gw_mesh *m, const struct gw_cfg_mtls *next, bool force, bool *switched)
+{
+	struct gw_cfg_mtls run = running_mtls(m);
+	struct gw_rotation_env env = {
+		.live_gen = 0, .st = gw_ca_state(m->ca), .now = mesh_now(m), .force = force};
+	const char *before = gw_ca_enabled(m->ca);
+	char *was = before ? strdup(before) : NULL;
+
+	if (before && was == NULL)
+		return gw_err_set(-ENOMEM, GW_HERE);
+	env.live_gen = gw_mesh_live_gen(m);
+	if (gw_rotation_check(m->rot, &run, next, &env) < 0 || gw_ca_reconfigure(m->ca, next) < 0) {
+		free(was);
+		return gw_err_get()->code;
+	}
+	*switched = (was == NULL) != (gw_ca_enabled(m->ca) == NULL) ||
+		    (was && strcmp(was, gw_ca_enabled(m->ca)) != 0);
+	if (*switched)
+		fprintf(stderr, "mtlsgw: ca: enabled backend %s -> %s\n", was ? was : "(none)",
+			gw_ca_enabled(m->ca));
+	free(was);
+	return 0;
+}
+
+int
+gw_mesh_prepare(struct gw_mesh *m, const struct gw_cfg *next, bool force)
+{
+	bool switched = false;
+
+	GW_ENSURE(m && next, -EINVAL);
+	if (m->ca == NULL && next->has_mtls && next->mtls.n_backends) {
+		struct gw_ca_params p;
+		char token[33];
+
+		gw_ca_params_from_cfg(next, &p, token);
+		GW_GUARD(gw_ca_create(&next->mtls, &p, &m->ca));
+		gw_admin_set_ca(m->admin, m->ca);
+	} else if (m->ca) {
+		GW_GUARD(check_and_apply(m, &next->mtls, force, &switched));
+	}
+	free(m->enabled_override);
+	m->enabled_override = NULL;
+	GW_GUARD(write_roots(m));
+	return ids_sync(m, next, switched);
+}
+
+int
+gw_mesh_published(struct gw_mesh *m, const struct gw_cfg *cfg, uint64_t gen)
+{
+	struct gw_cfg_mtls run;
+
+	GW_ENSURE(m && cfg, -EINVAL);
+	m->cfg = cfg;
+	run = running_mtls(m);
+	return gw_rotation_published(m->rot, &run, gen);
+}
+
+/* ---- admin callbacks ------------------------------------------------------------ */
+
+static int
+op_enable(void *arg, const char *backend, bool force)
+{
+	struct gw_mesh *m = arg;
+	struct gw_cfg_mtls next = running_mtls(m);
+	bool switched = false;
+	char *ov;
+
+	next.enabled_backend = (char *)backend;
+	if ((ov = strdup(backend)) == NULL)
+		return gw_err_set(-ENOMEM, GW_HERE);
+	if (check_and_apply(m, &next, force, &switched) < 0) {
+		free(ov);
+		return gw_err_get()->code;
+	}
+	free(m->enabled_override);
+	m->enabled_override = ov;
+	GW_GUARD(write_roots(m));
+	GW_GUARD(ids_sync(m, m->cfg, switched));
+	if (switched && m->p.ops.publish)
+		return m->p.ops.publish(m->p.ops.arg);
+	return 0;
+}
+
+static int
+op_reload(void *arg, bool force)
+{
+	struct gw_mesh *m = arg;
+
+	if (m->p.ops.reload == NULL)
+		return gw_err_setf(-ENOTSUP, GW_HERE, "this gateway cannot reload");
+	return m->p.ops.reload(m->p.ops.arg, force);
+}
+
+static int
+op_status(void *arg, json_t *o)
+{
+	struct gw_mesh *m = arg;
+	json_t *ids = json_array();
+	time_t now = mesh_now(m);
+
+	if (m->p.ops.status)
+		GW_GUARD(m->p.ops.status(m->p.ops.arg, o));
+	for (unsigned i = 0; i < m->n_ids; i++) {
+		char na[32];
+		time_t t = gw_ca_not_after(m->ids[i].cert);
+		struct tm tm;
+
+		strftime(na, sizeof(na), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+		json_array_append_new(
+			ids, json_pack("{s:s,s:s,s:s,s:I}", "Listener", m->ids[i].listener,
+				     "Backend", m->ids[i].backend, "NotAfter", na,
+				     "ExpiresInSeconds", (json_int_t)(t - now)));
+	}
+	json_object_set_new(o, "Identities", ids);
+	json_object_set_new(o, "LiveGeneration", json_integer((json_int_t)gw_mesh_live_gen(m)));
+	return 0;
+}
+
+/* ---- timed work ------------------------------------------------------------------ */
+
+/* Log once when a certificate enters the 30, 7 or 1 day window (or expires). */
+static void
+warn_expiry(struct gw_mesh *m, const char *what, X509 *x, time_t now)
+{
+	static const long days[] = {30, 7, 1, 0};
+	char fp[60];
+	long left;
+	int bucket = 0;
+	unsigned i;
+
+	if (x == NULL)
+		return;
+	left = (long)(gw_ca_not_after(x) - now);
+	for (unsigned k = 0; k < 4; k++)
+		if (left <= days[k] * 86400)
+			bucket = (int)k + 1;
+	if (bucket == 0)
+		return;
+	gw_ca_fingerprint(x, fp);
+	for (i = 0; i < m->n_warn && strcmp(m->warn[i].fp, fp) != 0; i++)
+		;
+	if (i < m->n_warn && m->warn[i].bucket >= bucket)
+		return;
+	if (i == m->n_warn) {
+		if (m->n_warn == MESH_WARN_MAX)
+			i = 0; /* forget the oldest */
+		else
+			m->n_warn++;
+		snprintf(m->warn[i].fp, sizeof(m->warn[i].fp), "%s", fp);
+	}
+	m->warn[i].bucket = bucket;
+	if (left <= 0)
+		fprintf(stderr, "mtlsgw: ca: WARNING: %s has expired\n", what);
+	else
+		fprintf(stderr, "mtlsgw: ca: WARNING: %s expires in %ld day(s) %ld hour(s)\n", what,
+			left / 86400, left % 86400 / 3600);
+}
+
+static void
+tick(struct gw_mesh *m)
+{
+	time_t now = mesh_now(m);
+	bool renewed = false, failed = false;
+	int rc;
+
+	if (m->ca == NULL)
+		return;
+	rc = gw_ca_maintain(m->ca);
+	if (rc < 0)
+		failed = true;
+	for (unsigned i = 0; i < m->n_ids; i++) {
+		struct mesh_id *id = &m->ids[i];
+
+		/* due is a property of the certificate alone: a failed attempt is retried */
+		if (!gw_rotation_renew_due(
+			    gw_ca_not_before(id->cert), gw_ca_not_after(id->cert), now))
+			continue;
+		if (id_issue(m, id) < 0)
+			failed = true;
+		else
+			renewed = true;
+	}
+	if (failed && now - m->last_fail_log >= 60) {
+		fprintf(stderr, "mtlsgw: ca: renewal failed, retrying every second: %s\n",
+			gw_err_msg());
+		m->last_fail_log = now;
+	}
+	for (unsigned i = 0; i < gw_ca_n_backends(m->ca); i++) {
+		struct gw_ca_info in;
+		char what[128];
+
+		if (gw_ca_backend_info(m->ca, i, &in) < 0)
+			continue;
+		snprintf(what, sizeof(what), "root of CA backend %s", in.name);
+		warn_expiry(m, what, in.root, now);
+		/* issuers and identities renew themselves: warn only when that is failing */
+		snprintf(what, sizeof(what), "issuer of CA backend %s (renewal failing)", in.name);
+		if (in.issuer && gw_rotation_renew_due(gw_ca_not_before(in.issuer),
+					 gw_ca_not_after(in.issuer), now))
+			warn_expiry(m, what, in.issuer, now);
+	}
+	for (unsigned i = 0; i < m->n_ids; i++) {
+		char what[128];
+
+		X509 *x = m->ids[i].cert;
+
+		snprintf(what, sizeof(what), "identity of listener %s (renewal failing)",
+			m->ids[i].listener);
+		if (gw_rotation_renew_due(gw_ca_not_before(x), gw_ca_not_after(x), now))
+			warn_expiry(m, what, x, now);
+	}
+	if (renewed && m->p.ops.publish && m->p.ops.publish(m->p.ops.arg) < 0)
+		fprintf(stderr, "mtlsgw: ca: publishing renewed identities failed: %s\n",
+			gw_err_msg());
+}
+
+int
+gw_mesh_run(struct gw_mesh *m, int timeout_ms)
+{
+	int rc = 0;
+
+	if (m == NULL)
+		return -EINVAL;
+	if (m->admin)
+		rc = gw_admin_run(m->admin, timeout_ms);
+	if (mesh_now(m) != m->last_tick) {
+		m->last_tick = mesh_now(m);
+		tick(m);
+	}
+	return rc;
+}
+
+/* ---- life ------------------------------------------------------------------------ */
+
+int
+gw_mesh_create(const struct gw_cfg *cfg, const struct gw_mesh_params *p, struct gw_mesh **out)
+{
+	struct gw_mesh *m;
+	int rc;
+
+	GW_ENSURE(cfg && p && out, -EINVAL);
+	m = calloc(1, sizeof(*m));
+	if (m == NULL)
+		return gw_err_set(-ENOMEM, GW_HERE);
+	m->cfg = cfg;
+	m->p = *p;
+	snprintf(m->roots_path, sizeof(m->roots_path), "%s/mesh-roots.pem", cfg->state_dir);
+	if ((rc = gw_rotation_create(&m->rot)) < 0)
+		goto fail;
+	if (cfg->has_mtls && cfg->mtls.n_backends) {
+		struct gw_ca_params cp;
+		char token[33];
+
+		gw_ca_params_from_cfg(cfg, &cp, token);
+		if ((rc = gw_ca_create(&cfg->mtls, &cp, &m->ca)) < 0 || (rc = write_roots(m)) < 0)
+			goto fail;
+	}
+	if ((rc = ids_sync(m, cfg, false)) < 0)
+		goto fail;
+	if (cfg->admin.socket) {
+		struct gw_admin_ops ops = {
+			.arg = m, .status = op_status, .reload = op_reload, .ca_enable = op_enable};
+
+		if ((rc = gw_admin_start(
+			     &(struct gw_admin_params){
+				     .socket_path = cfg->admin.socket, .ca = m->ca, .ops = &ops},
+			     &m->admin)) < 0)
+			goto fail;
+	}
+	*out = m;
+	return 0;
+fail:
+	gw_mesh_destroy(m);
+	return rc;
+}
+
+void
+gw_mesh_destroy(struct gw_mesh *m)
+{
+	if (m == NULL)
+		return;
+	gw_admin_stop(m->admin);
+	for (unsigned i = 0; i < m->n_ids; i++) {
+		free(m->ids[i].listener);
+		free(m->ids[i].backend);
+		X509_free(m->ids[i].cert);
+	}
+	free(m->ids);
+	free(m->enabled_override);
+	gw_rotation_destroy(m->rot);
+	gw_ca_destroy(m->ca);
+	free(m);
+}

@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * mesh.h - the mesh control plane the gateway runs on its control thread:
+ * the CA backends (ca.h), the rotation validators (rotation.h), the mesh
+ * listeners' identities and the admin API (admin.h), glued to the snapshot
+ * publisher without knowing anything about the dataplane.
+ *
+ * What it does for the gateway:
+ *  - a snapshot extension (gw_mesh_ext) wrapping the TLS one: a mesh
+ *    listener's trust is the union of every backend's roots; a mesh listener
+ *    without an identity in the file gets the one the enabled backend issued
+ *    (key "gw-id-<listener>" in the HSM, spiffe://<td>/gateway/<listener>),
+ *    written with its chain to <state_dir>/identity-<listener>.pem, and the
+ *    roots to <state_dir>/mesh-roots.pem (listed as the listener's trust
+ *    certs, so the TLS side's trust fingerprint changes when roots do);
+ *  - gw_mesh_prepare(): validate and apply the CA side of a reloaded config
+ *    before the gateway builds its snapshot;
+ *  - gw_mesh_run(): the admin API, renewal of identities and builtin
+ *    issuers at 2/3 of their life (retried on every call until it works),
+ *    expiry warnings at 30, 7 and 1 days; a renewal or a PUT of the CA
+ *    configuration asks the gateway to publish (ops.publish).
+ * "Is B trusted by every worker": the generation that first trusted B must
+ * be <= the generation every worker runs, which the publisher answers:
+ * after gw_snap_pub_reclaim(pub, wait) every registered reader has passed a
+ * quiescent point since the last publish, so the current generation is live
+ * everywhere (ops.live_gen overrides this).
+ *
+ * Control thread only. The gateway keeps the struct gw_cfg it last reported
+ * through gw_mesh_published() alive until it reports the next one.
+ */
+#ifndef GW_MESH_H
+#define GW_MESH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "ca.h"
+#include "config.h"
+#include "gw_err.h"
+#include "snapshot.h"
+
+struct gw_mesh_ops {
+	void *arg;
+	/* Build a snapshot from the running config with gw_mesh_ext and publish
+	 * it, then call gw_mesh_published(). */
+	int (*publish)(void *arg);
+	/* Reload the config file: load, gw_mesh_prepare, build, publish,
+	 * gw_mesh_published. 0 or <0 with gw_err_msg(). NULL: 501. */
+	int (*reload)(void *arg, bool force);
+	/* The gateway's side of GET /v1/status (listeners, workers, HSM). */
+	int (*status)(void *arg, json_t *obj);
+	/* Lowest generation every worker runs; NULL: asked of the publisher. */
+	uint64_t (*live_gen)(void *arg);
+};
+
+struct gw_mesh_params {
+	struct gw_snap_pub *pub; /* may be NULL when ops.live_gen is given */
+	struct gw_mesh_ops ops;
+};
+
+struct gw_mesh;
+
+/*
+ * Bring up the CA backends of cfg (none without an mtls section: the admin
+ * API still serves status and reload), issue the mesh listeners'
+ * identities, start the admin API on cfg->admin.socket if set. cfg is the
+ * running config until gw_mesh_published() names another.
+ */
+GW_MUST_CHECK int gw_mesh_create(
+	const struct gw_cfg *cfg, const struct gw_mesh_params *p, struct gw_mesh **out);
+/* Free; only after every snapshot built with gw_mesh_ext is gone. NULL ok. */
+void gw_mesh_destroy(struct gw_mesh *m);
+
+/* The extension to build snapshots with; inner (the TLS one) may be NULL. */
+void gw_mesh_ext(
+	struct gw_mesh *m, const struct gw_snapshot_ext *inner, struct gw_snapshot_ext *out);
+
+/*
+ * A reloaded config is about to be built: run the rotation validators
+ * against the running one (force: skip remove-after-expiry) and apply the
+ * CA change (add/remove backends, switch the enabled one, re-issue the
+ * identities). -GW_E_CONFIG with the rule named if refused; nothing changes.
+ */
+GW_MUST_CHECK int gw_mesh_prepare(struct gw_mesh *m, const struct gw_cfg *next, bool force);
+
+/* A snapshot of generation gen built from cfg is now published. */
+GW_MUST_CHECK int gw_mesh_published(struct gw_mesh *m, const struct gw_cfg *cfg, uint64_t gen);
+
+/* Serve the admin API and do timed work, waiting at most timeout_ms. */
+int gw_mesh_run(struct gw_mesh *m, int timeout_ms);
+
+/* The CA (NULL without backends), borrowed. */
+struct gw_ca *gw_mesh_ca(struct gw_mesh *m);
+
+/* The lowest generation every worker runs (see above). */
+uint64_t gw_mesh_live_gen(struct gw_mesh *m);
+
+/* Tests: pretend the time is now (0: the clock). */
+void gw_mesh_set_time(struct gw_mesh *m, time_t now);
+
+#endif /* GW_MESH_H */

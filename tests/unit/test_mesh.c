@@ -1,0 +1,365 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * test_mesh.c - the mesh control plane as the gateway drives it, minus the
+ * packets: a real config file through the loader, the real snapshot
+ * publisher with two reader threads standing in for workers, the real TLS
+ * extension (SSL_CTX per snapshot, keys in a SoftHSM token), the builtin CA
+ * and the admin API over curl. The three rotation steps, each a reloaded
+ * file (step 2 also through PUT /v1/connect/ca/configuration): which
+ * clients each published snapshot's trust accepts, which backend issued the
+ * identity every snapshot serves, and what the validators refuse.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+
+#include "ca.h"
+#include "config.h"
+#include "gw_test.h"
+#include "mesh.h"
+#include "snapshot.h"
+#include "tls_ctx.h"
+
+static char dir[64], cfg_path[128], sock[128];
+static struct gw_snap_pub *pub;
+static struct gw_mesh *mesh;
+static struct gw_snapshot_ext ext;
+static struct gw_cfg *running;
+static uint64_t gen;
+static atomic_bool stop, stop_admin;
+
+static void
+write_file(const char *path, const char *s)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f == NULL || fputs(s, f) < 0)
+		exit(2);
+	fclose(f);
+}
+
+/* The config with these backends (YAML flow list) and enabled backend. */
+static void
+write_cfg(const char *backends, const char *enabled)
+{
+	char buf[2048];
+
+	snprintf(buf, sizeof(buf),
+		"dataplane:\n  workers: [1]\n  no_huge: true\n  ports:\n"
+		"    - { name: wan, driver: tap, device: gwm0, address: 10.77.0.2/24 }\n"
+		"listeners:\n"
+		"  - name: web\n    address: 10.77.0.2:443\n    service: tls-echo\n"
+		"    tls: { client_auth: required }\n"
+		"    trust: { mode: mesh, allow: { spiffe: [\"spiffe://example.org/ns/*\"] } }\n"
+		"hsm: { pin_file: pin }\nstate_dir: state\nadmin: { socket: %s }\n"
+		"mtls:\n  trust_domain: example.org\n  enabledBackend: %s\n  backends: %s\n",
+		sock, enabled, backends);
+	write_file(cfg_path, buf);
+}
+
+/* ---- the gateway's part ---- */
+
+static int
+publish(void *arg)
+{
+	struct gw_snapshot *s = NULL;
+
+	(void)arg;
+	GW_GUARD(gw_snapshot_build(running, gen + 1, &ext, &s));
+	if (gw_snap_pub_publish(pub, s) < 0) {
+		gw_snapshot_destroy(s);
+		return -EINVAL;
+	}
+	gen++;
+	return gw_mesh_published(mesh, running, gen);
+}
+
+static int
+reload(void *arg, bool force)
+{
+	struct gw_cfg *next = NULL, *old = running;
+	int rc;
+
+	(void)arg;
+	GW_GUARD(gw_cfg_load(cfg_path, &next, NULL));
+	if ((rc = gw_mesh_prepare(mesh, next, force)) < 0) {
+		gw_cfg_free(next);
+		return rc;
+	}
+	running = next;
+	if ((rc = publish(NULL)) < 0) {
+		running = old;
+		gw_cfg_free(next);
+		return rc;
+	}
+	gw_cfg_free(old);
+	return 0;
+}
+
+static void *
+worker(void *arg)
+{
+	unsigned id = (unsigned)(uintptr_t)arg;
+
+	if (gw_snap_reader_register(pub, id) < 0)
+		return NULL;
+	while (!atomic_load(&stop)) {
+		const struct gw_snapshot *s = gw_snap_current(pub);
+
+		(void)s;
+		gw_snap_reader_quiescent(pub, id);
+		usleep(1000);
+	}
+	gw_snap_reader_unregister(pub, id);
+	return NULL;
+}
+
+static void *
+admin_loop(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&stop_admin))
+		(void)gw_mesh_run(mesh, 50);
+	return NULL;
+}
+
+/* ---- checks ---- */
+
+/* A client certificate from backend (a software key, as an enrolled workload has). */
+static void
+client_cert(const char *backend, const char *path, X509 **leaf, STACK_OF(X509) * *chain)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509_REQ *r = X509_REQ_new();
+	int rc;
+
+	X509_REQ_set_pubkey(r, k);
+	X509_REQ_sign(r, k, EVP_sha256());
+	rc = gw_ca_sign(gw_mesh_ca(mesh),
+		&(struct gw_ca_leaf_req){.csr = r,
+			.spiffe_id = path,
+			.kind = GW_STATE_KIND_CLIENT,
+			.backend = backend},
+		leaf, chain);
+	if (rc < 0) {
+		fprintf(stderr, "client cert: %s\n", gw_err_msg());
+		exit(2);
+	}
+	X509_REQ_free(r);
+	EVP_PKEY_free(k);
+}
+
+/* Does the current snapshot's listener accept this client? */
+static bool
+accepts(X509 *leaf, STACK_OF(X509) * chain)
+{
+	const struct gw_snap_listener *l = gw_snapshot_listener_find(gw_snap_current(pub), "web");
+	struct gw_trust_verdict v;
+
+	return l && l->trust && gw_trust_verify(l->trust, leaf, chain, 0, &v) == 0;
+}
+
+/* The issuer CN of the identity the current snapshot serves. */
+static void
+served_issuer(char *out, size_t len)
+{
+	const struct gw_snap_listener *l = gw_snapshot_listener_find(gw_snap_current(pub), "web");
+	X509 *x = l && l->tls ? SSL_CTX_get0_certificate(gw_tls_lst_ctx(l->tls)) : NULL;
+
+	out[0] = '\0';
+	if (x)
+		X509_NAME_get_text_by_NID(X509_get_issuer_name(x), NID_commonName, out, (int)len);
+}
+
+static int
+curl_put_enable(const char *backend, char *out, size_t len)
+{
+	char cmd[512];
+	FILE *p;
+	int code = 0;
+
+	snprintf(cmd, sizeof(cmd),
+		"curl -s -o %s/put.out -w '%%{http_code}' --unix-socket %s -X PUT "
+		"--data-binary '{\"Config\":{\"EnabledBackend\":\"%s\"}}' "
+		"http://gw/v1/connect/ca/configuration",
+		dir, sock, backend);
+	p = popen(cmd, "r");
+	if (p == NULL || fscanf(p, "%d", &code) != 1)
+		code = 0;
+	if (p)
+		pclose(p);
+	snprintf(cmd, sizeof(cmd), "%s/put.out", dir);
+	out[0] = '\0';
+	{
+		FILE *f = fopen(cmd, "r");
+
+		if (f) {
+			size_t n = fread(out, 1, len - 1, f);
+
+			out[n] = '\0';
+			fclose(f);
+		}
+	}
+	return code;
+}
+
+int
+main(void)
+{
+	struct gw_hsm *h = NULL;
+	struct gw_tls_ctl *tls = NULL;
+	struct gw_snapshot_ext tls_ext;
+	pthread_t w[2], adm;
+	char path[256], conf[512], iss[128], ans[1024];
+	const char *B1 = "[ { name: ca-1, type: builtin } ]";
+	const char *B12 = "[ { name: ca-1, type: builtin }, { name: ca-2, type: builtin } ]";
+	const char *B2 = "[ { name: ca-2, type: builtin } ]";
+	X509 *ca1 = NULL, *ca2 = NULL;
+	STACK_OF(X509) *ca1c = NULL, *ca2c = NULL;
+
+	GW_TEST_BEGIN();
+	snprintf(dir, sizeof(dir), "/tmp/gwmesh.XXXXXX");
+	if (mkdtemp(dir) == NULL)
+		return 2;
+	snprintf(path, sizeof(path), "%s/tokens", dir);
+	mkdir(path, 0700);
+	snprintf(conf, sizeof(conf),
+		"directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n",
+		dir);
+	snprintf(path, sizeof(path), "%s/softhsm2.conf", dir);
+	write_file(path, conf);
+	setenv("SOFTHSM2_CONF", path, 1);
+	snprintf(path, sizeof(path), "%s/pin", dir);
+	write_file(path, "1234\n");
+	snprintf(conf, sizeof(conf), "%s/sopin", dir);
+	write_file(conf, "5678\n");
+	/* mesh-only config: the builtin CA's token is the one labelled mtlsgw */
+	if (gw_hsm_token_init(&(struct gw_hsm_params){.token = "mtlsgw", .pin_file = path}, conf) <
+			0 ||
+		gw_hsm_open(&(struct gw_hsm_params){.token = "mtlsgw", .pin_file = path}, &h) < 0)
+		return 2;
+	snprintf(cfg_path, sizeof(cfg_path), "%s/gw.yaml", dir);
+	snprintf(sock, sizeof(sock), "%s/admin.sock", dir);
+	write_cfg(B1, "ca-1");
+	EXPECT_OK(gw_cfg_load(cfg_path, &running, stderr));
+	EXPECT_OK(gw_snap_pub_create(4, &pub));
+	EXPECT_OK(gw_tls_ctl_create(&(struct gw_tls_ctl_params){.hsm = h}, &tls));
+	if (running == NULL || pub == NULL || tls == NULL)
+		GW_TEST_END();
+	gw_tls_ctl_ext(tls, &tls_ext);
+	EXPECT_OK(gw_mesh_create(running,
+		&(struct gw_mesh_params){.pub = pub, .ops = {.publish = publish, .reload = reload}},
+		&mesh));
+	if (mesh == NULL)
+		GW_TEST_END();
+	gw_mesh_ext(mesh, &tls_ext, &ext);
+	EXPECT_OK(publish(NULL));
+	for (unsigned i = 0; i < 2; i++)
+		pthread_create(&w[i], NULL, worker, (void *)(uintptr_t)i);
+
+	client_cert("ca-1", "spiffe://example.org/ns/a", &ca1, &ca1c);
+	EXPECT_TRUE(accepts(ca1, ca1c));
+	served_issuer(iss, sizeof(iss));
+	EXPECT_STREQ(iss, "mtlsgw ca-1 issuer");
+
+	/* step 1: add ca-2; both trusted, identity still from ca-1 */
+	write_cfg(B12, "ca-1");
+	EXPECT_OK(reload(NULL, false));
+	client_cert("ca-2", "spiffe://example.org/ns/b", &ca2, &ca2c);
+	EXPECT_TRUE(accepts(ca1, ca1c) && accepts(ca2, ca2c));
+	served_issuer(iss, sizeof(iss));
+	EXPECT_STREQ(iss, "mtlsgw ca-1 issuer");
+
+	/* step 3 too early: ca-1 is still enabled */
+	write_cfg(B2, "ca-2");
+	EXPECT_ERR(reload(NULL, false), -GW_E_CONFIG);
+	EXPECT_CONTAINS(gw_err_msg(), "remove-not-enabled");
+	EXPECT_TRUE(accepts(ca1, ca1c)); /* the running config stays */
+
+	/* step 2 through the API; the workers run the snapshot trusting ca-2 by now */
+	pthread_create(&adm, NULL, admin_loop, NULL);
+	EXPECT_EQ(curl_put_enable("ca-2", ans, sizeof(ans)), 200);
+	EXPECT_CONTAINS(ans, "\"EnabledBackend\": \"ca-2\"");
+	served_issuer(iss, sizeof(iss));
+	EXPECT_STREQ(iss, "mtlsgw ca-2 issuer");
+	EXPECT_TRUE(accepts(ca1, ca1c) && accepts(ca2, ca2c));
+	EXPECT_EQ(curl_put_enable("ca-9", ans, sizeof(ans)), 400);
+	EXPECT_CONTAINS(ans, "no backend named 'ca-9'");
+	/* the control thread does the rest itself, as the gateway's loop would */
+	atomic_store(&stop_admin, true);
+	pthread_join(adm, NULL);
+
+	/* step 3: ca-1 issued a client certificate that is still valid */
+	write_cfg(B2, "ca-2");
+	EXPECT_ERR(reload(NULL, false), -GW_E_CONFIG);
+	EXPECT_CONTAINS(gw_err_msg(), "rotation rule remove-after-expiry: backend ca-1");
+	EXPECT_TRUE(accepts(ca1, ca1c));
+	EXPECT_OK(reload(NULL, true));    /* --force */
+	EXPECT_TRUE(!accepts(ca1, ca1c)); /* a client from ca-1 alone is refused */
+	EXPECT_TRUE(accepts(ca2, ca2c));
+	served_issuer(iss, sizeof(iss));
+	EXPECT_STREQ(iss, "mtlsgw ca-2 issuer");
+
+	{ /* identity renewal at 2/3 of its life, after a failed attempt, published */
+		const struct gw_snap_listener *l =
+			gw_snapshot_listener_find(gw_snap_current(pub), "web");
+		X509 *before = X509_dup(SSL_CTX_get0_certificate(gw_tls_lst_ctx(l->tls)));
+		time_t t = gw_ca_not_before(before) +
+			   (gw_ca_not_after(before) - gw_ca_not_before(before)) * 2 / 3 + 5;
+		uint64_t g0 = gen;
+		char cmd[600];
+
+		/* the identity file cannot be replaced: the attempt fails, nothing published */
+		snprintf(cmd, sizeof(cmd),
+			"rm -f %1$s/state/identity-web.pem && mkdir -p "
+			"%1$s/state/identity-web.pem/x",
+			dir);
+		EXPECT_EQ(system(cmd), 0);
+		gw_mesh_set_time(mesh, t);
+		EXPECT_OK(gw_mesh_run(mesh, 0));
+		EXPECT_EQ(gen, g0);
+		l = gw_snapshot_listener_find(gw_snap_current(pub), "web");
+		EXPECT_EQ(X509_cmp(before, SSL_CTX_get0_certificate(gw_tls_lst_ctx(l->tls))), 0);
+		/* fixed: the next tick renews and publishes */
+		snprintf(cmd, sizeof(cmd), "rm -rf %s/state/identity-web.pem", dir);
+		EXPECT_EQ(system(cmd), 0);
+		gw_mesh_set_time(mesh, t + 1);
+		EXPECT_OK(gw_mesh_run(mesh, 0));
+		EXPECT_EQ(gen, g0 + 1);
+		l = gw_snapshot_listener_find(gw_snap_current(pub), "web");
+		EXPECT_TRUE(
+			X509_cmp(before, SSL_CTX_get0_certificate(gw_tls_lst_ctx(l->tls))) != 0);
+		EXPECT_TRUE(gw_ca_not_after(SSL_CTX_get0_certificate(gw_tls_lst_ctx(l->tls))) >
+			    gw_ca_not_after(before));
+		/* and not again until its own 2/3 */
+		gw_mesh_set_time(mesh, t + 2);
+		EXPECT_OK(gw_mesh_run(mesh, 0));
+		EXPECT_EQ(gen, g0 + 1);
+		X509_free(before);
+	}
+
+	atomic_store(&stop, true);
+	for (unsigned i = 0; i < 2; i++)
+		pthread_join(w[i], NULL);
+	gw_snap_pub_destroy(pub); /* snapshots first: the ext's arg is the mesh */
+	gw_mesh_destroy(mesh);
+	gw_tls_ctl_destroy(tls);
+	gw_cfg_free(running);
+	X509_free(ca1);
+	X509_free(ca2);
+	sk_X509_pop_free(ca1c, X509_free);
+	sk_X509_pop_free(ca2c, X509_free);
+	gw_hsm_close(h);
+	gw_hsm_shutdown();
+	snprintf(conf, sizeof(conf), "rm -rf '%s'", dir);
+	if (system(conf) != 0)
+		return 1;
+	GW_TEST_END();
+}
