@@ -606,6 +606,27 @@ tcp_send_ack_now(struct gw_tcp_conn *c)
 	(void)tcp_xmit(c, c->snd_nxt, TH_ACK, 0);
 }
 
+/* RFC 5961 3.2/4.2 with the section 7 limit: spoofed RSTs or SYNs must not
+ * turn the gateway into an ACK cannon. */
+static void
+tcp_challenge_ack(struct gw_tcp_conn *c)
+{
+	struct gw_tcp_stack *s = c->s;
+	uint64_t sec = s->now_ms / 1000;
+
+	if (sec != s->chack_sec) {
+		s->chack_sec = sec;
+		s->chack_n = 0;
+	}
+	if (s->chack_n >= GW_TCP_CHALLENGE_ACK_PER_S) {
+		s->st.rx_challenge_ack_limited++;
+		return;
+	}
+	s->chack_n++;
+	s->st.rx_challenge_ack++;
+	tcp_send_ack_now(c);
+}
+
 /* RFC 9293 3.10.7.1: the RST for a segment that has no connection. */
 static void
 tcp_send_rst_for(struct gw_tcp_stack *s, const struct gw_tcp_key *k, uint32_t seq, uint32_t ack,
@@ -1680,8 +1701,7 @@ tcp_input_conn(struct gw_tcp_conn *c, struct tcp_seg *g, struct rte_mbuf *m)
 	if (syn && c->state != GW_TCP_ST_SYN_RCVD) {
 		/* SYN on a synchronized connection: challenge ACK (RFC 5961 4.2) */
 		if (!(g->flags & TH_RST)) {
-			s->st.rx_challenge_ack++;
-			tcp_send_ack_now(c);
+			tcp_challenge_ack(c);
 		}
 		goto drop;
 	}
@@ -1744,8 +1764,7 @@ tcp_input_conn(struct gw_tcp_conn *c, struct tcp_seg *g, struct rte_mbuf *m)
 				tcp_conn_drop(c, -ECONNRESET);
 			}
 		} else {
-			s->st.rx_challenge_ack++;
-			tcp_send_ack_now(c);
+			tcp_challenge_ack(c);
 		}
 		goto drop;
 	}

@@ -78,45 +78,46 @@ const char *gw_tcp_state_name(enum gw_tcp_state st);
  * Per-lcore counters (VPP's foreach_tcp_wrk_stat). Drops are counted by
  * reason; nothing on the packet path logs.
  */
-#define GW_TCP_STATS(X)                                                                    \
-	X(rx_seg)           /* segments handed to gw_tcp_input */                          \
-	X(rx_bytes)         /* in-order payload bytes accepted */                          \
-	X(rx_bad_csum)      /* TCP checksum wrong (or NIC said bad) */                     \
-	X(rx_bad_hdr)       /* truncated, bad data offset, bad flag combination */         \
-	X(rx_bad_opt)       /* malformed TCP options */                                    \
-	X(rx_no_conn)       /* no connection or listener: RST answered */                  \
-	X(rx_dup)           /* entirely old data (duplicate) */                            \
-	X(rx_ooo)           /* queued out of order */                                      \
-	X(rx_ooo_drop)      /* out-of-order queue full */                                  \
-	X(rx_out_of_window) /* unacceptable segment (RFC 9293 3.10.7.4): ACKed, dropped */ \
-	X(rx_ack_too_new)   /* ACK of data never sent */                                   \
-	X(rx_rst)           /* RST accepted */                                             \
-	X(rx_rst_bad)       /* RST ignored (out of window) */                              \
-	X(rx_challenge_ack) /* challenge ACK sent (RFC 5961) */                            \
-	X(rx_multiseg_drop) /* chained mbuf that could not be linearized */                \
-	X(rx_syn)           /* SYN to a listener */                                        \
-	X(rx_syn_drop)      /* SYN dropped (no memory, not local) */                       \
-	X(rx_after_close)   /* data after the app closed: RST */                           \
-	X(tx_seg)           /* segments sent */                                            \
-	X(tx_bytes)         /* payload bytes sent (with retransmissions) */                \
-	X(tx_ack)           /* pure ACKs sent */                                           \
-	X(tx_rst)           /* RSTs sent */                                                \
-	X(tx_rtx_bytes)     /* payload bytes retransmitted */                              \
-	X(tx_fast_rtx)      /* fast retransmits (3 dupacks) */                             \
-	X(tx_rto)           /* retransmission timeouts */                                  \
-	X(tx_probe)         /* zero-window probes */                                       \
-	X(tx_tlp)           /* tail loss probes (RFC 8985) */                              \
-	X(tx_nombuf)        /* mbuf pool empty on output */                                \
-	X(syncookie_tx)     /* SYN-ACKs carrying a SYN cookie */                           \
-	X(syncookie_ok)     /* valid cookie ACK: connection created */                     \
-	X(syncookie_bad)    /* cookie ACK rejected */                                      \
-	X(conn_accepted)    /* passive opens that reached ESTABLISHED */                   \
-	X(conn_connected)   /* active opens that reached ESTABLISHED */                    \
-	X(conn_refused)     /* active opens answered with RST */                           \
-	X(conn_reset)       /* connections ended by a peer RST */                          \
-	X(conn_timeout)     /* ended by retransmission, handshake or idle timeout */       \
-	X(conn_alloc_fail)  /* connection pool or hash full */                             \
-	X(conn_freed)       /* connection objects returned to the pool */
+#define GW_TCP_STATS(X)                                                                            \
+	X(rx_seg)                   /* segments handed to gw_tcp_input */                          \
+	X(rx_bytes)                 /* in-order payload bytes accepted */                          \
+	X(rx_bad_csum)              /* TCP checksum wrong (or NIC said bad) */                     \
+	X(rx_bad_hdr)               /* truncated, bad data offset, bad flag combination */         \
+	X(rx_bad_opt)               /* malformed TCP options */                                    \
+	X(rx_no_conn)               /* no connection or listener: RST answered */                  \
+	X(rx_dup)                   /* entirely old data (duplicate) */                            \
+	X(rx_ooo)                   /* queued out of order */                                      \
+	X(rx_ooo_drop)              /* out-of-order queue full */                                  \
+	X(rx_out_of_window)         /* unacceptable segment (RFC 9293 3.10.7.4): ACKed, dropped */ \
+	X(rx_ack_too_new)           /* ACK of data never sent */                                   \
+	X(rx_rst)                   /* RST accepted */                                             \
+	X(rx_rst_bad)               /* RST ignored (out of window) */                              \
+	X(rx_challenge_ack)         /* challenge ACK sent (RFC 5961) */                            \
+	X(rx_challenge_ack_limited) /* challenge ACKs suppressed (over 1000/s) */                  \
+	X(rx_multiseg_drop)         /* chained mbuf that could not be linearized */                \
+	X(rx_syn)                   /* SYN to a listener */                                        \
+	X(rx_syn_drop)              /* SYN dropped (no memory, not local) */                       \
+	X(rx_after_close)           /* data after the app closed: RST */                           \
+	X(tx_seg)                   /* segments sent */                                            \
+	X(tx_bytes)                 /* payload bytes sent (with retransmissions) */                \
+	X(tx_ack)                   /* pure ACKs sent */                                           \
+	X(tx_rst)                   /* RSTs sent */                                                \
+	X(tx_rtx_bytes)             /* payload bytes retransmitted */                              \
+	X(tx_fast_rtx)              /* fast retransmits (3 dupacks) */                             \
+	X(tx_rto)                   /* retransmission timeouts */                                  \
+	X(tx_probe)                 /* zero-window probes */                                       \
+	X(tx_tlp)                   /* tail loss probes (RFC 8985) */                              \
+	X(tx_nombuf)                /* mbuf pool empty on output */                                \
+	X(syncookie_tx)             /* SYN-ACKs carrying a SYN cookie */                           \
+	X(syncookie_ok)             /* valid cookie ACK: connection created */                     \
+	X(syncookie_bad)            /* cookie ACK rejected */                                      \
+	X(conn_accepted)            /* passive opens that reached ESTABLISHED */                   \
+	X(conn_connected)           /* active opens that reached ESTABLISHED */                    \
+	X(conn_refused)             /* active opens answered with RST */                           \
+	X(conn_reset)               /* connections ended by a peer RST */                          \
+	X(conn_timeout)             /* ended by retransmission, handshake or idle timeout */       \
+	X(conn_alloc_fail)          /* connection pool or hash full */                             \
+	X(conn_freed)               /* connection objects returned to the pool */
 
 struct gw_tcp_stats {
 #define GW_TCP_STAT_FIELD_(n) uint64_t n;

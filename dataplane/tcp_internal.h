@@ -27,11 +27,12 @@
 #define GW_TCP_DELACK_MS 40     /* Linux's minimum delayed-ACK time */
 #define GW_TCP_SYN_RETRIES 6
 #define GW_TCP_DATA_RETRIES 12
-#define GW_TCP_ORPHAN_TIMEOUT_MS 30000 /* closed by the app, peer gone quiet */
-#define GW_TCP_MIN_MSS 64              /* refuse tiny-MSS resource attacks */
-#define GW_TCP_DEFAULT_MSS 536         /* RFC 9293 3.7.1 without the option */
-#define GW_TCP_IW_SEGS 10              /* RFC 6928 initial window */
-#define GW_TCP_SB_MAX 8                /* SACK scoreboard ranges */
+#define GW_TCP_ORPHAN_TIMEOUT_MS 30000  /* closed by the app, peer gone quiet */
+#define GW_TCP_MIN_MSS 64               /* refuse tiny-MSS resource attacks */
+#define GW_TCP_DEFAULT_MSS 536          /* RFC 9293 3.7.1 without the option */
+#define GW_TCP_IW_SEGS 10               /* RFC 6928 initial window */
+#define GW_TCP_CHALLENGE_ACK_PER_S 1000 /* per stack (RFC 5961 7, Linux's old default) */
+#define GW_TCP_SB_MAX 8                 /* SACK scoreboard ranges */
 
 /* lookup key: our side first, all network order */
 struct gw_tcp_key {
@@ -141,6 +142,8 @@ struct gw_tcp_stack {
 	uint16_t ip_id;
 	uint16_t eph_next;
 	uint64_t secret[2]; /* SipHash key for ISNs and SYN cookies */
+	uint64_t chack_sec; /* challenge ACK limit: current second, count */
+	uint32_t chack_n;
 	unsigned n_lst;
 	struct gw_tcp_listener lst[GW_TCP_MAX_LISTENERS];
 	struct gw_tcp_stats st;

@@ -1117,6 +1117,16 @@ main(void)
 		EXPECT_EQ(h_st(h).rx_challenge_ack, 2);
 		EXPECT_EQ(h_st(h).conns[GW_TCP_ST_ESTABLISHED], 1);
 		cap_clear(&h->cap);
+		/* a flood of in-window RSTs: at most 1000 challenge ACKs a second */
+		for (int i = 0; i < 1100; i++)
+			h_in(h, 1001 + 5, 0, F_RST, 0, NULL, 0);
+		EXPECT_EQ(h->cap.n, 998);
+		EXPECT_EQ(h_st(h).rx_challenge_ack_limited, 102);
+		cap_clear(&h->cap);
+		h_poll(h, 1000000);
+		h_in(h, 1001 + 5, 0, F_RST, 0, NULL, 0);
+		EXPECT_EQ(h->cap.n, 1); /* next second: allowed again */
+		cap_clear(&h->cap);
 		h_in(h, 1001, 0, F_RST, 0, NULL, 0);
 		EXPECT_EQ(acc_rec.n[GW_TCP_EV_CLOSED], 1);
 		EXPECT_EQ(acc_rec.reason, -ECONNRESET);
