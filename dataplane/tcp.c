@@ -807,6 +807,15 @@ tcp_sack_output(struct gw_tcp_conn *c, bool force_one)
 
 	if (SEQ_GT(high, data_end))
 		high = data_end;
+	/* lost retransmission: data first sent after this round of
+	 * retransmissions began is SACKed, yet holes we resent are still
+	 * open: they were lost again, start another round */
+	if (SEQ_GT(tcp_sb_high(c), c->rtx_round) && SEQ_GT(c->rtx_next, c->snd_una) &&
+		tcp_sb_sacked_in(c, c->snd_una, c->rtx_next) < c->rtx_next - c->snd_una) {
+		c->rtx_next = c->snd_una;
+		c->rtx_round = c->snd_max;
+		c->s->st.tx_lost_rtx++;
+	}
 	for (;;) {
 		uint32_t pipe = tcp_sack_pipe(c), seq, len;
 
@@ -1098,6 +1107,7 @@ tcp_rx_ack(struct gw_tcp_conn *c, uint32_t seq, uint32_t ack, uint32_t wnd, uint
 					c->flags |= GW_TCPF_SACK_RECOV;
 					c->cwnd = c->ssthresh;
 					c->rtx_next = c->snd_una;
+					c->rtx_round = c->snd_max;
 					tcp_sack_output(c, true);
 				} else {
 					c->cwnd = c->ssthresh + 3u * c->snd_mss;

@@ -104,6 +104,7 @@ const char *gw_tcp_state_name(enum gw_tcp_state st);
 	X(tx_rst)                   /* RSTs sent */                                                \
 	X(tx_rtx_bytes)             /* payload bytes retransmitted */                              \
 	X(tx_fast_rtx)              /* fast retransmits (3 dupacks) */                             \
+	X(tx_lost_rtx)              /* retransmissions found lost again (SACK) */                  \
 	X(tx_rto)                   /* retransmission timeouts */                                  \
 	X(tx_probe)                 /* zero-window probes */                                       \
 	X(tx_tlp)                   /* tail loss probes (RFC 8985) */                              \

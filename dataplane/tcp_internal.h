@@ -109,7 +109,8 @@ struct gw_tcp_conn {
 	uint32_t sb[GW_TCP_SB_MAX][2];
 	uint8_t sb_n;
 	uint32_t sb_bytes;
-	uint32_t rtx_next; /* SACK recovery: holes below it were resent */
+	uint32_t rtx_next;  /* SACK recovery: holes below it were resent */
+	uint32_t rtx_round; /* snd_max when this round of resends began */
 	/* timers: deadlines in ms (0 = off), one wheel entry at the earliest */
 	struct gw_tw_timer tw;
 	uint64_t t_rtx, t_delack, t_life;
