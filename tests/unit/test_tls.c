@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <arpa/inet.h>
 #include <dlfcn.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -527,6 +528,46 @@ raw_destroy_key(const char *token, const char *label)
 	return -1;
 }
 
+/* ---- two threads signing with one HSM key at once (the shared EVP_PKEY) ---- */
+
+struct par_arg {
+	SSL_CTX *srv, *cli;
+	int ok;
+};
+
+static void *
+par_handshakes(void *argp)
+{
+	struct par_arg *a = argp;
+
+	for (int i = 0; i < 40; i++) {
+		SSL *s = SSL_new(a->srv), *c = SSL_new(a->cli);
+		BIO *bs = NULL, *bc = NULL;
+		int rs = 0, rcl = 0;
+
+		BIO_new_bio_pair(&bs, 0, &bc, 0);
+		SSL_set_bio(s, bs, bs);
+		SSL_set_bio(c, bc, bc);
+		SSL_set_accept_state(s);
+		SSL_set_connect_state(c);
+		SSL_use_certificate(c, K.leaf.x);
+		SSL_use_PrivateKey(c, K.leaf.k);
+		for (int k = 0; k < 50 && (rs != 1 || rcl != 1); k++) {
+			if (rcl != 1)
+				rcl = SSL_do_handshake(c);
+			if (rs != 1)
+				rs = SSL_do_handshake(s);
+		}
+		/* TLS 1.3: the server signed with the token key for every one of these */
+		if (rs == 1 && rcl == 1 && !SSL_session_reused(s))
+			a->ok++;
+		ERR_clear_error();
+		SSL_free(s);
+		SSL_free(c);
+	}
+	return NULL;
+}
+
 /* ---- the server side ---- */
 
 static struct gw_tls_ctl *CTL;
@@ -752,6 +793,29 @@ main(int argc, char **argv)
 	c13 = client_ctx(0);
 	c12 = client_ctx(TLS1_2_VERSION);
 
+	{ /* the shared HSM key signs from two threads at once (libp11's session pool) */
+		struct gw_snapshot *s = NULL;
+		struct gw_snapshot_ext ext;
+		struct par_arg a[2];
+		pthread_t th[2];
+
+		lcfg_init(&cfg, TC_INTER, TLS1_3_VERSION, 1);
+		gw_tls_ctl_ext(CTL, &ext);
+		EXPECT_OK(gw_snapshot_build(&cfg.cfg, 7000, &ext, &s));
+		if (s != NULL) {
+			const struct gw_snap_listener *l = gw_snapshot_listener(s, 0);
+
+			for (int i = 0; i < 2; i++) {
+				a[i] = (struct par_arg){.srv = gw_tls_lst_ctx(l->tls), .cli = c13};
+				pthread_create(&th[i], NULL, par_handshakes, &a[i]);
+			}
+			for (int i = 0; i < 2; i++)
+				pthread_join(th[i], NULL);
+			EXPECT_EQ(a[0].ok, 40);
+			EXPECT_EQ(a[1].ok, 40);
+			gw_snapshot_destroy(s);
+		}
+	}
 	{ /* a bad identity is refused at build time, naming the listener and the problem */
 		struct gw_snapshot *s = NULL;
 		struct gw_snapshot_ext ext;
