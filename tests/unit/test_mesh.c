@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 
@@ -134,7 +135,8 @@ admin_loop(void *arg)
 
 /* A client certificate from backend (a software key, as an enrolled workload has). */
 static void
-client_cert(const char *backend, const char *path, X509 **leaf, STACK_OF(X509) * *chain)
+client_cert(
+	const char *backend, const char *path, X509 **leaf, STACK_OF(X509) * *chain, EVP_PKEY **key)
 {
 	EVP_PKEY *k = EVP_EC_gen("P-256");
 	X509_REQ *r = X509_REQ_new();
@@ -153,7 +155,63 @@ client_cert(const char *backend, const char *path, X509 **leaf, STACK_OF(X509) *
 		exit(2);
 	}
 	X509_REQ_free(r);
-	EVP_PKEY_free(k);
+	*key = k;
+}
+
+/*
+ * A TLS handshake in memory between the current snapshot's SSL_CTX for
+ * "web" (the gateway side: HSM key, served chain, verify callback on the
+ * listener's trust) and a client holding leaf/key that trusts only root.
+ * True if both sides completed it.
+ */
+static bool
+handshake(X509 *leaf, STACK_OF(X509) * chain, EVP_PKEY *key, X509 *root)
+{
+	const struct gw_snap_listener *l = gw_snapshot_listener_find(gw_snap_current(pub), "web");
+	SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
+	SSL *c = NULL, *s = NULL;
+	BIO *b1 = NULL, *b2 = NULL;
+	struct gw_tls_vctx v = {0};
+	bool cdone = false, sdone = false, ok = false;
+
+	if (l == NULL || l->tls == NULL || cctx == NULL)
+		goto out;
+	X509_STORE_add_cert(SSL_CTX_get_cert_store(cctx), root);
+	SSL_CTX_set_verify(cctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_use_certificate(cctx, leaf);
+	SSL_CTX_use_PrivateKey(cctx, key);
+	for (int i = 0; i < sk_X509_num(chain); i++)
+		SSL_CTX_add1_chain_cert(cctx, sk_X509_value(chain, i));
+	c = SSL_new(cctx);
+	s = SSL_new(gw_tls_lst_ctx(l->tls));
+	if (!c || !s || gw_tls_vctx_attach(s, &v) < 0 || !BIO_new_bio_pair(&b1, 0, &b2, 0))
+		goto out;
+	SSL_set_bio(c, b1, b1);
+	SSL_set_bio(s, b2, b2);
+	SSL_set_connect_state(c);
+	SSL_set_accept_state(s);
+	for (int i = 0; i < 50 && !(cdone && sdone); i++) {
+		int rc = SSL_do_handshake(c), e;
+
+		if (rc == 1)
+			cdone = true;
+		else if ((e = SSL_get_error(c, rc)) != SSL_ERROR_WANT_READ &&
+			 e != SSL_ERROR_WANT_WRITE)
+			break;
+		rc = SSL_do_handshake(s);
+		if (rc == 1)
+			sdone = true;
+		else if ((e = SSL_get_error(s, rc)) != SSL_ERROR_WANT_READ &&
+			 e != SSL_ERROR_WANT_WRITE)
+			break;
+	}
+	ok = cdone && sdone;
+out:
+	ERR_clear_error();
+	SSL_free(c);
+	SSL_free(s);
+	SSL_CTX_free(cctx);
+	return ok;
 }
 
 /* Does the current snapshot's listener accept this client? */
@@ -221,8 +279,10 @@ main(void)
 	const char *B1 = "[ { name: ca-1, type: builtin } ]";
 	const char *B12 = "[ { name: ca-1, type: builtin }, { name: ca-2, type: builtin } ]";
 	const char *B2 = "[ { name: ca-2, type: builtin } ]";
-	X509 *ca1 = NULL, *ca2 = NULL;
+	X509 *ca1 = NULL, *ca2 = NULL, *r1 = NULL, *r2 = NULL;
 	STACK_OF(X509) *ca1c = NULL, *ca2c = NULL;
+	EVP_PKEY *k1 = NULL, *k2 = NULL;
+	struct gw_ca_info in;
 
 	GW_TEST_BEGIN();
 	snprintf(dir, sizeof(dir), "/tmp/gwmesh.XXXXXX");
@@ -264,16 +324,23 @@ main(void)
 	for (unsigned i = 0; i < 2; i++)
 		pthread_create(&w[i], NULL, worker, (void *)(uintptr_t)i);
 
-	client_cert("ca-1", "spiffe://example.org/ns/a", &ca1, &ca1c);
+	client_cert("ca-1", "spiffe://example.org/ns/a", &ca1, &ca1c, &k1);
+	EXPECT_OK(gw_ca_backend_info(gw_mesh_ca(mesh), 0, &in));
+	r1 = X509_dup(in.root);
 	EXPECT_TRUE(accepts(ca1, ca1c));
+	EXPECT_TRUE(handshake(ca1, ca1c, k1, r1));
 	served_issuer(iss, sizeof(iss));
 	EXPECT_STREQ(iss, "mtlsgw ca-1 issuer");
 
 	/* step 1: add ca-2; both trusted, identity still from ca-1 */
 	write_cfg(B12, "ca-1");
 	EXPECT_OK(reload(NULL, false));
-	client_cert("ca-2", "spiffe://example.org/ns/b", &ca2, &ca2c);
+	client_cert("ca-2", "spiffe://example.org/ns/b", &ca2, &ca2c, &k2);
+	EXPECT_OK(gw_ca_backend_info(gw_mesh_ca(mesh), 1, &in));
+	r2 = X509_dup(in.root);
 	EXPECT_TRUE(accepts(ca1, ca1c) && accepts(ca2, ca2c));
+	/* a ca-2 client trusting only ca-2 cannot verify the ca-1 identity yet */
+	EXPECT_TRUE(handshake(ca1, ca1c, k1, r1) && !handshake(ca2, ca2c, k2, r2));
 	served_issuer(iss, sizeof(iss));
 	EXPECT_STREQ(iss, "mtlsgw ca-1 issuer");
 
@@ -290,6 +357,9 @@ main(void)
 	served_issuer(iss, sizeof(iss));
 	EXPECT_STREQ(iss, "mtlsgw ca-2 issuer");
 	EXPECT_TRUE(accepts(ca1, ca1c) && accepts(ca2, ca2c));
+	/* both clients, each trusting only its own root: the cross-signed root at work */
+	EXPECT_TRUE(handshake(ca1, ca1c, k1, r1));
+	EXPECT_TRUE(handshake(ca2, ca2c, k2, r2));
 	EXPECT_EQ(curl_put_enable("ca-9", ans, sizeof(ans)), 400);
 	EXPECT_CONTAINS(ans, "no backend named 'ca-9'");
 	/* the control thread does the rest itself, as the gateway's loop would */
@@ -304,6 +374,8 @@ main(void)
 	EXPECT_OK(reload(NULL, true));    /* --force */
 	EXPECT_TRUE(!accepts(ca1, ca1c)); /* a client from ca-1 alone is refused */
 	EXPECT_TRUE(accepts(ca2, ca2c));
+	EXPECT_TRUE(!handshake(ca1, ca1c, k1, r1));
+	EXPECT_TRUE(handshake(ca2, ca2c, k2, r2));
 	served_issuer(iss, sizeof(iss));
 	EXPECT_STREQ(iss, "mtlsgw ca-2 issuer");
 
@@ -354,6 +426,10 @@ main(void)
 	gw_cfg_free(running);
 	X509_free(ca1);
 	X509_free(ca2);
+	X509_free(r1);
+	X509_free(r2);
+	EVP_PKEY_free(k1);
+	EVP_PKEY_free(k2);
 	sk_X509_pop_free(ca1c, X509_free);
 	sk_X509_pop_free(ca2c, X509_free);
 	gw_hsm_close(h);
