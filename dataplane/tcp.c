@@ -285,6 +285,7 @@ tcp_conn_alloc(struct gw_tcp_stack *s, const struct gw_tcp_key *k)
 	c->rto_ms = GW_TCP_RTO_INIT_MS;
 	c->snd_mss = GW_TCP_DEFAULT_MSS;
 	c->last_rx_ms = s->now_ms;
+	c->last_prog_ms = s->now_ms;
 	return c;
 }
 
@@ -1134,6 +1135,7 @@ tcp_rx_ack(struct gw_tcp_conn *c, uint32_t seq, uint32_t ack, uint32_t wnd, uint
 	if (SEQ_LT(c->snd_nxt, c->snd_una))
 		c->snd_nxt = c->snd_una;
 	c->flags &= ~GW_TCPF_TLP_SENT; /* a new episode may probe again */
+	c->last_prog_ms = s->now_ms;
 	tcp_sb_trim(c);
 	if (SEQ_LT(c->rtx_next, c->snd_una))
 		c->rtx_next = c->snd_una;
@@ -2086,7 +2088,7 @@ static void
 tcp_on_life(struct gw_tcp_conn *c)
 {
 	struct gw_tcp_stack *s = c->s;
-	uint64_t limit;
+	uint64_t limit, ref;
 
 	c->t_life = 0;
 	switch (c->state) {
@@ -2102,15 +2104,21 @@ tcp_on_life(struct gw_tcp_conn *c)
 		break;
 	}
 	limit = s->p.idle_timeout_ms;
-	if ((c->flags & GW_TCPF_APP_CLOSED) && limit > GW_TCP_ORPHAN_TIMEOUT_MS)
-		limit = GW_TCP_ORPHAN_TIMEOUT_MS;
-	if (s->now_ms - c->last_rx_ms >= limit) {
+	ref = c->last_rx_ms;
+	if (c->flags & GW_TCPF_APP_CLOSED) {
+		/* an orphan lives on progress, not on segments: a peer that
+		 * answers every probe with a zero window must not keep it */
+		if (limit > GW_TCP_ORPHAN_TIMEOUT_MS)
+			limit = GW_TCP_ORPHAN_TIMEOUT_MS;
+		ref = c->last_prog_ms;
+	}
+	if (s->now_ms - ref >= limit) {
 		s->st.conn_timeout++;
 		(void)tcp_xmit(c, c->snd_nxt, TH_RST | TH_ACK, 0);
 		tcp_conn_drop(c, -ETIMEDOUT);
 		return;
 	}
-	c->t_life = c->last_rx_ms + limit;
+	c->t_life = ref + limit;
 }
 
 static void
@@ -2625,7 +2633,8 @@ gw_tcp_close(struct gw_tcp_conn *c)
 	default:
 		break;
 	}
-	/* orphans get a shorter idle limit (tcp_on_life) */
+	/* orphans get a shorter limit, counted from now (tcp_on_life) */
+	c->last_prog_ms = c->s->now_ms;
 	if (!c->t_life || c->t_life > c->s->now_ms + GW_TCP_ORPHAN_TIMEOUT_MS) {
 		if (c->state != GW_TCP_ST_TIME_WAIT) {
 			c->t_life = c->s->now_ms + GW_TCP_ORPHAN_TIMEOUT_MS;

@@ -115,6 +115,7 @@ struct gw_tcp_conn {
 	struct gw_tw_timer tw;
 	uint64_t t_rtx, t_delack, t_life;
 	uint64_t last_rx_ms;
+	uint64_t last_prog_ms; /* last new ACK (or close): orphan timeout */
 	/* glue */
 	struct gw_tcp_stack *s;
 	struct gw_tcp_listener *lst; /* SYN_RCVD: backlog accounting */

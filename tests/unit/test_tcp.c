@@ -920,6 +920,28 @@ main(void)
 		EXPECT_TRUE(pool_clean());
 	}
 
+	{ /* an orphan stuck on a zero window dies after 30 s, probes or not */
+		struct h *h = h_new(0, 0, 0);
+		uint32_t iss = h_establish(h);
+		struct gw_tcp_conn *c = acc_rec.c;
+
+		h_in(h, 1001, iss + 1, F_ACK, 0, NULL, 0);
+		EXPECT_EQ(gw_tcp_write(c, "stuck", 5), 5);
+		gw_tcp_close(c);               /* FIN after data that cannot go */
+		for (int i = 0; i < 40; i++) { /* the peer answers every probe */
+			h_poll(h, 1000000);
+			if (h_st(h).conns[GW_TCP_ST_FIN_WAIT_1] == 0)
+				break;
+			h_in(h, 1001, iss + 1, F_ACK, 0, NULL, 0);
+		}
+		EXPECT_EQ(h_st(h).conns[GW_TCP_ST_FIN_WAIT_1], 0);
+		EXPECT_EQ(h_st(h).conn_timeout, 1);
+		EXPECT_TRUE(h_st(h).tx_probe >= 3);
+		EXPECT_EQ(h_st(h).tx_rst, 1);
+		h_free(h);
+		EXPECT_TRUE(pool_clean());
+	}
+
 	{ /* our receive window shrinks while unread, reopens on read */
 		struct h *h = h_new(0, 4096, 0);
 		uint32_t iss = h_establish(h);
