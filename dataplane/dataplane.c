@@ -526,6 +526,23 @@ gw_dp_stats_json(const struct gw_dp *dp, FILE *f)
 			pd->rx_ip_cksum && pd->rx_tcp_cksum ? "true" : "false",
 			pd->tx_ip_cksum && pd->tx_tcp_cksum ? "true" : "false", pd->mtu);
 	}
+	/* where the work went: a skewed split shows up here first */
+	fprintf(f, "],\"per_worker\":[");
+	for (i = 0; i < dp->n_workers; i++) {
+		const struct gw_lcore *lc = &dp->lcores[i];
+
+		fprintf(f,
+			"%s{\"lcore\":%u,\"rx_pkts\":%" PRIu64 ",\"ring_rx\":%" PRIu64
+			",\"dispatch_tx\":%" PRIu64 ",\"tcp_rx\":%" PRIu64
+			",\"conn_accepted\":%" PRIu64 ",\"idle_sleeps\":%" PRIu64 "}",
+			i ? "," : "", lc->lcore_id,
+			__atomic_load_n(&lc->st.rx_pkts, __ATOMIC_RELAXED),
+			__atomic_load_n(&lc->st.ring_rx, __ATOMIC_RELAXED),
+			__atomic_load_n(&lc->st.dispatch_tx, __ATOMIC_RELAXED),
+			__atomic_load_n(&lc->st.tcp_rx, __ATOMIC_RELAXED),
+			__atomic_load_n(&lc->tcp_st.conn_accepted, __ATOMIC_RELAXED),
+			__atomic_load_n(&lc->st.idle_sleeps, __ATOMIC_RELAXED));
+	}
 	fprintf(f, "]}\n");
 	fflush(f);
 }

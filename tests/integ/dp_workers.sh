@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+# Several workers on one tap (software Toeplitz dispatch between them),
+# against kernel peers in our own namespace: ARP fanned out, echo with one
+# large and 200 concurrent connections SHA-256 identical, tcp-proxy both
+# ways (its upstream connections must pick source ports whose return
+# traffic hashes to the same worker), and segments really dispatched.
+# Runs the dataplane through dp_workers_gw (see its header for why).
+. "$(dirname "$0")/../lib/common.sh"
+gw=${1:?usage: dp_workers.sh PATH_TO_dp_workers_gw}
+
+for n in 2 3; do
+	: >"$T/gw.out"
+	: >"$T/gw.err"
+	gw_netns
+	gw_in sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+	gw_in sysctl -qw net.ipv6.conf.default.disable_ipv6=1
+	gw_bg ip netns exec "$GW_NS" "$gw" "$n" >>"$T/gw.out" 2>>"$T/gw.err"
+	GW_GW_PID=$GW_LAST_PID
+	gw_wait 150 grep -q "mtlsgw: running" "$T/gw.err" || { cat "$T/gw.err" >&2; gw_fail "no start"; }
+	grep -q "$n rxq $n txq, software RSS dispatch" "$T/gw.err" || gw_fail "queues: $(cat "$T/gw.err")"
+	gw_in ip addr add "$GW_PEER_IP/24" dev "$GW_TAP"
+	gw_in ip link set "$GW_TAP" up
+	gw_peer ping "$GW_GW_IP" 3 >/dev/null || gw_fail "$n workers: ping"
+	big=$(gw_peer echo "$GW_GW_IP" 7 30000000 1) || gw_fail "$n workers: $big"
+	many=$(gw_peer echo "$GW_GW_IP" 7 65536 200) || gw_fail "$n workers: $many"
+	gw_bg ip netns exec "$GW_NS" "$GW_PY" "$GW_SRC/tests/integ/dp_peer.py" server 9000 >"$T/up.log" 2>&1
+	up=$GW_LAST_PID
+	gw_wait 50 grep -q listening "$T/up.log" || gw_fail "upstream server did not start"
+	for i in $(seq 6); do
+		gw_peer up "$GW_GW_IP" 8080 2000000 >/dev/null || gw_fail "$n workers: proxy up $i"
+		gw_peer down "$GW_GW_IP" 8080 2000000 >/dev/null || gw_fail "$n workers: proxy down $i"
+	done
+	read -r fan disp ddrop con < <(gw_stat ring_rx dispatch_tx dispatch_drop conn_connected |
+		paste -sd' ')
+	[ "$fan" -ge 1 ] && [ "$disp" -ge 1 ] || gw_fail "$n workers: nothing dispatched ($disp)"
+	[ "$con" -ge 12 ] || gw_fail "$n workers: $con upstream connections, expected 12"
+	tail -1 "$T/gw.out" | grep -o "\"per_worker.*" >&2
+	gw_ok "$n workers: ping; $big; $many; 12 proxied transfers byte-exact ($disp packets dispatched between workers, $ddrop ring drops)"
+	kill -TERM "$up"
+	wait "$up" 2>/dev/null || true
+	rc=0
+	kill -TERM "$GW_GW_PID"
+	wait "$GW_GW_PID" || rc=$?
+	[ "$rc" -eq 0 ] || gw_fail "$n workers: exit $rc"
+	ip netns del "$GW_NS"
+	GW_NS=""
+done
+gw_done

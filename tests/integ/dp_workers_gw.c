@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * dp_workers_gw.c - the dataplane with N workers, configured directly
+ * through dataplane.h (no YAML): `dp_workers_gw N [IFACE]`.
+ *
+ * Why: the config loader maps worker lcores to CPUs one to one and keeps
+ * the main lcore apart, so a 2-CPU box (the build machine, CI) cannot
+ * configure two workers; the dataplane itself maps lcores onto the CPUs it
+ * has. This program lets dp_workers.sh run the real dataplane with 2-3
+ * workers there: the software Toeplitz dispatcher, the ARP fan-out and
+ * tcp-proxy's choice of local source ports, against kernel peers.
+ * Listeners: echo on 10.99.0.2:7, tcp-proxy 10.99.0.2:8080 -> 10.99.0.1:9000.
+ * Signals as mtlsgw: SIGUSR1 prints the counters, SIGTERM/SIGINT stop.
+ */
+#include <arpa/inet.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <rte_eal.h>
+
+#include "dataplane.h"
+
+int
+main(int argc, char **argv)
+{
+	static struct gw_dp_params p;
+	struct gw_dp *dp = NULL;
+	sigset_t set;
+	unsigned n = argc > 1 ? (unsigned)atoi(argv[1]) : 2;
+
+	if (n < 1 || n > 8) {
+		fprintf(stderr, "usage: dp_workers_gw N(1..8) [IFACE]\n");
+		return 2;
+	}
+	for (unsigned i = 0; i < n; i++)
+		p.workers[i] = i + 1;
+	p.n_workers = n;
+	p.main_lcore = 0;
+	p.no_huge = true;
+	p.memory_mb = 512;
+	p.ports[0].dev.name = "wan";
+	p.ports[0].dev.kind = GW_PORT_KIND_TAP;
+	p.ports[0].dev.device = argc > 2 ? argv[2] : "mtlsgw0";
+	p.ports[0].ip = inet_addr("10.99.0.2");
+	p.ports[0].prefix_len = 24;
+	p.ports[0].gateway = inet_addr("10.99.0.1");
+	p.n_ports = 1;
+	p.listeners[0] = (struct gw_dp_listener){
+		.name = "echo", .ip = inet_addr("10.99.0.2"), .port = htons(7)};
+	p.listeners[1] = (struct gw_dp_listener){.name = "proxy",
+		.ip = inet_addr("10.99.0.2"),
+		.port = htons(8080),
+		.service = GW_DP_SVC_TCP_PROXY,
+		.upstreams = {{inet_addr("10.99.0.1"), htons(9000)}},
+		.n_upstreams = 1};
+	p.n_listeners = 2;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (gw_dp_eal_init(&p, argv[0]) < 0 || gw_dp_start(&p, &dp) < 0) {
+		fprintf(stderr, "dp_workers_gw: %s\n", gw_err_msg());
+		return 1;
+	}
+	fprintf(stderr, "mtlsgw: running: %u worker(s)\n", n);
+	for (;;) {
+		/* EINTR from the tap PMD's RX signal is not a stop request */
+		int sig = sigwaitinfo(&set, NULL);
+
+		if (sig == SIGUSR1)
+			gw_dp_stats_json(dp, stdout);
+		else if (sig == SIGINT || sig == SIGTERM)
+			break;
+	}
+	gw_dp_stats_json(dp, stdout);
+	gw_dp_stop(dp);
+	rte_eal_cleanup();
+	return 0;
+}
