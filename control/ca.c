@@ -862,6 +862,11 @@ gw_ca_reconfigure(struct gw_ca *ca, const struct gw_cfg_mtls *m)
 		new_en->cross = cross;
 		cross = NULL;
 	}
+	/* kept backends take the new validities (rotation.h allows only those to change) */
+	for (unsigned i = 0; i < m->n_backends; i++) {
+		nb[i]->cfg.leaf_validity_s = m->backends[i].leaf_validity_s;
+		nb[i]->cfg.root_validity_s = m->backends[i].root_validity_s;
+	}
 	free(ca->be);
 	ca->be = nb;
 	ca->n_be = m->n_backends;

@@ -90,6 +90,22 @@ gw_rotation_published(struct gw_rotation *r, const struct gw_cfg_mtls *m, uint64
 	return 0;
 }
 
+static bool
+str_eq(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* The backend named like b in m, or NULL. */
+static const struct gw_cfg_ca_backend *
+find_backend(const struct gw_cfg_mtls *m, const char *name)
+{
+	for (unsigned i = 0; m && i < m->n_backends; i++)
+		if (strcmp(m->backends[i].name, name) == 0)
+			return &m->backends[i];
+	return NULL;
+}
+
 int
 gw_rotation_check(const struct gw_rotation *r, const struct gw_cfg_mtls *old,
 	const struct gw_cfg_mtls *new_, const struct gw_rotation_env *env)
@@ -100,6 +116,20 @@ gw_rotation_check(const struct gw_rotation *r, const struct gw_cfg_mtls *old,
 	if (old == NULL || old->n_backends == 0)
 		return 0;
 	now = env->now ? env->now : time(NULL);
+	/* a CA that changes under its name would be a rotation without its steps */
+	for (unsigned i = 0; i < new_->n_backends; i++) {
+		const struct gw_cfg_ca_backend *n = &new_->backends[i],
+					       *o = find_backend(old, n->name);
+
+		if (o && (o->type != n->type || o->key_type != n->key_type ||
+				 !str_eq(o->cert, n->cert) || !str_eq(o->key, n->key) ||
+				 !str_eq(o->url, n->url) || !str_eq(o->profile, n->profile)))
+			return gw_err_setf(-GW_E_CONFIG, GW_HERE,
+				"rotation rule backend-unchanged: backend %s changed its type or "
+				"conf; give the new CA another name and rotate to it (add, enable, "
+				"remove)",
+				n->name);
+	}
 	/* step 3: removing backends */
 	for (unsigned i = 0; i < old->n_backends; i++) {
 		const char *a = old->backends[i].name;

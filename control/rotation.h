@@ -14,6 +14,8 @@
  *      forced, not while certificates issued by A and recorded in the state
  *      store are unexpired ("remove-after-expiry"; superseded identities do
  *      not count).
+ * A backend kept under its name must keep its type and conf (key type, cert,
+ * key, url, profile; validities may change): "backend-unchanged".
  * The validators never look at a backend's own root, so rotating away from a
  * backend whose root already expired works.
  *

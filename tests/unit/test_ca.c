@@ -617,6 +617,21 @@ main(void)
 		bad.enabled_backend = "ca-2";
 		EXPECT_ERR(gw_rotation_check(r, &m1, &bad, &env), -GW_E_CONFIG);
 		EXPECT_CONTAINS(gw_err_msg(), "rotation rule add-before-enable");
+		/* a backend that changes under its name */
+		{
+			struct gw_cfg_ca_backend chg[] = {builtin("ca-1")};
+			struct gw_cfg_mtls mc = m1;
+
+			chg[0].type = GW_CA_CFSSL;
+			chg[0].url = "http://127.0.0.1:1";
+			mc.backends = chg;
+			EXPECT_ERR(gw_rotation_check(r, &m1, &mc, &env), -GW_E_CONFIG);
+			EXPECT_CONTAINS(
+				gw_err_msg(), "rotation rule backend-unchanged: backend ca-1");
+			chg[0] = builtin("ca-1");
+			chg[0].leaf_validity_s = 3600; /* validities may change */
+			EXPECT_OK(gw_rotation_check(r, &m1, &mc, &env));
+		}
 		/* step 1 */
 		EXPECT_OK(gw_rotation_check(r, &m1, &m2, &env));
 		EXPECT_OK(gw_rotation_published(r, &m2, 2));
