@@ -2111,6 +2111,12 @@ tcp_on_life(struct gw_tcp_conn *c)
 		if (limit > GW_TCP_ORPHAN_TIMEOUT_MS)
 			limit = GW_TCP_ORPHAN_TIMEOUT_MS;
 		ref = c->last_prog_ms;
+	} else if (c->sndq_bytes ||
+		   ((c->flags & GW_TCPF_FIN_QUEUED) && !(c->flags & GW_TCPF_FIN_ACKED))) {
+		/* stuck sending (a peer that never reads): no progress for the
+		 * idle time ends it too, like TCP_USER_TIMEOUT */
+		if (c->last_prog_ms < ref)
+			ref = c->last_prog_ms;
 	}
 	if (s->now_ms - ref >= limit) {
 		s->st.conn_timeout++;
@@ -2538,6 +2544,8 @@ gw_tcp_write(struct gw_tcp_conn *c, const void *buf, size_t len)
 		len = room;
 		c->flags |= GW_TCPF_WANT_WRITE;
 	}
+	if (!c->sndq_bytes && len)
+		c->last_prog_ms = s->now_ms; /* the no-progress clock starts now */
 	while (done < len) {
 		struct rte_mbuf *t = c->sndq_tail;
 		size_t n;
@@ -2595,6 +2603,8 @@ gw_tcp_shutdown(struct gw_tcp_conn *c)
 	default:
 		return;
 	}
+	if (!c->sndq_bytes)
+		c->last_prog_ms = c->s->now_ms;
 	c->flags |= GW_TCPF_FIN_QUEUED;
 	tcp_mark_output(c);
 }

@@ -942,6 +942,25 @@ main(void)
 		EXPECT_TRUE(pool_clean());
 	}
 
+	{ /* app-owned, a peer that never reads: no progress for the idle time */
+		struct h *h = h_new(0, 0, 0);
+		uint32_t iss = h_establish(h);
+		struct gw_tcp_conn *c = acc_rec.c;
+		int i;
+
+		h_in(h, 1001, iss + 1, F_ACK, 0, NULL, 0);
+		EXPECT_EQ(gw_tcp_write(c, "stuck", 5), 5);
+		for (i = 0; i < 400 && acc_rec.n[GW_TCP_EV_CLOSED] == 0; i++) {
+			h_poll(h, 1000000);
+			h_in(h, 1001, iss + 1, F_ACK, 0, NULL, 0); /* "still zero" */
+		}
+		EXPECT_EQ(acc_rec.n[GW_TCP_EV_CLOSED], 1);
+		EXPECT_EQ(acc_rec.reason, -ETIMEDOUT);
+		EXPECT_TRUE(i >= 299); /* not before the 300 s idle time */
+		h_free(h);
+		EXPECT_TRUE(pool_clean());
+	}
+
 	{ /* our receive window shrinks while unread, reopens on read */
 		struct h *h = h_new(0, 4096, 0);
 		uint32_t iss = h_establish(h);
