@@ -17,7 +17,9 @@
  *    before the gateway builds its snapshot;
  *  - gw_mesh_run(): the admin API, renewal of identities and builtin
  *    issuers at 2/3 of their life (retried on every call until it works),
- *    expiry warnings at 30, 7 and 1 days; a renewal or a PUT of the CA
+ *    expiry warnings (stderr) when a root enters its last 30, 7 or 1 days,
+ *    and for an issuer or identity in that window only while its renewal
+ *    keeps failing (they renew long before); a renewal or a PUT of the CA
  *    configuration asks the gateway to publish (ops.publish).
  * "Is B trusted by every worker": the generation that first trusted B must
  * be <= the generation every worker runs, which the publisher answers:
