@@ -311,7 +311,10 @@ struct wire {
 	struct rte_mbuf *q[WIRE_MAX];
 	unsigned head, tail;
 	uint64_t n, dropped;
-	unsigned drop_every; /* 0 = lossless; else drop pseudo-randomly 1 in N */
+	unsigned drop_every;    /* 0 = lossless; else drop pseudo-randomly 1 in N */
+	unsigned reorder_every; /* 0 = in order; else hold 1 in N back one packet */
+	struct rte_mbuf *held;
+	uint64_t reordered;
 	uint64_t rnd;
 	struct {
 		uint32_t addr;
@@ -334,18 +337,36 @@ wire_out(void *ctx, struct rte_mbuf *m)
 			return;
 		}
 	}
-	if (w->tail - w->head >= WIRE_MAX) {
+	if (w->reorder_every && !w->held) {
+		w->rnd = w->rnd * 6364136223846793005ULL + 1442695040888963407ULL;
+		if ((w->rnd >> 33) % w->reorder_every == 0) {
+			w->held = m; /* goes out after the next packet */
+			w->reordered++;
+			return;
+		}
+	}
+	if (w->tail - w->head >= WIRE_MAX - 1) {
 		rte_pktmbuf_free(m);
 		return;
 	}
 	w->q[w->tail++ % WIRE_MAX] = m;
+	if (w->held && m != w->held) {
+		w->q[w->tail++ % WIRE_MAX] = w->held;
+		w->held = NULL;
+	}
 }
 
 /* deliver what is queued now (not what delivery produces) */
 static void
 wire_deliver(struct wire *w)
 {
-	unsigned end = w->tail;
+	unsigned end;
+
+	if (w->held && w->head == w->tail) { /* nothing to pass it: let it go */
+		w->q[w->tail++ % WIRE_MAX] = w->held;
+		w->held = NULL;
+	}
+	end = w->tail;
 
 	while (w->head != end) {
 		struct rte_mbuf *m = w->q[w->head++ % WIRE_MAX];
@@ -365,6 +386,10 @@ wire_deliver(struct wire *w)
 static void
 wire_flush(struct wire *w)
 {
+	if (w->held) {
+		rte_pktmbuf_free(w->held);
+		w->held = NULL;
+	}
 	while (w->head != w->tail)
 		rte_pktmbuf_free(w->q[w->head++ % WIRE_MAX]);
 }
@@ -1462,7 +1487,7 @@ main(void)
 	}
 
 	{ /* two stacks: 10 MB through echo, lossless then with ~3% loss */
-		for (int lossy = 0; lossy < 2; lossy++) {
+		for (int lossy = 0; lossy < 3; lossy++) {
 			static struct wire w;
 			struct gw_tcp_stack *cl, *srv;
 			struct gw_svc_params sp = {
@@ -1479,6 +1504,7 @@ main(void)
 
 			memset(&w, 0, sizeof(w));
 			w.drop_every = lossy ? 33 : 0;
+			w.reorder_every = lossy == 2 ? 40 : 0; /* and reordering */
 			w.rnd = 12345;
 			cl = wire_stack(&w, A_ADDR, NULL);
 			srv = wire_stack(&w, P_ADDR, NULL);
@@ -1500,11 +1526,11 @@ main(void)
 			if (lossy) {
 				EXPECT_TRUE(w.dropped > 100);
 				EXPECT_TRUE(cs.tx_rtx_bytes > 0 && ss.tx_rtx_bytes > 0);
-				printf("echo 10 MB with loss: %" PRIu64 " of %" PRIu64
+				printf("echo 10 MB with loss%s: %" PRIu64 " of %" PRIu64
 				       " packets dropped, fast rtx %" PRIu64 "+%" PRIu64
 				       ", rto %" PRIu64 "+%" PRIu64 "\n",
-					w.dropped, w.n, cs.tx_fast_rtx, ss.tx_fast_rtx, cs.tx_rto,
-					ss.tx_rto);
+					lossy == 2 ? " and reordering" : "", w.dropped, w.n,
+					cs.tx_fast_rtx, ss.tx_fast_rtx, cs.tx_rto, ss.tx_rto);
 			}
 			/* every connection gone on both sides */
 			for (int k = GW_TCP_ST_LISTEN; k < GW_TCP_ST_MAX; k++) {
