@@ -21,6 +21,8 @@
 #include "gw_err.h"
 #include "port.h"
 
+struct gw_tcp_stack;
+
 #define GW_DP_MAX_PORTS 8
 #define GW_DP_MAX_WORKERS 64
 #define GW_DP_MAX_LISTENERS 64
@@ -63,6 +65,20 @@ struct gw_dp_params {
 	unsigned n_listeners;
 	uint32_t max_conns; /* per worker; 0 = the TCP stack's default */
 	unsigned n_mbufs;   /* 0 = sized from memory_mb */
+
+	/*
+	 * Optional per-worker hooks for layers above TCP (TLS listeners,
+	 * snapshots), each run on the worker's own lcore with its index:
+	 * worker_init once the worker's TCP stack and the plain listeners
+	 * exist (a negative return fails gw_dp_start with gw_err's message);
+	 * worker_poll once per loop iteration, after gw_tcp_poll (e.g. an RCU
+	 * quiescent report; must not block); worker_fini before the stack is
+	 * destroyed (also after a failed worker_init).
+	 */
+	int (*worker_init)(void *arg, unsigned worker, struct gw_tcp_stack *tcp);
+	void (*worker_poll)(void *arg, unsigned worker);
+	void (*worker_fini)(void *arg, unsigned worker);
+	void *hook_arg;
 };
 
 struct gw_dp;

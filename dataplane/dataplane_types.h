@@ -136,11 +136,13 @@ struct gw_lcore {
 	uint64_t next_tick; /* tsc of the next slow-timer run (ARP, stats copy) */
 	uint32_t empty_polls;
 	uint32_t sleep_us;
+	void (*poll_hook)(void *arg, unsigned worker); /* params->worker_poll */
 	struct gw_txbuf tx[GW_DP_MAX_PORTS];
 	struct gw_arp_cache arp;
 
 	/* cold: setup and control */
 	unsigned lcore_id;
+	bool hooked;      /* worker_init was called: worker_fini is due */
 	atomic_int ready; /* 0 starting, 1 polling, <0 failed (error code) */
 	char err[GW_ERR_MSG_MAX];
 

@@ -222,6 +222,8 @@ gw_worker_iterate(struct gw_lcore *lc)
 	lc->now = rte_rdtsc();
 	if (lc->tcp != NULL)
 		gw_tcp_poll(lc->tcp, lc->now);
+	if (lc->poll_hook != NULL)
+		lc->poll_hook(dp->params->hook_arg, lc->idx);
 	if (lc->now >= lc->next_tick) {
 		lc->next_tick = lc->now + dp->tsc_hz * GW_TICK_MS / 1000;
 		gw_arp_tick(lc);
@@ -272,6 +274,10 @@ gw_worker_setup(struct gw_lcore *lc)
 		if (rc < 0)
 			return gw_err_setf(rc, GW_HERE, "listener '%s': %s", l->name, gw_err_msg());
 	}
+	if (p->worker_init != NULL) {
+		lc->hooked = true;
+		GW_GUARD(p->worker_init(p->hook_arg, lc->idx, lc->tcp));
+	}
 	return 0;
 }
 
@@ -281,6 +287,9 @@ gw_worker_teardown(struct gw_lcore *lc)
 	unsigned i, k;
 
 	copy_tcp_stats(lc);
+	if (lc->hooked && lc->dp->params->worker_fini != NULL)
+		lc->dp->params->worker_fini(lc->dp->params->hook_arg, lc->idx);
+	lc->hooked = false;
 	/* connections go first: they may still hold packets for ARP/TX */
 	gw_tcp_stack_destroy(lc->tcp);
 	lc->tcp = NULL;
@@ -312,6 +321,7 @@ gw_worker_main(void *arg)
 		atomic_store(&lc->ready, rc);
 		return rc;
 	}
+	lc->poll_hook = dp->params->worker_poll;
 	atomic_store(&lc->ready, 1);
 	while (!atomic_load_explicit(&dp->stop, memory_order_relaxed))
 		idle_account(lc, gw_worker_iterate(lc));

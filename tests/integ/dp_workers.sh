@@ -4,7 +4,8 @@
 # against kernel peers in our own namespace: ARP fanned out, echo with one
 # large and 200 concurrent connections SHA-256 identical, tcp-proxy both
 # ways (its upstream connections must pick source ports whose return
-# traffic hashes to the same worker), and segments really dispatched.
+# traffic hashes to the same worker), segments really dispatched, and the
+# per-worker hooks (worker_init/poll/fini) run once per worker.
 # Runs the dataplane through dp_workers_gw (see its header for why).
 . "$(dirname "$0")/../lib/common.sh"
 gw=${1:?usage: dp_workers.sh PATH_TO_dp_workers_gw}
@@ -43,6 +44,8 @@ for n in 2 3; do
 	kill -TERM "$GW_GW_PID"
 	wait "$GW_GW_PID" || rc=$?
 	[ "$rc" -eq 0 ] || gw_fail "$n workers: exit $rc"
+	grep -q "hooks: init $n fini $n polled $n" "$T/gw.err" ||
+		gw_fail "$n workers: per-worker hooks: $(grep hooks "$T/gw.err")"
 	ip netns del "$GW_NS"
 	GW_NS=""
 done

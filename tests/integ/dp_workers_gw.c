@@ -21,6 +21,35 @@
 
 #include "dataplane.h"
 
+/* The per-worker hooks (for TLS above TCP): count that each runs where it should. */
+static unsigned n_init, n_fini;
+static uint64_t n_poll[8];
+
+static int
+hook_init(void *arg, unsigned w, struct gw_tcp_stack *tcp)
+{
+	(void)arg;
+	if (tcp == NULL || w >= 8)
+		return -EINVAL;
+	__atomic_fetch_add(&n_init, 1, __ATOMIC_RELAXED);
+	return 0;
+}
+
+static void
+hook_poll(void *arg, unsigned w)
+{
+	(void)arg;
+	n_poll[w]++; /* only worker w writes its slot */
+}
+
+static void
+hook_fini(void *arg, unsigned w)
+{
+	(void)arg;
+	(void)w;
+	__atomic_fetch_add(&n_fini, 1, __ATOMIC_RELAXED);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -55,6 +84,9 @@ main(int argc, char **argv)
 		.upstreams = {{inet_addr("10.99.0.1"), htons(9000)}},
 		.n_upstreams = 1};
 	p.n_listeners = 2;
+	p.worker_init = hook_init;
+	p.worker_poll = hook_poll;
+	p.worker_fini = hook_fini;
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
@@ -78,5 +110,12 @@ main(int argc, char **argv)
 	gw_dp_stats_json(dp, stdout);
 	gw_dp_stop(dp);
 	rte_eal_cleanup();
+	{
+		unsigned polled = 0;
+
+		for (unsigned i = 0; i < n; i++)
+			polled += n_poll[i] > 0;
+		fprintf(stderr, "hooks: init %u fini %u polled %u\n", n_init, n_fini, polled);
+	}
 	return 0;
 }
