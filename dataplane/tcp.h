@@ -162,7 +162,9 @@ struct gw_tcp_stack_params {
 	uint32_t rcvbuf;               /* receive buffer (window); 0 = 256 KiB */
 	uint32_t time_wait_ms;         /* TIME_WAIT; 0 = 2000 (a gateway, not 2 MSL) */
 	uint32_t handshake_timeout_ms; /* SYN_SENT/SYN_RCVD lifetime; 0 = 10000 */
-	uint32_t idle_timeout_ms;      /* no segment received; 0 = 300000 */
+	uint32_t idle_timeout_ms;      /* no segment received or, with data pending,
+					* no new ACK; 0 = 300000. Closed by the app:
+					* 30 s without progress */
 	uint32_t max_ooo_segs;         /* out-of-order queue per conn; 0 = 2 windows
 					* of full segments (2 * rcvbuf / MSS), >= 64 */
 	uint32_t rto_min_ms;           /* 0 = 200 (Linux), RFC 6298 says 1000 */
@@ -171,7 +173,8 @@ struct gw_tcp_stack_params {
 
 /*
  * Create a stack. Must be called on params->lcore after rte_eal_init (it
- * creates an rte_hash and a connection mempool on that lcore's socket).
+ * creates an rte_hash on that lcore's socket; the connection objects are one
+ * array allocated here, never on the packet path).
  * Returns 0 or -EINVAL (bad params), -ENOMEM (hash/pool creation failed);
  * the cause is in gw_err.
  */
@@ -180,7 +183,8 @@ GW_MUST_CHECK int gw_tcp_stack_create(
 
 /*
  * Free everything: connections (no events delivered, no packets sent),
- * queued mbufs, listeners (their ctx_free is called), hash, pools. NULL ok.
+ * queued mbufs, listeners (their ctx_free is called), hash, connection array.
+ * NULL ok.
  */
 void gw_tcp_stack_destroy(struct gw_tcp_stack *s);
 
@@ -220,8 +224,7 @@ enum gw_tcp_event {
 			      * before the app called gw_tcp_close), -ECONNRESET
 			      * (peer RST),
 			      * -ECONNREFUSED (RST to our SYN), -ETIMEDOUT
-			      * (retransmission, handshake or idle timeout),
-			      * -ECONNABORTED (stack destroyed/no memory) */
+			      * (retransmission, handshake or idle timeout) */
 };
 
 typedef void gw_tcp_event_fn(struct gw_tcp_conn *c, enum gw_tcp_event ev, int reason, void *ctx);
@@ -289,8 +292,9 @@ size_t gw_tcp_rx_avail(const struct gw_tcp_conn *c);
 bool gw_tcp_peer_closed(const struct gw_tcp_conn *c);
 
 /*
- * Copy up to len bytes into the send queue (mbufs of MSS size); they go out at
- * the next poll as the windows allow. Returns bytes accepted (less than len
+ * Copy up to len bytes into the send queue (mbufs filled to their data room;
+ * segments of up to MSS are cut from it at send time); they go out at the
+ * next poll as the windows allow. Returns bytes accepted (less than len
  * when the send buffer is full: GW_TCP_EV_WRITABLE follows once there is
  * room), or a negative errno: -ENOTCONN (not yet established), -EPIPE (after
  * gw_tcp_shutdown or a reset), -ENOBUFS (mbuf pool empty; nothing lost, try
