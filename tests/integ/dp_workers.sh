@@ -49,4 +49,30 @@ for n in 2 3; do
 	ip netns del "$GW_NS"
 	GW_NS=""
 done
+# --- one queue pair (af_xdp on a veth), 2 workers: worker 0 receives and
+# dispatches everything, worker 1 transmits through the shared TX ring
+export LSAN_OPTIONS="suppressions=$GW_SRC/tests/integ/dp_lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+: >"$T/gw.out"
+: >"$T/gw.err"
+gw_netns
+gw_in sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+gw_in ip link add veth0 type veth peer name veth1
+gw_in ip link set veth0 up
+gw_in ip link set veth1 up
+gw_in ip addr add "$GW_PEER_IP/24" dev veth1
+gw_in ethtool -K veth1 tx off >/dev/null
+gw_bg ip netns exec "$GW_NS" "$gw" 2 af_xdp veth0 >>"$T/gw.out" 2>>"$T/gw.err"
+GW_GW_PID=$GW_LAST_PID
+gw_wait 150 grep -q "mtlsgw: running" "$T/gw.err" || { cat "$T/gw.err" >&2; gw_fail "af_xdp: no start"; }
+grep -q "1 rxq 1 txq, software RSS dispatch" "$T/gw.err" || gw_fail "af_xdp queues: $(cat "$T/gw.err")"
+gw_peer ping "$GW_GW_IP" 3 >/dev/null || gw_fail "af_xdp 2 workers: ping"
+big=$(gw_peer echo "$GW_GW_IP" 7 30000000 1) || gw_fail "af_xdp 2 workers: $big"
+many=$(gw_peer echo "$GW_GW_IP" 7 65536 200) || gw_fail "af_xdp 2 workers: $many"
+read -r disp txr txd < <(gw_stat dispatch_tx txring_tx txring_drop | paste -sd' ')
+[ "$disp" -ge 1000 ] && [ "$txr" -ge 1000 ] || gw_fail "af_xdp: dispatched $disp, via TX ring $txr"
+gw_ok "af_xdp, one queue, 2 workers: $big; $many ($disp dispatched, $txr sent via the TX ring, $txd ring drops)"
+rc=0
+kill -TERM "$GW_GW_PID"
+wait "$GW_GW_PID" || rc=$?
+[ "$rc" -eq 0 ] || gw_fail "af_xdp 2 workers: exit $rc"
 gw_done

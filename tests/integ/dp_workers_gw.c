@@ -3,6 +3,10 @@
  * dp_workers_gw.c - the dataplane with N workers, configured directly
  * through dataplane.h (no YAML): `dp_workers_gw N [IFACE]`.
  *
+ * `dp_workers_gw N af_xdp IFACE` uses an af_xdp port instead of a tap: one
+ * queue pair for N workers, so worker 0 dispatches everything and the
+ * others transmit through the shared TX ring.
+ *
  * Why: the config loader maps worker lcores to CPUs one to one and keeps
  * the main lcore apart, so a 2-CPU box (the build machine, CI) cannot
  * configure two workers; the dataplane itself maps lcores onto the CPUs it
@@ -16,6 +20,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <rte_eal.h>
 
@@ -59,7 +64,7 @@ main(int argc, char **argv)
 	unsigned n = argc > 1 ? (unsigned)atoi(argv[1]) : 2;
 
 	if (n < 1 || n > 8) {
-		fprintf(stderr, "usage: dp_workers_gw N(1..8) [IFACE]\n");
+		fprintf(stderr, "usage: dp_workers_gw N(1..8) [tap|af_xdp IFACE]\n");
 		return 2;
 	}
 	for (unsigned i = 0; i < n; i++)
@@ -69,8 +74,9 @@ main(int argc, char **argv)
 	p.no_huge = true;
 	p.memory_mb = 512;
 	p.ports[0].dev.name = "wan";
-	p.ports[0].dev.kind = GW_PORT_KIND_TAP;
-	p.ports[0].dev.device = argc > 2 ? argv[2] : "mtlsgw0";
+	p.ports[0].dev.kind =
+		argc > 3 && strcmp(argv[2], "af_xdp") == 0 ? GW_PORT_KIND_AF_XDP : GW_PORT_KIND_TAP;
+	p.ports[0].dev.device = argc > 3 ? argv[3] : "mtlsgw0";
 	p.ports[0].ip = inet_addr("10.99.0.2");
 	p.ports[0].prefix_len = 24;
 	p.ports[0].gateway = inet_addr("10.99.0.1");
