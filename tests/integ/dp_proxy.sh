@@ -22,8 +22,8 @@ out=$(gw_peer up "$GW_GW_IP" 8080 "$n") || gw_fail "upload through the proxy: $o
 gw_ok "client -> proxy -> upstream: $out"
 out=$(gw_peer down "$GW_GW_IP" 8080 "$n") || gw_fail "download through the proxy: $out"
 gw_ok "upstream -> proxy -> client: $out"
-read -r acc con < <(gw_stat conn_accepted conn_connected | paste -sd' ')
-[ "$acc" -ge 2 ] && [ "$con" -ge 2 ] || gw_fail "accepted=$acc connected=$con"
+acc=$(gw_wait_stat conn_accepted 2) || gw_fail "conn_accepted=$acc"
+con=$(gw_wait_stat conn_connected 2) || gw_fail "conn_connected=$con"
 gw_ok "gateway accepted $acc and opened $con upstream connections"
 
 # ten at once, both directions mixed
@@ -50,8 +50,7 @@ except (ConnectionResetError, BrokenPipeError):
     d = b""
 sys.exit(0 if d == b"" else 1)
 PY
-refused=$(gw_stat conn_refused)
-[ "$refused" -ge 1 ] || gw_fail "conn_refused=$refused"
+refused=$(gw_wait_stat conn_refused 1) || gw_fail "conn_refused=$refused"
 gw_ok "upstream refused: client connection closed, conn_refused=$refused"
 gw_peer ping "$GW_GW_IP" 1 >/dev/null || gw_fail "gateway gone after a refused upstream"
 gw_stop_gateway

@@ -32,8 +32,8 @@ for n in 2 3; do
 		gw_peer up "$GW_GW_IP" 8080 2000000 >/dev/null || gw_fail "$n workers: proxy up $i"
 		gw_peer down "$GW_GW_IP" 8080 2000000 >/dev/null || gw_fail "$n workers: proxy down $i"
 	done
-	read -r fan disp ddrop con < <(gw_stat ring_rx dispatch_tx dispatch_drop conn_connected |
-		paste -sd' ')
+	con=$(gw_wait_stat conn_connected 12) || true
+	read -r fan disp ddrop < <(gw_stat ring_rx dispatch_tx dispatch_drop | paste -sd' ')
 	[ "$fan" -ge 1 ] && [ "$disp" -ge 1 ] || gw_fail "$n workers: nothing dispatched ($disp)"
 	[ "$con" -ge 12 ] || gw_fail "$n workers: $con upstream connections, expected 12"
 	tail -1 "$T/gw.out" | grep -o "\"per_worker.*" >&2

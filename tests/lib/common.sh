@@ -201,3 +201,17 @@ for k in sys.argv[1:]:
 gw_peer() {
 	gw_in "$GW_PY" "$GW_SRC/tests/integ/dp_peer.py" "$@"
 }
+
+# gw_wait_stat NAME MIN : wait (up to 5 s) until counter NAME >= MIN, print
+# its value; workers publish TCP counters every 10 ms, so a check right after
+# an event may otherwise read the previous copy. Returns 1 if it never got there.
+gw_wait_stat() {
+	local v
+	for _ in $(seq 50); do
+		v=$(gw_stat "$1")
+		[ "$v" -ge "$2" ] && { echo "$v"; return 0; }
+		sleep 0.1
+	done
+	echo "$v"
+	return 1
+}
