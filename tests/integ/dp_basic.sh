@@ -26,6 +26,15 @@ gw_expect_fail "bad.yaml:7: dataplane.ports[0].driver: 'tapp' is not one of" \
 	"$MTLSGW" --config "$T/bad.yaml"
 gw_expect_fail "nonexistent.yaml: cannot read the config" "$MTLSGW" --config "$T/nonexistent.yaml"
 
+# --- devices that are not there: a cause a person can act on, nothing left
+gw_netns
+sed 's/driver: tap/driver: af_packet/; s/device: mtlsgw0/device: nosuch0/' "$T/gw.yaml" >"$T/afp.yaml"
+gw_expect_fail "port 'wan': no interface named nosuch0 in this network namespace" \
+	gw_in "$MTLSGW" --config "$T/afp.yaml"
+sed 's/driver: tap/driver: pci/; s/device: mtlsgw0/device: 0000:7f:1f.7/' "$T/gw.yaml" >"$T/pci.yaml"
+gw_expect_fail "port 'wan': no DPDK device 0000:7f:1f.7 (is the NIC bound to vfio-pci" \
+	gw_in "$MTLSGW" --config "$T/pci.yaml"
+
 # --- one worker: ARP and ping
 gw_start_gateway "$T/gw.yaml"
 gw_ok "mtlsgw runs in namespace $GW_NS with tap $GW_TAP"
