@@ -16,7 +16,7 @@ gw_in ip link set veth1 up
 gw_in ip addr add "$GW_PEER_IP/24" dev veth1
 # veth hands frames over with checksums still to be filled in (the kernel
 # expects the receiving side to be a kernel too): have them filled
-gw_in ethtool -K veth1 tx off >/dev/null
+gw_tx_csum_off veth1
 
 # DPDK's af_xdp leaves libxdp's umem unfreed at close (ASan build only sees it)
 export LSAN_OPTIONS="suppressions=$GW_SRC/tests/integ/dp_lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"

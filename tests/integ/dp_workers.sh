@@ -60,7 +60,7 @@ gw_in ip link add veth0 type veth peer name veth1
 gw_in ip link set veth0 up
 gw_in ip link set veth1 up
 gw_in ip addr add "$GW_PEER_IP/24" dev veth1
-gw_in ethtool -K veth1 tx off >/dev/null
+gw_tx_csum_off veth1
 gw_bg ip netns exec "$GW_NS" "$gw" 2 af_xdp veth0 >>"$T/gw.out" 2>>"$T/gw.err"
 GW_GW_PID=$GW_LAST_PID
 gw_wait 150 grep -q "mtlsgw: running" "$T/gw.err" || { cat "$T/gw.err" >&2; gw_fail "af_xdp: no start"; }

@@ -215,3 +215,20 @@ gw_wait_stat() {
 	echo "$v"
 	return 1
 }
+
+# gw_tx_csum_off IFACE : have the kernel fill TX checksums on IFACE (in our
+# namespace). A veth normally leaves them to the receiving kernel, which a
+# DPDK af_packet/af_xdp peer is not. ethtool if present, else its ioctl.
+gw_tx_csum_off() {
+	if command -v ethtool >/dev/null; then
+		gw_in ethtool -K "$1" tx off >/dev/null
+		return
+	fi
+	gw_in "$GW_PY" - "$1" <<'PY'
+import array, fcntl, socket, struct, sys
+val = array.array("I", [0x17, 0])  # ETHTOOL_STXCSUM, off
+ifr = struct.pack("16sP", sys.argv[1].encode(), val.buffer_info()[0])
+sock = socket.socket()
+fcntl.ioctl(sock.fileno(), 0x8946, ifr)  # SIOCETHTOOL
+PY
+}
