@@ -269,6 +269,12 @@ gw_port_open(const struct gw_port_params *p, unsigned idx, struct gw_port *out)
 
 	memset(out, 0, sizeof(*out));
 	GW_GUARD(gw_port_devargs(p, idx, devargs, sizeof(devargs), &is_pci));
+	/* the workers take a frame as one mbuf: no scatter, no jumbo chains */
+	if (p->mtu > GW_PORT_MAX_MTU)
+		return gw_err_setf(-EINVAL, GW_HERE,
+			"port '%s': mtu %u is more than this build handles (%u: one frame per "
+			"%u-byte buffer)",
+			p->name, p->mtu, GW_PORT_MAX_MTU, RTE_MBUF_DEFAULT_DATAROOM);
 	*strchrnul(devargs, ',') = '\0';
 	snprintf(out->name, sizeof(out->name), "%s", p->name);
 	if (find_port_id(devargs, &pid) < 0)

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include <rte_ether.h>
+#include <rte_mbuf.h>
 #include <rte_mempool.h>
 
 #include "gw_err.h"
@@ -66,6 +67,10 @@ struct gw_port {
 	char devname[64]; /* ethdev name ("net_tap0", "0000:01:00.0") */
 	bool started;
 };
+
+/* Largest MTU: a whole frame (with Ethernet header, a VLAN tag and the CRC
+ * some drivers keep) must fit one default mbuf. */
+#define GW_PORT_MAX_MTU (RTE_MBUF_DEFAULT_DATAROOM - RTE_ETHER_HDR_LEN - RTE_ETHER_CRC_LEN - 4)
 
 /* Reta size used by software dispatch: owner = (hash % reta_size) % n. */
 #define GW_PORT_SW_RETA 128
