@@ -255,8 +255,17 @@ gw_arp_tick(struct gw_lcore *lc)
 			if (e->state == GW_ARP_FREE || lc->now < e->deadline)
 				continue;
 			if (e->state == GW_ARP_REACHABLE) {
-				/* expired: the next packet re-resolves it */
-				e->state = GW_ARP_FREE;
+				/* Expired: ask again while still using the old MAC, so a
+				 * busy flow never stalls on re-resolution; forget it only
+				 * if nobody answers (RFC 1122 2.3.2.1: unused or stale
+				 * entries must time out). */
+				if (e->tries >= GW_ARP_RETRIES) {
+					e->state = GW_ARP_FREE;
+					continue;
+				}
+				e->tries++;
+				e->deadline = lc->now + lc->dp->tsc_hz * GW_ARP_RETRY_MS / 1000;
+				arp_request(lc, e->port, e->ip);
 				continue;
 			}
 			if (e->tries >= GW_ARP_RETRIES) {

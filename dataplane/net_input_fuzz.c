@@ -12,7 +12,8 @@
  *       bit 1: fix the IPv4 header checksum and the TCP/ICMP checksum, so
  *              the fuzzer gets past them into the protocols;
  *       bit 2: set the destination MAC to ours (else the bytes decide);
- *       bit 3: then let 300 ms pass (ARP retries, TCP timers).
+ *       bit 3: then let 300 ms pass (ARP retries, TCP timers);
+ *       bit 4: then let 301 s pass (ARP expiry and refresh, TCP timeouts).
  * Every input starts from a fresh worker (ARP cache, TCP stack, listeners)
  * and ends with its teardown; then every mbuf must be back in the pool.
  */
@@ -167,6 +168,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		gw_net_input(lc, m, flags & 1);
 		if (flags & 8)
 			lc->now += dp->tsc_hz * 3 / 10;
+		if (flags & 16)
+			lc->now += dp->tsc_hz * (GW_ARP_REACHABLE_S + 1);
 		run_timers();
 	}
 	gw_worker_teardown(lc);
