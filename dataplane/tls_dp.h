@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * tls_dp.h - TLS listeners on the running dataplane, through the
+ * dataplane's per-worker hooks (gw_dp_params.worker_init/poll/fini).
+ *
+ * On each worker lcore, worker_init creates that lcore's struct
+ * gw_tls_worker (tls.h), registers the worker as RCU reader `worker` of the
+ * snapshot publisher, and starts the TLS listeners (svc_tls.h) on the
+ * worker's TCP stack. worker_poll runs the TLS timeouts, copies the
+ * counters for control every millisecond and reports the quiescent state
+ * (the loop holds no pointer from gw_snap_current() between iterations;
+ * connections hold references). worker_fini aborts the TLS connections
+ * and unregisters the reader. Control reads the counters with
+ * gw_tls_dp_stat / gw_tls_dp_stats_json while the workers run.
+ */
+#ifndef GW_TLS_DP_H
+#define GW_TLS_DP_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "dataplane.h"
+#include "gw_err.h"
+#include "snapshot.h"
+#include "svc_tls.h"
+#include "tls.h"
+
+struct gw_tls_dp_listener {
+	char name[128]; /* the listener's name in the snapshots */
+	uint32_t ip;    /* network order */
+	uint16_t port;  /* network order */
+	uint32_t backlog;
+	enum gw_svc_tls_kind kind;
+};
+
+struct gw_tls_dp_params {
+	struct gw_snap_pub *pub; /* readers 0 .. n_workers-1; borrowed */
+	unsigned n_workers;
+	struct gw_tls_dp_listener listeners[GW_DP_MAX_LISTENERS];
+	unsigned n_listeners;
+	struct gw_tls_worker_params worker; /* lcore and tsc_hz are set per worker */
+};
+
+struct gw_tls_dp;
+
+/* Returns 0, -EINVAL, -ENOMEM. Control thread, before gw_dp_start. */
+GW_MUST_CHECK int gw_tls_dp_create(const struct gw_tls_dp_params *p, struct gw_tls_dp **out);
+
+/* After gw_dp_stop. NULL ok. */
+void gw_tls_dp_destroy(struct gw_tls_dp *t);
+
+/* Point p's worker hooks at t. */
+void gw_tls_dp_hooks(struct gw_tls_dp *t, struct gw_dp_params *p);
+
+/* Counters summed over the workers (copies at most a millisecond old). */
+void gw_tls_dp_stats(const struct gw_tls_dp *t, struct gw_tls_stats *sum);
+
+/*
+ * One counter by name: a name of gw_tls_stat_names(), "reject_<reason>"
+ * (gw_trust_reason_name), "handshaking" or "established"; -1 if unknown.
+ */
+int64_t gw_tls_dp_stat(const struct gw_tls_dp *t, const char *name);
+
+/* `"tls":{...}` (no surrounding braces), for the stats JSON line. */
+void gw_tls_dp_stats_json(const struct gw_tls_dp *t, FILE *f);
+
+#endif /* GW_TLS_DP_H */
