@@ -1199,7 +1199,9 @@ tcp_rcvq_append(struct gw_tcp_conn *c, struct rte_mbuf *m)
 	c->rcvq_bytes += len;
 	/* small segments are copied into the tail's room so a peer trickling
 	 * bytes cannot pin one mbuf per byte */
-	if (t && rte_pktmbuf_tailroom(t) >= len && len <= 512) {
+	if (t && len <= 512 && RTE_MBUF_DIRECT(t) && rte_mbuf_refcnt_read(t) == 1 &&
+		rte_pktmbuf_tailroom(t) >= len) {
+		/* (only into a buffer nobody else shares: zero-copy PMDs) */
 		memcpy(rte_pktmbuf_mtod_offset(t, uint8_t *, t->data_len),
 			rte_pktmbuf_mtod(m, uint8_t *), len);
 		t->data_len += len;
