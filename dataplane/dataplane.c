@@ -517,14 +517,21 @@ gw_dp_stats_json(const struct gw_dp *dp, FILE *f)
 	fprintf(f, ",\"ports\":[");
 	for (i = 0; i < dp->n_ports; i++) {
 		const struct gw_port *pd = &dp->ports[i].dev;
+		struct rte_eth_stats es;
 
+		/* what the device itself dropped (queue full, no mbuf, errors) */
+		if (rte_eth_stats_get(pd->port_id, &es) != 0)
+			memset(&es, 0, sizeof(es));
 		fprintf(f,
 			"%s{\"name\":\"%s\",\"device\":\"%s\",\"rxq\":%u,\"txq\":%u,\"rss\":%s,"
-			"\"rx_cksum_offload\":%s,\"tx_cksum_offload\":%s,\"mtu\":%u}",
+			"\"rx_cksum_offload\":%s,\"tx_cksum_offload\":%s,\"mtu\":%u,"
+			"\"imissed\":%" PRIu64 ",\"ierrors\":%" PRIu64 ",\"oerrors\":%" PRIu64
+			",\"rx_nombuf\":%" PRIu64 "}",
 			i ? "," : "", pd->name, pd->devname, pd->n_rxq, pd->n_txq,
 			pd->rss ? "true" : "false",
 			pd->rx_ip_cksum && pd->rx_tcp_cksum ? "true" : "false",
-			pd->tx_ip_cksum && pd->tx_tcp_cksum ? "true" : "false", pd->mtu);
+			pd->tx_ip_cksum && pd->tx_tcp_cksum ? "true" : "false", pd->mtu, es.imissed,
+			es.ierrors, es.oerrors, es.rx_nombuf);
 	}
 	/* where the work went: a skewed split shows up here first */
 	fprintf(f, "],\"per_worker\":[");

@@ -64,7 +64,7 @@ struct rte_ring;
 	X(ip_frag)     /* fragments: not reassembled */                         \
 	X(ip_options)  /* IP options: not handled */                            \
 	X(ip_not_ours) /* destination is not one of our addresses */            \
-	X(ip_martian)  /* source 0, broadcast or multicast */                   \
+	X(ip_martian)  /* source 0, broadcast, multicast, loopback or ours */   \
 	X(ip_proto)    /* neither TCP nor ICMP */                               \
 	X(ip_no_route) /* output: no port for the destination */                \
 	X(icmp_echo)   /* echo requests answered */                             \

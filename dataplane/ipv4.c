@@ -182,7 +182,8 @@ gw_ipv4_input(struct gw_lcore *lc, struct rte_mbuf *m, unsigned pidx)
 		goto drop;
 	}
 	src = rte_be_to_cpu_32(ip->src_addr);
-	if (src == 0 || src == 0xffffffffu || (src >> 28) == 0xe || (src >> 24) == 127) {
+	if (src == 0 || src == 0xffffffffu || (src >> 28) == 0xe || (src >> 24) == 127 ||
+		is_ours(lc->dp, ip->src_addr)) {
 		GW_STAT(lc, ip_martian);
 		goto drop;
 	}

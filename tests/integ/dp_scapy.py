@@ -138,12 +138,14 @@ sendp(L2 / IP(src=ME, dst=GW, options=b"\x94\x04\x00\x00") / TCP(sport=40006, dp
       flags="S"), iface=IFACE)
 sendp(L2 / IP(src=ME, dst=GW, proto=17) / Raw(b"\x00" * 12), iface=IFACE)
 sendp(Ether(src=MYMAC, dst=GWMAC, type=0x0800) / Raw(b"\x45"), iface=IFACE)
+sendp(L2 / IP(src=GW, dst=GW) / TCP(sport=7, dport=7, flags="S"), iface=IFACE)  # LAND
 time.sleep(0.3)
 s1 = stats()
 check(s1["ip_frag"] - s0["ip_frag"] == 1, "fragment dropped: ip_frag")
 check(s1["ip_options"] - s0["ip_options"] == 1, "IP options dropped: ip_options")
 check(s1["ip_proto"] - s0["ip_proto"] == 1, "UDP dropped: ip_proto")
 check(s1["ip_bad_hdr"] - s0["ip_bad_hdr"] >= 1, "1-byte IPv4 packet dropped: ip_bad_hdr")
+check(s1["ip_martian"] - s0["ip_martian"] == 1, "our own address as source (LAND) dropped: ip_martian")
 
 
 # ---- a connection played by hand
