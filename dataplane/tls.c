@@ -344,6 +344,19 @@ app_event(struct gw_tls_conn *t, enum gw_tls_event ev, int reason)
 	t->busy--;
 }
 
+/* A failed connection whose alert is on its way: discard input until the peer closes. */
+static void
+linger_event(struct gw_tcp_conn *c, enum gw_tcp_event ev, int reason, void *ctx)
+{
+	RTE_SET_USED(reason);
+	RTE_SET_USED(ctx);
+	if (ev != GW_TCP_EV_READABLE && ev != GW_TCP_EV_PEER_FIN)
+		return; /* CLOSED: the handle is gone, nothing of ours to free */
+	gw_tcp_consume(c, gw_tcp_rx_avail(c));
+	if (gw_tcp_peer_closed(c))
+		gw_tcp_close(c);
+}
+
 /* Over from our side (failure, timeout): tell the app, then free. */
 static void
 conn_end(struct gw_tls_conn *t, int reason, bool rst)
@@ -359,13 +372,16 @@ conn_end(struct gw_tls_conn *t, int reason, bool rst)
 			gw_tcp_abort(c);
 		} else {
 			/*
-			 * Drop what the peer sent after the record we failed on
-			 * (its CertificateVerify, Finished ...): closing with
-			 * unread data would be an RST (RFC 2525 2.17), which
-			 * discards the alert queued before it.
+			 * The alert is queued; the peer may still be sending the
+			 * rest of its flight (CertificateVerify, Finished ...).
+			 * Closing now would answer those with RST (RFC 2525 2.17)
+			 * and the peer's kernel would drop our alert with it, so
+			 * half-close and discard until the peer's FIN (or TCP's
+			 * idle timeout) ends the connection.
 			 */
 			gw_tcp_consume(c, gw_tcp_rx_avail(c));
-			gw_tcp_close(c); /* FIN after the alert already queued */
+			gw_tcp_shutdown(c);
+			gw_tcp_set_callback(c, linger_event, NULL);
 		}
 	}
 	app_event(t, GW_TLS_EV_CLOSED, reason);
