@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+# tls-proxy under load, through a tap in our own namespace, to a kernel TCP
+# echo upstream: 100 MB byte-exact both ways, the same with 3% random loss
+# both ways (nftables numgen), and 250 concurrent mTLS clients. Afterwards
+# no TLS connection is left. GW_TEST_SCALE=N divides the sizes.
+. "$(dirname "$0")/../lib/common.sh"
+. "$GW_SRC/bench/pki.sh"
+
+div=${GW_TEST_SCALE:-1}
+big=$((100000000 / div))
+conns=250
+
+P=$T/pki
+bench_pki_ctl "$MTLSGW_CTL" "$P" "$T/tok" >/dev/null || gw_fail "PKI and token setup"
+SNI=$BENCH_SERVERNAME
+gw_gateway_config "$T/gw.yaml" "[1]" "  - name: proxy
+    address: $GW_GW_IP:8443
+    service: tls-proxy
+    backlog: 1024
+    tls:
+      identity:
+        - cert: $P/server-hsm.chain.pem
+          key: \"pkcs11:token=gw;object=server;type=private\"
+    trust:
+      mode: ca
+      certs: [$P/root.pem]
+    upstream:
+      servers: [$GW_PEER_IP:9007]"
+printf 'hsm:\n  module: %s\n  pin_file: %s\n' "$BENCH_PKCS11_MODULE" "$P/pin" >>"$T/gw.yaml"
+gw_start_gateway "$T/gw.yaml"
+gw_bg gw_in "$GW_PY" "$GW_SRC/tests/integ/dp_peer.py" echo-server 9007 "$GW_PEER_IP"
+gw_wait 50 gw_in bash -c "exec 3<>/dev/tcp/$GW_PEER_IP/9007" || gw_fail "echo upstream did not start"
+
+peer() { gw_in "$GW_PY" "$GW_SRC/tests/integ/tls_peer.py" "$@"; }
+
+out=$(peer bulk "$GW_GW_IP" 8443 "$big" "$P" "$SNI") || gw_fail "$out"
+gw_ok "tls-proxy: $out"
+
+out=$(peer many "$GW_GW_IP" 8443 "$conns" 65536 "$P" "$SNI") || gw_fail "$out"
+gw_ok "tls-proxy: $out"
+ok=$(gw_stat hs_ok)
+[ "$ok" -ge $((conns + 1)) ] || gw_fail "hs_ok=$ok, expected >= $((conns + 1))"
+gw_ok "gateway completed $ok handshakes, $(gw_stat hs_fail) failed"
+
+gw_in nft -f - <<NFT
+table inet gwloss {
+	chain in {
+		type filter hook prerouting priority 0;
+		iifname "$GW_TAP" numgen random mod 100 < 3 counter drop;
+	}
+	chain out {
+		type filter hook postrouting priority 0;
+		oifname "$GW_TAP" numgen random mod 100 < 3 counter drop;
+	}
+}
+NFT
+out=$(peer bulk "$GW_GW_IP" 8443 "$big" "$P" "$SNI") || gw_fail "with 3% loss: $out"
+drops=$(gw_in nft list table inet gwloss | grep -o 'packets [0-9]*' | awk '{s += $2} END {print s}')
+[ "$drops" -gt 0 ] || gw_fail "nftables dropped nothing: the loss test tested nothing"
+gw_ok "3% loss both ways ($drops packets dropped, $(gw_stat tx_rtx_bytes) bytes retransmitted): $out"
+gw_in nft delete table inet gwloss
+
+for _ in $(seq 100); do
+	[ "$(gw_stat established)" -eq 0 ] && [ "$(gw_stat handshaking)" -eq 0 ] && break
+	sleep 0.1
+done
+[ "$(gw_stat established)" -eq 0 ] || gw_fail "TLS connections left: $(gw_stat established)"
+gw_ok "no TLS connection left; $(gw_stat close_notify_rx) close_notify received"
+gw_stop_gateway
+gw_done

@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
+"""tls_peer.py - mTLS clients for the TLS integration tests (python's ssl =
+OpenSSL, the kernel's TCP), run inside the test's namespace.
+
+    tls_peer.py bulk HOST PORT NBYTES PKI SNI
+        one connection: send NBYTES of a seeded stream while reading the
+        echo back (non-blocking, so backpressure never deadlocks us); the
+        SHA-256 of what came back must equal what was sent.
+    tls_peer.py many HOST PORT CONNS PER PKI SNI
+        CONNS concurrent connections (asyncio), each a full mTLS handshake
+        and PER bytes echoed byte-exact.
+
+PKI is the directory of bench/pki.sh (root.pem, client.chain.pem,
+client.key). Prints one summary line; exits non-zero with the reason.
+"""
+import asyncio
+import hashlib
+import select
+import socket
+import ssl
+import sys
+import time
+
+
+def ctx_for(pki):
+    ctx = ssl.create_default_context(cafile=pki + "/root.pem")
+    ctx.load_cert_chain(pki + "/client.chain.pem", pki + "/client.key")
+    return ctx
+
+
+def stream(seed, n):
+    """n bytes of a deterministic stream (cheap, not all zeros)."""
+    block = hashlib.sha256(b"%d" % seed).digest() * 2048  # 64 KiB
+    out, i = [], 0
+    while i < n:
+        k = min(len(block), n - i)
+        out.append(block[:k])
+        block = block[1:] + block[:1]
+        i += k
+    return b"".join(out)
+
+
+def bulk(host, port, nbytes, pki, sni):
+    data = stream(7, nbytes)
+    want = hashlib.sha256(data).hexdigest()
+    t0 = time.monotonic()
+    s = ctx_for(pki).wrap_socket(socket.create_connection((host, port), timeout=30),
+                                 server_hostname=sni)
+    s.setblocking(False)
+    sent, got, h = 0, 0, hashlib.sha256()
+    while got < nbytes:
+        wl = [s] if sent < nbytes else []
+        r, w, _ = select.select([s], wl, [], 30)
+        if not r and not w and not s.pending():
+            sys.exit("bulk: stalled at sent %d received %d" % (sent, got))
+        if w:
+            try:
+                sent += s.send(data[sent:sent + 65536])
+            except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                pass
+        while True:
+            try:
+                chunk = s.recv(1 << 17)
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                break
+            if not chunk:
+                sys.exit("bulk: EOF after %d of %d bytes" % (got, nbytes))
+            h.update(chunk)
+            got += len(chunk)
+    if h.hexdigest() != want:
+        sys.exit("bulk: %d bytes came back different (sha256 %s, sent %s)" %
+                 (nbytes, h.hexdigest()[:16], want[:16]))
+    s.setblocking(True)
+    s.unwrap()
+    s.close()
+    dt = time.monotonic() - t0
+    print("bulk: %d bytes both ways byte-exact (sha256 %s) in %.1f s" % (nbytes, want[:16], dt))
+
+
+async def one(host, port, per, ctx, sni, idx):
+    r, w = await asyncio.open_connection(host, port, ssl=ctx, server_hostname=sni)
+    data = stream(1000 + idx, per)
+    w.write(data)
+    await w.drain()
+    back = await r.readexactly(per)
+    w.close()
+    try:
+        await w.wait_closed()
+    except (ssl.SSLError, ConnectionError):
+        pass
+    if back != data:
+        raise RuntimeError("connection %d: echo differs" % idx)
+
+
+async def many_main(host, port, conns, per, pki, sni):
+    ctx = ctx_for(pki)
+    res = await asyncio.gather(*(one(host, port, per, ctx, sni, i) for i in range(conns)),
+                               return_exceptions=True)
+    bad = [r for r in res if isinstance(r, BaseException)]
+    if bad:
+        sys.exit("many: %d of %d failed, first: %r" % (len(bad), conns, bad[0]))
+    print("many: %d concurrent mTLS connections, %d bytes each, all byte-exact" % (conns, per))
+
+
+def main():
+    cmd = sys.argv[1]
+    if cmd == "bulk":
+        host, port, n, pki, sni = sys.argv[2:7]
+        bulk(host, int(port), int(n), pki, sni)
+    elif cmd == "many":
+        host, port, conns, per, pki, sni = sys.argv[2:8]
+        asyncio.run(many_main(host, int(port), int(conns), int(per), pki, sni))
+    else:
+        sys.exit("usage: tls_peer.py bulk|many ...")
+
+
+if __name__ == "__main__":
+    main()
