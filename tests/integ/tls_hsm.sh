@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+# The server key is in the HSM and only there: the gateway signs through the
+# token, and when the key disappears from the token (deleted behind its back)
+# handshakes fail with a clear counter and log line instead of anything
+# worse; once a key is back under the same label (with its certificate) the
+# gateway reloads its keys by itself and serves again, without a restart or
+# a SIGHUP.
+. "$(dirname "$0")/../lib/common.sh"
+. "$GW_SRC/bench/pki.sh"
+
+P=$T/pki
+bench_pki_ctl "$MTLSGW_CTL" "$P" "$T/tok" >/dev/null || gw_fail "PKI and token setup"
+SNI=$BENCH_SERVERNAME
+KEY="pkcs11:token=gw;object=server;type=private"
+cp "$P/server-hsm.chain.pem" "$P/identity.pem"
+gw_gateway_config "$T/gw.yaml" "[1]" "  - name: echo
+    address: $GW_GW_IP:8443
+    service: tls-echo
+    tls:
+      identity:
+        - cert: $P/identity.pem
+          key: \"$KEY\"
+    trust:
+      mode: ca
+      certs: [$P/int.pem]"
+printf 'hsm:\n  module: %s\n  pin_file: %s\n' "$BENCH_PKCS11_MODULE" "$P/pin" >>"$T/gw.yaml"
+gw_start_gateway "$T/gw.yaml"
+
+hello() { # hello -> s_client's output
+	(printf 'ping\n'; sleep 1) |
+		gw_in timeout 15 openssl s_client -connect "$GW_GW_IP:8443" -servername "$SNI" \
+			-CAfile "$P/root.pem" -cert "$P/client.leaf.pem" -key "$P/client.key" \
+			-quiet -no_ign_eof 2>&1 || true
+}
+out=$(hello)
+case "$out" in *ping*) ;; *) gw_fail "handshake with the token key: $out" ;; esac
+# the server's public key is the token's: the certificate matches the key in the HSM
+"$MTLSGW_CTL" hsm match --module "$BENCH_PKCS11_MODULE" --pin-file "$P/pin" --key "$KEY" \
+	--cert "$P/identity.pem" >/dev/null 2>&1 ||
+	gw_fail "identity certificate does not match the token key"
+gw_ok "mTLS handshake signed by the token key (certificate matches the key in the HSM)"
+
+# the key vanishes from the token (PIN through the environment, never argv)
+MTLSGW_T_PIN=$(cat "$P/pin") pkcs11-tool --module "$BENCH_PKCS11_MODULE" --token-label gw \
+	--login --pin env:MTLSGW_T_PIN --delete-object --type privkey --label server >/dev/null 2>&1 ||
+	gw_fail "could not delete the key from the token"
+before=$(gw_stat hs_fail_hsm)
+out=$(hello)
+case "$out" in *"internal error"*) ;; *) gw_fail "handshake without the key: $out" ;; esac
+after=$(gw_stat hs_fail_hsm)
+[ "$after" -gt "$before" ] || gw_fail "hs_fail_hsm did not count ($before -> $after)"
+gw_wait 50 grep -q "server signature with the HSM key failed" "$T/gw.err" ||
+	gw_fail "no log line for the HSM failure: $(tail -3 "$T/gw.err")"
+gw_ok "key deleted: handshake fails with internal_error, hs_fail_hsm=$after, log: $(grep -m1 'HSM key failed' "$T/gw.err")"
+gw_wait 100 grep -q "keys cannot be reloaded" "$T/gw.err" ||
+	gw_fail "no report of the failed key reload: $(tail -3 "$T/gw.err")"
+gw_ok "control tried to reload the keys and says why it cannot: $(grep -m1 'cannot be reloaded' "$T/gw.err" | cut -c1-160)"
+
+# a key is back under the same label, with its certificate
+"$MTLSGW_CTL" hsm keygen --module "$BENCH_PKCS11_MODULE" --token gw --pin-file "$P/pin" \
+	--label server --type ec-p256 >/dev/null || gw_fail "keygen"
+"$MTLSGW_CTL" hsm csr --module "$BENCH_PKCS11_MODULE" --pin-file "$P/pin" --key "$KEY" \
+	--subject "/CN=$SNI" --out "$T/new.csr" >/dev/null || gw_fail "csr"
+_pki_sign "$P" "$T/new.csr" int server "DNS:$SNI" "$T/new.pem" || gw_fail "sign"
+cat "$T/new.pem" "$P/int.pem" >"$P/identity.pem.new" && mv "$P/identity.pem.new" "$P/identity.pem"
+ok=""
+for _ in $(seq 20); do
+	out=$(hello)
+	case "$out" in *ping*) ok=1 && break ;; esac
+done
+[ -n "$ok" ] || gw_fail "gateway did not recover: $(tail -3 "$T/gw.err")"
+grep -q "listener keys reloaded" "$T/gw.err" || gw_fail "no reload message"
+gw_ok "key restored: gateway reloaded its keys by itself and serves again ($(grep -m1 'keys reloaded' "$T/gw.err" | cut -c1-120))"
+gw_stop_gateway
+gw_done
