@@ -184,8 +184,8 @@ gw_stop_gateway() {
 # one per line, from the JSON line mtlsgw prints on SIGUSR1.
 gw_stat() {
 	local n
-	n=$(wc -l <"$T/gw.out")
-	kill -USR1 "$GW_GW_PID"
+	n=$(wc -l <"$T/gw.out") || gw_fail "gw_stat: no $T/gw.out"
+	kill -USR1 "$GW_GW_PID" 2>/dev/null || gw_fail "gw_stat: the gateway is not running"
 	for _ in $(seq 100); do
 		[ "$(wc -l <"$T/gw.out")" -gt "$n" ] && break
 		sleep 0.05
