@@ -70,15 +70,17 @@ gw_wait 300 test -S "$S" || gw_fail "mesh_srv: $(cat "$T/srv.err")"
 "$C" ca roots --socket "$S" --json >"$T/roots.json"
 js 'd["Roots"][0]["Type"], len(d["Roots"][0]["IntermediateCerts"])' <"$T/roots.json" | grep -qx 'cfssl 1' ||
 	gw_fail "roots: $(cat "$T/roots.json")"
-js 'd["Roots"][0]["RootCert"]' <"$T/roots.json" | openssl x509 -noout -subject | grep -q 'cfssl test root' ||
-	gw_fail "root is not cfssl's"
+js 'd["Roots"][0]["RootCert"]' <"$T/roots.json" >"$T/root.pem"
+openssl x509 -in "$T/root.pem" -noout -subject >"$T/root.subj"
+grep -q 'cfssl test root' "$T/root.subj" || gw_fail "root is not cfssl's: $(cat "$T/root.subj")"
 gw_ok "ca roots: cfssl's root, one issuer (signed by cfssl)"
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/c.key" -subj /CN=c \
 	-out "$T/c.csr" 2>/dev/null
 "$C" ca sign --socket "$S" --csr "$T/c.csr" --spiffe-id spiffe://example.org/ns/c --out "$T/c.pem"
 openssl verify -purpose sslclient -CAfile "$T/cf.pem" -untrusted "$T/c.pem" "$T/c.pem" >/dev/null ||
 	gw_fail "client chain does not verify against cfssl's root"
-openssl x509 -in "$T/c.pem" -noout -ext subjectAltName | grep -q 'URI:spiffe://example.org/ns/c' ||
+out=$(openssl x509 -in "$T/c.pem" -noout -ext subjectAltName)
+grep -q 'URI:spiffe://example.org/ns/c' <<<"$out" ||
 	gw_fail "no SPIFFE ID"
 gw_ok "ca sign: leaf under cfssl's root with the SPIFFE ID, verified by openssl"
 kill -TERM "$SRV_PID"

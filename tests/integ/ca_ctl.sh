@@ -68,7 +68,8 @@ js 'd["ActiveRootID"] == d["Roots"][0]["ID"] and d["TrustDomain"] == "example.or
 	grep -qx True || gw_fail "roots --json: $(cat "$T/roots.json")"
 js 'd["Roots"][0]["RootCert"]' <"$T/roots.json" >"$T/ca1.pem"
 gw_ok "ca roots: table and Consul-shaped JSON"
-"$C" ca config --socket "$S" | grep -q '^enabled backend: ca-1' || gw_fail "ca config"
+out=$("$C" ca config --socket "$S")
+grep -q '^enabled backend: ca-1' <<<"$out" || gw_fail "ca config"
 gw_ok "ca config"
 
 # sign a client certificate through the API, and offline with --config
@@ -78,7 +79,8 @@ openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/
 	--ttl 24h --out "$T/c.pem"
 openssl verify -purpose sslclient -CAfile "$T/ca1.pem" -untrusted "$T/c.pem" "$T/c.pem" >/dev/null ||
 	gw_fail "issued client chain does not verify against ca-1's root"
-openssl x509 -in "$T/c.pem" -noout -ext subjectAltName | grep -q 'URI:spiffe://example.org/ns/billing' ||
+out=$(openssl x509 -in "$T/c.pem" -noout -ext subjectAltName)
+grep -q 'URI:spiffe://example.org/ns/billing' <<<"$out" ||
 	gw_fail "no SPIFFE ID in the issued certificate"
 gw_ok "ca sign (API): verifies against ca-1, SPIFFE ID in the SAN"
 "$C" ca sign --config "$T/gw.yaml" --csr "$T/c.csr" --spiffe-id spiffe://example.org/ns/offline \
@@ -96,10 +98,12 @@ gw_expect_fail "is not a duration" "$C" ca sign --socket "$S" --csr "$T/c.csr" \
 # rotation: add and enable at once is refused, the running config stays
 cfg "$B123" ca-3
 gw_expect_fail "rotation rule add-before-enable" "$C" ca rotate --socket "$S"
-"$C" ca config --socket "$S" | grep -q '^enabled backend: ca-1' || gw_fail "config changed"
+out=$("$C" ca config --socket "$S")
+grep -q '^enabled backend: ca-1' <<<"$out" || gw_fail "config changed"
 # step 1
 cfg "$B12" ca-1
-"$C" ca rotate --socket "$S" | grep -q 'config reloaded' || gw_fail "step 1"
+out=$("$C" ca rotate --socket "$S")
+grep -q 'config reloaded' <<<"$out" || gw_fail "step 1"
 [ "$("$C" ca roots --socket "$S" --json | js 'len(d["Roots"])')" = 2 ] || gw_fail "2 roots"
 gw_ok "step 1: ca-2 added, both roots trusted, identity still from ca-1"
 # step 3 too early
@@ -107,7 +111,8 @@ cfg "$B2" ca-2
 gw_expect_fail "rotation rule remove-not-enabled" "$C" ca rotate --socket "$S"
 # step 2 through the API
 gw_expect_fail "no backend named 'nope'" "$C" ca rotate --socket "$S" --enable nope
-"$C" ca rotate --socket "$S" --enable ca-2 | grep -q 'enabled backend is now ca-2' || gw_fail "step 2"
+out=$("$C" ca rotate --socket "$S" --enable ca-2)
+grep -q 'enabled backend is now ca-2' <<<"$out" || gw_fail "step 2"
 "$C" status --socket "$S" --json | js 'd["Identities"][0]["Backend"]' | grep -qx ca-2 ||
 	gw_fail "identity not re-issued by ca-2"
 gw_ok "step 2: ca-2 enabled, identity re-issued by ca-2"
@@ -137,7 +142,8 @@ gw_ok "rotation history in the state store"
 out=$(curl -s -w ' %{http_code}' --unix-socket "$S" -X PUT \
 	--data '{"Config":{"EnabledBackend":"ca-1"},"Bogus":1}' http://gw/v1/connect/ca/configuration)
 case "$out" in *"unknown field 'Bogus'"*" 400") ;; *) gw_fail "bad PUT: $out" ;; esac
-"$C" ca config --socket "$S" | grep -q '^enabled backend: ca-2' || gw_fail "config changed"
+out=$("$C" ca config --socket "$S")
+grep -q '^enabled backend: ca-2' <<<"$out" || gw_fail "config changed"
 gw_ok "a body with an unknown field: 400, nothing changed"
 # a non-root user cannot even connect
 chmod 711 "$T"
