@@ -512,7 +512,12 @@ gw_dp_stats_json(const struct gw_dp *dp, FILE *f)
 			gw_tcp_state_name((enum gw_tcp_state)k), conns[k]);
 	/* in use = RX rings + what TCP holds + per-lcore caches: a leak shows as
 	 * a figure that keeps growing across idle periods */
-	fprintf(f, "},\"mbufs_in_use\":%u,\"mbufs_total\":%u", rte_mempool_in_use_count(dp->pool),
+	fprintf(f, "}");
+	if (dp->params->stats_json != NULL) {
+		fputc(',', f);
+		dp->params->stats_json(dp->params->hook_arg, f);
+	}
+	fprintf(f, ",\"mbufs_in_use\":%u,\"mbufs_total\":%u", rte_mempool_in_use_count(dp->pool),
 		dp->pool->size);
 	fprintf(f, ",\"ports\":[");
 	for (i = 0; i < dp->n_ports; i++) {

@@ -78,6 +78,9 @@ struct gw_dp_params {
 	int (*worker_init)(void *arg, unsigned worker, struct gw_tcp_stack *tcp);
 	void (*worker_poll)(void *arg, unsigned worker);
 	void (*worker_fini)(void *arg, unsigned worker);
+	/* Optional: more members for the counters JSON line, written as
+	 * "name":{...} (no surrounding braces or comma), on the main lcore. */
+	void (*stats_json)(void *arg, FILE *f);
 	void *hook_arg;
 };
 

@@ -48,6 +48,13 @@ hook_poll(void *arg, unsigned w)
 }
 
 static void
+hook_json(void *arg, FILE *f)
+{
+	(void)arg;
+	fprintf(f, "\"hooks\":{\"init\":%u}", __atomic_load_n(&n_init, __ATOMIC_RELAXED));
+}
+
+static void
 hook_fini(void *arg, unsigned w)
 {
 	(void)arg;
@@ -93,6 +100,7 @@ main(int argc, char **argv)
 	p.worker_init = hook_init;
 	p.worker_poll = hook_poll;
 	p.worker_fini = hook_fini;
+	p.stats_json = hook_json;
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
