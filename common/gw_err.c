@@ -49,8 +49,8 @@ gw_err_add_ossl(void)
 	if (e != 0) {
 		ERR_error_string_n(e, buf, sizeof(buf));
 		n = strlen(gw_err_tls.msg);
-		snprintf(gw_err_tls.msg + n, sizeof(gw_err_tls.msg) - n, "%s%s", n ? ": " : "",
-			buf);
+		snprintf(
+			gw_err_tls.msg + n, sizeof(gw_err_tls.msg) - n, "%s%s", n ? ": " : "", buf);
 	}
 	ERR_clear_error();
 	return gw_err_tls.code;

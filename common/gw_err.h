@@ -27,18 +27,18 @@
 /* Our own codes start above the errno range so the two never collide. */
 enum {
 	GW_E_BASE = 1000,
-	GW_E_TLS,         /* an OpenSSL call failed */
-	GW_E_HSM,         /* PKCS#11 / engine failure not covered below */
-	GW_E_HSM_MODULE,  /* PKCS#11 module cannot be loaded */
-	GW_E_HSM_TOKEN,   /* no token with that label */
-	GW_E_HSM_PIN,     /* PIN rejected, locked or unreadable */
-	GW_E_HSM_KEY,     /* key not found */
-	GW_E_HSM_USAGE,   /* key exists but cannot sign */
-	GW_E_CONFIG,      /* configuration rejected */
-	GW_E_TRUST,       /* chain rejected by the trust engine */
-	GW_E_PARSE,       /* malformed input (PEM, DER, packet) */
-	GW_E_STATE,       /* state store failure */
-	GW_E_CA,          /* CA backend failure */
+	GW_E_TLS,        /* an OpenSSL call failed */
+	GW_E_HSM,        /* PKCS#11 / engine failure not covered below */
+	GW_E_HSM_MODULE, /* PKCS#11 module cannot be loaded */
+	GW_E_HSM_TOKEN,  /* no token with that label */
+	GW_E_HSM_PIN,    /* PIN rejected, locked or unreadable */
+	GW_E_HSM_KEY,    /* key not found */
+	GW_E_HSM_USAGE,  /* key exists but cannot sign */
+	GW_E_CONFIG,     /* configuration rejected */
+	GW_E_TRUST,      /* chain rejected by the trust engine */
+	GW_E_PARSE,      /* malformed input (PEM, DER, packet) */
+	GW_E_STATE,      /* state store failure */
+	GW_E_CA,         /* CA backend failure */
 	GW_E_MAX
 };
 
@@ -76,27 +76,27 @@ const char *gw_err_msg(void);
 const char *gw_err_name(int code);
 
 /* Raise (code, here) unless cond holds. */
-#define GW_ENSURE(c, e)                                                                            \
-	do {                                                                                       \
-		if (!(c))                                                                          \
-			return gw_err_set((e), GW_HERE);                                           \
+#define GW_ENSURE(c, e)                                  \
+	do {                                             \
+		if (!(c))                                \
+			return gw_err_set((e), GW_HERE); \
 	} while (0)
 
 /* Propagate a negative return. */
-#define GW_GUARD(x)                                                                                \
-	do {                                                                                       \
-		int rc_ = (x);                                                                     \
-		if (rc_ < 0)                                                                       \
-			return rc_;                                                                \
+#define GW_GUARD(x)                 \
+	do {                        \
+		int rc_ = (x);      \
+		if (rc_ < 0)        \
+			return rc_; \
 	} while (0)
 
 /* OpenSSL calls return 1 on success: anything else raises e with its reason. */
-#define GW_GUARD_OSSL(x, e)                                                                        \
-	do {                                                                                       \
-		if ((x) != 1) {                                                                    \
-			gw_err_set((e), GW_HERE);                                                  \
-			return gw_err_add_ossl();                                                  \
-		}                                                                                  \
+#define GW_GUARD_OSSL(x, e)                       \
+	do {                                      \
+		if ((x) != 1) {                   \
+			gw_err_set((e), GW_HERE); \
+			return gw_err_add_ossl(); \
+		}                                 \
 	} while (0)
 
 #endif /* GW_ERR_H */

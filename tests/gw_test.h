@@ -29,86 +29,86 @@
 
 static unsigned gw_test_pass_, gw_test_fail_;
 
-#define GW_TEST_BEGIN()                                                                            \
-	do {                                                                                       \
-		setvbuf(stdout, NULL, _IONBF, 0);                                                  \
-		gw_test_pass_ = gw_test_fail_ = 0;                                                 \
+#define GW_TEST_BEGIN()                            \
+	do {                                       \
+		setvbuf(stdout, NULL, _IONBF, 0);  \
+		gw_test_pass_ = gw_test_fail_ = 0; \
 	} while (0)
 
-#define GW_TEST_END()                                                                              \
-	do {                                                                                       \
-		printf("%s: %u passed, %u failed\n", __FILE__, gw_test_pass_, gw_test_fail_);      \
-		return gw_test_fail_ ? 1 : 0;                                                      \
+#define GW_TEST_END()                                                                         \
+	do {                                                                                  \
+		printf("%s: %u passed, %u failed\n", __FILE__, gw_test_pass_, gw_test_fail_); \
+		return gw_test_fail_ ? 1 : 0;                                                 \
 	} while (0)
 
-#define GW_TEST_SKIP(why)                                                                          \
-	do {                                                                                       \
-		printf("SKIP %s: %s\n", __FILE__, (why));                                          \
-		exit(77);                                                                          \
+#define GW_TEST_SKIP(why)                                 \
+	do {                                              \
+		printf("SKIP %s: %s\n", __FILE__, (why)); \
+		exit(77);                                 \
 	} while (0)
 
-#define GW_TEST_FAIL_(fmt, ...)                                                                    \
-	do {                                                                                       \
-		gw_test_fail_++;                                                                   \
-		fprintf(stderr, "FAIL %s:%d: " fmt " [last error: %s at %s]\n", __FILE__,        \
-			__LINE__, __VA_ARGS__, gw_err_msg(),                                       \
-			gw_err_get()->where ? gw_err_get()->where : "-");                          \
+#define GW_TEST_FAIL_(fmt, ...)                                                           \
+	do {                                                                              \
+		gw_test_fail_++;                                                          \
+		fprintf(stderr, "FAIL %s:%d: " fmt " [last error: %s at %s]\n", __FILE__, \
+			__LINE__, __VA_ARGS__, gw_err_msg(),                              \
+			gw_err_get()->where ? gw_err_get()->where : "-");                 \
 	} while (0)
 
-#define EXPECT_TRUE(c)                                                                             \
-	do {                                                                                       \
-		if (c)                                                                             \
-			gw_test_pass_++;                                                           \
-		else                                                                               \
-			GW_TEST_FAIL_("%s", #c);                                                   \
+#define EXPECT_TRUE(c)                           \
+	do {                                     \
+		if (c)                           \
+			gw_test_pass_++;         \
+		else                             \
+			GW_TEST_FAIL_("%s", #c); \
 	} while (0)
 
-#define EXPECT_OK(call)                                                                            \
-	do {                                                                                       \
-		long long r_ = (long long)(call);                                                  \
-		if (r_ >= 0)                                                                       \
-			gw_test_pass_++;                                                           \
-		else                                                                               \
-			GW_TEST_FAIL_("%s returned %lld, want >= 0", #call, r_);                   \
+#define EXPECT_OK(call)                                                          \
+	do {                                                                     \
+		long long r_ = (long long)(call);                                \
+		if (r_ >= 0)                                                     \
+			gw_test_pass_++;                                         \
+		else                                                             \
+			GW_TEST_FAIL_("%s returned %lld, want >= 0", #call, r_); \
 	} while (0)
 
-#define EXPECT_ERR(call, want)                                                                     \
-	do {                                                                                       \
-		long long r_ = (long long)(call), w_ = (long long)(want);                          \
-		if (r_ == w_)                                                                      \
-			gw_test_pass_++;                                                           \
-		else                                                                               \
-			GW_TEST_FAIL_("%s returned %lld, want %lld", #call, r_, w_);               \
+#define EXPECT_ERR(call, want)                                                       \
+	do {                                                                         \
+		long long r_ = (long long)(call), w_ = (long long)(want);            \
+		if (r_ == w_)                                                        \
+			gw_test_pass_++;                                             \
+		else                                                                 \
+			GW_TEST_FAIL_("%s returned %lld, want %lld", #call, r_, w_); \
 	} while (0)
 
-#define EXPECT_EQ(a, b)                                                                            \
-	do {                                                                                       \
-		long long a_ = (long long)(a), b_ = (long long)(b);                                \
-		if (a_ == b_)                                                                      \
-			gw_test_pass_++;                                                           \
-		else                                                                               \
-			GW_TEST_FAIL_("%s == %s: %lld != %lld", #a, #b, a_, b_);                   \
+#define EXPECT_EQ(a, b)                                                          \
+	do {                                                                     \
+		long long a_ = (long long)(a), b_ = (long long)(b);              \
+		if (a_ == b_)                                                    \
+			gw_test_pass_++;                                         \
+		else                                                             \
+			GW_TEST_FAIL_("%s == %s: %lld != %lld", #a, #b, a_, b_); \
 	} while (0)
 
-#define EXPECT_STREQ(a, b)                                                                         \
-	do {                                                                                       \
-		const char *a_ = (a), *b_ = (b);                                                   \
-		if (a_ && b_ && strcmp(a_, b_) == 0)                                               \
-			gw_test_pass_++;                                                           \
-		else                                                                               \
-			GW_TEST_FAIL_("%s == %s: '%s' != '%s'", #a, #b, a_ ? a_ : "(null)",       \
-				b_ ? b_ : "(null)");                                               \
+#define EXPECT_STREQ(a, b)                                                                  \
+	do {                                                                                \
+		const char *a_ = (a), *b_ = (b);                                            \
+		if (a_ && b_ && strcmp(a_, b_) == 0)                                        \
+			gw_test_pass_++;                                                    \
+		else                                                                        \
+			GW_TEST_FAIL_("%s == %s: '%s' != '%s'", #a, #b, a_ ? a_ : "(null)", \
+				b_ ? b_ : "(null)");                                        \
 	} while (0)
 
 /* a contains b (error messages are checked this way). */
-#define EXPECT_CONTAINS(a, b)                                                                      \
-	do {                                                                                       \
-		const char *a_ = (a), *b_ = (b);                                                   \
-		if (a_ && b_ && strstr(a_, b_))                                                    \
-			gw_test_pass_++;                                                           \
-		else                                                                               \
-			GW_TEST_FAIL_("'%s' does not contain '%s'", a_ ? a_ : "(null)",            \
-				b_ ? b_ : "(null)");                                               \
+#define EXPECT_CONTAINS(a, b)                                                           \
+	do {                                                                            \
+		const char *a_ = (a), *b_ = (b);                                        \
+		if (a_ && b_ && strstr(a_, b_))                                         \
+			gw_test_pass_++;                                                \
+		else                                                                    \
+			GW_TEST_FAIL_("'%s' does not contain '%s'", a_ ? a_ : "(null)", \
+				b_ ? b_ : "(null)");                                    \
 	} while (0)
 
 #endif /* GW_TEST_H */
