@@ -137,12 +137,19 @@ hook_poll(void *arg, unsigned worker)
 	gw_snap_reader_quiescent(t->p.pub, worker);
 }
 
+static void
+hook_stats_json(void *arg, FILE *f)
+{
+	gw_tls_dp_stats_json(arg, f);
+}
+
 void
 gw_tls_dp_hooks(struct gw_tls_dp *t, struct gw_dp_params *p)
 {
 	p->worker_init = hook_init;
 	p->worker_poll = hook_poll;
 	p->worker_fini = hook_fini;
+	p->stats_json = hook_stats_json;
 	p->hook_arg = t;
 }
 

@@ -49,7 +49,7 @@ GW_MUST_CHECK int gw_tls_dp_create(const struct gw_tls_dp_params *p, struct gw_t
 /* After gw_dp_stop. NULL ok. */
 void gw_tls_dp_destroy(struct gw_tls_dp *t);
 
-/* Point p's worker hooks at t. */
+/* Point p's worker hooks (and the stats_json hook: "tls":{...}) at t. */
 void gw_tls_dp_hooks(struct gw_tls_dp *t, struct gw_dp_params *p);
 
 /* Counters summed over the workers (copies at most a millisecond old). */

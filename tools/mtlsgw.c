@@ -10,11 +10,20 @@
  *
  * Signals: SIGINT/SIGTERM stop the workers, close the ports (taps
  * disappear), print the counters and exit 0. SIGUSR1 prints the counters
- * (one JSON line on stdout). SIGHUP is reserved for reload. The signals are
+ * (one JSON line on stdout). SIGHUP reloads: the file is loaded and
+ * validated beside the running config; if it is good, a new snapshot (TLS
+ * identities with their HSM keys, trust, upstreams) is built and published
+ * to the workers, new connections use it and established ones keep theirs;
+ * otherwise the errors are printed and nothing changes. Listeners cannot be
+ * added, removed or moved by a reload (the ports and stacks are set up at
+ * start). The signals are
  * blocked before rte_eal_init so every thread the EAL creates inherits the
  * mask and only the main thread ever takes them, synchronously.
  */
 #include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +34,23 @@
 
 #include "config.h"
 #include "dataplane.h"
+#include "hsm.h"
+#include "snapshot.h"
+#include "tls_ctx.h"
+#include "tls_dp.h"
+
+/* Control's side of TLS: the HSM handle, the ticket keys, the snapshots. */
+struct tls_ctl {
+	struct gw_hsm *hsm;
+	struct gw_tls_ctl *ctl;
+	struct gw_snap_pub *pub;
+	struct gw_tls_dp *tdp;
+	struct gw_tls_dp_params dpp;
+	struct gw_cfg *cur; /* the config of the current snapshot (NULL: the start one) */
+	uint64_t gen;
+	int64_t hsm_fails; /* hs_fail_hsm at the last look */
+	time_t hsm_retry;  /* earliest next key reload after HSM failures */
+};
 
 static void
 usage(FILE *f)
@@ -35,12 +61,13 @@ usage(FILE *f)
 }
 
 static int
-translate(const struct gw_cfg *cfg, struct gw_dp_params *p)
+translate(const struct gw_cfg *cfg, struct gw_dp_params *p, struct gw_tls_dp_params *tp)
 {
 	const struct gw_cfg_dataplane *d = &cfg->dataplane;
 	unsigned i, u;
 
 	memset(p, 0, sizeof(*p));
+	memset(tp, 0, sizeof(*tp));
 	if (d->n_workers > GW_DP_MAX_WORKERS || d->n_ports > GW_DP_MAX_PORTS ||
 		cfg->n_listeners > GW_DP_MAX_LISTENERS)
 		return gw_err_setf(-GW_E_CONFIG, GW_HERE,
@@ -84,25 +111,25 @@ translate(const struct gw_cfg *cfg, struct gw_dp_params *p)
 	p->n_ports = d->n_ports;
 	for (i = 0; i < cfg->n_listeners; i++) {
 		const struct gw_cfg_listener *cl = &cfg->listeners[i];
-		struct gw_dp_listener *l = &p->listeners[i];
+		struct gw_dp_listener *l = &p->listeners[p->n_listeners];
 
+		if (cl->service == GW_SVC_TLS_ECHO || cl->service == GW_SVC_TLS_PROXY) {
+			/* TLS listeners run through the TLS hooks (tls_dp.h) */
+			struct gw_tls_dp_listener *t = &tp->listeners[tp->n_listeners++];
+
+			snprintf(t->name, sizeof(t->name), "%s", cl->name);
+			t->ip = cl->addr.ip;
+			t->port = cl->addr.port;
+			t->backlog = cl->backlog;
+			t->kind = cl->service == GW_SVC_TLS_ECHO ? GW_SVCT_ECHO : GW_SVCT_PROXY;
+			continue;
+		}
+		p->n_listeners++;
 		l->name = cl->name;
 		l->ip = cl->addr.ip;
 		l->port = cl->addr.port;
 		l->backlog = cl->backlog;
-		switch (cl->service) {
-		case GW_SVC_ECHO:
-			l->service = GW_DP_SVC_ECHO;
-			break;
-		case GW_SVC_TCP_PROXY:
-			l->service = GW_DP_SVC_TCP_PROXY;
-			break;
-		default:
-			return gw_err_setf(-GW_E_CONFIG, GW_HERE,
-				"%s: listener '%s': TLS services are not available in this build "
-				"yet (use echo or tcp-proxy)",
-				cfg->path, cl->name);
-		}
+		l->service = cl->service == GW_SVC_TCP_PROXY ? GW_DP_SVC_TCP_PROXY : GW_DP_SVC_ECHO;
 		if (cl->has_upstream) {
 			if (cl->upstream.n_servers > GW_DP_MAX_UPSTREAMS)
 				return gw_err_setf(-GW_E_CONFIG, GW_HERE,
@@ -115,8 +142,161 @@ translate(const struct gw_cfg *cfg, struct gw_dp_params *p)
 			l->n_upstreams = cl->upstream.n_servers;
 		}
 	}
-	p->n_listeners = cfg->n_listeners;
+	tp->n_workers = d->n_workers;
 	return 0;
+}
+
+/* ---- TLS control: snapshots, reload, ticket keys, HSM recovery ---- */
+
+static int
+tls_build_publish(struct tls_ctl *t, const struct gw_cfg *cfg)
+{
+	struct gw_snapshot_ext ext;
+	struct gw_snapshot *s = NULL;
+	int rc;
+
+	gw_tls_ctl_ext(t->ctl, &ext);
+	rc = gw_snapshot_build(cfg, t->gen + 1, &ext, &s);
+	if (rc < 0)
+		return rc;
+	rc = gw_snap_pub_publish(t->pub, s);
+	if (rc < 0) {
+		gw_snapshot_destroy(s);
+		return rc;
+	}
+	t->gen++;
+	return 0;
+}
+
+static int
+tls_start(struct tls_ctl *t, const struct gw_cfg *cfg, struct gw_dp_params *p)
+{
+	struct gw_hsm_params hp = {
+		.module = cfg->hsm.module,
+		.pin_file = cfg->hsm.pin_file,
+		.pin_env = cfg->hsm.pin_env,
+	};
+	struct gw_tls_ctl_params cp = {0};
+
+	/* after rte_eal_init: the engine and its sessions belong to this process */
+	GW_GUARD(gw_hsm_open(&hp, &t->hsm));
+	cp.hsm = t->hsm;
+	GW_GUARD(gw_tls_ctl_create(&cp, &t->ctl));
+	GW_GUARD(gw_snap_pub_create(p->n_workers, &t->pub));
+	GW_GUARD(tls_build_publish(t, cfg));
+	t->dpp.pub = t->pub;
+	GW_GUARD(gw_tls_dp_create(&t->dpp, &t->tdp));
+	gw_tls_dp_hooks(t->tdp, p);
+	return 0;
+}
+
+static void
+tls_stop(struct tls_ctl *t, const struct gw_cfg *start_cfg)
+{
+	/* after gw_dp_stop: no reader left, no connection holds a snapshot */
+	gw_snap_pub_destroy(t->pub);
+	gw_tls_dp_destroy(t->tdp);
+	gw_tls_ctl_destroy(t->ctl);
+	gw_hsm_close(t->hsm);
+	if (t->hsm != NULL)
+		gw_hsm_shutdown();
+	if (t->cur != start_cfg)
+		gw_cfg_free(t->cur);
+}
+
+/* Can the running dataplane take n? Same listeners: names, addresses, services. */
+static int
+reload_compatible(const struct gw_cfg *o, const struct gw_cfg *n)
+{
+	if (o->n_listeners != n->n_listeners)
+		return gw_err_setf(-GW_E_CONFIG, GW_HERE,
+			"%s: %u listeners instead of %u: adding or removing listeners needs a "
+			"restart",
+			n->path, n->n_listeners, o->n_listeners);
+	for (unsigned i = 0; i < n->n_listeners; i++) {
+		const struct gw_cfg_listener *a = &o->listeners[i], *b = &n->listeners[i];
+
+		if (strcmp(a->name, b->name) != 0 || a->addr.ip != b->addr.ip ||
+			a->addr.port != b->addr.port || a->service != b->service)
+			return gw_err_setf(-GW_E_CONFIG, GW_HERE,
+				"%s: listener '%s' changed name, address or service: that needs a "
+				"restart",
+				n->path, b->name);
+	}
+	return 0;
+}
+
+/* The CPUs this process could use before the EAL pinned the main thread. */
+static cpu_set_t start_cpus;
+
+static void
+tls_reload(struct tls_ctl *t, const char *path, const struct gw_cfg *start_cfg)
+{
+	struct gw_cfg *n = NULL;
+	cpu_set_t pinned;
+	int rc;
+
+	/*
+	 * The loader checks worker lcores against the CPUs we may use; the EAL
+	 * has pinned this thread to the main lcore since, so validate with the
+	 * affinity the process started with, then pin again.
+	 */
+	CPU_ZERO(&pinned);
+	pthread_getaffinity_np(pthread_self(), sizeof(pinned), &pinned);
+	pthread_setaffinity_np(pthread_self(), sizeof(start_cpus), &start_cpus);
+	rc = gw_cfg_load(path, &n, stderr);
+	pthread_setaffinity_np(pthread_self(), sizeof(pinned), &pinned);
+	if (rc < 0) {
+		fprintf(stderr,
+			"mtlsgw: SIGHUP: %s rejected (errors above); running config unchanged\n",
+			path);
+		return;
+	}
+	if (reload_compatible(start_cfg, n) < 0 ||
+		(t->pub != NULL && tls_build_publish(t, n) < 0)) {
+		fprintf(stderr, "mtlsgw: SIGHUP: %s; running config unchanged\n", gw_err_msg());
+		gw_cfg_free(n);
+		return;
+	}
+	if (t->cur != start_cfg)
+		gw_cfg_free(t->cur);
+	t->cur = n;
+	fprintf(stderr, "mtlsgw: SIGHUP: reloaded %s (generation %" PRIu64 ")\n", path, t->gen);
+}
+
+/* Once a second on the main lcore. */
+static void
+tls_tick(struct tls_ctl *t)
+{
+	time_t now = time(NULL);
+	int64_t fails;
+
+	if (t->pub == NULL)
+		return;
+	if (gw_tls_ctl_rotate(t->ctl, now, false) == 1)
+		fprintf(stderr, "mtlsgw: session ticket key rotated (key %" PRIu64 ")\n",
+			gw_tls_ctl_key_serial(t->ctl));
+	gw_snap_pub_reclaim(t->pub, false);
+	/*
+	 * Signatures failing in the HSM (token gone, key deleted): load the
+	 * keys again through a new snapshot, every 5 s while failures go on,
+	 * so the workers recover without a restart once the token is back.
+	 */
+	fails = gw_tls_dp_stat(t->tdp, "hs_fail_hsm");
+	if (fails > t->hsm_fails && now >= t->hsm_retry) {
+		t->hsm_retry = now + 5;
+		if (tls_build_publish(t, t->cur) == 0)
+			fprintf(stderr,
+				"mtlsgw: HSM: %" PRId64 " signature failure(s); listener keys "
+				"reloaded from the token (generation %" PRIu64 ")\n",
+				fails - t->hsm_fails, t->gen);
+		else
+			fprintf(stderr,
+				"mtlsgw: HSM: signatures fail and the keys cannot be "
+				"reloaded: %s\n",
+				gw_err_msg());
+		t->hsm_fails = fails;
+	}
 }
 
 static void
@@ -142,6 +322,7 @@ main(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	static struct gw_dp_params params;
+	static struct tls_ctl tls;
 	const char *config = NULL;
 	struct gw_cfg *cfg = NULL;
 	struct gw_dp *dp = NULL;
@@ -186,7 +367,7 @@ main(int argc, char **argv)
 			config);
 		return 1;
 	}
-	if (translate(cfg, &params) < 0) {
+	if (translate(cfg, &params, &tls.dpp) < 0) {
 		fprintf(stderr, "mtlsgw: %s\n", gw_err_msg());
 		goto out;
 	}
@@ -204,17 +385,24 @@ main(int argc, char **argv)
 	}
 
 	block_signals(&set);
+	CPU_ZERO(&start_cpus);
+	pthread_getaffinity_np(pthread_self(), sizeof(start_cpus), &start_cpus);
 	if (gw_dp_eal_init(&params, argv[0]) < 0) {
 		fprintf(stderr, "mtlsgw: %s\n", gw_err_msg());
 		goto out;
 	}
 	eal_up = true;
+	tls.cur = cfg;
+	if (tls.dpp.n_listeners > 0 && tls_start(&tls, cfg, &params) < 0) {
+		fprintf(stderr, "mtlsgw: TLS: %s\n", gw_err_msg());
+		goto out;
+	}
 	if (gw_dp_start(&params, &dp) < 0) {
 		fprintf(stderr, "mtlsgw: %s\n", gw_err_msg());
 		goto out;
 	}
 	fprintf(stderr, "mtlsgw: running: %u worker(s), %u port(s), %u listener(s)\n",
-		params.n_workers, params.n_ports, params.n_listeners);
+		params.n_workers, params.n_ports, params.n_listeners + tls.dpp.n_listeners);
 	for (;;) {
 		struct timespec ts = {.tv_sec = 1};
 		int sig = sigtimedwait(&set, NULL, &ts);
@@ -226,13 +414,14 @@ main(int argc, char **argv)
 		if (sig == SIGUSR1)
 			gw_dp_stats_json(dp, stdout);
 		else if (sig == SIGHUP)
-			fprintf(stderr, "mtlsgw: SIGHUP: reload is not implemented yet; "
-					"running config unchanged\n");
+			tls_reload(&tls, config, cfg);
+		tls_tick(&tls);
 	}
 	gw_dp_stats_json(dp, stdout);
 	rc = 0;
 out:
 	gw_dp_stop(dp);
+	tls_stop(&tls, cfg);
 	if (eal_up)
 		rte_eal_cleanup();
 	gw_cfg_free(cfg);

@@ -194,7 +194,7 @@ gw_stat() {
 import json, sys
 d = json.loads(sys.stdin.read())
 for k in sys.argv[1:]:
-    print(next(v[k] for v in (d["net"], d["tcp"], d["conns"], d) if k in v))' "$@"
+    print(next(v[k] for v in (d["net"], d["tcp"], d["conns"], d.get("tls", {}), d) if k in v))' "$@"
 }
 
 # gw_peer ARGS... : tests/integ/dp_peer.py inside our namespace
