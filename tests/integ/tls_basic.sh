@@ -144,6 +144,11 @@ PY
 gw_ok "4 MiB relayed byte-exact both ways through tls-proxy (PROXY v2 header parsed upstream)"
 
 # --- reload under traffic: a held connection survives, new handshakes use the new trust
+# (a session saved before the reload, to try resuming it after)
+(printf 'x\n'; sleep 1) | gw_in timeout 15 openssl s_client -connect "$GW_GW_IP:8446" \
+	-servername "$SNI" -CAfile "$P/root.pem" -cert "$P/client.leaf.pem" -key "$P/client.key" \
+	-cert_chain "$P/int.pem" -sess_out "$T/psess.pem" -quiet -no_ign_eof >/dev/null 2>&1 || true
+[ -s "$T/psess.pem" ] || gw_fail "no tls-proxy session saved"
 gw_in "$GW_PY" - "$GW_GW_IP" "$P" "$SNI" "$T" "$GW_GW_PID" <<'PY' || gw_fail "reload under traffic"
 import os, signal, socket, ssl, sys, time
 ip, p, sni, t, pid = sys.argv[1:6]
@@ -184,6 +189,14 @@ held.unwrap()
 PY
 grep -q "reloaded" "$T/gw.err" || gw_fail "no reload message: $(tail -3 "$T/gw.err")"
 gw_ok "SIGHUP with a new trust: held connection kept relaying, new handshake refused"
+stale=$(gw_stat ticket_stale_trust)
+out=$( (printf 'y\n'; sleep 1) | gw_in timeout 15 openssl s_client -connect "$GW_GW_IP:8446" \
+	-servername "$SNI" -CAfile "$P/root.pem" -cert "$P/client.leaf.pem" -key "$P/client.key" \
+	-cert_chain "$P/int.pem" -sess_in "$T/psess.pem" -no_ign_eof 2>&1 || true)
+case "$out" in *Reused*) gw_fail "resumed a session the new trust does not cover" ;; esac
+case "$out" in *"unknown ca"*) ;; *) gw_fail "resumption after the trust change: $out" ;; esac
+[ "$(gw_stat ticket_stale_trust)" -gt "$stale" ] || gw_fail "ticket_stale_trust not counted"
+gw_ok "a ticket from before the trust change does not resume: full handshake, unknown_ca"
 
 # a broken config is refused, the running one stays
 cp "$T/gw.yaml" "$T/good.yaml"
