@@ -148,6 +148,20 @@ write_file(const char *path, const char *s)
 	chmod(path, 0600);
 }
 
+/* Remove the temp dir on every exit, also the exit(2) of a failed setup. */
+static void
+remove_dir(void)
+{
+	char cmd[128];
+
+	if (dir[0] == 0)
+		return;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", dir);
+	dir[0] = 0;
+}
+
 static void
 setup_softhsm(void)
 {
@@ -158,6 +172,7 @@ setup_softhsm(void)
 		perror("mkdtemp");
 		exit(2);
 	}
+	atexit(remove_dir);
 	snprintf(path, sizeof(path), "%s/tokens", dir);
 	mkdir(path, 0700);
 	snprintf(conf, sizeof(conf),
@@ -1190,12 +1205,6 @@ main(int argc, char **argv)
 	SSL_CTX_free(c12);
 	mk_corpus_free(&K);
 	gw_hsm_close(h);
-	{
-		char cmd[128];
-
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "could not remove %s\n", dir);
-	}
+	remove_dir();
 	GW_TEST_END();
 }
