@@ -54,6 +54,16 @@ struct raw_port {
 	unsigned mtu;
 };
 
+struct raw_dp_tls {
+	char *handshake_timeout, *idle_timeout;
+	unsigned max_handshakes;
+};
+
+struct raw_dp_tcp {
+	char *time_wait, *handshake_timeout, *idle_timeout, *rto_min;
+	unsigned sndbuf, rcvbuf;
+};
+
 struct raw_dataplane {
 	unsigned *workers;
 	unsigned workers_count;
@@ -64,6 +74,8 @@ struct raw_dataplane {
 	char *idle;
 	struct raw_port *ports;
 	unsigned ports_count;
+	struct raw_dp_tls *tls;
+	struct raw_dp_tcp *tcp;
 };
 
 struct raw_identity {
@@ -79,6 +91,7 @@ struct raw_tls {
 	struct raw_identity *identity;
 	unsigned identity_count;
 	char *client_auth;
+	char *ticket_lifetime;
 };
 
 struct raw_allow {
@@ -177,6 +190,23 @@ static const cyaml_schema_value_t port_entry = {
 	CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct raw_port, port_fields),
 };
 
+static const cyaml_schema_field_t dp_tls_fields[] = {
+	STR("handshake_timeout", OPT, struct raw_dp_tls, handshake_timeout),
+	STR("idle_timeout", OPT, struct raw_dp_tls, idle_timeout),
+	CYAML_FIELD_UINT("max_handshakes", OPT, struct raw_dp_tls, max_handshakes),
+	CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t dp_tcp_fields[] = {
+	STR("time_wait", OPT, struct raw_dp_tcp, time_wait),
+	STR("handshake_timeout", OPT, struct raw_dp_tcp, handshake_timeout),
+	STR("idle_timeout", OPT, struct raw_dp_tcp, idle_timeout),
+	STR("rto_min", OPT, struct raw_dp_tcp, rto_min),
+	CYAML_FIELD_UINT("sndbuf", OPT, struct raw_dp_tcp, sndbuf),
+	CYAML_FIELD_UINT("rcvbuf", OPT, struct raw_dp_tcp, rcvbuf),
+	CYAML_FIELD_END,
+};
+
 static const cyaml_schema_field_t dataplane_fields[] = {
 	CYAML_FIELD_SEQUENCE("workers", CYAML_FLAG_POINTER, struct raw_dataplane, workers,
 		&uint_entry, 0, GW_CFG_MAX_WORKERS),
@@ -187,6 +217,8 @@ static const cyaml_schema_field_t dataplane_fields[] = {
 	STR("idle", OPT, struct raw_dataplane, idle),
 	CYAML_FIELD_SEQUENCE("ports", CYAML_FLAG_POINTER, struct raw_dataplane, ports, &port_entry,
 		0, GW_CFG_MAX_PORTS),
+	CYAML_FIELD_MAPPING_PTR("tls", OPT, struct raw_dataplane, tls, dp_tls_fields),
+	CYAML_FIELD_MAPPING_PTR("tcp", OPT, struct raw_dataplane, tcp, dp_tcp_fields),
 	CYAML_FIELD_END,
 };
 
@@ -206,6 +238,7 @@ static const cyaml_schema_field_t tls_fields[] = {
 	CYAML_FIELD_SEQUENCE("identity", CYAML_FLAG_POINTER | OPT, struct raw_tls, identity,
 		&identity_entry, 0, GW_CFG_MAX_LIST),
 	STR("client_auth", OPT, struct raw_tls, client_auth),
+	STR("ticket_lifetime", OPT, struct raw_tls, ticket_lifetime),
 	CYAML_FIELD_END,
 };
 
@@ -444,6 +477,69 @@ parse_duration(const char *s, uint64_t *secs)
 		return false;
 	*secs = v * mul;
 	return true;
+}
+
+/* parse_duration's forms, and "250ms" for the sub-second timers. */
+static bool
+parse_duration_ms(const char *s, uint64_t *ms)
+{
+	size_t n = strlen(s);
+	uint64_t secs;
+
+	if (n > 2 && strcmp(s + n - 2, "ms") == 0) {
+		char *end;
+		unsigned long long v;
+
+		if (!isdigit((unsigned char)s[0]))
+			return false;
+		errno = 0;
+		v = strtoull(s, &end, 10);
+		if (errno || v == 0 || end != s + n - 2 || v > UINT32_MAX)
+			return false;
+		*ms = v;
+		return true;
+	}
+	if (!parse_duration(s, &secs))
+		return false;
+	*ms = secs * 1000; /* parse_duration keeps room for this */
+	return true;
+}
+
+/*
+ * An optional duration key in [min_ms, max_ms] into *out (left as is when
+ * absent). range is how the bounds read in the message, e.g. "1s..10m".
+ */
+static void
+conv_duration_ms(struct gw_cfg_ctx *c, const char *pfx, const char *key, const char *s,
+	uint64_t min_ms, uint64_t max_ms, const char *range, uint32_t *out)
+{
+	uint64_t ms;
+
+	if (!s)
+		return;
+	if (!parse_duration_ms(s, &ms))
+		gw_cfg_err(c, 0, pfx, key,
+			"'%s' is not a duration (expected a number and one of ms, s, m, h, d, "
+			"e.g. 10s)",
+			s);
+	else if (ms < min_ms || ms > max_ms)
+		gw_cfg_err(c, 0, pfx, key, "'%s' is out of range (expected %s)", s, range);
+	else
+		*out = (uint32_t)ms;
+}
+
+/* An optional whole-number key in [min, max] into *out. */
+static void
+conv_uint_range(struct gw_cfg_ctx *c, const char *pfx, const char *key, unsigned v, unsigned min,
+	unsigned max, const char *unit, uint32_t *out)
+{
+	if (!gw_cfg_has(c, pfx, key))
+		return;
+	if (v < min || v > max)
+		gw_cfg_err(c, 0, pfx, key, "%u is out of range (expected %u..%u%s)", v, min, max,
+			unit);
+	else
+		*out = v;
 }
 
 /* ---- files ----------------------------------------------------------------- */
@@ -799,6 +895,52 @@ cpu_allowed(unsigned id, const cpu_set_t *set, bool have_set)
 	return !have_set || (id < CPU_SETSIZE && CPU_ISSET(id, set));
 }
 
+/*
+ * dataplane.tls and dataplane.tcp: the defaults are those of dataplane/tls.h
+ * and dataplane/tcp.h, written out so the config says what runs. The bounds
+ * keep each knob where the stack still works (a timer of 0 would mean "the
+ * default" below us; buffers above 1 GiB are refused by the stack).
+ */
+static int
+conv_dp_knobs(struct gw_cfg_ctx *c, const struct raw_dataplane *r, struct gw_cfg_dataplane *d)
+{
+	const struct raw_dp_tls no_tls = {0}, *t = r->tls ? r->tls : &no_tls;
+	const struct raw_dp_tcp no_tcp = {0}, *p = r->tcp ? r->tcp : &no_tcp;
+	const char *tpfx = "dataplane.tls", *ppfx = "dataplane.tcp";
+
+	d->tls = (struct gw_cfg_dp_tls){
+		.handshake_timeout_ms = 10000,
+		.idle_timeout_ms = 300000,
+		.max_handshakes = 512,
+	};
+	conv_duration_ms(c, tpfx, "handshake_timeout", t->handshake_timeout, 100, 600000,
+		"100ms..10m", &d->tls.handshake_timeout_ms);
+	conv_duration_ms(c, tpfx, "idle_timeout", t->idle_timeout, 1000, 7 * 86400000ull, "1s..7d",
+		&d->tls.idle_timeout_ms);
+	conv_uint_range(c, tpfx, "max_handshakes", t->max_handshakes, 1, 16384,
+		" handshakes in progress per worker", &d->tls.max_handshakes);
+
+	d->tcp = (struct gw_cfg_dp_tcp){
+		.time_wait_ms = 2000,
+		.handshake_timeout_ms = 10000,
+		.idle_timeout_ms = 300000,
+		.rto_min_ms = 200,
+		.sndbuf = 256 * 1024,
+		.rcvbuf = 256 * 1024,
+	};
+	conv_duration_ms(
+		c, ppfx, "time_wait", p->time_wait, 10, 240000, "10ms..240s", &d->tcp.time_wait_ms);
+	conv_duration_ms(c, ppfx, "handshake_timeout", p->handshake_timeout, 100, 600000,
+		"100ms..10m", &d->tcp.handshake_timeout_ms);
+	conv_duration_ms(c, ppfx, "idle_timeout", p->idle_timeout, 1000, 7 * 86400000ull, "1s..7d",
+		&d->tcp.idle_timeout_ms);
+	/* RTO_MAX is 60 s (RFC 6298 2.5): a higher minimum would be no bound */
+	conv_duration_ms(c, ppfx, "rto_min", p->rto_min, 1, 60000, "1ms..60s", &d->tcp.rto_min_ms);
+	conv_uint_range(c, ppfx, "sndbuf", p->sndbuf, 4096, 1u << 30, " bytes", &d->tcp.sndbuf);
+	conv_uint_range(c, ppfx, "rcvbuf", p->rcvbuf, 4096, 1u << 30, " bytes", &d->tcp.rcvbuf);
+	return 0;
+}
+
 static int
 conv_dataplane(struct gw_cfg_ctx *c, const struct raw_dataplane *r, struct gw_cfg_dataplane *d)
 {
@@ -904,6 +1046,7 @@ conv_dataplane(struct gw_cfg_ctx *c, const struct raw_dataplane *r, struct gw_cf
 	d->idle = GW_IDLE_ADAPTIVE;
 	if (r->idle && ENUM(c, pfx, "idle", r->idle, idle_modes, &v) == 0)
 		d->idle = (enum gw_idle_mode)v;
+	GW_GUARD(conv_dp_knobs(c, r, d));
 
 	if (r->ports_count == 0)
 		gw_cfg_err(c, 0, pfx, "ports", "needs at least one port");
@@ -1053,6 +1196,21 @@ conv_tls(struct gw_cfg_ctx *c, const char *lpfx, const struct raw_tls *r, bool m
 	t->client_auth = GW_CLIENT_AUTH_REQUIRED;
 	if (r->client_auth && ENUM(c, pfx, "client_auth", r->client_auth, client_auths, &v) == 0)
 		t->client_auth = (enum gw_client_auth)v;
+	if (r->ticket_lifetime) {
+		uint64_t secs;
+
+		/* RFC 8446 4.6.1: a ticket lifetime is at most seven days */
+		if (!parse_duration(r->ticket_lifetime, &secs))
+			gw_cfg_err(c, 0, pfx, "ticket_lifetime",
+				"'%s' is not a duration (expected a number and one of s, m, h, d, "
+				"e.g. 1h)",
+				r->ticket_lifetime);
+		else if (secs < 60 || secs > 7 * 86400)
+			gw_cfg_err(c, 0, pfx, "ticket_lifetime",
+				"'%s' is out of range (expected 1m..7d)", r->ticket_lifetime);
+		else
+			t->ticket_lifetime_s = (unsigned)secs;
+	}
 	if (r->ciphersuites_count) {
 		SSL_CTX *ctx = SSL_CTX_new(TLS_method());
 

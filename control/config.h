@@ -89,6 +89,27 @@ struct gw_cfg_port {
 	enum gw_memif_role memif_role; /* memif only; default server */
 };
 
+/*
+ * dataplane.tls: limits of every worker's TLS layer (dataplane/tls.h); they
+ * apply per worker, to all its TLS listeners together. Durations in the
+ * file are "500ms", "10s", "5m", "1h", "1d" (see README "Configuration").
+ */
+struct gw_cfg_dp_tls {
+	uint32_t handshake_timeout_ms; /* accept to Finished; default 10 s */
+	uint32_t idle_timeout_ms;      /* no plaintext either way; default 300 s */
+	uint32_t max_handshakes;       /* concurrent per worker; default 512 */
+};
+
+/* dataplane.tcp: every worker's TCP stack (dataplane/tcp.h). */
+struct gw_cfg_dp_tcp {
+	uint32_t time_wait_ms;         /* TIME_WAIT; default 2 s */
+	uint32_t handshake_timeout_ms; /* SYN_SENT/SYN_RCVD lifetime; default 10 s */
+	uint32_t idle_timeout_ms;      /* default 300 s */
+	uint32_t rto_min_ms;           /* lower bound of the RTO; default 200 ms */
+	uint32_t sndbuf;               /* bytes per connection; default 256 KiB */
+	uint32_t rcvbuf;               /* bytes per connection (window); default 256 KiB */
+};
+
 struct gw_cfg_dataplane {
 	unsigned workers[GW_CFG_MAX_WORKERS]; /* lcore ids of the workers */
 	unsigned n_workers;
@@ -99,6 +120,8 @@ struct gw_cfg_dataplane {
 	enum gw_idle_mode idle;
 	struct gw_cfg_port ports[GW_CFG_MAX_PORTS];
 	unsigned n_ports;
+	struct gw_cfg_dp_tls tls; /* defaults filled in when the section is absent */
+	struct gw_cfg_dp_tcp tcp;
 };
 
 struct gw_cfg_identity {
@@ -119,7 +142,8 @@ struct gw_cfg_tls {
 	/*
 	 * tls.ticket_lifetime (seconds): how long a session ticket resumes, and
 	 * the rotation period of the ticket keys every worker shares
-	 * (control/tls_ctx.h). 0 = the default, 3600.
+	 * (control/tls_ctx.h). 0 = the default, 3600. In the file a duration,
+	 * e.g. "1h", "30m", "3600s"; at most 7d (RFC 8446 4.6.1).
 	 */
 	unsigned ticket_lifetime_s;
 };

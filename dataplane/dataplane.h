@@ -65,6 +65,11 @@ struct gw_dp_params {
 	unsigned n_listeners;
 	uint32_t max_conns; /* per worker; 0 = the TCP stack's default */
 	unsigned n_mbufs;   /* 0 = sized from memory_mb */
+	/* every worker's TCP stack (gw_tcp_stack_params); 0 = the stack's default */
+	struct {
+		uint32_t sndbuf, rcvbuf;
+		uint32_t time_wait_ms, handshake_timeout_ms, idle_timeout_ms, rto_min_ms;
+	} tcp;
 
 	/*
 	 * Optional per-worker hooks for layers above TCP (TLS listeners,

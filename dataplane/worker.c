@@ -250,6 +250,12 @@ gw_worker_setup(struct gw_lcore *lc)
 		.max_conns = p->max_conns,
 		.tsc_hz = dp->tsc_hz,
 		.mtu = dp->mtu,
+		.sndbuf = p->tcp.sndbuf,
+		.rcvbuf = p->tcp.rcvbuf,
+		.time_wait_ms = p->tcp.time_wait_ms,
+		.handshake_timeout_ms = p->tcp.handshake_timeout_ms,
+		.idle_timeout_ms = p->tcp.idle_timeout_ms,
+		.rto_min_ms = p->tcp.rto_min_ms,
 	};
 	unsigned i, u;
 	int rc;

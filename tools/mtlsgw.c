@@ -79,6 +79,16 @@ translate(const struct gw_cfg *cfg, struct gw_dp_params *p, struct gw_tls_dp_par
 	p->memory_mb = d->memory_mb;
 	p->file_prefix = d->file_prefix;
 	p->idle_poll = d->idle == GW_IDLE_POLL;
+	p->tcp.sndbuf = d->tcp.sndbuf;
+	p->tcp.rcvbuf = d->tcp.rcvbuf;
+	p->tcp.time_wait_ms = d->tcp.time_wait_ms;
+	p->tcp.handshake_timeout_ms = d->tcp.handshake_timeout_ms;
+	p->tcp.idle_timeout_ms = d->tcp.idle_timeout_ms;
+	p->tcp.rto_min_ms = d->tcp.rto_min_ms;
+	/* per worker, shared by its TLS listeners (tls.h) */
+	tp->worker.handshake_timeout_ms = d->tls.handshake_timeout_ms;
+	tp->worker.idle_timeout_ms = d->tls.idle_timeout_ms;
+	tp->worker.max_handshakes = d->tls.max_handshakes;
 	for (i = 0; i < d->n_ports; i++) {
 		const struct gw_cfg_port *cp = &d->ports[i];
 		struct gw_dp_port *dp = &p->ports[i];

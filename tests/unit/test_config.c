@@ -1269,6 +1269,139 @@ main(void)
 		gw_hsm_shutdown();
 	}
 
+	{ /* dataplane.tls, dataplane.tcp, tls.ticket_lifetime: defaults */
+		struct gw_cfg *c = NULL;
+
+		EXPECT_OK(load_text(
+			TLS_HEAD("tls-echo") "    trust: {mode: ca, certs: [root.pem]}\n", &c));
+		if (c) {
+			const struct gw_cfg_dataplane *d = &c->dataplane;
+
+			EXPECT_EQ(d->tls.handshake_timeout_ms, 10000);
+			EXPECT_EQ(d->tls.idle_timeout_ms, 300000);
+			EXPECT_EQ(d->tls.max_handshakes, 512);
+			EXPECT_EQ(d->tcp.time_wait_ms, 2000);
+			EXPECT_EQ(d->tcp.handshake_timeout_ms, 10000);
+			EXPECT_EQ(d->tcp.idle_timeout_ms, 300000);
+			EXPECT_EQ(d->tcp.rto_min_ms, 200);
+			EXPECT_EQ(d->tcp.sndbuf, 256 * 1024);
+			EXPECT_EQ(d->tcp.rcvbuf, 256 * 1024);
+			EXPECT_EQ(c->listeners[0].tls.ticket_lifetime_s, 0);
+		}
+		gw_cfg_free(c);
+	}
+
+#define KNOBS_DP(tls, tcp)                                       \
+	"dataplane:\n"                                           \
+	"  workers: [1]\n"                                       \
+	"  no_huge: true\n"                                      \
+	"  ports:\n"                                             \
+	"    - name: wan\n"                                      \
+	"      driver: tap\n"                                    \
+	"      device: mtlsgw0\n"                                \
+	"      address: 10.99.0.2/24\n"                          \
+	"  tls:\n" tls "  tcp:\n" tcp "hsm: { pin_file: pin }\n" \
+	"listeners:\n"                                           \
+	"  - name: t\n"                                          \
+	"    address: 10.99.0.2:443\n"                           \
+	"    service: tls-echo\n"                                \
+	"    trust: {mode: ca, certs: [root.pem]}\n"             \
+	"    tls:\n"                                             \
+	"      identity: [{cert: api.pem, key: \"pkcs11:token=gw;object=api\"}]\n"
+
+	{ /* dataplane.tls, dataplane.tcp, tls.ticket_lifetime: every key set */
+		struct gw_cfg *c = NULL;
+
+		EXPECT_OK(load_text(KNOBS_DP("    handshake_timeout: 2500ms\n"
+					     "    idle_timeout: 1m\n"
+					     "    max_handshakes: 64\n",
+					    "    time_wait: 500ms\n"
+					    "    handshake_timeout: 5s\n"
+					    "    idle_timeout: 2h\n"
+					    "    rto_min: 1s\n"
+					    "    sndbuf: 65536\n"
+					    "    rcvbuf: 131072\n") "      ticket_lifetime: 30m\n",
+			&c));
+		EXPECT_STREQ(errbuf, "");
+		if (c) {
+			const struct gw_cfg_dataplane *d = &c->dataplane;
+
+			EXPECT_EQ(d->tls.handshake_timeout_ms, 2500);
+			EXPECT_EQ(d->tls.idle_timeout_ms, 60000);
+			EXPECT_EQ(d->tls.max_handshakes, 64);
+			EXPECT_EQ(d->tcp.time_wait_ms, 500);
+			EXPECT_EQ(d->tcp.handshake_timeout_ms, 5000);
+			EXPECT_EQ(d->tcp.idle_timeout_ms, 7200000);
+			EXPECT_EQ(d->tcp.rto_min_ms, 1000);
+			EXPECT_EQ(d->tcp.sndbuf, 65536);
+			EXPECT_EQ(d->tcp.rcvbuf, 131072);
+			EXPECT_EQ(c->listeners[0].tls.ticket_lifetime_s, 1800);
+		}
+		gw_cfg_free(c);
+		/* the other spellings of ticket_lifetime */
+		EXPECT_OK(load_text(KNOBS_DP("    max_handshakes: 1\n",
+					    "    rto_min: 1ms\n") "      ticket_lifetime: 3600s\n",
+			&c));
+		EXPECT_EQ(c ? c->listeners[0].tls.ticket_lifetime_s : 0, 3600);
+		gw_cfg_free(c);
+		EXPECT_OK(load_text(KNOBS_DP("    idle_timeout: 7d\n",
+					    "    sndbuf: 4096\n") "      ticket_lifetime: 1h\n",
+			&c));
+		EXPECT_EQ(c ? c->listeners[0].tls.ticket_lifetime_s : 0, 3600);
+		EXPECT_EQ(c ? c->dataplane.tls.idle_timeout_ms : 0, 7 * 86400000u);
+		gw_cfg_free(c);
+	}
+
+	{ /* dataplane.tls, dataplane.tcp, tls.ticket_lifetime: every bad value, with lines */
+		EXPECT_CFG_ERR(
+			KNOBS_DP("    handshake_timeout: 50ms\n" /* 10 */
+				 "    idle_timeout: soon\n"
+				 "    max_handshakes: 0\n",
+				"    time_wait: 0s\n" /* 14 */
+				"    handshake_timeout: 11m\n"
+				"    idle_timeout: 8d\n"
+				"    rto_min: 61s\n"
+				"    sndbuf: 100\n"
+				"    rcvbuf: 2147483648\n") "      ticket_lifetime: 8d\n", /* 28 */
+			"gw.yaml:10: dataplane.tls.handshake_timeout: '50ms' is out of range "
+			"(expected 100ms..10m)");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:11: dataplane.tls.idle_timeout: 'soon' is not a "
+					"duration (expected a number and one of ms, s, m, h, d, "
+					"e.g. 10s)");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:12: dataplane.tls.max_handshakes: 0 is out of "
+					"range (expected 1..16384 handshakes in progress per "
+					"worker)");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:14: dataplane.tcp.time_wait: '0s' is not a "
+					"duration");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:15: dataplane.tcp.handshake_timeout: '11m' is out "
+					"of range (expected 100ms..10m)");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:16: dataplane.tcp.idle_timeout: '8d' is out of "
+					"range (expected 1s..7d)");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:17: dataplane.tcp.rto_min: '61s' is out of range "
+					"(expected 1ms..60s)");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:18: dataplane.tcp.sndbuf: 100 is out of range "
+					"(expected 4096..1073741824 bytes)");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:19: dataplane.tcp.rcvbuf: 2147483648 is out of "
+					"range (expected 4096..1073741824 bytes)");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:28: listeners[0].tls.ticket_lifetime: '8d' is out "
+					"of range (expected 1m..7d)");
+		EXPECT_EQ(n_lines(), 10);
+		EXPECT_CFG_ERR(TLS_HEAD("tls-echo") "      ticket_lifetime: 3600\n"
+						    "    trust: {mode: ca, certs: [root.pem]}\n",
+			"gw.yaml:16: listeners[0].tls.ticket_lifetime: '3600' is not a duration "
+			"(expected a number and one of s, m, h, d, e.g. 1h)");
+		EXPECT_CFG_ERR(TLS_HEAD("tls-echo") "      ticket_lifetime: 30s\n"
+						    "    trust: {mode: ca, certs: [root.pem]}\n",
+			"gw.yaml:16: listeners[0].tls.ticket_lifetime: '30s' is out of range");
+		/* unknown keys in the new sections stay errors */
+		EXPECT_CFG_ERR(KNOBS_DP("    handshake_timeut: 1s\n", "    sndbuff: 4096\n"),
+			"gw.yaml:10: dataplane.tls.handshake_timeut: unknown key (expected one of: "
+			"handshake_timeout, idle_timeout, max_handshakes)");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:12: dataplane.tcp.sndbuff: unknown key (expected "
+					"one of: time_wait, handshake_timeout, idle_timeout, "
+					"rto_min, sndbuf, rcvbuf)");
+	}
+
 	{ /* a missing file */
 		struct gw_cfg *c = NULL;
 		char p[128];
