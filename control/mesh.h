@@ -90,7 +90,10 @@ GW_MUST_CHECK int gw_mesh_prepare(struct gw_mesh *m, const struct gw_cfg *next, 
 /* A snapshot of generation gen built from cfg is now published. */
 GW_MUST_CHECK int gw_mesh_published(struct gw_mesh *m, const struct gw_cfg *cfg, uint64_t gen);
 
-/* Serve the admin API and do timed work, waiting at most timeout_ms. */
+/*
+ * Serve the admin API and do timed work (once a second), waiting up to
+ * timeout_ms for a request (without an admin socket: sleeping timeout_ms).
+ */
 int gw_mesh_run(struct gw_mesh *m, int timeout_ms);
 
 /* The CA (NULL without backends), borrowed. */

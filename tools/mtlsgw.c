@@ -35,6 +35,7 @@
 #include "config.h"
 #include "dataplane.h"
 #include "hsm.h"
+#include "mesh.h"
 #include "snapshot.h"
 #include "tls_ctx.h"
 #include "tls_dp.h"
@@ -51,6 +52,20 @@ struct tls_ctl {
 	int64_t hsm_fails; /* hs_fail_hsm at the last look */
 	time_t hsm_retry;  /* earliest next key reload after HSM failures */
 };
+
+/*
+ * The mesh control plane (control/mesh.h, issue 7): CA backends, rotation
+ * rules, the mesh listeners' identities and the admin API. It wraps the TLS
+ * snapshot extension and is told about every publish; see the mesh_*
+ * functions below main's helpers.
+ */
+static struct {
+	struct gw_mesh *m;
+	struct tls_ctl *t;
+	const char *path;           /* the config file, for reloads from the API */
+	const struct gw_cfg *start; /* the start config (listeners are fixed) */
+	bool force;                 /* the reload in progress was asked with --force */
+} mesh;
 
 static void
 usage(FILE *f)
@@ -166,6 +181,11 @@ tls_build_publish(struct tls_ctl *t, const struct gw_cfg *cfg)
 	int rc;
 
 	gw_tls_ctl_ext(t->ctl, &ext);
+	if (mesh.m != NULL) {
+		struct gw_snapshot_ext tls_ext = ext;
+
+		gw_mesh_ext(mesh.m, &tls_ext, &ext); /* mesh trust and identities around TLS */
+	}
 	rc = gw_snapshot_build(cfg, t->gen + 1, &ext, &s);
 	if (rc < 0)
 		return rc;
@@ -175,8 +195,10 @@ tls_build_publish(struct tls_ctl *t, const struct gw_cfg *cfg)
 		return rc;
 	}
 	t->gen++;
-	return 0;
+	return mesh.m != NULL ? gw_mesh_published(mesh.m, cfg, t->gen) : 0;
 }
+
+static int mesh_start(struct tls_ctl *t, const struct gw_cfg *cfg);
 
 static int
 tls_start(struct tls_ctl *t, const struct gw_cfg *cfg, struct gw_dp_params *p)
@@ -193,6 +215,7 @@ tls_start(struct tls_ctl *t, const struct gw_cfg *cfg, struct gw_dp_params *p)
 	cp.hsm = t->hsm;
 	GW_GUARD(gw_tls_ctl_create(&cp, &t->ctl));
 	GW_GUARD(gw_snap_pub_create(p->n_workers, &t->pub));
+	GW_GUARD(mesh_start(t, cfg)); /* before the first snapshot: it has the identities */
 	GW_GUARD(tls_build_publish(t, cfg));
 	t->dpp.pub = t->pub;
 	GW_GUARD(gw_tls_dp_create(&t->dpp, &t->tdp));
@@ -205,6 +228,8 @@ tls_stop(struct tls_ctl *t, const struct gw_cfg *start_cfg)
 {
 	/* after gw_dp_stop: no reader left, no connection holds a snapshot */
 	gw_snap_pub_destroy(t->pub);
+	gw_mesh_destroy(mesh.m); /* after the snapshots built with its extension */
+	mesh.m = NULL;
 	gw_tls_dp_destroy(t->tdp);
 	gw_tls_ctl_destroy(t->ctl);
 	gw_hsm_close(t->hsm);
@@ -239,7 +264,7 @@ reload_compatible(const struct gw_cfg *o, const struct gw_cfg *n)
 /* The CPUs this process could use before the EAL pinned the main thread. */
 static cpu_set_t start_cpus;
 
-static void
+static int
 tls_reload(struct tls_ctl *t, const char *path, const struct gw_cfg *start_cfg)
 {
 	struct gw_cfg *n = NULL;
@@ -260,18 +285,84 @@ tls_reload(struct tls_ctl *t, const char *path, const struct gw_cfg *start_cfg)
 		fprintf(stderr,
 			"mtlsgw: SIGHUP: %s rejected (errors above); running config unchanged\n",
 			path);
-		return;
+		return rc;
 	}
 	if (reload_compatible(start_cfg, n) < 0 ||
+		(mesh.m != NULL && gw_mesh_prepare(mesh.m, n, mesh.force) < 0) ||
 		(t->pub != NULL && tls_build_publish(t, n) < 0)) {
+		rc = gw_err_get()->code;
 		fprintf(stderr, "mtlsgw: SIGHUP: %s; running config unchanged\n", gw_err_msg());
 		gw_cfg_free(n);
-		return;
+		return rc;
 	}
 	if (t->cur != start_cfg)
 		gw_cfg_free(t->cur);
 	t->cur = n;
 	fprintf(stderr, "mtlsgw: SIGHUP: reloaded %s (generation %" PRIu64 ")\n", path, t->gen);
+	return 0;
+}
+
+/* ---- mesh: the admin API's callbacks (control/mesh.h) ---- */
+
+static int
+mesh_publish(void *arg)
+{
+	struct tls_ctl *t = arg;
+
+	return t->pub != NULL ? tls_build_publish(t, t->cur) : 0;
+}
+
+static int
+mesh_reload(void *arg, bool force)
+{
+	int rc;
+
+	mesh.force = force;
+	rc = tls_reload(arg, mesh.path, mesh.start);
+	mesh.force = false;
+	return rc;
+}
+
+static int
+mesh_status(void *arg, json_t *o)
+{
+	struct tls_ctl *t = arg;
+	const struct gw_cfg *cfg = t->cur ? t->cur : mesh.start;
+	json_t *l = json_array();
+
+	for (unsigned i = 0; i < cfg->n_listeners; i++)
+		json_array_append_new(
+			l, json_pack("{s:s,s:s}", "Name", cfg->listeners[i].name, "Trust",
+				   !cfg->listeners[i].has_trust                    ? "none"
+				   : cfg->listeners[i].trust.mode == GW_TRUST_MESH ? "mesh"
+				   : cfg->listeners[i].trust.mode == GW_TRUST_CA   ? "ca"
+										   : "pinned"));
+	json_object_set_new(o, "Listeners", l);
+	json_object_set_new(o, "Generation", json_integer((json_int_t)t->gen));
+	if (t->tdp != NULL) {
+		json_object_set_new(o, "TLS",
+			json_pack("{s:I,s:I}", "Established",
+				(json_int_t)gw_tls_dp_stat(t->tdp, "established"), "Handshaking",
+				(json_int_t)gw_tls_dp_stat(t->tdp, "handshaking")));
+		json_object_set_new(o, "HSM",
+			json_pack("{s:I}", "SignatureFailures",
+				(json_int_t)gw_tls_dp_stat(t->tdp, "hs_fail_hsm")));
+	}
+	return 0;
+}
+
+static int
+mesh_start(struct tls_ctl *t, const struct gw_cfg *cfg)
+{
+	struct gw_mesh_params mp = {.pub = t->pub,
+		.ops = {.arg = t,
+			.publish = mesh_publish,
+			.reload = mesh_reload,
+			.status = mesh_status}};
+
+	mesh.t = t;
+	mesh.start = cfg;
+	return gw_mesh_create(cfg, &mp, &mesh.m);
 }
 
 /* Once a second on the main lcore. */
@@ -403,8 +494,14 @@ main(int argc, char **argv)
 	}
 	eal_up = true;
 	tls.cur = cfg;
+	mesh.path = config;
 	if (tls.dpp.n_listeners > 0 && tls_start(&tls, cfg, &params) < 0) {
 		fprintf(stderr, "mtlsgw: TLS: %s\n", gw_err_msg());
+		goto out;
+	}
+	/* without TLS listeners: still the admin API (status, reload) */
+	if (mesh.m == NULL && mesh_start(&tls, cfg) < 0) {
+		fprintf(stderr, "mtlsgw: CA/admin: %s\n", gw_err_msg());
 		goto out;
 	}
 	if (gw_dp_start(&params, &dp) < 0) {
@@ -413,9 +510,14 @@ main(int argc, char **argv)
 	}
 	fprintf(stderr, "mtlsgw: running: %u worker(s), %u port(s), %u listener(s)\n",
 		params.n_workers, params.n_ports, params.n_listeners + tls.dpp.n_listeners);
-	for (;;) {
-		struct timespec ts = {.tv_sec = 1};
-		int sig = sigtimedwait(&set, NULL, &ts);
+	for (time_t last_tick = 0;;) {
+		/* the admin API waits in select (up to 200 ms), signals are then polled */
+		struct timespec ts = {.tv_sec = mesh.m != NULL ? 0 : 1};
+		int sig;
+
+		if (mesh.m != NULL)
+			(void)gw_mesh_run(mesh.m, 200);
+		sig = sigtimedwait(&set, NULL, &ts);
 
 		if (sig == SIGINT || sig == SIGTERM) {
 			fprintf(stderr, "mtlsgw: %s: stopping\n", strsignal(sig));
@@ -424,8 +526,11 @@ main(int argc, char **argv)
 		if (sig == SIGUSR1)
 			gw_dp_stats_json(dp, stdout);
 		else if (sig == SIGHUP)
-			tls_reload(&tls, config, cfg);
-		tls_tick(&tls);
+			(void)tls_reload(&tls, config, cfg);
+		if (time(NULL) != last_tick) { /* once a second */
+			last_tick = time(NULL);
+			tls_tick(&tls);
+		}
 	}
 	gw_dp_stats_json(dp, stdout);
 	rc = 0;

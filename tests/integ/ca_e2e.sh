@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+# CA rotation through the running gateway, in our own namespace: a mesh
+# tls-echo listener whose identity the builtin CA issues; kernel clients
+# (tests/integ/ca_load.py) with certificates from ca-1, then from ca-2, each
+# trusting only its own root, keep connecting (and keep one connection open)
+# through the three steps taken with mtlsgw-ctl. Zero failed handshakes,
+# zero dropped connections; after step 3 a client from ca-1 alone is refused.
+. "$(dirname "$0")/../lib/common.sh"
+
+C=$MTLSGW_CTL
+S=$T/admin.sock
+PORT=8443
+gw_token mtlsgw
+mkdir -p "$T/state"
+
+cfg() {
+	gw_gateway_config "$T/gw.yaml" "[1]" "  - name: web
+    address: $GW_GW_IP:$PORT
+    service: tls-echo
+    tls: { client_auth: required }
+    trust: { mode: mesh, allow: { spiffe: [\"spiffe://example.org/ns/*\"] } }"
+	cat >>"$T/gw.yaml" <<EOF
+hsm: { pin_file: pin }
+state_dir: state
+admin: { socket: $S }
+mtls:
+  trust_domain: example.org
+  enabledBackend: $2
+  backends: $1
+EOF
+}
+B1='[ { name: ca-1, type: builtin } ]'
+B12='[ { name: ca-1, type: builtin }, { name: ca-2, type: builtin } ]'
+B2='[ { name: ca-2, type: builtin } ]'
+js() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+root_of() { "$C" ca roots --socket "$S" --json | js "[r['RootCert'] for r in d['Roots'] if r['Name'] == '$1'][0]"; }
+client() { # NAME: key, CSR, certificate from the enabled backend
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/$1.key" \
+		-subj "/CN=$1" -out "$T/$1.csr" 2>/dev/null
+	"$C" ca sign --socket "$S" --csr "$T/$1.csr" --spiffe-id "spiffe://example.org/ns/$1" \
+		--out "$T/$1.pem"
+}
+load() { # NAME ROOTS: start a load client in the namespace
+	gw_bg gw_in python3 "$GW_SRC/tests/integ/ca_load.py" --server "$GW_GW_IP:$PORT" \
+		--cert "$T/$1.pem" --key "$T/$1.key" --ca "$T/$2.pem" --stop "$T/stop-$1" \
+		--out "$T/load-$1.json" --progress "$T/progress-$1"
+	eval "PID_$1=$GW_LAST_PID"
+}
+finish() { # NAME: stop a load client, check its numbers
+	local pid
+	eval "pid=\$PID_$1"
+	touch "$T/stop-$1"
+	wait "$pid" || gw_fail "load client $1 exited non-zero"
+	js '(d["ok"], d["failed"], d["persistent_ok"], d["persistent_failed"], d["reasons"])' \
+		<"$T/load-$1.json" >"$T/load-$1.txt"
+	js 'd["failed"] == 0 and d["persistent_failed"] == 0 and d["ok"] > 0' <"$T/load-$1.json" |
+		grep -qx True || gw_fail "client $1: $(cat "$T/load-$1.txt")"
+	gw_ok "client $1: $(js '"%d handshakes, 0 failed; open connection echoed %d times, never dropped" % (d["ok"], d["persistent_ok"])' <"$T/load-$1.json")"
+}
+count() { cat "$T/progress-$1" 2>/dev/null || echo 0; }
+reached() { [ "$(count "$1")" -ge "$2" ]; }
+advance() { # NAME: wait until client NAME completes 5 more handshakes
+	local want=$(($(count "$1") + 5))
+	gw_wait 600 reached "$1" "$want" ||
+		gw_fail "client $1 stalled at $(count "$1") handshakes"
+}
+
+cfg "$B1" ca-1
+gw_start_gateway "$T/gw.yaml"
+gw_wait 100 test -S "$S" || gw_fail "no admin socket"
+root_of ca-1 >"$T/ca1.pem"
+client a
+load a ca1
+advance a
+
+# step 1: add ca-2
+cfg "$B12" ca-1
+"$C" ca rotate --socket "$S" >/dev/null
+gw_ok "step 1: ca-2 added"
+root_of ca-2 >"$T/ca2.pem"
+advance a
+
+# step 2: enable ca-2 (retried while the rule says not every worker trusts it yet)
+for _ in $(seq 50); do
+	out=$("$C" ca rotate --socket "$S" --enable ca-2 2>&1) && break
+	case "$out" in *enable-after-trust*) sleep 0.1 ;; *) gw_fail "step 2: $out" ;; esac
+done
+grep -q 'ca-2' <<<"$out" || gw_fail "step 2: $out"
+out=$("$C" status --socket "$S" --json | js 'd["Identities"][0]["Backend"], d["Generation"] == d["LiveGeneration"]')
+[ "$out" = "ca-2 True" ] || gw_fail "status after step 2: $out"
+gw_ok "step 2: ca-2 enabled; the gateway serves an identity from ca-2 on every worker"
+client b
+load b ca2
+advance a
+advance b
+finish a
+
+# step 3: remove ca-1 (its client certificate is still valid: --force)
+cfg "$B2" ca-2
+gw_expect_fail "rotation rule remove-after-expiry" "$C" ca rotate --socket "$S"
+"$C" ca rotate --socket "$S" --force >/dev/null
+gw_ok "step 3: ca-1 removed"
+advance b
+finish b
+
+out=$(gw_in python3 "$GW_SRC/tests/integ/ca_load.py" --once --server "$GW_GW_IP:$PORT" \
+	--cert "$T/a.pem" --key "$T/a.key" --ca "$T/ca1.pem") && gw_fail "client from ca-1 accepted after step 3"
+gw_ok "after step 3 a client from ca-1 alone is refused ($out)"
+gw_in python3 "$GW_SRC/tests/integ/ca_load.py" --once --server "$GW_GW_IP:$PORT" \
+	--cert "$T/b.pem" --key "$T/b.key" --ca "$T/ca2.pem" >/dev/null || gw_fail "client b refused"
+gw_ok "a client from ca-2 still accepted"
+gw_stop_gateway
+gw_done
