@@ -888,7 +888,7 @@ conv_port(struct gw_cfg_ctx *c, const struct raw_port *r, struct gw_cfg_port *p,
 	return 0;
 }
 
-/* The CPUs this process may run on: lcore ids must be among them. */
+/* The CPUs this process may run on: where the main lcore prefers to be. */
 static bool
 cpu_allowed(unsigned id, const cpu_set_t *set, bool have_set)
 {
@@ -947,17 +947,7 @@ conv_dataplane(struct gw_cfg_ctx *c, const struct raw_dataplane *r, struct gw_cf
 	const char *pfx = "dataplane";
 	cpu_set_t set;
 	bool have_set = sched_getaffinity(0, sizeof(set), &set) == 0;
-	char cpus[128] = "";
 	int v;
-
-	if (have_set) {
-		size_t used = 0;
-
-		for (unsigned i = 0; i < CPU_SETSIZE && used < sizeof(cpus) - 8; i++)
-			if (CPU_ISSET(i, &set))
-				used += (size_t)snprintf(cpus + used, sizeof(cpus) - used, "%s%u",
-					used ? " " : "", i);
-	}
 
 	/* workers */
 	if (r->workers_count == 0)
@@ -969,13 +959,11 @@ conv_dataplane(struct gw_cfg_ctx *c, const struct raw_dataplane *r, struct gw_cf
 
 		gw_cfg_fmt(k, sizeof(k), "workers[%u]", i);
 		d->workers[i] = r->workers[i];
+		/* lcore ids are logical: one that is not a CPU we may use wraps
+		 * over the allowed CPUs (dataplane.h, gw_dp_params) */
 		if (r->workers[i] >= GW_CFG_MAX_LCORE)
 			gw_cfg_err(c, 0, pfx, k, "lcore %u is out of range (expected 0..%u)",
 				r->workers[i], GW_CFG_MAX_LCORE - 1);
-		else if (!cpu_allowed(r->workers[i], &set, have_set))
-			gw_cfg_err(c, 0, pfx, k,
-				"lcore %u is not a CPU this process may use (available: %s)",
-				r->workers[i], cpus);
 		for (unsigned j = 0; j < i; j++)
 			if (r->workers[j] == r->workers[i])
 				gw_cfg_err(c, 0, pfx, k,
@@ -990,20 +978,23 @@ conv_dataplane(struct gw_cfg_ctx *c, const struct raw_dataplane *r, struct gw_cf
 			gw_cfg_err(c, 0, pfx, "main_lcore",
 				"lcore %u is out of range (expected 0..%u)", r->main_lcore,
 				GW_CFG_MAX_LCORE - 1);
-		else if (!cpu_allowed(r->main_lcore, &set, have_set))
-			gw_cfg_err(c, 0, pfx, "main_lcore",
-				"lcore %u is not a CPU this process may use (available: %s)",
-				r->main_lcore, cpus);
 	} else {
-		d->main_lcore = 0;
-		for (unsigned id = 0; id < GW_CFG_MAX_LCORE; id++) {
-			bool worker = false;
+		/* the lowest allowed CPU that is not a worker; when every CPU
+		 * is a worker, the lowest free id: the main lcore then floats
+		 * on the allowed CPUs (it only sleeps in control) */
+		bool found = false;
 
-			for (unsigned i = 0; i < d->n_workers; i++)
-				worker = worker || d->workers[i] == id;
-			if (!worker && cpu_allowed(id, &set, have_set)) {
-				d->main_lcore = id;
-				break;
+		d->main_lcore = 0;
+		for (int pass = 0; pass < 2 && !found; pass++) {
+			for (unsigned id = 0; id < GW_CFG_MAX_LCORE && !found; id++) {
+				bool worker = false;
+
+				for (unsigned i = 0; i < d->n_workers; i++)
+					worker = worker || d->workers[i] == id;
+				if (!worker && (pass == 1 || cpu_allowed(id, &set, have_set))) {
+					d->main_lcore = id;
+					found = true;
+				}
 			}
 		}
 	}

@@ -110,13 +110,25 @@ struct gw_cfg_dp_tcp {
 	uint32_t rcvbuf;               /* bytes per connection (window); default 256 KiB */
 };
 
+/*
+ * Lcore ids (workers, main_lcore) are logical, 0..127. Where each runs: an
+ * id that is a CPU this process may use runs on that CPU; any other id runs
+ * on the (id mod n)-th of the n allowed CPUs, so with more lcores than CPUs
+ * the workers wrap round-robin (they then share CPUs). The main lcore only
+ * sleeps in control, so it may share: when its id is not an allowed CPU it
+ * floats on all of them. A 2-CPU box can run workers [0, 1] (main lcore 2,
+ * on CPUs 0-1) or [1, 2] (main 0 on CPU 0, worker 2 on CPU 0 too). Configs
+ * whose lcores are all allowed CPUs run exactly as before this rule.
+ */
 struct gw_cfg_dataplane {
 	unsigned workers[GW_CFG_MAX_WORKERS]; /* lcore ids of the workers */
 	unsigned n_workers;
-	unsigned main_lcore; /* default: lowest CPU not in workers, else 0 */
-	bool no_huge;        /* EAL --no-huge (tests, demo) */
-	unsigned memory_mb;  /* EAL -m; default 512 */
-	char *file_prefix;   /* EAL --file-prefix; default "mtlsgw" */
+	/* default: the lowest allowed CPU that is not a worker, else the lowest
+	 * id that is not a worker (it then floats, see above) */
+	unsigned main_lcore;
+	bool no_huge;       /* EAL --no-huge (tests, demo) */
+	unsigned memory_mb; /* EAL -m; default 512 */
+	char *file_prefix;  /* EAL --file-prefix; default "mtlsgw" */
 	enum gw_idle_mode idle;
 	struct gw_cfg_port ports[GW_CFG_MAX_PORTS];
 	unsigned n_ports;

@@ -60,8 +60,7 @@ eal_add(struct eal_argv *a, const char *fmt, ...)
 	return 0;
 }
 
-/* The CPUs we may run on; lcore L runs on cpus[L % n] so a config written
- * for a bigger box (or tests with more workers than CPUs) still starts. */
+/* The CPUs we may run on, in increasing order (see lcore_cpus). */
 static int
 allowed_cpus(int *cpus, int max)
 {
@@ -76,11 +75,45 @@ allowed_cpus(int *cpus, int max)
 	return n;
 }
 
+/*
+ * Where lcore id runs, as --lcores writes it after '@' (see gw_dp_params):
+ * an id that is an allowed CPU runs on that CPU; any other id on the
+ * (id mod n)-th allowed CPU, so workers wrap round-robin over the CPUs when
+ * there are more lcores than CPUs. The main lcore only sleeps in control:
+ * when its id is not an allowed CPU it floats on all of them, "(0,1)".
+ */
+static int
+lcore_cpus(unsigned id, bool is_main, const int *cpus, int ncpu, char *buf, size_t len)
+{
+	size_t off = 0;
+	int i;
+
+	for (i = 0; i < ncpu; i++)
+		if ((unsigned)cpus[i] == id)
+			return snprintf(buf, len, "%d", cpus[i]);
+	if (!is_main || ncpu == 1)
+		return snprintf(buf, len, "%d", cpus[id % (unsigned)ncpu]);
+	/* runs of CPUs as ranges: "(0-3,8)" stays short on a big box */
+	for (i = 0; i < ncpu && off < len;) {
+		int j = i;
+
+		while (j + 1 < ncpu && cpus[j + 1] == cpus[j] + 1)
+			j++;
+		off += (size_t)snprintf(buf + off, len - off, "%s%d", i ? "," : "(", cpus[i]);
+		if (j > i && off < len)
+			off += (size_t)snprintf(buf + off, len - off, "-%d", cpus[j]);
+		i = j + 1;
+	}
+	if (off < len)
+		off += (size_t)snprintf(buf + off, len - off, ")");
+	return (int)off;
+}
+
 static int
 build_eal(const struct gw_dp_params *p, const char *prog, struct eal_argv *a)
 {
 	int cpus[CPU_SETSIZE], ncpu;
-	char lcores[1024];
+	char lcores[2048];
 	size_t off = 0;
 	unsigned i, j;
 	bool pci = false;
@@ -102,11 +135,15 @@ build_eal(const struct gw_dp_params *p, const char *prog, struct eal_argv *a)
 				return gw_err_setf(-EINVAL, GW_HERE, "worker lcore %u listed twice",
 					p->workers[i]);
 	}
-	off += (size_t)snprintf(lcores, sizeof(lcores), "%u@%d", p->main_lcore,
-		cpus[p->main_lcore % (unsigned)ncpu]);
-	for (i = 0; i < p->n_workers && off < sizeof(lcores); i++)
-		off += (size_t)snprintf(lcores + off, sizeof(lcores) - off, ",%u@%d", p->workers[i],
-			cpus[p->workers[i] % (unsigned)ncpu]);
+	for (i = 0; i <= p->n_workers && off < sizeof(lcores); i++) {
+		unsigned id = i == 0 ? p->main_lcore : p->workers[i - 1];
+		char at[1024];
+
+		if ((size_t)lcore_cpus(id, i == 0, cpus, ncpu, at, sizeof(at)) >= sizeof(at))
+			return gw_err_set(-ENOSPC, GW_HERE);
+		off += (size_t)snprintf(
+			lcores + off, sizeof(lcores) - off, "%s%u@%s", i ? "," : "", id, at);
+	}
 	if (off >= sizeof(lcores))
 		return gw_err_set(-ENOSPC, GW_HERE);
 

@@ -51,6 +51,14 @@ struct gw_dp_listener {
 };
 
 struct gw_dp_params {
+	/*
+	 * Lcore ids are logical; EAL --lcores places them: an id that is a CPU
+	 * this process may use runs on that CPU, any other id on the
+	 * (id mod n)-th of the n allowed CPUs (so workers wrap round-robin
+	 * when there are more lcores than CPUs), except the main lcore, which
+	 * only sleeps in control and then floats on all allowed CPUs. E.g.
+	 * with CPUs 0,1: main 2, workers 0,1 -> "--lcores=2@(0-1),0@0,1@1".
+	 */
 	unsigned workers[GW_DP_MAX_WORKERS]; /* worker lcore ids */
 	unsigned n_workers;
 	unsigned main_lcore;

@@ -205,6 +205,21 @@ gw_tls_dp_stats_json(const struct gw_tls_dp *t, FILE *f)
 	for (unsigned r = 1; r < GW_TRUST_R__COUNT; r++)
 		fprintf(f, ",\"reject_%s\":%" PRIu64, gw_trust_reason_name((enum gw_trust_reason)r),
 			s.reject[r]);
-	fprintf(f, ",\"handshaking\":%" PRIu64 ",\"established\":%" PRIu64 "}", s.handshaking,
+	fprintf(f, ",\"handshaking\":%" PRIu64 ",\"established\":%" PRIu64, s.handshaking,
 		s.established);
+	/* where the handshakes went, in gw_dp_params.workers order: a skewed
+	 * split, or resumption across workers, shows here */
+	fprintf(f, ",\"per_worker_hs\":[");
+	for (unsigned w = 0; w < t->p.n_workers; w++) {
+		const struct gw_tls_stats *k = &t->wk[w].st;
+
+		fprintf(f,
+			"%s{\"hs_ok\":%" PRIu64 ",\"hs_full\":%" PRIu64 ",\"hs_resumed\":%" PRIu64
+			",\"hs_fail\":%" PRIu64 "}",
+			w ? "," : "", __atomic_load_n(&k->hs_ok, __ATOMIC_RELAXED),
+			__atomic_load_n(&k->hs_full, __ATOMIC_RELAXED),
+			__atomic_load_n(&k->hs_resumed, __ATOMIC_RELAXED),
+			__atomic_load_n(&k->hs_fail, __ATOMIC_RELAXED));
+	}
+	fprintf(f, "]}");
 }

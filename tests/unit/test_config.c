@@ -10,6 +10,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -636,13 +637,43 @@ main(void)
 			"  ports: [{name: a, driver: tap, device: a, address: 10.0.0.1/8}]\n",
 			"gw.yaml:4: dataplane.workers[1]: lcore 500 is out of range (expected "
 			"0..127)");
-		EXPECT_CFG_ERR(
-			"dataplane:\n"
-			"  workers: [127]\n"
-			"  ports: [{name: a, driver: tap, device: a, address: 10.0.0.1/8}]\n",
-			"gw.yaml:2: dataplane.workers[0]: lcore 127 is not a CPU this process may "
-			"use "
-			"(available: ");
+		/* lcore ids are logical: 127 is fine on any box (it wraps over the
+		 * CPUs), and the main lcore defaults to the lowest free allowed CPU */
+		{
+			struct gw_cfg *c = NULL;
+			cpu_set_t set, one;
+			unsigned first = 0;
+
+			EXPECT_OK(sched_getaffinity(0, sizeof(set), &set));
+			while (first < CPU_SETSIZE - 1 && !CPU_ISSET(first, &set))
+				first++;
+			EXPECT_OK(load_text("dataplane:\n"
+					    "  workers: [127]\n"
+					    "  ports: [{name: a, driver: tap, device: a, address: "
+					    "10.0.0.1/8}]\n",
+				&c));
+			EXPECT_EQ(c ? c->dataplane.main_lcore : 999, first);
+			gw_cfg_free(c);
+			/* one CPU, and it is the worker: the main lcore takes the
+			 * lowest free id (and floats, dataplane.h) */
+			CPU_ZERO(&one);
+			CPU_SET(first, &one);
+			EXPECT_OK(sched_setaffinity(0, sizeof(one), &one));
+			{
+				char y[256];
+
+				snprintf(y, sizeof(y),
+					"dataplane:\n"
+					"  workers: [%u]\n"
+					"  ports: [{name: a, driver: tap, device: a, address: "
+					"10.0.0.1/8}]\n",
+					first);
+				EXPECT_OK(load_text(y, &c));
+			}
+			EXPECT_EQ(c ? c->dataplane.main_lcore : 999, first == 0 ? 1 : 0);
+			gw_cfg_free(c);
+			EXPECT_OK(sched_setaffinity(0, sizeof(set), &set));
+		}
 		EXPECT_CFG_ERR("dataplane:\n"
 			       "  workers: [1]\n"
 			       "  memory_mb: 10\n"

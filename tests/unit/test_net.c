@@ -5,7 +5,9 @@
  * the Toeplitz hash that software dispatch and TCP's flow_is_local share.
  */
 #include <arpa/inet.h>
+#include <sched.h>
 #include <stdbool.h>
+#include <stdio.h>
 
 #include <rte_thash.h>
 
@@ -91,6 +93,66 @@ main(void)
 		EXPECT_CONTAINS(buf, " --vdev net_tap0,iface=mtlsgw0 ");
 		EXPECT_CONTAINS(buf, " --no-pci ");
 		EXPECT_CONTAINS(buf, "--log-level=*:notice");
+	}
+	{ /* EAL --lcores: logical ids placed on the allowed CPUs (dataplane.h) */
+		cpu_set_t set, sub;
+		unsigned a = 0, b;
+		char want[256];
+
+		EXPECT_OK(sched_getaffinity(0, sizeof(set), &set));
+		while (a < CPU_SETSIZE - 1 && !CPU_ISSET(a, &set))
+			a++;
+		for (b = a + 1; b < CPU_SETSIZE && !CPU_ISSET(b, &set); b++)
+			;
+		/* one CPU: every lcore on it, the main one too */
+		CPU_ZERO(&sub);
+		CPU_SET(a, &sub);
+		EXPECT_OK(sched_setaffinity(0, sizeof(sub), &sub));
+		{
+			struct gw_dp_params p = one_tap();
+
+			p.main_lcore = 120;
+			p.workers[0] = 121;
+			p.workers[1] = 122;
+			p.n_workers = 2;
+			EXPECT_OK(gw_dp_eal_cmdline(&p, "mtlsgw", buf, sizeof(buf)));
+			snprintf(want, sizeof(want),
+				"--lcores=120@%u,121@%u,122@%u --main-lcore=120 ", a, a, a);
+			EXPECT_CONTAINS(buf, want);
+		}
+		if (b < CPU_SETSIZE) {
+			const char *dash = b == a + 1 ? "-" : ",";
+
+			CPU_SET(b, &sub);
+			EXPECT_OK(sched_setaffinity(0, sizeof(sub), &sub));
+			{ /* the lcores are the CPUs: exactly the line from before */
+				struct gw_dp_params p = one_tap();
+
+				p.main_lcore = a;
+				p.workers[0] = b;
+				EXPECT_OK(gw_dp_eal_cmdline(&p, "mtlsgw", buf, sizeof(buf)));
+				snprintf(want, sizeof(want),
+					"mtlsgw --lcores=%u@%u,%u@%u --main-lcore=%u ", a, a, b, b,
+					a);
+				EXPECT_CONTAINS(buf, want);
+			}
+			{ /* two workers on the two CPUs, the main lcore floats on both */
+				struct gw_dp_params p = one_tap();
+
+				p.main_lcore = 120;
+				p.workers[0] = a;
+				p.workers[1] = b;
+				p.workers[2] = 122; /* the 0th allowed CPU: 122 mod 2 */
+				p.n_workers = 3;
+				EXPECT_OK(gw_dp_eal_cmdline(&p, "mtlsgw", buf, sizeof(buf)));
+				snprintf(want, sizeof(want),
+					"--lcores=120@(%u%s%u),%u@%u,%u@%u,122@%u "
+					"--main-lcore=120 ",
+					a, dash, b, a, a, b, b, a);
+				EXPECT_CONTAINS(buf, want);
+			}
+		}
+		EXPECT_OK(sched_setaffinity(0, sizeof(set), &set));
 	}
 	{ /* EAL command line: a NIC, hugepages, a file prefix */
 		struct gw_dp_params p = one_tap();
