@@ -59,7 +59,8 @@ else
 fi
 grep -q "^nginx-hsm/nginx-pem: " "$T/run.log" || gw_fail "no HSM ratio"
 gw_ok "ratio line printed"
-[ -z "$(leftovers "$pid")" ] || gw_fail "left behind: $(leftovers "$pid")"
+# a SIGKILLed server takes a moment to be reaped: bounded wait, as below
+gw_wait 50 test -z "$(leftovers "$pid")" || gw_fail "left behind: $(leftovers "$pid")"
 gw_ok "namespace and servers gone after the run"
 
 # 2. killed mid-run: the trap still cleans up
