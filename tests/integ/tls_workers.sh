@@ -10,7 +10,9 @@
 #  - a TLS 1.3 session from a connection served by worker A resumes on a
 #    connection served by worker B (source ports tried until the counters
 #    show B resumed it), data byte-exact: the ticket keys are shared;
-#  - dataplane.tls / dataplane.tcp reach the workers: with
+#  - the new keys reach the running gateway: tls.ticket_lifetime 30m is the
+#    tickets' lifetime hint; dataplane.tcp.rcvbuf 128 KiB gives window
+#    scale 2 in the SYN-ACK (256 KiB would give 3); with
 #    dataplane.tls.idle_timeout 2s an idle TLS connection is closed by the
 #    gateway and counted (idle_timeout).
 . "$(dirname "$0")/../lib/common.sh"
@@ -56,7 +58,7 @@ grep -q "2 rxq 2 txq, software RSS dispatch" "$T/gw.err" || gw_fail "ports: $(ca
 gw_ok "mtlsgw runs 2 workers on one tap (software dispatch), knobs loaded"
 
 gw_in "$GW_PY" - "$GW_GW_IP" "$P" "$SNI" "$T/gw.out" "$GW_GW_PID" <<'PY' || gw_fail "workers"
-import hashlib, json, os, signal, socket, ssl, sys, threading, time
+import hashlib, json, os, re, select, signal, socket, ssl, subprocess, sys, threading, time
 ip, p, sni, out, pid = sys.argv[1:6]
 
 def stats():
@@ -92,18 +94,29 @@ def ctx():
 CTX = ctx()
 
 def echo(s, data):
-    """Send data, read it back whole; byte-exact or exit."""
-    got = bytearray()
-    def send():
-        s.sendall(data)
-    t = threading.Thread(target=send)
-    t.start()
+    """Send data, read it back whole; byte-exact or exit. One thread: an
+    SSL object must not be used from two at once."""
+    s.setblocking(False)
+    sent, got = 0, bytearray()
     while len(got) < len(data):
-        chunk = s.recv(65536)
-        if not chunk:
-            sys.exit("EOF after %d of %d bytes" % (len(got), len(data)))
-        got += chunk
-    t.join()
+        want_w = [s] if sent < len(data) else []
+        r, w, _ = select.select([s], want_w, [], 20)
+        if not r and not w and not s.pending():
+            sys.exit("stalled: sent %d got %d" % (sent, len(got)))
+        if w:
+            try:
+                sent += s.send(data[sent:sent + 16384])
+            except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                pass
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                break
+            if not chunk:
+                sys.exit("EOF after %d of %d bytes" % (len(got), len(data)))
+            got += chunk
+    s.setblocking(True)
     if hashlib.sha256(got).digest() != hashlib.sha256(data).digest():
         sys.exit("echo differs")
 
@@ -125,7 +138,9 @@ ts = [threading.Thread(target=client, args=(i,)) for i in range(12)]
 [t.start() for t in ts]
 [t.join() for t in ts]
 if errs:
-    sys.exit("; ".join(errs))
+    t = stats()["tls"]
+    sys.exit("; ".join(errs) + "; gateway tls counters: " +
+             ", ".join("%s %s" % (k, v) for k, v in t.items() if v and k != "per_worker_hs"))
 after = settled(lambda: per_worker("hs_full"), lambda v: sum(v) - sum(before) >= 12)
 delta = [a - b for a, b in zip(after, before)]
 if sum(delta) != 12 or min(delta) < 1:
@@ -147,6 +162,8 @@ sess = s.session
 s.close()
 if sess is None or not sess.has_ticket:
     sys.exit("no TLS 1.3 ticket received")
+if sess.ticket_lifetime_hint != 1800:  # listeners[].tls.ticket_lifetime: 30m
+    sys.exit("ticket lifetime hint %d, want 1800" % sess.ticket_lifetime_hint)
 a_worker, _ = which("hs_full", b)
 for sport in range(41001, 41065):
     b = per_worker("hs_resumed")
@@ -167,6 +184,13 @@ else:
 idle0 = stats()["tls"]["idle_timeout"]
 s = conn()
 echo(s, b"x" * 100)
+# dataplane.tcp.rcvbuf: 131072 reached the stack: its SYN-ACK's window
+# scale is the smallest that covers it, 2 (the 256 KiB default gives 3)
+ss = subprocess.run(["ss", "-tin", "src", ":%d" % s.getsockname()[1]],
+                    capture_output=True, text=True).stdout
+m = re.search(r"wscale:(\d+),", ss)
+if not m or m.group(1) != "2":
+    sys.exit("gateway window scale: %s" % ss)
 s.settimeout(30)
 try:
     r = s.recv(1)
@@ -177,7 +201,9 @@ if r:
 idle1 = settled(lambda: stats()["tls"]["idle_timeout"], lambda v: v > idle0)
 if idle1 != idle0 + 1:
     sys.exit("idle_timeout %d -> %d, want +1" % (idle0, idle1))
-print("idle TLS connection closed by the gateway (dataplane.tls.idle_timeout), counted")
+print("ticket lifetime hint 1800 s (tls.ticket_lifetime), gateway window scale 2 "
+      "(dataplane.tcp.rcvbuf), idle TLS connection closed and counted "
+      "(dataplane.tls.idle_timeout)")
 PY
 gw_ok "2 workers: concurrent clients on both, ticket resumption across workers, idle timeout"
 tail -1 "$T/gw.out" | grep -o '"per_worker_hs":[^]]*]' >&2
