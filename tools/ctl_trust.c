@@ -169,7 +169,7 @@ check(int argc, char **argv)
 	if (rc < 0) {
 		/* the loader printed every error (file:line: field) on stderr already */
 		rc = fail_config(json, name, "config '%s' rejected (%s)", config,
-				 json ? gw_err_msg() : "errors above");
+			json ? gw_err_msg() : "errors above");
 		goto out;
 	}
 	l = gw_cfg_listener_find(cfg, name);

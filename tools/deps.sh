@@ -5,7 +5,7 @@
 set -euo pipefail
 
 pkgs=(
-	build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
+	build-essential meson ninja-build pkg-config clang clang-format libclang-rt-14-dev
 	libdpdk-dev dpdk libssl-dev openssl
 	libp11-dev libp11-kit-dev libengine-pkcs11-openssl softhsm2 opensc
 	libcyaml-dev libjansson-dev libmicrohttpd-dev libsqlite3-dev sqlite3

@@ -285,12 +285,15 @@ mk_corpus_build(struct mk_corpus *c, time_t now)
 	return 0;
 }
 
-#define MK_ALL(X)                                                                                  \
-	X(root)                                                                                    \
-	X(inter) X(leaf) X(leaf_b) X(inter2) X(leaf2) X(root2) X(inter_r2) X(leaf_r2) X(expired)   \
-		X(notyet) X(impostor) X(forged) X(evil_root) X(evil_leaf) X(noeku) X(sub1) X(sub2) \
-			X(deep) X(nc_ca) X(nc_ok) X(nc_bad) X(revoked) X(loop_x) X(loop_y)         \
-				X(loop_leaf) X(selfpin) X(srvleaf)
+/* clang-format does not settle on one layout for this list */
+/* clang-format off */
+#define MK_ALL(X) \
+	X(root) X(inter) X(leaf) X(leaf_b) X(inter2) X(leaf2) \
+	X(root2) X(inter_r2) X(leaf_r2) X(expired) X(notyet) X(impostor) \
+	X(forged) X(evil_root) X(evil_leaf) X(noeku) X(sub1) X(sub2) \
+	X(deep) X(nc_ca) X(nc_ok) X(nc_bad) X(revoked) X(loop_x) \
+	X(loop_y) X(loop_leaf) X(selfpin) X(srvleaf)
+/* clang-format on */
 
 void
 mk_corpus_free(struct mk_corpus *c)
