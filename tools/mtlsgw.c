@@ -299,6 +299,12 @@ tls_reload(struct tls_ctl *t, const char *path, const struct gw_cfg *start_cfg)
 		gw_cfg_free(t->cur);
 	t->cur = n;
 	fprintf(stderr, "mtlsgw: SIGHUP: reloaded %s (generation %" PRIu64 ")\n", path, t->gen);
+	/* the workers' TCP stacks and TLS limits are made once, at start */
+	if (memcmp(&start_cfg->dataplane.tls, &n->dataplane.tls, sizeof(n->dataplane.tls)) != 0 ||
+		memcmp(&start_cfg->dataplane.tcp, &n->dataplane.tcp, sizeof(n->dataplane.tcp)) != 0)
+		fprintf(stderr,
+			"mtlsgw: SIGHUP: dataplane.tls / dataplane.tcp changed: the workers "
+			"keep the values they started with until a restart\n");
 	return 0;
 }
 

@@ -208,6 +208,13 @@ PY
 gw_ok "2 workers: concurrent clients on both, ticket resumption across workers, idle timeout"
 tail -1 "$T/gw.out" | grep -o '"per_worker_hs":[^]]*]' >&2
 
+# a reload that changes a dataplane knob: accepted, and says it needs a restart
+sed -i 's/idle_timeout: 2s/idle_timeout: 3s/' "$T/gw.yaml"
+kill -HUP "$GW_GW_PID"
+gw_wait 100 grep -q "dataplane.tls / dataplane.tcp changed" "$T/gw.err" ||
+	gw_fail "reload with a changed knob: $(tail -3 "$T/gw.err")"
+gw_ok "SIGHUP with dataplane.tls changed: reloaded, told the workers keep theirs until a restart"
+
 gw_stop_gateway
 gw_ok "clean stop"
 gw_done
