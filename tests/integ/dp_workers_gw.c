@@ -7,11 +7,11 @@
  * queue pair for N workers, so worker 0 dispatches everything and the
  * others transmit through the shared TX ring.
  *
- * Why: the config loader maps worker lcores to CPUs one to one and keeps
- * the main lcore apart, so a 2-CPU box (the build machine, CI) cannot
- * configure two workers; the dataplane itself maps lcores onto the CPUs it
- * has. This program lets dp_workers.sh run the real dataplane with 2-3
- * workers there: the software Toeplitz dispatcher, the ARP fan-out and
+ * Why: it was written when the config loader could not give a 2-CPU box
+ * (the build machine, CI) two workers; lcore ids are logical now
+ * (control/config.h) and tls_workers.sh runs mtlsgw itself with two. This
+ * program still lets dp_workers.sh run the bare dataplane with 2-3
+ * workers, without TLS, YAML or a token: the software Toeplitz dispatcher, the ARP fan-out and
  * tcp-proxy's choice of local source ports, against kernel peers.
  * Listeners: echo on 10.99.0.2:7, tcp-proxy 10.99.0.2:8080 -> 10.99.0.1:9000.
  * Signals as mtlsgw: SIGUSR1 prints the counters, SIGTERM/SIGINT stop.
