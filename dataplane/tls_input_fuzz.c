@@ -27,6 +27,7 @@
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 
+#include "gw_softhsm.h"
 #include "hsm.h"
 #include "snapshot.h"
 #include "svc_tls.h"
@@ -47,7 +48,7 @@ static struct gw_tcp_stack *SA, *SB;
 static struct gw_tls_worker *W;
 static struct gw_snap_pub *P;
 static uint64_t now = 1;
-static char dir[64];
+static struct gw_softhsm tok;
 
 static void
 out_b(void *ctx, struct rte_mbuf *m)
@@ -101,24 +102,11 @@ die(const char *what)
 	abort();
 }
 
+/* atexit: the token dir goes with the process */
 static void
 cleanup(void)
 {
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", dir);
-}
-
-static void
-put(const char *path, const char *s)
-{
-	FILE *f = fopen(path, "w");
-
-	if (f == NULL || fputs(s, f) < 0)
-		die(path);
-	fclose(f);
+	(void)gw_softhsm_remove(&tok);
 }
 
 static struct gw_tcp_stack *
@@ -144,11 +132,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	char prefix[64], path[256], conf[512], pin[128], sopin[128], pem[128];
+	char prefix[64], pem[128];
 	char *eal[] = {"tls_input_fuzz", "--no-huge", "--no-pci", "--no-shconf", "-m", "128",
 		"--file-prefix", prefix, "-l", "0", "--log-level", "error", NULL};
 	char uri[GW_HSM_URI_MAX], *certs[1] = {pem};
-	struct gw_hsm_params hp = {.token = "fuzz", .pin_file = pin};
+	struct gw_hsm_params hp = {.token = "fuzz", .pin_file = tok.pin};
 	struct gw_cfg_identity id = {.cert = pem, .key = uri};
 	struct gw_cfg_listener l = {0};
 	struct gw_cfg cfg = {0};
@@ -175,23 +163,10 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	if (mp == NULL)
 		abort();
 	/* a SoftHSM token of our own, removed at exit */
-	snprintf(dir, sizeof(dir), "/tmp/gwtlsfz.XXXXXX");
-	if (mkdtemp(dir) == NULL)
+	if (gw_softhsm_setup(&tok, "gwtlsfz") < 0)
 		abort();
 	atexit(cleanup);
-	snprintf(path, sizeof(path), "%s/tokens", dir);
-	mkdir(path, 0700);
-	snprintf(conf, sizeof(conf),
-		"directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n",
-		dir);
-	snprintf(path, sizeof(path), "%s/softhsm2.conf", dir);
-	put(path, conf);
-	setenv("SOFTHSM2_CONF", path, 1);
-	snprintf(pin, sizeof(pin), "%s/pin", dir);
-	put(pin, "1234\n");
-	snprintf(sopin, sizeof(sopin), "%s/sopin", dir);
-	put(sopin, "5678\n");
-	if (gw_hsm_token_init(&hp, sopin) != 0 || gw_hsm_open(&hp, &h) != 0 ||
+	if (gw_hsm_token_init(&hp, tok.so_pin) != 0 || gw_hsm_open(&hp, &h) != 0 ||
 		gw_hsm_keygen(h, GW_HSM_KEY_EC_P256, "srv", uri) != 0 ||
 		gw_hsm_csr(h, uri, "/CN=fuzz.example.test", "DNS:fuzz.example.test", &req) != 0 ||
 		gw_hsm_key_load(h, uri, &k) != 0)
@@ -207,7 +182,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	X509_gmtime_adj(X509_getm_notAfter(x), 86400 * 365);
 	if (X509_sign(x, k, EVP_sha256()) <= 0)
 		die("sign");
-	snprintf(pem, sizeof(pem), "%s/srv.pem", dir);
+	snprintf(pem, sizeof(pem), "%s/srv.pem", tok.dir);
 	f = fopen(pem, "w");
 	if (f == NULL)
 		die(pem);

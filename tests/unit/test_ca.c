@@ -23,24 +23,13 @@
 
 #include "ca.h"
 #include "ca_internal.h"
+#include "gw_softhsm.h"
 #include "gw_test.h"
 #include "rotation.h"
 #include "state.h"
 
-static char dir[64], pin[128], so_pin[128];
+static struct gw_softhsm tok;
 static unsigned state_seq;
-
-static void
-write_file(const char *path, const char *s)
-{
-	FILE *f = fopen(path, "w");
-
-	if (f == NULL || fputs(s, f) < 0) {
-		perror(path);
-		exit(2);
-	}
-	fclose(f);
-}
 
 static void
 sh(const char *cmd)
@@ -54,26 +43,10 @@ sh(const char *cmd)
 static void
 setup(void)
 {
-	char path[256], conf[512];
-	struct gw_hsm_params p = {.token = "gw"};
-
-	snprintf(dir, sizeof(dir), "/tmp/gwca.XXXXXX");
-	if (mkdtemp(dir) == NULL)
+	if (gw_softhsm_setup(&tok, "gwca") < 0)
 		exit(2);
-	snprintf(path, sizeof(path), "%s/tokens", dir);
-	mkdir(path, 0700);
-	snprintf(conf, sizeof(conf),
-		"directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n",
-		dir);
-	snprintf(path, sizeof(path), "%s/softhsm2.conf", dir);
-	write_file(path, conf);
-	setenv("SOFTHSM2_CONF", path, 1);
-	snprintf(pin, sizeof(pin), "%s/pin", dir);
-	write_file(pin, "1234\n");
-	snprintf(so_pin, sizeof(so_pin), "%s/sopin", dir);
-	write_file(so_pin, "5678\n");
-	p.pin_file = pin;
-	if (gw_hsm_token_init(&p, so_pin) != 0) {
+	if (gw_hsm_token_init(
+		    &(struct gw_hsm_params){.token = "gw", .pin_file = tok.pin}, tok.so_pin) != 0) {
 		fprintf(stderr, "token: %s\n", gw_err_msg());
 		exit(2);
 	}
@@ -83,11 +56,11 @@ setup(void)
 static void
 fresh_state(char *out)
 {
-	snprintf(out, 128, "%s/state%u", dir, ++state_seq);
+	snprintf(out, 128, "%s/state%u", tok.dir, ++state_seq);
 }
 
 /* The CA's parameters: the test token, state in s. */
-#define P(s) (&(struct gw_ca_params){.hsm = {.token = "gw", .pin_file = pin}, .state_dir = (s)})
+#define P(s) (&(struct gw_ca_params){.hsm = {.token = "gw", .pin_file = tok.pin}, .state_dir = (s)})
 
 static struct gw_cfg_ca_backend
 builtin(const char *name)
@@ -118,9 +91,9 @@ ossl_verify(X509 *anchor, X509 *leaf, STACK_OF(X509) * chain)
 {
 	char a[200], l[200], c[200], cmd[900];
 
-	snprintf(a, sizeof(a), "%s/v-anchor.pem", dir);
-	snprintf(l, sizeof(l), "%s/v-leaf.pem", dir);
-	snprintf(c, sizeof(c), "%s/v-chain.pem", dir);
+	snprintf(a, sizeof(a), "%s/v-anchor.pem", tok.dir);
+	snprintf(l, sizeof(l), "%s/v-leaf.pem", tok.dir);
+	snprintf(c, sizeof(c), "%s/v-chain.pem", tok.dir);
 	pem_out(a, anchor, NULL);
 	pem_out(l, leaf, NULL);
 	pem_out(c, NULL, chain);
@@ -208,10 +181,10 @@ cfssl_start(void)
 		cfssl_port = free_port();
 	snprintf(a, sizeof(a), "127.0.0.1");
 	snprintf(p, sizeof(p), "%u", cfssl_port);
-	snprintf(ca, sizeof(ca), "%s/cfssl-ca.pem", dir);
-	snprintf(key, sizeof(key), "%s/cfssl-ca.key", dir);
-	snprintf(cfg, sizeof(cfg), "%s/cfssl.json", dir);
-	snprintf(log, sizeof(log), "%s/cfssl.log", dir);
+	snprintf(ca, sizeof(ca), "%s/cfssl-ca.pem", tok.dir);
+	snprintf(key, sizeof(key), "%s/cfssl-ca.key", tok.dir);
+	snprintf(cfg, sizeof(cfg), "%s/cfssl.json", tok.dir);
+	snprintf(log, sizeof(log), "%s/cfssl.log", tok.dir);
 	cfssl_pid = fork();
 	if (cfssl_pid == 0) {
 		freopen(log, "a", stdout);
@@ -238,6 +211,13 @@ cfssl_start(void)
 static void
 cfssl_pki(void)
 {
+	static const char cfssl_json[] =
+		"{\"signing\":{\"default\":{\"expiry\":\"72h\",\"usages\":[\"digital signature\","
+		"\"server auth\",\"client auth\"]},\"profiles\":{"
+		"\"issuer\":{\"expiry\":\"720h\",\"usages\":[\"cert sign\",\"crl sign\"],"
+		"\"ca_constraint\":{\"is_ca\":true,\"max_path_len\":0,\"max_path_len_zero\":true}},"
+		"\"leaf\":{\"expiry\":\"72h\",\"usages\":[\"digital signature\",\"server auth\","
+		"\"client auth\"]}}}}";
 	char cmd[1200];
 
 	snprintf(cmd, sizeof(cmd),
@@ -245,16 +225,11 @@ cfssl_pki(void)
 		"-keyout %1$s/cfssl-ca.key -out %1$s/cfssl-ca.pem -subj '/CN=cfssl test root' "
 		"-days 30 -addext basicConstraints=critical,CA:TRUE "
 		"-addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null",
-		dir);
+		tok.dir);
 	sh(cmd);
-	snprintf(cmd, sizeof(cmd), "%s/cfssl.json", dir);
-	write_file(cmd,
-		"{\"signing\":{\"default\":{\"expiry\":\"72h\",\"usages\":[\"digital signature\","
-		"\"server auth\",\"client auth\"]},\"profiles\":{"
-		"\"issuer\":{\"expiry\":\"720h\",\"usages\":[\"cert sign\",\"crl sign\"],"
-		"\"ca_constraint\":{\"is_ca\":true,\"max_path_len\":0,\"max_path_len_zero\":true}},"
-		"\"leaf\":{\"expiry\":\"72h\",\"usages\":[\"digital signature\",\"server auth\","
-		"\"client auth\"]}}}}");
+	snprintf(cmd, sizeof(cmd), "%s/cfssl.json", tok.dir);
+	if (gw_softhsm_write(cmd, cfssl_json) < 0)
+		exit(2);
 }
 
 /* ---- the cases ------------------------------------------------------------- */
@@ -296,7 +271,7 @@ main(void)
 			struct gw_hsm_object o;
 
 			EXPECT_OK(gw_hsm_open(
-				&(struct gw_hsm_params){.token = "gw", .pin_file = pin}, &h));
+				&(struct gw_hsm_params){.token = "gw", .pin_file = tok.pin}, &h));
 			EXPECT_OK(gw_hsm_key_info(
 				h, "pkcs11:token=gw;object=ca-ca-1-root;type=private", &o));
 			EXPECT_TRUE(o.sensitive && !o.extractable);
@@ -368,14 +343,15 @@ main(void)
 			.n_backends = 1};
 		struct gw_ca *ca = NULL;
 
-		EXPECT_OK(gw_hsm_open(&(struct gw_hsm_params){.token = "gw", .pin_file = pin}, &h));
+		EXPECT_OK(gw_hsm_open(
+			&(struct gw_hsm_params){.token = "gw", .pin_file = tok.pin}, &h));
 		EXPECT_OK(gw_hsm_keygen(h, GW_HSM_KEY_EC_P256, "prov", uri));
 		EXPECT_OK(gw_hsm_key_load(h, uri, &k));
 		X509_NAME_add_entry_by_txt(
 			nm, "CN", MBSTRING_UTF8, (const unsigned char *)"operator CA", -1, -1, 0);
 		EXPECT_OK(gw_ca_make_cert(
 			nm, k, NULL, k, time(NULL) - 60, time(NULL) + 86400, true, -1, NULL, &x));
-		snprintf(path, sizeof(path), "%s/prov.pem", dir);
+		snprintf(path, sizeof(path), "%s/prov.pem", tok.dir);
 		pem_out(path, x, NULL);
 		fresh_state(st);
 		EXPECT_OK(gw_ca_create(&m, P(st), &ca));
@@ -407,13 +383,13 @@ main(void)
 			"-out %1$s/nks.pem -subj /CN=nosign -days 2 -addext "
 			"basicConstraints=critical,CA:TRUE "
 			"-addext keyUsage=critical,digitalSignature 2>/dev/null",
-			dir);
+			tok.dir);
 		sh(cmd);
-		snprintf(path, sizeof(path), "%s/nca.pem", dir);
+		snprintf(path, sizeof(path), "%s/nca.pem", tok.dir);
 		fresh_state(st);
 		EXPECT_ERR(gw_ca_create(&m, P(st), &ca), -GW_E_CONFIG);
 		EXPECT_CONTAINS(gw_err_msg(), "not a CA certificate");
-		snprintf(path, sizeof(path), "%s/nks.pem", dir);
+		snprintf(path, sizeof(path), "%s/nks.pem", tok.dir);
 		EXPECT_ERR(gw_ca_create(&m, P(st), &ca), -GW_E_CONFIG);
 		EXPECT_CONTAINS(gw_err_msg(), "does not allow keyCertSign");
 		X509_NAME_free(nm);
@@ -840,12 +816,6 @@ main(void)
 
 	cfssl_stop();
 	gw_hsm_shutdown();
-	{
-		char cmd[128];
-
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "could not remove %s\n", dir);
-	}
+	(void)gw_softhsm_remove(&tok);
 	GW_TEST_END();
 }

@@ -26,62 +26,30 @@
 
 #include <p11-kit/pkcs11.h>
 
+#include "gw_softhsm.h"
 #include "gw_test.h"
 #include "hsm.h"
 
-static char dir[64];
-static char pin_good[128], pin_bad[128], so_pin[128], pin_empty[128];
+static struct gw_softhsm tok;
+static char pin_bad[128], pin_empty[128];
 static unsigned token_seq;
 
-static void
-write_file(const char *path, const char *s)
-{
-	FILE *f = fopen(path, "w");
-
-	if (f == NULL || fputs(s, f) < 0) {
-		perror(path);
-		exit(2);
-	}
-	fclose(f);
-	chmod(path, 0600);
-}
-
+/* The token dir, plus two PIN files only the error cases use. */
 static void
 setup(void)
 {
-	char path[256], conf[512];
-
-	snprintf(dir, sizeof(dir), "/tmp/gwhsm.XXXXXX");
-	if (mkdtemp(dir) == NULL) {
-		perror("mkdtemp");
+	if (gw_softhsm_setup(&tok, "gwhsm") < 0)
 		exit(2);
-	}
-	snprintf(path, sizeof(path), "%s/tokens", dir);
-	mkdir(path, 0700);
-	snprintf(conf, sizeof(conf),
-		"directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n",
-		dir);
-	snprintf(path, sizeof(path), "%s/softhsm2.conf", dir);
-	write_file(path, conf);
-	setenv("SOFTHSM2_CONF", path, 1);
-	snprintf(pin_good, sizeof(pin_good), "%s/pin", dir);
-	write_file(pin_good, "1234\n");
-	snprintf(pin_bad, sizeof(pin_bad), "%s/badpin", dir);
-	write_file(pin_bad, "9999\n");
-	snprintf(so_pin, sizeof(so_pin), "%s/sopin", dir);
-	write_file(so_pin, "5678\n");
-	snprintf(pin_empty, sizeof(pin_empty), "%s/emptypin", dir);
-	write_file(pin_empty, "\n");
+	snprintf(pin_bad, sizeof(pin_bad), "%s/badpin", tok.dir);
+	snprintf(pin_empty, sizeof(pin_empty), "%s/emptypin", tok.dir);
+	if (gw_softhsm_write(pin_bad, "9999\n") < 0 || gw_softhsm_write(pin_empty, "\n") < 0)
+		exit(2);
 }
 
 static void
 teardown(void)
 {
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", dir);
+	(void)gw_softhsm_remove(&tok);
 }
 
 /*
@@ -94,12 +62,12 @@ static void
 make_tokens(void)
 {
 	for (unsigned i = 1; i <= N_TOKENS; i++) {
-		struct gw_hsm_params p = {.pin_file = pin_good};
+		struct gw_hsm_params p = {.pin_file = tok.pin};
 		char label[33];
 
 		snprintf(label, sizeof(label), "t%u", i);
 		p.token = label;
-		if (gw_hsm_token_init(&p, so_pin) != 0) {
+		if (gw_hsm_token_init(&p, tok.so_pin) != 0) {
 			fprintf(stderr, "token init '%s': %s\n", label, gw_err_msg());
 			exit(2);
 		}
@@ -120,7 +88,7 @@ fresh_token(char label[33])
 static struct gw_hsm *
 open_token(const char *label)
 {
-	struct gw_hsm_params p = {.token = label, .pin_file = pin_good};
+	struct gw_hsm_params p = {.token = label, .pin_file = tok.pin};
 	struct gw_hsm *h = NULL;
 
 	if (gw_hsm_open(&p, &h) != 0) {
@@ -277,7 +245,7 @@ static void *
 worker_run(void *arg)
 {
 	struct worker *w = arg;
-	struct gw_hsm_params p = {.token = w->token, .pin_file = pin_good};
+	struct gw_hsm_params p = {.token = w->token, .pin_file = tok.pin};
 	struct gw_hsm *h = NULL;
 	EVP_PKEY *k = NULL, *pub = NULL;
 
@@ -405,9 +373,9 @@ main(void)
 	{ /* PIN sources: file, env, and every way they fail */
 		char pin[GW_HSM_PIN_MAX], path[160];
 
-		EXPECT_OK(gw_hsm_pin_read(pin_good, NULL, pin));
+		EXPECT_OK(gw_hsm_pin_read(tok.pin, NULL, pin));
 		EXPECT_STREQ(pin, "1234");
-		snprintf(path, sizeof(path), "%s/nope", dir);
+		snprintf(path, sizeof(path), "%s/nope", tok.dir);
 		EXPECT_ERR(gw_hsm_pin_read(path, NULL, pin), -GW_E_HSM_PIN);
 		EXPECT_CONTAINS(gw_err_msg(), "cannot read PIN file");
 		EXPECT_CONTAINS(gw_err_msg(), "No such file");
@@ -444,18 +412,18 @@ main(void)
 			gw_err_msg(), "pkcs11 engine '/nonexistent/pkcs11.so' cannot be loaded");
 	}
 	{ /* token init: once per label */
-		struct gw_hsm_params p = {.pin_file = pin_good};
+		struct gw_hsm_params p = {.pin_file = tok.pin};
 
 		make_tokens();
 		fresh_token(label);
 		p.token = label;
-		EXPECT_ERR(gw_hsm_token_init(&p, so_pin), -EEXIST);
+		EXPECT_ERR(gw_hsm_token_init(&p, tok.so_pin), -EEXIST);
 		EXPECT_CONTAINS(gw_err_msg(), "already exists");
 		p.token = "this-label-is-far-too-long-for-pkcs11";
-		EXPECT_ERR(gw_hsm_token_init(&p, so_pin), -EINVAL);
+		EXPECT_ERR(gw_hsm_token_init(&p, tok.so_pin), -EINVAL);
 	}
 	{ /* token not found */
-		struct gw_hsm_params p = {.token = "nosuchtoken", .pin_file = pin_good};
+		struct gw_hsm_params p = {.token = "nosuchtoken", .pin_file = tok.pin};
 		struct gw_hsm *h = NULL;
 
 		EXPECT_ERR(gw_hsm_open(&p, &h), -GW_E_HSM_TOKEN);
@@ -471,7 +439,7 @@ main(void)
 		EXPECT_ERR(gw_hsm_open(&p, &h), -GW_E_HSM_PIN);
 		EXPECT_CONTAINS(gw_err_msg(), "PIN rejected by token 't");
 		EXPECT_TRUE(strstr(gw_err_msg(), "9999") == NULL);
-		snprintf(path, sizeof(path), "%s/missing-pin", dir);
+		snprintf(path, sizeof(path), "%s/missing-pin", tok.dir);
 		p.pin_file = path;
 		EXPECT_ERR(gw_hsm_open(&p, &h), -GW_E_HSM_PIN);
 		EXPECT_CONTAINS(gw_err_msg(), "cannot read PIN file");
@@ -803,7 +771,7 @@ main(void)
 			 * sign; 2: pre-fork handle did not fail with -GW_E_HSM;
 			 * 4: that error does not say "before fork".
 			 */
-			struct gw_hsm_params p = {.token = label, .pin_file = pin_good};
+			struct gw_hsm_params p = {.token = label, .pin_file = tok.pin};
 			struct gw_hsm *ch = NULL;
 			EVP_PKEY *ck = NULL, *pub = NULL;
 			uint8_t sig[256];

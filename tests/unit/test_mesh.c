@@ -23,28 +23,20 @@
 
 #include "ca.h"
 #include "config.h"
+#include "gw_softhsm.h"
 #include "gw_test.h"
 #include "mesh.h"
 #include "snapshot.h"
 #include "tls_ctx.h"
 
-static char dir[64], cfg_path[128], sock[128];
+static struct gw_softhsm tok;
+static char cfg_path[128], sock[128];
 static struct gw_snap_pub *pub;
 static struct gw_mesh *mesh;
 static struct gw_snapshot_ext ext;
 static struct gw_cfg *running;
 static uint64_t gen;
 static atomic_bool stop, stop_admin;
-
-static void
-write_file(const char *path, const char *s)
-{
-	FILE *f = fopen(path, "w");
-
-	if (f == NULL || fputs(s, f) < 0)
-		exit(2);
-	fclose(f);
-}
 
 /* The config with these backends (YAML flow list) and enabled backend. */
 static void
@@ -62,7 +54,8 @@ write_cfg(const char *backends, const char *enabled)
 		"hsm: { pin_file: pin }\nstate_dir: state\nadmin: { socket: %s }\n"
 		"mtls:\n  trust_domain: example.org\n  enabledBackend: %s\n  backends: %s\n",
 		sock, enabled, backends);
-	write_file(cfg_path, buf);
+	if (gw_softhsm_write(cfg_path, buf) < 0)
+		exit(2);
 }
 
 /* ---- the gateway's part ---- */
@@ -247,13 +240,13 @@ curl_put_enable(const char *backend, char *out, size_t len)
 		"curl -s -o %s/put.out -w '%%{http_code}' --unix-socket %s -X PUT "
 		"--data-binary '{\"Config\":{\"EnabledBackend\":\"%s\"}}' "
 		"http://gw/v1/connect/ca/configuration",
-		dir, sock, backend);
+		tok.dir, sock, backend);
 	p = popen(cmd, "r");
 	if (p == NULL || fscanf(p, "%d", &code) != 1)
 		code = 0;
 	if (p)
 		pclose(p);
-	snprintf(cmd, sizeof(cmd), "%s/put.out", dir);
+	snprintf(cmd, sizeof(cmd), "%s/put.out", tok.dir);
 	out[0] = '\0';
 	{
 		FILE *f = fopen(cmd, "r");
@@ -275,7 +268,7 @@ main(void)
 	struct gw_tls_ctl *tls = NULL;
 	struct gw_snapshot_ext tls_ext;
 	pthread_t w[2], adm;
-	char path[256], conf[512], iss[128], ans[1024];
+	char iss[128], ans[1024];
 	const char *B1 = "[ { name: ca-1, type: builtin } ]";
 	const char *B12 = "[ { name: ca-1, type: builtin }, { name: ca-2, type: builtin } ]";
 	const char *B2 = "[ { name: ca-2, type: builtin } ]";
@@ -285,28 +278,16 @@ main(void)
 	struct gw_ca_info in;
 
 	GW_TEST_BEGIN();
-	snprintf(dir, sizeof(dir), "/tmp/gwmesh.XXXXXX");
-	if (mkdtemp(dir) == NULL)
+	if (gw_softhsm_setup(&tok, "gwmesh") < 0)
 		return 2;
-	snprintf(path, sizeof(path), "%s/tokens", dir);
-	mkdir(path, 0700);
-	snprintf(conf, sizeof(conf),
-		"directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n",
-		dir);
-	snprintf(path, sizeof(path), "%s/softhsm2.conf", dir);
-	write_file(path, conf);
-	setenv("SOFTHSM2_CONF", path, 1);
-	snprintf(path, sizeof(path), "%s/pin", dir);
-	write_file(path, "1234\n");
-	snprintf(conf, sizeof(conf), "%s/sopin", dir);
-	write_file(conf, "5678\n");
 	/* mesh-only config: the builtin CA's token is the one labelled mtlsgw */
-	if (gw_hsm_token_init(&(struct gw_hsm_params){.token = "mtlsgw", .pin_file = path}, conf) <
-			0 ||
-		gw_hsm_open(&(struct gw_hsm_params){.token = "mtlsgw", .pin_file = path}, &h) < 0)
+	if (gw_hsm_token_init(&(struct gw_hsm_params){.token = "mtlsgw", .pin_file = tok.pin},
+		    tok.so_pin) < 0 ||
+		gw_hsm_open(&(struct gw_hsm_params){.token = "mtlsgw", .pin_file = tok.pin}, &h) <
+			0)
 		return 2;
-	snprintf(cfg_path, sizeof(cfg_path), "%s/gw.yaml", dir);
-	snprintf(sock, sizeof(sock), "%s/admin.sock", dir);
+	snprintf(cfg_path, sizeof(cfg_path), "%s/gw.yaml", tok.dir);
+	snprintf(sock, sizeof(sock), "%s/admin.sock", tok.dir);
 	write_cfg(B1, "ca-1");
 	EXPECT_OK(gw_cfg_load(cfg_path, &running, stderr));
 	EXPECT_OK(gw_snap_pub_create(4, &pub));
@@ -392,7 +373,7 @@ main(void)
 		snprintf(cmd, sizeof(cmd),
 			"rm -f %1$s/state/identity-web.pem && mkdir -p "
 			"%1$s/state/identity-web.pem/x",
-			dir);
+			tok.dir);
 		EXPECT_EQ(system(cmd), 0);
 		gw_mesh_set_time(mesh, t);
 		EXPECT_OK(gw_mesh_run(mesh, 0));
@@ -400,7 +381,7 @@ main(void)
 		l = gw_snapshot_listener_find(gw_snap_current(pub), "web");
 		EXPECT_EQ(X509_cmp(before, SSL_CTX_get0_certificate(gw_tls_lst_ctx(l->tls))), 0);
 		/* fixed: the next tick renews and publishes */
-		snprintf(cmd, sizeof(cmd), "rm -rf %s/state/identity-web.pem", dir);
+		snprintf(cmd, sizeof(cmd), "rm -rf %s/state/identity-web.pem", tok.dir);
 		EXPECT_EQ(system(cmd), 0);
 		gw_mesh_set_time(mesh, t + 1);
 		EXPECT_OK(gw_mesh_run(mesh, 0));
@@ -434,8 +415,7 @@ main(void)
 	sk_X509_pop_free(ca2c, X509_free);
 	gw_hsm_close(h);
 	gw_hsm_shutdown();
-	snprintf(conf, sizeof(conf), "rm -rf '%s'", dir);
-	if (system(conf) != 0)
+	if (gw_softhsm_remove(&tok) < 0)
 		return 1;
 	GW_TEST_END();
 }

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * gw_softhsm.h - a fresh SoftHSM2 token directory for the C tests.
+ *
+ * Every test that needs a real token made the same temp dir by hand: a
+ * tokens/ directory, a softhsm2.conf pointing at it, SOFTHSM2_CONF set, a
+ * user PIN file and an SO PIN file. It is made here once, so the tests only
+ * say which tokens they initialise (labels differ per test). The C twin of
+ * gw_token in tests/lib/common.sh. tests/unit/test_tls.c still has its own
+ * copy (another helper owns that file).
+ */
+#ifndef GW_SOFTHSM_H
+#define GW_SOFTHSM_H
+
+#include "gw_err.h"
+
+struct gw_softhsm {
+	char dir[64];     /* /tmp/<prefix>.XXXXXX: tokens/, softhsm2.conf, PIN files */
+	char pin[128];    /* dir/pin: the user PIN, 1234 */
+	char so_pin[128]; /* dir/sopin: the SO PIN, 5678 */
+};
+
+/*
+ * Make the directory under /tmp (prefix names it, e.g. "gwhsm"), write the
+ * SoftHSM2 config and both PIN files (0600), and point SOFTHSM2_CONF at it.
+ * No token is initialised. 0, or -errno with perror() on stderr.
+ */
+GW_MUST_CHECK int gw_softhsm_setup(struct gw_softhsm *t, const char *prefix);
+
+/* Write s to path, mode 0600. 0, or -errno with perror() on stderr. */
+GW_MUST_CHECK int gw_softhsm_write(const char *path, const char *s);
+
+/* rm -rf the directory. 0, or -1 with a line on stderr (teardown may ignore it). */
+int gw_softhsm_remove(const struct gw_softhsm *t);
+
+#endif /* GW_SOFTHSM_H */
