@@ -6,6 +6,7 @@
 # 1.2.0 cannot write URI SANs); with a leaf profile, or with nobody
 # listening, the errors say so plainly. Loopback only.
 . "$(dirname "$0")/../lib/common.sh"
+. "$(dirname "$0")/../lib/ca.sh"
 
 C=$MTLSGW_CTL
 SRV=${1:?usage: ca_cfssl.sh MESH_SRV}
@@ -31,28 +32,10 @@ gw_wait 300 curl -sf -X POST -d '{"label":""}' "http://127.0.0.1:$PORT/api/v1/cf
 	gw_fail "cfssl serve did not start: $(cat "$T/cfssl.log")"
 gw_ok "cfssl serve on 127.0.0.1:$PORT"
 
-cfg() { # PROFILE
-	cat >"$T/gw.yaml" <<EOF
-dataplane:
-  workers: [1]
-  no_huge: true
-  ports: [ { name: wan, driver: tap, device: gwf0, address: 10.80.0.2/24 } ]
-listeners:
-  - name: web
-    address: 10.80.0.2:443
-    service: tls-echo
-    tls: { client_auth: required }
-    trust: { mode: mesh }
-hsm: { pin_file: pin }
-state_dir: state
-admin: { socket: $S }
-mtls:
-  trust_domain: example.org
-  enabledBackend: ca-3
-  backends: [ { name: ca-3, type: cfssl, conf: { url: "http://127.0.0.1:$1", profile: $2 } } ]
-EOF
+cfg() { # PORT PROFILE
+	ca_srv_cfg gwf0 10.80.0.2 \
+		"[ { name: ca-3, type: cfssl, conf: { url: \"http://127.0.0.1:$1\", profile: $2 } } ]" ca-3
 }
-js() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
 # nobody listening: the start fails and says where it looked
 cfg "$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')" issuer

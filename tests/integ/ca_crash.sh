@@ -5,6 +5,7 @@
 # would) and is started again: it comes back consistent and the step can be
 # taken (again). Runs tests/lib/mesh_srv, the gateway's control plane.
 . "$(dirname "$0")/../lib/common.sh"
+. "$(dirname "$0")/../lib/ca.sh"
 
 C=$MTLSGW_CTL
 SRV=${1:?usage: ca_crash.sh MESH_SRV}
@@ -12,31 +13,7 @@ S=$T/admin.sock
 gw_token mtlsgw
 mkdir -p "$T/state"
 
-cfg() {
-	cat >"$T/gw.yaml" <<EOF
-dataplane:
-  workers: [1]
-  no_huge: true
-  ports: [ { name: wan, driver: tap, device: gwk0, address: 10.79.0.2/24 } ]
-listeners:
-  - name: web
-    address: 10.79.0.2:443
-    service: tls-echo
-    tls: { client_auth: required }
-    trust: { mode: mesh }
-hsm: { pin_file: pin }
-state_dir: state
-admin: { socket: $S }
-mtls:
-  trust_domain: example.org
-  enabledBackend: $2
-  backends: $1
-EOF
-}
-B1='[ { name: ca-1, type: builtin } ]'
-B12='[ { name: ca-1, type: builtin }, { name: ca-2, type: builtin } ]'
-B2='[ { name: ca-2, type: builtin } ]'
-js() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+cfg() { ca_srv_cfg gwk0 10.79.0.2 "$1" "$2"; }
 
 # start mesh_srv, optionally armed to die before the COMMIT labelled $1
 start() {

@@ -8,6 +8,7 @@
 # certificates checked by openssl, the state checked with sqlite3, and the
 # socket refusing a non-root user. No packets: loopback-free, unix socket only.
 . "$(dirname "$0")/../lib/common.sh"
+. "$(dirname "$0")/../lib/ca.sh"
 
 C=$MTLSGW_CTL
 SRV=${1:?usage: ca_ctl.sh MESH_SRV}
@@ -16,32 +17,8 @@ gw_token mtlsgw
 mkdir -p "$T/state"
 
 # the config with BACKENDS (YAML flow list) and ENABLED
-cfg() {
-	cat >"$T/gw.yaml" <<EOF
-dataplane:
-  workers: [1]
-  no_huge: true
-  ports: [ { name: wan, driver: tap, device: gwc0, address: 10.78.0.2/24 } ]
-listeners:
-  - name: web
-    address: 10.78.0.2:443
-    service: tls-echo
-    tls: { client_auth: required }
-    trust: { mode: mesh }
-hsm: { pin_file: pin }
-state_dir: state
-admin: { socket: $S }
-mtls:
-  trust_domain: example.org
-  enabledBackend: $2
-  backends: $1
-EOF
-}
-B1='[ { name: ca-1, type: builtin } ]'
-B12='[ { name: ca-1, type: builtin }, { name: ca-2, type: builtin } ]'
-B2='[ { name: ca-2, type: builtin } ]'
+cfg() { ca_srv_cfg gwc0 10.78.0.2 "$1" "$2"; }
 B123='[ { name: ca-1, type: builtin }, { name: ca-2, type: builtin }, { name: ca-3, type: builtin } ]'
-js() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
 cfg "$B1" ca-1
 gw_bg "$SRV" "$T/gw.yaml" 2>"$T/srv.err"
