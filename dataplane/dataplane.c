@@ -537,7 +537,7 @@ gw_dp_stats_json(const struct gw_dp *dp, FILE *f)
 
 	n_tcp = RTE_MIN(n_tcp, RTE_DIM(tcps));
 	sum_stats(dp, dps, tcps, n_tcp, conns);
-	fprintf(f, "{\"workers\":%u,\"net\":{", dp->n_workers);
+	fprintf(f, "{\"workers\":%u,\"tsc_hz\":%" PRIu64 ",\"net\":{", dp->n_workers, dp->tsc_hz);
 	for (k = 0; k < N_DP_STATS; k++)
 		fprintf(f, "%s\"%s\":%" PRIu64, k ? "," : "", dp_stat_names[k], dps[k]);
 	fprintf(f, "},\"tcp\":{");
@@ -583,14 +583,16 @@ gw_dp_stats_json(const struct gw_dp *dp, FILE *f)
 		fprintf(f,
 			"%s{\"lcore\":%u,\"rx_pkts\":%" PRIu64 ",\"ring_rx\":%" PRIu64
 			",\"dispatch_tx\":%" PRIu64 ",\"tcp_rx\":%" PRIu64
-			",\"conn_accepted\":%" PRIu64 ",\"idle_sleeps\":%" PRIu64 "}",
+			",\"conn_accepted\":%" PRIu64 ",\"idle_sleeps\":%" PRIu64
+			",\"busy_cycles\":%" PRIu64 "}",
 			i ? "," : "", lc->lcore_id,
 			__atomic_load_n(&lc->st.rx_pkts, __ATOMIC_RELAXED),
 			__atomic_load_n(&lc->st.ring_rx, __ATOMIC_RELAXED),
 			__atomic_load_n(&lc->st.dispatch_tx, __ATOMIC_RELAXED),
 			__atomic_load_n(&lc->st.tcp_rx, __ATOMIC_RELAXED),
 			__atomic_load_n(&lc->tcp_st.conn_accepted, __ATOMIC_RELAXED),
-			__atomic_load_n(&lc->st.idle_sleeps, __ATOMIC_RELAXED));
+			__atomic_load_n(&lc->st.idle_sleeps, __ATOMIC_RELAXED),
+			__atomic_load_n(&lc->busy_cycles, __ATOMIC_RELAXED));
 	}
 	fprintf(f, "]}\n");
 	fflush(f);

@@ -138,4 +138,25 @@ void gw_dp_stats_json(const struct gw_dp *dp, FILE *f);
 /* Sum of one named counter over the workers (dataplane or tcp); -1 if unknown. */
 int64_t gw_dp_stat(const struct gw_dp *dp, const char *name);
 
+/* What control may read about one running worker. */
+struct gw_dp_worker_info {
+	unsigned lcore;       /* its lcore id (gw_dp_params.workers[w]) */
+	uint64_t busy_cycles; /* TSC cycles of loop iterations that did work */
+};
+
+/* Number of workers (gw_dp_params.n_workers). */
+unsigned gw_dp_n_workers(const struct gw_dp *dp);
+
+/*
+ * Worker w (0 .. n_workers-1, gw_dp_params.workers order). busy_cycles
+ * only grows; divide by gw_dp_tsc_hz() for seconds. Safe while workers run
+ * (a relaxed load of a counter only that worker writes). 0, or -EINVAL
+ * for a bad w or NULL.
+ */
+GW_MUST_CHECK int gw_dp_worker_info(
+	const struct gw_dp *dp, unsigned w, struct gw_dp_worker_info *out);
+
+/* The TSC rate busy_cycles count in (rte_get_tsc_hz). */
+uint64_t gw_dp_tsc_hz(const struct gw_dp *dp);
+
 #endif /* GW_DATAPLANE_H */

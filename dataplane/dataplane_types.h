@@ -148,6 +148,13 @@ struct gw_lcore {
 
 	/* counters: written only by this worker, read by control */
 	struct gw_dp_stats st __rte_cache_aligned;
+	/*
+	 * TSC cycles of the loop iterations that did work (received, sent or
+	 * dispatched packets) since the worker started: the handshake work
+	 * per core-second comes from it, idle polls and sleeps are not in it.
+	 * Beside st, not in it: a running total, not a summed counter.
+	 */
+	uint64_t busy_cycles;
 	struct gw_tcp_stats tcp_st __rte_cache_aligned; /* copied from the stack per tick */
 } __rte_cache_aligned;
 

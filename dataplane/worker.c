@@ -22,6 +22,9 @@
  * Adaptive idle (DESIGN.md "Polling that leaves room"): after GW_IDLE_SPINS
  * empty iterations the worker sleeps, starting at GW_IDLE_MIN_US and doubling
  * to GW_IDLE_MAX_US; any packet resets it. idle: poll never sleeps.
+ *
+ * Busy cycles (gw_dp_worker_info): the TSC cycles of iterations that did
+ * work, so "handshakes per core-second" excludes polling and sleeping.
  */
 #include <sys/prctl.h>
 
@@ -159,20 +162,35 @@ copy_tcp_stats(struct gw_lcore *lc)
 	lc->tcp_st = s;
 }
 
-static inline void
+/* Returns true if it slept. */
+static inline bool
 idle_account(struct gw_lcore *lc, unsigned got)
 {
 	if (got != 0 || lc->idle_poll) {
 		lc->empty_polls = 0;
 		lc->sleep_us = GW_IDLE_MIN_US;
-		return;
+		return false;
 	}
 	if (++lc->empty_polls < GW_IDLE_SPINS)
-		return;
+		return false;
 	lc->st.idle_sleeps++;
 	rte_delay_us_sleep(lc->sleep_us);
 	if (lc->sleep_us < GW_IDLE_MAX_US)
 		lc->sleep_us = RTE_MIN(lc->sleep_us * 2, (uint32_t)GW_IDLE_MAX_US);
+	return true;
+}
+
+/*
+ * Packets that left this worker (or were refused by a full device or ring)
+ * so far. An iteration that changed it did work even without receiving:
+ * a timer retransmitted, a TLS timeout sent close_notify or RST, queued
+ * data went out. Timers that fire without sending (TIME_WAIT expiry) are
+ * too cheap to count. Read per iteration, never per packet.
+ */
+static inline uint64_t
+tx_mark(const struct gw_lcore *lc)
+{
+	return lc->st.tx_pkts + lc->st.txring_tx + lc->st.tx_drop;
 }
 
 /* One loop iteration; returns packets handled (for idle accounting). */
@@ -313,6 +331,7 @@ gw_worker_main(void *arg)
 {
 	struct gw_lcore *lc = arg;
 	struct gw_dp *dp = lc->dp;
+	uint64_t t0;
 	int rc;
 
 	/* short idle sleeps must be short: the default 50 us slack would
@@ -329,8 +348,46 @@ gw_worker_main(void *arg)
 	}
 	lc->poll_hook = dp->params->worker_poll;
 	atomic_store(&lc->ready, 1);
-	while (!atomic_load_explicit(&dp->stop, memory_order_relaxed))
-		idle_account(lc, gw_worker_iterate(lc));
+	/*
+	 * Busy cycles: one rdtsc per iteration (t1) closes it and opens the
+	 * next; an iteration that did work adds its cycles (the HSM signature
+	 * of a handshake runs inside the input path, so it is in them). After
+	 * an idle sleep the next iteration starts after the sleep.
+	 */
+	t0 = rte_rdtsc();
+	while (!atomic_load_explicit(&dp->stop, memory_order_relaxed)) {
+		uint64_t tx = tx_mark(lc), t1;
+		unsigned got = gw_worker_iterate(lc);
+
+		t1 = rte_rdtsc();
+		if (got != 0 || tx_mark(lc) != tx)
+			/* only this lcore writes it: control's relaxed loads see
+			 * whole values */
+			__atomic_store_n(
+				&lc->busy_cycles, lc->busy_cycles + (t1 - t0), __ATOMIC_RELAXED);
+		t0 = idle_account(lc, got) ? rte_rdtsc() : t1;
+	}
 	gw_worker_teardown(lc);
 	return 0;
+}
+
+unsigned
+gw_dp_n_workers(const struct gw_dp *dp)
+{
+	return dp != NULL ? dp->n_workers : 0;
+}
+
+int
+gw_dp_worker_info(const struct gw_dp *dp, unsigned w, struct gw_dp_worker_info *out)
+{
+	GW_ENSURE(dp != NULL && out != NULL && w < dp->n_workers, -EINVAL);
+	out->lcore = dp->lcores[w].lcore_id;
+	out->busy_cycles = __atomic_load_n(&dp->lcores[w].busy_cycles, __ATOMIC_RELAXED);
+	return 0;
+}
+
+uint64_t
+gw_dp_tsc_hz(const struct gw_dp *dp)
+{
+	return dp != NULL ? dp->tsc_hz : 0;
 }

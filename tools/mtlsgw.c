@@ -65,6 +65,7 @@ static struct {
 	const char *path;           /* the config file, for reloads from the API */
 	const struct gw_cfg *start; /* the start config (listeners are fixed) */
 	bool force;                 /* the reload in progress was asked with --force */
+	struct gw_dp *dp;           /* the running dataplane, for /v1/status (NULL: none) */
 } mesh;
 
 static void
@@ -329,6 +330,31 @@ mesh_reload(void *arg, bool force)
 	return rc;
 }
 
+/*
+ * Workers[{Id, Lcore, BusyCycles}] and TscHz: the cycles each worker spent
+ * working, so BusyCycles / TscHz is its busy seconds (bench/run's
+ * handshakes per server core-second, issue 6).
+ */
+static void
+status_workers(json_t *o)
+{
+	json_t *w = json_array();
+
+	for (unsigned i = 0; i < gw_dp_n_workers(mesh.dp); i++) {
+		struct gw_dp_worker_info wi;
+
+		json_t *e;
+
+		if (gw_dp_worker_info(mesh.dp, i, &wi) < 0)
+			continue;
+		e = json_pack("{s:i,s:i,s:I}", "Id", (int)i, "Lcore", (int)wi.lcore, "BusyCycles",
+			(json_int_t)wi.busy_cycles);
+		json_array_append_new(w, e);
+	}
+	json_object_set_new(o, "Workers", w);
+	json_object_set_new(o, "TscHz", json_integer((json_int_t)gw_dp_tsc_hz(mesh.dp)));
+}
+
 static int
 mesh_status(void *arg, json_t *o)
 {
@@ -345,6 +371,7 @@ mesh_status(void *arg, json_t *o)
 										   : "pinned"));
 	json_object_set_new(o, "Listeners", l);
 	json_object_set_new(o, "Generation", json_integer((json_int_t)t->gen));
+	status_workers(o);
 	if (t->tdp != NULL) {
 		json_object_set_new(o, "TLS",
 			json_pack("{s:I,s:I}", "Established",
@@ -514,6 +541,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "mtlsgw: %s\n", gw_err_msg());
 		goto out;
 	}
+	mesh.dp = dp;
 	fprintf(stderr, "mtlsgw: running: %u worker(s), %u port(s), %u listener(s)\n",
 		params.n_workers, params.n_ports, params.n_listeners + tls.dpp.n_listeners);
 	for (time_t last_tick = 0;;) {
@@ -541,6 +569,7 @@ main(int argc, char **argv)
 	gw_dp_stats_json(dp, stdout);
 	rc = 0;
 out:
+	mesh.dp = NULL;
 	gw_dp_stop(dp);
 	tls_stop(&tls, cfg);
 	if (eal_up)

@@ -6,6 +6,8 @@
 # trusting only its own root, keep connecting (and keep one connection open)
 # through the three steps taken with mtlsgw-ctl. Zero failed handshakes,
 # zero dropped connections; after step 3 a client from ca-1 alone is refused.
+# Along the way /v1/status lists the workers: their busy cycles grow under
+# load and stay nearly flat when idle (also in the counters line at exit).
 . "$(dirname "$0")/../lib/common.sh"
 
 C=$MTLSGW_CTL
@@ -59,6 +61,9 @@ finish() { # NAME: stop a load client, check its numbers
 	gw_ok "client $1: $(js '"%d handshakes, 0 failed; open connection echoed %d times, never dropped" % (d["ok"], d["persistent_ok"])' <"$T/load-$1.json")"
 }
 count() { cat "$T/progress-$1" 2>/dev/null || echo 0; }
+status() { "$C" status --socket "$S" --json >"$T/status-$1.json" || gw_fail "status $1 failed"; }
+# busy NAME: worker 0's busy cycles and the TSC rate in status NAME
+busy() { js 'd["Workers"][0]["BusyCycles"], d["TscHz"]' <"$T/status-$1.json"; }
 reached() { [ "$(count "$1")" -ge "$2" ]; }
 advance() { # NAME: wait until client NAME completes 5 more handshakes
 	local want=$(($(count "$1") + 5))
@@ -73,6 +78,17 @@ root_of ca-1 >"$T/ca1.pem"
 client a
 load a ca1
 advance a
+
+# the workers in /v1/status: lcore, busy cycles growing under load
+status load0
+advance a
+status load1
+js 'len(d["Workers"]) == 1 and d["Workers"][0]["Lcore"] == 1 and d["Workers"][0]["Id"] == 0 and d["TscHz"] > 0' \
+	<"$T/status-load1.json" | grep -qx True || gw_fail "status workers: $(cat "$T/status-load1.json")"
+read -r b0 _ < <(busy load0)
+read -r b1 hz < <(busy load1)
+[ "$b1" -gt "$b0" ] || gw_fail "busy cycles did not grow under load: $b0 -> $b1"
+gw_ok "status: worker 0 on lcore 1; busy cycles grew under load ($b0 -> $b1 at $hz Hz)"
 
 # step 1: add ca-2
 cfg "$B12" ca-1
@@ -110,5 +126,20 @@ gw_ok "after step 3 a client from ca-1 alone is refused ($out)"
 gw_in python3 "$GW_SRC/tests/integ/ca_load.py" --once --server "$GW_GW_IP:$PORT" \
 	--cert "$T/b.pem" --key "$T/b.key" --ca "$T/ca2.pem" >/dev/null || gw_fail "client b refused"
 gw_ok "a client from ca-2 still accepted"
+
+# idle: the worker sleeps and polls, which is not work; its busy cycles stay
+# nearly flat (well under half the elapsed time) and never go back
+status idle0
+sleep 1
+status idle1
+read -r b2 _ < <(busy idle0)
+read -r b3 hz < <(busy idle1)
+[ "$b2" -ge "$b1" ] && [ "$b3" -ge "$b2" ] || gw_fail "busy cycles went back: $b1, $b2, $b3"
+[ $((b3 - b2)) -lt $((hz / 2)) ] || gw_fail "idle worker counted busy: $((b3 - b2)) cycles in 1 s at $hz Hz"
+gw_ok "idle for 1 s: busy cycles +$((b3 - b2)) (of $hz per second)"
 gw_stop_gateway
+# the counters line at exit carries the same counter
+tail -1 "$T/gw.out" | js "d['tsc_hz'] == $hz and d['per_worker'][0]['busy_cycles'] >= $b3" |
+	grep -qx True || gw_fail "counters line: no per_worker busy_cycles >= $b3 / tsc_hz $hz"
+gw_ok "counters line at exit: per_worker[0].busy_cycles and tsc_hz"
 gw_done
