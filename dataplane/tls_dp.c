@@ -20,6 +20,10 @@ struct tls_dp_worker {
 	uint64_t ms;             /* tsc ticks per millisecond */
 	/* written by the worker, read by control: its own cache lines */
 	struct gw_tls_stats st __rte_cache_aligned;
+	/* generation of the snapshot the worker last took (0: none yet);
+	 * stored only when it changes, so control's reads of this line cost
+	 * the worker nothing in the steady state */
+	uint64_t gen __rte_cache_aligned;
 } __rte_cache_aligned;
 
 struct gw_tls_dp {
@@ -126,8 +130,13 @@ hook_poll(void *arg, unsigned worker)
 {
 	struct gw_tls_dp *t = arg;
 	struct tls_dp_worker *k = &t->wk[worker];
-	uint64_t now = rte_rdtsc();
+	const struct gw_snapshot *s = gw_snap_current(t->p.pub);
+	uint64_t now = rte_rdtsc(), gen = s != NULL ? gw_snapshot_generation(s) : 0;
 
+	/* what a connection accepted now would take: /v1/status shows it per
+	 * worker (a worker stuck on an old generation shows here) */
+	if (gen != k->gen)
+		__atomic_store_n(&k->gen, gen, __ATOMIC_RELAXED);
 	gw_tls_worker_poll(k->w, now);
 	if (now >= k->next_copy) {
 		k->next_copy = now + k->ms;
@@ -165,6 +174,14 @@ gw_tls_dp_stats(const struct gw_tls_dp *t, struct gw_tls_stats *sum)
 		for (size_t i = 0; i < sizeof(*sum) / sizeof(uint64_t); i++)
 			dst[i] += __atomic_load_n(&src[i], __ATOMIC_RELAXED);
 	}
+}
+
+uint64_t
+gw_tls_dp_worker_generation(const struct gw_tls_dp *t, unsigned worker)
+{
+	if (t == NULL || worker >= t->p.n_workers)
+		return 0;
+	return __atomic_load_n(&t->wk[worker].gen, __ATOMIC_RELAXED);
 }
 
 int64_t

@@ -6,8 +6,9 @@
  * On each worker lcore, worker_init creates that lcore's struct
  * gw_tls_worker (tls.h), registers the worker as RCU reader `worker` of the
  * snapshot publisher, and starts the TLS listeners (svc_tls.h) on the
- * worker's TCP stack. worker_poll runs the TLS timeouts, copies the
- * counters for control every millisecond and reports the quiescent state
+ * worker's TCP stack. worker_poll records the generation of the current
+ * snapshot, runs the TLS timeouts, copies the counters for control every
+ * millisecond and reports the quiescent state
  * (the loop holds no pointer from gw_snap_current() between iterations;
  * connections hold references). worker_fini aborts the TLS connections
  * and unregisters the reader. Control reads the counters with
@@ -60,6 +61,14 @@ void gw_tls_dp_stats(const struct gw_tls_dp *t, struct gw_tls_stats *sum);
  * (gw_trust_reason_name), "handshaking" or "established"; -1 if unknown.
  */
 int64_t gw_tls_dp_stat(const struct gw_tls_dp *t, const char *name);
+
+/*
+ * Generation of the snapshot worker (gw_dp_params.workers order) last took
+ * (once per loop iteration, before its quiescent report): new connections
+ * on it use that one or a newer one. 0 before the first loop or for a bad
+ * index. Any thread (relaxed load).
+ */
+uint64_t gw_tls_dp_worker_generation(const struct gw_tls_dp *t, unsigned worker);
 
 /* `"tls":{...}` (no surrounding braces), for the stats JSON line. */
 void gw_tls_dp_stats_json(const struct gw_tls_dp *t, FILE *f);

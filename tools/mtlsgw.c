@@ -331,12 +331,13 @@ mesh_reload(void *arg, bool force)
 }
 
 /*
- * Workers[{Id, Lcore, BusyCycles}] and TscHz: the cycles each worker spent
- * working, so BusyCycles / TscHz is its busy seconds (bench/run's
- * handshakes per server core-second, issue 6).
+ * Workers[{Id, Lcore, Generation, BusyCycles}] and TscHz: which snapshot
+ * each worker runs (issue 7) and the cycles it spent working, so
+ * BusyCycles / TscHz is its busy seconds (bench/run's handshakes per
+ * server core-second, issue 6).
  */
 static void
-status_workers(json_t *o)
+status_workers(const struct tls_ctl *t, json_t *o)
 {
 	json_t *w = json_array();
 
@@ -349,6 +350,8 @@ status_workers(json_t *o)
 			continue;
 		e = json_pack("{s:i,s:i,s:I}", "Id", (int)i, "Lcore", (int)wi.lcore, "BusyCycles",
 			(json_int_t)wi.busy_cycles);
+		json_object_set_new(e, "Generation",
+			json_integer((json_int_t)gw_tls_dp_worker_generation(t->tdp, i)));
 		json_array_append_new(w, e);
 	}
 	json_object_set_new(o, "Workers", w);
@@ -371,7 +374,7 @@ mesh_status(void *arg, json_t *o)
 										   : "pinned"));
 	json_object_set_new(o, "Listeners", l);
 	json_object_set_new(o, "Generation", json_integer((json_int_t)t->gen));
-	status_workers(o);
+	status_workers(t, o);
 	if (t->tdp != NULL) {
 		json_object_set_new(o, "TLS",
 			json_pack("{s:I,s:I}", "Established",

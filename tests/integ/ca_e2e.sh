@@ -6,8 +6,9 @@
 # trusting only its own root, keep connecting (and keep one connection open)
 # through the three steps taken with mtlsgw-ctl. Zero failed handshakes,
 # zero dropped connections; after step 3 a client from ca-1 alone is refused.
-# Along the way /v1/status lists the workers: their busy cycles grow under
-# load and stay nearly flat when idle (also in the counters line at exit).
+# Along the way /v1/status lists the workers: each runs the current
+# generation after step 2, and its busy cycles grow under load and stay
+# nearly flat when idle (also in the counters line at exit).
 . "$(dirname "$0")/../lib/common.sh"
 
 C=$MTLSGW_CTL
@@ -79,7 +80,7 @@ client a
 load a ca1
 advance a
 
-# the workers in /v1/status: lcore, busy cycles growing under load
+# the workers in /v1/status: lcore, generation, busy cycles growing under load
 status load0
 advance a
 status load1
@@ -105,6 +106,10 @@ done
 grep -q 'ca-2' <<<"$out" || gw_fail "step 2: $out"
 out=$("$C" status --socket "$S" --json | js 'd["Identities"][0]["Backend"], d["Generation"] == d["LiveGeneration"]')
 [ "$out" = "ca-2 True" ] || gw_fail "status after step 2: $out"
+status step2
+js 'all(w["Generation"] == d["Generation"] for w in d["Workers"]) and d["Generation"] > 1' \
+	<"$T/status-step2.json" | grep -qx True ||
+	gw_fail "a worker does not run generation $(js 'd["Generation"]' <"$T/status-step2.json"): $(cat "$T/status-step2.json")"
 gw_ok "step 2: ca-2 enabled; the gateway serves an identity from ca-2 on every worker"
 client b
 load b ca2
