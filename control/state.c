@@ -189,6 +189,23 @@ run(struct gw_state *st, sqlite3_stmt *s, const char *what)
 	return rc;
 }
 
+/* The one number a SELECT count(*) with one text parameter (NULL ok) answers. */
+static int
+count(struct gw_state *st, const char *sql, const char *arg, unsigned *n, const char *what)
+{
+	sqlite3_stmt *s;
+	int rc = 0;
+
+	GW_GUARD(prep(st, sql, &s));
+	bind_text(s, 1, arg);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		*n = (unsigned)sqlite3_column_int64(s, 0);
+	else
+		rc = db_err(st, what);
+	sqlite3_finalize(s);
+	return rc;
+}
+
 int
 gw_state_meta_get(struct gw_state *st, const char *key, char **val)
 {
@@ -351,20 +368,9 @@ gw_state_certs_live(
 int
 gw_state_certs_count(struct gw_state *st, const char *backend, unsigned *n)
 {
-	sqlite3_stmt *s;
-	int rc;
-
 	GW_ENSURE(st && backend && n, -EINVAL);
-	GW_GUARD(prep(st, "SELECT count(*) FROM cert WHERE backend = ?", &s));
-	bind_text(s, 1, backend);
-	if (sqlite3_step(s) == SQLITE_ROW) {
-		*n = (unsigned)sqlite3_column_int64(s, 0);
-		rc = 0;
-	} else {
-		rc = db_err(st, "count certificates");
-	}
-	sqlite3_finalize(s);
-	return rc;
+	return count(st, "SELECT count(*) FROM cert WHERE backend = ?", backend, n,
+		"count certificates");
 }
 
 int
@@ -385,20 +391,9 @@ gw_state_history_add(struct gw_state *st, int64_t now, const char *event, const 
 int
 gw_state_history_count(struct gw_state *st, const char *event, unsigned *n)
 {
-	sqlite3_stmt *s;
-	int rc;
-
 	GW_ENSURE(st && n, -EINVAL);
-	GW_GUARD(prep(st, "SELECT count(*) FROM history WHERE ?1 IS NULL OR event = ?1", &s));
-	bind_text(s, 1, event);
-	if (sqlite3_step(s) == SQLITE_ROW) {
-		*n = (unsigned)sqlite3_column_int64(s, 0);
-		rc = 0;
-	} else {
-		rc = db_err(st, "read history");
-	}
-	sqlite3_finalize(s);
-	return rc;
+	return count(st, "SELECT count(*) FROM history WHERE ?1 IS NULL OR event = ?1", event, n,
+		"read history");
 }
 
 int
