@@ -184,6 +184,33 @@ cert_from_reply(json_t *reply, const char *name, X509 **out)
 	return 0;
 }
 
+/*
+ * POST req (consumed; NULL: out of memory) to cfssl's path with the
+ * backend's profile added; *out gets the certificate cfssl answers with.
+ * /info and /sign differ only in the request and where the answer goes.
+ */
+static int
+cfssl_cert(struct gw_ca_be *be, const char *path, json_t *req, X509 **out)
+{
+	json_t *reply = NULL;
+	char *body;
+	int rc;
+
+	if (req && be->cfg.profile)
+		json_object_set_new(req, "profile", json_string(be->cfg.profile));
+	body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+	json_decref(req);
+	if (body == NULL)
+		return gw_err_set(-ENOMEM, GW_HERE);
+	rc = cfssl_post(be->cfg.url, be->name, path, body, &reply);
+	free(body);
+	if (rc < 0)
+		return rc;
+	rc = cert_from_reply(reply, be->name, out);
+	json_decref(reply);
+	return rc;
+}
+
 /* Does x carry id as a URI SAN? */
 static bool
 has_uri(X509 *x, const char *id)
@@ -207,10 +234,9 @@ static int
 sign_csr(struct gw_ca_be *be, X509_REQ *csr, const char *host, X509 **out)
 {
 	BIO *b = BIO_new(BIO_s_mem());
-	char *pem = NULL, *body = NULL;
-	json_t *req = NULL, *reply = NULL;
+	char *pem = NULL;
+	json_t *req;
 	long n;
-	int rc;
 
 	if (b == NULL || PEM_write_bio_X509_REQ(b, csr) != 1 ||
 		(n = BIO_get_mem_data(b, &pem)) <= 0) {
@@ -221,19 +247,7 @@ sign_csr(struct gw_ca_be *be, X509_REQ *csr, const char *host, X509 **out)
 	BIO_free(b);
 	if (req && host)
 		json_object_set_new(req, "hosts", json_pack("[s]", host));
-	if (req && be->cfg.profile)
-		json_object_set_new(req, "profile", json_string(be->cfg.profile));
-	body = req ? json_dumps(req, JSON_COMPACT) : NULL;
-	json_decref(req);
-	if (body == NULL)
-		return gw_err_set(-ENOMEM, GW_HERE);
-	rc = cfssl_post(be->cfg.url, be->name, "/api/v1/cfssl/sign", body, &reply);
-	free(body);
-	if (rc < 0)
-		return rc;
-	rc = cert_from_reply(reply, be->name, out);
-	json_decref(reply);
-	return rc;
+	return cfssl_cert(be, "/api/v1/cfssl/sign", req, out);
 }
 
 int
@@ -263,30 +277,13 @@ gw_ca_cfssl_new_issuer(struct gw_ca *ca, struct gw_ca_be *be, X509 **out)
 int
 gw_ca_cfssl_init(struct gw_ca *ca, struct gw_ca_be *be)
 {
-	json_t *req, *reply = NULL;
 	struct gw_state_ca row;
 	char label[GW_HSM_LABEL_MAX + 1], uri[GW_HSM_URI_MAX];
-	char *body;
-	int rc;
 
 	if (be->cfg.url == NULL)
 		return gw_err_setf(
 			-GW_E_CONFIG, GW_HERE, "backend %s: type cfssl needs conf.url", be->name);
-	req = json_pack("{s:s}", "label", "");
-	if (req && be->cfg.profile)
-		json_object_set_new(req, "profile", json_string(be->cfg.profile));
-	body = req ? json_dumps(req, JSON_COMPACT) : NULL;
-	json_decref(req);
-	if (body == NULL)
-		return gw_err_set(-ENOMEM, GW_HERE);
-	rc = cfssl_post(be->cfg.url, be->name, "/api/v1/cfssl/info", body, &reply);
-	free(body);
-	if (rc < 0)
-		return rc;
-	rc = cert_from_reply(reply, be->name, &be->root);
-	json_decref(reply);
-	if (rc < 0)
-		return rc;
+	GW_GUARD(cfssl_cert(be, "/api/v1/cfssl/info", json_pack("{s:s}", "label", ""), &be->root));
 	/*
 	 * cfssl before 1.3 (Debian's 1.2.0) writes a URI host as a DNS SAN, so it
 	 * cannot put a SPIFFE ID in a leaf. With a CA profile it signs an issuer
