@@ -849,7 +849,19 @@ gw_tls_pp2_build(const struct gw_tls_conn *t, uint8_t *buf, size_t cap)
 	struct gw_tcp_conn_info ci;
 
 	GW_ENSURE(t->st == CS_EST && t->tcp, -ENOTCONN);
+	/* SIG_ALG/KEY_ALG of the certificate we presented (spec 2.2.6, as
+	 * haproxy sends them); a CN or ID too long for strs is left out, not cut */
 	GW_GUARD(gw_pp2_info_from_ssl(&pi, t->ssl, &strs));
+	/*
+	 * The gateway's own verdict on top of OpenSSL's: on a full handshake
+	 * our trust engine and the listener's allow rules decided (tls_ctx's
+	 * verify callback). A resumed session keeps the verdict of its full
+	 * handshake, which the ticket check held against the current trust.
+	 */
+	if (t->v.verify_ran && (pi.ssl_client & GW_PP2_CLIENT_CERT_CONN))
+		pi.ssl_verify = t->v.reason == GW_TRUST_R_OK
+					? 0
+					: (uint32_t)gw_tls_reason_x509err(t->v.reason);
 	gw_tcp_get_info(t->tcp, &ci);
 	pi.src_addr = ci.raddr;
 	pi.src_port = ci.rport;

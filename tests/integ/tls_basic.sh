@@ -102,6 +102,17 @@ case "$body" in
 *) gw_fail "upstream answer: $body" ;;
 esac
 gw_ok "curl --cert through tls-proxy: upstream says '$body'"
+# PP2_TYPE_SSL as the upstream parsed it: verified, the client's CN, and
+# SIG_ALG/KEY_ALG of the certificate the gateway presented (spec 2.2.6)
+srv_txt=$(openssl x509 -in "$P/server-hsm.chain.pem" -noout -text)
+want_sig=$(sed -n 's/^ *Signature Algorithm: *//p' <<<"$srv_txt" | head -1)
+want_key=EC$(sed -n 's/^ *Public-Key: *(\([0-9]*\) bit)/\1/p' <<<"$srv_txt" | head -1)
+want_cn=$(openssl x509 -in "$P/client.chain.pem" -noout -subject -nameopt multiline |
+	sed -n 's/^ *commonName *= *//p')
+got=$(tail -1 "$T/up.log" | "$GW_PY" -c 'import json,sys; s=json.load(sys.stdin)["ssl"]; print(s["client"], s["verify"], s.get("cn"), s.get("sig_alg"), s.get("key_alg"))')
+[ "$got" = "7 0 $want_cn $want_sig $want_key" ] ||
+	gw_fail "PROXY v2 SSL TLV: got '$got', want '7 0 $want_cn $want_sig $want_key'"
+gw_ok "PROXY v2 SSL TLV: cert verified, CN $want_cn, the server certificate's $want_sig / $want_key"
 gw_in pkill -f "pp2_upstream.py --listen $GW_PEER_IP:9000" || true
 
 # byte-exact relay both ways (upstream echo mode), 4 MiB

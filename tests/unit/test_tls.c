@@ -187,10 +187,13 @@ setup_softhsm(void)
 	write_file(so_pin_file, "5678\n");
 }
 
-/* Issue a server certificate for the token key `uri` from the corpus intermediate. */
+/*
+ * Issue a server certificate for the token key `uri` from the corpus
+ * intermediate, signed with md.
+ */
 static void
-issue_server_cert(
-	struct gw_hsm *h, const char *uri, const char *cn, const char *san, const char *path)
+issue_server_cert(struct gw_hsm *h, const char *uri, const char *cn, const char *san,
+	const char *path, const EVP_MD *md)
 {
 	X509_REQ *req = NULL;
 	X509 *x = X509_new();
@@ -216,7 +219,7 @@ issue_server_cert(
 	ext = X509V3_EXT_conf_nid(NULL, &v3, NID_ext_key_usage, "serverAuth");
 	X509_add_ext(x, ext, -1);
 	X509_EXTENSION_free(ext);
-	if (X509_sign(x, K.inter.k, EVP_sha256()) <= 0) {
+	if (X509_sign(x, K.inter.k, md) <= 0) {
 		fprintf(stderr, "sign server cert failed\n");
 		exit(2);
 	}
@@ -226,6 +229,65 @@ issue_server_cert(
 	fclose(f);
 	X509_free(x);
 	X509_REQ_free(req);
+}
+
+/* ---- PROXY v2: the PP2_TYPE_SSL TLV of a header, parsed by the spec ---- */
+
+struct pp2_ssl {
+	unsigned client, verify;
+	char version[32], cn[256], sig_alg[64], key_alg[32];
+};
+
+static void
+pp2_str(char *dst, size_t cap, const uint8_t *v, size_t n)
+{
+	n = n < cap - 1 ? n : cap - 1;
+	memcpy(dst, v, n);
+	dst[n] = 0;
+}
+
+/* Find PP2_TYPE_SSL in h[0..hl) (a whole header) and read it; false if absent or bad. */
+static bool
+pp2_ssl_parse(const uint8_t *h, size_t hl, struct pp2_ssl *o)
+{
+	size_t i = GW_PP2_HDR_LEN + GW_PP2_INET_LEN;
+
+	memset(o, 0, sizeof(*o));
+	while (i + 3 <= hl) {
+		size_t n = (size_t)h[i + 1] << 8 | h[i + 2];
+		const uint8_t *v = h + i + 3;
+
+		if (i + 3 + n > hl)
+			return false;
+		if (h[i] == GW_PP2_TYPE_SSL) {
+			size_t k = 5;
+
+			if (n < 5)
+				return false;
+			o->client = v[0];
+			o->verify = (unsigned)v[1] << 24 | (unsigned)v[2] << 16 |
+				    (unsigned)v[3] << 8 | v[4];
+			while (k + 3 <= n) {
+				size_t m = (size_t)v[k + 1] << 8 | v[k + 2];
+				const uint8_t *sv = v + k + 3;
+
+				if (k + 3 + m > n)
+					return false;
+				if (v[k] == GW_PP2_SUBTYPE_SSL_VERSION)
+					pp2_str(o->version, sizeof(o->version), sv, m);
+				else if (v[k] == GW_PP2_SUBTYPE_SSL_CN)
+					pp2_str(o->cn, sizeof(o->cn), sv, m);
+				else if (v[k] == GW_PP2_SUBTYPE_SSL_SIG_ALG)
+					pp2_str(o->sig_alg, sizeof(o->sig_alg), sv, m);
+				else if (v[k] == GW_PP2_SUBTYPE_SSL_KEY_ALG)
+					pp2_str(o->key_alg, sizeof(o->key_alg), sv, m);
+				k += 3 + m;
+			}
+			return k == n;
+		}
+		i += 3 + n;
+	}
+	return false;
 }
 
 /* ---- config by hand (the loader has its own tests) ---- */
@@ -752,13 +814,19 @@ main(int argc, char **argv)
 	EXPECT_OK(gw_hsm_open(&hp, &h));
 	if (h == NULL)
 		GW_TEST_END();
-	EXPECT_OK(gw_hsm_keygen(h, GW_HSM_KEY_EC_P256, "srv", srv_uri));
+	/*
+	 * The default identity is P-384 signed with SHA-384 while the client's
+	 * leaf is P-256 with SHA-256, so the PROXY v2 check can tell whose
+	 * algorithms the header carries (the gateway's, spec 2.2.6).
+	 */
+	EXPECT_OK(gw_hsm_keygen(h, GW_HSM_KEY_EC_P384, "srv", srv_uri));
 	EXPECT_OK(gw_hsm_keygen(h, GW_HSM_KEY_EC_P256, "srv2", srv2_uri));
 	snprintf(srv_pem, sizeof(srv_pem), "%s/srv.chain.pem", dir);
 	snprintf(srv2_pem, sizeof(srv2_pem), "%s/srv2.chain.pem", dir);
-	issue_server_cert(
-		h, srv_uri, "/CN=default.example.test", "DNS:default.example.test", srv_pem);
-	issue_server_cert(h, srv2_uri, "/CN=api.example.test", "DNS:api.example.test", srv2_pem);
+	issue_server_cert(h, srv_uri, "/CN=default.example.test", "DNS:default.example.test",
+		srv_pem, EVP_sha384());
+	issue_server_cert(h, srv2_uri, "/CN=api.example.test", "DNS:api.example.test", srv2_pem,
+		EVP_sha256());
 
 	cp.hsm = h;
 	hsm_h = h;
@@ -1134,6 +1202,26 @@ main(int argc, char **argv)
 			EXPECT_TRUE(memmem(back, hl, "\xe0\x00\x20spiffe://example.org/ns/prod/web",
 					    35) != NULL);
 			EXPECT_TRUE(memmem(back, hl, "TLSv1.3", 7) != NULL);
+			/* PP2_TYPE_SSL: verified client cert on this connection; the
+			 * client's CN; SIG_ALG/KEY_ALG of the server's certificate */
+			{
+				struct pp2_ssl ps;
+				char want_cn[64] = "";
+
+				X509_NAME_get_text_by_NID(X509_get_subject_name(K.leaf.x),
+					NID_commonName, want_cn, sizeof(want_cn));
+				EXPECT_TRUE(pp2_ssl_parse(back, hl, &ps));
+				EXPECT_EQ(ps.client, GW_PP2_CLIENT_SSL | GW_PP2_CLIENT_CERT_CONN |
+							     GW_PP2_CLIENT_CERT_SESS);
+				EXPECT_EQ(ps.verify, 0);
+				EXPECT_STREQ(ps.version, "TLSv1.3");
+				EXPECT_STREQ(ps.cn, want_cn);
+				EXPECT_STREQ(ps.sig_alg, "ecdsa-with-SHA384");
+				EXPECT_STREQ(ps.key_alg, "EC384");
+				/* and not the client's (P-256, SHA-256) */
+				EXPECT_EQ(X509_get_signature_nid(K.leaf.x), NID_ecdsa_with_SHA256);
+				EXPECT_EQ(EVP_PKEY_get_bits(X509_get0_pubkey(K.leaf.x)), 256);
+			}
 		}
 		/* close_notify from the client closes the pair */
 		SSL_shutdown(cl.ssl);
@@ -1181,8 +1269,8 @@ main(int argc, char **argv)
 		 * keeps the object deleted, so that is no test of ours.)
 		 */
 		EXPECT_OK(gw_hsm_keygen(hsm_h, GW_HSM_KEY_EC_P256, "srv2b", srv2_uri));
-		issue_server_cert(
-			hsm_h, srv2_uri, "/CN=api.example.test", "DNS:api.example.test", srv2_pem);
+		issue_server_cert(hsm_h, srv2_uri, "/CN=api.example.test", "DNS:api.example.test",
+			srv2_pem, EVP_sha256());
 		publish(P1, &cfg);
 		EXPECT_TRUE(
 			echo_ok(c13, 8443, &K.leaf, NULL, "api.example.test", NULL, NULL, NULL));
