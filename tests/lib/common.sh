@@ -15,6 +15,7 @@ GW_SRC=${GW_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 
 T=$(mktemp -d /tmp/gwtest.XXXXXX)
 GW_NS=""
+GW_CNS="" # the client namespace of gw_client_ns, if any
 GW_PIDS=()
 GW_CHECKS=0
 
@@ -28,6 +29,10 @@ gw_cleanup() {
 		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
 		kill -KILL "$p" 2>/dev/null || true
 	done
+	if [ -n "$GW_CNS" ]; then
+		ip netns pids "$GW_CNS" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
+		ip netns del "$GW_CNS" 2>/dev/null || true
+	fi
 	if [ -n "$GW_NS" ]; then
 		# anything still inside the namespace dies with it
 		ip netns pids "$GW_NS" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
@@ -231,4 +236,65 @@ ifr = struct.pack("16sP", sys.argv[1].encode(), val.buffer_info()[0])
 sock = socket.socket()
 fcntl.ioctl(sock.fileno(), 0x8946, ifr)  # SIOCETHTOOL
 PY
+}
+
+# ---- a kernel client one routed hop away (real loss in both directions) ----
+# A drop on the kernel's own output path (output/postrouting, even netdev
+# egress) is no loss for the kernel's TCP: it sees the local drop and sends
+# the segment again itself, so the gateway never sees a hole. Only a drop on
+# a routed (forward) path is lost both ways. gw_client_ns makes namespace
+# $GW_CNS (deleted by gw_cleanup) with 10.98.0.2/24 on a veth whose other end
+# is 10.98.0.1/24 in $GW_NS; $GW_NS forwards between the veth and the tap,
+# the gateway reaches 10.98.0.0/24 through its port's `gateway:` ($GW_PEER_IP).
+# Call after gw_start_gateway. Run clients with gw_cin CMD...
+GW_CLIENT_IP=10.98.0.2
+GW_ROUTER_IP=10.98.0.1
+gw_client_ns() {
+	[ -n "$GW_NS" ] || gw_fail "gw_client_ns: no gateway namespace yet"
+	GW_CNS="${GW_NS}c"
+	ip netns add "$GW_CNS"
+	ip -n "$GW_CNS" link set lo up
+	ip netns exec "$GW_CNS" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+	ip netns exec "$GW_CNS" sysctl -qw net.ipv6.conf.default.disable_ipv6=1
+	gw_in ip link add gwr0 type veth peer name gwc0 netns "$GW_CNS"
+	gw_in ip addr add "$GW_ROUTER_IP/24" dev gwr0
+	gw_in ip link set gwr0 up
+	ip -n "$GW_CNS" addr add "$GW_CLIENT_IP/24" dev gwc0
+	ip -n "$GW_CNS" link set gwc0 up
+	ip -n "$GW_CNS" route add "${GW_GW_IP%.*}.0/24" via "$GW_ROUTER_IP"
+	gw_in sysctl -qw net.ipv4.ip_forward=1
+	# full-size segments, not 64 KiB GSO skbs, cross the forward hook (one
+	# drop = one segment), and the tap gets finished checksums
+	(
+		GW_NS=$GW_CNS
+		gw_tx_csum_off gwc0
+	)
+}
+
+gw_cin() {
+	ip netns exec "$GW_CNS" "$@"
+}
+
+# gw_fwd_loss PCT : drop PCT% of the packets $GW_NS forwards, each direction
+# counted on its own (gw_fwd_loss_count c2g|g2c). gw_fwd_loss_off removes it.
+gw_fwd_loss() {
+	gw_in nft -f - <<NFT
+table inet gwfwdloss {
+	counter c2g {}
+	counter g2c {}
+	chain lossy {
+		type filter hook forward priority 0;
+		iifname "gwr0" oifname "$GW_TAP" numgen random mod 100 < $1 counter name c2g drop;
+		iifname "$GW_TAP" oifname "gwr0" numgen random mod 100 < $1 counter name g2c drop;
+	}
+}
+NFT
+}
+
+gw_fwd_loss_count() {
+	gw_in nft list counter inet gwfwdloss "$1" | grep -o 'packets [0-9]*' | awk '{print $2}'
+}
+
+gw_fwd_loss_off() {
+	gw_in nft delete table inet gwfwdloss
 }
