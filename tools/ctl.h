@@ -10,6 +10,7 @@
 #ifndef GW_CTL_H
 #define GW_CTL_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 enum { GW_CTL_OK = 0, GW_CTL_FAIL = 1, GW_CTL_USAGE = 2 };
@@ -22,5 +23,29 @@ struct gw_ctl_group {
 
 /* Print "mtlsgw-ctl: <msg>" on stderr; returns code for `return gw_ctl_die(...)`. */
 int gw_ctl_die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * The options of the groups that open the token (ctl_common.c): put
+ * GW_CTL_HSM_OPTIONS in the struct option table; gw_ctl_hsm_opt stores the
+ * value of one of them in p (true), or returns false for any other c. A
+ * group's own option values start at 1000.
+ */
+struct gw_hsm_params;
+enum { GW_CTL_O_MODULE = 900, GW_CTL_O_TOKEN, GW_CTL_O_PIN_FILE, GW_CTL_O_PIN_ENV };
+/* clang-format off */
+#define GW_CTL_HSM_OPTIONS \
+	{"module", required_argument, NULL, GW_CTL_O_MODULE}, \
+	{"token", required_argument, NULL, GW_CTL_O_TOKEN}, \
+	{"pin-file", required_argument, NULL, GW_CTL_O_PIN_FILE}, \
+	{"pin-env", required_argument, NULL, GW_CTL_O_PIN_ENV}
+/* clang-format on */
+bool gw_ctl_hsm_opt(struct gw_hsm_params *p, int c, const char *arg);
+
+/*
+ * "<cmd>: unknown option 'BAD' (try --help)", as a usage error. --pin and
+ * --so-pin (with or without =VALUE) get why there is none instead, and the
+ * value is never printed.
+ */
+int gw_ctl_bad_option(const char *cmd, const char *bad);
 
 #endif /* GW_CTL_H */

@@ -31,11 +31,7 @@ struct hsm_opts {
 };
 
 enum {
-	O_MODULE = 1000,
-	O_ENGINE,
-	O_TOKEN,
-	O_PIN_FILE,
-	O_PIN_ENV,
+	O_ENGINE = 1000,
 	O_SO_PIN_FILE,
 	O_LABEL,
 	O_TYPE,
@@ -48,11 +44,8 @@ enum {
 };
 
 static const struct option long_opts[] = {
-	{"module", required_argument, NULL, O_MODULE},
+	GW_CTL_HSM_OPTIONS,
 	{"engine", required_argument, NULL, O_ENGINE},
-	{"token", required_argument, NULL, O_TOKEN},
-	{"pin-file", required_argument, NULL, O_PIN_FILE},
-	{"pin-env", required_argument, NULL, O_PIN_ENV},
 	{"so-pin-file", required_argument, NULL, O_SO_PIN_FILE},
 	{"label", required_argument, NULL, O_LABEL},
 	{"type", required_argument, NULL, O_TYPE},
@@ -309,21 +302,11 @@ hsm_run(int argc, char **argv)
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(ac, av, ":", long_opts, NULL)) != -1) {
+		if (gw_ctl_hsm_opt(&o.p, c, optarg))
+			continue;
 		switch (c) {
-		case O_MODULE:
-			o.p.module = optarg;
-			break;
 		case O_ENGINE:
 			o.p.engine = optarg;
-			break;
-		case O_TOKEN:
-			o.p.token = optarg;
-			break;
-		case O_PIN_FILE:
-			o.p.pin_file = optarg;
-			break;
-		case O_PIN_ENV:
-			o.p.pin_env = optarg;
 			break;
 		case O_SO_PIN_FILE:
 			o.so_pin_file = optarg;
@@ -355,17 +338,10 @@ hsm_run(int argc, char **argv)
 			return gw_ctl_die(
 				GW_CTL_USAGE, "hsm %s: %s needs a value", s->name, av[optind - 1]);
 		default: {
-			const char *bad = av[optind - 1];
-			/* there is no --pin on purpose: say why, and where PINs go instead */
-			bool pin = strcmp(bad, "--pin") == 0 || strncmp(bad, "--pin=", 6) == 0 ||
-				   strcmp(bad, "--so-pin") == 0 ||
-				   strncmp(bad, "--so-pin=", 9) == 0;
+			char cmd[32];
 
-			return gw_ctl_die(GW_CTL_USAGE, "hsm %s: unknown option '%s'%s", s->name,
-				pin ? "--pin" : bad,
-				pin ? ": PINs are read from a file (--pin-file) or a variable "
-				      "(--pin-env), never from the command line"
-				    : " (try --help)");
+			snprintf(cmd, sizeof(cmd), "hsm %s", s->name);
+			return gw_ctl_bad_option(cmd, av[optind - 1]);
 		}
 		}
 	}

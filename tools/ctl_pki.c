@@ -313,25 +313,11 @@ static const char demo_usage[] =
 static int
 pki_run(int argc, char **argv)
 {
-	enum {
-		O_DIR = 1000,
-		O_KEY,
-		O_PIN_FILE,
-		O_PIN_ENV,
-		O_TOKEN,
-		O_MODULE,
-		O_TD,
-		O_SAN,
-		O_DAYS,
-		O_HELP
-	};
+	enum { O_DIR = 1000, O_KEY, O_TD, O_SAN, O_DAYS, O_HELP };
 	static const struct option opts[] = {
 		{"dir", required_argument, NULL, O_DIR},
 		{"key", required_argument, NULL, O_KEY},
-		{"pin-file", required_argument, NULL, O_PIN_FILE},
-		{"pin-env", required_argument, NULL, O_PIN_ENV},
-		{"token", required_argument, NULL, O_TOKEN},
-		{"module", required_argument, NULL, O_MODULE},
+		GW_CTL_HSM_OPTIONS,
 		{"trust-domain", required_argument, NULL, O_TD},
 		{"server-san", required_argument, NULL, O_SAN},
 		{"days", required_argument, NULL, O_DAYS},
@@ -357,24 +343,14 @@ pki_run(int argc, char **argv)
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(ac, av, ":", opts, NULL)) != -1) {
+		if (gw_ctl_hsm_opt(&o.p, c, optarg))
+			continue;
 		switch (c) {
 		case O_DIR:
 			o.dir = optarg;
 			break;
 		case O_KEY:
 			o.key = optarg;
-			break;
-		case O_PIN_FILE:
-			o.p.pin_file = optarg;
-			break;
-		case O_PIN_ENV:
-			o.p.pin_env = optarg;
-			break;
-		case O_TOKEN:
-			o.p.token = optarg;
-			break;
-		case O_MODULE:
-			o.p.module = optarg;
 			break;
 		case O_TD:
 			o.td = optarg;
@@ -397,10 +373,7 @@ pki_run(int argc, char **argv)
 			return gw_ctl_die(
 				GW_CTL_USAGE, "pki demo: %s needs a value", av[optind - 1]);
 		default:
-			return gw_ctl_die(GW_CTL_USAGE,
-				"pki demo: unknown option '%s' (try --help)",
-				strncmp(av[optind - 1], "--pin=", 6) == 0 ? "--pin"
-									  : av[optind - 1]);
+			return gw_ctl_bad_option("pki demo", av[optind - 1]);
 		}
 	}
 	if (optind < ac)

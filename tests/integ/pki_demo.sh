@@ -78,4 +78,11 @@ gw_expect_fail "no private key matches" "$C" pki demo --dir "$T/p2" --pin-file "
 	--key "pkcs11:token=gw;object=nope"
 gw_expect_fail "must be a bare name" "$C" pki demo --dir "$T/p2" --pin-file "$T/pin" \
 	--key "$uri" --trust-domain spiffe://x
+# no PIN on the command line, and one given anyway is never echoed back
+gw_expect_fail "never from the command line" "$C" pki demo --dir "$T/p2" --pin 1234
+out=$("$C" pki demo --dir "$T/p2" --so-pin=5678 2>&1) && gw_fail "pki demo took --so-pin"
+case "$out" in
+*5678*) gw_fail "pki demo echoed a PIN: $out" ;;
+esac
+gw_ok "pki demo --so-pin=...: refused without echoing the PIN"
 gw_done

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * ctl_common.c - what the command groups that open the token (hsm, pki)
+ * share: the options naming the module, token and PIN source, and the
+ * refusal of a PIN on the command line, so every group says the same thing
+ * and none echoes a PIN it was given by mistake.
+ */
+#include <stdbool.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "hsm.h"
+
+bool
+gw_ctl_hsm_opt(struct gw_hsm_params *p, int c, const char *arg)
+{
+	switch (c) {
+	case GW_CTL_O_MODULE:
+		p->module = arg;
+		return true;
+	case GW_CTL_O_TOKEN:
+		p->token = arg;
+		return true;
+	case GW_CTL_O_PIN_FILE:
+		p->pin_file = arg;
+		return true;
+	case GW_CTL_O_PIN_ENV:
+		p->pin_env = arg;
+		return true;
+	default:
+		return false;
+	}
+}
+
+int
+gw_ctl_bad_option(const char *cmd, const char *bad)
+{
+	/* there is no --pin on purpose: say why, and where PINs go instead */
+	bool pin = strcmp(bad, "--pin") == 0 || strncmp(bad, "--pin=", 6) == 0 ||
+		   strcmp(bad, "--so-pin") == 0 || strncmp(bad, "--so-pin=", 9) == 0;
+
+	return gw_ctl_die(GW_CTL_USAGE, "%s: unknown option '%s'%s", cmd, pin ? "--pin" : bad,
+		pin ? ": PINs are read from a file (--pin-file) or a variable "
+		      "(--pin-env), never from the command line"
+		    : " (try --help)");
+}
