@@ -593,6 +593,36 @@ post_reload(struct gw_admin *a, struct MHD_Connection *c, const struct req_body 
 	return send_json(c, MHD_HTTP_OK, json_pack("{s:b}", "Reloaded", 1));
 }
 
+/* GET /v1/metrics: Prometheus text from ops->metrics (metrics.h). */
+static enum MHD_Result
+get_metrics(struct gw_admin *a, struct MHD_Connection *c)
+{
+	struct gw_metrics m;
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+	const char *text;
+	size_t len;
+	int rc;
+
+	if (a->ops.metrics == NULL)
+		return send_err(c, MHD_HTTP_NOT_IMPLEMENTED, "this process has no metrics");
+	gw_metrics_init(&m);
+	gw_err_clear();
+	if ((rc = a->ops.metrics(a->ops.arg, &m)) < 0 ||
+		(rc = gw_metrics_text(&m, &text, &len)) < 0) {
+		gw_metrics_clear(&m);
+		return send_rc(c, rc);
+	}
+	r = MHD_create_response_from_buffer(len, (void *)text, MHD_RESPMEM_MUST_COPY);
+	gw_metrics_clear(&m);
+	if (r == NULL)
+		return MHD_NO;
+	MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4");
+	ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
 /* ---- dispatch ------------------------------------------------------------------ */
 
 static bool
@@ -655,6 +685,9 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 	}
 	if (strcmp(url, "/v1/status") == 0)
 		return get ? get_status(a, c) : send_err(c, MHD_HTTP_METHOD_NOT_ALLOWED, "use GET");
+	if (strcmp(url, "/v1/metrics") == 0)
+		return get ? get_metrics(a, c)
+			   : send_err(c, MHD_HTTP_METHOD_NOT_ALLOWED, "use GET");
 	if (strcmp(url, "/v1/reload") == 0)
 		return post ? post_reload(a, c, b)
 			    : send_err(c, MHD_HTTP_METHOD_NOT_ALLOWED, "use POST");

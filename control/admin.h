@@ -20,6 +20,8 @@
  *                                      {TrustDomain, EnabledBackend, Certificates[]
  *                                      with NotAfter and ExpiresInSeconds}
  *   POST /v1/reload                    {Force?} (body optional): ops->reload
+ *   GET  /v1/metrics                   Prometheus text (metrics.h), content type
+ *                                      text/plain; version=0.0.4: ops->metrics
  *
  * Errors are {"error": "<message>"}: 400 for a malformed body (bad JSON, an
  * unknown field, a wrong type, a body over max_body bytes), 404 unknown
@@ -48,6 +50,7 @@
 
 #include "ca.h"
 #include "gw_err.h"
+#include "metrics.h"
 
 #define GW_ADMIN_MAX_BODY_DEFAULT (64 * 1024)
 
@@ -64,6 +67,8 @@ struct gw_admin_ops {
 	int (*reload)(void *arg, bool force);
 	/* Make backend the enabled one (rotation step 2); 0, or <0 with gw_err_msg(). */
 	int (*ca_enable)(void *arg, const char *backend, bool force);
+	/* Append the Prometheus text of GET /v1/metrics to m (counters, expiry). */
+	int (*metrics)(void *arg, struct gw_metrics *m);
 };
 
 struct gw_admin_params {

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
 #include <openssl/pem.h>
 
 #include "admin.h"
@@ -25,6 +26,14 @@ struct mesh_id {
 	X509 *cert;
 	char key_uri[GW_HSM_URI_MAX];
 	char pem_path[600];
+};
+
+/* A certificate of the config's own files: a trust anchor or an identity. */
+struct mesh_fcert {
+	const char *kind; /* "anchor" or "identity" */
+	char *listener;
+	char what[200]; /* for the expiry warning */
+	X509 *x;
 };
 
 struct gw_mesh {
@@ -44,6 +53,8 @@ struct gw_mesh {
 		int bucket;
 	} warn[MESH_WARN_MAX];
 	unsigned n_warn;
+	struct mesh_fcert *fcerts; /* of m->cfg, read when it is published */
+	unsigned n_fcerts;
 };
 
 static time_t
@@ -198,6 +209,74 @@ ids_sync(struct gw_mesh *m, const struct gw_cfg *cfg, bool reissue)
 	return 0;
 }
 
+/* ---- the config's certificate files (expiry metrics and warnings) ------------ */
+
+static void
+fcerts_free(struct gw_mesh *m)
+{
+	for (unsigned i = 0; i < m->n_fcerts; i++) {
+		free(m->fcerts[i].listener);
+		X509_free(m->fcerts[i].x);
+	}
+	free(m->fcerts);
+	m->fcerts = NULL;
+	m->n_fcerts = 0;
+}
+
+/* Add the certificates of one PEM file (all of them, or only the first). */
+static int
+fcerts_add_file(struct gw_mesh *m, const char *kind, const char *listener, const char *path,
+	bool first_only)
+{
+	FILE *f = fopen(path, "r");
+	X509 *x;
+
+	/* the snapshot build reports unreadable files; metrics just lack them */
+	if (f == NULL)
+		return 0;
+	while ((x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL) {
+		struct mesh_fcert *n = realloc(m->fcerts, (m->n_fcerts + 1) * sizeof(*n));
+		char *l = strdup(listener);
+
+		if (n == NULL || l == NULL) {
+			if (n)
+				m->fcerts = n;
+			free(l);
+			X509_free(x);
+			fclose(f);
+			return gw_err_set(-ENOMEM, GW_HERE);
+		}
+		m->fcerts = n;
+		n = &m->fcerts[m->n_fcerts++];
+		n->kind = kind;
+		n->listener = l;
+		n->x = x;
+		snprintf(n->what, sizeof(n->what), "%s of listener %s (%.120s)",
+			strcmp(kind, "anchor") == 0 ? "trust anchor" : "identity", listener, path);
+		if (first_only)
+			break;
+	}
+	ERR_clear_error(); /* the end of the file reads as an error */
+	fclose(f);
+	return 0;
+}
+
+static int
+fcerts_load(struct gw_mesh *m, const struct gw_cfg *cfg)
+{
+	fcerts_free(m);
+	for (unsigned i = 0; i < cfg->n_listeners; i++) {
+		const struct gw_cfg_listener *lc = &cfg->listeners[i];
+
+		for (unsigned j = 0; lc->has_trust && j < lc->trust.n_certs; j++)
+			GW_GUARD(fcerts_add_file(m, "anchor", lc->name, lc->trust.certs[j], false));
+		for (unsigned j = 0; lc->has_tls && j < lc->tls.n_identities; j++)
+			GW_GUARD(fcerts_add_file(
+				m, "identity", lc->name, lc->tls.identities[j].cert, true));
+	}
+	return 0;
+}
+
 /* ---- the snapshot extension ------------------------------------------------ */
 
 static int
@@ -344,6 +423,7 @@ gw_mesh_published(struct gw_mesh *m, const struct gw_cfg *cfg, uint64_t gen)
 
 	GW_ENSURE(m && cfg, -EINVAL);
 	m->cfg = cfg;
+	GW_GUARD(fcerts_load(m, cfg));
 	run = running_mtls(m);
 	return gw_rotation_published(m->rot, &run, gen);
 }
@@ -409,6 +489,42 @@ op_status(void *arg, json_t *o)
 	return 0;
 }
 
+static int
+op_metrics(void *arg, struct gw_metrics *mt)
+{
+	struct gw_mesh *m = arg;
+	time_t now = mesh_now(m);
+
+	if (m->p.ops.metrics)
+		GW_GUARD(m->p.ops.metrics(m->p.ops.arg, mt));
+	for (unsigned i = 0; m->ca && i < gw_ca_n_backends(m->ca); i++) {
+		struct gw_ca_info in;
+
+		if (gw_ca_backend_info(m->ca, i, &in) < 0)
+			continue;
+		gw_metrics_cert(mt, "root", "backend", in.name, in.root, now);
+		gw_metrics_cert(mt, "root", "backend", in.name, in.cross, now);
+		gw_metrics_cert(mt, "issuer", "backend", in.name, in.issuer, now);
+	}
+	/* a mesh listener trusts every backend's root (ext_trust_build) */
+	for (unsigned l = 0; m->ca && l < m->cfg->n_listeners; l++) {
+		const struct gw_cfg_listener *lc = &m->cfg->listeners[l];
+
+		if (!lc->has_trust || lc->trust.mode != GW_TRUST_MESH)
+			continue;
+		for (unsigned i = 0; i < gw_ca_n_backends(m->ca); i++)
+			gw_metrics_cert(mt, "anchor", "listener", lc->name,
+				sk_X509_value(gw_ca_bundle(m->ca, i), 0), now);
+	}
+	for (unsigned i = 0; i < m->n_fcerts; i++)
+		gw_metrics_cert(mt, m->fcerts[i].kind, "listener", m->fcerts[i].listener,
+			m->fcerts[i].x, now);
+	for (unsigned i = 0; i < m->n_ids; i++)
+		gw_metrics_cert(
+			mt, "identity", "listener", m->ids[i].listener, m->ids[i].cert, now);
+	return 0;
+}
+
 /* ---- timed work ------------------------------------------------------------------ */
 
 /* Log once when a certificate enters the 30, 7 or 1 day window (or expires). */
@@ -456,6 +572,9 @@ tick(struct gw_mesh *m)
 	bool renewed = false, failed = false;
 	int rc;
 
+	/* the config's own anchors and identities: nothing renews them */
+	for (unsigned i = 0; i < m->n_fcerts; i++)
+		warn_expiry(m, m->fcerts[i].what, m->fcerts[i].x, now);
 	if (m->ca == NULL)
 		return;
 	rc = gw_ca_maintain(m->ca);
@@ -550,11 +669,14 @@ gw_mesh_create(const struct gw_cfg *cfg, const struct gw_mesh_params *p, struct 
 		if ((rc = gw_ca_create(&cfg->mtls, &cp, &m->ca)) < 0 || (rc = write_roots(m)) < 0)
 			goto fail;
 	}
-	if ((rc = ids_sync(m, cfg, false)) < 0)
+	if ((rc = ids_sync(m, cfg, false)) < 0 || (rc = fcerts_load(m, cfg)) < 0)
 		goto fail;
 	if (cfg->admin.socket) {
-		struct gw_admin_ops ops = {
-			.arg = m, .status = op_status, .reload = op_reload, .ca_enable = op_enable};
+		struct gw_admin_ops ops = {.arg = m,
+			.status = op_status,
+			.reload = op_reload,
+			.ca_enable = op_enable,
+			.metrics = op_metrics};
 
 		if ((rc = gw_admin_start(
 			     &(struct gw_admin_params){
@@ -581,6 +703,7 @@ gw_mesh_destroy(struct gw_mesh *m)
 		X509_free(m->ids[i].cert);
 	}
 	free(m->ids);
+	fcerts_free(m);
 	free(m->enabled_override);
 	gw_rotation_destroy(m->rot);
 	gw_ca_destroy(m->ca);

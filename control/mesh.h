@@ -21,6 +21,13 @@
  *    and for an issuer or identity in that window only while its renewal
  *    keeps failing (they renew long before); a renewal or a PUT of the CA
  *    configuration asks the gateway to publish (ops.publish).
+ *  - the same 30/7/1-day warnings for every trust anchor in a listener's
+ *    trust files (ca and pinned) and every identity certificate file in the
+ *    config, which nothing renews (read when a config is published);
+ *  - GET /v1/metrics (metrics.h): the gateway's ops.metrics, then
+ *    mtlsgw_cert_expiry_seconds for every CA root, cross-signed root and
+ *    issuer (backend=), every listener's anchors (listener=; a mesh
+ *    listener's are the backends' roots) and every identity (listener=).
  * "Is B trusted by every worker": the generation that first trusted B must
  * be <= the generation every worker runs, which the publisher answers:
  * after gw_snap_pub_reclaim(pub, wait) every registered reader has passed a
@@ -41,6 +48,7 @@
 #include "ca.h"
 #include "config.h"
 #include "gw_err.h"
+#include "metrics.h"
 #include "snapshot.h"
 
 struct gw_mesh_ops {
@@ -55,6 +63,9 @@ struct gw_mesh_ops {
 	int (*status)(void *arg, json_t *obj);
 	/* Lowest generation every worker runs; NULL: asked of the publisher. */
 	uint64_t (*live_gen)(void *arg);
+	/* The gateway's side of GET /v1/metrics (counters, generations), written
+	 * before the certificate expiry metrics mesh adds. NULL: none. */
+	int (*metrics)(void *arg, struct gw_metrics *m);
 };
 
 struct gw_mesh_params {

@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * metrics.h - Prometheus text exposition (format 0.0.4) for GET /v1/metrics
+ * (DESIGN.md "counters ... exposed as JSON and Prometheus text", issue 7).
+ *
+ * A growable text buffer and the few writers the gateway needs:
+ *  - families: "# HELP" / "# TYPE" once per metric name;
+ *  - samples with labels, values escaped as the format says (\\, \", \n);
+ *  - the dataplane's stats JSON line (gw_dp_stats_json, with the TLS hook's
+ *    "tls" member) rendered as counters: every integer of "net", "tcp" and
+ *    "tls" becomes mtlsgw_<group>_<name>_total, except the TLS gauges
+ *    handshaking / established; "conns" becomes the gauge
+ *    mtlsgw_tcp_connections{state=...}; per_worker_hs becomes
+ *    mtlsgw_tls_worker_<name>_total{worker=...}; ports' device counters
+ *    mtlsgw_port_<name>_total{port=...};
+ *  - certificate expiry: mtlsgw_cert_expiry_seconds{kind, name, <scope>,
+ *    fingerprint} = notAfter - now (negative once expired).
+ *
+ * No knowledge of the dataplane: the JSON line is the interface, so this
+ * module and its tests need no DPDK. Not thread-safe (control thread).
+ */
+#ifndef GW_METRICS_H
+#define GW_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <openssl/x509.h>
+
+#include "gw_err.h"
+
+#define GW_METRICS_MAX_FAMILIES 512
+
+struct gw_metrics {
+	char *buf; /* NUL-terminated text so far (NULL until the first write) */
+	size_t len, cap;
+	bool oom; /* a write failed for memory: the text is incomplete */
+	/* names whose HELP/TYPE were written, so each family has them once */
+	char *families[GW_METRICS_MAX_FAMILIES];
+	unsigned n_families;
+};
+
+void gw_metrics_init(struct gw_metrics *m);
+void gw_metrics_clear(struct gw_metrics *m);
+
+/* The text and its length; -ENOMEM if any write failed. */
+GW_MUST_CHECK int gw_metrics_text(const struct gw_metrics *m, const char **text, size_t *len);
+
+/*
+ * Escape a label value into out (at most outlen bytes with the NUL):
+ * backslash, double quote and newline as \\, \" and \n. Truncates on a
+ * character boundary of the escaping; returns the length written.
+ */
+size_t gw_metrics_escape(const char *v, char *out, size_t outlen);
+
+/*
+ * "# HELP name help" and "# TYPE name type" (type: counter, gauge) unless
+ * name had them already.
+ */
+void gw_metrics_family(struct gw_metrics *m, const char *name, const char *type, const char *help);
+
+/*
+ * One sample: name{k1="v1",...} value. labels are n key/value pairs
+ * (labels[2i] the key, labels[2i+1] the value, escaped here); NULL values
+ * are left out.
+ */
+void gw_metrics_sample(struct gw_metrics *m, const char *name, const char *const *labels,
+	unsigned n, int64_t value);
+
+/* Family and sample in one call, without labels. */
+void gw_metrics_simple(
+	struct gw_metrics *m, const char *name, const char *type, const char *help, int64_t value);
+
+/*
+ * The dataplane's stats JSON line (see above). -EINVAL if it is not a
+ * JSON object; nothing is written then.
+ */
+GW_MUST_CHECK int gw_metrics_stats_json(struct gw_metrics *m, const char *json, size_t len);
+
+/*
+ * mtlsgw_cert_expiry_seconds for x: kind ("anchor", "issuer", "identity",
+ * "root", "cross"), name (the subject CN, else the subject line), the
+ * scope label (e.g. "listener" / "backend") with its value, and the SHA-1
+ * fingerprint (a root and its cross-signed copy share a subject).
+ */
+void gw_metrics_cert(struct gw_metrics *m, const char *kind, const char *scope_key,
+	const char *scope_val, X509 *x, time_t now);
+
+#endif /* GW_METRICS_H */

@@ -1,0 +1,273 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * test_metrics.c - the Prometheus text of GET /v1/metrics (control/metrics.h):
+ * exact lines for a stats JSON line, HELP/TYPE once per family, label
+ * escaping, certificate expiry (negative once expired), and the admin API
+ * serving it over its unix socket with the right content type.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "admin.h"
+#include "gw_test.h"
+#include "metrics.h"
+
+/* A self-signed P-256 certificate with the given CN and notAfter. */
+static X509 *
+make_cert(const char *cn, time_t not_after)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	X509_NAME *n = X509_NAME_new();
+
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 7);
+	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0);
+	X509_set_subject_name(x, n);
+	X509_set_issuer_name(x, n);
+	ASN1_TIME_set(X509_getm_notBefore(x), not_after - 86400 * 365);
+	ASN1_TIME_set(X509_getm_notAfter(x), not_after);
+	X509_set_pubkey(x, k);
+	X509_sign(x, k, EVP_sha256());
+	X509_NAME_free(n);
+	EVP_PKEY_free(k);
+	return x;
+}
+
+static const char *
+text_of(struct gw_metrics *m)
+{
+	const char *t = "";
+	size_t len;
+
+	if (gw_metrics_text(m, &t, &len) < 0)
+		return "(oom)";
+	return t;
+}
+
+static unsigned
+count(const char *hay, const char *needle)
+{
+	unsigned n = 0;
+
+	for (const char *p = hay; (p = strstr(p, needle)) != NULL; p++)
+		n++;
+	return n;
+}
+
+/* ops->metrics of the admin API test: one counter and one expiry. */
+static int
+ops_metrics(void *arg, struct gw_metrics *m)
+{
+	gw_metrics_simple(m, "mtlsgw_test_total", "counter", "a test counter", 42);
+	gw_metrics_cert(m, "anchor", "listener", "l\"1", arg, 1000);
+	return 0;
+}
+
+/* One HTTP/1.0 GET over the unix socket; the whole response into out. */
+static int
+http_get(const char *sock, const char *path, char *out, size_t len)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char req[256];
+	size_t got = 0;
+	ssize_t n;
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	if (strlen(sock) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sa.sun_path, sock, strlen(sock) + 1);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return -errno;
+	snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: x\r\n\r\n", path);
+	if (write(fd, req, strlen(req)) < 0) {
+		close(fd);
+		return -errno;
+	}
+	while (got + 1 < len && (n = read(fd, out + got, len - got - 1)) > 0)
+		got += (size_t)n;
+	out[got] = '\0';
+	close(fd);
+	return 0;
+}
+
+int
+main(void)
+{
+	GW_TEST_BEGIN();
+	{ /* escaping: backslash, double quote, newline; nothing else */
+		char out[64];
+
+		EXPECT_EQ(gw_metrics_escape("a\\b\"c\nd", out, sizeof(out)), 10);
+		EXPECT_STREQ(out, "a\\\\b\\\"c\\nd");
+		EXPECT_EQ(gw_metrics_escape("tab\there", out, sizeof(out)), 8);
+		EXPECT_STREQ(out, "tab\there");
+		/* truncation never leaves half an escape */
+		EXPECT_EQ(gw_metrics_escape("ab\"", out, 4), 2);
+		EXPECT_STREQ(out, "ab");
+	}
+	{ /* a sample with escaped labels; NULL values are left out */
+		struct gw_metrics m;
+
+		gw_metrics_init(&m);
+		gw_metrics_family(&m, "mtlsgw_x", "gauge", "x");
+		gw_metrics_family(&m, "mtlsgw_x", "gauge", "x");
+		gw_metrics_sample(&m, "mtlsgw_x",
+			(const char *const[]){"a", "q\"\\\n", "b", NULL, "c", "3"}, 3, -5);
+		gw_metrics_sample(&m, "mtlsgw_x", NULL, 0, 7);
+		EXPECT_STREQ(text_of(&m), "# HELP mtlsgw_x x\n"
+					  "# TYPE mtlsgw_x gauge\n"
+					  "mtlsgw_x{a=\"q\\\"\\\\\\n\",c=\"3\"} -5\n"
+					  "mtlsgw_x 7\n");
+		gw_metrics_clear(&m);
+	}
+	{ /* the stats JSON line: groups, gauges, conns by state, per worker, ports */
+		static const char line[] =
+			"{\"workers\":2,\"tsc_hz\":1000,\"net\":{\"rx_pkts\":10,\"tx_bytes\":300},"
+			"\"tcp\":{\"rx_seg\":4},\"conns\":{\"LISTEN\":2,\"ESTABLISHED\":1},"
+			"\"tls\":{\"hs_ok\":3,\"reject_expired\":1,\"handshaking\":0,"
+			"\"established\":1,\"per_worker_hs\":[{\"hs_ok\":1,\"hs_fail\":0},"
+			"{\"hs_ok\":2,\"hs_fail\":1}]},\"mbufs_in_use\":50,\"mbufs_total\":1024,"
+			"\"ports\":[{\"name\":\"p0\",\"device\":\"net_tap0\",\"rss\":false,"
+			"\"mtu\":1500,\"imissed\":0,\"ierrors\":2,\"oerrors\":0,\"rx_nombuf\":0}]}";
+		struct gw_metrics m;
+		const char *t;
+
+		gw_metrics_init(&m);
+		EXPECT_OK(gw_metrics_stats_json(&m, line, strlen(line)));
+		t = text_of(&m);
+		EXPECT_CONTAINS(t, "# HELP mtlsgw_net_rx_pkts_total dataplane packet counter, "
+				   "summed over the workers\n"
+				   "# TYPE mtlsgw_net_rx_pkts_total counter\n"
+				   "mtlsgw_net_rx_pkts_total 10\n");
+		EXPECT_CONTAINS(t, "\nmtlsgw_net_tx_bytes_total 300\n");
+		EXPECT_CONTAINS(t, "\nmtlsgw_tcp_rx_seg_total 4\n");
+		EXPECT_CONTAINS(t, "\nmtlsgw_tls_hs_ok_total 3\n");
+		EXPECT_CONTAINS(t, "\nmtlsgw_tls_reject_expired_total 1\n");
+		EXPECT_CONTAINS(
+			t, "# TYPE mtlsgw_tls_established gauge\nmtlsgw_tls_established 1\n");
+		EXPECT_CONTAINS(t, "# TYPE mtlsgw_tcp_connections gauge\n"
+				   "mtlsgw_tcp_connections{state=\"LISTEN\"} 2\n"
+				   "mtlsgw_tcp_connections{state=\"ESTABLISHED\"} 1\n");
+		EXPECT_CONTAINS(t, "# TYPE mtlsgw_tls_worker_hs_ok_total counter\n"
+				   "mtlsgw_tls_worker_hs_ok_total{worker=\"0\"} 1\n"
+				   "mtlsgw_tls_worker_hs_ok_total{worker=\"1\"} 2\n");
+		EXPECT_CONTAINS(t, "\nmtlsgw_tls_worker_hs_fail_total{worker=\"1\"} 1\n");
+		EXPECT_CONTAINS(t, "\nmtlsgw_port_ierrors_total{port=\"p0\"} 2\n");
+		EXPECT_CONTAINS(t, "\nmtlsgw_workers 2\n");
+		EXPECT_CONTAINS(t, "\nmtlsgw_mbufs_in_use 50\n");
+		/* gauges are not counters; settings are not metrics */
+		EXPECT_TRUE(strstr(t, "handshaking_total") == NULL);
+		EXPECT_TRUE(strstr(t, "mtu") == NULL);
+		EXPECT_TRUE(strstr(t, "per_worker_hs") == NULL);
+		/* HELP and TYPE once per family */
+		EXPECT_EQ(count(t, "# TYPE mtlsgw_tcp_connections "), 1);
+		EXPECT_EQ(count(t, "# TYPE mtlsgw_tls_worker_hs_ok_total "), 1);
+		gw_metrics_clear(&m);
+	}
+	{ /* not a JSON object: -EINVAL, nothing written */
+		struct gw_metrics m;
+
+		gw_metrics_init(&m);
+		EXPECT_ERR(gw_metrics_stats_json(&m, "[1]", 3), -EINVAL);
+		EXPECT_ERR(gw_metrics_stats_json(&m, "{\"net\":", 7), -EINVAL);
+		EXPECT_STREQ(text_of(&m), "");
+		gw_metrics_clear(&m);
+	}
+	{ /* expiry: seconds to notAfter, negative once expired, CN escaped */
+		struct gw_metrics m;
+		time_t now = 1700000000;
+		X509 *ok = make_cert("root \"A\"", now + 30 * 86400);
+		X509 *old = make_cert("old", now - 3600);
+		char fp[60], want[400];
+		const char *t;
+
+		gw_metrics_init(&m);
+		gw_metrics_cert(&m, "root", "backend", "b1", ok, now);
+		gw_metrics_cert(&m, "anchor", "listener", "web", old, now);
+		gw_metrics_cert(&m, "identity", "listener", "web", NULL, now);
+		t = text_of(&m);
+		gw_ca_fingerprint(ok, fp);
+		snprintf(want, sizeof(want),
+			"# HELP mtlsgw_cert_expiry_seconds seconds until the certificate's "
+			"notAfter "
+			"(negative: expired)\n"
+			"# TYPE mtlsgw_cert_expiry_seconds gauge\n"
+			"mtlsgw_cert_expiry_seconds{kind=\"root\",name=\"root \\\"A\\\"\","
+			"backend=\"b1\",fingerprint=\"%s\"} 2592000\n",
+			fp);
+		EXPECT_TRUE(strncmp(t, want, strlen(want)) == 0);
+		gw_ca_fingerprint(old, fp);
+		snprintf(want, sizeof(want),
+			"mtlsgw_cert_expiry_seconds{kind=\"anchor\",name=\"old\",listener=\"web\","
+			"fingerprint=\"%s\"} -3600\n",
+			fp);
+		EXPECT_CONTAINS(t, want);
+		EXPECT_EQ(count(t, "\nmtlsgw_cert_expiry_seconds{"), 2);
+		gw_metrics_clear(&m);
+		X509_free(ok);
+		X509_free(old);
+	}
+	{ /* the admin API: GET /v1/metrics is text/plain 0.0.4 */
+		char dir[] = "/tmp/gw_metrics_XXXXXX", sock[128], resp[8192];
+		struct gw_admin *a = NULL;
+		X509 *x = make_cert("anc", 1000 + 60);
+		struct gw_admin_ops ops = {.arg = x, .metrics = ops_metrics};
+		pid_t pid;
+
+		EXPECT_TRUE(mkdtemp(dir) != NULL);
+		snprintf(sock, sizeof(sock), "%s/admin.sock", dir);
+		EXPECT_OK(gw_admin_start(
+			&(struct gw_admin_params){.socket_path = sock, .ops = &ops}, &a));
+		pid = fork();
+		if (pid == 0) { /* the client; the parent serves */
+			int rc = http_get(sock, "/v1/metrics", resp, sizeof(resp));
+
+			if (rc == 0) {
+				fputs(resp, stdout);
+				fflush(stdout);
+			}
+			_exit(rc == 0 && strstr(resp, " 200 OK\r\n") != NULL &&
+						strstr(resp, "Content-Type: text/plain; "
+							     "version=0.0.4") &&
+						strstr(resp,
+							"\r\n\r\n# HELP mtlsgw_test_total a test "
+							"counter\n# TYPE mtlsgw_test_total "
+							"counter\nmtlsgw_test_total 42\n") &&
+						strstr(resp, "listener=\"l\\\"1\"") &&
+						strstr(resp, "} 60\n")
+					? 0
+					: 1);
+		}
+		{
+			int st = -1;
+			pid_t done = 0;
+
+			/* serve until the client is done (bounded: a hung client fails) */
+			for (int i = 0; i < 300 && done == 0; i++) {
+				(void)gw_admin_run(a, 100);
+				done = waitpid(pid, &st, WNOHANG);
+			}
+			if (done == 0) {
+				kill(pid, SIGKILL);
+				waitpid(pid, &st, 0);
+			}
+			EXPECT_EQ(done, pid);
+			EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+		}
+		gw_admin_stop(a);
+		rmdir(dir);
+		X509_free(x);
+	}
+	GW_TEST_END();
+}
