@@ -485,6 +485,21 @@ op_status(void *arg, json_t *o)
 				     "ExpiresInSeconds", (json_int_t)(t - now)));
 	}
 	json_object_set_new(o, "Identities", ids);
+	/* the config's own anchors and identity files, which nothing renews */
+	ids = json_array();
+	for (unsigned i = 0; i < m->n_fcerts; i++) {
+		char na[32], cn[256];
+		time_t t = gw_ca_not_after(m->fcerts[i].x);
+		struct tm tm;
+
+		strftime(na, sizeof(na), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+		gw_metrics_cert_name(m->fcerts[i].x, cn, sizeof(cn));
+		json_array_append_new(
+			ids, json_pack("{s:s,s:s,s:s,s:s,s:I}", "Listener", m->fcerts[i].listener,
+				     "Kind", m->fcerts[i].kind, "Name", cn, "NotAfter", na,
+				     "ExpiresInSeconds", (json_int_t)(t - now)));
+	}
+	json_object_set_new(o, "ListenerCertificates", ids);
 	json_object_set_new(o, "LiveGeneration", json_integer((json_int_t)gw_mesh_live_gen(m)));
 	return 0;
 }

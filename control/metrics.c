@@ -309,28 +309,35 @@ gw_metrics_stats_json(struct gw_metrics *m, const char *json, size_t len)
 }
 
 void
+gw_metrics_cert_name(X509 *x, char *out, size_t len)
+{
+	const X509_NAME *subj = X509_get_subject_name(x);
+	int idx = X509_NAME_get_index_by_NID(subj, NID_commonName, -1);
+
+	if (len == 0)
+		return;
+	if (idx >= 0) {
+		const ASN1_STRING *s = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, idx));
+		size_t n = (size_t)ASN1_STRING_length(s);
+
+		if (n > len - 1)
+			n = len - 1;
+		memcpy(out, ASN1_STRING_get0_data(s), n);
+		out[n] = '\0';
+	} else {
+		X509_NAME_oneline(subj, out, (int)len);
+	}
+}
+
+void
 gw_metrics_cert(struct gw_metrics *m, const char *kind, const char *scope_key,
 	const char *scope_val, X509 *x, time_t now)
 {
-	const X509_NAME *subj;
-	char cn[256] = "", fp[60];
-	int idx;
+	char cn[256], fp[60];
 
 	if (x == NULL)
 		return;
-	subj = X509_get_subject_name(x);
-	idx = X509_NAME_get_index_by_NID(subj, NID_commonName, -1);
-	if (idx >= 0) {
-		const ASN1_STRING *s = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, idx));
-		int n = ASN1_STRING_length(s);
-
-		if (n > (int)sizeof(cn) - 1)
-			n = (int)sizeof(cn) - 1;
-		memcpy(cn, ASN1_STRING_get0_data(s), (size_t)n);
-		cn[n] = '\0';
-	} else {
-		X509_NAME_oneline(subj, cn, sizeof(cn));
-	}
+	gw_metrics_cert_name(x, cn, sizeof(cn));
 	gw_ca_fingerprint(x, fp);
 	gw_metrics_family(m, "mtlsgw_cert_expiry_seconds", "gauge",
 		"seconds until the certificate's notAfter (negative: expired)");

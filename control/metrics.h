@@ -79,6 +79,9 @@ void gw_metrics_simple(
  */
 GW_MUST_CHECK int gw_metrics_stats_json(struct gw_metrics *m, const char *json, size_t len);
 
+/* x's subject CN, else its one-line subject, into out[len]. */
+void gw_metrics_cert_name(X509 *x, char *out, size_t len);
+
 /*
  * mtlsgw_cert_expiry_seconds for x: kind ("anchor", "issuer", "identity",
  * "root", "cross"), name (the subject CN, else the subject line), the

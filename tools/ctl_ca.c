@@ -617,7 +617,8 @@ static const char status_usage[] =
 	"usage: mtlsgw-ctl status [--socket PATH | --config FILE] [--json]\n\n"
 	"What the running gateway reports (GET /v1/status): listeners, the snapshot\n"
 	"generation each worker runs, the HSM, and the time to expiry of every CA\n"
-	"root, issuer and identity certificate.\n";
+	"root, issuer and identity certificate, and of every trust anchor and\n"
+	"identity file of the config (BACKEND \"(file)\").\n";
 
 static void
 print_value(const char *k, json_t *v)
@@ -649,15 +650,20 @@ status_run(int argc, char **argv)
 		return GW_CTL_OK;
 	}
 	/* the gateway's own fields, one line each; the CA part as a table */
-	json_object_foreach(a, k, v) if (strcmp(k, "CA") != 0 && strcmp(k, "Identities") != 0)
-		print_value(k, v);
+	json_object_foreach(a, k, v)
+	{
+		if (strcmp(k, "CA") != 0 && strcmp(k, "Identities") != 0 &&
+			strcmp(k, "ListenerCertificates") != 0)
+			print_value(k, v);
+	}
 	v = json_object_get(a, "CA");
 	certs = json_object_get(v, "Certificates");
 	if (v) {
 		printf("\ntrust domain %s, enabled backend %s\n\n", js(v, "TrustDomain"),
 			js(v, "EnabledBackend"));
 	}
-	if (json_array_size(certs) || json_array_size(json_object_get(a, "Identities")))
+	if (json_array_size(certs) || json_array_size(json_object_get(a, "Identities")) ||
+		json_array_size(json_object_get(a, "ListenerCertificates")))
 		printf("%-12s %-20s %-21s %s\n", "BACKEND", "CERTIFICATE", "NOT AFTER",
 			"EXPIRES IN");
 	json_array_foreach(certs, i, v)
@@ -677,6 +683,17 @@ status_run(int argc, char **argv)
 			sizeof(left));
 		snprintf(what, sizeof(what), "identity %s", js(v, "Listener"));
 		printf("%-12s %-20s %-21s %s\n", js(v, "Backend"), what, js(v, "NotAfter"), left);
+	}
+	/* the config's own trust anchors and identity files: no backend */
+	json_array_foreach(json_object_get(a, "ListenerCertificates"), i, v)
+	{
+		char left[40], what[64];
+
+		human_secs(json_integer_value(json_object_get(v, "ExpiresInSeconds")), left,
+			sizeof(left));
+		snprintf(what, sizeof(what), "%s %s: %s", js(v, "Kind"), js(v, "Listener"),
+			js(v, "Name"));
+		printf("%-12s %-20s %-21s %s\n", "(file)", what, js(v, "NotAfter"), left);
 	}
 	json_decref(a);
 	return GW_CTL_OK;

@@ -126,6 +126,21 @@ check m0 "29 * 86400 < s('$E', kind='identity', listener='ext') <= 30 * 86400"
 check m0 "all(v > 0 for (n, l), v in m.items() if n == '$E')"
 gw_ok "expiry: CA root + issuer, mesh anchor + identity, file identity, both ca anchors (quoted CN escaped); 5-day anchor at 4..5 days"
 
+# the same certificates in mtlsgw-ctl status (GET /v1/status)
+"$C" status --socket "$S" >"$T/status.txt" || gw_fail "mtlsgw-ctl status failed"
+grep -Eq '^\(file\) +anchor ext: soon "anchor" .* 4d' "$T/status.txt" ||
+	gw_fail "status: no row for the 5-day anchor: $(cat "$T/status.txt")"
+grep -Eq '^\(file\) +identity ext: ' "$T/status.txt" || gw_fail "status: no file identity row"
+grep -Eq '^ca-1 +identity web ' "$T/status.txt" || gw_fail "status: no mesh identity row"
+"$C" status --socket "$S" --json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+lc = d["ListenerCertificates"]
+ok = sorted((c["Listener"], c["Kind"]) for c in lc) == [("ext", "anchor"), ("ext", "anchor"), ("ext", "identity")]
+ok = ok and all(4 * 86400 < c["ExpiresInSeconds"] <= 5 * 86400 for c in lc if c["Name"] == "soon \"anchor\"")
+sys.exit(0 if ok else 1)' || gw_fail "status --json ListenerCertificates"
+gw_ok "mtlsgw-ctl status lists the file anchors and identity beside the CA ones: $(grep -c . "$T/status.txt") lines"
+
 # warning once for the 5-day anchor (the 7-day window), not every tick
 gw_wait 50 grep -q 'trust anchor of listener ext .*soon.pem.* expires in 4 day' "$T/gw.err" ||
 	gw_fail "no expiry warning for the 5-day anchor: $(cat "$T/gw.err")"
