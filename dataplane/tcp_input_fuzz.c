@@ -19,8 +19,6 @@
  * Without bit 0 the bytes go in raw (TCP's own defensive checks). After the
  * records the stack is destroyed and every mbuf must be back in the pool.
  */
-#include <dirent.h>
-#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -33,6 +31,7 @@
 #include <rte_mempool.h>
 #include <rte_tcp.h>
 
+#include "gw_dpdk_test.h"
 #include "svc.h"
 #include "tcp.h"
 #include "tcp_internal.h"
@@ -48,26 +47,6 @@ out_free(void *ctx, struct rte_mbuf *m)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
-/* EAL leaves /var/run/dpdk/<prefix>/ behind; ours is per pid: remove it. */
-static void
-runtime_dir_remove(void)
-{
-	char path[PATH_MAX];
-	const char *dir = rte_eal_get_runtime_dir();
-	DIR *d = opendir(dir);
-	struct dirent *e;
-
-	if (!d)
-		return;
-	while ((e = readdir(d)) != NULL) {
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		unlink(path);
-	}
-	closedir(d);
-	rmdir(dir);
-}
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int
@@ -82,7 +61,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	snprintf(prefix, sizeof(prefix), "tcp_input_fuzz_%d", (int)getpid());
 	if (rte_eal_init((int)RTE_DIM(eal_argv) - 1, eal_argv) < 0)
 		abort();
-	atexit(runtime_dir_remove);
+	atexit(gw_test_eal_dir_remove);
 	pool = rte_pktmbuf_pool_create(
 		"fuzz", 8191, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
 	if (!pool)
@@ -123,33 +102,11 @@ acc(struct gw_tcp_conn *c, void *ctx)
 	return 0;
 }
 
+/* a bare segment (no options, no payload, full window) of the handshake */
 static struct rte_mbuf *
 mk(uint32_t src, uint32_t dst, uint16_t sp, uint16_t dp, uint32_t seq, uint32_t ack, uint8_t fl)
 {
-	struct rte_mbuf *m = rte_pktmbuf_alloc(pool);
-	struct rte_ipv4_hdr *ip;
-	struct rte_tcp_hdr *th;
-
-	if (!m)
-		abort();
-	ip = (struct rte_ipv4_hdr *)rte_pktmbuf_append(m, 40);
-	memset(ip, 0, 40);
-	ip->version_ihl = 0x45;
-	ip->total_length = rte_cpu_to_be_16(40);
-	ip->next_proto_id = IPPROTO_TCP;
-	ip->src_addr = rte_cpu_to_be_32(src);
-	ip->dst_addr = rte_cpu_to_be_32(dst);
-	th = (struct rte_tcp_hdr *)(ip + 1);
-	th->src_port = rte_cpu_to_be_16(sp);
-	th->dst_port = rte_cpu_to_be_16(dp);
-	th->sent_seq = rte_cpu_to_be_32(seq);
-	th->recv_ack = rte_cpu_to_be_32(ack);
-	th->data_off = 0x50;
-	th->tcp_flags = fl;
-	th->rx_win = rte_cpu_to_be_16(65535);
-	th->cksum = rte_ipv4_udptcp_cksum(ip, th);
-	ip->hdr_checksum = rte_ipv4_cksum(ip);
-	return m;
+	return gw_test_tcp_seg(pool, src, dst, sp, dp, seq, ack, fl, 65535, NULL, 0, NULL, 0);
 }
 
 /* the last segment the stack sent, to learn ISNs */

@@ -9,8 +9,6 @@
  * ends by checking that no mbuf leaked (pool in-use count back to zero).
  */
 #include <arpa/inet.h>
-#include <dirent.h>
-#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -23,6 +21,7 @@
 #include <rte_mempool.h>
 #include <rte_tcp.h>
 
+#include "gw_dpdk_test.h"
 #include "gw_test.h"
 #include "svc.h"
 #include "tcp.h"
@@ -140,43 +139,6 @@ pk_parse(struct rte_mbuf *m)
 	return p;
 }
 
-static struct rte_mbuf *
-mkseg(uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
-	uint8_t flags, uint16_t win, const uint8_t *opt, unsigned optlen, const void *data,
-	unsigned len)
-{
-	struct rte_mbuf *m = rte_pktmbuf_alloc(pool);
-	unsigned thlen = 20 + optlen;
-	struct rte_ipv4_hdr *ip;
-	struct rte_tcp_hdr *th;
-
-	if (!m)
-		abort();
-	ip = (struct rte_ipv4_hdr *)rte_pktmbuf_append(m, 20 + thlen + len);
-	memset(ip, 0, 20 + thlen);
-	ip->version_ihl = 0x45;
-	ip->total_length = htons(20 + thlen + len);
-	ip->time_to_live = 64;
-	ip->next_proto_id = IPPROTO_TCP;
-	ip->src_addr = htonl(src);
-	ip->dst_addr = htonl(dst);
-	th = (struct rte_tcp_hdr *)(ip + 1);
-	th->src_port = htons(sport);
-	th->dst_port = htons(dport);
-	th->sent_seq = htonl(seq);
-	th->recv_ack = htonl(ack);
-	th->data_off = (uint8_t)((thlen / 4) << 4);
-	th->tcp_flags = flags;
-	th->rx_win = htons(win);
-	if (optlen)
-		memcpy(th + 1, opt, optlen);
-	if (len)
-		memcpy((uint8_t *)(th + 1) + optlen, data, len);
-	th->cksum = rte_ipv4_udptcp_cksum(ip, th);
-	ip->hdr_checksum = rte_ipv4_cksum(ip);
-	return m;
-}
-
 static const uint8_t syn_opts[8] = {2, 4, 0x05, 0xb4, 1, 3, 3, 7}; /* MSS 1460, WS 7 */
 
 /* ---------- a stack under test with a crafted peer ---------- */
@@ -261,7 +223,8 @@ static void
 h_in(struct h *h, uint32_t seq, uint32_t ack, uint8_t flags, uint16_t win, const void *d,
 	unsigned len)
 {
-	gw_tcp_input(h->s, mkseg(P_ADDR, A_ADDR, 5555, 80, seq, ack, flags, win, NULL, 0, d, len));
+	gw_tcp_input(h->s, gw_test_tcp_seg(pool, P_ADDR, A_ADDR, 5555, 80, seq, ack, flags, win,
+				   NULL, 0, d, len));
 }
 
 static void
@@ -287,8 +250,8 @@ h_establish(struct h *h)
 	struct pk p;
 	uint32_t iss;
 
-	gw_tcp_input(
-		h->s, mkseg(P_ADDR, A_ADDR, 5555, 80, 1000, 0, F_SYN, 65535, syn_opts, 8, NULL, 0));
+	gw_tcp_input(h->s, gw_test_tcp_seg(pool, P_ADDR, A_ADDR, 5555, 80, 1000, 0, F_SYN, 65535,
+				   syn_opts, 8, NULL, 0));
 	if (h->cap.n != 1)
 		return 0;
 	p = pk_parse(h->cap.m[0]);
@@ -513,27 +476,6 @@ wire_run(struct wire *w, struct streamer *st, uint64_t *now, unsigned max_steps)
 	}
 }
 
-/* EAL leaves /var/run/dpdk/<prefix>/ behind; ours is per pid: remove it. */
-static void
-runtime_dir_remove(void)
-{
-	char path[PATH_MAX];
-	const char *dir = rte_eal_get_runtime_dir();
-	DIR *d = opendir(dir);
-	struct dirent *e;
-
-	if (!d)
-		return;
-	while ((e = readdir(d)) != NULL) {
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		unlink(path);
-	}
-	closedir(d);
-	rmdir(dir);
-}
-
 static bool
 odd_port_local(void *ctx, uint32_t la, uint32_t ra, uint16_t lp, uint16_t rp)
 {
@@ -582,8 +524,8 @@ main(void)
 		uint32_t iss;
 		char buf[256];
 
-		gw_tcp_input(h->s, mkseg(P_ADDR, A_ADDR, 5555, 80, 1000, 0, F_SYN, 65535, syn_opts,
-					   8, NULL, 0));
+		gw_tcp_input(h->s, gw_test_tcp_seg(pool, P_ADDR, A_ADDR, 5555, 80, 1000, 0, F_SYN,
+					   65535, syn_opts, 8, NULL, 0));
 		EXPECT_EQ(h->cap.n, 1);
 		p = pk_parse(h->cap.m[0]);
 		EXPECT_EQ(p.flags, F_SYN | F_ACK);
@@ -696,8 +638,8 @@ main(void)
 		struct pk p;
 		uint32_t iss;
 
-		gw_tcp_input(h->s,
-			mkseg(P_ADDR, A_ADDR, 5555, 80, 1000, 0, F_SYN, 65535, o, 12, NULL, 0));
+		gw_tcp_input(h->s, gw_test_tcp_seg(pool, P_ADDR, A_ADDR, 5555, 80, 1000, 0, F_SYN,
+					   65535, o, 12, NULL, 0));
 		p = pk_parse(h->cap.m[0]);
 		EXPECT_TRUE(p.sack_ok);
 		iss = p.seq;
@@ -851,8 +793,8 @@ main(void)
 		uint8_t sk[40];
 		struct gw_tcp_conn *c;
 
-		gw_tcp_input(h->s,
-			mkseg(P_ADDR, A_ADDR, 5555, 80, 1000, 0, F_SYN, 65535, o, 12, NULL, 0));
+		gw_tcp_input(h->s, gw_test_tcp_seg(pool, P_ADDR, A_ADDR, 5555, 80, 1000, 0, F_SYN,
+					   65535, o, 12, NULL, 0));
 		iss = pk_parse(h->cap.m[0]).seq;
 		cap_clear(&h->cap);
 		h_in(h, 1001, iss + 1, F_ACK, 1024, NULL, 0);
@@ -864,19 +806,19 @@ main(void)
 		EXPECT_EQ(h->cap.n, 10);
 		cap_clear(&h->cap);
 		/* segments 1 and 4 lost; SACK options: NOP NOP 5 len blocks */
-#define SACK_IN(nblk, ...)                                                                      \
-	do {                                                                                    \
-		uint32_t b_[] = {__VA_ARGS__};                                                  \
-		sk[0] = 1;                                                                      \
-		sk[1] = 1;                                                                      \
-		sk[2] = 5;                                                                      \
-		sk[3] = (uint8_t)(2 + 8 * (nblk));                                              \
-		for (int i_ = 0; i_ < 2 * (nblk); i_++) {                                       \
-			uint32_t v_ = htonl(b_[i_]);                                            \
-			memcpy(sk + 4 + 4 * i_, &v_, 4);                                        \
-		}                                                                               \
-		gw_tcp_input(h->s, mkseg(P_ADDR, A_ADDR, 5555, 80, 1001, S[1], F_ACK, 1024, sk, \
-					   4 + 8 * (nblk), NULL, 0));                           \
+#define SACK_IN(nblk, ...)                                                                     \
+	do {                                                                                   \
+		uint32_t b_[] = {__VA_ARGS__};                                                 \
+		sk[0] = 1;                                                                     \
+		sk[1] = 1;                                                                     \
+		sk[2] = 5;                                                                     \
+		sk[3] = (uint8_t)(2 + 8 * (nblk));                                             \
+		for (int i_ = 0; i_ < 2 * (nblk); i_++) {                                      \
+			uint32_t v_ = htonl(b_[i_]);                                           \
+			memcpy(sk + 4 + 4 * i_, &v_, 4);                                       \
+		}                                                                              \
+		gw_tcp_input(h->s, gw_test_tcp_seg(pool, P_ADDR, A_ADDR, 5555, 80, 1001, S[1], \
+					   F_ACK, 1024, sk, 4 + 8 * (nblk), NULL, 0));         \
 	} while (0)
 		SACK_IN(1, S[2], S[4]);
 		EXPECT_EQ(h->cap.n, 0);
@@ -1178,8 +1120,8 @@ main(void)
 		EXPECT_EQ(h->cap.n, 0);
 		EXPECT_EQ(h_st(h).rx_rst_bad, 1);
 		/* SYN on an established connection: challenge ACK, no reset */
-		gw_tcp_input(h->s, mkseg(P_ADDR, A_ADDR, 5555, 80, 7777, 0, F_SYN, 65535, syn_opts,
-					   8, NULL, 0));
+		gw_tcp_input(h->s, gw_test_tcp_seg(pool, P_ADDR, A_ADDR, 5555, 80, 7777, 0, F_SYN,
+					   65535, syn_opts, 8, NULL, 0));
 		EXPECT_EQ(h_st(h).rx_challenge_ack, 2);
 		EXPECT_EQ(h_st(h).conns[GW_TCP_ST_ESTABLISHED], 1);
 		cap_clear(&h->cap);
@@ -1205,8 +1147,8 @@ main(void)
 		struct h *h = h_new(0, 0, 0);
 		struct pk p;
 
-		gw_tcp_input(h->s,
-			mkseg(P_ADDR, A_ADDR, 5555, 81, 500, 0, F_SYN, 65535, NULL, 0, NULL, 0));
+		gw_tcp_input(h->s, gw_test_tcp_seg(pool, P_ADDR, A_ADDR, 5555, 81, 500, 0, F_SYN,
+					   65535, NULL, 0, NULL, 0));
 		EXPECT_EQ(h->cap.n, 1);
 		if (h->cap.n) {
 			p = pk_parse(h->cap.m[0]);
@@ -1215,8 +1157,8 @@ main(void)
 			EXPECT_EQ(p.seq, 0);
 		}
 		cap_clear(&h->cap);
-		gw_tcp_input(h->s, mkseg(P_ADDR, A_ADDR, 5555, 81, 500, 123456, F_ACK, 65535, NULL,
-					   0, "x", 1));
+		gw_tcp_input(h->s, gw_test_tcp_seg(pool, P_ADDR, A_ADDR, 5555, 81, 500, 123456,
+					   F_ACK, 65535, NULL, 0, "x", 1));
 		EXPECT_EQ(h->cap.n, 1);
 		if (h->cap.n) {
 			p = pk_parse(h->cap.m[0]);
@@ -1224,8 +1166,8 @@ main(void)
 			EXPECT_EQ(p.seq, 123456);
 		}
 		cap_clear(&h->cap);
-		gw_tcp_input(
-			h->s, mkseg(P_ADDR, A_ADDR, 5555, 81, 500, 1, F_RST, 0, NULL, 0, NULL, 0));
+		gw_tcp_input(h->s, gw_test_tcp_seg(pool, P_ADDR, A_ADDR, 5555, 81, 500, 1, F_RST, 0,
+					   NULL, 0, NULL, 0));
 		EXPECT_EQ(h->cap.n, 0);
 		EXPECT_EQ(h_st(h).rx_no_conn, 2);
 		h_free(h);
@@ -1238,40 +1180,45 @@ main(void)
 		static const uint8_t bad_mss[4] = {2, 3, 5, 1};
 		static const uint8_t overrun[4] = {1, 1, 8, 10};
 
-		m = mkseg(P_ADDR, A_ADDR, 5555, 80, 1, 0, F_SYN, 65535, NULL, 0, NULL, 0);
+		m = gw_test_tcp_seg(
+			pool, P_ADDR, A_ADDR, 5555, 80, 1, 0, F_SYN, 65535, NULL, 0, NULL, 0);
 		rte_pktmbuf_mtod_offset(m, uint8_t *, 36)[0] ^= 0xff; /* checksum */
 		gw_tcp_input(h->s, m);
 		EXPECT_EQ(h_st(h).rx_bad_csum, 1);
-		m = mkseg(P_ADDR, A_ADDR, 5555, 80, 1, 0, F_SYN, 65535, NULL, 0, NULL, 0);
+		m = gw_test_tcp_seg(
+			pool, P_ADDR, A_ADDR, 5555, 80, 1, 0, F_SYN, 65535, NULL, 0, NULL, 0);
 		m->ol_flags |= RTE_MBUF_F_RX_L4_CKSUM_BAD; /* the NIC said so */
 		gw_tcp_input(h->s, m);
 		EXPECT_EQ(h_st(h).rx_bad_csum, 2);
 		/* truncated: IP total length says 30 bytes */
-		m = mkseg(P_ADDR, A_ADDR, 5555, 80, 1, 0, F_SYN, 65535, NULL, 0, NULL, 0);
+		m = gw_test_tcp_seg(
+			pool, P_ADDR, A_ADDR, 5555, 80, 1, 0, F_SYN, 65535, NULL, 0, NULL, 0);
 		rte_pktmbuf_mtod(m, struct rte_ipv4_hdr *)->total_length = htons(30);
 		rte_pktmbuf_trim(m, 10);
 		gw_tcp_input(h->s, m);
 		EXPECT_EQ(h_st(h).rx_bad_hdr, 1);
 		/* data offset beyond the packet */
-		m = mkseg(P_ADDR, A_ADDR, 5555, 80, 1, 0, F_SYN, 65535, NULL, 0, NULL, 0);
+		m = gw_test_tcp_seg(
+			pool, P_ADDR, A_ADDR, 5555, 80, 1, 0, F_SYN, 65535, NULL, 0, NULL, 0);
 		rte_pktmbuf_mtod_offset(m, struct rte_tcp_hdr *, 20)->data_off = 0xf0;
 		m->ol_flags |= RTE_MBUF_F_RX_L4_CKSUM_GOOD;
 		gw_tcp_input(h->s, m);
 		EXPECT_EQ(h_st(h).rx_bad_hdr, 2);
 		/* data offset below 5 words */
-		m = mkseg(P_ADDR, A_ADDR, 5555, 80, 1, 0, F_SYN, 65535, NULL, 0, NULL, 0);
+		m = gw_test_tcp_seg(
+			pool, P_ADDR, A_ADDR, 5555, 80, 1, 0, F_SYN, 65535, NULL, 0, NULL, 0);
 		rte_pktmbuf_mtod_offset(m, struct rte_tcp_hdr *, 20)->data_off = 0x40;
 		m->ol_flags |= RTE_MBUF_F_RX_L4_CKSUM_GOOD;
 		gw_tcp_input(h->s, m);
 		EXPECT_EQ(h_st(h).rx_bad_hdr, 3);
 		/* SYN+FIN */
-		gw_tcp_input(h->s, mkseg(P_ADDR, A_ADDR, 5555, 80, 1, 0, F_SYN | F_FIN, 65535, NULL,
-					   0, NULL, 0));
+		gw_tcp_input(h->s, gw_test_tcp_seg(pool, P_ADDR, A_ADDR, 5555, 80, 1, 0,
+					   F_SYN | F_FIN, 65535, NULL, 0, NULL, 0));
 		EXPECT_EQ(h_st(h).rx_bad_hdr, 4);
-		gw_tcp_input(h->s,
-			mkseg(P_ADDR, A_ADDR, 5555, 80, 1, 0, F_SYN, 65535, bad_mss, 4, NULL, 0));
-		gw_tcp_input(h->s,
-			mkseg(P_ADDR, A_ADDR, 5555, 80, 1, 0, F_SYN, 65535, overrun, 4, NULL, 0));
+		gw_tcp_input(h->s, gw_test_tcp_seg(pool, P_ADDR, A_ADDR, 5555, 80, 1, 0, F_SYN,
+					   65535, bad_mss, 4, NULL, 0));
+		gw_tcp_input(h->s, gw_test_tcp_seg(pool, P_ADDR, A_ADDR, 5555, 80, 1, 0, F_SYN,
+					   65535, overrun, 4, NULL, 0));
 		EXPECT_EQ(h_st(h).rx_bad_opt, 2);
 		EXPECT_EQ(h->cap.n, 0);
 		EXPECT_EQ(h_st(h).rx_syn, 0);
@@ -1286,12 +1233,12 @@ main(void)
 		uint32_t cookie;
 
 		for (uint16_t port = 6000; port < 6002; port++)
-			gw_tcp_input(h->s, mkseg(P_ADDR, A_ADDR, port, 80, 100, 0, F_SYN, 65535,
-						   syn_opts, 8, NULL, 0));
+			gw_tcp_input(h->s, gw_test_tcp_seg(pool, P_ADDR, A_ADDR, port, 80, 100, 0,
+						   F_SYN, 65535, syn_opts, 8, NULL, 0));
 		EXPECT_EQ(h_st(h).conns[GW_TCP_ST_SYN_RCVD], 2);
 		cap_clear(&h->cap);
-		gw_tcp_input(h->s, mkseg(P_ADDR, A_ADDR, 6002, 80, 5000, 0, F_SYN, 65535, syn_opts,
-					   8, NULL, 0));
+		gw_tcp_input(h->s, gw_test_tcp_seg(pool, P_ADDR, A_ADDR, 6002, 80, 5000, 0, F_SYN,
+					   65535, syn_opts, 8, NULL, 0));
 		EXPECT_EQ(h_st(h).syncookie_tx, 1);
 		EXPECT_EQ(h_st(h).conns[GW_TCP_ST_SYN_RCVD], 2);
 		EXPECT_EQ(h->cap.n, 1);
@@ -1303,18 +1250,18 @@ main(void)
 		cookie = p.seq;
 		cap_clear(&h->cap);
 		/* forged: wrong cookie, and a right cookie for another client ISN */
-		gw_tcp_input(h->s, mkseg(P_ADDR, A_ADDR, 6002, 80, 5001, cookie + 2, F_ACK, 512,
-					   NULL, 0, NULL, 0));
-		gw_tcp_input(h->s, mkseg(P_ADDR, A_ADDR, 6002, 80, 6001, cookie + 1, F_ACK, 512,
-					   NULL, 0, NULL, 0));
+		gw_tcp_input(h->s, gw_test_tcp_seg(pool, P_ADDR, A_ADDR, 6002, 80, 5001, cookie + 2,
+					   F_ACK, 512, NULL, 0, NULL, 0));
+		gw_tcp_input(h->s, gw_test_tcp_seg(pool, P_ADDR, A_ADDR, 6002, 80, 6001, cookie + 1,
+					   F_ACK, 512, NULL, 0, NULL, 0));
 		EXPECT_EQ(h_st(h).syncookie_bad, 2);
 		EXPECT_EQ(h->cap.n, 2); /* both answered with RST */
 		if (h->cap.n)
 			EXPECT_EQ(pk_parse(h->cap.m[0]).flags, F_RST);
 		cap_clear(&h->cap);
 		memset(&acc_rec, 0, sizeof(acc_rec));
-		gw_tcp_input(h->s, mkseg(P_ADDR, A_ADDR, 6002, 80, 5001, cookie + 1, F_ACK, 512,
-					   NULL, 0, "GET", 3));
+		gw_tcp_input(h->s, gw_test_tcp_seg(pool, P_ADDR, A_ADDR, 6002, 80, 5001, cookie + 1,
+					   F_ACK, 512, NULL, 0, "GET", 3));
 		EXPECT_EQ(h_st(h).syncookie_ok, 1);
 		EXPECT_TRUE(acc_rec.c != NULL);
 		if (acc_rec.c) {
@@ -1327,8 +1274,8 @@ main(void)
 		}
 		/* a cookie from a past slot (> 128 s) is stale */
 		cap_clear(&h->cap);
-		gw_tcp_input(h->s, mkseg(P_ADDR, A_ADDR, 6003, 80, 9000, 0, F_SYN, 65535, syn_opts,
-					   8, NULL, 0));
+		gw_tcp_input(h->s, gw_test_tcp_seg(pool, P_ADDR, A_ADDR, 6003, 80, 9000, 0, F_SYN,
+					   65535, syn_opts, 8, NULL, 0));
 		EXPECT_EQ(h->cap.n, 1);
 		if (h->cap.n)
 			cookie = pk_parse(h->cap.m[0]).seq;
@@ -1337,8 +1284,8 @@ main(void)
 		EXPECT_EQ(h_st(h).conns[GW_TCP_ST_SYN_RCVD], 0);
 		EXPECT_EQ(h_st(h).conn_timeout, 2);
 		cap_clear(&h->cap);
-		gw_tcp_input(h->s, mkseg(P_ADDR, A_ADDR, 6003, 80, 9001, cookie + 1, F_ACK, 512,
-					   NULL, 0, NULL, 0));
+		gw_tcp_input(h->s, gw_test_tcp_seg(pool, P_ADDR, A_ADDR, 6003, 80, 9001, cookie + 1,
+					   F_ACK, 512, NULL, 0, NULL, 0));
 		EXPECT_EQ(h_st(h).syncookie_bad, 3);
 		h_free(h);
 		EXPECT_TRUE(pool_clean());
@@ -1347,8 +1294,8 @@ main(void)
 	{ /* SYN-ACK retransmission and handshake timeout */
 		struct h *h = h_new(0, 0, 0);
 
-		gw_tcp_input(h->s, mkseg(P_ADDR, A_ADDR, 5555, 80, 1000, 0, F_SYN, 65535, syn_opts,
-					   8, NULL, 0));
+		gw_tcp_input(h->s, gw_test_tcp_seg(pool, P_ADDR, A_ADDR, 5555, 80, 1000, 0, F_SYN,
+					   65535, syn_opts, 8, NULL, 0));
 		cap_clear(&h->cap);
 		h_poll(h, 1001000);
 		EXPECT_EQ(h->cap.n, 1); /* SYN-ACK again after 1 s */
@@ -1356,8 +1303,8 @@ main(void)
 			EXPECT_EQ(pk_parse(h->cap.m[0]).flags, F_SYN | F_ACK);
 		cap_clear(&h->cap);
 		/* duplicate SYN: SYN-ACK again at once */
-		gw_tcp_input(h->s, mkseg(P_ADDR, A_ADDR, 5555, 80, 1000, 0, F_SYN, 65535, syn_opts,
-					   8, NULL, 0));
+		gw_tcp_input(h->s, gw_test_tcp_seg(pool, P_ADDR, A_ADDR, 5555, 80, 1000, 0, F_SYN,
+					   65535, syn_opts, 8, NULL, 0));
 		EXPECT_EQ(h->cap.n, 1);
 		cap_clear(&h->cap);
 		h_poll(h, 10000000);
@@ -1408,14 +1355,14 @@ main(void)
 			static const uint8_t o[8] = {2, 4, 0x02, 0x18, 1, 3, 3, 2}; /* MSS 536 */
 
 			/* a SYN-ACK with a wrong ACK gets an RST, no state change */
-			gw_tcp_input(s2, mkseg(P_ADDR, A_ADDR, 443, pk.sport, 9000, pk.seq + 5,
-						 F_SYN | F_ACK, 100, o, 8, NULL, 0));
+			gw_tcp_input(s2, gw_test_tcp_seg(pool, P_ADDR, A_ADDR, 443, pk.sport, 9000,
+						 pk.seq + 5, F_SYN | F_ACK, 100, o, 8, NULL, 0));
 			EXPECT_EQ(h->cap.n, 1);
 			if (h->cap.n)
 				EXPECT_EQ(pk_parse(h->cap.m[0]).flags, F_RST);
 			cap_clear(&h->cap);
-			gw_tcp_input(s2, mkseg(P_ADDR, A_ADDR, 443, pk.sport, 9000, pk.seq + 1,
-						 F_SYN | F_ACK, 100, o, 8, NULL, 0));
+			gw_tcp_input(s2, gw_test_tcp_seg(pool, P_ADDR, A_ADDR, 443, pk.sport, 9000,
+						 pk.seq + 1, F_SYN | F_ACK, 100, o, 8, NULL, 0));
 		}
 		EXPECT_EQ(r.n[GW_TCP_EV_CONNECTED], 1);
 		{
@@ -1443,8 +1390,8 @@ main(void)
 			if (pk_parse(h->cap.m[i]).flags == F_SYN)
 				pk = pk_parse(h->cap.m[i]);
 		cap_clear(&h->cap);
-		gw_tcp_input(s2, mkseg(P_ADDR, A_ADDR, 443, pk.sport, 0, pk.seq + 1, F_RST | F_ACK,
-					 0, NULL, 0, NULL, 0));
+		gw_tcp_input(s2, gw_test_tcp_seg(pool, P_ADDR, A_ADDR, 443, pk.sport, 0, pk.seq + 1,
+					 F_RST | F_ACK, 0, NULL, 0, NULL, 0));
 		EXPECT_EQ(r2.n[GW_TCP_EV_CLOSED], 1);
 		EXPECT_EQ(r2.reason, -ECONNREFUSED);
 		/* simultaneous open: their SYN crosses ours -> SYN-ACK -> ACK */
@@ -1454,8 +1401,8 @@ main(void)
 		pk = pk_parse(h->cap.m[h->cap.n - 1]);
 		EXPECT_EQ(pk.flags, F_SYN);
 		cap_clear(&h->cap);
-		gw_tcp_input(s2, mkseg(P_ADDR, A_ADDR, 443, pk.sport, 7000, 0, F_SYN, 1000,
-					 syn_opts, 8, NULL, 0));
+		gw_tcp_input(s2, gw_test_tcp_seg(pool, P_ADDR, A_ADDR, 443, pk.sport, 7000, 0,
+					 F_SYN, 1000, syn_opts, 8, NULL, 0));
 		EXPECT_EQ(h->cap.n, 1);
 		if (h->cap.n) {
 			struct pk sa = pk_parse(h->cap.m[0]);
@@ -1465,8 +1412,8 @@ main(void)
 			EXPECT_EQ(sa.ack, 7001);
 		}
 		cap_clear(&h->cap);
-		gw_tcp_input(s2, mkseg(P_ADDR, A_ADDR, 443, pk.sport, 7001, pk.seq + 1, F_ACK, 1000,
-					 NULL, 0, NULL, 0));
+		gw_tcp_input(s2, gw_test_tcp_seg(pool, P_ADDR, A_ADDR, 443, pk.sport, 7001,
+					 pk.seq + 1, F_ACK, 1000, NULL, 0, NULL, 0));
 		EXPECT_EQ(r2.n[GW_TCP_EV_CONNECTED], 1);
 		EXPECT_EQ(gw_tcp_get_state(c), GW_TCP_ST_ESTABLISHED);
 		gw_tcp_abort(c);
@@ -1610,6 +1557,6 @@ main(void)
 
 	rte_mempool_free(pool);
 	rte_eal_cleanup();
-	runtime_dir_remove(); /* the per-pid prefix would pile up otherwise */
+	gw_test_eal_dir_remove(); /* the per-pid prefix would pile up otherwise */
 	GW_TEST_END();
 }
