@@ -142,6 +142,21 @@ gw_metrics_sample(struct gw_metrics *m, const char *name, const char *const *lab
 }
 
 void
+gw_metrics_sample_f(
+	struct gw_metrics *m, const char *name, const char *const *labels, unsigned n, double value)
+{
+	/* the integer writer up to the value, then the value as a float */
+	size_t mark;
+
+	gw_metrics_sample(m, name, labels, n, 0);
+	if (m->oom)
+		return;
+	mark = m->len - 2; /* "0\n" */
+	m->len = mark;
+	put(m, "%.9g\n", value);
+}
+
+void
 gw_metrics_simple(
 	struct gw_metrics *m, const char *name, const char *type, const char *help, int64_t value)
 {

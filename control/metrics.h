@@ -69,6 +69,10 @@ void gw_metrics_family(struct gw_metrics *m, const char *name, const char *type,
 void gw_metrics_sample(struct gw_metrics *m, const char *name, const char *const *labels,
 	unsigned n, int64_t value);
 
+/* The same with a float value (seconds), printed with 9 significant digits. */
+void gw_metrics_sample_f(struct gw_metrics *m, const char *name, const char *const *labels,
+	unsigned n, double value);
+
 /* Family and sample in one call, without labels. */
 void gw_metrics_simple(
 	struct gw_metrics *m, const char *name, const char *type, const char *help, int64_t value);

@@ -437,8 +437,8 @@ mesh_metrics(void *arg, struct gw_metrics *m)
 		if (gw_dp_worker_info(mesh.dp, i, &wi) < 0 || hz == 0)
 			continue;
 		snprintf(w, sizeof(w), "%u", i);
-		gw_metrics_sample(m, "mtlsgw_worker_busy_seconds_total",
-			(const char *const[]){"worker", w}, 1, (int64_t)(wi.busy_cycles / hz));
+		gw_metrics_sample_f(m, "mtlsgw_worker_busy_seconds_total",
+			(const char *const[]){"worker", w}, 1, (double)wi.busy_cycles / (double)hz);
 	}
 	return 0;
 }

@@ -70,7 +70,7 @@ text = open(sys.argv[1]).read()
 assert text.endswith("\n"), "no final newline"
 name_re = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 lab_re = r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\\\|\\"|\\n)*)"'
-sample_re = re.compile(r"^(%s)(?:\{(%s(?:,%s)*)\})? (-?[0-9]+)$" % (name_re, lab_re, lab_re))
+sample_re = re.compile(r"^(%s)(?:\{(%s(?:,%s)*)\})? (-?[0-9]+(?:\.[0-9]+)?(?:e[-+][0-9]+)?)$" % (name_re, lab_re, lab_re))
 typed, helped, seen_done, m, cur = {}, set(), set(), {}, None
 for line in text.splitlines():
     if line.startswith("# HELP "):
@@ -99,7 +99,7 @@ for line in text.splitlines():
             labels[k] = v.replace("\\n", "\n").replace('\\"', '"').replace("\\\\", "\\")
     key = (n, frozenset(labels.items()))
     assert key not in m, "duplicate series: " + line
-    m[key] = int(mo.groups()[-1])
+    m[key] = float(mo.groups()[-1])
 def s(metric_, **want):
     return sum(v for (n, l), v in m.items() if n == metric_ and all(dict(l).get(k) == x for k, x in want.items()))
 def ls(name):
@@ -176,7 +176,8 @@ for c in mtlsgw_net_rx_pkts_total mtlsgw_net_tx_pkts_total mtlsgw_tcp_rx_seg_tot
 done
 check m1 "set(l['state'] for l in ls('mtlsgw_tcp_connections')) == {'CLOSED', 'LISTEN', 'SYN_SENT', 'SYN_RCVD', 'ESTABLISHED', 'FIN_WAIT_1', 'FIN_WAIT_2', 'CLOSE_WAIT', 'CLOSING', 'LAST_ACK', 'TIME_WAIT'}"
 check m1 "s('mtlsgw_tls_worker_hs_ok_total', worker='0') == s('mtlsgw_tls_hs_ok_total')"
-gw_ok "after traffic: hs_ok $a0 -> $a1; net/tcp/tls counters grew; connections by state gauge"
+check m1 "0 < s('mtlsgw_worker_busy_seconds_total', worker='0') and s('mtlsgw_worker_snapshot_generation', worker='0') == s('mtlsgw_snapshot_generation')"
+gw_ok "after traffic: hs_ok $a0 -> $a1; net/tcp/tls counters grew; connections by state gauge; worker busy seconds and generation"
 
 # an open connection shows in the gauges while it lasts
 gw_bg sclient 4

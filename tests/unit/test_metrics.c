@@ -125,10 +125,12 @@ main(void)
 		gw_metrics_sample(&m, "mtlsgw_x",
 			(const char *const[]){"a", "q\"\\\n", "b", NULL, "c", "3"}, 3, -5);
 		gw_metrics_sample(&m, "mtlsgw_x", NULL, 0, 7);
+		gw_metrics_sample_f(&m, "mtlsgw_x", (const char *const[]){"w", "0"}, 1, 0.25);
 		EXPECT_STREQ(text_of(&m), "# HELP mtlsgw_x x\n"
 					  "# TYPE mtlsgw_x gauge\n"
 					  "mtlsgw_x{a=\"q\\\"\\\\\\n\",c=\"3\"} -5\n"
-					  "mtlsgw_x 7\n");
+					  "mtlsgw_x 7\n"
+					  "mtlsgw_x{w=\"0\"} 0.25\n");
 		gw_metrics_clear(&m);
 	}
 	{ /* the stats JSON line: groups, gauges, conns by state, per worker, ports */
