@@ -101,32 +101,36 @@ proxy_relay(struct proxy_pair *pp)
 	proxy_maybe_done(pp);
 }
 
+int
+gw_svc_upstream_connect(struct gw_tcp_conn *cl, uint32_t ip, uint16_t port, gw_tcp_event_fn *cb,
+	void *ctx, struct gw_tcp_conn **up)
+{
+	struct gw_tcp_stack *s = gw_tcp_conn_stack(cl);
+	struct gw_tcp_connect_params cp = {.raddr = ip, .rport = port, .cb = cb, .ctx = ctx};
+	struct gw_tcp_conn_info ci;
+	int rc = gw_tcp_connect(s, &cp, up);
+
+	if (rc == -EADDRNOTAVAIL) {
+		/* no route helper: leave from the address the client used */
+		gw_tcp_get_info(cl, &ci);
+		cp.laddr = ci.laddr;
+		rc = gw_tcp_connect(s, &cp, up);
+	}
+	return rc;
+}
+
 /* Open the next upstream; false when every one has been tried. */
 static bool
 proxy_connect_next(struct proxy_pair *pp)
 {
 	struct proxy_lst *L = pp->L;
-	struct gw_tcp_stack *s = gw_tcp_conn_stack(pp->cl);
 
 	while (pp->tries < L->p.n_upstreams) {
-		struct gw_tcp_conn_info ci;
-		struct gw_tcp_connect_params cp = {0};
 		unsigned i = L->rr++ % L->p.n_upstreams;
-		int rc;
 
 		pp->tries++;
-		cp.raddr = L->p.upstreams[i].ip;
-		cp.rport = L->p.upstreams[i].port;
-		cp.cb = proxy_event;
-		cp.ctx = pp;
-		rc = gw_tcp_connect(s, &cp, &pp->up);
-		if (rc == -EADDRNOTAVAIL && !cp.laddr) {
-			/* no route helper: leave from the address the client used */
-			gw_tcp_get_info(pp->cl, &ci);
-			cp.laddr = ci.laddr;
-			rc = gw_tcp_connect(s, &cp, &pp->up);
-		}
-		if (rc == 0) {
+		if (gw_svc_upstream_connect(pp->cl, L->p.upstreams[i].ip, L->p.upstreams[i].port,
+			    proxy_event, pp, &pp->up) == 0) {
 			pp->up_idx = (uint8_t)i;
 			return true;
 		}

@@ -20,6 +20,7 @@
 #include <rte_common.h>
 
 #include "proxy_v2.h"
+#include "svc_internal.h"
 #include "svc_tls.h"
 
 #define TLS_PAIRS 8192
@@ -191,32 +192,16 @@ static bool
 connect_next(struct tls_pair *pp)
 {
 	struct tls_svc *L = pp->L;
-	struct gw_tcp_stack *s;
 	unsigned n = pp->lst->n_upstreams;
 
 	if (pp->cl == NULL || gw_tls_tcp(pp->cl) == NULL)
 		return false;
-	s = gw_tcp_conn_stack(gw_tls_tcp(pp->cl));
 	while (pp->tries < n) {
-		struct gw_tcp_connect_params cp = {0};
 		unsigned i = L->rr++ % n;
-		int rc;
 
 		pp->tries++;
-		cp.raddr = pp->lst->upstreams[i].ip;
-		cp.rport = pp->lst->upstreams[i].port;
-		cp.cb = proxy_up_event;
-		cp.ctx = pp;
-		rc = gw_tcp_connect(s, &cp, &pp->up);
-		if (rc == -EADDRNOTAVAIL) {
-			struct gw_tcp_conn_info ci;
-
-			/* no route helper: leave from the address the client used */
-			gw_tcp_get_info(gw_tls_tcp(pp->cl), &ci);
-			cp.laddr = ci.laddr;
-			rc = gw_tcp_connect(s, &cp, &pp->up);
-		}
-		if (rc == 0)
+		if (gw_svc_upstream_connect(gw_tls_tcp(pp->cl), pp->lst->upstreams[i].ip,
+			    pp->lst->upstreams[i].port, proxy_up_event, pp, &pp->up) == 0)
 			return true;
 		pp->up = NULL;
 	}
