@@ -48,4 +48,14 @@ bool gw_ctl_hsm_opt(struct gw_hsm_params *p, int c, const char *arg);
  */
 int gw_ctl_bad_option(const char *cmd, const char *bad);
 
+/*
+ * getopt_long(argc, argv, ":", opts, NULL) without its abbreviations: GNU
+ * getopt takes "--so-pin=1234" for "--so-pin-file=1234" and would go on to
+ * read (and name, in its error) a file called after the PIN. A long option
+ * not spelt in full returns '?' with argv[optind - 1] the option itself
+ * (never a separate value), ready for gw_ctl_bad_option().
+ */
+struct option;
+int gw_ctl_getopt(int argc, char **argv, const struct option *opts);
+
 #endif /* GW_CTL_H */

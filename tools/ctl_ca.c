@@ -205,7 +205,7 @@ parse(int argc, char **argv, struct common *o, const struct option *extra, size_
 		opts[5 + i] = extra[i];
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+	while ((c = gw_ctl_getopt(argc, argv, opts)) != -1) {
 		switch (c) {
 		case O_SOCKET:
 			o->socket = optarg;
@@ -226,8 +226,10 @@ parse(int argc, char **argv, struct common *o, const struct option *extra, size_
 			if (c >= O_EXTRA && on_extra && on_extra(c, optarg, ctx) == 0)
 				break;
 			fputs(usage, stderr);
-			gw_ctl_die(GW_CTL_USAGE, "unknown or incomplete option '%s'",
-				argv[optind - 1]);
+			if (c == ':')
+				gw_ctl_die(GW_CTL_USAGE, "%s needs a value", argv[optind - 1]);
+			else
+				gw_ctl_bad_option("ca", argv[optind - 1]);
 			return -1;
 		}
 	}

@@ -5,6 +5,7 @@
  * refusal of a PIN on the command line, so every group says the same thing
  * and none echoes a PIN it was given by mistake.
  */
+#include <getopt.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -43,4 +44,26 @@ gw_ctl_bad_option(const char *cmd, const char *bad)
 		pin ? ": PINs are read from a file (--pin-file) or a variable "
 		      "(--pin-env), never from the command line"
 		    : " (try --help)");
+}
+
+int
+gw_ctl_getopt(int argc, char **argv, const struct option *opts)
+{
+	int li = -1;
+	int c = getopt_long(argc, argv, ":", opts, &li);
+	bool separate;
+	const char *tok;
+	size_t n;
+
+	if (c == -1 || c == '?' || c == ':' || li < 0)
+		return c;
+	/* pointer equality: a value given as its own word, whatever it holds */
+	separate = optarg != NULL && optarg == argv[optind - 1];
+	tok = argv[optind - (separate ? 2 : 1)];
+	n = strcspn(tok + 2, "=");
+	if (strlen(opts[li].name) == n && strncmp(tok + 2, opts[li].name, n) == 0)
+		return c;
+	if (separate)
+		optind--; /* argv[optind - 1] is now the option, not its value */
+	return '?';
 }

@@ -301,7 +301,7 @@ hsm_run(int argc, char **argv)
 			GW_CTL_USAGE, "hsm: unknown command '%s' (try hsm --help)", argv[1]);
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(ac, av, ":", long_opts, NULL)) != -1) {
+	while ((c = gw_ctl_getopt(ac, av, long_opts)) != -1) {
 		if (gw_ctl_hsm_opt(&o.p, c, optarg))
 			continue;
 		switch (c) {

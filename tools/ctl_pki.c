@@ -342,7 +342,7 @@ pki_run(int argc, char **argv)
 			GW_CTL_USAGE, "pki: unknown command '%s' (try pki --help)", argv[1]);
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(ac, av, ":", opts, NULL)) != -1) {
+	while ((c = gw_ctl_getopt(ac, av, opts)) != -1) {
 		if (gw_ctl_hsm_opt(&o.p, c, optarg))
 			continue;
 		switch (c) {

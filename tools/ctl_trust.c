@@ -123,7 +123,7 @@ check(int argc, char **argv)
 
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+	while ((c = gw_ctl_getopt(argc, argv, opts)) != -1) {
 		switch (c) {
 		case O_CONFIG:
 			config = optarg;
@@ -151,9 +151,7 @@ check(int argc, char **argv)
 			return gw_ctl_die(
 				GW_CTL_USAGE, "trust check: %s needs a value", argv[optind - 1]);
 		default:
-			return gw_ctl_die(GW_CTL_USAGE,
-				"trust check: unknown option '%s' (try trust check --help)",
-				argv[optind - 1]);
+			return gw_ctl_bad_option("trust check", argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
