@@ -39,6 +39,7 @@
 
 #include "config.h"
 #include "config_internal.h"
+#include "trust.h"
 
 #define GW_CFG_DEFAULT_STATE_DIR "/var/lib/mtlsgw"
 #define GW_CFG_MAX_LISTENERS 1024
@@ -111,6 +112,7 @@ struct raw_trust {
 	unsigned pins_sha256_count;
 	char **crl;
 	unsigned crl_count;
+	char *crl_check;
 	unsigned max_depth;
 	struct raw_allow *allow;
 };
@@ -254,6 +256,7 @@ static const cyaml_schema_field_t trust_fields[] = {
 	STRS("certs", struct raw_trust, certs, GW_CFG_MAX_LIST),
 	STRS("pins_sha256", struct raw_trust, pins_sha256, GW_CFG_MAX_LIST),
 	STRS("crl", struct raw_trust, crl, GW_CFG_MAX_LIST),
+	STR("crl_check", OPT, struct raw_trust, crl_check),
 	CYAML_FIELD_UINT("max_depth", OPT, struct raw_trust, max_depth),
 	CYAML_FIELD_MAPPING_PTR("allow", OPT, struct raw_trust, allow, allow_fields),
 	CYAML_FIELD_END,
@@ -1083,6 +1086,10 @@ static const struct name_val trust_modes[] = {
 	{"ca", GW_TRUST_CA},
 	{"mesh", GW_TRUST_MESH},
 };
+static const struct name_val crl_checks[] = {
+	{"chain", GW_CRL_CHECK_CHAIN},
+	{"leaf", GW_CRL_CHECK_LEAF},
+};
 static const struct name_val proxy_protocols[] = {
 	{"off", GW_PROXY_OFF},
 	{"v2", GW_PROXY_V2},
@@ -1311,6 +1318,15 @@ conv_trust(
 		}
 	}
 
+	t->crl_check = GW_CRL_CHECK_CHAIN;
+	if (r->crl_check) {
+		if (ENUM(c, pfx, "crl_check", r->crl_check, crl_checks, &v) == 0)
+			t->crl_check = (enum gw_crl_check)v;
+		if (r->crl_count == 0)
+			gw_cfg_err(c, 0, pfx, "crl_check",
+				"has no effect without trust.crl: give the CRLs to check");
+	}
+
 	t->max_depth = 4;
 	if (gw_cfg_has(c, pfx, "max_depth")) {
 		t->max_depth = r->max_depth;
@@ -1325,17 +1341,12 @@ conv_trust(
 
 		gw_cfg_fmt(apfx, sizeof(apfx), "%s.allow", pfx);
 		for (unsigned i = 0; i < a->spiffe_count; i++) {
-			const char *s = a->spiffe[i], *slash;
+			char why[160];
 
+			/* the matcher's own check: a pattern loads only if it can match */
 			gw_cfg_fmt(key, sizeof(key), "spiffe[%u]", i);
-			slash = strncmp(s, "spiffe://", 9) == 0 ? strchr(s + 9, '/') : NULL;
-			if (strncmp(s, "spiffe://", 9) != 0 || s[9] == '\0' || s[9] == '/' ||
-				memchr(s + 9, '*', slash ? (size_t)(slash - s - 9) : strlen(s + 9)))
-				gw_cfg_err(c, 0, apfx, key,
-					"'%s' is not a SPIFFE ID pattern (expected "
-					"spiffe://TRUST-DOMAIN/path, '*' only in the path, e.g. "
-					"spiffe://example.org/ns/prod/*)",
-					s);
+			if (gw_trust_spiffe_rule_check(a->spiffe[i], why, sizeof(why)) < 0)
+				gw_cfg_err(c, 0, apfx, key, "'%.200s' %s", a->spiffe[i], why);
 		}
 		for (unsigned i = 0; i < a->dns_count; i++) {
 			gw_cfg_fmt(key, sizeof(key), "dns[%u]", i);

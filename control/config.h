@@ -69,6 +69,8 @@ enum gw_idle_mode {
 
 enum gw_client_auth { GW_CLIENT_AUTH_REQUIRED, GW_CLIENT_AUTH_OPTIONAL, GW_CLIENT_AUTH_NONE };
 enum gw_trust_mode { GW_TRUST_PINNED, GW_TRUST_CA, GW_TRUST_MESH };
+/* trust.crl_check: which certificates of a path need a CRL (trust.h) */
+enum gw_crl_check { GW_CRL_CHECK_CHAIN, GW_CRL_CHECK_LEAF };
 enum gw_proxy_protocol { GW_PROXY_OFF, GW_PROXY_V2 };
 enum gw_memif_role { GW_MEMIF_SERVER, GW_MEMIF_CLIENT };
 
@@ -177,7 +179,8 @@ struct gw_cfg_trust {
 	unsigned n_pins;
 	char **crl;
 	unsigned n_crl;
-	unsigned max_depth; /* default 4 */
+	enum gw_crl_check crl_check; /* default chain (0) */
+	unsigned max_depth;          /* default 4 */
 	struct gw_cfg_allow allow;
 };
 

@@ -50,7 +50,9 @@ struct gw_trust {
 	STACK_OF(X509_CRL) * crls; /* NULL when no CRL is configured */
 	X509_VERIFY_PARAM *param;  /* copied into each X509_STORE_CTX */
 	unsigned max_depth;
+	enum gw_crl_check crl_check;
 	struct gw_trust_rules allow;
+	uint8_t fp[GW_TRUST_FP_LEN]; /* gw_trust_fingerprint(), set last by trust_build */
 };
 
 static _Atomic uint64_t gw_trust_next_id = 1;
@@ -426,6 +428,101 @@ add_pin(struct gw_trust *t, const uint8_t fp[32])
 }
 
 static int
+md_u32(EVP_MD_CTX *md, uint32_t v)
+{
+	uint8_t be[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+
+	return EVP_DigestUpdate(md, be, 4) == 1 ? 0 : -1;
+}
+
+/* Length-prefixed, so ("ab","c") and ("a","bc") differ. */
+static int
+md_bytes(EVP_MD_CTX *md, const void *p, size_t n)
+{
+	if (n > UINT32_MAX || md_u32(md, (uint32_t)n) < 0)
+		return -1;
+	return n == 0 || EVP_DigestUpdate(md, p, n) == 1 ? 0 : -1;
+}
+
+static int
+md_strv(EVP_MD_CTX *md, const char *tag, char *const *v, unsigned n)
+{
+	if (md_bytes(md, tag, strlen(tag)) < 0 || md_u32(md, n) < 0)
+		return -1;
+	for (unsigned i = 0; i < n; i++)
+		if (md_bytes(md, v[i], strlen(v[i])) < 0)
+			return -1;
+	return 0;
+}
+
+/*
+ * The fingerprint over what was actually built (trust.h): the certificates
+ * and CRLs as parsed, wherever they came from (files, a CA backend's
+ * bundle), so whoever compares fingerprints compares verdicts, not config
+ * text.
+ */
+static int
+trust_fp_compute(struct gw_trust *t)
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned char *der = NULL;
+	unsigned int olen = 0;
+	int rc = -GW_E_TLS, n;
+
+	if (md == NULL)
+		return gw_err_set(-ENOMEM, GW_HERE);
+	if (EVP_DigestInit_ex(md, sha256(), NULL) != 1 ||
+		md_bytes(md, "mtlsgw trust fp 1", 17) < 0 || md_u32(md, (uint32_t)t->mode) < 0 ||
+		md_u32(md, t->max_depth) < 0 ||
+		md_u32(md, t->crls ? (uint32_t)t->crl_check + 1 : 0) < 0 ||
+		md_u32(md, (uint32_t)sk_X509_num(t->anchors)) < 0)
+		goto out;
+	for (int i = 0; i < sk_X509_num(t->anchors); i++) {
+		if ((n = i2d_X509(sk_X509_value(t->anchors, i), &der)) <= 0 ||
+			md_bytes(md, der, (size_t)n) < 0)
+			goto out;
+		OPENSSL_free(der);
+		der = NULL;
+	}
+	if (md_u32(md, t->n_pins) < 0)
+		goto out;
+	for (unsigned i = 0; i < t->n_pins; i++)
+		if (md_bytes(md, t->pins[i], 32) < 0)
+			goto out;
+	if (md_u32(md, (uint32_t)sk_X509_CRL_num(t->crls)) < 0)
+		goto out;
+	for (int i = 0; i < sk_X509_CRL_num(t->crls); i++) {
+		if ((n = i2d_X509_CRL(sk_X509_CRL_value(t->crls, i), &der)) <= 0 ||
+			md_bytes(md, der, (size_t)n) < 0)
+			goto out;
+		OPENSSL_free(der);
+		der = NULL;
+	}
+	if (md_strv(md, "spiffe", t->allow.spiffe, t->allow.n_spiffe) < 0 ||
+		md_strv(md, "dns", t->allow.dns, t->allow.n_dns) < 0 ||
+		md_strv(md, "cn", t->allow.cn, t->allow.n_cn) < 0)
+		goto out;
+	if (EVP_DigestFinal_ex(md, t->fp, &olen) != 1 || olen != GW_TRUST_FP_LEN)
+		goto out;
+	rc = 0;
+out:
+	if (rc < 0) {
+		gw_err_setf(rc, GW_HERE, "listener '%s': cannot compute the trust fingerprint",
+			t->name);
+		gw_err_add_ossl();
+	}
+	OPENSSL_free(der);
+	EVP_MD_CTX_free(md);
+	return rc;
+}
+
+const uint8_t *
+gw_trust_fingerprint(const struct gw_trust *t)
+{
+	return t ? t->fp : NULL;
+}
+
+static int
 trust_build(const struct gw_cfg_trust *cfg, const char *name, STACK_OF(X509) *const *bundles,
 	unsigned n_bundles, struct gw_trust **out)
 {
@@ -559,8 +656,10 @@ trust_build(const struct gw_cfg_trust *cfg, const char *name, STACK_OF(X509) *co
 	 * The purpose makes OpenSSL check clientAuth EKU / key usage.
 	 */
 	flags = X509_V_FLAG_PARTIAL_CHAIN;
+	t->crl_check = cfg->crl_check;
 	if (t->crls != NULL)
-		flags |= X509_V_FLAG_CRL_CHECK;
+		flags |= X509_V_FLAG_CRL_CHECK |
+			 (t->crl_check == GW_CRL_CHECK_CHAIN ? X509_V_FLAG_CRL_CHECK_ALL : 0);
 	if (X509_VERIFY_PARAM_set_flags(t->param, flags) != 1 ||
 		X509_VERIFY_PARAM_set_purpose(t->param, X509_PURPOSE_SSL_CLIENT) != 1 ||
 		X509_VERIFY_PARAM_set_trust(t->param, X509_TRUST_SSL_CLIENT) != 1) {
@@ -579,15 +678,18 @@ trust_build(const struct gw_cfg_trust *cfg, const char *name, STACK_OF(X509) *co
 		rc = gw_err_set(-ENOMEM, GW_HERE);
 		goto out;
 	}
-	for (unsigned i = 0; i < t->allow.n_spiffe; i++)
-		if (strncmp(t->allow.spiffe[i], "spiffe://", 9) != 0 ||
-			t->allow.spiffe[i][9] == '\0' || t->allow.spiffe[i][9] == '/') {
+	for (unsigned i = 0; i < t->allow.n_spiffe; i++) {
+		char why[160];
+
+		if (gw_trust_spiffe_rule_check(t->allow.spiffe[i], why, sizeof(why)) < 0) {
 			rc = gw_err_setf(-GW_E_CONFIG, GW_HERE,
-				"listener '%s': allow.spiffe rule '%s' is not a SPIFFE ID "
-				"(spiffe://trust-domain/path)",
-				t->name, t->allow.spiffe[i]);
+				"listener '%s': allow.spiffe rule '%.200s' %s", t->name,
+				t->allow.spiffe[i], why);
 			goto out;
 		}
+	}
+	if ((rc = trust_fp_compute(t)) < 0)
+		goto out;
 	*out = t;
 	t = NULL;
 out:
@@ -612,13 +714,68 @@ gw_trust_create_bundles(const struct gw_cfg_trust *cfg, const char *name,
 
 /* ---- allow rules ---- */
 
+/*
+ * What is wrong with an allow.spiffe rule, or NULL if nothing. The one
+ * definition of a valid pattern: the matcher below relies on it.
+ */
+static const char *
+spiffe_rule_why(const char *rule)
+{
+	const char *p, *seg;
+	size_t n;
+
+	if (rule == NULL || strncmp(rule, "spiffe://", 9) != 0)
+		return "is not a SPIFFE ID pattern (expected spiffe://TRUST-DOMAIN/path, e.g. "
+		       "spiffe://example.org/ns/prod/**)";
+	if (strlen(rule) > GW_TRUST_SPIFFE_ID_MAX)
+		return "is longer than a SPIFFE ID may be (2048 bytes)";
+	p = rule + 9;
+	n = strcspn(p, "/");
+	if (n == 0)
+		return "has no trust domain (expected spiffe://TRUST-DOMAIN/path)";
+	if (memchr(p, '*', n) != NULL)
+		return "has a wildcard in the trust domain: the trust domain must be exact";
+	for (p += n; *p != '\0'; p += n) {
+		seg = ++p; /* past the '/' */
+		n = strcspn(seg, "/");
+		if (n == 0)
+			return "has an empty path segment ('//' or a trailing '/'): no SPIFFE ID "
+			       "has one, so it would match nothing";
+		if (memchr(seg, '*', n) == NULL)
+			continue;
+		if (n == 1)
+			continue; /* "*": exactly one segment */
+		if (n == 2 && seg[1] == '*') {
+			if (seg[2] != '\0')
+				return "has '**' before the last segment: '**' (one or more "
+				       "segments) may only end a pattern";
+			continue;
+		}
+		return "has '*' inside a path segment: a wildcard must be a whole segment "
+		       "('*' = exactly one segment, a last '**' = one or more)";
+	}
+	return NULL;
+}
+
+int
+gw_trust_spiffe_rule_check(const char *rule, char *why, size_t len)
+{
+	const char *w = spiffe_rule_why(rule);
+
+	if (w == NULL)
+		return 0;
+	if (why != NULL && len > 0)
+		snprintf(why, len, "%s", w);
+	return -GW_E_CONFIG;
+}
+
 bool
 gw_trust_spiffe_match(const char *rule, const char *id)
 {
 	const char *r, *i;
 
-	if (rule == NULL || id == NULL || strncmp(rule, "spiffe://", 9) != 0 ||
-		strncmp(id, "spiffe://", 9) != 0)
+	if (spiffe_rule_why(rule) != NULL || id == NULL || strncmp(id, "spiffe://", 9) != 0 ||
+		strnlen(id, GW_TRUST_SPIFFE_ID_MAX + 1) > GW_TRUST_SPIFFE_ID_MAX)
 		return false;
 	r = rule + 9;
 	i = id + 9;
@@ -631,7 +788,7 @@ gw_trust_spiffe_match(const char *rule, const char *id)
 		r += rl;
 		i += il;
 	}
-	/* then segment by segment; "*" is exactly one non-empty segment */
+	/* then segment by segment; "*" is one non-empty segment, a last "**" one or more */
 	while (*r != '\0' || *i != '\0') {
 		size_t rl, il;
 
@@ -643,6 +800,15 @@ gw_trust_spiffe_match(const char *rule, const char *id)
 		il = strcspn(i, "/");
 		if (il == 0)
 			return false; /* "spiffe://td/a//b" or a trailing '/' */
+		if (rl == 2 && r[0] == '*' && r[1] == '*') {
+			/* the rest of the ID: non-empty segments only */
+			for (i += il; *i != '\0'; i += il) {
+				il = strcspn(++i, "/");
+				if (il == 0)
+					return false;
+			}
+			return true;
+		}
 		if (!(rl == 1 && r[0] == '*') && (rl != il || strncmp(r, i, rl) != 0))
 			return false;
 		r += rl;
@@ -686,22 +852,79 @@ rules_str(char *buf, size_t len, char *const *rules, unsigned n)
 		catf(buf, len, "%s%s", i ? ", " : "", rules[i]);
 }
 
-/* The allow check on an accepted leaf. Returns true if admitted; fills v if not. */
+/* RFC 1035: at most 253 characters, each label 1..63 (a trailing root dot allowed). */
+static bool
+dns_name_fits(const unsigned char *s, size_t l)
+{
+	size_t label = 0;
+
+	if (l > 0 && s[l - 1] == '.')
+		l--;
+	if (l == 0 || l > GW_TRUST_DNS_MAX)
+		return false;
+	for (size_t i = 0; i < l; i++) {
+		if (s[i] != '.') {
+			if (++label > GW_TRUST_DNS_LABEL_MAX)
+				return false;
+			continue;
+		}
+		if (label == 0)
+			return false;
+		label = 0;
+	}
+	return label > 0;
+}
+
+/* Characters (not bytes) of a UTF-8 string: a CN's limit counts characters. */
+static size_t
+utf8_chars(const unsigned char *s, size_t l)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < l; i++)
+		n += (s[i] & 0xc0) != 0x80;
+	return n;
+}
+
+/* A name we cannot judge whole: reject the client as malformed. */
+static void malformed(struct gw_trust_verdict *v, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void
+malformed(struct gw_trust_verdict *v, const char *fmt, ...)
+{
+	va_list ap;
+
+	v->reason = GW_TRUST_R_MALFORMED;
+	v->depth = 0;
+	va_start(ap, fmt);
+	vsnprintf(v->msg, sizeof(v->msg), fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * The allow check on an accepted leaf. Returns true if admitted; fills v if
+ * not. Every name is judged whole (trust.h): one that does not fit what it
+ * may be is "malformed", never cut to a buffer and then matched.
+ */
 static bool
 allow_check(const struct gw_trust *t, X509 *leaf, struct gw_trust_verdict *v)
 {
 	const struct gw_trust_rules *a = &t->allow;
 	GENERAL_NAMES *sans;
-	char spiffe[256] = "", dns[256] = "", cn[128] = "", rules[256];
+	X509_NAME *sn = X509_get_subject_name(leaf);
+	char spiffe[GW_TRUST_SPIFFE_ID_MAX + 1] = "", dns[GW_TRUST_DNS_MAX + 2] = "", rules[256];
+	unsigned char *cn = NULL;
 	unsigned n_spiffe = 0;
-	bool ok = false;
-	int cn_len;
+	bool ok = false, bad = false, cn_one = false;
+	int cn_len = -1, idx;
 
 	if (a->n_spiffe == 0 && a->n_dns == 0 && a->n_cn == 0)
 		return true;
+	name_str(sn, v->subject, sizeof(v->subject));
 
 	sans = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
-	for (int i = 0; i < sk_GENERAL_NAME_num(sans); i++) {
+	for (int i = 0; i < sk_GENERAL_NAME_num(sans) && !bad; i++) {
 		const GENERAL_NAME *g = sk_GENERAL_NAME_value(sans, i);
 		const unsigned char *s;
 		int l;
@@ -710,48 +933,92 @@ allow_check(const struct gw_trust *t, X509 *leaf, struct gw_trust_verdict *v)
 			continue;
 		s = ASN1_STRING_get0_data(g->d.ia5);
 		l = ASN1_STRING_length(g->d.ia5);
-		/* embedded NULs would let "a\0.evil" pass a strcmp: never match */
-		if (l <= 0 || memchr(s, '\0', (size_t)l) != NULL)
-			continue;
 		if (g->type == GEN_URI && l > 9 &&
 			strncasecmp((const char *)s, "spiffe://", 9) == 0) {
-			if (n_spiffe++ == 0)
-				snprintf(spiffe, sizeof(spiffe), "%.*s", l, (const char *)s);
-		} else if (g->type == GEN_DNS) {
-			char name[256];
+			/* embedded NULs would let "a\0/evil" pass a strcmp */
+			if (l > GW_TRUST_SPIFFE_ID_MAX || memchr(s, '\0', (size_t)l) != NULL) {
+				malformed(v,
+					"certificate '%s' has a SPIFFE ID (URI SAN) of %d bytes%s: "
+					"a SPIFFE ID is at most %d bytes of text, so it is not "
+					"judged",
+					v->subject, l,
+					l > GW_TRUST_SPIFFE_ID_MAX ? "" : " with a NUL byte",
+					GW_TRUST_SPIFFE_ID_MAX);
+				bad = true;
+				break;
+			}
+			if (n_spiffe++ == 0) {
+				memcpy(spiffe, s, (size_t)l);
+				spiffe[l] = '\0';
+			}
+		} else if (g->type == GEN_DNS && a->n_dns > 0) {
+			char name[GW_TRUST_DNS_MAX + 2];
 
-			snprintf(name, sizeof(name), "%.*s", l, (const char *)s);
+			if (l <= 0 || memchr(s, '\0', (size_t)l) != NULL ||
+				!dns_name_fits(s, (size_t)l)) {
+				malformed(v,
+					"certificate '%s' has a DNS name (SAN) of %d characters "
+					"that is not a DNS name: at most %d characters, labels of "
+					"1..%d, no NUL",
+					v->subject, l, GW_TRUST_DNS_MAX, GW_TRUST_DNS_LABEL_MAX);
+				bad = true;
+				break;
+			}
+			memcpy(name, s, (size_t)l); /* fits: l <= GW_TRUST_DNS_MAX + 1 */
+			name[l] = '\0';
 			for (unsigned r = 0; r < a->n_dns && !ok; r++)
 				ok = dns_match(a->dns[r], name);
 			if (dns[0] == '\0')
-				snprintf(dns, sizeof(dns), "%s", name);
+				memcpy(dns, name, (size_t)l + 1);
 		}
 	}
 	GENERAL_NAMES_free(sans);
+	if (bad)
+		return false;
+
+	if (a->n_cn > 0 && (idx = X509_NAME_get_index_by_NID(sn, NID_commonName, -1)) >= 0) {
+		cn_one = X509_NAME_get_index_by_NID(sn, NID_commonName, idx) < 0;
+		cn_len = ASN1_STRING_to_UTF8(
+			&cn, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(sn, idx)));
+		if (cn_len < 0 || utf8_chars(cn, (size_t)cn_len) > GW_TRUST_CN_MAX) {
+			malformed(v,
+				"certificate '%s' has a subject CN of %d bytes%s: a CN is at most "
+				"%d characters (X.509 ub-common-name), so it is not judged",
+				v->subject, cn_len, cn_len < 0 ? " that is not text" : "",
+				GW_TRUST_CN_MAX);
+			OPENSSL_free(cn);
+			ERR_clear_error();
+			return false;
+		}
+		/* two CNs are ambiguous, a NUL could hide a suffix: neither ever matches */
+		cn_one = cn_one && memchr(cn, '\0', (size_t)cn_len) == NULL;
+	}
 
 	/* an X509-SVID carries exactly one SPIFFE ID; two is ambiguous, never a match */
 	if (!ok && n_spiffe == 1)
 		for (unsigned r = 0; r < a->n_spiffe && !ok; r++)
 			ok = gw_trust_spiffe_match(a->spiffe[r], spiffe);
-
-	cn_len = X509_NAME_get_text_by_NID(
-		X509_get_subject_name(leaf), NID_commonName, cn, sizeof(cn));
-	if (!ok && cn_len > 0 && (size_t)cn_len == strlen(cn))
+	if (!ok && cn_one)
 		for (unsigned r = 0; r < a->n_cn && !ok; r++)
-			ok = strcmp(a->cn[r], cn) == 0;
+			ok = strcmp(a->cn[r], (const char *)cn) == 0;
 	ERR_clear_error();
-	if (ok)
+	if (ok) {
+		OPENSSL_free(cn);
 		return true;
+	}
 
 	v->reason = GW_TRUST_R_NOT_ALLOWED;
 	v->depth = 0;
-	name_str(X509_get_subject_name(leaf), v->subject, sizeof(v->subject));
 	v->msg[0] = '\0';
 	if (a->n_spiffe == 0)
 		catf(v->msg, sizeof(v->msg), "certificate '%s': ", v->subject);
 	if (a->n_spiffe > 0) {
 		rules_str(rules, sizeof(rules), a->spiffe, a->n_spiffe);
-		if (n_spiffe == 1)
+		if (n_spiffe == 1 && strlen(spiffe) > 160) /* keep the rules in the line */
+			catf(v->msg, sizeof(v->msg),
+				"SPIFFE ID %.160s... (%zu bytes) not allowed by rule%s %s", spiffe,
+				strlen(spiffe), a->n_spiffe > 1 ? "s" : "", rules);
+		else if (n_spiffe == 1)
 			catf(v->msg, sizeof(v->msg), "SPIFFE ID %s not allowed by rule%s %s",
 				spiffe, a->n_spiffe > 1 ? "s" : "", rules);
 		else if (n_spiffe == 0)
@@ -774,9 +1041,17 @@ allow_check(const struct gw_trust *t, X509 *leaf, struct gw_trust_verdict *v)
 	}
 	if (a->n_cn > 0) {
 		rules_str(rules, sizeof(rules), a->cn, a->n_cn);
-		catf(v->msg, sizeof(v->msg), "%sCN '%s' not allowed by %s",
-			a->n_spiffe || a->n_dns ? "; " : "", cn_len > 0 ? cn : "", rules);
+		if (cn_len >= 0 && !cn_one)
+			catf(v->msg, sizeof(v->msg),
+				"%sthe subject has more than one CN (or a NUL in it), which no "
+				"cn rule matches",
+				a->n_spiffe || a->n_dns ? "; " : "");
+		else
+			catf(v->msg, sizeof(v->msg), "%sCN '%s' not allowed by %s",
+				a->n_spiffe || a->n_dns ? "; " : "",
+				cn_len > 0 ? (const char *)cn : "", rules);
 	}
+	OPENSSL_free(cn);
 	return false;
 }
 
@@ -983,6 +1258,38 @@ reject_internal(struct gw_trust_verdict *v, const char *what)
 	return -GW_E_TRUST;
 }
 
+/*
+ * crl_check chain asks OpenSSL for CRLs of every certificate in the path
+ * (X509_V_FLAG_CRL_CHECK_ALL), the anchor included. The anchor is trusted
+ * by configuration and, as a partial-chain intermediate, its own issuer is
+ * not even known: a CRL that is missing or unusable for it is not a reason
+ * to reject (trust.h). A CRL that does list the anchor still rejects.
+ */
+static int
+crl_anchor_cb(int ok, X509_STORE_CTX *ctx)
+{
+	int err = X509_STORE_CTX_get_error(ctx);
+	int depth = X509_STORE_CTX_get_error_depth(ctx);
+
+	if (ok || depth < X509_STORE_CTX_get_num_untrusted(ctx))
+		return ok;
+	switch (err) {
+	case X509_V_ERR_UNABLE_TO_GET_CRL:
+	case X509_V_ERR_UNABLE_TO_GET_CRL_ISSUER:
+	case X509_V_ERR_CRL_HAS_EXPIRED:
+	case X509_V_ERR_CRL_NOT_YET_VALID:
+	case X509_V_ERR_CRL_SIGNATURE_FAILURE:
+	case X509_V_ERR_UNABLE_TO_DECRYPT_CRL_SIGNATURE:
+	case X509_V_ERR_DIFFERENT_CRL_SCOPE:
+	case X509_V_ERR_KEYUSAGE_NO_CRL_SIGN:
+		/* the anchor (trusted stack), not a certificate the client vouched for */
+		X509_STORE_CTX_set_error(ctx, X509_V_OK);
+		return 1;
+	default:
+		return ok;
+	}
+}
+
 static int
 verify_core(const struct gw_trust *t, X509 *leaf, STACK_OF(X509) * chain, time_t now,
 	struct gw_trust_verdict *v, time_t *until)
@@ -1058,6 +1365,8 @@ verify_core(const struct gw_trust *t, X509 *leaf, STACK_OF(X509) * chain, time_t
 	}
 	if (now != 0)
 		X509_STORE_CTX_set_time(ctx, 0, now);
+	if (t->crls != NULL && t->crl_check == GW_CRL_CHECK_CHAIN)
+		X509_STORE_CTX_set_verify_cb(ctx, crl_anchor_cb);
 
 	if (X509_verify_cert(ctx) != 1) {
 		explain(t, ctx, leaf, v);
@@ -1067,7 +1376,7 @@ verify_core(const struct gw_trust *t, X509 *leaf, STACK_OF(X509) * chain, time_t
 	if (!allow_check(t, leaf, v))
 		goto out;
 
-	if (until != NULL) {
+	{
 		STACK_OF(X509) *built = X509_STORE_CTX_get0_chain(ctx);
 		time_t u = 0;
 
@@ -1084,7 +1393,9 @@ verify_core(const struct gw_trust *t, X509 *leaf, STACK_OF(X509) * chain, time_t
 			if (nu != NULL && asn1_to_time_t(nu) < u)
 				u = asn1_to_time_t(nu);
 		}
-		*until = u;
+		v->until = u;
+		if (until != NULL)
+			*until = u;
 	}
 	v->accepted = true;
 	v->reason = GW_TRUST_R_OK;

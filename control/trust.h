@@ -26,19 +26,36 @@
  *    gw_trust_create_bundles()).
  * max_depth is OpenSSL's verify depth: the most intermediate CA certificates
  * between the leaf and the anchor (neither counts). CRLs, when given, are
- * checked for the leaf (X509_V_FLAG_CRL_CHECK): the leaf's issuer must have a
- * current CRL among them, else the chain is rejected (a missing CRL fails
- * closed, it never passes).
+ * checked per cfg->crl_check:
+ *  - chain (default; X509_V_FLAG_CRL_CHECK_ALL, nginx's "a CRL per CA"):
+ *    every certificate of the path below the anchor (the leaf and each
+ *    intermediate) must be covered by a current CRL of its issuer, so a
+ *    revoked intermediate is "revoked". A CA of the path whose CRL is not
+ *    loaded fails closed with "crl" (OpenSSL's unable_to_get_crl). The
+ *    anchor itself is not checked: it is trusted by configuration (remove
+ *    it to distrust it), and a partial-chain anchor's issuer is unknown.
+ *  - leaf (X509_V_FLAG_CRL_CHECK): only the leaf's issuer needs a CRL.
  * Name constraints are OpenSSL's.
  *
  * Allow rules (empty = any client the chain check accepts) are tried after
  * the chain check; any one matching rule admits the client:
- *  - spiffe: the leaf's SPIFFE ID (its one spiffe:// URI SAN). A rule segment
- *    "*" matches exactly one non-empty path segment: the rule
- *    spiffe://td/ns/prod/ followed by "*" admits spiffe://td/ns/prod/web,
- *    not spiffe://td/ns/prod nor spiffe://td/ns/prod/web/x.
+ *  - spiffe: the leaf's SPIFFE ID (its one spiffe:// URI SAN). The trust
+ *    domain is exact. A rule segment "*" matches exactly one non-empty path
+ *    segment; a last segment "**" matches one or more (Istio's principal
+ *    prefix): spiffe://td/ns/prod/ + "*" admits spiffe://td/ns/prod/web,
+ *    not spiffe://td/ns/prod nor spiffe://td/ns/prod/web/x; spiffe://td/ns/
+ *    + "**" admits both spiffe://td/ns/prod and spiffe://td/ns/prod/sa/api,
+ *    not spiffe://td/ns. Any other wildcard use ("a*b", "**" not last, a
+ *    wildcard in the trust domain) and empty segments are refused when the
+ *    trust is built (gw_trust_spiffe_rule_check), never silently unmatched.
  *  - dns: a DNS SAN, case-insensitive; "*.example.com" matches one label.
- *  - cn: the leaf's subject CN, exact.
+ *  - cn: the leaf's subject CN, exact (a subject with two CNs matches none).
+ * Names are judged whole, never truncated. A name that is longer than its
+ * kind may be rejects the client as "malformed": a SPIFFE URI SAN over
+ * 2048 bytes (SPIFFE's limit; checked whenever allow rules exist, since the
+ * ID is also forwarded upstream), and, when dns / cn rules exist, a DNS SAN
+ * over 253 characters or with a label over 63 (RFC 1035), a CN over 64
+ * characters (X.509 ub-common-name, RFC 5280).
  */
 #ifndef GW_TRUST_H
 #define GW_TRUST_H
@@ -84,6 +101,11 @@ enum gw_trust_reason {
 };
 
 #define GW_TRUST_SUBJECT_MAX 256
+#define GW_TRUST_SPIFFE_ID_MAX 2048 /* bytes; SPIFFE ID spec, "Maximum length" */
+#define GW_TRUST_DNS_MAX 253        /* characters of a DNS name (RFC 1035) */
+#define GW_TRUST_DNS_LABEL_MAX 63
+#define GW_TRUST_CN_MAX 64 /* characters; X.509 ub-common-name (RFC 5280) */
+#define GW_TRUST_FP_LEN 32
 #define GW_TRUST_MSG_MAX 512
 
 /*
@@ -96,6 +118,8 @@ struct gw_trust_verdict {
 	int depth;                   /* certificate the reason is about: 0 = leaf; -1 = none */
 	int ossl_error;              /* X509_V_ERR_* behind the reason, 0 if none */
 	bool cached;                 /* set by gw_vcache users: answered from the cache */
+	time_t until;                /* accepted: when the acceptance lapses by the clock
+					alone (gw_trust_verify_until's), else 0 */
 	char subject[GW_TRUST_SUBJECT_MAX]; /* that certificate's subject, RFC 2253 */
 	char msg[GW_TRUST_MSG_MAX];         /* one line a person can act on */
 };
@@ -191,9 +215,29 @@ unsigned gw_trust_n_anchors(const struct gw_trust *t);
 const char *gw_trust_reason_name(enum gw_trust_reason r);
 
 /*
- * Does SPIFFE ID id match rule (see above)? Exposed for tests and for the
- * config validator. NULL-safe (false).
+ * Does SPIFFE ID id match rule (see above)? A rule that
+ * gw_trust_spiffe_rule_check() refuses, or an id longer than
+ * GW_TRUST_SPIFFE_ID_MAX, matches nothing. NULL-safe (false). MT-safe.
  */
 bool gw_trust_spiffe_match(const char *rule, const char *id);
+
+/*
+ * Is rule a usable allow.spiffe pattern (see above)? Returns 0, or
+ * -GW_E_CONFIG with why (if not NULL) set to what is wrong with it, e.g.
+ * "'*' must be a whole path segment ...". The config loader and
+ * gw_trust_create both use it, so a pattern loads only if the matcher can
+ * match something with it. Does not touch the gw_err slot. MT-safe.
+ */
+GW_MUST_CHECK int gw_trust_spiffe_rule_check(const char *rule, char *why, size_t len);
+
+/*
+ * The trust fingerprint: SHA-256 over what this gw_trust was built from and
+ * judges with (mode, max_depth, crl_check, the DER of every anchor, every
+ * pin, the DER of every CRL, the allow rules). Two gw_trust with the same
+ * fingerprint accept exactly the same chains; anything that can change a
+ * verdict (a mesh backend's root removed, a CRL reissued) changes it.
+ * Session tickets carry it (tls_ctx.h). Computed once at create time.
+ */
+const uint8_t *gw_trust_fingerprint(const struct gw_trust *t);
 
 #endif /* GW_TRUST_H */

@@ -52,15 +52,18 @@ listener() { # listener NAME PORT TRUST (one YAML flow mapping)
     trust: $3
 EOL
 }
-gw_gateway_config "$T/gw.yaml" "[1]" "$(listener corpus 9001 "{mode: ca, certs: [$C/root.pem], crl: [$C/inter.crl.pem]}")
+gw_gateway_config "$T/gw.yaml" "[1]" "$(listener corpus 9001 "{mode: ca, certs: [$C/root.pem], crl: [$C/chain.crl.pem]}")
 $(listener nocheck 9002 "{mode: ca, certs: [$C/root.pem]}")
 $(listener shallow 9003 "{mode: ca, certs: [$C/root.pem], max_depth: 1}")
 $(listener prod 9004 "{mode: ca, certs: [$C/inter.pem], allow: {spiffe: [\"spiffe://example.org/ns/prod/*\"]}}")
 $(listener pinned 9005 "{mode: pinned, certs: [$C/leaf.pem, $C/selfpin.pem]}")
-$(listener rotation 9006 "{mode: ca, certs: [$C/roots.bundle.pem]}")"
+$(listener rotation 9006 "{mode: ca, certs: [$C/roots.bundle.pem]}")
+$(listener crlleaf 9007 "{mode: ca, certs: [$C/root.pem], crl: [$C/chain.crl.pem], crl_check: leaf}")
+$(listener crlchain 9008 "{mode: ca, certs: [$C/root.pem], crl: [$C/inter.crl.pem]}")
+$(listener prodall 9009 "{mode: ca, certs: [$C/root.pem], allow: {spiffe: [\"spiffe://example.org/ns/prod/**\"]}}")"
 printf 'hsm:\n  module: %s\n  pin_file: %s\n' "$BENCH_PKCS11_MODULE" "$P/pin" >>"$T/gw.yaml"
 gw_start_gateway "$T/gw.yaml"
-gw_ok "mtlsgw runs with six TLS listeners on the corpus' trust"
+gw_ok "mtlsgw runs with nine TLS listeners on the corpus' trust"
 
 # tls_snap FILE : the gateway's "tls" counters, as one JSON object, into FILE
 tls_snap() {
@@ -175,7 +178,7 @@ case_() {
 	fi
 }
 
-# --- 9001 corpus: root anchor + the intermediate's CRL
+# --- 9001 corpus: root anchor + every CA's CRL (crl_check chain, the default)
 case_ ok 9001 tls1_3 leaf inter.pem
 case_ expired 9001 tls1_3 expired inter.pem
 case_ expired 9001 tls1_2 expired inter.pem
@@ -184,6 +187,8 @@ case_ eku 9001 tls1_3 noeku inter.pem
 case_ revoked 9001 tls1_3 revoked inter.pem
 case_ revoked 9001 tls1_2 revoked inter.pem
 case_ crl 9001 tls1_3 leaf2 inter2.pem           # no CRL for intermediate 2: fail closed
+case_ revoked 9001 tls1_3 leaf_ir inter_rev.pem  # the intermediate is on root's CRL
+case_ revoked 9001 tls1_2 leaf_ir inter_rev.pem
 case_ bad_signature 9001 tls1_3 forged inter.pem # signed by a key not the intermediate's
 case_ self_signed 9001 tls1_3 evil_leaf evil_root.pem
 case_ self_signed 9001 tls1_3 impostor           # the leaf's subject, self-signed
@@ -213,6 +218,17 @@ case_ not_pinned 9005 tls1_3 leaf_b inter.pem    # same CA, not pinned
 # --- 9006 rotation: two roots
 case_ ok 9006 tls1_3 leaf_r2 inter_r2.pem
 case_ ok 9006 tls1_3 leaf inter.pem
+# --- 9007 crlleaf: every CA's CRL, crl_check leaf: only the leaf's issuer's is used
+case_ ok 9007 tls1_3 leaf inter.pem
+case_ revoked 9007 tls1_3 revoked inter.pem
+case_ ok 9007 tls1_3 leaf_ir inter_rev.pem       # what crl_check leaf gives up
+# --- 9008 crlchain: the same CRL, crl_check chain: root's CRL (for inter) missing
+case_ crl 9008 tls1_3 leaf inter.pem
+case_ crl 9008 tls1_2 leaf inter.pem
+# --- 9009 prodall: spiffe://example.org/ns/prod/** (one or more segments)
+case_ ok 9009 tls1_3 leaf inter.pem              # .../ns/prod/web
+case_ ok 9009 tls1_3 deep deep.up.pem            # .../ns/prod/deep
+case_ not_allowed 9009 tls1_3 leaf_b inter.pem   # .../ns/dev/web
 
 # --- a certificate no client library will send: the malformed (truncated
 # DER) leaf, by a minimal TLS 1.2 client of our own (plain-text Certificate

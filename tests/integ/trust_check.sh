@@ -86,12 +86,16 @@ EOF
 	listener pinned 1001 "{mode: pinned, certs: [seed/cert1.pem]}"
 	listener inter 1002 "{mode: ca, certs: [seed/cert2.pem]}"
 	listener root 1003 "{mode: ca, certs: [seed/cert3.pem]}"
-	listener corpus 1004 "{mode: ca, certs: [c/root.pem], crl: [c/inter.crl.pem]}"
+	listener corpus 1004 "{mode: ca, certs: [c/root.pem], crl: [c/chain.crl.pem]}"
 	listener rotation 1005 "{mode: ca, certs: [c/roots.bundle.pem]}"
 	listener shallow 1006 "{mode: ca, certs: [c/root.pem], max_depth: 1}"
 	listener prod 1007 "{mode: ca, certs: [c/inter.pem], allow: {spiffe: [\"spiffe://example.org/ns/prod/*\"]}}"
 	listener names 1008 "{mode: ca, certs: [c/inter.pem], allow: {dns: [client.example.com], cn: [api]}}"
 	listener nocheck 1009 "{mode: ca, certs: [c/root.pem]}"
+	listener prodall 1010 "{mode: ca, certs: [c/root.pem], allow: {spiffe: [\"spiffe://example.org/ns/**\"]}}"
+	listener crlleaf 1011 "{mode: ca, certs: [c/root.pem], crl: [c/inter.crl.pem], crl_check: leaf}"
+	listener crlleaf2 1013 "{mode: ca, certs: [c/root.pem], crl: [c/chain.crl.pem], crl_check: leaf}"
+	listener crlchain 1012 "{mode: ca, certs: [c/root.pem], crl: [c/inter.crl.pem]}"
 	cat <<EOF
   - name: plain
     address: 10.99.0.2:7
@@ -133,6 +137,15 @@ expect 1 "missing clientAuth extended key usage" corpus noeku.chain.pem
 expect 1 "is revoked by the CRL of 'CN=mtlsgw test intermediate" corpus revoked.chain.pem
 expect 0 "accepted" nocheck revoked.chain.pem # no CRL configured there
 expect 1 "no usable CRL" corpus c/leaf2.chain.pem
+# crl_check chain (default): the intermediate is on root's CRL
+expect 1 "certificate 'CN=mtlsgw revoked intermediate,O=mtlsgw test' (serial" corpus c/leaf_ir.chain.pem
+expect 1 "is revoked by the CRL of 'CN=mtlsgw test root" corpus c/leaf_ir.chain.pem
+# ... and a CA of the path without a CRL (root's, for inter) fails closed
+expect 1 "no usable CRL from 'CN=mtlsgw test root,O=mtlsgw test' for certificate 'CN=mtlsgw test intermediate" crlchain c/leaf.chain.pem
+# crl_check leaf: only the leaf's issuer
+expect 0 "accepted" crlleaf c/leaf.chain.pem
+expect 1 "is revoked by the CRL of 'CN=mtlsgw test intermediate" crlleaf revoked.chain.pem
+expect 0 "accepted" crlleaf2 c/leaf_ir.chain.pem # root's CRL lists inter_rev: not looked at
 expect 1 "does not verify with the key of issuer" corpus forged.chain.pem
 expect 1 "self-signed root 'CN=evil root,O=evil'" corpus c/evil.chain.pem
 expect 1 "violates the name constraints" nocheck c/nc_bad.chain.pem
@@ -147,6 +160,9 @@ expect 0 "accepted" rotation c/leaf_r2.chain.pem
 expect 1 "not trusted" root c/leaf_r2.chain.pem
 expect 0 "accepted" prod c/leaf.pem
 expect 1 "SPIFFE ID spiffe://example.org/ns/dev/web not allowed by rule spiffe://example.org/ns/prod/*" prod c/leaf_b.pem
+expect 0 "accepted" prodall c/leaf.chain.pem # ns/** admits ns/prod/web: the workers' matcher
+expect 0 "accepted" prodall c/deep.chain.pem  # ns/prod/deep
+expect 1 "has no SPIFFE ID (URI SAN) but the listener allows only spiffe://example.org/ns/**" prodall c/nc_ok.chain.pem
 expect 0 "accepted" names c/leaf.pem     # DNS client.example.com
 expect 0 "accepted" names c/srvleaf.pem  # CN api
 expect 1 "not allowed by client.example.com" names c/leaf_b.pem
@@ -195,6 +211,15 @@ set -e
 [ "$rc" -eq 2 ] && [[ "$out" == *"bad.yaml:"*"trust.mode: 'cax' is not one of pinned, ca, mesh"* ]] ||
 	gw_fail "bad config: rc $rc: $out"
 gw_ok "a bad config: exit 2 with file:line"
+# an allow pattern that could match nothing does not load
+sed 's|spiffe://example.org/ns/\*\*|spiffe://example.org/ns/**/web|' gw.yaml >badrule.yaml
+set +e
+out=$("$CTL" trust check --config badrule.yaml --listener prodall --chain c/leaf.chain.pem 2>&1)
+rc=$?
+set -e
+[ "$rc" -eq 2 ] && [[ "$out" == *"badrule.yaml:"*"trust.allow.spiffe[0]: 'spiffe://example.org/ns/**/web' has '**' before the last segment"* ]] ||
+	gw_fail "bad allow pattern: rc $rc: $out"
+gw_ok "a wildcard that matches nothing: exit 2 with file:line"
 set +e
 out=$("$CTL" trust frob 2>&1)
 rc=$?

@@ -153,6 +153,41 @@ out:
 	return rc;
 }
 
+X509_CRL *
+mk_crl_issue(const struct mk_cert *ca, const struct mk_cert *rev, long next_s)
+{
+	X509_CRL *crl = X509_CRL_new();
+	X509_REVOKED *r = rev ? X509_REVOKED_new() : NULL;
+	ASN1_TIME *t = ASN1_TIME_new();
+	time_t now = time(NULL);
+
+	if (!crl || (rev && !r) || !t) {
+		X509_CRL_free(crl);
+		X509_REVOKED_free(r);
+		ASN1_TIME_free(t);
+		return NULL;
+	}
+	X509_CRL_set_version(crl, 1);
+	X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca->x));
+	X509_time_adj_ex(t, 0, -3600, &now);
+	X509_CRL_set1_lastUpdate(crl, t);
+	X509_time_adj_ex(t, 0, next_s, &now);
+	X509_CRL_set1_nextUpdate(crl, t);
+	if (r) {
+		X509_REVOKED_set_serialNumber(r, (ASN1_INTEGER *)X509_get0_serialNumber(rev->x));
+		X509_time_adj_ex(t, 0, -60, &now);
+		X509_REVOKED_set_revocationDate(r, t);
+		X509_CRL_add0_revoked(crl, r);
+	}
+	X509_CRL_sort(crl);
+	ASN1_TIME_free(t);
+	if (X509_CRL_sign(crl, ca->k, EVP_sha256()) <= 0) {
+		X509_CRL_free(crl);
+		return NULL;
+	}
+	return crl;
+}
+
 static int
 mk_crl(struct mk_corpus *c)
 {
@@ -180,6 +215,22 @@ mk_crl(struct mk_corpus *c)
 	}
 	c->crl = crl;
 	return 0;
+}
+
+int
+mk_issue(struct mk_cert *out, const struct mk_cert *issuer, const char *cn, bool ca, long nb,
+	long na, const char *san, long serial)
+{
+	struct mk_opts o = {.cn = cn,
+		.issuer = issuer,
+		.ca = ca,
+		.pathlen = -1,
+		.nb = nb,
+		.na = na,
+		.san = san,
+		.serial = serial};
+
+	return mk(out, time(NULL), &o, NULL);
 }
 
 int
@@ -247,6 +298,14 @@ mk_corpus_build(struct mk_corpus *c, time_t now)
 		.san = "URI:spiffe://example.org/ns/prod/revoked");
 	if (mk_crl(c) < 0)
 		return -1;
+	MK(inter_rev, .cn = "mtlsgw revoked intermediate", .ca = true, .issuer = &c->root,
+		.na = 5 * Y);
+	MK(leaf_ir, .cn = "client-ir", .issuer = &c->inter_rev,
+		.san = "URI:spiffe://example.org/ns/prod/ir");
+	c->root_crl = mk_crl_issue(&c->root, &c->inter_rev, 7 * DAY);
+	c->inter_rev_crl = mk_crl_issue(&c->inter_rev, NULL, 7 * DAY);
+	if (c->root_crl == NULL || c->inter_rev_crl == NULL)
+		return -1;
 	/* a loop: X says Y issued it, Y says X issued it, both signatures valid */
 	{
 		EVP_PKEY *kx = mk_key(), *ky = mk_key();
@@ -292,7 +351,7 @@ mk_corpus_build(struct mk_corpus *c, time_t now)
 	X(root2) X(inter_r2) X(leaf_r2) X(expired) X(notyet) X(impostor) \
 	X(forged) X(evil_root) X(evil_leaf) X(noeku) X(sub1) X(sub2) \
 	X(deep) X(nc_ca) X(nc_ok) X(nc_bad) X(revoked) X(loop_x) \
-	X(loop_y) X(loop_leaf) X(selfpin) X(srvleaf)
+	X(loop_y) X(loop_leaf) X(selfpin) X(srvleaf) X(inter_rev) X(leaf_ir)
 /* clang-format on */
 
 void
@@ -304,6 +363,8 @@ mk_corpus_free(struct mk_corpus *c)
 	MK_ALL(FREE_)
 #undef FREE_
 	X509_CRL_free(c->crl);
+	X509_CRL_free(c->root_crl);
+	X509_CRL_free(c->inter_rev_crl);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -370,6 +431,27 @@ mk_corpus_write(const struct mk_corpus *c, const char *dir)
 		return -1;
 	rc |= PEM_write_X509_CRL(f, c->crl) ? 0 : -1;
 	rc |= fclose(f);
+	/* crl_check chain: root's CRL (lists inter_rev), and every CA's in one file */
+	snprintf(path, sizeof(path), "%s/root.crl.pem", dir);
+	f = fopen(path, "w");
+	if (f == NULL)
+		return -1;
+	rc |= PEM_write_X509_CRL(f, c->root_crl) ? 0 : -1;
+	rc |= fclose(f);
+	snprintf(path, sizeof(path), "%s/chain.crl.pem", dir);
+	f = fopen(path, "w");
+	if (f == NULL)
+		return -1;
+	rc |= PEM_write_X509_CRL(f, c->crl) && PEM_write_X509_CRL(f, c->root_crl) &&
+			      PEM_write_X509_CRL(f, c->inter_rev_crl)
+		      ? 0
+		      : -1;
+	rc |= fclose(f);
+	{
+		X509 *ir_chain[] = {c->leaf_ir.x, c->inter_rev.x};
+
+		rc |= write_pem(dir, "leaf_ir.chain", ir_chain, 2, NULL);
+	}
 	/* malformed: a PEM block whose DER is the leaf's with its tail cut off */
 	{
 		unsigned char *der = NULL;

@@ -38,13 +38,17 @@ struct mk_corpus {
 	struct mk_cert notyet;   /* inter -> leaf valid from tomorrow */
 	struct mk_cert impostor; /* self-signed, same subject as leaf */
 	struct mk_cert forged;   /* issuer name = inter, signed by another key */
-	struct mk_cert evil_root, evil_leaf;      /* an untrusted CA and its leaf */
-	struct mk_cert noeku;                     /* inter -> leaf with EKU serverAuth only */
-	struct mk_cert sub1, sub2, deep;          /* inter -> sub1 -> sub2 -> deep leaf */
-	struct mk_cert nc_ca;                     /* root -> CA permitted DNS:.good.example only */
-	struct mk_cert nc_ok, nc_bad;             /* nc_ca -> DNS a.good.example / evil.example */
-	struct mk_cert revoked;                   /* inter -> leaf listed on crl */
-	X509_CRL *crl;                            /* inter's CRL listing revoked */
+	struct mk_cert evil_root, evil_leaf; /* an untrusted CA and its leaf */
+	struct mk_cert noeku;                /* inter -> leaf with EKU serverAuth only */
+	struct mk_cert sub1, sub2, deep;     /* inter -> sub1 -> sub2 -> deep leaf */
+	struct mk_cert nc_ca;                /* root -> CA permitted DNS:.good.example only */
+	struct mk_cert nc_ok, nc_bad;        /* nc_ca -> DNS a.good.example / evil.example */
+	struct mk_cert revoked;              /* inter -> leaf listed on crl */
+	X509_CRL *crl;                       /* inter's CRL listing revoked */
+	struct mk_cert inter_rev;            /* root -> intermediate listed on root_crl */
+	struct mk_cert leaf_ir;              /* inter_rev -> leaf (itself not revoked) */
+	X509_CRL *inter_rev_crl;             /* inter_rev's CRL (empty) */
+	X509_CRL *root_crl;                  /* root's CRL listing inter_rev (chain CRL checks) */
 	struct mk_cert loop_x, loop_y, loop_leaf; /* X issued by Y, Y by X, leaf by X */
 	struct mk_cert selfpin;                   /* self-signed client cert for pinning */
 	struct mk_cert srvleaf; /* inter -> leaf, spiffe://example.org/ns/prod/api, no CN rule */
@@ -57,6 +61,17 @@ void mk_corpus_free(struct mk_corpus *c);
 
 /* Write every certificate as DIR/<name>.pem (+ <name>.key.pem, chains, crl). */
 int mk_corpus_write(const struct mk_corpus *c, const char *dir);
+
+/*
+ * One more certificate for a test: issued by issuer (NULL: self-signed),
+ * valid from now + nb to now + na seconds, a CA or a clientAuth leaf, with
+ * an optional SAN ("URI:spiffe://..."). Returns 0 or -1.
+ */
+int mk_issue(struct mk_cert *out, const struct mk_cert *issuer, const char *cn, bool ca, long nb,
+	long na, const char *san, long serial);
+
+/* A CRL of ca listing rev (NULL: none), nextUpdate now + next_s seconds. NULL on error. */
+X509_CRL *mk_crl_issue(const struct mk_cert *ca, const struct mk_cert *rev, long next_s);
 
 /* Stack helper: a new stack holding (up-ref'd) the given certs, NULL-terminated. */
 STACK_OF(X509) * mk_stack(X509 *first, ...);

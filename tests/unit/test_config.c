@@ -445,6 +445,7 @@ main(void)
 				snprintf(want, sizeof(want), "%s/root.pem", tmpdir);
 				EXPECT_STREQ(api->trust.certs[0], want);
 				EXPECT_EQ(api->trust.n_crl, 1);
+				EXPECT_EQ(api->trust.crl_check, GW_CRL_CHECK_CHAIN); /* default */
 				EXPECT_EQ(api->trust.max_depth, 3);
 				EXPECT_EQ(api->trust.allow.n_spiffe, 1);
 				EXPECT_STREQ(api->trust.allow.spiffe[0],
@@ -874,6 +875,34 @@ main(void)
 		EXPECT_CONTAINS(errbuf,
 			"gw.yaml:20: listeners[0].trust.max_depth: 40 is out of range "
 			"(expected 1..16)");
+		/* crl_check: chain | leaf, and only with CRLs */
+		EXPECT_CFG_ERR(TLS_HEAD("tls-echo") "    trust:\n"
+						    "      mode: ca\n"
+						    "      certs: [root.pem]\n"
+						    "      crl: [root.crl]\n"
+						    "      crl_check: all\n",
+			"gw.yaml:20: listeners[0].trust.crl_check: ");
+		EXPECT_CONTAINS(errbuf, "'all'");
+		EXPECT_CFG_ERR(TLS_HEAD("tls-echo") "    trust:\n"
+						    "      mode: ca\n"
+						    "      certs: [root.pem]\n"
+						    "      crl_check: leaf\n",
+			"gw.yaml:19: listeners[0].trust.crl_check: has no effect without "
+			"trust.crl");
+		{
+			struct gw_cfg *c = NULL;
+
+			EXPECT_OK(load_text(TLS_HEAD("tls-echo") "    trust:\n"
+								 "      mode: ca\n"
+								 "      certs: [root.pem]\n"
+								 "      crl: [root.crl]\n"
+								 "      crl_check: leaf\n",
+				&c));
+			if (c == NULL)
+				fprintf(stderr, "%s", errbuf);
+			EXPECT_TRUE(c && c->listeners[0].trust.crl_check == GW_CRL_CHECK_LEAF);
+			gw_cfg_free(c);
+		}
 		/* colon-separated pins, as openssl prints them, and duplicates */
 		EXPECT_CFG_ERR(
 			TLS_HEAD("tls-echo") "    trust:\n"
@@ -899,15 +928,47 @@ main(void)
 						    "\"http://example.org/x\"]\n"
 						    "        dns: [\"a b\"]\n"
 						    "        cn: [\"\"]\n",
-			"gw.yaml:20: listeners[0].trust.allow.spiffe[0]: 'spiffe://*/x' is not a "
-			"SPIFFE ID pattern");
-		EXPECT_CONTAINS(
-			errbuf, "listeners[0].trust.allow.spiffe[1]: 'http://example.org/x'");
+			"gw.yaml:20: listeners[0].trust.allow.spiffe[0]: 'spiffe://*/x' has a "
+			"wildcard in the trust domain");
+		EXPECT_CONTAINS(errbuf,
+			"listeners[0].trust.allow.spiffe[1]: 'http://example.org/x' "
+			"is not a SPIFFE ID pattern");
 		EXPECT_CONTAINS(errbuf,
 			"gw.yaml:21: listeners[0].trust.allow.dns[0]: 'a b' is not a "
 			"DNS name");
 		EXPECT_CONTAINS(errbuf, "gw.yaml:22: listeners[0].trust.allow.cn[0]: must not be "
 					"empty");
+		/* every wildcard use the matcher cannot honour is refused at load */
+		EXPECT_CFG_ERR(
+			TLS_HEAD("tls-echo") "    trust:\n"
+					     "      mode: ca\n"
+					     "      certs: [root.pem]\n"
+					     "      allow:\n"
+					     "        spiffe:\n"
+					     "          - \"spiffe://example.org/ns/prod/**\"\n"
+					     "          - \"spiffe://example.org/ns/*/sa/*\"\n"
+					     "          - \"spiffe://example.org/ns/a*b\"\n"
+					     "          - \"spiffe://example.org/ns/**/x\"\n"
+					     "          - \"spiffe://example.org/ns/*x\"\n"
+					     "          - \"spiffe://ex*.org/ns\"\n"
+					     "          - \"spiffe://example.org/ns//x\"\n"
+					     "          - \"spiffe://example.org/ns/***\"\n",
+			"gw.yaml:23: listeners[0].trust.allow.spiffe[2]: "
+			"'spiffe://example.org/ns/a*b' has '*' inside a path segment");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:24: listeners[0].trust.allow.spiffe[3]: "
+					"'spiffe://example.org/ns/**/x' has '**' before the last "
+					"segment");
+		EXPECT_CONTAINS(errbuf,
+			"gw.yaml:25: listeners[0].trust.allow.spiffe[4]: "
+			"'spiffe://example.org/ns/*x' has '*' inside a path segment");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:26: listeners[0].trust.allow.spiffe[5]: "
+					"'spiffe://ex*.org/ns' has a wildcard in the trust domain");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:27: listeners[0].trust.allow.spiffe[6]: "
+					"'spiffe://example.org/ns//x' has an empty path segment");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:28: listeners[0].trust.allow.spiffe[7]: "
+					"'spiffe://example.org/ns/***' has '*' inside a path "
+					"segment");
+		EXPECT_EQ(n_lines(), 6); /* the first two patterns load */
 	}
 
 	{ /* client_auth none with a pinned/ca trust section: a mistake, said so */

@@ -35,11 +35,13 @@ path_of(const char *name)
 	return p;
 }
 
+static enum gw_crl_check mk_crl_check; /* for mk_trust: chain (default) or leaf */
+
 /* A trust from a list of file names (NULL-terminated). */
 static struct gw_trust *
 mk_trust(enum gw_trust_mode mode, unsigned max_depth, const char *crl, const char *first, ...)
 {
-	struct gw_cfg_trust cfg = {.mode = mode, .max_depth = max_depth};
+	struct gw_cfg_trust cfg = {.mode = mode, .max_depth = max_depth, .crl_check = mk_crl_check};
 	char *certs[8], *crls[1];
 	struct gw_trust *t = NULL;
 	va_list ap;
@@ -138,6 +140,72 @@ evil_san_leaf(void)
 	X509_NAME_free(n);
 	EVP_PKEY_free(k);
 	return x;
+}
+
+/*
+ * A leaf of inter with the given URI SAN, DNS SAN and CN (each may be NULL),
+ * of any length: the CN is set as a raw UTF8String, past OpenSSL's own
+ * ub-common-name check, as a hostile CA could.
+ */
+static X509 *
+names_leaf(const char *uri, const char *dns, const char *cn)
+{
+	X509 *x = X509_new();
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509_NAME *n = X509_NAME_new();
+	GENERAL_NAMES *gens = GENERAL_NAMES_new();
+	X509V3_CTX v3;
+	X509_EXTENSION *e;
+	static long serial = 5000;
+
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
+	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+	X509_NAME_add_entry_by_NID(n, NID_commonName, V_ASN1_UTF8STRING,
+		(const unsigned char *)(cn ? cn : "names"), -1, -1, 0);
+	X509_set_subject_name(x, n);
+	X509_set_issuer_name(x, X509_get_subject_name(C.inter.x));
+	X509_set_pubkey(x, k);
+	for (int i = 0; i < 2; i++) {
+		const char *v = i == 0 ? uri : dns;
+		GENERAL_NAME *g;
+		ASN1_IA5STRING *ia5;
+
+		if (v == NULL)
+			continue;
+		g = GENERAL_NAME_new();
+		ia5 = ASN1_IA5STRING_new();
+		ASN1_STRING_set(ia5, v, (int)strlen(v));
+		GENERAL_NAME_set0_value(g, i == 0 ? GEN_URI : GEN_DNS, ia5);
+		sk_GENERAL_NAME_push(gens, g);
+	}
+	if (sk_GENERAL_NAME_num(gens) > 0)
+		X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 0, 0);
+	X509V3_set_ctx(&v3, C.inter.x, x, NULL, NULL, 0);
+	e = X509V3_EXT_conf_nid(NULL, &v3, NID_ext_key_usage, "clientAuth");
+	X509_add_ext(x, e, -1);
+	X509_EXTENSION_free(e);
+	X509_sign(x, C.inter.k, EVP_sha256());
+	GENERAL_NAMES_free(gens);
+	X509_NAME_free(n);
+	EVP_PKEY_free(k);
+	return x;
+}
+
+/* "spiffe://td/ns/prod/sa/" + 'a' up to len bytes in all, + tail. */
+static char *
+long_id(size_t len, const char *tail)
+{
+	const char *head = "spiffe://td/ns/prod/sa/";
+	size_t tl = strlen(tail);
+	char *s = malloc(len + 1);
+
+	memset(s, 'a', len);
+	memcpy(s, head, strlen(head));
+	memcpy(s + len - tl, tail, tl);
+	s[len] = '\0';
+	return s;
 }
 
 struct par {
@@ -257,6 +325,40 @@ main(void)
 		CHECK(t, OK, NULL, C.leaf_r2.x, C.inter_r2.x);
 		gw_trust_destroy(t);
 	}
+	{ /* the fingerprint: of what was built, whatever it was built from */
+		STACK_OF(X509) *a = mk_stack(C.root.x, NULL), *b = mk_stack(C.root2.x, NULL);
+		STACK_OF(X509) * bundles[2] = {a, b};
+		struct gw_cfg_trust cfg = {.mode = GW_TRUST_MESH, .max_depth = 4};
+		struct gw_trust *t1 = mk_trust(GW_TRUST_CA, 4, NULL, "root", NULL);
+		struct gw_trust *t2 = mk_trust(GW_TRUST_CA, 4, NULL, "root", NULL);
+		struct gw_trust *m2 = NULL, *m1 = NULL, *c1, *c2, *c3;
+
+		EXPECT_TRUE(gw_trust_id(t1) != gw_trust_id(t2));
+		EXPECT_TRUE(memcmp(gw_trust_fingerprint(t1), gw_trust_fingerprint(t2), 32) == 0);
+		/* a mesh backend's root gone: another fingerprint */
+		EXPECT_OK(gw_trust_create_bundles(&cfg, "mesh", bundles, 2, &m2));
+		EXPECT_OK(gw_trust_create_bundles(&cfg, "mesh", bundles, 1, &m1));
+		EXPECT_TRUE(memcmp(gw_trust_fingerprint(m1), gw_trust_fingerprint(m2), 32) != 0);
+		/* CRLs and crl_check count */
+		c1 = mk_trust(GW_TRUST_CA, 4, "inter.crl", "root", NULL);
+		c2 = mk_trust(GW_TRUST_CA, 4, "chain.crl", "root", NULL);
+		mk_crl_check = GW_CRL_CHECK_LEAF;
+		c3 = mk_trust(GW_TRUST_CA, 4, "chain.crl", "root", NULL);
+		mk_crl_check = GW_CRL_CHECK_CHAIN;
+		EXPECT_TRUE(memcmp(gw_trust_fingerprint(t1), gw_trust_fingerprint(c1), 32) != 0);
+		EXPECT_TRUE(memcmp(gw_trust_fingerprint(c1), gw_trust_fingerprint(c2), 32) != 0);
+		EXPECT_TRUE(memcmp(gw_trust_fingerprint(c2), gw_trust_fingerprint(c3), 32) != 0);
+		EXPECT_TRUE(gw_trust_fingerprint(NULL) == NULL);
+		gw_trust_destroy(t1);
+		gw_trust_destroy(t2);
+		gw_trust_destroy(m1);
+		gw_trust_destroy(m2);
+		gw_trust_destroy(c1);
+		gw_trust_destroy(c2);
+		gw_trust_destroy(c3);
+		sk_X509_pop_free(a, X509_free);
+		sk_X509_pop_free(b, X509_free);
+	}
 	{ /* mesh from in-memory bundles (what the CA backends hand over) */
 		STACK_OF(X509) *a = mk_stack(C.root.x, NULL), *b = mk_stack(C.root2.x, NULL);
 		STACK_OF(X509) * bundles[2] = {a, b};
@@ -305,20 +407,50 @@ main(void)
 		gw_trust_destroy(t);
 		gw_trust_destroy(t1);
 	}
-	{ /* CRLs */
-		struct gw_trust *t = mk_trust(GW_TRUST_CA, 4, "inter.crl", "root", NULL);
+	{ /* CRLs, crl_check chain (the default): every CA of the path */
+		struct gw_trust *t = mk_trust(GW_TRUST_CA, 4, "chain.crl", "root", NULL);
 		struct gw_trust *ti = mk_trust(GW_TRUST_CA, 4, "inter.crl", "inter", NULL);
+		struct gw_trust *tc = mk_trust(GW_TRUST_CA, 4, "inter.crl", "root", NULL);
 		time_t until = 0;
 		STACK_OF(X509) *sk = mk_stack(C.inter.x, NULL);
 
 		CHECK(t, REVOKED, "is revoked", C.revoked.x, C.inter.x);
 		CHECK(t, OK, NULL, C.leaf.x, C.inter.x);
+		/* a revoked intermediate: its own leaf is not listed anywhere */
+		CHECK(t, REVOKED,
+			"certificate 'CN=mtlsgw revoked intermediate,O=mtlsgw test' (serial",
+			C.leaf_ir.x, C.inter_rev.x);
+		/* the anchor is not checked: a partial chain needs only its CA's CRL */
 		CHECK(ti, REVOKED, "revoked", C.revoked.x);
 		CHECK(ti, OK, NULL, C.leaf.x);
 		/* inter2 has no CRL here: fail closed */
 		CHECK(t, CRL, "no usable CRL", C.leaf2.x, C.inter2.x);
+		/* a CA of the path (inter, issued by root) whose CRL is not loaded */
+		CHECK(tc, CRL,
+			"no usable CRL from 'CN=mtlsgw test root,O=mtlsgw test' for certificate "
+			"'CN=mtlsgw test intermediate,O=mtlsgw test'",
+			C.leaf.x, C.inter.x);
+		CHECK(tc, REVOKED, NULL, C.revoked.x, C.inter.x);
+		gw_trust_destroy(tc);
+		/* crl_check leaf: only the leaf's issuer needs a CRL, as before */
+		mk_crl_check = GW_CRL_CHECK_LEAF;
+		tc = mk_trust(GW_TRUST_CA, 4, "inter.crl", "root", NULL);
+		CHECK(tc, OK, NULL, C.leaf.x, C.inter.x);
+		CHECK(tc, REVOKED, NULL, C.revoked.x, C.inter.x);
+		CHECK(tc, CRL, NULL, C.leaf2.x, C.inter2.x);
+		gw_trust_destroy(tc);
+		tc = mk_trust(GW_TRUST_CA, 4, "chain.crl", "root", NULL);
+		CHECK(tc, OK, NULL, C.leaf_ir.x, C.inter_rev.x); /* what leaf mode gives up */
+		gw_trust_destroy(tc);
+		mk_crl_check = GW_CRL_CHECK_CHAIN;
 		/* the cache horizon includes the CRL's nextUpdate (7 days) */
 		EXPECT_OK(gw_trust_verify_until(t, C.leaf.x, sk, 0, NULL, &until));
+		{ /* every acceptance carries it (tickets use it) */
+			struct gw_trust_verdict v;
+
+			EXPECT_OK(gw_trust_verify(t, C.leaf.x, sk, 0, &v));
+			EXPECT_EQ(v.until, until);
+		}
 		EXPECT_TRUE(until > now + 6 * 86400 && until <= now + 7 * 86400 + 60);
 		/* and past nextUpdate, the CRL is stale: rejected */
 		{
@@ -405,6 +537,231 @@ main(void)
 		EXPECT_TRUE(!gw_trust_spiffe_match("spiffe://*/a", "spiffe://td/a"));
 		EXPECT_TRUE(!gw_trust_spiffe_match(NULL, "spiffe://td/a"));
 	}
+	{ /* "**" last: one or more segments (the README's rule admits ns/prod/sa/api) */
+		const char *r = "spiffe://example.org/ns/prod/**";
+		char why[160];
+
+		EXPECT_TRUE(gw_trust_spiffe_match(r, "spiffe://example.org/ns/prod/sa/api"));
+		EXPECT_TRUE(gw_trust_spiffe_match(r, "spiffe://example.org/ns/prod/web"));
+		EXPECT_TRUE(gw_trust_spiffe_match(r, "spiffe://example.org/ns/prod/a/b/c/d"));
+		EXPECT_TRUE(!gw_trust_spiffe_match(r, "spiffe://example.org/ns/prod"));
+		EXPECT_TRUE(!gw_trust_spiffe_match(r, "spiffe://example.org/ns/prod/"));
+		EXPECT_TRUE(!gw_trust_spiffe_match(r, "spiffe://example.org/ns/prod/a//b"));
+		EXPECT_TRUE(!gw_trust_spiffe_match(r, "spiffe://example.org/ns/prod/a/"));
+		EXPECT_TRUE(!gw_trust_spiffe_match(r, "spiffe://example.org/ns/production/a"));
+		EXPECT_TRUE(!gw_trust_spiffe_match(r, "spiffe://example.org.evil/ns/prod/a"));
+		EXPECT_TRUE(
+			gw_trust_spiffe_match("spiffe://td/*/prod/**", "spiffe://td/x/prod/y/z"));
+		EXPECT_TRUE(gw_trust_spiffe_match("spiffe://td/**", "spiffe://td/x"));
+		EXPECT_TRUE(!gw_trust_spiffe_match("spiffe://td/**", "spiffe://td"));
+		/* the one "*" segment rule: sa/api is two segments */
+		EXPECT_TRUE(!gw_trust_spiffe_match(
+			"spiffe://example.org/ns/prod/*", "spiffe://example.org/ns/prod/sa/api"));
+		/* patterns the matcher cannot honour: refused, and never match */
+		EXPECT_OK(gw_trust_spiffe_rule_check(r, why, sizeof(why)));
+		EXPECT_OK(gw_trust_spiffe_rule_check("spiffe://td", why, sizeof(why)));
+		EXPECT_OK(gw_trust_spiffe_rule_check("spiffe://td/*/x/*", why, sizeof(why)));
+		{
+			static const struct {
+				const char *rule, *why;
+			} bad[] = {
+				{"spiffe://td/ns/prod/**/x", "'**' before the last segment"},
+				{"spiffe://td/ns/a*b", "'*' inside a path segment"},
+				{"spiffe://td/ns/*b", "'*' inside a path segment"},
+				{"spiffe://td/ns/***", "'*' inside a path segment"},
+				{"spiffe://*.td/ns", "wildcard in the trust domain"},
+				{"spiffe://**/ns", "wildcard in the trust domain"},
+				{"spiffe://td/ns//x", "empty path segment"},
+				{"spiffe://td/ns/", "empty path segment"},
+				{"spiffe:///ns", "no trust domain"},
+				{"example.org/ns/*", "is not a SPIFFE ID pattern"},
+			};
+
+			for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+				why[0] = '\0';
+				EXPECT_ERR(
+					gw_trust_spiffe_rule_check(bad[i].rule, why, sizeof(why)),
+					-GW_E_CONFIG);
+				EXPECT_CONTAINS(why, bad[i].why);
+				EXPECT_TRUE(
+					!gw_trust_spiffe_match(bad[i].rule, "spiffe://td/ns/ab"));
+			}
+		}
+		{ /* and gw_trust_create refuses them too, naming the problem */
+			struct gw_cfg_trust cfg = {.mode = GW_TRUST_CA, .max_depth = 4};
+			char *certs[] = {path_of("inter")};
+			char *rules[] = {"spiffe://example.org/ns/**/x"};
+			struct gw_trust *t = NULL;
+
+			cfg.certs = certs;
+			cfg.n_certs = 1;
+			cfg.allow.spiffe = rules;
+			cfg.allow.n_spiffe = 1;
+			EXPECT_ERR(gw_trust_create(&cfg, "bad", &t), -GW_E_CONFIG);
+			EXPECT_CONTAINS(gw_err_msg(), "has '**' before the last segment");
+			rules[0] = "spiffe://example.org/ns/prod/**";
+			EXPECT_OK(gw_trust_create(&cfg, "prod", &t));
+			CHECK(t, OK, NULL, C.leaf.x);            /* ns/prod/web */
+			CHECK(t, OK, NULL, C.srvleaf.x);         /* ns/prod/api */
+			CHECK(t, NOT_ALLOWED, NULL, C.leaf_b.x); /* ns/dev/web */
+			gw_trust_destroy(t);
+		}
+	}
+	{ /* names are judged whole: long SPIFFE IDs, DNS names, CNs */
+		struct gw_cfg_trust cfg = {.mode = GW_TRUST_CA, .max_depth = 4};
+		char *certs[] = {path_of("inter")};
+		char *spiffe[] = {"spiffe://td/ns/prod/sa/*"};
+		struct gw_trust *t = NULL;
+		static const size_t lens[] = {254, 255, 256, 300, 2048};
+
+		cfg.certs = certs;
+		cfg.n_certs = 1;
+		cfg.allow.spiffe = spiffe;
+		cfg.allow.n_spiffe = 1;
+		EXPECT_OK(gw_trust_create(&cfg, "long", &t));
+		for (unsigned i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+			char *one = long_id(lens[i], ""), *two = long_id(lens[i], "/admin");
+			X509 *a = names_leaf(one, NULL, NULL), *b = names_leaf(two, NULL, NULL);
+
+			EXPECT_EQ(strlen(one), lens[i]);
+			/* one segment after sa/: admitted at every length up to 2048 */
+			CHECK(t, OK, NULL, a);
+			/* .../sa/<a...>/admin is two segments, however far the tail is */
+			CHECK(t, NOT_ALLOWED, "not allowed by rule spiffe://td/ns/prod/sa/*", b);
+			X509_free(a);
+			X509_free(b);
+			free(one);
+			free(two);
+		}
+		{ /* the issue's case: 290 bytes, sa/<240 x a>/admin */
+			char id[400], *filler = long_id(300, "");
+			X509 *x;
+
+			snprintf(id, sizeof(id), "spiffe://td/ns/prod/sa/%.*s/admin", 240,
+				filler + 60);
+			free(filler);
+			EXPECT_EQ(strlen(id), 23 + 240 + 6);
+			x = names_leaf(id, NULL, NULL);
+			CHECK(t, NOT_ALLOWED, NULL, x);
+			X509_free(x);
+		}
+		{ /* over SPIFFE's 2048 bytes: malformed, never cut and matched */
+			char *id = long_id(2049, "");
+			X509 *x = names_leaf(id, NULL, NULL);
+
+			CHECK(t, MALFORMED, "SPIFFE ID (URI SAN) of 2049 bytes", x);
+			X509_free(x);
+			free(id);
+		}
+		gw_trust_destroy(t);
+		t = NULL;
+
+		/* DNS: 253 characters, labels of 63 (RFC 1035) */
+		{
+			char n253[260], n254[260], n300[310], l64[80], rule255[260];
+			char *dns[1];
+			X509 *x;
+
+			/* labels of 63: 3 x (63 + '.') + 61 = 253, + 62 = 254 */
+			memset(n253, 'd', sizeof(n253));
+			memset(n254, 'd', sizeof(n254));
+			for (int i = 63; i < 254; i += 64)
+				n253[i] = n254[i] = '.';
+			n253[253] = '\0';
+			n254[254] = '\0';
+			memset(n300, 'c', 300);
+			for (int i = 50; i < 300; i += 50)
+				n300[i] = '.';
+			n300[300] = '\0';
+			memcpy(rule255, n300, 255);
+			rule255[255] = '\0';
+			memset(l64, 'l', 64);
+			snprintf(l64 + 64, sizeof(l64) - 64, ".example.com");
+
+			cfg.allow.n_spiffe = 0;
+			dns[0] = n253;
+			cfg.allow.dns = dns;
+			cfg.allow.n_dns = 1;
+			EXPECT_OK(gw_trust_create(&cfg, "dns", &t));
+			x = names_leaf(NULL, n253, NULL);
+			CHECK(t, OK, NULL, x);
+			X509_free(x);
+			/* 254 characters: one more than a DNS name may have */
+			EXPECT_EQ(strlen(n253), 253);
+			EXPECT_EQ(strlen(n254), 254);
+			x = names_leaf(NULL, n254, NULL);
+			CHECK(t, MALFORMED, "DNS name (SAN) of 254 characters", x);
+			X509_free(x);
+			gw_trust_destroy(t);
+			t = NULL;
+			/* a rule matching the first 255 characters of a 300 one */
+			dns[0] = rule255;
+			EXPECT_OK(gw_trust_create(&cfg, "dns300", &t));
+			x = names_leaf(NULL, n300, NULL);
+			CHECK(t, MALFORMED, "DNS name (SAN) of 300 characters", x);
+			X509_free(x);
+			gw_trust_destroy(t);
+			t = NULL;
+			/* a 64-character label */
+			dns[0] = "*.example.com";
+			EXPECT_OK(gw_trust_create(&cfg, "dns64", &t));
+			x = names_leaf(NULL, l64, NULL);
+			CHECK(t, MALFORMED, "labels of 1..63", x);
+			X509_free(x);
+			l64[63] = '\0'; /* 63 l's, no suffix: "*.example.com" does not match */
+			snprintf(l64 + 63, sizeof(l64) - 63, ".example.com");
+			x = names_leaf(NULL, l64 + 1, NULL);
+			CHECK(t, OK, NULL, x); /* 62-character label */
+			X509_free(x);
+			gw_trust_destroy(t);
+			t = NULL;
+			cfg.allow.n_dns = 0;
+		}
+		/* CN: at most 64 characters (ub-common-name), counted as characters */
+		{
+			char c64[80], c65[80], c200[210], rule127[130], e64[140];
+			char *cn[1];
+			X509 *x;
+
+			memset(c64, 'n', 64);
+			c64[64] = '\0';
+			memset(c65, 'n', 65);
+			c65[65] = '\0';
+			memset(c200, 'n', 200);
+			c200[200] = '\0';
+			memcpy(rule127, c200, 127);
+			rule127[127] = '\0';
+			e64[0] = '\0';
+			for (int i = 0; i < 64; i++)
+				strcat(e64, "\xc3\xa9"); /* e acute: 64 characters, 128 bytes */
+			cfg.allow.cn = cn;
+			cfg.allow.n_cn = 1;
+			cn[0] = c64;
+			EXPECT_OK(gw_trust_create(&cfg, "cn", &t));
+			x = names_leaf(NULL, NULL, c64);
+			CHECK(t, OK, NULL, x);
+			X509_free(x);
+			x = names_leaf(NULL, NULL, c65);
+			CHECK(t, MALFORMED, "subject CN of 65 bytes", x);
+			X509_free(x);
+			gw_trust_destroy(t);
+			t = NULL;
+			cn[0] = e64;
+			EXPECT_OK(gw_trust_create(&cfg, "cn-utf8", &t));
+			x = names_leaf(NULL, NULL, e64);
+			CHECK(t, OK, NULL, x);
+			X509_free(x);
+			gw_trust_destroy(t);
+			t = NULL;
+			/* a rule equal to the first 127 bytes of a 200-byte CN */
+			cn[0] = rule127;
+			EXPECT_OK(gw_trust_create(&cfg, "cn200", &t));
+			x = names_leaf(NULL, NULL, c200);
+			CHECK(t, MALFORMED, "subject CN of 200 bytes", x);
+			X509_free(x);
+			gw_trust_destroy(t);
+		}
+	}
 	{ /* malformed DER, and the DER entry point */
 		struct gw_trust *t = mk_trust(GW_TRUST_CA, 4, NULL, "inter", NULL);
 		unsigned char *d0 = NULL, *d1 = NULL;
@@ -483,7 +840,7 @@ main(void)
 		gw_trust_destroy(NULL);
 	}
 	{ /* many threads, one trust */
-		struct gw_trust *t = mk_trust(GW_TRUST_CA, 4, "inter.crl", "root", NULL);
+		struct gw_trust *t = mk_trust(GW_TRUST_CA, 4, "chain.crl", "root", NULL);
 		pthread_t th[4];
 		struct par p[4];
 
