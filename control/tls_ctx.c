@@ -231,14 +231,27 @@ ticket_key_cb(SSL *ssl, unsigned char name[16], unsigned char iv[EVP_MAX_IV_LENG
 	return ret;
 }
 
-/* Session ticket content: the trust fingerprint the session was verified under. */
+/*
+ * Session ticket content (inside the encrypted ticket): the trust
+ * fingerprint the session was verified under, then, big-endian, when that
+ * verification lapses by the clock alone (gw_trust_verdict.until: earliest
+ * notAfter of the chain, earliest CRL nextUpdate; 0 = unknown).
+ */
+#define TICKET_AD_LEN (GW_TLS_FP_LEN + 8)
+
 static int
 ticket_gen_cb(SSL *ssl, void *arg)
 {
 	struct gw_tls_lst *t = arg;
+	struct gw_tls_vctx *v = vctx_of(ssl);
 	SSL_SESSION *ss = SSL_get0_session(ssl);
+	uint64_t until = v != NULL && v->verify_until > 0 ? (uint64_t)v->verify_until : 0;
+	uint8_t ad[TICKET_AD_LEN];
 
-	return ss != NULL && SSL_SESSION_set1_ticket_appdata(ss, t->fp, sizeof(t->fp)) == 1;
+	memcpy(ad, t->fp, GW_TLS_FP_LEN);
+	for (unsigned i = 0; i < 8; i++)
+		ad[GW_TLS_FP_LEN + i] = (uint8_t)(until >> (56 - 8 * i));
+	return ss != NULL && SSL_SESSION_set1_ticket_appdata(ss, ad, sizeof(ad)) == 1;
 }
 
 static SSL_TICKET_RETURN
@@ -249,6 +262,7 @@ ticket_dec_cb(SSL *ssl, SSL_SESSION *ss, const unsigned char *keyname, size_t ke
 	struct gw_tls_vctx *v = vctx_of(ssl);
 	void *ad = NULL;
 	size_t adlen = 0;
+	uint64_t until = 0;
 	X509 *peer;
 
 	(void)keyname;
@@ -267,18 +281,29 @@ ticket_dec_cb(SSL *ssl, SSL_SESSION *ss, const unsigned char *keyname, size_t ke
 	 * The trust the session was verified under must be the listener's
 	 * current one; else the client re-verifies in a full handshake.
 	 */
-	if (SSL_SESSION_get0_ticket_appdata(ss, &ad, &adlen) != 1 || adlen != sizeof(t->fp) ||
-		memcmp(ad, t->fp, sizeof(t->fp)) != 0) {
+	if (SSL_SESSION_get0_ticket_appdata(ss, &ad, &adlen) != 1 || adlen != TICKET_AD_LEN ||
+		memcmp(ad, t->fp, GW_TLS_FP_LEN) != 0) {
 		if (v != NULL)
 			v->ticket_stale_trust = true;
 		return SSL_TICKET_RETURN_IGNORE_RENEW;
 	}
+	for (unsigned i = 0; i < 8; i++)
+		until = until << 8 | ((const uint8_t *)ad)[GW_TLS_FP_LEN + i];
+	/*
+	 * The same validity a full handshake (or the verify cache) would apply:
+	 * every certificate of the verified chain and the CRLs must still be in
+	 * date, not just the leaf the session stores. Unknown (0) never resumes.
+	 */
 	peer = SSL_SESSION_get0_peer(ss);
-	if (peer != NULL && X509_cmp_current_time(X509_get0_notAfter(peer)) <= 0) {
+	if (peer != NULL && (until == 0 || (uint64_t)time(NULL) >= until ||
+				    X509_cmp_current_time(X509_get0_notAfter(peer)) <= 0)) {
 		if (v != NULL)
 			v->ticket_expired_cert = true;
 		return SSL_TICKET_RETURN_IGNORE_RENEW;
 	}
+	/* a renewed ticket inherits the verification it rests on */
+	if (v != NULL)
+		v->verify_until = (time_t)until;
 	return status == SSL_TICKET_SUCCESS_RENEW ? SSL_TICKET_RETURN_USE_RENEW
 						  : SSL_TICKET_RETURN_USE;
 }
@@ -338,6 +363,7 @@ verify_cb(X509_STORE_CTX *x, void *arg)
 	if (t->trust == NULL || leaf == NULL) {
 		vd.reason = GW_TRUST_R_INTERNAL;
 		vd.cached = false;
+		vd.until = 0;
 		rc = -GW_E_TRUST;
 	} else {
 		rc = gw_trust_verify_cached(t->trust, v ? v->generation : 0, v ? v->vcache : NULL,
@@ -347,6 +373,7 @@ verify_cb(X509_STORE_CTX *x, void *arg)
 		v->verify_ran = true;
 		v->reason = rc == 0 ? GW_TRUST_R_OK : vd.reason;
 		v->verify_cached = rc == 0 && vd.cached;
+		v->verify_until = rc == 0 ? vd.until : 0;
 	}
 	if (rc == 0) {
 		X509_STORE_CTX_set_error(x, X509_V_OK);
@@ -456,80 +483,30 @@ lst_free(struct gw_tls_lst *t)
 	free(t);
 }
 
-static void
-md_str(EVP_MD_CTX *md, const char *s)
-{
-	uint32_t n = s ? (uint32_t)strlen(s) : 0;
-
-	/* length-prefixed, so ("ab","c") and ("a","bc") differ */
-	EVP_DigestUpdate(md, &n, sizeof(n));
-	if (n)
-		EVP_DigestUpdate(md, s, n);
-}
-
-static int
-md_file(EVP_MD_CTX *md, const char *path)
-{
-	uint8_t buf[4096];
-	FILE *f = fopen(path, "rb");
-	size_t n;
-
-	if (f == NULL)
-		return gw_err_setf(-errno, GW_HERE,
-			"cannot read '%s' for the trust fingerprint: %s", path, strerror(errno));
-	md_str(md, path);
-	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
-		EVP_DigestUpdate(md, buf, n);
-	fclose(f);
-	return 0;
-}
-
 /*
- * What a resumed session must still agree with: client_auth and the whole
- * trust section including the contents of its files (so a changed bundle
- * or CRL at the same path counts as a change).
+ * What a resumed session must still agree with: client_auth and the trust
+ * the snapshot actually built (gw_trust_fingerprint: anchors, pins and CRLs
+ * as loaded, whatever they came from, so a mesh backend removed or a CRL
+ * reissued at the same path counts as a change).
  */
 static int
-trust_fp(const struct gw_cfg_listener *lc, uint8_t out[GW_TLS_FP_LEN])
+trust_fp(const struct gw_cfg_listener *lc, const struct gw_trust *tr, uint8_t out[GW_TLS_FP_LEN])
 {
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	const struct gw_cfg_trust *tr = &lc->trust;
-	uint32_t v[4];
+	const uint8_t *tfp = gw_trust_fingerprint(tr);
+	uint8_t v[2];
 	unsigned len = 0;
 	int rc = 0;
 
 	GW_ENSURE(md, -ENOMEM);
-	if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+	v[0] = (uint8_t)lc->tls.client_auth;
+	v[1] = tfp != NULL;
+	if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
+		EVP_DigestUpdate(md, "mtlsgw ticket fp 2", 18) != 1 ||
+		EVP_DigestUpdate(md, v, sizeof(v)) != 1 ||
+		(tfp != NULL && EVP_DigestUpdate(md, tfp, GW_TRUST_FP_LEN) != 1) ||
+		EVP_DigestFinal_ex(md, out, &len) != 1 || len != GW_TLS_FP_LEN)
 		rc = gw_err_set(-GW_E_TLS, GW_HERE);
-		goto out;
-	}
-	v[0] = (uint32_t)lc->tls.client_auth;
-	v[1] = lc->has_trust;
-	v[2] = lc->has_trust ? (uint32_t)tr->mode : 0;
-	v[3] = lc->has_trust ? tr->max_depth : 0;
-	EVP_DigestUpdate(md, v, sizeof(v));
-	if (lc->has_trust) {
-		for (unsigned i = 0; i < tr->n_certs && rc == 0; i++)
-			rc = md_file(md, tr->certs[i]);
-		for (unsigned i = 0; i < tr->n_crl && rc == 0; i++)
-			rc = md_file(md, tr->crl[i]);
-		if (rc < 0)
-			goto out;
-		for (unsigned i = 0; i < tr->n_pins; i++)
-			EVP_DigestUpdate(md, tr->pins_sha256[i], 32);
-		md_str(md, "spiffe");
-		for (unsigned i = 0; i < tr->allow.n_spiffe; i++)
-			md_str(md, tr->allow.spiffe[i]);
-		md_str(md, "dns");
-		for (unsigned i = 0; i < tr->allow.n_dns; i++)
-			md_str(md, tr->allow.dns[i]);
-		md_str(md, "cn");
-		for (unsigned i = 0; i < tr->allow.n_cn; i++)
-			md_str(md, tr->allow.cn[i]);
-	}
-	if (EVP_DigestFinal_ex(md, out, &len) != 1 || len != GW_TLS_FP_LEN)
-		rc = gw_err_set(-GW_E_TLS, GW_HERE);
-out:
 	EVP_MD_CTX_free(md);
 	return rc;
 }
@@ -687,7 +664,7 @@ ext_listener_init(void *arg, const struct gw_cfg_listener *lc, struct gw_snap_li
 		rc = gw_err_set(-ENOMEM, GW_HERE);
 		goto out;
 	}
-	rc = trust_fp(lc, t->fp);
+	rc = trust_fp(lc, l->trust, t->fp);
 	if (rc < 0)
 		goto out;
 	for (unsigned i = 0; i < lc->tls.n_identities; i++) {

@@ -50,12 +50,17 @@
  * new current key every ticket lifetime; tickets under the previous key
  * still decrypt (and are renewed), older ones are ignored (full handshake).
  * Each ticket carries the listener's trust fingerprint (SHA-256 over
- * client_auth and the trust section: mode, anchor/pin/CRL file contents,
- * depth, allow rules); it is also the SSL session id context. A ticket
- * whose fingerprint differs from the current listener's (the trust changed
- * in a reload) or whose client certificate has expired is ignored: the
- * client must do a full handshake and its certificate is verified against
- * the current trust. A reload that keeps the trust keeps resumption.
+ * client_auth and gw_trust_fingerprint() of the trust the snapshot built:
+ * mode, depth, crl_check, the anchors, pins and CRLs as loaded, allow
+ * rules, in every mode, mesh roots from the CA backends included); it is
+ * also the SSL session id context. A ticket also carries when its
+ * verification lapses (earliest notAfter of the verified chain, earliest
+ * CRL nextUpdate: what the verify cache uses). A ticket whose fingerprint
+ * differs from the current listener's (the trust changed in a reload, a
+ * mesh backend was removed) or whose verification has lapsed is ignored:
+ * the client must do a full handshake and its certificate is verified
+ * against the current trust. A reload that keeps the trust keeps
+ * resumption.
  *
  * ALPN: mtlsgw does not negotiate ALPN away on the client's behalf: it does
  * not acknowledge the extension (the client falls back to its default
@@ -140,12 +145,13 @@ struct gw_tls_vctx {
 	enum gw_trust_reason reason;       /* OK or why it was refused */
 	bool verify_cached;                /* answered by the verify cache */
 	bool ticket_stale_trust;           /* a ticket was ignored: trust changed */
-	bool ticket_expired_cert;          /* a ticket was ignored: client cert expired */
+	bool ticket_expired_cert;          /* a ticket was ignored: its chain or CRL lapsed */
 	bool ticket_unknown_key;           /* a ticket under an unknown/retired key */
 	unsigned identity;                 /* index of the identity SNI chose */
 	char sni[256];                     /* the server name the client sent, "" if none */
 	uint8_t alpn[GW_TLS_ALPN_MAX + 1]; /* client's first offered ALPN protocol, NUL ended */
 	uint8_t alpn_len;
+	time_t verify_until; /* the accepted chain's gw_trust_verdict.until (tickets) */
 };
 
 /* Attach v to ssl (SSL ex_data). Returns 0 or -GW_E_TLS. */

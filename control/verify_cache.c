@@ -85,6 +85,13 @@ bool
 gw_vcache_lookup(struct gw_vcache *c, const uint8_t digest[32], uint64_t trust_id,
 	uint64_t generation, time_t now)
 {
+	return gw_vcache_lookup_until(c, digest, trust_id, generation, now, NULL);
+}
+
+bool
+gw_vcache_lookup_until(struct gw_vcache *c, const uint8_t digest[32], uint64_t trust_id,
+	uint64_t generation, time_t now, time_t *until)
+{
 	struct gw_vcache_entry *s;
 
 	if (c == NULL || digest == NULL || trust_id == 0)
@@ -100,6 +107,8 @@ gw_vcache_lookup(struct gw_vcache *c, const uint8_t digest[32], uint64_t trust_i
 		}
 		s[w].used = ++c->tick;
 		c->st.hits++;
+		if (until != NULL)
+			*until = s[w].until;
 		return true;
 	}
 	c->st.misses++;
@@ -185,8 +194,10 @@ gw_trust_verify_cached(const struct gw_trust *t, uint64_t generation, struct gw_
 	if (now == 0)
 		now = time(NULL);
 	have_digest = c != NULL && gw_trust_chain_digest(leaf, chain, digest) == 0;
-	if (have_digest && gw_vcache_lookup(c, digest, gw_trust_id(t), generation, now)) {
+	if (have_digest &&
+		gw_vcache_lookup_until(c, digest, gw_trust_id(t), generation, now, &until)) {
 		memset(v, 0, sizeof(*v));
+		v->until = until;
 		v->accepted = true;
 		v->reason = GW_TRUST_R_OK;
 		v->depth = 0;

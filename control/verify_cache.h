@@ -55,6 +55,10 @@ void gw_vcache_destroy(struct gw_vcache *c);
 bool gw_vcache_lookup(struct gw_vcache *c, const uint8_t digest[32], uint64_t trust_id,
 	uint64_t generation, time_t now);
 
+/* The same, and on a hit *until (if not NULL) = when the entry expires. */
+bool gw_vcache_lookup_until(struct gw_vcache *c, const uint8_t digest[32], uint64_t trust_id,
+	uint64_t generation, time_t now, time_t *until);
+
 /*
  * Remember an acceptance valid until `until` (exclusive). An until <= now
  * is not stored. Evicts the least recently used entry of its set if full.
@@ -73,8 +77,9 @@ unsigned gw_vcache_count(const struct gw_vcache *c);
 /*
  * What a worker calls: digest the chain, answer from the cache if it can,
  * else run gw_trust_verify_until() and cache an acceptance. Same returns and
- * verdict as gw_trust_verify(); on a hit v->cached is true, v->reason OK
- * and v->subject is left empty (read it from the leaf if needed). c may be
+ * verdict as gw_trust_verify(); on a hit v->cached is true, v->reason OK,
+ * v->until the entry's expiry (never later than the engine's, maybe
+ * earlier by max_ttl) and v->subject is left empty (read it from the leaf if needed). c may be
  * NULL (no cache). now = 0: current time. Single-threaded per cache.
  */
 GW_MUST_CHECK int gw_trust_verify_cached(const struct gw_trust *t, uint64_t generation,

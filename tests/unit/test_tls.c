@@ -652,6 +652,22 @@ static struct gw_snap_pub *P1, *P2;
 static uint64_t gen = 1;
 static struct gw_hsm *hsm_h;
 
+/*
+ * Mesh-like trust: when set, listeners in mode mesh get their anchors from
+ * these in-memory bundles, as the CA backends hand them over (mesh.c).
+ */
+static STACK_OF(X509) * mesh_bundles[4];
+static unsigned n_mesh_bundles;
+
+static int
+mesh_trust_build(void *arg, const struct gw_cfg_listener *lc, struct gw_trust **out)
+{
+	(void)arg;
+	if (lc->trust.mode != GW_TRUST_MESH)
+		return gw_trust_create(&lc->trust, lc->name, out);
+	return gw_trust_create_bundles(&lc->trust, lc->name, mesh_bundles, n_mesh_bundles, out);
+}
+
 static struct gw_snapshot *
 build(struct lcfg *c)
 {
@@ -659,6 +675,7 @@ build(struct lcfg *c)
 	struct gw_snapshot *s = NULL;
 
 	gw_tls_ctl_ext(CTL, &ext);
+	ext.trust_build = mesh_trust_build;
 	if (gw_snapshot_build(&c->cfg, gen++, &ext, &s) != 0) {
 		fprintf(stderr, "snapshot build: %s\n", gw_err_msg());
 		return NULL;
@@ -764,6 +781,31 @@ rejected_alert(SSL_CTX *ctx, uint16_t port, const struct mk_cert *cert, X509 *ch
 	} else {
 		alert = cl.alert_rx;
 	}
+	client_drain(&cl);
+	client_free(&cl);
+	return alert;
+}
+
+/*
+ * Offer sess; the server must not resume it and must refuse the full
+ * handshake that follows: the alert the client got (-2: resumed or
+ * accepted, -1: no alert).
+ */
+static int
+resume_alert(
+	SSL_CTX *ctx, uint16_t port, const struct mk_cert *cert, X509 *chain, SSL_SESSION *sess)
+{
+	struct client cl;
+	uint8_t msg[8] = "x", back[8];
+	int alert = -1;
+
+	client_open(&cl, ctx, port, cert, chain, NULL, sess);
+	if (client_handshake(&cl) &&
+		(SSL_session_reused(cl.ssl) ||
+			client_roundtrip(&cl, msg, sizeof(msg), back, sizeof(back)) == sizeof(msg)))
+		alert = -2;
+	else
+		alert = cl.alert_rx;
 	client_drain(&cl);
 	client_free(&cl);
 	return alert;
@@ -1056,6 +1098,129 @@ main(int argc, char **argv)
 			SSL_SESSION_free(s1);
 			SSL_SESSION_free(s2);
 		}
+	}
+	{ /* a mesh backend removed (--force): its clients do not resume */
+		SSL_CTX *cs[2] = {c13, c12};
+
+		mesh_bundles[0] = mk_stack(K.root.x, NULL);
+		mesh_bundles[1] = mk_stack(K.root2.x, NULL);
+		for (int v = 0; v < 2; v++) {
+			SSL_SESSION *s1 = NULL;
+			struct gw_tls_stats a0, a1;
+			bool reused = false;
+
+			/* mode mesh with its own identities: trust from the backends' bundles */
+			lcfg_init(&cfg, TC_ROOT, TLS1_2_VERSION, 3);
+			for (int i = 0; i < 3; i++) {
+				cfg.l[i].trust.mode = GW_TRUST_MESH;
+				cfg.l[i].trust.n_certs = 0;
+			}
+			n_mesh_bundles = 2;
+			publish(P2, &cfg);
+			EXPECT_TRUE(echo_ok(
+				cs[v], 8444, &K.leaf_r2, K.inter_r2.x, NULL, NULL, &s1, &reused));
+			EXPECT_TRUE(!reused);
+			EXPECT_TRUE(echo_ok(
+				cs[v], 8444, &K.leaf_r2, K.inter_r2.x, NULL, s1, NULL, &reused));
+			EXPECT_TRUE(reused);
+			/* backend 2 (root2) goes; the config text is the same */
+			n_mesh_bundles = 1;
+			publish(P2, &cfg);
+			stats(W2, &a0);
+			{
+				struct client cl;
+				uint8_t msg[8] = "x", back[8];
+
+				client_open(&cl, cs[v], 8444, &K.leaf_r2, K.inter_r2.x, NULL, s1);
+				if (client_handshake(&cl))
+					EXPECT_TRUE(client_roundtrip(&cl, msg, sizeof(msg), back,
+							    sizeof(back)) != sizeof(msg));
+				EXPECT_TRUE(!SSL_session_reused(cl.ssl));
+				EXPECT_EQ(cl.alert_rx, SSL_AD_UNKNOWN_CA);
+				client_drain(&cl);
+				client_free(&cl);
+			}
+			stats(W2, &a1);
+			EXPECT_EQ(a1.ticket_stale_trust - a0.ticket_stale_trust, 1);
+			EXPECT_EQ(a1.hs_resumed, a0.hs_resumed);
+			/* backend 1's clients still get in (full handshake: new trust) */
+			EXPECT_TRUE(
+				echo_ok(cs[v], 8444, &K.leaf, K.inter.x, NULL, NULL, NULL, NULL));
+			SSL_SESSION_free(s1);
+		}
+		n_mesh_bundles = 0;
+		sk_X509_pop_free(mesh_bundles[0], X509_free);
+		sk_X509_pop_free(mesh_bundles[1], X509_free);
+	}
+	{ /*
+	   * Resumption applies the verify cache's validity: an intermediate that
+	   * expired (worker 1) or a CRL past nextUpdate (worker 2) ends it, not
+	   * only the leaf's notAfter. Both lapse 3 s from now; one wait for both.
+	   */
+		struct mk_cert ishort = {0}, lshort = {0};
+		X509_CRL *crl = mk_crl_issue(&K.inter, NULL, 3);
+		char crl_path[160], *crls[1] = {crl_path};
+		SSL_SESSION *sa[2] = {NULL, NULL}, *sb[2] = {NULL, NULL};
+		SSL_CTX *cs[2] = {c13, c12};
+		struct lcfg cfg2;
+		struct gw_tls_stats a0, a1, b0, b1;
+		bool reused = false;
+		FILE *f;
+
+		EXPECT_OK(mk_issue(
+			&ishort, &K.root, "short-lived intermediate", true, -3600, 3, NULL, 7001));
+		EXPECT_OK(mk_issue(&lshort, &ishort, "client of short", false, -3600, 86400,
+			"URI:spiffe://example.org/ns/prod/short", 7002));
+		snprintf(crl_path, sizeof(crl_path), "%s/short.crl.pem", dir);
+		f = fopen(crl_path, "w");
+		EXPECT_TRUE(f && crl && PEM_write_X509_CRL(f, crl));
+		if (f)
+			fclose(f);
+		lcfg_init(&cfg, TC_ROOT, TLS1_2_VERSION, 3);
+		publish(P1, &cfg);
+		lcfg_init(&cfg2, TC_INTER, TLS1_2_VERSION, 3);
+		for (int i = 0; i < 3; i++) {
+			cfg2.l[i].trust.crl = crls;
+			cfg2.l[i].trust.n_crl = 1;
+		}
+		publish(P2, &cfg2);
+		for (int v = 0; v < 2; v++) {
+			EXPECT_TRUE(
+				echo_ok(cs[v], 8443, &lshort, ishort.x, NULL, NULL, &sa[v], NULL));
+			EXPECT_TRUE(echo_ok(cs[v], 8444, &K.leaf, NULL, NULL, NULL, &sb[v], NULL));
+			/* in date: both resume */
+			EXPECT_TRUE(echo_ok(
+				cs[v], 8443, &lshort, ishort.x, NULL, sa[v], NULL, &reused));
+			EXPECT_TRUE(reused);
+			EXPECT_TRUE(
+				echo_ok(cs[v], 8444, &K.leaf, NULL, NULL, sb[v], NULL, &reused));
+			EXPECT_TRUE(reused);
+		}
+		sleep(4);
+		stats(W1, &a0);
+		stats(W2, &b0);
+		for (int v = 0; v < 2; v++) {
+			/* the leaf is still in date; its intermediate is not */
+			EXPECT_EQ(resume_alert(cs[v], 8443, &lshort, ishort.x, sa[v]),
+				SSL_AD_CERTIFICATE_EXPIRED);
+			/* the leaf is in date, the CRL that vouches for it is stale */
+			EXPECT_EQ(
+				resume_alert(cs[v], 8444, &K.leaf, NULL, sb[v]), SSL_AD_UNKNOWN_CA);
+			SSL_SESSION_free(sa[v]);
+			SSL_SESSION_free(sb[v]);
+		}
+		stats(W1, &a1);
+		stats(W2, &b1);
+		/* (the worker counts ticket_expired_cert on successful handshakes only) */
+		EXPECT_EQ(a1.hs_resumed, a0.hs_resumed);
+		EXPECT_EQ(b1.hs_resumed, b0.hs_resumed);
+		EXPECT_EQ(a1.reject[GW_TRUST_R_EXPIRED] - a0.reject[GW_TRUST_R_EXPIRED], 2);
+		EXPECT_EQ(b1.reject[GW_TRUST_R_CRL] - b0.reject[GW_TRUST_R_CRL], 2);
+		X509_CRL_free(crl);
+		X509_free(ishort.x);
+		EVP_PKEY_free(ishort.k);
+		X509_free(lshort.x);
+		EVP_PKEY_free(lshort.k);
 	}
 	{ /* ticket key rotation: previous key still resumes, two rotations retire it */
 		SSL_SESSION *s1 = NULL;

@@ -872,8 +872,14 @@ main(void)
 		/* first time: verified and cached */
 		EXPECT_OK(gw_trust_verify_cached(t, 1, c, C.leaf.x, good, now, &v));
 		EXPECT_TRUE(v.accepted && !v.cached);
-		EXPECT_OK(gw_trust_verify_cached(t, 1, c, C.leaf.x, good, now, &v));
-		EXPECT_TRUE(v.accepted && v.cached);
+		{
+			time_t u0 = v.until;
+
+			EXPECT_TRUE(u0 > now);
+			EXPECT_OK(gw_trust_verify_cached(t, 1, c, C.leaf.x, good, now, &v));
+			EXPECT_TRUE(v.accepted && v.cached);
+			EXPECT_EQ(v.until, u0); /* a hit answers with the entry's horizon */
+		}
 		/* the leaf repeated at the head is the same presented chain */
 		EXPECT_OK(gw_trust_verify_cached(t, 1, c, C.leaf.x, good_dup, now, &v));
 		EXPECT_TRUE(v.cached);
