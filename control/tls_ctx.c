@@ -407,11 +407,23 @@ sni_cb(SSL *ssl, int *al, void *arg)
 
 	(void)al;
 	if (name != NULL) {
-		for (unsigned i = 0; i < t->n_ids && !pick; i++)
-			for (unsigned j = 0; j < t->ids[i].n_sni; j++)
-				if (sni_match(t->ids[i].sni[j], name)) {
-					pick = i;
-					break;
+		/*
+		 * An exact name beats a wildcard whatever the identities' order
+		 * (pass 0: exact names, pass 1: wildcards); the first identity
+		 * that matches in a pass wins.
+		 */
+		bool found = false;
+
+		for (int pass = 0; pass < 2 && !found; pass++)
+			for (unsigned i = 0; i < t->n_ids && !found; i++)
+				for (unsigned j = 0; j < t->ids[i].n_sni && !found; j++) {
+					const char *p = t->ids[i].sni[j];
+
+					if ((strncmp(p, "*.", 2) == 0) == (pass == 1) &&
+						sni_match(p, name)) {
+						pick = i;
+						found = true;
+					}
 				}
 		if (v != NULL)
 			snprintf(v->sni, sizeof(v->sni), "%s", name);

@@ -60,7 +60,8 @@
  * mesh backend was removed) or whose verification has lapsed is ignored:
  * the client must do a full handshake and its certificate is verified
  * against the current trust. A reload that keeps the trust keeps
- * resumption.
+ * resumption. SNI: an exact name of any identity beats a wildcard of any
+ * identity; no match gets the first (default) identity.
  *
  * ALPN: mtlsgw does not negotiate ALPN away on the client's behalf: it does
  * not acknowledge the extension (the client falls back to its default

@@ -786,6 +786,22 @@ rejected_alert(SSL_CTX *ctx, uint16_t port, const struct mk_cert *cert, X509 *ch
 	return alert;
 }
 
+/* The CN of the certificate the server presents for sni (NULL: none sent). */
+static const char *
+server_cn(SSL_CTX *ctx, uint16_t port, const char *sni)
+{
+	static char cn[128];
+	struct client cl;
+
+	cn[0] = '\0';
+	client_open(&cl, ctx, port, &K.leaf, NULL, sni, NULL);
+	if (client_handshake(&cl))
+		X509_NAME_get_text_by_NID(X509_get_subject_name(SSL_get0_peer_certificate(cl.ssl)),
+			NID_commonName, cn, sizeof(cn));
+	client_free(&cl);
+	return cn;
+}
+
 /*
  * Offer sess; the server must not resume it and must refuse the full
  * handshake that follows: the alert the client got (-2: resumed or
@@ -1047,6 +1063,29 @@ main(int argc, char **argv)
 			NID_commonName, cn, sizeof(cn));
 		EXPECT_STREQ(cn, "default.example.test");
 		client_free(&cl);
+	}
+	{ /* SNI: an exact name beats a wildcard whichever identity comes first */
+		char *exact[] = {"api.example.test"}, *wild[] = {"*.example.test"};
+
+		lcfg_init(&cfg, TC_INTER, TLS1_2_VERSION, 3);
+		/* exact name on identity 0, a wildcard on identity 1 */
+		cfg.ids[0].sni = exact;
+		cfg.ids[0].n_sni = 1;
+		cfg.ids[1].sni = wild;
+		cfg.ids[1].n_sni = 1;
+		publish(P1, &cfg);
+		EXPECT_STREQ(server_cn(c13, 8443, "api.example.test"), "default.example.test");
+		EXPECT_STREQ(server_cn(c13, 8443, "web.example.test"), "api.example.test");
+		EXPECT_STREQ(server_cn(c13, 8443, "other.test"), "default.example.test");
+		EXPECT_STREQ(server_cn(c13, 8443, NULL), "default.example.test");
+		/* a wildcard on identity 0, the exact name on identity 1 */
+		cfg.ids[0].sni = wild;
+		cfg.ids[1].sni = exact;
+		publish(P1, &cfg);
+		EXPECT_STREQ(server_cn(c13, 8443, "api.example.test"), "api.example.test");
+		EXPECT_STREQ(server_cn(c13, 8443, "web.example.test"), "default.example.test");
+		EXPECT_STREQ(server_cn(c13, 8443, "a.b.example.test"), "default.example.test");
+		EXPECT_STREQ(server_cn(c13, 8443, "other.test"), "default.example.test");
 	}
 	{ /* resumption across workers (two snapshots, shared keys), then a trust change */
 		SSL_CTX *cs[2] = {c13, c12};
