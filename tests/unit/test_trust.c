@@ -423,6 +423,8 @@ main(void)
 		/* the anchor is not checked: a partial chain needs only its CA's CRL */
 		CHECK(ti, REVOKED, "revoked", C.revoked.x);
 		CHECK(ti, OK, NULL, C.leaf.x);
+		CHECK(ti, OK, NULL, C.leaf.x, C.inter.x); /* the anchor sent along: still the anchor */
+		CHECK(ti, OK, NULL, C.leaf.x, C.inter.x, C.root.x);
 		/* inter2 has no CRL here: fail closed */
 		CHECK(t, CRL, "no usable CRL", C.leaf2.x, C.inter2.x);
 		/* a CA of the path (inter, issued by root) whose CRL is not loaded */
