@@ -1349,14 +1349,18 @@ conv_trust(
 				gw_cfg_err(c, 0, apfx, key, "'%.200s' %s", a->spiffe[i], why);
 		}
 		for (unsigned i = 0; i < a->dns_count; i++) {
+			char why[160];
+
 			gw_cfg_fmt(key, sizeof(key), "dns[%u]", i);
-			if (!a->dns[i][0] || strchr(a->dns[i], ' ') || strchr(a->dns[i], '/'))
-				gw_cfg_err(c, 0, apfx, key, "'%s' is not a DNS name", a->dns[i]);
+			if (gw_trust_dns_rule_check(a->dns[i], why, sizeof(why)) < 0)
+				gw_cfg_err(c, 0, apfx, key, "'%.200s' %s", a->dns[i], why);
 		}
 		for (unsigned i = 0; i < a->cn_count; i++) {
+			char why[160];
+
 			gw_cfg_fmt(key, sizeof(key), "cn[%u]", i);
-			if (!a->cn[i][0])
-				gw_cfg_err(c, 0, apfx, key, "must not be empty");
+			if (gw_trust_cn_rule_check(a->cn[i], why, sizeof(why)) < 0)
+				gw_cfg_err(c, 0, apfx, key, "%s", why);
 		}
 		NOMEM(t->allow.spiffe = dup_strs(a->spiffe, a->spiffe_count));
 		t->allow.n_spiffe = a->spiffe_count;

@@ -688,6 +688,26 @@ trust_build(const struct gw_cfg_trust *cfg, const char *name, STACK_OF(X509) *co
 			goto out;
 		}
 	}
+	for (unsigned i = 0; i < t->allow.n_dns; i++) {
+		char why[160];
+
+		if (gw_trust_dns_rule_check(t->allow.dns[i], why, sizeof(why)) < 0) {
+			rc = gw_err_setf(-GW_E_CONFIG, GW_HERE,
+				"listener '%s': allow.dns rule '%.200s' %s", t->name,
+				t->allow.dns[i], why);
+			goto out;
+		}
+	}
+	for (unsigned i = 0; i < t->allow.n_cn; i++) {
+		char why[160];
+
+		if (gw_trust_cn_rule_check(t->allow.cn[i], why, sizeof(why)) < 0) {
+			rc = gw_err_setf(-GW_E_CONFIG, GW_HERE,
+				"listener '%s': allow.cn rule '%.200s' %s", t->name, t->allow.cn[i],
+				why);
+			goto out;
+		}
+	}
 	if ((rc = trust_fp_compute(t)) < 0)
 		goto out;
 	*out = t;
@@ -767,6 +787,63 @@ gw_trust_spiffe_rule_check(const char *rule, char *why, size_t len)
 	if (why != NULL && len > 0)
 		snprintf(why, len, "%s", w);
 	return -GW_E_CONFIG;
+}
+
+static size_t utf8_chars(const unsigned char *s, size_t l);
+
+static int
+rule_refused(const char *w, char *why, size_t len)
+{
+	if (why != NULL && len > 0)
+		snprintf(why, len, "%s", w);
+	return -GW_E_CONFIG;
+}
+
+int
+gw_trust_dns_rule_check(const char *rule, char *why, size_t len)
+{
+	const char *p = rule;
+	size_t label = 0;
+
+	if (rule == NULL || rule[0] == '\0')
+		return rule_refused("is not a DNS name: it is empty", why, len);
+	if (strncmp(p, "*.", 2) == 0)
+		p += 2; /* "*." = exactly one label, the only wildcard dns_match knows */
+	for (; *p != '\0'; p++) {
+		if (*p == '.') {
+			if (label == 0)
+				return rule_refused(
+					"is not a DNS name: it has an empty label", why, len);
+			label = 0;
+			continue;
+		}
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_')
+			return rule_refused(*p == '*' ? "is not a DNS name pattern: '*' only as "
+							"the whole first label (*.example.com)"
+						      : "is not a DNS name: only letters, digits, "
+							"'-', '_' and '.'",
+				why, len);
+		if (++label > GW_TRUST_DNS_LABEL_MAX)
+			return rule_refused(
+				"is not a DNS name: a label is over 63 characters", why, len);
+	}
+	if (label == 0)
+		return rule_refused("is not a DNS name: it has an empty label", why, len);
+	if ((size_t)(p - rule) > GW_TRUST_DNS_MAX) /* p is at the end: the whole rule */
+		return rule_refused("is not a DNS name: over 253 characters", why, len);
+	return 0;
+}
+
+int
+gw_trust_cn_rule_check(const char *rule, char *why, size_t len)
+{
+	if (rule == NULL || rule[0] == '\0')
+		return rule_refused("must not be empty", why, len);
+	if (utf8_chars((const unsigned char *)rule, strlen(rule)) > GW_TRUST_CN_MAX)
+		return rule_refused("is over 64 characters: no CN can be that long (X.509 "
+				    "ub-common-name), so it would match nothing",
+			why, len);
+	return 0;
 }
 
 bool

@@ -231,6 +231,17 @@ bool gw_trust_spiffe_match(const char *rule, const char *id);
 GW_MUST_CHECK int gw_trust_spiffe_rule_check(const char *rule, char *why, size_t len);
 
 /*
+ * Are rule a usable allow.dns pattern (a DNS name of at most 253
+ * characters, labels of 1..63 letters, digits, '-' or '_', optionally
+ * "*." in front for one label) and an allow.cn value (1..64 characters)?
+ * Same returns and why as gw_trust_spiffe_rule_check: a rule that could
+ * never match (names over those limits are rejected as malformed) does not
+ * load.
+ */
+GW_MUST_CHECK int gw_trust_dns_rule_check(const char *rule, char *why, size_t len);
+GW_MUST_CHECK int gw_trust_cn_rule_check(const char *rule, char *why, size_t len);
+
+/*
  * The trust fingerprint: SHA-256 over what this gw_trust was built from and
  * judges with (mode, max_depth, crl_check, the DER of every anchor, every
  * pin, the DER of every CRL, the allow rules). Two gw_trust with the same

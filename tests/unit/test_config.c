@@ -969,6 +969,23 @@ main(void)
 					"'spiffe://example.org/ns/***' has '*' inside a path "
 					"segment");
 		EXPECT_EQ(n_lines(), 6); /* the first two patterns load */
+		/* dns and cn rules no name can match */
+		EXPECT_CFG_ERR(
+			TLS_HEAD(
+				"tls-echo") "    trust:\n"
+					    "      mode: ca\n"
+					    "      certs: [root.pem]\n"
+					    "      allow:\n"
+					    "        dns: [\"*.*.example.com\", "
+					    "\"*.example.com\"]\n"
+					    "        cn: "
+					    "[\"nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"
+					    "nnnnnnnnnnnnnn\"]\n",
+			"gw.yaml:20: listeners[0].trust.allow.dns[0]: '*.*.example.com' is not a "
+			"DNS name pattern: '*' only as the whole first label");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:21: listeners[0].trust.allow.cn[0]: is over 64 "
+					"characters");
+		EXPECT_EQ(n_lines(), 2);
 	}
 
 	{ /* client_auth none with a pinned/ca trust section: a mistake, said so */

@@ -423,7 +423,8 @@ main(void)
 		/* the anchor is not checked: a partial chain needs only its CA's CRL */
 		CHECK(ti, REVOKED, "revoked", C.revoked.x);
 		CHECK(ti, OK, NULL, C.leaf.x);
-		CHECK(ti, OK, NULL, C.leaf.x, C.inter.x); /* the anchor sent along: still the anchor */
+		CHECK(ti, OK, NULL, C.leaf.x,
+			C.inter.x); /* the anchor sent along: still the anchor */
 		CHECK(ti, OK, NULL, C.leaf.x, C.inter.x, C.root.x);
 		/* inter2 has no CRL here: fail closed */
 		CHECK(t, CRL, "no usable CRL", C.leaf2.x, C.inter2.x);
@@ -589,6 +590,39 @@ main(void)
 					!gw_trust_spiffe_match(bad[i].rule, "spiffe://td/ns/ab"));
 			}
 		}
+		{ /* dns and cn rules that could never match do not load either */
+			char r254[260], l64[80];
+
+			memset(r254, 'r', sizeof(r254));
+			for (int i = 63; i < 254; i += 64)
+				r254[i] = '.';
+			r254[254] = '\0';
+			memset(l64, 'l', 64);
+			snprintf(l64 + 64, sizeof(l64) - 64, ".example.com");
+			EXPECT_OK(gw_trust_dns_rule_check("*.example.com", why, sizeof(why)));
+			EXPECT_OK(gw_trust_dns_rule_check("client_1.example.com", NULL, 0));
+			EXPECT_ERR(gw_trust_dns_rule_check(r254, why, sizeof(why)), -GW_E_CONFIG);
+			EXPECT_CONTAINS(why, "over 253 characters");
+			EXPECT_OK(gw_trust_dns_rule_check(r254 + 1, why, sizeof(why))); /* 253 */
+			EXPECT_ERR(gw_trust_dns_rule_check(l64, why, sizeof(why)), -GW_E_CONFIG);
+			EXPECT_CONTAINS(why, "a label is over 63 characters");
+			EXPECT_OK(gw_trust_dns_rule_check(l64 + 1, why, sizeof(why)));
+			EXPECT_ERR(gw_trust_dns_rule_check("*.*.example.com", why, sizeof(why)),
+				-GW_E_CONFIG);
+			EXPECT_CONTAINS(why, "'*' only as the whole first label");
+			EXPECT_ERR(gw_trust_dns_rule_check("a*.example.com", why, sizeof(why)),
+				-GW_E_CONFIG);
+			EXPECT_ERR(gw_trust_dns_rule_check("*", why, sizeof(why)), -GW_E_CONFIG);
+			EXPECT_ERR(gw_trust_dns_rule_check("a..b", why, sizeof(why)), -GW_E_CONFIG);
+			EXPECT_CONTAINS(why, "empty label");
+			EXPECT_ERR(gw_trust_dns_rule_check("a b", why, sizeof(why)), -GW_E_CONFIG);
+			EXPECT_ERR(gw_trust_dns_rule_check("", why, sizeof(why)), -GW_E_CONFIG);
+			l64[65] = '\0'; /* 65 characters */
+			EXPECT_ERR(gw_trust_cn_rule_check(l64, why, sizeof(why)), -GW_E_CONFIG);
+			EXPECT_CONTAINS(why, "is over 64 characters");
+			EXPECT_OK(gw_trust_cn_rule_check(l64 + 1, why, sizeof(why)));
+			EXPECT_ERR(gw_trust_cn_rule_check("", why, sizeof(why)), -GW_E_CONFIG);
+		}
 		{ /* and gw_trust_create refuses them too, naming the problem */
 			struct gw_cfg_trust cfg = {.mode = GW_TRUST_CA, .max_depth = 4};
 			char *certs[] = {path_of("inter")};
@@ -660,7 +694,7 @@ main(void)
 
 		/* DNS: 253 characters, labels of 63 (RFC 1035) */
 		{
-			char n253[260], n254[260], n300[310], l64[80], rule255[260];
+			char n253[260], n254[260], n300[310], l64[80];
 			char *dns[1];
 			X509 *x;
 
@@ -675,8 +709,6 @@ main(void)
 			for (int i = 50; i < 300; i += 50)
 				n300[i] = '.';
 			n300[300] = '\0';
-			memcpy(rule255, n300, 255);
-			rule255[255] = '\0';
 			memset(l64, 'l', 64);
 			snprintf(l64 + 64, sizeof(l64) - 64, ".example.com");
 
@@ -696,8 +728,8 @@ main(void)
 			X509_free(x);
 			gw_trust_destroy(t);
 			t = NULL;
-			/* a rule matching the first 255 characters of a 300 one */
-			dns[0] = rule255;
+			/* a 300-character name: judged whole, so malformed, never cut */
+			dns[0] = n253;
 			EXPECT_OK(gw_trust_create(&cfg, "dns300", &t));
 			x = names_leaf(NULL, n300, NULL);
 			CHECK(t, MALFORMED, "DNS name (SAN) of 300 characters", x);
@@ -721,7 +753,7 @@ main(void)
 		}
 		/* CN: at most 64 characters (ub-common-name), counted as characters */
 		{
-			char c64[80], c65[80], c200[210], rule127[130], e64[140];
+			char c64[80], c65[80], c200[210], e64[140];
 			char *cn[1];
 			X509 *x;
 
@@ -731,8 +763,6 @@ main(void)
 			c65[65] = '\0';
 			memset(c200, 'n', 200);
 			c200[200] = '\0';
-			memcpy(rule127, c200, 127);
-			rule127[127] = '\0';
 			e64[0] = '\0';
 			for (int i = 0; i < 64; i++)
 				strcat(e64, "\xc3\xa9"); /* e acute: 64 characters, 128 bytes */
@@ -755,8 +785,8 @@ main(void)
 			X509_free(x);
 			gw_trust_destroy(t);
 			t = NULL;
-			/* a rule equal to the first 127 bytes of a 200-byte CN */
-			cn[0] = rule127;
+			/* a 200-byte CN (the old 128-byte buffer would have cut it) */
+			cn[0] = c64;
 			EXPECT_OK(gw_trust_create(&cfg, "cn200", &t));
 			x = names_leaf(NULL, NULL, c200);
 			CHECK(t, MALFORMED, "subject CN of 200 bytes", x);
