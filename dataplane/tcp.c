@@ -2180,12 +2180,18 @@ gw_tcp_poll(struct gw_tcp_stack *s, uint64_t now_tsc)
 		c->flags &= ~GW_TCPF_IN_OUT;
 		tcp_output(c);
 	}
-	if (!TAILQ_EMPTY(&s->nobuf_list) && rte_mempool_avail_count(s->p.pool) > 256) {
-		struct gw_tcp_conn_list l = TAILQ_HEAD_INITIALIZER(l);
+	if (!TAILQ_EMPTY(&s->nobuf_list) && rte_mempool_avail_count(s->p.pool) > s->nobuf_min) {
+		/*
+		 * Walk the stack's own list, never a detached copy: a WRITABLE
+		 * callback may free any other waiter, and tcp_conn_free unlinks
+		 * it from s->nobuf_list (from a copy's head that would leave
+		 * s->nobuf_list pointing into this stack frame). The generation
+		 * stops the walk at waiters that failed again during it.
+		 */
+		uint32_t gen = ++s->nobuf_gen;
 
-		TAILQ_CONCAT(&l, &s->nobuf_list, nobuf_link);
-		while ((c = TAILQ_FIRST(&l)) != NULL) {
-			TAILQ_REMOVE(&l, c, nobuf_link);
+		while ((c = TAILQ_FIRST(&s->nobuf_list)) != NULL && c->nobuf_gen != gen) {
+			TAILQ_REMOVE(&s->nobuf_list, c, nobuf_link);
 			c->flags &= ~(GW_TCPF_NOBUF | GW_TCPF_WANT_WRITE);
 			(void)tcp_notify(c, GW_TCP_EV_WRITABLE, 0);
 		}
@@ -2236,6 +2242,9 @@ gw_tcp_stack_create(const struct gw_tcp_stack_params *p, struct gw_tcp_stack **o
 		rc = gw_err_set(-EINVAL, GW_HERE);
 		goto out;
 	}
+	/* wake writers once the pool has some slack again (a small pool for
+	 * tests or a tiny config must still get there) */
+	s->nobuf_min = RTE_MIN(256u, p->pool->size / 8);
 	s->mss = (uint16_t)(s->p.mtu - 40);
 	while (s->rcv_wscale < 14 && (65535u << s->rcv_wscale) < s->p.rcvbuf)
 		s->rcv_wscale++;
@@ -2561,6 +2570,7 @@ gw_tcp_write(struct gw_tcp_conn *c, const void *buf, size_t len)
 				c->flags |= GW_TCPF_WANT_WRITE;
 				if (!(c->flags & GW_TCPF_NOBUF)) {
 					c->flags |= GW_TCPF_NOBUF;
+					c->nobuf_gen = s->nobuf_gen;
 					TAILQ_INSERT_TAIL(&s->nobuf_list, c, nobuf_link);
 				}
 				break;

@@ -124,6 +124,7 @@ struct gw_tcp_conn {
 	TAILQ_ENTRY(gw_tcp_conn) out_link;
 	TAILQ_ENTRY(gw_tcp_conn) dead_link;
 	TAILQ_ENTRY(gw_tcp_conn) nobuf_link;
+	uint32_t nobuf_gen; /* s->nobuf_gen when it joined nobuf_list */
 	struct gw_tcp_conn *free_next;
 };
 
@@ -137,6 +138,8 @@ struct gw_tcp_stack {
 	struct gw_tcp_conn_list out_list;   /* need output at poll */
 	struct gw_tcp_conn_list dead_list;  /* freed, memory back at call end */
 	struct gw_tcp_conn_list nobuf_list; /* a write found the pool empty */
+	uint32_t nobuf_gen;                 /* one per walk of nobuf_list */
+	unsigned nobuf_min;                 /* free mbufs before nobuf_list is woken */
 	struct gw_tw tw;
 	uint64_t now_us, now_ms;
 	uint16_t mss; /* what we advertise: mtu - 40 */
