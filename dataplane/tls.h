@@ -72,6 +72,7 @@ struct gw_tls_conn;
 	X(eof_no_notify)       /* peer FIN without close_notify (truncation) */             \
 	X(rec_err)             /* fatal error on an established connection */               \
 	X(peer_reset)          /* TCP reset/timeout on an established connection */         \
+	X(linger_rst)          /* failed/timed-out connection reset: no FIN within 2 s */   \
 	X(rx_bytes)            /* plaintext bytes read by apps */                           \
 	X(tx_bytes)            /* plaintext bytes written by apps */
 

@@ -1241,6 +1241,28 @@ main(int argc, char **argv)
 			EXPECT_EQ(st.established, 0);
 		}
 	}
+	{ /* a failed handshake's peer that keeps trickling bytes is reset at the bound */
+		struct client cl;
+		struct gw_tls_stats st0, st1;
+		int i;
+
+		stats(W1, &st0);
+		client_open(&cl, c13, 8443, NULL, NULL, NULL, NULL); /* no client cert */
+		(void)client_handshake(&cl); /* TLS 1.3: the client is done first */
+		for (i = 0; i < 30 && !cl.closed; i++) {
+			/* a byte a second, on the raw TCP connection */
+			if (cl.c && gw_tcp_write(cl.c, "x", 1) < 0)
+				break;
+			for (int k = 0; k < 10 && !cl.closed; k++)
+				pump(100000);
+		}
+		stats(W1, &st1);
+		EXPECT_EQ(st1.hs_fail_no_cert - st0.hs_fail_no_cert, 1);
+		EXPECT_TRUE(cl.closed && cl.close_reason == -ECONNRESET);
+		EXPECT_TRUE(i <= 4); /* within the 2 s bound (+ a round) */
+		EXPECT_EQ(st1.linger_rst - st0.linger_rst, 1);
+		client_free(&cl);
+	}
 	{ /* the HSM key of identity 1 deleted: clear failure and counter; a reload says why */
 		struct gw_tls_stats st0, st1;
 		struct gw_snapshot *s = NULL;
