@@ -754,6 +754,24 @@ wpend_flush(struct gw_tls_conn *t)
 	return false;
 }
 
+/*
+ * The plaintext of one record: 16 KiB, or what the client asked for with
+ * max_fragment_length (RFC 6066 4). gw_tls_write never offers OpenSSL more,
+ * so a record it holds for retry (WANT_WRITE) carries exactly the bytes of
+ * that call: with more, SSL_MODE_ENABLE_PARTIAL_WRITE would hold only the
+ * first record and the rest of the offer would be neither sent nor kept.
+ */
+static size_t
+rec_max(const struct gw_tls_conn *t)
+{
+	const SSL_SESSION *sess = SSL_get0_session(t->ssl);
+	uint8_t mfl = sess ? SSL_SESSION_get_max_fragment_length(sess) : 0;
+
+	if (mfl >= TLSEXT_max_fragment_length_512 && mfl <= TLSEXT_max_fragment_length_4096)
+		return (size_t)512 << (mfl - TLSEXT_max_fragment_length_512);
+	return TLS_REC_MAX;
+}
+
 size_t
 gw_tls_write_room(struct gw_tls_conn *t)
 {
@@ -776,7 +794,7 @@ gw_tls_write_room(struct gw_tls_conn *t)
 	 * takes what fits, which fills the TCP buffer (arming WRITABLE), and
 	 * OpenSSL holds the rest as a pending write that wpend_flush sends.
 	 */
-	return RTE_MIN(room, (size_t)TLS_REC_MAX);
+	return RTE_MIN(room, rec_max(t));
 }
 
 long
@@ -802,8 +820,15 @@ gw_tls_write(struct gw_tls_conn *t, const void *buf, size_t len)
 		return (long)wr;
 	}
 	err = SSL_get_error(t->ssl, 0);
+	if (err == SSL_ERROR_WANT_WRITE && SSL_in_init(t->ssl)) {
+		/* a post-handshake message (KeyUpdate) is stuck before our
+		 * record: nothing of buf was taken */
+		t->want_writable = true;
+		return 0;
+	}
 	if (err == SSL_ERROR_WANT_WRITE) {
-		/* encrypted and held by OpenSSL: taken, flushed later */
+		/* encrypted as one record (n <= rec_max) and held by OpenSSL:
+		 * taken, flushed later */
 		t->wpend = n;
 		t->want_writable = true;
 		w->st.tx_bytes += n;

@@ -156,8 +156,9 @@ bool gw_tls_peer_closed(const struct gw_tls_conn *t);
 
 /*
  * Encrypt and queue up to len bytes as one record, at most the TCP send
- * buffer's free space. Returns bytes taken (may be fewer than len; 0 when there is no
- * room: GW_TLS_EV_WRITABLE follows), -ENOTCONN, -EPIPE (after shutdown or
+ * buffer's free space and at most one record's plaintext (16 KiB, or the
+ * client's max_fragment_length). Returns bytes taken (may be fewer than len;
+ * 0 when there is no room: GW_TLS_EV_WRITABLE follows), -ENOTCONN, -EPIPE (after shutdown or
  * reset), -EPROTO. Bytes taken are never asked for again: if the mbuf pool
  * ran dry, OpenSSL keeps the encrypted record and the driver flushes it on
  * the next write or WRITABLE.
