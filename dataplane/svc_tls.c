@@ -33,7 +33,7 @@ struct tls_pair {
 	struct gw_tls_conn *cl;             /* NULL once released */
 	struct gw_tcp_conn *up;             /* NULL once released */
 	const struct gw_snap_listener *lst; /* of cl's snapshot (cl holds the ref) */
-	uint8_t tries;
+	unsigned tries;                     /* as wide as lst->n_upstreams: no wrap */
 	bool up_ok;
 	bool cl_fin_done; /* client's close_notify/FIN passed on as FIN */
 	bool up_fin_done; /* upstream's FIN passed on as close_notify + FIN */

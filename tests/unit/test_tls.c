@@ -1429,6 +1429,27 @@ main(int argc, char **argv)
 		free(msg);
 		free(back);
 	}
+	{ /* tls-proxy with 300 upstreams that all refuse: tried once each, then the end */
+		static struct gw_cfg_ep many[300];
+		struct client cl;
+		struct lcfg mc;
+
+		lcfg_init(&mc, TC_INTER, TLS1_2_VERSION, 3);
+		for (unsigned i = 0; i < RTE_DIM(many); i++) {
+			many[i].ip = htonl(IP_A);
+			many[i].port = htons(9001); /* nobody: RST */
+		}
+		mc.l[2].upstream.servers = many;
+		mc.l[2].upstream.n_servers = RTE_DIM(many);
+		publish(P1, &mc);
+		client_open(&cl, c13, 8445, &K.leaf, NULL, NULL, NULL);
+		EXPECT_TRUE(client_handshake(&cl));
+		for (int i = 0; i < 5000 && !cl.closed; i++)
+			pump(1000);
+		EXPECT_TRUE(cl.closed); /* a uint8_t count of tries wrapped at 256: forever */
+		client_free(&cl);
+		publish(P1, &cfg);
+	}
 	{ /* a failed handshake's peer that keeps trickling bytes is reset at the bound */
 		struct client cl;
 		struct gw_tls_stats st0, st1;
