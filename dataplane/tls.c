@@ -676,21 +676,24 @@ gw_tls_worker_poll(struct gw_tls_worker *w, uint64_t now)
 
 /* ---- app API ---- */
 
-long
-gw_tls_read(struct gw_tls_conn *t, void *buf, size_t len)
+static long
+tls_read(struct gw_tls_conn *t, void *buf, size_t len, bool peek)
 {
 	struct gw_tls_worker *w = t->w;
 	size_t n = 0;
-	int err;
+	int err, rc;
 
 	if (t->st != CS_EST || t->dead)
 		return -ENOTCONN;
 	if (t->peer_closed)
 		return 0;
 	ERR_clear_error();
-	if (SSL_read_ex(t->ssl, buf, len, &n) == 1) {
-		w->st.rx_bytes += n;
-		touch(t);
+	rc = peek ? SSL_peek_ex(t->ssl, buf, len, &n) : SSL_read_ex(t->ssl, buf, len, &n);
+	if (rc == 1) {
+		if (!peek) {
+			w->st.rx_bytes += n;
+			touch(t);
+		}
 		return (long)n;
 	}
 	err = SSL_get_error(t->ssl, 0);
@@ -723,6 +726,18 @@ gw_tls_read(struct gw_tls_conn *t, void *buf, size_t len)
 		w->st.rec_err++;
 		return -EPROTO;
 	}
+}
+
+long
+gw_tls_read(struct gw_tls_conn *t, void *buf, size_t len)
+{
+	return tls_read(t, buf, len, false);
+}
+
+long
+gw_tls_peek(struct gw_tls_conn *t, void *buf, size_t len)
+{
+	return tls_read(t, buf, len, true);
 }
 
 bool

@@ -151,6 +151,14 @@ GW_MUST_CHECK int gw_tls_accept(struct gw_tls_worker *w, struct gw_tcp_conn *c,
  */
 GW_MUST_CHECK long gw_tls_read(struct gw_tls_conn *t, void *buf, size_t len);
 
+/*
+ * gw_tls_read without consuming: the same bytes come again from the next
+ * peek or read. For a relay that may not be able to pass on all it got
+ * (the other side's buffer or the mbuf pool ran out): peek, write, then
+ * gw_tls_read() exactly what was written. Same returns as gw_tls_read.
+ */
+GW_MUST_CHECK long gw_tls_peek(struct gw_tls_conn *t, void *buf, size_t len);
+
 /* close_notify or FIN received and every byte before it read. */
 bool gw_tls_peer_closed(const struct gw_tls_conn *t);
 

@@ -1429,6 +1429,56 @@ main(int argc, char **argv)
 		free(msg);
 		free(back);
 	}
+	{ /* tls-proxy: the mbuf pool runs dry while client bytes arrive: wait, lose nothing */
+		struct client cl;
+		size_t n = 200000, hl = 0, got = 0, sent = 0;
+		uint8_t *msg = malloc(n), *back = calloc(1, n + 2048);
+		static struct rte_mbuf *hog[20000];
+		unsigned nh = 0;
+
+		for (size_t i = 0; i < n; i++)
+			msg[i] = (uint8_t)(i * 11 + (i >> 8));
+		client_open(&cl, c13, 8445, &K.leaf, NULL, NULL, NULL);
+		EXPECT_TRUE(client_handshake(&cl));
+		for (int i = 0; i < 20; i++)
+			pump(1000); /* the upstream connects */
+		while (sent < n) {
+			size_t k = 0;
+
+			if (!SSL_write_ex(cl.ssl, msg + sent, RTE_MIN(n - sent, (size_t)16384), &k))
+				break;
+			sent += k;
+		}
+		ERR_clear_error();
+		pump(1000); /* A's segments are on the wire to B ... */
+		while (nh < RTE_DIM(hog) && (hog[nh] = rte_pktmbuf_alloc(mp)) != NULL)
+			nh++;
+		for (int i = 0; i < 5; i++)
+			pump(1000); /* ... and B meets an empty pool relaying them */
+		EXPECT_TRUE(!cl.closed);
+		for (unsigned i = 0; i < nh; i++)
+			rte_pktmbuf_free(hog[i]);
+		for (int i = 0; i < 20000 && !cl.closed && got < hl + n; i++) {
+			size_t k = 0;
+
+			if (sent < n && SSL_write_ex(cl.ssl, msg + sent,
+						RTE_MIN(n - sent, (size_t)16384), &k))
+				sent += k;
+			ERR_clear_error();
+			while (SSL_read_ex(cl.ssl, back + got, n + 2048 - got, &k) == 1)
+				got += k;
+			ERR_clear_error();
+			if (!hl && got >= 16)
+				hl = 16 + ((size_t)back[14] << 8 | back[15]);
+			pump(1000);
+		}
+		EXPECT_TRUE(!cl.closed);
+		EXPECT_EQ(got, hl + n);
+		EXPECT_TRUE(hl && got == hl + n && memcmp(msg, back + hl, n) == 0);
+		client_free(&cl);
+		free(msg);
+		free(back);
+	}
 	{ /* tls-proxy with 300 upstreams that all refuse: tried once each, then the end */
 		static struct gw_cfg_ep many[300];
 		struct client cl;
