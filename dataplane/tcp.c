@@ -21,6 +21,9 @@
  */
 #include <string.h>
 
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
 #include <rte_byteorder.h>
 #include <rte_common.h>
 #include <rte_cycles.h>
@@ -31,7 +34,6 @@
 #include <rte_log.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
-#include <rte_random.h>
 #include <rte_tcp.h>
 
 #include "tcp_internal.h"
@@ -131,21 +133,63 @@ tcp_isn(struct gw_tcp_stack *s, const struct gw_tcp_key *k)
 	       (uint32_t)(s->now_us >> 2);
 }
 
+/*
+ * A fresh 128-bit key. Every secret comes from OpenSSL's CSPRNG (DPDK
+ * documents rte_rand() as not cryptographically secure); params.secret_seed
+ * (tests) derives keys deterministically from the seed and tweak instead.
+ * If RAND_bytes fails, the key is a keyed hash of the previous one: still
+ * unpredictable to anyone who did not know that. Returns 0 or -EIO.
+ */
+static int
+tcp_key_fill(const struct gw_tcp_stack *s, uint64_t k[2], uint64_t tweak)
+{
+	if (s->p.secret_seed) {
+		k[0] = s->p.secret_seed * 0x9e3779b97f4a7c15ULL + tweak;
+		k[1] = (s->p.secret_seed ^ tweak) * 0xc2b2ae3d27d4eb4fULL + 1;
+		return 0;
+	}
+	if (RAND_bytes((unsigned char *)k, 2 * sizeof(k[0])) == 1)
+		return 0;
+	k[0] = tcp_siphash(k, tweak, 1);
+	k[1] = tcp_siphash(k, tweak, 2);
+	return -EIO;
+}
+
 /* ---------- SYN cookies (RFC 4987) ----------
  * 32 bits: [31:27] time slot (64 s, mod 32) [26:25] MSS index [24:0] MAC over
  * the 4-tuple, the client's ISN, slot and MSS index. No room for window
  * scale: a cookie connection runs unscaled (as Linux without timestamps).
+ * Each slot has its own MAC key, made when the slot begins: a cookie is
+ * valid in its slot and the next one (64..128 s) and the key of a slot
+ * older than that no longer exists.
  */
 static const uint16_t tcp_cookie_mss[4] = {536, 1220, 1440, 1460};
 #define COOKIE_SLOT_MS 64000
 
+/* Rekey when a new slot begins (lazily, on the next cookie made or checked). */
+static void
+tcp_cookie_rekey(struct gw_tcp_stack *s)
+{
+	uint64_t period = s->now_ms / COOKIE_SLOT_MS;
+
+	if (period == s->ck_period)
+		return;
+	if (period != s->ck_period + 1) {
+		/* more than one slot passed: the previous slot's key was never
+		 * made, so nothing may verify against the old one */
+		(void)tcp_key_fill(s, s->ck_key[(period - 1) & 1], period - 1);
+	}
+	(void)tcp_key_fill(s, s->ck_key[period & 1], period);
+	s->ck_period = period;
+}
+
 static uint32_t
 tcp_cookie_mac(struct gw_tcp_stack *s, const struct gw_tcp_key *k, uint32_t irs, uint32_t slot,
-	uint32_t mssi)
+	uint32_t mssi, uint64_t period)
 {
 	uint64_t m1 = tcp_port_word(k) << 32 | irs;
-	uint64_t h =
-		tcp_siphash(s->secret, tcp_key_word(k) ^ ((uint64_t)(slot << 2 | mssi) << 56), m1);
+	uint64_t h = tcp_siphash(
+		s->ck_key[period & 1], tcp_key_word(k) ^ ((uint64_t)(slot << 2 | mssi) << 56), m1);
 
 	return (uint32_t)h & 0x1ffffff;
 }
@@ -153,12 +197,14 @@ tcp_cookie_mac(struct gw_tcp_stack *s, const struct gw_tcp_key *k, uint32_t irs,
 static uint32_t
 tcp_cookie_make(struct gw_tcp_stack *s, const struct gw_tcp_key *k, uint32_t irs, uint16_t mss)
 {
-	uint32_t slot = (uint32_t)(s->now_ms / COOKIE_SLOT_MS) & 31, mssi = 0;
+	uint32_t slot, mssi = 0;
 
+	tcp_cookie_rekey(s);
+	slot = (uint32_t)s->ck_period & 31;
 	for (uint32_t i = 0; i < RTE_DIM(tcp_cookie_mss); i++)
 		if (tcp_cookie_mss[i] <= mss)
 			mssi = i;
-	return slot << 27 | mssi << 25 | tcp_cookie_mac(s, k, irs, slot, mssi);
+	return slot << 27 | mssi << 25 | tcp_cookie_mac(s, k, irs, slot, mssi, s->ck_period);
 }
 
 /* Returns the MSS encoded in a valid cookie, 0 if forged or stale. */
@@ -166,12 +212,17 @@ static uint16_t
 tcp_cookie_check(struct gw_tcp_stack *s, const struct gw_tcp_key *k, uint32_t irs, uint32_t cookie)
 {
 	uint32_t slot = cookie >> 27, mssi = (cookie >> 25) & 3;
-	uint32_t cur = (uint32_t)(s->now_ms / COOKIE_SLOT_MS) & 31;
+	uint64_t period;
 
+	tcp_cookie_rekey(s);
 	/* valid for the current and the previous slot: 64..128 s */
-	if (slot != cur && slot != ((cur - 1) & 31))
+	if (slot == (s->ck_period & 31))
+		period = s->ck_period;
+	else if (slot == ((s->ck_period - 1) & 31))
+		period = s->ck_period - 1;
+	else
 		return 0;
-	if ((cookie & 0x1ffffff) != tcp_cookie_mac(s, k, irs, slot, mssi))
+	if ((cookie & 0x1ffffff) != tcp_cookie_mac(s, k, irs, slot, mssi, period))
 		return 0;
 	return tcp_cookie_mss[mssi];
 }
@@ -2248,14 +2299,18 @@ gw_tcp_stack_create(const struct gw_tcp_stack_params *p, struct gw_tcp_stack **o
 	s->mss = (uint16_t)(s->p.mtu - 40);
 	while (s->rcv_wscale < 14 && (65535u << s->rcv_wscale) < s->p.rcvbuf)
 		s->rcv_wscale++;
-	if (p->secret_seed) {
-		s->secret[0] = p->secret_seed;
-		s->secret[1] = p->secret_seed * 0x9e3779b97f4a7c15ULL + 1;
-	} else {
-		s->secret[0] = rte_rand();
-		s->secret[1] = rte_rand();
+	/* RFC 6528: the ISN secret; RFC 4987: the cookie keys; RFC 6056: the
+	 * ephemeral port start. All from the CSPRNG. */
+	s->ck_period = s->now_ms / COOKIE_SLOT_MS;
+	if (tcp_key_fill(s, s->secret, UINT64_MAX) < 0 ||
+		tcp_key_fill(s, s->ck_key[s->ck_period & 1], s->ck_period) < 0 ||
+		tcp_key_fill(s, s->ck_key[(s->ck_period - 1) & 1], s->ck_period - 1) < 0 ||
+		(!p->secret_seed &&
+			RAND_bytes((unsigned char *)&s->eph_next, sizeof(s->eph_next)) != 1)) {
+		rc = gw_err_set(-EIO, GW_HERE);
+		goto out;
 	}
-	s->eph_next = (uint16_t)(rte_rand() & 0x7fff);
+	s->eph_next &= 0x7fff;
 	s->conns = calloc(s->p.max_conns, sizeof(*s->conns));
 	if (!s->conns) {
 		rc = gw_err_set(-ENOMEM, GW_HERE);
@@ -2319,6 +2374,8 @@ gw_tcp_stack_destroy(struct gw_tcp_stack *s)
 	gw_tw_fini(&s->tw);
 	rte_hash_free(s->hash);
 	free(s->conns);
+	OPENSSL_cleanse(s->secret, sizeof(s->secret));
+	OPENSSL_cleanse(s->ck_key, sizeof(s->ck_key));
 	free(s);
 }
 

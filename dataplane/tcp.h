@@ -168,7 +168,8 @@ struct gw_tcp_stack_params {
 	uint32_t max_ooo_segs;         /* out-of-order queue per conn; 0 = 2 windows
 					* of full segments (2 * rcvbuf / MSS), >= 64 */
 	uint32_t rto_min_ms;           /* 0 = 200 (Linux), RFC 6298 says 1000 */
-	uint64_t secret_seed;          /* ISN/SYN cookie secret; 0 = rte_rand() */
+	uint64_t secret_seed;          /* tests only: derive the ISN/SYN cookie keys
+					* from this; 0 = RAND_bytes (production) */
 };
 
 /*

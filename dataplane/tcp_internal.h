@@ -146,8 +146,11 @@ struct gw_tcp_stack {
 	uint8_t rcv_wscale;
 	uint16_t ip_id;
 	uint16_t eph_next;
-	uint64_t secret[2]; /* SipHash key for ISNs and SYN cookies */
-	uint64_t chack_sec; /* challenge ACK limit: current second, count */
+	uint64_t secret[2];    /* SipHash key for ISNs (RFC 6528), from RAND_bytes */
+	uint64_t ck_key[2][2]; /* SYN cookie keys of slots ck_period and ck_period - 1,
+				* at index period & 1 (rekeyed each slot) */
+	uint64_t ck_period;    /* cookie slot (now_ms / 64 s) of the newest key */
+	uint64_t chack_sec;    /* challenge ACK limit: current second, count */
 	uint32_t chack_n;
 	unsigned n_lst;
 	struct gw_tcp_listener lst[GW_TCP_MAX_LISTENERS];

@@ -188,6 +188,8 @@ rec_accept(struct gw_tcp_conn *c, void *ctx)
 	return 0;
 }
 
+static uint64_t h_seed = 42; /* secret_seed of the next h_new (0 = RAND_bytes) */
+
 struct h {
 	struct gw_tcp_stack *s;
 	struct cap cap;
@@ -207,7 +209,7 @@ h_new(uint32_t backlog, uint32_t rcvbuf, uint32_t sndbuf)
 		.tsc_hz = 1000000,
 		.rcvbuf = rcvbuf,
 		.sndbuf = sndbuf,
-		.secret_seed = 42,
+		.secret_seed = h_seed,
 	};
 	struct gw_tcp_listen_params lp = {
 		.laddr = htonl(A_ADDR),
@@ -310,6 +312,23 @@ nobuf_event(struct gw_tcp_conn *c, enum gw_tcp_event ev, int reason, void *ctx)
 		gw_tcp_abort(r->victim);
 		r->victim = NULL;
 	}
+}
+
+/* Backlog (1) filled from sport + 1000, then the SYN-ACK's cookie for sport/isn. */
+static uint32_t
+h_cookie(struct h *h, uint16_t sport, uint32_t isn)
+{
+	uint32_t ck = 0;
+
+	gw_tcp_input(h->s, gw_test_tcp_seg(pool, P_ADDR, A_ADDR, (uint16_t)(sport + 1000), 80, 1, 0,
+				   F_SYN, 65535, syn_opts, 8, NULL, 0));
+	cap_clear(&h->cap);
+	gw_tcp_input(h->s, gw_test_tcp_seg(pool, P_ADDR, A_ADDR, sport, 80, isn, 0, F_SYN, 65535,
+				   syn_opts, 8, NULL, 0));
+	if (h->cap.n == 1)
+		ck = pk_parse(h->cap.m[0]).seq;
+	cap_clear(&h->cap);
+	return ck;
 }
 
 static bool
@@ -1383,6 +1402,61 @@ main(void)
 					   F_ACK, 512, NULL, 0, NULL, 0));
 		EXPECT_EQ(h_st(h).syncookie_bad, 3);
 		h_free(h);
+		EXPECT_TRUE(pool_clean());
+	}
+
+	{ /* SYN cookie keys: a new one each 64 s slot, the previous slot's still valid */
+		struct h *h = h_new(1, 0, 0);
+		uint64_t slot_us = 64000000;
+		uint32_t c1, c2;
+
+		/* same 4-tuple, ISN and MSS 32 slots apart: the slot bits are the
+		 * same, so only a new key makes another cookie */
+		c1 = h_cookie(h, 6101, 7000);
+		h_poll(h, 32 * slot_us);
+		c2 = h_cookie(h, 6101, 7000);
+		EXPECT_TRUE(c1 != 0 && c2 != 0);
+		EXPECT_EQ(c1 >> 27, c2 >> 27);
+		EXPECT_TRUE(c1 != c2);
+		/* made just before a slot ends, checked right after the rekey: ok */
+		h_poll(h, slot_us - (h->now % slot_us) - 1000);
+		c1 = h_cookie(h, 6102, 8000);
+		h_poll(h, 2000);
+		c2 = h_cookie(h, 6104, 9000); /* the new slot's key is in use */
+		EXPECT_TRUE((c1 >> 27) != (c2 >> 27));
+		gw_tcp_input(h->s, gw_test_tcp_seg(pool, P_ADDR, A_ADDR, 6102, 80, 8001, c1 + 1,
+					   F_ACK, 512, NULL, 0, NULL, 0));
+		EXPECT_EQ(h_st(h).syncookie_ok, 1);
+		/* two rekeys later the key is gone: rejected */
+		h_poll(h, 2 * slot_us);
+		gw_tcp_input(h->s, gw_test_tcp_seg(pool, P_ADDR, A_ADDR, 6104, 80, 9001, c2 + 1,
+					   F_ACK, 512, NULL, 0, NULL, 0));
+		EXPECT_EQ(h_st(h).syncookie_ok, 1);
+		EXPECT_EQ(h_st(h).syncookie_bad, 1);
+		h_free(h);
+		EXPECT_TRUE(pool_clean());
+	}
+
+	{ /* secrets from RAND_bytes: the same 4-tuple gets another ISN on another stack */
+		struct h *h1, *h2;
+		uint32_t i1 = 0, i2 = 0;
+
+		h_seed = 0;
+		h1 = h_new(0, 0, 0);
+		h2 = h_new(0, 0, 0);
+		h_seed = 42;
+		gw_tcp_input(h1->s, gw_test_tcp_seg(pool, P_ADDR, A_ADDR, 5555, 80, 1000, 0, F_SYN,
+					    65535, syn_opts, 8, NULL, 0));
+		gw_tcp_input(h2->s, gw_test_tcp_seg(pool, P_ADDR, A_ADDR, 5555, 80, 1000, 0, F_SYN,
+					    65535, syn_opts, 8, NULL, 0));
+		EXPECT_TRUE(h1->cap.n == 1 && h2->cap.n == 1);
+		if (h1->cap.n == 1 && h2->cap.n == 1) {
+			i1 = pk_parse(h1->cap.m[0]).seq;
+			i2 = pk_parse(h2->cap.m[0]).seq;
+		}
+		EXPECT_TRUE(i1 != i2);
+		h_free(h1);
+		h_free(h2);
 		EXPECT_TRUE(pool_clean());
 	}
 
