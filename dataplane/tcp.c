@@ -364,6 +364,8 @@ tcp_conn_free(struct gw_tcp_conn *c)
 	tcp_mbuf_list_free(c->sndq_head);
 	tcp_mbuf_list_free(c->rcvq_head);
 	tcp_mbuf_list_free(c->ooo_head);
+	s->ooo_mem -= c->ooo_mem;
+	c->ooo_mem = 0;
 	c->sndq_head = c->sndq_tail = c->sndq_cur = NULL;
 	c->rcvq_head = c->rcvq_tail = c->ooo_head = NULL;
 	c->sndq_bytes = c->rcvq_bytes = c->ooo_n = 0;
@@ -518,7 +520,10 @@ tcp_rcv_wnd_field(struct gw_tcp_conn *c, bool syn)
 {
 	struct gw_tcp_stack *s = c->s;
 	uint32_t rcvbuf = s->p.rcvbuf;
-	uint32_t free_ = rcvbuf > c->rcvq_bytes ? rcvbuf - c->rcvq_bytes : 0;
+	/* out-of-order buffers count against the window by their memory
+	 * (half of it: their budget is twice rcvbuf): it stops growing */
+	uint32_t used = c->rcvq_bytes + c->ooo_mem / 2;
+	uint32_t free_ = rcvbuf > used ? rcvbuf - used : 0;
 	uint32_t cur = SEQ_GT(c->rcv_adv, c->rcv_nxt) ? c->rcv_adv - c->rcv_nxt : 0;
 	uint32_t wnd, field;
 	uint8_t ws = (c->flags & GW_TCPF_WS_OK) ? c->rcv_wscale : 0;
@@ -1268,8 +1273,28 @@ tcp_rcvq_append(struct gw_tcp_conn *c, struct rte_mbuf *m)
 	c->rcvq_tail = m;
 }
 
+/*
+ * What an out-of-order segment costs: its whole buffer, not its payload
+ * (Linux's truesize). A 1-byte segment pins a 2 KB mbuf; counting bytes
+ * would let a peer hold hundreds of mbufs per connection with a tiny
+ * window's worth of data.
+ */
+#define OOO_TRUESIZE(m) ((uint32_t)(m)->buf_len)
+
+/* q leaves the out-of-order queue (freed or moved to the receive queue). */
+static void
+tcp_ooo_uncharge(struct gw_tcp_conn *c, const struct rte_mbuf *q)
+{
+	c->ooo_n--;
+	c->ooo_mem -= OOO_TRUESIZE(q);
+	c->s->ooo_mem -= OOO_TRUESIZE(q);
+}
+
 /* Queue an out-of-order segment (seq > rcv_nxt), trimmed against its
- * neighbours so the queue holds disjoint ranges in order. Consumes m. */
+ * neighbours so the queue holds disjoint ranges in order. Consumes m.
+ * Charged by buffer memory: per connection against the receive buffer
+ * (what is unread plus what waits out of order, at most twice rcvbuf of
+ * buffers, as Linux budgets truesize), per worker against ooo_mem_max. */
 static void
 tcp_ooo_insert(struct gw_tcp_conn *c, struct rte_mbuf *m, uint32_t seq, bool fin)
 {
@@ -1299,8 +1324,8 @@ tcp_ooo_insert(struct gw_tcp_conn *c, struct rte_mbuf *m, uint32_t seq, bool fin
 	while (q && SEQ_LEQ(OOO_SEQ(q) + q->data_len, end) && !(OOO_FIN(q) && !fin)) {
 		*pp = q->next;
 		q->next = NULL;
+		tcp_ooo_uncharge(c, q);
 		rte_pktmbuf_free_seg(q);
-		c->ooo_n--;
 		q = *pp;
 	}
 	if (q && SEQ_LT(OOO_SEQ(q), end)) {
@@ -1311,11 +1336,21 @@ tcp_ooo_insert(struct gw_tcp_conn *c, struct rte_mbuf *m, uint32_t seq, bool fin
 		rte_pktmbuf_free(m);
 		return;
 	}
-	if (c->ooo_n >= c->s->p.max_ooo_segs) {
+	if (c->ooo_n >= s->p.max_ooo_segs ||
+		(uint64_t)c->rcvq_bytes + c->ooo_mem + OOO_TRUESIZE(m) > 2ull * s->p.rcvbuf) {
 		rte_pktmbuf_free(m);
 		s->st.rx_ooo_drop++;
 		return;
 	}
+	if (s->ooo_mem + OOO_TRUESIZE(m) > s->p.ooo_mem_max) {
+		/* the worker's ceiling: many connections together must not
+		 * drain the mbuf pool the whole lcore receives into */
+		rte_pktmbuf_free(m);
+		s->st.rx_ooo_drop_mem++;
+		return;
+	}
+	c->ooo_mem += OOO_TRUESIZE(m);
+	s->ooo_mem += OOO_TRUESIZE(m);
 	OOO_SEQ(m) = seq;
 	OOO_FIN(m) = fin;
 	c->sack_last = seq;
@@ -1406,7 +1441,7 @@ tcp_rx_data(struct gw_tcp_conn *c, struct rte_mbuf *m, uint32_t seq, bool fin, b
 
 			c->ooo_head = q->next;
 			q->next = NULL;
-			c->ooo_n--;
+			tcp_ooo_uncharge(c, q);
 			if (SEQ_LEQ(qend, c->rcv_nxt) && !(qfin && qend == c->rcv_nxt)) {
 				rte_pktmbuf_free_seg(q);
 				continue;
@@ -2287,6 +2322,9 @@ gw_tcp_stack_create(const struct gw_tcp_stack_params *p, struct gw_tcp_stack **o
 		s->p.max_ooo_segs = tcp_max32(64, 2 * s->p.rcvbuf / tcp_max32(s->p.mtu - 40u, 1));
 	if (!s->p.rto_min_ms)
 		s->p.rto_min_ms = 200;
+	if (!s->p.ooo_mem_max) /* an eighth of the pool's buffers */
+		s->p.ooo_mem_max =
+			(uint64_t)p->pool->size / 8 * rte_pktmbuf_data_room_size(p->pool);
 	room = rte_pktmbuf_data_room_size(p->pool);
 	if (s->p.mtu < 576 || s->p.mtu > 9000 || room < RTE_PKTMBUF_HEADROOM + s->p.mtu ||
 		s->p.rcvbuf > (1u << 30) || s->p.sndbuf > (1u << 30)) {
@@ -2572,7 +2610,8 @@ gw_tcp_consume(struct gw_tcp_conn *c, size_t n)
 	(void)before;
 	thresh = tcp_min32(s->p.rcvbuf / 2, s->mss);
 	if (tcp_synchronized(c) && !(c->flags & GW_TCPF_FIN_RCVD)) {
-		uint32_t free_ = s->p.rcvbuf > after ? s->p.rcvbuf - after : 0;
+		uint32_t used = after + c->ooo_mem / 2; /* as tcp_rcv_wnd_field */
+		uint32_t free_ = s->p.rcvbuf > used ? s->p.rcvbuf - used : 0;
 		uint32_t cur = SEQ_GT(c->rcv_adv, c->rcv_nxt) ? c->rcv_adv - c->rcv_nxt : 0;
 
 		if (free_ >= cur + thresh && (cur < thresh || free_ >= 2 * cur)) {

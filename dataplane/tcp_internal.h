@@ -104,6 +104,7 @@ struct gw_tcp_conn {
 	uint32_t rcvq_bytes, rcvq_head_off;
 	struct rte_mbuf *ooo_head;
 	uint32_t ooo_n;
+	uint32_t ooo_mem;   /* buffer bytes (truesize) of the out-of-order queue */
 	uint32_t sack_last; /* seq of the latest out-of-order arrival */
 	/* SACK scoreboard (RFC 6675): disjoint sorted ranges above snd_una */
 	uint32_t sb[GW_TCP_SB_MAX][2];
@@ -154,6 +155,7 @@ struct gw_tcp_stack {
 	uint32_t chack_n;
 	unsigned n_lst;
 	struct gw_tcp_listener lst[GW_TCP_MAX_LISTENERS];
+	uint64_t ooo_mem; /* out-of-order buffer bytes of all connections */
 	struct gw_tcp_stats st;
 };
 

@@ -189,6 +189,7 @@ rec_accept(struct gw_tcp_conn *c, void *ctx)
 }
 
 static uint64_t h_seed = 42; /* secret_seed of the next h_new (0 = RAND_bytes) */
+static uint64_t h_ooo_max;   /* ooo_mem_max of the next h_new (0 = default) */
 
 struct h {
 	struct gw_tcp_stack *s;
@@ -210,6 +211,7 @@ h_new(uint32_t backlog, uint32_t rcvbuf, uint32_t sndbuf)
 		.rcvbuf = rcvbuf,
 		.sndbuf = sndbuf,
 		.secret_seed = h_seed,
+		.ooo_mem_max = h_ooo_max,
 	};
 	struct gw_tcp_listen_params lp = {
 		.laddr = htonl(A_ADDR),
@@ -698,6 +700,67 @@ main(void)
 		h_in(h, 1001 + 26 + 300000, iss + 1, F_ACK, 1024, "x", 1);
 		EXPECT_EQ(h->cap.n, 1);
 		EXPECT_EQ(h_st(h).rx_out_of_window, 1);
+		h_free(h);
+		EXPECT_TRUE(pool_clean());
+	}
+
+	{ /* 1-byte segments at scattered offsets: charged by buffer, not by bytes */
+		struct h *h = h_new(0, 0, 0);
+		uint32_t iss = h_establish(h), room = rte_pktmbuf_data_room_size(pool);
+		unsigned base = rte_mempool_in_use_count(pool), held;
+		struct gw_tcp_stats st;
+
+		for (uint32_t i = 0; i < 500; i++) {
+			h_in(h, 1001 + 2 + 3 * i, iss + 1, F_ACK, 1024, "x", 1);
+			cap_clear(&h->cap);
+		}
+		held = rte_mempool_in_use_count(pool) - base;
+		st = h_st(h);
+		/* at most twice rcvbuf (256 KiB) of buffers: 240 mbufs, not 359 */
+		EXPECT_TRUE(held <= 2u * 256 * 1024 / room);
+		EXPECT_TRUE(held >= 2u * 256 * 1024 / room - 2);
+		EXPECT_EQ(st.rx_ooo + st.rx_ooo_drop, 500);
+		EXPECT_TRUE(st.rx_ooo_drop >= 500 - 2u * 256 * 1024 / room);
+		/* in-order data over all of it: what was queued is covered, every
+		 * buffer back */
+		{
+			static uint8_t d[1000];
+
+			h_in(h, 1001, iss + 1, F_ACK, 1024, d, 1000);
+			h_in(h, 2001, iss + 1, F_ACK, 1024, d, 1000);
+		}
+		EXPECT_EQ(gw_tcp_rx_avail(acc_rec.c), 2000);
+		gw_tcp_consume(acc_rec.c, gw_tcp_rx_avail(acc_rec.c));
+		cap_clear(&h->cap);
+		EXPECT_EQ(rte_mempool_in_use_count(pool), base);
+		h_free(h);
+		EXPECT_TRUE(pool_clean());
+	}
+
+	{ /* the worker's out-of-order ceiling holds across connections, and is counted */
+		struct h *h;
+		uint32_t room = rte_pktmbuf_data_room_size(pool), iss[3];
+		unsigned base, held;
+
+		h_ooo_max = 100ull * room; /* 100 mbufs for the whole stack */
+		h = h_new(0, 0, 0);
+		h_ooo_max = 0;
+		base = rte_mempool_in_use_count(pool);
+		for (uint16_t k = 0; k < 3; k++)
+			iss[k] = h_establish_from(h, (uint16_t)(7101 + k));
+		cap_clear(&h->cap);
+		for (uint32_t i = 0; i < 80; i++)
+			for (uint16_t k = 0; k < 3; k++) {
+				gw_tcp_input(
+					h->s, gw_test_tcp_seg(pool, P_ADDR, A_ADDR,
+						      (uint16_t)(7101 + k), 80, 1001 + 2 + 3 * i,
+						      iss[k] + 1, F_ACK, 1024, NULL, 0, "y", 1));
+				cap_clear(&h->cap);
+			}
+		held = rte_mempool_in_use_count(pool) - base;
+		EXPECT_EQ(held, 100);
+		EXPECT_EQ(h_st(h).rx_ooo, 100);
+		EXPECT_EQ(h_st(h).rx_ooo_drop_mem, 140);
 		h_free(h);
 		EXPECT_TRUE(pool_clean());
 	}
