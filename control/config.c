@@ -42,7 +42,7 @@
 #include "trust.h"
 
 #define GW_CFG_DEFAULT_STATE_DIR "/var/lib/mtlsgw"
-#define GW_CFG_MAX_LISTENERS 1024
+#define GW_CFG_MAX_LISTENERS 64   /* each worker's TCP stack has 64 listener slots */
 #define GW_CFG_MAX_LIST 256       /* any other list: anchors, SNI names, rules ... */
 #define GW_CFG_STR_MAX 4095       /* paths and URIs */
 #define GW_CFG_MAX_LCORE 128      /* DPDK's default RTE_MAX_LCORE */

@@ -24,8 +24,8 @@ struct proxy_lst;
 struct proxy_pair {
 	struct proxy_lst *L;
 	struct gw_tcp_conn *cl, *up; /* NULL once released */
-	uint8_t tries;               /* upstreams tried for this client */
-	uint8_t up_idx;
+	unsigned tries;              /* upstreams tried: as wide as n_upstreams */
+	unsigned up_idx;
 	bool up_ok;       /* upstream ESTABLISHED */
 	bool cl_fin_done; /* client's FIN passed to upstream */
 	bool up_fin_done; /* upstream's FIN passed to client */
@@ -131,7 +131,7 @@ proxy_connect_next(struct proxy_pair *pp)
 		pp->tries++;
 		if (gw_svc_upstream_connect(pp->cl, L->p.upstreams[i].ip, L->p.upstreams[i].port,
 			    proxy_event, pp, &pp->up) == 0) {
-			pp->up_idx = (uint8_t)i;
+			pp->up_idx = i;
 			return true;
 		}
 		pp->up = NULL;

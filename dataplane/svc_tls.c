@@ -33,7 +33,9 @@ struct tls_pair {
 	struct gw_tls_conn *cl;             /* NULL once released */
 	struct gw_tcp_conn *up;             /* NULL once released */
 	const struct gw_snap_listener *lst; /* of cl's snapshot (cl holds the ref) */
-	uint8_t tries;
+	unsigned tries;                     /* as wide as lst->n_upstreams: no wrap */
+	uint16_t hdr_sent;                  /* PROXY v2 header bytes queued so far */
+	bool hdr_done;                      /* header whole (or none): bytes may follow */
 	bool up_ok;
 	bool cl_fin_done; /* client's close_notify/FIN passed on as FIN */
 	bool up_fin_done; /* upstream's FIN passed on as close_notify + FIN */
@@ -52,29 +54,62 @@ struct tls_svc {
 
 /* ---- tls-echo ---- */
 
-static void
-echo_pump(struct gw_tls_conn *t)
+/*
+ * Plaintext from TLS connection t to where put() sends it: peek, put, then
+ * consume only what put took, so a short or refused put (full buffer, mbuf
+ * pool empty) loses nothing: the rest stays in t for the next WRITABLE.
+ * put returns bytes taken (0 = later) or < 0 on a fatal error.
+ * Returns 0, or -EPROTO / put's error.
+ */
+static int
+tls_relay_out(struct gw_tls_conn *t, size_t (*room)(void *),
+	long (*put)(void *, const void *, size_t), void *arg)
 {
 	uint8_t buf[RELAY_CHUNK];
 
 	for (;;) {
-		size_t room = gw_tls_write_room(t);
+		size_t r = room(arg);
 		long n, w;
 
-		if (room == 0)
+		if (r == 0)
 			break; /* WRITABLE will call again */
-		n = gw_tls_read(t, buf, RTE_MIN(room, sizeof(buf)));
-		if (n < 0) {
-			gw_tls_abort(t);
-			return;
-		}
+		n = gw_tls_peek(t, buf, RTE_MIN(r, sizeof(buf)));
+		if (n < 0)
+			return -EPROTO;
 		if (n == 0)
 			break;
-		w = gw_tls_write(t, buf, (size_t)n);
-		if (w != n) { /* cannot happen with n <= room; never lose bytes silently */
-			gw_tls_abort(t);
-			return;
-		}
+		w = put(arg, buf, (size_t)n);
+		if (w < 0)
+			return (int)w;
+		if (w == 0)
+			break;
+		/* the same bytes again, now consumed */
+		if (gw_tls_read(t, buf, (size_t)w) != w)
+			return -EPROTO;
+		if (w < n)
+			break;
+	}
+	return 0;
+}
+
+static size_t
+echo_room(void *arg)
+{
+	return gw_tls_write_room(arg);
+}
+
+static long
+echo_put(void *arg, const void *buf, size_t n)
+{
+	return gw_tls_write(arg, buf, n);
+}
+
+static void
+echo_pump(struct gw_tls_conn *t)
+{
+	if (tls_relay_out(t, echo_room, echo_put, t) < 0) {
+		gw_tls_abort(t);
+		return;
 	}
 	if (gw_tls_peer_closed(t))
 		gw_tls_close(t); /* close_notify + FIN after the echoed bytes */
@@ -109,27 +144,27 @@ pair_put(struct tls_pair *pp)
 	pp->L->free_head = pp;
 }
 
-/* client -> upstream: read only what the upstream send buffer takes. */
+static size_t
+up_room(void *arg)
+{
+	return gw_tcp_tx_space(arg);
+}
+
+static long
+up_put(void *arg, const void *buf, size_t n)
+{
+	long w = gw_tcp_write(arg, buf, n);
+
+	/* mbuf pool empty: backpressure, as in tcp-proxy; the stack's nobuf
+	 * list sends WRITABLE once mbufs are back */
+	return w == -ENOBUFS ? 0 : w;
+}
+
+/* client -> upstream: take from TLS only what the upstream send buffer took. */
 static int
 pump_cl_up(struct tls_pair *pp)
 {
-	uint8_t buf[RELAY_CHUNK];
-
-	for (;;) {
-		size_t room = gw_tcp_tx_space(pp->up);
-		long n, w;
-
-		if (room == 0)
-			break;
-		n = gw_tls_read(pp->cl, buf, RTE_MIN(room, sizeof(buf)));
-		if (n < 0)
-			return -EPROTO;
-		if (n == 0)
-			break;
-		w = gw_tcp_write(pp->up, buf, (size_t)n);
-		if (w != n)
-			return -EPIPE; /* n <= room: only -ENOBUFS/-EPIPE get here */
-	}
+	GW_GUARD(tls_relay_out(pp->cl, up_room, up_put, pp->up));
 	if (!pp->cl_fin_done && gw_tls_peer_closed(pp->cl)) {
 		pp->cl_fin_done = true;
 		gw_tcp_shutdown(pp->up);
@@ -171,11 +206,51 @@ pair_abort(struct tls_pair *pp)
 	pair_put(pp);
 }
 
+/*
+ * The PROXY v2 header goes first and whole. With the mbuf pool empty it may
+ * go in pieces: the header is rebuilt (same connection, same bytes) and the
+ * rest queued on WRITABLE. Returns 1 when done, 0 to wait, < 0 to abort.
+ */
+static int
+send_pp2(struct tls_pair *pp)
+{
+	uint8_t hdr[2048];
+	int n;
+	long w;
+
+	if (pp->hdr_done)
+		return 1;
+	if (pp->lst->proxy_protocol != GW_PROXY_V2) {
+		pp->hdr_done = true;
+		return 1;
+	}
+	n = gw_tls_pp2_build(pp->cl, hdr, sizeof(hdr));
+	if (n < 0 || n <= pp->hdr_sent)
+		return n < 0 ? n : -EINVAL;
+	w = gw_tcp_write(pp->up, hdr + pp->hdr_sent, (size_t)(n - pp->hdr_sent));
+	if (w == -ENOBUFS)
+		return 0;
+	if (w < 0)
+		return (int)w;
+	pp->hdr_sent = (uint16_t)(pp->hdr_sent + w);
+	pp->hdr_done = pp->hdr_sent == n;
+	return pp->hdr_done;
+}
+
 static void
 relay(struct tls_pair *pp)
 {
+	int rc;
+
 	if (!pp->up_ok || pp->cl == NULL || pp->up == NULL)
 		return;
+	rc = send_pp2(pp);
+	if (rc < 0) {
+		pair_abort(pp);
+		return;
+	}
+	if (rc == 0)
+		return; /* the header first: WRITABLE brings us back */
 	if (pump_cl_up(pp) < 0) {
 		pair_abort(pp);
 		return;
@@ -217,16 +292,6 @@ proxy_up_event(struct gw_tcp_conn *c, enum gw_tcp_event ev, int reason, void *ct
 	switch (ev) {
 	case GW_TCP_EV_CONNECTED:
 		pp->up_ok = true;
-		if (pp->lst->proxy_protocol == GW_PROXY_V2) {
-			uint8_t hdr[2048];
-			int n = gw_tls_pp2_build(pp->cl, hdr, sizeof(hdr));
-
-			/* the header goes first and whole, or not at all */
-			if (n < 0 || gw_tcp_write(pp->up, hdr, (size_t)n) != n) {
-				pair_abort(pp);
-				return;
-			}
-		}
 		relay(pp);
 		break;
 	case GW_TCP_EV_READABLE:

@@ -21,6 +21,9 @@
  */
 #include <string.h>
 
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
 #include <rte_byteorder.h>
 #include <rte_common.h>
 #include <rte_cycles.h>
@@ -31,7 +34,6 @@
 #include <rte_log.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
-#include <rte_random.h>
 #include <rte_tcp.h>
 
 #include "tcp_internal.h"
@@ -131,21 +133,63 @@ tcp_isn(struct gw_tcp_stack *s, const struct gw_tcp_key *k)
 	       (uint32_t)(s->now_us >> 2);
 }
 
+/*
+ * A fresh 128-bit key. Every secret comes from OpenSSL's CSPRNG (DPDK
+ * documents rte_rand() as not cryptographically secure); params.secret_seed
+ * (tests) derives keys deterministically from the seed and tweak instead.
+ * If RAND_bytes fails, the key is a keyed hash of the previous one: still
+ * unpredictable to anyone who did not know that. Returns 0 or -EIO.
+ */
+static int
+tcp_key_fill(const struct gw_tcp_stack *s, uint64_t k[2], uint64_t tweak)
+{
+	if (s->p.secret_seed) {
+		k[0] = s->p.secret_seed * 0x9e3779b97f4a7c15ULL + tweak;
+		k[1] = (s->p.secret_seed ^ tweak) * 0xc2b2ae3d27d4eb4fULL + 1;
+		return 0;
+	}
+	if (RAND_bytes((unsigned char *)k, 2 * sizeof(k[0])) == 1)
+		return 0;
+	k[0] = tcp_siphash(k, tweak, 1);
+	k[1] = tcp_siphash(k, tweak, 2);
+	return -EIO;
+}
+
 /* ---------- SYN cookies (RFC 4987) ----------
  * 32 bits: [31:27] time slot (64 s, mod 32) [26:25] MSS index [24:0] MAC over
  * the 4-tuple, the client's ISN, slot and MSS index. No room for window
  * scale: a cookie connection runs unscaled (as Linux without timestamps).
+ * Each slot has its own MAC key, made when the slot begins: a cookie is
+ * valid in its slot and the next one (64..128 s) and the key of a slot
+ * older than that no longer exists.
  */
 static const uint16_t tcp_cookie_mss[4] = {536, 1220, 1440, 1460};
 #define COOKIE_SLOT_MS 64000
 
+/* Rekey when a new slot begins (lazily, on the next cookie made or checked). */
+static void
+tcp_cookie_rekey(struct gw_tcp_stack *s)
+{
+	uint64_t period = s->now_ms / COOKIE_SLOT_MS;
+
+	if (period == s->ck_period)
+		return;
+	if (period != s->ck_period + 1) {
+		/* more than one slot passed: the previous slot's key was never
+		 * made, so nothing may verify against the old one */
+		(void)tcp_key_fill(s, s->ck_key[(period - 1) & 1], period - 1);
+	}
+	(void)tcp_key_fill(s, s->ck_key[period & 1], period);
+	s->ck_period = period;
+}
+
 static uint32_t
 tcp_cookie_mac(struct gw_tcp_stack *s, const struct gw_tcp_key *k, uint32_t irs, uint32_t slot,
-	uint32_t mssi)
+	uint32_t mssi, uint64_t period)
 {
 	uint64_t m1 = tcp_port_word(k) << 32 | irs;
-	uint64_t h =
-		tcp_siphash(s->secret, tcp_key_word(k) ^ ((uint64_t)(slot << 2 | mssi) << 56), m1);
+	uint64_t h = tcp_siphash(
+		s->ck_key[period & 1], tcp_key_word(k) ^ ((uint64_t)(slot << 2 | mssi) << 56), m1);
 
 	return (uint32_t)h & 0x1ffffff;
 }
@@ -153,12 +197,14 @@ tcp_cookie_mac(struct gw_tcp_stack *s, const struct gw_tcp_key *k, uint32_t irs,
 static uint32_t
 tcp_cookie_make(struct gw_tcp_stack *s, const struct gw_tcp_key *k, uint32_t irs, uint16_t mss)
 {
-	uint32_t slot = (uint32_t)(s->now_ms / COOKIE_SLOT_MS) & 31, mssi = 0;
+	uint32_t slot, mssi = 0;
 
+	tcp_cookie_rekey(s);
+	slot = (uint32_t)s->ck_period & 31;
 	for (uint32_t i = 0; i < RTE_DIM(tcp_cookie_mss); i++)
 		if (tcp_cookie_mss[i] <= mss)
 			mssi = i;
-	return slot << 27 | mssi << 25 | tcp_cookie_mac(s, k, irs, slot, mssi);
+	return slot << 27 | mssi << 25 | tcp_cookie_mac(s, k, irs, slot, mssi, s->ck_period);
 }
 
 /* Returns the MSS encoded in a valid cookie, 0 if forged or stale. */
@@ -166,12 +212,17 @@ static uint16_t
 tcp_cookie_check(struct gw_tcp_stack *s, const struct gw_tcp_key *k, uint32_t irs, uint32_t cookie)
 {
 	uint32_t slot = cookie >> 27, mssi = (cookie >> 25) & 3;
-	uint32_t cur = (uint32_t)(s->now_ms / COOKIE_SLOT_MS) & 31;
+	uint64_t period;
 
+	tcp_cookie_rekey(s);
 	/* valid for the current and the previous slot: 64..128 s */
-	if (slot != cur && slot != ((cur - 1) & 31))
+	if (slot == (s->ck_period & 31))
+		period = s->ck_period;
+	else if (slot == ((s->ck_period - 1) & 31))
+		period = s->ck_period - 1;
+	else
 		return 0;
-	if ((cookie & 0x1ffffff) != tcp_cookie_mac(s, k, irs, slot, mssi))
+	if ((cookie & 0x1ffffff) != tcp_cookie_mac(s, k, irs, slot, mssi, period))
 		return 0;
 	return tcp_cookie_mss[mssi];
 }
@@ -313,6 +364,8 @@ tcp_conn_free(struct gw_tcp_conn *c)
 	tcp_mbuf_list_free(c->sndq_head);
 	tcp_mbuf_list_free(c->rcvq_head);
 	tcp_mbuf_list_free(c->ooo_head);
+	s->ooo_mem -= c->ooo_mem;
+	c->ooo_mem = 0;
 	c->sndq_head = c->sndq_tail = c->sndq_cur = NULL;
 	c->rcvq_head = c->rcvq_tail = c->ooo_head = NULL;
 	c->sndq_bytes = c->rcvq_bytes = c->ooo_n = 0;
@@ -467,7 +520,10 @@ tcp_rcv_wnd_field(struct gw_tcp_conn *c, bool syn)
 {
 	struct gw_tcp_stack *s = c->s;
 	uint32_t rcvbuf = s->p.rcvbuf;
-	uint32_t free_ = rcvbuf > c->rcvq_bytes ? rcvbuf - c->rcvq_bytes : 0;
+	/* out-of-order buffers count against the window by their memory
+	 * (half of it: their budget is twice rcvbuf): it stops growing */
+	uint32_t used = c->rcvq_bytes + c->ooo_mem / 2;
+	uint32_t free_ = rcvbuf > used ? rcvbuf - used : 0;
 	uint32_t cur = SEQ_GT(c->rcv_adv, c->rcv_nxt) ? c->rcv_adv - c->rcv_nxt : 0;
 	uint32_t wnd, field;
 	uint8_t ws = (c->flags & GW_TCPF_WS_OK) ? c->rcv_wscale : 0;
@@ -1217,8 +1273,28 @@ tcp_rcvq_append(struct gw_tcp_conn *c, struct rte_mbuf *m)
 	c->rcvq_tail = m;
 }
 
+/*
+ * What an out-of-order segment costs: its whole buffer, not its payload
+ * (Linux's truesize). A 1-byte segment pins a 2 KB mbuf; counting bytes
+ * would let a peer hold hundreds of mbufs per connection with a tiny
+ * window's worth of data.
+ */
+#define OOO_TRUESIZE(m) ((uint32_t)(m)->buf_len)
+
+/* q leaves the out-of-order queue (freed or moved to the receive queue). */
+static void
+tcp_ooo_uncharge(struct gw_tcp_conn *c, const struct rte_mbuf *q)
+{
+	c->ooo_n--;
+	c->ooo_mem -= OOO_TRUESIZE(q);
+	c->s->ooo_mem -= OOO_TRUESIZE(q);
+}
+
 /* Queue an out-of-order segment (seq > rcv_nxt), trimmed against its
- * neighbours so the queue holds disjoint ranges in order. Consumes m. */
+ * neighbours so the queue holds disjoint ranges in order. Consumes m.
+ * Charged by buffer memory: per connection against the receive buffer
+ * (what is unread plus what waits out of order, at most twice rcvbuf of
+ * buffers, as Linux budgets truesize), per worker against ooo_mem_max. */
 static void
 tcp_ooo_insert(struct gw_tcp_conn *c, struct rte_mbuf *m, uint32_t seq, bool fin)
 {
@@ -1248,8 +1324,8 @@ tcp_ooo_insert(struct gw_tcp_conn *c, struct rte_mbuf *m, uint32_t seq, bool fin
 	while (q && SEQ_LEQ(OOO_SEQ(q) + q->data_len, end) && !(OOO_FIN(q) && !fin)) {
 		*pp = q->next;
 		q->next = NULL;
+		tcp_ooo_uncharge(c, q);
 		rte_pktmbuf_free_seg(q);
-		c->ooo_n--;
 		q = *pp;
 	}
 	if (q && SEQ_LT(OOO_SEQ(q), end)) {
@@ -1260,11 +1336,21 @@ tcp_ooo_insert(struct gw_tcp_conn *c, struct rte_mbuf *m, uint32_t seq, bool fin
 		rte_pktmbuf_free(m);
 		return;
 	}
-	if (c->ooo_n >= c->s->p.max_ooo_segs) {
+	if (c->ooo_n >= s->p.max_ooo_segs ||
+		(uint64_t)c->rcvq_bytes + c->ooo_mem + OOO_TRUESIZE(m) > 2ull * s->p.rcvbuf) {
 		rte_pktmbuf_free(m);
 		s->st.rx_ooo_drop++;
 		return;
 	}
+	if (s->ooo_mem + OOO_TRUESIZE(m) > s->p.ooo_mem_max) {
+		/* the worker's ceiling: many connections together must not
+		 * drain the mbuf pool the whole lcore receives into */
+		rte_pktmbuf_free(m);
+		s->st.rx_ooo_drop_mem++;
+		return;
+	}
+	c->ooo_mem += OOO_TRUESIZE(m);
+	s->ooo_mem += OOO_TRUESIZE(m);
 	OOO_SEQ(m) = seq;
 	OOO_FIN(m) = fin;
 	c->sack_last = seq;
@@ -1355,7 +1441,7 @@ tcp_rx_data(struct gw_tcp_conn *c, struct rte_mbuf *m, uint32_t seq, bool fin, b
 
 			c->ooo_head = q->next;
 			q->next = NULL;
-			c->ooo_n--;
+			tcp_ooo_uncharge(c, q);
 			if (SEQ_LEQ(qend, c->rcv_nxt) && !(qfin && qend == c->rcv_nxt)) {
 				rte_pktmbuf_free_seg(q);
 				continue;
@@ -2180,12 +2266,18 @@ gw_tcp_poll(struct gw_tcp_stack *s, uint64_t now_tsc)
 		c->flags &= ~GW_TCPF_IN_OUT;
 		tcp_output(c);
 	}
-	if (!TAILQ_EMPTY(&s->nobuf_list) && rte_mempool_avail_count(s->p.pool) > 256) {
-		struct gw_tcp_conn_list l = TAILQ_HEAD_INITIALIZER(l);
+	if (!TAILQ_EMPTY(&s->nobuf_list) && rte_mempool_avail_count(s->p.pool) > s->nobuf_min) {
+		/*
+		 * Walk the stack's own list, never a detached copy: a WRITABLE
+		 * callback may free any other waiter, and tcp_conn_free unlinks
+		 * it from s->nobuf_list (from a copy's head that would leave
+		 * s->nobuf_list pointing into this stack frame). The generation
+		 * stops the walk at waiters that failed again during it.
+		 */
+		uint32_t gen = ++s->nobuf_gen;
 
-		TAILQ_CONCAT(&l, &s->nobuf_list, nobuf_link);
-		while ((c = TAILQ_FIRST(&l)) != NULL) {
-			TAILQ_REMOVE(&l, c, nobuf_link);
+		while ((c = TAILQ_FIRST(&s->nobuf_list)) != NULL && c->nobuf_gen != gen) {
+			TAILQ_REMOVE(&s->nobuf_list, c, nobuf_link);
 			c->flags &= ~(GW_TCPF_NOBUF | GW_TCPF_WANT_WRITE);
 			(void)tcp_notify(c, GW_TCP_EV_WRITABLE, 0);
 		}
@@ -2230,23 +2322,33 @@ gw_tcp_stack_create(const struct gw_tcp_stack_params *p, struct gw_tcp_stack **o
 		s->p.max_ooo_segs = tcp_max32(64, 2 * s->p.rcvbuf / tcp_max32(s->p.mtu - 40u, 1));
 	if (!s->p.rto_min_ms)
 		s->p.rto_min_ms = 200;
+	if (!s->p.ooo_mem_max) /* an eighth of the pool's buffers */
+		s->p.ooo_mem_max =
+			(uint64_t)p->pool->size / 8 * rte_pktmbuf_data_room_size(p->pool);
 	room = rte_pktmbuf_data_room_size(p->pool);
 	if (s->p.mtu < 576 || s->p.mtu > 9000 || room < RTE_PKTMBUF_HEADROOM + s->p.mtu ||
 		s->p.rcvbuf > (1u << 30) || s->p.sndbuf > (1u << 30)) {
 		rc = gw_err_set(-EINVAL, GW_HERE);
 		goto out;
 	}
+	/* wake writers once the pool has some slack again (a small pool for
+	 * tests or a tiny config must still get there) */
+	s->nobuf_min = RTE_MIN(256u, p->pool->size / 8);
 	s->mss = (uint16_t)(s->p.mtu - 40);
 	while (s->rcv_wscale < 14 && (65535u << s->rcv_wscale) < s->p.rcvbuf)
 		s->rcv_wscale++;
-	if (p->secret_seed) {
-		s->secret[0] = p->secret_seed;
-		s->secret[1] = p->secret_seed * 0x9e3779b97f4a7c15ULL + 1;
-	} else {
-		s->secret[0] = rte_rand();
-		s->secret[1] = rte_rand();
+	/* RFC 6528: the ISN secret; RFC 4987: the cookie keys; RFC 6056: the
+	 * ephemeral port start. All from the CSPRNG. */
+	s->ck_period = s->now_ms / COOKIE_SLOT_MS;
+	if (tcp_key_fill(s, s->secret, UINT64_MAX) < 0 ||
+		tcp_key_fill(s, s->ck_key[s->ck_period & 1], s->ck_period) < 0 ||
+		tcp_key_fill(s, s->ck_key[(s->ck_period - 1) & 1], s->ck_period - 1) < 0 ||
+		(!p->secret_seed &&
+			RAND_bytes((unsigned char *)&s->eph_next, sizeof(s->eph_next)) != 1)) {
+		rc = gw_err_set(-EIO, GW_HERE);
+		goto out;
 	}
-	s->eph_next = (uint16_t)(rte_rand() & 0x7fff);
+	s->eph_next &= 0x7fff;
 	s->conns = calloc(s->p.max_conns, sizeof(*s->conns));
 	if (!s->conns) {
 		rc = gw_err_set(-ENOMEM, GW_HERE);
@@ -2310,6 +2412,8 @@ gw_tcp_stack_destroy(struct gw_tcp_stack *s)
 	gw_tw_fini(&s->tw);
 	rte_hash_free(s->hash);
 	free(s->conns);
+	OPENSSL_cleanse(s->secret, sizeof(s->secret));
+	OPENSSL_cleanse(s->ck_key, sizeof(s->ck_key));
 	free(s);
 }
 
@@ -2506,7 +2610,8 @@ gw_tcp_consume(struct gw_tcp_conn *c, size_t n)
 	(void)before;
 	thresh = tcp_min32(s->p.rcvbuf / 2, s->mss);
 	if (tcp_synchronized(c) && !(c->flags & GW_TCPF_FIN_RCVD)) {
-		uint32_t free_ = s->p.rcvbuf > after ? s->p.rcvbuf - after : 0;
+		uint32_t used = after + c->ooo_mem / 2; /* as tcp_rcv_wnd_field */
+		uint32_t free_ = s->p.rcvbuf > used ? s->p.rcvbuf - used : 0;
 		uint32_t cur = SEQ_GT(c->rcv_adv, c->rcv_nxt) ? c->rcv_adv - c->rcv_nxt : 0;
 
 		if (free_ >= cur + thresh && (cur < thresh || free_ >= 2 * cur)) {
@@ -2561,6 +2666,7 @@ gw_tcp_write(struct gw_tcp_conn *c, const void *buf, size_t len)
 				c->flags |= GW_TCPF_WANT_WRITE;
 				if (!(c->flags & GW_TCPF_NOBUF)) {
 					c->flags |= GW_TCPF_NOBUF;
+					c->nobuf_gen = s->nobuf_gen;
 					TAILQ_INSERT_TAIL(&s->nobuf_list, c, nobuf_link);
 				}
 				break;

@@ -87,7 +87,8 @@ const char *gw_tcp_state_name(enum gw_tcp_state st);
 	X(rx_no_conn)               /* no connection or listener: RST answered */                  \
 	X(rx_dup)                   /* entirely old data (duplicate) */                            \
 	X(rx_ooo)                   /* queued out of order */                                      \
-	X(rx_ooo_drop)              /* out-of-order queue full */                                  \
+	X(rx_ooo_drop)              /* out-of-order queue full (the connection's buffer budget) */ \
+	X(rx_ooo_drop_mem)          /* out-of-order segment over the worker's ceiling */           \
 	X(rx_out_of_window)         /* unacceptable segment (RFC 9293 3.10.7.4): ACKed, dropped */ \
 	X(rx_ack_too_new)           /* ACK of data never sent */                                   \
 	X(rx_rst)                   /* RST accepted */                                             \
@@ -168,7 +169,10 @@ struct gw_tcp_stack_params {
 	uint32_t max_ooo_segs;         /* out-of-order queue per conn; 0 = 2 windows
 					* of full segments (2 * rcvbuf / MSS), >= 64 */
 	uint32_t rto_min_ms;           /* 0 = 200 (Linux), RFC 6298 says 1000 */
-	uint64_t secret_seed;          /* ISN/SYN cookie secret; 0 = rte_rand() */
+	uint64_t ooo_mem_max;          /* out-of-order buffer bytes (mbuf buf_len) of all
+					* connections; 0 = an eighth of the pool */
+	uint64_t secret_seed;          /* tests only: derive the ISN/SYN cookie keys
+					* from this; 0 = RAND_bytes (production) */
 };
 
 /*

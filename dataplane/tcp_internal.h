@@ -104,6 +104,7 @@ struct gw_tcp_conn {
 	uint32_t rcvq_bytes, rcvq_head_off;
 	struct rte_mbuf *ooo_head;
 	uint32_t ooo_n;
+	uint32_t ooo_mem;   /* buffer bytes (truesize) of the out-of-order queue */
 	uint32_t sack_last; /* seq of the latest out-of-order arrival */
 	/* SACK scoreboard (RFC 6675): disjoint sorted ranges above snd_una */
 	uint32_t sb[GW_TCP_SB_MAX][2];
@@ -124,6 +125,7 @@ struct gw_tcp_conn {
 	TAILQ_ENTRY(gw_tcp_conn) out_link;
 	TAILQ_ENTRY(gw_tcp_conn) dead_link;
 	TAILQ_ENTRY(gw_tcp_conn) nobuf_link;
+	uint32_t nobuf_gen; /* s->nobuf_gen when it joined nobuf_list */
 	struct gw_tcp_conn *free_next;
 };
 
@@ -137,17 +139,23 @@ struct gw_tcp_stack {
 	struct gw_tcp_conn_list out_list;   /* need output at poll */
 	struct gw_tcp_conn_list dead_list;  /* freed, memory back at call end */
 	struct gw_tcp_conn_list nobuf_list; /* a write found the pool empty */
+	uint32_t nobuf_gen;                 /* one per walk of nobuf_list */
+	unsigned nobuf_min;                 /* free mbufs before nobuf_list is woken */
 	struct gw_tw tw;
 	uint64_t now_us, now_ms;
 	uint16_t mss; /* what we advertise: mtu - 40 */
 	uint8_t rcv_wscale;
 	uint16_t ip_id;
 	uint16_t eph_next;
-	uint64_t secret[2]; /* SipHash key for ISNs and SYN cookies */
-	uint64_t chack_sec; /* challenge ACK limit: current second, count */
+	uint64_t secret[2];    /* SipHash key for ISNs (RFC 6528), from RAND_bytes */
+	uint64_t ck_key[2][2]; /* SYN cookie keys of slots ck_period and ck_period - 1,
+				* at index period & 1 (rekeyed each slot) */
+	uint64_t ck_period;    /* cookie slot (now_ms / 64 s) of the newest key */
+	uint64_t chack_sec;    /* challenge ACK limit: current second, count */
 	uint32_t chack_n;
 	unsigned n_lst;
 	struct gw_tcp_listener lst[GW_TCP_MAX_LISTENERS];
+	uint64_t ooo_mem; /* out-of-order buffer bytes of all connections */
 	struct gw_tcp_stats st;
 };
 

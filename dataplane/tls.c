@@ -24,12 +24,20 @@
 RTE_LOG_REGISTER_SUFFIX(gw_tls_logtype, tls, NOTICE);
 
 #define TLS_REC_MAX 16384
+/*
+ * A failed connection's alert gets this long to reach the peer's app
+ * before an RST (which would make the peer's kernel drop it, RFC 2525
+ * 2.17); then it is reset, however much the peer keeps sending.
+ */
+#define TLS_LINGER_MS 2000
 
-enum conn_state { CS_FREE, CS_HS, CS_EST };
+/* CS_LINGER: released by the app, only its TCP connection is left */
+enum conn_state { CS_FREE, CS_HS, CS_EST, CS_LINGER };
 
 struct gw_tls_conn {
 	struct gw_tls_worker *w;
-	struct gw_tcp_conn *tcp; /* NULL once TCP reported CLOSED */
+	struct gw_tcp_conn *tcp;    /* NULL once TCP reported CLOSED */
+	struct gw_tcp_conn *linger; /* after a failure: half-closed, reset at the bound */
 	SSL *ssl;
 	struct gw_snapshot *snap;
 	const struct gw_snap_listener *lst;
@@ -54,11 +62,11 @@ struct tls_list {
 
 struct gw_tls_worker {
 	struct gw_tls_worker_params p;
-	uint64_t hs_ticks, idle_ticks;
+	uint64_t hs_ticks, idle_ticks, linger_ticks;
 	uint64_t now;
 	uint64_t last_hsm_log;
 	struct gw_vcache *vcache;
-	struct tls_list hs, idle;
+	struct tls_list hs, idle, linger; /* each ordered by t_mark */
 	uint32_t n_hs, n_est;
 	struct gw_tls_conn *free_head;
 	struct gw_tls_stats st;
@@ -248,6 +256,7 @@ gw_tls_worker_create(const struct gw_tls_worker_params *p, struct gw_tls_worker 
 		w->p.vcache_entries = 4096;
 	w->hs_ticks = w->p.tsc_hz / 1000 * w->p.handshake_timeout_ms;
 	w->idle_ticks = w->p.tsc_hz / 1000 * w->p.idle_timeout_ms;
+	w->linger_ticks = w->p.tsc_hz / 1000 * TLS_LINGER_MS;
 	w->conns = calloc(w->p.max_conns, sizeof(*w->conns));
 	if (w->conns == NULL) {
 		rc = gw_err_set(-ENOMEM, GW_HERE);
@@ -269,7 +278,32 @@ out:
 	return rc;
 }
 
-/* Release everything a connection holds; it goes back to the pool. */
+static void
+conn_free(struct gw_tls_conn *t)
+{
+	struct gw_tls_worker *w = t->w;
+
+	t->st = CS_FREE;
+	t->next_free = w->free_head;
+	w->free_head = t;
+}
+
+/* A lingering TCP connection is over (closed by us or the peer). */
+static void
+linger_done(struct gw_tls_conn *t)
+{
+	t->linger = NULL;
+	if (t->st != CS_LINGER)
+		return; /* not released yet: conn_release frees it */
+	list_del(&t->w->linger, t);
+	conn_free(t);
+}
+
+/*
+ * Release everything a connection holds; it goes back to the pool, or,
+ * with a TCP connection still lingering, to the linger list until that
+ * one ends.
+ */
 static void
 conn_release(struct gw_tls_conn *t)
 {
@@ -282,14 +316,18 @@ conn_release(struct gw_tls_conn *t)
 		list_del(&w->idle, t);
 		w->n_est--;
 	}
-	t->st = CS_FREE;
 	SSL_free(t->ssl); /* frees the BIO too */
 	t->ssl = NULL;
 	gw_snapshot_unref(t->snap);
 	t->snap = NULL;
 	t->tcp = NULL;
-	t->next_free = w->free_head;
-	w->free_head = t;
+	if (t->linger) {
+		t->st = CS_LINGER;
+		t->t_mark = w->now;
+		list_add_tail(&w->linger, t);
+		return;
+	}
+	conn_free(t);
 }
 
 /* Mark dead; free now or when the outermost dispatch unwinds. */
@@ -311,6 +349,14 @@ gw_tls_worker_destroy(struct gw_tls_worker *w)
 
 		if (t->st == CS_FREE)
 			continue;
+		if (t->linger)
+			gw_tcp_abort(t->linger);
+		t->linger = NULL;
+		if (t->st == CS_LINGER) {
+			list_del(&w->linger, t);
+			conn_free(t);
+			continue;
+		}
 		if (t->tcp)
 			gw_tcp_abort(t->tcp);
 		t->busy = 0;
@@ -344,17 +390,27 @@ app_event(struct gw_tls_conn *t, enum gw_tls_event ev, int reason)
 	t->busy--;
 }
 
-/* A failed connection whose alert is on its way: discard input until the peer closes. */
+/*
+ * A failed connection whose alert is on its way: discard input until the
+ * peer closes, or until gw_tls_worker_poll resets it at the linger bound.
+ */
 static void
 linger_event(struct gw_tcp_conn *c, enum gw_tcp_event ev, int reason, void *ctx)
 {
+	struct gw_tls_conn *t = ctx;
+
 	RTE_SET_USED(reason);
-	RTE_SET_USED(ctx);
+	if (ev == GW_TCP_EV_CLOSED) {
+		linger_done(t); /* the handle is gone */
+		return;
+	}
 	if (ev != GW_TCP_EV_READABLE && ev != GW_TCP_EV_PEER_FIN)
-		return; /* CLOSED: the handle is gone, nothing of ours to free */
+		return;
 	gw_tcp_consume(c, gw_tcp_rx_avail(c));
-	if (gw_tcp_peer_closed(c))
+	if (gw_tcp_peer_closed(c)) {
 		gw_tcp_close(c);
+		linger_done(t);
+	}
 }
 
 /* Over from our side (failure, timeout): tell the app, then free. */
@@ -376,12 +432,15 @@ conn_end(struct gw_tls_conn *t, int reason, bool rst)
 			 * rest of its flight (CertificateVerify, Finished ...).
 			 * Closing now would answer those with RST (RFC 2525 2.17)
 			 * and the peer's kernel would drop our alert with it, so
-			 * half-close and discard until the peer's FIN (or TCP's
-			 * idle timeout) ends the connection.
+			 * half-close and discard until the peer's FIN ends the
+			 * connection, for TLS_LINGER_MS at most: a peer that
+			 * keeps sending must not keep it (gw_tls_worker_poll
+			 * resets it then).
 			 */
 			gw_tcp_consume(c, gw_tcp_rx_avail(c));
 			gw_tcp_shutdown(c);
-			gw_tcp_set_callback(c, linger_event, NULL);
+			t->linger = c;
+			gw_tcp_set_callback(c, linger_event, t);
 		}
 	}
 	app_event(t, GW_TLS_EV_CLOSED, reason);
@@ -605,25 +664,36 @@ gw_tls_worker_poll(struct gw_tls_worker *w, uint64_t now)
 		}
 		conn_end(t, -ETIMEDOUT, false);
 	}
+	while (w->linger.head && now - w->linger.head->t_mark >= w->linger_ticks) {
+		struct gw_tls_conn *t = w->linger.head;
+		struct gw_tcp_conn *c = t->linger;
+
+		w->st.linger_rst++;
+		linger_done(t);
+		gw_tcp_abort(c); /* no event: the stack frees c at once */
+	}
 }
 
 /* ---- app API ---- */
 
-long
-gw_tls_read(struct gw_tls_conn *t, void *buf, size_t len)
+static long
+tls_read(struct gw_tls_conn *t, void *buf, size_t len, bool peek)
 {
 	struct gw_tls_worker *w = t->w;
 	size_t n = 0;
-	int err;
+	int err, rc;
 
 	if (t->st != CS_EST || t->dead)
 		return -ENOTCONN;
 	if (t->peer_closed)
 		return 0;
 	ERR_clear_error();
-	if (SSL_read_ex(t->ssl, buf, len, &n) == 1) {
-		w->st.rx_bytes += n;
-		touch(t);
+	rc = peek ? SSL_peek_ex(t->ssl, buf, len, &n) : SSL_read_ex(t->ssl, buf, len, &n);
+	if (rc == 1) {
+		if (!peek) {
+			w->st.rx_bytes += n;
+			touch(t);
+		}
 		return (long)n;
 	}
 	err = SSL_get_error(t->ssl, 0);
@@ -658,6 +728,18 @@ gw_tls_read(struct gw_tls_conn *t, void *buf, size_t len)
 	}
 }
 
+long
+gw_tls_read(struct gw_tls_conn *t, void *buf, size_t len)
+{
+	return tls_read(t, buf, len, false);
+}
+
+long
+gw_tls_peek(struct gw_tls_conn *t, void *buf, size_t len)
+{
+	return tls_read(t, buf, len, true);
+}
+
 bool
 gw_tls_peer_closed(const struct gw_tls_conn *t)
 {
@@ -687,6 +769,24 @@ wpend_flush(struct gw_tls_conn *t)
 	return false;
 }
 
+/*
+ * The plaintext of one record: 16 KiB, or what the client asked for with
+ * max_fragment_length (RFC 6066 4). gw_tls_write never offers OpenSSL more,
+ * so a record it holds for retry (WANT_WRITE) carries exactly the bytes of
+ * that call: with more, SSL_MODE_ENABLE_PARTIAL_WRITE would hold only the
+ * first record and the rest of the offer would be neither sent nor kept.
+ */
+static size_t
+rec_max(const struct gw_tls_conn *t)
+{
+	const SSL_SESSION *sess = SSL_get0_session(t->ssl);
+	uint8_t mfl = sess ? SSL_SESSION_get_max_fragment_length(sess) : 0;
+
+	if (mfl >= TLSEXT_max_fragment_length_512 && mfl <= TLSEXT_max_fragment_length_4096)
+		return (size_t)512 << (mfl - TLSEXT_max_fragment_length_512);
+	return TLS_REC_MAX;
+}
+
 size_t
 gw_tls_write_room(struct gw_tls_conn *t)
 {
@@ -709,7 +809,7 @@ gw_tls_write_room(struct gw_tls_conn *t)
 	 * takes what fits, which fills the TCP buffer (arming WRITABLE), and
 	 * OpenSSL holds the rest as a pending write that wpend_flush sends.
 	 */
-	return RTE_MIN(room, (size_t)TLS_REC_MAX);
+	return RTE_MIN(room, rec_max(t));
 }
 
 long
@@ -735,8 +835,15 @@ gw_tls_write(struct gw_tls_conn *t, const void *buf, size_t len)
 		return (long)wr;
 	}
 	err = SSL_get_error(t->ssl, 0);
+	if (err == SSL_ERROR_WANT_WRITE && SSL_in_init(t->ssl)) {
+		/* a post-handshake message (KeyUpdate) is stuck before our
+		 * record: nothing of buf was taken */
+		t->want_writable = true;
+		return 0;
+	}
 	if (err == SSL_ERROR_WANT_WRITE) {
-		/* encrypted and held by OpenSSL: taken, flushed later */
+		/* encrypted as one record (n <= rec_max) and held by OpenSSL:
+		 * taken, flushed later */
 		t->wpend = n;
 		t->want_writable = true;
 		w->st.tx_bytes += n;

@@ -72,6 +72,7 @@ struct gw_tls_conn;
 	X(eof_no_notify)       /* peer FIN without close_notify (truncation) */             \
 	X(rec_err)             /* fatal error on an established connection */               \
 	X(peer_reset)          /* TCP reset/timeout on an established connection */         \
+	X(linger_rst)          /* failed/timed-out connection reset: no FIN within 2 s */   \
 	X(rx_bytes)            /* plaintext bytes read by apps */                           \
 	X(tx_bytes)            /* plaintext bytes written by apps */
 
@@ -150,13 +151,22 @@ GW_MUST_CHECK int gw_tls_accept(struct gw_tls_worker *w, struct gw_tcp_conn *c,
  */
 GW_MUST_CHECK long gw_tls_read(struct gw_tls_conn *t, void *buf, size_t len);
 
+/*
+ * gw_tls_read without consuming: the same bytes come again from the next
+ * peek or read. For a relay that may not be able to pass on all it got
+ * (the other side's buffer or the mbuf pool ran out): peek, write, then
+ * gw_tls_read() exactly what was written. Same returns as gw_tls_read.
+ */
+GW_MUST_CHECK long gw_tls_peek(struct gw_tls_conn *t, void *buf, size_t len);
+
 /* close_notify or FIN received and every byte before it read. */
 bool gw_tls_peer_closed(const struct gw_tls_conn *t);
 
 /*
  * Encrypt and queue up to len bytes as one record, at most the TCP send
- * buffer's free space. Returns bytes taken (may be fewer than len; 0 when there is no
- * room: GW_TLS_EV_WRITABLE follows), -ENOTCONN, -EPIPE (after shutdown or
+ * buffer's free space and at most one record's plaintext (16 KiB, or the
+ * client's max_fragment_length). Returns bytes taken (may be fewer than len;
+ * 0 when there is no room: GW_TLS_EV_WRITABLE follows), -ENOTCONN, -EPIPE (after shutdown or
  * reset), -EPROTO. Bytes taken are never asked for again: if the mbuf pool
  * ran dry, OpenSSL keeps the encrypted record and the driver flushes it on
  * the next write or WRITABLE.

@@ -274,6 +274,10 @@ gw_worker_setup(struct gw_lcore *lc)
 		.handshake_timeout_ms = p->tcp.handshake_timeout_ms,
 		.idle_timeout_ms = p->tcp.idle_timeout_ms,
 		.rto_min_ms = p->tcp.rto_min_ms,
+		/* the workers share one pool: out-of-order data of all of them
+		 * together may pin at most a quarter of it */
+		.ooo_mem_max = (uint64_t)dp->pool->size / (4u * dp->n_workers) *
+			       rte_pktmbuf_data_room_size(dp->pool),
 	};
 	unsigned i, u;
 	int rc;

@@ -11,10 +11,21 @@ OpenSSL, the kernel's TCP), run inside the test's namespace.
         CONNS concurrent connections (asyncio), each a full mTLS handshake
         and PER bytes echoed byte-exact.
 
+    tls_peer.py slowfrag echo|recv HOST PORT NBYTES PKI SNI
+        one connection that negotiates max_fragment_length 512 (RFC 6066,
+        through ctypes: python's ssl has no knob for it) and reads slowly
+        through a small socket buffer, so the gateway keeps meeting a full
+        TCP send buffer. echo: send NBYTES and check the echo; recv: only
+        read, and check the NBYTES that `source` sent through tls-proxy.
+    tls_peer.py source HOST PORT NBYTES
+        an upstream: accept one connection, send NBYTES of a seeded stream,
+        close.
+
 PKI is the directory of bench/pki.sh (root.pem, client.chain.pem,
 client.key). Prints one summary line; exits non-zero with the reason.
 """
 import asyncio
+import ctypes
 import hashlib
 import select
 import socket
@@ -78,6 +89,83 @@ def bulk(host, port, nbytes, pki, sni):
     print("bulk: %d bytes both ways byte-exact (sha256 %s) in %.1f s" % (nbytes, want[:16], dt))
 
 
+def mfl512(ctx):
+    """SSL_CTX_set_tlsext_max_fragment_length(ctx, 512) on python's context.
+
+    CPython's SSLContext object starts with PyObject_HEAD then SSL_CTX *."""
+    lib = ctypes.CDLL("libssl.so.3")
+    lib.SSL_CTX_set_tlsext_max_fragment_length.argtypes = [ctypes.c_void_p, ctypes.c_uint8]
+    ptr = ctypes.c_void_p.from_address(id(ctx) + 2 * ctypes.sizeof(ctypes.c_void_p)).value
+    if lib.SSL_CTX_set_tlsext_max_fragment_length(ptr, 1) != 1:
+        sys.exit("slowfrag: cannot set max_fragment_length")
+
+
+def slowfrag(mode, host, port, nbytes, pki, sni):
+    ctx = ctx_for(pki)
+    mfl512(ctx)
+    raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.settimeout(30)
+    raw.connect((host, port))
+    s = ctx.wrap_socket(raw, server_hostname=sni)
+    seed = 9 if mode == "echo" else 11
+    data = stream(seed, nbytes)
+    if mode == "echo":
+        # one round trip first: the TLS 1.3 tickets are read before any
+        # write of ours can be pending (OpenSSL 3.0 resizes its write
+        # buffer to the max fragment on that first post-handshake message)
+        s.sendall(b"!")
+        if s.recv(1) != b"!":
+            sys.exit("slowfrag: no echo of the first byte")
+    s.setblocking(False)
+    sent, got, h, reads = 0, 0, hashlib.sha256(), 0
+    t_end = time.monotonic() + 120
+    while got < nbytes:
+        if time.monotonic() > t_end:
+            sys.exit("slowfrag: stalled at sent %d received %d" % (sent, got))
+        if mode == "echo" and sent < nbytes:
+            try:
+                sent += s.send(data[sent:sent + 16384])
+            except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                pass
+        try:
+            chunk = s.recv(2048)  # a slow reader: 2 KB at a time, then a nap
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            select.select([s], [], [], 0.01)
+            continue
+        if not chunk:
+            sys.exit("slowfrag: EOF after %d of %d bytes" % (got, nbytes))
+        if chunk != data[got:got + len(chunk)]:
+            i = next(k for k in range(len(chunk)) if chunk[k] != data[got + k])
+            sys.exit("slowfrag: byte %d differs (got %#x, want %#x)" %
+                     (got + i, chunk[i], data[got + i]))
+        h.update(chunk)
+        got += len(chunk)
+        reads += 1
+        if reads % 4 == 0:
+            time.sleep(0.002)
+    s.setblocking(True)
+    try:
+        s.unwrap()  # close_notify both ways: a clean end, no truncation
+    except (ssl.SSLError, OSError):
+        pass
+    s.close()
+    print("slowfrag %s: %d bytes byte-exact with max_fragment_length 512, read slowly"
+          % (mode, nbytes))
+
+
+def source(host, port, nbytes):
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((host, port))
+    ls.listen(1)
+    ls.settimeout(60)
+    c, _ = ls.accept()
+    c.sendall(stream(11, nbytes))
+    c.close()
+    ls.close()
+
+
 async def one(host, port, per, ctx, sni, idx):
     r, w = await asyncio.open_connection(host, port, ssl=ctx, server_hostname=sni)
     data = stream(1000 + idx, per)
@@ -111,8 +199,14 @@ def main():
     elif cmd == "many":
         host, port, conns, per, pki, sni = sys.argv[2:8]
         asyncio.run(many_main(host, int(port), int(conns), int(per), pki, sni))
+    elif cmd == "slowfrag":
+        mode, host, port, n, pki, sni = sys.argv[2:8]
+        slowfrag(mode, host, int(port), int(n), pki, sni)
+    elif cmd == "source":
+        host, port, n = sys.argv[2:5]
+        source(host, int(port), int(n))
     else:
-        sys.exit("usage: tls_peer.py bulk|many ...")
+        sys.exit("usage: tls_peer.py bulk|many|slowfrag|source ...")
 
 
 if __name__ == "__main__":

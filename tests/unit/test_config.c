@@ -1511,6 +1511,30 @@ main(void)
 					"rto_min, sndbuf, rcvbuf)");
 	}
 
+	{ /* more listeners or upstream servers than the dataplane has room for */
+		static char y[16384];
+		size_t n = (size_t)snprintf(y, sizeof(y), DP "listeners:\n");
+
+		for (int i = 0; i < 65; i++)
+			n += (size_t)snprintf(y + n, sizeof(y) - n,
+				"  - { name: e%d, address: \"10.99.0.2:%d\", service: echo }\n", i,
+				1000 + i);
+		EXPECT_CFG_ERR(y, "gw.yaml:11: listeners: takes at most 64 entries, got 65");
+		n = (size_t)snprintf(y, sizeof(y),
+			DP "listeners:\n"
+			   "  - name: p\n"
+			   "    address: 10.99.0.2:80\n"
+			   "    service: tcp-proxy\n"
+			   "    upstream:\n"
+			   "      servers: [");
+		for (int i = 0; i < 257; i++)
+			n += (size_t)snprintf(
+				y + n, sizeof(y) - n, "%s\"10.0.0.1:%d\"", i ? ", " : "", 2000 + i);
+		snprintf(y + n, sizeof(y) - n, "]\n");
+		EXPECT_CFG_ERR(
+			y, "listeners[0].upstream.servers: takes at most 256 entries, got 257");
+	}
+
 	{ /* a missing file */
 		struct gw_cfg *c = NULL;
 		char p[128];

@@ -36,6 +36,18 @@
 
 static struct rte_mempool *pool;
 
+/*
+ * Under ASan, catch writes into frames that have returned: the nobuf-list
+ * case below relies on it (a list head left pointing into gw_tcp_poll's
+ * frame). Harmless without ASan.
+ */
+const char *__asan_default_options(void);
+const char *
+__asan_default_options(void)
+{
+	return "detect_stack_use_after_return=1";
+}
+
 /* ---------- capture ---------- */
 
 #define CAP_MAX 4096
@@ -176,6 +188,9 @@ rec_accept(struct gw_tcp_conn *c, void *ctx)
 	return 0;
 }
 
+static uint64_t h_seed = 42; /* secret_seed of the next h_new (0 = RAND_bytes) */
+static uint64_t h_ooo_max;   /* ooo_mem_max of the next h_new (0 = default) */
+
 struct h {
 	struct gw_tcp_stack *s;
 	struct cap cap;
@@ -195,7 +210,8 @@ h_new(uint32_t backlog, uint32_t rcvbuf, uint32_t sndbuf)
 		.tsc_hz = 1000000,
 		.rcvbuf = rcvbuf,
 		.sndbuf = sndbuf,
-		.secret_seed = 42,
+		.secret_seed = h_seed,
+		.ooo_mem_max = h_ooo_max,
 	};
 	struct gw_tcp_listen_params lp = {
 		.laddr = htonl(A_ADDR),
@@ -259,6 +275,62 @@ h_establish(struct h *h)
 	cap_clear(&h->cap);
 	h_in(h, 1001, iss + 1, F_ACK, 1024, NULL, 0); /* 1024 << 7 = 128 KiB */
 	return iss;
+}
+
+/* Passive handshake from 10.0.0.2:sport (peer ISS 1000); returns our ISS. */
+static uint32_t
+h_establish_from(struct h *h, uint16_t sport)
+{
+	uint32_t iss;
+
+	gw_tcp_input(h->s, gw_test_tcp_seg(pool, P_ADDR, A_ADDR, sport, 80, 1000, 0, F_SYN, 65535,
+				   syn_opts, 8, NULL, 0));
+	if (h->cap.n != 1)
+		return 0;
+	iss = pk_parse(h->cap.m[0]).seq;
+	cap_clear(&h->cap);
+	gw_tcp_input(h->s, gw_test_tcp_seg(pool, P_ADDR, A_ADDR, sport, 80, 1001, iss + 1, F_ACK,
+				   1024, NULL, 0, NULL, 0));
+	return iss;
+}
+
+/* WRITABLE of the first waiter aborts the other one (nobuf_list walk). */
+struct nobuf_rec {
+	struct gw_tcp_conn *self, *victim;
+	int writable;
+};
+
+static void
+nobuf_event(struct gw_tcp_conn *c, enum gw_tcp_event ev, int reason, void *ctx)
+{
+	struct nobuf_rec *r = ctx;
+
+	(void)c;
+	(void)reason;
+	if (ev != GW_TCP_EV_WRITABLE)
+		return;
+	r->writable++;
+	if (r->victim) {
+		gw_tcp_abort(r->victim);
+		r->victim = NULL;
+	}
+}
+
+/* Backlog (1) filled from sport + 1000, then the SYN-ACK's cookie for sport/isn. */
+static uint32_t
+h_cookie(struct h *h, uint16_t sport, uint32_t isn)
+{
+	uint32_t ck = 0;
+
+	gw_tcp_input(h->s, gw_test_tcp_seg(pool, P_ADDR, A_ADDR, (uint16_t)(sport + 1000), 80, 1, 0,
+				   F_SYN, 65535, syn_opts, 8, NULL, 0));
+	cap_clear(&h->cap);
+	gw_tcp_input(h->s, gw_test_tcp_seg(pool, P_ADDR, A_ADDR, sport, 80, isn, 0, F_SYN, 65535,
+				   syn_opts, 8, NULL, 0));
+	if (h->cap.n == 1)
+		ck = pk_parse(h->cap.m[0]).seq;
+	cap_clear(&h->cap);
+	return ck;
 }
 
 static bool
@@ -628,6 +700,67 @@ main(void)
 		h_in(h, 1001 + 26 + 300000, iss + 1, F_ACK, 1024, "x", 1);
 		EXPECT_EQ(h->cap.n, 1);
 		EXPECT_EQ(h_st(h).rx_out_of_window, 1);
+		h_free(h);
+		EXPECT_TRUE(pool_clean());
+	}
+
+	{ /* 1-byte segments at scattered offsets: charged by buffer, not by bytes */
+		struct h *h = h_new(0, 0, 0);
+		uint32_t iss = h_establish(h), room = rte_pktmbuf_data_room_size(pool);
+		unsigned base = rte_mempool_in_use_count(pool), held;
+		struct gw_tcp_stats st;
+
+		for (uint32_t i = 0; i < 500; i++) {
+			h_in(h, 1001 + 2 + 3 * i, iss + 1, F_ACK, 1024, "x", 1);
+			cap_clear(&h->cap);
+		}
+		held = rte_mempool_in_use_count(pool) - base;
+		st = h_st(h);
+		/* at most twice rcvbuf (256 KiB) of buffers: 240 mbufs, not 359 */
+		EXPECT_TRUE(held <= 2u * 256 * 1024 / room);
+		EXPECT_TRUE(held >= 2u * 256 * 1024 / room - 2);
+		EXPECT_EQ(st.rx_ooo + st.rx_ooo_drop, 500);
+		EXPECT_TRUE(st.rx_ooo_drop >= 500 - 2u * 256 * 1024 / room);
+		/* in-order data over all of it: what was queued is covered, every
+		 * buffer back */
+		{
+			static uint8_t d[1000];
+
+			h_in(h, 1001, iss + 1, F_ACK, 1024, d, 1000);
+			h_in(h, 2001, iss + 1, F_ACK, 1024, d, 1000);
+		}
+		EXPECT_EQ(gw_tcp_rx_avail(acc_rec.c), 2000);
+		gw_tcp_consume(acc_rec.c, gw_tcp_rx_avail(acc_rec.c));
+		cap_clear(&h->cap);
+		EXPECT_EQ(rte_mempool_in_use_count(pool), base);
+		h_free(h);
+		EXPECT_TRUE(pool_clean());
+	}
+
+	{ /* the worker's out-of-order ceiling holds across connections, and is counted */
+		struct h *h;
+		uint32_t room = rte_pktmbuf_data_room_size(pool), iss[3];
+		unsigned base, held;
+
+		h_ooo_max = 100ull * room; /* 100 mbufs for the whole stack */
+		h = h_new(0, 0, 0);
+		h_ooo_max = 0;
+		base = rte_mempool_in_use_count(pool);
+		for (uint16_t k = 0; k < 3; k++)
+			iss[k] = h_establish_from(h, (uint16_t)(7101 + k));
+		cap_clear(&h->cap);
+		for (uint32_t i = 0; i < 80; i++)
+			for (uint16_t k = 0; k < 3; k++) {
+				gw_tcp_input(
+					h->s, gw_test_tcp_seg(pool, P_ADDR, A_ADDR,
+						      (uint16_t)(7101 + k), 80, 1001 + 2 + 3 * i,
+						      iss[k] + 1, F_ACK, 1024, NULL, 0, "y", 1));
+				cap_clear(&h->cap);
+			}
+		held = rte_mempool_in_use_count(pool) - base;
+		EXPECT_EQ(held, 100);
+		EXPECT_EQ(h_st(h).rx_ooo, 100);
+		EXPECT_EQ(h_st(h).rx_ooo_drop_mem, 140);
 		h_free(h);
 		EXPECT_TRUE(pool_clean());
 	}
@@ -1005,6 +1138,50 @@ main(void)
 		EXPECT_TRUE(pool_clean());
 	}
 
+	{ /* a WRITABLE callback that frees another waiter on the nobuf list */
+		struct h *h = h_new(0, 0, 8192);
+		struct nobuf_rec ra = {0}, rb = {0}, rc = {0};
+		static struct rte_mbuf *hog[40000];
+		static uint8_t d[100];
+		unsigned nh = 0;
+
+		h_establish_from(h, 7001);
+		ra.self = acc_rec.c;
+		h_establish_from(h, 7002);
+		rb.self = acc_rec.c;
+		h_establish_from(h, 7003);
+		rc.self = acc_rec.c;
+		gw_tcp_set_callback(ra.self, nobuf_event, &ra);
+		gw_tcp_set_callback(rb.self, nobuf_event, &rb);
+		gw_tcp_set_callback(rc.self, nobuf_event, &rc);
+		ra.victim = rb.self; /* b waits behind a: a's WRITABLE kills it */
+		h_poll(h, 10);
+		cap_clear(&h->cap);
+		while (nh < RTE_DIM(hog) && (hog[nh] = rte_pktmbuf_alloc(pool)) != NULL)
+			nh++;
+		EXPECT_ERR(gw_tcp_write(ra.self, d, sizeof(d)), -ENOBUFS);
+		EXPECT_ERR(gw_tcp_write(rb.self, d, sizeof(d)), -ENOBUFS);
+		for (unsigned i = 0; i < nh; i++)
+			rte_pktmbuf_free(hog[i]);
+		h_poll(h, 10);
+		EXPECT_EQ(ra.writable, 1);
+		EXPECT_EQ(rb.writable, 0); /* aborted before its turn */
+		cap_clear(&h->cap);
+		/* the list must still be sound: c waits, and is woken */
+		nh = 0;
+		while (nh < RTE_DIM(hog) && (hog[nh] = rte_pktmbuf_alloc(pool)) != NULL)
+			nh++;
+		EXPECT_ERR(gw_tcp_write(rc.self, d, sizeof(d)), -ENOBUFS);
+		for (unsigned i = 0; i < nh; i++)
+			rte_pktmbuf_free(hog[i]);
+		h_poll(h, 10);
+		EXPECT_EQ(rc.writable, 1);
+		EXPECT_EQ(gw_tcp_write(rc.self, d, sizeof(d)), (long)sizeof(d));
+		h_poll(h, 10);
+		h_free(h);
+		EXPECT_TRUE(pool_clean());
+	}
+
 	{ /* peer closes first: CLOSE_WAIT, then our close: LAST_ACK, freed */
 		struct h *h = h_new(0, 0, 0);
 		uint32_t iss = h_establish(h);
@@ -1288,6 +1465,61 @@ main(void)
 					   F_ACK, 512, NULL, 0, NULL, 0));
 		EXPECT_EQ(h_st(h).syncookie_bad, 3);
 		h_free(h);
+		EXPECT_TRUE(pool_clean());
+	}
+
+	{ /* SYN cookie keys: a new one each 64 s slot, the previous slot's still valid */
+		struct h *h = h_new(1, 0, 0);
+		uint64_t slot_us = 64000000;
+		uint32_t c1, c2;
+
+		/* same 4-tuple, ISN and MSS 32 slots apart: the slot bits are the
+		 * same, so only a new key makes another cookie */
+		c1 = h_cookie(h, 6101, 7000);
+		h_poll(h, 32 * slot_us);
+		c2 = h_cookie(h, 6101, 7000);
+		EXPECT_TRUE(c1 != 0 && c2 != 0);
+		EXPECT_EQ(c1 >> 27, c2 >> 27);
+		EXPECT_TRUE(c1 != c2);
+		/* made just before a slot ends, checked right after the rekey: ok */
+		h_poll(h, slot_us - (h->now % slot_us) - 1000);
+		c1 = h_cookie(h, 6102, 8000);
+		h_poll(h, 2000);
+		c2 = h_cookie(h, 6104, 9000); /* the new slot's key is in use */
+		EXPECT_TRUE((c1 >> 27) != (c2 >> 27));
+		gw_tcp_input(h->s, gw_test_tcp_seg(pool, P_ADDR, A_ADDR, 6102, 80, 8001, c1 + 1,
+					   F_ACK, 512, NULL, 0, NULL, 0));
+		EXPECT_EQ(h_st(h).syncookie_ok, 1);
+		/* two rekeys later the key is gone: rejected */
+		h_poll(h, 2 * slot_us);
+		gw_tcp_input(h->s, gw_test_tcp_seg(pool, P_ADDR, A_ADDR, 6104, 80, 9001, c2 + 1,
+					   F_ACK, 512, NULL, 0, NULL, 0));
+		EXPECT_EQ(h_st(h).syncookie_ok, 1);
+		EXPECT_EQ(h_st(h).syncookie_bad, 1);
+		h_free(h);
+		EXPECT_TRUE(pool_clean());
+	}
+
+	{ /* secrets from RAND_bytes: the same 4-tuple gets another ISN on another stack */
+		struct h *h1, *h2;
+		uint32_t i1 = 0, i2 = 0;
+
+		h_seed = 0;
+		h1 = h_new(0, 0, 0);
+		h2 = h_new(0, 0, 0);
+		h_seed = 42;
+		gw_tcp_input(h1->s, gw_test_tcp_seg(pool, P_ADDR, A_ADDR, 5555, 80, 1000, 0, F_SYN,
+					    65535, syn_opts, 8, NULL, 0));
+		gw_tcp_input(h2->s, gw_test_tcp_seg(pool, P_ADDR, A_ADDR, 5555, 80, 1000, 0, F_SYN,
+					    65535, syn_opts, 8, NULL, 0));
+		EXPECT_TRUE(h1->cap.n == 1 && h2->cap.n == 1);
+		if (h1->cap.n == 1 && h2->cap.n == 1) {
+			i1 = pk_parse(h1->cap.m[0]).seq;
+			i2 = pk_parse(h2->cap.m[0]).seq;
+		}
+		EXPECT_TRUE(i1 != i2);
+		h_free(h1);
+		h_free(h2);
 		EXPECT_TRUE(pool_clean());
 	}
 

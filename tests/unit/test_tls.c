@@ -553,6 +553,56 @@ client_drain(struct client *cl)
 	ERR_clear_error();
 }
 
+/*
+ * Send n bytes of msg and read back want bytes into back, reading at most
+ * `sip` bytes per round (a slow reader: the windows close and the server
+ * meets a full TCP send buffer again and again). Returns bytes read.
+ */
+static size_t
+slow_roundtrip(
+	struct client *cl, const uint8_t *msg, size_t n, uint8_t *back, size_t want, size_t sip)
+{
+	size_t sent = 0, got = 0;
+
+	/*
+	 * The client takes the server's TLS 1.3 tickets in first,
+	 * before any write of its own can be pending. (OpenSSL 3.0 resizes
+	 * its write buffer to the max_fragment_length on the first
+	 * post-handshake message, and a record pending in it then goes out
+	 * as garbage.)
+	 */
+	for (int i = 0; n && i < 20; i++) {
+		uint8_t b;
+		size_t k;
+
+		(void)SSL_peek_ex(cl->ssl, &b, 1, &k); /* tickets in, app data stays */
+		ERR_clear_error();
+		pump(1000);
+	}
+	/* first write only, until everything is blocked */
+	for (int i = 0; i < 400 && sent < n; i++) {
+		size_t k = 0;
+
+		if (SSL_write_ex(cl->ssl, msg + sent, RTE_MIN(n - sent, (size_t)16384), &k))
+			sent += k;
+		ERR_clear_error();
+		pump(1000);
+	}
+	for (int i = 0; i < 200000 && got < want && !cl->closed; i++) {
+		size_t k = 0;
+
+		if (sent < n &&
+			SSL_write_ex(cl->ssl, msg + sent, RTE_MIN(n - sent, (size_t)16384), &k))
+			sent += k;
+		ERR_clear_error();
+		if (SSL_read_ex(cl->ssl, back + got, RTE_MIN(want - got, sip), &k) == 1)
+			got += k;
+		ERR_clear_error();
+		pump(1000);
+	}
+	return got;
+}
+
 /* ---- the token, straight through PKCS#11 (to delete a key behind our back) ---- */
 
 static int
@@ -666,6 +716,30 @@ mesh_trust_build(void *arg, const struct gw_cfg_listener *lc, struct gw_trust **
 	if (lc->trust.mode != GW_TRUST_MESH)
 		return gw_trust_create(&lc->trust, lc->name, out);
 	return gw_trust_create_bundles(&lc->trust, lc->name, mesh_bundles, n_mesh_bundles, out);
+}
+
+/* A TLS connection the test drives itself (gw_tls_write straight, no service). */
+static struct gw_tls_conn *raw_t;
+
+static void
+raw_ev(struct gw_tls_conn *t, enum gw_tls_event ev, int reason, void *ctx)
+{
+	(void)reason;
+	(void)ctx;
+	if (ev == GW_TLS_EV_ESTABLISHED)
+		raw_t = t;
+	if (ev == GW_TLS_EV_CLOSED)
+		raw_t = NULL;
+}
+
+static int
+raw_accept(struct gw_tcp_conn *c, void *ctx)
+{
+	const struct gw_snapshot *snap = gw_snap_current(P1);
+	struct gw_tls_conn *t;
+
+	(void)ctx;
+	return gw_tls_accept(W1, c, snap, gw_snapshot_listener_find(snap, "l0"), raw_ev, NULL, &t);
 }
 
 static struct gw_snapshot *
@@ -1444,6 +1518,213 @@ main(int argc, char **argv)
 			stats(W1, &st);
 			EXPECT_EQ(st.established, 0);
 		}
+	}
+	{ /* max_fragment_length 512, TCP room for less than one record: no byte lost or zeroed */
+		struct gw_tcp_listen_params lp = {0};
+		struct client cl;
+		static uint8_t pat[400000], back[400000];
+		size_t off = 0, got = 0, ovh = 0, left;
+		long w;
+
+		for (size_t i = 0; i < sizeof(pat); i++)
+			pat[i] = (uint8_t)(1 + (i * 7 + (i >> 8)) % 251); /* never 0 */
+		lp.laddr = htonl(IP_B);
+		lp.lport = htons(8450);
+		lp.accept = raw_accept;
+		EXPECT_OK(gw_tcp_listen(SB, &lp));
+		client_open(&cl, c13, 8450, &K.leaf, NULL, NULL, NULL);
+		SSL_set_tlsext_max_fragment_length(cl.ssl, TLSEXT_max_fragment_length_512);
+		EXPECT_TRUE(client_handshake(&cl));
+		for (int i = 0; i < 20; i++) {
+			uint8_t b;
+			size_t k;
+
+			(void)SSL_peek_ex(cl.ssl, &b, 1, &k); /* the tickets */
+			ERR_clear_error();
+			pump(1000);
+		}
+		EXPECT_TRUE(raw_t != NULL);
+		if (raw_t) {
+			struct gw_tcp_conn *sc = gw_tls_tcp(raw_t);
+			size_t room = gw_tcp_tx_space(sc);
+
+			EXPECT_EQ(gw_tls_write(raw_t, pat, 512), 512);
+			off = 512;
+			ovh = room - gw_tcp_tx_space(sc) - 512; /* record overhead on the wire */
+			/* fill the send buffer (no pump: nothing leaves) until the
+			 * room is between a record's plaintext and its wire size */
+			left = gw_tcp_tx_space(sc) - (512 + ovh / 2);
+			while (left > 3 * (512 + ovh)) {
+				EXPECT_EQ(gw_tls_write(raw_t, pat + off, 512), 512);
+				off += 512;
+				left -= 512 + ovh;
+			}
+			for (int k = 3; k > 0; k--) { /* the rest in three records */
+				size_t x = (left - (size_t)k * ovh) / (size_t)k;
+
+				EXPECT_EQ(gw_tls_write(raw_t, pat + off, x), (long)x);
+				off += x;
+				left -= x + ovh;
+			}
+			EXPECT_EQ(gw_tcp_tx_space(sc), 512 + ovh / 2);
+			/* offered 16 KiB: one record of 512 is what is taken */
+			w = gw_tls_write(raw_t, pat + off, 16384);
+			EXPECT_EQ(w, 512);
+			off += w > 0 ? (size_t)w : 0;
+		}
+		/* the rest as the windows allow; the client reads it all */
+		for (int i = 0; i < 100000 && got < sizeof(back) && !cl.closed; i++) {
+			size_t k = 0;
+
+			if (raw_t && off < 300000 && gw_tls_write_room(raw_t)) {
+				w = gw_tls_write(raw_t, pat + off,
+					RTE_MIN(sizeof(pat) - off, (size_t)16384));
+				off += w > 0 ? (size_t)w : 0;
+			}
+			while (got < off && SSL_read_ex(cl.ssl, back + got, off - got, &k) == 1)
+				got += k;
+			ERR_clear_error();
+			if (off >= 300000 && got == off)
+				break;
+			pump(1000);
+		}
+		EXPECT_EQ(got, off);
+		EXPECT_TRUE(off >= 300000 && memcmp(pat, back, off) == 0);
+		client_free(&cl);
+	}
+	{ /* max_fragment_length 512, slow reader: tls-echo returns every byte, no zeros */
+		struct client cl;
+		size_t n = 1u << 20;
+		uint8_t *msg = malloc(n), *back = calloc(1, n);
+
+		for (size_t i = 0; i < n; i++)
+			msg[i] = (uint8_t)(1 + (i * 29 + (i >> 10)) % 251); /* never 0 */
+		client_open(&cl, c13, 8443, &K.leaf, NULL, NULL, NULL);
+		SSL_set_tlsext_max_fragment_length(cl.ssl, TLSEXT_max_fragment_length_512);
+		EXPECT_TRUE(client_handshake(&cl));
+		EXPECT_EQ(SSL_SESSION_get_max_fragment_length(SSL_get0_session(cl.ssl)),
+			TLSEXT_max_fragment_length_512);
+		EXPECT_EQ(slow_roundtrip(&cl, msg, n, back, n, 700), n);
+		EXPECT_TRUE(memcmp(msg, back, n) == 0);
+		EXPECT_TRUE(!cl.closed);
+		client_free(&cl);
+		free(msg);
+		free(back);
+	}
+	{ /* max_fragment_length 512, slow reader: the same through tls-proxy's upstream */
+		struct client cl;
+		size_t n = 1u << 19, hl = 0, got;
+		uint8_t *msg = malloc(n), *back = calloc(1, n + 2048);
+
+		for (size_t i = 0; i < n; i++)
+			msg[i] = (uint8_t)(1 + (i * 17 + (i >> 9)) % 251);
+		client_open(&cl, c13, 8445, &K.leaf, NULL, NULL, NULL);
+		SSL_set_tlsext_max_fragment_length(cl.ssl, TLSEXT_max_fragment_length_512);
+		EXPECT_TRUE(client_handshake(&cl));
+		/* the upstream echoes the PROXY v2 header first: learn its length */
+		got = slow_roundtrip(&cl, msg, n, back, 16, 16);
+		if (got == 16)
+			hl = 16 + ((size_t)back[14] << 8 | back[15]);
+		got += slow_roundtrip(&cl, NULL, 0, back + got, hl + n - got, 700);
+		EXPECT_EQ(got, hl + n);
+		EXPECT_TRUE(hl && memcmp(msg, back + hl, n) == 0);
+		EXPECT_TRUE(!cl.closed);
+		client_free(&cl);
+		free(msg);
+		free(back);
+	}
+	{ /* tls-proxy: the mbuf pool runs dry while client bytes arrive: wait, lose nothing */
+		struct client cl;
+		size_t n = 200000, hl = 0, got = 0, sent = 0;
+		uint8_t *msg = malloc(n), *back = calloc(1, n + 2048);
+		static struct rte_mbuf *hog[20000];
+		unsigned nh = 0;
+
+		for (size_t i = 0; i < n; i++)
+			msg[i] = (uint8_t)(i * 11 + (i >> 8));
+		client_open(&cl, c13, 8445, &K.leaf, NULL, NULL, NULL);
+		EXPECT_TRUE(client_handshake(&cl));
+		for (int i = 0; i < 20; i++)
+			pump(1000); /* the upstream connects */
+		while (sent < n) {
+			size_t k = 0;
+
+			if (!SSL_write_ex(cl.ssl, msg + sent, RTE_MIN(n - sent, (size_t)16384), &k))
+				break;
+			sent += k;
+		}
+		ERR_clear_error();
+		pump(1000); /* A's segments are on the wire to B ... */
+		while (nh < RTE_DIM(hog) && (hog[nh] = rte_pktmbuf_alloc(mp)) != NULL)
+			nh++;
+		for (int i = 0; i < 5; i++)
+			pump(1000); /* ... and B meets an empty pool relaying them */
+		EXPECT_TRUE(!cl.closed);
+		for (unsigned i = 0; i < nh; i++)
+			rte_pktmbuf_free(hog[i]);
+		for (int i = 0; i < 20000 && !cl.closed && got < hl + n; i++) {
+			size_t k = 0;
+
+			if (sent < n && SSL_write_ex(cl.ssl, msg + sent,
+						RTE_MIN(n - sent, (size_t)16384), &k))
+				sent += k;
+			ERR_clear_error();
+			while (SSL_read_ex(cl.ssl, back + got, n + 2048 - got, &k) == 1)
+				got += k;
+			ERR_clear_error();
+			if (!hl && got >= 16)
+				hl = 16 + ((size_t)back[14] << 8 | back[15]);
+			pump(1000);
+		}
+		EXPECT_TRUE(!cl.closed);
+		EXPECT_EQ(got, hl + n);
+		EXPECT_TRUE(hl && got == hl + n && memcmp(msg, back + hl, n) == 0);
+		client_free(&cl);
+		free(msg);
+		free(back);
+	}
+	{ /* tls-proxy with 300 upstreams that all refuse: tried once each, then the end */
+		static struct gw_cfg_ep many[300];
+		struct client cl;
+		struct lcfg mc;
+
+		lcfg_init(&mc, TC_INTER, TLS1_2_VERSION, 3);
+		for (unsigned i = 0; i < RTE_DIM(many); i++) {
+			many[i].ip = htonl(IP_A);
+			many[i].port = htons(9001); /* nobody: RST */
+		}
+		mc.l[2].upstream.servers = many;
+		mc.l[2].upstream.n_servers = RTE_DIM(many);
+		publish(P1, &mc);
+		client_open(&cl, c13, 8445, &K.leaf, NULL, NULL, NULL);
+		EXPECT_TRUE(client_handshake(&cl));
+		for (int i = 0; i < 5000 && !cl.closed; i++)
+			pump(1000);
+		EXPECT_TRUE(cl.closed); /* a uint8_t count of tries wrapped at 256: forever */
+		client_free(&cl);
+		publish(P1, &cfg);
+	}
+	{ /* a failed handshake's peer that keeps trickling bytes is reset at the bound */
+		struct client cl;
+		struct gw_tls_stats st0, st1;
+		int i;
+
+		stats(W1, &st0);
+		client_open(&cl, c13, 8443, NULL, NULL, NULL, NULL); /* no client cert */
+		(void)client_handshake(&cl); /* TLS 1.3: the client is done first */
+		for (i = 0; i < 30 && !cl.closed; i++) {
+			/* a byte a second, on the raw TCP connection */
+			if (cl.c && gw_tcp_write(cl.c, "x", 1) < 0)
+				break;
+			for (int k = 0; k < 10 && !cl.closed; k++)
+				pump(100000);
+		}
+		stats(W1, &st1);
+		EXPECT_EQ(st1.hs_fail_no_cert - st0.hs_fail_no_cert, 1);
+		EXPECT_TRUE(cl.closed && cl.close_reason == -ECONNRESET);
+		EXPECT_TRUE(i <= 4); /* within the 2 s bound (+ a round) */
+		EXPECT_EQ(st1.linger_rst - st0.linger_rst, 1);
+		client_free(&cl);
 	}
 	{ /* the HSM key of identity 1 deleted: clear failure and counter; a reload says why */
 		struct gw_tls_stats st0, st1;
