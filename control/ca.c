@@ -5,12 +5,14 @@
  * builtin issuers. The type-specific parts are ca_builtin.c, ca_provided.c
  * and ca_cfssl.c.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/bn.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
@@ -131,19 +133,44 @@ hsm_type(enum gw_key_type t)
 }
 
 int
+gw_ca_fmt(char *out, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(out, len, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= len)
+		return gw_err_setf(-EINVAL, GW_HERE,
+			"'%.60s...' is longer than %zu bytes (it would be cut short, naming "
+			"something else)",
+			out, len - 1);
+	return 0;
+}
+
+int
 gw_ca_key_ensure(struct gw_ca *ca, enum gw_key_type t, const char *label, char uri[GW_HSM_URI_MAX],
 	EVP_PKEY **key)
 {
-	int rc = gw_hsm_keygen(ca->hsm, hsm_type(t), label, uri);
+	static const char ctx[] = "mtlsgw CA key id";
+	unsigned char md[32];
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	int ok;
 
-	if (rc == -EEXIST) {
-		/* made before a crash that lost its certificate: reuse, never orphan */
-		snprintf(uri, GW_HSM_URI_MAX, "pkcs11:token=%s;object=%s;type=private", ca->token,
-			label);
-		gw_err_clear();
-	} else if (rc < 0) {
-		return rc;
-	}
+	/*
+	 * The CKA_ID is derived from the label, so a key found under the label
+	 * after a crash (made, then its certificate never committed) is reused
+	 * only if its id is the one we would have given it: a key someone else
+	 * labelled alike is refused, never signed with.
+	 */
+	ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 &&
+	     EVP_DigestUpdate(c, ctx, sizeof(ctx)) == 1 &&
+	     EVP_DigestUpdate(c, label, strlen(label)) == 1 && EVP_DigestFinal_ex(c, md, NULL) == 1;
+	EVP_MD_CTX_free(c);
+	if (!ok)
+		return gw_err_set(-ENOMEM, GW_HERE);
+	GW_GUARD(gw_hsm_key_ensure(ca->hsm, hsm_type(t), label, md, 8, uri));
 	return gw_hsm_key_load(ca->hsm, uri, key);
 }
 
@@ -272,6 +299,14 @@ be_create(struct gw_ca *ca, const struct gw_cfg_ca_backend *c, struct gw_ca_be *
 
 	if (be == NULL)
 		return gw_err_set(-ENOMEM, GW_HERE);
+	/* the config refuses these too; a shorter cut would share keys between names */
+	if (c->name == NULL || c->name[0] == '\0' || strlen(c->name) > GW_CFG_CA_NAME_MAX) {
+		free(be);
+		return gw_err_setf(-EINVAL, GW_HERE,
+			"CA backend name '%.70s' is %zu bytes; at most %d (its HSM key labels "
+			"ca-<name>-root/-issuer must fit 64 bytes)",
+			c->name ? c->name : "", c->name ? strlen(c->name) : 0, GW_CFG_CA_NAME_MAX);
+	}
 	be->cfg = *c;
 	be->name = strdup(c->name);
 	be->cfg.name = be->name;
@@ -482,7 +517,11 @@ gw_ca_create(const struct gw_cfg_mtls *m, const struct gw_ca_params *p, struct g
 	if (ca == NULL)
 		return gw_err_set(-ENOMEM, GW_HERE);
 	hp = p->hsm;
-	snprintf(ca->token, sizeof(ca->token), "%s", hp.token ? hp.token : "mtlsgw");
+	if ((rc = gw_ca_fmt(ca->token, sizeof(ca->token), "%s", hp.token ? hp.token : "mtlsgw")) <
+		0) {
+		free(ca);
+		return rc;
+	}
 	hp.token = ca->token;
 	if ((rc = gw_state_open(p->state_dir, &ca->st)) < 0 ||
 		(rc = gw_hsm_open(&hp, &ca->hsm)) < 0)
@@ -687,7 +726,7 @@ gw_ca_sign(struct gw_ca *ca, const struct gw_ca_leaf_req *r, X509 **cert, STACK_
 		na = now + (time_t)(r->ttl_s ? r->ttl_s : be->cfg.leaf_validity_s);
 		if (na > gw_ca_not_after(signer))
 			na = gw_ca_not_after(signer);
-		snprintf(san, sizeof(san), "URI:%s", r->spiffe_id);
+		GW_GUARD(gw_ca_fmt(san, sizeof(san), "URI:%s", r->spiffe_id));
 		if ((subj = leaf_subject(r->csr, r->spiffe_id)) == NULL)
 			return gw_err_set(-ENOMEM, GW_HERE);
 		/* a minute back: peers whose clock is slightly behind still accept it */
@@ -731,10 +770,10 @@ gw_ca_issue_identity(struct gw_ca *ca, const char *listener, X509 **cert, STACK_
 	be = be_find(ca, ca->enabled);
 	if (be == NULL)
 		return gw_err_setf(-ENOENT, GW_HERE, "no enabled CA backend");
-	snprintf(label, sizeof(label), "gw-id-%s", listener);
-	snprintf(id, sizeof(id), "spiffe://%s/gateway/%s", ca->trust_domain, listener);
-	snprintf(san, sizeof(san), "URI:%s", id);
-	snprintf(subj, sizeof(subj), "/CN=%s", listener);
+	GW_GUARD(gw_ca_fmt(label, sizeof(label), "gw-id-%s", listener));
+	GW_GUARD(gw_ca_fmt(id, sizeof(id), "spiffe://%s/gateway/%s", ca->trust_domain, listener));
+	GW_GUARD(gw_ca_fmt(san, sizeof(san), "URI:%s", id));
+	GW_GUARD(gw_ca_fmt(subj, sizeof(subj), "/CN=%s", listener));
 	if ((rc = gw_ca_key_ensure(ca, be->cfg.key_type, label, key_uri, &k)) < 0)
 		return rc;
 	EVP_PKEY_free(k);

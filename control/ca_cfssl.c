@@ -253,13 +253,14 @@ sign_csr(struct gw_ca_be *be, X509_REQ *csr, const char *host, X509 **out)
 int
 gw_ca_cfssl_new_issuer(struct gw_ca *ca, struct gw_ca_be *be, X509 **out)
 {
-	char subj[200];
+	char subj[400];
 	X509_REQ *csr = NULL;
 	X509 *x = NULL;
 	int rc;
 
 	*out = NULL;
-	snprintf(subj, sizeof(subj), "/O=%s/CN=mtlsgw %s issuer", ca->trust_domain, be->name);
+	GW_GUARD(gw_ca_fmt(
+		subj, sizeof(subj), "/O=%s/CN=mtlsgw %s issuer", ca->trust_domain, be->name));
 	GW_GUARD(gw_hsm_csr(ca->hsm, be->issuer_key_uri, subj, NULL, &csr));
 	rc = sign_csr(be, csr, NULL, &x);
 	X509_REQ_free(csr);
@@ -308,7 +309,7 @@ gw_ca_cfssl_init(struct gw_ca *ca, struct gw_ca_be *be)
 	}
 	gw_err_clear();
 	if (be->issuer == NULL) {
-		snprintf(label, sizeof(label), "ca-%s-issuer", be->name);
+		GW_GUARD(gw_ca_fmt(label, sizeof(label), "ca-%s-issuer", be->name));
 		GW_GUARD(gw_ca_key_ensure(ca, be->cfg.key_type, label, uri, &be->issuer_key));
 		if ((be->issuer_key_uri = strdup(uri)) == NULL)
 			return gw_err_set(-ENOMEM, GW_HERE);

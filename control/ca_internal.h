@@ -45,6 +45,16 @@ int gw_ca_builtin_new_issuer(struct gw_ca *ca, struct gw_ca_be *be, X509 **out);
 int gw_ca_cfssl_new_issuer(struct gw_ca *ca, struct gw_ca_be *be, X509 **out);
 
 /* Helpers in ca.c. */
+/*
+ * snprintf into out[len] where a cut result is an error, never used: a
+ * shortened label or name would name another object. -EINVAL, saying so.
+ */
+__attribute__((format(printf, 3, 4))) int gw_ca_fmt(char *out, size_t len, const char *fmt, ...);
+/*
+ * The CA key labelled label: generated with a CKA_ID derived from the label,
+ * or that exact key (label, CKA_ID, type) reused; any other key under the
+ * label is refused (-EEXIST). *key is the caller's.
+ */
 int gw_ca_key_ensure(struct gw_ca *ca, enum gw_key_type t, const char *label,
 	char uri[GW_HSM_URI_MAX], EVP_PKEY **key);
 /*

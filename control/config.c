@@ -1402,6 +1402,11 @@ conv_listener(struct gw_cfg_ctx *c, const struct gw_cfg *cfg, const struct raw_l
 			"'%s' is not a plain name (expected 1..63 of "
 			"[A-Za-z0-9._-])",
 			r->name);
+	else if (cfg->has_mtls && strlen(r->name) > GW_CFG_MESH_LISTENER_NAME_MAX)
+		gw_cfg_err(c, 0, pfx, "name",
+			"'%s' is %zu bytes; with an mtls section a listener name is at most %d "
+			"(its HSM key label gw-id-<name> must fit 64 bytes)",
+			r->name, strlen(r->name), GW_CFG_MESH_LISTENER_NAME_MAX);
 
 	addr_ok = parse_ep(r->address, &l->addr);
 	if (!addr_ok) {
@@ -1591,6 +1596,11 @@ conv_backend(
 			"'%s' is not a plain name (expected 1..63 of "
 			"[A-Za-z0-9._-])",
 			r->name);
+	else if (strlen(r->name) > GW_CFG_CA_NAME_MAX)
+		gw_cfg_err(c, 0, pfx, "name",
+			"'%s' is %zu bytes; a CA backend name is at most %d (its HSM key "
+			"label ca-<name>-issuer must fit 64 bytes, its CN 64 characters)",
+			r->name, strlen(r->name), GW_CFG_CA_NAME_MAX);
 	type_ok = ENUM(c, pfx, "type", r->type, ca_types, &v) == 0;
 	b->type = type_ok ? (enum gw_ca_type)v : GW_CA_BUILTIN;
 

@@ -326,6 +326,73 @@ main(void)
 		X509_free(issuer);
 	}
 
+	{ /* backend names: labels never cut, a foreign key under our label refused */
+		char st[128], name[80], uri[GW_HSM_URI_MAX];
+		struct gw_cfg_ca_backend b = builtin(NULL);
+		struct gw_cfg_mtls m = {
+			.trust_domain = "example.org", .backends = &b, .n_backends = 1};
+		struct gw_ca *ca = NULL;
+		struct gw_ca_info inf;
+
+		/* 60..64: once ca-<name>-root and ca-<name>-issuer cut to one label */
+		for (unsigned n = 60; n <= 64; n++) {
+			memset(name, 'a' + (char)(n - 60), n);
+			name[n] = '\0';
+			b.name = name;
+			m.enabled_backend = name;
+			fresh_state(st);
+			EXPECT_ERR(gw_ca_create(&m, P(st), &ca), -EINVAL);
+			EXPECT_CONTAINS(gw_err_msg(), "bytes; at most 50");
+			EXPECT_TRUE(ca == NULL);
+		}
+		/* 50: root and issuer get two keys */
+		memset(name, 'f', 50);
+		name[50] = '\0';
+		fresh_state(st);
+		EXPECT_OK(gw_ca_create(&m, P(st), &ca));
+		if (ca) {
+			EXPECT_OK(gw_ca_backend_info(ca, 0, &inf));
+			EXPECT_TRUE(X509_cmp(inf.root, inf.issuer) != 0);
+			EXPECT_TRUE(EVP_PKEY_eq(X509_get0_pubkey(inf.root),
+					    X509_get0_pubkey(inf.issuer)) != 1);
+			gw_ca_destroy(ca);
+			ca = NULL;
+		}
+		/* a key someone else made with our issuer label is never signed with */
+		{
+			struct gw_hsm *h = NULL;
+
+			EXPECT_OK(gw_hsm_open(
+				&(struct gw_hsm_params){.token = "gw", .pin_file = tok.pin}, &h));
+			EXPECT_OK(gw_hsm_keygen(h, GW_HSM_KEY_EC_P256, "ca-squat-issuer", uri));
+			gw_hsm_close(h);
+		}
+		b.name = "squat";
+		m.enabled_backend = "squat";
+		fresh_state(st);
+		EXPECT_ERR(gw_ca_create(&m, P(st), &ca), -EEXIST);
+		EXPECT_CONTAINS(gw_err_msg(), "labelled 'ca-squat-issuer'");
+		EXPECT_CONTAINS(gw_err_msg(), "not reused");
+		/* after that failed start (root made, never committed) the root is reused */
+		{
+			struct gw_hsm *h = NULL;
+			struct gw_hsm_object *objs = NULL;
+			size_t no = 0, roots = 0;
+
+			EXPECT_OK(gw_hsm_open(
+				&(struct gw_hsm_params){.token = "gw", .pin_file = tok.pin}, &h));
+			EXPECT_OK(gw_hsm_list(h, &objs, &no));
+			for (size_t i = 0; i < no; i++)
+				roots += objs[i].kind == GW_HSM_OBJ_PRIVATE_KEY &&
+					 strcmp(objs[i].label, "ca-squat-root") == 0;
+			EXPECT_EQ(roots, 1);
+			free(objs);
+			gw_hsm_close(h);
+		}
+		EXPECT_ERR(gw_ca_create(&m, P(st), &ca), -EEXIST);
+		EXPECT_CONTAINS(gw_err_msg(), "ca-squat-issuer");
+	}
+
 	{ /* provided: CA cert + key in the HSM; refusals */
 		char st[128], path[200], cmd[1024], uri[GW_HSM_URI_MAX];
 		struct gw_hsm *h = NULL;
