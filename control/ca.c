@@ -5,6 +5,7 @@
  * builtin issuers. The type-specific parts are ca_builtin.c, ca_provided.c
  * and ca_cfssl.c.
  */
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -626,19 +627,90 @@ STACK_OF(X509) * gw_ca_bundle(const struct gw_ca *ca, unsigned i)
 
 /* ---- issuing --------------------------------------------------------------- */
 
+/*
+ * A SPIFFE ID of this trust domain whose path follows the SPIFFE ID spec
+ * (2.2): segments of [A-Za-z0-9._-], none empty, "." or "..", so no two
+ * spellings name one workload and none dodges the reserved prefix below.
+ */
 static int
 check_spiffe(const struct gw_ca *ca, const char *id)
 {
 	size_t tl = strlen(ca->trust_domain);
+	const char *p, *seg;
 
 	if (id == NULL || strncmp(id, "spiffe://", 9) != 0 ||
 		strncmp(id + 9, ca->trust_domain, tl) != 0 || id[9 + tl] != '/' || !id[10 + tl] ||
-		strlen(id) > 2048 || strpbrk(id, ", \t\r\n") != NULL)
+		strlen(id) > 2048)
 		return gw_err_setf(-EINVAL, GW_HERE,
 			"SPIFFE ID '%.100s' is not in trust domain %s (expected "
 			"spiffe://%s/<path>)",
 			id ? id : "(none)", ca->trust_domain, ca->trust_domain);
+	for (p = seg = id + 9 + tl + 1;; p++) {
+		if (*p == '/' || *p == '\0') {
+			size_t n = (size_t)(p - seg);
+
+			if (n == 0 || (n == 1 && seg[0] == '.') ||
+				(n == 2 && seg[0] == '.' && seg[1] == '.'))
+				return gw_err_setf(-EINVAL, GW_HERE,
+					"SPIFFE ID '%.100s': empty, '.' or '..' path segment", id);
+			if (*p == '\0')
+				break;
+			seg = p + 1;
+		} else if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-' && *p != '_') {
+			return gw_err_setf(-EINVAL, GW_HERE,
+				"SPIFFE ID '%.100s': character 0x%02x in its path (expected "
+				"[A-Za-z0-9._-] and '/')",
+				id, (unsigned char)*p);
+		}
+	}
 	return 0;
+}
+
+/* The gateway's own identities are spiffe://<td>/gateway/<listener>: nobody else's. */
+static int
+check_not_reserved(const struct gw_ca *ca, const struct gw_ca_leaf_req *r)
+{
+	const char *path = r->spiffe_id + 9 + strlen(ca->trust_domain);
+
+	if (r->kind && strcmp(r->kind, GW_STATE_KIND_IDENTITY) == 0)
+		return 0;
+	if (strcmp(path, "/gateway") == 0 || strncmp(path, "/gateway/", 9) == 0)
+		return gw_err_setf(-EINVAL, GW_HERE,
+			"SPIFFE ID '%.100s' is reserved: spiffe://%s/gateway/... names the "
+			"gateway's own listeners; ask for another path",
+			r->spiffe_id, ca->trust_domain);
+	return 0;
+}
+
+/* EC P-256 or stronger NIST curve, or RSA of at least 2048 bits. */
+static int
+check_key_strength(EVP_PKEY *pub)
+{
+	char curve[64] = "";
+	size_t cl = 0;
+
+	switch (EVP_PKEY_get_base_id(pub)) {
+	case EVP_PKEY_RSA:
+		if (EVP_PKEY_get_bits(pub) >= 2048)
+			return 0;
+		return gw_err_setf(-EINVAL, GW_HERE,
+			"the CSR's key is RSA-%d; at least RSA-2048 (or EC P-256) is required",
+			EVP_PKEY_get_bits(pub));
+	case EVP_PKEY_EC:
+		if (EVP_PKEY_get_utf8_string_param(pub, "group", curve, sizeof(curve), &cl) == 1 &&
+			(strcmp(curve, "prime256v1") == 0 || strcmp(curve, "secp384r1") == 0 ||
+				strcmp(curve, "secp521r1") == 0))
+			return 0;
+		ERR_clear_error();
+		return gw_err_setf(-EINVAL, GW_HERE,
+			"the CSR's key is on EC curve '%s'; P-256, P-384 or P-521 is required",
+			curve[0] ? curve : "(unnamed)");
+	default:
+		return gw_err_setf(-EINVAL, GW_HERE,
+			"the CSR's key is %s; EC P-256 or better, or RSA-2048 or better, is "
+			"required",
+			OBJ_nid2sn(EVP_PKEY_get_base_id(pub)));
+	}
 }
 
 /* Subject: the CSR's if it has one, else CN = the ID's last path segment. */
@@ -694,6 +766,7 @@ gw_ca_sign(struct gw_ca *ca, const struct gw_ca_leaf_req *r, X509 **cert, STACK_
 	STACK_OF(X509) *ch = NULL;
 	char san[2100];
 	time_t now = gw_ca_now(ca), na;
+	uint64_t ttl;
 	int rc;
 
 	GW_ENSURE(ca && r && r->csr && cert, -EINVAL);
@@ -704,17 +777,26 @@ gw_ca_sign(struct gw_ca *ca, const struct gw_ca_leaf_req *r, X509 **cert, STACK_
 			: ca->enabled ? ca->enabled
 				      : "(none enabled)");
 	GW_GUARD(check_spiffe(ca, r->spiffe_id));
+	GW_GUARD(check_not_reserved(ca, r));
+	if (r->ttl_s > be->cfg.leaf_validity_s)
+		return gw_err_setf(-EINVAL, GW_HERE,
+			"TTL of %llu s is longer than backend %s's leaf_validity (%llu s); ask for "
+			"at most that",
+			(unsigned long long)r->ttl_s, be->name,
+			(unsigned long long)be->cfg.leaf_validity_s);
+	ttl = r->ttl_s ? r->ttl_s : be->cfg.leaf_validity_s;
 	pub = X509_REQ_get0_pubkey(r->csr);
 	if (pub == NULL || X509_REQ_verify(r->csr, pub) != 1) {
 		ERR_clear_error();
 		return gw_err_setf(-EINVAL, GW_HERE,
 			"the CSR's signature does not verify with its own public key");
 	}
+	GW_GUARD(check_key_strength(pub));
 	if (gw_ca_not_after(be->root) <= now)
 		return gw_err_setf(-GW_E_CA, GW_HERE,
 			"backend %s: its root expired; enable another backend to issue", be->name);
 	if (be->type == GW_CA_CFSSL && be->issuer == NULL) {
-		rc = gw_ca_cfssl_sign(be, r->csr, r->spiffe_id, &x);
+		rc = gw_ca_cfssl_sign(be, r->csr, r->spiffe_id, now, ttl, &x);
 		if (rc < 0)
 			return rc;
 	} else {
@@ -723,7 +805,7 @@ gw_ca_sign(struct gw_ca *ca, const struct gw_ca_leaf_req *r, X509 **cert, STACK_
 		if (gw_ca_not_after(signer) <= now)
 			return gw_err_setf(-GW_E_CA, GW_HERE,
 				"backend %s: its issuer expired (renewal failed?)", be->name);
-		na = now + (time_t)(r->ttl_s ? r->ttl_s : be->cfg.leaf_validity_s);
+		na = now + (time_t)ttl;
 		if (na > gw_ca_not_after(signer))
 			na = gw_ca_not_after(signer);
 		GW_GUARD(gw_ca_fmt(san, sizeof(san), "URI:%s", r->spiffe_id));

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/err.h>
 #include <openssl/pem.h>
 
 #include <openssl/x509v3.h>
@@ -329,17 +330,50 @@ gw_ca_cfssl_init(struct gw_ca *ca, struct gw_ca_be *be)
 }
 
 int
-gw_ca_cfssl_sign(struct gw_ca_be *be, X509_REQ *csr, const char *spiffe_id, X509 **out)
+gw_ca_cfssl_sign(struct gw_ca_be *be, X509_REQ *csr, const char *spiffe_id, time_t now,
+	uint64_t ttl_s, X509 **out)
 {
-	GW_GUARD(sign_csr(be, csr, spiffe_id, out));
-	if (!has_uri(*out, spiffe_id)) {
-		X509_free(*out);
-		*out = NULL;
-		return gw_err_setf(-GW_E_CA, GW_HERE,
+	EVP_PKEY *rk = X509_get0_pubkey(be->root);
+	X509 *x = NULL;
+	int rc;
+
+	GW_GUARD(sign_csr(be, csr, spiffe_id, &x));
+	if (!has_uri(x, spiffe_id)) {
+		rc = gw_err_setf(-GW_E_CA, GW_HERE,
 			"backend %s: cfssl %s signed without the URI SAN %s (cfssl before 1.3 "
 			"writes it as a DNS name); give the backend a CA profile (ca_constraint "
 			"is_ca) so cfssl signs an issuer whose key stays in the HSM",
 			be->name, be->cfg.url, spiffe_id);
+		goto fail;
 	}
+	/* a CA certificate for a client's key would let it mint any identity */
+	if (X509_check_ca(x) != 0) {
+		rc = gw_err_setf(-GW_E_CA, GW_HERE,
+			"backend %s: cfssl %s returned a CA certificate (not CA:FALSE) for %s; "
+			"refused: its signing profile must not set is_ca for leaves",
+			be->name, be->cfg.url, spiffe_id);
+		goto fail;
+	}
+	/* cfssl takes its validity from the profile, not the request: check it */
+	if (gw_ca_not_after(x) > now + (time_t)ttl_s + 60) {
+		rc = gw_err_setf(-GW_E_CA, GW_HERE,
+			"backend %s: cfssl %s returned a certificate valid for %lld s, longer "
+			"than the %llu s asked for; shorten the profile's expiry",
+			be->name, be->cfg.url, (long long)(gw_ca_not_after(x) - now),
+			(unsigned long long)ttl_s);
+		goto fail;
+	}
+	if (X509_check_issued(be->root, x) != X509_V_OK || rk == NULL || X509_verify(x, rk) != 1) {
+		ERR_clear_error();
+		rc = gw_err_setf(-GW_E_CA, GW_HERE,
+			"backend %s: cfssl %s returned a certificate not signed by the backend's "
+			"root; refused",
+			be->name, be->cfg.url);
+		goto fail;
+	}
+	*out = x;
 	return 0;
+fail:
+	X509_free(x);
+	return rc;
 }

@@ -37,8 +37,13 @@ struct gw_ca {
 int gw_ca_builtin_init(struct gw_ca *ca, struct gw_ca_be *be);
 int gw_ca_provided_init(struct gw_ca *ca, struct gw_ca_be *be);
 int gw_ca_cfssl_init(struct gw_ca *ca, struct gw_ca_be *be);
-/* cfssl signs a CSR (PEM) for the SPIFFE ID; *out the caller's. */
-int gw_ca_cfssl_sign(struct gw_ca_be *be, X509_REQ *csr, const char *spiffe_id, X509 **out);
+/*
+ * cfssl signs a CSR (PEM) for the SPIFFE ID; *out the caller's. What cfssl
+ * returns is checked, not trusted: CA:FALSE, the SPIFFE ID as URI SAN,
+ * notAfter within now + ttl_s, signed by the backend's root.
+ */
+int gw_ca_cfssl_sign(struct gw_ca_be *be, X509_REQ *csr, const char *spiffe_id, time_t now,
+	uint64_t ttl_s, X509 **out);
 /* builtin: issue a new issuer cert for the existing issuer key (renewal). */
 int gw_ca_builtin_new_issuer(struct gw_ca *ca, struct gw_ca_be *be, X509 **out);
 /* cfssl: a CA profile signs an issuer for be->issuer_key_uri; *out NULL for a leaf profile. */
