@@ -274,6 +274,7 @@ be_free(struct gw_ca_be *be)
 	free(be->cfg.key);
 	free(be->cfg.url);
 	free(be->cfg.profile);
+	free(be->cfg.ca_file);
 	X509_free(be->root);
 	X509_free(be->issuer);
 	X509_free(be->cross);
@@ -315,6 +316,7 @@ be_create(struct gw_ca *ca, const struct gw_cfg_ca_backend *c, struct gw_ca_be *
 	be->cfg.key = dup_or_null(c->key);
 	be->cfg.url = dup_or_null(c->url);
 	be->cfg.profile = dup_or_null(c->profile);
+	be->cfg.ca_file = dup_or_null(c->ca_file);
 	be->type = c->type;
 	{
 		struct gw_state_ca row;
@@ -328,7 +330,8 @@ be_create(struct gw_ca *ca, const struct gw_cfg_ca_backend *c, struct gw_ca_be *
 		}
 	}
 	if (be->name == NULL || (c->cert && !be->cfg.cert) || (c->key && !be->cfg.key) ||
-		(c->url && !be->cfg.url) || (c->profile && !be->cfg.profile)) {
+		(c->url && !be->cfg.url) || (c->profile && !be->cfg.profile) ||
+		(c->ca_file && !be->cfg.ca_file)) {
 		rc = gw_err_set(-ENOMEM, GW_HERE);
 		goto fail;
 	}
@@ -888,6 +891,7 @@ gw_ca_reconfigure(struct gw_ca *ca, const struct gw_cfg_mtls *m)
 {
 	struct gw_ca_be **nb = NULL, *old_en, *new_en;
 	bool *made = NULL;
+	char **ca_files = NULL;
 	X509 *cross = NULL;
 	time_t now = gw_ca_now(ca);
 	char *enabled = NULL;
@@ -896,7 +900,14 @@ gw_ca_reconfigure(struct gw_ca *ca, const struct gw_cfg_mtls *m)
 	GW_ENSURE(ca && m, -EINVAL);
 	nb = calloc(m->n_backends ? m->n_backends : 1, sizeof(*nb));
 	made = calloc(m->n_backends ? m->n_backends : 1, sizeof(*made));
-	if (nb == NULL || made == NULL ||
+	ca_files = calloc(m->n_backends ? m->n_backends : 1, sizeof(*ca_files));
+	for (unsigned i = 0; ca_files && i < m->n_backends; i++)
+		if (m->backends[i].ca_file &&
+			(ca_files[i] = strdup(m->backends[i].ca_file)) == NULL) {
+			rc = gw_err_set(-ENOMEM, GW_HERE);
+			goto out;
+		}
+	if (nb == NULL || made == NULL || ca_files == NULL ||
 		(m->enabled_backend && (enabled = strdup(m->enabled_backend)) == NULL)) {
 		rc = gw_err_set(-ENOMEM, GW_HERE);
 		goto out;
@@ -983,10 +994,17 @@ gw_ca_reconfigure(struct gw_ca *ca, const struct gw_cfg_mtls *m)
 		new_en->cross = cross;
 		cross = NULL;
 	}
-	/* kept backends take the new validities (rotation.h allows only those to change) */
+	/*
+	 * kept backends take the new validities (rotation.h allows only those to
+	 * change) and cfssl's TLS CA file (its server certificate may be renewed
+	 * under a new CA: the pinned root is what must not change)
+	 */
 	for (unsigned i = 0; i < m->n_backends; i++) {
 		nb[i]->cfg.leaf_validity_s = m->backends[i].leaf_validity_s;
 		nb[i]->cfg.root_validity_s = m->backends[i].root_validity_s;
+		free(nb[i]->cfg.ca_file);
+		nb[i]->cfg.ca_file = ca_files[i];
+		ca_files[i] = NULL;
 	}
 	free(ca->be);
 	ca->be = nb;
@@ -1005,6 +1023,9 @@ undo:
 			be_free(nb[i]);
 out:
 	X509_free(cross);
+	for (unsigned i = 0; ca_files && i < m->n_backends; i++)
+		free(ca_files[i]);
+	free(ca_files);
 	free(nb);
 	free(made);
 	free(enabled);

@@ -20,7 +20,10 @@
  *    which writes a URI host as a DNS SAN and so cannot issue SPIFFE IDs).
  *    With a leaf profile cfssl signs each leaf (POST /api/v1/cfssl/sign,
  *    hosts = the SPIFFE ID); a leaf without the ID as URI SAN is refused,
- *    saying why. http:// only; cfssl's errors are passed on in its words.
+ *    saying why. libcurl: https:// checked against conf.ca_file (http://
+ *    works, with a warning); cfssl's errors are passed on in its words. Its
+ *    root is pinned in the state store on first use; another root later is
+ *    refused (a new root is a new backend, rotated to).
  *    The issuer is renewed (by cfssl) at 2/3 of its life like a builtin one.
  * Every issued certificate is recorded in the state store (serial, subject,
  * SPIFFE ID, notAfter, backend).

@@ -138,7 +138,7 @@ struct raw_admin {
 };
 
 struct raw_ca_conf {
-	char *key_type, *root_validity, *leaf_validity, *cert, *key, *url, *profile;
+	char *key_type, *root_validity, *leaf_validity, *cert, *key, *url, *profile, *ca_file;
 };
 
 struct raw_backend {
@@ -299,6 +299,7 @@ static const cyaml_schema_field_t ca_conf_fields[] = {
 	STR("key", OPT, struct raw_ca_conf, key),
 	STR("url", OPT, struct raw_ca_conf, url),
 	STR("profile", OPT, struct raw_ca_conf, profile),
+	STR("ca_file", OPT, struct raw_ca_conf, ca_file),
 	CYAML_FIELD_END,
 };
 
@@ -755,6 +756,7 @@ gw_cfg_free(struct gw_cfg *cfg)
 		free(b->key);
 		free(b->url);
 		free(b->profile);
+		free(b->ca_file);
 	}
 	free(cfg->mtls.backends);
 	free(cfg);
@@ -1627,6 +1629,7 @@ conv_backend(
 		{"key", cf->key, b->type == GW_CA_PROVIDED},
 		{"url", cf->url, b->type == GW_CA_CFSSL},
 		{"profile", cf->profile, b->type == GW_CA_CFSSL},
+		{"ca_file", cf->ca_file, b->type == GW_CA_CFSSL},
 	};
 	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
 		if (keys[k].val && !keys[k].allowed)
@@ -1678,6 +1681,15 @@ conv_backend(
 		}
 		if (cf->profile)
 			NOMEM(b->profile = strdup(cf->profile));
+		/* the CA that signed cfssl's TLS certificate: https only */
+		if (cf->ca_file) {
+			NOMEM(b->ca_file = resolve(c, cf->ca_file));
+			if (cf->url && strncmp(cf->url, "https://", 8) != 0)
+				gw_cfg_err(c, 0, cpfx, "ca_file",
+					"applies to an https:// url only (url is '%s')", cf->url);
+			else
+				(void)check_pem(c, cpfx, "ca_file", b->ca_file, PEM_CERTS, NULL);
+		}
 		break;
 	}
 	return 0;

@@ -239,6 +239,7 @@ struct gw_cfg_ca_backend {
 	char *key;                 /* provided: pkcs11: URI of the CA key */
 	char *url;                 /* cfssl: http(s)://host:port */
 	char *profile;             /* cfssl: signing profile; NULL = server default */
+	char *ca_file;             /* cfssl: PEM CA(s) for an https url; NULL = system store */
 	unsigned line;             /* line of conf.key in the file, for messages */
 };
 

@@ -146,6 +146,8 @@ same_cert(X509 *a, X509 *b)
 
 static pid_t cfssl_pid;
 static unsigned short cfssl_port;
+static bool cfssl_tls;                      /* serve https with tls-srv.pem */
+static const char *cfssl_root = "cfssl-ca"; /* <dir>/<root>.pem/.key sign */
 
 static unsigned short
 free_port(void)
@@ -181,16 +183,25 @@ cfssl_start(void)
 		cfssl_port = free_port();
 	snprintf(a, sizeof(a), "127.0.0.1");
 	snprintf(p, sizeof(p), "%u", cfssl_port);
-	snprintf(ca, sizeof(ca), "%s/cfssl-ca.pem", tok.dir);
-	snprintf(key, sizeof(key), "%s/cfssl-ca.key", tok.dir);
+	char tc[200], tk[200];
+
+	snprintf(ca, sizeof(ca), "%s/%s.pem", tok.dir, cfssl_root);
+	snprintf(key, sizeof(key), "%s/%s.key", tok.dir, cfssl_root);
+	snprintf(tc, sizeof(tc), "%s/tls-srv.pem", tok.dir);
+	snprintf(tk, sizeof(tk), "%s/tls-srv.key", tok.dir);
 	snprintf(cfg, sizeof(cfg), "%s/cfssl.json", tok.dir);
 	snprintf(log, sizeof(log), "%s/cfssl.log", tok.dir);
 	cfssl_pid = fork();
 	if (cfssl_pid == 0) {
 		freopen(log, "a", stdout);
 		freopen(log, "a", stderr);
-		execlp("cfssl", "cfssl", "serve", "-address", a, "-port", p, "-ca", ca, "-ca-key",
-			key, "-config", cfg, (char *)NULL);
+		if (cfssl_tls)
+			execlp("cfssl", "cfssl", "serve", "-address", a, "-port", p, "-ca", ca,
+				"-ca-key", key, "-config", cfg, "-tls-cert", tc, "-tls-key", tk,
+				(char *)NULL);
+		else
+			execlp("cfssl", "cfssl", "serve", "-address", a, "-port", p, "-ca", ca,
+				"-ca-key", key, "-config", cfg, (char *)NULL);
 		_exit(127);
 	}
 	sa.sin_port = htons(cfssl_port);
@@ -218,13 +229,31 @@ cfssl_pki(void)
 		"\"ca_constraint\":{\"is_ca\":true,\"max_path_len\":0,\"max_path_len_zero\":true}},"
 		"\"leaf\":{\"expiry\":\"72h\",\"usages\":[\"digital signature\",\"server auth\","
 		"\"client auth\"]}}}}";
-	char cmd[1200];
+	char cmd[2400];
 
 	snprintf(cmd, sizeof(cmd),
 		"openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
 		"-keyout %1$s/cfssl-ca.key -out %1$s/cfssl-ca.pem -subj '/CN=cfssl test root' "
 		"-days 30 -addext basicConstraints=critical,CA:TRUE "
 		"-addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null",
+		tok.dir);
+	sh(cmd);
+	/* a second signing root (a swapped server), and TLS: a CA, a server cert for
+	 * 127.0.0.1 under it, and an unrelated CA (the wrong ca_file) */
+	snprintf(cmd, sizeof(cmd),
+		"cd %1$s && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+		"-keyout cfssl-ca2.key -out cfssl-ca2.pem -subj '/CN=cfssl other root' -days 30 "
+		"-addext basicConstraints=critical,CA:TRUE "
+		"-addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null && "
+		"for c in tls-ca tls-other; do openssl req -x509 -newkey ec -pkeyopt "
+		"ec_paramgen_curve:P-256 -nodes -keyout $c.key -out $c.pem -subj /CN=$c -days 30 "
+		"-addext basicConstraints=critical,CA:TRUE 2>/dev/null || exit 1; done && "
+		"openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+		"-keyout tls-srv.key -out tls-srv.csr -subj /CN=127.0.0.1 2>/dev/null && "
+		"printf 'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\n' "
+		">tls-srv.ext "
+		"&& openssl x509 -req -in tls-srv.csr -CA tls-ca.pem -CAkey tls-ca.key "
+		"-CAcreateserial -days 30 -extfile tls-srv.ext -out tls-srv.pem 2>/dev/null",
 		tok.dir);
 	sh(cmd);
 	snprintf(cmd, sizeof(cmd), "%s/cfssl.json", tok.dir);
@@ -654,6 +683,76 @@ main(void)
 		b.url = bad;
 		EXPECT_ERR(gw_ca_create(&m, P(st), &ca), -GW_E_CA);
 		EXPECT_CONTAINS(gw_err_msg(), "cannot reach cfssl");
+	}
+
+	{ /* cfssl over https: ca_file checked, a wrong one refused, root pinned */
+		char st[128], url[64], cafile[200], other[200];
+		struct gw_cfg_ca_backend b = {.name = "ca-t",
+			.type = GW_CA_CFSSL,
+			.leaf_validity_s = 3600,
+			.url = url,
+			.profile = "issuer",
+			.ca_file = cafile};
+		struct gw_cfg_mtls m = {.trust_domain = "example.org",
+			.enabled_backend = "ca-t",
+			.backends = &b,
+			.n_backends = 1};
+		struct gw_ca *ca = NULL;
+		X509 *leaf = NULL;
+		STACK_OF(X509) *chain = NULL;
+		char kuri[GW_HSM_URI_MAX];
+
+		cfssl_stop();
+		cfssl_tls = true;
+		cfssl_start();
+		snprintf(url, sizeof(url), "https://127.0.0.1:%u", cfssl_port);
+		snprintf(cafile, sizeof(cafile), "%s/tls-ca.pem", tok.dir);
+		snprintf(other, sizeof(other), "%s/tls-other.pem", tok.dir);
+		fresh_state(st);
+		EXPECT_OK(gw_ca_create(&m, P(st), &ca));
+		if (ca) {
+			EXPECT_OK(gw_ca_issue_identity(ca, "api", &leaf, &chain, kuri));
+			X509_free(leaf);
+			sk_X509_pop_free(chain, X509_free);
+			gw_ca_destroy(ca);
+			ca = NULL;
+		}
+		/* a server whose certificate ca_file did not sign: refused, before any POST */
+		b.ca_file = other;
+		EXPECT_ERR(gw_ca_create(&m, P(st), &ca), -GW_E_CA);
+		EXPECT_CONTAINS(gw_err_msg(), "backend ca-t: cfssl https://127.0.0.1:");
+		EXPECT_CONTAINS(gw_err_msg(), "TLS: ");
+		EXPECT_CONTAINS(gw_err_msg(), "tls-other.pem must hold the CA that signed");
+		/* nor does the system store vouch for it */
+		b.ca_file = NULL;
+		EXPECT_ERR(gw_ca_create(&m, P(st), &ca), -GW_E_CA);
+		EXPECT_CONTAINS(gw_err_msg(), "TLS: ");
+		b.ca_file = cafile;
+		/* the same server, now signing with another root: refused, both named */
+		cfssl_stop();
+		cfssl_root = "cfssl-ca2";
+		cfssl_start();
+		EXPECT_ERR(gw_ca_create(&m, P(st), &ca), -GW_E_CA);
+		EXPECT_CONTAINS(gw_err_msg(), "now serves root SHA256 ");
+		EXPECT_CONTAINS(gw_err_msg(), ".., but this backend's root is ");
+		EXPECT_CONTAINS(gw_err_msg(), "add the new root as another backend");
+		/* a new backend for the new root is the way (a rotation) */
+		b.name = "ca-t2";
+		m.enabled_backend = "ca-t2";
+		EXPECT_OK(gw_ca_create(&m, P(st), &ca));
+		gw_ca_destroy(ca);
+		ca = NULL;
+		/* and the old root back: the old backend starts again */
+		cfssl_stop();
+		cfssl_root = "cfssl-ca";
+		cfssl_start();
+		b.name = "ca-t";
+		m.enabled_backend = "ca-t";
+		EXPECT_OK(gw_ca_create(&m, P(st), &ca));
+		gw_ca_destroy(ca);
+		cfssl_stop();
+		cfssl_tls = false;
+		cfssl_start();
 	}
 
 	{ /* rotation A -> B: cross-signed root verifies against A alone and B alone */

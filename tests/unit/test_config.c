@@ -1070,6 +1070,26 @@ main(void)
 					"backends (ca-1, ca-1, ca-3, ca-4, ca-5)");
 		EXPECT_EQ(n_lines(), 13);
 
+		/* cfssl's TLS CA file: https only, and a readable PEM */
+		EXPECT_CFG_ERR(DP "mtls:\n  enabledBackend: c\n  backends: [{name: c, type: cfssl, "
+				  "conf: {url: \"http://127.0.0.1:8888\", ca_file: root.pem}}]\n",
+			"gw.yaml:12: mtls.backends[0].conf.ca_file: applies to an https:// url "
+			"only");
+		EXPECT_CFG_ERR(DP "mtls:\n  enabledBackend: c\n  backends: [{name: c, type: cfssl, "
+				  "conf: {url: \"https://127.0.0.1:8888\", ca_file: nope.pem}}]\n",
+			"mtls.backends[0].conf.ca_file: ");
+		{
+			struct gw_cfg *c_ = NULL;
+
+			EXPECT_OK(
+				load_text(DP "mtls:\n  enabledBackend: c\n  backends: [{name: c, "
+					     "type: cfssl, conf: {url: \"https://127.0.0.1:8888\", "
+					     "ca_file: root.pem}}]\n",
+					&c_));
+			EXPECT_TRUE(c_ && c_->mtls.backends[0].ca_file &&
+				    strstr(c_->mtls.backends[0].ca_file, "/root.pem"));
+			gw_cfg_free(c_);
+		}
 		/*
 		 * backend names of 60..64 bytes once made one HSM label of
 		 * ca-<name>-root and ca-<name>-issuer (cut at 64), so the issuer
