@@ -417,7 +417,6 @@ int
 gw_ca_cfssl_sign(struct gw_ca_be *be, X509_REQ *csr, const char *spiffe_id, time_t now,
 	uint64_t ttl_s, X509 **out)
 {
-	EVP_PKEY *rk = X509_get0_pubkey(be->root);
 	X509 *x = NULL;
 	int rc;
 
@@ -447,8 +446,7 @@ gw_ca_cfssl_sign(struct gw_ca_be *be, X509_REQ *csr, const char *spiffe_id, time
 			(unsigned long long)ttl_s);
 		goto fail;
 	}
-	if (X509_check_issued(be->root, x) != X509_V_OK || rk == NULL || X509_verify(x, rk) != 1) {
-		ERR_clear_error();
+	if (!signed_by_root(be, x)) {
 		rc = gw_err_setf(-GW_E_CA, GW_HERE,
 			"backend %s: cfssl %s returned a certificate not signed by the backend's "
 			"root; refused",

@@ -219,6 +219,40 @@ cfssl_start(void)
 	exit(2);
 }
 
+/* tests/lib/cfssl_fake.py on port: a cfssl that signs what its profile says. */
+static pid_t
+fake_start(unsigned short port)
+{
+	const char *src = getenv("GW_SRC");
+	char script[300], p[16], log[200];
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+		.sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+		.sin_port = htons(port)};
+	pid_t pid;
+
+	snprintf(script, sizeof(script), "%s/tests/lib/cfssl_fake.py", src ? src : "..");
+	snprintf(p, sizeof(p), "%u", port);
+	snprintf(log, sizeof(log), "%s/fake.log", tok.dir);
+	pid = fork();
+	if (pid == 0) {
+		freopen(log, "a", stdout);
+		freopen(log, "a", stderr);
+		execlp("python3", "python3", script, p, tok.dir, (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 300; i++) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		int ok = connect(fd, (void *)&sa, sizeof(sa)) == 0;
+
+		close(fd);
+		if (ok)
+			return pid;
+		usleep(100000);
+	}
+	fprintf(stderr, "cfssl_fake.py did not start (see %s)\n", log);
+	exit(2);
+}
+
 static void
 cfssl_pki(void)
 {
@@ -753,6 +787,71 @@ main(void)
 		cfssl_stop();
 		cfssl_tls = false;
 		cfssl_start();
+	}
+
+	{ /* what cfssl returns is checked: CA:FALSE, the ID, the TTL, the root */
+		static const struct {
+			const char *profile, *why;
+		} bad[] = {
+			{"ca", "returned a CA certificate (not CA:FALSE)"},
+			{"long", "longer than the 172800 s asked for"},
+			{"other", "not signed by the backend's root"},
+			{"wrongid", "signed without the URI SAN spiffe://example.org/ns/c"},
+		};
+		unsigned short port = free_port();
+		pid_t fake = fake_start(port);
+		char st[128], url[64];
+		struct gw_cfg_ca_backend b = {.name = "ca-f",
+			.type = GW_CA_CFSSL,
+			.leaf_validity_s = 2 * 86400,
+			.url = url,
+			.profile = "good"};
+		struct gw_cfg_mtls m = {.trust_domain = "example.org",
+			.enabled_backend = "ca-f",
+			.backends = &b,
+			.n_backends = 1};
+		struct gw_ca *ca = NULL;
+		struct gw_ca_info inf;
+		X509_REQ *csr = client_csr("c");
+		struct gw_ca_leaf_req r = {.csr = csr, .spiffe_id = "spiffe://example.org/ns/c"};
+		X509 *leaf = NULL;
+		unsigned n = 0;
+
+		snprintf(url, sizeof(url), "http://127.0.0.1:%u", port);
+		/* a well-behaved answer is taken: cfssl signs the leaves */
+		fresh_state(st);
+		EXPECT_OK(gw_ca_create(&m, P(st), &ca));
+		if (ca) {
+			EXPECT_OK(gw_ca_backend_info(ca, 0, &inf));
+			EXPECT_TRUE(inf.issuer == NULL);
+			EXPECT_OK(gw_ca_sign(ca, &r, &leaf, NULL));
+			EXPECT_TRUE(leaf && has_uri(leaf, "spiffe://example.org/ns/c"));
+			X509_free(leaf);
+			leaf = NULL;
+			/* cfssl takes the validity from its profile: a shorter TTL is refused */
+			r.ttl_s = 3600;
+			EXPECT_ERR(gw_ca_sign(ca, &r, &leaf, NULL), -GW_E_CA);
+			EXPECT_CONTAINS(gw_err_msg(), "longer than the 3600 s asked for");
+			r.ttl_s = 0;
+			gw_ca_destroy(ca);
+			ca = NULL;
+		}
+		for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			b.profile = (char *)bad[i].profile;
+			fresh_state(st);
+			EXPECT_OK(gw_ca_create(&m, P(st), &ca));
+			if (ca == NULL)
+				continue;
+			EXPECT_ERR(gw_ca_sign(ca, &r, &leaf, NULL), -GW_E_CA);
+			EXPECT_CONTAINS(gw_err_msg(), bad[i].why);
+			EXPECT_OK(gw_state_certs_count(gw_ca_state(ca), "ca-f", &n));
+			EXPECT_EQ(n, 0); /* nothing refused is recorded */
+			gw_ca_destroy(ca);
+			ca = NULL;
+		}
+		X509_REQ_free(csr);
+		kill(fake, SIGTERM);
+		waitpid(fake, NULL, 0);
 	}
 
 	{ /* rotation A -> B: cross-signed root verifies against A alone and B alone */
