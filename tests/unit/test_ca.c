@@ -783,6 +783,23 @@ main(void)
 		b.name = "ca-t";
 		m.enabled_backend = "ca-t";
 		EXPECT_OK(gw_ca_create(&m, P(st), &ca));
+		if (ca) {
+			/* a reload's ca_file is the one the next renewal uses */
+			struct gw_ca_info inf;
+			time_t nb, na;
+
+			EXPECT_OK(gw_ca_backend_info(ca, 0, &inf));
+			nb = gw_ca_not_before(inf.issuer);
+			na = gw_ca_not_after(inf.issuer);
+			gw_ca_set_time(ca, nb + (na - nb) * 3 / 4);
+			b.ca_file = other;
+			EXPECT_OK(gw_ca_reconfigure(ca, &m));
+			EXPECT_ERR(gw_ca_maintain(ca), -GW_E_CA);
+			EXPECT_CONTAINS(gw_err_msg(), "tls-other.pem must hold the CA");
+			b.ca_file = cafile;
+			EXPECT_OK(gw_ca_reconfigure(ca, &m));
+			EXPECT_EQ(gw_ca_maintain(ca), 1);
+		}
 		gw_ca_destroy(ca);
 		cfssl_stop();
 		cfssl_tls = false;
