@@ -5,12 +5,15 @@
  * builtin issuers. The type-specific parts are ca_builtin.c, ca_provided.c
  * and ca_cfssl.c.
  */
+#include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/bn.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
@@ -131,19 +134,44 @@ hsm_type(enum gw_key_type t)
 }
 
 int
+gw_ca_fmt(char *out, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(out, len, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= len)
+		return gw_err_setf(-EINVAL, GW_HERE,
+			"'%.60s...' is longer than %zu bytes (it would be cut short, naming "
+			"something else)",
+			out, len - 1);
+	return 0;
+}
+
+int
 gw_ca_key_ensure(struct gw_ca *ca, enum gw_key_type t, const char *label, char uri[GW_HSM_URI_MAX],
 	EVP_PKEY **key)
 {
-	int rc = gw_hsm_keygen(ca->hsm, hsm_type(t), label, uri);
+	static const char ctx[] = "mtlsgw CA key id";
+	unsigned char md[32];
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	int ok;
 
-	if (rc == -EEXIST) {
-		/* made before a crash that lost its certificate: reuse, never orphan */
-		snprintf(uri, GW_HSM_URI_MAX, "pkcs11:token=%s;object=%s;type=private", ca->token,
-			label);
-		gw_err_clear();
-	} else if (rc < 0) {
-		return rc;
-	}
+	/*
+	 * The CKA_ID is derived from the label, so a key found under the label
+	 * after a crash (made, then its certificate never committed) is reused
+	 * only if its id is the one we would have given it: a key someone else
+	 * labelled alike is refused, never signed with.
+	 */
+	ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 &&
+	     EVP_DigestUpdate(c, ctx, sizeof(ctx)) == 1 &&
+	     EVP_DigestUpdate(c, label, strlen(label)) == 1 && EVP_DigestFinal_ex(c, md, NULL) == 1;
+	EVP_MD_CTX_free(c);
+	if (!ok)
+		return gw_err_set(-ENOMEM, GW_HERE);
+	GW_GUARD(gw_hsm_key_ensure(ca->hsm, hsm_type(t), label, md, 8, uri));
 	return gw_hsm_key_load(ca->hsm, uri, key);
 }
 
@@ -246,6 +274,7 @@ be_free(struct gw_ca_be *be)
 	free(be->cfg.key);
 	free(be->cfg.url);
 	free(be->cfg.profile);
+	free(be->cfg.ca_file);
 	X509_free(be->root);
 	X509_free(be->issuer);
 	X509_free(be->cross);
@@ -272,6 +301,14 @@ be_create(struct gw_ca *ca, const struct gw_cfg_ca_backend *c, struct gw_ca_be *
 
 	if (be == NULL)
 		return gw_err_set(-ENOMEM, GW_HERE);
+	/* the config refuses these too; a shorter cut would share keys between names */
+	if (c->name == NULL || c->name[0] == '\0' || strlen(c->name) > GW_CFG_CA_NAME_MAX) {
+		free(be);
+		return gw_err_setf(-EINVAL, GW_HERE,
+			"CA backend name '%.70s' is %zu bytes; at most %d (its HSM key labels "
+			"ca-<name>-root/-issuer must fit 64 bytes)",
+			c->name ? c->name : "", c->name ? strlen(c->name) : 0, GW_CFG_CA_NAME_MAX);
+	}
 	be->cfg = *c;
 	be->name = strdup(c->name);
 	be->cfg.name = be->name;
@@ -279,6 +316,7 @@ be_create(struct gw_ca *ca, const struct gw_cfg_ca_backend *c, struct gw_ca_be *
 	be->cfg.key = dup_or_null(c->key);
 	be->cfg.url = dup_or_null(c->url);
 	be->cfg.profile = dup_or_null(c->profile);
+	be->cfg.ca_file = dup_or_null(c->ca_file);
 	be->type = c->type;
 	{
 		struct gw_state_ca row;
@@ -292,7 +330,8 @@ be_create(struct gw_ca *ca, const struct gw_cfg_ca_backend *c, struct gw_ca_be *
 		}
 	}
 	if (be->name == NULL || (c->cert && !be->cfg.cert) || (c->key && !be->cfg.key) ||
-		(c->url && !be->cfg.url) || (c->profile && !be->cfg.profile)) {
+		(c->url && !be->cfg.url) || (c->profile && !be->cfg.profile) ||
+		(c->ca_file && !be->cfg.ca_file)) {
 		rc = gw_err_set(-ENOMEM, GW_HERE);
 		goto fail;
 	}
@@ -482,7 +521,11 @@ gw_ca_create(const struct gw_cfg_mtls *m, const struct gw_ca_params *p, struct g
 	if (ca == NULL)
 		return gw_err_set(-ENOMEM, GW_HERE);
 	hp = p->hsm;
-	snprintf(ca->token, sizeof(ca->token), "%s", hp.token ? hp.token : "mtlsgw");
+	if ((rc = gw_ca_fmt(ca->token, sizeof(ca->token), "%s", hp.token ? hp.token : "mtlsgw")) <
+		0) {
+		free(ca);
+		return rc;
+	}
 	hp.token = ca->token;
 	if ((rc = gw_state_open(p->state_dir, &ca->st)) < 0 ||
 		(rc = gw_hsm_open(&hp, &ca->hsm)) < 0)
@@ -587,19 +630,90 @@ STACK_OF(X509) * gw_ca_bundle(const struct gw_ca *ca, unsigned i)
 
 /* ---- issuing --------------------------------------------------------------- */
 
+/*
+ * A SPIFFE ID of this trust domain whose path follows the SPIFFE ID spec
+ * (2.2): segments of [A-Za-z0-9._-], none empty, "." or "..", so no two
+ * spellings name one workload and none dodges the reserved prefix below.
+ */
 static int
 check_spiffe(const struct gw_ca *ca, const char *id)
 {
 	size_t tl = strlen(ca->trust_domain);
+	const char *p, *seg;
 
 	if (id == NULL || strncmp(id, "spiffe://", 9) != 0 ||
 		strncmp(id + 9, ca->trust_domain, tl) != 0 || id[9 + tl] != '/' || !id[10 + tl] ||
-		strlen(id) > 2048 || strpbrk(id, ", \t\r\n") != NULL)
+		strlen(id) > 2048)
 		return gw_err_setf(-EINVAL, GW_HERE,
 			"SPIFFE ID '%.100s' is not in trust domain %s (expected "
 			"spiffe://%s/<path>)",
 			id ? id : "(none)", ca->trust_domain, ca->trust_domain);
+	for (p = seg = id + 9 + tl + 1;; p++) {
+		if (*p == '/' || *p == '\0') {
+			size_t n = (size_t)(p - seg);
+
+			if (n == 0 || (n == 1 && seg[0] == '.') ||
+				(n == 2 && seg[0] == '.' && seg[1] == '.'))
+				return gw_err_setf(-EINVAL, GW_HERE,
+					"SPIFFE ID '%.100s': empty, '.' or '..' path segment", id);
+			if (*p == '\0')
+				break;
+			seg = p + 1;
+		} else if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-' && *p != '_') {
+			return gw_err_setf(-EINVAL, GW_HERE,
+				"SPIFFE ID '%.100s': character 0x%02x in its path (expected "
+				"[A-Za-z0-9._-] and '/')",
+				id, (unsigned char)*p);
+		}
+	}
 	return 0;
+}
+
+/* The gateway's own identities are spiffe://<td>/gateway/<listener>: nobody else's. */
+static int
+check_not_reserved(const struct gw_ca *ca, const struct gw_ca_leaf_req *r)
+{
+	const char *path = r->spiffe_id + 9 + strlen(ca->trust_domain);
+
+	if (r->kind && strcmp(r->kind, GW_STATE_KIND_IDENTITY) == 0)
+		return 0;
+	if (strcmp(path, "/gateway") == 0 || strncmp(path, "/gateway/", 9) == 0)
+		return gw_err_setf(-EINVAL, GW_HERE,
+			"SPIFFE ID '%.100s' is reserved: spiffe://%s/gateway/... names the "
+			"gateway's own listeners; ask for another path",
+			r->spiffe_id, ca->trust_domain);
+	return 0;
+}
+
+/* EC P-256 or stronger NIST curve, or RSA of at least 2048 bits. */
+static int
+check_key_strength(EVP_PKEY *pub)
+{
+	char curve[64] = "";
+	size_t cl = 0;
+
+	switch (EVP_PKEY_get_base_id(pub)) {
+	case EVP_PKEY_RSA:
+		if (EVP_PKEY_get_bits(pub) >= 2048)
+			return 0;
+		return gw_err_setf(-EINVAL, GW_HERE,
+			"the CSR's key is RSA-%d; at least RSA-2048 (or EC P-256) is required",
+			EVP_PKEY_get_bits(pub));
+	case EVP_PKEY_EC:
+		if (EVP_PKEY_get_utf8_string_param(pub, "group", curve, sizeof(curve), &cl) == 1 &&
+			(strcmp(curve, "prime256v1") == 0 || strcmp(curve, "secp384r1") == 0 ||
+				strcmp(curve, "secp521r1") == 0))
+			return 0;
+		ERR_clear_error();
+		return gw_err_setf(-EINVAL, GW_HERE,
+			"the CSR's key is on EC curve '%s'; P-256, P-384 or P-521 is required",
+			curve[0] ? curve : "(unnamed)");
+	default:
+		return gw_err_setf(-EINVAL, GW_HERE,
+			"the CSR's key is %s; EC P-256 or better, or RSA-2048 or better, is "
+			"required",
+			OBJ_nid2sn(EVP_PKEY_get_base_id(pub)));
+	}
 }
 
 /* Subject: the CSR's if it has one, else CN = the ID's last path segment. */
@@ -655,6 +769,7 @@ gw_ca_sign(struct gw_ca *ca, const struct gw_ca_leaf_req *r, X509 **cert, STACK_
 	STACK_OF(X509) *ch = NULL;
 	char san[2100];
 	time_t now = gw_ca_now(ca), na;
+	uint64_t ttl;
 	int rc;
 
 	GW_ENSURE(ca && r && r->csr && cert, -EINVAL);
@@ -665,17 +780,26 @@ gw_ca_sign(struct gw_ca *ca, const struct gw_ca_leaf_req *r, X509 **cert, STACK_
 			: ca->enabled ? ca->enabled
 				      : "(none enabled)");
 	GW_GUARD(check_spiffe(ca, r->spiffe_id));
+	GW_GUARD(check_not_reserved(ca, r));
+	if (r->ttl_s > be->cfg.leaf_validity_s)
+		return gw_err_setf(-EINVAL, GW_HERE,
+			"TTL of %llu s is longer than backend %s's leaf_validity (%llu s); ask for "
+			"at most that",
+			(unsigned long long)r->ttl_s, be->name,
+			(unsigned long long)be->cfg.leaf_validity_s);
+	ttl = r->ttl_s ? r->ttl_s : be->cfg.leaf_validity_s;
 	pub = X509_REQ_get0_pubkey(r->csr);
 	if (pub == NULL || X509_REQ_verify(r->csr, pub) != 1) {
 		ERR_clear_error();
 		return gw_err_setf(-EINVAL, GW_HERE,
 			"the CSR's signature does not verify with its own public key");
 	}
+	GW_GUARD(check_key_strength(pub));
 	if (gw_ca_not_after(be->root) <= now)
 		return gw_err_setf(-GW_E_CA, GW_HERE,
 			"backend %s: its root expired; enable another backend to issue", be->name);
 	if (be->type == GW_CA_CFSSL && be->issuer == NULL) {
-		rc = gw_ca_cfssl_sign(be, r->csr, r->spiffe_id, &x);
+		rc = gw_ca_cfssl_sign(be, r->csr, r->spiffe_id, now, ttl, &x);
 		if (rc < 0)
 			return rc;
 	} else {
@@ -684,10 +808,10 @@ gw_ca_sign(struct gw_ca *ca, const struct gw_ca_leaf_req *r, X509 **cert, STACK_
 		if (gw_ca_not_after(signer) <= now)
 			return gw_err_setf(-GW_E_CA, GW_HERE,
 				"backend %s: its issuer expired (renewal failed?)", be->name);
-		na = now + (time_t)(r->ttl_s ? r->ttl_s : be->cfg.leaf_validity_s);
+		na = now + (time_t)ttl;
 		if (na > gw_ca_not_after(signer))
 			na = gw_ca_not_after(signer);
-		snprintf(san, sizeof(san), "URI:%s", r->spiffe_id);
+		GW_GUARD(gw_ca_fmt(san, sizeof(san), "URI:%s", r->spiffe_id));
 		if ((subj = leaf_subject(r->csr, r->spiffe_id)) == NULL)
 			return gw_err_set(-ENOMEM, GW_HERE);
 		/* a minute back: peers whose clock is slightly behind still accept it */
@@ -731,10 +855,10 @@ gw_ca_issue_identity(struct gw_ca *ca, const char *listener, X509 **cert, STACK_
 	be = be_find(ca, ca->enabled);
 	if (be == NULL)
 		return gw_err_setf(-ENOENT, GW_HERE, "no enabled CA backend");
-	snprintf(label, sizeof(label), "gw-id-%s", listener);
-	snprintf(id, sizeof(id), "spiffe://%s/gateway/%s", ca->trust_domain, listener);
-	snprintf(san, sizeof(san), "URI:%s", id);
-	snprintf(subj, sizeof(subj), "/CN=%s", listener);
+	GW_GUARD(gw_ca_fmt(label, sizeof(label), "gw-id-%s", listener));
+	GW_GUARD(gw_ca_fmt(id, sizeof(id), "spiffe://%s/gateway/%s", ca->trust_domain, listener));
+	GW_GUARD(gw_ca_fmt(san, sizeof(san), "URI:%s", id));
+	GW_GUARD(gw_ca_fmt(subj, sizeof(subj), "/CN=%s", listener));
 	if ((rc = gw_ca_key_ensure(ca, be->cfg.key_type, label, key_uri, &k)) < 0)
 		return rc;
 	EVP_PKEY_free(k);
@@ -767,6 +891,7 @@ gw_ca_reconfigure(struct gw_ca *ca, const struct gw_cfg_mtls *m)
 {
 	struct gw_ca_be **nb = NULL, *old_en, *new_en;
 	bool *made = NULL;
+	char **ca_files = NULL;
 	X509 *cross = NULL;
 	time_t now = gw_ca_now(ca);
 	char *enabled = NULL;
@@ -775,7 +900,14 @@ gw_ca_reconfigure(struct gw_ca *ca, const struct gw_cfg_mtls *m)
 	GW_ENSURE(ca && m, -EINVAL);
 	nb = calloc(m->n_backends ? m->n_backends : 1, sizeof(*nb));
 	made = calloc(m->n_backends ? m->n_backends : 1, sizeof(*made));
-	if (nb == NULL || made == NULL ||
+	ca_files = calloc(m->n_backends ? m->n_backends : 1, sizeof(*ca_files));
+	for (unsigned i = 0; ca_files && i < m->n_backends; i++)
+		if (m->backends[i].ca_file &&
+			(ca_files[i] = strdup(m->backends[i].ca_file)) == NULL) {
+			rc = gw_err_set(-ENOMEM, GW_HERE);
+			goto out;
+		}
+	if (nb == NULL || made == NULL || ca_files == NULL ||
 		(m->enabled_backend && (enabled = strdup(m->enabled_backend)) == NULL)) {
 		rc = gw_err_set(-ENOMEM, GW_HERE);
 		goto out;
@@ -862,10 +994,17 @@ gw_ca_reconfigure(struct gw_ca *ca, const struct gw_cfg_mtls *m)
 		new_en->cross = cross;
 		cross = NULL;
 	}
-	/* kept backends take the new validities (rotation.h allows only those to change) */
+	/*
+	 * kept backends take the new validities (rotation.h allows only those to
+	 * change) and cfssl's TLS CA file (its server certificate may be renewed
+	 * under a new CA: the pinned root is what must not change)
+	 */
 	for (unsigned i = 0; i < m->n_backends; i++) {
 		nb[i]->cfg.leaf_validity_s = m->backends[i].leaf_validity_s;
 		nb[i]->cfg.root_validity_s = m->backends[i].root_validity_s;
+		free(nb[i]->cfg.ca_file);
+		nb[i]->cfg.ca_file = ca_files[i];
+		ca_files[i] = NULL;
 	}
 	free(ca->be);
 	ca->be = nb;
@@ -884,6 +1023,9 @@ undo:
 			be_free(nb[i]);
 out:
 	X509_free(cross);
+	for (unsigned i = 0; ca_files && i < m->n_backends; i++)
+		free(ca_files[i]);
+	free(ca_files);
 	free(nb);
 	free(made);
 	free(enabled);

@@ -20,7 +20,10 @@
  *    which writes a URI host as a DNS SAN and so cannot issue SPIFFE IDs).
  *    With a leaf profile cfssl signs each leaf (POST /api/v1/cfssl/sign,
  *    hosts = the SPIFFE ID); a leaf without the ID as URI SAN is refused,
- *    saying why. http:// only; cfssl's errors are passed on in its words.
+ *    saying why. libcurl: https:// checked against conf.ca_file (http://
+ *    works, with a warning); cfssl's errors are passed on in its words. Its
+ *    root is pinned in the state store on first use; another root later is
+ *    refused (a new root is a new backend, rotated to).
  *    The issuer is renewed (by cfssl) at 2/3 of its life like a builtin one.
  * Every issued certificate is recorded in the state store (serial, subject,
  * SPIFFE ID, notAfter, backend).
@@ -124,7 +127,13 @@ struct gw_ca_leaf_req {
  * caller's; *chain (may be NULL) gets the intermediates to send after it
  * (builtin issuer, cross-signed root), the caller's. notAfter never exceeds
  * the issuing certificate's. -GW_E_CA if the backend's root has expired
- * ("enable another backend"), or the SPIFFE ID is not in the trust domain.
+ * ("enable another backend"). -EINVAL, saying which, for: a SPIFFE ID not in
+ * the trust domain or whose path is not [A-Za-z0-9._-] segments (no empty,
+ * "." or ".."); spiffe://<td>/gateway[/...] unless kind is identity (the
+ * gateway's own); ttl_s over the backend's leaf_validity (refused, never
+ * capped); a CSR key other than EC P-256/P-384/P-521 or RSA >= 2048. A
+ * cfssl-signed leaf is checked (CA:FALSE, the ID, notAfter within the TTL,
+ * signed by the backend's root), -GW_E_CA if not.
  */
 GW_MUST_CHECK int gw_ca_sign(
 	struct gw_ca *ca, const struct gw_ca_leaf_req *r, X509 **cert, STACK_OF(X509) * *chain);

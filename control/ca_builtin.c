@@ -96,20 +96,26 @@ gw_ca_builtin_init(struct gw_ca *ca, struct gw_ca_be *be)
 	}
 	gw_err_clear();
 	/* first start: make both keys and certificates; the caller commits */
-	snprintf(label, sizeof(label), "ca-%s-root", be->name);
+	GW_GUARD(gw_ca_fmt(label, sizeof(label), "ca-%s-root", be->name));
 	GW_GUARD(gw_ca_key_ensure(ca, be->cfg.key_type, label, uri, &be->root_key));
 	if ((be->root_key_uri = strdup(uri)) == NULL)
 		return gw_err_set(-ENOMEM, GW_HERE);
-	snprintf(label, sizeof(label), "ca-%s-issuer", be->name);
+	GW_GUARD(gw_ca_fmt(label, sizeof(label), "ca-%s-issuer", be->name));
 	GW_GUARD(gw_ca_key_ensure(ca, be->cfg.key_type, label, uri, &be->issuer_key));
 	if ((be->issuer_key_uri = strdup(uri)) == NULL)
 		return gw_err_set(-ENOMEM, GW_HERE);
-	snprintf(cn, sizeof(cn), "mtlsgw %s root", be->name);
+	if ((rc = gw_ca_fmt(cn, sizeof(cn), "mtlsgw %s root", be->name)) < 0)
+		goto out;
 	rn = name_for(cn, ca->trust_domain);
-	snprintf(cn, sizeof(cn), "mtlsgw %s issuer", be->name);
+	if ((rc = gw_ca_fmt(cn, sizeof(cn), "mtlsgw %s issuer", be->name)) < 0)
+		goto out;
 	in = name_for(cn, ca->trust_domain);
 	if (rn == NULL || in == NULL) {
-		rc = gw_err_set(-ENOMEM, GW_HERE);
+		/* X.509 bounds a CN at 64 characters (RFC 5280 ub-common-name) */
+		rc = gw_err_setf(-EINVAL, GW_HERE,
+			"backend %s: cannot make the subject 'O=%.40s, CN=%s' (a CN is at most 64 "
+			"characters: use a backend name of at most %d)",
+			be->name, ca->trust_domain, cn, GW_CFG_CA_NAME_MAX);
 		goto out;
 	}
 	/*

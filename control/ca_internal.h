@@ -37,14 +37,29 @@ struct gw_ca {
 int gw_ca_builtin_init(struct gw_ca *ca, struct gw_ca_be *be);
 int gw_ca_provided_init(struct gw_ca *ca, struct gw_ca_be *be);
 int gw_ca_cfssl_init(struct gw_ca *ca, struct gw_ca_be *be);
-/* cfssl signs a CSR (PEM) for the SPIFFE ID; *out the caller's. */
-int gw_ca_cfssl_sign(struct gw_ca_be *be, X509_REQ *csr, const char *spiffe_id, X509 **out);
+/*
+ * cfssl signs a CSR (PEM) for the SPIFFE ID; *out the caller's. What cfssl
+ * returns is checked, not trusted: CA:FALSE, the SPIFFE ID as URI SAN,
+ * notAfter within now + ttl_s, signed by the backend's root.
+ */
+int gw_ca_cfssl_sign(struct gw_ca_be *be, X509_REQ *csr, const char *spiffe_id, time_t now,
+	uint64_t ttl_s, X509 **out);
 /* builtin: issue a new issuer cert for the existing issuer key (renewal). */
 int gw_ca_builtin_new_issuer(struct gw_ca *ca, struct gw_ca_be *be, X509 **out);
 /* cfssl: a CA profile signs an issuer for be->issuer_key_uri; *out NULL for a leaf profile. */
 int gw_ca_cfssl_new_issuer(struct gw_ca *ca, struct gw_ca_be *be, X509 **out);
 
 /* Helpers in ca.c. */
+/*
+ * snprintf into out[len] where a cut result is an error, never used: a
+ * shortened label or name would name another object. -EINVAL, saying so.
+ */
+__attribute__((format(printf, 3, 4))) int gw_ca_fmt(char *out, size_t len, const char *fmt, ...);
+/*
+ * The CA key labelled label: generated with a CKA_ID derived from the label,
+ * or that exact key (label, CKA_ID, type) reused; any other key under the
+ * label is refused (-EEXIST). *key is the caller's.
+ */
 int gw_ca_key_ensure(struct gw_ca *ca, enum gw_key_type t, const char *label,
 	char uri[GW_HSM_URI_MAX], EVP_PKEY **key);
 /*

@@ -140,7 +140,7 @@ struct raw_admin {
 };
 
 struct raw_ca_conf {
-	char *key_type, *root_validity, *leaf_validity, *cert, *key, *url, *profile;
+	char *key_type, *root_validity, *leaf_validity, *cert, *key, *url, *profile, *ca_file;
 };
 
 struct raw_backend {
@@ -302,6 +302,7 @@ static const cyaml_schema_field_t ca_conf_fields[] = {
 	STR("key", OPT, struct raw_ca_conf, key),
 	STR("url", OPT, struct raw_ca_conf, url),
 	STR("profile", OPT, struct raw_ca_conf, profile),
+	STR("ca_file", OPT, struct raw_ca_conf, ca_file),
 	CYAML_FIELD_END,
 };
 
@@ -758,6 +759,7 @@ gw_cfg_free(struct gw_cfg *cfg)
 		free(b->key);
 		free(b->url);
 		free(b->profile);
+		free(b->ca_file);
 	}
 	free(cfg->mtls.backends);
 	free(cfg);
@@ -1417,6 +1419,11 @@ conv_listener(struct gw_cfg_ctx *c, const struct gw_cfg *cfg, const struct raw_l
 			"'%s' is not a plain name (expected 1..63 of "
 			"[A-Za-z0-9._-])",
 			r->name);
+	else if (cfg->has_mtls && strlen(r->name) > GW_CFG_MESH_LISTENER_NAME_MAX)
+		gw_cfg_err(c, 0, pfx, "name",
+			"'%s' is %zu bytes; with an mtls section a listener name is at most %d "
+			"(its HSM key label gw-id-<name> must fit 64 bytes)",
+			r->name, strlen(r->name), GW_CFG_MESH_LISTENER_NAME_MAX);
 
 	addr_ok = parse_ep(r->address, &l->addr);
 	if (!addr_ok) {
@@ -1606,6 +1613,11 @@ conv_backend(
 			"'%s' is not a plain name (expected 1..63 of "
 			"[A-Za-z0-9._-])",
 			r->name);
+	else if (strlen(r->name) > GW_CFG_CA_NAME_MAX)
+		gw_cfg_err(c, 0, pfx, "name",
+			"'%s' is %zu bytes; a CA backend name is at most %d (its HSM key "
+			"label ca-<name>-issuer must fit 64 bytes, its CN 64 characters)",
+			r->name, strlen(r->name), GW_CFG_CA_NAME_MAX);
 	type_ok = ENUM(c, pfx, "type", r->type, ca_types, &v) == 0;
 	b->type = type_ok ? (enum gw_ca_type)v : GW_CA_BUILTIN;
 
@@ -1632,6 +1644,7 @@ conv_backend(
 		{"key", cf->key, b->type == GW_CA_PROVIDED},
 		{"url", cf->url, b->type == GW_CA_CFSSL},
 		{"profile", cf->profile, b->type == GW_CA_CFSSL},
+		{"ca_file", cf->ca_file, b->type == GW_CA_CFSSL},
 	};
 	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
 		if (keys[k].val && !keys[k].allowed)
@@ -1683,6 +1696,15 @@ conv_backend(
 		}
 		if (cf->profile)
 			NOMEM(b->profile = strdup(cf->profile));
+		/* the CA that signed cfssl's TLS certificate: https only */
+		if (cf->ca_file) {
+			NOMEM(b->ca_file = resolve(c, cf->ca_file));
+			if (cf->url && strncmp(cf->url, "https://", 8) != 0)
+				gw_cfg_err(c, 0, cpfx, "ca_file",
+					"applies to an https:// url only (url is '%s')", cf->url);
+			else
+				(void)check_pem(c, cpfx, "ca_file", b->ca_file, PEM_CERTS, NULL);
+		}
 		break;
 	}
 	return 0;

@@ -223,6 +223,15 @@ enum gw_ca_type {
 enum gw_key_type { GW_KEY_EC_P256, GW_KEY_EC_P384, GW_KEY_RSA_2048, GW_KEY_RSA_3072 };
 
 /* mtls.backends[i]; the fields of `conf` that do not apply to type are 0/NULL. */
+/*
+ * Longest CA backend name: its HSM key labels "ca-<name>-root" and
+ * "ca-<name>-issuer" must fit GW_HSM_LABEL_MAX (64) bytes and its
+ * certificates' CN "mtlsgw <name> issuer" the 64 characters X.509 allows.
+ */
+#define GW_CFG_CA_NAME_MAX 50
+/* Longest listener name with an mtls section: its key is "gw-id-<name>" (64 bytes). */
+#define GW_CFG_MESH_LISTENER_NAME_MAX 58
+
 struct gw_cfg_ca_backend {
 	char *name;
 	enum gw_ca_type type;
@@ -233,6 +242,7 @@ struct gw_cfg_ca_backend {
 	char *key;                 /* provided: pkcs11: URI of the CA key */
 	char *url;                 /* cfssl: http(s)://host:port */
 	char *profile;             /* cfssl: signing profile; NULL = server default */
+	char *ca_file;             /* cfssl: PEM CA(s) for an https url; NULL = system store */
 	unsigned line;             /* line of conf.key in the file, for messages */
 };
 

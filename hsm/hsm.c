@@ -574,6 +574,68 @@ gw_hsm_keygen(
 		uri, GW_HSM_URI_MAX, h->token, id, sizeof(id), label, CKO_PRIVATE_KEY);
 }
 
+static void
+hex_of(const uint8_t *b, size_t n, char *out, size_t len)
+{
+	out[0] = '\0';
+	for (size_t i = 0; i < n && 2 * i + 2 < len; i++)
+		snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+int
+gw_hsm_key_ensure(struct gw_hsm *h, enum gw_hsm_key_type type, const char *label, const uint8_t *id,
+	size_t id_len, char uri[GW_HSM_URI_MAX])
+{
+	struct gw_p11_uri u = {.has_object = true};
+	struct gw_hsm_object o;
+	CK_OBJECT_HANDLE obj[2];
+	char want[2 * 32 + 1];
+	int n;
+
+	GW_ENSURE(h != NULL && label != NULL && id != NULL && uri != NULL, -EINVAL);
+	GW_GUARD(check_pid(h));
+	if (!h->bound)
+		return gw_err_setf(-EINVAL, GW_HERE, "no token given for key generation");
+	if (!h->logged_in)
+		return gw_err_setf(-GW_E_HSM_PIN, GW_HERE,
+			"key generation on token '%s' needs the user PIN", h->token);
+	if (gw_hsm_key_type_name(type)[0] == '?')
+		return gw_err_setf(-EINVAL, GW_HERE, "unknown key type %d", (int)type);
+	if (label[0] == '\0' || strlen(label) > GW_HSM_LABEL_MAX)
+		return gw_err_setf(-EINVAL, GW_HERE,
+			"key label '%.80s' is %zu bytes; labels must be 1 to %d bytes", label,
+			strlen(label), GW_HSM_LABEL_MAX);
+	/* gw_hsm_object.id_hex holds 32 bytes: a longer id could not be compared */
+	if (id_len == 0 || id_len > 32)
+		return gw_err_setf(-EINVAL, GW_HERE, "key id must be 1 to 32 bytes");
+	memcpy(u.object, label, strlen(label) + 1);
+	n = gw_p11_find(h->mod, h->sess, CKO_PRIVATE_KEY, &u, obj, 2);
+	if (n < 0)
+		return n;
+	if (n == 0) {
+		GW_GUARD(gw_p11_keygen(h->mod, h->sess, type, label, id, id_len));
+		return gw_p11_uri_build(
+			uri, GW_HSM_URI_MAX, h->token, id, id_len, label, CKO_PRIVATE_KEY);
+	}
+	if (n > 1)
+		return gw_err_setf(-EEXIST, GW_HERE,
+			"%d private keys are labelled '%s' on token '%s'; none is reused: delete "
+			"the extra ones",
+			n, label, h->token);
+	GW_GUARD(gw_p11_describe(h->mod, h->sess, obj[0], CKO_PRIVATE_KEY, h->token, &o));
+	hex_of(id, id_len, want, sizeof(want));
+	if (strcmp(o.label, label) != 0 || strcmp(o.id_hex, want) != 0)
+		return gw_err_setf(-EEXIST, GW_HERE,
+			"a private key labelled '%s' on token '%s' has CKA_ID %s, not %s: it "
+			"was not made for this, so it is not reused; delete it or rename",
+			label, h->token, o.id_hex[0] ? o.id_hex : "(none)", want);
+	if (o.type != type)
+		return gw_err_setf(-EEXIST, GW_HERE,
+			"the private key labelled '%s' on token '%s' is %s, not %s: not reused",
+			label, h->token, gw_hsm_key_type_name(o.type), gw_hsm_key_type_name(type));
+	return gw_p11_uri_build(uri, GW_HSM_URI_MAX, h->token, id, id_len, label, CKO_PRIVATE_KEY);
+}
+
 int
 gw_hsm_list(struct gw_hsm *h, struct gw_hsm_object **objs, size_t *n)
 {

@@ -148,6 +148,19 @@ GW_MUST_CHECK int gw_hsm_token_init(const struct gw_hsm_params *p, const char *s
 GW_MUST_CHECK int gw_hsm_keygen(
 	struct gw_hsm *h, enum gw_hsm_key_type type, const char *label, char uri[GW_HSM_URI_MAX]);
 
+/*
+ * The key pair labelled label whose CKA_ID is id[id_len] (1..64 bytes):
+ * generated as gw_hsm_keygen does, but with that CKA_ID, if no private key
+ * has the label; reused if exactly one private key has exactly that label,
+ * that CKA_ID and that type (a key made before a crash lost the record of
+ * it). Anything else is someone else's key and is never reused: -EEXIST
+ * naming the label and both CKA_IDs (or the types, or the count). Writes
+ * the private key's URI (with the id) to uri. -EINVAL for a label that is
+ * empty or longer than GW_HSM_LABEL_MAX (never truncated).
+ */
+GW_MUST_CHECK int gw_hsm_key_ensure(struct gw_hsm *h, enum gw_hsm_key_type type, const char *label,
+	const uint8_t *id, size_t id_len, char uri[GW_HSM_URI_MAX]);
+
 /* One object on a token, as gw_hsm_list and gw_hsm_key_info report it. */
 enum gw_hsm_obj_kind { GW_HSM_OBJ_PRIVATE_KEY, GW_HSM_OBJ_PUBLIC_KEY, GW_HSM_OBJ_CERT };
 

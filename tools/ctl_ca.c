@@ -96,8 +96,9 @@ api(const struct common *o, const char *method, const char *path, const char *bo
 		"%s %s HTTP/1.0\r\nHost: mtlsgw\r\nContent-Type: application/json\r\n"
 		"Content-Length: %zu\r\n\r\n",
 		method, path, blen);
-	if (write(fd, head, strlen(head)) != (ssize_t)strlen(head) ||
-		(blen && write(fd, body, blen) != (ssize_t)blen)) {
+	/* MSG_NOSIGNAL: a gateway closing early is an error here, not a SIGPIPE */
+	if (send(fd, head, strlen(head), MSG_NOSIGNAL) != (ssize_t)strlen(head) ||
+		(blen && send(fd, body, blen, MSG_NOSIGNAL) != (ssize_t)blen)) {
 		gw_ctl_die(GW_CTL_FAIL, "admin API %s: send: %s", sp, strerror(errno));
 		close(fd);
 		return -1;

@@ -3,6 +3,7 @@
  * ctl_main.c - mtlsgw-ctl: dispatch to the command groups.
  */
 #include <stdarg.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -45,6 +46,8 @@ usage(FILE *f)
 int
 main(int argc, char **argv)
 {
+	/* a gateway or cfssl closing mid-write is reported, not a silent SIGPIPE death */
+	signal(SIGPIPE, SIG_IGN);
 	if (argc < 2) {
 		usage(stderr);
 		return GW_CTL_USAGE;

@@ -524,6 +524,8 @@ main(int argc, char **argv)
 	sigset_t set;
 	int c, rc = 1;
 
+	/* a peer closing mid-write (cfssl, an admin client) is an error, never our death */
+	signal(SIGPIPE, SIG_IGN);
 	while ((c = getopt_long(argc, argv, "c:vVh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':

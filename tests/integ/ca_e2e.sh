@@ -91,6 +91,26 @@ read -r b1 hz < <(busy load1)
 [ "$b1" -gt "$b0" ] || gw_fail "busy cycles did not grow under load: $b0 -> $b1"
 gw_ok "status: worker 0 on lcore 1; busy cycles grew under load ($b0 -> $b1 at $hz Hz)"
 
+# SIGPIPE (a peer closing while the gateway writes; here sent by hand) is
+# ignored: the gateway keeps serving
+kill -PIPE "$GW_GW_PID"
+advance a
+kill -0 "$GW_GW_PID" 2>/dev/null || gw_fail "SIGPIPE killed the gateway: $(tail -3 "$T/gw.err")"
+gw_ok "kill -PIPE: the gateway lives and serves on"
+
+# a cfssl that resets the connection mid-request: the reload adding it is
+# refused with the reason, and the gateway serves on
+CF_PORT=8899
+gw_bg gw_in python3 "$GW_SRC/tests/integ/cfssl_close.py" "$CF_PORT" "$T/cf-count"
+gw_wait 100 test -s "$T/cf-count" || gw_fail "cfssl stand-in did not start"
+cfg "[ { name: ca-1, type: builtin }, { name: ca-9, type: cfssl, conf: { url: \"http://127.0.0.1:$CF_PORT\", profile: issuer } } ]" ca-1
+out=$("$C" ca rotate --socket "$S" 2>&1) && gw_fail "a cfssl that resets was accepted: $out"
+grep -q "backend ca-9: cfssl http://127.0.0.1:$CF_PORT" <<<"$out" || gw_fail "cfssl reset: $out"
+[ "$(cat "$T/cf-count")" -ge 1 ] || gw_fail "the gateway never reached the cfssl stand-in"
+advance a
+kill -0 "$GW_GW_PID" 2>/dev/null || gw_fail "the gateway died on a cfssl reset"
+gw_ok "cfssl resetting mid-request: refused plainly ($(grep -o 'backend ca-9: .*' <<<"$out" | head -1)), gateway serving"
+
 # step 1: add ca-2
 cfg "$B12" ca-1
 "$C" ca rotate --socket "$S" >/dev/null

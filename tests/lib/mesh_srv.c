@@ -135,6 +135,7 @@ main(int argc, char **argv)
 		return 2;
 	}
 	cfg_path = argv[1];
+	signal(SIGPIPE, SIG_IGN); /* as mtlsgw does */
 	signal(SIGHUP, on_sig);
 	signal(SIGTERM, on_sig);
 	signal(SIGINT, on_sig);

@@ -143,10 +143,12 @@ jstr(json_t *o, const char *k)
 	return s ? s : "";
 }
 
+/* A PEM CSR for a software key of the given kind: "P-256", "P-224", "RSA-1024". */
 static char *
-csr_pem(void)
+csr_pem_key(const char *kind)
 {
-	EVP_PKEY *k = EVP_EC_gen("P-256");
+	EVP_PKEY *k = strncmp(kind, "RSA-", 4) == 0 ? EVP_RSA_gen((unsigned)atoi(kind + 4))
+						    : EVP_PKEY_Q_keygen(NULL, NULL, "EC", kind);
 	X509_REQ *r = X509_REQ_new();
 	BIO *b = BIO_new(BIO_s_mem());
 	char *data, *out;
@@ -163,6 +165,29 @@ csr_pem(void)
 	X509_REQ_free(r);
 	EVP_PKEY_free(k);
 	return out;
+}
+
+static char *
+csr_pem(void)
+{
+	return csr_pem_key("P-256");
+}
+
+/* POST a leaf request; returns the status, *o the answer. */
+static int
+post_leaf(const char *csr, const char *id, const char *ttl, json_t **o)
+{
+	json_t *req = json_pack("{s:s,s:s}", "CSR", csr, "SpiffeID", id);
+	char *js;
+	int st;
+
+	if (ttl)
+		json_object_set_new(req, "TTL", json_string(ttl));
+	js = json_dumps(req, 0);
+	st = http(NULL, "POST", "/v1/connect/ca/leaf", js, o);
+	free(js);
+	json_decref(req);
+	return st;
 }
 
 int
@@ -346,11 +371,57 @@ main(void)
 		EXPECT_EQ(http(NULL, "POST", "/v1/connect/ca/leaf", js, &o), 400);
 		EXPECT_CONTAINS(jstr(o, "error"), "unknown field 'Hosts'");
 		json_decref(o);
+		/* the gateway's own identities are not for callers */
+		EXPECT_EQ(post_leaf(csr, "spiffe://example.org/gateway/web", NULL, &o), 400);
+		EXPECT_CONTAINS(jstr(o, "error"), "is reserved: spiffe://example.org/gateway/...");
+		json_decref(o);
+		EXPECT_EQ(post_leaf(csr, "spiffe://example.org/gateway", NULL, &o), 400);
+		EXPECT_CONTAINS(jstr(o, "error"), "is reserved");
+		json_decref(o);
+		EXPECT_EQ(post_leaf(csr, "spiffe://example.org/x/../gateway/web", NULL, &o), 400);
+		EXPECT_CONTAINS(jstr(o, "error"), "'..' path segment");
+		json_decref(o);
+		EXPECT_EQ(post_leaf(csr, "spiffe://example.org//gateway/web", NULL, &o), 400);
+		EXPECT_CONTAINS(jstr(o, "error"), "empty, '.' or '..' path segment");
+		json_decref(o);
+		/* a TTL beyond the backend's leaf_validity (72h) is refused, not capped */
+		EXPECT_EQ(post_leaf(csr, "spiffe://example.org/a", "36500d", &o), 400);
+		EXPECT_CONTAINS(jstr(o, "error"),
+			"TTL of 3153600000 s is longer than backend ca-2's leaf_validity (259200 "
+			"s)");
+		json_decref(o);
+		EXPECT_EQ(post_leaf(csr, "spiffe://example.org/a", "73h", &o), 400);
+		json_decref(o);
+		/* weak keys */
+		{
+			char *weak = csr_pem_key("RSA-1024");
+
+			EXPECT_EQ(post_leaf(weak, "spiffe://example.org/a", NULL, &o), 400);
+			EXPECT_CONTAINS(jstr(o, "error"), "the CSR's key is RSA-1024; at least "
+							  "RSA-2048");
+			json_decref(o);
+			free(weak);
+			weak = csr_pem_key("P-224");
+			EXPECT_EQ(post_leaf(weak, "spiffe://example.org/a", NULL, &o), 400);
+			EXPECT_CONTAINS(jstr(o, "error"), "EC curve 'secp224r1'; P-256");
+			json_decref(o);
+			free(weak);
+		}
 		{
 			unsigned n = 0;
 
 			EXPECT_OK(gw_state_certs_count(gw_ca_state(ca), "ca-2", &n));
 			EXPECT_EQ(n, 1); /* nothing issued by the refusals */
+		}
+		/* the edge cases that are fine: exactly leaf_validity, RSA-2048 */
+		EXPECT_EQ(post_leaf(csr, "spiffe://example.org/a", "72h", &o), 200);
+		json_decref(o);
+		{
+			char *ok = csr_pem_key("RSA-2048");
+
+			EXPECT_EQ(post_leaf(ok, "spiffe://example.org/gatewayish", NULL, &o), 200);
+			json_decref(o);
+			free(ok);
 		}
 		/* oversized body */
 		{

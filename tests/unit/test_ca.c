@@ -146,6 +146,8 @@ same_cert(X509 *a, X509 *b)
 
 static pid_t cfssl_pid;
 static unsigned short cfssl_port;
+static bool cfssl_tls;                      /* serve https with tls-srv.pem */
+static const char *cfssl_root = "cfssl-ca"; /* <dir>/<root>.pem/.key sign */
 
 static unsigned short
 free_port(void)
@@ -181,16 +183,25 @@ cfssl_start(void)
 		cfssl_port = free_port();
 	snprintf(a, sizeof(a), "127.0.0.1");
 	snprintf(p, sizeof(p), "%u", cfssl_port);
-	snprintf(ca, sizeof(ca), "%s/cfssl-ca.pem", tok.dir);
-	snprintf(key, sizeof(key), "%s/cfssl-ca.key", tok.dir);
+	char tc[200], tk[200];
+
+	snprintf(ca, sizeof(ca), "%s/%s.pem", tok.dir, cfssl_root);
+	snprintf(key, sizeof(key), "%s/%s.key", tok.dir, cfssl_root);
+	snprintf(tc, sizeof(tc), "%s/tls-srv.pem", tok.dir);
+	snprintf(tk, sizeof(tk), "%s/tls-srv.key", tok.dir);
 	snprintf(cfg, sizeof(cfg), "%s/cfssl.json", tok.dir);
 	snprintf(log, sizeof(log), "%s/cfssl.log", tok.dir);
 	cfssl_pid = fork();
 	if (cfssl_pid == 0) {
 		freopen(log, "a", stdout);
 		freopen(log, "a", stderr);
-		execlp("cfssl", "cfssl", "serve", "-address", a, "-port", p, "-ca", ca, "-ca-key",
-			key, "-config", cfg, (char *)NULL);
+		if (cfssl_tls)
+			execlp("cfssl", "cfssl", "serve", "-address", a, "-port", p, "-ca", ca,
+				"-ca-key", key, "-config", cfg, "-tls-cert", tc, "-tls-key", tk,
+				(char *)NULL);
+		else
+			execlp("cfssl", "cfssl", "serve", "-address", a, "-port", p, "-ca", ca,
+				"-ca-key", key, "-config", cfg, (char *)NULL);
 		_exit(127);
 	}
 	sa.sin_port = htons(cfssl_port);
@@ -208,6 +219,40 @@ cfssl_start(void)
 	exit(2);
 }
 
+/* tests/lib/cfssl_fake.py on port: a cfssl that signs what its profile says. */
+static pid_t
+fake_start(unsigned short port)
+{
+	const char *src = getenv("GW_SRC");
+	char script[300], p[16], log[200];
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+		.sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+		.sin_port = htons(port)};
+	pid_t pid;
+
+	snprintf(script, sizeof(script), "%s/tests/lib/cfssl_fake.py", src ? src : "..");
+	snprintf(p, sizeof(p), "%u", port);
+	snprintf(log, sizeof(log), "%s/fake.log", tok.dir);
+	pid = fork();
+	if (pid == 0) {
+		freopen(log, "a", stdout);
+		freopen(log, "a", stderr);
+		execlp("python3", "python3", script, p, tok.dir, (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 300; i++) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		int ok = connect(fd, (void *)&sa, sizeof(sa)) == 0;
+
+		close(fd);
+		if (ok)
+			return pid;
+		usleep(100000);
+	}
+	fprintf(stderr, "cfssl_fake.py did not start (see %s)\n", log);
+	exit(2);
+}
+
 static void
 cfssl_pki(void)
 {
@@ -218,13 +263,31 @@ cfssl_pki(void)
 		"\"ca_constraint\":{\"is_ca\":true,\"max_path_len\":0,\"max_path_len_zero\":true}},"
 		"\"leaf\":{\"expiry\":\"72h\",\"usages\":[\"digital signature\",\"server auth\","
 		"\"client auth\"]}}}}";
-	char cmd[1200];
+	char cmd[2400];
 
 	snprintf(cmd, sizeof(cmd),
 		"openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
 		"-keyout %1$s/cfssl-ca.key -out %1$s/cfssl-ca.pem -subj '/CN=cfssl test root' "
 		"-days 30 -addext basicConstraints=critical,CA:TRUE "
 		"-addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null",
+		tok.dir);
+	sh(cmd);
+	/* a second signing root (a swapped server), and TLS: a CA, a server cert for
+	 * 127.0.0.1 under it, and an unrelated CA (the wrong ca_file) */
+	snprintf(cmd, sizeof(cmd),
+		"cd %1$s && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+		"-keyout cfssl-ca2.key -out cfssl-ca2.pem -subj '/CN=cfssl other root' -days 30 "
+		"-addext basicConstraints=critical,CA:TRUE "
+		"-addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null && "
+		"for c in tls-ca tls-other; do openssl req -x509 -newkey ec -pkeyopt "
+		"ec_paramgen_curve:P-256 -nodes -keyout $c.key -out $c.pem -subj /CN=$c -days 30 "
+		"-addext basicConstraints=critical,CA:TRUE 2>/dev/null || exit 1; done && "
+		"openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+		"-keyout tls-srv.key -out tls-srv.csr -subj /CN=127.0.0.1 2>/dev/null && "
+		"printf 'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\n' "
+		">tls-srv.ext "
+		"&& openssl x509 -req -in tls-srv.csr -CA tls-ca.pem -CAkey tls-ca.key "
+		"-CAcreateserial -days 30 -extfile tls-srv.ext -out tls-srv.pem 2>/dev/null",
 		tok.dir);
 	sh(cmd);
 	snprintf(cmd, sizeof(cmd), "%s/cfssl.json", tok.dir);
@@ -241,6 +304,11 @@ main(void)
 	setup();
 	cfssl_pki();
 	cfssl_start();
+	/* the cfssl cases below assert what Debian 12's cfssl (1.2.0) does */
+	if (system("cfssl version | grep -qx 'Version: 1.2.0'") != 0) {
+		fprintf(stderr, "expected Debian 12's cfssl 1.2.0 (golang-cfssl)\n");
+		return 1;
+	}
 
 	{ /* builtin: root + issuer in the HSM on first start, never regenerated */
 		char st[128];
@@ -324,6 +392,161 @@ main(void)
 		gw_ca_destroy(ca);
 		X509_free(root);
 		X509_free(issuer);
+	}
+
+	{ /* backend names: labels never cut, a foreign key under our label refused */
+		char st[128], name[80], uri[GW_HSM_URI_MAX];
+		struct gw_cfg_ca_backend b = builtin(NULL);
+		struct gw_cfg_mtls m = {
+			.trust_domain = "example.org", .backends = &b, .n_backends = 1};
+		struct gw_ca *ca = NULL;
+		struct gw_ca_info inf;
+
+		/* 60..64: once ca-<name>-root and ca-<name>-issuer cut to one label */
+		for (unsigned n = 60; n <= 64; n++) {
+			memset(name, 'a' + (char)(n - 60), n);
+			name[n] = '\0';
+			b.name = name;
+			m.enabled_backend = name;
+			fresh_state(st);
+			EXPECT_ERR(gw_ca_create(&m, P(st), &ca), -EINVAL);
+			EXPECT_CONTAINS(gw_err_msg(), "bytes; at most 50");
+			EXPECT_TRUE(ca == NULL);
+		}
+		/* 50: root and issuer get two keys */
+		memset(name, 'f', 50);
+		name[50] = '\0';
+		fresh_state(st);
+		EXPECT_OK(gw_ca_create(&m, P(st), &ca));
+		if (ca) {
+			EXPECT_OK(gw_ca_backend_info(ca, 0, &inf));
+			EXPECT_TRUE(X509_cmp(inf.root, inf.issuer) != 0);
+			EXPECT_TRUE(EVP_PKEY_eq(X509_get0_pubkey(inf.root),
+					    X509_get0_pubkey(inf.issuer)) != 1);
+			gw_ca_destroy(ca);
+			ca = NULL;
+		}
+		/* a key someone else made with our issuer label is never signed with */
+		{
+			struct gw_hsm *h = NULL;
+
+			EXPECT_OK(gw_hsm_open(
+				&(struct gw_hsm_params){.token = "gw", .pin_file = tok.pin}, &h));
+			EXPECT_OK(gw_hsm_keygen(h, GW_HSM_KEY_EC_P256, "ca-squat-issuer", uri));
+			gw_hsm_close(h);
+		}
+		b.name = "squat";
+		m.enabled_backend = "squat";
+		fresh_state(st);
+		EXPECT_ERR(gw_ca_create(&m, P(st), &ca), -EEXIST);
+		EXPECT_CONTAINS(gw_err_msg(), "labelled 'ca-squat-issuer'");
+		EXPECT_CONTAINS(gw_err_msg(), "not reused");
+		/* after that failed start (root made, never committed) the root is reused */
+		{
+			struct gw_hsm *h = NULL;
+			struct gw_hsm_object *objs = NULL;
+			size_t no = 0, roots = 0;
+
+			EXPECT_OK(gw_hsm_open(
+				&(struct gw_hsm_params){.token = "gw", .pin_file = tok.pin}, &h));
+			EXPECT_OK(gw_hsm_list(h, &objs, &no));
+			for (size_t i = 0; i < no; i++)
+				roots += objs[i].kind == GW_HSM_OBJ_PRIVATE_KEY &&
+					 strcmp(objs[i].label, "ca-squat-root") == 0;
+			EXPECT_EQ(roots, 1);
+			free(objs);
+			gw_hsm_close(h);
+		}
+		EXPECT_ERR(gw_ca_create(&m, P(st), &ca), -EEXIST);
+		EXPECT_CONTAINS(gw_err_msg(), "ca-squat-issuer");
+	}
+
+	{ /* leaf requests: reserved IDs, TTL over leaf_validity, weak keys refused */
+		char st[128], kuri[GW_HSM_URI_MAX];
+		struct gw_cfg_ca_backend b = builtin("ca-l");
+		struct gw_cfg_mtls m = {.trust_domain = "example.org",
+			.enabled_backend = "ca-l",
+			.backends = &b,
+			.n_backends = 1};
+		struct gw_ca *ca = NULL;
+		X509_REQ *csr = client_csr("c");
+		X509 *leaf = NULL;
+		STACK_OF(X509) *chain = NULL;
+		struct gw_ca_leaf_req r = {.csr = csr};
+		unsigned n = 0;
+
+		fresh_state(st);
+		EXPECT_OK(gw_ca_create(&m, P(st), &ca));
+		if (ca) {
+			time_t t0 = time(NULL);
+
+			gw_ca_set_time(ca, t0);
+			r.spiffe_id = "spiffe://example.org/gateway/web";
+			EXPECT_ERR(gw_ca_sign(ca, &r, &leaf, NULL), -EINVAL);
+			EXPECT_CONTAINS(gw_err_msg(), "is reserved");
+			r.kind = GW_STATE_KIND_CLIENT;
+			EXPECT_ERR(gw_ca_sign(ca, &r, &leaf, NULL), -EINVAL);
+			r.spiffe_id = "spiffe://example.org/gateway/./web";
+			EXPECT_ERR(gw_ca_sign(ca, &r, &leaf, NULL), -EINVAL);
+			EXPECT_CONTAINS(gw_err_msg(), "path segment");
+			r.spiffe_id = "spiffe://example.org/a%2Fb";
+			EXPECT_ERR(gw_ca_sign(ca, &r, &leaf, NULL), -EINVAL);
+			EXPECT_CONTAINS(gw_err_msg(), "character 0x25");
+			/* the gateway's own identity is still issued */
+			EXPECT_OK(gw_ca_issue_identity(ca, "web", &leaf, &chain, kuri));
+			EXPECT_TRUE(leaf && has_uri(leaf, "spiffe://example.org/gateway/web"));
+			X509_free(leaf);
+			sk_X509_pop_free(chain, X509_free);
+			leaf = NULL;
+			/* TTL: one second over leaf_validity refused, exactly it issued */
+			r.spiffe_id = "spiffe://example.org/ns/c";
+			r.ttl_s = 72 * 3600 + 1;
+			EXPECT_ERR(gw_ca_sign(ca, &r, &leaf, NULL), -EINVAL);
+			EXPECT_CONTAINS(gw_err_msg(), "TTL of 259201 s is longer than backend "
+						      "ca-l's leaf_validity (259200 s)");
+			r.ttl_s = 100ull * 365 * 86400;
+			EXPECT_ERR(gw_ca_sign(ca, &r, &leaf, NULL), -EINVAL);
+			r.ttl_s = 72 * 3600;
+			EXPECT_OK(gw_ca_sign(ca, &r, &leaf, NULL));
+			EXPECT_EQ(gw_ca_not_after(leaf), t0 + 72 * 3600);
+			X509_free(leaf);
+			leaf = NULL;
+			/* keys: RSA-1024 and P-224 refused, RSA-2048 and P-384 issued */
+			{
+				static const char *const weak[] = {"RSA-1024", "P-224"};
+				static const char *const good[] = {"RSA-2048", "P-384"};
+
+				for (unsigned i = 0; i < 4; i++) {
+					const char *kind = i < 2 ? weak[i] : good[i - 2];
+					EVP_PKEY *k =
+						kind[0] == 'R'
+							? EVP_RSA_gen((unsigned)atoi(kind + 4))
+							: EVP_PKEY_Q_keygen(NULL, NULL, "EC", kind);
+					X509_REQ *q = X509_REQ_new();
+
+					X509_REQ_set_pubkey(q, k);
+					X509_REQ_sign(q, k, EVP_sha256());
+					r.csr = q;
+					r.ttl_s = 0;
+					if (i < 2) {
+						EXPECT_ERR(
+							gw_ca_sign(ca, &r, &leaf, NULL), -EINVAL);
+						EXPECT_CONTAINS(gw_err_msg(), "the CSR's key is");
+					} else {
+						EXPECT_OK(gw_ca_sign(ca, &r, &leaf, NULL));
+						X509_free(leaf);
+						leaf = NULL;
+					}
+					X509_REQ_free(q);
+					EVP_PKEY_free(k);
+				}
+			}
+			/* identity + the 72h leaf + RSA-2048 + P-384: nothing from the refusals */
+			EXPECT_OK(gw_state_certs_count(gw_ca_state(ca), "ca-l", &n));
+			EXPECT_EQ(n, 4);
+			gw_ca_destroy(ca);
+		}
+		X509_REQ_free(csr);
 	}
 
 	{ /* provided: CA cert + key in the HSM; refusals */
@@ -463,17 +686,15 @@ main(void)
 			X509_REQ *csr = client_csr("c");
 			struct gw_ca_leaf_req r = {
 				.csr = csr, .spiffe_id = "spiffe://example.org/c"};
-			int rc = gw_ca_sign(ca, &r, &leaf, NULL);
-
-			if (rc == 0) { /* a cfssl >= 1.3 writes the URI SAN */
-				EXPECT_TRUE(has_uri(leaf, "spiffe://example.org/c"));
-				X509_free(leaf);
-			} else {
-				EXPECT_ERR(rc, -GW_E_CA);
-				EXPECT_CONTAINS(gw_err_msg(), "without the URI SAN");
-			}
+			/*
+			 * Debian 12's cfssl is 1.2.0 (checked at the top): it writes the
+			 * ID as a DNS name, and the leaf is refused, saying why
+			 */
+			EXPECT_ERR(gw_ca_sign(ca, &r, &leaf, NULL), -GW_E_CA);
+			EXPECT_CONTAINS(gw_err_msg(), "signed without the URI SAN "
+						      "spiffe://example.org/c (cfssl before 1.3");
 			X509_REQ_free(csr);
-			/* cfssl's own refusal (1.2.0 parses no Ed25519 CSR), passed on */
+			/* an Ed25519 key is refused here, before cfssl sees it */
 			{
 				EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
 				X509_REQ *e = X509_REQ_new();
@@ -483,11 +704,8 @@ main(void)
 				X509_REQ_set_pubkey(e, k);
 				X509_REQ_sign(e, k, NULL);
 				r.csr = e;
-				rc = gw_ca_sign(ca, &r, &leaf, NULL);
-				EXPECT_ERR(rc, -GW_E_CA);
-				printf("cfssl refusal: %s\n", gw_err_msg());
-				if (rc == 0)
-					X509_free(leaf);
+				EXPECT_ERR(gw_ca_sign(ca, &r, &leaf, NULL), -EINVAL);
+				EXPECT_CONTAINS(gw_err_msg(), "the CSR's key is ED25519");
 				X509_REQ_free(e);
 				EVP_PKEY_free(k);
 			}
@@ -499,6 +717,158 @@ main(void)
 		b.url = bad;
 		EXPECT_ERR(gw_ca_create(&m, P(st), &ca), -GW_E_CA);
 		EXPECT_CONTAINS(gw_err_msg(), "cannot reach cfssl");
+	}
+
+	{ /* cfssl over https: ca_file checked, a wrong one refused, root pinned */
+		char st[128], url[64], cafile[200], other[200];
+		struct gw_cfg_ca_backend b = {.name = "ca-t",
+			.type = GW_CA_CFSSL,
+			.leaf_validity_s = 3600,
+			.url = url,
+			.profile = "issuer",
+			.ca_file = cafile};
+		struct gw_cfg_mtls m = {.trust_domain = "example.org",
+			.enabled_backend = "ca-t",
+			.backends = &b,
+			.n_backends = 1};
+		struct gw_ca *ca = NULL;
+		X509 *leaf = NULL;
+		STACK_OF(X509) *chain = NULL;
+		char kuri[GW_HSM_URI_MAX];
+
+		cfssl_stop();
+		cfssl_tls = true;
+		cfssl_start();
+		snprintf(url, sizeof(url), "https://127.0.0.1:%u", cfssl_port);
+		snprintf(cafile, sizeof(cafile), "%s/tls-ca.pem", tok.dir);
+		snprintf(other, sizeof(other), "%s/tls-other.pem", tok.dir);
+		fresh_state(st);
+		EXPECT_OK(gw_ca_create(&m, P(st), &ca));
+		if (ca) {
+			EXPECT_OK(gw_ca_issue_identity(ca, "api", &leaf, &chain, kuri));
+			X509_free(leaf);
+			sk_X509_pop_free(chain, X509_free);
+			gw_ca_destroy(ca);
+			ca = NULL;
+		}
+		/* a server whose certificate ca_file did not sign: refused, before any POST */
+		b.ca_file = other;
+		EXPECT_ERR(gw_ca_create(&m, P(st), &ca), -GW_E_CA);
+		EXPECT_CONTAINS(gw_err_msg(), "backend ca-t: cfssl https://127.0.0.1:");
+		EXPECT_CONTAINS(gw_err_msg(), "TLS: ");
+		EXPECT_CONTAINS(gw_err_msg(), "tls-other.pem must hold the CA that signed");
+		/* nor does the system store vouch for it */
+		b.ca_file = NULL;
+		EXPECT_ERR(gw_ca_create(&m, P(st), &ca), -GW_E_CA);
+		EXPECT_CONTAINS(gw_err_msg(), "TLS: ");
+		b.ca_file = cafile;
+		/* the same server, now signing with another root: refused, both named */
+		cfssl_stop();
+		cfssl_root = "cfssl-ca2";
+		cfssl_start();
+		EXPECT_ERR(gw_ca_create(&m, P(st), &ca), -GW_E_CA);
+		EXPECT_CONTAINS(gw_err_msg(), "now serves root SHA256 ");
+		EXPECT_CONTAINS(gw_err_msg(), ".., but this backend's root is ");
+		EXPECT_CONTAINS(gw_err_msg(), "add the new root as another backend");
+		/* a new backend for the new root is the way (a rotation) */
+		b.name = "ca-t2";
+		m.enabled_backend = "ca-t2";
+		EXPECT_OK(gw_ca_create(&m, P(st), &ca));
+		gw_ca_destroy(ca);
+		ca = NULL;
+		/* and the old root back: the old backend starts again */
+		cfssl_stop();
+		cfssl_root = "cfssl-ca";
+		cfssl_start();
+		b.name = "ca-t";
+		m.enabled_backend = "ca-t";
+		EXPECT_OK(gw_ca_create(&m, P(st), &ca));
+		if (ca) {
+			/* a reload's ca_file is the one the next renewal uses */
+			struct gw_ca_info inf;
+			time_t nb, na;
+
+			EXPECT_OK(gw_ca_backend_info(ca, 0, &inf));
+			nb = gw_ca_not_before(inf.issuer);
+			na = gw_ca_not_after(inf.issuer);
+			gw_ca_set_time(ca, nb + (na - nb) * 3 / 4);
+			b.ca_file = other;
+			EXPECT_OK(gw_ca_reconfigure(ca, &m));
+			EXPECT_ERR(gw_ca_maintain(ca), -GW_E_CA);
+			EXPECT_CONTAINS(gw_err_msg(), "tls-other.pem must hold the CA");
+			b.ca_file = cafile;
+			EXPECT_OK(gw_ca_reconfigure(ca, &m));
+			EXPECT_EQ(gw_ca_maintain(ca), 1);
+		}
+		gw_ca_destroy(ca);
+		cfssl_stop();
+		cfssl_tls = false;
+		cfssl_start();
+	}
+
+	{ /* what cfssl returns is checked: CA:FALSE, the ID, the TTL, the root */
+		static const struct {
+			const char *profile, *why;
+		} bad[] = {
+			{"ca", "returned a CA certificate (not CA:FALSE)"},
+			{"long", "longer than the 172800 s asked for"},
+			{"other", "not signed by the backend's root"},
+			{"wrongid", "signed without the URI SAN spiffe://example.org/ns/c"},
+		};
+		unsigned short port = free_port();
+		pid_t fake = fake_start(port);
+		char st[128], url[64];
+		struct gw_cfg_ca_backend b = {.name = "ca-f",
+			.type = GW_CA_CFSSL,
+			.leaf_validity_s = 2 * 86400,
+			.url = url,
+			.profile = "good"};
+		struct gw_cfg_mtls m = {.trust_domain = "example.org",
+			.enabled_backend = "ca-f",
+			.backends = &b,
+			.n_backends = 1};
+		struct gw_ca *ca = NULL;
+		struct gw_ca_info inf;
+		X509_REQ *csr = client_csr("c");
+		struct gw_ca_leaf_req r = {.csr = csr, .spiffe_id = "spiffe://example.org/ns/c"};
+		X509 *leaf = NULL;
+		unsigned n = 0;
+
+		snprintf(url, sizeof(url), "http://127.0.0.1:%u", port);
+		/* a well-behaved answer is taken: cfssl signs the leaves */
+		fresh_state(st);
+		EXPECT_OK(gw_ca_create(&m, P(st), &ca));
+		if (ca) {
+			EXPECT_OK(gw_ca_backend_info(ca, 0, &inf));
+			EXPECT_TRUE(inf.issuer == NULL);
+			EXPECT_OK(gw_ca_sign(ca, &r, &leaf, NULL));
+			EXPECT_TRUE(leaf && has_uri(leaf, "spiffe://example.org/ns/c"));
+			X509_free(leaf);
+			leaf = NULL;
+			/* cfssl takes the validity from its profile: a shorter TTL is refused */
+			r.ttl_s = 3600;
+			EXPECT_ERR(gw_ca_sign(ca, &r, &leaf, NULL), -GW_E_CA);
+			EXPECT_CONTAINS(gw_err_msg(), "longer than the 3600 s asked for");
+			r.ttl_s = 0;
+			gw_ca_destroy(ca);
+			ca = NULL;
+		}
+		for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			b.profile = (char *)bad[i].profile;
+			fresh_state(st);
+			EXPECT_OK(gw_ca_create(&m, P(st), &ca));
+			if (ca == NULL)
+				continue;
+			EXPECT_ERR(gw_ca_sign(ca, &r, &leaf, NULL), -GW_E_CA);
+			EXPECT_CONTAINS(gw_err_msg(), bad[i].why);
+			EXPECT_OK(gw_state_certs_count(gw_ca_state(ca), "ca-f", &n));
+			EXPECT_EQ(n, 0); /* nothing refused is recorded */
+			gw_ca_destroy(ca);
+			ca = NULL;
+		}
+		X509_REQ_free(csr);
+		kill(fake, SIGTERM);
+		waitpid(fake, NULL, 0);
 	}
 
 	{ /* rotation A -> B: cross-signed root verifies against A alone and B alone */

@@ -1148,6 +1148,80 @@ main(void)
 					"backends (ca-1, ca-1, ca-3, ca-4, ca-5)");
 		EXPECT_EQ(n_lines(), 13);
 
+		/* cfssl's TLS CA file: https only, and a readable PEM */
+		EXPECT_CFG_ERR(DP "mtls:\n  enabledBackend: c\n  backends: [{name: c, type: cfssl, "
+				  "conf: {url: \"http://127.0.0.1:8888\", ca_file: root.pem}}]\n",
+			"gw.yaml:12: mtls.backends[0].conf.ca_file: applies to an https:// url "
+			"only");
+		EXPECT_CFG_ERR(DP "mtls:\n  enabledBackend: c\n  backends: [{name: c, type: cfssl, "
+				  "conf: {url: \"https://127.0.0.1:8888\", ca_file: nope.pem}}]\n",
+			"mtls.backends[0].conf.ca_file: ");
+		{
+			struct gw_cfg *c_ = NULL;
+
+			EXPECT_OK(
+				load_text(DP "mtls:\n  enabledBackend: c\n  backends: [{name: c, "
+					     "type: cfssl, conf: {url: \"https://127.0.0.1:8888\", "
+					     "ca_file: root.pem}}]\n",
+					&c_));
+			EXPECT_TRUE(c_ && c_->mtls.backends[0].ca_file &&
+				    strstr(c_->mtls.backends[0].ca_file, "/root.pem"));
+			gw_cfg_free(c_);
+		}
+		/*
+		 * backend names of 60..64 bytes once made one HSM label of
+		 * ca-<name>-root and ca-<name>-issuer (cut at 64), so the issuer
+		 * reused the root's key: refused at load, 50 is the longest
+		 */
+		for (unsigned n = 50; n <= 64; n++) {
+			char name[80], y[1024], want[200];
+			struct gw_cfg *c_ = NULL;
+
+			memset(name, 'b', n);
+			name[n] = '\0';
+			snprintf(y, sizeof(y),
+				DP "mtls:\n  enabledBackend: %s\n  backends: [{name: %s, type: "
+				   "builtin}]\n",
+				name, name);
+			if (n == 50) {
+				EXPECT_OK(load_text(y, &c_));
+				gw_cfg_free(c_);
+				continue;
+			}
+			snprintf(want, sizeof(want),
+				n < 64 ? "mtls.backends[0].name: '%s' is %u bytes; a CA backend "
+					 "name "
+					 "is at most 50"
+				       : "mtls.backends[0].name: '%s' is not a plain name",
+				name, n);
+			EXPECT_CFG_ERR(y, want);
+		}
+		/* a listener's identity key is gw-id-<name>: 58 bytes at most with mtls */
+		for (unsigned n = 58; n <= 59; n++) {
+			char name[80], y[2048];
+			struct gw_cfg *c_ = NULL;
+
+			memset(name, 'l', n);
+			name[n] = '\0';
+			snprintf(y, sizeof(y),
+				DP
+				"mtls:\n  enabledBackend: a\n  backends: [{name: a, type: "
+				"builtin}]\n"
+				"listeners:\n  - name: %s\n    address: 10.99.0.2:443\n"
+				"    service: tls-echo\n    tls:\n      identity: [{cert: api.pem, "
+				"key: \"pkcs11:token=gw;object=api\"}]\n"
+				"    trust: {mode: mesh}\n",
+				name);
+			if (n == 58) {
+				EXPECT_OK(load_text(y, &c_));
+				gw_cfg_free(c_);
+			} else {
+				EXPECT_CFG_ERR(y,
+					"is 59 bytes; with an mtls section a listener name "
+					"is at most 58");
+			}
+		}
+
 		EXPECT_CFG_ERR(DP
 			"mtls:\n"
 			"  enabled_backend: a\n"

@@ -525,6 +525,41 @@ main(void)
 		EXPECT_CONTAINS(gw_err_msg(), "already exists");
 		gw_hsm_close(h);
 	}
+	{ /* key_ensure: reuse only the exact label + CKA_ID + type, never cut a label */
+		struct gw_hsm *h;
+		struct gw_hsm_object o;
+		const uint8_t id1[8] = {1, 2, 3, 4, 5, 6, 7, 8}, id2[8] = {8, 7, 6, 5, 4, 3, 2, 1};
+		char u1[GW_HSM_URI_MAX], u2[GW_HSM_URI_MAX], l64[80], l65[80];
+
+		fresh_token(label);
+		h = open_token(label);
+		EXPECT_OK(gw_hsm_key_ensure(h, GW_HSM_KEY_EC_P256, "ens", id1, 8, u1));
+		EXPECT_CONTAINS(u1, "id=%01%02%03%04%05%06%07%08");
+		EXPECT_OK(gw_hsm_key_ensure(h, GW_HSM_KEY_EC_P256, "ens", id1, 8, u2));
+		EXPECT_TRUE(strcmp(u1, u2) == 0); /* the same key, reused */
+		/* same label, another id: someone else's key, refused */
+		EXPECT_ERR(gw_hsm_key_ensure(h, GW_HSM_KEY_EC_P256, "ens", id2, 8, u2), -EEXIST);
+		EXPECT_CONTAINS(gw_err_msg(), "has CKA_ID 0102030405060708, not 0807060504030201");
+		/* same label and id, another type: refused */
+		EXPECT_ERR(gw_hsm_key_ensure(h, GW_HSM_KEY_EC_P384, "ens", id1, 8, u2), -EEXIST);
+		EXPECT_CONTAINS(gw_err_msg(), "is ec-p256, not ec-p384");
+		/* a key from gw_hsm_keygen (random id) under the label: not reused */
+		EXPECT_OK(gw_hsm_keygen(h, GW_HSM_KEY_EC_P256, "rnd", u2));
+		EXPECT_ERR(gw_hsm_key_ensure(h, GW_HSM_KEY_EC_P256, "rnd", id1, 8, u2), -EEXIST);
+		EXPECT_CONTAINS(gw_err_msg(), "not reused");
+		/* 64 bytes is a label; 65 is an error, never cut to the 64 of another */
+		memset(l64, 'x', 64);
+		l64[64] = '\0';
+		memset(l65, 'x', 65);
+		l65[65] = '\0';
+		EXPECT_OK(gw_hsm_key_ensure(h, GW_HSM_KEY_EC_P256, l64, id1, 8, u2));
+		EXPECT_OK(gw_hsm_key_info(h, u2, &o));
+		EXPECT_TRUE(strcmp(o.label, l64) == 0);
+		EXPECT_ERR(gw_hsm_key_ensure(h, GW_HSM_KEY_EC_P256, l65, id2, 8, u2), -EINVAL);
+		EXPECT_CONTAINS(gw_err_msg(), "is 65 bytes; labels must be 1 to 64 bytes");
+		EXPECT_ERR(gw_hsm_keygen(h, GW_HSM_KEY_EC_P256, l65, u2), -EINVAL);
+		gw_hsm_close(h);
+	}
 	{ /* key errors: not found, cannot sign, PIN in URI, other token, no PIN, list */
 		struct gw_hsm *h;
 		EVP_PKEY *k = NULL;
