@@ -211,7 +211,15 @@ GW_MUST_CHECK int gw_hsm_cert_matches_key(struct gw_hsm *h, X509 *cert, const ch
  * Read a PIN from file (one trailing "\n" or "\r\n" stripped) or, if file is
  * NULL, from the environment variable env, into pin[GW_HSM_PIN_MAX].
  * -GW_E_HSM_PIN (with the file or variable name, never the PIN) if it is
- * unreadable, unset, empty or too long. The caller OPENSSL_cleanse()s pin.
+ * unreadable, unset, empty or too long, and, like ssh with private keys, if
+ * the file is not a regular file, is owned by a user other than this one or
+ * root ("chown it"), or may be read or written by group or others ("chmod
+ * 600 it"). The file is read again on every call, so a reload sees a new one.
+ * A variable is read once: its value is wiped and it is unset (no child, no
+ * /proc/PID/environ shows it), and the PIN is kept in this module's memory
+ * for later reads of the same variable (worker handles, reloads, recovery)
+ * until gw_hsm_shutdown() cleanses it; a variable set again is read again.
+ * Thread-safe. The caller OPENSSL_cleanse()s pin.
  */
 GW_MUST_CHECK int gw_hsm_pin_read(const char *file, const char *env, char pin[GW_HSM_PIN_MAX]);
 

@@ -47,6 +47,8 @@ put(const char *name, const char *text)
 	}
 	fputs(text, f);
 	fclose(f);
+	if (strstr(name, "pin") != NULL)
+		chmod(p, 0600); /* PIN files others may read are refused (hsm.h) */
 	return p;
 }
 

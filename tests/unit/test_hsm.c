@@ -387,7 +387,40 @@ main(void)
 		setenv("GW_TEST_PIN", "4321", 1);
 		EXPECT_OK(gw_hsm_pin_read(NULL, "GW_TEST_PIN", pin));
 		EXPECT_STREQ(pin, "4321");
+		/* read once: unset from the environment, kept in memory for the next read */
+		EXPECT_TRUE(getenv("GW_TEST_PIN") == NULL);
+		memset(pin, 0, sizeof(pin));
+		EXPECT_OK(gw_hsm_pin_read(NULL, "GW_TEST_PIN", pin));
+		EXPECT_STREQ(pin, "4321");
+		EXPECT_ERR(gw_hsm_pin_read(NULL, "GW_OTHER_PIN", pin), -GW_E_HSM_PIN);
+		EXPECT_CONTAINS(gw_err_msg(), "'GW_OTHER_PIN' is not set");
 		EXPECT_ERR(gw_hsm_pin_read(NULL, NULL, pin), -GW_E_HSM_PIN);
+		OPENSSL_cleanse(pin, sizeof(pin));
+	}
+	{ /* PIN files: ssh's rules for private keys (mode, owner, kind) */
+		char pin[GW_HSM_PIN_MAX], path[160];
+
+		snprintf(path, sizeof(path), "%s/loose-pin", tok.dir);
+		EXPECT_OK(gw_softhsm_write(path, "1234\n"));
+		EXPECT_OK(chmod(path, 0640));
+		EXPECT_ERR(gw_hsm_pin_read(path, NULL, pin), -GW_E_HSM_PIN);
+		EXPECT_CONTAINS(gw_err_msg(), "is accessible by group or others (mode 0640): chmod "
+					      "600 it");
+		EXPECT_TRUE(strstr(gw_err_msg(), "1234") == NULL);
+		EXPECT_OK(chmod(path, 0604));
+		EXPECT_ERR(gw_hsm_pin_read(path, NULL, pin), -GW_E_HSM_PIN);
+		EXPECT_OK(chmod(path, 0400));
+		EXPECT_OK(gw_hsm_pin_read(path, NULL, pin));
+		EXPECT_STREQ(pin, "1234");
+		EXPECT_ERR(gw_hsm_pin_read(tok.dir, NULL, pin), -GW_E_HSM_PIN);
+		EXPECT_CONTAINS(gw_err_msg(), "is not a regular file");
+		/* owned by another user: only root can make one */
+		if (geteuid() == 0) {
+			EXPECT_OK(chmod(path, 0600));
+			EXPECT_OK(chown(path, 65534, 65534));
+			EXPECT_ERR(gw_hsm_pin_read(path, NULL, pin), -GW_E_HSM_PIN);
+			EXPECT_CONTAINS(gw_err_msg(), "is owned by uid 65534, not by this user");
+		}
 		OPENSSL_cleanse(pin, sizeof(pin));
 	}
 	{ /* module not found / not a PKCS#11 module */
