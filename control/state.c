@@ -6,6 +6,7 @@
  * or a root it made is worse than a slow commit, and commits are rare.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,20 +59,81 @@ exec(struct gw_state *st, const char *sql)
 	return 0;
 }
 
+/*
+ * The state directory holds the CA's records and the identities' chains:
+ * created 0700; an existing one must be ours (or root's) and not writable
+ * by group or others (refused: someone else could swap state.db), and is
+ * tightened to 0700 if group or others may only read it.
+ */
+static int
+state_dir_check(const char *dir)
+{
+	struct stat sb;
+
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return gw_err_setf(-GW_E_STATE, GW_HERE, "state_dir %s: cannot create: %s", dir,
+			strerror(errno));
+	if (stat(dir, &sb) < 0 || !S_ISDIR(sb.st_mode))
+		return gw_err_setf(-GW_E_STATE, GW_HERE, "state_dir %s: not a directory", dir);
+	if (sb.st_uid != geteuid() && sb.st_uid != 0)
+		return gw_err_setf(-GW_E_STATE, GW_HERE,
+			"state_dir %s: owned by uid %u, not by this user (uid %u) or root: chown "
+			"it",
+			dir, (unsigned)sb.st_uid, (unsigned)geteuid());
+	if (sb.st_mode & 022)
+		return gw_err_setf(-GW_E_STATE, GW_HERE,
+			"state_dir %s: writable by group or others (mode %04o): chmod 700 it", dir,
+			(unsigned)(sb.st_mode & 07777));
+	if ((sb.st_mode & 077) && chmod(dir, 0700) < 0)
+		return gw_err_setf(-GW_E_STATE, GW_HERE, "state_dir %s: cannot chmod 700: %s", dir,
+			strerror(errno));
+	return 0;
+}
+
+/*
+ * state.db is made 0600 before SQLite opens it (never a symlink): SQLite
+ * gives its -wal and -shm files the database file's mode, so all three are
+ * 0600 from the start. Files left with another mode are tightened.
+ */
+static int
+state_files_prepare(struct gw_state *st)
+{
+	static const char *const sfx[] = {"", "-wal", "-shm"};
+	char p[sizeof(st->path) + 8];
+	int fd;
+
+	fd = open(st->path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 && errno == EEXIST)
+		fd = open(st->path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return gw_err_setf(-GW_E_STATE, GW_HERE, "state store %s: cannot open: %s%s",
+			st->path, strerror(errno),
+			errno == ELOOP ? " (a symlink: state files must be plain files)" : "");
+	close(fd);
+	for (unsigned i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
+		struct stat sb;
+
+		snprintf(p, sizeof(p), "%s%s", st->path, sfx[i]);
+		if (lstat(p, &sb) < 0)
+			continue;
+		if (!S_ISREG(sb.st_mode))
+			return gw_err_setf(
+				-GW_E_STATE, GW_HERE, "state store %s: not a regular file", p);
+		if ((sb.st_mode & 077) && chmod(p, 0600) < 0)
+			return gw_err_setf(-GW_E_STATE, GW_HERE, "state store %s: cannot chmod: %s",
+				p, strerror(errno));
+	}
+	return 0;
+}
+
 int
 gw_state_open(const char *state_dir, struct gw_state **out)
 {
 	struct gw_state *st;
-	struct stat sb;
 	int rc;
 
 	GW_ENSURE(state_dir != NULL && state_dir[0] && out != NULL, -EINVAL);
-	if (mkdir(state_dir, 0700) < 0 && errno != EEXIST)
-		return gw_err_setf(-GW_E_STATE, GW_HERE, "state_dir %s: cannot create: %s",
-			state_dir, strerror(errno));
-	if (stat(state_dir, &sb) < 0 || !S_ISDIR(sb.st_mode))
-		return gw_err_setf(
-			-GW_E_STATE, GW_HERE, "state_dir %s: not a directory", state_dir);
+	GW_GUARD(state_dir_check(state_dir));
 	st = calloc(1, sizeof(*st));
 	if (st == NULL)
 		return gw_err_set(-ENOMEM, GW_HERE);
@@ -80,12 +142,13 @@ gw_state_open(const char *state_dir, struct gw_state **out)
 		free(st);
 		return gw_err_setf(-EINVAL, GW_HERE, "state_dir %s: path too long", state_dir);
 	}
-	if (sqlite3_open_v2(st->path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-		SQLITE_OK) {
+	if ((rc = state_files_prepare(st)) < 0)
+		goto fail;
+	if (sqlite3_open_v2(st->path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW,
+		    NULL) != SQLITE_OK) {
 		rc = db_err(st, "cannot open");
 		goto fail;
 	}
-	(void)chmod(st->path, 0600);
 	sqlite3_busy_timeout(st->db, 5000);
 	if ((rc = exec(st, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")) < 0 ||
 		(rc = exec(st, schema)) < 0)
@@ -127,12 +190,18 @@ gw_state_begin(struct gw_state *st)
 int
 gw_state_commit(struct gw_state *st, const char *label)
 {
-	const char *crash = getenv("GW_STATE_CRASH_AT");
-
 	GW_ENSURE(st != NULL && st->in_tx, -EINVAL);
-	/* what a kill between the writes and the COMMIT leaves behind */
-	if (crash != NULL && label != NULL && strcmp(crash, label) == 0)
-		_exit(86);
+#ifdef GW_TEST_HOOKS
+	/* what a kill between the writes and the COMMIT leaves behind (tests only) */
+	{
+		const char *crash = getenv("GW_STATE_CRASH_AT");
+
+		if (crash != NULL && label != NULL && strcmp(crash, label) == 0)
+			_exit(86);
+	}
+#else
+	(void)label;
+#endif
 	if (exec(st, "COMMIT") < 0) {
 		gw_state_rollback(st);
 		return -GW_E_STATE;
