@@ -30,6 +30,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
+
 #include <rte_eal.h>
 
 #include "config.h"
@@ -262,6 +264,53 @@ reload_compatible(const struct gw_cfg *o, const struct gw_cfg *n)
 	return 0;
 }
 
+/*
+ * What a start checks of the HSM, for a reloaded config: its PIN source
+ * opens every token its keys (and its CA) live in, in a fresh process
+ * (gw_hsm_login_check), since this one is logged in already.
+ */
+static int
+reload_hsm_check(const struct gw_cfg *n)
+{
+	struct gw_hsm_params hp = {
+		.module = n->hsm.module, .pin_file = n->hsm.pin_file, .pin_env = n->hsm.pin_env};
+	char labels[GW_DP_MAX_LISTENERS * 2 + 1][33];
+	const char *tokens[GW_DP_MAX_LISTENERS * 2 + 1];
+	unsigned nt = 0;
+
+	for (unsigned i = 0; i < n->n_listeners; i++) {
+		const struct gw_cfg_listener *l = &n->listeners[i];
+
+		for (unsigned j = 0; l->has_tls && j < l->tls.n_identities; j++) {
+			unsigned k;
+
+			if (nt == GW_DP_MAX_LISTENERS * 2 ||
+				gw_hsm_uri_token(l->tls.identities[j].key, labels[nt], 33) < 0)
+				continue; /* the snapshot build names a bad URI */
+			for (k = 0; k < nt && strcmp(labels[k], labels[nt]) != 0; k++)
+				;
+			if (k == nt) {
+				tokens[nt] = labels[nt];
+				nt++;
+			}
+		}
+	}
+	if (n->has_mtls && n->mtls.n_backends) {
+		struct gw_ca_params cp;
+		unsigned k;
+
+		gw_ca_params_from_cfg(n, &cp, labels[nt]);
+		for (k = 0; k < nt && strcmp(labels[k], labels[nt]) != 0; k++)
+			;
+		if (k == nt) {
+			tokens[nt] = labels[nt];
+			nt++;
+		}
+	}
+	gw_err_clear();
+	return gw_hsm_login_check(&hp, tokens, nt);
+}
+
 /* The CPUs this process could use before the EAL pinned the main thread. */
 static cpu_set_t start_cpus;
 
@@ -288,7 +337,7 @@ tls_reload(struct tls_ctl *t, const char *path, const struct gw_cfg *start_cfg)
 			path);
 		return rc;
 	}
-	if (reload_compatible(start_cfg, n) < 0 ||
+	if (reload_compatible(start_cfg, n) < 0 || reload_hsm_check(n) < 0 ||
 		(mesh.m != NULL && gw_mesh_prepare(mesh.m, n, mesh.force) < 0) ||
 		(t->pub != NULL && tls_build_publish(t, n) < 0)) {
 		rc = gw_err_get()->code;
@@ -524,6 +573,10 @@ main(int argc, char **argv)
 	sigset_t set;
 	int c, rc = 1;
 
+	/* a reload's PIN check runs in a fresh copy of this program (hsm.h) */
+	if ((rc = gw_hsm_login_check_main(argc, argv)) >= 0)
+		return rc;
+	rc = 1;
 	while ((c = getopt_long(argc, argv, "c:vVh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
@@ -578,6 +631,20 @@ main(int argc, char **argv)
 		goto out;
 	}
 
+	/*
+	 * A PIN variable is read (and unset, hsm.h) here, before the EAL starts
+	 * threads that could read the environment while it changes.
+	 */
+	if (cfg->hsm.pin_env != NULL) {
+		char pin[GW_HSM_PIN_MAX];
+		int prc = gw_hsm_pin_read(NULL, cfg->hsm.pin_env, pin);
+
+		OPENSSL_cleanse(pin, sizeof(pin));
+		if (prc < 0) {
+			fprintf(stderr, "mtlsgw: %s\n", gw_err_msg());
+			goto out;
+		}
+	}
 	block_signals(&set);
 	CPU_ZERO(&start_cpus);
 	pthread_getaffinity_np(pthread_self(), sizeof(start_cpus), &start_cpus);

@@ -355,12 +355,15 @@ out:
 }
 
 int
-main(void)
+main(int argc, char **argv)
 {
 	static const enum gw_hsm_key_type types[] = {
 		GW_HSM_KEY_EC_P256, GW_HSM_KEY_EC_P384, GW_HSM_KEY_RSA_2048, GW_HSM_KEY_RSA_3072};
 	char label[33], uri[GW_HSM_URI_MAX];
+	int lc = gw_hsm_login_check_main(argc, argv); /* the login check's child */
 
+	if (lc >= 0)
+		return lc;
 	GW_TEST_BEGIN();
 	setup();
 
@@ -739,6 +742,25 @@ main(void)
 		}
 		EVP_PKEY_free(other);
 		EVP_PKEY_free(k);
+		gw_hsm_close(h);
+	}
+	{ /* login check: a process logged in already still learns a wrong PIN */
+		struct gw_hsm *h;
+		const char *toks[] = {label};
+		struct gw_hsm_params good = {.pin_file = tok.pin}, bad = {.pin_file = pin_bad};
+
+		fresh_token(label);
+		h = open_token(label); /* this process is now logged in */
+		EXPECT_OK(gw_hsm_login_check(&good, toks, 1));
+		EXPECT_ERR(gw_hsm_login_check(&bad, toks, 1), -GW_E_HSM_PIN);
+		EXPECT_CONTAINS(gw_err_msg(), "PIN rejected by token 't");
+		EXPECT_TRUE(strstr(gw_err_msg(), "9999") == NULL);
+		toks[0] = "nosuchtoken";
+		EXPECT_ERR(gw_hsm_login_check(&good, toks, 1), -GW_E_HSM_TOKEN);
+		EXPECT_CONTAINS(gw_err_msg(), "no token labelled 'nosuchtoken'");
+		EXPECT_OK(gw_hsm_login_check(&(struct gw_hsm_params){0}, toks, 1)); /* no PIN */
+		/* and this process's own login still works */
+		EXPECT_OK(gw_hsm_keygen(h, GW_HSM_KEY_EC_P256, "after-check", uri));
 		gw_hsm_close(h);
 	}
 	{ /* the token key as a TLS 1.3 server key: EC (ECDSA) and RSA (RSA-PSS) */
