@@ -17,9 +17,12 @@
 
 #include "state.h"
 
+struct state_conn;
+
 struct gw_state {
-	sqlite3 *db;
-	bool in_tx;
+	struct state_conn *c; /* shared by the handles on this database */
+	sqlite3 *db;          /* c's */
+	unsigned level;       /* 0: no transaction of ours; else its depth in c */
 	char path[512];
 };
 
@@ -126,10 +129,56 @@ state_files_prepare(struct gw_state *st)
 	return 0;
 }
 
+/*
+ * Handles on one database in one process share one connection (found by
+ * the file's device and inode), so their transactions nest: see state.h.
+ * Control thread only, like the handles; a connection is never shared with
+ * a forked child (pid).
+ */
+struct state_conn {
+	sqlite3 *db;
+	dev_t dev;
+	ino_t ino;
+	pid_t pid;
+	unsigned refs;
+	unsigned depth; /* 0: none; 1: BEGIN; n > 1: savepoint s<n-1> too */
+	struct state_conn *next;
+};
+static struct state_conn *conns;
+
+static struct state_conn *
+conn_find(const char *path)
+{
+	struct stat sb;
+
+	if (stat(path, &sb) < 0)
+		return NULL;
+	for (struct state_conn *c = conns; c != NULL; c = c->next)
+		if (c->dev == sb.st_dev && c->ino == sb.st_ino && c->pid == getpid())
+			return c;
+	return NULL;
+}
+
+static void
+conn_put(struct state_conn *c)
+{
+	if (c == NULL || --c->refs > 0)
+		return;
+	for (struct state_conn **pp = &conns; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	sqlite3_close(c->db);
+	free(c);
+}
+
 int
 gw_state_open(const char *state_dir, struct gw_state **out)
 {
 	struct gw_state *st;
+	struct state_conn *c;
+	struct stat sb;
 	int rc;
 
 	GW_ENSURE(state_dir != NULL && state_dir[0] && out != NULL, -EINVAL);
@@ -144,19 +193,43 @@ gw_state_open(const char *state_dir, struct gw_state **out)
 	}
 	if ((rc = state_files_prepare(st)) < 0)
 		goto fail;
-	if (sqlite3_open_v2(st->path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW,
-		    NULL) != SQLITE_OK) {
+	if ((c = conn_find(st->path)) != NULL) {
+		c->refs++;
+		st->c = c;
+		st->db = c->db;
+		*out = st;
+		return 0;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL || stat(st->path, &sb) < 0) {
+		free(c);
+		rc = gw_err_setf(-GW_E_STATE, GW_HERE, "state store %s: cannot open", st->path);
+		goto fail;
+	}
+	c->dev = sb.st_dev;
+	c->ino = sb.st_ino;
+	c->pid = getpid();
+	c->refs = 1;
+	st->c = c;
+	if (sqlite3_open_v2(st->path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW, NULL) !=
+		SQLITE_OK) {
+		st->db = c->db;
 		rc = db_err(st, "cannot open");
 		goto fail;
 	}
+	st->db = c->db;
 	sqlite3_busy_timeout(st->db, 5000);
 	if ((rc = exec(st, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")) < 0 ||
 		(rc = exec(st, schema)) < 0)
 		goto fail;
+	c->next = conns;
+	conns = c;
 	*out = st;
 	return 0;
 fail:
-	sqlite3_close(st->db);
+	if (st->c != NULL) {
+		sqlite3_close(st->c->db);
+		free(st->c);
+	}
 	free(st);
 	return rc;
 }
@@ -166,9 +239,9 @@ gw_state_close(struct gw_state *st)
 {
 	if (st == NULL)
 		return;
-	if (st->in_tx)
+	if (st->level)
 		gw_state_rollback(st);
-	sqlite3_close(st->db);
+	conn_put(st->c);
 	free(st);
 }
 
@@ -181,16 +254,26 @@ gw_state_path(const struct gw_state *st)
 int
 gw_state_begin(struct gw_state *st)
 {
-	GW_ENSURE(st != NULL && !st->in_tx, -EINVAL);
-	GW_GUARD(exec(st, "BEGIN IMMEDIATE"));
-	st->in_tx = true;
+	char sql[32];
+
+	GW_ENSURE(st != NULL && !st->level, -EINVAL);
+	if (st->c->depth == 0)
+		GW_GUARD(exec(st, "BEGIN IMMEDIATE"));
+	else {
+		snprintf(sql, sizeof(sql), "SAVEPOINT s%u", st->c->depth);
+		GW_GUARD(exec(st, sql));
+	}
+	st->level = ++st->c->depth;
 	return 0;
 }
 
 int
 gw_state_commit(struct gw_state *st, const char *label)
 {
-	GW_ENSURE(st != NULL && st->in_tx, -EINVAL);
+	char sql[32];
+
+	/* only the innermost transaction can end */
+	GW_ENSURE(st != NULL && st->level && st->level == st->c->depth, -EINVAL);
 #ifdef GW_TEST_HOOKS
 	/* what a kill between the writes and the COMMIT leaves behind (tests only) */
 	{
@@ -202,21 +285,35 @@ gw_state_commit(struct gw_state *st, const char *label)
 #else
 	(void)label;
 #endif
-	if (exec(st, "COMMIT") < 0) {
+	if (st->level == 1)
+		snprintf(sql, sizeof(sql), "COMMIT");
+	else
+		snprintf(sql, sizeof(sql), "RELEASE s%u", st->level - 1);
+	if (exec(st, sql) < 0) {
 		gw_state_rollback(st);
 		return -GW_E_STATE;
 	}
-	st->in_tx = false;
+	st->c->depth = st->level - 1;
+	st->level = 0;
 	return 0;
 }
 
 void
 gw_state_rollback(struct gw_state *st)
 {
-	if (st == NULL || !st->in_tx)
+	char sql[64];
+
+	if (st == NULL || !st->level)
 		return;
-	sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-	st->in_tx = false;
+	if (st->level == 1)
+		snprintf(sql, sizeof(sql), "ROLLBACK");
+	else
+		snprintf(sql, sizeof(sql), "ROLLBACK TO s%u; RELEASE s%u", st->level - 1,
+			st->level - 1);
+	sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+	/* inner transactions of other handles ended with this one */
+	st->c->depth = st->level - 1;
+	st->level = 0;
 }
 
 static int

@@ -40,7 +40,15 @@ GW_MUST_CHECK int gw_state_open(const char *state_dir, struct gw_state **out);
 /* Close; a transaction still open is rolled back. NULL is fine. */
 void gw_state_close(struct gw_state *st);
 
-/* BEGIN IMMEDIATE / COMMIT (label: for GW_STATE_CRASH_AT) / ROLLBACK. */
+/*
+ * BEGIN IMMEDIATE / COMMIT (label: for GW_STATE_CRASH_AT) / ROLLBACK.
+ * Handles on the same database in one process share one SQLite connection,
+ * so transactions nest: begin while another handle's transaction is open
+ * is a savepoint, its commit releases it into the outer transaction, and
+ * the outer commit or rollback decides for everything inside (how a
+ * reload makes the CA's changes all or nothing, mesh.h). Only the innermost
+ * transaction may commit (-EINVAL otherwise); a handle may have one open.
+ */
 GW_MUST_CHECK int gw_state_begin(struct gw_state *st);
 GW_MUST_CHECK int gw_state_commit(struct gw_state *st, const char *label);
 void gw_state_rollback(struct gw_state *st);

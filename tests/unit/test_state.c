@@ -143,6 +143,47 @@ main(void)
 		EXPECT_ERR(gw_state_open(f, &st), -GW_E_STATE);
 		EXPECT_CONTAINS(gw_err_msg(), "not a directory");
 	}
+	{ /* two handles on one database: one connection, transactions nest */
+		struct gw_state *a = NULL, *b = NULL;
+		char *v = NULL;
+
+		EXPECT_OK(gw_state_open(sd, &a));
+		EXPECT_OK(gw_state_open(sd, &b));
+		/* inner commits, outer rolls back: nothing stays */
+		EXPECT_OK(gw_state_begin(a));
+		EXPECT_OK(gw_state_meta_set(a, "outer", "1"));
+		EXPECT_OK(gw_state_begin(b));
+		EXPECT_OK(gw_state_meta_set(b, "inner", "1"));
+		EXPECT_ERR(gw_state_commit(a, "t"), -EINVAL); /* b's is still open */
+		EXPECT_OK(gw_state_commit(b, "t"));
+		EXPECT_OK(gw_state_meta_get(a, "inner", &v)); /* the outer one sees it */
+		free(v);
+		v = NULL;
+		gw_state_rollback(a);
+		EXPECT_ERR(gw_state_meta_get(b, "inner", &v), -ENOENT);
+		EXPECT_ERR(gw_state_meta_get(b, "outer", &v), -ENOENT);
+		/* an inner rollback keeps the outer's writes; the outer commit keeps them */
+		EXPECT_OK(gw_state_begin(a));
+		EXPECT_OK(gw_state_meta_set(a, "outer", "2"));
+		EXPECT_OK(gw_state_begin(b));
+		EXPECT_OK(gw_state_meta_set(b, "inner", "2"));
+		gw_state_rollback(b);
+		EXPECT_OK(gw_state_begin(b));
+		EXPECT_OK(gw_state_meta_set(b, "inner", "3"));
+		EXPECT_OK(gw_state_commit(b, "t"));
+		EXPECT_OK(gw_state_commit(a, "t"));
+		gw_state_close(b);
+		gw_state_close(a);
+		EXPECT_OK(gw_state_open(sd, &a));
+		EXPECT_OK(gw_state_meta_get(a, "outer", &v));
+		EXPECT_STREQ(v, "2");
+		free(v);
+		v = NULL;
+		EXPECT_OK(gw_state_meta_get(a, "inner", &v));
+		EXPECT_STREQ(v, "3");
+		free(v);
+		gw_state_close(a);
+	}
 	{ /* with umask 0: dir 0700, state.db, -wal and -shm 0600 from the start */
 		struct gw_state *st = NULL;
 		mode_t old = umask(0);
