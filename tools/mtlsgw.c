@@ -176,12 +176,11 @@ translate(const struct gw_cfg *cfg, struct gw_dp_params *p, struct gw_tls_dp_par
 
 /* ---- TLS control: snapshots, reload, ticket keys, HSM recovery ---- */
 
+/* The next snapshot from cfg, not yet published. */
 static int
-tls_build_publish(struct tls_ctl *t, const struct gw_cfg *cfg)
+tls_build(struct tls_ctl *t, const struct gw_cfg *cfg, struct gw_snapshot **s)
 {
 	struct gw_snapshot_ext ext;
-	struct gw_snapshot *s = NULL;
-	int rc;
 
 	gw_tls_ctl_ext(t->ctl, &ext);
 	if (mesh.m != NULL) {
@@ -189,16 +188,30 @@ tls_build_publish(struct tls_ctl *t, const struct gw_cfg *cfg)
 
 		gw_mesh_ext(mesh.m, &tls_ext, &ext); /* mesh trust and identities around TLS */
 	}
-	rc = gw_snapshot_build(cfg, t->gen + 1, &ext, &s);
-	if (rc < 0)
-		return rc;
-	rc = gw_snap_pub_publish(t->pub, s);
+	return gw_snapshot_build(cfg, t->gen + 1, &ext, s);
+}
+
+/* Publish s (consumed on all paths), built from cfg by tls_build. */
+static int
+tls_publish(struct tls_ctl *t, const struct gw_cfg *cfg, struct gw_snapshot *s)
+{
+	int rc = gw_snap_pub_publish(t->pub, s);
+
 	if (rc < 0) {
 		gw_snapshot_destroy(s);
 		return rc;
 	}
 	t->gen++;
 	return mesh.m != NULL ? gw_mesh_published(mesh.m, cfg, t->gen) : 0;
+}
+
+static int
+tls_build_publish(struct tls_ctl *t, const struct gw_cfg *cfg)
+{
+	struct gw_snapshot *s = NULL;
+
+	GW_GUARD(tls_build(t, cfg, &s));
+	return tls_publish(t, cfg, s);
 }
 
 static int mesh_start(struct tls_ctl *t, const struct gw_cfg *cfg);
@@ -317,7 +330,9 @@ static cpu_set_t start_cpus;
 static int
 tls_reload(struct tls_ctl *t, const char *path, const struct gw_cfg *start_cfg)
 {
+	struct gw_snapshot *s = NULL;
 	struct gw_cfg *n = NULL;
+	uint64_t gen;
 	cpu_set_t pinned;
 	int rc;
 
@@ -337,13 +352,33 @@ tls_reload(struct tls_ctl *t, const char *path, const struct gw_cfg *start_cfg)
 			path);
 		return rc;
 	}
+	/*
+	 * All or nothing: the CA change is staged (mesh.h), the snapshot built
+	 * with it, and only then is the CA change committed and the snapshot
+	 * published; a failure before the commit leaves the CA, its store and
+	 * the running snapshot exactly as they were.
+	 */
 	if (reload_compatible(start_cfg, n) < 0 || reload_hsm_check(n) < 0 ||
-		(mesh.m != NULL && gw_mesh_prepare(mesh.m, n, mesh.force) < 0) ||
-		(t->pub != NULL && tls_build_publish(t, n) < 0)) {
-		rc = gw_err_get()->code;
-		fprintf(stderr, "mtlsgw: SIGHUP: %s; running config unchanged\n", gw_err_msg());
-		gw_cfg_free(n);
-		return rc;
+		(mesh.m != NULL && gw_mesh_prepare(mesh.m, n, mesh.force) < 0))
+		goto refused;
+	if (t->pub != NULL && tls_build(t, n, &s) < 0) {
+		gw_mesh_abort(mesh.m);
+		goto refused;
+	}
+	if (mesh.m != NULL && gw_mesh_commit(mesh.m) < 0) {
+		gw_snapshot_destroy(s);
+		goto refused;
+	}
+	gen = t->gen;
+	if (s != NULL && tls_publish(t, n, s) < 0) {
+		fprintf(stderr, "mtlsgw: SIGHUP: %s%s\n", gw_err_msg(),
+			t->gen == gen ? ": the CA change is applied, the snapshot not published"
+				      : " (after publishing)");
+		if (t->gen == gen) { /* nothing refers to n */
+			rc = gw_err_get()->code;
+			gw_cfg_free(n);
+			return rc;
+		}
 	}
 	if (t->cur != start_cfg)
 		gw_cfg_free(t->cur);
@@ -356,6 +391,11 @@ tls_reload(struct tls_ctl *t, const char *path, const struct gw_cfg *start_cfg)
 			"mtlsgw: SIGHUP: dataplane.tls / dataplane.tcp changed: the workers "
 			"keep the values they started with until a restart\n");
 	return 0;
+refused:
+	rc = gw_err_get()->code;
+	fprintf(stderr, "mtlsgw: SIGHUP: %s; running config unchanged\n", gw_err_msg());
+	gw_cfg_free(n);
+	return rc;
 }
 
 /* ---- mesh: the admin API's callbacks (control/mesh.h) ---- */

@@ -4,7 +4,10 @@
 # SIGHUP, POST /v1/reload (curl) and `mtlsgw-ctl ca rotate`, each of a wrong
 # PIN file, a PIN file others may read, a key URI that names no key and a
 # certificate that does not match its key is refused with a message that
-# says so: traffic goes on, the generation stays.
+# says so: traffic goes on, the generation stays. A reload that adds a CA
+# backend and whose snapshot then cannot be built leaves the CA exactly as
+# it was (roots listing, enabled backend, state.db rows); the same reload
+# without the broken listener then works.
 . "$(dirname "$0")/../lib/common.sh"
 . "$GW_SRC/bench/pki.sh"
 
@@ -41,6 +44,7 @@ mtls:
 EOF
 }
 B1='[ { name: ca-1, type: builtin } ]'
+B12='[ { name: ca-1, type: builtin }, { name: ca-2, type: builtin } ]'
 GOOD_CERT=$P/server-hsm.chain.pem
 write_config "$T/gw.yaml" "$KEY" "$GOOD_CERT" "$P/pin" "$B1"
 cp "$T/gw.yaml" "$T/good.yaml"
@@ -103,6 +107,24 @@ write_config "$T/gw.yaml" "pkcs11:token=gw;object=nosuch;type=private" "$GOOD_CE
 refused "key URI naming no key" "object=nosuch"
 write_config "$T/gw.yaml" "$KEY" "$P/other.chain.pem" "$P/pin" "$B1"
 refused "certificate of another key" "does not match"
+
+# --- all or nothing: a CA change whose snapshot cannot be built
+D0=$(dump)
+write_config "$T/gw.yaml" "pkcs11:token=gw;object=nosuch;type=private" "$GOOD_CERT" "$P/pin" "$B12"
+refused "backend added, listener key missing" "object=nosuch"
+[ "$(dump)" = "$D0" ] || { diff <(echo "$D0") <(dump) >&2; gw_fail "state.db changed by a refused reload"; }
+gw_ok "refused reload with a new backend: state.db exactly as before"
+
+# then the good one
+write_config "$T/gw.yaml" "$KEY" "$GOOD_CERT" "$P/pin" "$B12"
+n=$(grep -c "SIGHUP: reloaded" "$T/gw.err" || true)
+kill -HUP "$GW_GW_PID"
+gw_wait 300 more_than "SIGHUP: reloaded" "$n" ||
+	gw_fail "good reload: $(tail -3 "$T/gw.err")"
+[ "$(gen)" -gt "$G0" ] || gw_fail "good reload: generation still $(gen)"
+[ "$(roots)" = "ca-1:active ca-2" ] || gw_fail "good reload: roots $(roots)"
+serving "after the good reload"
+gw_ok "the same CA change with a good listener: reloaded (generation $(gen)), roots $(roots)"
 
 gw_stop_gateway
 gw_ok "clean stop"
