@@ -128,4 +128,22 @@ gw_ok "the same CA change with a good listener: reloaded (generation $(gen)), ro
 
 gw_stop_gateway
 gw_ok "clean stop"
+
+# --- the PIN from a variable: gone from the environment, still there for reloads
+sed -i "s|pin_file: $P/pin|pin_env: MTLSGW_TEST_PIN|" "$T/gw.yaml"
+grep -q "pin_env: MTLSGW_TEST_PIN" "$T/gw.yaml" || gw_fail "config with pin_env"
+PIN=$(cat "$P/pin")
+export MTLSGW_TEST_PIN=$PIN
+gw_start_gateway "$T/gw.yaml"
+unset MTLSGW_TEST_PIN
+serving "started with pin_env"
+! grep -qaF "$PIN" "/proc/$GW_GW_PID/environ" || gw_fail "the PIN is in /proc/PID/environ"
+! tr '\0' '\n' <"/proc/$GW_GW_PID/environ" | grep -q "^MTLSGW_TEST_PIN=." ||
+	gw_fail "MTLSGW_TEST_PIN still set in the gateway"
+n=$(grep -c "SIGHUP: reloaded" "$T/gw.err" || true)
+kill -HUP "$GW_GW_PID"
+gw_wait 300 more_than "SIGHUP: reloaded" "$n" || gw_fail "pin_env reload: $(tail -3 "$T/gw.err")"
+serving "after a pin_env reload"
+gw_ok "pin_env: the PIN is wiped from the gateway's environment, a reload still logs in"
+gw_stop_gateway
 gw_done
