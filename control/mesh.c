@@ -72,6 +72,7 @@ struct gw_mesh {
 		unsigned n_ids;      /* ids past this were added by the stage */
 		bool roots;          /* roots_next written */
 		char *was;           /* the enabled backend before (for the log) */
+		char *override;      /* enabled_override after the commit (PUT) */
 	} stage;
 	char roots_next[608];
 };
@@ -409,31 +410,6 @@ gw_mesh_live_gen(struct gw_mesh *m)
 	return cur ? gw_snapshot_generation(cur) : 0;
 }
 
-static int
-check_and_apply(struct gw_mesh *m, const struct gw_cfg_mtls *next, bool force, bool *switched)
-{
-	struct gw_cfg_mtls run = running_mtls(m);
-	struct gw_rotation_env env = {
-		.live_gen = 0, .st = gw_ca_state(m->ca), .now = mesh_now(m), .force = force};
-	const char *before = gw_ca_enabled(m->ca);
-	char *was = before ? strdup(before) : NULL;
-
-	if (before && was == NULL)
-		return gw_err_set(-ENOMEM, GW_HERE);
-	env.live_gen = gw_mesh_live_gen(m);
-	if (gw_rotation_check(m->rot, &run, next, &env) < 0 || gw_ca_reconfigure(m->ca, next) < 0) {
-		free(was);
-		return gw_err_get()->code;
-	}
-	*switched = (was == NULL) != (gw_ca_enabled(m->ca) == NULL) ||
-		    (was && strcmp(was, gw_ca_enabled(m->ca)) != 0);
-	if (*switched)
-		fprintf(stderr, "mtlsgw: ca: enabled backend %s -> %s\n", was ? was : "(none)",
-			gw_ca_enabled(m->ca));
-	free(was);
-	return 0;
-}
-
 void
 gw_mesh_abort(struct gw_mesh *m)
 {
@@ -461,18 +437,23 @@ gw_mesh_abort(struct gw_mesh *m)
 	}
 	m->n_ids = m->stage.n_ids;
 	free(m->stage.was);
+	free(m->stage.override);
 	memset(&m->stage, 0, sizeof(m->stage));
 }
 
-int
-gw_mesh_prepare(struct gw_mesh *m, const struct gw_cfg *next, bool force)
+/*
+ * Stage mtls (next's own, or the running one with the API's enabled
+ * backend: override) for the listeners of next; see gw_mesh_prepare.
+ */
+static int
+stage(struct gw_mesh *m, const struct gw_cfg *next, const struct gw_cfg_mtls *mtls, bool force,
+	const char *override)
 {
 	struct gw_cfg_mtls run;
 	struct gw_ca_params p;
 	char token[33];
 	int rc;
 
-	GW_ENSURE(m && next, -EINVAL);
 	gw_mesh_abort(m); /* one left open by a caller that did not finish */
 	run = running_mtls(m);
 	if (m->ca != NULL) {
@@ -480,38 +461,37 @@ gw_mesh_prepare(struct gw_mesh *m, const struct gw_cfg *next, bool force)
 			.st = gw_ca_state(m->ca), .now = mesh_now(m), .force = force};
 
 		env.live_gen = gw_mesh_live_gen(m);
-		GW_GUARD(gw_rotation_check(m->rot, &run, &next->mtls, &env));
-	} else if (!(next->has_mtls && next->mtls.n_backends)) {
+		GW_GUARD(gw_rotation_check(m->rot, &run, mtls, &env));
+	} else if (!mtls->n_backends) {
 		/* no CA before or after: only the identities' check */
 		return ids_sync(m, NULL, next, false, false);
 	}
 	gw_ca_params_from_cfg(next, &p, token);
 	m->stage.n_ids = m->n_ids;
+	if (override != NULL && (m->stage.override = strdup(override)) == NULL)
+		return gw_err_set(-ENOMEM, GW_HERE);
 	if (m->ca && gw_ca_enabled(m->ca) && (m->stage.was = strdup(gw_ca_enabled(m->ca))) == NULL)
 		return gw_err_set(-ENOMEM, GW_HERE);
-	if ((rc = gw_state_open(p.state_dir, &m->stage.st)) < 0) {
-		free(m->stage.was);
-		m->stage.was = NULL;
-		return rc;
-	}
-	m->stage.open = true;
-	if ((rc = gw_state_begin(m->stage.st)) < 0) {
+	if ((rc = gw_state_open(p.state_dir, &m->stage.st)) < 0 ||
+		(rc = gw_state_begin(m->stage.st)) < 0) {
 		gw_state_close(m->stage.st);
 		free(m->stage.was);
+		free(m->stage.override);
 		memset(&m->stage, 0, sizeof(m->stage));
 		return rc;
 	}
+	m->stage.open = true;
 	/*
 	 * The running CA stays as it is: a second one is brought up from the
 	 * store as running (nothing to catch up), then moved to the new config,
 	 * its writes nested in the stage's transaction.
 	 */
 	if (m->ca == NULL)
-		rc = gw_ca_create(&next->mtls, &p, &m->stage.ca);
+		rc = gw_ca_create(mtls, &p, &m->stage.ca);
 	else if ((rc = gw_ca_create(&run, &p, &m->stage.ca)) == 0) {
 		if (m->now)
 			gw_ca_set_time(m->stage.ca, m->now);
-		rc = gw_ca_reconfigure(m->stage.ca, &next->mtls);
+		rc = gw_ca_reconfigure(m->stage.ca, mtls);
 	}
 	if (rc == 0 && (rc = write_roots(m->stage.ca, m->roots_next)) == 0)
 		m->stage.roots = m->stage.ca != NULL;
@@ -525,6 +505,13 @@ gw_mesh_prepare(struct gw_mesh *m, const struct gw_cfg *next, bool force)
 	if (rc < 0)
 		gw_mesh_abort(m); /* sets no error: the cause stays in gw_err */
 	return rc;
+}
+
+int
+gw_mesh_prepare(struct gw_mesh *m, const struct gw_cfg *next, bool force)
+{
+	GW_ENSURE(m && next, -EINVAL);
+	return stage(m, next, &next->mtls, force, NULL);
 }
 
 int
@@ -569,7 +556,7 @@ gw_mesh_commit(struct gw_mesh *m)
 	m->ca = m->stage.ca;
 	gw_admin_set_ca(m->admin, m->ca);
 	free(m->enabled_override);
-	m->enabled_override = NULL;
+	m->enabled_override = m->stage.override; /* a reload's file decides again */
 	free(m->stage.was);
 	memset(&m->stage, 0, sizeof(m->stage));
 	return 0;
@@ -591,28 +578,30 @@ gw_mesh_published(struct gw_mesh *m, const struct gw_cfg *cfg, uint64_t gen)
 
 /* ---- admin callbacks ------------------------------------------------------------ */
 
+/*
+ * PUT /v1/connect/ca/configuration: the enabled backend switched like a
+ * reload, all or nothing: staged, published (the snapshot built on the
+ * staged CA; gw_mesh_published commits), or aborted if the build fails.
+ */
 static int
 op_enable(void *arg, const char *backend, bool force)
 {
 	struct gw_mesh *m = arg;
 	struct gw_cfg_mtls next = running_mtls(m);
-	bool switched = false;
-	char *ov;
+	int rc;
 
+	if (m->ca == NULL)
+		return gw_err_setf(-ENOENT, GW_HERE, "no CA backends configured");
 	next.enabled_backend = (char *)backend;
-	if ((ov = strdup(backend)) == NULL)
-		return gw_err_set(-ENOMEM, GW_HERE);
-	if (check_and_apply(m, &next, force, &switched) < 0) {
-		free(ov);
-		return gw_err_get()->code;
-	}
-	free(m->enabled_override);
-	m->enabled_override = ov;
-	GW_GUARD(write_roots(m->ca, m->roots_path));
-	GW_GUARD(ids_sync(m, m->ca, m->cfg, switched, false));
-	if (switched && m->p.ops.publish)
-		return m->p.ops.publish(m->p.ops.arg);
-	return 0;
+	GW_GUARD(stage(m, m->cfg, &next, force, backend));
+	if (m->stage.open && m->stage.was && strcmp(m->stage.was, backend) == 0)
+		return gw_mesh_commit(m); /* already enabled: nothing to publish */
+	rc = m->p.ops.publish ? m->p.ops.publish(m->p.ops.arg) : 0;
+	if (rc < 0)
+		gw_mesh_abort(m); /* the build failed: nothing was published */
+	else
+		rc = gw_mesh_commit(m); /* a gateway without publish (tests) */
+	return rc;
 }
 
 static int

@@ -7,7 +7,9 @@
 # says so: traffic goes on, the generation stays. A reload that adds a CA
 # backend and whose snapshot then cannot be built leaves the CA exactly as
 # it was (roots listing, enabled backend, state.db rows); the same reload
-# without the broken listener then works.
+# without the broken listener then works. Enabling a backend through the
+# API (PUT /v1/connect/ca/configuration) is all or nothing too. A PIN in a
+# variable is wiped from the environment and still serves reloads.
 . "$(dirname "$0")/../lib/common.sh"
 . "$GW_SRC/bench/pki.sh"
 
@@ -145,5 +147,23 @@ kill -HUP "$GW_GW_PID"
 gw_wait 300 more_than "SIGHUP: reloaded" "$n" || gw_fail "pin_env reload: $(tail -3 "$T/gw.err")"
 serving "after a pin_env reload"
 gw_ok "pin_env: the PIN is wiped from the gateway's environment, a reload still logs in"
+
+# --- all or nothing through the API too: enabling ca-2 (PUT) while ext's key
+# is gone from the token cannot build a snapshot, so nothing changes
+G1=$(gen)
+R1=$(roots)
+D1=$(dump)
+[ "$R1" = "ca-1:active ca-2" ] || gw_fail "roots before the PUT: $R1"
+MTLSGW_T_PIN=$PIN pkcs11-tool --module "$BENCH_PKCS11_MODULE" --token-label gw --login \
+	--pin env:MTLSGW_T_PIN --delete-object --type privkey --label server >/dev/null 2>&1 ||
+	gw_fail "could not delete the key from the token"
+code=$(curl -sS --unix-socket "$S" -o "$T/put.out" -w '%{http_code}' -X PUT \
+	-d '{"Config":{"EnabledBackend":"ca-2"}}' http://x/v1/connect/ca/configuration)
+[ "$code" != 200 ] && grep -q "object=server" "$T/put.out" ||
+	gw_fail "PUT enable ca-2 without ext's key answered $code: $(cat "$T/put.out")"
+[ "$(roots)" = "$R1" ] || gw_fail "refused PUT: roots changed to $(roots)"
+[ "$(gen)" = "$G1" ] || gw_fail "refused PUT: generation moved from $G1 to $(gen)"
+[ "$(dump)" = "$D1" ] || { diff <(echo "$D1") <(dump) >&2; gw_fail "state.db changed by a refused PUT"; }
+gw_ok "PUT enable ca-2 with a listener that cannot be built: refused ($code), roots, generation and state.db unchanged"
 gw_stop_gateway
 gw_done
