@@ -143,6 +143,19 @@ main(void)
 		EXPECT_ERR(gw_state_open(f, &st), -GW_E_STATE);
 		EXPECT_CONTAINS(gw_err_msg(), "not a directory");
 	}
+#ifndef GW_TEST_HOOKS
+	{ /* a build without -Dtest_hooks=true (a release) has no crash hook */
+		struct gw_state *st = NULL;
+
+		setenv("GW_STATE_CRASH_AT", "t", 1);
+		EXPECT_OK(gw_state_open(sd, &st));
+		EXPECT_OK(gw_state_begin(st));
+		EXPECT_OK(gw_state_meta_set(st, "hook", "none"));
+		EXPECT_OK(gw_state_commit(st, "t")); /* still here */
+		gw_state_close(st);
+		unsetenv("GW_STATE_CRASH_AT");
+	}
+#endif
 	{ /* two handles on one database: one connection, transactions nest */
 		struct gw_state *a = NULL, *b = NULL;
 		char *v = NULL;
