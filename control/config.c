@@ -1881,6 +1881,7 @@ load(struct gw_cfg_ctx *c, const char *buf, size_t len, struct gw_cfg **out)
 	struct raw_cfg *raw = NULL;
 	struct gw_cfg *cfg = NULL;
 	cyaml_err_t e;
+	bool schema_bad;
 	int rc;
 
 	if (len > GW_CFG_MAX_FILE) {
@@ -1890,8 +1891,17 @@ load(struct gw_cfg_ctx *c, const char *buf, size_t len, struct gw_cfg **out)
 		goto out;
 	}
 	rc = gw_cfg_yaml_check(c, buf, len, &top_schema);
-	if (rc < 0)
+	if (rc == -ENOMEM)
 		goto out;
+	/*
+	 * Every error of the file in one run (README): after schema errors the
+	 * typed load still runs, skipping unknown keys, so the value checks of
+	 * the conversion report too. A document libcyaml cannot load even then
+	 * (wrong types, missing keys) has had its errors reported already.
+	 */
+	schema_bad = rc < 0;
+	if (schema_bad)
+		cc.flags |= CYAML_CFG_IGNORE_UNKNOWN_KEYS;
 	e = cyaml_load_data(
 		(const uint8_t *)buf, len, &cc, &top_schema, (cyaml_data_t **)&raw, NULL);
 	if (e != CYAML_OK) {
@@ -1899,10 +1909,16 @@ load(struct gw_cfg_ctx *c, const char *buf, size_t len, struct gw_cfg **out)
 			rc = -ENOMEM;
 			goto out;
 		}
+		if (schema_bad)
+			goto out;
 		/* the first pass should have caught it: still say what libcyaml said */
 		c->cyaml_refused = true;
 		gw_cfg_err(c, 1, NULL, NULL, "libcyaml: %s%s%s", cyaml_strerror(e),
 			c->cyaml_log_len ? ": " : "", c->cyaml_log);
+		rc = -GW_E_CONFIG;
+		goto out;
+	}
+	if (raw == NULL) { /* an empty document, reported by the first pass */
 		rc = -GW_E_CONFIG;
 		goto out;
 	}
@@ -1912,7 +1928,7 @@ load(struct gw_cfg_ctx *c, const char *buf, size_t len, struct gw_cfg **out)
 		goto out;
 	}
 	rc = convert(c, raw, cfg);
-	if (rc == 0 && c->n_errs)
+	if (rc == 0 && (c->n_errs || schema_bad))
 		rc = -GW_E_CONFIG;
 	if (rc == 0) {
 		*out = cfg;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -26,6 +27,10 @@ struct mesh_id {
 	X509 *cert;
 	char key_uri[GW_HSM_URI_MAX];
 	char pem_path[600];
+	/* issued by a reload being staged: in next_path until gw_mesh_commit */
+	X509 *next_cert;
+	char *next_backend;
+	char next_path[608];
 };
 
 /* A certificate of the config's own files: a trust anchor or an identity. */
@@ -55,6 +60,21 @@ struct gw_mesh {
 	unsigned n_warn;
 	struct mesh_fcert *fcerts; /* of m->cfg, read when it is published */
 	unsigned n_fcerts;
+	/*
+	 * A reload being staged (gw_mesh_prepare .. gw_mesh_commit/abort): one
+	 * state-store transaction holds every write of the CA built for the new
+	 * config, files go beside the live ones; the running CA is untouched.
+	 */
+	struct {
+		bool open;
+		struct gw_state *st; /* the outer transaction */
+		struct gw_ca *ca;    /* the new config's CA (NULL: it has none) */
+		unsigned n_ids;      /* ids past this were added by the stage */
+		bool roots;          /* roots_next written */
+		char *was;           /* the enabled backend before (for the log) */
+		char *override;      /* enabled_override after the commit (PUT) */
+	} stage;
+	char roots_next[608];
 };
 
 static time_t
@@ -74,6 +94,13 @@ struct gw_ca *
 gw_mesh_ca(struct gw_mesh *m)
 {
 	return m ? m->ca : NULL;
+}
+
+/* The CA snapshots are built with: the staged one during a reload. */
+static struct gw_ca *
+cur_ca(const struct gw_mesh *m)
+{
+	return m->stage.open ? m->stage.ca : m->ca;
 }
 
 /* The mtls section in force: the file's, with the API's enabled backend. */
@@ -99,11 +126,17 @@ static int
 write_atomic(const char *path, X509 *first, STACK_OF(X509) * rest)
 {
 	char tmp[640];
-	FILE *f;
+	FILE *f = NULL;
 	bool ok;
+	int fd;
 
+	/* a new 0600 file, never through a symlink left in the state dir */
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	f = fopen(tmp, "w");
+	if (unlink(tmp) < 0 && errno != ENOENT)
+		return gw_err_setf(-GW_E_STATE, GW_HERE, "%s: %s", tmp, strerror(errno));
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd >= 0 && (f = fdopen(fd, "w")) == NULL)
+		close(fd);
 	if (f == NULL)
 		return gw_err_setf(-GW_E_STATE, GW_HERE, "%s: %s", tmp, strerror(errno));
 	ok = !first || PEM_write_X509(f, first) == 1;
@@ -117,19 +150,19 @@ write_atomic(const char *path, X509 *first, STACK_OF(X509) * rest)
 }
 
 static int
-write_roots(struct gw_mesh *m)
+write_roots(struct gw_ca *ca, const char *path)
 {
 	STACK_OF(X509) * all;
 	int rc;
 
-	if (m->ca == NULL)
+	if (ca == NULL)
 		return 0;
 	all = sk_X509_new_null();
 	if (all == NULL)
 		return gw_err_set(-ENOMEM, GW_HERE);
-	for (unsigned i = 0; i < gw_ca_n_backends(m->ca); i++)
-		sk_X509_push(all, sk_X509_value(gw_ca_bundle(m->ca, i), 0));
-	rc = write_atomic(m->roots_path, NULL, all);
+	for (unsigned i = 0; i < gw_ca_n_backends(ca); i++)
+		sk_X509_push(all, sk_X509_value(gw_ca_bundle(ca, i), 0));
+	rc = write_atomic(path, NULL, all);
 	sk_X509_free(all);
 	return rc;
 }
@@ -143,25 +176,31 @@ id_find(struct gw_mesh *m, const char *listener)
 	return NULL;
 }
 
+/* Issue id's certificate from ca; staged: into next_* / next_path. */
 static int
-id_issue(struct gw_mesh *m, struct mesh_id *id)
+id_issue(struct gw_ca *ca, struct mesh_id *id, bool staged)
 {
 	X509 *x = NULL;
 	STACK_OF(X509) *chain = NULL;
 	char *be;
 	int rc;
 
-	GW_GUARD(gw_ca_issue_identity(m->ca, id->listener, &x, &chain, id->key_uri));
-	rc = write_atomic(id->pem_path, x, chain);
+	GW_GUARD(gw_ca_issue_identity(ca, id->listener, &x, &chain, id->key_uri));
+	rc = write_atomic(staged ? id->next_path : id->pem_path, x, chain);
 	sk_X509_pop_free(chain, X509_free);
-	if (rc < 0 || (be = strdup(gw_ca_enabled(m->ca))) == NULL) {
+	if (rc < 0 || (be = strdup(gw_ca_enabled(ca))) == NULL) {
 		X509_free(x);
 		return rc < 0 ? rc : gw_err_set(-ENOMEM, GW_HERE);
 	}
-	X509_free(id->cert);
-	free(id->backend);
-	id->cert = x;
-	id->backend = be;
+	X509_free(staged ? id->next_cert : id->cert);
+	free(staged ? id->next_backend : id->backend);
+	if (staged) {
+		id->next_cert = x;
+		id->next_backend = be;
+	} else {
+		id->cert = x;
+		id->backend = be;
+	}
 	{
 		char na[32];
 		time_t t = gw_ca_not_after(x);
@@ -175,9 +214,9 @@ id_issue(struct gw_mesh *m, struct mesh_id *id)
 	return 0;
 }
 
-/* Identities for cfg's mesh listeners: keep the current ones, issue the rest. */
+/* Identities for cfg's mesh listeners from ca: keep the current ones, issue the rest. */
 static int
-ids_sync(struct gw_mesh *m, const struct gw_cfg *cfg, bool reissue)
+ids_sync(struct gw_mesh *m, struct gw_ca *ca, const struct gw_cfg *cfg, bool reissue, bool staged)
 {
 	for (unsigned i = 0; i < cfg->n_listeners; i++) {
 		const struct gw_cfg_listener *lc = &cfg->listeners[i];
@@ -185,7 +224,7 @@ ids_sync(struct gw_mesh *m, const struct gw_cfg *cfg, bool reissue)
 
 		if (!mesh_listener(lc))
 			continue;
-		if (m->ca == NULL)
+		if (ca == NULL)
 			return gw_err_setf(-GW_E_CONFIG, GW_HERE,
 				"listener '%s': mesh trust needs mtls backends", lc->name);
 		id = id_find(m, lc->name);
@@ -201,10 +240,11 @@ ids_sync(struct gw_mesh *m, const struct gw_cfg *cfg, bool reissue)
 				return gw_err_set(-ENOMEM, GW_HERE);
 			snprintf(id->pem_path, sizeof(id->pem_path), "%s/identity-%s.pem",
 				cfg->state_dir, lc->name);
+			snprintf(id->next_path, sizeof(id->next_path), "%s.next", id->pem_path);
 			m->n_ids++;
 		}
-		if (id->cert == NULL || reissue || strcmp(id->backend, gw_ca_enabled(m->ca)) != 0)
-			GW_GUARD(id_issue(m, id));
+		if (id->cert == NULL || reissue || strcmp(id->backend, gw_ca_enabled(ca)) != 0)
+			GW_GUARD(id_issue(ca, id, staged));
 	}
 	return 0;
 }
@@ -283,13 +323,14 @@ static int
 ext_trust_build(void *arg, const struct gw_cfg_listener *lc, struct gw_trust **out)
 {
 	struct gw_mesh *m = arg;
+	struct gw_ca *ca = cur_ca(m);
 	STACK_OF(X509) * b[32];
 	unsigned n = 0;
 
-	if (lc->trust.mode != GW_TRUST_MESH || m->ca == NULL)
+	if (lc->trust.mode != GW_TRUST_MESH || ca == NULL)
 		return gw_trust_create(&lc->trust, lc->name, out);
-	for (unsigned i = 0; i < gw_ca_n_backends(m->ca) && n < 32; i++)
-		b[n++] = gw_ca_bundle(m->ca, i);
+	for (unsigned i = 0; i < gw_ca_n_backends(ca) && n < 32; i++)
+		b[n++] = gw_ca_bundle(ca, i);
 	return gw_trust_create_bundles(&lc->trust, lc->name, b, n, out);
 }
 
@@ -313,7 +354,7 @@ ext_listener_init(void *arg, const struct gw_cfg_listener *lc, struct gw_snap_li
 	 * (session tickets) changes whenever the roots do.
 	 */
 	lc2 = *lc;
-	ident.cert = id->pem_path;
+	ident.cert = m->stage.open && id->next_cert ? id->next_path : id->pem_path;
 	ident.key = id->key_uri;
 	lc2.tls.identities = &ident;
 	lc2.tls.n_identities = 1;
@@ -322,7 +363,7 @@ ext_listener_init(void *arg, const struct gw_cfg_listener *lc, struct gw_snap_li
 		return gw_err_set(-ENOMEM, GW_HERE);
 	for (unsigned i = 0; i < lc->trust.n_certs; i++)
 		certs[i] = lc->trust.certs[i];
-	certs[lc->trust.n_certs] = m->roots_path;
+	certs[lc->trust.n_certs] = m->stage.open && m->stage.roots ? m->roots_next : m->roots_path;
 	lc2.trust.certs = certs;
 	lc2.trust.n_certs = lc->trust.n_certs + 1;
 	rc = m->inner.listener_init(m->inner.arg, &lc2, l);
@@ -369,51 +410,156 @@ gw_mesh_live_gen(struct gw_mesh *m)
 	return cur ? gw_snapshot_generation(cur) : 0;
 }
 
-static int
-check_and_apply(struct gw_mesh *m, const struct gw_cfg_mtls *next, bool force, bool *switched)
+void
+gw_mesh_abort(struct gw_mesh *m)
 {
-	struct gw_cfg_mtls run = running_mtls(m);
-	struct gw_rotation_env env = {
-		.live_gen = 0, .st = gw_ca_state(m->ca), .now = mesh_now(m), .force = force};
-	const char *before = gw_ca_enabled(m->ca);
-	char *was = before ? strdup(before) : NULL;
+	if (m == NULL || !m->stage.open)
+		return;
+	gw_ca_destroy(m->stage.ca);
+	gw_state_rollback(m->stage.st);
+	gw_state_close(m->stage.st);
+	if (m->stage.roots)
+		unlink(m->roots_next);
+	for (unsigned i = 0; i < m->n_ids; i++) {
+		struct mesh_id *id = &m->ids[i];
 
-	if (before && was == NULL)
-		return gw_err_set(-ENOMEM, GW_HERE);
-	env.live_gen = gw_mesh_live_gen(m);
-	if (gw_rotation_check(m->rot, &run, next, &env) < 0 || gw_ca_reconfigure(m->ca, next) < 0) {
-		free(was);
-		return gw_err_get()->code;
+		if (id->next_cert != NULL)
+			unlink(id->next_path);
+		X509_free(id->next_cert);
+		free(id->next_backend);
+		id->next_cert = NULL;
+		id->next_backend = NULL;
+		if (i >= m->stage.n_ids) { /* added by the stage */
+			free(id->listener);
+			free(id->backend);
+			X509_free(id->cert);
+		}
 	}
-	*switched = (was == NULL) != (gw_ca_enabled(m->ca) == NULL) ||
-		    (was && strcmp(was, gw_ca_enabled(m->ca)) != 0);
-	if (*switched)
-		fprintf(stderr, "mtlsgw: ca: enabled backend %s -> %s\n", was ? was : "(none)",
-			gw_ca_enabled(m->ca));
-	free(was);
-	return 0;
+	m->n_ids = m->stage.n_ids;
+	free(m->stage.was);
+	free(m->stage.override);
+	memset(&m->stage, 0, sizeof(m->stage));
+}
+
+/*
+ * Stage mtls (next's own, or the running one with the API's enabled
+ * backend: override) for the listeners of next; see gw_mesh_prepare.
+ */
+static int
+stage(struct gw_mesh *m, const struct gw_cfg *next, const struct gw_cfg_mtls *mtls, bool force,
+	const char *override)
+{
+	struct gw_cfg_mtls run;
+	struct gw_ca_params p;
+	char token[33];
+	int rc;
+
+	gw_mesh_abort(m); /* one left open by a caller that did not finish */
+	run = running_mtls(m);
+	if (m->ca != NULL) {
+		struct gw_rotation_env env = {
+			.st = gw_ca_state(m->ca), .now = mesh_now(m), .force = force};
+
+		env.live_gen = gw_mesh_live_gen(m);
+		GW_GUARD(gw_rotation_check(m->rot, &run, mtls, &env));
+	} else if (!mtls->n_backends) {
+		/* no CA before or after: only the identities' check */
+		return ids_sync(m, NULL, next, false, false);
+	}
+	gw_ca_params_from_cfg(next, &p, token);
+	m->stage.n_ids = m->n_ids;
+	if (override != NULL && (m->stage.override = strdup(override)) == NULL)
+		return gw_err_set(-ENOMEM, GW_HERE);
+	if (m->ca && gw_ca_enabled(m->ca) && (m->stage.was = strdup(gw_ca_enabled(m->ca))) == NULL)
+		return gw_err_set(-ENOMEM, GW_HERE);
+	if ((rc = gw_state_open(p.state_dir, &m->stage.st)) < 0 ||
+		(rc = gw_state_begin(m->stage.st)) < 0) {
+		gw_state_close(m->stage.st);
+		free(m->stage.was);
+		free(m->stage.override);
+		memset(&m->stage, 0, sizeof(m->stage));
+		return rc;
+	}
+	m->stage.open = true;
+	/*
+	 * The running CA stays as it is: a second one is brought up from the
+	 * store as running (nothing to catch up), then moved to the new config,
+	 * its writes nested in the stage's transaction.
+	 */
+	if (m->ca == NULL)
+		rc = gw_ca_create(mtls, &p, &m->stage.ca);
+	else if ((rc = gw_ca_create(&run, &p, &m->stage.ca)) == 0) {
+		if (m->now)
+			gw_ca_set_time(m->stage.ca, m->now);
+		rc = gw_ca_reconfigure(m->stage.ca, mtls);
+	}
+	if (rc == 0 && (rc = write_roots(m->stage.ca, m->roots_next)) == 0)
+		m->stage.roots = m->stage.ca != NULL;
+	if (rc == 0) {
+		const char *now_en = m->stage.ca ? gw_ca_enabled(m->stage.ca) : NULL;
+		bool switched = (m->stage.was == NULL) != (now_en == NULL) ||
+				(m->stage.was && strcmp(m->stage.was, now_en) != 0);
+
+		rc = ids_sync(m, m->stage.ca, next, switched && m->ca != NULL, true);
+	}
+	if (rc < 0)
+		gw_mesh_abort(m); /* sets no error: the cause stays in gw_err */
+	return rc;
 }
 
 int
 gw_mesh_prepare(struct gw_mesh *m, const struct gw_cfg *next, bool force)
 {
-	bool switched = false;
-
 	GW_ENSURE(m && next, -EINVAL);
-	if (m->ca == NULL && next->has_mtls && next->mtls.n_backends) {
-		struct gw_ca_params p;
-		char token[33];
+	return stage(m, next, &next->mtls, force, NULL);
+}
 
-		gw_ca_params_from_cfg(next, &p, token);
-		GW_GUARD(gw_ca_create(&next->mtls, &p, &m->ca));
-		gw_admin_set_ca(m->admin, m->ca);
-	} else if (m->ca) {
-		GW_GUARD(check_and_apply(m, &next->mtls, force, &switched));
+int
+gw_mesh_commit(struct gw_mesh *m)
+{
+	const char *now_en;
+	int rc;
+
+	GW_ENSURE(m != NULL, -EINVAL);
+	if (!m->stage.open)
+		return 0;
+	if ((rc = gw_state_commit(m->stage.st, "reload")) < 0) {
+		gw_mesh_abort(m);
+		return rc;
 	}
+	gw_state_close(m->stage.st);
+	/* the store has it: from here on memory and files follow, whatever fails */
+	if (m->stage.roots && rename(m->roots_next, m->roots_path) < 0)
+		fprintf(stderr, "mtlsgw: ca: cannot rename %s: %s\n", m->roots_next,
+			strerror(errno));
+	for (unsigned i = 0; i < m->n_ids; i++) {
+		struct mesh_id *id = &m->ids[i];
+
+		if (id->next_cert == NULL)
+			continue;
+		if (rename(id->next_path, id->pem_path) < 0)
+			fprintf(stderr, "mtlsgw: ca: cannot rename %s: %s\n", id->next_path,
+				strerror(errno));
+		X509_free(id->cert);
+		free(id->backend);
+		id->cert = id->next_cert;
+		id->backend = id->next_backend;
+		id->next_cert = NULL;
+		id->next_backend = NULL;
+	}
+	now_en = m->stage.ca ? gw_ca_enabled(m->stage.ca) : NULL;
+	if ((m->stage.was == NULL) != (now_en == NULL) ||
+		(m->stage.was && strcmp(m->stage.was, now_en) != 0))
+		fprintf(stderr, "mtlsgw: ca: enabled backend %s -> %s\n",
+			m->stage.was ? m->stage.was : "(none)", now_en ? now_en : "(none)");
+	gw_ca_destroy(m->ca); /* snapshots hold their own references to its roots */
+	m->ca = m->stage.ca;
+	gw_admin_set_ca(m->admin, m->ca);
 	free(m->enabled_override);
-	m->enabled_override = NULL;
-	GW_GUARD(write_roots(m));
-	return ids_sync(m, next, switched);
+	m->enabled_override = m->stage.override; /* a reload's file decides again */
+	free(m->stage.was);
+	memset(&m->stage, 0, sizeof(m->stage));
+	return 0;
 }
 
 int
@@ -422,6 +568,8 @@ gw_mesh_published(struct gw_mesh *m, const struct gw_cfg *cfg, uint64_t gen)
 	struct gw_cfg_mtls run;
 
 	GW_ENSURE(m && cfg, -EINVAL);
+	/* a caller that publishes a staged reload without gw_mesh_commit */
+	GW_GUARD(gw_mesh_commit(m));
 	m->cfg = cfg;
 	GW_GUARD(fcerts_load(m, cfg));
 	run = running_mtls(m);
@@ -430,28 +578,30 @@ gw_mesh_published(struct gw_mesh *m, const struct gw_cfg *cfg, uint64_t gen)
 
 /* ---- admin callbacks ------------------------------------------------------------ */
 
+/*
+ * PUT /v1/connect/ca/configuration: the enabled backend switched like a
+ * reload, all or nothing: staged, published (the snapshot built on the
+ * staged CA; gw_mesh_published commits), or aborted if the build fails.
+ */
 static int
 op_enable(void *arg, const char *backend, bool force)
 {
 	struct gw_mesh *m = arg;
 	struct gw_cfg_mtls next = running_mtls(m);
-	bool switched = false;
-	char *ov;
+	int rc;
 
+	if (m->ca == NULL)
+		return gw_err_setf(-ENOENT, GW_HERE, "no CA backends configured");
 	next.enabled_backend = (char *)backend;
-	if ((ov = strdup(backend)) == NULL)
-		return gw_err_set(-ENOMEM, GW_HERE);
-	if (check_and_apply(m, &next, force, &switched) < 0) {
-		free(ov);
-		return gw_err_get()->code;
-	}
-	free(m->enabled_override);
-	m->enabled_override = ov;
-	GW_GUARD(write_roots(m));
-	GW_GUARD(ids_sync(m, m->cfg, switched));
-	if (switched && m->p.ops.publish)
-		return m->p.ops.publish(m->p.ops.arg);
-	return 0;
+	GW_GUARD(stage(m, m->cfg, &next, force, backend));
+	if (m->stage.open && m->stage.was && strcmp(m->stage.was, backend) == 0)
+		return gw_mesh_commit(m); /* already enabled: nothing to publish */
+	rc = m->p.ops.publish ? m->p.ops.publish(m->p.ops.arg) : 0;
+	if (rc < 0)
+		gw_mesh_abort(m); /* the build failed: nothing was published */
+	else
+		rc = gw_mesh_commit(m); /* a gateway without publish (tests) */
+	return rc;
 }
 
 static int
@@ -602,7 +752,7 @@ tick(struct gw_mesh *m)
 		if (!gw_rotation_renew_due(
 			    gw_ca_not_before(id->cert), gw_ca_not_after(id->cert), now))
 			continue;
-		if (id_issue(m, id) < 0)
+		if (id_issue(m->ca, id, false) < 0)
 			failed = true;
 		else
 			renewed = true;
@@ -674,6 +824,7 @@ gw_mesh_create(const struct gw_cfg *cfg, const struct gw_mesh_params *p, struct 
 	m->cfg = cfg;
 	m->p = *p;
 	snprintf(m->roots_path, sizeof(m->roots_path), "%s/mesh-roots.pem", cfg->state_dir);
+	snprintf(m->roots_next, sizeof(m->roots_next), "%s.next", m->roots_path);
 	if ((rc = gw_rotation_create(&m->rot)) < 0)
 		goto fail;
 	if (cfg->has_mtls && cfg->mtls.n_backends) {
@@ -681,10 +832,11 @@ gw_mesh_create(const struct gw_cfg *cfg, const struct gw_mesh_params *p, struct 
 		char token[33];
 
 		gw_ca_params_from_cfg(cfg, &cp, token);
-		if ((rc = gw_ca_create(&cfg->mtls, &cp, &m->ca)) < 0 || (rc = write_roots(m)) < 0)
+		if ((rc = gw_ca_create(&cfg->mtls, &cp, &m->ca)) < 0 ||
+			(rc = write_roots(m->ca, m->roots_path)) < 0)
 			goto fail;
 	}
-	if ((rc = ids_sync(m, cfg, false)) < 0 || (rc = fcerts_load(m, cfg)) < 0)
+	if ((rc = ids_sync(m, m->ca, cfg, false, false)) < 0 || (rc = fcerts_load(m, cfg)) < 0)
 		goto fail;
 	if (cfg->admin.socket) {
 		struct gw_admin_ops ops = {.arg = m,
@@ -711,6 +863,7 @@ gw_mesh_destroy(struct gw_mesh *m)
 {
 	if (m == NULL)
 		return;
+	gw_mesh_abort(m);
 	gw_admin_stop(m->admin);
 	for (unsigned i = 0; i < m->n_ids; i++) {
 		free(m->ids[i].listener);

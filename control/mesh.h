@@ -13,8 +13,9 @@
  *    written with its chain to <state_dir>/identity-<listener>.pem, and the
  *    roots to <state_dir>/mesh-roots.pem (listed as the listener's trust
  *    certs, so the TLS side's trust fingerprint changes when roots do);
- *  - gw_mesh_prepare(): validate and apply the CA side of a reloaded config
- *    before the gateway builds its snapshot;
+ *  - gw_mesh_prepare() / _commit() / _abort(): validate and stage the CA
+ *    side of a reloaded config, build the snapshot, then make both the
+ *    running ones or neither;
  *  - gw_mesh_run(): the admin API, renewal of identities and builtin
  *    issuers at 2/3 of their life (retried on every call until it works),
  *    expiry warnings (stderr) when a root enters its last 30, 7 or 1 days,
@@ -91,12 +92,29 @@ void gw_mesh_ext(
 	struct gw_mesh *m, const struct gw_snapshot_ext *inner, struct gw_snapshot_ext *out);
 
 /*
- * A reloaded config is about to be built: run the rotation validators
- * against the running one (force: skip remove-after-expiry) and apply the
- * CA change (add/remove backends, switch the enabled one, re-issue the
- * identities). -GW_E_CONFIG with the rule named if refused; nothing changes.
+ * A reload is all or nothing, the CA included:
+ *   gw_mesh_prepare(next)  run the rotation validators against the running
+ *                          config (force: skip remove-after-expiry) and
+ *                          stage the CA change: a CA for next brought up
+ *                          from the store beside the running one (backends
+ *                          added/removed, the enabled one switched, the
+ *                          identities re-issued), every store write in one
+ *                          transaction, files written as *.next. Snapshots
+ *                          built with gw_mesh_ext now see the staged CA.
+ *   build the snapshot, then either
+ *   gw_mesh_commit()       COMMIT, files renamed in place, the staged CA
+ *                          becomes the running one (then publish), or
+ *   gw_mesh_abort()        ROLLBACK, *.next removed: state.db, files, roots
+ *                          listing and enabled backend exactly as before.
+ * prepare: -GW_E_CONFIG with the rule named if refused, or the CA's error;
+ * nothing changes then. commit: the store's error (aborted then). A stage
+ * still open at the next prepare or gw_mesh_published is aborted or
+ * committed there. Nothing the running gateway serves from changes before
+ * gw_mesh_commit.
  */
 GW_MUST_CHECK int gw_mesh_prepare(struct gw_mesh *m, const struct gw_cfg *next, bool force);
+GW_MUST_CHECK int gw_mesh_commit(struct gw_mesh *m);
+void gw_mesh_abort(struct gw_mesh *m); /* NULL or nothing staged: no-op */
 
 /* A snapshot of generation gen built from cfg is now published. */
 GW_MUST_CHECK int gw_mesh_published(struct gw_mesh *m, const struct gw_cfg *cfg, uint64_t gen);

@@ -6,6 +6,7 @@
  * or a root it made is worse than a slow commit, and commits are rare.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,9 +17,12 @@
 
 #include "state.h"
 
+struct state_conn;
+
 struct gw_state {
-	sqlite3 *db;
-	bool in_tx;
+	struct state_conn *c; /* shared by the handles on this database */
+	sqlite3 *db;          /* c's */
+	unsigned level;       /* 0: no transaction of ours; else its depth in c */
 	char path[512];
 };
 
@@ -58,20 +62,127 @@ exec(struct gw_state *st, const char *sql)
 	return 0;
 }
 
+/*
+ * The state directory holds the CA's records and the identities' chains:
+ * created 0700; an existing one must be ours (or root's) and not writable
+ * by group or others (refused: someone else could swap state.db), and is
+ * tightened to 0700 if group or others may only read it.
+ */
+static int
+state_dir_check(const char *dir)
+{
+	struct stat sb;
+
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return gw_err_setf(-GW_E_STATE, GW_HERE, "state_dir %s: cannot create: %s", dir,
+			strerror(errno));
+	if (stat(dir, &sb) < 0 || !S_ISDIR(sb.st_mode))
+		return gw_err_setf(-GW_E_STATE, GW_HERE, "state_dir %s: not a directory", dir);
+	if (sb.st_uid != geteuid() && sb.st_uid != 0)
+		return gw_err_setf(-GW_E_STATE, GW_HERE,
+			"state_dir %s: owned by uid %u, not by this user (uid %u) or root: chown "
+			"it",
+			dir, (unsigned)sb.st_uid, (unsigned)geteuid());
+	if (sb.st_mode & 022)
+		return gw_err_setf(-GW_E_STATE, GW_HERE,
+			"state_dir %s: writable by group or others (mode %04o): chmod 700 it", dir,
+			(unsigned)(sb.st_mode & 07777));
+	if ((sb.st_mode & 077) && chmod(dir, 0700) < 0)
+		return gw_err_setf(-GW_E_STATE, GW_HERE, "state_dir %s: cannot chmod 700: %s", dir,
+			strerror(errno));
+	return 0;
+}
+
+/*
+ * state.db is made 0600 before SQLite opens it (never a symlink): SQLite
+ * gives its -wal and -shm files the database file's mode, so all three are
+ * 0600 from the start. Files left with another mode are tightened.
+ */
+static int
+state_files_prepare(struct gw_state *st)
+{
+	static const char *const sfx[] = {"", "-wal", "-shm"};
+	char p[sizeof(st->path) + 8];
+	int fd;
+
+	fd = open(st->path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 && errno == EEXIST)
+		fd = open(st->path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return gw_err_setf(-GW_E_STATE, GW_HERE, "state store %s: cannot open: %s%s",
+			st->path, strerror(errno),
+			errno == ELOOP ? " (a symlink: state files must be plain files)" : "");
+	close(fd);
+	for (unsigned i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
+		struct stat sb;
+
+		snprintf(p, sizeof(p), "%s%s", st->path, sfx[i]);
+		if (lstat(p, &sb) < 0)
+			continue;
+		if (!S_ISREG(sb.st_mode))
+			return gw_err_setf(
+				-GW_E_STATE, GW_HERE, "state store %s: not a regular file", p);
+		if ((sb.st_mode & 077) && chmod(p, 0600) < 0)
+			return gw_err_setf(-GW_E_STATE, GW_HERE, "state store %s: cannot chmod: %s",
+				p, strerror(errno));
+	}
+	return 0;
+}
+
+/*
+ * Handles on one database in one process share one connection (found by
+ * the file's device and inode), so their transactions nest: see state.h.
+ * Control thread only, like the handles; a connection is never shared with
+ * a forked child (pid).
+ */
+struct state_conn {
+	sqlite3 *db;
+	dev_t dev;
+	ino_t ino;
+	pid_t pid;
+	unsigned refs;
+	unsigned depth; /* 0: none; 1: BEGIN; n > 1: savepoint s<n-1> too */
+	struct state_conn *next;
+};
+static struct state_conn *conns;
+
+static struct state_conn *
+conn_find(const char *path)
+{
+	struct stat sb;
+
+	if (stat(path, &sb) < 0)
+		return NULL;
+	for (struct state_conn *c = conns; c != NULL; c = c->next)
+		if (c->dev == sb.st_dev && c->ino == sb.st_ino && c->pid == getpid())
+			return c;
+	return NULL;
+}
+
+static void
+conn_put(struct state_conn *c)
+{
+	if (c == NULL || --c->refs > 0)
+		return;
+	for (struct state_conn **pp = &conns; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	sqlite3_close(c->db);
+	free(c);
+}
+
 int
 gw_state_open(const char *state_dir, struct gw_state **out)
 {
 	struct gw_state *st;
+	struct state_conn *c;
 	struct stat sb;
 	int rc;
 
 	GW_ENSURE(state_dir != NULL && state_dir[0] && out != NULL, -EINVAL);
-	if (mkdir(state_dir, 0700) < 0 && errno != EEXIST)
-		return gw_err_setf(-GW_E_STATE, GW_HERE, "state_dir %s: cannot create: %s",
-			state_dir, strerror(errno));
-	if (stat(state_dir, &sb) < 0 || !S_ISDIR(sb.st_mode))
-		return gw_err_setf(
-			-GW_E_STATE, GW_HERE, "state_dir %s: not a directory", state_dir);
+	GW_GUARD(state_dir_check(state_dir));
 	st = calloc(1, sizeof(*st));
 	if (st == NULL)
 		return gw_err_set(-ENOMEM, GW_HERE);
@@ -80,20 +191,45 @@ gw_state_open(const char *state_dir, struct gw_state **out)
 		free(st);
 		return gw_err_setf(-EINVAL, GW_HERE, "state_dir %s: path too long", state_dir);
 	}
-	if (sqlite3_open_v2(st->path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+	if ((rc = state_files_prepare(st)) < 0)
+		goto fail;
+	if ((c = conn_find(st->path)) != NULL) {
+		c->refs++;
+		st->c = c;
+		st->db = c->db;
+		*out = st;
+		return 0;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL || stat(st->path, &sb) < 0) {
+		free(c);
+		rc = gw_err_setf(-GW_E_STATE, GW_HERE, "state store %s: cannot open", st->path);
+		goto fail;
+	}
+	c->dev = sb.st_dev;
+	c->ino = sb.st_ino;
+	c->pid = getpid();
+	c->refs = 1;
+	st->c = c;
+	if (sqlite3_open_v2(st->path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW, NULL) !=
 		SQLITE_OK) {
+		st->db = c->db;
 		rc = db_err(st, "cannot open");
 		goto fail;
 	}
-	(void)chmod(st->path, 0600);
+	st->db = c->db;
 	sqlite3_busy_timeout(st->db, 5000);
 	if ((rc = exec(st, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")) < 0 ||
 		(rc = exec(st, schema)) < 0)
 		goto fail;
+	c->next = conns;
+	conns = c;
 	*out = st;
 	return 0;
 fail:
-	sqlite3_close(st->db);
+	if (st->c != NULL) {
+		sqlite3_close(st->c->db);
+		free(st->c);
+	}
 	free(st);
 	return rc;
 }
@@ -103,9 +239,9 @@ gw_state_close(struct gw_state *st)
 {
 	if (st == NULL)
 		return;
-	if (st->in_tx)
+	if (st->level)
 		gw_state_rollback(st);
-	sqlite3_close(st->db);
+	conn_put(st->c);
 	free(st);
 }
 
@@ -118,36 +254,66 @@ gw_state_path(const struct gw_state *st)
 int
 gw_state_begin(struct gw_state *st)
 {
-	GW_ENSURE(st != NULL && !st->in_tx, -EINVAL);
-	GW_GUARD(exec(st, "BEGIN IMMEDIATE"));
-	st->in_tx = true;
+	char sql[32];
+
+	GW_ENSURE(st != NULL && !st->level, -EINVAL);
+	if (st->c->depth == 0)
+		GW_GUARD(exec(st, "BEGIN IMMEDIATE"));
+	else {
+		snprintf(sql, sizeof(sql), "SAVEPOINT s%u", st->c->depth);
+		GW_GUARD(exec(st, sql));
+	}
+	st->level = ++st->c->depth;
 	return 0;
 }
 
 int
 gw_state_commit(struct gw_state *st, const char *label)
 {
-	const char *crash = getenv("GW_STATE_CRASH_AT");
+	char sql[32];
 
-	GW_ENSURE(st != NULL && st->in_tx, -EINVAL);
-	/* what a kill between the writes and the COMMIT leaves behind */
-	if (crash != NULL && label != NULL && strcmp(crash, label) == 0)
-		_exit(86);
-	if (exec(st, "COMMIT") < 0) {
+	/* only the innermost transaction can end */
+	GW_ENSURE(st != NULL && st->level && st->level == st->c->depth, -EINVAL);
+#ifdef GW_TEST_HOOKS
+	/* what a kill between the writes and the COMMIT leaves behind (tests only) */
+	{
+		const char *crash = getenv("GW_STATE_CRASH_AT");
+
+		if (crash != NULL && label != NULL && strcmp(crash, label) == 0)
+			_exit(86);
+	}
+#else
+	(void)label;
+#endif
+	if (st->level == 1)
+		snprintf(sql, sizeof(sql), "COMMIT");
+	else
+		snprintf(sql, sizeof(sql), "RELEASE s%u", st->level - 1);
+	if (exec(st, sql) < 0) {
 		gw_state_rollback(st);
 		return -GW_E_STATE;
 	}
-	st->in_tx = false;
+	st->c->depth = st->level - 1;
+	st->level = 0;
 	return 0;
 }
 
 void
 gw_state_rollback(struct gw_state *st)
 {
-	if (st == NULL || !st->in_tx)
+	char sql[64];
+
+	if (st == NULL || !st->level)
 		return;
-	sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-	st->in_tx = false;
+	if (st->level == 1)
+		snprintf(sql, sizeof(sql), "ROLLBACK");
+	else
+		snprintf(sql, sizeof(sql), "ROLLBACK TO s%u; RELEASE s%u", st->level - 1,
+			st->level - 1);
+	sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+	/* inner transactions of other handles ended with this one */
+	st->c->depth = st->level - 1;
+	st->level = 0;
 }
 
 static int

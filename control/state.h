@@ -8,10 +8,17 @@
  *
  * Keys never go in here: only pkcs11: URIs naming them in the HSM.
  *
- * Crash testing: if the environment variable GW_STATE_CRASH_AT names the
- * label passed to gw_state_commit() (e.g. "ca-create", "enable"), the
- * process _exit()s with status 86 just before that COMMIT, which is what a
- * kill at that moment does to the database. Tests only.
+ * Crash testing, in builds with -Dtest_hooks=true only (tests/run.sh sets
+ * it; a release build never has it): if the environment variable
+ * GW_STATE_CRASH_AT names the label passed to gw_state_commit() (e.g.
+ * "ca-create", "enable"), the process _exit()s with status 86 just before
+ * that COMMIT, which is what a kill at that moment does to the database.
+ *
+ * Files: state_dir is created 0700; an existing one owned by another
+ * non-root user or writable by group or others is refused (-GW_E_STATE,
+ * "chmod 700 it"), one only readable by them is tightened to 0700.
+ * state.db, -wal and -shm are 0600 (made so before SQLite opens the
+ * database, which copies its mode to the other two); symlinks are refused.
  *
  * Not MT-safe: one struct gw_state per thread (control thread).
  * Errors: -GW_E_STATE with gw_err_msg() naming the file and SQLite's reason;
@@ -28,12 +35,20 @@
 
 struct gw_state; /* opaque */
 
-/* Open (creating state_dir 0700 and the schema if needed). */
+/* Open (creating state_dir 0700, state.db 0600 and the schema if needed). */
 GW_MUST_CHECK int gw_state_open(const char *state_dir, struct gw_state **out);
 /* Close; a transaction still open is rolled back. NULL is fine. */
 void gw_state_close(struct gw_state *st);
 
-/* BEGIN IMMEDIATE / COMMIT (label: for GW_STATE_CRASH_AT) / ROLLBACK. */
+/*
+ * BEGIN IMMEDIATE / COMMIT (label: for GW_STATE_CRASH_AT) / ROLLBACK.
+ * Handles on the same database in one process share one SQLite connection,
+ * so transactions nest: begin while another handle's transaction is open
+ * is a savepoint, its commit releases it into the outer transaction, and
+ * the outer commit or rollback decides for everything inside (how a
+ * reload makes the CA's changes all or nothing, mesh.h). Only the innermost
+ * transaction may commit (-EINVAL otherwise); a handle may have one open.
+ */
 GW_MUST_CHECK int gw_state_begin(struct gw_state *st);
 GW_MUST_CHECK int gw_state_commit(struct gw_state *st, const char *label);
 void gw_state_rollback(struct gw_state *st);

@@ -11,10 +11,12 @@
 #include "ossl_compat.h" /* first: ENGINE API, see there */
 
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -73,6 +75,83 @@ gw_hsm_key_type_name(enum gw_hsm_key_type t)
 	return "?";
 }
 
+/*
+ * A PIN given in an environment variable: read once, then the variable's
+ * value is wiped in place (the bytes of the initial environment stay
+ * readable in /proc/PID/environ otherwise) and unset, so no child and no
+ * core dump of a long-running gateway carries it. Later reads of the same
+ * variable (worker handles, a reload, HSM recovery) get it from here;
+ * gw_hsm_shutdown() cleanses it. One variable at a time: a different name
+ * replaces it.
+ */
+static pthread_mutex_t env_pin_lock = PTHREAD_MUTEX_INITIALIZER;
+static char env_pin_name[128];
+static char env_pin[GW_HSM_PIN_MAX];
+
+static int
+pin_from_env(const char *env, char pin[GW_HSM_PIN_MAX])
+{
+	char *v;
+	size_t n;
+	int rc = 0;
+
+	pthread_mutex_lock(&env_pin_lock);
+	v = getenv(env);
+	if (v != NULL && v[0] != '\0') {
+		n = strlen(v);
+		if (n >= GW_HSM_PIN_MAX) {
+			rc = gw_err_setf(-GW_E_HSM_PIN, GW_HERE,
+				"PIN in '%s' is too long (at most %d bytes)", env,
+				GW_HSM_PIN_MAX - 1);
+			goto out;
+		}
+		if (strlen(env) >= sizeof(env_pin_name)) {
+			rc = gw_err_setf(-GW_E_HSM_PIN, GW_HERE,
+				"PIN environment variable name '%.40s...' is too long", env);
+			goto out;
+		}
+		memcpy(pin, v, n + 1);
+		memcpy(env_pin, v, n + 1);
+		memcpy(env_pin_name, env, strlen(env) + 1);
+		OPENSSL_cleanse(v, n);
+		unsetenv(env);
+		goto out;
+	}
+	if (env_pin_name[0] != '\0' && strcmp(env_pin_name, env) == 0) {
+		memcpy(pin, env_pin, sizeof(env_pin));
+		goto out;
+	}
+	rc = gw_err_setf(-GW_E_HSM_PIN, GW_HERE, "PIN environment variable '%s' is not set", env);
+out:
+	pthread_mutex_unlock(&env_pin_lock);
+	return rc;
+}
+
+/* ssh's rule for private keys: ours or root's, nobody else may read or write it. */
+static int
+pin_file_check(const char *file, int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return gw_err_setf(-GW_E_HSM_PIN, GW_HERE, "cannot read PIN file '%s': %s", file,
+			strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return gw_err_setf(
+			-GW_E_HSM_PIN, GW_HERE, "PIN file '%s' is not a regular file", file);
+	if (st.st_uid != geteuid() && st.st_uid != 0)
+		return gw_err_setf(-GW_E_HSM_PIN, GW_HERE,
+			"PIN file '%s' is owned by uid %u, not by this user (uid %u) or root: "
+			"chown it",
+			file, (unsigned)st.st_uid, (unsigned)geteuid());
+	if (st.st_mode & 077)
+		return gw_err_setf(-GW_E_HSM_PIN, GW_HERE,
+			"PIN file '%s' is accessible by group or others (mode %04o): chmod 600 "
+			"it",
+			file, (unsigned)(st.st_mode & 07777));
+	return 0;
+}
+
 int
 gw_hsm_pin_read(const char *file, const char *env, char pin[GW_HSM_PIN_MAX])
 {
@@ -80,12 +159,23 @@ gw_hsm_pin_read(const char *file, const char *env, char pin[GW_HSM_PIN_MAX])
 
 	pin[0] = '\0';
 	if (file != NULL) {
-		FILE *f = fopen(file, "re");
+		int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+		FILE *f;
 		int err;
 
-		if (f == NULL)
+		if (fd < 0)
 			return gw_err_setf(-GW_E_HSM_PIN, GW_HERE, "cannot read PIN file '%s': %s",
 				file, strerror(errno));
+		if (pin_file_check(file, fd) < 0) {
+			close(fd);
+			return gw_err_get()->code;
+		}
+		f = fdopen(fd, "r");
+		if (f == NULL) {
+			close(fd);
+			return gw_err_setf(-GW_E_HSM_PIN, GW_HERE, "cannot read PIN file '%s': %s",
+				file, strerror(errno));
+		}
 		n = fread(pin, 1, GW_HSM_PIN_MAX, f);
 		err = ferror(f);
 		fclose(f);
@@ -112,20 +202,8 @@ gw_hsm_pin_read(const char *file, const char *env, char pin[GW_HSM_PIN_MAX])
 		}
 		return 0;
 	}
-	if (env != NULL) {
-		const char *v = getenv(env);
-
-		if (v == NULL || v[0] == '\0')
-			return gw_err_setf(-GW_E_HSM_PIN, GW_HERE,
-				"PIN environment variable '%s' is not set", env);
-		n = strlen(v);
-		if (n >= GW_HSM_PIN_MAX)
-			return gw_err_setf(-GW_E_HSM_PIN, GW_HERE,
-				"PIN in '%s' is too long (at most %d bytes)", env,
-				GW_HSM_PIN_MAX - 1);
-		memcpy(pin, v, n + 1);
-		return 0;
-	}
+	if (env != NULL)
+		return pin_from_env(env, pin);
 	return gw_err_setf(-GW_E_HSM_PIN, GW_HERE, "no PIN given (a PIN file or variable)");
 }
 
@@ -261,6 +339,10 @@ out:
 void
 gw_hsm_shutdown(void)
 {
+	pthread_mutex_lock(&env_pin_lock);
+	OPENSSL_cleanse(env_pin, sizeof(env_pin));
+	env_pin_name[0] = '\0';
+	pthread_mutex_unlock(&env_pin_lock);
 	pthread_mutex_lock(&eng_lock);
 	while (engines != NULL) {
 		struct hsm_engine *it = engines;

@@ -224,8 +224,43 @@ GW_MUST_CHECK int gw_hsm_cert_matches_key(struct gw_hsm *h, X509 *cert, const ch
  * Read a PIN from file (one trailing "\n" or "\r\n" stripped) or, if file is
  * NULL, from the environment variable env, into pin[GW_HSM_PIN_MAX].
  * -GW_E_HSM_PIN (with the file or variable name, never the PIN) if it is
- * unreadable, unset, empty or too long. The caller OPENSSL_cleanse()s pin.
+ * unreadable, unset, empty or too long, and, like ssh with private keys, if
+ * the file is not a regular file, is owned by a user other than this one or
+ * root ("chown it"), or may be read or written by group or others ("chmod
+ * 600 it"). The file is read again on every call, so a reload sees a new one.
+ * A variable is read once: its value is wiped and it is unset (no child, no
+ * /proc/PID/environ shows it), and the PIN is kept in this module's memory
+ * for later reads of the same variable (worker handles, reloads, recovery)
+ * until gw_hsm_shutdown() cleanses it; a variable set again is read again.
+ * Thread-safe. The caller OPENSSL_cleanse()s pin.
  */
 GW_MUST_CHECK int gw_hsm_pin_read(const char *file, const char *env, char pin[GW_HSM_PIN_MAX]);
+
+/*
+ * Would a process starting now log in to each of tokens[n_tokens] with p's
+ * PIN source? What a start checks, for a reload: this process is logged in
+ * already, and a token answers a second login of a process with "already
+ * logged in" whatever the PIN (see Model). So the PIN is read here
+ * (gw_hsm_pin_read's rules: file mode and owner, the kept variable) and a
+ * fresh process, this program re-executed from /proc/self/exe with
+ * GW_HSM_LOGIN_CHECK_ARG, logs in and out with it; the PIN reaches it over a
+ * pipe. Every program that calls this must start main() with
+ * gw_hsm_login_check_main(). A wrong PIN counts as a failed login on the
+ * token, as a start with it would. No PIN source: 0, nothing to check.
+ * Returns 0, or gw_hsm_open's codes with its message ("PIN rejected by
+ * token 'gw'"), -GW_E_HSM if the check itself could not run (30 s limit).
+ * Blocks; control thread.
+ */
+GW_MUST_CHECK int gw_hsm_login_check(
+	const struct gw_hsm_params *p, const char *const *tokens, unsigned n_tokens);
+
+#define GW_HSM_LOGIN_CHECK_ARG "--internal-hsm-login-check"
+
+/*
+ * The checking process's side: if argv is "PROG GW_HSM_LOGIN_CHECK_ARG
+ * MODULE TOKEN", read the PIN from stdin, try it, answer on stdout and
+ * return the exit status (0 or 1); otherwise return -1 and do nothing.
+ */
+int gw_hsm_login_check_main(int argc, char **argv);
 
 #endif /* GW_HSM_H */

@@ -145,8 +145,15 @@ write_pem(const char *dir, const char *name, X509 *a, X509 *b, EVP_PKEY *key)
 	int ok, fd;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	/* private keys 0600 from the first byte; certificates world-readable */
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, key ? 0600 : 0644);
+	/*
+	 * A new file every time (O_EXCL), never through a symlink planted in
+	 * its place (O_NOFOLLOW), so a key is 0600 from its first byte whatever
+	 * was there before; certificates world-readable.
+	 */
+	if (unlink(path) < 0 && errno != ENOENT)
+		return gw_ctl_die(
+			GW_CTL_FAIL, "pki demo: cannot replace '%s': %s", path, strerror(errno));
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, key ? 0600 : 0644);
 	f = fd >= 0 ? fdopen(fd, "w") : NULL;
 	if (f == NULL) {
 		if (fd >= 0)

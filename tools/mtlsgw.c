@@ -30,6 +30,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
+
 #include <rte_eal.h>
 
 #include "config.h"
@@ -174,12 +176,11 @@ translate(const struct gw_cfg *cfg, struct gw_dp_params *p, struct gw_tls_dp_par
 
 /* ---- TLS control: snapshots, reload, ticket keys, HSM recovery ---- */
 
+/* The next snapshot from cfg, not yet published. */
 static int
-tls_build_publish(struct tls_ctl *t, const struct gw_cfg *cfg)
+tls_build(struct tls_ctl *t, const struct gw_cfg *cfg, struct gw_snapshot **s)
 {
 	struct gw_snapshot_ext ext;
-	struct gw_snapshot *s = NULL;
-	int rc;
 
 	gw_tls_ctl_ext(t->ctl, &ext);
 	if (mesh.m != NULL) {
@@ -187,16 +188,30 @@ tls_build_publish(struct tls_ctl *t, const struct gw_cfg *cfg)
 
 		gw_mesh_ext(mesh.m, &tls_ext, &ext); /* mesh trust and identities around TLS */
 	}
-	rc = gw_snapshot_build(cfg, t->gen + 1, &ext, &s);
-	if (rc < 0)
-		return rc;
-	rc = gw_snap_pub_publish(t->pub, s);
+	return gw_snapshot_build(cfg, t->gen + 1, &ext, s);
+}
+
+/* Publish s (consumed on all paths), built from cfg by tls_build. */
+static int
+tls_publish(struct tls_ctl *t, const struct gw_cfg *cfg, struct gw_snapshot *s)
+{
+	int rc = gw_snap_pub_publish(t->pub, s);
+
 	if (rc < 0) {
 		gw_snapshot_destroy(s);
 		return rc;
 	}
 	t->gen++;
 	return mesh.m != NULL ? gw_mesh_published(mesh.m, cfg, t->gen) : 0;
+}
+
+static int
+tls_build_publish(struct tls_ctl *t, const struct gw_cfg *cfg)
+{
+	struct gw_snapshot *s = NULL;
+
+	GW_GUARD(tls_build(t, cfg, &s));
+	return tls_publish(t, cfg, s);
 }
 
 static int mesh_start(struct tls_ctl *t, const struct gw_cfg *cfg);
@@ -262,13 +277,62 @@ reload_compatible(const struct gw_cfg *o, const struct gw_cfg *n)
 	return 0;
 }
 
+/*
+ * What a start checks of the HSM, for a reloaded config: its PIN source
+ * opens every token its keys (and its CA) live in, in a fresh process
+ * (gw_hsm_login_check), since this one is logged in already.
+ */
+static int
+reload_hsm_check(const struct gw_cfg *n)
+{
+	struct gw_hsm_params hp = {
+		.module = n->hsm.module, .pin_file = n->hsm.pin_file, .pin_env = n->hsm.pin_env};
+	char labels[GW_DP_MAX_LISTENERS * 2 + 1][33];
+	const char *tokens[GW_DP_MAX_LISTENERS * 2 + 1];
+	unsigned nt = 0;
+
+	for (unsigned i = 0; i < n->n_listeners; i++) {
+		const struct gw_cfg_listener *l = &n->listeners[i];
+
+		for (unsigned j = 0; l->has_tls && j < l->tls.n_identities; j++) {
+			unsigned k;
+
+			if (nt == GW_DP_MAX_LISTENERS * 2 ||
+				gw_hsm_uri_token(l->tls.identities[j].key, labels[nt], 33) < 0)
+				continue; /* the snapshot build names a bad URI */
+			for (k = 0; k < nt && strcmp(labels[k], labels[nt]) != 0; k++)
+				;
+			if (k == nt) {
+				tokens[nt] = labels[nt];
+				nt++;
+			}
+		}
+	}
+	if (n->has_mtls && n->mtls.n_backends) {
+		struct gw_ca_params cp;
+		unsigned k;
+
+		gw_ca_params_from_cfg(n, &cp, labels[nt]);
+		for (k = 0; k < nt && strcmp(labels[k], labels[nt]) != 0; k++)
+			;
+		if (k == nt) {
+			tokens[nt] = labels[nt];
+			nt++;
+		}
+	}
+	gw_err_clear();
+	return gw_hsm_login_check(&hp, tokens, nt);
+}
+
 /* The CPUs this process could use before the EAL pinned the main thread. */
 static cpu_set_t start_cpus;
 
 static int
 tls_reload(struct tls_ctl *t, const char *path, const struct gw_cfg *start_cfg)
 {
+	struct gw_snapshot *s = NULL;
 	struct gw_cfg *n = NULL;
+	uint64_t gen;
 	cpu_set_t pinned;
 	int rc;
 
@@ -288,13 +352,33 @@ tls_reload(struct tls_ctl *t, const char *path, const struct gw_cfg *start_cfg)
 			path);
 		return rc;
 	}
-	if (reload_compatible(start_cfg, n) < 0 ||
-		(mesh.m != NULL && gw_mesh_prepare(mesh.m, n, mesh.force) < 0) ||
-		(t->pub != NULL && tls_build_publish(t, n) < 0)) {
-		rc = gw_err_get()->code;
-		fprintf(stderr, "mtlsgw: SIGHUP: %s; running config unchanged\n", gw_err_msg());
-		gw_cfg_free(n);
-		return rc;
+	/*
+	 * All or nothing: the CA change is staged (mesh.h), the snapshot built
+	 * with it, and only then is the CA change committed and the snapshot
+	 * published; a failure before the commit leaves the CA, its store and
+	 * the running snapshot exactly as they were.
+	 */
+	if (reload_compatible(start_cfg, n) < 0 || reload_hsm_check(n) < 0 ||
+		(mesh.m != NULL && gw_mesh_prepare(mesh.m, n, mesh.force) < 0))
+		goto refused;
+	if (t->pub != NULL && tls_build(t, n, &s) < 0) {
+		gw_mesh_abort(mesh.m);
+		goto refused;
+	}
+	if (mesh.m != NULL && gw_mesh_commit(mesh.m) < 0) {
+		gw_snapshot_destroy(s);
+		goto refused;
+	}
+	gen = t->gen;
+	if (s != NULL && tls_publish(t, n, s) < 0) {
+		fprintf(stderr, "mtlsgw: SIGHUP: %s%s\n", gw_err_msg(),
+			t->gen == gen ? ": the CA change is applied, the snapshot not published"
+				      : " (after publishing)");
+		if (t->gen == gen) { /* nothing refers to n */
+			rc = gw_err_get()->code;
+			gw_cfg_free(n);
+			return rc;
+		}
 	}
 	if (t->cur != start_cfg)
 		gw_cfg_free(t->cur);
@@ -307,6 +391,11 @@ tls_reload(struct tls_ctl *t, const char *path, const struct gw_cfg *start_cfg)
 			"mtlsgw: SIGHUP: dataplane.tls / dataplane.tcp changed: the workers "
 			"keep the values they started with until a restart\n");
 	return 0;
+refused:
+	rc = gw_err_get()->code;
+	fprintf(stderr, "mtlsgw: SIGHUP: %s; running config unchanged\n", gw_err_msg());
+	gw_cfg_free(n);
+	return rc;
 }
 
 /* ---- mesh: the admin API's callbacks (control/mesh.h) ---- */
@@ -524,6 +613,10 @@ main(int argc, char **argv)
 	sigset_t set;
 	int c, rc = 1;
 
+	/* a reload's PIN check runs in a fresh copy of this program (hsm.h) */
+	if ((rc = gw_hsm_login_check_main(argc, argv)) >= 0)
+		return rc;
+	rc = 1;
 	/* a peer closing mid-write (cfssl, an admin client) is an error, never our death */
 	signal(SIGPIPE, SIG_IGN);
 	while ((c = getopt_long(argc, argv, "c:vVh", opts, NULL)) != -1) {
@@ -580,6 +673,20 @@ main(int argc, char **argv)
 		goto out;
 	}
 
+	/*
+	 * A PIN variable is read (and unset, hsm.h) here, before the EAL starts
+	 * threads that could read the environment while it changes.
+	 */
+	if (cfg->hsm.pin_env != NULL) {
+		char pin[GW_HSM_PIN_MAX];
+		int prc = gw_hsm_pin_read(NULL, cfg->hsm.pin_env, pin);
+
+		OPENSSL_cleanse(pin, sizeof(pin));
+		if (prc < 0) {
+			fprintf(stderr, "mtlsgw: %s\n", gw_err_msg());
+			goto out;
+		}
+	}
 	block_signals(&set);
 	CPU_ZERO(&start_cpus);
 	pthread_getaffinity_np(pthread_self(), sizeof(start_cpus), &start_cpus);

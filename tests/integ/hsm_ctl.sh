@@ -110,6 +110,9 @@ one_line_fail "no token labelled 'nope'" "$C" hsm list --token nope --pin-file "
 one_line_fail "PKCS#11 module '/nonexistent/p11.so' cannot be loaded" \
 	"$C" hsm list --module /nonexistent/p11.so --token gw --pin-file "$T/pin"
 printf '0000\n' >"$T/badpin"
+one_line_fail "PIN file '$T/badpin' is accessible by group or others (mode 0644): chmod 600 it" \
+	"$C" hsm list --token gw --pin-file "$T/badpin"
+chmod 600 "$T/badpin"
 one_line_fail "PIN rejected by token 'gw'" "$C" hsm list --token gw --pin-file "$T/badpin"
 one_line_fail "cannot read PIN file '$T/nopin'" "$C" hsm list --token gw --pin-file "$T/nopin"
 one_line_fail "PIN environment variable 'GW_UNSET_PIN' is not set" \

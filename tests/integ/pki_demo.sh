@@ -21,6 +21,19 @@ done
 	gw_fail "key files must be 0600"
 gw_ok "all files present, key files 0600"
 
+# again into the same dir, with a loose old key and a symlink planted where a
+# key goes: new 0600 files, the symlink's target untouched
+echo keep >"$T/target"
+chmod 644 "$P/client.key"
+ln -sf "$T/target" "$P/other-client.key"
+"$C" pki demo --dir "$P" --token gw --pin-file "$T/pin" --key "$uri" --trust-domain td.test \
+	--server-san "DNS:localhost,DNS:gw.td.test,IP:127.0.0.1,IP:10.99.0.1" >"$T/out"
+[ "$(cat "$T/target")" = keep ] || gw_fail "pki demo wrote through a symlink"
+[ -f "$P/other-client.key" ] && [ ! -L "$P/other-client.key" ] &&
+	[ "$(stat -c %a "$P/other-client.key")" = 600 ] &&
+	[ "$(stat -c %a "$P/client.key")" = 600 ] || gw_fail "keys rewritten: not new 0600 files"
+gw_ok "pki demo again: new 0600 key files, never through a symlink"
+
 # openssl verify, output only (the verdict is in the text; pipefail must not end the script)
 v() { openssl verify "$@" 2>&1 || true; }
 # server: leaf for the HSM key, signed by the intermediate, serverAuth

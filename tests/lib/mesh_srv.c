@@ -63,6 +63,21 @@ reload(void *arg, bool force)
 		gw_cfg_free(next);
 		return rc;
 	}
+	/* all or nothing (mesh.h): build on the staged CA, then commit, then publish */
+	{
+		struct gw_snapshot *s = NULL;
+
+		if ((rc = gw_snapshot_build(next, gen + 1, &ext, &s)) < 0) {
+			gw_mesh_abort(mesh);
+			gw_cfg_free(next);
+			return rc;
+		}
+		gw_snapshot_destroy(s);
+	}
+	if ((rc = gw_mesh_commit(mesh)) < 0) {
+		gw_cfg_free(next);
+		return rc;
+	}
 	running = next;
 	if ((rc = publish(NULL)) < 0) {
 		running = old;

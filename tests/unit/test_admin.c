@@ -215,8 +215,10 @@ main(void)
 	setenv("SOFTHSM2_CONF", path, 1);
 	snprintf(pin, sizeof(pin), "%s/pin", dir);
 	write_file(pin, "1234\n");
+	chmod(pin, 0600); /* PIN files others may read are refused (hsm.h) */
 	snprintf(path, sizeof(path), "%s/sopin", dir);
 	write_file(path, "5678\n");
+	chmod(path, 0600);
 	if (gw_hsm_token_init(&(struct gw_hsm_params){.token = "gw", .pin_file = pin}, path) < 0)
 		return 2;
 	snprintf(path, sizeof(path), "%s/state", dir);

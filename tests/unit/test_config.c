@@ -47,6 +47,8 @@ put(const char *name, const char *text)
 	}
 	fputs(text, f);
 	fclose(f);
+	if (strstr(name, "pin") != NULL)
+		chmod(p, 0600); /* PIN files others may read are refused (hsm.h) */
 	return p;
 }
 
@@ -532,6 +534,27 @@ main(void)
 		EXPECT_CONTAINS(
 			errbuf, "gw.yaml:11: listeners[0].address: required key is missing");
 		EXPECT_EQ(n_lines(), 3);
+	}
+
+	{ /* unknown keys do not hide value errors: all four in one run (README) */
+		EXPECT_CFG_ERR(DP "listeners:\n"
+				  "  - name: p\n"
+				  "    address: 10.99.0.2:80\n"
+				  "    service: tcp-proxy\n"
+				  "    colour: blue\n"
+				  "    upstream:\n"
+				  "      servers: [10.99.0.1:80]\n"
+				  "      proxy_protocol: of\n"
+				  "  - name: q\n"
+				  "    address: 10.99.0.2:81\n"
+				  "    service: echho\n"
+				  "flavour: mint\n",
+			"gw.yaml:14: listeners[0].colour: unknown key");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:21: flavour: unknown key");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:17: listeners[0].upstream.proxy_protocol: 'of' is "
+					"not one of off, v2");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:20: listeners[1].service: 'echho' is not one of");
+		EXPECT_EQ(n_lines(), 4);
 	}
 
 	{ /* wrong types */

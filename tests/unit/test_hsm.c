@@ -355,12 +355,15 @@ out:
 }
 
 int
-main(void)
+main(int argc, char **argv)
 {
 	static const enum gw_hsm_key_type types[] = {
 		GW_HSM_KEY_EC_P256, GW_HSM_KEY_EC_P384, GW_HSM_KEY_RSA_2048, GW_HSM_KEY_RSA_3072};
 	char label[33], uri[GW_HSM_URI_MAX];
+	int lc = gw_hsm_login_check_main(argc, argv); /* the login check's child */
 
+	if (lc >= 0)
+		return lc;
 	GW_TEST_BEGIN();
 	setup();
 
@@ -387,7 +390,40 @@ main(void)
 		setenv("GW_TEST_PIN", "4321", 1);
 		EXPECT_OK(gw_hsm_pin_read(NULL, "GW_TEST_PIN", pin));
 		EXPECT_STREQ(pin, "4321");
+		/* read once: unset from the environment, kept in memory for the next read */
+		EXPECT_TRUE(getenv("GW_TEST_PIN") == NULL);
+		memset(pin, 0, sizeof(pin));
+		EXPECT_OK(gw_hsm_pin_read(NULL, "GW_TEST_PIN", pin));
+		EXPECT_STREQ(pin, "4321");
+		EXPECT_ERR(gw_hsm_pin_read(NULL, "GW_OTHER_PIN", pin), -GW_E_HSM_PIN);
+		EXPECT_CONTAINS(gw_err_msg(), "'GW_OTHER_PIN' is not set");
 		EXPECT_ERR(gw_hsm_pin_read(NULL, NULL, pin), -GW_E_HSM_PIN);
+		OPENSSL_cleanse(pin, sizeof(pin));
+	}
+	{ /* PIN files: ssh's rules for private keys (mode, owner, kind) */
+		char pin[GW_HSM_PIN_MAX], path[160];
+
+		snprintf(path, sizeof(path), "%s/loose-pin", tok.dir);
+		EXPECT_OK(gw_softhsm_write(path, "1234\n"));
+		EXPECT_OK(chmod(path, 0640));
+		EXPECT_ERR(gw_hsm_pin_read(path, NULL, pin), -GW_E_HSM_PIN);
+		EXPECT_CONTAINS(gw_err_msg(), "is accessible by group or others (mode 0640): chmod "
+					      "600 it");
+		EXPECT_TRUE(strstr(gw_err_msg(), "1234") == NULL);
+		EXPECT_OK(chmod(path, 0604));
+		EXPECT_ERR(gw_hsm_pin_read(path, NULL, pin), -GW_E_HSM_PIN);
+		EXPECT_OK(chmod(path, 0400));
+		EXPECT_OK(gw_hsm_pin_read(path, NULL, pin));
+		EXPECT_STREQ(pin, "1234");
+		EXPECT_ERR(gw_hsm_pin_read(tok.dir, NULL, pin), -GW_E_HSM_PIN);
+		EXPECT_CONTAINS(gw_err_msg(), "is not a regular file");
+		/* owned by another user: only root can make one */
+		if (geteuid() == 0) {
+			EXPECT_OK(chmod(path, 0600));
+			EXPECT_OK(chown(path, 65534, 65534));
+			EXPECT_ERR(gw_hsm_pin_read(path, NULL, pin), -GW_E_HSM_PIN);
+			EXPECT_CONTAINS(gw_err_msg(), "is owned by uid 65534, not by this user");
+		}
 		OPENSSL_cleanse(pin, sizeof(pin));
 	}
 	{ /* module not found / not a PKCS#11 module */
@@ -741,6 +777,25 @@ main(void)
 		}
 		EVP_PKEY_free(other);
 		EVP_PKEY_free(k);
+		gw_hsm_close(h);
+	}
+	{ /* login check: a process logged in already still learns a wrong PIN */
+		struct gw_hsm *h;
+		const char *toks[] = {label};
+		struct gw_hsm_params good = {.pin_file = tok.pin}, bad = {.pin_file = pin_bad};
+
+		fresh_token(label);
+		h = open_token(label); /* this process is now logged in */
+		EXPECT_OK(gw_hsm_login_check(&good, toks, 1));
+		EXPECT_ERR(gw_hsm_login_check(&bad, toks, 1), -GW_E_HSM_PIN);
+		EXPECT_CONTAINS(gw_err_msg(), "PIN rejected by token 't");
+		EXPECT_TRUE(strstr(gw_err_msg(), "9999") == NULL);
+		toks[0] = "nosuchtoken";
+		EXPECT_ERR(gw_hsm_login_check(&good, toks, 1), -GW_E_HSM_TOKEN);
+		EXPECT_CONTAINS(gw_err_msg(), "no token labelled 'nosuchtoken'");
+		EXPECT_OK(gw_hsm_login_check(&(struct gw_hsm_params){0}, toks, 1)); /* no PIN */
+		/* and this process's own login still works */
+		EXPECT_OK(gw_hsm_keygen(h, GW_HSM_KEY_EC_P256, "after-check", uri));
 		gw_hsm_close(h);
 	}
 	{ /* the token key as a TLS 1.3 server key: EC (ECDSA) and RSA (RSA-PSS) */

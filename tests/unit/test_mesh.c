@@ -87,6 +87,21 @@ reload(void *arg, bool force)
 		gw_cfg_free(next);
 		return rc;
 	}
+	/* all or nothing (mesh.h): build on the staged CA, then commit, then publish */
+	{
+		struct gw_snapshot *s = NULL;
+
+		if ((rc = gw_snapshot_build(next, gen + 1, &ext, &s)) < 0) {
+			gw_mesh_abort(mesh);
+			gw_cfg_free(next);
+			return rc;
+		}
+		gw_snapshot_destroy(s);
+	}
+	if ((rc = gw_mesh_commit(mesh)) < 0) {
+		gw_cfg_free(next);
+		return rc;
+	}
 	running = next;
 	if ((rc = publish(NULL)) < 0) {
 		running = old;
@@ -312,6 +327,32 @@ main(void)
 	EXPECT_TRUE(handshake(ca1, ca1c, k1, r1));
 	served_issuer(iss, sizeof(iss));
 	EXPECT_STREQ(iss, "mtlsgw ca-1 issuer");
+
+	{ /* a staged reload that is aborted leaves CA, store and files as they were */
+		struct gw_cfg *next = NULL;
+		unsigned h0 = 0, h1 = 0, h2 = 0;
+		char p[300];
+		struct stat sb;
+
+		EXPECT_OK(gw_state_history_count(gw_ca_state(gw_mesh_ca(mesh)), NULL, &h0));
+		write_cfg(B12, "ca-1");
+		EXPECT_OK(gw_cfg_load(cfg_path, &next, stderr));
+		EXPECT_OK(gw_mesh_prepare(mesh, next, false));
+		/* staged: the running CA still has one backend, the store sees the add */
+		EXPECT_EQ(gw_ca_n_backends(gw_mesh_ca(mesh)), 1);
+		EXPECT_OK(gw_state_history_count(gw_ca_state(gw_mesh_ca(mesh)), "add", &h1));
+		snprintf(p, sizeof(p), "%s/state/mesh-roots.pem.next", tok.dir);
+		EXPECT_TRUE(stat(p, &sb) == 0);
+		gw_mesh_abort(mesh);
+		EXPECT_TRUE(stat(p, &sb) < 0);
+		EXPECT_EQ(gw_ca_n_backends(gw_mesh_ca(mesh)), 1);
+		EXPECT_OK(gw_state_history_count(gw_ca_state(gw_mesh_ca(mesh)), NULL, &h2));
+		EXPECT_EQ(h2, h0);
+		EXPECT_TRUE(h1 == 2); /* ca-1 at start, ca-2 staged */
+		EXPECT_TRUE(handshake(ca1, ca1c, k1, r1));
+		gw_cfg_free(next);
+		write_cfg(B1, "ca-1");
+	}
 
 	/* step 1: add ca-2; both trusted, identity still from ca-1 */
 	write_cfg(B12, "ca-1");

@@ -143,6 +143,113 @@ main(void)
 		EXPECT_ERR(gw_state_open(f, &st), -GW_E_STATE);
 		EXPECT_CONTAINS(gw_err_msg(), "not a directory");
 	}
+#ifndef GW_TEST_HOOKS
+	{ /* a build without -Dtest_hooks=true (a release) has no crash hook */
+		struct gw_state *st = NULL;
+
+		setenv("GW_STATE_CRASH_AT", "t", 1);
+		EXPECT_OK(gw_state_open(sd, &st));
+		EXPECT_OK(gw_state_begin(st));
+		EXPECT_OK(gw_state_meta_set(st, "hook", "none"));
+		EXPECT_OK(gw_state_commit(st, "t")); /* still here */
+		gw_state_close(st);
+		unsetenv("GW_STATE_CRASH_AT");
+	}
+#endif
+	{ /* two handles on one database: one connection, transactions nest */
+		struct gw_state *a = NULL, *b = NULL;
+		char *v = NULL;
+
+		EXPECT_OK(gw_state_open(sd, &a));
+		EXPECT_OK(gw_state_open(sd, &b));
+		/* inner commits, outer rolls back: nothing stays */
+		EXPECT_OK(gw_state_begin(a));
+		EXPECT_OK(gw_state_meta_set(a, "outer", "1"));
+		EXPECT_OK(gw_state_begin(b));
+		EXPECT_OK(gw_state_meta_set(b, "inner", "1"));
+		EXPECT_ERR(gw_state_commit(a, "t"), -EINVAL); /* b's is still open */
+		EXPECT_OK(gw_state_commit(b, "t"));
+		EXPECT_OK(gw_state_meta_get(a, "inner", &v)); /* the outer one sees it */
+		free(v);
+		v = NULL;
+		gw_state_rollback(a);
+		EXPECT_ERR(gw_state_meta_get(b, "inner", &v), -ENOENT);
+		EXPECT_ERR(gw_state_meta_get(b, "outer", &v), -ENOENT);
+		/* an inner rollback keeps the outer's writes; the outer commit keeps them */
+		EXPECT_OK(gw_state_begin(a));
+		EXPECT_OK(gw_state_meta_set(a, "outer", "2"));
+		EXPECT_OK(gw_state_begin(b));
+		EXPECT_OK(gw_state_meta_set(b, "inner", "2"));
+		gw_state_rollback(b);
+		EXPECT_OK(gw_state_begin(b));
+		EXPECT_OK(gw_state_meta_set(b, "inner", "3"));
+		EXPECT_OK(gw_state_commit(b, "t"));
+		EXPECT_OK(gw_state_commit(a, "t"));
+		gw_state_close(b);
+		gw_state_close(a);
+		EXPECT_OK(gw_state_open(sd, &a));
+		EXPECT_OK(gw_state_meta_get(a, "outer", &v));
+		EXPECT_STREQ(v, "2");
+		free(v);
+		v = NULL;
+		EXPECT_OK(gw_state_meta_get(a, "inner", &v));
+		EXPECT_STREQ(v, "3");
+		free(v);
+		gw_state_close(a);
+	}
+	{ /* with umask 0: dir 0700, state.db, -wal and -shm 0600 from the start */
+		struct gw_state *st = NULL;
+		mode_t old = umask(0);
+		char d2[160], p[200];
+		struct stat sb;
+
+		snprintf(d2, sizeof(d2), "%s/open", dir);
+		EXPECT_OK(gw_state_open(d2, &st));
+		EXPECT_OK(gw_state_begin(st));
+		EXPECT_OK(gw_state_meta_set(st, "k", "v"));
+		EXPECT_OK(gw_state_commit(st, "t"));
+		EXPECT_TRUE(stat(d2, &sb) == 0 && (sb.st_mode & 0777) == 0700);
+		for (unsigned i = 0; i < 3; i++) {
+			snprintf(p, sizeof(p), "%s/state.db%s", d2,
+				(const char *[]){"", "-wal", "-shm"}[i]);
+			EXPECT_TRUE(stat(p, &sb) == 0);
+			EXPECT_EQ(sb.st_mode & 0777, 0600);
+		}
+		gw_state_close(st);
+		umask(old);
+	}
+	{ /* a state_dir others may write is refused; one they may read is tightened */
+		struct gw_state *st = NULL;
+		char d2[160], p[200];
+		struct stat sb;
+
+		snprintf(d2, sizeof(d2), "%s/loose", dir);
+		EXPECT_TRUE(mkdir(d2, 0700) == 0 && chmod(d2, 0777) == 0);
+		EXPECT_ERR(gw_state_open(d2, &st), -GW_E_STATE);
+		EXPECT_CONTAINS(
+			gw_err_msg(), "writable by group or others (mode 0777): chmod 700 it");
+		EXPECT_TRUE(chmod(d2, 0755) == 0);
+		EXPECT_OK(gw_state_open(d2, &st));
+		gw_state_close(st);
+		EXPECT_TRUE(stat(d2, &sb) == 0 && (sb.st_mode & 0777) == 0700);
+		/* a loose state.db left by an old version is tightened */
+		snprintf(p, sizeof(p), "%s/state.db", d2);
+		EXPECT_TRUE(chmod(p, 0644) == 0);
+		EXPECT_OK(gw_state_open(d2, &st));
+		gw_state_close(st);
+		EXPECT_TRUE(stat(p, &sb) == 0 && (sb.st_mode & 0777) == 0600);
+		/* state.db as a symlink is refused */
+		EXPECT_TRUE(unlink(p) == 0 && symlink("/tmp/elsewhere.db", p) == 0);
+		EXPECT_ERR(gw_state_open(d2, &st), -GW_E_STATE);
+		EXPECT_CONTAINS(gw_err_msg(), "symlink");
+		EXPECT_TRUE(lstat("/tmp/elsewhere.db", &sb) < 0); /* nothing made there */
+		if (geteuid() == 0) {                             /* owned by another user */
+			snprintf(d2, sizeof(d2), "%s/theirs", dir);
+			EXPECT_TRUE(mkdir(d2, 0700) == 0 && chown(d2, 65534, 65534) == 0);
+			EXPECT_ERR(gw_state_open(d2, &st), -GW_E_STATE);
+			EXPECT_CONTAINS(gw_err_msg(), "owned by uid 65534");
+		}
+	}
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		return 1;
