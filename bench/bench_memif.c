@@ -5,7 +5,7 @@
  * the gateway is measured without the kernel or a tap in the path.
  *
  *   mtlsgw-bench-memif --socket PATH --mode stream|cps [--conns N]
- *                      [--seconds S] [--lcore L] [--size BYTES]
+ *                      [--seconds S] [--lcore L] [--size BYTES] [--hold]
  *
  * The client is a memif *client* port 10.98.0.3/24 on one worker lcore; the
  * gateway under test is an mtlsgw with a memif server port 10.98.0.2/24 and
@@ -17,6 +17,15 @@
  *           them back, close, and are replaced; reports completed
  *           connections per second.
  * Prints one JSON line. Figures are for comparing, never asserted.
+ *
+ * --hold: after the JSON line, keep the memif connection until SIGTERM or
+ * SIGINT, with this side's worker already stopped. DPDK 22.11's memif PMD
+ * tears a connection down on its interrupt thread (flag cleared, regions
+ * unmapped) without waiting for a worker inside rte_eth_rx/tx_burst on the
+ * same port: a peer that leaves while the other side's worker polls can
+ * make that worker touch unmapped memory. With --hold the script stops the
+ * gateway first (its workers stop before its port closes) and then us, so
+ * neither side is polling when the connection goes away.
  */
 #include <arpa/inet.h>
 #include <getopt.h>
@@ -179,7 +188,7 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: mtlsgw-bench-memif --socket PATH --mode stream|cps [--conns N] "
-		   "[--seconds S] [--lcore L] [--size BYTES]\n");
+		   "[--seconds S] [--lcore L] [--size BYTES] [--hold]\n");
 }
 
 int
@@ -192,6 +201,7 @@ main(int argc, char **argv)
 		{"seconds", required_argument, NULL, 't'},
 		{"lcore", required_argument, NULL, 'l'},
 		{"size", required_argument, NULL, 'z'},
+		{"hold", no_argument, NULL, 'H'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -199,6 +209,7 @@ main(int argc, char **argv)
 	struct gw_dp *dp = NULL;
 	const char *sock = NULL;
 	unsigned seconds = 5, lcore = 1;
+	bool hold = false;
 	struct timespec t0, t1;
 	sigset_t set;
 	double dt;
@@ -233,6 +244,9 @@ main(int argc, char **argv)
 			break;
 		case 'z':
 			B.size = (unsigned)atoi(optarg);
+			break;
+		case 'H':
+			hold = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -288,7 +302,6 @@ main(int argc, char **argv)
 	B.measuring = false;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	gw_dp_stop(dp);
-	rte_eal_cleanup();
 	dt = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	printf("{\"mode\":\"%s\",\"conns\":%u,\"seconds\":%.2f,\"bytes\":%" PRIu64
 	       ",\"mb_per_s\":%.1f,\"completed\":%" PRIu64 ",\"conns_per_s\":%.0f,"
@@ -296,5 +309,10 @@ main(int argc, char **argv)
 		B.mode == STREAM ? "stream" : "cps", B.conns, dt, B.bytes,
 		(double)B.bytes / dt / 1e6, B.completed, (double)B.completed / dt, B.started,
 		B.failed, B.corrupt);
+	fflush(stdout);
+	/* our worker is stopped: the peer may now leave first (see --hold) */
+	if (hold)
+		(void)sigwaitinfo(&set, NULL);
+	rte_eal_cleanup();
 	return B.corrupt ? 1 : 0;
 }

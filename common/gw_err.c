@@ -79,7 +79,8 @@ gw_err_name(int code)
 		[GW_E_STATE - GW_E_BASE] = "GW_E_STATE",
 		[GW_E_CA - GW_E_BASE] = "GW_E_CA",
 	};
-	int c = code < 0 ? -code : code;
+	/* long: -INT_MIN does not fit an int */
+	long c = code < 0 ? -(long)code : code;
 
 	if (c > GW_E_BASE && c < GW_E_MAX)
 		return names[c - GW_E_BASE];
@@ -113,7 +114,7 @@ const char *
 gw_err_msg(void)
 {
 	if (gw_err_tls.msg[0] == '\0') {
-		if (gw_err_tls.code < 0 && -gw_err_tls.code < GW_E_BASE)
+		if (gw_err_tls.code < 0 && gw_err_tls.code > -GW_E_BASE)
 			snprintf(gw_err_tls.msg, sizeof(gw_err_tls.msg), "%s",
 				strerror(-gw_err_tls.code));
 		else

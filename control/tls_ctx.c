@@ -523,13 +523,26 @@ trust_fp(const struct gw_cfg_listener *lc, const struct gw_trust *tr, uint8_t ou
 	return rc;
 }
 
+/*
+ * Defaults: Mozilla's "intermediate" server profile (v5.7) without its DHE
+ * suites: ECDHE key exchange with an AEAD only, so TLS 1.2 offers no CBC
+ * (LUCKY13), no RSA key exchange (no forward secrecy, ROBOT) and no SHA-1
+ * MAC. OpenSSL's own TLS 1.2 default ("DEFAULT") has all three. A listener's
+ * tls.ciphersuites replaces the default of the version its names are for
+ * (TLS_* names: TLS 1.3; other names: TLS 1.2) and keeps the other one.
+ */
+#define GW_TLS12_DEFAULT                                             \
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:" \
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:" \
+	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+#define GW_TLS13_DEFAULT \
+	"TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+
 static int
 set_ciphers(SSL_CTX *ctx, const struct gw_cfg_tls *tc, const char *lname)
 {
 	char l13[1024] = "", l12[1024] = "";
 
-	if (tc->n_ciphersuites == 0)
-		return 0;
 	for (unsigned i = 0; i < tc->n_ciphersuites; i++) {
 		const char *s = tc->ciphersuites[i];
 		char *dst = strncmp(s, "TLS_", 4) == 0 ? l13 : l12;
@@ -540,13 +553,17 @@ set_ciphers(SSL_CTX *ctx, const struct gw_cfg_tls *tc, const char *lname)
 				"listener '%s': tls.ciphersuites too long", lname);
 		snprintf(dst + used, sizeof(l13) - used, "%s%s", used ? ":" : "", s);
 	}
+	if (l13[0] == '\0')
+		snprintf(l13, sizeof(l13), "%s", GW_TLS13_DEFAULT);
+	if (l12[0] == '\0')
+		snprintf(l12, sizeof(l12), "%s", GW_TLS12_DEFAULT);
 	/* TLS 1.3 suites and TLS 1.2 cipher lists are two separate OpenSSL settings */
-	if (l13[0] && SSL_CTX_set_ciphersuites(ctx, l13) != 1) {
+	if (SSL_CTX_set_ciphersuites(ctx, l13) != 1) {
 		gw_err_setf(-GW_E_CONFIG, GW_HERE,
 			"listener '%s': tls.ciphersuites '%s' not known to OpenSSL", lname, l13);
 		return gw_err_add_ossl();
 	}
-	if (l12[0] && SSL_CTX_set_cipher_list(ctx, l12) != 1) {
+	if (SSL_CTX_set_cipher_list(ctx, l12) != 1) {
 		gw_err_setf(-GW_E_CONFIG, GW_HERE,
 			"listener '%s': tls.ciphersuites '%s' not known to OpenSSL", lname, l12);
 		return gw_err_add_ossl();

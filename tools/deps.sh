@@ -10,7 +10,7 @@ pkgs=(
 	libp11-dev libp11-kit-dev libengine-pkcs11-openssl softhsm2 opensc
 	libcyaml-dev libjansson-dev libmicrohttpd-dev libsqlite3-dev sqlite3
 	libcurl4-openssl-dev
-	iproute2 nftables python3 python3-scapy curl nginx golang-cfssl procps
+	iproute2 nftables python3 python3-scapy curl nginx golang-cfssl procps testssl.sh
 )
 
 missing=()

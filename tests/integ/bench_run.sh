@@ -2,9 +2,10 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # bench_run.sh - bench/run end to end, briefly: nginx with the PEM key and
 # with the key in a fresh SoftHSM token both complete mutual TLS for every
-# connection, the mtlsgw row is either measured or says why not, and the
+# connection, mtlsgw is measured (handshakes and record path), and the
 # namespace, token and servers are gone afterwards - also when bench/run is
-# killed in the middle. Figures are printed, never asserted.
+# killed in the middle. Each target must produce real figures (> 0; their
+# size is never asserted), and a broken gateway must fail the run.
 set -euo pipefail
 . "$(dirname "$0")/../lib/common.sh"
 
@@ -23,43 +24,41 @@ leftovers() { # namespaces, processes, DPDK runtime dirs bench/run PID left behi
 	ls -d "/var/run/dpdk/gwbr$1" 2>/dev/null || true
 }
 
-# 1. a short complete run
-"$RUN" --build "$GW_BUILD" --seconds 1 --warmup 0.5 --record 1M --json "$T/out.jsonl" \
+# rows_ok JSONL LABEL : the target's rows hold real figures: every
+# connection completed mTLS (connections_ok > 0, handshakes/s > 0, no
+# failure, server CPU read); for mtlsgw also the record path (MB/s echoed
+# > 0) and busy cycles read from the admin API (GET /v1/status)
+rows_ok() {
+	python3 - "$1" "$2" <<'PY'
+import json, sys
+label = sys.argv[2]
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+rows = [r for r in rows if r.get("label") == label]
+hs = [r for r in rows if r.get("echo_bytes", 0) == 0]
+rec = [r for r in rows if r.get("echo_bytes", 0) > 0]
+ok = bool(hs) and all(r["connections_ok"] > 0 and r["handshakes_per_s"] > 0 and r["failed"] == 0
+                      and r["server_cpu_s"] > 0 for r in hs)
+if label == "mtlsgw":
+    ok = ok and bool(rec) and all(r["echo_mb_per_s"] > 0 and r["failed"] == 0 for r in rec)
+    ok = ok and all(r.get("server_cpu_parts_s", {}).get("busy", 0) > 0 for r in hs + rec)
+print(f"{label}: {len(hs)} handshake row(s), {len(rec)} record row(s): "
+      + ", ".join(f'{r.get("handshakes_per_s", 0):.0f} hs/s' if r in hs else
+                  f'{r.get("echo_mb_per_s", 0):.1f} MB/s' for r in hs + rec))
+sys.exit(0 if ok else 1)
+PY
+}
+
+# 1. a short complete run: every target measured, with real figures
+# (a 2 s warm-up: one record-path connection must finish in it on a busy box)
+"$RUN" --build "$GW_BUILD" --seconds 2 --warmup 2 --record 256K --json "$T/out.jsonl" \
 	>"$T/run.log" 2>&1 & pid=$!
-wait "$pid" || gw_fail "bench/run failed: $(tail -20 "$T/run.log")"
+wait "$pid" || gw_fail "bench/run failed: $(tail -40 "$T/run.log")"
 cat "$T/run.log"
-for t in nginx-pem nginx-hsm; do
+for t in nginx-pem nginx-hsm mtlsgw; do
 	grep -q "^$t " "$T/run.log" || gw_fail "no $t row"
-	python3 - "$T/out.jsonl" "$t" <<'PY' || gw_fail "$t: $(grep "\"$t\"" "$T/out.jsonl")"
-import json, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if json.loads(l).get("label") == sys.argv[2]]
-ok = rows and all(r["connections_ok"] > 0 and r["failed"] == 0 and r["server_cpu_s"] > 0
-                  for r in rows)
-sys.exit(0 if ok else 1)
-PY
-	gw_ok "$t: every connection completed mTLS and got its answer; server CPU read"
+	got=$(rows_ok "$T/out.jsonl" "$t") || gw_fail "$got: $(grep "\"$t\"" "$T/out.jsonl")"
+	gw_ok "$got; every connection completed mTLS, server CPU read"
 done
-grep -qE '^mtlsgw ' "$T/run.log" || gw_fail "no mtlsgw line"
-if grep -q '"label": "mtlsgw"' "$T/out.jsonl"; then
-	# measured: handshakes and the record path both complete, nothing failed
-	python3 - "$T/out.jsonl" <<'PY' || gw_fail "mtlsgw: $(grep '"mtlsgw"' "$T/out.jsonl")"
-import json, sys
-rows = [json.loads(l) for l in open(sys.argv[1])]
-rows = [r for r in rows if r.get("label") == "mtlsgw"]
-hs = [r for r in rows if r["echo_bytes"] == 0]
-rec = [r for r in rows if r["echo_bytes"] > 0]
-ok = (hs and rec and all(r["connections_ok"] > 0 and r["failed"] == 0 and r["server_cpu_s"] > 0
-                         for r in hs + rec))
-# the worker's busy cycles came through mtlsgw-ctl status (GET /v1/status)
-# and grew over the counted run
-ok = ok and all(r.get("server_cpu_parts_s", {}).get("busy", 0) > 0 for r in hs + rec)
-sys.exit(0 if ok else 1)
-PY
-	gw_ok "mtlsgw measured: handshakes and record path, 0 failures, busy cycles read from the admin API"
-else
-	grep -q '^mtlsgw  not built yet: ' "$T/run.log" || gw_fail "mtlsgw neither measured nor explained"
-	gw_ok "mtlsgw row: $(grep -m1 -E '^mtlsgw ' "$T/run.log" | cut -c1-100)"
-fi
 grep -q "^nginx-hsm/nginx-pem: " "$T/run.log" || gw_fail "no HSM ratio"
 gw_ok "ratio line printed"
 # a SIGKILLed server takes a moment to be reaped: bounded wait, as below
@@ -87,5 +86,44 @@ fi
 wait "$pid" || true
 gw_wait 50 test -z "$(leftovers "$pid")" || gw_fail "left behind after kill: $(leftovers "$pid")"
 gw_ok "killed while mtlsgw runs: namespace, gateway and DPDK runtime dir removed"
+
+# 4. a broken gateway fails the run and the checks above: one that exits at
+# start, one that runs but answers nothing (its listener on another port);
+# bench/run exits 1, says why with the tail of the gateway's log, and no
+# mtlsgw row passes rows_ok. Fake build dirs: the real bench client and
+# mtlsgw-ctl, a broken tools/mtlsgw.
+broken_build() { # broken_build DIR < SCRIPT : DIR/tools/mtlsgw is SCRIPT
+	mkdir -p "$1/bench" "$1/tools"
+	ln -s "$GW_BUILD/bench/mtlsgw-bench" "$1/bench/"
+	ln -s "$GW_BUILD/tools/mtlsgw-ctl" "$1/tools/"
+	cat >"$1/tools/mtlsgw"
+	chmod 755 "$1/tools/mtlsgw"
+}
+broken_build "$T/b-exit" <<'EOS'
+#!/bin/sh
+echo "mtlsgw: broken on purpose (bench_run.sh)" >&2
+exit 1
+EOS
+broken_build "$T/b-mute" <<EOS
+#!/bin/sh
+# the listener moves to port 1: the gateway runs, nothing answers on the bench's port
+sed -E 's/^(    address: [0-9.]+):[0-9]+\$/\\1:1/' "\$2" >"\$2.mute"
+exec "$GW_BUILD/tools/mtlsgw" --config "\$2.mute"
+EOS
+for b in exit mute; do
+	rc=0
+	"$RUN" --build "$T/b-$b" --targets mtlsgw --seconds 1 --warmup 0.5 --record 1M \
+		--json "$T/$b.jsonl" >"$T/$b.log" 2>&1 & pid=$!
+	wait "$pid" || rc=$?
+	[ "$rc" -ne 0 ] || gw_fail "bench/run passed with a gateway that does '$b': $(cat "$T/$b.log")"
+	! rows_ok "$T/$b.jsonl" mtlsgw >/dev/null || gw_fail "rows_ok passed for a gateway that does '$b'"
+	grep -q "^mtlsgw  not measured: " "$T/$b.log" || gw_fail "$b: no reason given: $(cat "$T/$b.log")"
+	grep -q "the tail of its log" "$T/$b.log" || gw_fail "$b: no gateway log shown: $(cat "$T/$b.log")"
+	gw_wait 50 test -z "$(leftovers "$pid")" || gw_fail "left behind: $(leftovers "$pid")"
+	gw_ok "broken gateway ($b): bench/run exits $rc: $(grep -m1 '^mtlsgw  not measured' "$T/$b.log" | cut -c1-100)"
+done
+grep -q "broken on purpose" "$T/exit.log" || gw_fail "the exited gateway's own message is not shown"
+grep -q "nothing accepts TCP" "$T/mute.log" || gw_fail "mute: $(cat "$T/mute.log")"
+gw_ok "the reasons name the cause: the gateway's own message, nothing accepting TCP"
 
 gw_done

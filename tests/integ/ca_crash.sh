@@ -18,6 +18,7 @@ cfg() { ca_srv_cfg gwk0 10.79.0.2 "$1" "$2"; }
 # start mesh_srv, optionally armed to die before the COMMIT labelled $1
 start() {
 	rm -f "$S"
+	gw_log "$T/srv.err"
 	GW_STATE_CRASH_AT=${1:-} gw_bg "$SRV" "$T/gw.yaml" 2>>"$T/srv.err"
 	SRV_PID=$GW_LAST_PID
 	gw_wait 300 test -S "$S" || gw_fail "mesh_srv did not start: $(tail -3 "$T/srv.err")"

@@ -21,6 +21,7 @@ cfg() { ca_srv_cfg gwc0 10.78.0.2 "$1" "$2"; }
 B123='[ { name: ca-1, type: builtin }, { name: ca-2, type: builtin }, { name: ca-3, type: builtin } ]'
 
 cfg "$B1" ca-1
+gw_log "$T/srv.err"
 gw_bg "$SRV" "$T/gw.yaml" 2>"$T/srv.err"
 gw_wait 300 test -S "$S" || gw_fail "mesh_srv did not start: $(cat "$T/srv.err")"
 gw_ok "control plane up, admin socket $S"

@@ -39,6 +39,7 @@ listeners:
     address: $GW_GW_IP:7
     service: echo
 EOC
+	gw_log "$T/$drv.err"
 	gw_bg ip netns exec "$GW_NS" "$MTLSGW" --config "$T/$drv.yaml" >"$T/$drv.out" 2>"$T/$drv.err"
 	GW_GW_PID=$GW_LAST_PID
 	gw_wait 150 grep -q "mtlsgw: running" "$T/$drv.err" || { cat "$T/$drv.err" >&2; gw_fail "$drv: no start"; }
@@ -95,6 +96,7 @@ listeners:
     upstream:
       servers: [10.98.0.2:7]
 EOC
+gw_log "$T/a.err" "$T/b.err"
 gw_bg ip netns exec "$GW_NS" "$MTLSGW" --config "$T/a.yaml" >"$T/a.out" 2>"$T/a.err"
 a=$GW_LAST_PID
 gw_wait 150 grep -q "mtlsgw: running" "$T/a.err" || { cat "$T/a.err" >&2; gw_fail "memif server: no start"; }

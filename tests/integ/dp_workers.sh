@@ -16,6 +16,7 @@ for n in 2 3; do
 	gw_netns
 	gw_in sysctl -qw net.ipv6.conf.all.disable_ipv6=1
 	gw_in sysctl -qw net.ipv6.conf.default.disable_ipv6=1
+	gw_log "$T/gw.err"
 	gw_bg ip netns exec "$GW_NS" "$gw" "$n" >>"$T/gw.out" 2>>"$T/gw.err"
 	GW_GW_PID=$GW_LAST_PID
 	gw_wait 150 grep -q "mtlsgw: running" "$T/gw.err" || { cat "$T/gw.err" >&2; gw_fail "no start"; }
@@ -62,6 +63,7 @@ gw_in ip link set veth0 up
 gw_in ip link set veth1 up
 gw_in ip addr add "$GW_PEER_IP/24" dev veth1
 gw_tx_csum_off veth1
+gw_log "$T/gw.err"
 gw_bg ip netns exec "$GW_NS" "$gw" 2 af_xdp veth0 >>"$T/gw.out" 2>>"$T/gw.err"
 GW_GW_PID=$GW_LAST_PID
 gw_wait 150 grep -q "mtlsgw: running" "$T/gw.err" || { cat "$T/gw.err" >&2; gw_fail "af_xdp: no start"; }

@@ -4,6 +4,9 @@
 # Gives a test: a private temp dir ($T), a fresh SoftHSM2 token (gw_token),
 # its own network namespace (gw_netns), and cleanup of all of them, plus any
 # process it started (gw_bg), on every exit: success, failure, Ctrl-C or kill.
+# On a failing exit it prints the tail of each log registered with gw_log
+# (gw_start_gateway registers the gateway's stderr), so a failure explains
+# itself without a rerun.
 #
 # Network rule: packets only ever flow inside a namespace the test made.
 
@@ -18,9 +21,19 @@ GW_NS=""
 GW_CNS="" # the client namespace of gw_client_ns, if any
 GW_PIDS=()
 GW_CHECKS=0
+GW_LOGS=() # logs whose tail gw_cleanup prints when the test fails
+
+# gw_log FILE... : print FILE's tail if the test fails (a gateway's stderr)
+gw_log() {
+	local f g
+	for f in "$@"; do
+		for g in "${GW_LOGS[@]}"; do [ "$g" != "$f" ] || continue 2; done
+		GW_LOGS+=("$f")
+	done
+}
 
 gw_cleanup() {
-	local rc=$?
+	local rc=$? f
 	trap - EXIT INT TERM
 	for p in "${GW_PIDS[@]}"; do
 		kill -TERM "$p" 2>/dev/null || true
@@ -29,6 +42,14 @@ gw_cleanup() {
 		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
 		kill -KILL "$p" 2>/dev/null || true
 	done
+	# after the stop: a gateway's last words (sanitizer reports) are in too
+	if [ "$rc" -ne 0 ]; then
+		for f in "${GW_LOGS[@]}"; do
+			[ -s "$f" ] || continue
+			echo "---- $(basename "$0") failed: the last 40 lines of $f ----" >&2
+			tail -n 40 "$f" >&2
+		done
+	fi
 	if [ -n "$GW_CNS" ]; then
 		ip netns pids "$GW_CNS" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
 		ip netns del "$GW_CNS" 2>/dev/null || true
@@ -162,6 +183,7 @@ gw_start_gateway() {
 	gw_in sysctl -qw net.ipv6.conf.default.disable_ipv6=1
 	: >"$T/gw.out"
 	: >"$T/gw.err"
+	gw_log "$T/gw.err"
 	gw_bg ip netns exec "$GW_NS" "$MTLSGW" --config "$cfg" >>"$T/gw.out" 2>>"$T/gw.err"
 	GW_GW_PID=$GW_LAST_PID
 	for _ in $(seq 300); do

@@ -1,27 +1,65 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * test_common.c - the shared error slot.
+ * test_common.c - common/: the per-thread error slot (gw_err_*) and the
+ * GW_HERE / GW_ENSURE / GW_GUARD / GW_GUARD_OSSL macros every module uses.
+ * Each case checks what a caller relies on: the code returned and
+ * recorded, the raise site, the message (formatted, truncated, with
+ * OpenSSL's reason appended), names for every code, and one slot per thread.
  */
+#include <limits.h>
 #include <pthread.h>
+#include <stdio.h>
 
-#include <openssl/evp.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 
 #include "gw_test.h"
 
+static unsigned evals; /* how often a macro evaluated its argument */
+
 static int
-raise_in(void)
+count(int rc)
 {
-	GW_ENSURE(1 == 2, -EINVAL);
+	evals++;
+	return rc;
+}
+
+static char ensure_at[64]; /* GW_HERE of the GW_ENSURE below */
+
+static int
+ensure(int ok)
+{
+	/* the raise site must be this line, not the caller's */
+	snprintf(ensure_at, sizeof(ensure_at), "%s:%d", __FILE__, __LINE__ + 1);
+	GW_ENSURE(ok, -EINVAL);
+	return 0;
+}
+
+/* returns 7 when x passed the guard, x when the guard returned it */
+static int
+guard(int x)
+{
+	GW_GUARD(count(x));
+	return 7;
+}
+
+static int
+guard_ossl(int x)
+{
+	GW_GUARD_OSSL(count(x), -GW_E_TLS);
 	return 0;
 }
 
 static void *
 other_thread(void *arg)
 {
-	(void)arg;
-	/* a fresh thread starts with an empty slot */
-	return (void *)(long)gw_err_get()->code;
+	long *seen = arg;
+
+	/* a fresh thread starts with an empty slot, and raising here ... */
+	seen[0] = gw_err_get()->code;
+	seen[1] = gw_err_get()->where != NULL;
+	gw_err_setf(-EIO, GW_HERE, "thread's own error");
+	return NULL;
 }
 
 int
@@ -29,37 +67,152 @@ main(void)
 {
 	GW_TEST_BEGIN();
 	{
-		EXPECT_ERR(raise_in(), -EINVAL);
+		/* GW_HERE is "file:line" of where it is written */
+		char want[64];
+		const char *here = GW_HERE;
+
+		snprintf(want, sizeof(want), "%s:%d", __FILE__, __LINE__ - 2);
+		EXPECT_STREQ(here, want);
+	}
+	{
+		/* gw_err_set: returns and records the code and place, clears msg */
+		EXPECT_ERR(gw_err_setf(-GW_E_HSM, "a:1", "old message"), -GW_E_HSM);
+		EXPECT_ERR(gw_err_set(-ENOENT, "b:2"), -ENOENT);
+		EXPECT_EQ(gw_err_get()->code, -ENOENT);
+		EXPECT_STREQ(gw_err_get()->where, "b:2");
+		EXPECT_STREQ(gw_err_get()->msg, "");
+		/* no message of its own: gw_err_msg names the errno */
+		EXPECT_STREQ(gw_err_msg(), "No such file or directory");
+	}
+	{
+		/* GW_ENSURE: a true condition passes and leaves the slot alone */
+		gw_err_clear();
+		EXPECT_OK(ensure(1));
+		EXPECT_EQ(gw_err_get()->code, 0);
+		EXPECT_TRUE(gw_err_get()->where == NULL);
+		/* a false one returns the code, recorded at the GW_ENSURE line */
+		EXPECT_ERR(ensure(0), -EINVAL);
 		EXPECT_EQ(gw_err_get()->code, -EINVAL);
-		EXPECT_CONTAINS(gw_err_get()->where, "test_common.c:");
+		EXPECT_STREQ(gw_err_get()->where, ensure_at);
 		EXPECT_STREQ(gw_err_msg(), "Invalid argument");
 	}
 	{
-		EXPECT_ERR(gw_err_setf(-GW_E_HSM_PIN, GW_HERE, "PIN rejected by token '%s'", "gw"),
-			-GW_E_HSM_PIN);
-		EXPECT_STREQ(gw_err_msg(), "PIN rejected by token 'gw'");
-		EXPECT_STREQ(gw_err_name(-GW_E_HSM_PIN), "GW_E_HSM_PIN");
+		/* GW_GUARD: negative returns propagate, 0 and positive go on,
+		 * the expression is evaluated once */
+		evals = 0;
+		EXPECT_EQ(guard(0), 7);
+		EXPECT_EQ(guard(5), 7);
+		EXPECT_EQ(guard(-ENOSPC), -ENOSPC);
+		EXPECT_EQ(guard(-GW_E_CONFIG), -GW_E_CONFIG);
+		EXPECT_EQ(evals, 4);
 	}
 	{
-		/* OpenSSL's reason is appended to ours */
-		EXPECT_TRUE(EVP_get_digestbyname("no-such-digest") == NULL);
+		/* GW_GUARD_OSSL: only 1 is success (0 and -1 both fail), once */
+		ERR_clear_error();
+		evals = 0;
+		EXPECT_OK(guard_ossl(1));
+		EXPECT_ERR(guard_ossl(0), -GW_E_TLS);
+		EXPECT_CONTAINS(gw_err_get()->where, "test_common.c:");
+		EXPECT_ERR(guard_ossl(-1), -GW_E_TLS);
+		EXPECT_ERR(guard_ossl(2), -GW_E_TLS);
+		EXPECT_EQ(evals, 4);
+		/* with an OpenSSL error queued, its reason becomes the message */
 		ERR_raise_data(ERR_LIB_EVP, EVP_R_UNSUPPORTED_ALGORITHM, "x");
-		gw_err_setf(-GW_E_TLS, GW_HERE, "loading digest");
-		EXPECT_ERR(gw_err_add_ossl(), -GW_E_TLS);
-		EXPECT_CONTAINS(gw_err_msg(), "loading digest: error:");
+		EXPECT_ERR(guard_ossl(0), -GW_E_TLS);
+		EXPECT_CONTAINS(gw_err_msg(), "unsupported algorithm");
+		EXPECT_TRUE(strncmp(gw_err_msg(), ": ", 2) != 0); /* no empty prefix */
 		EXPECT_EQ(ERR_peek_error(), 0);
 	}
 	{
-		pthread_t t;
-		void *ret = (void *)1;
+		/* gw_err_setf: formats, returns the code */
+		EXPECT_ERR(gw_err_setf(-GW_E_HSM_PIN, GW_HERE, "PIN rejected by token '%s' (%d)",
+				   "gw", 3),
+			-GW_E_HSM_PIN);
+		EXPECT_STREQ(gw_err_msg(), "PIN rejected by token 'gw' (3)");
+		EXPECT_EQ(gw_err_get()->code, -GW_E_HSM_PIN);
+		/* gw_err_add_ossl with an empty queue: message and code unchanged */
+		ERR_clear_error();
+		EXPECT_ERR(gw_err_add_ossl(), -GW_E_HSM_PIN);
+		EXPECT_STREQ(gw_err_msg(), "PIN rejected by token 'gw' (3)");
+	}
+	{
+		/* gw_err_add_ossl: ours, ": ", the first queued reason; queue emptied */
+		ERR_clear_error();
+		gw_err_setf(-GW_E_TLS, GW_HERE, "loading '%s'", "ca.pem");
+		ERR_raise(ERR_LIB_EVP, EVP_R_UNSUPPORTED_ALGORITHM);
+		ERR_raise(ERR_LIB_EVP, EVP_R_BAD_DECRYPT);
+		EXPECT_ERR(gw_err_add_ossl(), -GW_E_TLS);
+		EXPECT_CONTAINS(gw_err_msg(), "loading 'ca.pem': error:");
+		EXPECT_CONTAINS(gw_err_msg(), "unsupported algorithm");
+		EXPECT_TRUE(strstr(gw_err_msg(), "bad decrypt") == NULL);
+		EXPECT_EQ(ERR_peek_error(), 0);
+	}
+	{
+		/* a message longer than the slot is cut, still terminated, and an
+		 * OpenSSL reason appended to a full slot does not overflow it */
+		char big[2 * GW_ERR_MSG_MAX];
 
-		gw_err_set(-ENOMEM, GW_HERE);
-		EXPECT_EQ(pthread_create(&t, NULL, other_thread, NULL), 0);
-		pthread_join(t, &ret);
-		EXPECT_EQ((long)ret, 0);
-		EXPECT_EQ(gw_err_get()->code, -ENOMEM);
+		memset(big, 'a', sizeof(big) - 1);
+		big[sizeof(big) - 1] = '\0';
+		gw_err_setf(-EIO, GW_HERE, "%s", big);
+		EXPECT_EQ(strlen(gw_err_msg()), GW_ERR_MSG_MAX - 1);
+		ERR_raise(ERR_LIB_EVP, EVP_R_BAD_DECRYPT);
+		EXPECT_ERR(gw_err_add_ossl(), -EIO);
+		EXPECT_EQ(strlen(gw_err_msg()), GW_ERR_MSG_MAX - 1);
+		/* OpenSSL's reason follows a long message and is cut at the end */
+		gw_err_setf(-EIO, GW_HERE, "%.*s", GW_ERR_MSG_MAX - 40, big);
+		ERR_raise(ERR_LIB_EVP, EVP_R_BAD_DECRYPT);
+		gw_err_add_ossl();
+		EXPECT_EQ(strlen(gw_err_msg()), GW_ERR_MSG_MAX - 1);
+		EXPECT_EQ(gw_err_msg()[GW_ERR_MSG_MAX - 40], ':');
+	}
+	{
+		/* gw_err_clear empties the slot */
+		gw_err_setf(-EIO, GW_HERE, "x");
 		gw_err_clear();
 		EXPECT_EQ(gw_err_get()->code, 0);
+		EXPECT_TRUE(gw_err_get()->where == NULL);
+		EXPECT_STREQ(gw_err_msg(), "OK");
+		/* our codes without a message are named, not strerror'd */
+		gw_err_set(-GW_E_TRUST, GW_HERE);
+		EXPECT_STREQ(gw_err_msg(), "GW_E_TRUST");
+	}
+	{
+		/* every GW_E_* code has its own name, either sign */
+		for (int c = GW_E_BASE + 1; c < GW_E_MAX; c++) {
+			const char *n = gw_err_name(-c);
+
+			EXPECT_TRUE(n != NULL && strncmp(n, "GW_E_", 5) == 0);
+			EXPECT_STREQ(gw_err_name(c), n);
+			for (int d = GW_E_BASE + 1; d < c; d++)
+				EXPECT_TRUE(strcmp(gw_err_name(-d), n) != 0);
+		}
+		EXPECT_STREQ(gw_err_name(-GW_E_CA), "GW_E_CA");
+		EXPECT_STREQ(gw_err_name(-EINVAL), "EINVAL");
+		EXPECT_STREQ(gw_err_name(-ENOMEM), "ENOMEM");
+		EXPECT_STREQ(gw_err_name(0), "OK");
+		/* outside both ranges: a generic name, never NULL or a crash */
+		EXPECT_STREQ(gw_err_name(-GW_E_BASE), "error");
+		EXPECT_STREQ(gw_err_name(-GW_E_MAX), "error");
+		EXPECT_STREQ(gw_err_name(-ERANGE), "error");
+		EXPECT_STREQ(gw_err_name(INT_MIN), "error");
+		EXPECT_STREQ(gw_err_name(INT_MAX), "error");
+		gw_err_set(INT_MIN, GW_HERE);
+		EXPECT_STREQ(gw_err_msg(), "error");
+	}
+	{
+		/* one slot per thread: neither sees the other's error */
+		pthread_t t;
+		long seen[2] = {-1, -1};
+
+		gw_err_setf(-ENOMEM, "main:1", "main's error");
+		EXPECT_EQ(pthread_create(&t, NULL, other_thread, seen), 0);
+		pthread_join(t, NULL);
+		EXPECT_EQ(seen[0], 0);
+		EXPECT_EQ(seen[1], 0);
+		EXPECT_EQ(gw_err_get()->code, -ENOMEM);
+		EXPECT_STREQ(gw_err_get()->where, "main:1");
+		EXPECT_STREQ(gw_err_msg(), "main's error");
 	}
 	GW_TEST_END();
 }
