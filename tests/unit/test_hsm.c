@@ -56,7 +56,7 @@ teardown(void)
  * Fresh tokens, one per case, all made before the first key is loaded:
  * libp11 0.4.12's engine lists slots once per process (see hsm.h).
  */
-enum { N_TOKENS = 9 };
+enum { N_TOKENS = 12 };
 
 static void
 make_tokens(void)
