@@ -1243,6 +1243,26 @@ conv_tls(struct gw_cfg_ctx *c, const char *lpfx, const struct raw_tls *r, bool m
 	return 0;
 }
 
+/* conv_trust's visitor: every allow rule that can match nothing is reported. */
+struct allow_refusal {
+	struct gw_cfg_ctx *c;
+	const char *prefix;
+};
+
+static void
+allow_rule_refused(void *arg, const char *kind, unsigned i, const char *rule, const char *why)
+{
+	struct allow_refusal *r = arg;
+	char key[32];
+
+	gw_cfg_fmt(key, sizeof(key), "%s[%u]", kind, i);
+	/* a cn rule fails only by being empty or too long: quoting it adds nothing */
+	if (strcmp(kind, "cn") == 0)
+		gw_cfg_err(r->c, 0, r->prefix, key, "%s", why);
+	else
+		gw_cfg_err(r->c, 0, r->prefix, key, "'%.200s' %s", rule, why);
+}
+
 static int
 conv_trust(
 	struct gw_cfg_ctx *c, const char *lpfx, const struct raw_trust *r, struct gw_cfg_trust *t)
@@ -1341,35 +1361,16 @@ conv_trust(
 		const struct raw_allow *a = r->allow;
 		char apfx[GW_CFG_PATH_MAX];
 
-		gw_cfg_fmt(apfx, sizeof(apfx), "%s.allow", pfx);
-		for (unsigned i = 0; i < a->spiffe_count; i++) {
-			char why[160];
-
-			/* the matcher's own check: a pattern loads only if it can match */
-			gw_cfg_fmt(key, sizeof(key), "spiffe[%u]", i);
-			if (gw_trust_spiffe_rule_check(a->spiffe[i], why, sizeof(why)) < 0)
-				gw_cfg_err(c, 0, apfx, key, "'%.200s' %s", a->spiffe[i], why);
-		}
-		for (unsigned i = 0; i < a->dns_count; i++) {
-			char why[160];
-
-			gw_cfg_fmt(key, sizeof(key), "dns[%u]", i);
-			if (gw_trust_dns_rule_check(a->dns[i], why, sizeof(why)) < 0)
-				gw_cfg_err(c, 0, apfx, key, "'%.200s' %s", a->dns[i], why);
-		}
-		for (unsigned i = 0; i < a->cn_count; i++) {
-			char why[160];
-
-			gw_cfg_fmt(key, sizeof(key), "cn[%u]", i);
-			if (gw_trust_cn_rule_check(a->cn[i], why, sizeof(why)) < 0)
-				gw_cfg_err(c, 0, apfx, key, "%s", why);
-		}
 		NOMEM(t->allow.spiffe = dup_strs(a->spiffe, a->spiffe_count));
 		t->allow.n_spiffe = a->spiffe_count;
 		NOMEM(t->allow.dns = dup_strs(a->dns, a->dns_count));
 		t->allow.n_dns = a->dns_count;
 		NOMEM(t->allow.cn = dup_strs(a->cn, a->cn_count));
 		t->allow.n_cn = a->cn_count;
+		/* the matcher's own check: a pattern loads only if it can match */
+		gw_cfg_fmt(apfx, sizeof(apfx), "%s.allow", pfx);
+		(void)gw_trust_allow_rules_each(
+			&t->allow, allow_rule_refused, &(struct allow_refusal){c, apfx});
 	}
 	return 0;
 }

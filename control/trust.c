@@ -522,6 +522,25 @@ gw_trust_fingerprint(const struct gw_trust *t)
 	return t ? t->fp : NULL;
 }
 
+/* gw_trust_create's visitor: the first rule that can match nothing names the error. */
+struct rule_refusal {
+	const char *listener;
+	bool seen;
+};
+
+static void
+rule_refuse_first(void *arg, const char *kind, unsigned i, const char *rule, const char *why)
+{
+	struct rule_refusal *r = arg;
+
+	(void)i;
+	if (r->seen)
+		return;
+	r->seen = true;
+	gw_err_setf(-GW_E_CONFIG, GW_HERE, "listener '%s': allow.%s rule '%.200s' %s", r->listener,
+		kind, rule, why);
+}
+
 static int
 trust_build(const struct gw_cfg_trust *cfg, const char *name, STACK_OF(X509) *const *bundles,
 	unsigned n_bundles, struct gw_trust **out)
@@ -678,35 +697,10 @@ trust_build(const struct gw_cfg_trust *cfg, const char *name, STACK_OF(X509) *co
 		rc = gw_err_set(-ENOMEM, GW_HERE);
 		goto out;
 	}
-	for (unsigned i = 0; i < t->allow.n_spiffe; i++) {
-		char why[160];
-
-		if (gw_trust_spiffe_rule_check(t->allow.spiffe[i], why, sizeof(why)) < 0) {
-			rc = gw_err_setf(-GW_E_CONFIG, GW_HERE,
-				"listener '%s': allow.spiffe rule '%.200s' %s", t->name,
-				t->allow.spiffe[i], why);
-			goto out;
-		}
-	}
-	for (unsigned i = 0; i < t->allow.n_dns; i++) {
-		char why[160];
-
-		if (gw_trust_dns_rule_check(t->allow.dns[i], why, sizeof(why)) < 0) {
-			rc = gw_err_setf(-GW_E_CONFIG, GW_HERE,
-				"listener '%s': allow.dns rule '%.200s' %s", t->name,
-				t->allow.dns[i], why);
-			goto out;
-		}
-	}
-	for (unsigned i = 0; i < t->allow.n_cn; i++) {
-		char why[160];
-
-		if (gw_trust_cn_rule_check(t->allow.cn[i], why, sizeof(why)) < 0) {
-			rc = gw_err_setf(-GW_E_CONFIG, GW_HERE,
-				"listener '%s': allow.cn rule '%.200s' %s", t->name, t->allow.cn[i],
-				why);
-			goto out;
-		}
+	if (gw_trust_allow_rules_each(&cfg->allow, rule_refuse_first,
+		    &(struct rule_refusal){.listener = t->name}) > 0) {
+		rc = -GW_E_CONFIG;
+		goto out;
 	}
 	if ((rc = trust_fp_compute(t)) < 0)
 		goto out;
@@ -844,6 +838,35 @@ gw_trust_cn_rule_check(const char *rule, char *why, size_t len)
 				    "ub-common-name), so it would match nothing",
 			why, len);
 	return 0;
+}
+
+unsigned
+gw_trust_allow_rules_each(const struct gw_cfg_allow *a,
+	void (*bad)(void *arg, const char *kind, unsigned i, const char *rule, const char *why),
+	void *arg)
+{
+	static const struct {
+		const char *kind;
+		int (*check)(const char *rule, char *why, size_t len);
+	} kinds[] = {
+		{"spiffe", gw_trust_spiffe_rule_check},
+		{"dns", gw_trust_dns_rule_check},
+		{"cn", gw_trust_cn_rule_check},
+	};
+	char **const lists[] = {a->spiffe, a->dns, a->cn};
+	const unsigned counts[] = {a->n_spiffe, a->n_dns, a->n_cn};
+	unsigned n_bad = 0;
+
+	for (unsigned k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++)
+		for (unsigned i = 0; i < counts[k]; i++) {
+			char why[160];
+
+			if (kinds[k].check(lists[k][i], why, sizeof(why)) < 0) {
+				bad(arg, kinds[k].kind, i, lists[k][i], why);
+				n_bad++;
+			}
+		}
+	return n_bad;
 }
 
 bool

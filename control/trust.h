@@ -242,6 +242,16 @@ GW_MUST_CHECK int gw_trust_dns_rule_check(const char *rule, char *why, size_t le
 GW_MUST_CHECK int gw_trust_cn_rule_check(const char *rule, char *why, size_t len);
 
 /*
+ * Visit every allow rule of a that could match nothing: bad(arg, kind, i,
+ * rule, why) for each, kind being "spiffe", "dns" or "cn" and i its index
+ * in that list. Returns how many were refused (0: every rule can match).
+ * The config loader reports each; gw_trust_create refuses the first. MT-safe.
+ */
+unsigned gw_trust_allow_rules_each(const struct gw_cfg_allow *a,
+	void (*bad)(void *arg, const char *kind, unsigned i, const char *rule, const char *why),
+	void *arg);
+
+/*
  * The trust fingerprint: SHA-256 over what this gw_trust was built from and
  * judges with (mode, max_depth, crl_check, the DER of every anchor, every
  * pin, the DER of every CRL, the allow rules). Two gw_trust with the same
