@@ -619,6 +619,25 @@ gw_hsm_sign(struct gw_hsm *h, EVP_PKEY *key, const EVP_MD *md, const uint8_t *tb
 	return rc;
 }
 
+/* What every key generation needs: this process's session, a token, the PIN, a label that fits. */
+static int
+keygen_ready(struct gw_hsm *h, enum gw_hsm_key_type type, const char *label)
+{
+	GW_GUARD(check_pid(h));
+	if (!h->bound)
+		return gw_err_setf(-EINVAL, GW_HERE, "no token given for key generation");
+	if (!h->logged_in)
+		return gw_err_setf(-GW_E_HSM_PIN, GW_HERE,
+			"key generation on token '%s' needs the user PIN", h->token);
+	if (gw_hsm_key_type_name(type)[0] == '?')
+		return gw_err_setf(-EINVAL, GW_HERE, "unknown key type %d", (int)type);
+	if (label[0] == '\0' || strlen(label) > GW_HSM_LABEL_MAX)
+		return gw_err_setf(-EINVAL, GW_HERE,
+			"key label '%.80s' is %zu bytes; labels must be 1 to %d bytes", label,
+			strlen(label), GW_HSM_LABEL_MAX);
+	return 0;
+}
+
 int
 gw_hsm_keygen(
 	struct gw_hsm *h, enum gw_hsm_key_type type, const char *label, char uri[GW_HSM_URI_MAX])
@@ -629,17 +648,7 @@ gw_hsm_keygen(
 	int n;
 
 	GW_ENSURE(h != NULL && label != NULL && uri != NULL, -EINVAL);
-	GW_GUARD(check_pid(h));
-	if (!h->bound)
-		return gw_err_setf(-EINVAL, GW_HERE, "no token given for key generation");
-	if (!h->logged_in)
-		return gw_err_setf(-GW_E_HSM_PIN, GW_HERE,
-			"key generation on token '%s' needs the user PIN", h->token);
-	if (gw_hsm_key_type_name(type)[0] == '?')
-		return gw_err_setf(-EINVAL, GW_HERE, "unknown key type %d", (int)type);
-	if (label[0] == '\0' || strlen(label) > GW_HSM_LABEL_MAX)
-		return gw_err_setf(
-			-EINVAL, GW_HERE, "key label must be 1 to %d bytes", GW_HSM_LABEL_MAX);
+	GW_GUARD(keygen_ready(h, type, label));
 	memcpy(u.object, label, strlen(label) + 1);
 	n = gw_p11_find(h->mod, h->sess, CKO_PRIVATE_KEY, &u, &obj, 1);
 	if (n < 0)
@@ -675,18 +684,7 @@ gw_hsm_key_ensure(struct gw_hsm *h, enum gw_hsm_key_type type, const char *label
 	int n;
 
 	GW_ENSURE(h != NULL && label != NULL && id != NULL && uri != NULL, -EINVAL);
-	GW_GUARD(check_pid(h));
-	if (!h->bound)
-		return gw_err_setf(-EINVAL, GW_HERE, "no token given for key generation");
-	if (!h->logged_in)
-		return gw_err_setf(-GW_E_HSM_PIN, GW_HERE,
-			"key generation on token '%s' needs the user PIN", h->token);
-	if (gw_hsm_key_type_name(type)[0] == '?')
-		return gw_err_setf(-EINVAL, GW_HERE, "unknown key type %d", (int)type);
-	if (label[0] == '\0' || strlen(label) > GW_HSM_LABEL_MAX)
-		return gw_err_setf(-EINVAL, GW_HERE,
-			"key label '%.80s' is %zu bytes; labels must be 1 to %d bytes", label,
-			strlen(label), GW_HSM_LABEL_MAX);
+	GW_GUARD(keygen_ready(h, type, label));
 	/* gw_hsm_object.id_hex holds 32 bytes: a longer id could not be compared */
 	if (id_len == 0 || id_len > 32)
 		return gw_err_setf(-EINVAL, GW_HERE, "key id must be 1 to 32 bytes");
