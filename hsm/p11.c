@@ -236,6 +236,24 @@ uri_text(const char *v, size_t n, char *out, size_t max, const char *name)
 	return 0;
 }
 
+/* Does any attribute of the path (';'-separated) or query ('&') name a PIN? */
+static bool
+uri_has_pin(const char *s)
+{
+	while (*s != '\0') {
+		size_t n = strcspn(s, "=;&?");
+
+		if ((n == 9 && strncmp(s, "pin-value", 9) == 0) ||
+			(n == 10 && strncmp(s, "pin-source", 10) == 0))
+			return true;
+		s += n;
+		s += strcspn(s, ";&?"); /* skip the value */
+		if (*s != '\0')
+			s++;
+	}
+	return false;
+}
+
 int
 gw_p11_uri_parse(const char *uri, struct gw_p11_uri *u)
 {
@@ -248,9 +266,11 @@ gw_p11_uri_parse(const char *uri, struct gw_p11_uri *u)
 			-EINVAL, GW_HERE, "key URI must start with 'pkcs11:' (RFC 7512)");
 	/*
 	 * Refuse a PIN in the URI before anything else, and never echo the URI
-	 * in that message: it contains the PIN.
+	 * in that message: it contains the PIN. RFC 7512 puts pin-value and
+	 * pin-source in the query; refuse them in the path too. Only attribute
+	 * names count: a token label may well contain the text "pin-value".
 	 */
-	if (strstr(uri, "pin-value") != NULL || strstr(uri, "pin-source") != NULL)
+	if (uri_has_pin(uri + 7))
 		return gw_err_setf(-EINVAL, GW_HERE,
 			"key URI carries a PIN (pin-value/pin-source); remove it and give the "
 			"PIN through a PIN file or environment variable");

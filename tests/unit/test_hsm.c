@@ -620,6 +620,19 @@ main(int argc, char **argv)
 		EXPECT_ERR(gw_hsm_key_load(h, u2, &k), -EINVAL);
 		EXPECT_CONTAINS(gw_err_msg(), "carries a PIN");
 		EXPECT_TRUE(strstr(gw_err_msg(), "1234") == NULL);
+		/* a PIN is an attribute name, in the path or after '&' in the query */
+		snprintf(u2, sizeof(u2), "pkcs11:token=%s;pin-value=4321;object=web", label);
+		EXPECT_ERR(gw_hsm_key_load(h, u2, &k), -EINVAL);
+		EXPECT_TRUE(strstr(gw_err_msg(), "4321") == NULL);
+		EXPECT_ERR(gw_hsm_uri_token(
+				   "pkcs11:token=a?module-name=p11&pin-source=/p", u2, sizeof(u2)),
+			-EINVAL);
+		EXPECT_CONTAINS(gw_err_msg(), "carries a PIN");
+		/* ... and a label may contain the text (found by the URI fuzzer) */
+		EXPECT_OK(
+			gw_hsm_uri_token("pkcs11:token=my%70in-value;object=web", u2, sizeof(u2)));
+		EXPECT_TRUE(strcmp(u2, "mypin-value") == 0);
+		EXPECT_OK(gw_hsm_uri_token("pkcs11:token=pin-source-gw", u2, sizeof(u2)));
 		EXPECT_ERR(
 			gw_hsm_key_load(h, "pkcs11:token=other;object=web", &k), -GW_E_HSM_TOKEN);
 		EXPECT_CONTAINS(gw_err_msg(), "names token 'other'");
