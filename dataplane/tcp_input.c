@@ -95,49 +95,8 @@ tcp_rx_ack(struct gw_tcp_conn *c, uint32_t seq, uint32_t ack, uint32_t wnd, uint
 		bool new_sack = c->sb_bytes > sacked_before;
 
 		if (ack == c->snd_una && seglen == 0 && (wnd == prev_wnd || new_sack) &&
-			c->snd_max != c->snd_una && !(c->flags & GW_TCPF_PERSIST)) {
-			uint32_t thresh = 3;
-
-			/* RFC 5827 early retransmit: with fewer than four
-			 * segments out and nothing new to send, three dupacks
-			 * can never come */
-			if (!SEQ_LT(c->snd_max, tcp_fin_seq(c))) {
-				uint32_t segs = (tcp_flight(c) + c->snd_mss - 1) / c->snd_mss;
-
-				if (segs >= 2 && segs < 4)
-					thresh = segs - 1;
-			}
-			c->dupacks++;
-			if (c->dupacks < 3)
-				tcp_mark_output(c); /* limited transmit */
-			if (c->flags & GW_TCPF_RECOVERY) {
-				if (!(c->flags & GW_TCPF_SACK_RECOV))
-					c->cwnd += c->snd_mss; /* RFC 6582 3.2 step 3 */
-				tcp_mark_output(c);
-			} else if ((c->dupacks >= thresh || c->sb_bytes >= 3u * c->snd_mss) &&
-				   SEQ_GT(ack, c->recover - 1)) {
-				/* RFC 6582 3.2 step 2 / RFC 6675 5 step 4: enter
-				 * fast recovery */
-				tcp_cc_loss(c);
-				c->recover = c->snd_max;
-				c->flags |= GW_TCPF_RECOVERY;
-				c->flags &= ~GW_TCPF_RTT_ON; /* Karn */
-				s->st.tx_fast_rtx++;
-				if (c->sb_n) {
-					/* SACK: the pipe, not inflation, paces it */
-					c->flags |= GW_TCPF_SACK_RECOV;
-					c->cwnd = c->ssthresh;
-					c->rtx_next = c->snd_una;
-					c->rtx_round = c->snd_max;
-					tcp_sack_output(c, true);
-				} else {
-					c->cwnd = c->ssthresh + 3u * c->snd_mss;
-					tcp_rtx_head(c);
-				}
-				tcp_rtx_arm(c);
-				tcp_mark_output(c);
-			}
-		}
+			c->snd_max != c->snd_una && !(c->flags & GW_TCPF_PERSIST))
+			tcp_cc_dupack(c, ack);
 		return true;
 	}
 
@@ -166,39 +125,7 @@ tcp_rx_ack(struct gw_tcp_conn *c, uint32_t seq, uint32_t ack, uint32_t wnd, uint
 		tcp_rtt_sample(
 			c, (uint32_t)tcp_min32((uint32_t)(s->now_us - c->rtt_start_us), 60000000u));
 	}
-	if (c->flags & GW_TCPF_RECOVERY) {
-		if (SEQ_GEQ(ack, c->recover)) {
-			/* full ACK: RFC 6582 3.2 step 6, deflate */
-			c->flags &= ~(GW_TCPF_RECOVERY | GW_TCPF_SACK_RECOV);
-			c->cwnd = tcp_min32(
-				c->ssthresh, tcp_max32(tcp_flight(c), c->snd_mss) + c->snd_mss);
-			c->dupacks = 0;
-		} else if (c->flags & GW_TCPF_SACK_RECOV) {
-			/* SACK recovery: output retransmits the next hole */
-		} else {
-			/* partial ACK: retransmit the next hole, deflate by the
-			 * amount acked, add back one MSS (step 5) */
-			tcp_rtx_head(c);
-			c->cwnd = c->cwnd > acked ? c->cwnd - acked : 0;
-			if (acked >= c->snd_mss)
-				c->cwnd += c->snd_mss;
-			c->cwnd = tcp_max32(c->cwnd, c->snd_mss);
-		}
-	} else {
-		c->dupacks = 0;
-		if (c->cwnd < c->ssthresh) {
-			/* slow start, RFC 3465 L = 2 SMSS */
-			c->cwnd += tcp_min32(acked, 2u * c->snd_mss);
-		} else {
-			c->bytes_acked += acked;
-			if (c->bytes_acked >= c->cwnd) {
-				c->bytes_acked -= c->cwnd;
-				c->cwnd += c->snd_mss;
-			}
-		}
-	}
-	if (c->cwnd > (1u << 30))
-		c->cwnd = 1u << 30;
+	tcp_cc_ack(c, ack, acked);
 	/* RFC 6298 5.2/5.3 */
 	if (c->snd_una == c->snd_max)
 		tcp_rtx_stop(c);
@@ -740,206 +667,269 @@ drop:
 	rte_pktmbuf_free(m);
 }
 
-/* All states after SYN_SENT: RFC 9293 3.10.7.4, with RFC 5961. Consumes m. */
-static void
-tcp_input_conn(struct gw_tcp_conn *c, struct tcp_seg *g, struct rte_mbuf *m)
-{
-	struct gw_tcp_stack *s = c->s;
-	uint32_t seq = g->seq, len = g->len, rwnd;
-	bool fin = g->flags & TH_FIN, syn = g->flags & TH_SYN;
-	bool readable = false, got_fin = false, fin_acked = false;
-	uint32_t seglen;
+/*
+ * What one step of RFC 9293 3.10.7.4 decided: go on to the next step, drop
+ * the segment (the caller frees m), or stop (the step consumed m or freed c).
+ */
+enum tcp_in_verdict {
+	TCP_IN_NEXT,
+	TCP_IN_DROP,
+	TCP_IN_DONE,
+};
 
-	if (c->state == GW_TCP_ST_SYN_SENT) {
-		tcp_input_syn_sent(c, g, m);
-		return;
-	}
-	c->last_rx_ms = s->now_ms;
-	if (c->state == GW_TCP_ST_SYN_RCVD && syn && !(g->flags & (TH_ACK | TH_RST)) &&
-		seq == c->irs) {
+/*
+ * SYN in a synchronized state or in SYN_RCVD (RFC 9293 3.10.7.4 fourth,
+ * taken before the sequence check as RFC 5961 4.2 does: any SYN gets a
+ * challenge ACK). A SYN_RCVD connection's duplicate SYN resends our SYN-ACK;
+ * a different one goes on as a data-less segment one sequence later.
+ */
+static enum tcp_in_verdict
+tcp_in_syn(struct gw_tcp_conn *c, struct tcp_seg *g)
+{
+	if (!(g->flags & TH_SYN))
+		return TCP_IN_NEXT;
+	if (c->state == GW_TCP_ST_SYN_RCVD && !(g->flags & (TH_ACK | TH_RST)) && g->seq == c->irs) {
 		/* the peer missed our SYN-ACK: send it again */
 		c->flags &= ~GW_TCPF_SYN_SENT_ONCE;
 		c->snd_nxt = c->iss;
 		tcp_output(c);
-		goto drop;
+		return TCP_IN_DROP;
 	}
-	if (syn && c->state != GW_TCP_ST_SYN_RCVD) {
+	if (c->state != GW_TCP_ST_SYN_RCVD) {
 		/* SYN on a synchronized connection: challenge ACK (RFC 5961 4.2) */
-		if (!(g->flags & TH_RST)) {
+		if (!(g->flags & TH_RST))
 			tcp_challenge_ack(c);
-		}
-		goto drop;
+		return TCP_IN_DROP;
 	}
-	if (syn) { /* SYN_RCVD with a different SYN: treat its seq as data-less */
-		seq++;
-		syn = false;
-	}
+	/* SYN_RCVD with a different SYN: treat its seq as data-less */
+	g->seq++;
+	g->flags &= ~TH_SYN;
+	return TCP_IN_NEXT;
+}
 
-	/* first: sequence acceptability (RFC 9293 3.10.7.4 table) */
-	rwnd = SEQ_GT(c->rcv_adv, c->rcv_nxt) ? c->rcv_adv - c->rcv_nxt : 0;
-	seglen = len + (fin ? 1 : 0);
-	{
-		bool ok;
+/* RFC 9293 3.10.7.4 first: is the segment acceptable (its table over
+ * segment length and receive window)? A zero-window probe at rcv_nxt loses
+ * its text but keeps its ACK. Not acceptable: ACK it (RST: count it), drop. */
+static enum tcp_in_verdict
+tcp_in_seq_check(struct gw_tcp_conn *c, struct tcp_seg *g, struct rte_mbuf *m, uint32_t rwnd)
+{
+	struct gw_tcp_stack *s = c->s;
+	uint32_t seq = g->seq, seglen = g->len + ((g->flags & TH_FIN) ? 1 : 0);
+	bool ok;
 
-		if (seglen == 0)
-			ok = rwnd == 0 ? seq == c->rcv_nxt
-				       : SEQ_GEQ(seq, c->rcv_nxt) && SEQ_LT(seq, c->rcv_nxt + rwnd);
-		else if (rwnd == 0)
-			ok = false;
-		else
-			ok = (SEQ_GEQ(seq, c->rcv_nxt) && SEQ_LT(seq, c->rcv_nxt + rwnd)) ||
-			     (SEQ_GEQ(seq + seglen - 1, c->rcv_nxt) &&
-				     SEQ_LT(seq + seglen - 1, c->rcv_nxt + rwnd));
-		if (!ok && rwnd == 0 && seq == c->rcv_nxt && !(g->flags & TH_RST)) {
-			/* zero window: still take the ACK (a probe gets its
-			 * answer from the ACK we owe) */
-			rte_pktmbuf_trim(m, (uint16_t)len);
-			len = 0;
-			fin = false;
-			c->flags |= GW_TCPF_ACK_NOW;
-			tcp_mark_output(c);
-			ok = true;
-		}
-		if (!ok) {
-			if (g->flags & TH_RST) {
-				s->st.rx_rst_bad++;
-			} else {
-				if (SEQ_LEQ(seq + seglen, c->rcv_nxt))
-					s->st.rx_dup++;
-				else
-					s->st.rx_out_of_window++;
-				tcp_send_ack_now(c);
-			}
-			goto drop;
-		}
+	if (seglen == 0)
+		ok = rwnd == 0 ? seq == c->rcv_nxt
+			       : SEQ_GEQ(seq, c->rcv_nxt) && SEQ_LT(seq, c->rcv_nxt + rwnd);
+	else if (rwnd == 0)
+		ok = false;
+	else
+		ok = (SEQ_GEQ(seq, c->rcv_nxt) && SEQ_LT(seq, c->rcv_nxt + rwnd)) ||
+		     (SEQ_GEQ(seq + seglen - 1, c->rcv_nxt) &&
+			     SEQ_LT(seq + seglen - 1, c->rcv_nxt + rwnd));
+	if (!ok && rwnd == 0 && seq == c->rcv_nxt && !(g->flags & TH_RST)) {
+		/* zero window: still take the ACK (a probe gets its answer from
+		 * the ACK we owe) */
+		rte_pktmbuf_trim(m, (uint16_t)g->len);
+		g->len = 0;
+		g->flags &= ~TH_FIN;
+		c->flags |= GW_TCPF_ACK_NOW;
+		tcp_mark_output(c);
+		ok = true;
 	}
-	/* second: RST (RFC 5961 3.2: only the exact sequence resets) */
+	if (ok)
+		return TCP_IN_NEXT;
 	if (g->flags & TH_RST) {
-		if (seq == c->rcv_nxt) {
-			s->st.rx_rst++;
-			if (c->state == GW_TCP_ST_SYN_RCVD && (c->flags & GW_TCPF_APP_OWNED)) {
-				s->st.conn_refused++; /* simultaneous open, then reset */
-				tcp_conn_drop(c, -ECONNREFUSED);
-			} else if (c->state == GW_TCP_ST_TIME_WAIT ||
-				   (c->flags & GW_TCPF_APP_CLOSED) ||
-				   c->state == GW_TCP_ST_SYN_RCVD) {
-				tcp_conn_free(c);
-			} else {
-				s->st.conn_reset++;
-				tcp_conn_drop(c, -ECONNRESET);
-			}
-		} else {
-			tcp_challenge_ack(c);
-		}
-		goto drop;
+		s->st.rx_rst_bad++;
+	} else {
+		if (SEQ_LEQ(seq + seglen, c->rcv_nxt))
+			s->st.rx_dup++;
+		else
+			s->st.rx_out_of_window++;
+		tcp_send_ack_now(c);
 	}
-	/* fifth: ACK */
+	return TCP_IN_DROP;
+}
+
+/* RFC 9293 3.10.7.4 second: RST. Only the exact sequence resets (RFC 5961
+ * 3.2); any other in the window earns a challenge ACK. */
+static enum tcp_in_verdict
+tcp_in_rst(struct gw_tcp_conn *c, const struct tcp_seg *g)
+{
+	struct gw_tcp_stack *s = c->s;
+
+	if (!(g->flags & TH_RST))
+		return TCP_IN_NEXT;
+	if (g->seq != c->rcv_nxt) {
+		tcp_challenge_ack(c);
+		return TCP_IN_DROP;
+	}
+	s->st.rx_rst++;
+	if (c->state == GW_TCP_ST_SYN_RCVD && (c->flags & GW_TCPF_APP_OWNED)) {
+		s->st.conn_refused++; /* simultaneous open, then reset */
+		tcp_conn_drop(c, -ECONNREFUSED);
+	} else if (c->state == GW_TCP_ST_TIME_WAIT || (c->flags & GW_TCPF_APP_CLOSED) ||
+		   c->state == GW_TCP_ST_SYN_RCVD) {
+		tcp_conn_free(c);
+	} else {
+		s->st.conn_reset++;
+		tcp_conn_drop(c, -ECONNRESET);
+	}
+	return TCP_IN_DROP;
+}
+
+/* The ACK that completes a passive (or simultaneous) open in SYN_RCVD
+ * (RFC 9293 3.10.7.4 fifth, first bullet). An unacceptable ACK gets a RST. */
+static enum tcp_in_verdict
+tcp_in_ack_synrcvd(struct gw_tcp_conn *c, const struct tcp_seg *g)
+{
+	struct gw_tcp_stack *s = c->s;
+	struct gw_tcp_listener *l = c->lst;
+
+	if (!(SEQ_GT(g->ack, c->snd_una) && SEQ_LEQ(g->ack, c->snd_max))) {
+		(void)tcp_xmit_raw(s, &c->key, g->ack, 0, TH_RST, 0, NULL, 0, NULL, 0);
+		return TCP_IN_DROP;
+	}
+	if (l)
+		l->n_synrcvd--;
+	c->lst = NULL;
+	c->snd_una = g->ack;
+	c->snd_wnd = g->wnd << c->snd_wscale;
+	c->max_snd_wnd = tcp_max32(c->max_snd_wnd, c->snd_wnd);
+	c->snd_wl1 = g->seq;
+	c->snd_wl2 = g->ack;
+	c->retries = 0;
+	c->backoff = 0;
+	tcp_rtx_stop(c);
+	tcp_set_state(c, GW_TCP_ST_ESTABLISHED);
+	c->t_life = s->now_ms + s->p.idle_timeout_ms;
+	tcp_timer_update(c);
+	if (c->flags & GW_TCPF_APP_OWNED) {
+		/* an active open that met a simultaneous SYN */
+		s->st.conn_connected++;
+		if (!tcp_notify(c, GW_TCP_EV_CONNECTED, 0))
+			return TCP_IN_DROP;
+	} else if (!tcp_accept(c, l)) {
+		return TCP_IN_DROP;
+	}
+	return TCP_IN_NEXT;
+}
+
+/* RFC 9293 3.10.7.4 fifth: ACK. No ACK bit: drop. Then the ACK proper
+ * (tcp_rx_ack) and the state changes an ACK of our FIN makes. */
+static enum tcp_in_verdict
+tcp_in_ack(struct gw_tcp_conn *c, const struct tcp_seg *g, struct rte_mbuf *m)
+{
+	bool fin_acked = false;
+
 	if (!(g->flags & TH_ACK))
-		goto drop;
-	if (c->state == GW_TCP_ST_SYN_RCVD) {
-		struct gw_tcp_listener *l = c->lst;
-
-		if (!(SEQ_GT(g->ack, c->snd_una) && SEQ_LEQ(g->ack, c->snd_max))) {
-			(void)tcp_xmit_raw(s, &c->key, g->ack, 0, TH_RST, 0, NULL, 0, NULL, 0);
-			goto drop;
-		}
-		if (l)
-			l->n_synrcvd--;
-		c->lst = NULL;
-		c->snd_una = g->ack;
-		c->snd_wnd = g->wnd << c->snd_wscale;
-		c->max_snd_wnd = tcp_max32(c->max_snd_wnd, c->snd_wnd);
-		c->snd_wl1 = seq;
-		c->snd_wl2 = g->ack;
-		c->retries = 0;
-		c->backoff = 0;
-		tcp_rtx_stop(c);
-		tcp_set_state(c, GW_TCP_ST_ESTABLISHED);
-		c->t_life = s->now_ms + s->p.idle_timeout_ms;
-		tcp_timer_update(c);
-		if (c->flags & GW_TCPF_APP_OWNED) {
-			/* an active open that met a simultaneous SYN */
-			s->st.conn_connected++;
-			if (!tcp_notify(c, GW_TCP_EV_CONNECTED, 0))
-				goto drop;
-		} else if (!tcp_accept(c, l)) {
-			goto drop;
-		}
-	}
-	if (!tcp_rx_ack(c, seq, g->ack, (uint32_t)g->wnd << c->snd_wscale, len, g->n_sack,
+		return TCP_IN_DROP;
+	if (c->state == GW_TCP_ST_SYN_RCVD && tcp_in_ack_synrcvd(c, g) != TCP_IN_NEXT)
+		return TCP_IN_DROP;
+	if (!tcp_rx_ack(c, g->seq, g->ack, (uint32_t)g->wnd << c->snd_wscale, g->len, g->n_sack,
 		    (const uint32_t(*)[2])g->sack, &fin_acked))
-		goto drop;
-	if (fin_acked) {
-		switch (c->state) {
-		case GW_TCP_ST_FIN_WAIT_1:
-			tcp_set_state(c, GW_TCP_ST_FIN_WAIT_2);
-			break;
-		case GW_TCP_ST_CLOSING:
-			tcp_enter_time_wait(c);
-			break;
-		case GW_TCP_ST_LAST_ACK:
-			rte_pktmbuf_free(m);
-			tcp_conn_drop(c, 0);
-			return;
-		default:
-			break;
-		}
-	}
-	if (c->state == GW_TCP_ST_TIME_WAIT) {
-		/* a retransmitted FIN: ACK again and restart the 2MSL wait */
-		if (fin || len) {
-			c->flags |= GW_TCPF_ACK_NOW;
-			c->t_life = s->now_ms + s->p.time_wait_ms;
-			tcp_timer_update(c);
-			tcp_mark_output(c);
-		}
-		goto drop;
-	}
-
-	/* seventh: text. Trim to rcv_nxt .. rcv_nxt + rwnd */
-	if (len || fin) {
-		bool takes_data = c->state == GW_TCP_ST_ESTABLISHED ||
-				  c->state == GW_TCP_ST_FIN_WAIT_1 ||
-				  c->state == GW_TCP_ST_FIN_WAIT_2;
-
-		if (!takes_data) {
-			/* peer already sent FIN: nothing more can be data */
-			goto drop_events;
-		}
-		if ((c->flags & GW_TCPF_APP_CLOSED) && len) {
-			/* nobody will read it: RST (RFC 2525 2.17 / Linux) */
-			s->st.rx_after_close++;
-			(void)tcp_xmit(c, c->snd_nxt, TH_RST | TH_ACK, 0);
-			rte_pktmbuf_free(m);
-			tcp_conn_free(c);
-			return;
-		}
-		if (SEQ_LT(seq, c->rcv_nxt)) {
-			uint32_t cut = c->rcv_nxt - seq;
-
-			if (cut > len) /* only the FIN is new... or old */
-				cut = len;
-			rte_pktmbuf_adj(m, (uint16_t)cut);
-			len -= cut;
-			seq += cut;
-		}
-		if (SEQ_GT(seq + len, c->rcv_nxt + rwnd)) {
-			uint32_t cut = seq + len - (c->rcv_nxt + rwnd);
-
-			rte_pktmbuf_trim(m, (uint16_t)tcp_min32(cut, len));
-			len -= tcp_min32(cut, len);
-			fin = false;
-		}
-		if (SEQ_LT(seq, c->rcv_nxt)) /* an old FIN */
-			fin = false;
-		if (len || fin) {
-			tcp_rx_data(c, m, seq, fin, &readable, &got_fin);
-			m = NULL;
-		}
-	}
-drop_events:
-	if (m)
+		return TCP_IN_DROP;
+	if (!fin_acked)
+		return TCP_IN_NEXT;
+	switch (c->state) {
+	case GW_TCP_ST_FIN_WAIT_1:
+		tcp_set_state(c, GW_TCP_ST_FIN_WAIT_2);
+		break;
+	case GW_TCP_ST_CLOSING:
+		tcp_enter_time_wait(c);
+		break;
+	case GW_TCP_ST_LAST_ACK:
 		rte_pktmbuf_free(m);
+		tcp_conn_drop(c, 0);
+		return TCP_IN_DONE;
+	default:
+		break;
+	}
+	return TCP_IN_NEXT;
+}
+
+/* TIME_WAIT takes no text: a retransmitted FIN is ACKed again and restarts
+ * the 2MSL wait (RFC 9293 3.10.7.4 eighth, TIME-WAIT). */
+static enum tcp_in_verdict
+tcp_in_time_wait(struct gw_tcp_conn *c, const struct tcp_seg *g)
+{
+	struct gw_tcp_stack *s = c->s;
+
+	if (c->state != GW_TCP_ST_TIME_WAIT)
+		return TCP_IN_NEXT;
+	if ((g->flags & TH_FIN) || g->len) {
+		c->flags |= GW_TCPF_ACK_NOW;
+		c->t_life = s->now_ms + s->p.time_wait_ms;
+		tcp_timer_update(c);
+		tcp_mark_output(c);
+	}
+	return TCP_IN_DROP;
+}
+
+/*
+ * RFC 9293 3.10.7.4 seventh (segment text) and eighth (FIN, in
+ * tcp_rx_data -> tcp_rx_fin): trim to rcv_nxt .. rcv_nxt + rwnd, queue in
+ * order or out of order. Always consumes m (TCP_IN_DONE when c was freed).
+ * The sixth step, URG, has nothing to do: we ignore the urgent pointer and
+ * deliver its bytes in line (RFC 6093).
+ */
+static enum tcp_in_verdict
+tcp_in_text(struct gw_tcp_conn *c, struct tcp_seg *g, struct rte_mbuf *m, uint32_t rwnd,
+	bool *readable, bool *got_fin)
+{
+	struct gw_tcp_stack *s = c->s;
+	uint32_t seq = g->seq, len = g->len;
+	bool fin = g->flags & TH_FIN;
+
+	if (!len && !fin) {
+		rte_pktmbuf_free(m);
+		return TCP_IN_NEXT;
+	}
+	if (c->state != GW_TCP_ST_ESTABLISHED && c->state != GW_TCP_ST_FIN_WAIT_1 &&
+		c->state != GW_TCP_ST_FIN_WAIT_2) {
+		/* peer already sent FIN: nothing more can be data */
+		rte_pktmbuf_free(m);
+		return TCP_IN_NEXT;
+	}
+	if ((c->flags & GW_TCPF_APP_CLOSED) && len) {
+		/* nobody will read it: RST (RFC 2525 2.17 / Linux) */
+		s->st.rx_after_close++;
+		(void)tcp_xmit(c, c->snd_nxt, TH_RST | TH_ACK, 0);
+		rte_pktmbuf_free(m);
+		tcp_conn_free(c);
+		return TCP_IN_DONE;
+	}
+	if (SEQ_LT(seq, c->rcv_nxt)) {
+		uint32_t cut = c->rcv_nxt - seq;
+
+		if (cut > len) /* only the FIN is new... or old */
+			cut = len;
+		rte_pktmbuf_adj(m, (uint16_t)cut);
+		len -= cut;
+		seq += cut;
+	}
+	if (SEQ_GT(seq + len, c->rcv_nxt + rwnd)) {
+		uint32_t cut = seq + len - (c->rcv_nxt + rwnd);
+
+		rte_pktmbuf_trim(m, (uint16_t)tcp_min32(cut, len));
+		len -= tcp_min32(cut, len);
+		fin = false;
+	}
+	if (SEQ_LT(seq, c->rcv_nxt)) /* an old FIN */
+		fin = false;
+	if (len || fin)
+		tcp_rx_data(c, m, seq, fin, readable, got_fin);
+	else
+		rte_pktmbuf_free(m);
+	return TCP_IN_NEXT;
+}
+
+/* Tell the app what this segment changed: room to write, bytes to read,
+ * the peer's FIN. Each callback may free c. */
+static void
+tcp_in_notify(struct gw_tcp_conn *c, bool readable, bool got_fin)
+{
+	struct gw_tcp_stack *s = c->s;
+
 	if (c->flags & GW_TCPF_DEAD)
 		return;
 	if ((c->flags & GW_TCPF_WANT_WRITE) &&
@@ -950,11 +940,42 @@ drop_events:
 	}
 	if (readable && !tcp_notify(c, GW_TCP_EV_READABLE, 0))
 		return;
-	if (got_fin && !tcp_notify(c, GW_TCP_EV_PEER_FIN, 0))
+	if (got_fin)
+		(void)tcp_notify(c, GW_TCP_EV_PEER_FIN, 0);
+}
+
+/* All states after SYN_SENT: RFC 9293 3.10.7.4 step by step, with
+ * RFC 5961. Consumes m. */
+static void
+tcp_input_conn(struct gw_tcp_conn *c, struct tcp_seg *g, struct rte_mbuf *m)
+{
+	bool readable = false, got_fin = false;
+	enum tcp_in_verdict v;
+	uint32_t rwnd;
+
+	if (c->state == GW_TCP_ST_SYN_SENT) {
+		tcp_input_syn_sent(c, g, m);
 		return;
+	}
+	c->last_rx_ms = c->s->now_ms;
+	if ((v = tcp_in_syn(c, g)) != TCP_IN_NEXT)
+		goto out;
+	rwnd = SEQ_GT(c->rcv_adv, c->rcv_nxt) ? c->rcv_adv - c->rcv_nxt : 0;
+	if ((v = tcp_in_seq_check(c, g, m, rwnd)) != TCP_IN_NEXT)
+		goto out;
+	if ((v = tcp_in_rst(c, g)) != TCP_IN_NEXT)
+		goto out;
+	if ((v = tcp_in_ack(c, g, m)) != TCP_IN_NEXT)
+		goto out;
+	if ((v = tcp_in_time_wait(c, g)) != TCP_IN_NEXT)
+		goto out;
+	if (tcp_in_text(c, g, m, rwnd, &readable, &got_fin) == TCP_IN_DONE)
+		return;
+	tcp_in_notify(c, readable, got_fin);
 	return;
-drop:
-	rte_pktmbuf_free(m);
+out:
+	if (v == TCP_IN_DROP)
+		rte_pktmbuf_free(m);
 }
 
 /* One's complement sum over pseudo header and segment, checksum included,

@@ -349,6 +349,8 @@ void tcp_sb_trim(struct gw_tcp_conn *c);
 uint32_t tcp_sb_sacked_in(const struct gw_tcp_conn *c, uint32_t from, uint32_t to);
 uint32_t tcp_sack_pipe(const struct gw_tcp_conn *c);
 void tcp_rtt_sample(struct gw_tcp_conn *c, uint32_t r_us);
+void tcp_cc_dupack(struct gw_tcp_conn *c, uint32_t ack);
+void tcp_cc_ack(struct gw_tcp_conn *c, uint32_t ack, uint32_t acked);
 
 /* tcp_input.c */
 struct gw_tcp_listener *tcp_listener_find(struct gw_tcp_stack *s, uint32_t laddr, uint16_t lport);

@@ -135,3 +135,101 @@ tcp_rtt_sample(struct gw_tcp_conn *c, uint32_t r_us)
 	rto = (c->srtt_us + tcp_max32(1000, 4 * c->rttvar_us) + 999) / 1000;
 	c->rto_ms = tcp_min32(tcp_max32(rto, c->s->p.rto_min_ms), GW_TCP_RTO_MAX_MS);
 }
+
+/*
+ * A duplicate ACK (RFC 5681 2, or one that SACKs new data; the caller
+ * decides): count it, send new data on the first two (limited transmit,
+ * RFC 3042), inflate the window in NewReno recovery (RFC 6582 3.2 step 3)
+ * and enter fast recovery at the threshold (step 2 / RFC 6675 5 step 4;
+ * RFC 5827 early retransmit lowers it when fewer than four segments are out
+ * and nothing new waits). SACK recovery is paced by the pipe, not by
+ * inflation.
+ */
+void
+tcp_cc_dupack(struct gw_tcp_conn *c, uint32_t ack)
+{
+	struct gw_tcp_stack *s = c->s;
+	uint32_t thresh = 3;
+
+	/* RFC 5827 early retransmit: with fewer than four segments out and
+	 * nothing new to send, three dupacks can never come */
+	if (!SEQ_LT(c->snd_max, tcp_fin_seq(c))) {
+		uint32_t segs = (tcp_flight(c) + c->snd_mss - 1) / c->snd_mss;
+
+		if (segs >= 2 && segs < 4)
+			thresh = segs - 1;
+	}
+	c->dupacks++;
+	if (c->dupacks < 3)
+		tcp_mark_output(c); /* limited transmit */
+	if (c->flags & GW_TCPF_RECOVERY) {
+		if (!(c->flags & GW_TCPF_SACK_RECOV))
+			c->cwnd += c->snd_mss; /* RFC 6582 3.2 step 3 */
+		tcp_mark_output(c);
+	} else if ((c->dupacks >= thresh || c->sb_bytes >= 3u * c->snd_mss) &&
+		   SEQ_GT(ack, c->recover - 1)) {
+		/* RFC 6582 3.2 step 2 / RFC 6675 5 step 4: enter fast recovery */
+		tcp_cc_loss(c);
+		c->recover = c->snd_max;
+		c->flags |= GW_TCPF_RECOVERY;
+		c->flags &= ~GW_TCPF_RTT_ON; /* Karn */
+		s->st.tx_fast_rtx++;
+		if (c->sb_n) {
+			/* SACK: the pipe, not inflation, paces it */
+			c->flags |= GW_TCPF_SACK_RECOV;
+			c->cwnd = c->ssthresh;
+			c->rtx_next = c->snd_una;
+			c->rtx_round = c->snd_max;
+			tcp_sack_output(c, true);
+		} else {
+			c->cwnd = c->ssthresh + 3u * c->snd_mss;
+			tcp_rtx_head(c);
+		}
+		tcp_rtx_arm(c);
+		tcp_mark_output(c);
+	}
+}
+
+/*
+ * New data acknowledged (acked bytes, up to ack): a full ACK ends recovery
+ * and deflates the window (RFC 6582 3.2 step 6), a partial one resends the
+ * next hole (step 5; SACK recovery leaves that to output); outside recovery
+ * slow start (RFC 3465, L = 2 SMSS) or congestion avoidance (RFC 5681 3.1).
+ */
+void
+tcp_cc_ack(struct gw_tcp_conn *c, uint32_t ack, uint32_t acked)
+{
+	if (c->flags & GW_TCPF_RECOVERY) {
+		if (SEQ_GEQ(ack, c->recover)) {
+			/* full ACK: RFC 6582 3.2 step 6, deflate */
+			c->flags &= ~(GW_TCPF_RECOVERY | GW_TCPF_SACK_RECOV);
+			c->cwnd = tcp_min32(
+				c->ssthresh, tcp_max32(tcp_flight(c), c->snd_mss) + c->snd_mss);
+			c->dupacks = 0;
+		} else if (c->flags & GW_TCPF_SACK_RECOV) {
+			/* SACK recovery: output retransmits the next hole */
+		} else {
+			/* partial ACK: retransmit the next hole, deflate by the
+			 * amount acked, add back one MSS (step 5) */
+			tcp_rtx_head(c);
+			c->cwnd = c->cwnd > acked ? c->cwnd - acked : 0;
+			if (acked >= c->snd_mss)
+				c->cwnd += c->snd_mss;
+			c->cwnd = tcp_max32(c->cwnd, c->snd_mss);
+		}
+	} else {
+		c->dupacks = 0;
+		if (c->cwnd < c->ssthresh) {
+			/* slow start, RFC 3465 L = 2 SMSS */
+			c->cwnd += tcp_min32(acked, 2u * c->snd_mss);
+		} else {
+			c->bytes_acked += acked;
+			if (c->bytes_acked >= c->cwnd) {
+				c->bytes_acked -= c->cwnd;
+				c->cwnd += c->snd_mss;
+			}
+		}
+	}
+	if (c->cwnd > (1u << 30))
+		c->cwnd = 1u << 30;
+}
