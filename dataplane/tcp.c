@@ -248,7 +248,7 @@ gw_tcp_stack_create(const struct gw_tcp_stack_params *p, struct gw_tcp_stack **o
 		s->rcv_wscale++;
 	/* RFC 6528: the ISN secret; RFC 4987: the cookie keys; RFC 6056: the
 	 * ephemeral port start. All from the CSPRNG. */
-	s->ck_period = s->now_ms / COOKIE_SLOT_MS;
+	s->ck_period = s->now_ms / GW_TCP_COOKIE_SLOT_MS;
 	if (tcp_key_fill(s, s->secret, UINT64_MAX) < 0 ||
 		tcp_key_fill(s, s->ck_key[s->ck_period & 1], s->ck_period) < 0 ||
 		tcp_key_fill(s, s->ck_key[(s->ck_period - 1) & 1], s->ck_period - 1) < 0 ||

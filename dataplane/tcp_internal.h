@@ -56,7 +56,7 @@
 #define GW_TCP_IW_SEGS 10               /* RFC 6928 initial window */
 #define GW_TCP_CHALLENGE_ACK_PER_S 1000 /* per stack (RFC 5961 7, Linux's old default) */
 #define GW_TCP_SB_MAX 8                 /* SACK scoreboard ranges */
-#define COOKIE_SLOT_MS 64000            /* SYN cookie key lifetime (tcp_syncookie.c) */
+#define GW_TCP_COOKIE_SLOT_MS 64000     /* SYN cookie key lifetime (tcp_syncookie.c) */
 
 /* lookup key: our side first, all network order */
 struct gw_tcp_key {
@@ -305,25 +305,30 @@ tcp_rtx_stop(struct gw_tcp_conn *c)
 }
 
 /* ---------- functions shared between tcp*.c ----------
- * Same contracts as their comments in the defining file; c (or s) is the
- * calling lcore's own. Functions taking an mbuf consume it unless noted.
+ * Full contracts are at the definitions; c (or s) is the calling lcore's
+ * own. None takes an mbuf. Anything that may end c (drop, free, a callback)
+ * leaves it flagged GW_TCPF_DEAD; its memory returns at tcp_reap().
  */
 
 /* tcp.c */
+/* NULL when the table or the hash is full (conn_alloc_fail counted) */
 struct gw_tcp_conn *tcp_conn_alloc(struct gw_tcp_stack *s, const struct gw_tcp_key *k);
-void tcp_conn_free(struct gw_tcp_conn *c);
+void tcp_conn_free(struct gw_tcp_conn *c); /* silent: no CLOSED event */
 void tcp_reap(struct gw_tcp_stack *s);
-void tcp_conn_drop(struct gw_tcp_conn *c, int reason);
+void tcp_conn_drop(struct gw_tcp_conn *c, int reason); /* CLOSED(reason), then free */
 
 /* tcp_syncookie.c */
 uint32_t tcp_isn(struct gw_tcp_stack *s, const struct gw_tcp_key *k);
+/* 0, or -EIO when RAND_bytes failed (k is still rekeyed from itself) */
 int tcp_key_fill(const struct gw_tcp_stack *s, uint64_t k[2], uint64_t tweak);
 uint32_t tcp_cookie_make(
 	struct gw_tcp_stack *s, const struct gw_tcp_key *k, uint32_t irs, uint16_t mss);
+/* the MSS the cookie encodes, or 0 if it is not one of ours (or too old) */
 uint16_t tcp_cookie_check(
 	struct gw_tcp_stack *s, const struct gw_tcp_key *k, uint32_t irs, uint32_t cookie);
 
 /* tcp_output.c */
+/* tcp_xmit_raw/tcp_xmit: 0, or -ENOBUFS when the pool is empty */
 int tcp_xmit_raw(struct gw_tcp_stack *s, const struct gw_tcp_key *k, uint32_t seq, uint32_t ack,
 	uint8_t flags, uint16_t wnd, const uint8_t *opt, uint16_t optlen, struct gw_tcp_conn *c,
 	uint32_t data_len);
@@ -353,6 +358,7 @@ void tcp_cc_dupack(struct gw_tcp_conn *c, uint32_t ack);
 void tcp_cc_ack(struct gw_tcp_conn *c, uint32_t ack, uint32_t acked);
 
 /* tcp_input.c */
+/* the exact address first, then a wildcard (0) listener; NULL if none */
 struct gw_tcp_listener *tcp_listener_find(struct gw_tcp_stack *s, uint32_t laddr, uint16_t lport);
 
 #endif /* GW_TCP_INTERNAL_H */

@@ -108,7 +108,7 @@ static const uint16_t tcp_cookie_mss[4] = {536, 1220, 1440, 1460};
 static void
 tcp_cookie_rekey(struct gw_tcp_stack *s)
 {
-	uint64_t period = s->now_ms / COOKIE_SLOT_MS;
+	uint64_t period = s->now_ms / GW_TCP_COOKIE_SLOT_MS;
 
 	if (period == s->ck_period)
 		return;
