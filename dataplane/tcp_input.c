@@ -508,63 +508,65 @@ tcp_accept(struct gw_tcp_conn *c, struct gw_tcp_listener *l)
 	return !(c->flags & GW_TCPF_DEAD);
 }
 
-/* Segments for a listener: SYN, or the ACK that completes a SYN cookie. */
+/*
+ * The ACK that may complete a SYN-cookie handshake (RFC 4987 3.6): a valid
+ * cookie in ack - 1 makes the connection ESTABLISHED at once and hands it
+ * to the listener; the segment then goes through normal processing (it may
+ * carry data and FIN). An invalid one is answered with a RST. Consumes m.
+ */
 static void
-tcp_input_listen(struct gw_tcp_stack *s, struct tcp_seg *g, struct rte_mbuf *m)
+tcp_listen_cookie_ack(struct gw_tcp_stack *s, struct gw_tcp_listener *l, struct tcp_seg *g,
+	struct rte_mbuf *m, uint32_t seglen)
 {
-	uint32_t seglen = g->len + ((g->flags & TH_SYN) ? 1 : 0) + ((g->flags & TH_FIN) ? 1 : 0);
-	struct gw_tcp_listener *l = tcp_listener_find(s, g->key.laddr, g->key.lport);
+	uint16_t mss = tcp_cookie_check(s, &g->key, g->seq - 1, g->ack - 1);
 	struct gw_tcp_conn *c;
 
-	if (g->flags & TH_RST)
-		goto drop;
-	if (!l) {
-		s->st.rx_no_conn++;
+	if (!mss) {
+		s->st.syncookie_bad++;
 		tcp_send_rst_for(s, &g->key, g->seq, g->ack, g->flags, seglen);
 		goto drop;
 	}
-	if ((g->flags & (TH_SYN | TH_ACK)) == TH_ACK) {
-		/* maybe the third segment of a SYN-cookie handshake */
-		uint16_t mss = tcp_cookie_check(s, &g->key, g->seq - 1, g->ack - 1);
-
-		if (!mss) {
-			s->st.syncookie_bad++;
-			tcp_send_rst_for(s, &g->key, g->seq, g->ack, g->flags, seglen);
-			goto drop;
-		}
-		c = tcp_conn_alloc(s, &g->key);
-		if (!c)
-			goto drop;
-		s->st.syncookie_ok++;
-		c->flags |= GW_TCPF_SYNCOOKIE;
-		c->irs = g->seq - 1;
-		c->rcv_nxt = g->seq;
-		c->rcv_adv = g->seq; /* re-advertised below */
-		c->iss = g->ack - 1;
-		c->snd_una = c->snd_nxt = c->snd_max = g->ack;
-		c->snd_mss = (uint16_t)tcp_min32(mss, s->mss);
-		c->cwnd = GW_TCP_IW_SEGS * c->snd_mss;
-		c->ssthresh = UINT32_MAX / 2;
-		c->recover = c->iss;
-		c->rtx_next = c->iss;
-		c->snd_wnd = c->max_snd_wnd = g->wnd; /* unscaled: no wscale */
-		c->snd_wl1 = g->seq;
-		c->snd_wl2 = g->ack;
-		c->rcv_adv = c->rcv_nxt + tcp_min32(s->p.rcvbuf, 65535);
-		c->t_life = s->now_ms + s->p.idle_timeout_ms;
-		tcp_set_state(c, GW_TCP_ST_ESTABLISHED);
-		tcp_timer_update(c);
-		if (!tcp_accept(c, l))
-			goto drop;
-		/* the ACK may carry data (and FIN): normal processing */
-		tcp_input_conn(c, g, m);
-		return;
-	}
-	if ((g->flags & (TH_SYN | TH_ACK | TH_FIN)) != TH_SYN) {
-		if (g->flags & TH_ACK)
-			tcp_send_rst_for(s, &g->key, g->seq, g->ack, g->flags, seglen);
+	c = tcp_conn_alloc(s, &g->key);
+	if (!c)
 		goto drop;
-	}
+	s->st.syncookie_ok++;
+	c->flags |= GW_TCPF_SYNCOOKIE;
+	c->irs = g->seq - 1;
+	c->rcv_nxt = g->seq;
+	c->rcv_adv = g->seq; /* re-advertised below */
+	c->iss = g->ack - 1;
+	c->snd_una = c->snd_nxt = c->snd_max = g->ack;
+	c->snd_mss = (uint16_t)tcp_min32(mss, s->mss);
+	c->cwnd = GW_TCP_IW_SEGS * c->snd_mss;
+	c->ssthresh = UINT32_MAX / 2;
+	c->recover = c->iss;
+	c->rtx_next = c->iss;
+	c->snd_wnd = c->max_snd_wnd = g->wnd; /* unscaled: no wscale */
+	c->snd_wl1 = g->seq;
+	c->snd_wl2 = g->ack;
+	c->rcv_adv = c->rcv_nxt + tcp_min32(s->p.rcvbuf, 65535);
+	c->t_life = s->now_ms + s->p.idle_timeout_ms;
+	tcp_set_state(c, GW_TCP_ST_ESTABLISHED);
+	tcp_timer_update(c);
+	if (!tcp_accept(c, l))
+		goto drop;
+	/* the ACK may carry data (and FIN): normal processing */
+	tcp_input_conn(c, g, m);
+	return;
+drop:
+	rte_pktmbuf_free(m);
+}
+
+/*
+ * A SYN for listener l (RFC 9293 3.10.7.2 third): a SYN_RCVD connection and
+ * its SYN-ACK, or with the backlog (or table) full a stateless SYN-ACK
+ * carrying a cookie. Leaves the segment to the caller.
+ */
+static void
+tcp_listen_syn(struct gw_tcp_stack *s, struct gw_tcp_listener *l, const struct tcp_seg *g)
+{
+	struct gw_tcp_conn *c;
+
 	s->st.rx_syn++;
 	if (l->n_synrcvd >= l->backlog || !s->free_head) {
 		/* backlog (or table) full: answer statelessly with a cookie */
@@ -577,12 +579,12 @@ tcp_input_listen(struct gw_tcp_stack *s, struct tcp_seg *g, struct rte_mbuf *m)
 		s->st.syncookie_tx++;
 		(void)tcp_xmit_raw(s, &g->key, cookie, g->seq + 1, TH_SYN | TH_ACK,
 			(uint16_t)tcp_min32(s->p.rcvbuf, 65535), opt, optlen, NULL, 0);
-		goto drop;
+		return;
 	}
 	c = tcp_conn_alloc(s, &g->key);
 	if (!c) {
 		s->st.rx_syn_drop++;
-		goto drop;
+		return;
 	}
 	c->irs = g->seq;
 	c->rcv_nxt = g->seq + 1;
@@ -603,6 +605,34 @@ tcp_input_listen(struct gw_tcp_stack *s, struct tcp_seg *g, struct rte_mbuf *m)
 	tcp_timer_update(c);
 	/* SYN-ACK goes out now: the handshake RTT matters more than batching */
 	tcp_output(c);
+}
+
+/* Segments for no connection (RFC 9293 3.10.7.1/3.10.7.2): a SYN for a
+ * listener, the ACK that completes a SYN cookie, else a RST. Consumes m. */
+static void
+tcp_input_listen(struct gw_tcp_stack *s, struct tcp_seg *g, struct rte_mbuf *m)
+{
+	uint32_t seglen = g->len + ((g->flags & TH_SYN) ? 1 : 0) + ((g->flags & TH_FIN) ? 1 : 0);
+	struct gw_tcp_listener *l = tcp_listener_find(s, g->key.laddr, g->key.lport);
+
+	if (g->flags & TH_RST)
+		goto drop;
+	if (!l) {
+		s->st.rx_no_conn++;
+		tcp_send_rst_for(s, &g->key, g->seq, g->ack, g->flags, seglen);
+		goto drop;
+	}
+	if ((g->flags & (TH_SYN | TH_ACK)) == TH_ACK) {
+		/* maybe the third segment of a SYN-cookie handshake */
+		tcp_listen_cookie_ack(s, l, g, m, seglen);
+		return;
+	}
+	if ((g->flags & (TH_SYN | TH_ACK | TH_FIN)) != TH_SYN) {
+		if (g->flags & TH_ACK)
+			tcp_send_rst_for(s, &g->key, g->seq, g->ack, g->flags, seglen);
+		goto drop;
+	}
+	tcp_listen_syn(s, l, g);
 drop:
 	rte_pktmbuf_free(m);
 }
