@@ -489,6 +489,19 @@ tcp_listener_find(struct gw_tcp_stack *s, uint32_t laddr, uint16_t lport)
 
 static void tcp_input_conn(struct gw_tcp_conn *c, struct tcp_seg *g, struct rte_mbuf *m);
 
+/* The handshake is over: its retransmission state goes, the idle timer
+ * starts (RFC 9293 3.10.7.3 / 3.10.7.4 fifth, SYN-RECEIVED). */
+static void
+tcp_established(struct gw_tcp_conn *c)
+{
+	c->retries = 0;
+	c->backoff = 0;
+	tcp_rtx_stop(c);
+	tcp_set_state(c, GW_TCP_ST_ESTABLISHED);
+	c->t_life = c->s->now_ms + c->s->p.idle_timeout_ms;
+	tcp_timer_update(c);
+}
+
 /* ESTABLISHED for a passive open: hand it to the listener's accept. */
 static bool
 tcp_accept(struct gw_tcp_conn *c, struct gw_tcp_listener *l)
@@ -545,9 +558,7 @@ tcp_listen_cookie_ack(struct gw_tcp_stack *s, struct gw_tcp_listener *l, struct 
 	c->snd_wl1 = g->seq;
 	c->snd_wl2 = g->ack;
 	c->rcv_adv = c->rcv_nxt + tcp_min32(s->p.rcvbuf, 65535);
-	c->t_life = s->now_ms + s->p.idle_timeout_ms;
-	tcp_set_state(c, GW_TCP_ST_ESTABLISHED);
-	tcp_timer_update(c);
+	tcp_established(c);
 	if (!tcp_accept(c, l))
 		goto drop;
 	/* the ACK may carry data (and FIN): normal processing */
@@ -680,13 +691,8 @@ tcp_input_syn_sent(struct gw_tcp_conn *c, struct tcp_seg *g, struct rte_mbuf *m)
 		goto drop;
 	}
 	c->snd_una = g->ack;
-	c->retries = 0;
-	c->backoff = 0;
-	tcp_rtx_stop(c);
-	tcp_set_state(c, GW_TCP_ST_ESTABLISHED);
-	c->t_life = s->now_ms + s->p.idle_timeout_ms;
+	tcp_established(c);
 	c->flags |= GW_TCPF_ACK_NOW;
-	tcp_timer_update(c);
 	tcp_mark_output(c);
 	s->st.conn_connected++;
 	/* payload in a SYN-ACK is rare: not ACKed, the peer sends it again */
@@ -827,12 +833,7 @@ tcp_in_ack_synrcvd(struct gw_tcp_conn *c, const struct tcp_seg *g)
 	c->max_snd_wnd = tcp_max32(c->max_snd_wnd, c->snd_wnd);
 	c->snd_wl1 = g->seq;
 	c->snd_wl2 = g->ack;
-	c->retries = 0;
-	c->backoff = 0;
-	tcp_rtx_stop(c);
-	tcp_set_state(c, GW_TCP_ST_ESTABLISHED);
-	c->t_life = s->now_ms + s->p.idle_timeout_ms;
-	tcp_timer_update(c);
+	tcp_established(c);
 	if (c->flags & GW_TCPF_APP_OWNED) {
 		/* an active open that met a simultaneous SYN */
 		s->st.conn_connected++;
