@@ -3,13 +3,25 @@
  * tcp_internal.h - the per-lcore TCP's private types, shared by tcp*.c only.
  * Layout follows VPP's tcp_connection_t: hot sequence state first, queues and
  * timers next, application glue last.
+ *
+ * The stack is split VPP-style: tcp.c (stack, connection objects, stream
+ * API, poll), tcp_input.c (segment arrival, RFC 9293 3.10.7), tcp_output.c
+ * (segment building, send path, retransmission), tcp_sack_cc.c (SACK
+ * scoreboard, RTT, congestion control), tcp_timers.c (rtx/persist/TLP,
+ * delayed ACK, life timer) and tcp_syncookie.c (SipHash ISNs, SYN cookies).
+ * Helpers the per-packet path calls across those files are static inline
+ * here so the split costs no call. All of it runs on the stack's own lcore:
+ * nothing here is thread-safe.
  */
 #ifndef GW_TCP_INTERNAL_H
 #define GW_TCP_INTERNAL_H
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <sys/queue.h>
 
 #include <rte_mbuf.h>
+#include <rte_tcp.h>
 
 #include "tcp.h"
 #include "timer_wheel.h"
@@ -19,6 +31,17 @@
 #define SEQ_LEQ(a, b) ((int32_t)((uint32_t)(a) - (uint32_t)(b)) <= 0)
 #define SEQ_GT(a, b) SEQ_LT(b, a)
 #define SEQ_GEQ(a, b) SEQ_LEQ(b, a)
+
+#define TH_FIN RTE_TCP_FIN_FLAG
+#define TH_SYN RTE_TCP_SYN_FLAG
+#define TH_RST RTE_TCP_RST_FLAG
+#define TH_PSH RTE_TCP_PSH_FLAG
+#define TH_ACK RTE_TCP_ACK_FLAG
+
+/* an out-of-order mbuf's sequence number and FIN bit, kept in fields the
+ * receive path does not use once the segment is parsed */
+#define OOO_SEQ(m) ((m)->hash.fdir.lo)
+#define OOO_FIN(m) ((m)->hash.fdir.hi)
 
 #define GW_TCP_MAX_LISTENERS 64
 #define GW_TCP_WHEEL_SLOTS 4096 /* 1 ms ticks: ~4 s per revolution */
@@ -33,6 +56,7 @@
 #define GW_TCP_IW_SEGS 10               /* RFC 6928 initial window */
 #define GW_TCP_CHALLENGE_ACK_PER_S 1000 /* per stack (RFC 5961 7, Linux's old default) */
 #define GW_TCP_SB_MAX 8                 /* SACK scoreboard ranges */
+#define GW_TCP_COOKIE_SLOT_MS 64000     /* SYN cookie key lifetime (tcp_syncookie.c) */
 
 /* lookup key: our side first, all network order */
 struct gw_tcp_key {
@@ -158,5 +182,183 @@ struct gw_tcp_stack {
 	uint64_t ooo_mem; /* out-of-order buffer bytes of all connections */
 	struct gw_tcp_stats st;
 };
+
+/* ---------- helpers the hot path shares across tcp*.c (inline) ---------- */
+
+/* ---------- small helpers ---------- */
+
+static inline uint32_t
+tcp_min32(uint32_t a, uint32_t b)
+{
+	return a < b ? a : b;
+}
+
+static inline uint32_t
+tcp_max32(uint32_t a, uint32_t b)
+{
+	return a > b ? a : b;
+}
+
+static inline void
+tcp_set_state(struct gw_tcp_conn *c, enum gw_tcp_state st)
+{
+	c->s->st.conns[c->state]--;
+	c->state = st;
+	c->s->st.conns[st]++;
+}
+
+static inline bool
+tcp_synchronized(const struct gw_tcp_conn *c)
+{
+	return c->state >= GW_TCP_ST_ESTABLISHED;
+}
+
+static inline void
+tcp_mark_output(struct gw_tcp_conn *c)
+{
+	if (c->flags & (GW_TCPF_IN_OUT | GW_TCPF_DEAD))
+		return;
+	c->flags |= GW_TCPF_IN_OUT;
+	TAILQ_INSERT_TAIL(&c->s->out_list, c, out_link);
+}
+
+/* Re-arm the one wheel entry at the earliest deadline. */
+static inline void
+tcp_timer_update(struct gw_tcp_conn *c)
+{
+	uint64_t t = 0;
+
+	if (c->flags & GW_TCPF_DEAD)
+		return;
+	if (c->t_rtx)
+		t = c->t_rtx;
+	if (c->t_delack && (!t || c->t_delack < t))
+		t = c->t_delack;
+	if (c->t_life && (!t || c->t_life < t))
+		t = c->t_life;
+	if (!t) {
+		gw_tw_cancel(&c->tw);
+		return;
+	}
+	if (!gw_tw_armed(&c->tw) || c->tw.expire != t)
+		gw_tw_arm(&c->s->tw, &c->tw, t);
+}
+
+static inline void
+tcp_mbuf_list_free(struct rte_mbuf *m)
+{
+	while (m) {
+		struct rte_mbuf *n = m->next;
+
+		m->next = NULL;
+		m->nb_segs = 1;
+		rte_pktmbuf_free_seg(m);
+		m = n;
+	}
+}
+
+/* Deliver an event unless the app is gone. Returns false if c died. */
+static inline bool
+tcp_notify(struct gw_tcp_conn *c, enum gw_tcp_event ev, int reason)
+{
+	if ((c->flags & (GW_TCPF_APP_OWNED | GW_TCPF_APP_CLOSED)) != GW_TCPF_APP_OWNED || !c->cb)
+		return !(c->flags & GW_TCPF_DEAD);
+	if (ev == GW_TCP_EV_CLOSED)
+		c->flags |= GW_TCPF_APP_CLOSED; /* handle invalid from here */
+	c->cb(c, ev, reason, c->ctx);
+	return !(c->flags & GW_TCPF_DEAD);
+}
+
+static inline uint32_t
+tcp_fin_seq(const struct gw_tcp_conn *c)
+{
+	return c->snd_una + c->sndq_bytes;
+}
+
+static inline uint32_t
+tcp_flight(const struct gw_tcp_conn *c)
+{
+	return c->snd_max - c->snd_una;
+}
+
+static inline uint32_t
+tcp_sb_high(const struct gw_tcp_conn *c)
+{
+	return c->sb_n ? c->sb[c->sb_n - 1][1] : c->snd_una;
+}
+
+/* RFC 5681 (3.1, eq. 4) on loss: half the flight, at least two segments. */
+static inline void
+tcp_cc_loss(struct gw_tcp_conn *c)
+{
+	c->ssthresh = tcp_max32(tcp_flight(c) / 2, 2u * c->snd_mss);
+}
+
+static inline void
+tcp_rtx_stop(struct gw_tcp_conn *c)
+{
+	if (c->t_rtx) {
+		c->t_rtx = 0;
+		c->flags &= ~GW_TCPF_PERSIST;
+		tcp_timer_update(c);
+	}
+}
+
+/* ---------- functions shared between tcp*.c ----------
+ * Full contracts are at the definitions; c (or s) is the calling lcore's
+ * own. None takes an mbuf. Anything that may end c (drop, free, a callback)
+ * leaves it flagged GW_TCPF_DEAD; its memory returns at tcp_reap().
+ */
+
+/* tcp.c */
+/* NULL when the table or the hash is full (conn_alloc_fail counted) */
+struct gw_tcp_conn *tcp_conn_alloc(struct gw_tcp_stack *s, const struct gw_tcp_key *k);
+void tcp_conn_free(struct gw_tcp_conn *c); /* silent: no CLOSED event */
+void tcp_reap(struct gw_tcp_stack *s);
+void tcp_conn_drop(struct gw_tcp_conn *c, int reason); /* CLOSED(reason), then free */
+
+/* tcp_syncookie.c */
+uint32_t tcp_isn(struct gw_tcp_stack *s, const struct gw_tcp_key *k);
+/* 0, or -EIO when RAND_bytes failed (k is still rekeyed from itself) */
+int tcp_key_fill(const struct gw_tcp_stack *s, uint64_t k[2], uint64_t tweak);
+uint32_t tcp_cookie_make(
+	struct gw_tcp_stack *s, const struct gw_tcp_key *k, uint32_t irs, uint16_t mss);
+/* the MSS the cookie encodes, or 0 if it is not one of ours (or too old) */
+uint16_t tcp_cookie_check(
+	struct gw_tcp_stack *s, const struct gw_tcp_key *k, uint32_t irs, uint32_t cookie);
+
+/* tcp_output.c */
+/* tcp_xmit_raw/tcp_xmit: 0, or -ENOBUFS when the pool is empty */
+int tcp_xmit_raw(struct gw_tcp_stack *s, const struct gw_tcp_key *k, uint32_t seq, uint32_t ack,
+	uint8_t flags, uint16_t wnd, const uint8_t *opt, uint16_t optlen, struct gw_tcp_conn *c,
+	uint32_t data_len);
+uint16_t tcp_rcv_wnd_field(struct gw_tcp_conn *c, bool syn);
+uint16_t tcp_opt_syn(uint8_t *o, uint16_t mss, int ws, bool sack);
+int tcp_xmit(struct gw_tcp_conn *c, uint32_t seq, uint8_t flags, uint32_t data_len);
+void tcp_send_ack_now(struct gw_tcp_conn *c);
+void tcp_challenge_ack(struct gw_tcp_conn *c);
+void tcp_send_rst_for(struct gw_tcp_stack *s, const struct gw_tcp_key *k, uint32_t seq,
+	uint32_t ack, uint8_t flags, uint32_t seglen);
+void tcp_sack_output(struct gw_tcp_conn *c, bool force_one);
+void tcp_output(struct gw_tcp_conn *c);
+void tcp_rtx_head(struct gw_tcp_conn *c);
+
+/* tcp_timers.c */
+void tcp_rtx_arm(struct gw_tcp_conn *c);
+void tcp_on_life(struct gw_tcp_conn *c);
+void tcp_timer_fire(struct gw_tw_timer *t, void *arg);
+
+/* tcp_sack_cc.c */
+void tcp_sb_add(struct gw_tcp_conn *c, uint32_t b, uint32_t e);
+void tcp_sb_trim(struct gw_tcp_conn *c);
+uint32_t tcp_sb_sacked_in(const struct gw_tcp_conn *c, uint32_t from, uint32_t to);
+uint32_t tcp_sack_pipe(const struct gw_tcp_conn *c);
+void tcp_rtt_sample(struct gw_tcp_conn *c, uint32_t r_us);
+void tcp_cc_dupack(struct gw_tcp_conn *c, uint32_t ack);
+void tcp_cc_ack(struct gw_tcp_conn *c, uint32_t ack, uint32_t acked);
+
+/* tcp_input.c */
+/* the exact address first, then a wildcard (0) listener; NULL if none */
+struct gw_tcp_listener *tcp_listener_find(struct gw_tcp_stack *s, uint32_t laddr, uint16_t lport);
 
 #endif /* GW_TCP_INTERNAL_H */

@@ -1,0 +1,288 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * test_worker.c - dataplane/worker.c without a NIC (tests/lib/gw_net_test.c,
+ * a ring PMD port): one loop iteration's RX bursts (GW_BURST at most per
+ * queue), Ethernet demux drops, software dispatch between two workers
+ * (TCP flows to their Toeplitz owner, ARP to everyone with one answer,
+ * the rest handled where it arrived), the shared TX fallback ring, the poll
+ * hook and the per-tick stats copy, and gw_worker_main's setup/teardown.
+ */
+#include <string.h>
+
+#include <rte_arp.h>
+#include <rte_ip.h>
+#include <rte_malloc.h>
+#include <rte_tcp.h>
+
+#include "gw_dpdk_test.h"
+#include "gw_net_test.h"
+#include "gw_test.h"
+#include "port.h"
+
+static const struct rte_ether_addr zero_mac = {{0}};
+
+static struct rte_mbuf *
+arp_req(void)
+{
+	return gw_net_test_arp(RTE_ARP_OP_REQUEST, &gw_nt_bcast, &gw_nt_peer_mac, GW_NT_PEER_IP,
+		&zero_mac, GW_NT_OUR_IP);
+}
+
+/* The worker the Toeplitz hash gives a TCP segment peer:sport -> us:dport. */
+static unsigned
+owner(const struct gw_net_test *t, uint16_t sport, uint16_t dport)
+{
+	return gw_dp_owner(t->dp, 0,
+		gw_port_rss_hash(rte_cpu_to_be_32(GW_NT_PEER_IP), rte_cpu_to_be_32(GW_NT_OUR_IP),
+			rte_cpu_to_be_16(sport), rte_cpu_to_be_16(dport)));
+}
+
+/* A source port whose flow to dport belongs to worker w. */
+static uint16_t
+sport_for(const struct gw_net_test *t, unsigned w, uint16_t dport)
+{
+	for (uint16_t p = 40000; p < 60000; p++)
+		if (owner(t, p, dport) == w)
+			return p;
+	abort();
+}
+
+static unsigned hook_calls;
+
+static void
+count_hook(void *arg, unsigned worker)
+{
+	(void)arg;
+	(void)worker;
+	hook_calls++;
+}
+
+int
+main(void)
+{
+	struct rte_mbuf *out[64];
+	unsigned n;
+
+	GW_TEST_BEGIN();
+	if (gw_net_test_eal("test_worker") < 0)
+		return 1;
+
+	{ /* one worker: an iteration takes a burst, answers, flushes TX */
+		struct gw_net_test *t = gw_net_test_new(1);
+		struct gw_lcore *lc = gw_net_test_lc(t, 0);
+		uint64_t bytes = 0;
+
+		EXPECT_TRUE(gw_worker_iterate(lc) == 0);
+		for (unsigned i = 0; i < 3; i++) {
+			struct rte_mbuf *m = arp_req();
+
+			bytes += m->pkt_len;
+			gw_net_test_rx(t, 0, m);
+		}
+		EXPECT_TRUE(gw_worker_iterate(lc) == 3);
+		EXPECT_TRUE(lc->st.rx_pkts == 3 && lc->st.rx_bytes == bytes);
+		EXPECT_TRUE(lc->st.arp_reply_tx == 3);
+		/* the iteration flushed: the replies are on the port already */
+		EXPECT_TRUE(lc->st.tx_pkts == 3 && lc->tx[0].n == 0);
+		n = (unsigned)rte_ring_dequeue_burst(t->tx[0], (void **)out, 64, NULL);
+		EXPECT_TRUE(n == 3);
+		gw_net_test_free_mbufs(out, n);
+		/* more than a burst waits for the next iteration */
+		for (unsigned i = 0; i < GW_BURST + 8; i++)
+			gw_net_test_rx(t, 0,
+				gw_net_test_echo(
+					GW_NT_PEER_IP, GW_NT_OUR_IP, 1, (uint16_t)i, NULL, 0));
+		EXPECT_TRUE(gw_worker_iterate(lc) == GW_BURST);
+		EXPECT_TRUE(lc->st.icmp_echo == GW_BURST);
+		EXPECT_TRUE(gw_worker_iterate(lc) == 8);
+		EXPECT_TRUE(gw_worker_iterate(lc) == 0);
+		EXPECT_TRUE(lc->st.icmp_echo == GW_BURST + 8 && lc->st.rx_pkts == GW_BURST + 11);
+		n = gw_net_test_tx(t, out, 64);
+		EXPECT_TRUE(n == GW_BURST + 8);
+		gw_net_test_free_mbufs(out, n);
+		EXPECT_TRUE(gw_net_test_free(t) == 0);
+	}
+	{ /* Ethernet demux: what is not for us never reaches ARP or IPv4 */
+		struct gw_net_test *t = gw_net_test_new(1);
+		struct gw_lcore *lc = gw_net_test_lc(t, 0);
+		struct rte_mbuf *m, *m2;
+		struct rte_ether_hdr *eh;
+
+		m = gw_net_test_echo(GW_NT_PEER_IP, GW_NT_OUR_IP, 1, 1, NULL, 0);
+		rte_pktmbuf_trim(m, (uint16_t)(m->pkt_len - 13));
+		gw_net_test_rx(t, 0, m); /* runt */
+		m = gw_net_test_echo(GW_NT_PEER_IP, GW_NT_OUR_IP, 1, 1, NULL, 0);
+		eh = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
+		eh->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6);
+		gw_net_test_rx(t, 0, m);
+		m = gw_net_test_echo(GW_NT_PEER_IP, GW_NT_OUR_IP, 1, 1, NULL, 0);
+		eh = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
+		eh->dst_addr = gw_nt_peer_mac; /* unicast to someone else */
+		gw_net_test_rx(t, 0, m);
+		m = gw_net_test_echo(GW_NT_PEER_IP, GW_NT_OUR_IP, 1, 1, NULL, 0);
+		eh = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
+		eh->dst_addr = gw_nt_bcast; /* IPv4 to broadcast: not for an end host */
+		gw_net_test_rx(t, 0, m);
+		m = gw_net_test_echo(GW_NT_PEER_IP, GW_NT_OUR_IP, 1, 1, NULL, 0);
+		m2 = rte_pktmbuf_alloc(gw_net_test_pool());
+		rte_pktmbuf_append(m2, 4);
+		EXPECT_OK(rte_pktmbuf_chain(m, m2)); /* chained */
+		gw_net_test_rx(t, 0, m);
+		EXPECT_TRUE(gw_worker_iterate(lc) == 5);
+		EXPECT_TRUE(lc->st.drop_runt == 1 && lc->st.drop_l2_proto == 1);
+		EXPECT_TRUE(lc->st.drop_l2_dst == 2 && lc->st.drop_multiseg == 1);
+		EXPECT_TRUE(lc->st.ip_rx == 0 && lc->st.arp_rx == 0);
+		/* a frame from a port that is not ours */
+		m = arp_req();
+		m->port = (uint16_t)(t->port_id + 1);
+		gw_net_input(lc, m, false);
+		EXPECT_TRUE(lc->st.drop_runt == 2 && lc->st.arp_rx == 0);
+		EXPECT_TRUE(gw_net_test_tx(t, out, 64) == 0);
+		EXPECT_TRUE(gw_net_test_free(t) == 0);
+	}
+	{ /* two workers, software dispatch */
+		struct gw_net_test *t = gw_net_test_new(2);
+		struct gw_lcore *w0 = gw_net_test_lc(t, 0), *w1 = gw_net_test_lc(t, 1);
+		uint16_t to1 = sport_for(t, 1, 81), to0 = sport_for(t, 0, 81);
+
+		/* ARP on worker 0's queue: 0 answers, both learn */
+		gw_net_test_rx(t, 0, arp_req());
+		EXPECT_TRUE(gw_worker_iterate(w0) == 1);
+		EXPECT_TRUE(w0->st.arp_reply_tx == 1 && w0->st.arp_learned == 1);
+		EXPECT_TRUE(w0->st.dispatch_tx == 1);
+		EXPECT_TRUE(gw_worker_iterate(w1) == 1);
+		EXPECT_TRUE(w1->st.ring_rx == 1 && w1->st.arp_rx == 1);
+		EXPECT_TRUE(w1->st.arp_learned == 1 && w1->st.arp_reply_tx == 0);
+		n = gw_net_test_tx(t, out, 64);
+		EXPECT_TRUE(n == 1);
+		gw_net_test_free_mbufs(out, n);
+		/* a TCP flow owned by worker 1 arriving at worker 0 moves over;
+		 * one owned by worker 0 stays */
+		gw_net_test_rx(t, 0,
+			gw_net_test_tcp(
+				GW_NT_PEER_IP, GW_NT_OUR_IP, to1, 81, 1, 0, RTE_TCP_SYN_FLAG));
+		gw_net_test_rx(t, 0,
+			gw_net_test_tcp(
+				GW_NT_PEER_IP, GW_NT_OUR_IP, to0, 81, 1, 0, RTE_TCP_SYN_FLAG));
+		EXPECT_TRUE(gw_worker_iterate(w0) == 2);
+		EXPECT_TRUE(w0->st.dispatch_tx == 2 && w0->st.tcp_rx == 1);
+		EXPECT_TRUE(w1->st.tcp_rx == 0);
+		EXPECT_TRUE(gw_worker_iterate(w1) == 1);
+		EXPECT_TRUE(w1->st.ring_rx == 2 && w1->st.tcp_rx == 1);
+		n = gw_net_test_tx(t, out, 64); /* one RST from each worker */
+		EXPECT_TRUE(n == 2);
+		gw_net_test_free_mbufs(out, n);
+		/* ICMP is answered where it arrived */
+		gw_net_test_rx(t, 1, gw_net_test_echo(GW_NT_PEER_IP, GW_NT_OUR_IP, 1, 1, NULL, 0));
+		EXPECT_TRUE(gw_worker_iterate(w1) == 1);
+		EXPECT_TRUE(w1->st.icmp_echo == 1 && w1->st.dispatch_tx == 0);
+		EXPECT_TRUE(gw_worker_iterate(w0) == 0);
+		n = gw_net_test_tx(t, out, 64);
+		EXPECT_TRUE(n == 1);
+		gw_net_test_free_mbufs(out, n);
+		/* the owner's ring full: counted and freed, nothing else lost */
+		{
+			unsigned cap = rte_ring_get_capacity(w1->ring), k = 0;
+			struct rte_mbuf *m;
+
+			while (k < cap) {
+				m = rte_pktmbuf_alloc(gw_net_test_pool());
+				m->port = t->port_id; /* empty: a runt where it lands */
+				if (rte_ring_enqueue(w1->ring, m) != 0) {
+					rte_pktmbuf_free(m);
+					break;
+				}
+				k++;
+			}
+			gw_net_test_rx(t, 0,
+				gw_net_test_tcp(GW_NT_PEER_IP, GW_NT_OUR_IP, to1, 81, 1, 0,
+					RTE_TCP_SYN_FLAG));
+			EXPECT_TRUE(gw_worker_iterate(w0) == 1);
+			EXPECT_TRUE(w0->st.dispatch_drop == 1);
+			n = 0;
+			while ((k = gw_worker_iterate(w1)) != 0)
+				n += k;
+			EXPECT_TRUE(n == cap && w1->st.drop_runt == cap);
+		}
+		/* the shared TX fallback: worker 1 without a queue of its own
+		 * hands frames to the port's ring, worker 0 drains it to its
+		 * queue */
+		{
+			uint64_t tx1 = w1->st.tx_pkts;
+			struct rte_ring *r =
+				rte_ring_create("nt_txring", 256, SOCKET_ID_ANY, RING_F_SC_DEQ);
+
+			EXPECT_TRUE(r != NULL);
+			t->dp->ports[0].txring = r;
+			w1->tx[0].via_ring = true;
+			w0->tx[0].drains_ring = true;
+			gw_net_test_rx(
+				t, 1, gw_net_test_echo(GW_NT_PEER_IP, GW_NT_OUR_IP, 1, 2, NULL, 0));
+			EXPECT_TRUE(gw_worker_iterate(w1) == 1);
+			EXPECT_TRUE(w1->st.txring_tx == 1 && w1->st.tx_pkts == tx1);
+			EXPECT_TRUE(rte_ring_count(t->tx[1]) == 0 && rte_ring_count(r) == 1);
+			EXPECT_TRUE(gw_worker_iterate(w0) == 1); /* the drained frame counts */
+			EXPECT_TRUE(rte_ring_count(r) == 0 && rte_ring_count(t->tx[0]) == 1);
+			n = gw_net_test_tx(t, out, 64);
+			EXPECT_TRUE(n == 1);
+			gw_net_test_free_mbufs(out, n);
+			w1->tx[0].via_ring = false;
+			w0->tx[0].drains_ring = false;
+			t->dp->ports[0].txring = NULL;
+			rte_ring_free(r);
+		}
+		EXPECT_TRUE(gw_net_test_free(t) == 0);
+	}
+	{ /* the poll hook runs every iteration; stats reach tcp_st each tick */
+		struct gw_net_test *t = gw_net_test_new(1);
+		struct gw_lcore *lc = gw_net_test_lc(t, 0);
+		struct gw_tcp_stats st;
+
+		lc->poll_hook = count_hook;
+		hook_calls = 0;
+		gw_net_test_learn_peer(t);
+		gw_net_test_rx(t, 0,
+			gw_net_test_tcp(
+				GW_NT_PEER_IP, GW_NT_OUR_IP, 40000, 81, 1, 0, RTE_TCP_SYN_FLAG));
+		lc->next_tick = UINT64_MAX; /* not due: no copy */
+		EXPECT_TRUE(gw_worker_iterate(lc) == 1);
+		EXPECT_TRUE(hook_calls == 1);
+		EXPECT_TRUE(lc->tcp_st.rx_seg == 0);
+		lc->next_tick = 0; /* due */
+		EXPECT_TRUE(gw_worker_iterate(lc) == 0);
+		EXPECT_TRUE(hook_calls == 2);
+		gw_tcp_stats_get(lc->tcp, &st);
+		EXPECT_TRUE(st.rx_seg == 1 && lc->tcp_st.rx_seg == 1);
+		EXPECT_TRUE(memcmp(&st, &lc->tcp_st, sizeof(st)) == 0);
+		EXPECT_TRUE(lc->next_tick > lc->now);
+		n = gw_net_test_tx(t, out, 64);
+		gw_net_test_free_mbufs(out, n);
+		EXPECT_TRUE(gw_net_test_free(t) == 0);
+	}
+	{ /* gw_worker_main: set up, report ready, stop, tear down; a setup
+	   * that fails reports its error and cleans up */
+		struct gw_net_test *t = gw_net_test_new(1);
+		struct gw_lcore *lc = rte_zmalloc("lc", sizeof(*lc), RTE_CACHE_LINE_SIZE);
+
+		lc->dp = t->dp;
+		atomic_store(&t->dp->stop, true);
+		EXPECT_TRUE(gw_worker_main(lc) == 0);
+		EXPECT_TRUE(atomic_load(&lc->ready) == 1 && lc->tcp == NULL);
+		memset(lc, 0, sizeof(*lc));
+		lc->dp = t->dp;
+		t->params.listeners[0] = (struct gw_dp_listener){.name = "bad",
+			.ip = rte_cpu_to_be_32(GW_NT_OUR_IP),
+			.port = 0, /* refused by the TCP stack */
+			.service = GW_DP_SVC_ECHO};
+		t->params.n_listeners = 1;
+		EXPECT_TRUE(gw_worker_main(lc) < 0);
+		EXPECT_TRUE(atomic_load(&lc->ready) < 0 && lc->tcp == NULL);
+		EXPECT_TRUE(strstr(lc->err, "listener 'bad'") != NULL);
+		t->params.n_listeners = 0;
+		rte_free(lc);
+		EXPECT_TRUE(gw_net_test_free(t) == 0);
+	}
+	rte_eal_cleanup();
+	gw_test_eal_dir_remove();
+	GW_TEST_END();
+}
