@@ -75,6 +75,14 @@ struct gw_port {
 /* Reta size used by software dispatch: owner = (hash % reta_size) % n. */
 #define GW_PORT_SW_RETA 128
 
+/*
+ * The device's own counters control reports per port (the struct
+ * rte_eth_stats fields of the same names: what the device dropped because
+ * a queue was full, there was no mbuf, or a frame was bad). rxq/txq/mtu
+ * are settings, not counters.
+ */
+#define GW_PORT_STATS(X) X(imissed) X(ierrors) X(oerrors) X(rx_nombuf)
+
 /* The fixed 40-byte Toeplitz key shared by NIC RSS and software dispatch. */
 extern const uint8_t gw_port_rss_key[40];
 
