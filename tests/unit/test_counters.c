@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -54,12 +55,29 @@ has_line(const char *t, const char *name, const char *label, const char *lv, uin
 	return strstr(t, want) != NULL;
 }
 
-#define N_PUB_WORDS 24
+#define N_PUB_WORDS 64
 struct race {
 	uint64_t seq;
 	uint64_t pub[N_PUB_WORDS];
 	int stop;
+	uint64_t got;
 };
+
+/* gw_ctr_read once; then got = the words if all agree, else 0; stop = 1. */
+static void *
+reader(void *arg)
+{
+	struct race *r = arg;
+	uint64_t out[N_PUB_WORDS];
+
+	gw_ctr_read(&r->seq, out, r->pub, N_PUB_WORDS);
+	r->got = out[0];
+	for (unsigned i = 1; i < N_PUB_WORDS; i++)
+		if (out[i] != out[0])
+			r->got = 0;
+	__atomic_store_n(&r->stop, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
 
 static void *
 writer(void *arg)
@@ -248,13 +266,32 @@ main(void)
 		gw_ctr_read(&seq, out, pub, 3);
 		EXPECT_EQ(out[1], 20);
 	}
-	{ /* publish / read racing: never a mix of two publishes, never backwards */
+	{ /* a publish in flight (odd seq): the reader waits for it to end */
+		static struct race r;
+		pthread_t th;
+
+		r.seq = 1; /* as if a writer were preempted mid-copy */
+		r.pub[0] = 5;
+		EXPECT_EQ(pthread_create(&th, NULL, reader, &r), 0);
+		usleep(50 * 1000);
+		EXPECT_EQ(__atomic_load_n(&r.stop, __ATOMIC_ACQUIRE), 0); /* still waiting */
+		for (unsigned i = 0; i < N_PUB_WORDS; i++)
+			__atomic_store_n(&r.pub[i], 9, __ATOMIC_RELAXED);
+		__atomic_store_n(&r.seq, 2, __ATOMIC_RELEASE);
+		pthread_join(th, NULL);
+		EXPECT_EQ(r.stop, 1);
+		EXPECT_EQ(r.got, 9);
+	}
+	{ /* publish / read racing: never a mix of two publishes, never backwards
+	   * (a reader without the seqlock fails this when both threads get a core) */
 		struct race r = {0};
 		pthread_t th;
-		uint64_t last = 0, mixed = 0;
+		uint64_t last = 0, mixed = 0, changes = 0;
 
 		EXPECT_EQ(pthread_create(&th, NULL, writer, &r), 0);
-		for (unsigned n = 0; n < 200000; n++) {
+		/* until the reader saw the writer move 1000 times (or 2M reads:
+		 * on a busy box the writer may hardly run) */
+		for (unsigned n = 0; n < 2000000 && changes < 1000; n++) {
 			uint64_t out[N_PUB_WORDS];
 
 			gw_ctr_read(&r.seq, out, r.pub, N_PUB_WORDS);
@@ -263,6 +300,7 @@ main(void)
 					mixed++;
 			if (out[0] < last)
 				mixed++;
+			changes += out[0] != last;
 			last = out[0];
 		}
 		__atomic_store_n(&r.stop, 1, __ATOMIC_RELAXED);
