@@ -23,10 +23,10 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
+#include "dp_log.h"
 #include "net_internal.h"
 
-RTE_LOG_REGISTER(gw_dp_logtype, gw.dp, NOTICE);
-#define GW_LOG_DP(level, ...) rte_log(RTE_LOG_##level, gw_dp_logtype, "mtlsgw: " __VA_ARGS__)
+GW_DP_LOG_REGISTER(dp);
 
 #define GW_EAL_MAX_ARGS 64
 #define GW_EAL_ARGBUF 4096
@@ -238,7 +238,7 @@ gw_dp_eal_init(const struct gw_dp_params *p, const char *prog)
 		char line[GW_EAL_ARGBUF];
 
 		if (gw_dp_eal_cmdline(p, prog, line, sizeof(line)) == 0)
-			fprintf(stderr, "mtlsgw: EAL: %s\n", line);
+			GW_DP_LOG(NOTICE, dp, "EAL: %s", line);
 	}
 	/* rte_eal_init permutes argv: it gets its own copy of the pointers */
 	{
@@ -342,9 +342,9 @@ setup_ports(struct gw_dp *dp, const struct gw_dp_params *p)
 				return gw_err_setf(-ENOMEM, GW_HERE, "port '%s': TX ring: %s",
 					pr->dev.name, rte_strerror(rte_errno));
 		}
-		GW_LOG_DP(NOTICE,
+		GW_DP_LOG(NOTICE, dp,
 			"port '%s' %s %s: %u rxq %u txq, %s, rx cksum %s, tx cksum %s, "
-			"mtu %u, mac " RTE_ETHER_ADDR_PRT_FMT "\n",
+			"mtu %u, mac " RTE_ETHER_ADDR_PRT_FMT,
 			pr->dev.name, gw_port_kind_name(p->ports[i].dev.kind), pr->dev.devname,
 			pr->dev.n_rxq, pr->dev.n_txq,
 			pr->dev.rss        ? "hardware RSS"
