@@ -289,8 +289,8 @@ gw_metrics_cert_name(X509 *x, char *out, size_t len)
 			n = len - 1;
 		memcpy(out, ASN1_STRING_get0_data(s), n);
 		out[n] = '\0';
-	} else {
-		X509_NAME_oneline(subj, out, (int)len);
+	} else if (X509_NAME_oneline(subj, out, (int)len) == NULL) {
+		snprintf(out, len, "?"); /* a label value, never garbage */
 	}
 }
 

@@ -652,9 +652,9 @@ gw_p11_describe(struct gw_p11_mod *m, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE obj,
 			const unsigned char *p = buf;
 			X509 *x = d2i_X509(NULL, &p, n);
 
-			if (x != NULL)
-				X509_NAME_oneline(
-					X509_get_subject_name(x), o->subject, sizeof(o->subject));
+			if (x != NULL && X509_NAME_oneline(X509_get_subject_name(x), o->subject,
+						 sizeof(o->subject)) == NULL)
+				o->subject[0] = '\0'; /* listed without a subject */
 			X509_free(x);
 		}
 		return 0;
