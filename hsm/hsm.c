@@ -412,8 +412,9 @@ bind_token(struct gw_hsm *h, const char *label)
 	}
 	OPENSSL_cleanse(pin, sizeof(pin));
 	if (rc < 0) {
-		/* unbound again, so a later call on this handle reports the real cause */
-		h->mod->f->C_CloseSession(h->sess);
+		/* unbound again, so a later call on this handle reports the real cause
+		 * (a failed close: the session is gone either way) */
+		(void)h->mod->f->C_CloseSession(h->sess);
 		h->sess = CK_INVALID_HANDLE;
 		h->bound = false;
 		return rc;
@@ -471,7 +472,7 @@ gw_hsm_close(struct gw_hsm *h)
 	/* In a child, the parent's session is not ours to close. */
 	if (h->pid == getpid()) {
 		if (h->sess != CK_INVALID_HANDLE)
-			h->mod->f->C_CloseSession(h->sess);
+			(void)h->mod->f->C_CloseSession(h->sess); /* freed: nothing to retry */
 	}
 	free(h->pin_file);
 	free(h->pin_env);
