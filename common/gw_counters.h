@@ -18,8 +18,12 @@
  *  - control reads the published copy with gw_ctr_read(), which returns a
  *    copy consistent across all its words (a seqlock: the writer never
  *    waits, the reader retries while a publish is in flight).
- * The published block is a struct of uint64_t words (checked with
- * GW_CTR_WORDS); one writer per block.
+ * The published block is a struct of uint64_t words only (its owner
+ * _Static_asserts it); one writer per block. The typed macros refuse, at
+ * compile time, a published and a private struct of different types.
+ *
+ * Threading: gw_ctr_publish on the block's one writer; gw_ctr_read from any
+ * thread; a struct gw_ctr_snap belongs to the thread that built it (control).
  *
  * No DPDK, no OpenSSL: control renders these without the dataplane.
  */
