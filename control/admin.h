@@ -67,7 +67,8 @@ struct gw_admin_ops {
 	int (*reload)(void *arg, bool force);
 	/* Make backend the enabled one (rotation step 2); 0, or <0 with gw_err_msg(). */
 	int (*ca_enable)(void *arg, const char *backend, bool force);
-	/* Append the Prometheus text of GET /v1/metrics to m (counters, expiry). */
+	/* Append the Prometheus text of GET /v1/metrics to m (counters, expiry);
+	 * 0, or <0 with gw_err_msg() (answered 500). */
 	int (*metrics)(void *arg, struct gw_metrics *m);
 };
 
@@ -87,13 +88,18 @@ struct gw_admin;
  */
 GW_MUST_CHECK int gw_admin_start(const struct gw_admin_params *p, struct gw_admin **out);
 
-/* Serve what is ready, waiting at most timeout_ms. Control thread. */
+/*
+ * Serve what is ready, waiting at most timeout_ms (select). Control thread.
+ * Returns the number of ready descriptors (0: timeout or a signal), -EINVAL
+ * (a NULL), -EIO (libmicrohttpd gave no descriptors) or -errno of select.
+ */
 int gw_admin_run(struct gw_admin *a, int timeout_ms);
 
 /* Stop, close and unlink the socket. NULL is fine. */
 void gw_admin_stop(struct gw_admin *a);
 
-/* Point the API at another CA (after a reload that replaced it). */
+/* Point the API at another CA (after a reload that replaced it); ca is
+ * borrowed (NULL: the CA endpoints answer 404) and must outlive its use. */
 void gw_admin_set_ca(struct gw_admin *a, struct gw_ca *ca);
 
 /* ---- the body parsers (strict; the fuzz target runs them) ---- */
@@ -116,9 +122,11 @@ struct gw_admin_ca_put {
  */
 GW_MUST_CHECK int gw_admin_parse_leaf(
 	const char *body, size_t len, struct gw_admin_leaf_req *out, char *err, size_t errlen);
+/* Free r's strings and zero it; NULL fine. */
 void gw_admin_leaf_req_clear(struct gw_admin_leaf_req *r);
 GW_MUST_CHECK int gw_admin_parse_ca_put(
 	const char *body, size_t len, struct gw_admin_ca_put *out, char *err, size_t errlen);
+/* Free r's strings and zero it; NULL fine. */
 void gw_admin_ca_put_clear(struct gw_admin_ca_put *r);
 /* Body of POST /v1/reload: empty, or {"Force": bool}. */
 GW_MUST_CHECK int gw_admin_parse_reload(

@@ -203,8 +203,12 @@ cfssl_cert(struct gw_ca_be *be, const char *path, json_t *req, X509 **out)
 	char *body;
 	int rc;
 
-	if (req && be->cfg.profile)
-		json_object_set_new(req, "profile", json_string(be->cfg.profile));
+	/* without its profile cfssl would sign with its default one */
+	if (req && be->cfg.profile &&
+		json_object_set_new(req, "profile", json_string(be->cfg.profile)) != 0) {
+		json_decref(req);
+		req = NULL;
+	}
 	body = req ? json_dumps(req, JSON_COMPACT) : NULL;
 	json_decref(req);
 	if (body == NULL)
@@ -309,8 +313,10 @@ sign_csr(struct gw_ca_be *be, X509_REQ *csr, const char *host, X509 **out)
 	}
 	req = json_pack("{s:s%}", "certificate_request", pem, (size_t)n);
 	BIO_free(b);
-	if (req && host)
-		json_object_set_new(req, "hosts", json_pack("[s]", host));
+	if (req && host && json_object_set_new(req, "hosts", json_pack("[s]", host)) != 0) {
+		json_decref(req);
+		req = NULL; /* cfssl_cert: out of memory */
+	}
 	return cfssl_cert(be, "/api/v1/cfssl/sign", req, out);
 }
 

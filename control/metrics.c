@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * metrics.c - Prometheus text exposition (metrics.h): a text buffer, the
- * label escaping, the stats JSON line as counters, certificate expiry.
+ * label escaping, the counter groups (gw_counters.h), certificate expiry.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
 #include <openssl/objects.h>
 
 #include "ca.h"
@@ -164,7 +163,7 @@ gw_metrics_simple(
 	gw_metrics_sample(m, name, NULL, 0, value);
 }
 
-/* A JSON key as a metric name part: [a-zA-Z0-9_] only, the rest as '_'. */
+/* A counter name as a metric name part: [a-zA-Z0-9_] only, the rest as '_'. */
 static void
 name_part(const char *k, char *out, size_t len)
 {
@@ -181,146 +180,97 @@ name_part(const char *k, char *out, size_t len)
 	out[i] = '\0';
 }
 
-static const char *
-group_help(const char *g)
+/* mtlsgw_<group>[_<infix>]_<name>[_total] into out. */
+static void
+metric_name(char *out, size_t len, const struct gw_ctr_group *g, const char *infix,
+	const struct gw_ctr_desc *d)
 {
-	return strcmp(g, "net") == 0   ? "dataplane packet counter, summed over the workers"
-	       : strcmp(g, "tcp") == 0 ? "TCP stack counter, summed over the workers"
-				       : "TLS counter, summed over the workers";
+	char gp[64], np[96];
+
+	name_part(g->name, gp, sizeof(gp));
+	name_part(d->name, np, sizeof(np));
+	snprintf(out, len, "mtlsgw_%s%s%s_%s%s", gp, infix ? "_" : "", infix ? infix : "", np,
+		d->kind == GW_CTR_GAUGE ? "" : "_total");
 }
 
-/* Every integer member of one group object as a counter (gauges named). */
+/* One group: its sums, or one labelled family; then its per-worker members. */
 static void
-render_group(struct gw_metrics *m, const char *group, json_t *o)
+render_group(struct gw_metrics *m, const struct gw_ctr_snap *s, const struct gw_ctr_vals *v)
 {
-	const char *k;
-	json_t *v;
-	char part[96], name[160];
+	const struct gw_ctr_group *g = v->g;
+	char name[192];
 
-	json_object_foreach(o, k, v)
-	{
-		if (!json_is_integer(v))
-			continue;
-		name_part(k, part, sizeof(part));
-		if (strcmp(group, "tls") == 0 &&
-			(strcmp(k, "handshaking") == 0 || strcmp(k, "established") == 0)) {
-			snprintf(name, sizeof(name), "mtlsgw_tls_%s", part);
-			gw_metrics_simple(m, name, "gauge",
-				strcmp(k, "handshaking") == 0 ? "TLS handshakes in progress now"
-							      : "established TLS connections now",
-				(int64_t)json_integer_value(v));
-			continue;
-		}
-		snprintf(name, sizeof(name), "mtlsgw_%s_%s_total", group, part);
-		gw_metrics_simple(
-			m, name, "counter", group_help(group), (int64_t)json_integer_value(v));
+	if (g->label != NULL) {
+		gw_metrics_family(m, g->family, "gauge", g->help);
+		for (unsigned i = 0; i < g->n; i++)
+			if (g->d[i].name != NULL)
+				gw_metrics_sample(m, g->family,
+					(const char *const[]){g->label, g->d[i].name}, 1,
+					(int64_t)v->sum[i]);
+		return;
 	}
-}
+	for (unsigned i = 0; i < g->n; i++) {
+		const struct gw_ctr_desc *d = &g->d[i];
 
-/* Names outer, workers inner: a family's samples must be contiguous. */
-static void
-render_per_worker(struct gw_metrics *m, json_t *arr)
-{
-	const char *k;
-	json_t *v;
-
-	json_object_foreach(json_array_get(arr, 0), k, v)
-	{
-		char part[96], name[160];
-		size_t w;
-		json_t *e;
-
-		if (!json_is_integer(v))
+		if (d->name == NULL)
 			continue;
-		name_part(k, part, sizeof(part));
-		snprintf(name, sizeof(name), "mtlsgw_tls_worker_%s_total", part);
-		gw_metrics_family(m, name, "counter", "TLS counter of one worker");
-		json_array_foreach(arr, w, e)
-		{
-			json_t *x = json_object_get(e, k);
+		metric_name(name, sizeof(name), g, NULL, d);
+		gw_metrics_simple(m, name, d->kind == GW_CTR_GAUGE ? "gauge" : "counter",
+			d->help ? d->help : g->help, (int64_t)v->sum[i]);
+	}
+	/* names outer, workers inner: a family's samples must be contiguous */
+	for (const char *const *k = g->worker_keys; k != NULL && *k != NULL; k++) {
+		int i = gw_ctr_find(g, *k);
+
+		if (i < 0)
+			continue;
+		metric_name(name, sizeof(name), g, "worker",
+			&(struct gw_ctr_desc){g->d[i].name, GW_CTR_COUNTER, NULL});
+		gw_metrics_family(m, name, "counter", g->worker_help ? g->worker_help : g->help);
+		for (unsigned w = 0; w < s->n_workers; w++) {
 			char ws[24];
 
-			snprintf(ws, sizeof(ws), "%zu", w);
-			if (json_is_integer(x))
-				gw_metrics_sample(m, name, (const char *const[]){"worker", ws}, 1,
-					(int64_t)json_integer_value(x));
+			snprintf(ws, sizeof(ws), "%u", w);
+			gw_metrics_sample(m, name, (const char *const[]){"worker", ws}, 1,
+				(int64_t)v->w[(size_t)w * g->n + (size_t)i]);
 		}
 	}
 }
 
-static void
-render_ports(struct gw_metrics *m, json_t *arr)
+void
+gw_metrics_counters(struct gw_metrics *m, const struct gw_ctr_snap *s)
 {
-	/* the device's own counters; rxq/txq/mtu are settings, not metrics */
-	static const char *const counters[] = {"imissed", "ierrors", "oerrors", "rx_nombuf"};
+	const struct gw_ctr_group *pg = s->port_group;
 
-	for (unsigned k = 0; k < sizeof(counters) / sizeof(counters[0]); k++) {
-		char name[96];
-		size_t i;
-		json_t *p;
+	for (unsigned i = 0; i < s->n_groups; i++)
+		render_group(m, s, &s->groups[i]);
+	gw_metrics_simple(m, "mtlsgw_workers", "gauge", "dataplane workers", s->n_workers);
+	gw_metrics_simple(m, "mtlsgw_mbufs_in_use", "gauge",
+		"packet buffers in use (rings, TCP, caches)", (int64_t)s->mbufs_in_use);
+	gw_metrics_simple(
+		m, "mtlsgw_mbufs", "gauge", "packet buffers in the pool", (int64_t)s->mbufs_total);
+	gw_metrics_family(m, "mtlsgw_worker_busy_seconds_total", "counter",
+		"seconds the worker spent in loop iterations that did work");
+	for (unsigned w = 0; s->tsc_hz != 0 && w < s->n_workers; w++) {
+		char ws[24];
 
-		snprintf(name, sizeof(name), "mtlsgw_port_%s_total", counters[k]);
-		json_array_foreach(arr, i, p)
-		{
-			json_t *v = json_object_get(p, counters[k]);
-
-			if (!json_is_integer(v))
-				continue;
-			gw_metrics_family(m, name, "counter",
-				"packets the port's device counted (DPDK eth stats)");
-			gw_metrics_sample(m, name,
-				(const char *const[]){
-					"port", json_string_value(json_object_get(p, "name"))},
-				1, (int64_t)json_integer_value(v));
-		}
+		snprintf(ws, sizeof(ws), "%u", w);
+		gw_metrics_sample_f(m, "mtlsgw_worker_busy_seconds_total",
+			(const char *const[]){"worker", ws}, 1,
+			(double)s->busy_cycles[w] / (double)s->tsc_hz);
 	}
-}
+	/* the device's own counters, one family per counter, one sample per port */
+	for (unsigned k = 0; pg != NULL && k < pg->n; k++) {
+		char name[192];
 
-int
-gw_metrics_stats_json(struct gw_metrics *m, const char *json, size_t len)
-{
-	static const char *const groups[] = {"net", "tcp", "tls"};
-	json_error_t je;
-	json_t *o = json_loadb(json, len, 0, &je), *v;
-	const char *k;
-
-	if (!json_is_object(o)) {
-		json_decref(o);
-		return gw_err_setf(
-			-EINVAL, GW_HERE, "metrics: the stats line is not a JSON object");
+		if (pg->d[k].name == NULL)
+			continue;
+		metric_name(name, sizeof(name), pg, NULL, &pg->d[k]);
+		gw_metrics_family(m, name, "counter", pg->d[k].help ? pg->d[k].help : pg->help);
+		for (unsigned i = 0; i < s->n_ports; i++)
+			gw_metrics_sample(m, name, (const char *const[]){"port", s->ports[i].name},
+				1, (int64_t)s->ports[i].v[k]);
 	}
-	for (unsigned g = 0; g < 3; g++)
-		if (json_is_object(v = json_object_get(o, groups[g])))
-			render_group(m, groups[g], v);
-	if (json_is_object(v = json_object_get(o, "conns"))) {
-		json_t *n;
-
-		gw_metrics_family(m, "mtlsgw_tcp_connections", "gauge",
-			"TCP connections by state, summed over the workers");
-		json_object_foreach(v, k, n)
-		{
-			if (json_is_integer(n))
-				gw_metrics_sample(m, "mtlsgw_tcp_connections",
-					(const char *const[]){"state", k}, 1,
-					(int64_t)json_integer_value(n));
-		}
-	}
-	if (json_is_array(v = json_object_get(json_object_get(o, "tls"), "per_worker_hs")))
-		render_per_worker(m, v);
-	if (json_is_integer(v = json_object_get(o, "workers")))
-		gw_metrics_simple(m, "mtlsgw_workers", "gauge", "dataplane workers",
-			(int64_t)json_integer_value(v));
-	if (json_is_integer(v = json_object_get(o, "mbufs_in_use")))
-		gw_metrics_simple(m, "mtlsgw_mbufs_in_use", "gauge",
-			"packet buffers in use (rings, TCP, caches)",
-			(int64_t)json_integer_value(v));
-	if (json_is_integer(v = json_object_get(o, "mbufs_total")))
-		gw_metrics_simple(m, "mtlsgw_mbufs", "gauge", "packet buffers in the pool",
-			(int64_t)json_integer_value(v));
-	if (json_is_array(v = json_object_get(o, "ports")))
-		render_ports(m, v);
-	json_decref(o);
-	return 0;
 }
 
 void
@@ -339,8 +289,8 @@ gw_metrics_cert_name(X509 *x, char *out, size_t len)
 			n = len - 1;
 		memcpy(out, ASN1_STRING_get0_data(s), n);
 		out[n] = '\0';
-	} else {
-		X509_NAME_oneline(subj, out, (int)len);
+	} else if (X509_NAME_oneline(subj, out, (int)len) == NULL) {
+		snprintf(out, len, "?"); /* a label value, never garbage */
 	}
 }
 

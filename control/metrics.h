@@ -6,18 +6,22 @@
  * A growable text buffer and the few writers the gateway needs:
  *  - families: "# HELP" / "# TYPE" once per metric name;
  *  - samples with labels, values escaped as the format says (\\, \", \n);
- *  - the dataplane's stats JSON line (gw_dp_stats_json, with the TLS hook's
- *    "tls" member) rendered as counters: every integer of "net", "tcp" and
- *    "tls" becomes mtlsgw_<group>_<name>_total, except the TLS gauges
- *    handshaking / established; "conns" becomes the gauge
- *    mtlsgw_tcp_connections{state=...}; per_worker_hs becomes
- *    mtlsgw_tls_worker_<name>_total{worker=...}; ports' device counters
- *    mtlsgw_port_<name>_total{port=...};
+ *  - the counters (gw_counters.h), rendered from the same groups as the
+ *    stats JSON line, never through it: every member of a group becomes
+ *    mtlsgw_<group>_<name>_total (counters) or mtlsgw_<group>_<name>
+ *    (gauges: tls handshaking / established); a labelled group one gauge
+ *    family (conns: mtlsgw_tcp_connections{state=...}); a group's
+ *    per-worker members mtlsgw_<group>_worker_<name>_total{worker=...};
+ *    ports' device counters mtlsgw_port_<name>_total{port=...}; each
+ *    worker's busy cycles as mtlsgw_worker_busy_seconds_total{worker=...};
  *  - certificate expiry: mtlsgw_cert_expiry_seconds{kind, name, <scope>,
  *    fingerprint} = notAfter - now (negative once expired).
  *
- * No knowledge of the dataplane: the JSON line is the interface, so this
- * module and its tests need no DPDK. Not thread-safe (control thread).
+ * No knowledge of the dataplane: struct gw_ctr_snap (common/gw_counters.h)
+ * is the interface, so this module and its tests need no DPDK. Not
+ * thread-safe: one struct gw_metrics per thread (control's). Writers never
+ * fail individually: a failed allocation marks the text incomplete and
+ * gw_metrics_text reports it.
  */
 #ifndef GW_METRICS_H
 #define GW_METRICS_H
@@ -29,6 +33,7 @@
 
 #include <openssl/x509.h>
 
+#include "gw_counters.h"
 #include "gw_err.h"
 
 #define GW_METRICS_MAX_FAMILIES 512
@@ -78,10 +83,10 @@ void gw_metrics_simple(
 	struct gw_metrics *m, const char *name, const char *type, const char *help, int64_t value);
 
 /*
- * The dataplane's stats JSON line (see above). -EINVAL if it is not a
- * JSON object; nothing is written then.
+ * Every group, port and gauge of s (see above), summed over the workers.
+ * s is only read; the caller keeps it.
  */
-GW_MUST_CHECK int gw_metrics_stats_json(struct gw_metrics *m, const char *json, size_t len);
+void gw_metrics_counters(struct gw_metrics *m, const struct gw_ctr_snap *s);
 
 /* x's subject CN, else its one-line subject, into out[len]. */
 void gw_metrics_cert_name(X509 *x, char *out, size_t len);

@@ -169,7 +169,10 @@ conn_put(struct state_conn *c)
 			*pp = c->next;
 			break;
 		}
-	sqlite3_close(c->db);
+	/* BUSY only if a statement was left unfinalized (a bug): then close
+	 * when the last one is */
+	if (sqlite3_close(c->db) != SQLITE_OK)
+		(void)sqlite3_close_v2(c->db);
 	free(c);
 }
 
@@ -217,7 +220,10 @@ gw_state_open(const char *state_dir, struct gw_state **out)
 		goto fail;
 	}
 	st->db = c->db;
-	sqlite3_busy_timeout(st->db, 5000);
+	if (sqlite3_busy_timeout(st->db, 5000) != SQLITE_OK) {
+		rc = db_err(st, "set the busy timeout");
+		goto fail;
+	}
 	if ((rc = exec(st, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")) < 0 ||
 		(rc = exec(st, schema)) < 0)
 		goto fail;
@@ -227,7 +233,7 @@ gw_state_open(const char *state_dir, struct gw_state **out)
 	return 0;
 fail:
 	if (st->c != NULL) {
-		sqlite3_close(st->c->db);
+		(void)sqlite3_close_v2(st->c->db); /* nothing was prepared: nothing to report */
 		free(st->c);
 	}
 	free(st);
@@ -310,7 +316,15 @@ gw_state_rollback(struct gw_state *st)
 	else
 		snprintf(sql, sizeof(sql), "ROLLBACK TO s%u; RELEASE s%u", st->level - 1,
 			st->level - 1);
-	sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+	/* the caller's error stays the cause; a failed ROLLBACK is added to
+	 * it (the transaction may stay open: the next BEGIN fails, saying so) */
+	if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+		struct gw_err *e = gw_err_get();
+		size_t n = strnlen(e->msg, sizeof(e->msg));
+
+		snprintf(e->msg + n, sizeof(e->msg) - n, "%sstate store %s: roll back: %s",
+			n ? "; " : "", st->path, sqlite3_errmsg(st->db));
+	}
 	/* inner transactions of other handles ended with this one */
 	st->c->depth = st->level - 1;
 	st->level = 0;
@@ -324,13 +338,27 @@ prep(struct gw_state *st, const char *sql, sqlite3_stmt **s)
 	return 0;
 }
 
-static void
+/* SQLite's code: SQLITE_OK (0) or why the parameter could not be bound. */
+static int
 bind_text(sqlite3_stmt *s, int i, const char *v)
 {
-	if (v)
-		sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
-	else
-		sqlite3_bind_null(s, i);
+	return v ? sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(s, i);
+}
+
+/*
+ * rcs: the bind calls' codes OR'ed together (SQLITE_OK is 0). Anything else
+ * finalizes s and fails: a parameter left unbound would be written as NULL.
+ */
+static int
+bound(struct gw_state *st, sqlite3_stmt *s, int rcs)
+{
+	int rc;
+
+	if (rcs == SQLITE_OK)
+		return 0;
+	rc = db_err(st, "bind a parameter");
+	sqlite3_finalize(s);
+	return rc;
 }
 
 static int
@@ -363,7 +391,7 @@ count(struct gw_state *st, const char *sql, const char *arg, unsigned *n, const 
 	int rc = 0;
 
 	GW_GUARD(prep(st, sql, &s));
-	bind_text(s, 1, arg);
+	GW_GUARD(bound(st, s, bind_text(s, 1, arg)));
 	if (sqlite3_step(s) == SQLITE_ROW)
 		*n = (unsigned)sqlite3_column_int64(s, 0);
 	else
@@ -380,7 +408,7 @@ gw_state_meta_get(struct gw_state *st, const char *key, char **val)
 
 	GW_ENSURE(st && key && val, -EINVAL);
 	GW_GUARD(prep(st, "SELECT value FROM meta WHERE key = ?", &s));
-	bind_text(s, 1, key);
+	GW_GUARD(bound(st, s, bind_text(s, 1, key)));
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW)
 		rc = col_dup(s, 0, val);
@@ -399,8 +427,7 @@ gw_state_meta_set(struct gw_state *st, const char *key, const char *val)
 
 	GW_ENSURE(st && key && val, -EINVAL);
 	GW_GUARD(prep(st, "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", &s));
-	bind_text(s, 1, key);
-	bind_text(s, 2, val);
+	GW_GUARD(bound(st, s, bind_text(s, 1, key) | bind_text(s, 2, val)));
 	return run(st, s, "write meta");
 }
 
@@ -431,7 +458,7 @@ gw_state_ca_get(struct gw_state *st, const char *name, struct gw_state_ca *out)
 		"SELECT name, type, root_pem, issuer_pem, root_key, issuer_key, cross_pem, "
 		"created, removed FROM ca WHERE name = ?",
 		&s));
-	bind_text(s, 1, name);
+	GW_GUARD(bound(st, s, bind_text(s, 1, name)));
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
 		rc = 0;
@@ -463,15 +490,12 @@ gw_state_ca_put(struct gw_state *st, const struct gw_state_ca *c)
 		"INSERT OR REPLACE INTO ca (name, type, root_pem, issuer_pem, root_key, "
 		"issuer_key, cross_pem, created, removed) VALUES (?,?,?,?,?,?,?,?,?)",
 		&s));
-	bind_text(s, 1, c->name);
-	bind_text(s, 2, c->type);
-	bind_text(s, 3, c->root_pem);
-	bind_text(s, 4, c->issuer_pem);
-	bind_text(s, 5, c->root_key);
-	bind_text(s, 6, c->issuer_key);
-	bind_text(s, 7, c->cross_pem);
-	sqlite3_bind_int64(s, 8, c->created);
-	sqlite3_bind_int64(s, 9, c->removed);
+	GW_GUARD(bound(st, s,
+		bind_text(s, 1, c->name) | bind_text(s, 2, c->type) | bind_text(s, 3, c->root_pem) |
+			bind_text(s, 4, c->issuer_pem) | bind_text(s, 5, c->root_key) |
+			bind_text(s, 6, c->issuer_key) | bind_text(s, 7, c->cross_pem) |
+			sqlite3_bind_int64(s, 8, c->created) |
+			sqlite3_bind_int64(s, 9, c->removed)));
 	return run(st, s, "write ca");
 }
 
@@ -486,22 +510,18 @@ gw_state_cert_record(struct gw_state *st, const struct gw_state_cert *c, int64_t
 			"UPDATE cert SET superseded = ? WHERE kind = 'identity' AND owner = ? "
 			"AND superseded = 0",
 			&s));
-		sqlite3_bind_int64(s, 1, now);
-		bind_text(s, 2, c->owner);
+		GW_GUARD(bound(st, s, sqlite3_bind_int64(s, 1, now) | bind_text(s, 2, c->owner)));
 		GW_GUARD(run(st, s, "supersede identity"));
 	}
 	GW_GUARD(prep(st,
 		"INSERT INTO cert (serial, backend, kind, subject, spiffe_id, not_after, owner, "
 		"issued) VALUES (?,?,?,?,?,?,?,?)",
 		&s));
-	bind_text(s, 1, c->serial);
-	bind_text(s, 2, c->backend);
-	bind_text(s, 3, c->kind);
-	bind_text(s, 4, c->subject);
-	bind_text(s, 5, c->spiffe_id);
-	sqlite3_bind_int64(s, 6, c->not_after);
-	bind_text(s, 7, c->owner);
-	sqlite3_bind_int64(s, 8, now);
+	GW_GUARD(bound(st, s,
+		bind_text(s, 1, c->serial) | bind_text(s, 2, c->backend) |
+			bind_text(s, 3, c->kind) | bind_text(s, 4, c->subject) |
+			bind_text(s, 5, c->spiffe_id) | sqlite3_bind_int64(s, 6, c->not_after) |
+			bind_text(s, 7, c->owner) | sqlite3_bind_int64(s, 8, now)));
 	return run(st, s, "record certificate");
 }
 
@@ -517,8 +537,7 @@ gw_state_certs_live(
 		"SELECT count(*), coalesce(max(not_after), 0) FROM cert WHERE backend = ? AND "
 		"not_after > ? AND superseded = 0 AND kind IN ('identity', 'client')",
 		&s));
-	bind_text(s, 1, backend);
-	sqlite3_bind_int64(s, 2, now);
+	GW_GUARD(bound(st, s, bind_text(s, 1, backend) | sqlite3_bind_int64(s, 2, now)));
 	if (sqlite3_step(s) == SQLITE_ROW) {
 		*n = (unsigned)sqlite3_column_int64(s, 0);
 		if (latest)
@@ -547,10 +566,9 @@ gw_state_history_add(struct gw_state *st, int64_t now, const char *event, const 
 
 	GW_ENSURE(st && event, -EINVAL);
 	GW_GUARD(prep(st, "INSERT INTO history (at, event, backend, detail) VALUES (?,?,?,?)", &s));
-	sqlite3_bind_int64(s, 1, now);
-	bind_text(s, 2, event);
-	bind_text(s, 3, backend);
-	bind_text(s, 4, detail);
+	GW_GUARD(bound(st, s,
+		sqlite3_bind_int64(s, 1, now) | bind_text(s, 2, event) | bind_text(s, 3, backend) |
+			bind_text(s, 4, detail)));
 	return run(st, s, "write history");
 }
 

@@ -48,12 +48,19 @@ void gw_state_close(struct gw_state *st);
  * the outer commit or rollback decides for everything inside (how a
  * reload makes the CA's changes all or nothing, mesh.h). Only the innermost
  * transaction may commit (-EINVAL otherwise); a handle may have one open.
+ * begin/commit: 0, -EINVAL, -GW_E_STATE (SQLite's reason; a failed commit
+ * has rolled the transaction back). rollback: no
+ * transaction or NULL does nothing; it never replaces the caller's error
+ * (a failed ROLLBACK is appended to gw_err's message).
  */
 GW_MUST_CHECK int gw_state_begin(struct gw_state *st);
 GW_MUST_CHECK int gw_state_commit(struct gw_state *st, const char *label);
 void gw_state_rollback(struct gw_state *st);
 
-/* Small key/value facts ("trust_domain"). get: *val malloc'ed, -ENOENT if absent. */
+/*
+ * Small key/value facts ("trust_domain"). get: *val malloc'ed (the
+ * caller's), -ENOENT if absent. 0, -EINVAL, -GW_E_STATE, -ENOMEM.
+ */
 GW_MUST_CHECK int gw_state_meta_get(struct gw_state *st, const char *key, char **val);
 GW_MUST_CHECK int gw_state_meta_set(struct gw_state *st, const char *key, const char *val);
 
@@ -69,9 +76,14 @@ struct gw_state_ca {
 	int64_t created;  /* unix time */
 	int64_t removed;  /* 0 while configured */
 };
+/*
+ * The row named name into *out (zeroed first; filled only on 0). 0,
+ * -ENOENT (no such row), -EINVAL, -GW_E_STATE, -ENOMEM.
+ */
 GW_MUST_CHECK int gw_state_ca_get(struct gw_state *st, const char *name, struct gw_state_ca *out);
-/* Insert or replace the row named c->name. */
+/* Insert or replace the row named c->name (c is only read). 0, -EINVAL, -GW_E_STATE. */
 GW_MUST_CHECK int gw_state_ca_put(struct gw_state *st, const struct gw_state_ca *c);
+/* Free c's strings and zero it; NULL and a cleared c are fine. */
 void gw_state_ca_clear(struct gw_state_ca *c);
 /* Names of the rows not marked removed: *names malloc'ed array of malloc'ed strings. */
 GW_MUST_CHECK int gw_state_ca_list(struct gw_state *st, char ***names, unsigned *n);

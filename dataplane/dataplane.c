@@ -23,10 +23,10 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
+#include "dp_log.h"
 #include "net_internal.h"
 
-RTE_LOG_REGISTER(gw_dp_logtype, gw.dp, NOTICE);
-#define GW_LOG_DP(level, ...) rte_log(RTE_LOG_##level, gw_dp_logtype, "mtlsgw: " __VA_ARGS__)
+GW_DP_LOG_REGISTER(dp);
 
 #define GW_EAL_MAX_ARGS 64
 #define GW_EAL_ARGBUF 4096
@@ -238,7 +238,7 @@ gw_dp_eal_init(const struct gw_dp_params *p, const char *prog)
 		char line[GW_EAL_ARGBUF];
 
 		if (gw_dp_eal_cmdline(p, prog, line, sizeof(line)) == 0)
-			fprintf(stderr, "mtlsgw: EAL: %s\n", line);
+			GW_DP_LOG(NOTICE, dp, "EAL: %s", line);
 	}
 	/* rte_eal_init permutes argv: it gets its own copy of the pointers */
 	{
@@ -342,9 +342,9 @@ setup_ports(struct gw_dp *dp, const struct gw_dp_params *p)
 				return gw_err_setf(-ENOMEM, GW_HERE, "port '%s': TX ring: %s",
 					pr->dev.name, rte_strerror(rte_errno));
 		}
-		GW_LOG_DP(NOTICE,
+		GW_DP_LOG(NOTICE, dp,
 			"port '%s' %s %s: %u rxq %u txq, %s, rx cksum %s, tx cksum %s, "
-			"mtu %u, mac " RTE_ETHER_ADDR_PRT_FMT "\n",
+			"mtu %u, mac " RTE_ETHER_ADDR_PRT_FMT,
 			pr->dev.name, gw_port_kind_name(p->ports[i].dev.kind), pr->dev.devname,
 			pr->dev.n_rxq, pr->dev.n_txq,
 			pr->dev.rss        ? "hardware RSS"
@@ -480,120 +480,4 @@ fail : {
 	*gw_err_get() = saved;
 }
 	return rc;
-}
-
-static const char *const dp_stat_names[] = {
-#define GW_DP_STAT_NAME_(n) #n,
-	GW_DP_STATS(GW_DP_STAT_NAME_)
-#undef GW_DP_STAT_NAME_
-};
-
-#define N_DP_STATS (sizeof(dp_stat_names) / sizeof(dp_stat_names[0]))
-
-static void
-sum_stats(const struct gw_dp *dp, uint64_t *dps, uint64_t *tcps, size_t n_tcp, uint64_t *conns)
-{
-	unsigned w, k;
-
-	for (w = 0; w < dp->n_workers; w++) {
-		const uint64_t *d = (const uint64_t *)&dp->lcores[w].st;
-		const uint64_t *t = (const uint64_t *)&dp->lcores[w].tcp_st;
-
-		for (k = 0; k < N_DP_STATS; k++)
-			dps[k] += __atomic_load_n(&d[k], __ATOMIC_RELAXED);
-		for (k = 0; k < n_tcp; k++)
-			tcps[k] += __atomic_load_n(&t[k], __ATOMIC_RELAXED);
-		for (k = 0; k < GW_TCP_ST_MAX; k++)
-			conns[k] +=
-				__atomic_load_n(&dp->lcores[w].tcp_st.conns[k], __ATOMIC_RELAXED);
-	}
-}
-
-int64_t
-gw_dp_stat(const struct gw_dp *dp, const char *name)
-{
-	uint64_t dps[N_DP_STATS] = {0}, tcps[128] = {0}, conns[GW_TCP_ST_MAX] = {0};
-	size_t n_tcp, k;
-	const char *const *tn = gw_tcp_stat_names(&n_tcp);
-
-	n_tcp = RTE_MIN(n_tcp, RTE_DIM(tcps));
-	sum_stats(dp, dps, tcps, n_tcp, conns);
-	for (k = 0; k < N_DP_STATS; k++)
-		if (strcmp(dp_stat_names[k], name) == 0)
-			return (int64_t)dps[k];
-	for (k = 0; k < n_tcp; k++)
-		if (strcmp(tn[k], name) == 0)
-			return (int64_t)tcps[k];
-	return -1;
-}
-
-void
-gw_dp_stats_json(const struct gw_dp *dp, FILE *f)
-{
-	uint64_t dps[N_DP_STATS] = {0}, tcps[128] = {0}, conns[GW_TCP_ST_MAX] = {0};
-	size_t n_tcp, k;
-	const char *const *tn = gw_tcp_stat_names(&n_tcp);
-	unsigned i;
-
-	n_tcp = RTE_MIN(n_tcp, RTE_DIM(tcps));
-	sum_stats(dp, dps, tcps, n_tcp, conns);
-	fprintf(f, "{\"workers\":%u,\"tsc_hz\":%" PRIu64 ",\"net\":{", dp->n_workers, dp->tsc_hz);
-	for (k = 0; k < N_DP_STATS; k++)
-		fprintf(f, "%s\"%s\":%" PRIu64, k ? "," : "", dp_stat_names[k], dps[k]);
-	fprintf(f, "},\"tcp\":{");
-	for (k = 0; k < n_tcp; k++)
-		fprintf(f, "%s\"%s\":%" PRIu64, k ? "," : "", tn[k], tcps[k]);
-	fprintf(f, "},\"conns\":{");
-	for (k = 0; k < GW_TCP_ST_MAX; k++)
-		fprintf(f, "%s\"%s\":%" PRIu64, k ? "," : "",
-			gw_tcp_state_name((enum gw_tcp_state)k), conns[k]);
-	/* in use = RX rings + what TCP holds + per-lcore caches: a leak shows as
-	 * a figure that keeps growing across idle periods */
-	fprintf(f, "}");
-	if (dp->params->stats_json != NULL) {
-		fputc(',', f);
-		dp->params->stats_json(dp->params->hook_arg, f);
-	}
-	fprintf(f, ",\"mbufs_in_use\":%u,\"mbufs_total\":%u", rte_mempool_in_use_count(dp->pool),
-		dp->pool->size);
-	fprintf(f, ",\"ports\":[");
-	for (i = 0; i < dp->n_ports; i++) {
-		const struct gw_port *pd = &dp->ports[i].dev;
-		struct rte_eth_stats es;
-
-		/* what the device itself dropped (queue full, no mbuf, errors) */
-		if (rte_eth_stats_get(pd->port_id, &es) != 0)
-			memset(&es, 0, sizeof(es));
-		fprintf(f,
-			"%s{\"name\":\"%s\",\"device\":\"%s\",\"rxq\":%u,\"txq\":%u,\"rss\":%s,"
-			"\"rx_cksum_offload\":%s,\"tx_cksum_offload\":%s,\"mtu\":%u,"
-			"\"imissed\":%" PRIu64 ",\"ierrors\":%" PRIu64 ",\"oerrors\":%" PRIu64
-			",\"rx_nombuf\":%" PRIu64 "}",
-			i ? "," : "", pd->name, pd->devname, pd->n_rxq, pd->n_txq,
-			pd->rss ? "true" : "false",
-			pd->rx_ip_cksum && pd->rx_tcp_cksum ? "true" : "false",
-			pd->tx_ip_cksum && pd->tx_tcp_cksum ? "true" : "false", pd->mtu, es.imissed,
-			es.ierrors, es.oerrors, es.rx_nombuf);
-	}
-	/* where the work went: a skewed split shows up here first */
-	fprintf(f, "],\"per_worker\":[");
-	for (i = 0; i < dp->n_workers; i++) {
-		const struct gw_lcore *lc = &dp->lcores[i];
-
-		fprintf(f,
-			"%s{\"lcore\":%u,\"rx_pkts\":%" PRIu64 ",\"ring_rx\":%" PRIu64
-			",\"dispatch_tx\":%" PRIu64 ",\"tcp_rx\":%" PRIu64
-			",\"conn_accepted\":%" PRIu64 ",\"idle_sleeps\":%" PRIu64
-			",\"busy_cycles\":%" PRIu64 "}",
-			i ? "," : "", lc->lcore_id,
-			__atomic_load_n(&lc->st.rx_pkts, __ATOMIC_RELAXED),
-			__atomic_load_n(&lc->st.ring_rx, __ATOMIC_RELAXED),
-			__atomic_load_n(&lc->st.dispatch_tx, __ATOMIC_RELAXED),
-			__atomic_load_n(&lc->st.tcp_rx, __ATOMIC_RELAXED),
-			__atomic_load_n(&lc->tcp_st.conn_accepted, __ATOMIC_RELAXED),
-			__atomic_load_n(&lc->st.idle_sleeps, __ATOMIC_RELAXED),
-			__atomic_load_n(&lc->busy_cycles, __ATOMIC_RELAXED));
-	}
-	fprintf(f, "]}\n");
-	fflush(f);
 }

@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "gw_counters.h"
 #include "gw_err.h"
 #include "port.h"
 
@@ -91,9 +92,13 @@ struct gw_dp_params {
 	int (*worker_init)(void *arg, unsigned worker, struct gw_tcp_stack *tcp);
 	void (*worker_poll)(void *arg, unsigned worker);
 	void (*worker_fini)(void *arg, unsigned worker);
-	/* Optional: more members for the counters JSON line, written as
-	 * "name":{...} (no surrounding braces or comma), on the main lcore. */
-	void (*stats_json)(void *arg, FILE *f);
+	/*
+	 * Optional: more counter groups for gw_dp_counters (after net, tcp and
+	 * conns), on the main lcore: gw_ctr_snap_add each group and fill its
+	 * per-worker words (gw_ctr_read of what the workers published).
+	 * 0 or a negative error, which fails gw_dp_counters.
+	 */
+	int (*stats_read)(void *arg, struct gw_ctr_snap *s);
 	void *hook_arg;
 };
 
@@ -129,9 +134,19 @@ GW_MUST_CHECK int gw_dp_start(const struct gw_dp_params *p, struct gw_dp **out);
 void gw_dp_stop(struct gw_dp *dp);
 
 /*
- * One JSON object on one line: counters summed over the workers, then per
- * port what was negotiated. Safe while workers run (counters are read
- * without locks; each is a naturally atomic 64-bit load).
+ * Every counter, read once (gw_counters.h): per worker, as each worker last
+ * published it (at most a tick, 10 ms, old), the groups "net" (GW_DP_STATS),
+ * "tcp" (GW_TCP_STATS), "conns" (TCP connections by state), then the
+ * stats_read hook's, summed; each port's device counters (GW_PORT_STATS),
+ * the mbuf pool, the workers' lcores and busy cycles. s is initialised here;
+ * the caller gw_ctr_snap_fini's it, also on error. Safe while workers run.
+ * Returns 0, -ENOMEM, or the hook's error.
+ */
+GW_MUST_CHECK int gw_dp_counters(const struct gw_dp *dp, struct gw_ctr_snap *s);
+
+/*
+ * gw_dp_counters as the stats JSON line (gw_ctr_snap_json) on f; on error
+ * the line is {"error":"<message>"}. Safe while workers run.
  */
 void gw_dp_stats_json(const struct gw_dp *dp, FILE *f);
 
@@ -149,8 +164,8 @@ unsigned gw_dp_n_workers(const struct gw_dp *dp);
 
 /*
  * Worker w (0 .. n_workers-1, gw_dp_params.workers order). busy_cycles
- * only grows; divide by gw_dp_tsc_hz() for seconds. Safe while workers run
- * (a relaxed load of a counter only that worker writes). 0, or -EINVAL
+ * only grows (as published every tick, gw_dp_counters); divide by
+ * gw_dp_tsc_hz() for seconds. Safe while workers run. 0, or -EINVAL
  * for a bad w or NULL.
  */
 GW_MUST_CHECK int gw_dp_worker_info(

@@ -80,6 +80,13 @@ struct gw_dp_stats {
 #undef GW_DP_STAT_FIELD_
 };
 
+/* What a worker publishes for control every tick (dp_counters.h). */
+struct gw_lcore_counters {
+	struct gw_dp_stats net;
+	struct gw_tcp_stats tcp;
+	uint64_t busy_cycles;
+};
+
 /* ---- ARP cache: per lcore, set-associative (no tombstones, bounded) ---- */
 #define GW_ARP_WAYS 4
 #define GW_ARP_SETS 64
@@ -146,7 +153,13 @@ struct gw_lcore {
 	atomic_int ready; /* 0 starting, 1 polling, <0 failed (error code) */
 	char err[GW_ERR_MSG_MAX];
 
-	/* counters: written only by this worker, read by control */
+	/*
+	 * Counters (gw_counters.h: written one way, read one way). st and
+	 * busy_cycles are this worker's private counters: plain ++ on the fast
+	 * path, never read by another thread. Every tick the worker publishes
+	 * them with the TCP stack's into pub (gw_dp_publish); control reads
+	 * only pub, with gw_ctr_read, on its own cache lines.
+	 */
 	struct gw_dp_stats st __rte_cache_aligned;
 	/*
 	 * TSC cycles of the loop iterations that did work (received, sent or
@@ -155,7 +168,8 @@ struct gw_lcore {
 	 * Beside st, not in it: a running total, not a summed counter.
 	 */
 	uint64_t busy_cycles;
-	struct gw_tcp_stats tcp_st __rte_cache_aligned; /* copied from the stack per tick */
+	uint64_t pub_seq __rte_cache_aligned; /* gw_ctr_publish's sequence */
+	struct gw_lcore_counters pub;
 } __rte_cache_aligned;
 
 /* What every worker reads about a port (immutable while workers run). */

@@ -16,12 +16,13 @@
 #include <rte_cycles.h>
 #include <rte_log.h>
 
+#include "dp_log.h"
 #include "proxy_v2.h"
 #include "tls.h"
 #include "tls_ctx.h"
 #include "verify_cache.h"
 
-RTE_LOG_REGISTER_SUFFIX(gw_tls_logtype, tls, NOTICE);
+GW_DP_LOG_REGISTER(tls);
 
 #define TLS_REC_MAX 16384
 /*
@@ -469,10 +470,10 @@ hs_failed(struct gw_tls_conn *t, int ssl_err)
 		w->st.hs_fail_hsm++;
 		if (w->now - w->last_hsm_log >= w->p.tsc_hz || w->last_hsm_log == 0) {
 			w->last_hsm_log = w->now ? w->now : 1; /* at most one line a second */
-			rte_log(RTE_LOG_ERR, gw_tls_logtype,
+			GW_DP_LOG(ERR, tls,
 				"TLS: lcore %u: server signature with the HSM key failed (%s); "
 				"handshakes fail until the token/key is back (counter "
-				"hs_fail_hsm)\n",
+				"hs_fail_hsm)",
 				w->p.lcore,
 				ERR_reason_error_string(e) ? ERR_reason_error_string(e)
 							   : "no reason");

@@ -4,6 +4,7 @@
  * (see tls_dp.h).
  */
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,8 +19,10 @@ struct tls_dp_worker {
 	bool reader;             /* registered with the publisher */
 	uint64_t next_copy;      /* tsc of the next counter copy */
 	uint64_t ms;             /* tsc ticks per millisecond */
-	/* written by the worker, read by control: its own cache lines */
-	struct gw_tls_stats st __rte_cache_aligned;
+	/* published by the worker (gw_ctr_publish), read by control
+	 * (gw_ctr_read): their own cache lines */
+	uint64_t seq __rte_cache_aligned;
+	struct gw_tls_stats st;
 	/* generation of the snapshot the worker last took (0: none yet);
 	 * stored only when it changes, so control's reads of this line cost
 	 * the worker nothing in the steady state */
@@ -29,6 +32,42 @@ struct tls_dp_worker {
 struct gw_tls_dp {
 	struct gw_tls_dp_params p;
 	struct tls_dp_worker *wk; /* n_workers */
+};
+
+/* The "tls" counter group, from GW_TLS_STATS and GW_TRUST_REASONS, in
+ * struct gw_tls_stats order (reject[GW_TRUST_R_OK] is never shown). */
+#define GW_TLS_CTR_(n) {#n, GW_CTR_COUNTER, NULL},
+#define GW_TLS_REJECT_(n, name) \
+	{GW_TRUST_R_##n == GW_TRUST_R_OK ? NULL : "reject_" name, GW_CTR_COUNTER, NULL},
+/* clang-format off */
+static const struct gw_ctr_desc tls_desc[] = {
+	GW_TLS_STATS(GW_TLS_CTR_)
+	GW_TRUST_REASONS(GW_TLS_REJECT_)
+	{"handshaking", GW_CTR_GAUGE, "TLS handshakes in progress now"},
+	{"established", GW_CTR_GAUGE, "established TLS connections now"},
+};
+/* clang-format on */
+#undef GW_TLS_CTR_
+#undef GW_TLS_REJECT_
+
+_Static_assert(RTE_DIM(tls_desc) * sizeof(uint64_t) == sizeof(struct gw_tls_stats),
+	"tls_desc covers struct gw_tls_stats");
+_Static_assert(
+	offsetof(struct gw_tls_stats, handshaking) == sizeof(uint64_t) * (RTE_DIM(tls_desc) - 2),
+	"gauges end struct gw_tls_stats");
+
+/* where the handshakes went, in gw_dp_params.workers order: a skewed
+ * split, or resumption across workers, shows here */
+static const char *const tls_worker_keys[] = {"hs_ok", "hs_full", "hs_resumed", "hs_fail", NULL};
+
+const struct gw_ctr_group gw_tls_dp_group = {
+	.name = "tls",
+	.help = "TLS counter, summed over the workers",
+	.d = tls_desc,
+	.n = RTE_DIM(tls_desc),
+	.per_worker = "per_worker_hs",
+	.worker_keys = tls_worker_keys,
+	.worker_help = "TLS counter of one worker",
 };
 
 int
@@ -64,13 +103,9 @@ static void
 copy_stats(struct tls_dp_worker *k)
 {
 	struct gw_tls_stats s;
-	const uint64_t *src = (const uint64_t *)&s;
-	uint64_t *dst = (uint64_t *)&k->st;
 
 	gw_tls_stats_get(k->w, &s);
-	/* word by word, so control's relaxed loads never see a torn counter */
-	for (size_t i = 0; i < sizeof(s) / sizeof(uint64_t); i++)
-		__atomic_store_n(&dst[i], src[i], __ATOMIC_RELAXED);
+	GW_CTR_PUBLISH(&k->seq, &k->st, &s);
 }
 
 static void
@@ -146,10 +181,17 @@ hook_poll(void *arg, unsigned worker)
 	gw_snap_reader_quiescent(t->p.pub, worker);
 }
 
-static void
-hook_stats_json(void *arg, FILE *f)
+static int
+hook_stats_read(void *arg, struct gw_ctr_snap *s)
 {
-	gw_tls_dp_stats_json(arg, f);
+	const struct gw_tls_dp *t = arg;
+	uint64_t *w;
+
+	GW_GUARD(gw_ctr_snap_add(s, &gw_tls_dp_group, &w));
+	for (unsigned i = 0; i < t->p.n_workers && i < s->n_workers; i++)
+		gw_ctr_read(&t->wk[i].seq, w + (size_t)i * gw_tls_dp_group.n,
+			(const uint64_t *)&t->wk[i].st, gw_tls_dp_group.n);
+	return 0;
 }
 
 void
@@ -158,21 +200,19 @@ gw_tls_dp_hooks(struct gw_tls_dp *t, struct gw_dp_params *p)
 	p->worker_init = hook_init;
 	p->worker_poll = hook_poll;
 	p->worker_fini = hook_fini;
-	p->stats_json = hook_stats_json;
+	p->stats_read = hook_stats_read;
 	p->hook_arg = t;
 }
 
 void
 gw_tls_dp_stats(const struct gw_tls_dp *t, struct gw_tls_stats *sum)
 {
-	uint64_t *dst = (uint64_t *)sum;
-
 	memset(sum, 0, sizeof(*sum));
 	for (unsigned w = 0; w < t->p.n_workers; w++) {
-		const uint64_t *src = (const uint64_t *)&t->wk[w].st;
+		struct gw_tls_stats one;
 
-		for (size_t i = 0; i < sizeof(*sum) / sizeof(uint64_t); i++)
-			dst[i] += __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+		GW_CTR_READ(&t->wk[w].seq, &one, &t->wk[w].st);
+		gw_ctr_add((uint64_t *)sum, (const uint64_t *)&one, GW_CTR_WORDS(one));
 	}
 }
 
@@ -188,55 +228,10 @@ int64_t
 gw_tls_dp_stat(const struct gw_tls_dp *t, const char *name)
 {
 	struct gw_tls_stats s;
-	const char *const *names;
-	size_t n;
+	int k = gw_ctr_find(&gw_tls_dp_group, name);
 
+	if (k < 0)
+		return -1;
 	gw_tls_dp_stats(t, &s);
-	names = gw_tls_stat_names(&n);
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(names[i], name) == 0)
-			return (int64_t)((const uint64_t *)&s)[i];
-	if (strncmp(name, "reject_", 7) == 0)
-		for (unsigned r = 0; r < GW_TRUST_R__COUNT; r++)
-			if (strcmp(gw_trust_reason_name((enum gw_trust_reason)r), name + 7) == 0)
-				return (int64_t)s.reject[r];
-	if (strcmp(name, "handshaking") == 0)
-		return (int64_t)s.handshaking;
-	if (strcmp(name, "established") == 0)
-		return (int64_t)s.established;
-	return -1;
-}
-
-void
-gw_tls_dp_stats_json(const struct gw_tls_dp *t, FILE *f)
-{
-	struct gw_tls_stats s;
-	const char *const *names;
-	size_t n;
-
-	gw_tls_dp_stats(t, &s);
-	names = gw_tls_stat_names(&n);
-	fprintf(f, "\"tls\":{");
-	for (size_t i = 0; i < n; i++)
-		fprintf(f, "%s\"%s\":%" PRIu64, i ? "," : "", names[i], ((const uint64_t *)&s)[i]);
-	for (unsigned r = 1; r < GW_TRUST_R__COUNT; r++)
-		fprintf(f, ",\"reject_%s\":%" PRIu64, gw_trust_reason_name((enum gw_trust_reason)r),
-			s.reject[r]);
-	fprintf(f, ",\"handshaking\":%" PRIu64 ",\"established\":%" PRIu64, s.handshaking,
-		s.established);
-	/* where the handshakes went, in gw_dp_params.workers order: a skewed
-	 * split, or resumption across workers, shows here */
-	fprintf(f, ",\"per_worker_hs\":[");
-	for (unsigned w = 0; w < t->p.n_workers; w++) {
-		const struct gw_tls_stats *k = &t->wk[w].st;
-
-		fprintf(f,
-			"%s{\"hs_ok\":%" PRIu64 ",\"hs_full\":%" PRIu64 ",\"hs_resumed\":%" PRIu64
-			",\"hs_fail\":%" PRIu64 "}",
-			w ? "," : "", __atomic_load_n(&k->hs_ok, __ATOMIC_RELAXED),
-			__atomic_load_n(&k->hs_full, __ATOMIC_RELAXED),
-			__atomic_load_n(&k->hs_resumed, __ATOMIC_RELAXED),
-			__atomic_load_n(&k->hs_fail, __ATOMIC_RELAXED));
-	}
-	fprintf(f, "]}");
+	return (int64_t)((const uint64_t *)&s)[k];
 }

@@ -11,8 +11,10 @@
  * millisecond and reports the quiescent state
  * (the loop holds no pointer from gw_snap_current() between iterations;
  * connections hold references). worker_fini aborts the TLS connections
- * and unregisters the reader. Control reads the counters with
- * gw_tls_dp_stat / gw_tls_dp_stats_json while the workers run.
+ * and unregisters the reader. The counters follow gw_counters.h: each
+ * worker publishes its struct gw_tls_stats (gw_ctr_publish), control reads
+ * them (gw_ctr_read) with gw_tls_dp_stats / gw_tls_dp_stat, and
+ * gw_dp_counters through the stats_read hook (group gw_tls_dp_group).
  */
 #ifndef GW_TLS_DP_H
 #define GW_TLS_DP_H
@@ -21,6 +23,7 @@
 #include <stdio.h>
 
 #include "dataplane.h"
+#include "gw_counters.h"
 #include "gw_err.h"
 #include "snapshot.h"
 #include "svc_tls.h"
@@ -50,15 +53,17 @@ GW_MUST_CHECK int gw_tls_dp_create(const struct gw_tls_dp_params *p, struct gw_t
 /* After gw_dp_stop. NULL ok. */
 void gw_tls_dp_destroy(struct gw_tls_dp *t);
 
-/* Point p's worker hooks (and the stats_json hook: "tls":{...}) at t. */
+/* Point p's worker hooks (and the stats_read hook: group "tls") at t. */
 void gw_tls_dp_hooks(struct gw_tls_dp *t, struct gw_dp_params *p);
 
-/* Counters summed over the workers (copies at most a millisecond old). */
+/* Counters summed over the workers (copies at most a millisecond old).
+ * Control thread, any time between create and destroy. */
 void gw_tls_dp_stats(const struct gw_tls_dp *t, struct gw_tls_stats *sum);
 
 /*
- * One counter by name: a name of gw_tls_stat_names(), "reject_<reason>"
- * (gw_trust_reason_name), "handshaking" or "established"; -1 if unknown.
+ * One counter by name (a member of gw_tls_dp_group: a name of
+ * gw_tls_stat_names(), "reject_<reason>", "handshaking" or "established"),
+ * summed over the workers; -1 if unknown.
  */
 int64_t gw_tls_dp_stat(const struct gw_tls_dp *t, const char *name);
 
@@ -70,7 +75,11 @@ int64_t gw_tls_dp_stat(const struct gw_tls_dp *t, const char *name);
  */
 uint64_t gw_tls_dp_worker_generation(const struct gw_tls_dp *t, unsigned worker);
 
-/* `"tls":{...}` (no surrounding braces), for the stats JSON line. */
-void gw_tls_dp_stats_json(const struct gw_tls_dp *t, FILE *f);
+/*
+ * The "tls" counter group: GW_TLS_STATS, then reject_<reason> for every
+ * gw_trust reason but ok, then the gauges handshaking and established;
+ * per worker (JSON "per_worker_hs") hs_ok, hs_full, hs_resumed, hs_fail.
+ */
+extern const struct gw_ctr_group gw_tls_dp_group;
 
 #endif /* GW_TLS_DP_H */

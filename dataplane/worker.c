@@ -36,6 +36,7 @@
 #include <rte_ring.h>
 #include <rte_tcp.h>
 
+#include "dp_counters.h"
 #include "net_internal.h"
 #include "svc.h"
 
@@ -154,12 +155,7 @@ dispatch_burst(struct gw_lcore *lc, struct rte_mbuf **pkts, uint16_t n, unsigned
 static void
 copy_tcp_stats(struct gw_lcore *lc)
 {
-	struct gw_tcp_stats s;
-
-	if (lc->tcp == NULL)
-		return;
-	gw_tcp_stats_get(lc->tcp, &s);
-	lc->tcp_st = s;
+	gw_dp_publish(lc); /* dp_counters.h */
 }
 
 /* Returns true if it slept. */
@@ -328,6 +324,7 @@ gw_worker_teardown(struct gw_lcore *lc)
 			rte_pktmbuf_free(lc->tx[i].pkts[k]);
 		lc->tx[i].n = 0;
 	}
+	gw_dp_publish(lc); /* what the teardown sent, for the exit line */
 }
 
 int
@@ -365,10 +362,7 @@ gw_worker_main(void *arg)
 
 		t1 = rte_rdtsc();
 		if (got != 0 || tx_mark(lc) != tx)
-			/* only this lcore writes it: control's relaxed loads see
-			 * whole values */
-			__atomic_store_n(
-				&lc->busy_cycles, lc->busy_cycles + (t1 - t0), __ATOMIC_RELAXED);
+			lc->busy_cycles += t1 - t0; /* private: published per tick */
 		t0 = idle_account(lc, got) ? rte_rdtsc() : t1;
 	}
 	gw_worker_teardown(lc);
@@ -386,7 +380,12 @@ gw_dp_worker_info(const struct gw_dp *dp, unsigned w, struct gw_dp_worker_info *
 {
 	GW_ENSURE(dp != NULL && out != NULL && w < dp->n_workers, -EINVAL);
 	out->lcore = dp->lcores[w].lcore_id;
-	out->busy_cycles = __atomic_load_n(&dp->lcores[w].busy_cycles, __ATOMIC_RELAXED);
+	{
+		struct gw_lcore_counters c;
+
+		GW_CTR_READ(&dp->lcores[w].pub_seq, &c, &dp->lcores[w].pub);
+		out->busy_cycles = c.busy_cycles;
+	}
 	return 0;
 }
 

@@ -249,7 +249,8 @@ gw_port_open(const struct gw_port_params *p, unsigned idx, struct gw_port *out)
 			devargs,
 			is_pci ? "is the NIC bound to vfio-pci and not in use?"
 			       : "the EAL did not create it; see the EAL messages above");
-	rte_eth_dev_get_name_by_port(pid, out->devname);
+	if (rte_eth_dev_get_name_by_port(pid, out->devname) != 0)
+		snprintf(out->devname, sizeof(out->devname), "port%u", pid); /* messages only */
 	out->port_id = pid;
 	rc = rte_eth_dev_info_get(pid, &info);
 	if (rc < 0)
@@ -346,7 +347,10 @@ gw_port_open(const struct gw_port_params *p, unsigned idx, struct gw_port *out)
 	out->tx_tcp_cksum = conf.txmode.offloads & RTE_ETH_TX_OFFLOAD_TCP_CKSUM;
 	if (rte_eth_dev_get_mtu(pid, &out->mtu) < 0)
 		out->mtu = RTE_ETHER_MTU;
-	rte_eth_macaddr_get(pid, &out->mac);
+	/* the MAC is what ARP answers with: a port without one cannot work */
+	rc = rte_eth_macaddr_get(pid, &out->mac);
+	if (rc < 0)
+		goto fail;
 	return 0;
 fail:
 	gw_err_setf(rc, GW_HERE, "port '%s' (%s, %s %s): %s", p->name, out->devname,

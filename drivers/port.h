@@ -13,7 +13,8 @@
  * rte_eal_cleanup(). A tap interface exists exactly between open and close
  * (DPDK's tap is not persistent: if the process dies the kernel removes it).
  *
- * Not thread-safe: called from the main lcore while no worker runs.
+ * Not thread-safe: called from the main lcore while no worker runs
+ * (except gw_port_rss_hash and gw_port_kind_name, which are pure).
  */
 #ifndef GW_PORT_H
 #define GW_PORT_H
@@ -75,6 +76,14 @@ struct gw_port {
 /* Reta size used by software dispatch: owner = (hash % reta_size) % n. */
 #define GW_PORT_SW_RETA 128
 
+/*
+ * The device's own counters control reports per port (the struct
+ * rte_eth_stats fields of the same names: what the device dropped because
+ * a queue was full, there was no mbuf, or a frame was bad). rxq/txq/mtu
+ * are settings, not counters.
+ */
+#define GW_PORT_STATS(X) X(imissed) X(ierrors) X(oerrors) X(rx_nombuf)
+
 /* The fixed 40-byte Toeplitz key shared by NIC RSS and software dispatch. */
 extern const uint8_t gw_port_rss_key[40];
 
@@ -110,7 +119,8 @@ void gw_port_close(struct gw_port *port);
 /*
  * Toeplitz hash with gw_port_rss_key over an IPv4 TCP 4-tuple as it arrives
  * on the wire (src, dst, sport, dport), all in network byte order: the value
- * a NIC configured by gw_port_open computes for that packet.
+ * a NIC configured by gw_port_open computes for that packet. Pure: any
+ * thread (workers call it per packet).
  */
 uint32_t gw_port_rss_hash(uint32_t saddr, uint32_t daddr, uint16_t sport, uint16_t dport);
 

@@ -254,7 +254,7 @@ engine_new(const char *engine_path, const char *module, ENGINE **out)
 	if (dlopen(engine_path, RTLD_NOW | RTLD_NODELETE) == NULL)
 		return gw_err_setf(-GW_E_HSM, GW_HERE, "pkcs11 engine '%s' cannot be loaded: %s",
 			engine_path, dlerror());
-	OPENSSL_init_crypto(OPENSSL_INIT_ENGINE_DYNAMIC, NULL);
+	GW_GUARD_OSSL(OPENSSL_init_crypto(OPENSSL_INIT_ENGINE_DYNAMIC, NULL), -GW_E_HSM);
 	e = ENGINE_by_id("dynamic");
 	if (e == NULL) {
 		gw_err_setf(-GW_E_HSM, GW_HERE, "OpenSSL has no dynamic engine loader");
@@ -348,7 +348,8 @@ gw_hsm_shutdown(void)
 		struct hsm_engine *it = engines;
 
 		engines = it->next;
-		ENGINE_finish(it->e);
+		/* 0 only for an engine never initialised: nothing left to undo */
+		(void)ENGINE_finish(it->e);
 		ENGINE_free(it->e);
 		free(it->engine_path);
 		free(it->module);
@@ -411,8 +412,9 @@ bind_token(struct gw_hsm *h, const char *label)
 	}
 	OPENSSL_cleanse(pin, sizeof(pin));
 	if (rc < 0) {
-		/* unbound again, so a later call on this handle reports the real cause */
-		h->mod->f->C_CloseSession(h->sess);
+		/* unbound again, so a later call on this handle reports the real cause
+		 * (a failed close: the session is gone either way) */
+		(void)h->mod->f->C_CloseSession(h->sess);
 		h->sess = CK_INVALID_HANDLE;
 		h->bound = false;
 		return rc;
@@ -470,7 +472,7 @@ gw_hsm_close(struct gw_hsm *h)
 	/* In a child, the parent's session is not ours to close. */
 	if (h->pid == getpid()) {
 		if (h->sess != CK_INVALID_HANDLE)
-			h->mod->f->C_CloseSession(h->sess);
+			(void)h->mod->f->C_CloseSession(h->sess); /* freed: nothing to retry */
 	}
 	free(h->pin_file);
 	free(h->pin_env);
@@ -961,7 +963,8 @@ gw_hsm_cert_matches_key(struct gw_hsm *h, X509 *cert, const char *uri)
 
 	GW_ENSURE(cert != NULL, -EINVAL);
 	pub = X509_get0_pubkey(cert);
-	X509_NAME_oneline(X509_get_subject_name(cert), subj, sizeof(subj));
+	if (X509_NAME_oneline(X509_get_subject_name(cert), subj, sizeof(subj)) == NULL)
+		snprintf(subj, sizeof(subj), "(unprintable subject)");
 	rc = gw_hsm_key_load(h, uri, &key);
 	if (rc < 0)
 		goto out;

@@ -70,15 +70,16 @@ child_check(const char *module, const char *token)
 		rc = gw_p11_login(m, s, token, pin);
 	OPENSSL_cleanse(pin, sizeof(pin));
 	if (rc == 0) {
-		m->f->C_Logout(s);
+		/* the PIN was accepted; this process ends its login by exiting */
+		(void)m->f->C_Logout(s);
 		printf("0\n");
 	} else {
 		printf("%d %s\n", rc, gw_err_msg());
 	}
 	if (s != CK_INVALID_HANDLE)
-		m->f->C_CloseSession(s);
+		(void)m->f->C_CloseSession(s); /* the process exits next */
 	if (m != NULL)
-		m->f->C_Finalize(NULL);
+		(void)m->f->C_Finalize(NULL);
 	fflush(stdout);
 	return rc == 0 ? 0 : 1;
 }

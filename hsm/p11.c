@@ -173,7 +173,7 @@ gw_p11_mod_unload_all(void)
 		 * the engines are finished: nobody else holds a session.
 		 */
 		if (m->init_pid == getpid())
-			m->f->C_Finalize(NULL);
+			(void)m->f->C_Finalize(NULL); /* process exit: nothing to undo */
 		dlclose(m->dl);
 		free(m->path);
 		free(m);
@@ -551,10 +551,15 @@ gw_p11_token_init(struct gw_p11_mod *m, const char *label, const char *pin, cons
 		goto out;
 	}
 	/* The SO must not stay logged in; this session is ours alone. */
-	m->f->C_Logout(s);
+	rv = m->f->C_Logout(s);
+	if (rv != CKR_OK)
+		rc = gw_err_setf(-GW_E_HSM, GW_HERE,
+			"token '%s' initialised, but the SO could not log out: C_Logout: %s", label,
+			gw_p11_ckr_name(rv));
 out:
+	/* the last session: closing it also ends any login (PKCS#11 5.6) */
 	if (s != CK_INVALID_HANDLE)
-		m->f->C_CloseSession(s);
+		(void)m->f->C_CloseSession(s);
 	return rc;
 }
 
@@ -590,9 +595,15 @@ gw_p11_find(struct gw_p11_mod *m, CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls,
 			break;
 		total += got;
 	}
-	m->f->C_FindObjectsFinal(s);
-	if (rv != CKR_OK)
+	if (rv != CKR_OK) {
+		(void)m->f->C_FindObjectsFinal(s); /* the first failure is the cause */
 		return gw_err_setf(-GW_E_HSM, GW_HERE, "C_FindObjects: %s", gw_p11_ckr_name(rv));
+	}
+	/* a search left active makes the session's next C_FindObjectsInit fail */
+	rv = m->f->C_FindObjectsFinal(s);
+	if (rv != CKR_OK)
+		return gw_err_setf(
+			-GW_E_HSM, GW_HERE, "C_FindObjectsFinal: %s", gw_p11_ckr_name(rv));
 	return (int)total;
 }
 
@@ -652,9 +663,9 @@ gw_p11_describe(struct gw_p11_mod *m, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE obj,
 			const unsigned char *p = buf;
 			X509 *x = d2i_X509(NULL, &p, n);
 
-			if (x != NULL)
-				X509_NAME_oneline(
-					X509_get_subject_name(x), o->subject, sizeof(o->subject));
+			if (x != NULL && X509_NAME_oneline(X509_get_subject_name(x), o->subject,
+						 sizeof(o->subject)) == NULL)
+				o->subject[0] = '\0'; /* listed without a subject */
 			X509_free(x);
 		}
 		return 0;

@@ -477,34 +477,26 @@ mesh_status(void *arg, json_t *o)
 }
 
 /*
- * GET /v1/metrics, the gateway's side (control/metrics.h): the counters of
- * the SIGUSR1 stats line (dataplane, TCP, TLS through its hook) rendered
- * from that line, so metrics and line never disagree on a name, then the
- * snapshot generations and each worker's busy seconds. Certificate expiry
- * follows from mesh.
+ * GET /v1/metrics, the gateway's side (control/metrics.h): the counters
+ * (dataplane, TCP, TLS through its hook, busy seconds) rendered from the
+ * same groups as the SIGUSR1 stats line, so metrics and line never disagree
+ * on a name, then the snapshot generations. Certificate expiry follows
+ * from mesh.
  */
 static int
 mesh_metrics(void *arg, struct gw_metrics *m)
 {
 	struct tls_ctl *t = arg;
-	char *line = NULL;
-	size_t len = 0;
-	FILE *f;
-	int rc = 0;
+	struct gw_ctr_snap s;
+	int rc;
 
 	gw_metrics_simple(m, "mtlsgw_snapshot_generation", "gauge",
 		"generation of the last published snapshot", (int64_t)t->gen);
 	if (mesh.dp == NULL)
 		return 0; /* not running yet: no counters */
-	f = open_memstream(&line, &len);
-	if (f == NULL)
-		return gw_err_setf(-ENOMEM, GW_HERE, "metrics: no memory for the stats line");
-	gw_dp_stats_json(mesh.dp, f);
-	if (fclose(f) != 0 || line == NULL)
-		rc = gw_err_setf(-ENOMEM, GW_HERE, "metrics: no memory for the stats line");
-	else
-		rc = gw_metrics_stats_json(m, line, len);
-	free(line);
+	if ((rc = gw_dp_counters(mesh.dp, &s)) == 0)
+		gw_metrics_counters(m, &s);
+	gw_ctr_snap_fini(&s);
 	GW_GUARD(rc);
 	gw_metrics_family(m, "mtlsgw_worker_snapshot_generation", "gauge",
 		"generation of the snapshot the worker last took");
@@ -515,19 +507,6 @@ mesh_metrics(void *arg, struct gw_metrics *m)
 		gw_metrics_sample(m, "mtlsgw_worker_snapshot_generation",
 			(const char *const[]){"worker", w}, 1,
 			(int64_t)gw_tls_dp_worker_generation(t->tdp, i));
-	}
-	gw_metrics_family(m, "mtlsgw_worker_busy_seconds_total", "counter",
-		"seconds the worker spent in loop iterations that did work");
-	for (unsigned i = 0; i < gw_dp_n_workers(mesh.dp); i++) {
-		struct gw_dp_worker_info wi;
-		uint64_t hz = gw_dp_tsc_hz(mesh.dp);
-		char w[16];
-
-		if (gw_dp_worker_info(mesh.dp, i, &wi) < 0 || hz == 0)
-			continue;
-		snprintf(w, sizeof(w), "%u", i);
-		gw_metrics_sample_f(m, "mtlsgw_worker_busy_seconds_total",
-			(const char *const[]){"worker", w}, 1, (double)wi.busy_cycles / (double)hz);
 	}
 	return 0;
 }

@@ -45,7 +45,7 @@ for n in 2 3; do
 	kill -TERM "$GW_GW_PID"
 	wait "$GW_GW_PID" || rc=$?
 	[ "$rc" -eq 0 ] || gw_fail "$n workers: exit $rc"
-	grep -q "\"hooks\":{\"init\":$n}" "$T/gw.out" || gw_fail "$n workers: stats_json hook missing"
+	grep -q "\"hooks\":{\"init\":$n}" "$T/gw.out" || gw_fail "$n workers: stats_read hook missing"
 	grep -q "hooks: init $n fini $n polled $n" "$T/gw.err" ||
 		gw_fail "$n workers: per-worker hooks: $(grep hooks "$T/gw.err")"
 	ip netns del "$GW_NS"
