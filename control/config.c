@@ -39,6 +39,7 @@
 
 #include "config.h"
 #include "config_internal.h"
+#include "gw_duration.h"
 #include "trust.h"
 
 #define GW_CFG_DEFAULT_STATE_DIR "/var/lib/mtlsgw"
@@ -444,71 +445,6 @@ ip_str(uint32_t ip_be, char buf[static INET_ADDRSTRLEN])
 	return inet_ntop(AF_INET, &a, buf, INET_ADDRSTRLEN);
 }
 
-/* "90s", "30m", "72h", "7d", "10y" (365 days). */
-static bool
-parse_duration(const char *s, uint64_t *secs)
-{
-	char *end;
-	unsigned long long v;
-	uint64_t mul;
-
-	if (!isdigit((unsigned char)s[0]))
-		return false;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || v == 0 || end[0] == '\0' || end[1] != '\0')
-		return false;
-	switch (end[0]) {
-	case 's':
-		mul = 1;
-		break;
-	case 'm':
-		mul = 60;
-		break;
-	case 'h':
-		mul = 3600;
-		break;
-	case 'd':
-		mul = 86400;
-		break;
-	case 'y':
-		mul = 365ull * 86400;
-		break;
-	default:
-		return false;
-	}
-	if (v > UINT64_MAX / mul / 1000) /* keep room for any later arithmetic */
-		return false;
-	*secs = v * mul;
-	return true;
-}
-
-/* parse_duration's forms, and "250ms" for the sub-second timers. */
-static bool
-parse_duration_ms(const char *s, uint64_t *ms)
-{
-	size_t n = strlen(s);
-	uint64_t secs;
-
-	if (n > 2 && strcmp(s + n - 2, "ms") == 0) {
-		char *end;
-		unsigned long long v;
-
-		if (!isdigit((unsigned char)s[0]))
-			return false;
-		errno = 0;
-		v = strtoull(s, &end, 10);
-		if (errno || v == 0 || end != s + n - 2 || v > UINT32_MAX)
-			return false;
-		*ms = v;
-		return true;
-	}
-	if (!parse_duration(s, &secs))
-		return false;
-	*ms = secs * 1000; /* parse_duration keeps room for this */
-	return true;
-}
-
 /*
  * An optional duration key in [min_ms, max_ms] into *out (left as is when
  * absent). range is how the bounds read in the message, e.g. "1s..10m".
@@ -521,7 +457,7 @@ conv_duration_ms(struct gw_cfg_ctx *c, const char *pfx, const char *key, const c
 
 	if (!s)
 		return;
-	if (!parse_duration_ms(s, &ms))
+	if (gw_duration_parse_ms(s, &ms) < 0)
 		gw_cfg_err(c, 0, pfx, key,
 			"'%s' is not a duration (expected a number and one of ms, s, m, h, d, "
 			"e.g. 10s)",
@@ -1200,7 +1136,7 @@ conv_tls(struct gw_cfg_ctx *c, const char *lpfx, const struct raw_tls *r, bool m
 		uint64_t secs;
 
 		/* RFC 8446 4.6.1: a ticket lifetime is at most seven days */
-		if (!parse_duration(r->ticket_lifetime, &secs))
+		if (gw_duration_parse(r->ticket_lifetime, &secs) < 0)
 			gw_cfg_err(c, 0, pfx, "ticket_lifetime",
 				"'%s' is not a duration (expected a number and one of s, m, h, d, "
 				"e.g. 1h)",
@@ -1626,7 +1562,7 @@ conv_backend(
 	if (cf->key_type && ENUM(c, cpfx, "key_type", cf->key_type, key_types, &v) == 0)
 		b->key_type = (enum gw_key_type)v;
 	b->leaf_validity_s = 72 * 3600;
-	if (cf->leaf_validity && !parse_duration(cf->leaf_validity, &b->leaf_validity_s))
+	if (cf->leaf_validity && gw_duration_parse(cf->leaf_validity, &b->leaf_validity_s) < 0)
 		gw_cfg_err(c, 0, cpfx, "leaf_validity",
 			"'%s' is not a duration (expected a number and one of s, m, h, d, y, "
 			"e.g. 72h)",
@@ -1654,7 +1590,8 @@ conv_backend(
 	switch (b->type) {
 	case GW_CA_BUILTIN:
 		b->root_validity_s = 10ull * 365 * 86400;
-		if (cf->root_validity && !parse_duration(cf->root_validity, &b->root_validity_s))
+		if (cf->root_validity &&
+			gw_duration_parse(cf->root_validity, &b->root_validity_s) < 0)
 			gw_cfg_err(c, 0, cpfx, "root_validity",
 				"'%s' is not a duration (expected a number and one of s, m, h, d, "
 				"y, e.g. 10y)",
