@@ -24,6 +24,7 @@
 #include <openssl/x509v3.h>
 
 #include "admin.h"
+#include "gw_duration.h"
 
 struct gw_admin {
 	struct MHD_Daemon *d;
@@ -47,40 +48,13 @@ struct req_body {
 bool
 gw_admin_parse_duration(const char *s, uint64_t *out)
 {
-	char *end;
-	unsigned long long v;
-	uint64_t mul = 1;
+	uint64_t v;
 
-	if (s == NULL || *s < '0' || *s > '9')
+	/* the config's syntax; nothing issues for more than ~100 years, which
+	 * keeps time_t arithmetic on the result safe */
+	if (gw_duration_parse(s, &v) < 0 || v > 100ull * 365 * 86400)
 		return false;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return false;
-	if (*end) {
-		switch (*end) {
-		case 's':
-			mul = 1;
-			break;
-		case 'm':
-			mul = 60;
-			break;
-		case 'h':
-			mul = 3600;
-			break;
-		case 'd':
-			mul = 86400;
-			break;
-		default:
-			return false;
-		}
-		if (end[1])
-			return false;
-	}
-	/* nothing issues for more than ~100 years; keep time_t arithmetic safe */
-	if (v == 0 || v > 100ull * 365 * 86400 / mul)
-		return false;
-	*out = v * mul;
+	*out = v;
 	return true;
 }
 
@@ -206,7 +180,8 @@ gw_admin_parse_leaf(
 	} else if (ttl && (!json_is_string(ttl) ||
 				  !gw_admin_parse_duration(json_string_value(ttl), &out->ttl_s))) {
 		rc = perr(err, errlen,
-			"field 'TTL': expected a duration like \"24h\" (s, m, h, d) or seconds");
+			"field 'TTL': expected a duration like \"24h\" (s, m, h, d, y) or "
+			"a JSON number of seconds");
 		goto fail;
 	}
 	if (strncmp(out->csr_pem, "-----BEGIN CERTIFICATE REQUEST-----", 35) != 0 &&

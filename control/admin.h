@@ -132,7 +132,10 @@ void gw_admin_ca_put_clear(struct gw_admin_ca_put *r);
 GW_MUST_CHECK int gw_admin_parse_reload(
 	const char *body, size_t len, bool *force, char *err, size_t errlen);
 
-/* "90s" "15m" "24h" "7d" or plain seconds -> seconds; false if not one. */
+/*
+ * A duration in the config's syntax (gw_duration.h: "90s" "15m" "24h" "7d"
+ * "1y") of at most 100 years -> seconds; false if not one. Thread-safe.
+ */
 bool gw_admin_parse_duration(const char *s, uint64_t *out);
 
 #endif /* GW_ADMIN_H */

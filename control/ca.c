@@ -19,6 +19,7 @@
 #include <openssl/x509v3.h>
 
 #include "ca_internal.h"
+#include "gw_x509.h"
 #include "rotation.h"
 
 /* ---- small helpers ------------------------------------------------------- */
@@ -175,84 +176,25 @@ gw_ca_key_ensure(struct gw_ca *ca, enum gw_key_type t, const char *label, char u
 	return gw_hsm_key_load(ca->hsm, uri, key);
 }
 
-static int
-add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *val)
-{
-	X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, ctx, nid, val);
-	int ok = e != NULL && X509_add_ext(x, e, -1) == 1;
-
-	X509_EXTENSION_free(e);
-	if (!ok) {
-		gw_err_setf(-GW_E_CA, GW_HERE, "cannot add extension %s=%s", OBJ_nid2sn(nid), val);
-		return gw_err_add_ossl();
-	}
-	return 0;
-}
-
 int
 gw_ca_make_cert(X509_NAME *subject, EVP_PKEY *pub, X509 *issuer_cert, EVP_PKEY *key, time_t nb,
 	time_t na, bool ca_cert, int pathlen, const char *san, X509 **out)
 {
-	unsigned char rnd[16];
-	BIGNUM *bn = NULL;
-	X509 *x = X509_new();
-	X509V3_CTX v3;
-	char bc[48];
-	int rc = -GW_E_CA;
+	const struct gw_x509_cert_spec spec = {
+		.subject = subject,
+		.pub = pub,
+		.issuer = issuer_cert,
+		.sign_key = key,
+		.not_before = nb,
+		.not_after = na,
+		.ca = ca_cert,
+		.pathlen = pathlen,
+		.san = san,
+	};
+	int rc = gw_x509_cert_make(&spec, out);
 
-	if (x == NULL)
-		return gw_err_set(-ENOMEM, GW_HERE);
-	/* RFC 5280 4.1.2.2: positive, at most 20 octets; unpredictable (CA/B 7.1) */
-	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
-		goto ossl;
-	rnd[0] = (unsigned char)((rnd[0] & 0x7f) | 0x01);
-	bn = BN_bin2bn(rnd, sizeof(rnd), NULL);
-	if (bn == NULL || !BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) ||
-		X509_set_version(x, 2) != 1 || X509_set_subject_name(x, subject) != 1 ||
-		X509_set_issuer_name(
-			x, issuer_cert ? X509_get_subject_name(issuer_cert) : subject) != 1 ||
-		ASN1_TIME_set(X509_getm_notBefore(x), nb) == NULL ||
-		ASN1_TIME_set(X509_getm_notAfter(x), na) == NULL || X509_set_pubkey(x, pub) != 1)
-		goto ossl;
-	X509V3_set_ctx(&v3, issuer_cert ? issuer_cert : x, x, NULL, NULL, 0);
-	if (ca_cert) {
-		if (pathlen >= 0)
-			snprintf(bc, sizeof(bc), "critical,CA:TRUE,pathlen:%d", pathlen);
-		else
-			snprintf(bc, sizeof(bc), "critical,CA:TRUE");
-		if ((rc = add_ext(x, &v3, NID_basic_constraints, bc)) < 0 ||
-			(rc = add_ext(x, &v3, NID_key_usage, "critical,keyCertSign,cRLSign")) < 0)
-			goto out;
-	} else {
-		bool rsa = EVP_PKEY_get_base_id(pub) == EVP_PKEY_RSA;
-
-		if ((rc = add_ext(x, &v3, NID_basic_constraints, "critical,CA:FALSE")) < 0 ||
-			(rc = add_ext(x, &v3, NID_key_usage,
-				 rsa ? "critical,digitalSignature,keyEncipherment"
-				     : "critical,digitalSignature")) < 0 ||
-			(rc = add_ext(x, &v3, NID_ext_key_usage, "serverAuth,clientAuth")) < 0)
-			goto out;
-	}
-	if ((rc = add_ext(x, &v3, NID_subject_key_identifier, "hash")) < 0 ||
-		(rc = add_ext(x, &v3, NID_authority_key_identifier, "keyid:always")) < 0)
-		goto out;
-	if (san && (rc = add_ext(x, &v3, NID_subject_alt_name, san)) < 0)
-		goto out;
-	if (X509_sign(x, key, EVP_sha256()) <= 0) {
-		gw_err_setf(-GW_E_CA, GW_HERE, "signing the certificate with the CA key failed");
-		rc = gw_err_add_ossl();
-		goto out;
-	}
-	*out = x;
-	x = NULL;
-	rc = 0;
-	goto out;
-ossl:
-	gw_err_setf(-GW_E_CA, GW_HERE, "cannot build certificate");
-	rc = gw_err_add_ossl();
-out:
-	BN_free(bn);
-	X509_free(x);
+	if (rc < 0 && rc != -ENOMEM) /* the CA's failure, whatever OpenSSL said */
+		rc = gw_err_get()->code = -GW_E_CA;
 	return rc;
 }
 

@@ -91,11 +91,12 @@ __attribute__((format(printf, 3, 4))) GW_MUST_CHECK int gw_ca_fmt(
 GW_MUST_CHECK int gw_ca_key_ensure(struct gw_ca *ca, enum gw_key_type t, const char *label,
 	char uri[GW_HSM_URI_MAX], EVP_PKEY **key);
 /*
- * Make and sign a certificate: subject/pubkey given, issued by issuer_cert
- * (NULL: self-signed with subject), signed with key. ca_cert: CA:TRUE
- * (pathlen given, -1 none) + keyCertSign/cRLSign; else a leaf with san
- * (may be NULL). Serial: 16 random bytes. Nothing is consumed; *out the
- * caller's. 0, -GW_E_CA (with OpenSSL's reason), -ENOMEM.
+ * Make and sign a certificate through gw_x509_cert_make (common/gw_x509.h):
+ * subject/pubkey given, issued by issuer_cert (NULL: self-signed with
+ * subject), signed with key. ca_cert: CA:TRUE (pathlen given, -1 none) +
+ * keyCertSign/cRLSign; else a serverAuth+clientAuth leaf with san (NULL =
+ * none). Returns 0 and a new *out (caller frees); -ENOMEM, or -GW_E_CA with
+ * gw_err naming what OpenSSL refused. Thread-safe.
  */
 GW_MUST_CHECK int gw_ca_make_cert(X509_NAME *subject, EVP_PKEY *pub, X509 *issuer_cert,
 	EVP_PKEY *key, time_t nb, time_t na, bool ca_cert, int pathlen, const char *san,

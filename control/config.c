@@ -32,6 +32,7 @@
 #include <openssl/asn1.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -39,14 +40,15 @@
 
 #include "config.h"
 #include "config_internal.h"
+#include "gw_duration.h"
 #include "trust.h"
 
 #define GW_CFG_DEFAULT_STATE_DIR "/var/lib/mtlsgw"
-#define GW_CFG_MAX_LISTENERS 64   /* each worker's TCP stack has 64 listener slots */
-#define GW_CFG_MAX_LIST 256       /* any other list: anchors, SNI names, rules ... */
-#define GW_CFG_STR_MAX 4095       /* paths and URIs */
-#define GW_CFG_MAX_LCORE 128      /* DPDK's default RTE_MAX_LCORE */
-#define GW_CFG_MAX_PEM (4u << 20) /* a CA bundle or CRL larger than this is a mistake */
+#define GW_CFG_MAX_LISTENERS 64        /* each worker's TCP stack has 64 listener slots */
+#define GW_CFG_MAX_LIST 256            /* any other list: anchors, SNI names, rules ... */
+#define GW_CFG_STR_MAX 4095            /* paths and URIs */
+#define GW_CFG_MAX_LCORE 128           /* DPDK's default RTE_MAX_LCORE */
+#define GW_CFG_MAX_PEM GW_MATERIAL_MAX /* a CA bundle or CRL larger than this is a mistake */
 
 /* ---- raw structs: what libcyaml loads ------------------------------------ */
 
@@ -444,71 +446,6 @@ ip_str(uint32_t ip_be, char buf[static INET_ADDRSTRLEN])
 	return inet_ntop(AF_INET, &a, buf, INET_ADDRSTRLEN);
 }
 
-/* "90s", "30m", "72h", "7d", "10y" (365 days). */
-static bool
-parse_duration(const char *s, uint64_t *secs)
-{
-	char *end;
-	unsigned long long v;
-	uint64_t mul;
-
-	if (!isdigit((unsigned char)s[0]))
-		return false;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || v == 0 || end[0] == '\0' || end[1] != '\0')
-		return false;
-	switch (end[0]) {
-	case 's':
-		mul = 1;
-		break;
-	case 'm':
-		mul = 60;
-		break;
-	case 'h':
-		mul = 3600;
-		break;
-	case 'd':
-		mul = 86400;
-		break;
-	case 'y':
-		mul = 365ull * 86400;
-		break;
-	default:
-		return false;
-	}
-	if (v > UINT64_MAX / mul / 1000) /* keep room for any later arithmetic */
-		return false;
-	*secs = v * mul;
-	return true;
-}
-
-/* parse_duration's forms, and "250ms" for the sub-second timers. */
-static bool
-parse_duration_ms(const char *s, uint64_t *ms)
-{
-	size_t n = strlen(s);
-	uint64_t secs;
-
-	if (n > 2 && strcmp(s + n - 2, "ms") == 0) {
-		char *end;
-		unsigned long long v;
-
-		if (!isdigit((unsigned char)s[0]))
-			return false;
-		errno = 0;
-		v = strtoull(s, &end, 10);
-		if (errno || v == 0 || end != s + n - 2 || v > UINT32_MAX)
-			return false;
-		*ms = v;
-		return true;
-	}
-	if (!parse_duration(s, &secs))
-		return false;
-	*ms = secs * 1000; /* parse_duration keeps room for this */
-	return true;
-}
-
 /*
  * An optional duration key in [min_ms, max_ms] into *out (left as is when
  * absent). range is how the bounds read in the message, e.g. "1s..10m".
@@ -521,7 +458,7 @@ conv_duration_ms(struct gw_cfg_ctx *c, const char *pfx, const char *key, const c
 
 	if (!s)
 		return;
-	if (!parse_duration_ms(s, &ms))
+	if (gw_duration_parse_ms(s, &ms) < 0)
 		gw_cfg_err(c, 0, pfx, key,
 			"'%s' is not a duration (expected a number and one of ms, s, m, h, d, "
 			"e.g. 10s)",
@@ -573,45 +510,121 @@ ossl_reason(char *buf, size_t cap)
 	return buf;
 }
 
+/* ---- certificate material: each file read once ---------------------------- */
+
+int
+gw_material_read(const char *path, size_t max, struct gw_material *out)
+{
+	struct stat st;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	unsigned int dlen = 0;
+	int fd, rc;
+
+	GW_ENSURE(path != NULL && out != NULL, -EINVAL);
+	/* O_NONBLOCK: a FIFO put where a PEM file belongs must not hang the load */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return gw_err_setf(-errno, GW_HERE, "%s: %s", path, strerror(errno));
+	if (fstat(fd, &st) < 0) {
+		rc = gw_err_setf(-errno, GW_HERE, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = gw_err_setf(-EINVAL, GW_HERE, "%s: not a regular file", path);
+		goto out;
+	}
+	if ((uint64_t)st.st_size > max) {
+		rc = gw_err_setf(-EFBIG, GW_HERE, "%s: %lld bytes is too large (at most %zu)", path,
+			(long long)st.st_size, max);
+		goto out;
+	}
+	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
+		rc = gw_err_set(-ENOMEM, GW_HERE);
+		goto out;
+	}
+	/* the size from fstat is a hint: a file that grows meanwhile is cut at it */
+	while (len < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + len, (size_t)st.st_size - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = gw_err_setf(-errno, GW_HERE, "%s: read: %s", path, strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	if (len == 0) {
+		rc = gw_err_setf(-ENODATA, GW_HERE, "%s: the file is empty", path);
+		goto out;
+	}
+	buf[len] = 0;
+	if (EVP_Digest(buf, len, out->sha256, &dlen, EVP_sha256(), NULL) != 1 || dlen != 32) {
+		rc = gw_err_setf(-GW_E_TLS, GW_HERE, "%s: cannot compute SHA-256", path);
+		gw_err_add_ossl();
+		goto out;
+	}
+	if ((out->path = strdup(path)) == NULL) {
+		rc = gw_err_set(-ENOMEM, GW_HERE);
+		goto out;
+	}
+	out->bytes = buf;
+	out->len = len;
+	buf = NULL;
+	rc = 0;
+out:
+	free(buf);
+	close(fd);
+	return rc;
+}
+
+void
+gw_material_fini(struct gw_material *m)
+{
+	if (m == NULL)
+		return;
+	free(m->path);
+	free(m->bytes);
+	memset(m, 0, sizeof(*m));
+}
+
 enum pem_kind { PEM_CERTS, PEM_CRLS };
 
 /*
- * Open path (already resolved) and check it holds at least one PEM object of
- * kind, and nothing unparsable. *first gets the first certificate when
- * asked (caller frees). Reports against pfx.key and returns -GW_E_CONFIG.
+ * Read path (already resolved) once into *mat and check it holds at least
+ * one PEM object of kind, and nothing unparsable. *first gets the first
+ * certificate when asked (caller frees). *mat is filled even when the
+ * content does not parse (gw_cfg_free frees it). Reports against pfx.key and
+ * returns -GW_E_CONFIG.
  */
 static int
 check_pem(struct gw_cfg_ctx *c, const char *pfx, const char *key, const char *path,
-	enum pem_kind kind, X509 **first)
+	enum pem_kind kind, struct gw_material *mat, X509 **first)
 {
 	BIO *b = NULL;
 	unsigned n = 0;
 	char why[128];
-	int rc = -GW_E_CONFIG;
+	int rc = -GW_E_CONFIG, r;
 	const char *what = kind == PEM_CERTS ? "certificate" : "CRL";
-	struct stat st;
 
-	if (stat(path, &st) < 0) {
-		gw_cfg_err(c, 0, pfx, key, "%s: %s (expected a PEM %s file)", path, strerror(errno),
-			what);
+	r = gw_material_read(path, GW_CFG_MAX_PEM, mat);
+	if (r == -ENODATA) { /* empty: reported as the parser would */
+		gw_cfg_err(c, 0, pfx, key, "%s: does not parse as PEM %ss (no PEM block found)",
+			path, what);
 		return rc;
 	}
-	if (!S_ISREG(st.st_mode)) {
-		gw_cfg_err(c, 0, pfx, key, "%s: not a regular file (expected a PEM %s file)", path,
-			what);
-		return rc;
-	}
-	if (st.st_size > GW_CFG_MAX_PEM) {
-		gw_cfg_err(c, 0, pfx, key,
-			"%s: %lld bytes is too large for a PEM %s file (at most %u)", path,
-			(long long)st.st_size, what, GW_CFG_MAX_PEM);
+	if (r < 0) { /* gw_err_msg() starts with the path */
+		gw_cfg_err(c, 0, pfx, key, "%s (expected a PEM %s file)", gw_err_msg(), what);
 		return rc;
 	}
 	ERR_clear_error();
-	b = BIO_new_file(path, "r");
+	b = BIO_new_mem_buf(mat->bytes, (int)mat->len);
 	if (!b) {
-		gw_cfg_err(
-			c, 0, pfx, key, "%s: cannot open: %s", path, ossl_reason(why, sizeof(why)));
+		gw_cfg_err(c, 0, pfx, key, "%s: out of memory: %s", path,
+			ossl_reason(why, sizeof(why)));
 		return rc;
 	}
 	for (;;) {
@@ -717,6 +730,7 @@ listener_fini(struct gw_cfg_listener *l)
 	free_strs(l->tls.ciphersuites, l->tls.n_ciphersuites);
 	for (unsigned i = 0; l->tls.identities && i < l->tls.n_identities; i++) {
 		free(l->tls.identities[i].cert);
+		gw_material_fini(&l->tls.identities[i].cert_m);
 		free(l->tls.identities[i].key);
 		free_strs(l->tls.identities[i].sni, l->tls.identities[i].n_sni);
 	}
@@ -724,6 +738,12 @@ listener_fini(struct gw_cfg_listener *l)
 	free_strs(l->trust.certs, l->trust.n_certs);
 	free(l->trust.pins_sha256);
 	free_strs(l->trust.crl, l->trust.n_crl);
+	for (unsigned i = 0; l->trust.certs_m && i < l->trust.n_certs; i++)
+		gw_material_fini(&l->trust.certs_m[i]);
+	free(l->trust.certs_m);
+	for (unsigned i = 0; l->trust.crl_m && i < l->trust.n_crl; i++)
+		gw_material_fini(&l->trust.crl_m[i]);
+	free(l->trust.crl_m);
 	free_strs(l->trust.allow.spiffe, l->trust.allow.n_spiffe);
 	free_strs(l->trust.allow.dns, l->trust.allow.n_dns);
 	free_strs(l->trust.allow.cn, l->trust.allow.n_cn);
@@ -756,6 +776,7 @@ gw_cfg_free(struct gw_cfg *cfg)
 
 		free(b->name);
 		free(b->cert);
+		gw_material_fini(&b->cert_m);
 		free(b->key);
 		free(b->url);
 		free(b->profile);
@@ -1156,7 +1177,7 @@ conv_identity(struct gw_cfg_ctx *c, const char *tpfx, unsigned i, const struct r
 	NOMEM(id->sni = dup_strs(r->sni, r->sni_count));
 	id->n_sni = r->sni_count;
 	(void)check_pkcs11_uri(c, pfx, "key", r->key);
-	if (check_pem(c, pfx, "cert", id->cert, PEM_CERTS, &leaf) == 0) {
+	if (check_pem(c, pfx, "cert", id->cert, PEM_CERTS, &id->cert_m, &leaf) == 0) {
 		const ASN1_TIME *nbt = X509_get0_notBefore(leaf), *nat = X509_get0_notAfter(leaf);
 
 		asn1_time_str(nbt, nb, sizeof(nb));
@@ -1200,7 +1221,7 @@ conv_tls(struct gw_cfg_ctx *c, const char *lpfx, const struct raw_tls *r, bool m
 		uint64_t secs;
 
 		/* RFC 8446 4.6.1: a ticket lifetime is at most seven days */
-		if (!parse_duration(r->ticket_lifetime, &secs))
+		if (gw_duration_parse(r->ticket_lifetime, &secs) < 0)
 			gw_cfg_err(c, 0, pfx, "ticket_lifetime",
 				"'%s' is not a duration (expected a number and one of s, m, h, d, "
 				"e.g. 1h)",
@@ -1278,18 +1299,20 @@ conv_trust(
 		t->mode = (enum gw_trust_mode)v;
 
 	NOMEM(t->certs = calloc(r->certs_count ? r->certs_count : 1, sizeof(*t->certs)));
+	NOMEM(t->certs_m = calloc(r->certs_count ? r->certs_count : 1, sizeof(*t->certs_m)));
 	for (unsigned i = 0; i < r->certs_count; i++) {
 		gw_cfg_fmt(key, sizeof(key), "certs[%u]", i);
 		NOMEM(t->certs[i] = resolve(c, r->certs[i]));
 		t->n_certs = i + 1;
-		(void)check_pem(c, pfx, key, t->certs[i], PEM_CERTS, NULL);
+		(void)check_pem(c, pfx, key, t->certs[i], PEM_CERTS, &t->certs_m[i], NULL);
 	}
 	NOMEM(t->crl = calloc(r->crl_count ? r->crl_count : 1, sizeof(*t->crl)));
+	NOMEM(t->crl_m = calloc(r->crl_count ? r->crl_count : 1, sizeof(*t->crl_m)));
 	for (unsigned i = 0; i < r->crl_count; i++) {
 		gw_cfg_fmt(key, sizeof(key), "crl[%u]", i);
 		NOMEM(t->crl[i] = resolve(c, r->crl[i]));
 		t->n_crl = i + 1;
-		(void)check_pem(c, pfx, key, t->crl[i], PEM_CRLS, NULL);
+		(void)check_pem(c, pfx, key, t->crl[i], PEM_CRLS, &t->crl_m[i], NULL);
 	}
 	NOMEM(t->pins_sha256 = calloc(
 		      r->pins_sha256_count ? r->pins_sha256_count : 1, sizeof(*t->pins_sha256)));
@@ -1579,11 +1602,11 @@ static const struct name_val key_types[] = {
 
 /* A provided CA must be able to sign certificates. */
 static void
-check_ca_cert(struct gw_cfg_ctx *c, const char *pfx, const char *path)
+check_ca_cert(struct gw_cfg_ctx *c, const char *pfx, const char *path, struct gw_material *m)
 {
 	X509 *x = NULL;
 
-	if (check_pem(c, pfx, "cert", path, PEM_CERTS, &x) < 0)
+	if (check_pem(c, pfx, "cert", path, PEM_CERTS, m, &x) < 0)
 		return;
 	if (X509_check_ca(x) < 1)
 		gw_cfg_err(c, 0, pfx, "cert",
@@ -1626,7 +1649,7 @@ conv_backend(
 	if (cf->key_type && ENUM(c, cpfx, "key_type", cf->key_type, key_types, &v) == 0)
 		b->key_type = (enum gw_key_type)v;
 	b->leaf_validity_s = 72 * 3600;
-	if (cf->leaf_validity && !parse_duration(cf->leaf_validity, &b->leaf_validity_s))
+	if (cf->leaf_validity && gw_duration_parse(cf->leaf_validity, &b->leaf_validity_s) < 0)
 		gw_cfg_err(c, 0, cpfx, "leaf_validity",
 			"'%s' is not a duration (expected a number and one of s, m, h, d, y, "
 			"e.g. 72h)",
@@ -1654,7 +1677,8 @@ conv_backend(
 	switch (b->type) {
 	case GW_CA_BUILTIN:
 		b->root_validity_s = 10ull * 365 * 86400;
-		if (cf->root_validity && !parse_duration(cf->root_validity, &b->root_validity_s))
+		if (cf->root_validity &&
+			gw_duration_parse(cf->root_validity, &b->root_validity_s) < 0)
 			gw_cfg_err(c, 0, cpfx, "root_validity",
 				"'%s' is not a duration (expected a number and one of s, m, h, d, "
 				"y, e.g. 10y)",
@@ -1669,7 +1693,7 @@ conv_backend(
 				"type provided needs conf.cert (the CA certificate, PEM)");
 		} else {
 			NOMEM(b->cert = resolve(c, cf->cert));
-			check_ca_cert(c, cpfx, b->cert);
+			check_ca_cert(c, cpfx, b->cert, &b->cert_m);
 		}
 		if (!cf->key) {
 			gw_cfg_err(c, 0, r->conf ? cpfx : pfx, r->conf ? "key" : "conf",
@@ -1703,8 +1727,13 @@ conv_backend(
 			if (cf->url && strncmp(cf->url, "https://", 8) != 0)
 				gw_cfg_err(c, 0, cpfx, "ca_file",
 					"applies to an https:// url only (url is '%s')", cf->url);
-			else
-				(void)check_pem(c, cpfx, "ca_file", b->ca_file, PEM_CERTS, NULL);
+			else {
+				struct gw_material m = {0};
+
+				(void)check_pem(
+					c, cpfx, "ca_file", b->ca_file, PEM_CERTS, &m, NULL);
+				gw_material_fini(&m); /* curl reads the file itself */
+			}
 		}
 		break;
 	}

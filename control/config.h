@@ -138,10 +138,29 @@ struct gw_cfg_dataplane {
 	struct gw_cfg_dp_tcp tcp;
 };
 
+/*
+ * One certificate, CRL or bundle file as the config loader read it, once.
+ * Every later reader (trust build, its fingerprint, the expiry metrics,
+ * status) parses these bytes, never the file again, so what was checked is
+ * what is built and fingerprinted; a reload is a new load and re-reads.
+ * Owned by the config (freed by gw_cfg_free) or by whoever called
+ * gw_material_read (gw_material_fini).
+ */
+/* the largest certificate/CRL/bundle file anyone reads: larger is a mistake */
+#define GW_MATERIAL_MAX (4u << 20)
+
+struct gw_material {
+	char *path;         /* the resolved path, for messages only */
+	uint8_t *bytes;     /* the file's content; a NUL follows bytes[len] */
+	size_t len;         /* bytes of content, > 0 */
+	uint8_t sha256[32]; /* SHA-256 of bytes[0..len) */
+};
+
 struct gw_cfg_identity {
-	char *cert; /* PEM file: leaf + intermediates */
-	char *key;  /* RFC 7512 pkcs11: URI (never contains pin-value) */
-	char **sni; /* server names this identity answers for */
+	char *cert;                /* PEM file: leaf + intermediates */
+	struct gw_material cert_m; /* its bytes, read once by the loader */
+	char *key;                 /* RFC 7512 pkcs11: URI (never contains pin-value) */
+	char **sni;                /* server names this identity answers for */
 	unsigned n_sni;
 	unsigned line; /* line of `key` in the file, for gw_cfg_check_keys() messages */
 };
@@ -179,6 +198,13 @@ struct gw_cfg_trust {
 	unsigned n_pins;
 	char **crl;
 	unsigned n_crl;
+	/*
+	 * The loader's bytes of certs[i] / crl[i] (n_certs / n_crl entries).
+	 * NULL in a config built by hand (tests, tools): gw_trust_create then
+	 * reads the paths itself.
+	 */
+	struct gw_material *certs_m;
+	struct gw_material *crl_m;
 	enum gw_crl_check crl_check; /* default chain (0) */
 	unsigned max_depth;          /* default 4 */
 	struct gw_cfg_allow allow;
@@ -239,6 +265,7 @@ struct gw_cfg_ca_backend {
 	uint64_t root_validity_s;  /* builtin: conf.root_validity; default 10y */
 	uint64_t leaf_validity_s;  /* conf.leaf_validity; default 72h (all types) */
 	char *cert;                /* provided: CA cert PEM (checked: CA, keyCertSign) */
+	struct gw_material cert_m; /* provided: its bytes, read once by the loader */
 	char *key;                 /* provided: pkcs11: URI of the CA key */
 	char *url;                 /* cfssl: http(s)://host:port */
 	char *profile;             /* cfssl: signing profile; NULL = server default */
@@ -304,6 +331,19 @@ GW_MUST_CHECK int gw_cfg_load_mem(
  * _USAGE ...) when the token cannot be used. gw_err_msg() holds the first.
  */
 GW_MUST_CHECK int gw_cfg_check_keys(const struct gw_cfg *cfg, FILE *errs);
+
+/*
+ * Read the regular file at path (at most max bytes) into *out, which the
+ * caller zeroed: bytes, length, SHA-256 and a copy of path. The file is
+ * opened once, without following it into a FIFO or device. Returns 0;
+ * -errno of open/read (-ENOENT, -EACCES ...), -EINVAL when path is not a
+ * regular file, -ENODATA when it is empty, -EFBIG when larger than max, -ENOMEM, -GW_E_TLS
+ * when SHA-256 fails; gw_err holds "PATH: cause". Thread-safe.
+ */
+GW_MUST_CHECK int gw_material_read(const char *path, size_t max, struct gw_material *out);
+
+/* Free what gw_material_read filled and zero *m. NULL ok. */
+void gw_material_fini(struct gw_material *m);
 
 /* Free a config and everything it owns. NULL is fine. */
 void gw_cfg_free(struct gw_cfg *cfg);

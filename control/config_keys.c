@@ -11,6 +11,7 @@
  * key verifies it, so no key material ever leaves the token.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -91,24 +92,27 @@ token_for(struct keys_ctx *k, const char *uri, unsigned line, const char *field)
 	return t->open_rc < 0 ? NULL : t->h;
 }
 
+/* The first certificate of the loader's bytes of cert_path (never the file again). */
 static void
-check_one(struct keys_ctx *k, const char *cert_path, const char *uri, unsigned line,
-	const char *field)
+check_one(struct keys_ctx *k, const char *cert_path, const struct gw_material *cert_m,
+	const char *uri, unsigned line, const char *field)
 {
 	char msg[GW_ERR_MSG_MAX + 64];
 	struct gw_hsm *h;
 	X509 *x = NULL;
-	BIO *b;
+	BIO *b = NULL;
 	int rc;
 
-	b = BIO_new_file(cert_path, "r");
+	if (cert_m->bytes != NULL && cert_m->len <= INT_MAX)
+		b = BIO_new_mem_buf(cert_m->bytes, (int)cert_m->len);
 	if (b)
 		x = PEM_read_bio_X509(b, NULL, NULL, NULL);
 	BIO_free(b);
 	ERR_clear_error();
 	if (!x) {
-		/* the loader checked it; the file changed since */
-		gw_cfg_fmt(msg, sizeof(msg), "%s: cannot read the certificate any more", cert_path);
+		/* the loader checked and kept it: only a config that did not load gets here */
+		gw_cfg_fmt(
+			msg, sizeof(msg), "%s: the loader holds no certificate for it", cert_path);
 		report(k, -GW_E_CONFIG, line, field, msg);
 		return;
 	}
@@ -140,7 +144,7 @@ gw_cfg_check_keys(const struct gw_cfg *cfg, FILE *errs)
 
 			gw_cfg_fmt(
 				field, sizeof(field), "listeners[%u].tls.identity[%u].key", i, j);
-			check_one(&k, id->cert, id->key, id->line, field);
+			check_one(&k, id->cert, &id->cert_m, id->key, id->line, field);
 		}
 	}
 	for (unsigned i = 0; i < cfg->mtls.n_backends; i++) {
@@ -149,7 +153,7 @@ gw_cfg_check_keys(const struct gw_cfg *cfg, FILE *errs)
 		if (b->type != GW_CA_PROVIDED || !b->cert || !b->key)
 			continue;
 		gw_cfg_fmt(field, sizeof(field), "mtls.backends[%u].conf.key", i);
-		check_one(&k, b->cert, b->key, b->line, field);
+		check_one(&k, b->cert, &b->cert_m, b->key, b->line, field);
 	}
 	for (unsigned i = 0; i < k.n_tok; i++)
 		gw_hsm_close(k.tok[i].h);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -263,18 +264,23 @@ fcerts_free(struct gw_mesh *m)
 	m->n_fcerts = 0;
 }
 
-/* Add the certificates of one PEM file (all of them, or only the first). */
+/*
+ * Add the certificates of one file as the config loader read it (all of
+ * them, or only the first). The file itself is never opened again.
+ */
 static int
-fcerts_add_file(struct gw_mesh *m, const char *kind, const char *listener, const char *path,
+fcerts_add(struct gw_mesh *m, const char *kind, const char *listener, const struct gw_material *mat,
 	bool first_only)
 {
-	FILE *f = fopen(path, "r");
+	BIO *b;
 	X509 *x;
 
-	/* the snapshot build reports unreadable files; metrics just lack them */
-	if (f == NULL)
+	/* a config that loaded holds every file's bytes; metrics just lack others */
+	if (mat == NULL || mat->bytes == NULL || mat->len > INT_MAX)
 		return 0;
-	while ((x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL) {
+	if ((b = BIO_new_mem_buf(mat->bytes, (int)mat->len)) == NULL)
+		return gw_err_set(-ENOMEM, GW_HERE);
+	while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
 		struct mesh_fcert *n = realloc(m->fcerts, (m->n_fcerts + 1) * sizeof(*n));
 		char *l = strdup(listener);
 
@@ -283,7 +289,7 @@ fcerts_add_file(struct gw_mesh *m, const char *kind, const char *listener, const
 				m->fcerts = n;
 			free(l);
 			X509_free(x);
-			fclose(f);
+			BIO_free(b);
 			return gw_err_set(-ENOMEM, GW_HERE);
 		}
 		m->fcerts = n;
@@ -292,12 +298,13 @@ fcerts_add_file(struct gw_mesh *m, const char *kind, const char *listener, const
 		n->listener = l;
 		n->x = x;
 		snprintf(n->what, sizeof(n->what), "%s of listener %s (%.120s)",
-			strcmp(kind, "anchor") == 0 ? "trust anchor" : "identity", listener, path);
+			strcmp(kind, "anchor") == 0 ? "trust anchor" : "identity", listener,
+			mat->path);
 		if (first_only)
 			break;
 	}
-	ERR_clear_error(); /* the end of the file reads as an error */
-	fclose(f);
+	ERR_clear_error(); /* the end of the bytes reads as an error */
+	BIO_free(b);
 	return 0;
 }
 
@@ -308,11 +315,12 @@ fcerts_load(struct gw_mesh *m, const struct gw_cfg *cfg)
 	for (unsigned i = 0; i < cfg->n_listeners; i++) {
 		const struct gw_cfg_listener *lc = &cfg->listeners[i];
 
-		for (unsigned j = 0; lc->has_trust && j < lc->trust.n_certs; j++)
-			GW_GUARD(fcerts_add_file(m, "anchor", lc->name, lc->trust.certs[j], false));
+		for (unsigned j = 0; lc->has_trust && lc->trust.certs_m && j < lc->trust.n_certs;
+			j++)
+			GW_GUARD(fcerts_add(m, "anchor", lc->name, &lc->trust.certs_m[j], false));
 		for (unsigned j = 0; lc->has_tls && j < lc->tls.n_identities; j++)
-			GW_GUARD(fcerts_add_file(
-				m, "identity", lc->name, lc->tls.identities[j].cert, true));
+			GW_GUARD(fcerts_add(
+				m, "identity", lc->name, &lc->tls.identities[j].cert_m, true));
 	}
 	return 0;
 }
@@ -341,6 +349,8 @@ ext_listener_init(void *arg, const struct gw_cfg_listener *lc, struct gw_snap_li
 	struct gw_cfg_listener lc2;
 	struct gw_cfg_identity ident = {0};
 	struct mesh_id *id;
+	struct gw_material *certs_m = NULL, roots = {0};
+	const char *roots_path;
 	char **certs;
 	int rc;
 
@@ -358,15 +368,42 @@ ext_listener_init(void *arg, const struct gw_cfg_listener *lc, struct gw_snap_li
 	ident.key = id->key_uri;
 	lc2.tls.identities = &ident;
 	lc2.tls.n_identities = 1;
+	roots_path = m->stage.open && m->stage.roots ? m->roots_next : m->roots_path;
 	certs = calloc(lc->trust.n_certs + 1, sizeof(*certs));
 	if (certs == NULL)
 		return gw_err_set(-ENOMEM, GW_HERE);
 	for (unsigned i = 0; i < lc->trust.n_certs; i++)
 		certs[i] = lc->trust.certs[i];
-	certs[lc->trust.n_certs] = m->stage.open && m->stage.roots ? m->roots_next : m->roots_path;
+	certs[lc->trust.n_certs] = (char *)roots_path;
 	lc2.trust.certs = certs;
 	lc2.trust.n_certs = lc->trust.n_certs + 1;
+	if (lc->trust.certs_m != NULL) {
+		/*
+		 * The config's files as its loader read them, plus the roots file
+		 * this module wrote (read once here: it is ours, not the config's).
+		 */
+		certs_m = calloc(lc->trust.n_certs + 1, sizeof(*certs_m));
+		if (certs_m == NULL) {
+			rc = gw_err_set(-ENOMEM, GW_HERE);
+			goto out;
+		}
+		if ((rc = gw_material_read(roots_path, GW_MATERIAL_MAX, &roots)) < 0) {
+			char why[GW_ERR_MSG_MAX];
+
+			snprintf(why, sizeof(why), "%s", gw_err_msg()); /* not aliased */
+			rc = gw_err_setf(
+				-GW_E_CA, GW_HERE, "listener '%s': mesh roots %s", lc->name, why);
+			goto out;
+		}
+		for (unsigned i = 0; i < lc->trust.n_certs; i++)
+			certs_m[i] = lc->trust.certs_m[i]; /* shallow: still the config's */
+		certs_m[lc->trust.n_certs] = roots;
+		lc2.trust.certs_m = certs_m;
+	}
 	rc = m->inner.listener_init(m->inner.arg, &lc2, l);
+out:
+	gw_material_fini(&roots);
+	free(certs_m);
 	free(certs);
 	return rc;
 }

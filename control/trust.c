@@ -14,6 +14,7 @@
  * do about it.
  */
 #include <ctype.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -159,24 +160,59 @@ asn1_to_time_t(const ASN1_TIME *t)
 /* ---- loading files ---- */
 
 /*
- * Read every PEM block of a file in order. Each block must be a certificate
- * whose DER parses completely. pos_base names positions in messages.
+ * The bytes of one configured file: the loader's (loaded, when the config
+ * came from gw_cfg_load: the file is not opened again), else, for a config
+ * built by hand, read once here into *own (caller finis it).
  */
 static int
-load_certs(const char *path, STACK_OF(X509) * out, const char *what)
+material_get(const struct gw_material *loaded, const char *path, const char *what,
+	struct gw_material *own, const struct gw_material **out)
+{
+	int rc;
+
+	if (loaded != NULL) {
+		if (loaded->bytes == NULL)
+			return gw_err_setf(-GW_E_CONFIG, GW_HERE,
+				"%s '%s': the config holds no bytes for it", what, path);
+		*out = loaded;
+		return 0;
+	}
+	rc = gw_material_read(path, GW_MATERIAL_MAX, own);
+	if (rc < 0)
+		return gw_err_setf(-GW_E_CONFIG, GW_HERE, "%s '%s': cannot open: %s", what, path,
+			rc > -GW_E_BASE ? strerror(-rc) : "cannot hash it");
+	*out = own;
+	return 0;
+}
+
+/* A read-only memory BIO over m's bytes. */
+static BIO *
+material_bio(const struct gw_material *m)
+{
+	if (m->len > INT_MAX)
+		return NULL;
+	return BIO_new_mem_buf(m->bytes, (int)m->len);
+}
+
+/*
+ * Parse every PEM block of m in order. Each block must be a certificate
+ * whose DER parses completely. what and m->path name the file in messages.
+ */
+static int
+load_certs(const struct gw_material *m, STACK_OF(X509) * out, const char *what)
 {
 	BIO *b = NULL;
 	char *name = NULL, *hdr = NULL;
 	unsigned char *data = NULL;
+	const char *path = m->path;
 	long len = 0;
 	unsigned n = 0;
 	int rc = 0;
 
-	b = BIO_new_file(path, "r");
+	b = material_bio(m);
 	if (b == NULL) {
 		ERR_clear_error();
-		rc = gw_err_setf(-GW_E_CONFIG, GW_HERE, "%s '%s': cannot open: %s", what, path,
-			strerror(errno ? errno : ENOENT));
+		rc = gw_err_set(-ENOMEM, GW_HERE);
 		goto out;
 	}
 	for (;;) {
@@ -240,17 +276,21 @@ int
 gw_trust_chain_load(const char *path, X509 **leaf, STACK_OF(X509) * *rest)
 {
 	STACK_OF(X509) *sk = NULL;
-	FILE *f;
+	struct gw_material m = {0};
 	int rc;
 
 	GW_ENSURE(path != NULL && leaf != NULL && rest != NULL, -EINVAL);
-	f = fopen(path, "r");
-	if (f == NULL)
-		return gw_err_setf(-errno, GW_HERE, "chain '%s': %s", path, strerror(errno));
-	fclose(f);
+	rc = gw_material_read(path, GW_MATERIAL_MAX, &m);
+	if (rc < 0)
+		return gw_err_setf(rc, GW_HERE, "chain '%s': %s", path,
+			rc > -GW_E_BASE ? strerror(-rc) : "cannot hash it");
 	sk = sk_X509_new_null();
-	GW_ENSURE(sk != NULL, -ENOMEM);
-	rc = load_certs(path, sk, "chain");
+	if (sk == NULL) {
+		gw_material_fini(&m);
+		return gw_err_set(-ENOMEM, GW_HERE);
+	}
+	rc = load_certs(&m, sk, "chain");
+	gw_material_fini(&m);
 	if (rc < 0) {
 		/* same message, but for a chain it is malformed input, not config */
 		gw_err_get()->code = -GW_E_PARSE;
@@ -263,16 +303,18 @@ gw_trust_chain_load(const char *path, X509 **leaf, STACK_OF(X509) * *rest)
 	return 0;
 }
 
+/* Parse every CRL of m (PEM blocks, or one DER CRL) onto out. */
 static int
-load_crls(const char *path, STACK_OF(X509_CRL) * out)
+load_crls(const struct gw_material *m, STACK_OF(X509_CRL) * out)
 {
-	BIO *b = BIO_new_file(path, "r");
+	BIO *b = material_bio(m);
+	const char *path = m->path;
 	unsigned n = 0;
 	int rc = 0;
 
 	if (b == NULL) {
 		ERR_clear_error();
-		return gw_err_setf(-GW_E_CONFIG, GW_HERE, "trust crl '%s': cannot open", path);
+		return gw_err_set(-ENOMEM, GW_HERE);
 	}
 	for (;;) {
 		X509_CRL *c = PEM_read_bio_X509_CRL(b, NULL, NULL, NULL);
@@ -284,7 +326,7 @@ load_crls(const char *path, STACK_OF(X509_CRL) * out)
 			if (ERR_GET_REASON(e) == PEM_R_NO_START_LINE && n > 0)
 				break;
 			if (n == 0) {
-				/* maybe DER */
+				/* maybe DER; a read-only memory BIO rewinds to its start */
 				(void)BIO_reset(b);
 				c = d2i_X509_CRL_bio(b, NULL);
 				ERR_clear_error();
@@ -456,6 +498,28 @@ md_strv(EVP_MD_CTX *md, const char *tag, char *const *v, unsigned n)
 }
 
 /*
+ * The count of sk, then each element's DER (through its ASN1_ITEM, so
+ * certificates and CRLs share this), length-prefixed. A NULL sk counts as
+ * (uint32_t)-1, as the fingerprint always had it for "no CRLs".
+ */
+static int
+md_der_stack(EVP_MD_CTX *md, const OPENSSL_STACK *sk, const ASN1_ITEM *it)
+{
+	unsigned char *der = NULL;
+	int n, rc = 0;
+
+	if (md_u32(md, (uint32_t)OPENSSL_sk_num(sk)) < 0)
+		return -1;
+	for (int i = 0; i < OPENSSL_sk_num(sk) && rc == 0; i++) {
+		n = ASN1_item_i2d((const ASN1_VALUE *)OPENSSL_sk_value(sk, i), &der, it);
+		rc = n > 0 && md_bytes(md, der, (size_t)n) == 0 ? 0 : -1;
+		OPENSSL_free(der);
+		der = NULL;
+	}
+	return rc;
+}
+
+/*
  * The fingerprint over what was actually built (trust.h): the certificates
  * and CRLs as parsed, wherever they came from (files, a CA backend's
  * bundle), so whoever compares fingerprints compares verdicts, not config
@@ -465,9 +529,8 @@ static int
 trust_fp_compute(struct gw_trust *t)
 {
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	unsigned char *der = NULL;
 	unsigned int olen = 0;
-	int rc = -GW_E_TLS, n;
+	int rc = -GW_E_TLS;
 
 	if (md == NULL)
 		return gw_err_set(-ENOMEM, GW_HERE);
@@ -475,30 +538,15 @@ trust_fp_compute(struct gw_trust *t)
 		md_bytes(md, "mtlsgw trust fp 1", 17) < 0 || md_u32(md, (uint32_t)t->mode) < 0 ||
 		md_u32(md, t->max_depth) < 0 ||
 		md_u32(md, t->crls ? (uint32_t)t->crl_check + 1 : 0) < 0 ||
-		md_u32(md, (uint32_t)sk_X509_num(t->anchors)) < 0)
+		md_der_stack(md, (const OPENSSL_STACK *)t->anchors, ASN1_ITEM_rptr(X509)) < 0)
 		goto out;
-	for (int i = 0; i < sk_X509_num(t->anchors); i++) {
-		if ((n = i2d_X509(sk_X509_value(t->anchors, i), &der)) <= 0 ||
-			md_bytes(md, der, (size_t)n) < 0)
-			goto out;
-		OPENSSL_free(der);
-		der = NULL;
-	}
 	if (md_u32(md, t->n_pins) < 0)
 		goto out;
 	for (unsigned i = 0; i < t->n_pins; i++)
 		if (md_bytes(md, t->pins[i], 32) < 0)
 			goto out;
-	if (md_u32(md, (uint32_t)sk_X509_CRL_num(t->crls)) < 0)
-		goto out;
-	for (int i = 0; i < sk_X509_CRL_num(t->crls); i++) {
-		if ((n = i2d_X509_CRL(sk_X509_CRL_value(t->crls, i), &der)) <= 0 ||
-			md_bytes(md, der, (size_t)n) < 0)
-			goto out;
-		OPENSSL_free(der);
-		der = NULL;
-	}
-	if (md_strv(md, "spiffe", t->allow.spiffe, t->allow.n_spiffe) < 0 ||
+	if (md_der_stack(md, (const OPENSSL_STACK *)t->crls, ASN1_ITEM_rptr(X509_CRL)) < 0 ||
+		md_strv(md, "spiffe", t->allow.spiffe, t->allow.n_spiffe) < 0 ||
 		md_strv(md, "dns", t->allow.dns, t->allow.n_dns) < 0 ||
 		md_strv(md, "cn", t->allow.cn, t->allow.n_cn) < 0)
 		goto out;
@@ -511,7 +559,6 @@ out:
 			t->name);
 		gw_err_add_ossl();
 	}
-	OPENSSL_free(der);
 	EVP_MD_CTX_free(md);
 	return rc;
 }
@@ -572,10 +619,20 @@ trust_build(const struct gw_cfg_trust *cfg, const char *name, STACK_OF(X509) *co
 			rc = gw_err_set(-ENOMEM, GW_HERE);
 			goto out;
 		}
-		rc = load_certs(cfg->certs[i], tmp,
-			cfg->mode == GW_TRUST_PINNED ? "pinned cert" : "trust cert");
-		if (rc < 0)
-			goto out;
+		{
+			const char *what =
+				cfg->mode == GW_TRUST_PINNED ? "pinned cert" : "trust cert";
+			const struct gw_material *m = NULL;
+			struct gw_material own = {0};
+
+			rc = material_get(cfg->certs_m ? &cfg->certs_m[i] : NULL, cfg->certs[i],
+				what, &own, &m);
+			if (rc == 0)
+				rc = load_certs(m, tmp, what);
+			gw_material_fini(&own);
+			if (rc < 0)
+				goto out;
+		}
 		snprintf(src, sizeof(src), "'%s'", cfg->certs[i]);
 		for (int j = 0; j < sk_X509_num(tmp); j++) {
 			X509 *x = sk_X509_value(tmp, j);
@@ -651,9 +708,18 @@ trust_build(const struct gw_cfg_trust *cfg, const char *name, STACK_OF(X509) *co
 			rc = gw_err_set(-ENOMEM, GW_HERE);
 			goto out;
 		}
-		for (unsigned i = 0; i < cfg->n_crl; i++)
-			if ((rc = load_crls(cfg->crl[i], t->crls)) < 0)
+		for (unsigned i = 0; i < cfg->n_crl; i++) {
+			const struct gw_material *m = NULL;
+			struct gw_material own = {0};
+
+			rc = material_get(cfg->crl_m ? &cfg->crl_m[i] : NULL, cfg->crl[i],
+				"trust crl", &own, &m);
+			if (rc == 0)
+				rc = load_crls(m, t->crls);
+			gw_material_fini(&own);
+			if (rc < 0)
 				goto out;
+		}
 		for (int i = 0; i < sk_X509_CRL_num(t->crls); i++) {
 			X509_REVOKED *r = NULL;
 			ASN1_INTEGER *zero = ASN1_INTEGER_new();

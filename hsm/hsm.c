@@ -26,6 +26,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "gw_x509.h"
 #include "hsm_internal.h"
 
 struct hsm_engine {
@@ -772,121 +773,6 @@ out:
 
 /* --- CSRs ------------------------------------------------------------------------------ */
 
-/* "/CN=x/O=y" (with '\' escaping '/' and '\') into a new X509_NAME. */
-static int
-subject_parse(const char *s, X509_NAME **out)
-{
-	X509_NAME *name = NULL;
-	char *buf = NULL, *w;
-	const char *r;
-	int rc = 0;
-
-	if (s == NULL || s[0] != '/' || s[1] == '\0')
-		return gw_err_setf(
-			-EINVAL, GW_HERE, "subject '%s' must look like /CN=name/O=org", s ? s : "");
-	name = X509_NAME_new();
-	buf = malloc(strlen(s) + 1);
-	if (name == NULL || buf == NULL) {
-		rc = gw_err_set(-ENOMEM, GW_HERE);
-		goto out;
-	}
-	r = s + 1;
-	while (*r != '\0') {
-		char *eq;
-
-		for (w = buf; *r != '\0' && *r != '/'; r++) {
-			if (*r == '\\' && r[1] != '\0')
-				r++;
-			*w++ = *r;
-		}
-		*w = '\0';
-		if (*r == '/')
-			r++;
-		eq = strchr(buf, '=');
-		if (eq == NULL || eq == buf || eq[1] == '\0') {
-			rc = gw_err_setf(
-				-EINVAL, GW_HERE, "subject '%s': '%s' is not FIELD=value", s, buf);
-			goto out;
-		}
-		*eq = '\0';
-		if (X509_NAME_add_entry_by_txt(name, buf, MBSTRING_UTF8,
-			    (const unsigned char *)eq + 1, -1, -1, 0) != 1) {
-			ERR_clear_error();
-			rc = gw_err_setf(-EINVAL, GW_HERE,
-				"subject '%s': unknown field '%s' (CN, O, OU, C, ST, L, ...)", s,
-				buf);
-			goto out;
-		}
-	}
-	*out = name;
-	name = NULL;
-out:
-	free(buf);
-	X509_NAME_free(name);
-	return rc;
-}
-
-/* "DNS:a,URI:spiffe://td/x,IP:1.2.3.4" into a new GENERAL_NAMES. */
-static int
-san_parse(const char *s, GENERAL_NAMES **out)
-{
-	GENERAL_NAMES *gens = sk_GENERAL_NAME_new_null();
-	char *buf = strdup(s), *save = NULL, *item;
-	int rc = 0;
-
-	if (gens == NULL || buf == NULL) {
-		rc = gw_err_set(-ENOMEM, GW_HERE);
-		goto out;
-	}
-	for (item = strtok_r(buf, ",", &save); item != NULL; item = strtok_r(NULL, ",", &save)) {
-		GENERAL_NAME *g = GENERAL_NAME_new();
-		ASN1_STRING *v = NULL;
-		int type = -1;
-
-		if (g == NULL) {
-			rc = gw_err_set(-ENOMEM, GW_HERE);
-			goto out;
-		}
-		if (strncmp(item, "DNS:", 4) == 0 && item[4] != '\0') {
-			type = GEN_DNS;
-			v = ASN1_IA5STRING_new();
-			if (v != NULL && ASN1_STRING_set(v, item + 4, -1) != 1)
-				ASN1_STRING_free(v), v = NULL;
-		} else if (strncmp(item, "URI:", 4) == 0 && strchr(item + 4, ':') != NULL) {
-			type = GEN_URI;
-			v = ASN1_IA5STRING_new();
-			if (v != NULL && ASN1_STRING_set(v, item + 4, -1) != 1)
-				ASN1_STRING_free(v), v = NULL;
-		} else if (strncmp(item, "IP:", 3) == 0) {
-			type = GEN_IPADD;
-			v = a2i_IPADDRESS(item + 3);
-			ERR_clear_error();
-		}
-		if (v == NULL) {
-			GENERAL_NAME_free(g);
-			rc = gw_err_setf(-EINVAL, GW_HERE,
-				"SAN '%s' is not DNS:name, URI:scheme:... or IP:address", item);
-			goto out;
-		}
-		GENERAL_NAME_set0_value(g, type, v);
-		if (sk_GENERAL_NAME_push(gens, g) <= 0) {
-			GENERAL_NAME_free(g);
-			rc = gw_err_set(-ENOMEM, GW_HERE);
-			goto out;
-		}
-	}
-	if (sk_GENERAL_NAME_num(gens) == 0) {
-		rc = gw_err_setf(-EINVAL, GW_HERE, "SAN list '%s' is empty", s);
-		goto out;
-	}
-	*out = gens;
-	gens = NULL;
-out:
-	free(buf);
-	GENERAL_NAMES_free(gens);
-	return rc;
-}
-
 static const EVP_MD *
 md_for(EVP_PKEY *k)
 {
@@ -897,7 +783,6 @@ md_for(EVP_PKEY *k)
 int
 gw_hsm_csr(struct gw_hsm *h, const char *uri, const char *subject, const char *sans, X509_REQ **out)
 {
-	STACK_OF(X509_EXTENSION) *exts = NULL;
 	GENERAL_NAMES *gens = NULL;
 	X509_NAME *name = NULL;
 	X509_REQ *req = NULL;
@@ -905,35 +790,15 @@ gw_hsm_csr(struct gw_hsm *h, const char *uri, const char *subject, const char *s
 	int rc;
 
 	GW_ENSURE(out != NULL, -EINVAL);
-	rc = subject_parse(subject, &name);
+	rc = gw_x509_name_parse(subject, &name);
 	if (rc == 0 && sans != NULL && sans[0] != '\0')
-		rc = san_parse(sans, &gens);
+		rc = gw_x509_san_parse(sans, &gens);
 	if (rc == 0)
 		rc = gw_hsm_key_load(h, uri, &key);
 	if (rc < 0)
 		goto out;
-	req = X509_REQ_new();
-	if (req == NULL || X509_REQ_set_version(req, X509_REQ_VERSION_1) != 1 ||
-		X509_REQ_set_subject_name(req, name) != 1 || X509_REQ_set_pubkey(req, key) != 1) {
-		gw_err_setf(-GW_E_TLS, GW_HERE, "cannot build the CSR for '%s'", uri);
-		rc = gw_err_add_ossl();
+	if ((rc = gw_x509_csr_build(name, key, gens, &req)) < 0)
 		goto out;
-	}
-	if (gens != NULL) {
-		X509_EXTENSION *ext = X509V3_EXT_i2d(NID_subject_alt_name, 0, gens);
-
-		exts = sk_X509_EXTENSION_new_null();
-		if (ext == NULL || exts == NULL || sk_X509_EXTENSION_push(exts, ext) <= 0) {
-			X509_EXTENSION_free(ext);
-			rc = gw_err_set(-ENOMEM, GW_HERE);
-			goto out;
-		}
-		if (X509_REQ_add_extensions(req, exts) != 1) {
-			gw_err_setf(-GW_E_TLS, GW_HERE, "cannot add the SANs to the CSR");
-			rc = gw_err_add_ossl();
-			goto out;
-		}
-	}
 	/* The token signs: the CSR proves possession of a key nobody can read. */
 	if (X509_REQ_sign(req, key, md_for(key)) <= 0) {
 		gw_err_setf(-GW_E_HSM, GW_HERE, "the token could not sign the CSR with '%s'", uri);
@@ -943,7 +808,6 @@ gw_hsm_csr(struct gw_hsm *h, const char *uri, const char *subject, const char *s
 	*out = req;
 	req = NULL;
 out:
-	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
 	GENERAL_NAMES_free(gens);
 	X509_NAME_free(name);
 	X509_REQ_free(req);

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/bn.h>
@@ -35,6 +36,7 @@
 #include <openssl/x509v3.h>
 
 #include "ctl.h"
+#include "gw_x509.h"
 #include "hsm.h"
 
 struct pki_opts {
@@ -51,90 +53,64 @@ struct ca {
 	EVP_PKEY *key;
 };
 
+/*
+ * What failed, and why: OpenSSL's queue, or (gw_x509 empties the queue into
+ * gw_err) the minting's message with OpenSSL's reason.
+ */
 static int
 die_ossl(const char *what)
 {
 	unsigned long e = ERR_get_error();
-	char buf[160] = "";
+	char buf[GW_ERR_MSG_MAX] = "";
 
 	if (e != 0)
 		ERR_error_string_n(e, buf, sizeof(buf));
+	else if (gw_err_get()->code != 0)
+		snprintf(buf, sizeof(buf), "%s", gw_err_msg());
 	ERR_clear_error();
 	return gw_ctl_die(GW_CTL_FAIL, "pki demo: %s%s%s", what, buf[0] ? ": " : "", buf);
 }
 
-static int
-add_ext(X509 *x, X509 *issuer, int nid, const char *value)
-{
-	X509V3_CTX ctx;
-	X509_EXTENSION *ext;
-	int ok;
-
-	X509V3_set_ctx_nodb(&ctx);
-	X509V3_set_ctx(&ctx, issuer, x, NULL, NULL, 0);
-	ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
-	if (ext == NULL)
-		return 0;
-	ok = X509_add_ext(x, ext, -1);
-	X509_EXTENSION_free(ext);
-	return ok;
-}
-
 /*
- * A certificate for pub, issued by issuer (NULL: self-signed with sign_key).
- * is_ca: CA with pathlen; else a leaf with the given EKU and SANs.
+ * A certificate for pub, issued by issuer (NULL: self-signed with sign_key),
+ * minted by gw_x509_cert_make. is_ca: CA with pathlen; else a leaf with the
+ * given EKU and SANs. Valid from an hour back (a peer whose clock runs a
+ * little behind still accepts it) for days. NULL on failure, gw_err set.
  */
 static X509 *
 make_cert(const char *cn, EVP_PKEY *pub, const struct ca *issuer, EVP_PKEY *sign_key, int is_ca,
 	int pathlen, const char *eku, const char *sans, int days)
 {
-	X509 *x = X509_new();
-	X509 *icert = issuer ? issuer->cert : x;
-	unsigned char serial[16];
-	BIGNUM *bn = NULL;
-	char bc[48];
-	int ok;
+	X509_NAME *name = X509_NAME_new();
+	time_t now = time(NULL);
+	X509 *x = NULL;
 
-	if (x == NULL || RAND_bytes(serial, sizeof(serial)) != 1)
-		goto fail;
-	serial[0] &= 0x7f; /* positive, RFC 5280 4.1.2.2 */
-	bn = BN_bin2bn(serial, sizeof(serial), NULL);
-	ok = bn != NULL && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) != NULL &&
-	     X509_set_version(x, X509_VERSION_3) == 1 &&
-	     X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "O", MBSTRING_UTF8,
-		     (const unsigned char *)"mtlsgw demo", -1, -1, 0) == 1 &&
-	     X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_UTF8,
-		     (const unsigned char *)cn, -1, -1, 0) == 1 &&
-	     X509_set_issuer_name(x, X509_get_subject_name(icert)) == 1 &&
-	     /* an hour back: a peer whose clock runs a little behind still accepts it */
-	     X509_gmtime_adj(X509_getm_notBefore(x), -3600) != NULL &&
-	     X509_gmtime_adj(X509_getm_notAfter(x), (long)days * 86400) != NULL &&
-	     X509_set_pubkey(x, pub) == 1;
-	BN_free(bn);
-	if (!ok)
-		goto fail;
-	if (is_ca) {
-		if (pathlen >= 0)
-			snprintf(bc, sizeof(bc), "critical,CA:TRUE,pathlen:%d", pathlen);
-		else
-			snprintf(bc, sizeof(bc), "critical,CA:TRUE");
-		ok = add_ext(x, icert, NID_basic_constraints, bc) &&
-		     add_ext(x, icert, NID_key_usage, "critical,keyCertSign,cRLSign");
+	if (name == NULL ||
+		X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8,
+			(const unsigned char *)"mtlsgw demo", -1, -1, 0) != 1 ||
+		X509_NAME_add_entry_by_txt(
+			name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0) != 1) {
+		gw_err_setf(-GW_E_TLS, GW_HERE, "cannot build the name '%s'", cn);
+		(void)gw_err_add_ossl();
 	} else {
-		ok = add_ext(x, icert, NID_basic_constraints, "critical,CA:FALSE") &&
-		     add_ext(x, icert, NID_key_usage, "critical,digitalSignature") &&
-		     add_ext(x, icert, NID_ext_key_usage, eku) &&
-		     add_ext(x, icert, NID_subject_alt_name, sans);
+		const struct gw_x509_cert_spec spec = {
+			.subject = name,
+			.pub = pub,
+			.issuer = issuer ? issuer->cert : NULL,
+			.sign_key = issuer ? issuer->key : sign_key,
+			.not_before = now - 3600,
+			.not_after = now + (time_t)days * 86400,
+			.ca = is_ca != 0,
+			.pathlen = pathlen,
+			.eku = eku,
+			.san = sans,
+		};
+
+		if (gw_x509_cert_make(&spec, &x) < 0)
+			x = NULL;
 	}
-	ok = ok && add_ext(x, icert, NID_subject_key_identifier, "hash") &&
-	     (issuer == NULL || add_ext(x, icert, NID_authority_key_identifier, "keyid:always"));
-	/* sign_key may be the token key (server) or a demo file key (CAs, clients) */
-	if (!ok || X509_sign(x, issuer ? issuer->key : sign_key, EVP_sha256()) <= 0)
-		goto fail;
+	X509_NAME_free(name);
 	return x;
-fail:
-	X509_free(x);
-	return NULL;
 }
 
 static int

@@ -4,7 +4,8 @@
  * GW_HERE / GW_ENSURE / GW_GUARD / GW_GUARD_OSSL macros every module uses.
  * Each case checks what a caller relies on: the code returned and
  * recorded, the raise site, the message (formatted, truncated, with
- * OpenSSL's reason appended), names for every code, and one slot per thread.
+ * OpenSSL's reason appended), names for every code, and one slot per thread;
+ * and the one duration parser (gw_duration_*) config, admin API and CLI share.
  */
 #include <limits.h>
 #include <pthread.h>
@@ -13,6 +14,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 
+#include "gw_duration.h"
 #include "gw_test.h"
 
 static unsigned evals; /* how often a macro evaluated its argument */
@@ -213,6 +215,59 @@ main(void)
 		EXPECT_EQ(gw_err_get()->code, -ENOMEM);
 		EXPECT_STREQ(gw_err_get()->where, "main:1");
 		EXPECT_STREQ(gw_err_msg(), "main's error");
+	}
+	{
+		/* durations: every unit, in seconds */
+		static const struct {
+			const char *in;
+			uint64_t secs;
+		} ok[] = {{"90s", 90}, {"5m", 300}, {"24h", 86400}, {"30d", 2592000},
+			{"10y", 315360000}, {"1s", 1}, {"007s", 7}};
+		uint64_t v;
+
+		for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+			v = 0;
+			EXPECT_OK(gw_duration_parse(ok[i].in, &v));
+			EXPECT_EQ(v, ok[i].secs);
+		}
+	}
+	{
+		/* durations: what is refused, and *secs is left alone then */
+		static const char *const bad[] = {"", "5", "0s", "0ms", "-5m", "+5m", " 5m", "5m ",
+			"5M", "5 m", "1h30m", "5ms", "m", "s5", "5w", "1.5h",
+			"99999999999999999999s", "18446744073709552s", "584942418y"};
+		uint64_t v = 42;
+
+		EXPECT_ERR(gw_duration_parse(NULL, &v), -EINVAL);
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+			EXPECT_ERR(gw_duration_parse(bad[i], &v), -EINVAL);
+		EXPECT_EQ(v, 42);
+		/* the largest value still converts to ms without overflow */
+		EXPECT_OK(gw_duration_parse("18446744073709551s", &v));
+		EXPECT_EQ(v, 18446744073709551ull);
+		EXPECT_TRUE(v * 1000 / 1000 == v);
+	}
+	{
+		/* durations in milliseconds: "ms" plus every seconds form */
+		uint64_t v = 0;
+
+		EXPECT_OK(gw_duration_parse_ms("500ms", &v));
+		EXPECT_EQ(v, 500);
+		EXPECT_OK(gw_duration_parse_ms("90s", &v));
+		EXPECT_EQ(v, 90000);
+		EXPECT_OK(gw_duration_parse_ms("7d", &v));
+		EXPECT_EQ(v, 7 * 86400000ull);
+		EXPECT_OK(gw_duration_parse_ms("4294967295ms", &v));
+		EXPECT_EQ(v, 4294967295ull);
+		v = 42;
+		EXPECT_ERR(gw_duration_parse_ms("4294967296ms", &v), -EINVAL);
+		EXPECT_ERR(gw_duration_parse_ms("0ms", &v), -EINVAL);
+		EXPECT_ERR(gw_duration_parse_ms("ms", &v), -EINVAL);
+		EXPECT_ERR(gw_duration_parse_ms("5 ms", &v), -EINVAL);
+		EXPECT_ERR(gw_duration_parse_ms("-5ms", &v), -EINVAL);
+		EXPECT_ERR(gw_duration_parse_ms("5", &v), -EINVAL);
+		EXPECT_ERR(gw_duration_parse_ms(NULL, &v), -EINVAL);
+		EXPECT_EQ(v, 42);
 	}
 	GW_TEST_END();
 }

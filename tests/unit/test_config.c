@@ -15,17 +15,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
 #include "config.h"
 #include "gw_test.h"
 #include "hsm.h"
+#include "trust.h"
 
 static char tmpdir[64];
 static char errbuf[16384];
@@ -1640,6 +1643,123 @@ main(void)
 		EXPECT_ERR(gw_cfg_load(p, &c, NULL), -ENOENT);
 		EXPECT_CONTAINS(gw_err_msg(), "does-not-exist.yaml: cannot read the config");
 		EXPECT_TRUE(c == NULL);
+	}
+
+	{ /* gw_material_read: the bytes, their SHA-256, and each refusal */
+		static const uint8_t abc_sha256[32] = {0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf,
+			0xea, 0x41, 0x41, 0x40, 0xde, 0x5d, 0xae, 0x22, 0x23, 0xb0, 0x03, 0x61,
+			0xa3, 0x96, 0x17, 0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15,
+			0xad};
+		struct gw_material m = {0};
+		const char *abc = put("abc.pem", "abc");
+		char p[128];
+
+		EXPECT_OK(gw_material_read(abc, 16, &m));
+		EXPECT_EQ(m.len, 3);
+		EXPECT_TRUE(m.bytes && memcmp(m.bytes, "abc", 4) == 0); /* NUL-terminated */
+		EXPECT_TRUE(memcmp(m.sha256, abc_sha256, 32) == 0);
+		EXPECT_STREQ(m.path, abc);
+		gw_material_fini(&m);
+		EXPECT_TRUE(m.bytes == NULL && m.path == NULL && m.len == 0);
+		gw_material_fini(NULL);
+		EXPECT_ERR(gw_material_read(abc, 2, &m), -EFBIG);
+		EXPECT_CONTAINS(gw_err_msg(), "3 bytes is too large (at most 2)");
+		EXPECT_ERR(gw_material_read(put("nothing.pem", ""), 16, &m), -ENODATA);
+		EXPECT_ERR(gw_material_read(tmpdir, 16, &m), -EINVAL);
+		EXPECT_CONTAINS(gw_err_msg(), ": not a regular file");
+		snprintf(p, sizeof(p), "%s/gone.pem", tmpdir);
+		EXPECT_ERR(gw_material_read(p, 16, &m), -ENOENT);
+		EXPECT_CONTAINS(gw_err_msg(), "gone.pem: No such file or directory");
+		EXPECT_TRUE(m.bytes == NULL && m.path == NULL);
+	}
+
+	{ /* a missing or unreadable trust file is one clear error at load */
+		char p[128];
+
+		EXPECT_CFG_ERR(TLS_HEAD("tls-echo") "    trust: {mode: ca, certs: [gone.pem]}\n",
+			"gw.yaml:16: listeners[0].trust.certs[0]: ");
+		EXPECT_CONTAINS(errbuf,
+			"/gone.pem: No such file or directory (expected a PEM certificate file)");
+		EXPECT_EQ(n_lines(), 1);
+		/* a FIFO where a CRL belongs: refused at once, the load does not hang on it */
+		snprintf(p, sizeof(p), "%s/fifo.crl", tmpdir);
+		EXPECT_EQ(mkfifo(p, 0600), 0);
+		EXPECT_CFG_ERR(TLS_HEAD("tls-echo") "    trust: {mode: ca, certs: [root.pem], "
+						    "crl: [fifo.crl]}\n",
+			"fifo.crl: not a regular file (expected a PEM CRL file)");
+		EXPECT_EQ(n_lines(), 1);
+		unlink(p);
+	}
+
+	{ /* trust material is read once: a file changed after the load changes nothing */
+		EVP_PKEY *k = ec_key();
+		X509 *other = make_cert(k, NULL, NULL, "another root", -1, 365, 1);
+		struct gw_cfg *c = NULL, *c2 = NULL;
+		struct gw_trust *t1 = NULL, *t2 = NULL, *t3 = NULL;
+		unsigned char want[32], file[8192];
+		char p[128];
+		size_t flen = 0;
+		FILE *f;
+
+		write_cert("swap.pem", ca);
+		snprintf(p, sizeof(p), "%s/swap.pem", tmpdir);
+		if ((f = fopen(p, "rb")) != NULL) {
+			flen = fread(file, 1, sizeof(file), f);
+			fclose(f);
+		}
+		EXPECT_TRUE(flen > 0 && flen < sizeof(file));
+		EXPECT_OK(load_text(
+			TLS_HEAD("tls-echo") "    trust: {mode: ca, certs: [swap.pem]}\n", &c));
+		if (c) {
+			const struct gw_cfg_trust *tr = &c->listeners[0].trust;
+			const struct gw_material *m = &tr->certs_m[0];
+
+			/* the bytes are the file's and the SHA-256 is of those bytes */
+			EXPECT_STREQ(m->path, tr->certs[0]);
+			EXPECT_EQ(m->len, flen);
+			EXPECT_TRUE(m->bytes && memcmp(m->bytes, file, flen) == 0);
+			EXPECT_TRUE(SHA256(file, flen, want) != NULL);
+			EXPECT_TRUE(memcmp(m->sha256, want, 32) == 0);
+			/* the identity's bytes are kept too */
+			EXPECT_TRUE(c->listeners[0].tls.identities[0].cert_m.len > 0);
+			EXPECT_OK(gw_trust_create(tr, "t", &t1));
+			/* another root in the file now, then no file at all: same trust */
+			write_cert("swap.pem", other);
+			EXPECT_OK(gw_trust_create(tr, "t", &t2));
+			unlink(p);
+			EXPECT_OK(gw_trust_create(tr, "t", &t3));
+			if (t1 && t2 && t3) {
+				EXPECT_TRUE(
+					memcmp(gw_trust_fingerprint(t1), gw_trust_fingerprint(t2),
+						GW_TRUST_FP_LEN) == 0);
+				EXPECT_TRUE(
+					memcmp(gw_trust_fingerprint(t1), gw_trust_fingerprint(t3),
+						GW_TRUST_FP_LEN) == 0);
+			}
+			gw_trust_destroy(t2);
+			gw_trust_destroy(t3);
+			t2 = t3 = NULL;
+			/* a reload is a new load: it reads the new file, a new fingerprint */
+			write_cert("swap.pem", other);
+			EXPECT_OK(load_text(
+				TLS_HEAD("tls-echo") "    trust: {mode: ca, certs: [swap.pem]}\n",
+				&c2));
+			if (c2) {
+				EXPECT_TRUE(memcmp(c2->listeners[0].trust.certs_m[0].sha256,
+						    m->sha256, 32) != 0);
+				EXPECT_OK(gw_trust_create(&c2->listeners[0].trust, "t", &t2));
+			}
+			if (t1 && t2)
+				EXPECT_TRUE(
+					memcmp(gw_trust_fingerprint(t1), gw_trust_fingerprint(t2),
+						GW_TRUST_FP_LEN) != 0);
+		}
+		gw_trust_destroy(t1);
+		gw_trust_destroy(t2);
+		gw_cfg_free(c);
+		gw_cfg_free(c2);
+		X509_free(other);
+		EVP_PKEY_free(k);
 	}
 
 	X509_free(ca);

@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * gw_duration.c - the duration parser shared by config, admin API and CLI
+ * (syntax in gw_duration.h). Strict on purpose: "1h30m", " 5m", "-5m",
+ * "5M" and "5" are all refused rather than guessed at.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gw_duration.h"
+
+/* Leading digits of s into *v; *end after them. strtoull alone takes signs and spaces. */
+static int
+leading_number(const char *s, unsigned long long *v, char **end)
+{
+	if (s == NULL || !isdigit((unsigned char)s[0]))
+		return -EINVAL;
+	errno = 0;
+	*v = strtoull(s, end, 10);
+	if (errno || *end == s || *v == 0)
+		return -EINVAL;
+	return 0;
+}
+
+int
+gw_duration_parse(const char *s, uint64_t *secs)
+{
+	unsigned long long v;
+	char *end;
+	uint64_t mul;
+
+	if (leading_number(s, &v, &end) < 0 || end[0] == '\0' || end[1] != '\0')
+		return -EINVAL;
+	switch (end[0]) {
+	case 's':
+		mul = 1;
+		break;
+	case 'm':
+		mul = 60;
+		break;
+	case 'h':
+		mul = 3600;
+		break;
+	case 'd':
+		mul = 86400;
+		break;
+	case 'y':
+		mul = 365ull * 86400;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (v > UINT64_MAX / mul / 1000) /* keep room for a conversion to ms */
+		return -EINVAL;
+	*secs = v * mul;
+	return 0;
+}
+
+int
+gw_duration_parse_ms(const char *s, uint64_t *ms)
+{
+	size_t n = s ? strlen(s) : 0;
+	uint64_t secs;
+
+	if (n > 2 && strcmp(s + n - 2, "ms") == 0) {
+		unsigned long long v;
+		char *end;
+
+		if (leading_number(s, &v, &end) < 0 || end != s + n - 2 || v > UINT32_MAX)
+			return -EINVAL;
+		*ms = v;
+		return 0;
+	}
+	if (gw_duration_parse(s, &secs) < 0)
+		return -EINVAL;
+	*ms = secs * 1000; /* gw_duration_parse keeps room for this */
+	return 0;
+}
