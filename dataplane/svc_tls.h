@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 #include "gw_err.h"
-#include "snapshot.h"
+#include "snap.h"
 #include "tcp.h"
 #include "tls.h"
 

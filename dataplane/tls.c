@@ -18,7 +18,7 @@
 
 #include "proxy_v2.h"
 #include "tls.h"
-#include "tls_ctx.h"
+#include "tls_policy.h"
 #include "verify_cache.h"
 
 RTE_LOG_REGISTER_SUFFIX(gw_tls_logtype, tls, NOTICE);

@@ -22,7 +22,7 @@
 
 #include "dataplane.h"
 #include "gw_err.h"
-#include "snapshot.h"
+#include "snap.h"
 #include "svc_tls.h"
 #include "tls.h"
 

@@ -66,7 +66,8 @@ tcfg_set(struct tcfg *t, uint64_t gen, bool with_trust)
 
 static _Atomic int tls_made, tls_freed, trust_hook_calls;
 
-struct tls_canary {
+/* l->tls is typed; this test's canary stands in for the real gw_tls_lst (opaque here) */
+struct gw_tls_lst {
 	uint64_t gen;
 	uint32_t magic;
 };
@@ -74,7 +75,7 @@ struct tls_canary {
 static int
 hook_init(void *arg, const struct gw_cfg_listener *lc, struct gw_snap_listener *l)
 {
-	struct tls_canary *c = malloc(sizeof(*c));
+	struct gw_tls_lst *c = malloc(sizeof(*c));
 
 	(void)arg;
 	if (c == NULL)
@@ -91,7 +92,7 @@ hook_fini(void *arg, struct gw_snap_listener *l)
 {
 	(void)arg;
 	if (l->tls) {
-		((struct tls_canary *)l->tls)->magic = 0;
+		l->tls->magic = 0;
 		free(l->tls);
 		tls_freed++;
 	}
@@ -125,7 +126,7 @@ static bool
 snap_ok(const struct gw_snapshot *s)
 {
 	const struct gw_snap_listener *l0, *l1;
-	const struct tls_canary *c;
+	const struct gw_tls_lst *c;
 	char want[32];
 	uint64_t g;
 
