@@ -271,18 +271,38 @@ dns_match(const char *rule, const char *name)
 	return strcasecmp(rule, name) == 0;
 }
 
-/* Set the verdict's message (truncated to GW_TRUST_MSG_MAX, by design). */
-static void msgf(struct gw_trust_verdict *v, const char *fmt, ...)
+/*
+ * Set the words of a verdict (truncated to GW_TRUST_MSG_MAX, by design).
+ * w == NULL (the handshake path) formats nothing.
+ */
+static void msgf(struct gw_trust_why *w, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 static void
-msgf(struct gw_trust_verdict *v, const char *fmt, ...)
+msgf(struct gw_trust_why *w, const char *fmt, ...)
 {
 	va_list ap;
 
+	if (w == NULL)
+		return;
 	va_start(ap, fmt);
-	vsnprintf(v->msg, sizeof(v->msg), fmt, ap);
+	vsnprintf(w->msg, sizeof(w->msg), fmt, ap);
 	va_end(ap);
+}
+
+/* The subject words of w, "" without w (arguments of a msgf that formats nothing). */
+static const char *
+subj(const struct gw_trust_why *w)
+{
+	return w != NULL ? w->subject : "";
+}
+
+/* Put x's subject into w (a BIO and a print: only when words are wanted). */
+static void
+subject_set(struct gw_trust_why *w, X509 *x)
+{
+	if (w != NULL)
+		gw_trust_name_str(X509_get_subject_name(x), w->subject, sizeof(w->subject));
 }
 
 /* Append to a message without overflowing it. */
@@ -344,18 +364,20 @@ gw_trust_utf8_chars(const unsigned char *s, size_t l)
 }
 
 /* A name we cannot judge whole: reject the client as malformed. */
-static void malformed(struct gw_trust_verdict *v, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+static void malformed(struct gw_trust_verdict *v, struct gw_trust_why *w, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 static void
-malformed(struct gw_trust_verdict *v, const char *fmt, ...)
+malformed(struct gw_trust_verdict *v, struct gw_trust_why *w, const char *fmt, ...)
 {
 	va_list ap;
 
 	v->reason = GW_TRUST_R_MALFORMED;
 	v->depth = 0;
+	if (w == NULL)
+		return;
 	va_start(ap, fmt);
-	vsnprintf(v->msg, sizeof(v->msg), fmt, ap);
+	vsnprintf(w->msg, sizeof(w->msg), fmt, ap);
 	va_end(ap);
 }
 
@@ -365,7 +387,8 @@ malformed(struct gw_trust_verdict *v, const char *fmt, ...)
  * may be is "malformed", never cut to a buffer and then matched.
  */
 static bool
-allow_check(const struct gw_trust *t, X509 *leaf, struct gw_trust_verdict *v)
+allow_check(
+	const struct gw_trust *t, X509 *leaf, struct gw_trust_verdict *v, struct gw_trust_why *w)
 {
 	const struct gw_trust_rules *a = &t->allow;
 	GENERAL_NAMES *sans;
@@ -378,7 +401,7 @@ allow_check(const struct gw_trust *t, X509 *leaf, struct gw_trust_verdict *v)
 
 	if (a->n_spiffe == 0 && a->n_dns == 0 && a->n_cn == 0)
 		return true;
-	gw_trust_name_str(sn, v->subject, sizeof(v->subject));
+	subject_set(w, leaf);
 
 	sans = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
 	for (int i = 0; i < sk_GENERAL_NAME_num(sans) && !bad; i++) {
@@ -394,11 +417,11 @@ allow_check(const struct gw_trust *t, X509 *leaf, struct gw_trust_verdict *v)
 			strncasecmp((const char *)s, "spiffe://", 9) == 0) {
 			/* embedded NULs would let "a\0/evil" pass a strcmp */
 			if (l > GW_TRUST_SPIFFE_ID_MAX || memchr(s, '\0', (size_t)l) != NULL) {
-				malformed(v,
+				malformed(v, w,
 					"certificate '%s' has a SPIFFE ID (URI SAN) of %d bytes%s: "
 					"a SPIFFE ID is at most %d bytes of text, so it is not "
 					"judged",
-					v->subject, l,
+					subj(w), l,
 					l > GW_TRUST_SPIFFE_ID_MAX ? "" : " with a NUL byte",
 					GW_TRUST_SPIFFE_ID_MAX);
 				bad = true;
@@ -413,11 +436,11 @@ allow_check(const struct gw_trust *t, X509 *leaf, struct gw_trust_verdict *v)
 
 			if (l <= 0 || memchr(s, '\0', (size_t)l) != NULL ||
 				!dns_name_fits(s, (size_t)l)) {
-				malformed(v,
+				malformed(v, w,
 					"certificate '%s' has a DNS name (SAN) of %d characters "
 					"that is not a DNS name: at most %d characters, labels of "
 					"1..%d, no NUL",
-					v->subject, l, GW_TRUST_DNS_MAX, GW_TRUST_DNS_LABEL_MAX);
+					subj(w), l, GW_TRUST_DNS_MAX, GW_TRUST_DNS_LABEL_MAX);
 				bad = true;
 				break;
 			}
@@ -438,10 +461,10 @@ allow_check(const struct gw_trust *t, X509 *leaf, struct gw_trust_verdict *v)
 		cn_len = ASN1_STRING_to_UTF8(
 			&cn, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(sn, idx)));
 		if (cn_len < 0 || gw_trust_utf8_chars(cn, (size_t)cn_len) > GW_TRUST_CN_MAX) {
-			malformed(v,
+			malformed(v, w,
 				"certificate '%s' has a subject CN of %d bytes%s: a CN is at most "
 				"%d characters (X.509 ub-common-name), so it is not judged",
-				v->subject, cn_len, cn_len < 0 ? " that is not text" : "",
+				subj(w), cn_len, cn_len < 0 ? " that is not text" : "",
 				GW_TRUST_CN_MAX);
 			OPENSSL_free(cn);
 			ERR_clear_error();
@@ -466,45 +489,49 @@ allow_check(const struct gw_trust *t, X509 *leaf, struct gw_trust_verdict *v)
 
 	v->reason = GW_TRUST_R_NOT_ALLOWED;
 	v->depth = 0;
-	v->msg[0] = '\0';
+	if (w == NULL) {
+		OPENSSL_free(cn);
+		return false;
+	}
+	w->msg[0] = '\0';
 	if (a->n_spiffe == 0)
-		catf(v->msg, sizeof(v->msg), "certificate '%s': ", v->subject);
+		catf(w->msg, sizeof(w->msg), "certificate '%s': ", w->subject);
 	if (a->n_spiffe > 0) {
 		rules_str(rules, sizeof(rules), a->spiffe, a->n_spiffe);
 		if (n_spiffe == 1 && strlen(spiffe) > 160) /* keep the rules in the line */
-			catf(v->msg, sizeof(v->msg),
+			catf(w->msg, sizeof(w->msg),
 				"SPIFFE ID %.160s... (%zu bytes) not allowed by rule%s %s", spiffe,
 				strlen(spiffe), a->n_spiffe > 1 ? "s" : "", rules);
 		else if (n_spiffe == 1)
-			catf(v->msg, sizeof(v->msg), "SPIFFE ID %s not allowed by rule%s %s",
+			catf(w->msg, sizeof(w->msg), "SPIFFE ID %s not allowed by rule%s %s",
 				spiffe, a->n_spiffe > 1 ? "s" : "", rules);
 		else if (n_spiffe == 0)
-			catf(v->msg, sizeof(v->msg),
+			catf(w->msg, sizeof(w->msg),
 				"certificate '%s' has no SPIFFE ID (URI SAN) but the listener "
 				"allows "
 				"only %s",
-				v->subject, rules);
+				w->subject, rules);
 		else
-			catf(v->msg, sizeof(v->msg),
+			catf(w->msg, sizeof(w->msg),
 				"certificate '%s' has %u SPIFFE IDs (an X509-SVID carries exactly "
 				"one)",
-				v->subject, n_spiffe);
+				w->subject, n_spiffe);
 	}
 	if (a->n_dns > 0) {
 		rules_str(rules, sizeof(rules), a->dns, a->n_dns);
-		catf(v->msg, sizeof(v->msg), "%sDNS name %s%s%s not allowed by %s",
+		catf(w->msg, sizeof(w->msg), "%sDNS name %s%s%s not allowed by %s",
 			a->n_spiffe ? "; " : "", dns[0] ? "'" : "", dns[0] ? dns : "(none)",
 			dns[0] ? "'" : "", rules);
 	}
 	if (a->n_cn > 0) {
 		rules_str(rules, sizeof(rules), a->cn, a->n_cn);
 		if (cn_len >= 0 && !cn_one)
-			catf(v->msg, sizeof(v->msg),
+			catf(w->msg, sizeof(w->msg),
 				"%sthe subject has more than one CN (or a NUL in it), which no "
 				"cn rule matches",
 				a->n_spiffe || a->n_dns ? "; " : "");
 		else
-			catf(v->msg, sizeof(v->msg), "%sCN '%s' not allowed by %s",
+			catf(w->msg, sizeof(w->msg), "%sCN '%s' not allowed by %s",
 				a->n_spiffe || a->n_dns ? "; " : "",
 				cn_len > 0 ? (const char *)cn : "", rules);
 	}
@@ -515,22 +542,25 @@ allow_check(const struct gw_trust *t, X509 *leaf, struct gw_trust_verdict *v)
 /* ---- the verification ---- */
 
 static void
-verdict_init(struct gw_trust_verdict *v)
+verdict_init(struct gw_trust_verdict *v, struct gw_trust_why *w)
 {
 	memset(v, 0, sizeof(*v));
+	if (w != NULL)
+		memset(w, 0, sizeof(*w));
 	v->reason = GW_TRUST_R_INTERNAL;
 	v->depth = -1;
 }
 
 /* Turn OpenSSL's verify error into a reason and a sentence. */
 static void
-explain(const struct gw_trust *t, X509_STORE_CTX *ctx, X509 *leaf, struct gw_trust_verdict *v)
+explain(const struct gw_trust *t, X509_STORE_CTX *ctx, X509 *leaf, struct gw_trust_verdict *v,
+	struct gw_trust_why *w)
 {
 	int err = X509_STORE_CTX_get_error(ctx);
 	int depth = X509_STORE_CTX_get_error_depth(ctx);
 	X509 *cur = X509_STORE_CTX_get_current_cert(ctx);
-	char when[64], issuer[GW_TRUST_SUBJECT_MAX];
-	const char *s = v->subject;
+	char when[64] = "", issuer[GW_TRUST_SUBJECT_MAX] = "";
+	const char *s = subj(w);
 
 	if (cur == NULL) {
 		cur = leaf;
@@ -538,50 +568,51 @@ explain(const struct gw_trust *t, X509_STORE_CTX *ctx, X509 *leaf, struct gw_tru
 	}
 	v->ossl_error = err;
 	v->depth = depth;
-	gw_trust_name_str(X509_get_subject_name(cur), v->subject, sizeof(v->subject));
-	gw_trust_name_str(X509_get_issuer_name(cur), issuer, sizeof(issuer));
+	subject_set(w, cur);
+	if (w != NULL)
+		gw_trust_name_str(X509_get_issuer_name(cur), issuer, sizeof(issuer));
 
 	switch (err) {
 	case X509_V_ERR_CERT_HAS_EXPIRED:
 		v->reason = GW_TRUST_R_EXPIRED;
 		time_str(X509_get0_notAfter(cur), when, sizeof(when));
-		msgf(v, "certificate '%s' expired on %s", s, when);
+		msgf(w, "certificate '%s' expired on %s", s, when);
 		break;
 	case X509_V_ERR_CERT_NOT_YET_VALID:
 		v->reason = GW_TRUST_R_NOT_YET_VALID;
 		time_str(X509_get0_notBefore(cur), when, sizeof(when));
-		msgf(v, "certificate '%s' is not valid yet: not before %s (check the clocks)", s,
+		msgf(w, "certificate '%s' is not valid yet: not before %s (check the clocks)", s,
 			when);
 		break;
 	case X509_V_ERR_ERROR_IN_CERT_NOT_AFTER_FIELD:
 	case X509_V_ERR_ERROR_IN_CERT_NOT_BEFORE_FIELD:
 		v->reason = GW_TRUST_R_MALFORMED;
-		msgf(v, "certificate '%s' has a malformed validity date", s);
+		msgf(w, "certificate '%s' has a malformed validity date", s);
 		break;
 	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
 	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
 	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
 		v->reason = GW_TRUST_R_UNTRUSTED_ISSUER;
 		if (depth == 0)
-			msgf(v,
+			msgf(w,
 				"certificate '%s': issuer '%s' not trusted (unable to get issuer "
 				"certificate: the client must send its intermediate, or trust it "
 				"as an anchor)",
 				s, issuer);
 		else
-			msgf(v,
+			msgf(w,
 				"certificate '%s': issuer '%s' not trusted (unable to get issuer "
 				"certificate: that CA is not among listener '%s' trust anchors)",
 				s, issuer, t->name);
 		break;
 	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
 		v->reason = GW_TRUST_R_SELF_SIGNED;
-		msgf(v, "certificate '%s' is self-signed and not a trust anchor of listener '%s'",
+		msgf(w, "certificate '%s' is self-signed and not a trust anchor of listener '%s'",
 			s, t->name);
 		break;
 	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
 		v->reason = GW_TRUST_R_SELF_SIGNED;
-		msgf(v,
+		msgf(w,
 			"the chain ends in self-signed root '%s', which is not a trust anchor of "
 			"listener '%s'",
 			s, t->name);
@@ -590,7 +621,7 @@ explain(const struct gw_trust *t, X509_STORE_CTX *ctx, X509 *leaf, struct gw_tru
 	case X509_V_ERR_UNABLE_TO_DECRYPT_CERT_SIGNATURE:
 	case X509_V_ERR_UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY:
 		v->reason = GW_TRUST_R_BAD_SIGNATURE;
-		msgf(v,
+		msgf(w,
 			"signature on certificate '%s' does not verify with the key of issuer "
 			"'%s' (forged or corrupted)",
 			s, issuer);
@@ -605,7 +636,7 @@ explain(const struct gw_trust *t, X509_STORE_CTX *ctx, X509 *leaf, struct gw_tru
 		OPENSSL_free(hex);
 		BN_free(bn);
 		v->reason = GW_TRUST_R_REVOKED;
-		msgf(v, "certificate '%s' (serial %s) is revoked by the CRL of '%s'", s, serial,
+		msgf(w, "certificate '%s' (serial %s) is revoked by the CRL of '%s'", s, serial,
 			issuer);
 		break;
 	}
@@ -620,7 +651,7 @@ explain(const struct gw_trust *t, X509_STORE_CTX *ctx, X509 *leaf, struct gw_tru
 	case X509_V_ERR_DIFFERENT_CRL_SCOPE:
 	case X509_V_ERR_KEYUSAGE_NO_CRL_SIGN:
 		v->reason = GW_TRUST_R_CRL;
-		msgf(v,
+		msgf(w,
 			"no usable CRL from '%s' for certificate '%s' (%s): give a current CRL "
 			"of that CA in trust.crl",
 			issuer, s, X509_verify_cert_error_string(err));
@@ -630,12 +661,12 @@ explain(const struct gw_trust *t, X509_STORE_CTX *ctx, X509 *leaf, struct gw_tru
 
 		v->reason = GW_TRUST_R_EKU;
 		if (xku != UINT32_MAX && !(xku & XKU_SSL_CLIENT))
-			msgf(v,
+			msgf(w,
 				"certificate '%s' is missing clientAuth extended key usage (it "
 				"may not be used as a TLS client certificate)",
 				s);
 		else
-			msgf(v,
+			msgf(w,
 				"certificate '%s' may not be used for TLS client authentication "
 				"(its key usage lacks digitalSignature)",
 				s);
@@ -643,14 +674,14 @@ explain(const struct gw_trust *t, X509_STORE_CTX *ctx, X509 *leaf, struct gw_tru
 	}
 	case X509_V_ERR_CERT_CHAIN_TOO_LONG:
 		v->reason = GW_TRUST_R_TOO_DEEP;
-		msgf(v,
+		msgf(w,
 			"chain is too deep at certificate '%s': listener '%s' allows at most %u "
 			"intermediate CA%s between leaf and anchor (max_depth)",
 			s, t->name, t->max_depth, t->max_depth == 1 ? "" : "s");
 		break;
 	case X509_V_ERR_PATH_LENGTH_EXCEEDED:
 		v->reason = GW_TRUST_R_TOO_DEEP;
-		msgf(v,
+		msgf(w,
 			"chain is too deep at certificate '%s': a CA's pathLenConstraint is "
 			"exceeded",
 			s);
@@ -665,22 +696,22 @@ explain(const struct gw_trust *t, X509_STORE_CTX *ctx, X509 *leaf, struct gw_tru
 	case X509_V_ERR_NAME_CONSTRAINTS_WITHOUT_SANS:
 #endif
 		v->reason = GW_TRUST_R_NAME_CONSTRAINTS;
-		msgf(v, "certificate '%s' violates the name constraints of an issuing CA (%s)", s,
+		msgf(w, "certificate '%s' violates the name constraints of an issuing CA (%s)", s,
 			X509_verify_cert_error_string(err));
 		break;
 	case X509_V_ERR_INVALID_CA:
 	case X509_V_ERR_INVALID_NON_CA:
 		v->reason = GW_TRUST_R_NOT_CA;
-		msgf(v, "certificate '%s' issues others but is not a valid CA certificate (%s)", s,
+		msgf(w, "certificate '%s' issues others but is not a valid CA certificate (%s)", s,
 			X509_verify_cert_error_string(err));
 		break;
 	case X509_V_ERR_OUT_OF_MEM:
 		v->reason = GW_TRUST_R_INTERNAL;
-		msgf(v, "out of memory while verifying '%s'", s);
+		msgf(w, "out of memory while verifying '%s'", s);
 		break;
 	default:
 		v->reason = GW_TRUST_R_OTHER;
-		msgf(v, "certificate '%s' rejected: %s", s, X509_verify_cert_error_string(err));
+		msgf(w, "certificate '%s' rejected: %s", s, X509_verify_cert_error_string(err));
 		break;
 	}
 }
@@ -699,12 +730,12 @@ one_line(char *msg)
 }
 
 static int
-reject_internal(struct gw_trust_verdict *v, const char *what)
+reject_internal(struct gw_trust_verdict *v, struct gw_trust_why *w, const char *what)
 {
 	ERR_clear_error();
 	v->accepted = false;
 	v->reason = GW_TRUST_R_INTERNAL;
-	msgf(v, "internal error while verifying: %s", what);
+	msgf(w, "internal error while verifying: %s", what);
 	return -GW_E_TRUST;
 }
 
@@ -742,7 +773,7 @@ crl_anchor_cb(int ok, X509_STORE_CTX *ctx)
 
 static int
 verify_core(const struct gw_trust *t, X509 *leaf, STACK_OF(X509) * chain, time_t now,
-	struct gw_trust_verdict *v, time_t *until)
+	struct gw_trust_verdict *v, struct gw_trust_why *w, time_t *until)
 {
 	STACK_OF(X509) *untrusted = NULL, *pinned = NULL, *trusted;
 	X509_STORE_CTX *ctx = NULL;
@@ -751,9 +782,9 @@ verify_core(const struct gw_trust *t, X509 *leaf, STACK_OF(X509) * chain, time_t
 
 	if (v == NULL)
 		return -EINVAL;
-	verdict_init(v);
+	verdict_init(v, w);
 	if (t == NULL || leaf == NULL) {
-		msgf(v, "no certificate to verify");
+		msgf(w, "no certificate to verify");
 		return -EINVAL;
 	}
 
@@ -762,7 +793,7 @@ verify_core(const struct gw_trust *t, X509 *leaf, STACK_OF(X509) * chain, time_t
 		start = 1;
 	untrusted = sk_X509_new_reserve(NULL, sk_X509_num(chain) > 0 ? sk_X509_num(chain) : 1);
 	if (untrusted == NULL)
-		return reject_internal(v, "out of memory");
+		return reject_internal(v, w, "out of memory");
 	for (int i = start; i < sk_X509_num(chain); i++)
 		(void)sk_X509_push(untrusted, sk_X509_value(chain, i)); /* reserved: cannot fail */
 
@@ -771,7 +802,7 @@ verify_core(const struct gw_trust *t, X509 *leaf, STACK_OF(X509) * chain, time_t
 		bool hit = false;
 
 		if (gw_trust_cert_fp(leaf, fp) < 0) {
-			rc = reject_internal(v, "cannot hash the leaf");
+			rc = reject_internal(v, w, "cannot hash the leaf");
 			goto out;
 		}
 		for (unsigned i = 0; i < t->n_pins && !hit; i++)
@@ -782,18 +813,17 @@ verify_core(const struct gw_trust *t, X509 *leaf, STACK_OF(X509) * chain, time_t
 			hex_fp(fp, hex, sizeof(hex));
 			v->reason = GW_TRUST_R_NOT_PINNED;
 			v->depth = 0;
-			gw_trust_name_str(
-				X509_get_subject_name(leaf), v->subject, sizeof(v->subject));
-			msgf(v,
+			subject_set(w, leaf);
+			msgf(w,
 				"certificate '%s' is not the pinned certificate (its SHA-256 is "
 				"%.16s..., listener '%s' pins %u)",
-				v->subject, hex, t->name, t->n_pins);
+				subj(w), hex, t->name, t->n_pins);
 			goto out;
 		}
 		/* the leaf is its own anchor: dates, EKU still checked below */
 		pinned = sk_X509_new_reserve(NULL, 1);
 		if (pinned == NULL) {
-			rc = reject_internal(v, "out of memory");
+			rc = reject_internal(v, w, "out of memory");
 			goto out;
 		}
 		(void)sk_X509_push(pinned, leaf);
@@ -804,14 +834,14 @@ verify_core(const struct gw_trust *t, X509 *leaf, STACK_OF(X509) * chain, time_t
 
 	ctx = X509_STORE_CTX_new();
 	if (ctx == NULL || X509_STORE_CTX_init(ctx, NULL, leaf, untrusted) != 1) {
-		rc = reject_internal(v, "cannot set up the verify context");
+		rc = reject_internal(v, w, "cannot set up the verify context");
 		goto out;
 	}
 	X509_STORE_CTX_set0_trusted_stack(ctx, trusted);
 	if (t->crls != NULL)
 		X509_STORE_CTX_set0_crls(ctx, t->crls);
 	if (X509_VERIFY_PARAM_set1(X509_STORE_CTX_get0_param(ctx), t->param) != 1) {
-		rc = reject_internal(v, "cannot copy verify parameters");
+		rc = reject_internal(v, w, "cannot copy verify parameters");
 		goto out;
 	}
 	if (now != 0)
@@ -820,11 +850,11 @@ verify_core(const struct gw_trust *t, X509 *leaf, STACK_OF(X509) * chain, time_t
 		X509_STORE_CTX_set_verify_cb(ctx, crl_anchor_cb);
 
 	if (X509_verify_cert(ctx) != 1) {
-		explain(t, ctx, leaf, v);
+		explain(t, ctx, leaf, v, w);
 		ERR_clear_error();
 		goto out;
 	}
-	if (!allow_check(t, leaf, v))
+	if (!allow_check(t, leaf, v, w))
 		goto out;
 
 	{
@@ -851,14 +881,15 @@ verify_core(const struct gw_trust *t, X509 *leaf, STACK_OF(X509) * chain, time_t
 	v->accepted = true;
 	v->reason = GW_TRUST_R_OK;
 	v->depth = 0;
-	gw_trust_name_str(X509_get_subject_name(leaf), v->subject, sizeof(v->subject));
-	msgf(v, "certificate '%s' accepted by listener '%s'", v->subject, t->name);
+	subject_set(w, leaf);
+	msgf(w, "certificate '%s' accepted by listener '%s'", subj(w), t->name);
 	rc = 0;
 out:
 	X509_STORE_CTX_free(ctx);
 	sk_X509_free(pinned);
 	sk_X509_free(untrusted);
-	one_line(v->msg);
+	if (w != NULL)
+		one_line(w->msg);
 	return rc;
 }
 
@@ -866,7 +897,14 @@ int
 gw_trust_verify(const struct gw_trust *t, X509 *leaf, STACK_OF(X509) * chain_untrusted, time_t now,
 	struct gw_trust_verdict *v)
 {
-	return verify_core(t, leaf, chain_untrusted, now, v, NULL);
+	return verify_core(t, leaf, chain_untrusted, now, v, NULL, NULL);
+}
+
+int
+gw_trust_verify_why(const struct gw_trust *t, X509 *leaf, STACK_OF(X509) * chain_untrusted,
+	time_t now, struct gw_trust_verdict *v, struct gw_trust_why *why)
+{
+	return verify_core(t, leaf, chain_untrusted, now, v, why, NULL);
 }
 
 int
@@ -877,12 +915,12 @@ gw_trust_verify_until(const struct gw_trust *t, X509 *leaf, STACK_OF(X509) * cha
 
 	if (until == NULL)
 		return -EINVAL;
-	return verify_core(t, leaf, chain_untrusted, now, v ? v : &tmp, until);
+	return verify_core(t, leaf, chain_untrusted, now, v ? v : &tmp, NULL, until);
 }
 
 int
 gw_trust_verify_der(const struct gw_trust *t, const uint8_t *const *der, const size_t *len,
-	unsigned n, time_t now, struct gw_trust_verdict *v)
+	unsigned n, time_t now, struct gw_trust_verdict *v, struct gw_trust_why *w)
 {
 	STACK_OF(X509) *rest = NULL;
 	X509 *leaf = NULL;
@@ -890,14 +928,14 @@ gw_trust_verify_der(const struct gw_trust *t, const uint8_t *const *der, const s
 
 	if (v == NULL)
 		return -EINVAL;
-	verdict_init(v);
+	verdict_init(v, w);
 	if (t == NULL || der == NULL || len == NULL || n == 0) {
-		msgf(v, "no certificate to verify");
+		msgf(w, "no certificate to verify");
 		return -EINVAL;
 	}
 	rest = sk_X509_new_null();
 	if (rest == NULL)
-		return reject_internal(v, "out of memory");
+		return reject_internal(v, w, "out of memory");
 	for (unsigned i = 0; i < n; i++) {
 		const unsigned char *p = der[i];
 		X509 *x = NULL;
@@ -909,7 +947,7 @@ gw_trust_verify_der(const struct gw_trust *t, const uint8_t *const *der, const s
 			ERR_clear_error();
 			v->reason = GW_TRUST_R_MALFORMED;
 			v->depth = (int)i;
-			msgf(v,
+			msgf(w,
 				"certificate %u of the chain (%s) is malformed: not a DER X.509 "
 				"certificate",
 				i + 1, i == 0 ? "the leaf" : "an intermediate");
@@ -919,11 +957,11 @@ gw_trust_verify_der(const struct gw_trust *t, const uint8_t *const *der, const s
 			leaf = x;
 		else if (!sk_X509_push(rest, x)) {
 			X509_free(x);
-			rc = reject_internal(v, "out of memory");
+			rc = reject_internal(v, w, "out of memory");
 			goto out;
 		}
 	}
-	rc = verify_core(t, leaf, rest, now, v, NULL);
+	rc = verify_core(t, leaf, rest, now, v, w, NULL);
 out:
 	X509_free(leaf);
 	sk_X509_pop_free(rest, X509_free);

@@ -63,8 +63,11 @@ enum gw_trust_reason {
 #define GW_TRUST_MSG_MAX 512
 
 /*
- * The outcome of one verification. Filled completely by gw_trust_verify()
- * on every path (no pointers into OpenSSL objects: it outlives them).
+ * The outcome of one verification: a code and the few facts callers act on.
+ * Filled completely by gw_trust_verify() on every path (no pointers into
+ * OpenSSL objects: it outlives them). No words: formatting a sentence (a
+ * BIO for the subject, a 512-byte message) costs more than a cached verify,
+ * so only the callers that show one ask for it (gw_trust_verify_why).
  */
 struct gw_trust_verdict {
 	bool accepted;
@@ -74,8 +77,17 @@ struct gw_trust_verdict {
 	bool cached;                 /* set by gw_vcache users: answered from the cache */
 	time_t until;                /* accepted: when the acceptance lapses by the clock
 					alone (gw_trust_verify_until's), else 0 */
-	char subject[GW_TRUST_SUBJECT_MAX]; /* that certificate's subject, RFC 2253 */
-	char msg[GW_TRUST_MSG_MAX];         /* one line a person can act on */
+};
+
+/*
+ * The words of a verdict, for where one is shown (`mtlsgw-ctl trust check`,
+ * a log line of a rejection, tests). Filled by the _why variants only.
+ */
+struct gw_trust_why {
+	char subject
+		[GW_TRUST_SUBJECT_MAX]; /* subject of the certificate v->depth names, RFC 2253 */
+	char msg[GW_TRUST_MSG_MAX];     /* one line a person can act on, e.g.
+					       "certificate 'CN=x' expired on ..." */
 };
 
 /* Opaque, immutable once created. */
@@ -101,12 +113,23 @@ GW_MUST_CHECK int gw_trust_verify(const struct gw_trust *t, X509 *leaf,
 	STACK_OF(X509) * chain_untrusted, time_t now, struct gw_trust_verdict *v);
 
 /*
+ * gw_trust_verify, plus the words: why (not NULL) gets the subject and one
+ * sentence, on acceptance too ("certificate '...' accepted by listener
+ * '...'"). Same returns; MT-safe. For display paths only.
+ */
+GW_MUST_CHECK int gw_trust_verify_why(const struct gw_trust *t, X509 *leaf,
+	STACK_OF(X509) * chain_untrusted, time_t now, struct gw_trust_verdict *v,
+	struct gw_trust_why *why);
+
+/*
  * Verify a chain given as DER blobs (der[0] = leaf). A blob that does not
- * parse is a rejection with reason MALFORMED naming its position. Same
- * returns as gw_trust_verify.
+ * parse is a rejection with reason MALFORMED naming its position. why
+ * (may be NULL) gets the words, as gw_trust_verify_why. Same returns as
+ * gw_trust_verify.
  */
 GW_MUST_CHECK int gw_trust_verify_der(const struct gw_trust *t, const uint8_t *const *der,
-	const size_t *len, unsigned n, time_t now, struct gw_trust_verdict *v);
+	const size_t *len, unsigned n, time_t now, struct gw_trust_verdict *v,
+	struct gw_trust_why *why);
 
 /*
  * When an accepted chain stops being acceptable by the clock alone: the
