@@ -48,7 +48,7 @@ const EVP_MD *gw_trust_sha256(void);
 void gw_trust_name_str(const X509_NAME *n, char *buf, size_t len);
 
 /* SHA-256 of x's DER. Returns 0 or -GW_E_TLS. MT-safe. */
-int gw_trust_cert_fp(X509 *x, uint8_t out[32]);
+GW_MUST_CHECK int gw_trust_cert_fp(X509 *x, uint8_t out[32]);
 
 /*
  * What is wrong with an allow.spiffe rule, or NULL if nothing: the one
