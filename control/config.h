@@ -43,6 +43,7 @@
 #include <stdio.h>
 
 #include "gw_err.h"
+#include "policy_types.h" /* gw_service, gw_client_auth, gw_trust_mode, gw_crl_check, gw_proxy_protocol */
 
 #define GW_CFG_MAX_PORTS 8
 #define GW_CFG_MAX_WORKERS 64
@@ -55,23 +56,11 @@ enum gw_port_driver {
 	GW_PORT_PCI,       /* a NIC bound to vfio-pci, by PCI address */
 };
 
-enum gw_service {
-	GW_SVC_ECHO,      /* TCP echo, diagnostic */
-	GW_SVC_TCP_PROXY, /* plain TCP relay to upstream */
-	GW_SVC_TLS_ECHO,  /* terminate TLS, echo plaintext */
-	GW_SVC_TLS_PROXY, /* terminate TLS, relay plaintext to upstream */
-};
-
 enum gw_idle_mode {
 	GW_IDLE_ADAPTIVE, /* busy-poll under load, back off to short sleeps when idle */
 	GW_IDLE_POLL,     /* always spin (a dedicated gateway core) */
 };
 
-enum gw_client_auth { GW_CLIENT_AUTH_REQUIRED, GW_CLIENT_AUTH_OPTIONAL, GW_CLIENT_AUTH_NONE };
-enum gw_trust_mode { GW_TRUST_PINNED, GW_TRUST_CA, GW_TRUST_MESH };
-/* trust.crl_check: which certificates of a path need a CRL (trust.h) */
-enum gw_crl_check { GW_CRL_CHECK_CHAIN, GW_CRL_CHECK_LEAF };
-enum gw_proxy_protocol { GW_PROXY_OFF, GW_PROXY_V2 };
 enum gw_memif_role { GW_MEMIF_SERVER, GW_MEMIF_CLIENT };
 
 /* An IPv4 endpoint. Both fields in network byte order. */

@@ -1,67 +1,19 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * snapshot.h - immutable config snapshots, published to the workers with one
- * atomic store and freed after an RCU grace period and their last reference
- * (DESIGN.md, "Snapshots, not locks").
- *
- * Control builds a struct gw_snapshot from a struct gw_cfg (listeners with
- * their compiled gw_trust, allow rules, upstreams, generation) and publishes
- * it through a struct gw_snap_pub. Workers:
- *
- *	gw_snap_reader_register(pub, my_id);            // once, before the loop
- *	for (;;) {
- *		const struct gw_snapshot *s = gw_snap_current(pub); // once per burst
- *		... on a new connection: c->snap = gw_snapshot_ref(s); ...
- *		... on close:            gw_snapshot_unref(c->snap); ...
- *		gw_snap_reader_quiescent(pub, my_id);   // burst done: drop `s`
- *	}
- *	gw_snap_reader_unregister(pub, my_id);
- *
- * A pointer from gw_snap_current() is valid until that reader's next
- * quiescent report (or offline); a reference keeps it valid until unref,
- * across any number of publishes. Old snapshots are freed by control
- * (gw_snap_pub_reclaim, called from publish and from control's event loop)
- * once every registered reader has reported quiescent since it was replaced
- * (rte_rcu_qsbr) AND its reference count is zero. Workers never free: an
- * unref is one atomic decrement, so no SSL_CTX_free lands on a fast path.
- *
- * The QSBR variable is allocated with aligned_alloc, not rte_malloc, so the
- * publisher works without rte_eal_init() (unit tests, mtlsgw-ctl).
+ * snapshot.h - the snapshot builder: a struct gw_cfg compiled into a new,
+ * unpublished struct gw_snapshot (policy/snap.h, the worker side: listeners,
+ * references, the RCU publisher). Control thread only; this is the one place
+ * where config types meet the snapshot.
  */
 #ifndef GW_SNAPSHOT_H
 #define GW_SNAPSHOT_H
 
-#include <stdbool.h>
 #include <stdint.h>
 
 #include "config.h"
 #include "gw_err.h"
+#include "snap.h"
 #include "trust.h"
-
-/* One listener as the workers see it. Read-only once published. */
-struct gw_snap_listener {
-	char *name;
-	struct gw_cfg_ep addr; /* network byte order */
-	enum gw_service service;
-	unsigned backlog;
-	bool has_tls;
-	int tls_min_version; /* TLS1_2_VERSION / TLS1_3_VERSION; 0 without tls */
-	enum gw_client_auth client_auth;
-	struct gw_trust *trust; /* NULL when the listener has no trust section */
-	struct gw_cfg_ep *upstreams;
-	unsigned n_upstreams;
-	enum gw_proxy_protocol proxy_protocol;
-	/*
-	 * Extension point for the TLS work: the per-identity SSL_CTX set (HSM
-	 * key, chain, SNI map, verify callback calling gw_trust_verify). Made by
-	 * gw_snapshot_ext.listener_init, freed by .listener_fini with the
-	 * snapshot. NULL when no ext is given.
-	 */
-	void *tls;
-};
-
-/* Opaque: the generation, the listeners, the reference count, canaries. */
-struct gw_snapshot;
 
 /* Hooks a snapshot build calls per listener (all optional). */
 struct gw_snapshot_ext {
@@ -84,94 +36,5 @@ struct gw_snapshot_ext {
  */
 GW_MUST_CHECK int gw_snapshot_build(const struct gw_cfg *cfg, uint64_t generation,
 	const struct gw_snapshot_ext *ext, struct gw_snapshot **out);
-
-/* Free a snapshot that was never published. NULL is fine. */
-void gw_snapshot_destroy(struct gw_snapshot *s);
-
-uint64_t gw_snapshot_generation(const struct gw_snapshot *s);
-unsigned gw_snapshot_n_listeners(const struct gw_snapshot *s);
-/* Listener i (< n_listeners), or NULL. */
-const struct gw_snap_listener *gw_snapshot_listener(const struct gw_snapshot *s, unsigned i);
-/* By name, or NULL. */
-const struct gw_snap_listener *gw_snapshot_listener_find(
-	const struct gw_snapshot *s, const char *name);
-/*
- * True if s is a fully built, not yet freed snapshot (checks its canaries).
- * For tests and debug asserts.
- */
-bool gw_snapshot_valid(const struct gw_snapshot *s);
-
-/*
- * Take a reference (a connection keeps its snapshot for its whole life).
- * Only on a snapshot the caller already holds safely: from
- * gw_snap_current() before its next quiescent report, or another reference.
- * Returns s. MT-safe (atomic).
- */
-struct gw_snapshot *gw_snapshot_ref(const struct gw_snapshot *s);
-
-/* Drop a reference. Never frees (control does). NULL is fine. MT-safe. */
-void gw_snapshot_unref(struct gw_snapshot *s);
-
-/* Current references held (tests, the admin API). */
-unsigned gw_snapshot_refs(const struct gw_snapshot *s);
-
-/* ---- publishing ---- */
-
-struct gw_snap_pub;
-
-struct gw_snap_stats {
-	uint64_t published; /* snapshots published */
-	uint64_t freed;     /* old snapshots freed (the current one is not) */
-	unsigned pending;   /* replaced, waiting for the grace period or references */
-};
-
-/*
- * A publisher for up to max_readers reader ids (0 .. max_readers-1).
- * Returns 0 and *out, -EINVAL, -ENOMEM.
- */
-GW_MUST_CHECK int gw_snap_pub_create(unsigned max_readers, struct gw_snap_pub **out);
-
-/*
- * Free the publisher, the current snapshot and every pending one. Every
- * reader must be unregistered (or stopped) and every reference dropped:
- * snapshots still referenced are freed anyway. NULL is fine.
- */
-void gw_snap_pub_destroy(struct gw_snap_pub *p);
-
-/*
- * Make s current with one release store; the previous one starts its grace
- * period. Consumes s on success. -EINVAL (s not consumed) if s is NULL, not
- * valid, or its generation is not above the current one. Then reclaims
- * what it can (never blocks). Control thread only.
- */
-GW_MUST_CHECK int gw_snap_pub_publish(struct gw_snap_pub *p, struct gw_snapshot *s);
-
-/*
- * Free every replaced snapshot whose grace period is over and whose
- * references are gone. wait = true blocks until the grace period of all
- * pending snapshots is over (not for references). Returns how many remain
- * pending. Control thread only.
- */
-unsigned gw_snap_pub_reclaim(struct gw_snap_pub *p, bool wait);
-
-void gw_snap_pub_stats_get(const struct gw_snap_pub *p, struct gw_snap_stats *st);
-
-/* ---- readers (workers) ---- */
-
-/* Register reader id and put it online. -EINVAL for a bad id. */
-GW_MUST_CHECK int gw_snap_reader_register(struct gw_snap_pub *p, unsigned id);
-
-/* Offline and unregister: grace periods stop waiting for it. */
-void gw_snap_reader_unregister(struct gw_snap_pub *p, unsigned id);
-
-/* Before blocking (sleeping in adaptive idle, a PKCS#11 call ...) and after. */
-void gw_snap_reader_offline(struct gw_snap_pub *p, unsigned id);
-void gw_snap_reader_online(struct gw_snap_pub *p, unsigned id);
-
-/* The current snapshot (acquire load), NULL before the first publish. */
-const struct gw_snapshot *gw_snap_current(const struct gw_snap_pub *p);
-
-/* "I hold no pointer from gw_snap_current() any more." Once per loop. */
-void gw_snap_reader_quiescent(struct gw_snap_pub *p, unsigned id);
 
 #endif /* GW_SNAPSHOT_H */

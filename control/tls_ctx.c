@@ -3,8 +3,8 @@
  * tls_ctx.c - builds the per-listener SSL_CTX set of a snapshot and holds
  * the session ticket keys every worker shares. See tls_ctx.h for the model
  * (identities, SNI, verification through the trust engine, alerts, tickets,
- * ALPN). Runs on the control thread, except the OpenSSL callbacks, which
- * run on whichever worker drives the handshake and only read.
+ * ALPN). Runs on the control thread; the OpenSSL callbacks, which run on
+ * whichever worker drives the handshake, are policy/tls_policy.c.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -19,79 +19,9 @@
 #include <openssl/x509v3.h>
 
 #include "tls_ctx.h"
+#include "tls_internal.h"
 
 /* ---- ticket keys ---- */
-
-#define TK_RING 4 /* a power of two */
-
-struct tk {
-	uint8_t name[16];
-	uint8_t aes[32];
-	uint8_t hmac[32];
-	time_t created;
-};
-
-struct gw_tls_ctl {
-	struct gw_hsm *hsm;
-	unsigned cfg_lifetime;     /* from params; 0 = from listeners */
-	_Atomic unsigned lifetime; /* effective rotation period, seconds */
-	struct tk ring[TK_RING];
-	/*
-	 * Serial of the current key (>= 1); its slot is serial % TK_RING.
-	 * Rotation writes slot (serial + 1) and then publishes serial + 1 with
-	 * a release store; a worker loads serial with acquire and reads the
-	 * current and the previous slot only. The slot being rewritten is
-	 * therefore three rotations older than anything a worker can still be
-	 * reading, unless one ticket callback runs across three rotation
-	 * periods (hours), which a worker loop cannot.
-	 */
-	_Atomic uint64_t serial;
-	EVP_CIPHER *aes; /* fetched once: no provider lookup per ticket */
-};
-
-struct ident {
-	SSL_CTX *ctx;
-	char **sni;
-	unsigned n_sni;
-};
-
-struct gw_tls_lst {
-	struct gw_tls_ctl *ctl;
-	const struct gw_trust *trust; /* the snapshot listener's; borrowed */
-	char *name;
-	enum gw_client_auth client_auth;
-	uint8_t fp[GW_TLS_FP_LEN];
-	struct ident *ids;
-	unsigned n_ids;
-};
-
-static int vctx_idx = -1, ctx_idx = -1;
-
-static int
-ex_indexes(void)
-{
-	/* Called on the control thread before any SSL exists; idempotent. */
-	if (vctx_idx < 0)
-		vctx_idx = SSL_get_ex_new_index(0, "gw_tls_vctx", NULL, NULL, NULL);
-	if (ctx_idx < 0)
-		ctx_idx = SSL_CTX_get_ex_new_index(0, "gw_tls_lst", NULL, NULL, NULL);
-	GW_ENSURE(vctx_idx >= 0 && ctx_idx >= 0, -GW_E_TLS);
-	return 0;
-}
-
-int
-gw_tls_vctx_attach(SSL *ssl, struct gw_tls_vctx *v)
-{
-	GW_ENSURE(ssl && vctx_idx >= 0, -EINVAL);
-	GW_ENSURE(SSL_set_ex_data(ssl, vctx_idx, v) == 1, -GW_E_TLS);
-	return 0;
-}
-
-static struct gw_tls_vctx *
-vctx_of(SSL *ssl)
-{
-	return ssl && vctx_idx >= 0 ? SSL_get_ex_data(ssl, vctx_idx) : NULL;
-}
 
 static int
 tk_make(struct tk *k, time_t now)
@@ -111,7 +41,7 @@ gw_tls_ctl_create(const struct gw_tls_ctl_params *p, struct gw_tls_ctl **out)
 	int rc;
 
 	GW_ENSURE(p && out && p->hsm, -EINVAL);
-	GW_GUARD(ex_indexes());
+	GW_GUARD(gw_tls_ex_indexes());
 	c = calloc(1, sizeof(*c));
 	GW_ENSURE(c, -ENOMEM);
 	c->hsm = p->hsm;
@@ -143,14 +73,6 @@ gw_tls_ctl_destroy(struct gw_tls_ctl *c)
 	free(c);
 }
 
-static unsigned
-ctl_lifetime(const struct gw_tls_ctl *c)
-{
-	unsigned l = atomic_load_explicit(&c->lifetime, memory_order_relaxed);
-
-	return l ? l : GW_TLS_TICKET_LIFETIME_DEFAULT;
-}
-
 int
 gw_tls_ctl_rotate(struct gw_tls_ctl *c, time_t now, bool force)
 {
@@ -158,7 +80,7 @@ gw_tls_ctl_rotate(struct gw_tls_ctl *c, time_t now, bool force)
 
 	GW_ENSURE(c, -EINVAL);
 	s = atomic_load_explicit(&c->serial, memory_order_relaxed);
-	if (!force && now - c->ring[s % TK_RING].created < (time_t)ctl_lifetime(c))
+	if (!force && now - c->ring[s % TK_RING].created < (time_t)gw_tls_ctl_lifetime(c))
 		return 0;
 	GW_GUARD(tk_make(&c->ring[(s + 1) % TK_RING], now));
 	/* release: the new key's bytes before the serial that names it */
@@ -172,312 +94,7 @@ gw_tls_ctl_key_serial(const struct gw_tls_ctl *c)
 	return c ? atomic_load_explicit(&c->serial, memory_order_acquire) : 0;
 }
 
-/*
- * SSL_CTX_set_tlsext_ticket_key_evp_cb: RFC 5077's recommended layout (key
- * name, IV, AES-256-CBC, HMAC-SHA256), for TLS 1.2 tickets and TLS 1.3
- * stateless PSKs alike. Returns 1 (current key), 2 (older key: renew),
- * 0 (unknown key: full handshake), -1 (error).
- */
-static int
-ticket_key_cb(SSL *ssl, unsigned char name[16], unsigned char iv[EVP_MAX_IV_LENGTH],
-	EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
-{
-	struct gw_tls_lst *t = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_idx);
-	struct gw_tls_ctl *c;
-	const struct tk *k = NULL;
-	OSSL_PARAM params[3];
-	uint64_t s;
-	int ret = 1;
-
-	if (t == NULL)
-		return -1;
-	c = t->ctl;
-	s = atomic_load_explicit(&c->serial, memory_order_acquire);
-	if (enc) {
-		k = &c->ring[s % TK_RING];
-		memcpy(name, k->name, 16);
-		if (RAND_bytes(iv, 16) != 1 ||
-			EVP_EncryptInit_ex2(cctx, c->aes, k->aes, iv, NULL) != 1)
-			return -1;
-	} else {
-		time_t now = time(NULL);
-		time_t max_age = 2 * (time_t)ctl_lifetime(c);
-
-		for (uint64_t i = 0; i < 2 && i < s; i++) {
-			const struct tk *cand = &c->ring[(s - i) % TK_RING];
-
-			if (memcmp(cand->name, name, 16) == 0 && now - cand->created < max_age) {
-				k = cand;
-				ret = i == 0 ? 1 : 2;
-				break;
-			}
-		}
-		if (k == NULL) {
-			struct gw_tls_vctx *v = vctx_of(ssl);
-
-			if (v != NULL)
-				v->ticket_unknown_key = true;
-			return 0;
-		}
-		if (EVP_DecryptInit_ex2(cctx, c->aes, k->aes, iv, NULL) != 1)
-			return -1;
-	}
-	params[0] = OSSL_PARAM_construct_octet_string(
-		OSSL_MAC_PARAM_KEY, (void *)k->hmac, sizeof(k->hmac));
-	params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0);
-	params[2] = OSSL_PARAM_construct_end();
-	if (EVP_MAC_CTX_set_params(hctx, params) != 1)
-		return -1;
-	return ret;
-}
-
-/*
- * Session ticket content (inside the encrypted ticket): the trust
- * fingerprint the session was verified under, then, big-endian, when that
- * verification lapses by the clock alone (gw_trust_verdict.until: earliest
- * notAfter of the chain, earliest CRL nextUpdate; 0 = unknown).
- */
-#define TICKET_AD_LEN (GW_TLS_FP_LEN + 8)
-
-static int
-ticket_gen_cb(SSL *ssl, void *arg)
-{
-	struct gw_tls_lst *t = arg;
-	struct gw_tls_vctx *v = vctx_of(ssl);
-	SSL_SESSION *ss = SSL_get0_session(ssl);
-	uint64_t until = v != NULL && v->verify_until > 0 ? (uint64_t)v->verify_until : 0;
-	uint8_t ad[TICKET_AD_LEN];
-
-	memcpy(ad, t->fp, GW_TLS_FP_LEN);
-	for (unsigned i = 0; i < 8; i++)
-		ad[GW_TLS_FP_LEN + i] = (uint8_t)(until >> (56 - 8 * i));
-	return ss != NULL && SSL_SESSION_set1_ticket_appdata(ss, ad, sizeof(ad)) == 1;
-}
-
-static SSL_TICKET_RETURN
-ticket_dec_cb(SSL *ssl, SSL_SESSION *ss, const unsigned char *keyname, size_t keyname_len,
-	SSL_TICKET_STATUS status, void *arg)
-{
-	struct gw_tls_lst *t = arg;
-	struct gw_tls_vctx *v = vctx_of(ssl);
-	void *ad = NULL;
-	size_t adlen = 0;
-	uint64_t until = 0;
-	X509 *peer;
-
-	(void)keyname;
-	(void)keyname_len;
-	switch (status) {
-	case SSL_TICKET_EMPTY:
-	case SSL_TICKET_NO_DECRYPT:
-		return SSL_TICKET_RETURN_IGNORE_RENEW;
-	case SSL_TICKET_SUCCESS:
-	case SSL_TICKET_SUCCESS_RENEW:
-		break;
-	default:
-		return SSL_TICKET_RETURN_ABORT;
-	}
-	/*
-	 * The trust the session was verified under must be the listener's
-	 * current one; else the client re-verifies in a full handshake.
-	 */
-	if (SSL_SESSION_get0_ticket_appdata(ss, &ad, &adlen) != 1 || adlen != TICKET_AD_LEN ||
-		memcmp(ad, t->fp, GW_TLS_FP_LEN) != 0) {
-		if (v != NULL)
-			v->ticket_stale_trust = true;
-		return SSL_TICKET_RETURN_IGNORE_RENEW;
-	}
-	for (unsigned i = 0; i < 8; i++)
-		until = until << 8 | ((const uint8_t *)ad)[GW_TLS_FP_LEN + i];
-	/*
-	 * The same validity a full handshake (or the verify cache) would apply:
-	 * every certificate of the verified chain and the CRLs must still be in
-	 * date, not just the leaf the session stores. Unknown (0) never resumes.
-	 */
-	peer = SSL_SESSION_get0_peer(ss);
-	if (peer != NULL && (until == 0 || (uint64_t)time(NULL) >= until ||
-				    X509_cmp_current_time(X509_get0_notAfter(peer)) <= 0)) {
-		if (v != NULL)
-			v->ticket_expired_cert = true;
-		return SSL_TICKET_RETURN_IGNORE_RENEW;
-	}
-	/* a renewed ticket inherits the verification it rests on */
-	if (v != NULL)
-		v->verify_until = (time_t)until;
-	return status == SSL_TICKET_SUCCESS_RENEW ? SSL_TICKET_RETURN_USE_RENEW
-						  : SSL_TICKET_RETURN_USE;
-}
-
-/* ---- verification ---- */
-
-int
-gw_tls_reason_x509err(enum gw_trust_reason r)
-{
-	switch (r) {
-	case GW_TRUST_R_OK:
-		return X509_V_OK;
-	case GW_TRUST_R_EXPIRED:
-		return X509_V_ERR_CERT_HAS_EXPIRED; /* certificate_expired */
-	case GW_TRUST_R_REVOKED:
-		return X509_V_ERR_CERT_REVOKED; /* certificate_revoked */
-	case GW_TRUST_R_UNTRUSTED_ISSUER:
-		return X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY; /* unknown_ca */
-	case GW_TRUST_R_SELF_SIGNED:
-		return X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT; /* unknown_ca */
-	case GW_TRUST_R_NOT_CA:
-		return X509_V_ERR_INVALID_CA; /* unknown_ca */
-	case GW_TRUST_R_TOO_DEEP:
-		return X509_V_ERR_CERT_CHAIN_TOO_LONG; /* unknown_ca */
-	case GW_TRUST_R_CRL:
-		return X509_V_ERR_UNABLE_TO_GET_CRL; /* unknown_ca */
-	case GW_TRUST_R_NOT_PINNED:
-	case GW_TRUST_R_MALFORMED:
-	case GW_TRUST_R_NAME_CONSTRAINTS:
-		return X509_V_ERR_CERT_REJECTED; /* bad_certificate */
-	case GW_TRUST_R_BAD_SIGNATURE:
-		return X509_V_ERR_UNABLE_TO_DECRYPT_CERT_SIGNATURE; /* bad_certificate */
-	case GW_TRUST_R_NOT_YET_VALID:
-		return X509_V_ERR_CERT_NOT_YET_VALID; /* bad_certificate */
-	case GW_TRUST_R_EKU:
-		return X509_V_ERR_INVALID_PURPOSE; /* unsupported_certificate */
-	case GW_TRUST_R_INTERNAL:
-		return X509_V_ERR_OUT_OF_MEM; /* internal_error */
-	case GW_TRUST_R_NOT_ALLOWED:
-	case GW_TRUST_R_OTHER:
-	default:
-		/* not in OpenSSL's table: certificate_unknown */
-		return X509_V_ERR_SUBJECT_ISSUER_MISMATCH;
-	}
-}
-
-static int
-verify_cb(X509_STORE_CTX *x, void *arg)
-{
-	struct gw_tls_lst *t = arg;
-	SSL *ssl = X509_STORE_CTX_get_ex_data(x, SSL_get_ex_data_X509_STORE_CTX_idx());
-	struct gw_tls_vctx *v = vctx_of(ssl);
-	struct gw_trust_verdict vd;
-	X509 *leaf = X509_STORE_CTX_get0_cert(x);
-	int rc;
-
-	if (t->trust == NULL || leaf == NULL) {
-		vd.reason = GW_TRUST_R_INTERNAL;
-		vd.cached = false;
-		vd.until = 0;
-		rc = -GW_E_TRUST;
-	} else {
-		rc = gw_trust_verify_cached(t->trust, v ? v->generation : 0, v ? v->vcache : NULL,
-			leaf, X509_STORE_CTX_get0_untrusted(x), 0, &vd);
-	}
-	if (v != NULL) {
-		v->verify_ran = true;
-		v->reason = rc == 0 ? GW_TRUST_R_OK : vd.reason;
-		v->verify_cached = rc == 0 && vd.cached;
-		v->verify_until = rc == 0 ? vd.until : 0;
-	}
-	if (rc == 0) {
-		X509_STORE_CTX_set_error(x, X509_V_OK);
-		return 1;
-	}
-	X509_STORE_CTX_set_error(x, gw_tls_reason_x509err(vd.reason));
-	return 0;
-}
-
-/* ---- SNI and ALPN ---- */
-
-static bool
-sni_match(const char *pat, const char *name)
-{
-	if (strncmp(pat, "*.", 2) == 0) {
-		const char *dot = strchr(name, '.');
-
-		/* "*.example.com" matches exactly one label */
-		return dot != NULL && dot != name && strcasecmp(dot + 1, pat + 2) == 0;
-	}
-	return strcasecmp(pat, name) == 0;
-}
-
-static int
-sni_cb(SSL *ssl, int *al, void *arg)
-{
-	struct gw_tls_lst *t = arg;
-	struct gw_tls_vctx *v = vctx_of(ssl);
-	const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-	unsigned pick = 0;
-
-	(void)al;
-	if (name != NULL) {
-		/*
-		 * An exact name beats a wildcard whatever the identities' order
-		 * (pass 0: exact names, pass 1: wildcards); the first identity
-		 * that matches in a pass wins.
-		 */
-		bool found = false;
-
-		for (int pass = 0; pass < 2 && !found; pass++)
-			for (unsigned i = 0; i < t->n_ids && !found; i++)
-				for (unsigned j = 0; j < t->ids[i].n_sni && !found; j++) {
-					const char *p = t->ids[i].sni[j];
-
-					if ((strncmp(p, "*.", 2) == 0) == (pass == 1) &&
-						sni_match(p, name)) {
-						pick = i;
-						found = true;
-					}
-				}
-		if (v != NULL)
-			snprintf(v->sni, sizeof(v->sni), "%s", name);
-	}
-	if (pick != 0 && SSL_set_SSL_CTX(ssl, t->ids[pick].ctx) == NULL)
-		return SSL_TLSEXT_ERR_ALERT_FATAL;
-	if (v != NULL)
-		v->identity = pick;
-	/* an unknown name gets the default identity, as most servers do */
-	return SSL_TLSEXT_ERR_OK;
-}
-
-static int
-alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
-	unsigned int inlen, void *arg)
-{
-	struct gw_tls_vctx *v = vctx_of(ssl);
-
-	(void)out;
-	(void)outlen;
-	(void)arg;
-	if (v != NULL && inlen > 1 && in[0] > 0 && in[0] < inlen && in[0] <= GW_TLS_ALPN_MAX) {
-		memcpy(v->alpn, in + 1, in[0]);
-		v->alpn[in[0]] = 0;
-		v->alpn_len = in[0];
-	}
-	return SSL_TLSEXT_ERR_NOACK; /* recorded, not negotiated (tls_ctx.h) */
-}
-
 /* ---- building a listener ---- */
-
-SSL_CTX *
-gw_tls_lst_ctx(const struct gw_tls_lst *t)
-{
-	return t ? t->ids[0].ctx : NULL;
-}
-
-unsigned
-gw_tls_lst_n_identities(const struct gw_tls_lst *t)
-{
-	return t ? t->n_ids : 0;
-}
-
-const struct gw_trust *
-gw_tls_lst_trust(const struct gw_tls_lst *t)
-{
-	return t ? t->trust : NULL;
-}
-
-const uint8_t *
-gw_tls_lst_fp(const struct gw_tls_lst *t)
-{
-	return t ? t->fp : NULL;
-}
 
 static void
 lst_free(struct gw_tls_lst *t)
@@ -588,7 +205,6 @@ ident_build(
 		gw_err_set(-GW_E_TLS, GW_HERE);
 		return gw_err_add_ossl();
 	}
-	SSL_CTX_set_ex_data(d->ctx, ctx_idx, t);
 	if (SSL_CTX_set_min_proto_version(
 		    d->ctx, tc->min_version ? tc->min_version : TLS1_2_VERSION) != 1) {
 		gw_err_set(-GW_E_TLS, GW_HERE);
@@ -632,11 +248,6 @@ ident_build(
 	SSL_CTX_set_session_cache_mode(d->ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_timeout(d->ctx, lifetime);
 	SSL_CTX_set_num_tickets(d->ctx, 1);
-	if (SSL_CTX_set_tlsext_ticket_key_evp_cb(d->ctx, ticket_key_cb) != 1 ||
-		SSL_CTX_set_session_ticket_cb(d->ctx, ticket_gen_cb, ticket_dec_cb, t) != 1) {
-		gw_err_set(-GW_E_TLS, GW_HERE);
-		return gw_err_add_ossl();
-	}
 	switch (tc->client_auth) {
 	case GW_CLIENT_AUTH_REQUIRED:
 		mode = SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
@@ -648,11 +259,8 @@ ident_build(
 		mode = SSL_VERIFY_NONE;
 		break;
 	}
-	SSL_CTX_set_verify(d->ctx, mode, NULL);
-	SSL_CTX_set_cert_verify_callback(d->ctx, verify_cb, t);
-	SSL_CTX_set_tlsext_servername_callback(d->ctx, sni_cb);
-	SSL_CTX_set_tlsext_servername_arg(d->ctx, t);
-	SSL_CTX_set_alpn_select_cb(d->ctx, alpn_cb, t);
+	/* tickets, verify, SNI, ALPN: the worker side (policy/tls_policy.c) */
+	GW_GUARD(gw_tls_policy_install(d->ctx, t, mode));
 	if (id->n_sni) {
 		d->sni = calloc(id->n_sni, sizeof(*d->sni));
 		GW_ENSURE(d->sni, -ENOMEM);

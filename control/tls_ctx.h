@@ -83,12 +83,8 @@
 #include "gw_err.h"
 #include "hsm.h"
 #include "snapshot.h"
+#include "tls_policy.h"
 #include "trust.h"
-#include "verify_cache.h"
-
-#define GW_TLS_TICKET_LIFETIME_DEFAULT 3600
-#define GW_TLS_FP_LEN 32
-#define GW_TLS_ALPN_MAX 64
 
 /* Owner of what outlives one snapshot: the HSM handle to load keys, the ticket keys. */
 struct gw_tls_ctl;
@@ -120,45 +116,5 @@ GW_MUST_CHECK int gw_tls_ctl_rotate(struct gw_tls_ctl *ctl, time_t now, bool for
 
 /* Ticket keys made so far (1 after create). */
 uint64_t gw_tls_ctl_key_serial(const struct gw_tls_ctl *ctl);
-
-/* ---- a built listener (workers read it) ---- */
-
-struct gw_tls_lst;
-
-/* The default SSL_CTX (first identity): SSL_new() from it. */
-SSL_CTX *gw_tls_lst_ctx(const struct gw_tls_lst *t);
-unsigned gw_tls_lst_n_identities(const struct gw_tls_lst *t);
-/* The trust the verify callback uses (may be NULL with client_auth none). */
-const struct gw_trust *gw_tls_lst_trust(const struct gw_tls_lst *t);
-/* Trust fingerprint (session id context and ticket check). */
-const uint8_t *gw_tls_lst_fp(const struct gw_tls_lst *t);
-
-/*
- * What one connection's callbacks read and write. The dataplane owns it
- * (inside its connection) and attaches it to the SSL before the handshake.
- */
-struct gw_tls_vctx {
-	/* in */
-	struct gw_vcache *vcache; /* worker's cache; NULL = none */
-	uint64_t generation;      /* the connection's snapshot generation */
-	/* out */
-	bool verify_ran;                   /* a client certificate was checked */
-	enum gw_trust_reason reason;       /* OK or why it was refused */
-	bool verify_cached;                /* answered by the verify cache */
-	bool ticket_stale_trust;           /* a ticket was ignored: trust changed */
-	bool ticket_expired_cert;          /* a ticket was ignored: its chain or CRL lapsed */
-	bool ticket_unknown_key;           /* a ticket under an unknown/retired key */
-	unsigned identity;                 /* index of the identity SNI chose */
-	char sni[256];                     /* the server name the client sent, "" if none */
-	uint8_t alpn[GW_TLS_ALPN_MAX + 1]; /* client's first offered ALPN protocol, NUL ended */
-	uint8_t alpn_len;
-	time_t verify_until; /* the accepted chain's gw_trust_verdict.until (tickets) */
-};
-
-/* Attach v to ssl (SSL ex_data). Returns 0 or -GW_E_TLS. */
-GW_MUST_CHECK int gw_tls_vctx_attach(SSL *ssl, struct gw_tls_vctx *v);
-
-/* The X509_V_ERR code a rejection reason is reported with (see the table above). */
-int gw_tls_reason_x509err(enum gw_trust_reason r);
 
 #endif /* GW_TLS_CTX_H */

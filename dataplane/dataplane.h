@@ -20,6 +20,7 @@
 
 #include "gw_counters.h"
 #include "gw_err.h"
+#include "policy_types.h"
 #include "port.h"
 
 struct gw_tcp_stack;
@@ -36,14 +37,12 @@ struct gw_dp_port {
 	uint32_t gateway;          /* default route via this port; 0 = none */
 };
 
-enum gw_dp_service { GW_DP_SVC_ECHO, GW_DP_SVC_TCP_PROXY };
-
 struct gw_dp_listener {
 	const char *name;
 	uint32_t ip;
 	uint16_t port;
-	enum gw_dp_service service;
-	uint32_t backlog; /* 0 = the stack's default */
+	enum gw_service service; /* GW_SVC_ECHO or GW_SVC_TCP_PROXY (TLS: tls_dp.h) */
+	uint32_t backlog;        /* 0 = the stack's default */
 	struct {
 		uint32_t ip;
 		uint16_t port;

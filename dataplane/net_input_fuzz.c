@@ -81,12 +81,12 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	params.listeners[0] = (struct gw_dp_listener){.name = "echo",
 		.ip = dp->ports[0].ip,
 		.port = rte_cpu_to_be_16(7),
-		.service = GW_DP_SVC_ECHO,
+		.service = GW_SVC_ECHO,
 		.backlog = 4};
 	params.listeners[1] = (struct gw_dp_listener){.name = "proxy",
 		.ip = dp->ports[0].ip,
 		.port = rte_cpu_to_be_16(8080),
-		.service = GW_DP_SVC_TCP_PROXY,
+		.service = GW_SVC_TCP_PROXY,
 		.upstreams = {{rte_cpu_to_be_32(RTE_IPV4(10, 99, 0, 1)), rte_cpu_to_be_16(9000)}},
 		.n_upstreams = 1};
 	params.n_listeners = 2;

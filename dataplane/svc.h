@@ -16,20 +16,16 @@
 #include <stdint.h>
 
 #include "gw_err.h"
+#include "policy_types.h"
 #include "tcp.h"
 
 #define GW_SVC_MAX_UPSTREAMS 8
 
-enum gw_svc_kind {
-	GW_SVCK_ECHO,
-	GW_SVCK_TCP_PROXY,
-};
-
 struct gw_svc_params {
-	uint32_t ip;   /* listen address, network order; 0 = any of ours */
-	uint16_t port; /* network order */
-	enum gw_svc_kind kind;
-	uint32_t backlog; /* SYN backlog before cookies; 0 = 128 */
+	uint32_t ip;          /* listen address, network order; 0 = any of ours */
+	uint16_t port;        /* network order */
+	enum gw_service kind; /* GW_SVC_ECHO or GW_SVC_TCP_PROXY (TLS: svc_tls.h) */
+	uint32_t backlog;     /* SYN backlog before cookies; 0 = 128 */
 	struct {
 		uint32_t ip;   /* network order */
 		uint16_t port; /* network order */

@@ -77,9 +77,9 @@ gw_svc_listen(struct gw_tcp_stack *s, const struct gw_svc_params *p)
 {
 	GW_ENSURE(s && p && p->port, -EINVAL);
 	switch (p->kind) {
-	case GW_SVCK_ECHO:
+	case GW_SVC_ECHO:
 		return gw_svc_echo_listen(s, p);
-	case GW_SVCK_TCP_PROXY:
+	case GW_SVC_TCP_PROXY:
 		return gw_svc_proxy_listen(s, p);
 	default:
 		return gw_err_set(-EINVAL, GW_HERE);

@@ -44,7 +44,6 @@ struct tls_pair {
 
 struct tls_svc {
 	struct gw_svc_tls_params p;
-	char name[128];
 	unsigned rr;
 	uint64_t cache_gen; /* generation of cache_lst's snapshot */
 	const struct gw_snap_listener *cache_lst;
@@ -344,7 +343,9 @@ find_listener(struct tls_svc *L, const struct gw_snapshot *snap)
 
 	/* by generation, never by pointer: a freed snapshot's address may come back */
 	if (L->cache_lst == NULL || L->cache_gen != gen) {
-		L->cache_lst = gw_snapshot_listener_find(snap, L->name);
+		const struct gw_snap_listener *l = gw_snapshot_listener(snap, L->p.index);
+
+		L->cache_lst = l != NULL && l->service == L->p.kind ? l : NULL;
 		L->cache_gen = gen;
 	}
 	return L->cache_lst;
@@ -364,8 +365,8 @@ tls_svc_accept(struct gw_tcp_conn *c, void *ctx)
 		return -ENOENT;
 	lst = find_listener(L, snap);
 	if (lst == NULL)
-		return -ENOENT; /* removed by a reload: refuse */
-	if (L->p.kind == GW_SVCT_ECHO)
+		return -ENOENT; /* not this listener any more: refuse */
+	if (L->p.kind == GW_SVC_TLS_ECHO)
 		return gw_tls_accept(L->p.tw, c, snap, lst, echo_event, L, &t);
 	if (lst->n_upstreams == 0)
 		return -EINVAL;
@@ -393,14 +394,12 @@ gw_svc_tls_listen(struct gw_tcp_stack *s, const struct gw_svc_tls_params *p)
 	struct tls_svc *L;
 	int rc;
 
-	GW_ENSURE(s && p && p->port && p->pub && p->tw && p->listener, -EINVAL);
-	GW_ENSURE(p->kind == GW_SVCT_ECHO || p->kind == GW_SVCT_PROXY, -EINVAL);
-	n_pairs = p->kind == GW_SVCT_PROXY ? TLS_PAIRS : 0;
+	GW_ENSURE(s && p && p->port && p->pub && p->tw, -EINVAL);
+	GW_ENSURE(p->kind == GW_SVC_TLS_ECHO || p->kind == GW_SVC_TLS_PROXY, -EINVAL);
+	n_pairs = p->kind == GW_SVC_TLS_PROXY ? TLS_PAIRS : 0;
 	L = calloc(1, sizeof(*L) + n_pairs * sizeof(L->pairs[0]));
 	GW_ENSURE(L, -ENOMEM);
 	L->p = *p;
-	snprintf(L->name, sizeof(L->name), "%s", p->listener);
-	L->p.listener = L->name;
 	for (unsigned i = n_pairs; i-- > 0;) {
 		L->pairs[i].L = L;
 		L->pairs[i].next_free = L->free_head;

@@ -17,21 +17,22 @@
 #include <stdint.h>
 
 #include "gw_err.h"
-#include "snapshot.h"
+#include "snap.h"
 #include "tcp.h"
 #include "tls.h"
-
-enum gw_svc_tls_kind {
-	GW_SVCT_ECHO,
-	GW_SVCT_PROXY,
-};
 
 struct gw_svc_tls_params {
 	uint32_t ip;   /* listen address, network order; 0 = any of ours */
 	uint16_t port; /* network order */
 	uint32_t backlog;
-	enum gw_svc_tls_kind kind;
-	const char *listener;     /* its name in the snapshots (copied) */
+	enum gw_service kind; /* GW_SVC_TLS_ECHO or GW_SVC_TLS_PROXY */
+	/*
+	 * Its index in every snapshot's listener table (gw_snapshot_listener):
+	 * the listener set never changes on a reload, only what each listener
+	 * does. An accept whose snapshot has no listener of this kind there is
+	 * refused.
+	 */
+	unsigned index;
 	struct gw_snap_pub *pub;  /* where the worker's current snapshot comes from */
 	struct gw_tls_worker *tw; /* this lcore's TLS worker */
 };

@@ -136,7 +136,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	};
 	struct gw_svc_params sp = {.ip = rte_cpu_to_be_32(L_ADDR),
 		.port = rte_cpu_to_be_16(80),
-		.kind = GW_SVCK_ECHO,
+		.kind = GW_SVC_ECHO,
 		.backlog = 4};
 	struct gw_tcp_listen_params lp = {.laddr = rte_cpu_to_be_32(L_ADDR),
 		.lport = rte_cpu_to_be_16(81),

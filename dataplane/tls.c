@@ -19,7 +19,7 @@
 #include "dp_log.h"
 #include "proxy_v2.h"
 #include "tls.h"
-#include "tls_ctx.h"
+#include "tls_policy.h"
 #include "verify_cache.h"
 
 GW_DP_LOG_REGISTER(tls);

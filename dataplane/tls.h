@@ -39,9 +39,9 @@
 #include <openssl/ssl.h>
 
 #include "gw_err.h"
-#include "snapshot.h"
+#include "snap.h"
 #include "tcp.h"
-#include "trust.h"
+#include "trust_verify.h"
 
 struct gw_tls_worker;
 struct gw_tls_conn;

@@ -146,7 +146,7 @@ hook_init(void *arg, unsigned worker, struct gw_tcp_stack *tcp)
 			.port = l->port,
 			.backlog = l->backlog,
 			.kind = l->kind,
-			.listener = l->name,
+			.index = l->index,
 			.pub = t->p.pub,
 			.tw = k->w,
 		};

@@ -25,16 +25,17 @@
 #include "dataplane.h"
 #include "gw_counters.h"
 #include "gw_err.h"
-#include "snapshot.h"
+#include "snap.h"
 #include "svc_tls.h"
 #include "tls.h"
 
 struct gw_tls_dp_listener {
-	char name[128]; /* the listener's name in the snapshots */
+	char name[128]; /* for messages */
+	unsigned index; /* in every snapshot's listener table (svc_tls.h) */
 	uint32_t ip;    /* network order */
 	uint16_t port;  /* network order */
 	uint32_t backlog;
-	enum gw_svc_tls_kind kind;
+	enum gw_service kind; /* GW_SVC_TLS_ECHO or GW_SVC_TLS_PROXY */
 };
 
 struct gw_tls_dp_params {

@@ -224,8 +224,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 		die("tls worker");
 	sp.ip = htonl(IP_B);
 	sp.port = htons(443);
-	sp.kind = GW_SVCT_ECHO;
-	sp.listener = "fz";
+	sp.kind = GW_SVC_TLS_ECHO;
+	sp.index = 0;
 	sp.pub = P;
 	sp.tw = W;
 	if (gw_svc_tls_listen(SB, &sp) != 0)

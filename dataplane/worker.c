@@ -284,8 +284,7 @@ gw_worker_setup(struct gw_lcore *lc)
 		struct gw_svc_params sp = {
 			.ip = l->ip,
 			.port = l->port,
-			.kind = l->service == GW_DP_SVC_TCP_PROXY ? GW_SVCK_TCP_PROXY
-								  : GW_SVCK_ECHO,
+			.kind = l->service,
 			.backlog = l->backlog,
 			.n_upstreams = RTE_MIN(l->n_upstreams, (unsigned)GW_SVC_MAX_UPSTREAMS),
 		};

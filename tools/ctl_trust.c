@@ -4,7 +4,7 @@
  * client presenting this chain, and if not, why?
  *
  * It runs the same code the workers run: the config loader, gw_trust_create
- * for the listener, gw_trust_verify on the chain (first certificate = the
+ * for the listener, gw_trust_verify_why on the chain (first certificate = the
  * leaf). One line a person can act on; --json for scripts. Exit 0 accepted,
  * 1 rejected, 2 usage or config error. Offline: no gateway needed.
  */
@@ -113,6 +113,7 @@ check(int argc, char **argv)
 	const char *config = NULL, *name = NULL, *chain = NULL;
 	const struct gw_cfg_listener *l;
 	struct gw_trust_verdict v;
+	struct gw_trust_why why; /* the words: this is where a verdict is shown */
 	struct gw_trust *t = NULL;
 	struct gw_cfg *cfg = NULL;
 	STACK_OF(X509) *rest = NULL;
@@ -201,28 +202,29 @@ check(int argc, char **argv)
 	if (rc == -GW_E_PARSE) {
 		/* the client's bytes are bad: that is a rejection, with its reason */
 		memset(&v, 0, sizeof(v));
+		memset(&why, 0, sizeof(why));
 		v.reason = GW_TRUST_R_MALFORMED;
 		v.depth = -1;
-		snprintf(v.msg, sizeof(v.msg), "%s", gw_err_msg());
+		snprintf(why.msg, sizeof(why.msg), "%s", gw_err_msg());
 	} else if (rc < 0) {
 		rc = fail_config(json, name, "%s", gw_err_msg());
 		goto out;
 	} else {
-		rc = gw_trust_verify(t, leaf, rest, at, &v);
+		rc = gw_trust_verify_why(t, leaf, rest, at, &v, &why);
 		if (rc < 0 && rc != -GW_E_TRUST) {
-			rc = fail_config(json, name, "cannot verify: %s", v.msg);
+			rc = fail_config(json, name, "cannot verify: %s", why.msg);
 			goto out;
 		}
 	}
 
 	if (json) {
 		print_json(json_pack("{s:b,s:s,s:s,s:i,s:s,s:s}", "accepted", v.accepted,
-			"listener", name, "reason", v.msg, "depth", v.depth, "subject", v.subject,
-			"check", gw_trust_reason_name(v.reason)));
+			"listener", name, "reason", why.msg, "depth", v.depth, "subject",
+			why.subject, "check", gw_trust_reason_name(v.reason)));
 	} else if (v.accepted) {
-		printf("accepted: listener '%s' accepts '%s'\n", name, v.subject);
+		printf("accepted: listener '%s' accepts '%s'\n", name, why.subject);
 	} else {
-		printf("rejected by listener '%s': %s [check: %s", name, v.msg,
+		printf("rejected by listener '%s': %s [check: %s", name, why.msg,
 			gw_trust_reason_name(v.reason));
 		if (v.depth == 0)
 			printf(", the leaf");

@@ -149,7 +149,8 @@ translate(const struct gw_cfg *cfg, struct gw_dp_params *p, struct gw_tls_dp_par
 			t->ip = cl->addr.ip;
 			t->port = cl->addr.port;
 			t->backlog = cl->backlog;
-			t->kind = cl->service == GW_SVC_TLS_ECHO ? GW_SVCT_ECHO : GW_SVCT_PROXY;
+			t->index = i; /* the snapshot builder keeps the config's order */
+			t->kind = cl->service;
 			continue;
 		}
 		p->n_listeners++;
@@ -157,7 +158,7 @@ translate(const struct gw_cfg *cfg, struct gw_dp_params *p, struct gw_tls_dp_par
 		l->ip = cl->addr.ip;
 		l->port = cl->addr.port;
 		l->backlog = cl->backlog;
-		l->service = cl->service == GW_SVC_TCP_PROXY ? GW_DP_SVC_TCP_PROXY : GW_DP_SVC_ECHO;
+		l->service = cl->service;
 		if (cl->has_upstream) {
 			if (cl->upstream.n_servers > GW_DP_MAX_UPSTREAMS)
 				return gw_err_setf(-GW_E_CONFIG, GW_HERE,

@@ -102,7 +102,7 @@ main(int argc, char **argv)
 	p.listeners[1] = (struct gw_dp_listener){.name = "proxy",
 		.ip = inet_addr("10.99.0.2"),
 		.port = htons(8080),
-		.service = GW_DP_SVC_TCP_PROXY,
+		.service = GW_SVC_TCP_PROXY,
 		.upstreams = {{inet_addr("10.99.0.1"), htons(9000)}},
 		.n_upstreams = 1};
 	p.n_listeners = 2;

@@ -66,7 +66,8 @@ tcfg_set(struct tcfg *t, uint64_t gen, bool with_trust)
 
 static _Atomic int tls_made, tls_freed, trust_hook_calls;
 
-struct tls_canary {
+/* l->tls is typed; this test's canary stands in for the real gw_tls_lst (opaque here) */
+struct gw_tls_lst {
 	uint64_t gen;
 	uint32_t magic;
 };
@@ -74,7 +75,7 @@ struct tls_canary {
 static int
 hook_init(void *arg, const struct gw_cfg_listener *lc, struct gw_snap_listener *l)
 {
-	struct tls_canary *c = malloc(sizeof(*c));
+	struct gw_tls_lst *c = malloc(sizeof(*c));
 
 	(void)arg;
 	if (c == NULL)
@@ -91,7 +92,7 @@ hook_fini(void *arg, struct gw_snap_listener *l)
 {
 	(void)arg;
 	if (l->tls) {
-		((struct tls_canary *)l->tls)->magic = 0;
+		l->tls->magic = 0;
 		free(l->tls);
 		tls_freed++;
 	}
@@ -125,7 +126,7 @@ static bool
 snap_ok(const struct gw_snapshot *s)
 {
 	const struct gw_snap_listener *l0, *l1;
-	const struct tls_canary *c;
+	const struct gw_tls_lst *c;
 	char want[32];
 	uint64_t g;
 
@@ -274,6 +275,92 @@ main(void)
 		gw_snapshot_destroy(s);
 		gw_snapshot_destroy(NULL);
 		sk_X509_pop_free(chain, X509_free);
+	}
+	{ /* the listener table: one typed entry per config listener, in config order */
+		struct gw_cfg cfg = {0};
+		struct gw_cfg_listener lc[3];
+		struct gw_cfg_ep ups[3] = {
+			{.ip = htonl(0x0a000001), .port = htons(9001)},
+			{.ip = htonl(0x0a000002), .port = htons(9002)},
+			{.ip = htonl(0x0a000003), .port = htons(9003)},
+		};
+		struct gw_snapshot *s = NULL;
+		const struct gw_snap_listener *l;
+
+		lc[0] = (struct gw_cfg_listener){.name = "plain-echo",
+			.addr = {.ip = htonl(0x0a630002), .port = htons(7)},
+			.service = GW_SVC_ECHO,
+			.backlog = 64};
+		lc[1] = (struct gw_cfg_listener){.name = "plain-proxy",
+			.addr = {.ip = htonl(0x0a630002), .port = htons(8000)},
+			.service = GW_SVC_TCP_PROXY,
+			.has_upstream = true,
+			.upstream = {.servers = ups, .n_servers = 3}};
+		lc[2] = (struct gw_cfg_listener){.name = "tls-echo",
+			.addr = {.ip = 0, .port = htons(8443)},
+			.service = GW_SVC_TLS_ECHO,
+			.has_tls = true,
+			.tls = {.min_version = 0x0303, .client_auth = GW_CLIENT_AUTH_OPTIONAL}};
+		cfg.listeners = lc;
+		cfg.n_listeners = 3;
+		EXPECT_OK(gw_snapshot_build(&cfg, 1, NULL, &s));
+		memset(ups, 0x5a, sizeof(ups)); /* copied, not borrowed */
+		EXPECT_EQ(gw_snapshot_n_listeners(s), 3);
+		/* by index (what accept uses): the config's order */
+		l = gw_snapshot_listener(s, 0);
+		EXPECT_TRUE(l != NULL && strcmp(l->name, "plain-echo") == 0);
+		if (l) {
+			EXPECT_EQ(l->service, GW_SVC_ECHO);
+			EXPECT_EQ(ntohs(l->addr.port), 7);
+			EXPECT_EQ(ntohl(l->addr.ip), 0x0a630002);
+			EXPECT_EQ(l->backlog, 64);
+			EXPECT_TRUE(!l->has_tls && l->tls_min_version == 0 && l->tls == NULL);
+			EXPECT_EQ(l->client_auth, GW_CLIENT_AUTH_NONE);
+			EXPECT_TRUE(l->n_upstreams == 0 && l->upstreams == NULL);
+		}
+		l = gw_snapshot_listener(s, 1);
+		EXPECT_TRUE(l != NULL && strcmp(l->name, "plain-proxy") == 0);
+		if (l) {
+			EXPECT_EQ(l->service, GW_SVC_TCP_PROXY);
+			EXPECT_EQ(l->n_upstreams, 3);
+			for (unsigned i = 0; i < 3 && i < l->n_upstreams; i++) {
+				EXPECT_EQ(ntohl(l->upstreams[i].ip), 0x0a000001 + i);
+				EXPECT_EQ(ntohs(l->upstreams[i].port), 9001 + i);
+			}
+			EXPECT_EQ(l->proxy_protocol, GW_PROXY_OFF);
+			EXPECT_TRUE(l->trust == NULL);
+		}
+		l = gw_snapshot_listener(s, 2);
+		EXPECT_TRUE(l != NULL && strcmp(l->name, "tls-echo") == 0);
+		if (l) {
+			EXPECT_EQ(l->service, GW_SVC_TLS_ECHO);
+			EXPECT_TRUE(l->has_tls);
+			EXPECT_EQ(l->tls_min_version, 0x0303);
+			EXPECT_EQ(l->client_auth, GW_CLIENT_AUTH_OPTIONAL);
+			EXPECT_TRUE(l->tls == NULL); /* no ext: no TLS side built */
+		}
+		EXPECT_TRUE(gw_snapshot_listener(s, 3) == NULL);
+		EXPECT_TRUE(
+			gw_snapshot_listener_find(s, "plain-proxy") == gw_snapshot_listener(s, 1));
+		gw_snapshot_destroy(s);
+	}
+	{ /* the object the builder fills: room, counting, sealing */
+		struct gw_snapshot *s = NULL;
+		struct gw_snap_listener *l;
+
+		EXPECT_ERR(gw_snapshot_create(0, 1, NULL, NULL, &s), -EINVAL);
+		EXPECT_OK(gw_snapshot_create(5, 2, NULL, NULL, &s));
+		EXPECT_TRUE(!gw_snapshot_valid(s)); /* not sealed: never publishable */
+		EXPECT_EQ(gw_snapshot_n_listeners(s), 0);
+		l = gw_snapshot_listener_add(s);
+		EXPECT_TRUE(l != NULL && l->name == NULL && l->tls == NULL);
+		EXPECT_TRUE(gw_snapshot_listener_add(s) != NULL);
+		EXPECT_TRUE(gw_snapshot_listener_add(s) == NULL); /* room for two */
+		EXPECT_EQ(gw_snapshot_n_listeners(s), 2);
+		gw_snapshot_seal(s);
+		EXPECT_TRUE(gw_snapshot_valid(s));
+		EXPECT_EQ(gw_snapshot_generation(s), 5);
+		gw_snapshot_destroy(s); /* zeroed listeners free cleanly */
 	}
 	{ /* a trust that does not build fails the whole snapshot, naming the listener */
 		struct tcfg t;

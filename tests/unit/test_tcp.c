@@ -1670,7 +1670,7 @@ main(void)
 			static struct wire w;
 			struct gw_tcp_stack *cl, *srv;
 			struct gw_svc_params sp = {
-				.ip = htonl(P_ADDR), .port = htons(7), .kind = GW_SVCK_ECHO};
+				.ip = htonl(P_ADDR), .port = htons(7), .kind = GW_SVC_ECHO};
 			struct gw_tcp_connect_params cp = {
 				.laddr = htonl(A_ADDR),
 				.raddr = htonl(P_ADDR),
@@ -1727,10 +1727,10 @@ main(void)
 		static struct wire w;
 		struct gw_tcp_stack *cl, *px, *up;
 		struct gw_svc_params echo = {
-			.ip = htonl(RTE_IPV4(10, 0, 0, 3)), .port = htons(7), .kind = GW_SVCK_ECHO};
+			.ip = htonl(RTE_IPV4(10, 0, 0, 3)), .port = htons(7), .kind = GW_SVC_ECHO};
 		struct gw_svc_params prox = {.ip = htonl(P_ADDR),
 			.port = htons(8080),
-			.kind = GW_SVCK_TCP_PROXY,
+			.kind = GW_SVC_TCP_PROXY,
 			.n_upstreams = 2};
 		struct gw_tcp_connect_params cp = {
 			.laddr = htonl(A_ADDR),

@@ -983,26 +983,26 @@ main(int argc, char **argv)
 
 		sp.ip = htonl(IP_B);
 		sp.port = htons(8443);
-		sp.kind = GW_SVCT_ECHO;
-		sp.listener = "l0";
+		sp.kind = GW_SVC_TLS_ECHO;
+		sp.index = 0; /* "l0" */
 		sp.pub = P1;
 		sp.tw = W1;
 		EXPECT_OK(gw_svc_tls_listen(SB, &sp));
 		sp.port = htons(8444);
-		sp.listener = "l1";
+		sp.index = 1; /* "l1" */
 		sp.pub = P2;
 		sp.tw = W2;
 		EXPECT_OK(gw_svc_tls_listen(SB, &sp));
 		sp.port = htons(8445);
-		sp.listener = "l2";
-		sp.kind = GW_SVCT_PROXY;
+		sp.index = 2; /* "l2" */
+		sp.kind = GW_SVC_TLS_PROXY;
 		sp.pub = P1;
 		sp.tw = W1;
 		EXPECT_OK(gw_svc_tls_listen(SB, &sp));
 		/* the upstream: a plain echo on A:9000 (echoes the PROXY header too) */
 		up.ip = htonl(IP_A);
 		up.port = htons(9000);
-		up.kind = GW_SVCK_ECHO;
+		up.kind = GW_SVC_ECHO;
 		EXPECT_OK(gw_svc_listen(SA, &up));
 	}
 	c13 = client_ctx(0);

@@ -73,7 +73,8 @@ check_(int line, const struct gw_trust *t, enum gw_trust_reason want_reason, con
 	X509 *leaf, ...)
 {
 	STACK_OF(X509) *sk = sk_X509_new_null();
-	struct gw_trust_verdict v;
+	struct gw_trust_verdict v, bare;
+	struct gw_trust_why w;
 	va_list ap;
 	int rc;
 
@@ -81,12 +82,19 @@ check_(int line, const struct gw_trust *t, enum gw_trust_reason want_reason, con
 	for (X509 *x = va_arg(ap, X509 *); x != NULL; x = va_arg(ap, X509 *))
 		sk_X509_push(sk, x);
 	va_end(ap);
-	rc = gw_trust_verify(t, leaf, sk, 0, &v);
+	rc = gw_trust_verify_why(t, leaf, sk, 0, &v, &w);
+	/* the hot path (no words) reaches the same verdict, code for code */
+	EXPECT_EQ(gw_trust_verify(t, leaf, sk, 0, &bare), rc);
+	EXPECT_EQ(bare.accepted, v.accepted);
+	EXPECT_EQ(bare.reason, v.reason);
+	EXPECT_EQ(bare.depth, v.depth);
+	EXPECT_EQ(bare.ossl_error, v.ossl_error);
+	EXPECT_EQ(bare.until, v.until);
 	sk_X509_free(sk);
 	if (want_reason == GW_TRUST_R_OK) {
 		if (rc != 0 || !v.accepted)
 			fprintf(stderr, "line %d: wanted accept, got %s: %s\n", line,
-				gw_trust_reason_name(v.reason), v.msg);
+				gw_trust_reason_name(v.reason), w.msg);
 		EXPECT_EQ(rc, 0);
 		EXPECT_TRUE(v.accepted);
 	} else {
@@ -96,16 +104,16 @@ check_(int line, const struct gw_trust *t, enum gw_trust_reason want_reason, con
 		else if (v.reason != want_reason)
 			fprintf(stderr, "line %d: wanted %s, got %s: %s\n", line,
 				gw_trust_reason_name(want_reason), gw_trust_reason_name(v.reason),
-				v.msg);
+				w.msg);
 		EXPECT_ERR(rc, -GW_E_TRUST);
 		EXPECT_TRUE(!v.accepted);
 		EXPECT_EQ(v.reason, want_reason);
 	}
 	if (want)
-		EXPECT_CONTAINS(v.msg, want);
+		EXPECT_CONTAINS(w.msg, want);
 	if (getenv("GW_TEST_VERBOSE"))
 		printf("line %d: %s [%s depth %d]: %s\n", line, v.accepted ? "accept" : "reject",
-			gw_trust_reason_name(v.reason), v.depth, v.msg);
+			gw_trust_reason_name(v.reason), v.depth, w.msg);
 }
 #define CHECK(t, reason, want, ...) \
 	check_(__LINE__, t, GW_TRUST_R_##reason, want, __VA_ARGS__, NULL)
@@ -801,17 +809,19 @@ main(void)
 		const uint8_t *der[2] = {d0, d1};
 		size_t len[2] = {(size_t)n0, (size_t)n1};
 		struct gw_trust_verdict v;
+		struct gw_trust_why w;
 
-		EXPECT_OK(gw_trust_verify_der(t, der, len, 2, 0, &v));
+		EXPECT_OK(gw_trust_verify_der(t, der, len, 2, 0, &v, &w));
+		EXPECT_CONTAINS(w.msg, "accepted by listener");
 		EXPECT_TRUE(v.accepted);
 		len[0] = (size_t)n0 - 40;
-		EXPECT_ERR(gw_trust_verify_der(t, der, len, 2, 0, &v), -GW_E_TRUST);
+		EXPECT_ERR(gw_trust_verify_der(t, der, len, 2, 0, &v, &w), -GW_E_TRUST);
 		EXPECT_EQ(v.reason, GW_TRUST_R_MALFORMED);
-		EXPECT_CONTAINS(v.msg, "certificate 1 of the chain (the leaf) is malformed");
+		EXPECT_CONTAINS(w.msg, "certificate 1 of the chain (the leaf) is malformed");
 		len[0] = (size_t)n0;
 		len[1] = (size_t)n1 + 0;
 		d1[0] ^= 0xff; /* not a SEQUENCE any more */
-		EXPECT_ERR(gw_trust_verify_der(t, der, len, 2, 0, &v), -GW_E_TRUST);
+		EXPECT_ERR(gw_trust_verify_der(t, der, len, 2, 0, &v, NULL), -GW_E_TRUST);
 		EXPECT_EQ(v.reason, GW_TRUST_R_MALFORMED);
 		EXPECT_EQ(v.depth, 1);
 		/* trailing garbage after a valid certificate is malformed too */
@@ -822,7 +832,7 @@ main(void)
 
 			memcpy(big, d0, (size_t)n0);
 			big[n0] = 0;
-			EXPECT_ERR(gw_trust_verify_der(t, d, l, 1, 0, &v), -GW_E_TRUST);
+			EXPECT_ERR(gw_trust_verify_der(t, d, l, 1, 0, &v, NULL), -GW_E_TRUST);
 			EXPECT_EQ(v.reason, GW_TRUST_R_MALFORMED);
 			free(big);
 		}

@@ -277,7 +277,7 @@ main(void)
 		t->params.listeners[0] = (struct gw_dp_listener){.name = "bad",
 			.ip = rte_cpu_to_be_32(GW_NT_OUR_IP),
 			.port = 0, /* refused by the TCP stack */
-			.service = GW_DP_SVC_ECHO};
+			.service = GW_SVC_ECHO};
 		t->params.n_listeners = 1;
 		EXPECT_TRUE(gw_worker_main(lc) < 0);
 		EXPECT_TRUE(atomic_load(&lc->ready) < 0 && lc->tcp == NULL);

@@ -25,7 +25,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "trust.h"
+#include "trust_verify.h"
 
 struct gw_vcache;
 

@@ -202,7 +202,6 @@ gw_trust_verify_cached(const struct gw_trust *t, uint64_t generation, struct gw_
 		v->reason = GW_TRUST_R_OK;
 		v->depth = 0;
 		v->cached = true;
-		strcpy(v->msg, "accepted (cached verification)");
 		return 0;
 	}
 	rc = gw_trust_verify_until(t, leaf, chain, now, v, &until);
