@@ -8,12 +8,18 @@
  * refused change nothing (generation, running config, the CA's roots file),
  * a reload failing at each step (test hooks) is all or nothing, the tick's
  * ticket key schedule, status and metrics as the admin API renders them.
+ * As root, a child in a network namespace of its own (unshare: the tap and
+ * everything on it disappear with it) also starts the whole gateway (EAL
+ * --no-huge, a tap port, one worker), reloads it and stops it.
  */
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -165,6 +171,116 @@ fails_at(struct gw_gateway *g, enum gw_gateway_step step)
 	write_good();
 }
 
+/* Write s into a /proc/sys file (a sysctl of our own namespace). */
+static void
+sysctl_set(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY);
+
+	if (fd >= 0) {
+		if (write(fd, s, strlen(s)) < 0)
+			perror(path);
+		close(fd);
+	}
+}
+
+/*
+ * The whole gateway: EAL, TLS, mesh, a tap port, one worker; a reload the
+ * workers take; status, metrics and the stats line from running workers.
+ * In a child that made its own network namespace (no packet leaves it).
+ * Exit status: 0 passed, 1 failed, 77 skipped.
+ */
+static int
+eal_case(const char *prog)
+{
+	struct gw_gateway *g = NULL;
+
+	GW_TEST_BEGIN();
+	if (unshare(CLONE_NEWNET) < 0) {
+		gw_softhsm_remove(&tok);
+		GW_TEST_SKIP("no network namespace of our own (not root?)");
+	}
+	/* no IPv6 chatter on the tap */
+	sysctl_set("/proc/sys/net/ipv6/conf/all/disable_ipv6", "1");
+	sysctl_set("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1");
+	write_cfg(GOOD_ARGS, B1, "");
+	{ /* one worker on lcore 1, our own EAL file prefix */
+		char *c = slurp(cfg_path), *w;
+
+		if (c == NULL || (w = strstr(c, "workers: [1, 2]")) == NULL)
+			return 2;
+		memcpy(w, "workers: [1]   ", strlen("workers: [1]   "));
+		memcpy(strstr(c, "memory_mb: 300"), "memory_mb: 384", 14);
+		if (gw_softhsm_write(cfg_path, c) < 0)
+			return 2;
+		free(c);
+	}
+	EXPECT_OK(gw_gateway_create(
+		&(struct gw_gateway_params){.config = cfg_path, .prog = prog}, &g));
+	if (g == NULL)
+		GW_TEST_END();
+	EXPECT_OK(gw_gateway_start(g));
+	EXPECT_TRUE(gw_gateway_generation(g) == 1);
+	write_cfg(GOOD_ARGS, B1, "");
+	{
+		char *c = slurp(cfg_path), *w;
+
+		if (c && (w = strstr(c, "workers: [1, 2]")) != NULL) {
+			memcpy(w, "workers: [1]   ", strlen("workers: [1]   "));
+			memcpy(strstr(c, "memory_mb: 300"), "memory_mb: 384", 14);
+			memcpy(strstr(c, "ns/*"), "xy/*", 4); /* a compatible change */
+			if (gw_softhsm_write(cfg_path, c) < 0)
+				return 2;
+		}
+		free(c);
+	}
+	EXPECT_OK(gw_gateway_reload(g));
+	EXPECT_TRUE(gw_gateway_generation(g) == 2);
+	{ /* the worker takes generation 2 within a second */
+		json_t *o = NULL;
+		json_int_t wgen = 0;
+
+		for (int i = 0; i < 100 && wgen != 2; i++) {
+			json_decref(o);
+			o = json_object();
+			usleep(10000);
+			gw_gateway_tick(g);
+			EXPECT_OK(gw_gateway_status(g, o));
+			wgen = json_integer_value(json_object_get(
+				json_array_get(json_object_get(o, "Workers"), 0), "Generation"));
+		}
+		EXPECT_TRUE(json_array_size(json_object_get(o, "Workers")) == 1);
+		EXPECT_TRUE(
+			json_integer_value(json_object_get(
+				json_array_get(json_object_get(o, "Workers"), 0), "Lcore")) == 1);
+		EXPECT_TRUE(wgen == 2);
+		EXPECT_TRUE(json_integer_value(json_object_get(o, "TscHz")) > 0);
+		json_decref(o);
+	}
+	{ /* metrics with running workers, the stats line */
+		struct gw_metrics m;
+		const char *text = NULL;
+		size_t len = 0;
+		char *line = NULL;
+		FILE *f = open_memstream(&line, &len);
+
+		gw_metrics_init(&m);
+		EXPECT_OK(gw_gateway_metrics(g, &m));
+		EXPECT_OK(gw_metrics_text(&m, &text, &len));
+		EXPECT_TRUE(contains(text, "mtlsgw_worker_snapshot_generation{worker=\"0\"} 2\n"));
+		EXPECT_TRUE(contains(text, "mtlsgw_worker_busy_seconds_total{worker=\"0\"} "));
+		gw_metrics_clear(&m);
+		gw_gateway_stats_json(g, f);
+		fclose(f);
+		EXPECT_TRUE(line != NULL && line[0] == '{' && contains(line, "\"tls\":{"));
+		free(line);
+	}
+	EXPECT_OK(gw_gateway_run(g, 10));
+	gw_gateway_destroy(g);
+	gw_softhsm_remove(&tok);
+	GW_TEST_END();
+}
+
 int
 main(int argc, char **argv)
 {
@@ -183,6 +299,20 @@ main(int argc, char **argv)
 	snprintf(cfg_path, sizeof(cfg_path), "%s/gw.yaml", tok.dir);
 	snprintf(sock, sizeof(sock), "%s/admin.sock", tok.dir);
 	snprintf(roots_path, sizeof(roots_path), "%s/state/mesh-roots.pem", tok.dir);
+	if (argc == 2 && strcmp(argv[1], "--eal-case") == 0)
+		return eal_case(argv[0]);
+	{ /* as root: the whole gateway in a child (EAL once per process, own netns) */
+		pid_t pid = fork();
+		int st = 0;
+
+		if (pid == 0)
+			execl("/proc/self/exe", argv[0], "--eal-case", (char *)NULL), _exit(2);
+		EXPECT_TRUE(pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st));
+		if (WEXITSTATUS(st) == 77)
+			printf("SKIP the EAL case (not root)\n");
+		else
+			EXPECT_TRUE(WEXITSTATUS(st) == 0);
+	}
 	write_good();
 	start = load();
 
