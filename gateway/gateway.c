@@ -211,8 +211,10 @@ static int
 tls_publish(struct tls_ctl *t, const struct gw_cfg *cfg, struct gw_snapshot *s)
 {
 	struct gw_gateway *g = t->gw;
-	int rc = gw_snap_pub_publish(t->pub, s);
+	int rc = step_fails(g, GW_GATEWAY_STEP_PUBLISH);
 
+	if (rc == 0)
+		rc = gw_snap_pub_publish(t->pub, s);
 	if (rc < 0) {
 		gw_snapshot_destroy(s);
 		return rc;
@@ -388,15 +390,6 @@ tls_reload(struct tls_ctl *t, const char *path, const struct gw_cfg *start_cfg)
 		goto refused;
 	}
 	gen = t->gen;
-	if (s != NULL && step_fails(g, GW_GATEWAY_STEP_PUBLISH) < 0) {
-		gw_snapshot_destroy(s);
-		s = NULL;
-		rc = gw_err_get()->code;
-		GW_LOG_ERR("SIGHUP: %s: the CA change is applied, the snapshot not published",
-			gw_err_msg());
-		gw_cfg_free(n);
-		return rc;
-	}
 	if (s != NULL && tls_publish(t, n, s) < 0) {
 		GW_LOG_ERR("SIGHUP: %s%s", gw_err_msg(),
 			t->gen == gen ? ": the CA change is applied, the snapshot not published"

@@ -172,7 +172,8 @@ enum gw_gateway_step {
 
 /*
  * -Dtest_hooks=true builds only: the next reloads fail at step with -EIO
- * as if it had failed there (STEP_NONE: off). Elsewhere: -ENOTSUP.
+ * as if it had failed there (STEP_PUBLISH: every publish, the tick's
+ * too; STEP_NONE: off). 0, -EINVAL; -ENOTSUP in other builds.
  */
 int gw_gateway_fail_at(struct gw_gateway *g, enum gw_gateway_step step);
 
