@@ -74,8 +74,8 @@ GW_MUST_CHECK int gw_gateway_eal_cmdline(const struct gw_gateway *g, char *buf, 
 /*
  * Read the PIN variable (hsm.h: it is unset then), start the EAL, the TLS
  * control side and the first snapshot, the mesh control plane and admin
- * API, then the ports and workers. Block SIGINT/SIGTERM/SIGHUP/SIGUSR1 in
- * the calling thread before, so the EAL's threads inherit the mask. Once.
+ * API, then the ports and workers. The caller blocks the signals it waits
+ * for (sigtimedwait) before, so the EAL's threads inherit the mask. Once.
  * Returns 0, or the failing step's error with a message (everything
  * started so far is stopped again by gw_gateway_destroy).
  */
