@@ -3,7 +3,7 @@
  * dataplane.h - the dataplane module's contract: start the EAL, the ports and
  * one worker per configured lcore, run until told to stop, report counters.
  *
- * The dataplane never reads control/config.h: tools/mtlsgw.c translates the
+ * The dataplane never reads control/config.h: gateway/gateway.c translates the
  * config into struct gw_dp_params. Addresses and ports in network byte order.
  *
  * Threading: every function here runs on the main lcore (control), which

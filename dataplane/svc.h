@@ -6,7 +6,7 @@
  *
  * The worker calls gw_svc_listen() for each configured listener on each
  * worker lcore's stack (every worker listens on every listener address; RSS
- * picks the worker). Dataplane does not read control/config.h: tools/mtlsgw.c
+ * picks the worker). Dataplane does not read control/config.h: gateway/gateway.c
  * translates the config into these params. Same threading rule as tcp.h:
  * call on the stack's lcore.
  */

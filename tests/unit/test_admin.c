@@ -3,7 +3,7 @@
  * test_admin.c - the admin API through a real client: curl --unix-socket
  * against gw_admin on a real builtin CA (SoftHSM token, SQLite state). The
  * gateway's callbacks are played by this file: ca_enable runs the real
- * rotation validators and gw_ca_reconfigure, as tools/mtlsgw.c does. Every
+ * rotation validators and gw_ca_reconfigure, as gateway/gateway.c does. Every
  * endpoint, every error class, "nothing changes" after a refusal, and a
  * socket that refuses a non-root user (curl run as nobody through setpriv).
  */

@@ -1,0 +1,799 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * gateway.c - the running gateway (gateway.h): config -> dataplane params,
+ * TLS control (snapshots, reload, ticket keys, HSM recovery), the mesh
+ * control plane's callbacks (publish, reload, status, metrics) and the
+ * life of the EAL and the dataplane. Moved from tools/mtlsgw.c (issue 11);
+ * the function names are the ones it had there.
+ */
+#include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+
+#include <rte_eal.h>
+
+#include "config.h"
+#include "dataplane.h"
+#include "gateway.h"
+#include "gw_log.h"
+#include "hsm.h"
+#include "mesh.h"
+#include "snapshot.h"
+#include "tls_ctx.h"
+#include "tls_dp.h"
+
+#define GW_LOG_MODULE "gateway"
+
+/* Control's side of TLS: the HSM handle, the ticket keys, the snapshots. */
+struct tls_ctl {
+	struct gw_gateway *gw; /* the gateway this is part of */
+	struct gw_hsm *hsm;
+	struct gw_tls_ctl *ctl;
+	struct gw_snap_pub *pub;
+	struct gw_tls_dp *tdp;
+	struct gw_tls_dp_params dpp;
+	struct gw_cfg *cur; /* the config of the current snapshot (NULL: the start one) */
+	uint64_t gen;
+	int64_t hsm_fails; /* hs_fail_hsm at the last look */
+	time_t hsm_retry;  /* earliest next key reload after HSM failures */
+};
+
+struct gw_gateway {
+	struct tls_ctl tls;
+	/*
+	 * The mesh control plane (control/mesh.h, issue 7): CA backends,
+	 * rotation rules, the mesh listeners' identities and the admin API. It
+	 * wraps the TLS snapshot extension and is told about every publish; see
+	 * the mesh_* functions.
+	 */
+	struct {
+		struct gw_mesh *m;
+		const char *path;           /* the config file, for reloads from the API */
+		const struct gw_cfg *start; /* the start config (listeners are fixed) */
+		bool force;                 /* the reload in progress was asked with --force */
+		struct gw_dp *dp;           /* the running dataplane, for /v1/status (NULL: none) */
+	} mesh;
+	struct gw_gateway_params p;
+	char *path;         /* p.config, owned */
+	struct gw_cfg *cfg; /* the start config, owned */
+	struct gw_dp_params params;
+	bool eal_up;
+	/* The CPUs this process could use before the EAL pinned the main thread. */
+	cpu_set_t start_cpus;
+	time_t now;  /* tests: the pretended time; 0 = the clock */
+	int run_err; /* gw_gateway_run: last error logged, and when */
+	time_t run_err_logged;
+	enum gw_gateway_step fail_at; /* test hooks */
+};
+
+static time_t
+gw_now(const struct gw_gateway *g)
+{
+	return g->now != 0 ? g->now : time(NULL);
+}
+
+/* Test hooks: fail at step as if it had failed there. */
+static int
+step_fails(const struct gw_gateway *g, enum gw_gateway_step step)
+{
+#ifdef GW_TEST_HOOKS
+	if (g->fail_at == step)
+		return gw_err_setf(-EIO, GW_HERE, "test hook: reload step %d fails", (int)step);
+#else
+	(void)g;
+	(void)step;
+#endif
+	return 0;
+}
+
+int
+gw_gateway_translate(const struct gw_cfg *cfg, struct gw_dp_params *p, struct gw_tls_dp_params *tp)
+{
+	const struct gw_cfg_dataplane *d = &cfg->dataplane;
+	unsigned i, u;
+
+	memset(p, 0, sizeof(*p));
+	memset(tp, 0, sizeof(*tp));
+	if (d->n_workers > GW_DP_MAX_WORKERS || d->n_ports > GW_DP_MAX_PORTS ||
+		cfg->n_listeners > GW_DP_MAX_LISTENERS)
+		return gw_err_setf(-GW_E_CONFIG, GW_HERE,
+			"%s: too many workers, ports or listeners for this build", cfg->path);
+	memcpy(p->workers, d->workers, sizeof(d->workers[0]) * d->n_workers);
+	p->n_workers = d->n_workers;
+	p->main_lcore = d->main_lcore;
+	p->no_huge = d->no_huge;
+	p->memory_mb = d->memory_mb;
+	p->file_prefix = d->file_prefix;
+	p->idle_poll = d->idle == GW_IDLE_POLL;
+	p->tcp.sndbuf = d->tcp.sndbuf;
+	p->tcp.rcvbuf = d->tcp.rcvbuf;
+	p->tcp.time_wait_ms = d->tcp.time_wait_ms;
+	p->tcp.handshake_timeout_ms = d->tcp.handshake_timeout_ms;
+	p->tcp.idle_timeout_ms = d->tcp.idle_timeout_ms;
+	p->tcp.rto_min_ms = d->tcp.rto_min_ms;
+	/* per worker, shared by its TLS listeners (tls.h) */
+	tp->worker.handshake_timeout_ms = d->tls.handshake_timeout_ms;
+	tp->worker.idle_timeout_ms = d->tls.idle_timeout_ms;
+	tp->worker.max_handshakes = d->tls.max_handshakes;
+	for (i = 0; i < d->n_ports; i++) {
+		const struct gw_cfg_port *cp = &d->ports[i];
+		struct gw_dp_port *dp = &p->ports[i];
+
+		dp->dev.name = cp->name;
+		dp->dev.device = cp->device;
+		dp->dev.mtu = cp->mtu;
+		dp->dev.memif_client = cp->memif_role == GW_MEMIF_CLIENT;
+		switch (cp->driver) {
+		case GW_PORT_TAP:
+			dp->dev.kind = GW_PORT_KIND_TAP;
+			break;
+		case GW_PORT_AF_PACKET:
+			dp->dev.kind = GW_PORT_KIND_AF_PACKET;
+			break;
+		case GW_PORT_AF_XDP:
+			dp->dev.kind = GW_PORT_KIND_AF_XDP;
+			break;
+		case GW_PORT_MEMIF:
+			dp->dev.kind = GW_PORT_KIND_MEMIF;
+			break;
+		case GW_PORT_PCI:
+			dp->dev.kind = GW_PORT_KIND_PCI;
+			break;
+		}
+		dp->ip = cp->ip;
+		dp->prefix_len = cp->prefix_len;
+		dp->gateway = cp->gateway;
+	}
+	p->n_ports = d->n_ports;
+	for (i = 0; i < cfg->n_listeners; i++) {
+		const struct gw_cfg_listener *cl = &cfg->listeners[i];
+		struct gw_dp_listener *l = &p->listeners[p->n_listeners];
+
+		if (cl->service == GW_SVC_TLS_ECHO || cl->service == GW_SVC_TLS_PROXY) {
+			/* TLS listeners run through the TLS hooks (tls_dp.h) */
+			struct gw_tls_dp_listener *t = &tp->listeners[tp->n_listeners++];
+
+			snprintf(t->name, sizeof(t->name), "%s", cl->name);
+			t->ip = cl->addr.ip;
+			t->port = cl->addr.port;
+			t->backlog = cl->backlog;
+			t->index = i; /* the snapshot builder keeps the config's order */
+			t->kind = cl->service;
+			continue;
+		}
+		p->n_listeners++;
+		l->name = cl->name;
+		l->ip = cl->addr.ip;
+		l->port = cl->addr.port;
+		l->backlog = cl->backlog;
+		l->service = cl->service;
+		if (cl->has_upstream) {
+			if (cl->upstream.n_servers > GW_DP_MAX_UPSTREAMS)
+				return gw_err_setf(-GW_E_CONFIG, GW_HERE,
+					"%s: listener '%s': at most %d upstream servers", cfg->path,
+					cl->name, GW_DP_MAX_UPSTREAMS);
+			for (u = 0; u < cl->upstream.n_servers; u++) {
+				l->upstreams[u].ip = cl->upstream.servers[u].ip;
+				l->upstreams[u].port = cl->upstream.servers[u].port;
+			}
+			l->n_upstreams = cl->upstream.n_servers;
+		}
+	}
+	tp->n_workers = d->n_workers;
+	return 0;
+}
+
+/* ---- TLS control: snapshots, reload, ticket keys, HSM recovery ---- */
+
+/* The next snapshot from cfg, not yet published. */
+static int
+tls_build(struct tls_ctl *t, const struct gw_cfg *cfg, struct gw_snapshot **s)
+{
+	struct gw_gateway *g = t->gw;
+	struct gw_snapshot_ext ext;
+
+	gw_tls_ctl_ext(t->ctl, &ext);
+	if (g->mesh.m != NULL) {
+		struct gw_snapshot_ext tls_ext = ext;
+
+		gw_mesh_ext(g->mesh.m, &tls_ext, &ext); /* mesh trust and identities around TLS */
+	}
+	return gw_snapshot_build(cfg, t->gen + 1, &ext, s);
+}
+
+/* Publish s (consumed on all paths), built from cfg by tls_build. */
+static int
+tls_publish(struct tls_ctl *t, const struct gw_cfg *cfg, struct gw_snapshot *s)
+{
+	struct gw_gateway *g = t->gw;
+	int rc = step_fails(g, GW_GATEWAY_STEP_PUBLISH);
+
+	if (rc == 0)
+		rc = gw_snap_pub_publish(t->pub, s);
+	if (rc < 0) {
+		gw_snapshot_destroy(s);
+		return rc;
+	}
+	t->gen++;
+	return g->mesh.m != NULL ? gw_mesh_published(g->mesh.m, cfg, t->gen) : 0;
+}
+
+static int
+tls_build_publish(struct tls_ctl *t, const struct gw_cfg *cfg)
+{
+	struct gw_snapshot *s = NULL;
+
+	GW_GUARD(tls_build(t, cfg, &s));
+	return tls_publish(t, cfg, s);
+}
+
+static int mesh_start(struct tls_ctl *t, const struct gw_cfg *cfg);
+
+static int
+tls_start(struct tls_ctl *t, const struct gw_cfg *cfg, struct gw_dp_params *p)
+{
+	struct gw_hsm_params hp = {
+		.module = cfg->hsm.module,
+		.pin_file = cfg->hsm.pin_file,
+		.pin_env = cfg->hsm.pin_env,
+	};
+	struct gw_tls_ctl_params cp = {0};
+
+	/* after rte_eal_init: the engine and its sessions belong to this process */
+	GW_GUARD(gw_hsm_open(&hp, &t->hsm));
+	cp.hsm = t->hsm;
+	GW_GUARD(gw_tls_ctl_create(&cp, &t->ctl));
+	GW_GUARD(gw_snap_pub_create(p->n_workers, &t->pub));
+	GW_GUARD(mesh_start(t, cfg)); /* before the first snapshot: it has the identities */
+	GW_GUARD(tls_build_publish(t, cfg));
+	t->dpp.pub = t->pub;
+	GW_GUARD(gw_tls_dp_create(&t->dpp, &t->tdp));
+	gw_tls_dp_hooks(t->tdp, p);
+	return 0;
+}
+
+static void
+tls_stop(struct tls_ctl *t, const struct gw_cfg *start_cfg)
+{
+	struct gw_gateway *g = t->gw;
+
+	/* after gw_dp_stop: no reader left, no connection holds a snapshot */
+	gw_snap_pub_destroy(t->pub);
+	gw_mesh_destroy(g->mesh.m); /* after the snapshots built with its extension */
+	g->mesh.m = NULL;
+	gw_tls_dp_destroy(t->tdp);
+	gw_tls_ctl_destroy(t->ctl);
+	gw_hsm_close(t->hsm);
+	if (t->hsm != NULL)
+		gw_hsm_shutdown();
+	if (t->cur != start_cfg)
+		gw_cfg_free(t->cur);
+}
+
+/* Can the running dataplane take n? Same listeners: names, addresses, services. */
+int
+gw_gateway_reload_compatible(const struct gw_cfg *o, const struct gw_cfg *n)
+{
+	if (o->n_listeners != n->n_listeners)
+		return gw_err_setf(-GW_E_CONFIG, GW_HERE,
+			"%s: %u listeners instead of %u: adding or removing listeners needs a "
+			"restart",
+			n->path, n->n_listeners, o->n_listeners);
+	for (unsigned i = 0; i < n->n_listeners; i++) {
+		const struct gw_cfg_listener *a = &o->listeners[i], *b = &n->listeners[i];
+
+		if (strcmp(a->name, b->name) != 0 || a->addr.ip != b->addr.ip ||
+			a->addr.port != b->addr.port || a->service != b->service)
+			return gw_err_setf(-GW_E_CONFIG, GW_HERE,
+				"%s: listener '%s' changed name, address or service: that needs a "
+				"restart",
+				n->path, b->name);
+	}
+	return 0;
+}
+
+/*
+ * What a start checks of the HSM, for a reloaded config: its PIN source
+ * opens every token its keys (and its CA) live in, in a fresh process
+ * (gw_hsm_login_check), since this one is logged in already.
+ */
+static int
+reload_hsm_check(const struct gw_cfg *n)
+{
+	struct gw_hsm_params hp = {
+		.module = n->hsm.module, .pin_file = n->hsm.pin_file, .pin_env = n->hsm.pin_env};
+	char labels[GW_DP_MAX_LISTENERS * 2 + 1][33];
+	const char *tokens[GW_DP_MAX_LISTENERS * 2 + 1];
+	unsigned nt = 0;
+
+	for (unsigned i = 0; i < n->n_listeners; i++) {
+		const struct gw_cfg_listener *l = &n->listeners[i];
+
+		for (unsigned j = 0; l->has_tls && j < l->tls.n_identities; j++) {
+			unsigned k;
+
+			if (nt == GW_DP_MAX_LISTENERS * 2 ||
+				gw_hsm_uri_token(l->tls.identities[j].key, labels[nt], 33) < 0)
+				continue; /* the snapshot build names a bad URI */
+			for (k = 0; k < nt && strcmp(labels[k], labels[nt]) != 0; k++)
+				;
+			if (k == nt) {
+				tokens[nt] = labels[nt];
+				nt++;
+			}
+		}
+	}
+	if (n->has_mtls && n->mtls.n_backends) {
+		struct gw_ca_params cp;
+		unsigned k;
+
+		gw_ca_params_from_cfg(n, &cp, labels[nt]);
+		for (k = 0; k < nt && strcmp(labels[k], labels[nt]) != 0; k++)
+			;
+		if (k == nt) {
+			tokens[nt] = labels[nt];
+			nt++;
+		}
+	}
+	gw_err_clear();
+	return gw_hsm_login_check(&hp, tokens, nt);
+}
+
+static int
+tls_reload(struct tls_ctl *t, const char *path, const struct gw_cfg *start_cfg)
+{
+	struct gw_gateway *g = t->gw;
+	struct gw_snapshot *s = NULL;
+	struct gw_cfg *n = NULL;
+	uint64_t gen;
+	cpu_set_t pinned;
+	int rc;
+
+	/*
+	 * The loader checks worker lcores against the CPUs we may use; the EAL
+	 * has pinned this thread to the main lcore since, so validate with the
+	 * affinity the process started with, then pin again.
+	 */
+	CPU_ZERO(&pinned);
+	pthread_getaffinity_np(pthread_self(), sizeof(pinned), &pinned);
+	pthread_setaffinity_np(pthread_self(), sizeof(g->start_cpus), &g->start_cpus);
+	rc = gw_cfg_load(path, &n, stderr);
+	pthread_setaffinity_np(pthread_self(), sizeof(pinned), &pinned);
+	if (rc < 0) {
+		GW_LOG_ERR("SIGHUP: %s rejected (errors above); running config unchanged", path);
+		return rc;
+	}
+	/*
+	 * All or nothing: the CA change is staged (mesh.h), the snapshot built
+	 * with it, and only then is the CA change committed and the snapshot
+	 * published; a failure before the commit leaves the CA, its store and
+	 * the running snapshot exactly as they were.
+	 */
+	if (gw_gateway_reload_compatible(start_cfg, n) < 0 || reload_hsm_check(n) < 0 ||
+		step_fails(g, GW_GATEWAY_STEP_PREPARE) < 0 ||
+		(g->mesh.m != NULL && gw_mesh_prepare(g->mesh.m, n, g->mesh.force) < 0))
+		goto refused;
+	if (t->pub != NULL &&
+		(step_fails(g, GW_GATEWAY_STEP_BUILD) < 0 || tls_build(t, n, &s) < 0)) {
+		gw_mesh_abort(g->mesh.m);
+		goto refused;
+	}
+	if (g->mesh.m != NULL &&
+		(step_fails(g, GW_GATEWAY_STEP_COMMIT) < 0 || gw_mesh_commit(g->mesh.m) < 0)) {
+		gw_mesh_abort(g->mesh.m); /* no-op after a failed commit (it aborted) */
+		gw_snapshot_destroy(s);
+		goto refused;
+	}
+	gen = t->gen;
+	if (s != NULL && tls_publish(t, n, s) < 0) {
+		GW_LOG_ERR("SIGHUP: %s%s", gw_err_msg(),
+			t->gen == gen ? ": the CA change is applied, the snapshot not published"
+				      : " (after publishing)");
+		if (t->gen == gen) { /* nothing refers to n */
+			rc = gw_err_get()->code;
+			gw_cfg_free(n);
+			return rc;
+		}
+	}
+	if (t->cur != start_cfg)
+		gw_cfg_free(t->cur);
+	t->cur = n;
+	GW_LOG_INFO("SIGHUP: reloaded %s (generation %" PRIu64 ")", path, t->gen);
+	/* the workers' TCP stacks and TLS limits are made once, at start */
+	if (memcmp(&start_cfg->dataplane.tls, &n->dataplane.tls, sizeof(n->dataplane.tls)) != 0 ||
+		memcmp(&start_cfg->dataplane.tcp, &n->dataplane.tcp, sizeof(n->dataplane.tcp)) != 0)
+		GW_LOG_WARN("SIGHUP: dataplane.tls / dataplane.tcp changed: the workers "
+			    "keep the values they started with until a restart");
+	return 0;
+refused:
+	rc = gw_err_get()->code;
+	GW_LOG_ERR("SIGHUP: %s; running config unchanged", gw_err_msg());
+	gw_cfg_free(n);
+	return rc;
+}
+
+/* ---- mesh: the admin API's callbacks (control/mesh.h) ---- */
+
+static int
+mesh_publish(void *arg)
+{
+	struct tls_ctl *t = arg;
+
+	return t->pub != NULL ? tls_build_publish(t, t->cur) : 0;
+}
+
+static int
+mesh_reload(void *arg, bool force)
+{
+	struct tls_ctl *t = arg;
+	struct gw_gateway *g = t->gw;
+	int rc;
+
+	g->mesh.force = force;
+	rc = tls_reload(t, g->mesh.path, g->mesh.start);
+	g->mesh.force = false;
+	return rc;
+}
+
+/*
+ * Workers[{Id, Lcore, Generation, BusyCycles}] and TscHz: which snapshot
+ * each worker runs (issue 7) and the cycles it spent working, so
+ * BusyCycles / TscHz is its busy seconds (bench/run's handshakes per
+ * server core-second, issue 6).
+ */
+static void
+status_workers(const struct tls_ctl *t, json_t *o)
+{
+	const struct gw_gateway *g = t->gw;
+	json_t *w = json_array();
+
+	for (unsigned i = 0; i < gw_dp_n_workers(g->mesh.dp); i++) {
+		struct gw_dp_worker_info wi;
+
+		json_t *e;
+
+		if (gw_dp_worker_info(g->mesh.dp, i, &wi) < 0)
+			continue;
+		e = json_pack("{s:i,s:i,s:I}", "Id", (int)i, "Lcore", (int)wi.lcore, "BusyCycles",
+			(json_int_t)wi.busy_cycles);
+		json_object_set_new(e, "Generation",
+			json_integer((json_int_t)gw_tls_dp_worker_generation(t->tdp, i)));
+		json_array_append_new(w, e);
+	}
+	json_object_set_new(o, "Workers", w);
+	json_object_set_new(o, "TscHz", json_integer((json_int_t)gw_dp_tsc_hz(g->mesh.dp)));
+}
+
+static int
+mesh_status(void *arg, json_t *o)
+{
+	struct tls_ctl *t = arg;
+	const struct gw_cfg *cfg = t->cur ? t->cur : t->gw->mesh.start;
+	json_t *l = json_array();
+
+	for (unsigned i = 0; i < cfg->n_listeners; i++)
+		json_array_append_new(
+			l, json_pack("{s:s,s:s}", "Name", cfg->listeners[i].name, "Trust",
+				   !cfg->listeners[i].has_trust                    ? "none"
+				   : cfg->listeners[i].trust.mode == GW_TRUST_MESH ? "mesh"
+				   : cfg->listeners[i].trust.mode == GW_TRUST_CA   ? "ca"
+										   : "pinned"));
+	json_object_set_new(o, "Listeners", l);
+	json_object_set_new(o, "Generation", json_integer((json_int_t)t->gen));
+	status_workers(t, o);
+	if (t->tdp != NULL) {
+		json_object_set_new(o, "TLS",
+			json_pack("{s:I,s:I}", "Established",
+				(json_int_t)gw_tls_dp_stat(t->tdp, "established"), "Handshaking",
+				(json_int_t)gw_tls_dp_stat(t->tdp, "handshaking")));
+		json_object_set_new(o, "HSM",
+			json_pack("{s:I}", "SignatureFailures",
+				(json_int_t)gw_tls_dp_stat(t->tdp, "hs_fail_hsm")));
+	}
+	return 0;
+}
+
+/*
+ * GET /v1/metrics, the gateway's side (control/metrics.h): the counters
+ * (dataplane, TCP, TLS through its hook, busy seconds) rendered from the
+ * same groups as the SIGUSR1 stats line, so metrics and line never disagree
+ * on a name, then the snapshot generations. Certificate expiry follows
+ * from mesh.
+ */
+static int
+mesh_metrics(void *arg, struct gw_metrics *m)
+{
+	struct tls_ctl *t = arg;
+	struct gw_dp *dp = t->gw->mesh.dp;
+	struct gw_ctr_snap s;
+	int rc;
+
+	gw_metrics_simple(m, "mtlsgw_snapshot_generation", "gauge",
+		"generation of the last published snapshot", (int64_t)t->gen);
+	if (dp == NULL)
+		return 0; /* not running yet: no counters */
+	if ((rc = gw_dp_counters(dp, &s)) == 0)
+		gw_metrics_counters(m, &s);
+	gw_ctr_snap_fini(&s);
+	GW_GUARD(rc);
+	gw_metrics_family(m, "mtlsgw_worker_snapshot_generation", "gauge",
+		"generation of the snapshot the worker last took");
+	for (unsigned i = 0; t->tdp != NULL && i < gw_dp_n_workers(dp); i++) {
+		char w[16];
+
+		snprintf(w, sizeof(w), "%u", i);
+		gw_metrics_sample(m, "mtlsgw_worker_snapshot_generation",
+			(const char *const[]){"worker", w}, 1,
+			(int64_t)gw_tls_dp_worker_generation(t->tdp, i));
+	}
+	return 0;
+}
+
+static int
+mesh_start(struct tls_ctl *t, const struct gw_cfg *cfg)
+{
+	struct gw_gateway *g = t->gw;
+	struct gw_mesh_params mp = {.pub = t->pub,
+		.ops = {.arg = t,
+			.publish = mesh_publish,
+			.reload = mesh_reload,
+			.status = mesh_status,
+			.metrics = mesh_metrics}};
+
+	g->mesh.start = cfg;
+	return gw_mesh_create(cfg, &mp, &g->mesh.m);
+}
+
+/* Once a second on the main lcore. */
+static void
+tls_tick(struct tls_ctl *t)
+{
+	time_t now = gw_now(t->gw);
+	int64_t fails;
+	int rc;
+
+	if (t->pub == NULL)
+		return;
+	rc = gw_tls_ctl_rotate(t->ctl, now, false);
+	if (rc == 1)
+		GW_LOG_INFO("session ticket key rotated (key %" PRIu64 ")",
+			gw_tls_ctl_key_serial(t->ctl));
+	else if (rc < 0) /* the current key stays: tickets still work, rotation is retried */
+		GW_LOG_ERR("session ticket key not rotated: %s", gw_err_msg());
+	gw_snap_pub_reclaim(t->pub, false);
+	/*
+	 * Signatures failing in the HSM (token gone, key deleted): load the
+	 * keys again through a new snapshot, every 5 s while failures go on,
+	 * so the workers recover without a restart once the token is back.
+	 */
+	fails = gw_tls_dp_stat(t->tdp, "hs_fail_hsm");
+	if (fails > t->hsm_fails && now >= t->hsm_retry) {
+		t->hsm_retry = now + 5;
+		if (tls_build_publish(t, t->cur) == 0)
+			GW_LOG_WARN("HSM: %" PRId64 " signature failure(s); listener keys "
+				    "reloaded from the token (generation %" PRIu64 ")",
+				fails - t->hsm_fails, t->gen);
+		else
+			GW_LOG_ERR("HSM: signatures fail and the keys cannot be reloaded: %s",
+				gw_err_msg());
+		t->hsm_fails = fails;
+	}
+}
+
+/* ---- the gateway's life (gateway.h) ---- */
+
+/* Say which part of the start failed: "<what>: <message>". Returns the code. */
+static int
+err_prefix(const char *what)
+{
+	struct gw_err *e = gw_err_get();
+	char msg[GW_ERR_MSG_MAX];
+
+	snprintf(msg, sizeof(msg), "%s", gw_err_msg());
+	return gw_err_setf(e->code, e->where, "%s: %s", what, msg);
+}
+
+int
+gw_gateway_create(const struct gw_gateway_params *p, struct gw_gateway **out)
+{
+	struct gw_gateway *g;
+
+	GW_ENSURE(p != NULL && p->config != NULL && out != NULL, -EINVAL);
+	g = calloc(1, sizeof(*g));
+	if (g == NULL || (g->path = strdup(p->config)) == NULL) {
+		free(g);
+		return gw_err_setf(-ENOMEM, GW_HERE, "gateway: out of memory");
+	}
+	g->p = *p;
+	g->p.config = g->path;
+	g->tls.gw = g;
+	g->mesh.path = g->path;
+	/* the loader prints every error it finds, FILE:LINE: FIELD: why */
+	if (gw_cfg_load(g->path, &g->cfg, stderr) < 0) {
+		gw_err_setf(-GW_E_CONFIG, GW_HERE,
+			"%s: config rejected (errors above), nothing started", g->path);
+		goto fail;
+	}
+	g->tls.cur = g->cfg;
+	g->mesh.start = g->cfg;
+	if (gw_gateway_translate(g->cfg, &g->params, &g->tls.dpp) < 0)
+		goto fail;
+	g->params.verbose = p->verbose;
+	*out = g;
+	return 0;
+fail : {
+	int rc = gw_err_get()->code;
+
+	gw_gateway_destroy(g);
+	return rc;
+}
+}
+
+int
+gw_gateway_eal_cmdline(const struct gw_gateway *g, char *buf, size_t len)
+{
+	GW_ENSURE(g != NULL, -EINVAL);
+	return gw_dp_eal_cmdline(&g->params, g->p.prog ? g->p.prog : "mtlsgw", buf, len);
+}
+
+int
+gw_gateway_start(struct gw_gateway *g)
+{
+	GW_ENSURE(g != NULL && !g->eal_up && g->mesh.m == NULL, -EINVAL);
+	/*
+	 * A PIN variable is read (and unset, hsm.h) here, before the EAL starts
+	 * threads that could read the environment while it changes.
+	 */
+	if (g->cfg->hsm.pin_env != NULL) {
+		char pin[GW_HSM_PIN_MAX];
+		int prc = gw_hsm_pin_read(NULL, g->cfg->hsm.pin_env, pin);
+
+		OPENSSL_cleanse(pin, sizeof(pin));
+		GW_GUARD(prc);
+	}
+	CPU_ZERO(&g->start_cpus);
+	pthread_getaffinity_np(pthread_self(), sizeof(g->start_cpus), &g->start_cpus);
+	if (!g->p.no_dataplane) {
+		GW_GUARD(gw_dp_eal_init(&g->params, g->p.prog ? g->p.prog : "mtlsgw"));
+		g->eal_up = true;
+	}
+	if (g->tls.dpp.n_listeners > 0 && tls_start(&g->tls, g->cfg, &g->params) < 0)
+		return err_prefix("TLS");
+	/* without TLS listeners: still the admin API (status, reload) */
+	if (g->mesh.m == NULL && mesh_start(&g->tls, g->cfg) < 0)
+		return err_prefix("CA/admin");
+	if (g->p.no_dataplane)
+		return 0;
+	GW_GUARD(gw_dp_start(&g->params, &g->mesh.dp));
+	gw_log_banner("running: %u worker(s), %u port(s), %u listener(s)", g->params.n_workers,
+		g->params.n_ports, g->params.n_listeners + g->tls.dpp.n_listeners);
+	return 0;
+}
+
+int
+gw_gateway_reload(struct gw_gateway *g)
+{
+	GW_ENSURE(g != NULL, -EINVAL);
+	return tls_reload(&g->tls, g->mesh.path, g->mesh.start);
+}
+
+int
+gw_gateway_run(struct gw_gateway *g, int timeout_ms)
+{
+	time_t now;
+	int rc;
+
+	GW_ENSURE(g != NULL && g->mesh.m != NULL, -EINVAL);
+	rc = gw_mesh_run(g->mesh.m, timeout_ms);
+	if (rc >= 0) {
+		g->run_err = 0;
+		return 0;
+	}
+	/* a broken admin socket fails on every call: say so once a minute, not 5 times a second */
+	now = gw_now(g);
+	if (rc != g->run_err || now - g->run_err_logged >= 60) {
+		GW_LOG_ERR("admin API: %s; serving packets, retrying", strerror(-rc));
+		g->run_err = rc;
+		g->run_err_logged = now;
+	}
+	return rc;
+}
+
+void
+gw_gateway_tick(struct gw_gateway *g)
+{
+	if (g != NULL)
+		tls_tick(&g->tls);
+}
+
+void
+gw_gateway_stats_json(const struct gw_gateway *g, FILE *f)
+{
+	if (g != NULL && g->mesh.dp != NULL)
+		gw_dp_stats_json(g->mesh.dp, f);
+}
+
+int
+gw_gateway_status(struct gw_gateway *g, json_t *o)
+{
+	GW_ENSURE(g != NULL && o != NULL, -EINVAL);
+	return mesh_status(&g->tls, o);
+}
+
+int
+gw_gateway_metrics(struct gw_gateway *g, struct gw_metrics *m)
+{
+	GW_ENSURE(g != NULL && m != NULL, -EINVAL);
+	return mesh_metrics(&g->tls, m);
+}
+
+uint64_t
+gw_gateway_generation(const struct gw_gateway *g)
+{
+	return g != NULL ? g->tls.gen : 0;
+}
+
+const struct gw_cfg *
+gw_gateway_config(const struct gw_gateway *g)
+{
+	return g == NULL ? NULL : g->tls.cur != NULL ? g->tls.cur : g->cfg;
+}
+
+const struct gw_dp_params *
+gw_gateway_dp_params(const struct gw_gateway *g)
+{
+	return g != NULL ? &g->params : NULL;
+}
+
+const struct gw_tls_dp_params *
+gw_gateway_tls_params(const struct gw_gateway *g)
+{
+	return g != NULL ? &g->tls.dpp : NULL;
+}
+
+uint64_t
+gw_gateway_ticket_key_serial(const struct gw_gateway *g)
+{
+	return g != NULL && g->tls.ctl != NULL ? gw_tls_ctl_key_serial(g->tls.ctl) : 0;
+}
+
+void
+gw_gateway_destroy(struct gw_gateway *g)
+{
+	if (g == NULL)
+		return;
+	gw_dp_stop(g->mesh.dp);
+	g->mesh.dp = NULL;
+	tls_stop(&g->tls, g->cfg);
+	if (g->eal_up)
+		rte_eal_cleanup();
+	gw_cfg_free(g->cfg);
+	free(g->path);
+	free(g);
+}
+
+void
+gw_gateway_set_time(struct gw_gateway *g, time_t now)
+{
+	if (g != NULL)
+		g->now = now;
+}
+
+int
+gw_gateway_fail_at(struct gw_gateway *g, enum gw_gateway_step step)
+{
+	GW_ENSURE(g != NULL, -EINVAL);
+#ifdef GW_TEST_HOOKS
+	g->fail_at = step;
+	return 0;
+#else
+	(void)step;
+	return gw_err_setf(-ENOTSUP, GW_HERE, "reload fault injection needs -Dtest_hooks=true");
+#endif
+}
