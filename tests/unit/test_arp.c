@@ -136,14 +136,14 @@ main(void)
 		EXPECT_TRUE(gw_net_test_tx(t, out, 64) == 0);
 		EXPECT_TRUE(lc->st.arp_reply_tx == 0 && lc->st.arp_learned == 1);
 		/* off our subnet, our own address, a probe (sip 0): nothing learned */
-		peer_asks(lc, RTE_IPV4(192, 168, 1, 1), &other_mac, true);
+		peer_asks(lc, GW_NT_IPV4(192, 168, 1, 1), &other_mac, true);
 		peer_asks(lc, GW_NT_OUR_IP, &other_mac, true);
 		peer_asks(lc, 0, &other_mac, true);
 		EXPECT_TRUE(lc->st.arp_learned == 1);
-		gw_arp_output(lc, ip_pkt(RTE_IPV4(192, 168, 1, 1), 1), 0,
-			rte_cpu_to_be_32(RTE_IPV4(192, 168, 1, 1)));
+		gw_arp_output(lc, ip_pkt(GW_NT_IPV4(192, 168, 1, 1), 1), 0,
+			rte_cpu_to_be_32(GW_NT_IPV4(192, 168, 1, 1)));
 		n = gw_net_test_tx(t, out, 64);
-		EXPECT_TRUE(n == 1 && is_request_for(out[0], RTE_IPV4(192, 168, 1, 1)));
+		EXPECT_TRUE(n == 1 && is_request_for(out[0], GW_NT_IPV4(192, 168, 1, 1)));
 		gw_net_test_free_mbufs(out, n);
 		EXPECT_TRUE(gw_net_test_free(t) == 0);
 	}

@@ -193,11 +193,11 @@ main(void)
 		/* not our address (we never forward) */
 		m = gw_net_test_echo(GW_NT_PEER_IP, RTE_IPV4(10, 99, 0, 3), 1, 1, NULL, 0);
 		EXPECT_TRUE(run(t, m, out) == 0 && lc->st.ip_not_ours == 1);
-		m = gw_net_test_echo(GW_NT_PEER_IP, RTE_IPV4(255, 255, 255, 255), 1, 1, NULL, 0);
+		m = gw_net_test_echo(GW_NT_PEER_IP, GW_NT_IPV4(255, 255, 255, 255), 1, 1, NULL, 0);
 		EXPECT_TRUE(run(t, m, out) == 0 && lc->st.ip_not_ours == 2);
 		/* martian sources */
 		{
-			const uint32_t bad[] = {0, 0xffffffffu, RTE_IPV4(224, 0, 0, 1),
+			const uint32_t bad[] = {0, 0xffffffffu, GW_NT_IPV4(224, 0, 0, 1),
 				RTE_IPV4(127, 0, 0, 1), GW_NT_OUR_IP};
 
 			for (unsigned i = 0; i < RTE_DIM(bad); i++)
