@@ -22,13 +22,13 @@
 #include "gw_err.h"
 #include "policy_types.h"
 #include "port.h"
+#include "snap.h"
 
 struct gw_tcp_stack;
 
 #define GW_DP_MAX_PORTS 8
 #define GW_DP_MAX_WORKERS 64
 #define GW_DP_MAX_LISTENERS 64
-#define GW_DP_MAX_UPSTREAMS 8
 
 struct gw_dp_port {
 	struct gw_port_params dev; /* driver, device, mtu ... (pool/n_queues are set by gw_dp) */
@@ -37,17 +37,18 @@ struct gw_dp_port {
 	uint32_t gateway;          /* default route via this port; 0 = none */
 };
 
+/*
+ * What a worker binds for one plain listener (svc.h). Everything else it
+ * does (a tcp-proxy's upstreams) comes from its listener in the snapshot
+ * each accept takes from gw_dp_params.pub, at index.
+ */
 struct gw_dp_listener {
-	const char *name;
+	const char *name; /* for messages */
 	uint32_t ip;
 	uint16_t port;
 	enum gw_service service; /* GW_SVC_ECHO or GW_SVC_TCP_PROXY (TLS: tls_dp.h) */
 	uint32_t backlog;        /* 0 = the stack's default */
-	struct {
-		uint32_t ip;
-		uint16_t port;
-	} upstreams[GW_DP_MAX_UPSTREAMS];
-	unsigned n_upstreams;
+	unsigned index;          /* in every snapshot's listener table */
 };
 
 struct gw_dp_params {
@@ -71,6 +72,14 @@ struct gw_dp_params {
 	unsigned n_ports;
 	struct gw_dp_listener listeners[GW_DP_MAX_LISTENERS];
 	unsigned n_listeners;
+	/*
+	 * The listener table (policy/snap.h), borrowed until gw_dp_stop: each
+	 * worker w registers as its reader w (so it needs n_workers readers),
+	 * reports quiescent once per loop iteration after the poll hook, and
+	 * unregisters after its stack is gone. Every accept takes the current
+	 * snapshot. NULL: no snapshot (then only echo listeners, tests).
+	 */
+	struct gw_snap_pub *pub;
 	uint32_t max_conns; /* per worker; 0 = the TCP stack's default */
 	unsigned n_mbufs;   /* 0 = sized from memory_mb */
 	/* every worker's TCP stack (gw_tcp_stack_params); 0 = the stack's default */
@@ -84,8 +93,8 @@ struct gw_dp_params {
 	 * snapshots), each run on the worker's own lcore with its index:
 	 * worker_init once the worker's TCP stack and the plain listeners
 	 * exist (a negative return fails gw_dp_start with gw_err's message);
-	 * worker_poll once per loop iteration, after gw_tcp_poll (e.g. an RCU
-	 * quiescent report; must not block); worker_fini before the stack is
+	 * worker_poll once per loop iteration, after gw_tcp_poll and before
+	 * the worker's quiescent report to pub (must not block); worker_fini before the stack is
 	 * destroyed (also after a failed worker_init).
 	 */
 	int (*worker_init)(void *arg, unsigned worker, struct gw_tcp_stack *tcp);

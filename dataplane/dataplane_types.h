@@ -150,6 +150,7 @@ struct gw_lcore {
 	/* cold: setup and control */
 	unsigned lcore_id;
 	bool hooked;      /* worker_init was called: worker_fini is due */
+	bool reader;      /* registered as params->pub's reader idx */
 	atomic_int ready; /* 0 starting, 1 polling, <0 failed (error code) */
 	char err[GW_ERR_MSG_MAX];
 

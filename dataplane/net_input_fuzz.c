@@ -39,6 +39,30 @@ static struct gw_dp *dp;
 static struct gw_dp_params params;
 static struct gw_lcore *lc;
 
+/* The listener table (policy/snap.h) the services read at every accept. */
+static void
+publish_listeners(void)
+{
+	const struct gw_ep up = {rte_cpu_to_be_32(RTE_IPV4(10, 99, 0, 1)), rte_cpu_to_be_16(9000)};
+	struct gw_snapshot *s;
+
+	if (gw_snap_pub_create(1, &params.pub) != 0 ||
+		gw_snapshot_create(1, params.n_listeners, NULL, NULL, &s) != 0)
+		abort();
+	for (unsigned i = 0; i < params.n_listeners; i++) {
+		struct gw_dp_listener *b = &params.listeners[i];
+		struct gw_snap_listener *l = gw_snapshot_listener_add(s);
+
+		b->index = i;
+		l->service = b->service;
+		if (gw_snapshot_listener_set(l, b->name, &up, b->service == GW_SVC_TCP_PROXY) != 0)
+			abort();
+	}
+	gw_snapshot_seal(s);
+	if (gw_snap_pub_publish(params.pub, s) != 0)
+		abort();
+}
+
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -86,11 +110,10 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	params.listeners[1] = (struct gw_dp_listener){.name = "proxy",
 		.ip = dp->ports[0].ip,
 		.port = rte_cpu_to_be_16(8080),
-		.service = GW_SVC_TCP_PROXY,
-		.upstreams = {{rte_cpu_to_be_32(RTE_IPV4(10, 99, 0, 1)), rte_cpu_to_be_16(9000)}},
-		.n_upstreams = 1};
+		.service = GW_SVC_TCP_PROXY};
 	params.n_listeners = 2;
 	params.max_conns = 64;
+	publish_listeners();
 	return 0;
 }
 

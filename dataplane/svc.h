@@ -6,9 +6,17 @@
  *
  * The worker calls gw_svc_listen() for each configured listener on each
  * worker lcore's stack (every worker listens on every listener address; RSS
- * picks the worker). Dataplane does not read control/config.h: gateway/gateway.c
- * translates the config into these params. Same threading rule as tcp.h:
- * call on the stack's lcore.
+ * picks the worker). What a listener does beyond its bind comes from the
+ * snapshot (policy/snap.h), as for the TLS services (svc_tls.h): each
+ * accept takes the publisher's current snapshot, finds its listener there
+ * by index, and the connection keeps a reference to that snapshot (and
+ * reads its upstreams from it) until it ends. A reload that changes a
+ * tcp-proxy's upstreams therefore applies to new connections; open ones
+ * keep theirs. Dataplane does not read control/config.h.
+ *
+ * Threading: same rule as tcp.h, call on the stack's lcore, which must be
+ * a registered reader of pub (gw_snap_reader_register) that reports
+ * quiescent between bursts (worker.c does).
  */
 #ifndef GW_SVC_H
 #define GW_SVC_H
@@ -17,26 +25,36 @@
 
 #include "gw_err.h"
 #include "policy_types.h"
+#include "snap.h"
 #include "tcp.h"
-
-#define GW_SVC_MAX_UPSTREAMS 8
 
 struct gw_svc_params {
 	uint32_t ip;          /* listen address, network order; 0 = any of ours */
 	uint16_t port;        /* network order */
 	enum gw_service kind; /* GW_SVC_ECHO or GW_SVC_TCP_PROXY (TLS: svc_tls.h) */
 	uint32_t backlog;     /* SYN backlog before cookies; 0 = 128 */
-	struct {
-		uint32_t ip;   /* network order */
-		uint16_t port; /* network order */
-	} upstreams[GW_SVC_MAX_UPSTREAMS];
-	unsigned n_upstreams; /* tcp-proxy: 1..8, round robin */
+	/*
+	 * Its index in every snapshot's listener table (gw_snapshot_listener):
+	 * the listener set never changes on a reload, only what each listener
+	 * does. An accept whose snapshot has no listener of this kind there
+	 * (or no snapshot yet) is refused.
+	 */
+	unsigned index;
+	/*
+	 * Where the worker's current snapshot comes from; borrowed, must
+	 * outlive the stack. tcp-proxy needs it (its upstreams); echo has no
+	 * settings and may run without one (NULL: TCP unit tests), else it
+	 * holds its connections' snapshots like every service.
+	 */
+	struct gw_snap_pub *pub;
 };
 
 /*
  * Start a listener for service p->kind on stack s. The service state is
- * freed with the stack. Returns 0, -EINVAL (bad kind, port 0, proxy without
- * upstreams), -EADDRINUSE, -ENOSPC, -ENOMEM.
+ * freed with the stack (connections still open then end without events and
+ * keep their snapshot references: gw_snap_pub_destroy frees the snapshots
+ * regardless). Returns 0, -EINVAL (bad kind, port 0, tcp-proxy without
+ * pub), -EADDRINUSE, -ENOSPC, -ENOMEM.
  */
 GW_MUST_CHECK int gw_svc_listen(struct gw_tcp_stack *s, const struct gw_svc_params *p);
 

@@ -1,12 +1,40 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* svc_internal.h - per-service listen functions behind gw_svc_listen(). */
+/*
+ * svc_internal.h - what the services (svc_echo.c, svc_proxy.c, svc_tls.c)
+ * share: per-service listen functions behind gw_svc_listen(), the listen
+ * call itself, the accept-time look-up of a listener in the snapshot, and
+ * the upstream connect of the two proxies. Worker lcore only.
+ */
 #ifndef GW_SVC_INTERNAL_H
 #define GW_SVC_INTERNAL_H
 
+#include "snap.h"
 #include "svc.h"
 
 GW_MUST_CHECK int gw_svc_echo_listen(struct gw_tcp_stack *s, const struct gw_svc_params *p);
 GW_MUST_CHECK int gw_svc_proxy_listen(struct gw_tcp_stack *s, const struct gw_svc_params *p);
+
+/*
+ * gw_tcp_listen on ip:port (network order) with accept/ctx; ctx is the
+ * service's listener state (malloc'd), freed with the stack, and freed
+ * here when the listen fails. Returns what gw_tcp_listen returns.
+ */
+GW_MUST_CHECK int gw_svc_tcp_listen(struct gw_tcp_stack *s, uint32_t ip, uint16_t port,
+	uint32_t backlog, gw_tcp_accept_fn *accept, void *ctx);
+
+/* The listener a service found in the last snapshot it looked at. */
+struct gw_svc_lst_cache {
+	uint64_t gen; /* of that snapshot */
+	const struct gw_snap_listener *lst;
+};
+
+/*
+ * Listener index of snap if it runs service kind, else NULL (the accept is
+ * refused). Cached per generation, never by pointer: a freed snapshot's
+ * address may come back.
+ */
+const struct gw_snap_listener *gw_svc_snap_listener(struct gw_svc_lst_cache *cache,
+	const struct gw_snapshot *snap, unsigned index, enum gw_service kind);
 
 /*
  * The upstream connection of a proxied client connection cl (tcp-proxy and

@@ -9,6 +9,10 @@
  * side becomes a shutdown on the other once the bytes before it are passed
  * on; an RST or timeout on either side aborts the other.
  *
+ * The upstreams are the listener's in the snapshot the client's accept took
+ * (svc.h): the pair holds that reference until it is released, so a reload
+ * applies to new clients only.
+ *
  * Pairs come from a fixed array allocated at listen time (control path), so
  * the packet path never allocates.
  */
@@ -23,8 +27,10 @@ struct proxy_lst;
 
 struct proxy_pair {
 	struct proxy_lst *L;
-	struct gw_tcp_conn *cl, *up; /* NULL once released */
-	unsigned tries;              /* upstreams tried: as wide as n_upstreams */
+	struct gw_tcp_conn *cl, *up;        /* NULL once released */
+	struct gw_snapshot *snap;           /* the client's accept's reference */
+	const struct gw_snap_listener *lst; /* its listener in snap: the upstreams */
+	unsigned tries;                     /* upstreams tried: as wide as n_upstreams */
 	unsigned up_idx;
 	bool up_ok;       /* upstream ESTABLISHED */
 	bool cl_fin_done; /* client's FIN passed to upstream */
@@ -35,8 +41,8 @@ struct proxy_pair {
 struct proxy_lst {
 	struct gw_svc_params p;
 	unsigned rr;
+	struct gw_svc_lst_cache cache;
 	struct proxy_pair *free_head;
-	uint32_t n_pairs;
 	struct proxy_pair pairs[];
 };
 
@@ -49,6 +55,9 @@ proxy_pair_put(struct proxy_pair *pp)
 {
 	struct proxy_lst *L = pp->L;
 
+	gw_snapshot_unref(pp->snap);
+	pp->snap = NULL;
+	pp->lst = NULL;
 	pp->cl = pp->up = NULL;
 	pp->next_free = L->free_head;
 	L->free_head = pp;
@@ -124,12 +133,13 @@ static bool
 proxy_connect_next(struct proxy_pair *pp)
 {
 	struct proxy_lst *L = pp->L;
+	const struct gw_snap_listener *lst = pp->lst;
 
-	while (pp->tries < L->p.n_upstreams) {
-		unsigned i = L->rr++ % L->p.n_upstreams;
+	while (pp->tries < lst->n_upstreams) {
+		unsigned i = L->rr++ % lst->n_upstreams;
 
 		pp->tries++;
-		if (gw_svc_upstream_connect(pp->cl, L->p.upstreams[i].ip, L->p.upstreams[i].port,
+		if (gw_svc_upstream_connect(pp->cl, lst->upstreams[i].ip, lst->upstreams[i].port,
 			    proxy_event, pp, &pp->up) == 0) {
 			pp->up_idx = i;
 			return true;
@@ -176,13 +186,24 @@ static int
 proxy_accept(struct gw_tcp_conn *c, void *ctx)
 {
 	struct proxy_lst *L = ctx;
+	const struct gw_snapshot *snap = gw_snap_current(L->p.pub);
+	const struct gw_snap_listener *lst;
 	struct proxy_pair *pp = L->free_head;
 
+	if (snap == NULL)
+		return -ENOENT;
+	lst = gw_svc_snap_listener(&L->cache, snap, L->p.index, GW_SVC_TCP_PROXY);
+	if (lst == NULL)
+		return -ENOENT; /* not this listener any more: refuse */
+	if (lst->n_upstreams == 0)
+		return -EINVAL;
 	if (!pp)
 		return -ENOMEM; /* refused: the stack answers RST */
 	L->free_head = pp->next_free;
 	pp->cl = c;
 	pp->up = NULL;
+	pp->snap = gw_snapshot_ref(snap); /* the connection's, until proxy_pair_put */
+	pp->lst = lst;
 	pp->tries = 0;
 	pp->up_ok = pp->cl_fin_done = pp->up_fin_done = false;
 	gw_tcp_set_callback(c, proxy_event, pp);
@@ -196,30 +217,16 @@ proxy_accept(struct gw_tcp_conn *c, void *ctx)
 int
 gw_svc_proxy_listen(struct gw_tcp_stack *s, const struct gw_svc_params *p)
 {
-	struct gw_tcp_listen_params lp = {0};
 	struct proxy_lst *L;
-	int rc;
 
-	GW_ENSURE(p->n_upstreams >= 1 && p->n_upstreams <= GW_SVC_MAX_UPSTREAMS, -EINVAL);
-	for (unsigned i = 0; i < p->n_upstreams; i++)
-		GW_ENSURE(p->upstreams[i].ip && p->upstreams[i].port, -EINVAL);
+	GW_ENSURE(p->pub != NULL, -EINVAL);
 	L = calloc(1, sizeof(*L) + PROXY_PAIRS * sizeof(L->pairs[0]));
 	GW_ENSURE(L, -ENOMEM);
 	L->p = *p;
-	L->n_pairs = PROXY_PAIRS;
 	for (uint32_t i = PROXY_PAIRS; i-- > 0;) {
 		L->pairs[i].L = L;
 		L->pairs[i].next_free = L->free_head;
 		L->free_head = &L->pairs[i];
 	}
-	lp.laddr = p->ip;
-	lp.lport = p->port;
-	lp.backlog = p->backlog;
-	lp.accept = proxy_accept;
-	lp.ctx = L;
-	lp.ctx_free = free;
-	rc = gw_tcp_listen(s, &lp);
-	if (rc < 0)
-		free(L);
-	return rc;
+	return gw_svc_tcp_listen(s, p->ip, p->port, p->backlog, proxy_accept, L);
 }

@@ -45,8 +45,7 @@ struct tls_pair {
 struct tls_svc {
 	struct gw_svc_tls_params p;
 	unsigned rr;
-	uint64_t cache_gen; /* generation of cache_lst's snapshot */
-	const struct gw_snap_listener *cache_lst;
+	struct gw_svc_lst_cache cache;
 	struct tls_pair *free_head;
 	struct tls_pair pairs[]; /* tls-proxy only */
 };
@@ -336,21 +335,6 @@ proxy_cl_event(struct gw_tls_conn *t, enum gw_tls_event ev, int reason, void *ct
 
 /* ---- listener ---- */
 
-static const struct gw_snap_listener *
-find_listener(struct tls_svc *L, const struct gw_snapshot *snap)
-{
-	uint64_t gen = gw_snapshot_generation(snap);
-
-	/* by generation, never by pointer: a freed snapshot's address may come back */
-	if (L->cache_lst == NULL || L->cache_gen != gen) {
-		const struct gw_snap_listener *l = gw_snapshot_listener(snap, L->p.index);
-
-		L->cache_lst = l != NULL && l->service == L->p.kind ? l : NULL;
-		L->cache_gen = gen;
-	}
-	return L->cache_lst;
-}
-
 static int
 tls_svc_accept(struct gw_tcp_conn *c, void *ctx)
 {
@@ -363,7 +347,7 @@ tls_svc_accept(struct gw_tcp_conn *c, void *ctx)
 
 	if (snap == NULL)
 		return -ENOENT;
-	lst = find_listener(L, snap);
+	lst = gw_svc_snap_listener(&L->cache, snap, L->p.index, L->p.kind);
 	if (lst == NULL)
 		return -ENOENT; /* not this listener any more: refuse */
 	if (L->p.kind == GW_SVC_TLS_ECHO)
@@ -389,10 +373,8 @@ tls_svc_accept(struct gw_tcp_conn *c, void *ctx)
 int
 gw_svc_tls_listen(struct gw_tcp_stack *s, const struct gw_svc_tls_params *p)
 {
-	struct gw_tcp_listen_params lp = {0};
 	unsigned n_pairs;
 	struct tls_svc *L;
-	int rc;
 
 	GW_ENSURE(s && p && p->port && p->pub && p->tw, -EINVAL);
 	GW_ENSURE(p->kind == GW_SVC_TLS_ECHO || p->kind == GW_SVC_TLS_PROXY, -EINVAL);
@@ -405,14 +387,5 @@ gw_svc_tls_listen(struct gw_tcp_stack *s, const struct gw_svc_tls_params *p)
 		L->pairs[i].next_free = L->free_head;
 		L->free_head = &L->pairs[i];
 	}
-	lp.laddr = p->ip;
-	lp.lport = p->port;
-	lp.backlog = p->backlog;
-	lp.accept = tls_svc_accept;
-	lp.ctx = L;
-	lp.ctx_free = free;
-	rc = gw_tcp_listen(s, &lp);
-	if (rc < 0)
-		free(L);
-	return rc;
+	return gw_svc_tcp_listen(s, p->ip, p->port, p->backlog, tls_svc_accept, L);
 }

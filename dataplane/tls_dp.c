@@ -16,7 +16,6 @@
 
 struct tls_dp_worker {
 	struct gw_tls_worker *w; /* owned by the worker lcore */
-	bool reader;             /* registered with the publisher */
 	uint64_t next_copy;      /* tsc of the next counter copy */
 	uint64_t ms;             /* tsc ticks per millisecond */
 	/* published by the worker (gw_ctr_publish), read by control
@@ -119,10 +118,6 @@ hook_fini(void *arg, unsigned worker)
 		gw_tls_worker_destroy(k->w); /* aborts connections, drops snapshot refs */
 		k->w = NULL;
 	}
-	if (k->reader) {
-		gw_snap_reader_unregister(t->p.pub, worker);
-		k->reader = false;
-	}
 }
 
 static int
@@ -137,8 +132,6 @@ hook_init(void *arg, unsigned worker, struct gw_tcp_stack *tcp)
 	wp.tsc_hz = rte_get_tsc_hz();
 	GW_GUARD(gw_tls_worker_create(&wp, &k->w));
 	k->ms = wp.tsc_hz / 1000;
-	GW_GUARD(gw_snap_reader_register(t->p.pub, worker));
-	k->reader = true;
 	for (unsigned i = 0; i < t->p.n_listeners; i++) {
 		const struct gw_tls_dp_listener *l = &t->p.listeners[i];
 		struct gw_svc_tls_params sp = {
@@ -177,8 +170,7 @@ hook_poll(void *arg, unsigned worker)
 		k->next_copy = now + k->ms;
 		copy_stats(k);
 	}
-	/* this iteration is over: no pointer from gw_snap_current() survives it */
-	gw_snap_reader_quiescent(t->p.pub, worker);
+	/* the worker reports quiescent to pub after this (worker.c): s dies here */
 }
 
 static int

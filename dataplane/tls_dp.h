@@ -3,15 +3,16 @@
  * tls_dp.h - TLS listeners on the running dataplane, through the
  * dataplane's per-worker hooks (gw_dp_params.worker_init/poll/fini).
  *
- * On each worker lcore, worker_init creates that lcore's struct
- * gw_tls_worker (tls.h), registers the worker as RCU reader `worker` of the
- * snapshot publisher, and starts the TLS listeners (svc_tls.h) on the
- * worker's TCP stack. worker_poll records the generation of the current
- * snapshot, runs the TLS timeouts, copies the counters for control every
- * millisecond and reports the quiescent state
- * (the loop holds no pointer from gw_snap_current() between iterations;
- * connections hold references). worker_fini aborts the TLS connections
- * and unregisters the reader. The counters follow gw_counters.h: each
+ * The listener table is the snapshot's (policy/snap.h), for plain and TLS
+ * listeners alike: the dataplane core binds the plain ones (gw_dp_listener)
+ * and registers each worker as RCU reader `worker` of the same publisher
+ * (gw_dp_params.pub); these hooks bind the TLS ones. On each worker lcore,
+ * worker_init creates that lcore's struct gw_tls_worker (tls.h) and starts
+ * the TLS listeners (svc_tls.h) on the worker's TCP stack. worker_poll
+ * records the generation of the current snapshot, runs the TLS timeouts and
+ * copies the counters for control every millisecond (the worker reports
+ * quiescent right after it: connections hold references, the loop no
+ * pointer). worker_fini aborts the TLS connections. The counters follow gw_counters.h: each
  * worker publishes its struct gw_tls_stats (gw_ctr_publish), control reads
  * them (gw_ctr_read) with gw_tls_dp_stats / gw_tls_dp_stat, and
  * gw_dp_counters through the stats_read hook (group gw_tls_dp_group).
@@ -39,7 +40,7 @@ struct gw_tls_dp_listener {
 };
 
 struct gw_tls_dp_params {
-	struct gw_snap_pub *pub; /* readers 0 .. n_workers-1; borrowed */
+	struct gw_snap_pub *pub; /* gw_dp_params.pub (the workers are its readers); borrowed */
 	unsigned n_workers;
 	struct gw_tls_dp_listener listeners[GW_DP_MAX_LISTENERS];
 	unsigned n_listeners;

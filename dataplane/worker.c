@@ -238,6 +238,10 @@ gw_worker_iterate(struct gw_lcore *lc)
 		gw_tcp_poll(lc->tcp, lc->now);
 	if (lc->poll_hook != NULL)
 		lc->poll_hook(dp->params->hook_arg, lc->idx);
+	/* this iteration is over: no pointer from gw_snap_current() survives it
+	 * (connections hold references) */
+	if (lc->reader)
+		gw_snap_reader_quiescent(dp->params->pub, lc->idx);
 	if (lc->now >= lc->next_tick) {
 		lc->next_tick = lc->now + dp->tsc_hz * GW_TICK_MS / 1000;
 		gw_arp_tick(lc);
@@ -275,10 +279,14 @@ gw_worker_setup(struct gw_lcore *lc)
 		.ooo_mem_max = (uint64_t)dp->pool->size / (4u * dp->n_workers) *
 			       rte_pktmbuf_data_room_size(dp->pool),
 	};
-	unsigned i, u;
+	unsigned i;
 	int rc;
 
 	GW_GUARD(gw_tcp_stack_create(&tp, &lc->tcp));
+	if (p->pub != NULL) {
+		GW_GUARD(gw_snap_reader_register(p->pub, lc->idx));
+		lc->reader = true;
+	}
 	for (i = 0; i < p->n_listeners; i++) {
 		const struct gw_dp_listener *l = &p->listeners[i];
 		struct gw_svc_params sp = {
@@ -286,13 +294,10 @@ gw_worker_setup(struct gw_lcore *lc)
 			.port = l->port,
 			.kind = l->service,
 			.backlog = l->backlog,
-			.n_upstreams = RTE_MIN(l->n_upstreams, (unsigned)GW_SVC_MAX_UPSTREAMS),
+			.index = l->index,
+			.pub = p->pub,
 		};
 
-		for (u = 0; u < sp.n_upstreams; u++) {
-			sp.upstreams[u].ip = l->upstreams[u].ip;
-			sp.upstreams[u].port = l->upstreams[u].port;
-		}
 		rc = gw_svc_listen(lc->tcp, &sp);
 		if (rc < 0)
 			return gw_err_setf(rc, GW_HERE, "listener '%s': %s", l->name, gw_err_msg());
@@ -316,6 +321,9 @@ gw_worker_teardown(struct gw_lcore *lc)
 	/* connections go first: they may still hold packets for ARP/TX */
 	gw_tcp_stack_destroy(lc->tcp);
 	lc->tcp = NULL;
+	if (lc->reader) /* after the stack: no connection reads a snapshot any more */
+		gw_snap_reader_unregister(lc->dp->params->pub, lc->idx);
+	lc->reader = false;
 	gw_arp_flush(lc);
 	for (i = 0; i < lc->dp->n_ports; i++) {
 		gw_tx_flush(lc, i);

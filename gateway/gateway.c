@@ -96,7 +96,7 @@ int
 gw_gateway_translate(const struct gw_cfg *cfg, struct gw_dp_params *p, struct gw_tls_dp_params *tp)
 {
 	const struct gw_cfg_dataplane *d = &cfg->dataplane;
-	unsigned i, u;
+	unsigned i;
 
 	memset(p, 0, sizeof(*p));
 	memset(tp, 0, sizeof(*tp));
@@ -167,23 +167,14 @@ gw_gateway_translate(const struct gw_cfg *cfg, struct gw_dp_params *p, struct gw
 			t->kind = cl->service;
 			continue;
 		}
+		/* the bind only: upstreams come from the snapshot (gw_dp_listener) */
 		p->n_listeners++;
 		l->name = cl->name;
 		l->ip = cl->addr.ip;
 		l->port = cl->addr.port;
 		l->backlog = cl->backlog;
 		l->service = cl->service;
-		if (cl->has_upstream) {
-			if (cl->upstream.n_servers > GW_DP_MAX_UPSTREAMS)
-				return gw_err_setf(-GW_E_CONFIG, GW_HERE,
-					"%s: listener '%s': at most %d upstream servers", cfg->path,
-					cl->name, GW_DP_MAX_UPSTREAMS);
-			for (u = 0; u < cl->upstream.n_servers; u++) {
-				l->upstreams[u].ip = cl->upstream.servers[u].ip;
-				l->upstreams[u].port = cl->upstream.servers[u].port;
-			}
-			l->n_upstreams = cl->upstream.n_servers;
-		}
+		l->index = i; /* the snapshot builder keeps the config's order */
 	}
 	tp->n_workers = d->n_workers;
 	return 0;
@@ -196,9 +187,10 @@ static int
 tls_build(struct tls_ctl *t, const struct gw_cfg *cfg, struct gw_snapshot **s)
 {
 	struct gw_gateway *g = t->gw;
-	struct gw_snapshot_ext ext;
+	struct gw_snapshot_ext ext = {0};
 
-	gw_tls_ctl_ext(t->ctl, &ext);
+	if (t->ctl != NULL) /* TLS listeners: their SSL_CTX sets */
+		gw_tls_ctl_ext(t->ctl, &ext);
 	if (g->mesh.m != NULL) {
 		struct gw_snapshot_ext tls_ext = ext;
 
@@ -235,6 +227,12 @@ tls_build_publish(struct tls_ctl *t, const struct gw_cfg *cfg)
 
 static int mesh_start(struct tls_ctl *t, const struct gw_cfg *cfg);
 
+/*
+ * The listener table: a publisher whose readers are the workers (p->pub),
+ * the mesh control plane, the first snapshot, for every config (plain
+ * listeners take their upstreams from it too); with TLS listeners first
+ * the HSM and the ticket keys, and after it the TLS hooks.
+ */
 static int
 tls_start(struct tls_ctl *t, const struct gw_cfg *cfg, struct gw_dp_params *p)
 {
@@ -244,14 +242,20 @@ tls_start(struct tls_ctl *t, const struct gw_cfg *cfg, struct gw_dp_params *p)
 		.pin_env = cfg->hsm.pin_env,
 	};
 	struct gw_tls_ctl_params cp = {0};
+	bool tls = t->dpp.n_listeners > 0;
 
-	/* after rte_eal_init: the engine and its sessions belong to this process */
-	GW_GUARD(gw_hsm_open(&hp, &t->hsm));
-	cp.hsm = t->hsm;
-	GW_GUARD(gw_tls_ctl_create(&cp, &t->ctl));
-	GW_GUARD(gw_snap_pub_create(p->n_workers, &t->pub));
+	if (tls) {
+		/* after rte_eal_init: the engine and its sessions belong to this process */
+		GW_GUARD(gw_hsm_open(&hp, &t->hsm));
+		cp.hsm = t->hsm;
+		GW_GUARD(gw_tls_ctl_create(&cp, &t->ctl));
+	}
+	GW_GUARD(gw_snap_pub_create(p->n_workers > 0 ? p->n_workers : 1, &t->pub));
+	p->pub = t->pub;
 	GW_GUARD(mesh_start(t, cfg)); /* before the first snapshot: it has the identities */
 	GW_GUARD(tls_build_publish(t, cfg));
+	if (!tls)
+		return 0;
 	t->dpp.pub = t->pub;
 	GW_GUARD(gw_tls_dp_create(&t->dpp, &t->tdp));
 	gw_tls_dp_hooks(t->tdp, p);
@@ -560,13 +564,15 @@ tls_tick(struct tls_ctl *t)
 
 	if (t->pub == NULL)
 		return;
+	gw_snap_pub_reclaim(t->pub, false);
+	if (t->ctl == NULL)
+		return; /* no TLS listeners: no ticket keys, no HSM */
 	rc = gw_tls_ctl_rotate(t->ctl, now, false);
 	if (rc == 1)
 		GW_LOG_INFO("session ticket key rotated (key %" PRIu64 ")",
 			gw_tls_ctl_key_serial(t->ctl));
 	else if (rc < 0) /* the current key stays: tickets still work, rotation is retried */
 		GW_LOG_ERR("session ticket key not rotated: %s", gw_err_msg());
-	gw_snap_pub_reclaim(t->pub, false);
 	/*
 	 * Signatures failing in the HSM (token gone, key deleted): load the
 	 * keys again through a new snapshot, every 5 s while failures go on,
@@ -663,11 +669,11 @@ gw_gateway_start(struct gw_gateway *g)
 		GW_GUARD(gw_dp_eal_init(&g->params, g->p.prog ? g->p.prog : "mtlsgw"));
 		g->eal_up = true;
 	}
-	if (g->tls.dpp.n_listeners > 0 && tls_start(&g->tls, g->cfg, &g->params) < 0)
-		return err_prefix("TLS");
-	/* without TLS listeners: still the admin API (status, reload) */
-	if (g->mesh.m == NULL && mesh_start(&g->tls, g->cfg) < 0)
-		return err_prefix("CA/admin");
+	/* every config: the snapshots and the admin API (status, reload) */
+	if (tls_start(&g->tls, g->cfg, &g->params) < 0)
+		return err_prefix(g->tls.dpp.n_listeners > 0 ? "TLS"
+				  : g->mesh.m == NULL        ? "CA/admin"
+							     : "listeners");
 	if (g->p.no_dataplane)
 		return 0;
 	GW_GUARD(gw_dp_start(&g->params, &g->mesh.dp));
@@ -743,6 +749,12 @@ const struct gw_cfg *
 gw_gateway_config(const struct gw_gateway *g)
 {
 	return g == NULL ? NULL : g->tls.cur != NULL ? g->tls.cur : g->cfg;
+}
+
+const struct gw_snapshot *
+gw_gateway_snapshot(const struct gw_gateway *g)
+{
+	return g != NULL && g->tls.pub != NULL ? gw_snap_current(g->tls.pub) : NULL;
 }
 
 const struct gw_dp_params *

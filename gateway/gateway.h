@@ -9,7 +9,7 @@
  * control plane (CA backends, admin API) and the running dataplane:
  *
  *	gw_gateway_create()   load + validate the config, translate it
- *	gw_gateway_start()    EAL, TLS + first snapshot, mesh/admin API, ports, workers
+ *	gw_gateway_start()    EAL, publisher + first snapshot (TLS: HSM, tickets), mesh/admin API, ports, workers
  *	loop: gw_gateway_run()     admin API, up to timeout_ms
  *	      gw_gateway_tick()    once a second: ticket keys, reclaim, HSM recovery
  *	      gw_gateway_reload()  SIGHUP: all or nothing
@@ -99,9 +99,9 @@ int gw_gateway_reload(struct gw_gateway *g);
 int gw_gateway_run(struct gw_gateway *g, int timeout_ms);
 
 /*
- * Once a second: rotate the session ticket key when it is due, reclaim
- * replaced snapshots, and while HSM signatures fail reload the listener
- * keys through a new snapshot (every 5 s). No-op without TLS listeners.
+ * Once a second: reclaim replaced snapshots; with TLS listeners, rotate the
+ * session ticket key when it is due, and while HSM signatures fail reload
+ * the listener keys through a new snapshot (every 5 s).
  */
 void gw_gateway_tick(struct gw_gateway *g);
 
@@ -129,6 +129,14 @@ uint64_t gw_gateway_generation(const struct gw_gateway *g);
 /* The running config (the start one until a reload); borrowed until the next reload. */
 const struct gw_cfg *gw_gateway_config(const struct gw_gateway *g);
 
+/*
+ * The current snapshot: the listener table every worker reads (plain and
+ * TLS listeners, in config order, with their upstreams), NULL before start.
+ * Borrowed: valid on the control thread until the next publish or reclaim
+ * (a reload, the tick, an admin API call).
+ */
+const struct gw_snapshot *gw_gateway_snapshot(const struct gw_gateway *g);
+
 /* The dataplane's params from the start config (and the TLS listeners'). Borrowed. */
 const struct gw_dp_params *gw_gateway_dp_params(const struct gw_gateway *g);
 const struct gw_tls_dp_params *gw_gateway_tls_params(const struct gw_gateway *g);
@@ -143,9 +151,11 @@ void gw_gateway_destroy(struct gw_gateway *g);
 
 /*
  * Translate cfg into the dataplane's params p and the TLS listeners' tp
- * (both zeroed first; p/tp point into cfg, which must outlive them).
- * 0, or -GW_E_CONFIG (more workers, ports, listeners or upstreams than this
- * build has room for), with a message.
+ * (both zeroed first; p/tp point into cfg, which must outlive them): what
+ * the workers bind, each listener with its index in the snapshot (config
+ * order); what listeners do (upstreams ...) is the snapshot's. p->pub is
+ * set by gw_gateway_start. 0, or -GW_E_CONFIG (more workers, ports or
+ * listeners than this build has room for), with a message.
  */
 GW_MUST_CHECK int gw_gateway_translate(
 	const struct gw_cfg *cfg, struct gw_dp_params *p, struct gw_tls_dp_params *tp);

@@ -97,6 +97,29 @@ gw_snapshot_listener_add(struct gw_snapshot *s)
 	return &s->listeners[s->n_listeners++];
 }
 
+int
+gw_snapshot_listener_set(
+	struct gw_snap_listener *l, const char *name, const struct gw_ep *upstreams, unsigned n)
+{
+	struct gw_ep *u = NULL;
+	char *nm;
+
+	GW_ENSURE(l != NULL && name != NULL && (n == 0 || upstreams != NULL), -EINVAL);
+	nm = strdup(name);
+	if (nm != NULL && n > 0 && (u = calloc(n, sizeof(*u))) != NULL)
+		memcpy(u, upstreams, n * sizeof(*u));
+	if (nm == NULL || (n > 0 && u == NULL)) {
+		free(nm);
+		return gw_err_set(-ENOMEM, GW_HERE);
+	}
+	free(l->name);
+	free(l->upstreams);
+	l->name = nm;
+	l->upstreams = u;
+	l->n_upstreams = n;
+	return 0;
+}
+
 void
 gw_snapshot_seal(struct gw_snapshot *s)
 {

@@ -47,7 +47,13 @@
 /* A listener's TLS side (SSL_CTX per identity, SNI, tickets): tls_policy.h. */
 struct gw_tls_lst;
 
-/* One listener as the workers see it. Read-only once published. */
+/*
+ * One listener as the workers see it, plain or TLS: the one listener table
+ * of the gateway. Each worker binds it at start (its index here is its
+ * index in every snapshot, the config's order) and every accept reads what
+ * it does (upstreams, TLS, trust) from the snapshot that connection keeps.
+ * Read-only once published.
+ */
 struct gw_snap_listener {
 	char *name;
 	struct gw_ep addr; /* network byte order */
@@ -56,8 +62,8 @@ struct gw_snap_listener {
 	bool has_tls;
 	int tls_min_version; /* TLS1_2_VERSION / TLS1_3_VERSION; 0 without tls */
 	enum gw_client_auth client_auth;
-	struct gw_trust *trust; /* NULL when the listener has no trust section */
-	struct gw_ep *upstreams;
+	struct gw_trust *trust;  /* NULL when the listener has no trust section */
+	struct gw_ep *upstreams; /* tcp-proxy, tls-proxy: tried round robin; owned */
 	unsigned n_upstreams;
 	enum gw_proxy_protocol proxy_protocol;
 	/*
@@ -90,6 +96,14 @@ GW_MUST_CHECK int gw_snapshot_create(uint64_t generation, unsigned max_listeners
  * what was made), or NULL when max_listeners are there. Control.
  */
 struct gw_snap_listener *gw_snapshot_listener_add(struct gw_snapshot *s);
+
+/*
+ * Set l's name (copied) and upstreams (a copy of the n endpoints, network
+ * order) on a listener being built; what l had is freed. 0, -EINVAL,
+ * -ENOMEM (l unchanged). Control (or a test building a listener table).
+ */
+GW_MUST_CHECK int gw_snapshot_listener_set(
+	struct gw_snap_listener *l, const char *name, const struct gw_ep *upstreams, unsigned n);
 
 /* Mark s complete: from now on it is valid and immutable. Control. */
 void gw_snapshot_seal(struct gw_snapshot *s);

@@ -13,7 +13,8 @@
  * program still lets dp_workers.sh run the bare dataplane with 2-3
  * workers, without TLS, YAML or a token: the software Toeplitz dispatcher, the ARP fan-out and
  * tcp-proxy's choice of local source ports, against kernel peers.
- * Listeners: echo on 10.99.0.2:7, tcp-proxy 10.99.0.2:8080 -> 10.99.0.1:9000.
+ * Listeners: echo on 10.99.0.2:7, tcp-proxy 10.99.0.2:8080 -> 10.99.0.1:9000
+ * (its upstream from the listener table, a snapshot made here by hand).
  * Signals as mtlsgw: SIGUSR1 prints the counters, SIGTERM/SIGINT stop.
  */
 #include <arpa/inet.h>
@@ -47,6 +48,38 @@ hook_poll(void *arg, unsigned w)
 	n_poll[w]++; /* only worker w writes its slot */
 }
 
+/*
+ * The listener table the workers read at every accept: one snapshot,
+ * listener i of it bound as p->listeners[i]. 0 or a negative error.
+ */
+static int
+listener_table(struct gw_dp_params *p, struct gw_snap_pub **pub)
+{
+	const struct gw_ep up = {inet_addr("10.99.0.1"), htons(9000)};
+	struct gw_snapshot *s = NULL;
+	int rc = gw_snap_pub_create(p->n_workers, pub);
+
+	if (rc == 0)
+		rc = gw_snapshot_create(1, p->n_listeners, NULL, NULL, &s);
+	for (unsigned i = 0; rc == 0 && i < p->n_listeners; i++) {
+		struct gw_snap_listener *l = gw_snapshot_listener_add(s);
+		bool proxy = p->listeners[i].service == GW_SVC_TCP_PROXY;
+
+		l->service = p->listeners[i].service;
+		l->addr = (struct gw_ep){p->listeners[i].ip, p->listeners[i].port};
+		rc = gw_snapshot_listener_set(l, p->listeners[i].name, &up, proxy ? 1 : 0);
+		p->listeners[i].index = i;
+	}
+	if (rc == 0) {
+		gw_snapshot_seal(s);
+		rc = gw_snap_pub_publish(*pub, s);
+	}
+	if (rc < 0)
+		gw_snapshot_destroy(s);
+	p->pub = *pub;
+	return rc;
+}
+
 /* A counter group of the test's own: "hooks":{"init":N} in the stats line. */
 static const struct gw_ctr_desc hooks_desc[] = {{"init", GW_CTR_GAUGE, "workers initialised"}};
 static const struct gw_ctr_group hooks_group = {
@@ -75,6 +108,7 @@ int
 main(int argc, char **argv)
 {
 	static struct gw_dp_params p;
+	struct gw_snap_pub *pub = NULL;
 	struct gw_dp *dp = NULL;
 	sigset_t set;
 	unsigned n = argc > 1 ? (unsigned)atoi(argv[1]) : 2;
@@ -102,9 +136,7 @@ main(int argc, char **argv)
 	p.listeners[1] = (struct gw_dp_listener){.name = "proxy",
 		.ip = inet_addr("10.99.0.2"),
 		.port = htons(8080),
-		.service = GW_SVC_TCP_PROXY,
-		.upstreams = {{inet_addr("10.99.0.1"), htons(9000)}},
-		.n_upstreams = 1};
+		.service = GW_SVC_TCP_PROXY};
 	p.n_listeners = 2;
 	p.worker_init = hook_init;
 	p.worker_poll = hook_poll;
@@ -116,7 +148,8 @@ main(int argc, char **argv)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	if (gw_dp_eal_init(&p, argv[0]) < 0 || gw_dp_start(&p, &dp) < 0) {
+	if (listener_table(&p, &pub) < 0 || gw_dp_eal_init(&p, argv[0]) < 0 ||
+		gw_dp_start(&p, &dp) < 0) {
 		fprintf(stderr, "dp_workers_gw: %s\n", gw_err_msg());
 		return 1;
 	}
@@ -132,6 +165,7 @@ main(int argc, char **argv)
 	}
 	gw_dp_stats_json(dp, stdout);
 	gw_dp_stop(dp);
+	gw_snap_pub_destroy(pub); /* after the workers: no reader left */
 	rte_eal_cleanup();
 	{
 		unsigned polled = 0;

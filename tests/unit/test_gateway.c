@@ -8,6 +8,9 @@
  * refused change nothing (generation, running config, the CA's roots file),
  * a reload failing at each step (test hooks) is all or nothing, the tick's
  * ticket key schedule, status and metrics as the admin API renders them.
+ * The snapshot is the one listener table: plain listeners are in it with
+ * their upstreams, a reload that changes a tcp-proxy's upstreams publishes
+ * them, and a gateway without TLS (no HSM) publishes snapshots too.
  * As root, a child in a network namespace of its own (unshare: the tap and
  * everything on it disappear with it) also starts the whole gateway (EAL
  * --no-huge, a tap port, one worker), reloads it and stops it.
@@ -35,6 +38,8 @@
 
 static struct gw_softhsm tok;
 static char cfg_path[128], sock[128], roots_path[160];
+/* the tcp-proxy's upstream servers in the next write_cfg */
+static const char *plain_ups = "10.78.0.9:8080, 10.78.0.10:8081";
 
 /*
  * The config: one tcp-proxy and one tls-echo (mesh trust, builtin CA)
@@ -54,14 +59,14 @@ write_cfg(const char *web_name, const char *web_addr, const char *web_service, c
 		"  tls: { max_handshakes: 77 }\n"
 		"listeners:\n"
 		"  - name: plain\n    address: 10.78.0.2:80\n    service: tcp-proxy\n"
-		"    upstream: { servers: [ 10.78.0.9:8080, 10.78.0.10:8081 ] }\n"
+		"    upstream: { servers: [ %s ] }\n"
 		"  - name: %s\n    address: %s\n    service: %s\n"
 		"    tls: { client_auth: required, ticket_lifetime: 10m }\n"
 		"    trust: { mode: mesh, allow: { spiffe: [\"%s\"] } }\n"
 		"%s"
 		"hsm: { pin_file: pin }\nstate_dir: state\nadmin: { socket: %s }\n"
 		"mtls:\n  trust_domain: example.org\n  enabledBackend: ca-1\n  backends: %s\n",
-		web_name, web_addr, web_service, spiffe, extra, sock, backends);
+		plain_ups, web_name, web_addr, web_service, spiffe, extra, sock, backends);
 	if (gw_softhsm_write(cfg_path, buf) < 0)
 		exit(2);
 }
@@ -281,6 +286,68 @@ eal_case(const char *prog)
 	GW_TEST_END();
 }
 
+static bool
+ep_is(const struct gw_ep *e, uint32_t ip, uint16_t port)
+{
+	return e->ip == htonl(ip) && e->port == htons(port);
+}
+
+/*
+ * No TLS listener, no hsm or mtls section: the gateway still creates the
+ * publisher and publishes the listener table at start and on every reload
+ * (a plain tcp-proxy's upstreams change with it). Control only.
+ */
+static void
+plain_only_case(const char *prog)
+{
+	char path[160], buf[1024];
+	struct gw_gateway *g = NULL;
+	const struct gw_snap_listener *l;
+
+	snprintf(path, sizeof(path), "%s/plain.yaml", tok.dir);
+	for (int round = 0; round < 2; round++) {
+		snprintf(buf, sizeof(buf),
+			"dataplane:\n  workers: [1]\n  no_huge: true\n"
+			"  ports:\n    - { name: wan, driver: tap, device: gwp0, address: "
+			"10.78.1.2/24 }\n"
+			"listeners:\n"
+			"  - name: echo\n    address: 10.78.1.2:7\n    service: echo\n"
+			"  - name: proxy\n    address: 10.78.1.2:80\n    service: tcp-proxy\n"
+			"    upstream: { servers: [ %s ] }\n",
+			round == 0 ? "10.78.1.9:8080" : "10.78.1.10:9000, 10.78.1.11:9001");
+		if (gw_softhsm_write(path, buf) < 0)
+			exit(2);
+		if (round == 0) {
+			EXPECT_OK(gw_gateway_create(
+				&(struct gw_gateway_params){
+					.config = path, .prog = prog, .no_dataplane = true},
+				&g));
+			if (g == NULL)
+				return;
+			EXPECT_TRUE(gw_gateway_snapshot(g) == NULL); /* before start: none */
+			EXPECT_OK(gw_gateway_start(g));
+		} else {
+			EXPECT_OK(gw_gateway_reload(g));
+		}
+		EXPECT_TRUE(gw_gateway_generation(g) == (uint64_t)round + 1);
+		EXPECT_TRUE(gw_snapshot_n_listeners(gw_gateway_snapshot(g)) == 2);
+		EXPECT_TRUE(gw_gateway_ticket_key_serial(g) == 0); /* no TLS: no keys */
+		l = gw_snapshot_listener(gw_gateway_snapshot(g), 1);
+		EXPECT_TRUE(l != NULL && l->service == GW_SVC_TCP_PROXY && l->tls == NULL);
+		if (round == 0)
+			EXPECT_TRUE(l != NULL && l->n_upstreams == 1 &&
+				    ep_is(&l->upstreams[0], 0x0a4e0109, 8080));
+		else
+			EXPECT_TRUE(l != NULL && l->n_upstreams == 2 &&
+				    ep_is(&l->upstreams[0], 0x0a4e010a, 9000) &&
+				    ep_is(&l->upstreams[1], 0x0a4e010b, 9001));
+		l = gw_snapshot_listener(gw_gateway_snapshot(g), 0);
+		EXPECT_TRUE(l != NULL && l->service == GW_SVC_ECHO && l->n_upstreams == 0);
+	}
+	gw_gateway_tick(g); /* reclaims; no ticket keys to rotate */
+	gw_gateway_destroy(g);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -330,9 +397,8 @@ main(int argc, char **argv)
 		EXPECT_TRUE(p.n_listeners == 1 && strcmp(p.listeners[0].name, "plain") == 0);
 		EXPECT_TRUE(p.listeners[0].service == GW_SVC_TCP_PROXY);
 		EXPECT_TRUE(p.listeners[0].port == htons(80));
-		EXPECT_TRUE(p.listeners[0].n_upstreams == 2);
-		EXPECT_TRUE(p.listeners[0].upstreams[1].ip == htonl(0x0a4e000a) &&
-			    p.listeners[0].upstreams[1].port == htons(8081));
+		/* its bind and its index in the snapshot: the upstreams are the snapshot's */
+		EXPECT_TRUE(p.listeners[0].index == 0 && p.pub == NULL);
 		EXPECT_TRUE(tp.n_listeners == 1 && strcmp(tp.listeners[0].name, "web") == 0);
 		EXPECT_TRUE(tp.listeners[0].kind == GW_SVC_TLS_ECHO);
 		/* the snapshot's listener table is in the config's order */
@@ -340,16 +406,7 @@ main(int argc, char **argv)
 		EXPECT_TRUE(tp.listeners[0].port == htons(443));
 		EXPECT_TRUE(tp.n_workers == 2 && tp.worker.max_handshakes == 77);
 	}
-	{ /* more upstreams than the dataplane has room for: refused, named */
-		static struct gw_dp_params p;
-		static struct gw_tls_dp_params tp;
-		unsigned keep = start->listeners[0].upstream.n_servers;
-
-		((struct gw_cfg *)start)->listeners[0].upstream.n_servers = GW_DP_MAX_UPSTREAMS + 1;
-		EXPECT_ERR(gw_gateway_translate(start, &p, &tp), -GW_E_CONFIG);
-		EXPECT_TRUE(contains(gw_err_msg(), "listener 'plain'"));
-		((struct gw_cfg *)start)->listeners[0].upstream.n_servers = keep;
-	}
+	plain_only_case(argv[0]);
 
 	/* control only: TLS, the first snapshot, the mesh CA and admin API */
 	EXPECT_OK(gw_gateway_create(
@@ -362,6 +419,20 @@ main(int argc, char **argv)
 	EXPECT_TRUE(gw_gateway_generation(g) == 1);
 	EXPECT_TRUE(access(roots_path, F_OK) == 0);
 	EXPECT_OK(gw_gateway_run(g, 10));
+	{ /* one listener table: the plain tcp-proxy is in the snapshot, with its upstreams */
+		const struct gw_snapshot *s = gw_gateway_snapshot(g);
+		const struct gw_snap_listener *l = gw_snapshot_listener(s, 0);
+		const struct gw_snap_listener *w = gw_snapshot_listener(s, 1);
+
+		EXPECT_TRUE(gw_snapshot_generation(s) == 1 && gw_snapshot_n_listeners(s) == 2);
+		EXPECT_TRUE(l != NULL && strcmp(l->name, "plain") == 0);
+		EXPECT_TRUE(l != NULL && l->service == GW_SVC_TCP_PROXY && !l->has_tls);
+		EXPECT_TRUE(l != NULL && l->n_upstreams == 2 &&
+			    ep_is(&l->upstreams[0], 0x0a4e0009, 8080) &&
+			    ep_is(&l->upstreams[1], 0x0a4e000a, 8081));
+		EXPECT_TRUE(l != NULL && l->addr.port == htons(80));
+		EXPECT_TRUE(w != NULL && w->service == GW_SVC_TLS_ECHO && w->tls != NULL);
+	}
 
 	{ /* status: listeners with their trust, generation, no workers, TLS and HSM */
 		json_t *o = json_object();
@@ -491,6 +562,23 @@ main(int argc, char **argv)
 		EXPECT_TRUE(contains(buf, "running config unchanged\n"));
 		EXPECT_TRUE(!contains(buf, "dropped below"));
 		free(buf);
+	}
+
+	{ /* a reload that changes only the tcp-proxy's upstreams: published */
+		const struct gw_snap_listener *l;
+		uint64_t gen = gw_gateway_generation(g);
+
+		plain_ups = "10.78.0.11:9090";
+		write_good();
+		EXPECT_OK(gw_gateway_reload(g));
+		EXPECT_TRUE(gw_gateway_generation(g) == gen + 1);
+		l = gw_snapshot_listener(gw_gateway_snapshot(g), 0);
+		EXPECT_TRUE(gw_snapshot_generation(gw_gateway_snapshot(g)) == gen + 1);
+		EXPECT_TRUE(l != NULL && l->n_upstreams == 1 &&
+			    ep_is(&l->upstreams[0], 0x0a4e000b, 9090));
+		EXPECT_TRUE(gw_gateway_config(g)->listeners[0].upstream.n_servers == 1);
+		plain_ups = "10.78.0.9:8080, 10.78.0.10:8081";
+		write_good();
 	}
 
 	gw_gateway_destroy(g);

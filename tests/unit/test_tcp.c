@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@
 
 #include "gw_dpdk_test.h"
 #include "gw_test.h"
+#include "snap.h"
 #include "svc.h"
 #include "tcp.h"
 
@@ -527,6 +529,32 @@ streamer_event(struct gw_tcp_conn *c, enum gw_tcp_event ev, int reason, void *ct
 		st->c = NULL;
 		break;
 	}
+}
+
+/*
+ * Publish a snapshot of generation gen whose listener 0 is a tcp-proxy to
+ * 10.0.0.3 at the n ports (host order): its upstreams, as a reload sets them.
+ */
+static int
+proxy_snap_publish(struct gw_snap_pub *pub, uint64_t gen, const uint16_t *ports, unsigned n)
+{
+	struct gw_ep ups[4];
+	struct gw_snapshot *s;
+	struct gw_snap_listener *l;
+	int rc;
+
+	for (unsigned i = 0; i < n && i < RTE_DIM(ups); i++)
+		ups[i] = (struct gw_ep){htonl(RTE_IPV4(10, 0, 0, 3)), htons(ports[i])};
+	GW_GUARD(gw_snapshot_create(gen, 1, NULL, NULL, &s));
+	l = gw_snapshot_listener_add(s);
+	l->service = GW_SVC_TCP_PROXY;
+	rc = gw_snapshot_listener_set(l, "proxy", ups, RTE_MIN(n, RTE_DIM(ups)));
+	gw_snapshot_seal(s);
+	if (rc == 0)
+		rc = gw_snap_pub_publish(pub, s);
+	if (rc < 0)
+		gw_snapshot_destroy(s);
+	return rc;
 }
 
 /* Run the wire until the streamer is done (or a step limit). */
@@ -1728,19 +1756,20 @@ main(void)
 		struct gw_tcp_stack *cl, *px, *up;
 		struct gw_svc_params echo = {
 			.ip = htonl(RTE_IPV4(10, 0, 0, 3)), .port = htons(7), .kind = GW_SVC_ECHO};
-		struct gw_svc_params prox = {.ip = htonl(P_ADDR),
-			.port = htons(8080),
-			.kind = GW_SVC_TCP_PROXY,
-			.n_upstreams = 2};
+		struct gw_svc_params prox = {
+			.ip = htonl(P_ADDR), .port = htons(8080), .kind = GW_SVC_TCP_PROXY};
 		struct gw_tcp_connect_params cp = {
 			.laddr = htonl(A_ADDR),
 			.raddr = htonl(P_ADDR),
 			.rport = htons(8080),
 			.cb = streamer_event,
 		};
-		struct streamer st = {.total = 2u << 20}, st2 = {.total = 1000};
+		struct streamer st = {.total = 2u << 20}, st2 = {.total = 1000},
+				st3 = {.total = 1000};
 		uint64_t now = 1000000;
 		struct gw_tcp_stats ps;
+		struct gw_snap_pub *pub;
+		const struct gw_snapshot *gen1;
 
 		memset(&w, 0, sizeof(w));
 		w.drop_every = 50;
@@ -1751,13 +1780,16 @@ main(void)
 		gw_tcp_poll(cl, now);
 		gw_tcp_poll(px, now);
 		gw_tcp_poll(up, now);
-		prox.upstreams[0].ip = htonl(RTE_IPV4(10, 0, 0, 3));
-		prox.upstreams[0].port = htons(9); /* nobody listens: RST */
-		prox.upstreams[1].ip = htonl(RTE_IPV4(10, 0, 0, 3));
-		prox.upstreams[1].port = htons(7);
+		/* the upstreams come from the snapshot: port 9 (nobody listens:
+		 * RST), then the echo on 7 */
+		EXPECT_OK(gw_snap_pub_create(1, &pub));
+		EXPECT_OK(gw_snap_reader_register(pub, 0));
+		EXPECT_OK(proxy_snap_publish(pub, 1, (const uint16_t[]){9, 7}, 2));
+		gen1 = gw_snap_current(pub);
+		prox.pub = pub;
 		EXPECT_OK(gw_svc_listen(up, &echo));
 		EXPECT_OK(gw_svc_listen(px, &prox));
-		prox.n_upstreams = 0;
+		prox.pub = NULL;
 		prox.port = htons(8081);
 		EXPECT_ERR(gw_svc_listen(px, &prox), -EINVAL);
 		cp.ctx = &st;
@@ -1775,14 +1807,27 @@ main(void)
 		wire_run(&w, &st2, &now, 100000);
 		EXPECT_EQ(st2.rcvd, st2.total);
 		EXPECT_TRUE(!st2.bad);
+		/* both pairs released their snapshot (the reader never went
+		 * quiescent: gen1 cannot have been freed) */
+		EXPECT_EQ(gw_snapshot_refs(gen1), 0);
+		/* a reload to the refusing upstream only: the next client is
+		 * proxied there and reset */
+		EXPECT_OK(proxy_snap_publish(pub, 2, (const uint16_t[]){9}, 1));
+		cp.ctx = &st3;
+		EXPECT_OK(gw_tcp_connect(cl, &cp, &st3.c));
+		wire_run(&w, &st3, &now, 100000);
+		EXPECT_TRUE(st3.closed && st3.reason != 0 && st3.rcvd == 0);
+		EXPECT_EQ(gw_snapshot_refs(gw_snap_current(pub)), 0);
 		gw_tcp_stats_get(px, &ps);
-		EXPECT_TRUE(ps.conn_refused >= 1);
+		EXPECT_TRUE(ps.conn_refused >= 2);
 		EXPECT_EQ(ps.conn_connected, 2);
 		for (int k = GW_TCP_ST_LISTEN; k < GW_TCP_ST_MAX; k++)
 			EXPECT_EQ(ps.conns[k], 0);
 		gw_tcp_stack_destroy(cl);
 		gw_tcp_stack_destroy(px);
 		gw_tcp_stack_destroy(up);
+		gw_snap_reader_unregister(pub, 0);
+		gw_snap_pub_destroy(pub);
 		wire_flush(&w);
 		EXPECT_TRUE(pool_clean());
 	}
