@@ -331,6 +331,23 @@ conn_release(struct gw_tls_conn *t)
 	conn_free(t);
 }
 
+/*
+ * Unhook t from its TCP connection (the BIO reads nothing more from it) and
+ * return that connection for the caller to close, abort or forget; NULL if
+ * there is none any more.
+ */
+static struct gw_tcp_conn *
+conn_detach(struct gw_tls_conn *t)
+{
+	struct gw_tcp_conn *c = t->tcp;
+
+	if (c != NULL) {
+		t->tcp = NULL;
+		BIO_set_data(SSL_get_rbio(t->ssl), NULL);
+	}
+	return c;
+}
+
 /* Mark dead; free now or when the outermost dispatch unwinds. */
 static void
 conn_kill(struct gw_tls_conn *t)
@@ -421,10 +438,8 @@ conn_end(struct gw_tls_conn *t, int reason, bool rst)
 	if (t->dead)
 		return;
 	if (t->tcp) {
-		struct gw_tcp_conn *c = t->tcp;
+		struct gw_tcp_conn *c = conn_detach(t);
 
-		t->tcp = NULL;
-		BIO_set_data(SSL_get_rbio(t->ssl), NULL);
 		if (rst) {
 			gw_tcp_abort(c);
 		} else {
@@ -564,8 +579,7 @@ tcp_event(struct gw_tcp_conn *c, enum gw_tcp_event ev, int reason, void *ctx)
 		break;
 	case GW_TCP_EV_CLOSED:
 		/* the TCP handle is gone: detach it before anything else */
-		t->tcp = NULL;
-		BIO_set_data(SSL_get_rbio(t->ssl), NULL);
+		(void)conn_detach(t);
 		if (t->st == CS_HS) {
 			w->st.hs_fail++;
 			if (reason == -ETIMEDOUT)
@@ -881,13 +895,8 @@ gw_tls_close(struct gw_tls_conn *t)
 		t->shut_sent = true;
 		t->w->st.close_notify_tx++;
 	}
-	if (t->tcp) {
-		struct gw_tcp_conn *c = t->tcp;
-
-		t->tcp = NULL;
-		BIO_set_data(SSL_get_rbio(t->ssl), NULL);
-		gw_tcp_close(c);
-	}
+	if (t->tcp)
+		gw_tcp_close(conn_detach(t));
 	conn_kill(t);
 }
 
@@ -896,13 +905,8 @@ gw_tls_abort(struct gw_tls_conn *t)
 {
 	if (t->dead)
 		return;
-	if (t->tcp) {
-		struct gw_tcp_conn *c = t->tcp;
-
-		t->tcp = NULL;
-		BIO_set_data(SSL_get_rbio(t->ssl), NULL);
-		gw_tcp_abort(c);
-	}
+	if (t->tcp)
+		gw_tcp_abort(conn_detach(t));
 	conn_kill(t);
 }
 
