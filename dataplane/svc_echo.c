@@ -95,16 +95,14 @@ int
 gw_svc_tcp_listen(struct gw_tcp_stack *s, uint32_t ip, uint16_t port, uint32_t backlog,
 	gw_tcp_accept_fn *accept, void *ctx)
 {
-	struct gw_tcp_listen_params lp = {
-		.laddr = ip,
-		.lport = port,
-		.backlog = backlog,
-		.accept = accept,
-		.ctx = ctx,
-		.ctx_free = free,
-	};
-	int rc = gw_tcp_listen(s, &lp);
+	/* ctx is the listener's: the stack frees it with itself */
+	struct gw_tcp_listen_params lp = {.laddr = ip, .lport = port, .backlog = backlog};
+	int rc;
 
+	lp.accept = accept;
+	lp.ctx = ctx;
+	lp.ctx_free = free;
+	rc = gw_tcp_listen(s, &lp);
 	if (rc < 0)
 		free(ctx);
 	return rc;
