@@ -5,11 +5,12 @@
  * `tls-proxy` (terminate, relay the plaintext to an upstream opened from the
  * same lcore, optionally after a PROXY v2 header naming the client).
  *
- * Unlike the plain services (svc.h), these read their listener from the
- * current snapshot at every accept: identities, trust, upstreams and
- * proxy_protocol of a reload apply to new connections, while a connection
- * keeps the snapshot it started with (tls.h takes the reference). Same
- * threading rule as tcp.h: call on the stack's lcore.
+ * Like the plain services (svc.h), these read their listener from the
+ * current snapshot at every accept, by index: identities, trust, upstreams
+ * and proxy_protocol of a reload apply to new connections, while a
+ * connection keeps the snapshot it started with (tls.h takes the
+ * reference). Same threading rule as tcp.h: call on the stack's lcore,
+ * a registered reader of pub.
  */
 #ifndef GW_SVC_TLS_H
 #define GW_SVC_TLS_H

@@ -362,6 +362,29 @@ main(void)
 		EXPECT_EQ(gw_snapshot_generation(s), 5);
 		gw_snapshot_destroy(s); /* zeroed listeners free cleanly */
 	}
+	{ /* a listener table made by hand (dataplane tests): name and upstreams copied */
+		struct gw_ep ups[2] = {{htonl(0x0a000001), htons(9001)}, {htonl(0x0a000002), 0}};
+		struct gw_snapshot *s = NULL;
+		struct gw_snap_listener *l;
+
+		EXPECT_OK(gw_snapshot_create(9, 1, NULL, NULL, &s));
+		l = gw_snapshot_listener_add(s);
+		EXPECT_ERR(gw_snapshot_listener_set(l, NULL, ups, 1), -EINVAL);
+		EXPECT_ERR(gw_snapshot_listener_set(l, "p", NULL, 1), -EINVAL);
+		EXPECT_TRUE(l->name == NULL && l->n_upstreams == 0); /* unchanged */
+		EXPECT_OK(gw_snapshot_listener_set(l, "first", ups, 2));
+		/* set again: the old ones are freed (ASan), the new ones copied */
+		EXPECT_OK(gw_snapshot_listener_set(l, "proxy", ups, 1));
+		memset(ups, 0x5a, sizeof(ups));
+		EXPECT_TRUE(strcmp(l->name, "proxy") == 0 && l->n_upstreams == 1);
+		EXPECT_TRUE(l->upstreams[0].ip == htonl(0x0a000001) &&
+			    l->upstreams[0].port == htons(9001));
+		EXPECT_OK(gw_snapshot_listener_set(l, "echo", NULL, 0));
+		EXPECT_TRUE(l->upstreams == NULL && l->n_upstreams == 0);
+		gw_snapshot_seal(s);
+		EXPECT_TRUE(gw_snapshot_listener_find(s, "echo") == gw_snapshot_listener(s, 0));
+		gw_snapshot_destroy(s);
+	}
 	{ /* a trust that does not build fails the whole snapshot, naming the listener */
 		struct tcfg t;
 		struct gw_snapshot *s = NULL;
