@@ -5,7 +5,9 @@
  * queue), Ethernet demux drops, software dispatch between two workers
  * (TCP flows to their Toeplitz owner, ARP to everyone with one answer,
  * the rest handled where it arrived), the shared TX fallback ring, the poll
- * hook and the per-tick stats copy, and gw_worker_main's setup/teardown.
+ * hook and the per-tick stats copy, the worker as the reader of the
+ * listener table (quiescent per iteration), and gw_worker_main's
+ * setup/teardown.
  */
 #include <string.h>
 
@@ -262,6 +264,37 @@ main(void)
 		n = gw_net_test_tx(t, out, 64);
 		gw_net_test_free_mbufs(out, n);
 		EXPECT_TRUE(gw_net_test_free(t) == 0);
+	}
+	{ /* with a listener table (gw_dp_params.pub) the worker is its reader: it
+	   * reports quiescent every iteration, so a replaced snapshot is freed
+	   * after the next one, and it is no reader any more after teardown */
+		struct gw_net_test *t = gw_net_test_new(1);
+		struct gw_lcore *lc = gw_net_test_lc(t, 0);
+		struct gw_snap_pub *pub = NULL;
+		struct gw_snapshot *s;
+
+		EXPECT_OK(gw_snap_pub_create(1, &pub));
+		for (uint64_t gen = 1; gen <= 2; gen++) {
+			EXPECT_OK(gw_snapshot_create(gen, 0, NULL, NULL, &s));
+			gw_snapshot_seal(s);
+			EXPECT_OK(gw_snap_pub_publish(pub, s));
+			if (gen == 1) { /* set up again, now with the table */
+				gw_worker_teardown(lc);
+				t->params.pub = pub;
+				EXPECT_OK(gw_worker_setup(lc));
+			}
+		}
+		EXPECT_TRUE(gw_snap_pub_reclaim(pub, false) == 1); /* gen 1: not quiescent yet */
+		gw_worker_iterate(lc);
+		EXPECT_TRUE(gw_snap_pub_reclaim(pub, false) == 0);
+		gw_worker_teardown(lc);
+		EXPECT_OK(gw_snapshot_create(3, 0, NULL, NULL, &s));
+		gw_snapshot_seal(s);
+		EXPECT_OK(gw_snap_pub_publish(pub, s)); /* no reader left: freed at once */
+		EXPECT_TRUE(gw_snap_pub_reclaim(pub, false) == 0);
+		EXPECT_OK(gw_worker_setup(lc)); /* gw_net_test_free tears it down */
+		EXPECT_TRUE(gw_net_test_free(t) == 0);
+		gw_snap_pub_destroy(pub);
 	}
 	{ /* gw_worker_main: set up, report ready, stop, tear down; a setup
 	   * that fails reports its error and cleans up */
