@@ -165,6 +165,10 @@ int64_t gw_dp_stat(const struct gw_dp *dp, const char *name);
 struct gw_dp_worker_info {
 	unsigned lcore;       /* its lcore id (gw_dp_params.workers[w]) */
 	uint64_t busy_cycles; /* TSC cycles of loop iterations that did work */
+	/* generation of the snapshot it last took from gw_dp_params.pub, once
+	 * per loop iteration (new connections on it use that one or a newer
+	 * one); 0 before its first loop or without pub */
+	uint64_t generation;
 };
 
 /* Number of workers (gw_dp_params.n_workers). */

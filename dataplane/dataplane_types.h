@@ -152,6 +152,12 @@ struct gw_lcore {
 	bool hooked;      /* worker_init was called: worker_fini is due */
 	bool reader;      /* registered as params->pub's reader idx */
 	atomic_int ready; /* 0 starting, 1 polling, <0 failed (error code) */
+	/*
+	 * Generation of the snapshot the worker last took from params->pub
+	 * (0: none yet): stored (relaxed) only when it changes, read by
+	 * control (gw_dp_worker_info), so the steady state costs nothing.
+	 */
+	uint64_t snap_gen;
 	char err[GW_ERR_MSG_MAX];
 
 	/*

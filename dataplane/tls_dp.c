@@ -22,10 +22,6 @@ struct tls_dp_worker {
 	 * (gw_ctr_read): their own cache lines */
 	uint64_t seq __rte_cache_aligned;
 	struct gw_tls_stats st;
-	/* generation of the snapshot the worker last took (0: none yet);
-	 * stored only when it changes, so control's reads of this line cost
-	 * the worker nothing in the steady state */
-	uint64_t gen __rte_cache_aligned;
 } __rte_cache_aligned;
 
 struct gw_tls_dp {
@@ -158,19 +154,13 @@ hook_poll(void *arg, unsigned worker)
 {
 	struct gw_tls_dp *t = arg;
 	struct tls_dp_worker *k = &t->wk[worker];
-	const struct gw_snapshot *s = gw_snap_current(t->p.pub);
-	uint64_t now = rte_rdtsc(), gen = s != NULL ? gw_snapshot_generation(s) : 0;
+	uint64_t now = rte_rdtsc();
 
-	/* what a connection accepted now would take: /v1/status shows it per
-	 * worker (a worker stuck on an old generation shows here) */
-	if (gen != k->gen)
-		__atomic_store_n(&k->gen, gen, __ATOMIC_RELAXED);
 	gw_tls_worker_poll(k->w, now);
 	if (now >= k->next_copy) {
 		k->next_copy = now + k->ms;
 		copy_stats(k);
 	}
-	/* the worker reports quiescent to pub after this (worker.c): s dies here */
 }
 
 static int
@@ -206,14 +196,6 @@ gw_tls_dp_stats(const struct gw_tls_dp *t, struct gw_tls_stats *sum)
 		GW_CTR_READ(&t->wk[w].seq, &one, &t->wk[w].st);
 		gw_ctr_add((uint64_t *)sum, (const uint64_t *)&one, GW_CTR_WORDS(one));
 	}
-}
-
-uint64_t
-gw_tls_dp_worker_generation(const struct gw_tls_dp *t, unsigned worker)
-{
-	if (t == NULL || worker >= t->p.n_workers)
-		return 0;
-	return __atomic_load_n(&t->wk[worker].gen, __ATOMIC_RELAXED);
 }
 
 int64_t

@@ -9,13 +9,14 @@
  * (gw_dp_params.pub); these hooks bind the TLS ones. On each worker lcore,
  * worker_init creates that lcore's struct gw_tls_worker (tls.h) and starts
  * the TLS listeners (svc_tls.h) on the worker's TCP stack. worker_poll
- * records the generation of the current snapshot, runs the TLS timeouts and
- * copies the counters for control every millisecond (the worker reports
- * quiescent right after it: connections hold references, the loop no
- * pointer). worker_fini aborts the TLS connections. The counters follow gw_counters.h: each
- * worker publishes its struct gw_tls_stats (gw_ctr_publish), control reads
- * them (gw_ctr_read) with gw_tls_dp_stats / gw_tls_dp_stat, and
- * gw_dp_counters through the stats_read hook (group gw_tls_dp_group).
+ * runs the TLS timeouts and copies the counters for control every
+ * millisecond (then the worker notes the snapshot's generation and reports
+ * quiescent: connections hold references, the loop no pointer).
+ * worker_fini aborts the TLS connections. The counters follow
+ * gw_counters.h: each worker publishes its struct gw_tls_stats
+ * (gw_ctr_publish), control reads them (gw_ctr_read) with gw_tls_dp_stats /
+ * gw_tls_dp_stat, and gw_dp_counters through the stats_read hook (group
+ * gw_tls_dp_group).
  */
 #ifndef GW_TLS_DP_H
 #define GW_TLS_DP_H
@@ -68,14 +69,6 @@ void gw_tls_dp_stats(const struct gw_tls_dp *t, struct gw_tls_stats *sum);
  * summed over the workers; -1 if unknown.
  */
 int64_t gw_tls_dp_stat(const struct gw_tls_dp *t, const char *name);
-
-/*
- * Generation of the snapshot worker (gw_dp_params.workers order) last took
- * (once per loop iteration, before its quiescent report): new connections
- * on it use that one or a newer one. 0 before the first loop or for a bad
- * index. Any thread (relaxed load).
- */
-uint64_t gw_tls_dp_worker_generation(const struct gw_tls_dp *t, unsigned worker);
 
 /*
  * The "tls" counter group: GW_TLS_STATS, then reject_<reason> for every

@@ -238,10 +238,17 @@ gw_worker_iterate(struct gw_lcore *lc)
 		gw_tcp_poll(lc->tcp, lc->now);
 	if (lc->poll_hook != NULL)
 		lc->poll_hook(dp->params->hook_arg, lc->idx);
-	/* this iteration is over: no pointer from gw_snap_current() survives it
-	 * (connections hold references) */
-	if (lc->reader)
+	if (lc->reader) {
+		/* what a connection accepted now would take: /v1/status shows it
+		 * per worker (a worker stuck on an old generation shows there) */
+		uint64_t gen = gw_snapshot_generation(gw_snap_current(dp->params->pub));
+
+		if (gen != lc->snap_gen)
+			__atomic_store_n(&lc->snap_gen, gen, __ATOMIC_RELAXED);
+		/* this iteration is over: no pointer from gw_snap_current()
+		 * survives it (connections hold references) */
 		gw_snap_reader_quiescent(dp->params->pub, lc->idx);
+	}
 	if (lc->now >= lc->next_tick) {
 		lc->next_tick = lc->now + dp->tsc_hz * GW_TICK_MS / 1000;
 		gw_arp_tick(lc);
@@ -387,6 +394,7 @@ gw_dp_worker_info(const struct gw_dp *dp, unsigned w, struct gw_dp_worker_info *
 {
 	GW_ENSURE(dp != NULL && out != NULL && w < dp->n_workers, -EINVAL);
 	out->lcore = dp->lcores[w].lcore_id;
+	out->generation = __atomic_load_n(&dp->lcores[w].snap_gen, __ATOMIC_RELAXED);
 	{
 		struct gw_lcore_counters c;
 

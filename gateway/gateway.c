@@ -466,8 +466,7 @@ status_workers(const struct tls_ctl *t, json_t *o)
 			continue;
 		e = json_pack("{s:i,s:i,s:I}", "Id", (int)i, "Lcore", (int)wi.lcore, "BusyCycles",
 			(json_int_t)wi.busy_cycles);
-		json_object_set_new(e, "Generation",
-			json_integer((json_int_t)gw_tls_dp_worker_generation(t->tdp, i)));
+		json_object_set_new(e, "Generation", json_integer((json_int_t)wi.generation));
 		json_array_append_new(w, e);
 	}
 	json_object_set_new(o, "Workers", w);
@@ -528,13 +527,15 @@ mesh_metrics(void *arg, struct gw_metrics *m)
 	GW_GUARD(rc);
 	gw_metrics_family(m, "mtlsgw_worker_snapshot_generation", "gauge",
 		"generation of the snapshot the worker last took");
-	for (unsigned i = 0; t->tdp != NULL && i < gw_dp_n_workers(dp); i++) {
+	for (unsigned i = 0; i < gw_dp_n_workers(dp); i++) {
+		struct gw_dp_worker_info wi;
 		char w[16];
 
+		if (gw_dp_worker_info(dp, i, &wi) < 0)
+			continue;
 		snprintf(w, sizeof(w), "%u", i);
 		gw_metrics_sample(m, "mtlsgw_worker_snapshot_generation",
-			(const char *const[]){"worker", w}, 1,
-			(int64_t)gw_tls_dp_worker_generation(t->tdp, i));
+			(const char *const[]){"worker", w}, 1, (int64_t)wi.generation);
 	}
 	return 0;
 }

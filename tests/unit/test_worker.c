@@ -287,6 +287,12 @@ main(void)
 		EXPECT_TRUE(gw_snap_pub_reclaim(pub, false) == 1); /* gen 1: not quiescent yet */
 		gw_worker_iterate(lc);
 		EXPECT_TRUE(gw_snap_pub_reclaim(pub, false) == 0);
+		{ /* and notes the generation it took, for /v1/status */
+			struct gw_dp_worker_info wi;
+
+			EXPECT_OK(gw_dp_worker_info(t->dp, 0, &wi));
+			EXPECT_TRUE(wi.generation == 2);
+		}
 		gw_worker_teardown(lc);
 		EXPECT_OK(gw_snapshot_create(3, 0, NULL, NULL, &s));
 		gw_snapshot_seal(s);
