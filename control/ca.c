@@ -288,6 +288,8 @@ be_create(struct gw_ca *ca, const struct gw_cfg_ca_backend *c, struct gw_ca_be *
 		rc = gw_ca_cfssl_init(ca, be);
 		break;
 	}
+	/* the caller's bytes (be->cfg = *c), for the init above only: never kept */
+	memset(&be->cfg.cert_m, 0, sizeof(be->cfg.cert_m));
 	if (rc < 0)
 		goto fail;
 	if ((be->bundle = sk_X509_new_null()) == NULL || !sk_X509_push(be->bundle, be->root) ||

@@ -18,18 +18,25 @@
 int
 gw_ca_provided_init(struct gw_ca *ca, struct gw_ca_be *be)
 {
-	FILE *f;
+	struct gw_material own = {0};
+	const struct gw_material *m = &be->cfg.cert_m;
 	X509 *x;
 
 	if (be->cfg.cert == NULL || be->cfg.key == NULL)
 		return gw_err_setf(-GW_E_CONFIG, GW_HERE,
 			"backend %s: type provided needs conf.cert and conf.key", be->name);
-	f = fopen(be->cfg.cert, "r");
-	if (f == NULL)
-		return gw_err_setf(-GW_E_CONFIG, GW_HERE, "backend %s: %s: %s", be->name,
-			be->cfg.cert, strerror(errno));
-	x = PEM_read_X509(f, NULL, NULL, NULL);
-	fclose(f);
+	/* the loader's bytes; a backend made outside the loader reads through the same owner */
+	if (m->bytes == NULL) {
+		if (gw_material_read(be->cfg.cert, GW_MATERIAL_MAX, &own) < 0) {
+			char why[GW_ERR_MSG_MAX];
+
+			snprintf(why, sizeof(why), "%s", gw_err_msg()); /* not aliased */
+			return gw_err_setf(-GW_E_CONFIG, GW_HERE, "backend %s: %s", be->name, why);
+		}
+		m = &own;
+	}
+	x = gw_ca_pem_read((const char *)m->bytes); /* NUL-terminated by gw_material_read */
+	gw_material_fini(&own);
 	if (x == NULL) {
 		gw_err_setf(-GW_E_CONFIG, GW_HERE, "backend %s: %s: no PEM certificate", be->name,
 			be->cfg.cert);

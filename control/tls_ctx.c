@@ -6,6 +6,7 @@
  * ALPN). Runs on the control thread; the OpenSSL callbacks, which run on
  * whichever worker drives the handshake, are policy/tls_policy.c.
  */
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
@@ -188,6 +190,42 @@ set_ciphers(SSL_CTX *ctx, const struct gw_cfg_tls *tc, const char *lname)
 	return 0;
 }
 
+/*
+ * Leaf + intermediates from m's bytes into ctx, as
+ * SSL_CTX_use_certificate_chain_file would from the file: the first
+ * certificate is the leaf, every further one a chain certificate, and the
+ * bytes must hold nothing but certificates. 0, or -GW_E_TLS with OpenSSL's
+ * reason still queued.
+ */
+static int
+use_chain(SSL_CTX *ctx, const struct gw_material *m)
+{
+	X509 *x = NULL;
+	unsigned long e;
+	int rc = -GW_E_TLS;
+	BIO *b;
+
+	if (m->len > INT_MAX || (b = BIO_new_mem_buf(m->bytes, (int)m->len)) == NULL)
+		return -GW_E_TLS;
+	if ((x = PEM_read_bio_X509_AUX(b, NULL, NULL, NULL)) == NULL ||
+		SSL_CTX_use_certificate(ctx, x) != 1 || SSL_CTX_clear_chain_certs(ctx) != 1)
+		goto out;
+	X509_free(x);
+	while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL)
+		if (SSL_CTX_add0_chain_cert(ctx, x) != 1)
+			goto out; /* not consumed on failure */
+	/* the end of the bytes reads as "no start line"; anything else is an error */
+	e = ERR_peek_last_error();
+	if (ERR_GET_LIB(e) != ERR_LIB_PEM || ERR_GET_REASON(e) != PEM_R_NO_START_LINE)
+		goto out;
+	ERR_clear_error();
+	rc = 0;
+out:
+	X509_free(x);
+	BIO_free(b);
+	return rc;
+}
+
 static int
 ident_build(
 	struct gw_tls_ctl *c, struct gw_tls_lst *t, const struct gw_cfg_listener *lc, unsigned idx)
@@ -205,11 +243,9 @@ ident_build(
 		gw_err_set(-GW_E_TLS, GW_HERE);
 		return gw_err_add_ossl();
 	}
-	if (SSL_CTX_set_min_proto_version(
-		    d->ctx, tc->min_version ? tc->min_version : TLS1_2_VERSION) != 1) {
-		gw_err_set(-GW_E_TLS, GW_HERE);
-		return gw_err_add_ossl();
-	}
+	GW_GUARD_OSSL(SSL_CTX_set_min_proto_version(
+			      d->ctx, tc->min_version ? tc->min_version : TLS1_2_VERSION),
+		-GW_E_TLS);
 	GW_GUARD(set_ciphers(d->ctx, tc, lc->name));
 	SSL_CTX_set_options(d->ctx,
 		SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
@@ -217,7 +253,29 @@ ident_build(
 	SSL_CTX_set_mode(d->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 					 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 					 SSL_MODE_RELEASE_BUFFERS);
-	if (SSL_CTX_use_certificate_chain_file(d->ctx, id->cert) != 1) {
+	/*
+	 * The bytes the loader read (material.c); an identity made outside the
+	 * loader (the mesh's issued one, a test's) is read through the same owner.
+	 */
+	if (id->cert_m.bytes != NULL) {
+		rc = use_chain(d->ctx, &id->cert_m);
+	} else {
+		struct gw_material own = {0};
+
+		ERR_clear_error();
+		rc = gw_material_read(id->cert, GW_MATERIAL_MAX, &own);
+		if (rc < 0) {
+			char why[GW_ERR_MSG_MAX];
+
+			snprintf(why, sizeof(why), "%s", gw_err_msg()); /* not aliased */
+			return gw_err_setf(-GW_E_CONFIG, GW_HERE,
+				"listener '%s' identity %u: certificate file unusable: %s",
+				lc->name, idx, why);
+		}
+		rc = use_chain(d->ctx, &own);
+		gw_material_fini(&own);
+	}
+	if (rc < 0) {
 		gw_err_setf(-GW_E_CONFIG, GW_HERE,
 			"listener '%s' identity %u: certificate file '%s' unusable", lc->name, idx,
 			id->cert);
@@ -240,10 +298,8 @@ ident_build(
 		return gw_err_add_ossl();
 	}
 	/* the session id context is the trust fingerprint: see tls_ctx.h */
-	if (SSL_CTX_set_session_id_context(d->ctx, t->fp, SSL_MAX_SID_CTX_LENGTH) != 1) {
-		gw_err_set(-GW_E_TLS, GW_HERE);
-		return gw_err_add_ossl();
-	}
+	GW_GUARD_OSSL(
+		SSL_CTX_set_session_id_context(d->ctx, t->fp, SSL_MAX_SID_CTX_LENGTH), -GW_E_TLS);
 	/* no server-side cache (a lock shared by all workers); stateless tickets only */
 	SSL_CTX_set_session_cache_mode(d->ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_timeout(d->ctx, lifetime);
