@@ -59,6 +59,22 @@ gw_trust_n_anchors(const struct gw_trust *t)
 	return t->mode == GW_TRUST_PINNED ? t->n_pins : (unsigned)sk_X509_num(t->anchors);
 }
 
+/*
+ * The verify errors that mean "no usable CRL" (missing, stale, not yet
+ * valid, badly signed, out of scope): one list for the rejection's words
+ * and for crl_anchor_cb, which forgives them on the anchor.
+ */
+#define CRL_UNUSABLE(X)                    \
+	X(UNABLE_TO_GET_CRL)               \
+	X(UNABLE_TO_GET_CRL_ISSUER)        \
+	X(CRL_HAS_EXPIRED)                 \
+	X(CRL_NOT_YET_VALID)               \
+	X(CRL_SIGNATURE_FAILURE)           \
+	X(UNABLE_TO_DECRYPT_CRL_SIGNATURE) \
+	X(DIFFERENT_CRL_SCOPE)             \
+	X(KEYUSAGE_NO_CRL_SIGN)
+#define CRL_CASE(e) case X509_V_ERR_##e:
+
 /* ---- SHA-256, fetched once (implicit fetches per call cost a lookup) ---- */
 
 static EVP_MD *sha256_md;
@@ -640,16 +656,9 @@ explain(const struct gw_trust *t, X509_STORE_CTX *ctx, X509 *leaf, struct gw_tru
 			issuer);
 		break;
 	}
-	case X509_V_ERR_UNABLE_TO_GET_CRL:
-	case X509_V_ERR_UNABLE_TO_GET_CRL_ISSUER:
-	case X509_V_ERR_CRL_HAS_EXPIRED:
-	case X509_V_ERR_CRL_NOT_YET_VALID:
-	case X509_V_ERR_CRL_SIGNATURE_FAILURE:
-	case X509_V_ERR_UNABLE_TO_DECRYPT_CRL_SIGNATURE:
+		CRL_UNUSABLE(CRL_CASE)
 	case X509_V_ERR_ERROR_IN_CRL_LAST_UPDATE_FIELD:
 	case X509_V_ERR_ERROR_IN_CRL_NEXT_UPDATE_FIELD:
-	case X509_V_ERR_DIFFERENT_CRL_SCOPE:
-	case X509_V_ERR_KEYUSAGE_NO_CRL_SIGN:
 		v->reason = GW_TRUST_R_CRL;
 		msgf(w,
 			"no usable CRL from '%s' for certificate '%s' (%s): give a current CRL "
@@ -755,14 +764,7 @@ crl_anchor_cb(int ok, X509_STORE_CTX *ctx)
 	if (ok || depth < X509_STORE_CTX_get_num_untrusted(ctx))
 		return ok;
 	switch (err) {
-	case X509_V_ERR_UNABLE_TO_GET_CRL:
-	case X509_V_ERR_UNABLE_TO_GET_CRL_ISSUER:
-	case X509_V_ERR_CRL_HAS_EXPIRED:
-	case X509_V_ERR_CRL_NOT_YET_VALID:
-	case X509_V_ERR_CRL_SIGNATURE_FAILURE:
-	case X509_V_ERR_UNABLE_TO_DECRYPT_CRL_SIGNATURE:
-	case X509_V_ERR_DIFFERENT_CRL_SCOPE:
-	case X509_V_ERR_KEYUSAGE_NO_CRL_SIGN:
+		CRL_UNUSABLE(CRL_CASE)
 		/* the anchor (trusted stack), not a certificate the client vouched for */
 		X509_STORE_CTX_set_error(ctx, X509_V_OK);
 		return 1;
