@@ -165,7 +165,10 @@ write_roots(struct gw_ca *ca, const char *path)
 	if (all == NULL)
 		return gw_err_set(-ENOMEM, GW_HERE);
 	for (unsigned i = 0; i < gw_ca_n_backends(ca); i++)
-		sk_X509_push(all, sk_X509_value(gw_ca_bundle(ca, i), 0));
+		if (sk_X509_push(all, sk_X509_value(gw_ca_bundle(ca, i), 0)) <= 0) {
+			sk_X509_free(all);
+			return gw_err_set(-ENOMEM, GW_HERE);
+		}
 	rc = write_atomic(path, NULL, all);
 	sk_X509_free(all);
 	return rc;

@@ -303,7 +303,7 @@ ident_build(
 	/* no server-side cache (a lock shared by all workers); stateless tickets only */
 	SSL_CTX_set_session_cache_mode(d->ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_timeout(d->ctx, lifetime);
-	SSL_CTX_set_num_tickets(d->ctx, 1);
+	GW_GUARD_OSSL(SSL_CTX_set_num_tickets(d->ctx, 1), -GW_E_TLS);
 	switch (tc->client_auth) {
 	case GW_CLIENT_AUTH_REQUIRED:
 		mode = SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
