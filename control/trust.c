@@ -274,8 +274,7 @@ add_anchor(struct gw_trust *t, X509 *x, const char *src)
 			"exactly this certificate use mode: pinned)",
 			subj, src);
 	}
-	if (!X509_up_ref(x))
-		return gw_err_set(-GW_E_TLS, GW_HERE);
+	GW_GUARD_OSSL(X509_up_ref(x), -GW_E_TLS);
 	if (!sk_X509_push(t->anchors, x)) {
 		X509_free(x);
 		return gw_err_set(-ENOMEM, GW_HERE);
