@@ -37,26 +37,16 @@ gw_ca_set_time(struct gw_ca *ca, time_t now)
 		ca->now = now;
 }
 
-static time_t
-asn1_time(const ASN1_TIME *t)
-{
-	struct tm tm;
-
-	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
-		return 0;
-	return timegm(&tm);
-}
-
 time_t
 gw_ca_not_after(X509 *x)
 {
-	return x ? asn1_time(X509_get0_notAfter(x)) : 0;
+	return x ? gw_x509_time(X509_get0_notAfter(x)) : 0;
 }
 
 time_t
 gw_ca_not_before(X509 *x)
 {
-	return x ? asn1_time(X509_get0_notBefore(x)) : 0;
+	return x ? gw_x509_time(X509_get0_notBefore(x)) : 0;
 }
 
 X509 *

@@ -23,6 +23,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "gw_x509.h"
 #include "trust_internal.h"
 
 static const char *const reason_names[] = {
@@ -116,28 +117,6 @@ gw_trust_name_str(const X509_NAME *n, char *buf, size_t len)
 	BIO_free(b);
 	if (buf[0] == '\0')
 		snprintf(buf, len, "(empty subject)");
-}
-
-static void
-time_str(const ASN1_TIME *t, char *buf, size_t len)
-{
-	struct tm tm;
-
-	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1) {
-		snprintf(buf, len, "(unknown date)");
-		return;
-	}
-	strftime(buf, len, "%Y-%m-%d %H:%M:%S UTC", &tm);
-}
-
-static time_t
-asn1_to_time_t(const ASN1_TIME *t)
-{
-	struct tm tm;
-
-	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
-		return 0;
-	return timegm(&tm);
 }
 
 int
@@ -591,12 +570,12 @@ explain(const struct gw_trust *t, X509_STORE_CTX *ctx, X509 *leaf, struct gw_tru
 	switch (err) {
 	case X509_V_ERR_CERT_HAS_EXPIRED:
 		v->reason = GW_TRUST_R_EXPIRED;
-		time_str(X509_get0_notAfter(cur), when, sizeof(when));
+		gw_x509_time_str(X509_get0_notAfter(cur), when, sizeof(when));
 		msgf(w, "certificate '%s' expired on %s", s, when);
 		break;
 	case X509_V_ERR_CERT_NOT_YET_VALID:
 		v->reason = GW_TRUST_R_NOT_YET_VALID;
-		time_str(X509_get0_notBefore(cur), when, sizeof(when));
+		gw_x509_time_str(X509_get0_notBefore(cur), when, sizeof(when));
 		msgf(w, "certificate '%s' is not valid yet: not before %s (check the clocks)", s,
 			when);
 		break;
@@ -864,7 +843,7 @@ verify_core(const struct gw_trust *t, X509 *leaf, STACK_OF(X509) * chain, time_t
 		time_t u = 0;
 
 		for (int i = 0; i < sk_X509_num(built); i++) {
-			time_t na = asn1_to_time_t(X509_get0_notAfter(sk_X509_value(built, i)));
+			time_t na = gw_x509_time(X509_get0_notAfter(sk_X509_value(built, i)));
 
 			if (i == 0 || na < u)
 				u = na;
@@ -873,8 +852,8 @@ verify_core(const struct gw_trust *t, X509 *leaf, STACK_OF(X509) * chain, time_t
 			const ASN1_TIME *nu =
 				X509_CRL_get0_nextUpdate(sk_X509_CRL_value(t->crls, i));
 
-			if (nu != NULL && asn1_to_time_t(nu) < u)
-				u = asn1_to_time_t(nu);
+			if (nu != NULL && gw_x509_time(nu) < u)
+				u = gw_x509_time(nu);
 		}
 		v->until = u;
 		if (until != NULL)
