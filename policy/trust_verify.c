@@ -255,12 +255,15 @@ gw_trust_spiffe_match(const char *rule, const char *id)
 	return true;
 }
 
-static bool
-dns_match(const char *rule, const char *name)
+bool
+gw_trust_dns_match(const char *rule, const char *name)
 {
+	if (rule == NULL || name == NULL)
+		return false;
 	if (strncmp(rule, "*.", 2) == 0) {
 		const char *dot = strchr(name, '.');
 
+		/* "*.example.com" matches exactly one label */
 		return dot != NULL && dot != name && strcasecmp(dot + 1, rule + 2) == 0;
 	}
 	return strcasecmp(rule, name) == 0;
@@ -442,7 +445,7 @@ allow_check(
 			memcpy(name, s, (size_t)l); /* fits: l <= GW_TRUST_DNS_MAX + 1 */
 			name[l] = '\0';
 			for (unsigned r = 0; r < a->n_dns && !ok; r++)
-				ok = dns_match(a->dns[r], name);
+				ok = gw_trust_dns_match(a->dns[r], name);
 			if (dns[0] == '\0')
 				memcpy(dns, name, (size_t)l + 1);
 		}
