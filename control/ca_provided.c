@@ -19,22 +19,17 @@ int
 gw_ca_provided_init(struct gw_ca *ca, struct gw_ca_be *be)
 {
 	struct gw_material own = {0};
-	const struct gw_material *m = &be->cfg.cert_m;
+	const struct gw_material *m;
+	char what[GW_CFG_CA_NAME_MAX + 32]; /* the config caps the name */
 	X509 *x;
 
 	if (be->cfg.cert == NULL || be->cfg.key == NULL)
 		return gw_err_setf(-GW_E_CONFIG, GW_HERE,
 			"backend %s: type provided needs conf.cert and conf.key", be->name);
 	/* the loader's bytes; a backend made outside the loader reads through the same owner */
-	if (m->bytes == NULL) {
-		if (gw_material_read(be->cfg.cert, GW_MATERIAL_MAX, &own) < 0) {
-			char why[GW_ERR_MSG_MAX];
-
-			snprintf(why, sizeof(why), "%s", gw_err_msg()); /* not aliased */
-			return gw_err_setf(-GW_E_CONFIG, GW_HERE, "backend %s: %s", be->name, why);
-		}
-		m = &own;
-	}
+	snprintf(what, sizeof(what), "backend %s: conf.cert", be->name);
+	GW_GUARD(gw_material_get(be->cfg.cert_m.bytes != NULL ? &be->cfg.cert_m : NULL,
+		be->cfg.cert, what, &own, &m));
 	x = gw_ca_pem_read((const char *)m->bytes); /* NUL-terminated by gw_material_read */
 	gw_material_fini(&own);
 	if (x == NULL) {

@@ -283,7 +283,7 @@ fcerts_add(struct gw_mesh *m, const char *kind, const char *listener, const stru
 	/* a config that loaded holds every file's bytes; metrics just lack others */
 	if (mat == NULL || mat->bytes == NULL || mat->len > INT_MAX)
 		return 0;
-	if ((b = BIO_new_mem_buf(mat->bytes, (int)mat->len)) == NULL)
+	if ((b = gw_material_bio(mat)) == NULL)
 		return gw_err_set(-ENOMEM, GW_HERE);
 	while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
 		struct mesh_fcert *n = realloc(m->fcerts, (m->n_fcerts + 1) * sizeof(*n));

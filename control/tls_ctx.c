@@ -6,7 +6,6 @@
  * ALPN). Runs on the control thread; the OpenSSL callbacks, which run on
  * whichever worker drives the handshake, are policy/tls_policy.c.
  */
-#include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -205,7 +204,7 @@ use_chain(SSL_CTX *ctx, const struct gw_material *m)
 	int rc = -GW_E_TLS;
 	BIO *b;
 
-	if (m->len > INT_MAX || (b = BIO_new_mem_buf(m->bytes, (int)m->len)) == NULL)
+	if ((b = gw_material_bio(m)) == NULL)
 		return -GW_E_TLS;
 	if ((x = PEM_read_bio_X509_AUX(b, NULL, NULL, NULL)) == NULL ||
 		SSL_CTX_use_certificate(ctx, x) != 1 || SSL_CTX_clear_chain_certs(ctx) != 1)
@@ -235,6 +234,9 @@ ident_build(
 	struct ident *d = &t->ids[idx];
 	unsigned lifetime =
 		tc->ticket_lifetime_s ? tc->ticket_lifetime_s : GW_TLS_TICKET_LIFETIME_DEFAULT;
+	struct gw_material own = {0};
+	const struct gw_material *m;
+	char what[160];
 	EVP_PKEY *pk = NULL;
 	int mode, rc;
 
@@ -257,24 +259,11 @@ ident_build(
 	 * The bytes the loader read (material.c); an identity made outside the
 	 * loader (the mesh's issued one, a test's) is read through the same owner.
 	 */
-	if (id->cert_m.bytes != NULL) {
-		rc = use_chain(d->ctx, &id->cert_m);
-	} else {
-		struct gw_material own = {0};
-
-		ERR_clear_error();
-		rc = gw_material_read(id->cert, GW_MATERIAL_MAX, &own);
-		if (rc < 0) {
-			char why[GW_ERR_MSG_MAX];
-
-			snprintf(why, sizeof(why), "%s", gw_err_msg()); /* not aliased */
-			return gw_err_setf(-GW_E_CONFIG, GW_HERE,
-				"listener '%s' identity %u: certificate file unusable: %s",
-				lc->name, idx, why);
-		}
-		rc = use_chain(d->ctx, &own);
-		gw_material_fini(&own);
-	}
+	snprintf(what, sizeof(what), "listener '%s' identity %u: certificate", lc->name, idx);
+	GW_GUARD(gw_material_get(
+		id->cert_m.bytes != NULL ? &id->cert_m : NULL, id->cert, what, &own, &m));
+	rc = use_chain(d->ctx, m);
+	gw_material_fini(&own);
 	if (rc < 0) {
 		gw_err_setf(-GW_E_CONFIG, GW_HERE,
 			"listener '%s' identity %u: certificate file '%s' unusable", lc->name, idx,
