@@ -256,12 +256,15 @@ ident_build(
 					 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 					 SSL_MODE_RELEASE_BUFFERS);
 	/*
-	 * The bytes the loader read (material.c); an identity made outside the
-	 * loader (the mesh's issued one, a test's) is read through the same owner.
+	 * Read through material.c at every build, not the loader's id->cert_m:
+	 * HSM recovery rebuilds from the running config after a key was
+	 * replaced in the token, and the replacement's certificate sits at the
+	 * same path (tests/integ/tls_hsm.sh). What is read here is also what is
+	 * checked against the key below; the ticket fingerprint does not
+	 * depend on it.
 	 */
 	snprintf(what, sizeof(what), "listener '%s' identity %u: certificate", lc->name, idx);
-	GW_GUARD(gw_material_get(
-		id->cert_m.bytes != NULL ? &id->cert_m : NULL, id->cert, what, &own, &m));
+	GW_GUARD(gw_material_get(NULL, id->cert, what, &own, &m));
 	rc = use_chain(d->ctx, m);
 	gw_material_fini(&own);
 	if (rc < 0) {
