@@ -6,6 +6,7 @@
  * and carry OpenSSL's reason.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -275,4 +276,26 @@ out:
 	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
 	X509_REQ_free(req);
 	return rc;
+}
+
+time_t
+gw_x509_time(const ASN1_TIME *t)
+{
+	struct tm tm;
+
+	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
+		return 0;
+	return timegm(&tm);
+}
+
+void
+gw_x509_time_str(const ASN1_TIME *t, char *buf, size_t len)
+{
+	struct tm tm;
+
+	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1) {
+		snprintf(buf, len, "(unknown date)");
+		return;
+	}
+	strftime(buf, len, "%Y-%m-%d %H:%M:%S UTC", &tm);
 }

@@ -8,6 +8,8 @@
  * Errors: 0 or a negative code with gw_err set (message + OpenSSL's reason):
  * -EINVAL for bad input text, -ENOMEM, -GW_E_TLS when OpenSSL refuses.
  * Functions never take ownership of their arguments; *out is the caller's.
+ * The date readers at the end serve every module that shows or compares a
+ * certificate's validity (CA, config, trust verification).
  * Thread-safe (no shared state); signing with an engine key follows that
  * key's rules.
  */
@@ -65,5 +67,16 @@ GW_MUST_CHECK int gw_x509_cert_make(const struct gw_x509_cert_spec *s, X509 **ou
  */
 GW_MUST_CHECK int gw_x509_csr_build(
 	X509_NAME *name, EVP_PKEY *key, GENERAL_NAMES *sans, X509_REQ **out);
+
+/* ---- reading certificate dates ---- */
+
+/* t as seconds since the epoch (UTC); 0 when t is NULL or unreadable. */
+time_t gw_x509_time(const ASN1_TIME *t);
+
+/*
+ * t as "YYYY-MM-DD HH:MM:SS UTC" into buf[len] ("(unknown date)" when t is
+ * NULL or unreadable), for messages.
+ */
+void gw_x509_time_str(const ASN1_TIME *t, char *buf, size_t len);
 
 #endif /* GW_X509_H */

@@ -37,26 +37,16 @@ gw_ca_set_time(struct gw_ca *ca, time_t now)
 		ca->now = now;
 }
 
-static time_t
-asn1_time(const ASN1_TIME *t)
-{
-	struct tm tm;
-
-	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
-		return 0;
-	return timegm(&tm);
-}
-
 time_t
 gw_ca_not_after(X509 *x)
 {
-	return x ? asn1_time(X509_get0_notAfter(x)) : 0;
+	return x ? gw_x509_time(X509_get0_notAfter(x)) : 0;
 }
 
 time_t
 gw_ca_not_before(X509 *x)
 {
-	return x ? asn1_time(X509_get0_notBefore(x)) : 0;
+	return x ? gw_x509_time(X509_get0_notBefore(x)) : 0;
 }
 
 X509 *
@@ -288,6 +278,8 @@ be_create(struct gw_ca *ca, const struct gw_cfg_ca_backend *c, struct gw_ca_be *
 		rc = gw_ca_cfssl_init(ca, be);
 		break;
 	}
+	/* the caller's bytes (be->cfg = *c), for the init above only: never kept */
+	memset(&be->cfg.cert_m, 0, sizeof(be->cfg.cert_m));
 	if (rc < 0)
 		goto fail;
 	if ((be->bundle = sk_X509_new_null()) == NULL || !sk_X509_push(be->bundle, be->root) ||

@@ -25,7 +25,10 @@
 #include <openssl/x509v3.h>
 
 #include "ca_internal.h"
+#include "gw_log.h"
 #include "rotation.h"
+
+#define GW_LOG_MODULE "ca"
 
 #define CFSSL_MAX_REPLY (1 << 20)
 #define CFSSL_TIMEOUT_S 10
@@ -363,9 +366,8 @@ gw_ca_cfssl_init(struct gw_ca *ca, struct gw_ca_be *be)
 		return gw_err_setf(
 			-GW_E_CONFIG, GW_HERE, "backend %s: type cfssl needs conf.url", be->name);
 	if (strncmp(be->cfg.url, "http://", 7) == 0)
-		fprintf(stderr,
-			"mtlsgw: ca: WARNING: backend %s: cfssl %s is plain http: its root and "
-			"certificates are not authenticated; use https:// with conf.ca_file\n",
+		GW_LOG_WARN("backend %s: cfssl %s is plain http: its root and certificates are "
+			    "not authenticated; use https:// with conf.ca_file",
 			be->name, be->cfg.url);
 	GW_GUARD(cfssl_cert(be, "/api/v1/cfssl/info", json_pack("{s:s}", "label", ""), &be->root));
 	/*

@@ -21,7 +21,9 @@ struct gw_ca_be {
 	char *name; /* the config's backend name (cfg.name points here) */
 	enum gw_ca_type type;
 	/* a copy of the config's line: its strings (name, cert, key, url,
-	 * profile, ca_file) are strdup'ed by ca.c and owned by this backend */
+	 * profile, ca_file) are strdup'ed by ca.c and owned by this backend;
+	 * cert_m borrows the config's bytes during the per-type init only and is
+	 * zeroed after it (empty: gw_ca_provided_init reads cfg.cert itself) */
 	struct gw_cfg_ca_backend cfg;
 	X509 *root;
 	X509 *issuer;       /* builtin; cfssl with a CA profile; else NULL */

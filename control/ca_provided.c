@@ -18,18 +18,20 @@
 int
 gw_ca_provided_init(struct gw_ca *ca, struct gw_ca_be *be)
 {
-	FILE *f;
+	struct gw_material own = {0};
+	const struct gw_material *m;
+	char what[GW_CFG_CA_NAME_MAX + 32]; /* the config caps the name */
 	X509 *x;
 
 	if (be->cfg.cert == NULL || be->cfg.key == NULL)
 		return gw_err_setf(-GW_E_CONFIG, GW_HERE,
 			"backend %s: type provided needs conf.cert and conf.key", be->name);
-	f = fopen(be->cfg.cert, "r");
-	if (f == NULL)
-		return gw_err_setf(-GW_E_CONFIG, GW_HERE, "backend %s: %s: %s", be->name,
-			be->cfg.cert, strerror(errno));
-	x = PEM_read_X509(f, NULL, NULL, NULL);
-	fclose(f);
+	/* the loader's bytes; a backend made outside the loader reads through the same owner */
+	snprintf(what, sizeof(what), "backend %s: conf.cert", be->name);
+	GW_GUARD(gw_material_get(be->cfg.cert_m.bytes != NULL ? &be->cfg.cert_m : NULL,
+		be->cfg.cert, what, &own, &m));
+	x = gw_ca_pem_read((const char *)m->bytes); /* NUL-terminated by gw_material_read */
+	gw_material_fini(&own);
 	if (x == NULL) {
 		gw_err_setf(-GW_E_CONFIG, GW_HERE, "backend %s: %s: no PEM certificate", be->name,
 			be->cfg.cert);

@@ -41,6 +41,7 @@
 #include "config.h"
 #include "config_internal.h"
 #include "gw_duration.h"
+#include "gw_x509.h"
 #include "trust.h"
 
 #define GW_CFG_DEFAULT_STATE_DIR "/var/lib/mtlsgw"
@@ -580,17 +581,6 @@ out:
 	return rc;
 }
 
-static void
-asn1_time_str(const ASN1_TIME *t, char *buf, size_t cap)
-{
-	struct tm tm;
-
-	if (ASN1_TIME_to_tm(t, &tm) == 1)
-		strftime(buf, cap, "%Y-%m-%d %H:%M:%S UTC", &tm);
-	else
-		snprintf(buf, cap, "(unreadable date)");
-}
-
 /* A pkcs11: URI that is safe to keep: the PIN never goes into the config. */
 static int
 check_pkcs11_uri(struct gw_cfg_ctx *c, const char *pfx, const char *key, const char *uri)
@@ -1099,8 +1089,8 @@ conv_identity(struct gw_cfg_ctx *c, const char *tpfx, unsigned i, const struct r
 	if (check_pem(c, pfx, "cert", id->cert, PEM_CERTS, &id->cert_m, &leaf) == 0) {
 		const ASN1_TIME *nbt = X509_get0_notBefore(leaf), *nat = X509_get0_notAfter(leaf);
 
-		asn1_time_str(nbt, nb, sizeof(nb));
-		asn1_time_str(nat, na, sizeof(na));
+		gw_x509_time_str(nbt, nb, sizeof(nb));
+		gw_x509_time_str(nat, na, sizeof(na));
 		if (X509_cmp_current_time(nat) <= 0)
 			gw_cfg_err(c, 0, pfx, "cert", "%s: the certificate expired on %s", id->cert,
 				na);

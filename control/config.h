@@ -42,6 +42,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <openssl/types.h> /* BIO, for gw_material_bio */
+
 #include "gw_err.h"
 #include "policy_types.h" /* gw_service, gw_client_auth, gw_trust_mode, gw_crl_check, gw_proxy_protocol */
 
@@ -333,6 +335,25 @@ GW_MUST_CHECK int gw_material_read(const char *path, size_t max, struct gw_mater
 
 /* Free what gw_material_read filled and zero *m. NULL ok. */
 void gw_material_fini(struct gw_material *m);
+
+/*
+ * The bytes of one configured file for a reader after the loader: loaded
+ * (the loader's, when the config came from gw_cfg_load: the file is not
+ * opened again), else, for a config or identity built by hand (loaded
+ * NULL), path read once through gw_material_read into *own, which the caller
+ * zeroed and gw_material_fini's after use. *out points at one of the two.
+ * what names the file in messages ("trust cert"). Returns 0; -GW_E_CONFIG
+ * ("WHAT 'PATH': cannot open: ..." or no bytes in loaded), -EINVAL.
+ * Thread-safe.
+ */
+GW_MUST_CHECK int gw_material_get(const struct gw_material *loaded, const char *path,
+	const char *what, struct gw_material *own, const struct gw_material **out);
+
+/*
+ * A read-only memory BIO over m's bytes (BIO_free it; m must outlive it);
+ * NULL when m holds no bytes or on allocation failure. Thread-safe.
+ */
+BIO *gw_material_bio(const struct gw_material *m);
 
 /* Free a config and everything it owns. NULL is fine. */
 void gw_cfg_free(struct gw_cfg *cfg);

@@ -100,11 +100,9 @@ check_one(struct keys_ctx *k, const char *cert_path, const struct gw_material *c
 	char msg[GW_ERR_MSG_MAX + 64];
 	struct gw_hsm *h;
 	X509 *x = NULL;
-	BIO *b = NULL;
+	BIO *b = gw_material_bio(cert_m);
 	int rc;
 
-	if (cert_m->bytes != NULL && cert_m->len <= INT_MAX)
-		b = BIO_new_mem_buf(cert_m->bytes, (int)cert_m->len);
 	if (b)
 		x = PEM_read_bio_X509(b, NULL, NULL, NULL);
 	BIO_free(b);

@@ -6,12 +6,14 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/bio.h>
 #include <openssl/evp.h>
 
 #include "config.h"
@@ -94,4 +96,34 @@ gw_material_fini(struct gw_material *m)
 	free(m->path);
 	free(m->bytes);
 	memset(m, 0, sizeof(*m));
+}
+
+int
+gw_material_get(const struct gw_material *loaded, const char *path, const char *what,
+	struct gw_material *own, const struct gw_material **out)
+{
+	int rc;
+
+	GW_ENSURE(path != NULL && what != NULL && own != NULL && out != NULL, -EINVAL);
+	if (loaded != NULL) {
+		if (loaded->bytes == NULL)
+			return gw_err_setf(-GW_E_CONFIG, GW_HERE,
+				"%s '%s': the config holds no bytes for it", what, path);
+		*out = loaded;
+		return 0;
+	}
+	rc = gw_material_read(path, GW_MATERIAL_MAX, own);
+	if (rc < 0)
+		return gw_err_setf(-GW_E_CONFIG, GW_HERE, "%s '%s': cannot open: %s", what, path,
+			rc > -GW_E_BASE ? strerror(-rc) : "cannot hash it");
+	*out = own;
+	return 0;
+}
+
+BIO *
+gw_material_bio(const struct gw_material *m)
+{
+	if (m == NULL || m->bytes == NULL || m->len > INT_MAX)
+		return NULL;
+	return BIO_new_mem_buf(m->bytes, (int)m->len);
 }

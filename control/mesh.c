@@ -17,8 +17,11 @@
 #include <openssl/pem.h>
 
 #include "admin.h"
+#include "gw_log.h"
 #include "mesh.h"
 #include "rotation.h"
+
+#define GW_LOG_MODULE "ca"
 
 #define MESH_WARN_MAX 64
 
@@ -162,7 +165,10 @@ write_roots(struct gw_ca *ca, const char *path)
 	if (all == NULL)
 		return gw_err_set(-ENOMEM, GW_HERE);
 	for (unsigned i = 0; i < gw_ca_n_backends(ca); i++)
-		sk_X509_push(all, sk_X509_value(gw_ca_bundle(ca, i), 0));
+		if (sk_X509_push(all, sk_X509_value(gw_ca_bundle(ca, i), 0)) <= 0) {
+			sk_X509_free(all);
+			return gw_err_set(-ENOMEM, GW_HERE);
+		}
 	rc = write_atomic(path, NULL, all);
 	sk_X509_free(all);
 	return rc;
@@ -208,9 +214,8 @@ id_issue(struct gw_ca *ca, struct mesh_id *id, bool staged)
 		struct tm tm;
 
 		strftime(na, sizeof(na), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
-		fprintf(stderr,
-			"mtlsgw: ca: identity of listener %s issued by %s, valid until %s\n",
-			id->listener, be, na);
+		GW_LOG_INFO("identity of listener %s issued by %s, valid until %s", id->listener,
+			be, na);
 	}
 	return 0;
 }
@@ -278,7 +283,7 @@ fcerts_add(struct gw_mesh *m, const char *kind, const char *listener, const stru
 	/* a config that loaded holds every file's bytes; metrics just lack others */
 	if (mat == NULL || mat->bytes == NULL || mat->len > INT_MAX)
 		return 0;
-	if ((b = BIO_new_mem_buf(mat->bytes, (int)mat->len)) == NULL)
+	if ((b = gw_material_bio(mat)) == NULL)
 		return gw_err_set(-ENOMEM, GW_HERE);
 	while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
 		struct mesh_fcert *n = realloc(m->fcerts, (m->n_fcerts + 1) * sizeof(*n));
@@ -567,16 +572,14 @@ gw_mesh_commit(struct gw_mesh *m)
 	gw_state_close(m->stage.st);
 	/* the store has it: from here on memory and files follow, whatever fails */
 	if (m->stage.roots && rename(m->roots_next, m->roots_path) < 0)
-		fprintf(stderr, "mtlsgw: ca: cannot rename %s: %s\n", m->roots_next,
-			strerror(errno));
+		GW_LOG_ERR("cannot rename %s: %s", m->roots_next, strerror(errno));
 	for (unsigned i = 0; i < m->n_ids; i++) {
 		struct mesh_id *id = &m->ids[i];
 
 		if (id->next_cert == NULL)
 			continue;
 		if (rename(id->next_path, id->pem_path) < 0)
-			fprintf(stderr, "mtlsgw: ca: cannot rename %s: %s\n", id->next_path,
-				strerror(errno));
+			GW_LOG_ERR("cannot rename %s: %s", id->next_path, strerror(errno));
 		X509_free(id->cert);
 		free(id->backend);
 		id->cert = id->next_cert;
@@ -587,8 +590,8 @@ gw_mesh_commit(struct gw_mesh *m)
 	now_en = m->stage.ca ? gw_ca_enabled(m->stage.ca) : NULL;
 	if ((m->stage.was == NULL) != (now_en == NULL) ||
 		(m->stage.was && strcmp(m->stage.was, now_en) != 0))
-		fprintf(stderr, "mtlsgw: ca: enabled backend %s -> %s\n",
-			m->stage.was ? m->stage.was : "(none)", now_en ? now_en : "(none)");
+		GW_LOG_INFO("enabled backend %s -> %s", m->stage.was ? m->stage.was : "(none)",
+			now_en ? now_en : "(none)");
 	gw_ca_destroy(m->ca); /* snapshots hold their own references to its roots */
 	m->ca = m->stage.ca;
 	gw_admin_set_ca(m->admin, m->ca);
@@ -761,10 +764,10 @@ warn_expiry(struct gw_mesh *m, const char *what, X509 *x, time_t now)
 	}
 	m->warn[i].bucket = bucket;
 	if (left <= 0)
-		fprintf(stderr, "mtlsgw: ca: WARNING: %s has expired\n", what);
+		GW_LOG_WARN("%s has expired", what);
 	else
-		fprintf(stderr, "mtlsgw: ca: WARNING: %s expires in %ld day(s) %ld hour(s)\n", what,
-			left / 86400, left % 86400 / 3600);
+		GW_LOG_WARN("%s expires in %ld day(s) %ld hour(s)", what, left / 86400,
+			left % 86400 / 3600);
 }
 
 static void
@@ -795,8 +798,7 @@ tick(struct gw_mesh *m)
 			renewed = true;
 	}
 	if (failed && now - m->last_fail_log >= 60) {
-		fprintf(stderr, "mtlsgw: ca: renewal failed, retrying every second: %s\n",
-			gw_err_msg());
+		GW_LOG_ERR("renewal failed, retrying every second: %s", gw_err_msg());
 		m->last_fail_log = now;
 	}
 	for (unsigned i = 0; i < gw_ca_n_backends(m->ca); i++) {
@@ -824,8 +826,7 @@ tick(struct gw_mesh *m)
 			warn_expiry(m, what, x, now);
 	}
 	if (renewed && m->p.ops.publish && m->p.ops.publish(m->p.ops.arg) < 0)
-		fprintf(stderr, "mtlsgw: ca: publishing renewed identities failed: %s\n",
-			gw_err_msg());
+		GW_LOG_ERR("publishing renewed identities failed: %s", gw_err_msg());
 }
 
 int

@@ -18,10 +18,11 @@
  *    running ones or neither;
  *  - gw_mesh_run(): the admin API, renewal of identities and builtin
  *    issuers at 2/3 of their life (retried on every call until it works),
- *    expiry warnings (stderr) when a root enters its last 30, 7 or 1 days,
- *    and for an issuer or identity in that window only while its renewal
- *    keeps failing (they renew long before); a renewal or a PUT of the CA
- *    configuration asks the gateway to publish (ops.publish).
+ *    expiry warnings (gw_log.h, module "ca", level warning) when a root
+ *    enters its last 30, 7 or 1 days, and for an issuer or identity in that
+ *    window only while its renewal keeps failing (they renew long before);
+ *    renewal failures at level error, at most once a minute; a renewal or a
+ *    PUT of the CA configuration asks the gateway to publish (ops.publish).
  *  - the same 30/7/1-day warnings for every trust anchor in a listener's
  *    trust files (ca and pinned) and every identity certificate file in the
  *    config, which nothing renews (read when a config is published);
@@ -122,6 +123,10 @@ GW_MUST_CHECK int gw_mesh_published(struct gw_mesh *m, const struct gw_cfg *cfg,
 /*
  * Serve the admin API and do timed work (once a second), waiting up to
  * timeout_ms for a request (without an admin socket: sleeping timeout_ms).
+ * Returns what gw_admin_run returned (>= 0: ready descriptors; -EIO,
+ * -errno of select), 0 without an admin socket, -EINVAL for a NULL m.
+ * Renewal and publish failures are logged, not returned: they are retried
+ * on the next tick. Control thread.
  */
 int gw_mesh_run(struct gw_mesh *m, int timeout_ms);
 

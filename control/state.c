@@ -467,10 +467,11 @@ gw_state_ca_get(struct gw_state *st, const char *name, struct gw_state_ca *out)
 			col_dup(s, 4, &out->root_key) < 0 || col_dup(s, 5, &out->issuer_key) < 0 ||
 			col_dup(s, 6, &out->cross_pem) < 0) {
 			gw_state_ca_clear(out);
-			rc = -ENOMEM;
+			rc = gw_err_set(-ENOMEM, GW_HERE);
+		} else {
+			out->created = sqlite3_column_int64(s, 7);
+			out->removed = sqlite3_column_int64(s, 8);
 		}
-		out->created = sqlite3_column_int64(s, 7);
-		out->removed = sqlite3_column_int64(s, 8);
 	} else if (rc == SQLITE_DONE) {
 		rc = -ENOENT;
 	} else {

@@ -15,6 +15,7 @@
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
@@ -188,6 +189,42 @@ set_ciphers(SSL_CTX *ctx, const struct gw_cfg_tls *tc, const char *lname)
 	return 0;
 }
 
+/*
+ * Leaf + intermediates from m's bytes into ctx, as
+ * SSL_CTX_use_certificate_chain_file would from the file: the first
+ * certificate is the leaf, every further one a chain certificate, and the
+ * bytes must hold nothing but certificates. 0, or -GW_E_TLS with OpenSSL's
+ * reason still queued.
+ */
+static int
+use_chain(SSL_CTX *ctx, const struct gw_material *m)
+{
+	X509 *x = NULL;
+	unsigned long e;
+	int rc = -GW_E_TLS;
+	BIO *b;
+
+	if ((b = gw_material_bio(m)) == NULL)
+		return -GW_E_TLS;
+	if ((x = PEM_read_bio_X509_AUX(b, NULL, NULL, NULL)) == NULL ||
+		SSL_CTX_use_certificate(ctx, x) != 1 || SSL_CTX_clear_chain_certs(ctx) != 1)
+		goto out;
+	X509_free(x);
+	while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL)
+		if (SSL_CTX_add0_chain_cert(ctx, x) != 1)
+			goto out; /* not consumed on failure */
+	/* the end of the bytes reads as "no start line"; anything else is an error */
+	e = ERR_peek_last_error();
+	if (ERR_GET_LIB(e) != ERR_LIB_PEM || ERR_GET_REASON(e) != PEM_R_NO_START_LINE)
+		goto out;
+	ERR_clear_error();
+	rc = 0;
+out:
+	X509_free(x);
+	BIO_free(b);
+	return rc;
+}
+
 static int
 ident_build(
 	struct gw_tls_ctl *c, struct gw_tls_lst *t, const struct gw_cfg_listener *lc, unsigned idx)
@@ -197,6 +234,9 @@ ident_build(
 	struct ident *d = &t->ids[idx];
 	unsigned lifetime =
 		tc->ticket_lifetime_s ? tc->ticket_lifetime_s : GW_TLS_TICKET_LIFETIME_DEFAULT;
+	struct gw_material own = {0};
+	const struct gw_material *m;
+	char what[160];
 	EVP_PKEY *pk = NULL;
 	int mode, rc;
 
@@ -205,11 +245,9 @@ ident_build(
 		gw_err_set(-GW_E_TLS, GW_HERE);
 		return gw_err_add_ossl();
 	}
-	if (SSL_CTX_set_min_proto_version(
-		    d->ctx, tc->min_version ? tc->min_version : TLS1_2_VERSION) != 1) {
-		gw_err_set(-GW_E_TLS, GW_HERE);
-		return gw_err_add_ossl();
-	}
+	GW_GUARD_OSSL(SSL_CTX_set_min_proto_version(
+			      d->ctx, tc->min_version ? tc->min_version : TLS1_2_VERSION),
+		-GW_E_TLS);
 	GW_GUARD(set_ciphers(d->ctx, tc, lc->name));
 	SSL_CTX_set_options(d->ctx,
 		SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
@@ -217,7 +255,19 @@ ident_build(
 	SSL_CTX_set_mode(d->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 					 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 					 SSL_MODE_RELEASE_BUFFERS);
-	if (SSL_CTX_use_certificate_chain_file(d->ctx, id->cert) != 1) {
+	/*
+	 * Read through material.c at every build, not the loader's id->cert_m:
+	 * HSM recovery rebuilds from the running config after a key was
+	 * replaced in the token, and the replacement's certificate sits at the
+	 * same path (tests/integ/tls_hsm.sh). What is read here is also what is
+	 * checked against the key below; the ticket fingerprint does not
+	 * depend on it.
+	 */
+	snprintf(what, sizeof(what), "listener '%s' identity %u: certificate", lc->name, idx);
+	GW_GUARD(gw_material_get(NULL, id->cert, what, &own, &m));
+	rc = use_chain(d->ctx, m);
+	gw_material_fini(&own);
+	if (rc < 0) {
 		gw_err_setf(-GW_E_CONFIG, GW_HERE,
 			"listener '%s' identity %u: certificate file '%s' unusable", lc->name, idx,
 			id->cert);
@@ -240,14 +290,12 @@ ident_build(
 		return gw_err_add_ossl();
 	}
 	/* the session id context is the trust fingerprint: see tls_ctx.h */
-	if (SSL_CTX_set_session_id_context(d->ctx, t->fp, SSL_MAX_SID_CTX_LENGTH) != 1) {
-		gw_err_set(-GW_E_TLS, GW_HERE);
-		return gw_err_add_ossl();
-	}
+	GW_GUARD_OSSL(
+		SSL_CTX_set_session_id_context(d->ctx, t->fp, SSL_MAX_SID_CTX_LENGTH), -GW_E_TLS);
 	/* no server-side cache (a lock shared by all workers); stateless tickets only */
 	SSL_CTX_set_session_cache_mode(d->ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_timeout(d->ctx, lifetime);
-	SSL_CTX_set_num_tickets(d->ctx, 1);
+	GW_GUARD_OSSL(SSL_CTX_set_num_tickets(d->ctx, 1), -GW_E_TLS);
 	switch (tc->client_auth) {
 	case GW_CLIENT_AUTH_REQUIRED:
 		mode = SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT;

@@ -35,41 +35,6 @@ static _Atomic uint64_t gw_trust_next_id = 1;
 /* ---- loading files ---- */
 
 /*
- * The bytes of one configured file: the loader's (loaded, when the config
- * came from gw_cfg_load: the file is not opened again), else, for a config
- * built by hand, read once here into *own (caller finis it).
- */
-static int
-material_get(const struct gw_material *loaded, const char *path, const char *what,
-	struct gw_material *own, const struct gw_material **out)
-{
-	int rc;
-
-	if (loaded != NULL) {
-		if (loaded->bytes == NULL)
-			return gw_err_setf(-GW_E_CONFIG, GW_HERE,
-				"%s '%s': the config holds no bytes for it", what, path);
-		*out = loaded;
-		return 0;
-	}
-	rc = gw_material_read(path, GW_MATERIAL_MAX, own);
-	if (rc < 0)
-		return gw_err_setf(-GW_E_CONFIG, GW_HERE, "%s '%s': cannot open: %s", what, path,
-			rc > -GW_E_BASE ? strerror(-rc) : "cannot hash it");
-	*out = own;
-	return 0;
-}
-
-/* A read-only memory BIO over m's bytes. */
-static BIO *
-material_bio(const struct gw_material *m)
-{
-	if (m->len > INT_MAX)
-		return NULL;
-	return BIO_new_mem_buf(m->bytes, (int)m->len);
-}
-
-/*
  * Parse every PEM block of m in order. Each block must be a certificate
  * whose DER parses completely. what and m->path name the file in messages.
  */
@@ -84,7 +49,7 @@ load_certs(const struct gw_material *m, STACK_OF(X509) * out, const char *what)
 	unsigned n = 0;
 	int rc = 0;
 
-	b = material_bio(m);
+	b = gw_material_bio(m);
 	if (b == NULL) {
 		ERR_clear_error();
 		rc = gw_err_set(-ENOMEM, GW_HERE);
@@ -182,7 +147,7 @@ gw_trust_chain_load(const char *path, X509 **leaf, STACK_OF(X509) * *rest)
 static int
 load_crls(const struct gw_material *m, STACK_OF(X509_CRL) * out)
 {
-	BIO *b = material_bio(m);
+	BIO *b = gw_material_bio(m);
 	const char *path = m->path;
 	unsigned n = 0;
 	int rc = 0;
@@ -274,8 +239,7 @@ add_anchor(struct gw_trust *t, X509 *x, const char *src)
 			"exactly this certificate use mode: pinned)",
 			subj, src);
 	}
-	if (!X509_up_ref(x))
-		return gw_err_set(-GW_E_TLS, GW_HERE);
+	GW_GUARD_OSSL(X509_up_ref(x), -GW_E_TLS);
 	if (!sk_X509_push(t->anchors, x)) {
 		X509_free(x);
 		return gw_err_set(-ENOMEM, GW_HERE);
@@ -455,7 +419,7 @@ trust_build(const struct gw_cfg_trust *cfg, const char *name, STACK_OF(X509) *co
 			const struct gw_material *m = NULL;
 			struct gw_material own = {0};
 
-			rc = material_get(cfg->certs_m ? &cfg->certs_m[i] : NULL, cfg->certs[i],
+			rc = gw_material_get(cfg->certs_m ? &cfg->certs_m[i] : NULL, cfg->certs[i],
 				what, &own, &m);
 			if (rc == 0)
 				rc = load_certs(m, tmp, what);
@@ -542,7 +506,7 @@ trust_build(const struct gw_cfg_trust *cfg, const char *name, STACK_OF(X509) *co
 			const struct gw_material *m = NULL;
 			struct gw_material own = {0};
 
-			rc = material_get(cfg->crl_m ? &cfg->crl_m[i] : NULL, cfg->crl[i],
+			rc = gw_material_get(cfg->crl_m ? &cfg->crl_m[i] : NULL, cfg->crl[i],
 				"trust crl", &own, &m);
 			if (rc == 0)
 				rc = load_crls(m, t->crls);

@@ -415,6 +415,33 @@ label_copy(char out[33], const CK_UTF8CHAR in[32])
 	out[n] = '\0';
 }
 
+/*
+ * The slots with a token present: *slots (the caller frees; NULL when *n is
+ * 0) and *n. 0, -ENOMEM, or -GW_E_HSM naming the module and the CKR.
+ */
+static int
+slot_list(struct gw_p11_mod *m, CK_SLOT_ID **slots, CK_ULONG *n)
+{
+	CK_RV rv;
+
+	*slots = NULL;
+	*n = 0;
+	rv = m->f->C_GetSlotList(CK_TRUE, NULL, n);
+	if (rv == CKR_OK && *n > 0) {
+		if ((*slots = calloc(*n, sizeof(**slots))) == NULL)
+			return gw_err_set(-ENOMEM, GW_HERE);
+		rv = m->f->C_GetSlotList(CK_TRUE, *slots, n);
+	}
+	if (rv != CKR_OK) {
+		free(*slots);
+		*slots = NULL;
+		*n = 0;
+		return gw_err_setf(-GW_E_HSM, GW_HERE, "PKCS#11 module '%s': C_GetSlotList: %s",
+			m->path, gw_p11_ckr_name(rv));
+	}
+	return 0;
+}
+
 int
 gw_p11_find_token(struct gw_p11_mod *m, const char *label, CK_SLOT_ID *slot)
 {
@@ -422,20 +449,8 @@ gw_p11_find_token(struct gw_p11_mod *m, const char *label, CK_SLOT_ID *slot)
 	CK_ULONG n = 0;
 	unsigned found = 0;
 	int rc = 0;
-	CK_RV rv;
 
-	rv = m->f->C_GetSlotList(CK_TRUE, NULL, &n);
-	if (rv == CKR_OK && n > 0) {
-		slots = calloc(n, sizeof(*slots));
-		if (slots == NULL)
-			return gw_err_set(-ENOMEM, GW_HERE);
-		rv = m->f->C_GetSlotList(CK_TRUE, slots, &n);
-	}
-	if (rv != CKR_OK) {
-		rc = gw_err_setf(-GW_E_HSM, GW_HERE, "PKCS#11 module '%s': C_GetSlotList: %s",
-			m->path, gw_p11_ckr_name(rv));
-		goto out;
-	}
+	GW_GUARD(slot_list(m, &slots, &n));
 	for (CK_ULONG i = 0; i < n; i++) {
 		CK_TOKEN_INFO ti;
 		char l[33];
@@ -456,7 +471,6 @@ gw_p11_find_token(struct gw_p11_mod *m, const char *label, CK_SLOT_ID *slot)
 		rc = gw_err_setf(-GW_E_HSM_TOKEN, GW_HERE,
 			"%u tokens are labelled '%s' in PKCS#11 module '%s'; labels must be unique",
 			found, label, m->path);
-out:
 	free(slots);
 	return rc;
 }
@@ -508,14 +522,8 @@ gw_p11_token_init(struct gw_p11_mod *m, const char *label, const char *pin, cons
 		return gw_err_setf(-EEXIST, GW_HERE,
 			"a token labelled '%s' already exists in PKCS#11 module '%s'", label,
 			m->path);
-	rv = m->f->C_GetSlotList(CK_TRUE, NULL, &n);
-	if (rv == CKR_OK && n > 0) {
-		slots = calloc(n, sizeof(*slots));
-		if (slots == NULL)
-			return gw_err_set(-ENOMEM, GW_HERE);
-		rv = m->f->C_GetSlotList(CK_TRUE, slots, &n);
-	}
-	for (CK_ULONG i = 0; rv == CKR_OK && i < n && !have_free; i++) {
+	GW_GUARD(slot_list(m, &slots, &n));
+	for (CK_ULONG i = 0; i < n && !have_free; i++) {
 		CK_TOKEN_INFO ti;
 
 		if (m->f->C_GetTokenInfo(slots[i], &ti) == CKR_OK &&

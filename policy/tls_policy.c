@@ -266,18 +266,6 @@ verify_cb(X509_STORE_CTX *x, void *arg)
 
 /* ---- SNI and ALPN ---- */
 
-static bool
-sni_match(const char *pat, const char *name)
-{
-	if (strncmp(pat, "*.", 2) == 0) {
-		const char *dot = strchr(name, '.');
-
-		/* "*.example.com" matches exactly one label */
-		return dot != NULL && dot != name && strcasecmp(dot + 1, pat + 2) == 0;
-	}
-	return strcasecmp(pat, name) == 0;
-}
-
 static int
 sni_cb(SSL *ssl, int *al, void *arg)
 {
@@ -301,7 +289,7 @@ sni_cb(SSL *ssl, int *al, void *arg)
 					const char *p = t->ids[i].sni[j];
 
 					if ((strncmp(p, "*.", 2) == 0) == (pass == 1) &&
-						sni_match(p, name)) {
+						gw_trust_dns_match(p, name)) {
 						pick = i;
 						found = true;
 					}

@@ -23,6 +23,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "gw_x509.h"
 #include "trust_internal.h"
 
 static const char *const reason_names[] = {
@@ -58,6 +59,22 @@ gw_trust_n_anchors(const struct gw_trust *t)
 		return 0;
 	return t->mode == GW_TRUST_PINNED ? t->n_pins : (unsigned)sk_X509_num(t->anchors);
 }
+
+/*
+ * The verify errors that mean "no usable CRL" (missing, stale, not yet
+ * valid, badly signed, out of scope): one list for the rejection's words
+ * and for crl_anchor_cb, which forgives them on the anchor.
+ */
+#define CRL_UNUSABLE(X)                    \
+	X(UNABLE_TO_GET_CRL)               \
+	X(UNABLE_TO_GET_CRL_ISSUER)        \
+	X(CRL_HAS_EXPIRED)                 \
+	X(CRL_NOT_YET_VALID)               \
+	X(CRL_SIGNATURE_FAILURE)           \
+	X(UNABLE_TO_DECRYPT_CRL_SIGNATURE) \
+	X(DIFFERENT_CRL_SCOPE)             \
+	X(KEYUSAGE_NO_CRL_SIGN)
+#define CRL_CASE(e) case X509_V_ERR_##e:
 
 /* ---- SHA-256, fetched once (implicit fetches per call cost a lookup) ---- */
 
@@ -100,28 +117,6 @@ gw_trust_name_str(const X509_NAME *n, char *buf, size_t len)
 	BIO_free(b);
 	if (buf[0] == '\0')
 		snprintf(buf, len, "(empty subject)");
-}
-
-static void
-time_str(const ASN1_TIME *t, char *buf, size_t len)
-{
-	struct tm tm;
-
-	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1) {
-		snprintf(buf, len, "(unknown date)");
-		return;
-	}
-	strftime(buf, len, "%Y-%m-%d %H:%M:%S UTC", &tm);
-}
-
-static time_t
-asn1_to_time_t(const ASN1_TIME *t)
-{
-	struct tm tm;
-
-	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
-		return 0;
-	return timegm(&tm);
 }
 
 int
@@ -260,12 +255,15 @@ gw_trust_spiffe_match(const char *rule, const char *id)
 	return true;
 }
 
-static bool
-dns_match(const char *rule, const char *name)
+bool
+gw_trust_dns_match(const char *rule, const char *name)
 {
+	if (rule == NULL || name == NULL)
+		return false;
 	if (strncmp(rule, "*.", 2) == 0) {
 		const char *dot = strchr(name, '.');
 
+		/* "*.example.com" matches exactly one label */
 		return dot != NULL && dot != name && strcasecmp(dot + 1, rule + 2) == 0;
 	}
 	return strcasecmp(rule, name) == 0;
@@ -447,7 +445,7 @@ allow_check(
 			memcpy(name, s, (size_t)l); /* fits: l <= GW_TRUST_DNS_MAX + 1 */
 			name[l] = '\0';
 			for (unsigned r = 0; r < a->n_dns && !ok; r++)
-				ok = dns_match(a->dns[r], name);
+				ok = gw_trust_dns_match(a->dns[r], name);
 			if (dns[0] == '\0')
 				memcpy(dns, name, (size_t)l + 1);
 		}
@@ -575,12 +573,12 @@ explain(const struct gw_trust *t, X509_STORE_CTX *ctx, X509 *leaf, struct gw_tru
 	switch (err) {
 	case X509_V_ERR_CERT_HAS_EXPIRED:
 		v->reason = GW_TRUST_R_EXPIRED;
-		time_str(X509_get0_notAfter(cur), when, sizeof(when));
+		gw_x509_time_str(X509_get0_notAfter(cur), when, sizeof(when));
 		msgf(w, "certificate '%s' expired on %s", s, when);
 		break;
 	case X509_V_ERR_CERT_NOT_YET_VALID:
 		v->reason = GW_TRUST_R_NOT_YET_VALID;
-		time_str(X509_get0_notBefore(cur), when, sizeof(when));
+		gw_x509_time_str(X509_get0_notBefore(cur), when, sizeof(when));
 		msgf(w, "certificate '%s' is not valid yet: not before %s (check the clocks)", s,
 			when);
 		break;
@@ -640,16 +638,9 @@ explain(const struct gw_trust *t, X509_STORE_CTX *ctx, X509 *leaf, struct gw_tru
 			issuer);
 		break;
 	}
-	case X509_V_ERR_UNABLE_TO_GET_CRL:
-	case X509_V_ERR_UNABLE_TO_GET_CRL_ISSUER:
-	case X509_V_ERR_CRL_HAS_EXPIRED:
-	case X509_V_ERR_CRL_NOT_YET_VALID:
-	case X509_V_ERR_CRL_SIGNATURE_FAILURE:
-	case X509_V_ERR_UNABLE_TO_DECRYPT_CRL_SIGNATURE:
+		CRL_UNUSABLE(CRL_CASE)
 	case X509_V_ERR_ERROR_IN_CRL_LAST_UPDATE_FIELD:
 	case X509_V_ERR_ERROR_IN_CRL_NEXT_UPDATE_FIELD:
-	case X509_V_ERR_DIFFERENT_CRL_SCOPE:
-	case X509_V_ERR_KEYUSAGE_NO_CRL_SIGN:
 		v->reason = GW_TRUST_R_CRL;
 		msgf(w,
 			"no usable CRL from '%s' for certificate '%s' (%s): give a current CRL "
@@ -755,14 +746,7 @@ crl_anchor_cb(int ok, X509_STORE_CTX *ctx)
 	if (ok || depth < X509_STORE_CTX_get_num_untrusted(ctx))
 		return ok;
 	switch (err) {
-	case X509_V_ERR_UNABLE_TO_GET_CRL:
-	case X509_V_ERR_UNABLE_TO_GET_CRL_ISSUER:
-	case X509_V_ERR_CRL_HAS_EXPIRED:
-	case X509_V_ERR_CRL_NOT_YET_VALID:
-	case X509_V_ERR_CRL_SIGNATURE_FAILURE:
-	case X509_V_ERR_UNABLE_TO_DECRYPT_CRL_SIGNATURE:
-	case X509_V_ERR_DIFFERENT_CRL_SCOPE:
-	case X509_V_ERR_KEYUSAGE_NO_CRL_SIGN:
+		CRL_UNUSABLE(CRL_CASE)
 		/* the anchor (trusted stack), not a certificate the client vouched for */
 		X509_STORE_CTX_set_error(ctx, X509_V_OK);
 		return 1;
@@ -862,7 +846,7 @@ verify_core(const struct gw_trust *t, X509 *leaf, STACK_OF(X509) * chain, time_t
 		time_t u = 0;
 
 		for (int i = 0; i < sk_X509_num(built); i++) {
-			time_t na = asn1_to_time_t(X509_get0_notAfter(sk_X509_value(built, i)));
+			time_t na = gw_x509_time(X509_get0_notAfter(sk_X509_value(built, i)));
 
 			if (i == 0 || na < u)
 				u = na;
@@ -871,8 +855,8 @@ verify_core(const struct gw_trust *t, X509 *leaf, STACK_OF(X509) * chain, time_t
 			const ASN1_TIME *nu =
 				X509_CRL_get0_nextUpdate(sk_X509_CRL_value(t->crls, i));
 
-			if (nu != NULL && asn1_to_time_t(nu) < u)
-				u = asn1_to_time_t(nu);
+			if (nu != NULL && gw_x509_time(nu) < u)
+				u = gw_x509_time(nu);
 		}
 		v->until = u;
 		if (until != NULL)

@@ -168,4 +168,12 @@ const char *gw_trust_reason_name(enum gw_trust_reason r);
  */
 bool gw_trust_spiffe_match(const char *rule, const char *id);
 
+/*
+ * Does DNS name match rule, case-insensitively? "*.example.com" matches
+ * exactly one label before "example.com"; any other rule only itself. Serves
+ * the dns allow rules and the listeners' SNI names. NULL-safe (false).
+ * MT-safe.
+ */
+bool gw_trust_dns_match(const char *rule, const char *name);
+
 #endif /* GW_TRUST_VERIFY_H */

@@ -126,7 +126,7 @@ cfg "$PORT" issuer - http
 gw_bg "$SRV" "$T/gw.yaml" 2>"$T/srv.err"
 SRV_PID=$GW_LAST_PID
 gw_wait 300 test -S "$S" || gw_fail "mesh_srv over http: $(cat "$T/srv.err")"
-grep -q "WARNING: backend ca-3: cfssl http://127.0.0.1:$PORT is plain http" "$T/srv.err" ||
+grep -q "ca: warning: backend ca-3: cfssl http://127.0.0.1:$PORT is plain http" "$T/srv.err" ||
 	gw_fail "no warning for http: $(cat "$T/srv.err")"
 gw_ok "http:// works, with a warning"
 kill -TERM "$SRV_PID"
