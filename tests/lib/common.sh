@@ -243,6 +243,21 @@ gw_wait_stat() {
 	return 1
 }
 
+# gw_scapy_quiet : scapy plays TCP from ports 40000-49999, where the kernel
+# has no socket and would answer the gateway's segments with RST: drop those
+# RSTs, and keep the kernel's own clients on 50000+.
+gw_scapy_quiet() {
+	gw_in sysctl -qw net.ipv4.ip_local_port_range="50000 60999"
+	gw_in nft -f - <<NFT
+table inet gwquiet {
+	chain out {
+		type filter hook output priority 0;
+		oifname "$GW_TAP" tcp sport 40000-49999 tcp flags rst drop;
+	}
+}
+NFT
+}
+
 # gw_tx_csum_off IFACE : have the kernel fill TX checksums on IFACE (in our
 # namespace). A veth normally leaves them to the receiving kernel, which a
 # DPDK af_packet/af_xdp peer is not. ethtool if present, else its ioctl.
@@ -319,4 +334,29 @@ gw_fwd_loss_count() {
 
 gw_fwd_loss_off() {
 	gw_in nft delete table inet gwfwdloss
+}
+
+# gw_fwd_loss_start PCT : note the gateway's rx_ooo and tx_rtx_bytes, then
+# gw_fwd_loss PCT. After the traffic, gw_fwd_loss_check: each direction must
+# have lost packets, and the gateway must have seen the holes in what the
+# kernel sent (queued out of order) and sent its own segments again. It
+# fails the test otherwise, else sets GW_LOSS_SUMMARY ("dropped ...
+# retransmitted N bytes") for the caller's gw_ok line.
+gw_fwd_loss_start() {
+	read -r GW_LOSS_OOO0 GW_LOSS_RTX0 < <(gw_stat rx_ooo tx_rtx_bytes | paste -sd' ')
+	gw_fwd_loss "$1"
+}
+
+gw_fwd_loss_check() {
+	local c2g g2c ooo rtx
+	c2g=$(gw_fwd_loss_count c2g)
+	g2c=$(gw_fwd_loss_count g2c)
+	[ "$c2g" -gt 0 ] || gw_fail "nftables dropped nothing client->gateway: that direction was not lossy"
+	[ "$g2c" -gt 0 ] || gw_fail "nftables dropped nothing gateway->client: that direction was not lossy"
+	ooo=$(gw_wait_stat rx_ooo $((GW_LOSS_OOO0 + 1))) ||
+		gw_fail "rx_ooo $GW_LOSS_OOO0 -> $ooo after $c2g client->gateway drops: the gateway saw no hole"
+	rtx=$(gw_wait_stat tx_rtx_bytes $((GW_LOSS_RTX0 + 1))) ||
+		gw_fail "tx_rtx_bytes $GW_LOSS_RTX0 -> $rtx after $g2c gateway->client drops: nothing retransmitted"
+	GW_LOSS_SUMMARY="dropped $c2g client->gateway, $g2c gateway->client; gateway queued"
+	GW_LOSS_SUMMARY+=" $((ooo - GW_LOSS_OOO0)) out of order, retransmitted $((rtx - GW_LOSS_RTX0)) bytes"
 }
