@@ -197,6 +197,21 @@ slot_want(struct bench_thread *t, struct slot *s, uint32_t ev)
 	return epoll_ctl(t->ep, EPOLL_CTL_MOD, s->fd, &e);
 }
 
+/* An SSL call in phase returned r <= 0: wait for the I/O it wants, or fail s with the reason. */
+static void
+slot_retry_or_fail(struct bench_thread *t, struct slot *s, int r, const char *phase)
+{
+	int e = SSL_get_error(s->ssl, r);
+	char reason[REASON_MAX];
+
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+		slot_want(t, s, e == SSL_ERROR_WANT_READ ? EPOLLIN : EPOLLOUT);
+		return;
+	}
+	tls_reason(s, r, phase, reason, sizeof(reason));
+	slot_fail(t, s, reason);
+}
+
 static void
 slot_start(struct bench_thread *t, struct slot *s)
 {
@@ -349,13 +364,7 @@ slot_step(struct bench_thread *t, struct slot *s)
 	case S_HANDSHAKE:
 		r = SSL_do_handshake(s->ssl);
 		if (r != 1) {
-			int e = SSL_get_error(s->ssl, r);
-			if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-				slot_want(t, s, e == SSL_ERROR_WANT_READ ? EPOLLIN : EPOLLOUT);
-				return;
-			}
-			tls_reason(s, r, "handshake", reason, sizeof(reason));
-			slot_fail(t, s, reason);
+			slot_retry_or_fail(t, s, r, "handshake");
 			return;
 		}
 		if (now_ns() >= t->t_measure) {
@@ -377,13 +386,7 @@ slot_step(struct bench_thread *t, struct slot *s)
 	case S_WRITE:
 		r = SSL_write(s->ssl, o->request, (int)o->request_len);
 		if (r <= 0) {
-			int e = SSL_get_error(s->ssl, r);
-			if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-				slot_want(t, s, e == SSL_ERROR_WANT_READ ? EPOLLIN : EPOLLOUT);
-				return;
-			}
-			tls_reason(s, r, "request", reason, sizeof(reason));
-			slot_fail(t, s, reason);
+			slot_retry_or_fail(t, s, r, "request");
 			return;
 		}
 		s->st = S_READ;
@@ -407,14 +410,8 @@ slot_step(struct bench_thread *t, struct slot *s)
 			slot_done(t, s);
 			return;
 		}
-		int e = SSL_get_error(s->ssl, r);
-		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-			slot_want(t, s, e == SSL_ERROR_WANT_READ ? EPOLLIN : EPOLLOUT);
-			return;
-		}
 		/* an alert here is usually the server refusing our certificate */
-		tls_reason(s, r, "answer", reason, sizeof(reason));
-		slot_fail(t, s, reason);
+		slot_retry_or_fail(t, s, r, "answer");
 		return;
 	}
 	case S_ECHO:

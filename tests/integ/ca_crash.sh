@@ -7,11 +7,8 @@
 . "$(dirname "$0")/../lib/common.sh"
 . "$(dirname "$0")/../lib/ca.sh"
 
-C=$MTLSGW_CTL
 SRV=${1:?usage: ca_crash.sh MESH_SRV}
-S=$T/admin.sock
-gw_token mtlsgw
-mkdir -p "$T/state"
+ca_init
 
 cfg() { ca_srv_cfg gwk0 10.79.0.2 "$1" "$2"; }
 

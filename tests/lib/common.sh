@@ -154,6 +154,7 @@ GW_GW_PID=""
 
 # gw_gateway_config FILE WORKERS LISTENERS : write a one-tap-port config.
 # WORKERS is a YAML list ("[1]", "[1, 2]"); LISTENERS is YAML list items.
+# GW_MEMORY_MB, GW_DRIVER and GW_DEVICE (default tap on $GW_TAP) override.
 gw_gateway_config() {
 	local file=$1 workers=$2 listeners=$3
 	cat >"$file" <<EOC
@@ -163,8 +164,8 @@ dataplane:
   memory_mb: ${GW_MEMORY_MB:-384}
   ports:
     - name: wan
-      driver: tap
-      device: $GW_TAP
+      driver: ${GW_DRIVER:-tap}
+      device: ${GW_DEVICE:-$GW_TAP}
       address: $GW_GW_IP/24
       gateway: $GW_PEER_IP
 listeners:
@@ -256,6 +257,19 @@ table inet gwquiet {
 	}
 }
 NFT
+}
+
+# gw_veth : in $GW_NS (gw_netns first), veth0 for a DPDK driver (af_packet,
+# af_xdp) and veth1, the kernel peer at $GW_PEER_IP/24. IPv6 off (no
+# chatter); veth1's TX checksums filled (gw_tx_csum_off).
+gw_veth() {
+	gw_in sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+	gw_in sysctl -qw net.ipv6.conf.default.disable_ipv6=1
+	gw_in ip link add veth0 type veth peer name veth1
+	gw_in ip link set veth0 up
+	gw_in ip link set veth1 up
+	gw_in ip addr add "$GW_PEER_IP/24" dev veth1
+	gw_tx_csum_off veth1
 }
 
 # gw_tx_csum_off IFACE : have the kernel fill TX checksums on IFACE (in our
