@@ -273,14 +273,34 @@ pattern_init(void)
 
 /* Stream through the echo: read whatever came back, write while the window
  * allows, until every byte returned or something would block both ways. */
+/*
+ * An echo SSL_read/SSL_write returned r <= 0: true if it only waits (sets
+ * *want_out when it waits to write), false if it failed (s is closed).
+ */
+static bool
+echo_blocked(struct bench_thread *t, struct slot *s, int r, bool *want_out)
+{
+	char reason[REASON_MAX];
+	int e = SSL_get_error(s->ssl, r);
+
+	if (e == SSL_ERROR_WANT_WRITE) {
+		*want_out = true;
+		return true;
+	}
+	if (e == SSL_ERROR_WANT_READ)
+		return true;
+	tls_reason(s, r, "echo", reason, sizeof(reason));
+	slot_fail(t, s, reason);
+	return false;
+}
+
 static void
 echo_step(struct bench_thread *t, struct slot *s)
 {
 	const struct bench_opts *o = t->o;
 	uint8_t buf[ECHO_CHUNK];
-	char reason[REASON_MAX];
 	bool want_out = false, progress = true;
-	int r, e;
+	int r;
 
 	while (progress) {
 		progress = false;
@@ -300,11 +320,7 @@ echo_step(struct bench_thread *t, struct slot *s)
 				return;
 			}
 			progress = true;
-		} else if ((e = SSL_get_error(s->ssl, r)) == SSL_ERROR_WANT_WRITE) {
-			want_out = true;
-		} else if (e != SSL_ERROR_WANT_READ) {
-			tls_reason(s, r, "echo", reason, sizeof(reason));
-			slot_fail(t, s, reason);
+		} else if (!echo_blocked(t, s, r, &want_out)) {
 			return;
 		}
 		if (s->sent < o->echo_bytes && s->sent - s->rcvd < ECHO_WINDOW) {
@@ -316,11 +332,7 @@ echo_step(struct bench_thread *t, struct slot *s)
 			if (r > 0) {
 				s->sent += (uint64_t)r;
 				progress = true;
-			} else if ((e = SSL_get_error(s->ssl, r)) == SSL_ERROR_WANT_WRITE) {
-				want_out = true;
-			} else if (e != SSL_ERROR_WANT_READ) {
-				tls_reason(s, r, "echo", reason, sizeof(reason));
-				slot_fail(t, s, reason);
+			} else if (!echo_blocked(t, s, r, &want_out)) {
 				return;
 			}
 		}
