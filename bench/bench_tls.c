@@ -197,6 +197,21 @@ slot_want(struct bench_thread *t, struct slot *s, uint32_t ev)
 	return epoll_ctl(t->ep, EPOLL_CTL_MOD, s->fd, &e);
 }
 
+/* An SSL call in phase returned r <= 0: wait for the I/O it wants, or fail s with the reason. */
+static void
+slot_retry_or_fail(struct bench_thread *t, struct slot *s, int r, const char *phase)
+{
+	int e = SSL_get_error(s->ssl, r);
+	char reason[REASON_MAX];
+
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+		slot_want(t, s, e == SSL_ERROR_WANT_READ ? EPOLLIN : EPOLLOUT);
+		return;
+	}
+	tls_reason(s, r, phase, reason, sizeof(reason));
+	slot_fail(t, s, reason);
+}
+
 static void
 slot_start(struct bench_thread *t, struct slot *s)
 {
@@ -258,14 +273,34 @@ pattern_init(void)
 
 /* Stream through the echo: read whatever came back, write while the window
  * allows, until every byte returned or something would block both ways. */
+/*
+ * An echo SSL_read/SSL_write returned r <= 0: true if it only waits (sets
+ * *want_out when it waits to write), false if it failed (s is closed).
+ */
+static bool
+echo_blocked(struct bench_thread *t, struct slot *s, int r, bool *want_out)
+{
+	char reason[REASON_MAX];
+	int e = SSL_get_error(s->ssl, r);
+
+	if (e == SSL_ERROR_WANT_WRITE) {
+		*want_out = true;
+		return true;
+	}
+	if (e == SSL_ERROR_WANT_READ)
+		return true;
+	tls_reason(s, r, "echo", reason, sizeof(reason));
+	slot_fail(t, s, reason);
+	return false;
+}
+
 static void
 echo_step(struct bench_thread *t, struct slot *s)
 {
 	const struct bench_opts *o = t->o;
 	uint8_t buf[ECHO_CHUNK];
-	char reason[REASON_MAX];
 	bool want_out = false, progress = true;
-	int r, e;
+	int r;
 
 	while (progress) {
 		progress = false;
@@ -285,11 +320,7 @@ echo_step(struct bench_thread *t, struct slot *s)
 				return;
 			}
 			progress = true;
-		} else if ((e = SSL_get_error(s->ssl, r)) == SSL_ERROR_WANT_WRITE) {
-			want_out = true;
-		} else if (e != SSL_ERROR_WANT_READ) {
-			tls_reason(s, r, "echo", reason, sizeof(reason));
-			slot_fail(t, s, reason);
+		} else if (!echo_blocked(t, s, r, &want_out)) {
 			return;
 		}
 		if (s->sent < o->echo_bytes && s->sent - s->rcvd < ECHO_WINDOW) {
@@ -301,11 +332,7 @@ echo_step(struct bench_thread *t, struct slot *s)
 			if (r > 0) {
 				s->sent += (uint64_t)r;
 				progress = true;
-			} else if ((e = SSL_get_error(s->ssl, r)) == SSL_ERROR_WANT_WRITE) {
-				want_out = true;
-			} else if (e != SSL_ERROR_WANT_READ) {
-				tls_reason(s, r, "echo", reason, sizeof(reason));
-				slot_fail(t, s, reason);
+			} else if (!echo_blocked(t, s, r, &want_out)) {
 				return;
 			}
 		}
@@ -349,13 +376,7 @@ slot_step(struct bench_thread *t, struct slot *s)
 	case S_HANDSHAKE:
 		r = SSL_do_handshake(s->ssl);
 		if (r != 1) {
-			int e = SSL_get_error(s->ssl, r);
-			if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-				slot_want(t, s, e == SSL_ERROR_WANT_READ ? EPOLLIN : EPOLLOUT);
-				return;
-			}
-			tls_reason(s, r, "handshake", reason, sizeof(reason));
-			slot_fail(t, s, reason);
+			slot_retry_or_fail(t, s, r, "handshake");
 			return;
 		}
 		if (now_ns() >= t->t_measure) {
@@ -377,13 +398,7 @@ slot_step(struct bench_thread *t, struct slot *s)
 	case S_WRITE:
 		r = SSL_write(s->ssl, o->request, (int)o->request_len);
 		if (r <= 0) {
-			int e = SSL_get_error(s->ssl, r);
-			if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-				slot_want(t, s, e == SSL_ERROR_WANT_READ ? EPOLLIN : EPOLLOUT);
-				return;
-			}
-			tls_reason(s, r, "request", reason, sizeof(reason));
-			slot_fail(t, s, reason);
+			slot_retry_or_fail(t, s, r, "request");
 			return;
 		}
 		s->st = S_READ;
@@ -407,14 +422,8 @@ slot_step(struct bench_thread *t, struct slot *s)
 			slot_done(t, s);
 			return;
 		}
-		int e = SSL_get_error(s->ssl, r);
-		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-			slot_want(t, s, e == SSL_ERROR_WANT_READ ? EPOLLIN : EPOLLOUT);
-			return;
-		}
 		/* an alert here is usually the server refusing our certificate */
-		tls_reason(s, r, "answer", reason, sizeof(reason));
-		slot_fail(t, s, reason);
+		slot_retry_or_fail(t, s, r, "answer");
 		return;
 	}
 	case S_ECHO:

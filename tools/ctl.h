@@ -42,11 +42,13 @@ enum { GW_CTL_O_MODULE = 900, GW_CTL_O_TOKEN, GW_CTL_O_PIN_FILE, GW_CTL_O_PIN_EN
 bool gw_ctl_hsm_opt(struct gw_hsm_params *p, int c, const char *arg);
 
 /*
- * "<cmd>: unknown option 'BAD' (try --help)", as a usage error. --pin and
- * --so-pin (with or without =VALUE) get why there is none instead, and the
- * value is never printed.
+ * What gw_ctl_getopt() refused, as a usage error; returns GW_CTL_USAGE.
+ * c is what it returned and bad is argv[optind - 1]: ':' says "<cmd>: BAD
+ * needs a value", anything else "<cmd>: unknown option 'BAD' (try --help)".
+ * --pin and --so-pin (with or without =VALUE) get why there is none
+ * instead, and the value is never printed.
  */
-int gw_ctl_bad_option(const char *cmd, const char *bad);
+int gw_ctl_bad_option(const char *cmd, int c, const char *bad);
 
 /*
  * getopt_long(argc, argv, ":", opts, NULL) without its abbreviations: GNU

@@ -162,6 +162,32 @@ api_failed(const struct common *o, int status, json_t *ans, const char *what)
 	return GW_CTL_FAIL;
 }
 
+/*
+ * GET path for the read-only command what. With --json the answer is
+ * printed as it came and the command is done (*out NULL); otherwise *out
+ * is the answer for the caller to print and free. Returns GW_CTL_OK, or
+ * GW_CTL_FAIL after saying why (*out NULL).
+ */
+static int
+api_get(const struct common *o, const char *path, const char *what, json_t **out)
+{
+	json_t *a;
+	int st;
+
+	*out = NULL;
+	if ((st = api(o, "GET", path, NULL, &a)) < 0)
+		return GW_CTL_FAIL;
+	if (st != 200)
+		return api_failed(o, st, a, what);
+	if (o->json) {
+		print_json(a);
+		json_decref(a);
+		return GW_CTL_OK;
+	}
+	*out = a;
+	return GW_CTL_OK;
+}
+
 static const char *
 js(json_t *o, const char *k)
 {
@@ -227,10 +253,7 @@ parse(int argc, char **argv, struct common *o, const struct option *extra, size_
 			if (c >= O_EXTRA && on_extra && on_extra(c, optarg, ctx) == 0)
 				break;
 			fputs(usage, stderr);
-			if (c == ':')
-				gw_ctl_die(GW_CTL_USAGE, "%s needs a value", argv[optind - 1]);
-			else
-				gw_ctl_bad_option("ca", argv[optind - 1]);
+			gw_ctl_bad_option("ca", c, argv[optind - 1]);
 			return -1;
 		}
 	}
@@ -252,19 +275,12 @@ ca_roots(int argc, char **argv)
 	struct common o = {0};
 	json_t *a, *r;
 	size_t i;
-	int st;
+	int rc;
 
 	if (parse(argc, argv, &o, NULL, 0, NULL, NULL, roots_usage) < 0)
 		return GW_CTL_USAGE;
-	if ((st = api(&o, "GET", "/v1/connect/ca/roots", NULL, &a)) < 0)
-		return GW_CTL_FAIL;
-	if (st != 200)
-		return api_failed(&o, st, a, "ca roots");
-	if (o.json) {
-		print_json(a);
-		json_decref(a);
-		return GW_CTL_OK;
-	}
+	if ((rc = api_get(&o, "/v1/connect/ca/roots", "ca roots", &a)) != GW_CTL_OK || a == NULL)
+		return rc;
 	printf("trust domain: %s\n\n", js(a, "TrustDomain"));
 	printf("%-12s %-9s %-6s %-21s %-14s %-5s %s\n", "NAME", "TYPE", "ACTIVE", "NOT AFTER",
 		"EXPIRES IN", "INTER", "ID");
@@ -296,19 +312,13 @@ ca_config(int argc, char **argv)
 	struct common o = {0};
 	json_t *a, *c, *b;
 	size_t i;
-	int st;
+	int rc;
 
 	if (parse(argc, argv, &o, NULL, 0, NULL, NULL, config_usage) < 0)
 		return GW_CTL_USAGE;
-	if ((st = api(&o, "GET", "/v1/connect/ca/configuration", NULL, &a)) < 0)
-		return GW_CTL_FAIL;
-	if (st != 200)
-		return api_failed(&o, st, a, "ca config");
-	if (o.json) {
-		print_json(a);
-		json_decref(a);
-		return GW_CTL_OK;
-	}
+	if ((rc = api_get(&o, "/v1/connect/ca/configuration", "ca config", &a)) != GW_CTL_OK ||
+		a == NULL)
+		return rc;
 	c = json_object_get(a, "Config");
 	printf("provider:        %s\nenabled backend: %s\ntrust domain:    %s\nbackends:\n",
 		js(a, "Provider"), js(c, "EnabledBackend"), js(c, "TrustDomain"));
@@ -639,19 +649,12 @@ status_run(int argc, char **argv)
 	json_t *a, *v, *certs;
 	const char *k;
 	size_t i;
-	int st;
+	int rc;
 
 	if (parse(argc, argv, &o, NULL, 0, NULL, NULL, status_usage) < 0)
 		return GW_CTL_USAGE;
-	if ((st = api(&o, "GET", "/v1/status", NULL, &a)) < 0)
-		return GW_CTL_FAIL;
-	if (st != 200)
-		return api_failed(&o, st, a, "status");
-	if (o.json) {
-		print_json(a);
-		json_decref(a);
-		return GW_CTL_OK;
-	}
+	if ((rc = api_get(&o, "/v1/status", "status", &a)) != GW_CTL_OK || a == NULL)
+		return rc;
 	/* the gateway's own fields, one line each; the CA part as a table */
 	json_object_foreach(a, k, v)
 	{

@@ -34,12 +34,15 @@ gw_ctl_hsm_opt(struct gw_hsm_params *p, int c, const char *arg)
 }
 
 int
-gw_ctl_bad_option(const char *cmd, const char *bad)
+gw_ctl_bad_option(const char *cmd, int c, const char *bad)
 {
-	/* there is no --pin on purpose: say why, and where PINs go instead */
-	bool pin = strcmp(bad, "--pin") == 0 || strncmp(bad, "--pin=", 6) == 0 ||
-		   strcmp(bad, "--so-pin") == 0 || strncmp(bad, "--so-pin=", 9) == 0;
+	bool pin;
 
+	if (c == ':')
+		return gw_ctl_die(GW_CTL_USAGE, "%s: %s needs a value", cmd, bad);
+	/* there is no --pin on purpose: say why, and where PINs go instead */
+	pin = strcmp(bad, "--pin") == 0 || strncmp(bad, "--pin=", 6) == 0 ||
+	      strcmp(bad, "--so-pin") == 0 || strncmp(bad, "--so-pin=", 9) == 0;
 	return gw_ctl_die(GW_CTL_USAGE, "%s: unknown option '%s'%s", cmd, pin ? "--pin" : bad,
 		pin ? ": PINs are read from a file (--pin-file) or a variable "
 		      "(--pin-env), never from the command line"

@@ -334,14 +334,11 @@ hsm_run(int argc, char **argv)
 			break;
 		case O_HELP:
 			return usage_of(s, stdout);
-		case ':':
-			return gw_ctl_die(
-				GW_CTL_USAGE, "hsm %s: %s needs a value", s->name, av[optind - 1]);
 		default: {
 			char cmd[32];
 
 			snprintf(cmd, sizeof(cmd), "hsm %s", s->name);
-			return gw_ctl_bad_option(cmd, av[optind - 1]);
+			return gw_ctl_bad_option(cmd, c, av[optind - 1]);
 		}
 		}
 	}

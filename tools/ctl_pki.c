@@ -352,11 +352,8 @@ pki_run(int argc, char **argv)
 		case O_HELP:
 			fputs(demo_usage, stdout);
 			return GW_CTL_OK;
-		case ':':
-			return gw_ctl_die(
-				GW_CTL_USAGE, "pki demo: %s needs a value", av[optind - 1]);
 		default:
-			return gw_ctl_bad_option("pki demo", av[optind - 1]);
+			return gw_ctl_bad_option("pki demo", c, av[optind - 1]);
 		}
 	}
 	if (optind < ac)

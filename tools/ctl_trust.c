@@ -148,11 +148,8 @@ check(int argc, char **argv)
 		case O_HELP:
 			fputs(check_usage, stdout);
 			return GW_CTL_OK;
-		case ':':
-			return gw_ctl_die(
-				GW_CTL_USAGE, "trust check: %s needs a value", argv[optind - 1]);
 		default:
-			return gw_ctl_bad_option("trust check", argv[optind - 1]);
+			return gw_ctl_bad_option("trust check", c, argv[optind - 1]);
 		}
 	}
 	if (optind < argc)

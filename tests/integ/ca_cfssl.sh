@@ -10,12 +10,9 @@
 . "$(dirname "$0")/../lib/common.sh"
 . "$(dirname "$0")/../lib/ca.sh"
 
-C=$MTLSGW_CTL
 SRV=${1:?usage: ca_cfssl.sh MESH_SRV}
-S=$T/admin.sock
 command -v cfssl >/dev/null || gw_fail "cfssl not installed (Debian golang-cfssl; tools/deps.sh)"
-gw_token mtlsgw
-mkdir -p "$T/state"
+ca_init
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/cf.key" \
@@ -93,14 +90,7 @@ js 'd["Roots"][0]["RootCert"]' <"$T/roots.json" >"$T/root.pem"
 openssl x509 -in "$T/root.pem" -noout -subject >"$T/root.subj"
 grep -q 'cfssl test root' "$T/root.subj" || gw_fail "root is not cfssl's: $(cat "$T/root.subj")"
 gw_ok "ca roots: cfssl's root, one issuer (signed by cfssl)"
-openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/c.key" -subj /CN=c \
-	-out "$T/c.csr" 2>/dev/null
-"$C" ca sign --socket "$S" --csr "$T/c.csr" --spiffe-id spiffe://example.org/ns/c --out "$T/c.pem"
-openssl verify -purpose sslclient -CAfile "$T/cf.pem" -untrusted "$T/c.pem" "$T/c.pem" >/dev/null ||
-	gw_fail "client chain does not verify against cfssl's root"
-out=$(openssl x509 -in "$T/c.pem" -noout -ext subjectAltName)
-grep -q 'URI:spiffe://example.org/ns/c' <<<"$out" ||
-	gw_fail "no SPIFFE ID"
+ca_sign_ok "$T/cf.pem" spiffe://example.org/ns/c c
 gw_ok "ca sign: leaf under cfssl's root with the SPIFFE ID, verified by openssl"
 kill -TERM "$SRV_PID"
 wait "$SRV_PID" || true

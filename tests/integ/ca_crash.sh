@@ -7,11 +7,8 @@
 . "$(dirname "$0")/../lib/common.sh"
 . "$(dirname "$0")/../lib/ca.sh"
 
-C=$MTLSGW_CTL
 SRV=${1:?usage: ca_crash.sh MESH_SRV}
-S=$T/admin.sock
-gw_token mtlsgw
-mkdir -p "$T/state"
+ca_init
 
 cfg() { ca_srv_cfg gwk0 10.79.0.2 "$1" "$2"; }
 
@@ -33,6 +30,16 @@ died() {
 	wait "$SRV_PID" || rc=$?
 	[ "$rc" = 86 ] || gw_fail "mesh_srv exited $rc, expected the crash (86)"
 }
+# crash_in STEP BACKENDS ENABLED [ARG]... : start armed to die before the
+# reconfigure's COMMIT, write the step's file, `ca rotate ARG...` must
+# crash the server; then start it again on that file
+crash_in() {
+	start reconfigure
+	cfg "$2" "$3"
+	"$C" ca rotate --socket "$S" "${@:4}" >/dev/null 2>&1 && gw_fail "$1 should have crashed"
+	died
+	start
+}
 roots() { "$C" ca roots --socket "$S" --json | js '" ".join(r["Name"] + (":active" if r["Active"] else "") for r in d["Roots"])'; }
 hist() { sqlite3 "$T/state/state.db" "select group_concat(event || ':' || backend, ' ') from history"; }
 
@@ -48,22 +55,14 @@ gw_ok "crash in the first start: the next start creates ca-1 (the HSM keys made 
 stop
 
 # step 1 dies: the restart on the new file adds ca-2 itself
-start reconfigure
-cfg "$B12" ca-1
-"$C" ca rotate --socket "$S" >/dev/null 2>&1 && gw_fail "step 1 should have crashed"
-died
-start
+crash_in "step 1" "$B12" ca-1
 [ "$(roots)" = "ca-1:active ca-2" ] || gw_fail "after crash in step 1: $(roots)"
 [ "$("$C" ca roots --socket "$S" --json | js 'd["Roots"][0]["ID"]')" = "$root1" ] || gw_fail "ca-1 regenerated"
 gw_ok "crash in step 1: restart on the new file trusts both, ca-1 unchanged"
 stop
 
 # step 2 (file) dies: the restart finishes it (cross-signed root, history)
-start reconfigure
-cfg "$B12" ca-2
-"$C" ca rotate --socket "$S" >/dev/null 2>&1 && gw_fail "step 2 should have crashed"
-died
-start
+crash_in "step 2" "$B12" ca-2
 [ "$(roots)" = "ca-1 ca-2:active" ] || gw_fail "after crash in step 2: $(roots)"
 "$C" ca roots --socket "$S" --json | js 'len(d["Roots"][1]["IntermediateCerts"])' | grep -qx 2 ||
 	gw_fail "step 2 finished at start without the cross-signed root"
@@ -71,11 +70,7 @@ gw_ok "crash in step 2: the restart enables ca-2 with its cross-signed root"
 stop
 
 # step 3 dies: the restart marks ca-1 removed
-start reconfigure
-cfg "$B2" ca-2
-"$C" ca rotate --socket "$S" --force >/dev/null 2>&1 && gw_fail "step 3 should have crashed"
-died
-start
+crash_in "step 3" "$B2" ca-2 --force
 [ "$(roots)" = "ca-2:active" ] || gw_fail "after crash in step 3: $(roots)"
 [ "$(sqlite3 "$T/state/state.db" "select removed > 0 from ca where name='ca-1'")" = 1 ] ||
 	gw_fail "ca-1 not marked removed"

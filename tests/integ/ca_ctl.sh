@@ -10,11 +10,8 @@
 . "$(dirname "$0")/../lib/common.sh"
 . "$(dirname "$0")/../lib/ca.sh"
 
-C=$MTLSGW_CTL
 SRV=${1:?usage: ca_ctl.sh MESH_SRV}
-S=$T/admin.sock
-gw_token mtlsgw
-mkdir -p "$T/state"
+ca_init
 
 # the config with BACKENDS (YAML flow list) and ENABLED
 cfg() { ca_srv_cfg gwc0 10.78.0.2 "$1" "$2"; }
@@ -51,15 +48,7 @@ grep -q '^enabled backend: ca-1' <<<"$out" || gw_fail "ca config"
 gw_ok "ca config"
 
 # sign a client certificate through the API, and offline with --config
-openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/c.key" \
-	-subj /CN=billing -out "$T/c.csr" 2>/dev/null
-"$C" ca sign --socket "$S" --csr "$T/c.csr" --spiffe-id spiffe://example.org/ns/billing \
-	--ttl 24h --out "$T/c.pem"
-openssl verify -purpose sslclient -CAfile "$T/ca1.pem" -untrusted "$T/c.pem" "$T/c.pem" >/dev/null ||
-	gw_fail "issued client chain does not verify against ca-1's root"
-out=$(openssl x509 -in "$T/c.pem" -noout -ext subjectAltName)
-grep -q 'URI:spiffe://example.org/ns/billing' <<<"$out" ||
-	gw_fail "no SPIFFE ID in the issued certificate"
+ca_sign_ok "$T/ca1.pem" spiffe://example.org/ns/billing billing --ttl 24h
 gw_ok "ca sign (API): verifies against ca-1, SPIFFE ID in the SAN"
 "$C" ca sign --config "$T/gw.yaml" --csr "$T/c.csr" --spiffe-id spiffe://example.org/ns/offline \
 	--out "$T/c2.pem"

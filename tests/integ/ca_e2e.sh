@@ -10,12 +10,10 @@
 # generation after step 2, and its busy cycles grow under load and stay
 # nearly flat when idle (also in the counters line at exit).
 . "$(dirname "$0")/../lib/common.sh"
+. "$(dirname "$0")/../lib/ca.sh"
 
-C=$MTLSGW_CTL
-S=$T/admin.sock
 PORT=8443
-gw_token mtlsgw
-mkdir -p "$T/state"
+ca_init
 
 cfg() {
 	gw_gateway_config "$T/gw.yaml" "[1]" "  - name: web
@@ -23,20 +21,8 @@ cfg() {
     service: tls-echo
     tls: { client_auth: required }
     trust: { mode: mesh, allow: { spiffe: [\"spiffe://example.org/ns/*\"] } }"
-	cat >>"$T/gw.yaml" <<EOF
-hsm: { pin_file: pin }
-state_dir: state
-admin: { socket: $S }
-mtls:
-  trust_domain: example.org
-  enabledBackend: $2
-  backends: $1
-EOF
+	ca_cfg_mtls "$1" "$2" >>"$T/gw.yaml"
 }
-B1='[ { name: ca-1, type: builtin } ]'
-B12='[ { name: ca-1, type: builtin }, { name: ca-2, type: builtin } ]'
-B2='[ { name: ca-2, type: builtin } ]'
-js() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 root_of() { "$C" ca roots --socket "$S" --json | js "[r['RootCert'] for r in d['Roots'] if r['Name'] == '$1'][0]"; }
 client() { # NAME: key, CSR, certificate from the enabled backend
 	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/$1.key" \

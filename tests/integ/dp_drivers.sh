@@ -8,37 +8,19 @@
 . "$(dirname "$0")/../lib/common.sh"
 
 gw_netns
-gw_in sysctl -qw net.ipv6.conf.all.disable_ipv6=1
-gw_in sysctl -qw net.ipv6.conf.default.disable_ipv6=1
-gw_in ip link add veth0 type veth peer name veth1
-gw_in ip link set veth0 up
-gw_in ip link set veth1 up
-gw_in ip addr add "$GW_PEER_IP/24" dev veth1
 # veth hands frames over with checksums still to be filled in (the kernel
-# expects the receiving side to be a kernel too): have them filled
-gw_tx_csum_off veth1
+# expects the receiving side to be a kernel too): gw_veth has them filled
+gw_veth
 
 # DPDK's af_xdp leaves libxdp's umem unfreed at close (ASan build only sees it)
 export LSAN_OPTIONS="suppressions=$GW_SRC/tests/integ/dp_lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 
 run_driver() { # run_driver DRIVER : gateway on veth0, kernel on veth1
 	local drv=$1 rc=0
-	cat >"$T/$drv.yaml" <<EOC
-dataplane:
-  workers: [1]
-  no_huge: true
-  memory_mb: 256
-  ports:
-    - name: wan
-      driver: $drv
-      device: veth0
-      address: $GW_GW_IP/24
-      gateway: $GW_PEER_IP
-listeners:
-  - name: echo
+	GW_MEMORY_MB=256 GW_DRIVER=$drv GW_DEVICE=veth0 gw_gateway_config "$T/$drv.yaml" "[1]" \
+		"  - name: echo
     address: $GW_GW_IP:7
-    service: echo
-EOC
+    service: echo"
 	gw_log "$T/$drv.err"
 	gw_bg ip netns exec "$GW_NS" "$MTLSGW" --config "$T/$drv.yaml" >"$T/$drv.out" 2>"$T/$drv.err"
 	GW_GW_PID=$GW_LAST_PID

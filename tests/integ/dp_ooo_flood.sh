@@ -8,36 +8,17 @@
 # (rx_ooo_drop_mem), and a real client (openssl s_client with a client
 # certificate) still completes an mTLS handshake and gets its echo.
 . "$(dirname "$0")/../lib/common.sh"
-. "$GW_SRC/bench/pki.sh"
+. "$GW_SRC/tests/lib/tls.sh"
 
-P=$T/pki
-bench_pki_ctl "$MTLSGW_CTL" "$P" "$T/tok" >/dev/null || gw_fail "PKI and token setup"
-SNI=$BENCH_SERVERNAME
+gw_tls_pki
 # a small pool: 128 MB -> 27k mbufs, so the flood (200 x 200 = 40k
 # segments) could drain it were each byte to keep its mbuf
-GW_MEMORY_MB=128 gw_gateway_config "$T/gw.yaml" "[1]" "  - name: inter
-    address: $GW_GW_IP:8443
-    service: tls-echo
-    tls:
-      identity:
-        - cert: $P/server-hsm.chain.pem
-          key: \"pkcs11:token=gw;object=server;type=private\"
-          sni: [$SNI]
-    trust:
-      mode: ca
-      certs: [$P/int.pem]"
-printf 'hsm:\n  module: %s\n  pin_file: %s\n' "$BENCH_PKCS11_MODULE" "$P/pin" >>"$T/gw.yaml"
+GW_MEMORY_MB=128 gw_gateway_config "$T/gw.yaml" "[1]" \
+	"$(gw_tls_listener inter 8443 tls-echo --sni --trust "{mode: ca, certs: [$P/int.pem]}")"
+gw_tls_hsm "$T/gw.yaml"
 gw_start_gateway "$T/gw.yaml"
-gw_in sysctl -qw net.ipv4.ip_local_port_range="50000 60999"
+gw_scapy_quiet
 gw_in ip link set "$GW_TAP" txqueuelen 20000
-gw_in nft -f - <<NFT
-table inet gwquiet {
-	chain out {
-		type filter hook output priority 0;
-		oifname "$GW_TAP" tcp sport 40000-49999 tcp flags rst drop;
-	}
-}
-NFT
 
 sclient() { # one mTLS echo with a client certificate
 	(printf 'ping-ooo\n'; sleep 1) |

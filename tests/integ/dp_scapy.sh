@@ -18,18 +18,7 @@ gw_gateway_config "$T/gw.yaml" "[1]" "  - name: echo
 # the client came, and its connections needed no cookie.
 sed -i 's/^dataplane:$/dataplane:\n  tcp: { handshake_timeout: 120s }/' "$T/gw.yaml"
 gw_start_gateway "$T/gw.yaml"
-# scapy plays TCP from ports 40000-49999: the kernel has no socket there and
-# would answer the gateway's segments with RST; keep it quiet. Kernel
-# clients use 50000+.
-gw_in sysctl -qw net.ipv4.ip_local_port_range="50000 60999"
-gw_in nft -f - <<NFT
-table inet gwquiet {
-	chain out {
-		type filter hook output priority 0;
-		oifname "$GW_TAP" tcp sport 40000-49999 tcp flags rst drop;
-	}
-}
-NFT
+gw_scapy_quiet
 out=$(gw_in "$GW_PY" "$GW_SRC/tests/integ/dp_scapy.py" "$GW_TAP" "$GW_GW_IP" "$GW_GW_PID" \
 	"$T/gw.out" 2>&1) || { echo "$out"; gw_fail "crafted packets"; }
 n=$(grep -c '^ok - ' <<<"$out")

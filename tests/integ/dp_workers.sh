@@ -57,12 +57,7 @@ export LSAN_OPTIONS="suppressions=$GW_SRC/tests/integ/dp_lsan.supp${LSAN_OPTIONS
 : >"$T/gw.out"
 : >"$T/gw.err"
 gw_netns
-gw_in sysctl -qw net.ipv6.conf.all.disable_ipv6=1
-gw_in ip link add veth0 type veth peer name veth1
-gw_in ip link set veth0 up
-gw_in ip link set veth1 up
-gw_in ip addr add "$GW_PEER_IP/24" dev veth1
-gw_tx_csum_off veth1
+gw_veth
 gw_log "$T/gw.err"
 gw_bg ip netns exec "$GW_NS" "$gw" 2 af_xdp veth0 >>"$T/gw.out" 2>>"$T/gw.err"
 GW_GW_PID=$GW_LAST_PID

@@ -10,37 +10,21 @@
 # new trust under traffic: the established connection keeps working, new
 # handshakes use the new trust, and a bad config is refused.
 . "$(dirname "$0")/../lib/common.sh"
-. "$GW_SRC/bench/pki.sh"
+. "$GW_SRC/tests/lib/tls.sh"
 
-P=$T/pki
-bench_pki_ctl "$MTLSGW_CTL" "$P" "$T/tok" >/dev/null || gw_fail "PKI and token setup"
+gw_tls_pki
 gw_ok "PKI made, server key generated inside SoftHSM token 'gw'"
-SNI=$BENCH_SERVERNAME
-KEY="pkcs11:token=gw;object=server;type=private"
 
-listener() { # listener NAME PORT SERVICE TRUST_MODE CERTS [UPSTREAM]
-	cat <<EOL
-  - name: $1
-    address: $GW_GW_IP:$2
-    service: $3
-    tls:
-      identity:
-        - cert: $P/server-hsm.chain.pem
-          key: "$KEY"
-          sni: [$SNI]
-    trust:
-      mode: $4
-      certs: [$5]
-EOL
-	[ -z "${6:-}" ] || printf '    upstream:\n      servers: [%s]\n      proxy_protocol: v2\n' "$6"
+listener() { # listener NAME PORT SERVICE TRUST_MODE CERTS [OPTION]...
+	gw_tls_listener "$1" "$2" "$3" --sni --trust "{mode: $4, certs: [$5]}" "${@:6}"
 }
 
 write_config() { # write_config FILE PROXY_TRUST_CERT
 	gw_gateway_config "$1" "[1]" "$(listener inter 8443 tls-echo ca "$P/int.pem")
 $(listener pinned 8444 tls-echo pinned "$P/client.leaf.pem")
 $(listener root 8445 tls-echo ca "$P/root.pem")
-$(listener proxy 8446 tls-proxy ca "$2" "$GW_PEER_IP:9009, $GW_PEER_IP:9000")"
-	printf 'hsm:\n  module: %s\n  pin_file: %s\n' "$BENCH_PKCS11_MODULE" "$P/pin" >>"$1"
+$(listener proxy 8446 tls-proxy ca "$2" --upstream "$GW_PEER_IP:9009, $GW_PEER_IP:9000" --pp2)"
+	gw_tls_hsm "$1"
 }
 write_config "$T/gw.yaml" "$P/root.pem"
 gw_start_gateway "$T/gw.yaml"
@@ -120,36 +104,21 @@ gw_bg gw_in "$GW_PY" "$GW_SRC/tests/lib/pp2_upstream.py" --listen "$GW_PEER_IP:9
 	--ready-file "$T/up2.ready" --mode hello
 gw_wait 50 test -s "$T/up2.ready" || gw_fail "echo upstream did not start"
 gw_in "$GW_PY" - "$GW_GW_IP" "$P" "$SNI" <<'PY' || gw_fail "byte-exact relay"
-import hashlib, os, select, socket, ssl, sys
+import hashlib, os, socket, sys
+sys.path.insert(0, os.environ["GW_SRC"] + "/tests/integ")
+from tls_peer import ctx_for, pump
 ip, p, sni = sys.argv[1:4]
-ctx = ssl.create_default_context(cafile=p + "/root.pem")
-ctx.load_cert_chain(p + "/client.chain.pem", p + "/client.key")
-s = ctx.wrap_socket(socket.create_connection((ip, 8446), timeout=30), server_hostname=sni)
+s = ctx_for(p).wrap_socket(socket.create_connection((ip, 8446), timeout=30), server_hostname=sni)
 data = os.urandom(4 << 20)
-s.setblocking(False)
-sent, got, line = 0, bytearray(), None
-while line is None or len(got) < len(data):
-    want_w = [s] if sent < len(data) else []
-    r, w, _ = select.select([s], want_w, [], 20)
-    if not r and not w and not s.pending():
-        sys.exit("stalled: sent %d got %d" % (sent, len(got)))
-    if w:
-        try:
-            sent += s.send(data[sent:sent + 16384])
-        except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
-            pass
-    while True:
-        try:
-            chunk = s.recv(65536)
-        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-            break
-        if not chunk:
-            sys.exit("EOF after %d bytes" % len(got))
-        got += chunk
-        if line is None and b"\n" in got:
-            line, rest = bytes(got).split(b"\n", 1)
-            got = bytearray(rest)
-            assert line.startswith(b"hello spiffe://"), line
+got, line = bytearray(), []
+def take(chunk):  # the upstream's hello line first, then the echo
+    got.extend(chunk)
+    if not line and b"\n" in got:
+        first, rest = bytes(got).split(b"\n", 1)
+        assert first.startswith(b"hello spiffe://"), first
+        line.append(first)
+        got[:] = rest
+pump(s, data, take, lambda: line and len(got) >= len(data))
 assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest(), (len(got), len(data))
 PY
 gw_ok "4 MiB relayed byte-exact both ways through tls-proxy (PROXY v2 header parsed upstream)"

@@ -8,29 +8,12 @@
 # meeting a TCP send buffer with room for less than a record: gw_tls_write
 # must report only what the held record carries.
 . "$(dirname "$0")/../lib/common.sh"
-. "$GW_SRC/bench/pki.sh"
+. "$GW_SRC/tests/lib/tls.sh"
 
-P=$T/pki
-bench_pki_ctl "$MTLSGW_CTL" "$P" "$T/tok" >/dev/null || gw_fail "PKI and token setup"
-SNI=$BENCH_SERVERNAME
-listener() { # NAME PORT SERVICE [UPSTREAM]
-	cat <<EOL
-  - name: $1
-    address: $GW_GW_IP:$2
-    service: $3
-    tls:
-      identity:
-        - cert: $P/server-hsm.chain.pem
-          key: "pkcs11:token=gw;object=server;type=private"
-    trust:
-      mode: ca
-      certs: [$P/root.pem]
-EOL
-	[ -z "${4:-}" ] || printf '    upstream:\n      servers: [%s]\n' "$4"
-}
-gw_gateway_config "$T/gw.yaml" "[1]" "$(listener echo 8443 tls-echo)
-$(listener proxy 8444 tls-proxy "$GW_PEER_IP:9011")"
-printf 'hsm:\n  module: %s\n  pin_file: %s\n' "$BENCH_PKCS11_MODULE" "$P/pin" >>"$T/gw.yaml"
+gw_tls_pki
+gw_gateway_config "$T/gw.yaml" "[1]" "$(gw_tls_listener echo 8443 tls-echo)
+$(gw_tls_listener proxy 8444 tls-proxy --upstream "$GW_PEER_IP:9011")"
+gw_tls_hsm "$T/gw.yaml"
 gw_start_gateway "$T/gw.yaml"
 peer() { gw_in "$GW_PY" "$GW_SRC/tests/integ/tls_peer.py" "$@"; }
 

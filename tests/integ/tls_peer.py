@@ -23,6 +23,7 @@ OpenSSL, the kernel's TCP), run inside the test's namespace.
 
 PKI is the directory of bench/pki.sh (root.pem, client.chain.pem,
 client.key). Prints one summary line; exits non-zero with the reason.
+Inline clients of the other TLS tests import ctx_for and pump from here.
 """
 import asyncio
 import ctypes
@@ -52,37 +53,53 @@ def stream(seed, n):
     return b"".join(out)
 
 
+def pump(s, data, take, done, step=16384, rbuf=65536, wait=20, tag="pump"):
+    """Send data on TLS socket s while handing all that comes back to
+    take(chunk), until done() is true. Non-blocking meanwhile, so the
+    gateway's backpressure never deadlocks us; exits with the reason on a
+    stall (nothing either way for `wait` seconds) or an early EOF. The
+    shared loop of bulk and the inline clients of tls_basic/tls_workers."""
+    s.setblocking(False)
+    sent, got = 0, 0
+    while not done():
+        wl = [s] if sent < len(data) else []
+        r, w, _ = select.select([s], wl, [], wait)
+        if not r and not w and not s.pending():
+            sys.exit("%s: stalled at sent %d received %d" % (tag, sent, got))
+        if w:
+            try:
+                sent += s.send(data[sent:sent + step])
+            except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                pass
+        while True:
+            try:
+                chunk = s.recv(rbuf)
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                break
+            if not chunk:
+                sys.exit("%s: EOF after %d of %d bytes" % (tag, got, len(data)))
+            take(chunk)
+            got += len(chunk)
+    s.setblocking(True)
+
+
 def bulk(host, port, nbytes, pki, sni):
     data = stream(7, nbytes)
     want = hashlib.sha256(data).hexdigest()
     t0 = time.monotonic()
     s = ctx_for(pki).wrap_socket(socket.create_connection((host, port), timeout=30),
                                  server_hostname=sni)
-    s.setblocking(False)
-    sent, got, h = 0, 0, hashlib.sha256()
-    while got < nbytes:
-        wl = [s] if sent < nbytes else []
-        r, w, _ = select.select([s], wl, [], 30)
-        if not r and not w and not s.pending():
-            sys.exit("bulk: stalled at sent %d received %d" % (sent, got))
-        if w:
-            try:
-                sent += s.send(data[sent:sent + 65536])
-            except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
-                pass
-        while True:
-            try:
-                chunk = s.recv(1 << 17)
-            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-                break
-            if not chunk:
-                sys.exit("bulk: EOF after %d of %d bytes" % (got, nbytes))
-            h.update(chunk)
-            got += len(chunk)
+    h, got = hashlib.sha256(), [0]
+
+    def take(chunk):
+        h.update(chunk)
+        got[0] += len(chunk)
+
+    pump(s, data, take, lambda: got[0] >= nbytes, step=65536, rbuf=1 << 17, wait=30,
+         tag="bulk")
     if h.hexdigest() != want:
         sys.exit("bulk: %d bytes came back different (sha256 %s, sent %s)" %
                  (nbytes, h.hexdigest()[:16], want[:16]))
-    s.setblocking(True)
     s.unwrap()
     s.close()
     dt = time.monotonic() - t0

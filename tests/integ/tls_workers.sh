@@ -16,25 +16,12 @@
 #    dataplane.tls.idle_timeout 2s an idle TLS connection is closed by the
 #    gateway and counted (idle_timeout).
 . "$(dirname "$0")/../lib/common.sh"
-. "$GW_SRC/bench/pki.sh"
+. "$GW_SRC/tests/lib/tls.sh"
 
-P=$T/pki
-bench_pki_ctl "$MTLSGW_CTL" "$P" "$T/tok" >/dev/null || gw_fail "PKI and token setup"
-SNI=$BENCH_SERVERNAME
-gw_gateway_config "$T/gw.yaml" "[0, 1]" "  - name: echo
-    address: $GW_GW_IP:8443
-    service: tls-echo
-    tls:
-      min_version: \"1.3\"
-      ticket_lifetime: 30m
-      identity:
-        - cert: $P/server-hsm.chain.pem
-          key: \"pkcs11:token=gw;object=server;type=private\"
-          sni: [$SNI]
-    trust:
-      mode: ca
-      certs: [$P/root.pem]"
-printf 'hsm:\n  module: %s\n  pin_file: %s\n' "$BENCH_PKCS11_MODULE" "$P/pin" >>"$T/gw.yaml"
+gw_tls_pki
+gw_gateway_config "$T/gw.yaml" "[0, 1]" "$(gw_tls_listener echo 8443 tls-echo --sni \
+	--tls 'min_version: "1.3"' --tls 'ticket_lifetime: 30m')"
+gw_tls_hsm "$T/gw.yaml"
 # the knobs, under dataplane: (before listeners:)
 sed -i '/^listeners:/i\
   tls: {handshake_timeout: 8s, idle_timeout: 2s, max_handshakes: 64}\
@@ -58,7 +45,9 @@ grep -q "2 rxq 2 txq, software RSS dispatch" "$T/gw.err" || gw_fail "ports: $(ca
 gw_ok "mtlsgw runs 2 workers on one tap (software dispatch), knobs loaded"
 
 gw_in "$GW_PY" - "$GW_GW_IP" "$P" "$SNI" "$T/gw.out" "$GW_GW_PID" <<'PY' || gw_fail "workers"
-import hashlib, json, os, re, select, signal, socket, ssl, subprocess, sys, threading, time
+import hashlib, json, os, re, signal, socket, ssl, subprocess, sys, threading, time
+sys.path.insert(0, os.environ["GW_SRC"] + "/tests/integ")
+from tls_peer import ctx_for, pump
 ip, p, sni, out, pid = sys.argv[1:6]
 
 def stats():
@@ -86,8 +75,7 @@ def settled(get, done):
     return v
 
 def ctx():
-    c = ssl.create_default_context(cafile=p + "/root.pem")
-    c.load_cert_chain(p + "/client.chain.pem", p + "/client.key")
+    c = ctx_for(p)
     c.minimum_version = ssl.TLSVersion.TLSv1_3
     return c
 
@@ -96,27 +84,8 @@ CTX = ctx()
 def echo(s, data):
     """Send data, read it back whole; byte-exact or exit. One thread: an
     SSL object must not be used from two at once."""
-    s.setblocking(False)
-    sent, got = 0, bytearray()
-    while len(got) < len(data):
-        want_w = [s] if sent < len(data) else []
-        r, w, _ = select.select([s], want_w, [], 20)
-        if not r and not w and not s.pending():
-            sys.exit("stalled: sent %d got %d" % (sent, len(got)))
-        if w:
-            try:
-                sent += s.send(data[sent:sent + 16384])
-            except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
-                pass
-        while True:
-            try:
-                chunk = s.recv(65536)
-            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-                break
-            if not chunk:
-                sys.exit("EOF after %d of %d bytes" % (len(got), len(data)))
-            got += chunk
-    s.setblocking(True)
+    got = bytearray()
+    pump(s, data, got.extend, lambda: len(got) >= len(data), tag="echo")
     if hashlib.sha256(got).digest() != hashlib.sha256(data).digest():
         sys.exit("echo differs")
 

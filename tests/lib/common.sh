@@ -154,6 +154,7 @@ GW_GW_PID=""
 
 # gw_gateway_config FILE WORKERS LISTENERS : write a one-tap-port config.
 # WORKERS is a YAML list ("[1]", "[1, 2]"); LISTENERS is YAML list items.
+# GW_MEMORY_MB, GW_DRIVER and GW_DEVICE (default tap on $GW_TAP) override.
 gw_gateway_config() {
 	local file=$1 workers=$2 listeners=$3
 	cat >"$file" <<EOC
@@ -163,8 +164,8 @@ dataplane:
   memory_mb: ${GW_MEMORY_MB:-384}
   ports:
     - name: wan
-      driver: tap
-      device: $GW_TAP
+      driver: ${GW_DRIVER:-tap}
+      device: ${GW_DEVICE:-$GW_TAP}
       address: $GW_GW_IP/24
       gateway: $GW_PEER_IP
 listeners:
@@ -243,6 +244,34 @@ gw_wait_stat() {
 	return 1
 }
 
+# gw_scapy_quiet : scapy plays TCP from ports 40000-49999, where the kernel
+# has no socket and would answer the gateway's segments with RST: drop those
+# RSTs, and keep the kernel's own clients on 50000+.
+gw_scapy_quiet() {
+	gw_in sysctl -qw net.ipv4.ip_local_port_range="50000 60999"
+	gw_in nft -f - <<NFT
+table inet gwquiet {
+	chain out {
+		type filter hook output priority 0;
+		oifname "$GW_TAP" tcp sport 40000-49999 tcp flags rst drop;
+	}
+}
+NFT
+}
+
+# gw_veth : in $GW_NS (gw_netns first), veth0 for a DPDK driver (af_packet,
+# af_xdp) and veth1, the kernel peer at $GW_PEER_IP/24. IPv6 off (no
+# chatter); veth1's TX checksums filled (gw_tx_csum_off).
+gw_veth() {
+	gw_in sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+	gw_in sysctl -qw net.ipv6.conf.default.disable_ipv6=1
+	gw_in ip link add veth0 type veth peer name veth1
+	gw_in ip link set veth0 up
+	gw_in ip link set veth1 up
+	gw_in ip addr add "$GW_PEER_IP/24" dev veth1
+	gw_tx_csum_off veth1
+}
+
 # gw_tx_csum_off IFACE : have the kernel fill TX checksums on IFACE (in our
 # namespace). A veth normally leaves them to the receiving kernel, which a
 # DPDK af_packet/af_xdp peer is not. ethtool if present, else its ioctl.
@@ -319,4 +348,29 @@ gw_fwd_loss_count() {
 
 gw_fwd_loss_off() {
 	gw_in nft delete table inet gwfwdloss
+}
+
+# gw_fwd_loss_start PCT : note the gateway's rx_ooo and tx_rtx_bytes, then
+# gw_fwd_loss PCT. After the traffic, gw_fwd_loss_check: each direction must
+# have lost packets, and the gateway must have seen the holes in what the
+# kernel sent (queued out of order) and sent its own segments again. It
+# fails the test otherwise, else sets GW_LOSS_SUMMARY ("dropped ...
+# retransmitted N bytes") for the caller's gw_ok line.
+gw_fwd_loss_start() {
+	read -r GW_LOSS_OOO0 GW_LOSS_RTX0 < <(gw_stat rx_ooo tx_rtx_bytes | paste -sd' ')
+	gw_fwd_loss "$1"
+}
+
+gw_fwd_loss_check() {
+	local c2g g2c ooo rtx
+	c2g=$(gw_fwd_loss_count c2g)
+	g2c=$(gw_fwd_loss_count g2c)
+	[ "$c2g" -gt 0 ] || gw_fail "nftables dropped nothing client->gateway: that direction was not lossy"
+	[ "$g2c" -gt 0 ] || gw_fail "nftables dropped nothing gateway->client: that direction was not lossy"
+	ooo=$(gw_wait_stat rx_ooo $((GW_LOSS_OOO0 + 1))) ||
+		gw_fail "rx_ooo $GW_LOSS_OOO0 -> $ooo after $c2g client->gateway drops: the gateway saw no hole"
+	rtx=$(gw_wait_stat tx_rtx_bytes $((GW_LOSS_RTX0 + 1))) ||
+		gw_fail "tx_rtx_bytes $GW_LOSS_RTX0 -> $rtx after $g2c gateway->client drops: nothing retransmitted"
+	GW_LOSS_SUMMARY="dropped $c2g client->gateway, $g2c gateway->client; gateway queued"
+	GW_LOSS_SUMMARY+=" $((ooo - GW_LOSS_OOO0)) out of order, retransmitted $((rtx - GW_LOSS_RTX0)) bytes"
 }

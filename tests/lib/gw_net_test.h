@@ -25,8 +25,8 @@
 
 #define GW_NET_TEST_MAX_WORKERS 2
 /* DPDK's RTE_IPV4() shifts an int, undefined for a first octet >= 128 */
-#define GW_NT_IPV4(a, b, c, d) ((uint32_t)(a) << 24 | (uint32_t)(b) << 16 | \
-				(uint32_t)(c) << 8 | (uint32_t)(d))
+#define GW_NT_IPV4(a, b, c, d) \
+	((uint32_t)(a) << 24 | (uint32_t)(b) << 16 | (uint32_t)(c) << 8 | (uint32_t)(d))
 #define GW_NT_OUR_IP RTE_IPV4(10, 99, 0, 2)
 #define GW_NT_GW_IP RTE_IPV4(10, 99, 0, 1)
 #define GW_NT_PEER_IP RTE_IPV4(10, 99, 0, 7)

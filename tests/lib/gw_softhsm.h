@@ -6,8 +6,8 @@
  * tokens/ directory, a softhsm2.conf pointing at it, SOFTHSM2_CONF set, a
  * user PIN file and an SO PIN file. It is made here once, so the tests only
  * say which tokens they initialise (labels differ per test). The C twin of
- * gw_token in tests/lib/common.sh. tests/unit/test_tls.c still has its own
- * copy (another helper owns that file).
+ * gw_token in tests/lib/common.sh. mtlsgw-bench hsm makes its own (random
+ * PINs, and an installed program does not link test code).
  */
 #ifndef GW_SOFTHSM_H
 #define GW_SOFTHSM_H

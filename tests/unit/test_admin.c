@@ -20,10 +20,12 @@
 
 #include "admin.h"
 #include "ca.h"
+#include "gw_softhsm.h"
 #include "gw_test.h"
 #include "rotation.h"
 
-static char dir[64], sock[128], pin[128];
+static struct gw_softhsm tok; /* the temp dir: token, PINs, state, curl files */
+static char sock[128];
 static struct gw_ca *ca;
 static struct gw_rotation *rot;
 static atomic_bool stop;
@@ -48,11 +50,8 @@ static struct gw_cfg_mtls running = {.trust_domain = "example.org",
 static void
 write_file(const char *path, const char *s)
 {
-	FILE *f = fopen(path, "w");
-
-	if (f == NULL || fputs(s, f) < 0)
+	if (gw_softhsm_write(path, s) < 0)
 		exit(2);
-	fclose(f);
 }
 
 /* ---- the gateway's callbacks ---- */
@@ -109,8 +108,8 @@ http(const char *user, const char *method, const char *path, const char *body, j
 	FILE *p;
 	int code = 0;
 
-	snprintf(bodyf, sizeof(bodyf), "%s/body", dir);
-	snprintf(outf, sizeof(outf), "%s/out", dir);
+	snprintf(bodyf, sizeof(bodyf), "%s/body", tok.dir);
+	snprintf(outf, sizeof(outf), "%s/out", tok.dir);
 	unlink(outf);
 	if (user) { /* curl runs as another user: let it write its answer */
 		write_file(outf, "");
@@ -197,31 +196,17 @@ main(void)
 	struct gw_admin_ops ops = {
 		.status = op_status, .reload = op_reload, .ca_enable = op_enable};
 	pthread_t th;
-	char path[256], conf[512];
+	char path[256];
 	json_t *o = NULL;
 
 	GW_TEST_BEGIN();
-	snprintf(dir, sizeof(dir), "/tmp/gwadm.XXXXXX");
-	if (mkdtemp(dir) == NULL)
+	if (gw_softhsm_setup(&tok, "gwadm") < 0)
 		return 2;
-	chmod(dir, 0755); /* so that nobody reaches the socket's own mode check */
-	snprintf(path, sizeof(path), "%s/tokens", dir);
-	mkdir(path, 0700);
-	snprintf(conf, sizeof(conf),
-		"directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n",
-		dir);
-	snprintf(path, sizeof(path), "%s/softhsm2.conf", dir);
-	write_file(path, conf);
-	setenv("SOFTHSM2_CONF", path, 1);
-	snprintf(pin, sizeof(pin), "%s/pin", dir);
-	write_file(pin, "1234\n");
-	chmod(pin, 0600); /* PIN files others may read are refused (hsm.h) */
-	snprintf(path, sizeof(path), "%s/sopin", dir);
-	write_file(path, "5678\n");
-	chmod(path, 0600);
-	if (gw_hsm_token_init(&(struct gw_hsm_params){.token = "gw", .pin_file = pin}, path) < 0)
+	chmod(tok.dir, 0755); /* so that nobody reaches the socket's own mode check */
+	if (gw_hsm_token_init(
+		    &(struct gw_hsm_params){.token = "gw", .pin_file = tok.pin}, tok.so_pin) < 0)
 		return 2;
-	snprintf(path, sizeof(path), "%s/state", dir);
+	snprintf(path, sizeof(path), "%s/state", tok.dir);
 	{
 		/* start on ca-1 only, then add ca-2 (step 1) as a reload would */
 		struct gw_cfg_mtls first = running;
@@ -229,7 +214,7 @@ main(void)
 		first.n_backends = 1;
 		if (gw_ca_create(&first,
 			    &(struct gw_ca_params){
-				    .hsm = {.token = "gw", .pin_file = pin}, .state_dir = path},
+				    .hsm = {.token = "gw", .pin_file = tok.pin}, .state_dir = path},
 			    &ca) < 0 ||
 			gw_rotation_create(&rot) < 0 || gw_rotation_published(rot, &first, 1) < 0 ||
 			gw_ca_reconfigure(ca, &running) < 0 ||
@@ -238,7 +223,7 @@ main(void)
 			return 2;
 		}
 	}
-	snprintf(sock, sizeof(sock), "%s/admin.sock", dir);
+	snprintf(sock, sizeof(sock), "%s/admin.sock", tok.dir);
 	EXPECT_OK(gw_admin_start(
 		&(struct gw_admin_params){
 			.socket_path = sock, .ca = ca, .ops = &ops, .max_body = 16384},
@@ -373,27 +358,31 @@ main(void)
 		EXPECT_EQ(http(NULL, "POST", "/v1/connect/ca/leaf", js, &o), 400);
 		EXPECT_CONTAINS(jstr(o, "error"), "unknown field 'Hosts'");
 		json_decref(o);
-		/* the gateway's own identities are not for callers */
-		EXPECT_EQ(post_leaf(csr, "spiffe://example.org/gateway/web", NULL, &o), 400);
-		EXPECT_CONTAINS(jstr(o, "error"), "is reserved: spiffe://example.org/gateway/...");
-		json_decref(o);
-		EXPECT_EQ(post_leaf(csr, "spiffe://example.org/gateway", NULL, &o), 400);
-		EXPECT_CONTAINS(jstr(o, "error"), "is reserved");
-		json_decref(o);
-		EXPECT_EQ(post_leaf(csr, "spiffe://example.org/x/../gateway/web", NULL, &o), 400);
-		EXPECT_CONTAINS(jstr(o, "error"), "'..' path segment");
-		json_decref(o);
-		EXPECT_EQ(post_leaf(csr, "spiffe://example.org//gateway/web", NULL, &o), 400);
-		EXPECT_CONTAINS(jstr(o, "error"), "empty, '.' or '..' path segment");
-		json_decref(o);
-		/* a TTL beyond the backend's leaf_validity (72h) is refused, not capped */
-		EXPECT_EQ(post_leaf(csr, "spiffe://example.org/a", "36500d", &o), 400);
-		EXPECT_CONTAINS(jstr(o, "error"),
-			"TTL of 3153600000 s is longer than backend ca-2's leaf_validity (259200 "
-			"s)");
-		json_decref(o);
-		EXPECT_EQ(post_leaf(csr, "spiffe://example.org/a", "73h", &o), 400);
-		json_decref(o);
+		{ /* refused leaf requests (400) and what the answer says */
+			static const struct {
+				const char *id, *ttl, *error;
+			} bad[] = {
+				/* the gateway's own identities are not for callers */
+				{"spiffe://example.org/gateway/web", NULL,
+					"is reserved: spiffe://example.org/gateway/..."},
+				{"spiffe://example.org/gateway", NULL, "is reserved"},
+				{"spiffe://example.org/x/../gateway/web", NULL,
+					"'..' path segment"},
+				{"spiffe://example.org//gateway/web", NULL,
+					"empty, '.' or '..' path segment"},
+				/* a TTL beyond the backend's leaf_validity (72h) is refused, not capped */
+				{"spiffe://example.org/a", "36500d",
+					"TTL of 3153600000 s is longer than backend ca-2's "
+					"leaf_validity (259200 s)"},
+				{"spiffe://example.org/a", "73h", "leaf_validity (259200 s)"},
+			};
+
+			for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+				EXPECT_EQ(post_leaf(csr, bad[i].id, bad[i].ttl, &o), 400);
+				EXPECT_CONTAINS(jstr(o, "error"), bad[i].error);
+				json_decref(o);
+			}
+		}
 		/* weak keys */
 		{
 			char *weak = csr_pem_key("RSA-1024");
@@ -487,8 +476,7 @@ main(void)
 	gw_rotation_destroy(rot);
 	gw_ca_destroy(ca);
 	gw_hsm_shutdown();
-	snprintf(conf, sizeof(conf), "rm -rf '%s'", dir);
-	if (system(conf) != 0)
+	if (gw_softhsm_remove(&tok) < 0)
 		return 1;
 	GW_TEST_END();
 }

@@ -55,17 +55,47 @@ put(const char *name, const char *text)
 	return p;
 }
 
-/* Load a YAML text; errors land in errbuf. */
+/* Load the config file at path; errors land in errbuf. */
 static int
-load_text(const char *yaml, struct gw_cfg **out)
+load_file(const char *path, struct gw_cfg **out)
 {
 	FILE *errs = fmemopen(errbuf, sizeof(errbuf), "w");
-	const char *path = put("gw.yaml", yaml);
 	int rc;
 
 	memset(errbuf, 0, sizeof(errbuf));
 	*out = NULL;
 	rc = gw_cfg_load(path, out, errs);
+	fclose(errs);
+	return rc;
+}
+
+/* Load a YAML text; errors land in errbuf. */
+static int
+load_text(const char *yaml, struct gw_cfg **out)
+{
+	return load_file(put("gw.yaml", yaml), out);
+}
+
+/* The path of a committed fixture, tests/fixtures/config/name (one at a time). */
+static const char *
+fixture(const char *name)
+{
+	static char p[512];
+	const char *src = getenv("GW_SRC") ? getenv("GW_SRC") : "../..";
+
+	snprintf(p, sizeof(p), "%s/tests/fixtures/config/%s", src, name);
+	return p;
+}
+
+/* gw_cfg_check_keys(c); errors land in errbuf. */
+static int
+check_keys(const struct gw_cfg *c)
+{
+	FILE *errs = fmemopen(errbuf, sizeof(errbuf), "w");
+	int rc;
+
+	memset(errbuf, 0, sizeof(errbuf));
+	rc = gw_cfg_check_keys(c, errs);
 	fclose(errs);
 	return rc;
 }
@@ -304,11 +334,9 @@ main(void)
 	make_pki();
 
 	{ /* the committed minimal fixture: dataplane + one echo listener, defaults */
-		char p[512];
+		const char *p = fixture("echo.yaml");
 		struct gw_cfg *c = NULL;
-		const char *src = getenv("GW_SRC") ? getenv("GW_SRC") : "../..";
 
-		snprintf(p, sizeof(p), "%s/tests/fixtures/config/echo.yaml", src);
 		EXPECT_OK(gw_cfg_load(p, &c, stderr));
 		if (c) {
 			EXPECT_EQ(c->dataplane.n_workers, 1);
@@ -346,15 +374,9 @@ main(void)
 	}
 
 	{ /* committed fixtures with shape errors: all reported, with lines */
-		char p[512];
 		struct gw_cfg *c = NULL;
-		const char *src = getenv("GW_SRC") ? getenv("GW_SRC") : "../..";
-		FILE *errs = fmemopen(errbuf, sizeof(errbuf), "w");
 
-		memset(errbuf, 0, sizeof(errbuf));
-		snprintf(p, sizeof(p), "%s/tests/fixtures/config/bad_shape.yaml", src);
-		EXPECT_ERR(gw_cfg_load(p, &c, errs), -GW_E_CONFIG);
-		fclose(errs);
+		EXPECT_ERR(load_file(fixture("bad_shape.yaml"), &c), -GW_E_CONFIG);
 		EXPECT_TRUE(c == NULL);
 		EXPECT_CONTAINS(errbuf, "bad_shape.yaml:3: dataplane.workers[1]: expected a whole "
 					"number >= 0 (decimal, no leading zeros), got 'x'");
@@ -375,15 +397,9 @@ main(void)
 	}
 
 	{ /* committed fixture with value errors: all reported, with lines */
-		char p[512];
 		struct gw_cfg *c = NULL;
-		const char *src = getenv("GW_SRC") ? getenv("GW_SRC") : "../..";
-		FILE *errs = fmemopen(errbuf, sizeof(errbuf), "w");
 
-		memset(errbuf, 0, sizeof(errbuf));
-		snprintf(p, sizeof(p), "%s/tests/fixtures/config/bad_values.yaml", src);
-		EXPECT_ERR(gw_cfg_load(p, &c, errs), -GW_E_CONFIG);
-		fclose(errs);
+		EXPECT_ERR(load_file(fixture("bad_values.yaml"), &c), -GW_E_CONFIG);
 		EXPECT_TRUE(c == NULL);
 		EXPECT_CONTAINS(errbuf, ":3: dataplane.workers[1]: lcore 1 is listed twice");
 		EXPECT_CONTAINS(errbuf, ":4: dataplane.idle: 'lazy' is not one of adaptive, poll");
@@ -1432,11 +1448,7 @@ main(void)
 			"          key: \"pkcs11:token=cfgtok2;object=api\"\n",
 			&c));
 		if (c) {
-			FILE *errs = fmemopen(errbuf, sizeof(errbuf), "w");
-
-			memset(errbuf, 0, sizeof(errbuf));
-			EXPECT_ERR(gw_cfg_check_keys(c, errs), -GW_E_HSM_PIN);
-			fclose(errs);
+			EXPECT_ERR(check_keys(c), -GW_E_HSM_PIN);
 			EXPECT_CONTAINS(errbuf,
 				"gw.yaml:13: listeners[0].tls.identity[0].key: cannot "
 				"open the HSM for this key: ");
@@ -1447,11 +1459,7 @@ main(void)
 		gw_cfg_free(c);
 		EXPECT_OK(load_text(y, &c));
 		if (c) {
-			FILE *errs = fmemopen(errbuf, sizeof(errbuf), "w");
-
-			memset(errbuf, 0, sizeof(errbuf));
-			EXPECT_ERR(gw_cfg_check_keys(c, errs), -GW_E_CONFIG);
-			fclose(errs);
+			EXPECT_ERR(check_keys(c), -GW_E_CONFIG);
 			EXPECT_TRUE(strstr(errbuf, "identity[0]") == NULL);
 			EXPECT_CONTAINS(errbuf,
 				"gw.yaml:20: listeners[0].tls.identity[1].key: "

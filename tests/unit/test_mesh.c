@@ -2,7 +2,8 @@
 /*
  * test_mesh.c - the mesh control plane as the gateway drives it, minus the
  * packets: a real config file through the loader, the real snapshot
- * publisher with two reader threads standing in for workers, the real TLS
+ * publisher with two reader threads standing in for workers (the harness
+ * tests/lib/gw_mesh_test.c, shared with mesh_srv), the real TLS
  * extension (SSL_CTX per snapshot, keys in a SoftHSM token), the builtin CA
  * and the admin API over curl. The three rotation steps, each a reloaded
  * file (step 2 also through PUT /v1/connect/ca/configuration): which
@@ -23,20 +24,14 @@
 
 #include "ca.h"
 #include "config.h"
+#include "gw_mesh_test.h"
 #include "gw_softhsm.h"
 #include "gw_test.h"
-#include "mesh.h"
-#include "snapshot.h"
-#include "tls_ctx.h"
 
 static struct gw_softhsm tok;
 static char cfg_path[128], sock[128];
-static struct gw_snap_pub *pub;
-static struct gw_mesh *mesh;
-static struct gw_snapshot_ext ext;
-static struct gw_cfg *running;
-static uint64_t gen;
-static atomic_bool stop, stop_admin;
+static struct gw_mesh_test m;
+static atomic_bool stop_admin;
 
 /* The config with these backends (YAML flow list) and enabled backend. */
 static void
@@ -58,84 +53,12 @@ write_cfg(const char *backends, const char *enabled)
 		exit(2);
 }
 
-/* ---- the gateway's part ---- */
-
-static int
-publish(void *arg)
-{
-	struct gw_snapshot *s = NULL;
-
-	(void)arg;
-	GW_GUARD(gw_snapshot_build(running, gen + 1, &ext, &s));
-	if (gw_snap_pub_publish(pub, s) < 0) {
-		gw_snapshot_destroy(s);
-		return -EINVAL;
-	}
-	gen++;
-	return gw_mesh_published(mesh, running, gen);
-}
-
-static int
-reload(void *arg, bool force)
-{
-	struct gw_cfg *next = NULL, *old = running;
-	int rc;
-
-	(void)arg;
-	GW_GUARD(gw_cfg_load(cfg_path, &next, NULL));
-	if ((rc = gw_mesh_prepare(mesh, next, force)) < 0) {
-		gw_cfg_free(next);
-		return rc;
-	}
-	/* all or nothing (mesh.h): build on the staged CA, then commit, then publish */
-	{
-		struct gw_snapshot *s = NULL;
-
-		if ((rc = gw_snapshot_build(next, gen + 1, &ext, &s)) < 0) {
-			gw_mesh_abort(mesh);
-			gw_cfg_free(next);
-			return rc;
-		}
-		gw_snapshot_destroy(s);
-	}
-	if ((rc = gw_mesh_commit(mesh)) < 0) {
-		gw_cfg_free(next);
-		return rc;
-	}
-	running = next;
-	if ((rc = publish(NULL)) < 0) {
-		running = old;
-		gw_cfg_free(next);
-		return rc;
-	}
-	gw_cfg_free(old);
-	return 0;
-}
-
-static void *
-worker(void *arg)
-{
-	unsigned id = (unsigned)(uintptr_t)arg;
-
-	if (gw_snap_reader_register(pub, id) < 0)
-		return NULL;
-	while (!atomic_load(&stop)) {
-		const struct gw_snapshot *s = gw_snap_current(pub);
-
-		(void)s;
-		gw_snap_reader_quiescent(pub, id);
-		usleep(1000);
-	}
-	gw_snap_reader_unregister(pub, id);
-	return NULL;
-}
-
 static void *
 admin_loop(void *arg)
 {
 	(void)arg;
 	while (!atomic_load(&stop_admin))
-		(void)gw_mesh_run(mesh, 50);
+		(void)gw_mesh_run(m.mesh, 50);
 	return NULL;
 }
 
@@ -152,7 +75,7 @@ client_cert(
 
 	X509_REQ_set_pubkey(r, k);
 	X509_REQ_sign(r, k, EVP_sha256());
-	rc = gw_ca_sign(gw_mesh_ca(mesh),
+	rc = gw_ca_sign(gw_mesh_ca(m.mesh),
 		&(struct gw_ca_leaf_req){.csr = r,
 			.spiffe_id = path,
 			.kind = GW_STATE_KIND_CLIENT,
@@ -175,7 +98,7 @@ client_cert(
 static bool
 handshake(X509 *leaf, STACK_OF(X509) * chain, EVP_PKEY *key, X509 *root)
 {
-	const struct gw_snap_listener *l = gw_snapshot_listener_find(gw_snap_current(pub), "web");
+	const struct gw_snap_listener *l = gw_snapshot_listener_find(gw_snap_current(m.pub), "web");
 	SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
 	SSL *c = NULL, *s = NULL;
 	BIO *b1 = NULL, *b2 = NULL;
@@ -226,7 +149,7 @@ out:
 static bool
 accepts(X509 *leaf, STACK_OF(X509) * chain)
 {
-	const struct gw_snap_listener *l = gw_snapshot_listener_find(gw_snap_current(pub), "web");
+	const struct gw_snap_listener *l = gw_snapshot_listener_find(gw_snap_current(m.pub), "web");
 	struct gw_trust_verdict v;
 
 	return l && l->trust && gw_trust_verify(l->trust, leaf, chain, 0, &v) == 0;
@@ -236,7 +159,7 @@ accepts(X509 *leaf, STACK_OF(X509) * chain)
 static void
 served_issuer(char *out, size_t len)
 {
-	const struct gw_snap_listener *l = gw_snapshot_listener_find(gw_snap_current(pub), "web");
+	const struct gw_snap_listener *l = gw_snapshot_listener_find(gw_snap_current(m.pub), "web");
 	X509 *x = l && l->tls ? SSL_CTX_get0_certificate(gw_tls_lst_ctx(l->tls)) : NULL;
 
 	out[0] = '\0';
@@ -280,9 +203,7 @@ int
 main(void)
 {
 	struct gw_hsm *h = NULL;
-	struct gw_tls_ctl *tls = NULL;
-	struct gw_snapshot_ext tls_ext;
-	pthread_t w[2], adm;
+	pthread_t adm;
 	char iss[128], ans[1024];
 	const char *B1 = "[ { name: ca-1, type: builtin } ]";
 	const char *B12 = "[ { name: ca-1, type: builtin }, { name: ca-2, type: builtin } ]";
@@ -304,24 +225,16 @@ main(void)
 	snprintf(cfg_path, sizeof(cfg_path), "%s/gw.yaml", tok.dir);
 	snprintf(sock, sizeof(sock), "%s/admin.sock", tok.dir);
 	write_cfg(B1, "ca-1");
-	EXPECT_OK(gw_cfg_load(cfg_path, &running, stderr));
-	EXPECT_OK(gw_snap_pub_create(4, &pub));
-	EXPECT_OK(gw_tls_ctl_create(&(struct gw_tls_ctl_params){.hsm = h}, &tls));
-	if (running == NULL || pub == NULL || tls == NULL)
+	m.cfg_path = cfg_path;
+	EXPECT_OK(gw_cfg_load(cfg_path, &m.running, stderr));
+	if (m.running == NULL)
 		GW_TEST_END();
-	gw_tls_ctl_ext(tls, &tls_ext);
-	EXPECT_OK(gw_mesh_create(running,
-		&(struct gw_mesh_params){.pub = pub, .ops = {.publish = publish, .reload = reload}},
-		&mesh));
-	if (mesh == NULL)
+	EXPECT_OK(gw_mesh_test_start(&m, h, NULL));
+	if (m.mesh == NULL)
 		GW_TEST_END();
-	gw_mesh_ext(mesh, &tls_ext, &ext);
-	EXPECT_OK(publish(NULL));
-	for (unsigned i = 0; i < 2; i++)
-		pthread_create(&w[i], NULL, worker, (void *)(uintptr_t)i);
 
 	client_cert("ca-1", "spiffe://example.org/ns/a", &ca1, &ca1c, &k1);
-	EXPECT_OK(gw_ca_backend_info(gw_mesh_ca(mesh), 0, &in));
+	EXPECT_OK(gw_ca_backend_info(gw_mesh_ca(m.mesh), 0, &in));
 	r1 = X509_dup(in.root);
 	EXPECT_TRUE(accepts(ca1, ca1c));
 	EXPECT_TRUE(handshake(ca1, ca1c, k1, r1));
@@ -334,19 +247,19 @@ main(void)
 		char p[300];
 		struct stat sb;
 
-		EXPECT_OK(gw_state_history_count(gw_ca_state(gw_mesh_ca(mesh)), NULL, &h0));
+		EXPECT_OK(gw_state_history_count(gw_ca_state(gw_mesh_ca(m.mesh)), NULL, &h0));
 		write_cfg(B12, "ca-1");
 		EXPECT_OK(gw_cfg_load(cfg_path, &next, stderr));
-		EXPECT_OK(gw_mesh_prepare(mesh, next, false));
+		EXPECT_OK(gw_mesh_prepare(m.mesh, next, false));
 		/* staged: the running CA still has one backend, the store sees the add */
-		EXPECT_EQ(gw_ca_n_backends(gw_mesh_ca(mesh)), 1);
-		EXPECT_OK(gw_state_history_count(gw_ca_state(gw_mesh_ca(mesh)), "add", &h1));
+		EXPECT_EQ(gw_ca_n_backends(gw_mesh_ca(m.mesh)), 1);
+		EXPECT_OK(gw_state_history_count(gw_ca_state(gw_mesh_ca(m.mesh)), "add", &h1));
 		snprintf(p, sizeof(p), "%s/state/mesh-roots.pem.next", tok.dir);
 		EXPECT_TRUE(stat(p, &sb) == 0);
-		gw_mesh_abort(mesh);
+		gw_mesh_abort(m.mesh);
 		EXPECT_TRUE(stat(p, &sb) < 0);
-		EXPECT_EQ(gw_ca_n_backends(gw_mesh_ca(mesh)), 1);
-		EXPECT_OK(gw_state_history_count(gw_ca_state(gw_mesh_ca(mesh)), NULL, &h2));
+		EXPECT_EQ(gw_ca_n_backends(gw_mesh_ca(m.mesh)), 1);
+		EXPECT_OK(gw_state_history_count(gw_ca_state(gw_mesh_ca(m.mesh)), NULL, &h2));
 		EXPECT_EQ(h2, h0);
 		EXPECT_TRUE(h1 == 2); /* ca-1 at start, ca-2 staged */
 		EXPECT_TRUE(handshake(ca1, ca1c, k1, r1));
@@ -356,9 +269,9 @@ main(void)
 
 	/* step 1: add ca-2; both trusted, identity still from ca-1 */
 	write_cfg(B12, "ca-1");
-	EXPECT_OK(reload(NULL, false));
+	EXPECT_OK(gw_mesh_test_reload(&m, false));
 	client_cert("ca-2", "spiffe://example.org/ns/b", &ca2, &ca2c, &k2);
-	EXPECT_OK(gw_ca_backend_info(gw_mesh_ca(mesh), 1, &in));
+	EXPECT_OK(gw_ca_backend_info(gw_mesh_ca(m.mesh), 1, &in));
 	r2 = X509_dup(in.root);
 	EXPECT_TRUE(accepts(ca1, ca1c) && accepts(ca2, ca2c));
 	/* a ca-2 client trusting only ca-2 cannot verify the ca-1 identity yet */
@@ -368,7 +281,7 @@ main(void)
 
 	/* step 3 too early: ca-1 is still enabled */
 	write_cfg(B2, "ca-2");
-	EXPECT_ERR(reload(NULL, false), -GW_E_CONFIG);
+	EXPECT_ERR(gw_mesh_test_reload(&m, false), -GW_E_CONFIG);
 	EXPECT_CONTAINS(gw_err_msg(), "remove-not-enabled");
 	EXPECT_TRUE(accepts(ca1, ca1c)); /* the running config stays */
 
@@ -390,11 +303,11 @@ main(void)
 
 	/* step 3: ca-1 issued a client certificate that is still valid */
 	write_cfg(B2, "ca-2");
-	EXPECT_ERR(reload(NULL, false), -GW_E_CONFIG);
+	EXPECT_ERR(gw_mesh_test_reload(&m, false), -GW_E_CONFIG);
 	EXPECT_CONTAINS(gw_err_msg(), "rotation rule remove-after-expiry: backend ca-1");
 	EXPECT_TRUE(accepts(ca1, ca1c));
-	EXPECT_OK(reload(NULL, true));    /* --force */
-	EXPECT_TRUE(!accepts(ca1, ca1c)); /* a client from ca-1 alone is refused */
+	EXPECT_OK(gw_mesh_test_reload(&m, true)); /* --force */
+	EXPECT_TRUE(!accepts(ca1, ca1c));         /* a client from ca-1 alone is refused */
 	EXPECT_TRUE(accepts(ca2, ca2c));
 	EXPECT_TRUE(!handshake(ca1, ca1c, k1, r1));
 	EXPECT_TRUE(handshake(ca2, ca2c, k2, r2));
@@ -403,11 +316,11 @@ main(void)
 
 	{ /* identity renewal at 2/3 of its life, after a failed attempt, published */
 		const struct gw_snap_listener *l =
-			gw_snapshot_listener_find(gw_snap_current(pub), "web");
+			gw_snapshot_listener_find(gw_snap_current(m.pub), "web");
 		X509 *before = X509_dup(SSL_CTX_get0_certificate(gw_tls_lst_ctx(l->tls)));
 		time_t t = gw_ca_not_before(before) +
 			   (gw_ca_not_after(before) - gw_ca_not_before(before)) * 2 / 3 + 5;
-		uint64_t g0 = gen;
+		uint64_t g0 = m.gen;
 		char cmd[600];
 
 		/* the identity file cannot be replaced: the attempt fails, nothing published */
@@ -416,36 +329,30 @@ main(void)
 			"%1$s/state/identity-web.pem/x",
 			tok.dir);
 		EXPECT_EQ(system(cmd), 0);
-		gw_mesh_set_time(mesh, t);
-		EXPECT_OK(gw_mesh_run(mesh, 0));
-		EXPECT_EQ(gen, g0);
-		l = gw_snapshot_listener_find(gw_snap_current(pub), "web");
+		gw_mesh_set_time(m.mesh, t);
+		EXPECT_OK(gw_mesh_run(m.mesh, 0));
+		EXPECT_EQ(m.gen, g0);
+		l = gw_snapshot_listener_find(gw_snap_current(m.pub), "web");
 		EXPECT_EQ(X509_cmp(before, SSL_CTX_get0_certificate(gw_tls_lst_ctx(l->tls))), 0);
 		/* fixed: the next tick renews and publishes */
 		snprintf(cmd, sizeof(cmd), "rm -rf %s/state/identity-web.pem", tok.dir);
 		EXPECT_EQ(system(cmd), 0);
-		gw_mesh_set_time(mesh, t + 1);
-		EXPECT_OK(gw_mesh_run(mesh, 0));
-		EXPECT_EQ(gen, g0 + 1);
-		l = gw_snapshot_listener_find(gw_snap_current(pub), "web");
+		gw_mesh_set_time(m.mesh, t + 1);
+		EXPECT_OK(gw_mesh_run(m.mesh, 0));
+		EXPECT_EQ(m.gen, g0 + 1);
+		l = gw_snapshot_listener_find(gw_snap_current(m.pub), "web");
 		EXPECT_TRUE(
 			X509_cmp(before, SSL_CTX_get0_certificate(gw_tls_lst_ctx(l->tls))) != 0);
 		EXPECT_TRUE(gw_ca_not_after(SSL_CTX_get0_certificate(gw_tls_lst_ctx(l->tls))) >
 			    gw_ca_not_after(before));
 		/* and not again until its own 2/3 */
-		gw_mesh_set_time(mesh, t + 2);
-		EXPECT_OK(gw_mesh_run(mesh, 0));
-		EXPECT_EQ(gen, g0 + 1);
+		gw_mesh_set_time(m.mesh, t + 2);
+		EXPECT_OK(gw_mesh_run(m.mesh, 0));
+		EXPECT_EQ(m.gen, g0 + 1);
 		X509_free(before);
 	}
 
-	atomic_store(&stop, true);
-	for (unsigned i = 0; i < 2; i++)
-		pthread_join(w[i], NULL);
-	gw_snap_pub_destroy(pub); /* snapshots first: the ext's arg is the mesh */
-	gw_mesh_destroy(mesh);
-	gw_tls_ctl_destroy(tls);
-	gw_cfg_free(running);
+	gw_mesh_test_stop(&m);
 	X509_free(ca1);
 	X509_free(ca2);
 	X509_free(r1);

@@ -38,6 +38,7 @@
 
 #include <p11-kit/pkcs11.h>
 
+#include "gw_softhsm.h"
 #include "gw_test.h"
 #include "hsm.h"
 #include "mkcorpus.h"
@@ -53,8 +54,7 @@
 #define IP_B 0x0a000002u
 #define HZ 1000000ull
 
-static char dir[64];
-static char pin_file[128], so_pin_file[128];
+static struct gw_softhsm tok; /* token, PIN files, corpus and server chains */
 static struct mk_corpus K;
 static uint64_t now_tsc = 1;
 
@@ -69,61 +69,51 @@ static struct wire to_a, to_b;
 static struct gw_tcp_stack *SA, *SB;
 static struct gw_tls_worker *W1, *W2;
 
+/* One end of the wire: its stack's net_ctx (where its packets go, its address). */
+struct side {
+	struct wire *out;
+	uint32_t ip; /* host order */
+};
+static struct side side_a = {.out = &to_b, .ip = IP_A}, side_b = {.out = &to_a, .ip = IP_B};
+
 static void
-out_to_b(void *ctx, struct rte_mbuf *m)
+side_output(void *ctx, struct rte_mbuf *m)
 {
-	(void)ctx;
-	if (to_b.n == QMAX) {
+	struct wire *w = ((struct side *)ctx)->out;
+
+	if (w->n == QMAX) {
 		rte_pktmbuf_free(m);
 		return;
 	}
-	to_b.q[to_b.n++] = m;
+	w->q[w->n++] = m;
 }
 
+static uint32_t
+side_addr(void *ctx, uint32_t raddr)
+{
+	(void)raddr;
+	return htonl(((struct side *)ctx)->ip);
+}
+
+/* Hand what is queued on w to stack s (what s sends meanwhile queues anew). */
 static void
-out_to_a(void *ctx, struct rte_mbuf *m)
+deliver(struct wire *w, struct gw_tcp_stack *s)
 {
-	(void)ctx;
-	if (to_a.n == QMAX) {
-		rte_pktmbuf_free(m);
-		return;
-	}
-	to_a.q[to_a.n++] = m;
-}
+	struct rte_mbuf *q[QMAX];
+	unsigned n = w->n;
 
-static uint32_t
-src_a(void *ctx, uint32_t raddr)
-{
-	(void)ctx;
-	(void)raddr;
-	return htonl(IP_A);
-}
-
-static uint32_t
-src_b(void *ctx, uint32_t raddr)
-{
-	(void)ctx;
-	(void)raddr;
-	return htonl(IP_B);
+	memcpy(q, w->q, n * sizeof(q[0]));
+	w->n = 0;
+	for (unsigned i = 0; i < n; i++)
+		gw_tcp_input(s, q[i]);
 }
 
 /* One round: deliver what is queued, advance the clock by dt us, poll. */
 static void
 pump(uint64_t dt)
 {
-	struct rte_mbuf *q[QMAX];
-	unsigned n;
-
-	n = to_b.n;
-	memcpy(q, to_b.q, n * sizeof(q[0]));
-	to_b.n = 0;
-	for (unsigned i = 0; i < n; i++)
-		gw_tcp_input(SB, q[i]);
-	n = to_a.n;
-	memcpy(q, to_a.q, n * sizeof(q[0]));
-	to_a.n = 0;
-	for (unsigned i = 0; i < n; i++)
-		gw_tcp_input(SA, q[i]);
+	deliver(&to_b, SB);
+	deliver(&to_a, SA);
 	now_tsc += dt;
 	gw_tcp_poll(SA, now_tsc);
 	gw_tcp_poll(SB, now_tsc);
@@ -135,56 +125,22 @@ pump(uint64_t dt)
 
 /* ---- HSM token and server certificates ---- */
 
-static void
-write_file(const char *path, const char *s)
-{
-	FILE *f = fopen(path, "w");
-
-	if (f == NULL || fputs(s, f) < 0) {
-		perror(path);
-		exit(2);
-	}
-	fclose(f);
-	chmod(path, 0600);
-}
-
 /* Remove the temp dir on every exit, also the exit(2) of a failed setup. */
 static void
 remove_dir(void)
 {
-	char cmd[128];
-
-	if (dir[0] == 0)
+	if (tok.dir[0] == 0)
 		return;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", dir);
-	dir[0] = 0;
+	(void)gw_softhsm_remove(&tok);
+	tok.dir[0] = 0;
 }
 
 static void
 setup_softhsm(void)
 {
-	char path[256], conf[512];
-
-	snprintf(dir, sizeof(dir), "/tmp/gwtls.XXXXXX");
-	if (mkdtemp(dir) == NULL) {
-		perror("mkdtemp");
+	if (gw_softhsm_setup(&tok, "gwtls") < 0)
 		exit(2);
-	}
 	atexit(remove_dir);
-	snprintf(path, sizeof(path), "%s/tokens", dir);
-	mkdir(path, 0700);
-	snprintf(conf, sizeof(conf),
-		"directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n",
-		dir);
-	snprintf(path, sizeof(path), "%s/softhsm2.conf", dir);
-	write_file(path, conf);
-	setenv("SOFTHSM2_CONF", path, 1);
-	snprintf(pin_file, sizeof(pin_file), "%s/pin", dir);
-	write_file(pin_file, "1234\n");
-	snprintf(so_pin_file, sizeof(so_pin_file), "%s/sopin", dir);
-	write_file(so_pin_file, "5678\n");
 }
 
 /*
@@ -769,16 +725,16 @@ publish(struct gw_snap_pub *p, struct lcfg *c)
 }
 
 static struct gw_tcp_stack *
-new_stack(struct rte_mempool *mp, void (*out)(void *, struct rte_mbuf *),
-	uint32_t (*src)(void *, uint32_t))
+new_stack(struct rte_mempool *mp, struct side *side)
 {
 	struct gw_tcp_stack_params sp = {0};
 	struct gw_tcp_stack *s = NULL;
 
 	sp.lcore = rte_lcore_id();
 	sp.pool = mp;
-	sp.ip_output = out;
-	sp.src_addr = src;
+	sp.ip_output = side_output;
+	sp.net_ctx = side;
+	sp.src_addr = side_addr;
 	sp.tsc_hz = HZ;
 	sp.max_conns = 256;
 	sp.rto_min_ms = 200;
@@ -928,7 +884,7 @@ main(int argc, char **argv)
 	{ /* corpus as files for the trust config */
 		char cdir[96];
 
-		snprintf(cdir, sizeof(cdir), "%s/pki", dir);
+		snprintf(cdir, sizeof(cdir), "%s/pki", tok.dir);
 		mkdir(cdir, 0700);
 		if (mk_corpus_write(&K, cdir) != 0) {
 			fprintf(stderr, "corpus write failed\n");
@@ -941,8 +897,8 @@ main(int argc, char **argv)
 	}
 	/* the server keys: generated inside a fresh SoftHSM token */
 	hp.token = "gwtls";
-	hp.pin_file = pin_file;
-	EXPECT_OK(gw_hsm_token_init(&hp, so_pin_file));
+	hp.pin_file = tok.pin;
+	EXPECT_OK(gw_hsm_token_init(&hp, tok.so_pin));
 	EXPECT_OK(gw_hsm_open(&hp, &h));
 	if (h == NULL)
 		GW_TEST_END();
@@ -953,8 +909,8 @@ main(int argc, char **argv)
 	 */
 	EXPECT_OK(gw_hsm_keygen(h, GW_HSM_KEY_EC_P384, "srv", srv_uri));
 	EXPECT_OK(gw_hsm_keygen(h, GW_HSM_KEY_EC_P256, "srv2", srv2_uri));
-	snprintf(srv_pem, sizeof(srv_pem), "%s/srv.chain.pem", dir);
-	snprintf(srv2_pem, sizeof(srv2_pem), "%s/srv2.chain.pem", dir);
+	snprintf(srv_pem, sizeof(srv_pem), "%s/srv.chain.pem", tok.dir);
+	snprintf(srv2_pem, sizeof(srv2_pem), "%s/srv2.chain.pem", tok.dir);
 	issue_server_cert(h, srv_uri, "/CN=default.example.test", "DNS:default.example.test",
 		srv_pem, EVP_sha384());
 	issue_server_cert(h, srv2_uri, "/CN=api.example.test", "DNS:api.example.test", srv2_pem,
@@ -963,8 +919,8 @@ main(int argc, char **argv)
 	cp.hsm = h;
 	hsm_h = h;
 	EXPECT_OK(gw_tls_ctl_create(&cp, &CTL));
-	SA = new_stack(mp, out_to_b, src_a);
-	SB = new_stack(mp, out_to_a, src_b);
+	SA = new_stack(mp, &side_a);
+	SB = new_stack(mp, &side_b);
 	wp.lcore = rte_lcore_id();
 	wp.tsc_hz = HZ;
 	wp.max_conns = 64;
@@ -1189,19 +1145,7 @@ main(int argc, char **argv)
 			lcfg_init(&cfg, TC_INTER2, TLS1_2_VERSION, 3);
 			publish(P2, &cfg);
 			stats(W2, &a0);
-			{
-				struct client cl;
-				uint8_t msg[8] = "x", back[8];
-
-				client_open(&cl, cs[v], 8444, &K.leaf, NULL, NULL, s1);
-				if (client_handshake(&cl))
-					EXPECT_TRUE(client_roundtrip(&cl, msg, sizeof(msg), back,
-							    sizeof(back)) != sizeof(msg));
-				EXPECT_TRUE(!SSL_session_reused(cl.ssl));
-				EXPECT_EQ(cl.alert_rx, SSL_AD_UNKNOWN_CA);
-				client_drain(&cl);
-				client_free(&cl);
-			}
+			EXPECT_EQ(resume_alert(cs[v], 8444, &K.leaf, NULL, s1), SSL_AD_UNKNOWN_CA);
 			stats(W2, &a1);
 			EXPECT_EQ(a1.ticket_stale_trust - a0.ticket_stale_trust, 1);
 			EXPECT_EQ(a1.hs_resumed, a0.hs_resumed);
@@ -1240,19 +1184,8 @@ main(int argc, char **argv)
 			n_mesh_bundles = 1;
 			publish(P2, &cfg);
 			stats(W2, &a0);
-			{
-				struct client cl;
-				uint8_t msg[8] = "x", back[8];
-
-				client_open(&cl, cs[v], 8444, &K.leaf_r2, K.inter_r2.x, NULL, s1);
-				if (client_handshake(&cl))
-					EXPECT_TRUE(client_roundtrip(&cl, msg, sizeof(msg), back,
-							    sizeof(back)) != sizeof(msg));
-				EXPECT_TRUE(!SSL_session_reused(cl.ssl));
-				EXPECT_EQ(cl.alert_rx, SSL_AD_UNKNOWN_CA);
-				client_drain(&cl);
-				client_free(&cl);
-			}
+			EXPECT_EQ(resume_alert(cs[v], 8444, &K.leaf_r2, K.inter_r2.x, s1),
+				SSL_AD_UNKNOWN_CA);
 			stats(W2, &a1);
 			EXPECT_EQ(a1.ticket_stale_trust - a0.ticket_stale_trust, 1);
 			EXPECT_EQ(a1.hs_resumed, a0.hs_resumed);
@@ -1284,7 +1217,7 @@ main(int argc, char **argv)
 			&ishort, &K.root, "short-lived intermediate", true, -3600, 3, NULL, 7001));
 		EXPECT_OK(mk_issue(&lshort, &ishort, "client of short", false, -3600, 86400,
 			"URI:spiffe://example.org/ns/prod/short", 7002));
-		snprintf(crl_path, sizeof(crl_path), "%s/short.crl.pem", dir);
+		snprintf(crl_path, sizeof(crl_path), "%s/short.crl.pem", tok.dir);
 		f = fopen(crl_path, "w");
 		EXPECT_TRUE(f && crl && PEM_write_X509_CRL(f, crl));
 		if (f)

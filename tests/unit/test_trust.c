@@ -118,38 +118,6 @@ check_(int line, const struct gw_trust *t, enum gw_trust_reason want_reason, con
 #define CHECK(t, reason, want, ...) \
 	check_(__LINE__, t, GW_TRUST_R_##reason, want, __VA_ARGS__, NULL)
 
-/* A leaf of inter whose URI SAN carries a newline (a log-injection attempt). */
-static X509 *
-evil_san_leaf(void)
-{
-	X509 *x = X509_new();
-	EVP_PKEY *k = EVP_EC_gen("P-256");
-	X509_NAME *n = X509_NAME_new();
-	GENERAL_NAMES *gens = GENERAL_NAMES_new();
-	GENERAL_NAME *g = GENERAL_NAME_new();
-	ASN1_IA5STRING *ia5 = ASN1_IA5STRING_new();
-	const char *uri = "spiffe://example.org/ns/dev/x\nFAKE LOG LINE";
-
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), 4242);
-	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-	X509_NAME_add_entry_by_txt(
-		n, "CN", MBSTRING_UTF8, (const unsigned char *)"evil san", -1, -1, 0);
-	X509_set_subject_name(x, n);
-	X509_set_issuer_name(x, X509_get_subject_name(C.inter.x));
-	X509_set_pubkey(x, k);
-	ASN1_STRING_set(ia5, uri, (int)strlen(uri));
-	GENERAL_NAME_set0_value(g, GEN_URI, ia5);
-	sk_GENERAL_NAME_push(gens, g);
-	X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 0, 0);
-	X509_sign(x, C.inter.k, EVP_sha256());
-	GENERAL_NAMES_free(gens);
-	X509_NAME_free(n);
-	EVP_PKEY_free(k);
-	return x;
-}
-
 /*
  * A leaf of inter with the given URI SAN, DNS SAN and CN (each may be NULL),
  * of any length: the CN is set as a raw UTF8String, past OpenSSL's own
@@ -495,8 +463,9 @@ main(void)
 			"spiffe://example.org/ns/prod/*",
 			C.leaf_b.x);
 		CHECK(t, NOT_ALLOWED, "has no SPIFFE ID (URI SAN)", C.nc_ok.x, C.nc_ca.x);
-		{ /* a SAN with a newline never reaches a log line as one */
-			X509 *e = evil_san_leaf();
+		{ /* a SAN with a newline (log injection) never reaches a log line as one */
+			X509 *e = names_leaf(
+				"spiffe://example.org/ns/dev/x\nFAKE LOG LINE", NULL, "evil san");
 
 			CHECK(t, NOT_ALLOWED,
 				"SPIFFE ID spiffe://example.org/ns/dev/x?FAKE LOG LINE", e);
