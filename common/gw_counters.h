@@ -3,7 +3,7 @@
  * gw_counters.h - counters between the workers and control: how a worker
  * publishes its counters, how control reads them, and one description of
  * every counter family from which the sums, the stats JSON line and the
- * Prometheus text are rendered (DESIGN.md "Counters are declared once").
+ * Prometheus text are rendered (docs/architecture.md "Metrics").
  *
  * Each family is one X-macro table, declared once beside the code that
  * increments it: GW_DP_STATS (net, dataplane_types.h), GW_TCP_STATS and

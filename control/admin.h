@@ -2,7 +2,7 @@
 /*
  * admin.h - the admin API: HTTP/JSON on a unix socket (libmicrohttpd),
  * shaped like Consul's Connect CA API so its users feel at home
- * (DESIGN.md "Persistence and APIs", issue 7).
+ * (docs/architecture.md "Admin API").
  *
  *   GET  /v1/connect/ca/roots          ActiveRootID, TrustDomain, Roots[] (ID =
  *                                      SHA-1 fingerprint in colon hex, Name,

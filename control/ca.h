@@ -2,7 +2,7 @@
 /*
  * ca.h - the mesh's certificate authorities: the CA backends of the config's
  * `mtls:` section (builtin, provided, cfssl), which of them issues, and the
- * certificates they issue (DESIGN.md "mesh", issue 7).
+ * certificates they issue (docs/architecture.md "CA backends and rotation").
  *
  * A struct gw_ca is the control thread's view of every configured backend:
  *  - builtin: a root and, under it, an intermediate issuer (Linkerd's trust

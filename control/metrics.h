@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * metrics.h - Prometheus text exposition (format 0.0.4) for GET /v1/metrics
- * (DESIGN.md "counters ... exposed as JSON and Prometheus text", issue 7).
+ * (docs/architecture.md "Metrics", docs/operations.md).
  *
  * A growable text buffer and the few writers the gateway needs:
  *  - families: "# HELP" / "# TYPE" once per metric name;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * rotation.h - may this CA change happen now? The validators of the three
- * step rotation (DESIGN.md "CA rotation without dropped connections", the
+ * step rotation (docs/architecture.md "CA backends and rotation", the
  * Kong Mesh seed), and the renewal rule for identities and issuers.
  *
  *   1. add backend B, enabledBackend unchanged: always allowed;

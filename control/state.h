@@ -4,7 +4,7 @@
  * certificates and key URIs, every certificate it issued, the trust domain
  * and the history of CA rotations. One SQLite database, <state_dir>/state.db,
  * in WAL mode; every change that spans rows is one transaction, so a crash
- * leaves either all of it or none of it (DESIGN.md "Persistence and APIs").
+ * leaves either all of it or none of it (docs/architecture.md "State").
  *
  * Keys never go in here: only pkcs11: URIs naming them in the HSM.
  *

@@ -26,7 +26,7 @@
  * signature checks out a session of its own for the C_SignInit/C_Sign pair
  * and returns it, so N workers signing at once use N different sessions and
  * never share one behind a lock; the slot lock is held only for the pool
- * checkout. That is DESIGN.md's "one PKCS#11 session per worker" in effect,
+ * checkout. That is one PKCS#11 session per signing worker in effect,
  * without building one SSL_CTX set per worker.
  *
  * Client verification and alerts. The verify callback replaces OpenSSL's

@@ -12,7 +12,8 @@
  * its own X509_STORE_CTX, and the anchors are handed to OpenSSL as a trusted
  * stack (no X509_STORE, so no store lock on the handshake path).
  *
- * Semantics (DESIGN.md "Trust anchors", the seed's cert1/cert2/cert3 table):
+ * Semantics (docs/config.md "listeners[].trust", README "Trust: which client
+ * certificates a listener accepts"):
  *  - pinned: the leaf's SHA-256 DER fingerprint must equal one pin (from
  *    `certs` files or `pins_sha256`); the client may send only its leaf.
  *    Validity dates, clientAuth EKU and allow rules still apply. An impostor

@@ -8,7 +8,7 @@
  * TCP receive queue and close the sender's window; the upstream's bytes are
  * peeked and consumed only once a TLS record took them.
  *
- * Closing (DESIGN.md step 5): the client's close_notify or FIN becomes a
+ * Closing (docs/architecture.md "The data path of one connection", step 8): the client's close_notify or FIN becomes a
  * FIN to the upstream once everything before it was passed on; the
  * upstream's FIN becomes close_notify + FIN to the client; when both
  * directions are done the pair is released. A reset, timeout or TLS error

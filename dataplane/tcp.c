@@ -49,19 +49,6 @@ gw_tcp_state_name(enum gw_tcp_state st)
 	return (unsigned)st < GW_TCP_ST_MAX ? tcp_state_names[st] : "?";
 }
 
-static const char *const tcp_stat_names[] = {
-#define GW_TCP_STAT_NAME_(n) #n,
-	GW_TCP_STATS(GW_TCP_STAT_NAME_)
-#undef GW_TCP_STAT_NAME_
-};
-
-const char *const *
-gw_tcp_stat_names(size_t *n)
-{
-	*n = RTE_DIM(tcp_stat_names);
-	return tcp_stat_names;
-}
-
 /* ---------- connection objects ---------- */
 
 struct gw_tcp_conn *

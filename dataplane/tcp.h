@@ -2,7 +2,7 @@
 /*
  * tcp.h - mtlsgw's own per-lcore TCP (the contract).
  *
- * Why our own: see ../shared/DESIGN.md "Why our own TCP". One struct
+ * Why our own: docs/architecture.md "Why our own TCP". One struct
  * gw_tcp_stack per worker lcore owns that lcore's connections (4-tuple hash,
  * connection pool, timer wheel, counters). Nothing in here is shared between
  * lcores and nothing takes a lock: every function below must be called on the
@@ -210,9 +210,6 @@ void gw_tcp_poll(struct gw_tcp_stack *s, uint64_t now_tsc);
 
 /* Counters and connections by state, read by the same lcore (copy out). */
 void gw_tcp_stats_get(const struct gw_tcp_stack *s, struct gw_tcp_stats *out);
-
-/* Names of the counters in struct gw_tcp_stats order; n set to the count. */
-const char *const *gw_tcp_stat_names(size_t *n);
 
 /* ---- stream API ---- */
 

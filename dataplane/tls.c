@@ -76,19 +76,6 @@ struct gw_tls_worker {
 
 static bool wpend_flush(struct gw_tls_conn *t);
 
-static const char *const stat_names[] = {
-#define GW_TLS_STAT_NAME_(n) #n,
-	GW_TLS_STATS(GW_TLS_STAT_NAME_)
-#undef GW_TLS_STAT_NAME_
-};
-
-const char *const *
-gw_tls_stat_names(size_t *n)
-{
-	*n = RTE_DIM(stat_names);
-	return stat_names;
-}
-
 /* ---- BIO over gw_tcp_conn ---- */
 
 static BIO_METHOD *bio_meth;

@@ -3,7 +3,7 @@
  * tls.h - TLS termination on a worker lcore: an OpenSSL SSL driven over one
  * gw_tcp_conn (the contract).
  *
- * DESIGN.md "The life of one connection", step 2: on ESTABLISHED a service
+ * docs/architecture.md "The data path of one connection", steps 4-5: on ESTABLISHED a service
  * hands the TCP connection to gw_tls_accept(), which creates an SSL from the
  * connection's snapshot listener (control/tls_ctx.h) and attaches a custom
  * BIO: BIO reads pull from gw_tcp_read() and BIO writes push into
@@ -84,9 +84,6 @@ struct gw_tls_stats {
 	uint64_t handshaking;               /* handshakes in progress now */
 	uint64_t established;               /* established connections now */
 };
-
-/* Names of the scalar counters in struct order; n set to the count. */
-const char *const *gw_tls_stat_names(size_t *n);
 
 struct gw_tls_worker_params {
 	unsigned lcore;

@@ -65,7 +65,7 @@ void gw_tls_dp_stats(const struct gw_tls_dp *t, struct gw_tls_stats *sum);
 
 /*
  * One counter by name (a member of gw_tls_dp_group: a name of
- * gw_tls_stat_names(), "reject_<reason>", "handshaking" or "established"),
+ * GW_TLS_STATS in tls.h, "reject_<reason>", "handshaking" or "established"),
  * summed over the workers; -1 if unknown.
  */
 int64_t gw_tls_dp_stat(const struct gw_tls_dp *t, const char *name);

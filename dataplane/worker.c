@@ -19,7 +19,7 @@
  * ARP is answered by the receiver and fanned out to every worker (each keeps
  * its own cache); ICMP and anything not TCP is handled by the receiver.
  *
- * Adaptive idle (DESIGN.md "Polling that leaves room"): after GW_IDLE_SPINS
+ * Adaptive idle (docs/architecture.md "Threads and lcores"): after GW_IDLE_SPINS
  * empty iterations the worker sleeps, starting at GW_IDLE_MIN_US and doubling
  * to GW_IDLE_MAX_US; any packet resets it. idle: poll never sleeps.
  *

@@ -2,7 +2,7 @@
 /*
  * snap.h - immutable config snapshots (the worker side), published to the workers with one
  * atomic store and freed after an RCU grace period and their last reference
- * (DESIGN.md, "Snapshots, not locks").
+ * (docs/architecture.md "Snapshots").
  *
  * Control builds a struct gw_snapshot from a struct gw_cfg (listeners with
  * their compiled gw_trust, allow rules, upstreams, generation; the builder is

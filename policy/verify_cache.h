@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * verify_cache.h - a per-worker cache of accepted client chains, so a
- * returning client skips chain verification (DESIGN.md, "The life of one
- * connection", step 3).
+ * returning client skips chain verification (docs/architecture.md "The data
+ * path of one connection", step 5).
  *
  * One cache per worker lcore: not shared, no locks, no allocation after
  * creation. Only ACCEPTANCES are cached, keyed by the full SHA-256 of the

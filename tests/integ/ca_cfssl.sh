@@ -13,6 +13,7 @@
 SRV=${1:?usage: ca_cfssl.sh MESH_SRV}
 command -v cfssl >/dev/null || gw_fail "cfssl not installed (Debian golang-cfssl; tools/deps.sh)"
 ca_init
+gw_log "$T/srv.err" # mesh_srv's stderr: its tail is printed if a check fails
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/cf.key" \
