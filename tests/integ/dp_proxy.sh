@@ -84,18 +84,12 @@ gw_log "$T/pp2.log"
 gw_wait 50 test -s "$T/pp2.ready" || gw_fail "PROXY v2 upstream did not start"
 out=$(gw_in "$GW_PY" - "$GW_GW_IP" 8081 <<'PY'
 import socket, sys
+# the kernel's own TCP: its source address and port are what the header must carry
 s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
-src = "%s:%d" % s.getsockname()
+print("%s:%d" % s.getsockname())
 s.sendall(b"ping through tcp-proxy\n")
 s.shutdown(socket.SHUT_WR)
-got = b""
-while True:
-    d = s.recv(65536)
-    if not d:
-        break
-    got += d
-print(src)
-sys.stdout.write(got.decode())
+sys.stdout.write(s.makefile("rb").read().decode())  # up to the upstream's FIN
 PY
 ) || gw_fail "client through the PROXY v2 tcp-proxy: $out"
 src=$(head -1 <<<"$out")

@@ -431,12 +431,29 @@ wire_flush(struct wire *w)
 		rte_pktmbuf_free(w->q[w->head++ % WIRE_MAX]);
 }
 
+/* True if a segment from src:sport (host order) with all of flags is queued. */
+static bool
+wire_has(const struct wire *w, uint32_t src, uint16_t sport, uint8_t flags)
+{
+	for (unsigned i = w->head; i != w->tail; i++) {
+		struct rte_ipv4_hdr *ip =
+			rte_pktmbuf_mtod(w->q[i % WIRE_MAX], struct rte_ipv4_hdr *);
+		struct rte_tcp_hdr *th = (struct rte_tcp_hdr *)(ip + 1);
+
+		if (ip->src_addr == htonl(src) && th->src_port == htons(sport) &&
+			(th->tcp_flags & flags) == flags)
+			return true;
+	}
+	return false;
+}
+
+/* A stack on the wire whose mbufs come from mp (the test's pool if NULL). */
 static struct gw_tcp_stack *
-wire_stack(struct wire *w, uint32_t addr,
-	bool (*local)(void *, uint32_t, uint32_t, uint16_t, uint16_t))
+wire_stack_on(struct wire *w, uint32_t addr,
+	bool (*local)(void *, uint32_t, uint32_t, uint16_t, uint16_t), struct rte_mempool *mp)
 {
 	struct gw_tcp_stack_params p = {
-		.pool = pool,
+		.pool = mp ? mp : pool,
 		.ip_output = wire_out,
 		.net_ctx = w,
 		.max_conns = 256,
@@ -450,6 +467,13 @@ wire_stack(struct wire *w, uint32_t addr,
 	w->hosts[w->n_hosts].addr = htonl(addr);
 	w->hosts[w->n_hosts++].s = s;
 	return s;
+}
+
+static struct gw_tcp_stack *
+wire_stack(struct wire *w, uint32_t addr,
+	bool (*local)(void *, uint32_t, uint32_t, uint16_t, uint16_t))
+{
+	return wire_stack_on(w, addr, local, NULL);
 }
 
 /* a client that streams a pattern and checks what comes back */
@@ -643,7 +667,8 @@ struct proxy_fix {
 };
 
 static void
-proxy_fix_open(struct proxy_fix *f, struct wire *w, unsigned drop_every, uint64_t rnd)
+proxy_fix_open(struct proxy_fix *f, struct wire *w, unsigned drop_every, uint64_t rnd,
+	struct rte_mempool *px_pool)
 {
 	memset(w, 0, sizeof(*w));
 	w->drop_every = drop_every;
@@ -651,7 +676,7 @@ proxy_fix_open(struct proxy_fix *f, struct wire *w, unsigned drop_every, uint64_
 	f->w = w;
 	f->now = 1000000;
 	f->cl = wire_stack(w, A_ADDR, NULL);
-	f->px = wire_stack(w, P_ADDR, odd_port_local);
+	f->px = wire_stack_on(w, P_ADDR, odd_port_local, px_pool); /* NULL: the test's */
 	f->up = wire_stack(w, RTE_IPV4(10, 0, 0, 3), NULL);
 	gw_tcp_poll(f->cl, f->now);
 	gw_tcp_poll(f->px, f->now);
@@ -1870,7 +1895,7 @@ main(void)
 		struct gw_tcp_stats ps;
 		const struct gw_snapshot *gen1;
 
-		proxy_fix_open(&f, &w, 50, 777);
+		proxy_fix_open(&f, &w, 50, 777, NULL);
 		/* the upstreams come from the snapshot: port 9 (nobody listens:
 		 * RST), then the echo on 7 */
 		EXPECT_OK(proxy_snap_publish(f.pub, 1, (const uint16_t[]){9, 7}, 2));
@@ -1912,8 +1937,11 @@ main(void)
 
 	/* tcp-proxy with proxy_protocol v2: the upstream receives the PROXY v2
 	 * header (address only) first, then the client's bytes unchanged; with
-	 * it off, the client's bytes only */
-	for (int v2 = 0; v2 < 2; v2++) {
+	 * it off, the client's bytes only. Modes: 0 off; 1 v2 through loss; 2 v2
+	 * with the mbuf pool empty when the upstream connects (the header waits
+	 * for WRITABLE, and no client byte goes before it) */
+	for (int mode = 0; mode < 3; mode++) {
+		bool v2 = mode > 0;
 		static struct wire w;
 		static struct sink sk;
 		struct proxy_fix f;
@@ -1927,11 +1955,18 @@ main(void)
 			.ip = htonl(P_ADDR), .port = htons(8080), .kind = GW_SVC_TCP_PROXY};
 		struct streamer st = {.total = 5000};
 		struct gw_tcp_conn_info ci;
+		struct rte_mempool *px_pool;
 		uint16_t cport;
 		size_t hl = v2 ? 28 : 0;
 
 		memset(&sk, 0, sizeof(sk));
-		proxy_fix_open(&f, &w, v2 ? 7 : 0, 4242); /* with v2, also through loss */
+		/* mode 2: the proxy has a pool of its own, so that the
+		 * test can empty it while the others still send */
+		px_pool = mode == 2 ? rte_pktmbuf_pool_create("test_tcp_px", 2047, 0, 0,
+					      RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY)
+				    : NULL;
+		EXPECT_TRUE(mode != 2 || px_pool != NULL);
+		proxy_fix_open(&f, &w, mode == 1 ? 7 : 0, 4242, px_pool);
 		EXPECT_OK(proxy_snap_publish_pp(
 			f.pub, 1, (const uint16_t[]){9000}, 1, v2 ? GW_PROXY_V2 : GW_PROXY_OFF));
 		prox.pub = f.pub;
@@ -1940,6 +1975,34 @@ main(void)
 		proxy_fix_client(&f, &st);
 		gw_tcp_get_info(st.c, &ci);
 		cport = ntohs(ci.lport);
+		if (mode == 2) {
+			static struct rte_mbuf *hog[4096];
+			struct gw_tcp_stats b, a;
+			unsigned nh = 0, i;
+
+			/* up to the upstream's SYN-ACK on the wire: the client's
+			 * bytes are at the proxy by then */
+			for (i = 0; i < 1000; i++) {
+				f.now += 200;
+				gw_tcp_poll(f.cl, f.now);
+				gw_tcp_poll(f.px, f.now);
+				gw_tcp_poll(f.up, f.now);
+				if (wire_has(&w, RTE_IPV4(10, 0, 0, 3), 9000,
+					    RTE_TCP_SYN_FLAG | RTE_TCP_ACK_FLAG))
+					break;
+				wire_deliver(&w);
+			}
+			EXPECT_TRUE(i < 1000);
+			while (nh < RTE_DIM(hog) && (hog[nh] = rte_pktmbuf_alloc(px_pool)) != NULL)
+				nh++;
+			gw_tcp_stats_get(f.px, &b);
+			wire_deliver(&w); /* CONNECTED with no mbuf for the header */
+			gw_tcp_stats_get(f.px, &a);
+			EXPECT_TRUE(a.tx_nombuf > b.tx_nombuf);
+			EXPECT_EQ(a.conn_connected, 1);
+			for (i = 0; i < nh; i++)
+				rte_pktmbuf_free(hog[i]);
+		}
 		wire_run(&w, &st, &f.now, 100000);
 		EXPECT_TRUE(st.connected && st.closed && !st.bad);
 		EXPECT_EQ(st.reason, 0);
@@ -1967,6 +2030,10 @@ main(void)
 			EXPECT_TRUE(same);
 		}
 		proxy_fix_close(&f);
+		if (px_pool) {
+			EXPECT_EQ(rte_mempool_in_use_count(px_pool), 0);
+			rte_mempool_free(px_pool);
+		}
 	}
 
 	rte_mempool_free(pool);
