@@ -187,15 +187,13 @@ gw_svc_pp2_send(struct gw_svc_pp2 *st, struct gw_tcp_conn *up, const uint8_t *hd
 
 	if (st->done)
 		return 1;
-	if (n < 0)
-		return n;
-	if (n <= st->sent || n > UINT16_MAX)
-		return -EINVAL; /* not the header that began to go */
+	GW_GUARD(n); /* the build failed (it recorded why) */
+	/* shorter than what went: not the header that began to go */
+	GW_ENSURE(n > st->sent && n <= UINT16_MAX, -EINVAL);
 	w = gw_tcp_write(up, hdr + st->sent, (size_t)(n - st->sent));
 	if (w == -ENOBUFS)
-		return 0; /* nothing lost: again on WRITABLE */
-	if (w < 0)
-		return (int)w;
+		return 0;          /* nothing lost: again on WRITABLE */
+	GW_ENSURE(w >= 0, (int)w); /* -EPIPE: the upstream is gone */
 	st->sent = (uint16_t)(st->sent + w);
 	st->done = st->sent == n;
 	return st->done;
