@@ -2,11 +2,13 @@
 /*
  * proxy_v2.h - PROXY protocol version 2 header encoder (the contract).
  *
- * When a tls-proxy listener has `proxy_protocol: v2`, the worker sends this
- * header as the first bytes of the upstream connection, so the upstream
- * learns who the client is: its address, the SNI and ALPN it asked for, the
- * TLS parameters, the CN of its certificate and its SPIFFE ID. Format:
- * haproxy's doc/proxy-protocol.txt, section 2.2 (binary header + TLVs).
+ * When a tcp-proxy or tls-proxy listener has `proxy_protocol: v2`, the
+ * worker sends this header as the first bytes of the upstream connection,
+ * so the upstream learns who the client is. tcp-proxy sends the address
+ * block only (no TLV: a plain TCP client is not authenticated); tls-proxy
+ * adds the SNI and ALPN it asked for, the TLS parameters, the CN of its
+ * certificate and its SPIFFE ID. Format: haproxy's doc/proxy-protocol.txt,
+ * section 2.2 (binary header + TLVs).
  *
  * Layout we emit (all integers big-endian):
  *
@@ -15,7 +17,7 @@
  *	 1 B 0x11        AF_INET, STREAM (TCP over IPv4)
  *	 2 B len         bytes that follow (12 + TLVs)
  *	 4+4+2+2 B       src addr, dst addr, src port, dst port
- *	TLVs, in this order, each only when its field is set:
+ *	TLVs (tls-proxy only), in this order, each only when its field is set:
  *	  PP2_TYPE_ALPN (0x01)        the negotiated ALPN protocol
  *	  PP2_TYPE_AUTHORITY (0x02)   the SNI host name
  *	  PP2_TYPE_SSL (0x20)         client flags (1 B), verify result (4 B),

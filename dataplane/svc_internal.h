@@ -3,11 +3,13 @@
  * svc_internal.h - what the services (svc_echo.c, svc_proxy.c, svc_tls.c)
  * share: per-service listen functions behind gw_svc_listen(), the listen
  * call itself, the accept-time look-up of a listener in the snapshot, and
- * the upstream connect of the two proxies. Worker lcore only.
+ * the upstream connect of the two proxies and how they send the PROXY v2
+ * header. Worker lcore only.
  */
 #ifndef GW_SVC_INTERNAL_H
 #define GW_SVC_INTERNAL_H
 
+#include "proxy_v2.h"
 #include "snap.h"
 #include "svc.h"
 
@@ -45,5 +47,37 @@ const struct gw_snap_listener *gw_svc_snap_listener(struct gw_svc_lst_cache *cac
  */
 GW_MUST_CHECK int gw_svc_upstream_connect(struct gw_tcp_conn *cl, uint32_t ip, uint16_t port,
 	gw_tcp_event_fn *cb, void *ctx, struct gw_tcp_conn **up);
+
+/*
+ * The PROXY v2 header of one proxied connection (tcp-proxy and tls-proxy),
+ * as far as it went out. The header goes first and whole: no client byte
+ * is relayed before done.
+ */
+struct gw_svc_pp2 {
+	uint16_t sent; /* header bytes queued so far */
+	bool done;     /* header whole, or none configured: bytes may follow */
+};
+
+/* Start st for a new connection of listener lst (done unless it wants v2). */
+void gw_svc_pp2_init(struct gw_svc_pp2 *st, const struct gw_snap_listener *lst);
+
+/*
+ * The address block of info from client connection cl: source = the client,
+ * destination = the listener address and port it connected to, in network
+ * byte order (proxy_v2.h). The other fields of info are not touched.
+ */
+void gw_svc_pp2_addrs(const struct gw_tcp_conn *cl, struct gw_pp2_info *info);
+
+/*
+ * Queue the rest of the header hdr[0..n) on up (n is what gw_pp2_build or
+ * gw_tls_pp2_build returned, so a negative n is passed back as the error).
+ * The caller rebuilds the same bytes on each call (same connection). With
+ * no send room or an empty mbuf pool (-ENOBUFS) what did not go stays for
+ * the next call, on GW_TCP_EV_WRITABLE. No allocation.
+ * Returns 1 when the header is done (or st was already done), 0 to wait,
+ * < 0 to abort the pair (build error, -EPIPE, n shorter than what went).
+ */
+GW_MUST_CHECK int gw_svc_pp2_send(
+	struct gw_svc_pp2 *st, struct gw_tcp_conn *up, const uint8_t *hdr, int n);
 
 #endif /* GW_SVC_INTERNAL_H */

@@ -9,6 +9,14 @@
  * side becomes a shutdown on the other once the bytes before it are passed
  * on; an RST or timeout on either side aborts the other.
  *
+ * With `proxy_protocol: v2` on the listener the first bytes on the upstream
+ * connection, before any client byte, are a PROXY v2 header (proxy_v2.h),
+ * as haproxy sends for plain TCP: command PROXY, TCP over IPv4, the client's
+ * address and port as source, the listener address and port it connected
+ * to as destination, and no TLV (nothing about the client is known beyond
+ * its address). tls-proxy sends the same through gw_svc_pp2_send() below,
+ * with its TLS TLVs added.
+ *
  * The upstreams are the listener's in the snapshot the client's accept took
  * (svc.h): the pair holds that reference until it is released, so a reload
  * applies to new clients only.
@@ -32,9 +40,10 @@ struct proxy_pair {
 	const struct gw_snap_listener *lst; /* its listener in snap: the upstreams */
 	unsigned tries;                     /* upstreams tried: as wide as n_upstreams */
 	unsigned up_idx;
-	bool up_ok;       /* upstream ESTABLISHED */
-	bool cl_fin_done; /* client's FIN passed to upstream */
-	bool up_fin_done; /* upstream's FIN passed to client */
+	struct gw_svc_pp2 pp2; /* the PROXY v2 header, before any relayed byte */
+	bool up_ok;            /* upstream ESTABLISHED */
+	bool cl_fin_done;      /* client's FIN passed to upstream */
+	bool up_fin_done;      /* upstream's FIN passed to client */
 	struct proxy_pair *next_free;
 };
 
@@ -100,11 +109,35 @@ proxy_maybe_done(struct proxy_pair *pp)
 	proxy_pair_put(pp);
 }
 
+/* The address-only PROXY v2 header first: 1 when done, 0 to wait, < 0 to abort. */
+static int
+proxy_send_pp2(struct proxy_pair *pp)
+{
+	struct gw_pp2_info pi = {0};
+	uint8_t hdr[GW_PP2_HDR_LEN + GW_PP2_INET_LEN];
+
+	if (pp->pp2.done)
+		return 1;
+	gw_svc_pp2_addrs(pp->cl, &pi);
+	return gw_svc_pp2_send(&pp->pp2, pp->up, hdr, gw_pp2_build(hdr, sizeof(hdr), &pi));
+}
+
 static void
 proxy_relay(struct proxy_pair *pp)
 {
+	int rc;
+
 	if (!pp->up_ok)
 		return;
+	rc = proxy_send_pp2(pp);
+	if (rc < 0) { /* both are held while up_ok */
+		gw_tcp_abort(pp->cl);
+		gw_tcp_abort(pp->up);
+		proxy_pair_put(pp);
+		return;
+	}
+	if (rc == 0)
+		return; /* the header first: WRITABLE brings us back */
 	proxy_pump(pp->cl, pp->up, &pp->cl_fin_done);
 	proxy_pump(pp->up, pp->cl, &pp->up_fin_done);
 	proxy_maybe_done(pp);
@@ -126,6 +159,44 @@ gw_svc_upstream_connect(struct gw_tcp_conn *cl, uint32_t ip, uint16_t port, gw_t
 		rc = gw_tcp_connect(s, &cp, up);
 	}
 	return rc;
+}
+
+void
+gw_svc_pp2_init(struct gw_svc_pp2 *st, const struct gw_snap_listener *lst)
+{
+	st->sent = 0;
+	st->done = lst->proxy_protocol != GW_PROXY_V2;
+}
+
+void
+gw_svc_pp2_addrs(const struct gw_tcp_conn *cl, struct gw_pp2_info *info)
+{
+	struct gw_tcp_conn_info ci;
+
+	gw_tcp_get_info(cl, &ci);
+	info->src_addr = ci.raddr;
+	info->src_port = ci.rport;
+	info->dst_addr = ci.laddr;
+	info->dst_port = ci.lport;
+}
+
+int
+gw_svc_pp2_send(struct gw_svc_pp2 *st, struct gw_tcp_conn *up, const uint8_t *hdr, int n)
+{
+	long w;
+
+	if (st->done)
+		return 1;
+	GW_GUARD(n); /* the build failed (it recorded why) */
+	/* shorter than what went: not the header that began to go */
+	GW_ENSURE(n > st->sent && n <= UINT16_MAX, -EINVAL);
+	w = gw_tcp_write(up, hdr + st->sent, (size_t)(n - st->sent));
+	if (w == -ENOBUFS)
+		return 0;          /* nothing lost: again on WRITABLE */
+	GW_ENSURE(w >= 0, (int)w); /* -EPIPE: the upstream is gone */
+	st->sent = (uint16_t)(st->sent + w);
+	st->done = st->sent == n;
+	return st->done;
 }
 
 /* Open the next upstream; false when every one has been tried. */
@@ -205,6 +276,7 @@ proxy_accept(struct gw_tcp_conn *c, void *ctx)
 	pp->snap = gw_snapshot_ref(snap); /* the connection's, until proxy_pair_put */
 	pp->lst = lst;
 	pp->tries = 0;
+	gw_svc_pp2_init(&pp->pp2, lst);
 	pp->up_ok = pp->cl_fin_done = pp->up_fin_done = false;
 	gw_tcp_set_callback(c, proxy_event, pp);
 	if (!proxy_connect_next(pp)) {

@@ -34,8 +34,7 @@ struct tls_pair {
 	struct gw_tcp_conn *up;             /* NULL once released */
 	const struct gw_snap_listener *lst; /* of cl's snapshot (cl holds the ref) */
 	unsigned tries;                     /* as wide as lst->n_upstreams: no wrap */
-	uint16_t hdr_sent;                  /* PROXY v2 header bytes queued so far */
-	bool hdr_done;                      /* header whole (or none): bytes may follow */
+	struct gw_svc_pp2 pp2;              /* the PROXY v2 header, before any byte */
 	bool up_ok;
 	bool cl_fin_done; /* client's close_notify/FIN passed on as FIN */
 	bool up_fin_done; /* upstream's FIN passed on as close_notify + FIN */
@@ -207,32 +206,17 @@ pair_abort(struct tls_pair *pp)
 /*
  * The PROXY v2 header goes first and whole. With the mbuf pool empty it may
  * go in pieces: the header is rebuilt (same connection, same bytes) and the
- * rest queued on WRITABLE. Returns 1 when done, 0 to wait, < 0 to abort.
+ * rest queued on WRITABLE (gw_svc_pp2_send). Returns 1 when done, 0 to wait,
+ * < 0 to abort.
  */
 static int
 send_pp2(struct tls_pair *pp)
 {
 	uint8_t hdr[2048];
-	int n;
-	long w;
 
-	if (pp->hdr_done)
+	if (pp->pp2.done)
 		return 1;
-	if (pp->lst->proxy_protocol != GW_PROXY_V2) {
-		pp->hdr_done = true;
-		return 1;
-	}
-	n = gw_tls_pp2_build(pp->cl, hdr, sizeof(hdr));
-	if (n < 0 || n <= pp->hdr_sent)
-		return n < 0 ? n : -EINVAL;
-	w = gw_tcp_write(pp->up, hdr + pp->hdr_sent, (size_t)(n - pp->hdr_sent));
-	if (w == -ENOBUFS)
-		return 0;
-	if (w < 0)
-		return (int)w;
-	pp->hdr_sent = (uint16_t)(pp->hdr_sent + w);
-	pp->hdr_done = pp->hdr_sent == n;
-	return pp->hdr_done;
+	return gw_svc_pp2_send(&pp->pp2, pp->up, hdr, gw_tls_pp2_build(pp->cl, hdr, sizeof(hdr)));
 }
 
 static void
@@ -362,6 +346,7 @@ tls_svc_accept(struct gw_tcp_conn *c, void *ctx)
 	pp->L = L;
 	pp->up = NULL;
 	pp->lst = lst;
+	gw_svc_pp2_init(&pp->pp2, lst);
 	rc = gw_tls_accept(L->p.tw, c, snap, lst, proxy_cl_event, pp, &pp->cl);
 	if (rc < 0) {
 		pp->cl = NULL;

@@ -18,6 +18,7 @@
 
 #include "dp_log.h"
 #include "proxy_v2.h"
+#include "svc_internal.h"
 #include "tls.h"
 #include "tls_policy.h"
 #include "verify_cache.h"
@@ -945,7 +946,6 @@ gw_tls_pp2_build(const struct gw_tls_conn *t, uint8_t *buf, size_t cap)
 {
 	struct gw_pp2_info pi = {0};
 	struct gw_pp2_ssl_strs strs;
-	struct gw_tcp_conn_info ci;
 
 	GW_ENSURE(t->st == CS_EST && t->tcp, -ENOTCONN);
 	/* SIG_ALG/KEY_ALG of the certificate we presented (spec 2.2.6, as
@@ -961,11 +961,7 @@ gw_tls_pp2_build(const struct gw_tls_conn *t, uint8_t *buf, size_t cap)
 		pi.ssl_verify = t->v.reason == GW_TRUST_R_OK
 					? 0
 					: (uint32_t)gw_tls_reason_x509err(t->v.reason);
-	gw_tcp_get_info(t->tcp, &ci);
-	pi.src_addr = ci.raddr;
-	pi.src_port = ci.rport;
-	pi.dst_addr = ci.laddr;
-	pi.dst_port = ci.lport;
+	gw_svc_pp2_addrs(t->tcp, &pi); /* the 4-tuple, as tcp-proxy sends it */
 	/* ALPN is recorded, not negotiated (tls_ctx.h): the client's first offer */
 	if (pi.alpn_len == 0 && t->v.alpn_len) {
 		pi.alpn = t->v.alpn;

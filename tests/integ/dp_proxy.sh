@@ -5,6 +5,9 @@
 # upstream) and a download (upstream -> proxy -> client, SHA-256 checked at
 # the client), byte-exact both ways; the upstream side is our active open.
 # Then both again with 3% loss both ways on the client leg (gw_client_ns).
+# Last, a tcp-proxy with `proxy_protocol: v2` in front of the strict PROXY v2
+# upstream tests/lib/pp2_upstream.py: it must see the kernel client's real
+# address and port as source and the listener's as destination, no TLV.
 . "$(dirname "$0")/../lib/common.sh"
 
 div=${GW_TEST_SCALE:-1}
@@ -14,7 +17,13 @@ gw_gateway_config "$T/gw.yaml" "[1]" "  - name: proxy
     address: $GW_GW_IP:8080
     service: tcp-proxy
     upstream:
-      servers: [$GW_PEER_IP:9000]"
+      servers: [$GW_PEER_IP:9000]
+  - name: proxy-pp2
+    address: $GW_GW_IP:8081
+    service: tcp-proxy
+    upstream:
+      servers: [$GW_PEER_IP:9001]
+      proxy_protocol: v2"
 gw_start_gateway "$T/gw.yaml"
 gw_bg ip netns exec "$GW_NS" "$GW_PY" "$GW_SRC/tests/integ/dp_peer.py" server 9000 >"$T/up.log" 2>&1
 gw_wait 50 grep -q listening "$T/up.log" || gw_fail "upstream server did not start"
@@ -67,5 +76,37 @@ PY
 refused=$(gw_wait_stat conn_refused 1) || gw_fail "conn_refused=$refused"
 gw_ok "upstream refused: client connection closed, conn_refused=$refused"
 gw_peer ping "$GW_GW_IP" 1 >/dev/null || gw_fail "gateway gone after a refused upstream"
+
+# tcp-proxy with proxy_protocol v2: the header first, then the client's bytes
+gw_bg gw_in "$GW_PY" "$GW_SRC/tests/lib/pp2_upstream.py" --listen "$GW_PEER_IP:9001" \
+	--ready-file "$T/pp2.ready" --mode hello --log "$T/pp2.log"
+gw_log "$T/pp2.log"
+gw_wait 50 test -s "$T/pp2.ready" || gw_fail "PROXY v2 upstream did not start"
+out=$(gw_in "$GW_PY" - "$GW_GW_IP" 8081 <<'PY'
+import socket, sys
+# the kernel's own TCP: its source address and port are what the header must carry
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+print("%s:%d" % s.getsockname())
+s.sendall(b"ping through tcp-proxy\n")
+s.shutdown(socket.SHUT_WR)
+sys.stdout.write(s.makefile("rb").read().decode())  # up to the upstream's FIN
+PY
+) || gw_fail "client through the PROXY v2 tcp-proxy: $out"
+src=$(head -1 <<<"$out")
+want="$src
+hello - from $src over -
+ping through tcp-proxy"
+[ "$out" = "$want" ] || gw_fail "PROXY v2 tcp-proxy: got '$out', want '$want'"
+# the upstream's parsed header: client as source, listener as destination,
+# command PROXY, and nothing else (no SSL TLV, no client ID: not authenticated)
+"$GW_PY" - "$T/pp2.log" "$src" "$GW_GW_IP:8081" <<'PY' || gw_fail "PROXY v2 header as parsed: $(tail -1 "$T/pp2.log")"
+import json, sys
+r = json.loads(open(sys.argv[1]).readlines()[-1])
+want = {"command": "PROXY", "src": sys.argv[2], "dst": sys.argv[3], "header_len": 28}
+bad = {k: (r.get(k), v) for k, v in want.items() if r.get(k) != v}
+extra = [k for k in ("ssl", "client_id", "authority", "alpn", "error") if k in r]
+sys.exit(1 if bad or extra else 0)
+PY
+gw_ok "tcp-proxy proxy_protocol v2: upstream saw client $src -> $GW_GW_IP:8081, no TLV"
 gw_stop_gateway
 gw_done

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """pp2_upstream.py - a test upstream that requires a PROXY protocol v2 header.
 
-It stands where a real upstream stands behind mtlsgw's tls-proxy with
+It stands where a real upstream stands behind mtlsgw's tls-proxy or tcp-proxy with
 `proxy_protocol: v2`: every connection must begin with a v2 header (haproxy's
 doc/proxy-protocol.txt, section 2.2), which is parsed strictly - signature,
 version, command, family, address block, every TLV and SSL sub-TLV length,

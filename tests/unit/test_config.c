@@ -885,6 +885,40 @@ main(void)
 					"not one of off, v2");
 	}
 
+	{ /* proxy_protocol v2: both proxies send it; echo and tls-echo cannot */
+		struct gw_cfg *c = NULL;
+
+		EXPECT_OK(load_text(DP
+			"listeners:\n"
+			"  - name: p\n"
+			"    address: 10.99.0.2:80\n"
+			"    service: tcp-proxy\n"
+			"    upstream: {servers: [10.99.0.1:80], proxy_protocol: v2}\n",
+			&c));
+		EXPECT_STREQ(errbuf, "");
+		EXPECT_TRUE(c && c->listeners[0].has_upstream &&
+			    c->listeners[0].upstream.proxy_protocol == GW_PROXY_V2);
+		gw_cfg_free(c);
+		EXPECT_CFG_ERR(DP "listeners:\n"
+				  "  - name: e\n"
+				  "    address: 10.99.0.2:7\n"
+				  "    service: echo\n"
+				  "    upstream: {proxy_protocol: v2}\n"
+				  "  - name: te\n"
+				  "    address: 10.99.0.2:8443\n"
+				  "    service: tls-echo\n"
+				  "    tls:\n"
+				  "      identity: [{cert: api.pem, key: \"pkcs11:object=x\"}]\n"
+				  "      client_auth: none\n"
+				  "    upstream: {proxy_protocol: v2}\n",
+			"gw.yaml:14: listeners[0].upstream: only applies to services tcp-proxy and "
+			"tls-proxy (this listener is echo)");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:21: listeners[1].upstream: only applies to "
+					"services tcp-proxy and tls-proxy (this listener is "
+					"tls-echo)");
+		EXPECT_EQ(n_lines(), 2);
+	}
+
 #define TLS_HEAD(svc)                     \
 	DP "listeners:\n"                 \
 	   "  - name: t\n"                \

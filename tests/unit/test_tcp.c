@@ -478,12 +478,29 @@ wire_flush(struct wire *w)
 		rte_pktmbuf_free(w->q[w->head++ % WIRE_MAX]);
 }
 
+/* True if a segment from src:sport (host order) with all of flags is queued. */
+static bool
+wire_has(const struct wire *w, uint32_t src, uint16_t sport, uint8_t flags)
+{
+	for (unsigned i = w->head; i != w->tail; i++) {
+		struct rte_ipv4_hdr *ip =
+			rte_pktmbuf_mtod(w->q[i % WIRE_MAX], struct rte_ipv4_hdr *);
+		struct rte_tcp_hdr *th = (struct rte_tcp_hdr *)(ip + 1);
+
+		if (ip->src_addr == htonl(src) && th->src_port == htons(sport) &&
+			(th->tcp_flags & flags) == flags)
+			return true;
+	}
+	return false;
+}
+
+/* A stack on the wire whose mbufs come from mp (the test's pool if NULL). */
 static struct gw_tcp_stack *
-wire_stack(struct wire *w, uint32_t addr,
-	bool (*local)(void *, uint32_t, uint32_t, uint16_t, uint16_t))
+wire_stack_on(struct wire *w, uint32_t addr,
+	bool (*local)(void *, uint32_t, uint32_t, uint16_t, uint16_t), struct rte_mempool *mp)
 {
 	struct gw_tcp_stack_params p = {
-		.pool = pool,
+		.pool = mp ? mp : pool,
 		.ip_output = wire_out,
 		.net_ctx = w,
 		.max_conns = 256,
@@ -497,6 +514,13 @@ wire_stack(struct wire *w, uint32_t addr,
 	w->hosts[w->n_hosts].addr = htonl(addr);
 	w->hosts[w->n_hosts++].s = s;
 	return s;
+}
+
+static struct gw_tcp_stack *
+wire_stack(struct wire *w, uint32_t addr,
+	bool (*local)(void *, uint32_t, uint32_t, uint16_t, uint16_t))
+{
+	return wire_stack_on(w, addr, local, NULL);
 }
 
 /* a client that streams a pattern and checks what comes back */
@@ -583,7 +607,8 @@ streamer_event(struct gw_tcp_conn *c, enum gw_tcp_event ev, int reason, void *ct
  * 10.0.0.3 at the n ports (host order): its upstreams, as a reload sets them.
  */
 static int
-proxy_snap_publish(struct gw_snap_pub *pub, uint64_t gen, const uint16_t *ports, unsigned n)
+proxy_snap_publish_pp(struct gw_snap_pub *pub, uint64_t gen, const uint16_t *ports, unsigned n,
+	enum gw_proxy_protocol pp)
 {
 	struct gw_ep ups[4];
 	struct gw_snapshot *s;
@@ -595,6 +620,7 @@ proxy_snap_publish(struct gw_snap_pub *pub, uint64_t gen, const uint16_t *ports,
 	GW_GUARD(gw_snapshot_create(gen, 1, NULL, NULL, &s));
 	l = gw_snapshot_listener_add(s);
 	l->service = GW_SVC_TCP_PROXY;
+	l->proxy_protocol = pp;
 	rc = gw_snapshot_listener_set(l, "proxy", ups, RTE_MIN(n, RTE_DIM(ups)));
 	gw_snapshot_seal(s);
 	if (rc == 0)
@@ -602,6 +628,52 @@ proxy_snap_publish(struct gw_snap_pub *pub, uint64_t gen, const uint16_t *ports,
 	if (rc < 0)
 		gw_snapshot_destroy(s);
 	return rc;
+}
+
+static int
+proxy_snap_publish(struct gw_snap_pub *pub, uint64_t gen, const uint16_t *ports, unsigned n)
+{
+	return proxy_snap_publish_pp(pub, gen, ports, n, GW_PROXY_OFF);
+}
+
+/* An upstream that keeps every byte it receives and closes after the FIN. */
+struct sink {
+	uint8_t buf[16384];
+	size_t n;
+	bool overflow, closed;
+};
+
+static void
+sink_event(struct gw_tcp_conn *c, enum gw_tcp_event ev, int reason, void *ctx)
+{
+	struct sink *k = ctx;
+	uint8_t b[4096];
+	size_t n;
+
+	(void)reason;
+	if (ev == GW_TCP_EV_CLOSED) { /* the handle is gone */
+		k->closed = true;
+		return;
+	}
+	while ((n = gw_tcp_read(c, b, sizeof(b))) > 0) {
+		if (n > sizeof(k->buf) - k->n) {
+			k->overflow = true;
+			n = sizeof(k->buf) - k->n;
+		}
+		memcpy(k->buf + k->n, b, n);
+		k->n += n;
+	}
+	if (gw_tcp_peer_closed(c)) {
+		k->closed = true;
+		gw_tcp_close(c);
+	}
+}
+
+static int
+sink_accept(struct gw_tcp_conn *c, void *ctx)
+{
+	gw_tcp_set_callback(c, sink_event, ctx);
+	return 0;
 }
 
 /* Run the wire until the streamer is done (or a step limit). */
@@ -631,6 +703,66 @@ odd_port_local(void *ctx, uint32_t la, uint32_t ra, uint16_t lp, uint16_t rp)
 	(void)ra;
 	(void)rp;
 	return ntohs(lp) % 2 == 1;
+}
+
+/* client A -> tcp-proxy on P:8080 -> upstream host 10.0.0.3, over one wire */
+struct proxy_fix {
+	struct wire *w;
+	struct gw_tcp_stack *cl, *px, *up;
+	struct gw_snap_pub *pub; /* the proxy's snapshots; reader 0 registered */
+	uint64_t now;
+};
+
+static void
+proxy_fix_open(struct proxy_fix *f, struct wire *w, unsigned drop_every, uint64_t rnd,
+	struct rte_mempool *px_pool)
+{
+	memset(w, 0, sizeof(*w));
+	w->drop_every = drop_every;
+	w->rnd = rnd;
+	f->w = w;
+	f->now = 1000000;
+	f->cl = wire_stack(w, A_ADDR, NULL);
+	f->px = wire_stack_on(w, P_ADDR, odd_port_local, px_pool); /* NULL: the test's */
+	f->up = wire_stack(w, RTE_IPV4(10, 0, 0, 3), NULL);
+	gw_tcp_poll(f->cl, f->now);
+	gw_tcp_poll(f->px, f->now);
+	gw_tcp_poll(f->up, f->now);
+	EXPECT_OK(gw_snap_pub_create(1, &f->pub));
+	EXPECT_OK(gw_snap_reader_register(f->pub, 0));
+}
+
+/* Every proxy connection gone; free it all; no mbuf leaked. */
+static void
+proxy_fix_close(struct proxy_fix *f)
+{
+	struct gw_tcp_stats ps;
+
+	gw_tcp_stats_get(f->px, &ps);
+	for (int k = GW_TCP_ST_LISTEN; k < GW_TCP_ST_MAX; k++)
+		EXPECT_EQ(ps.conns[k], 0);
+	gw_tcp_stack_destroy(f->cl);
+	gw_tcp_stack_destroy(f->px);
+	gw_tcp_stack_destroy(f->up);
+	gw_snap_reader_unregister(f->pub, 0);
+	gw_snap_pub_destroy(f->pub);
+	wire_flush(f->w);
+	EXPECT_TRUE(pool_clean());
+}
+
+/* A client connection to the proxy on P:8080, streaming st. */
+static void
+proxy_fix_client(struct proxy_fix *f, struct streamer *st)
+{
+	struct gw_tcp_connect_params cp = {
+		.laddr = htonl(A_ADDR),
+		.raddr = htonl(P_ADDR),
+		.rport = htons(8080),
+		.cb = streamer_event,
+		.ctx = st,
+	};
+
+	EXPECT_OK(gw_tcp_connect(f->cl, &cp, &st->c));
 }
 
 int
@@ -1825,48 +1957,29 @@ main(void)
 
 	{ /* tcp-proxy: client -> proxy -> (refusing upstream, then echo) */
 		static struct wire w;
-		struct gw_tcp_stack *cl, *px, *up;
+		struct proxy_fix f;
 		struct gw_svc_params echo = {
 			.ip = htonl(RTE_IPV4(10, 0, 0, 3)), .port = htons(7), .kind = GW_SVC_ECHO};
 		struct gw_svc_params prox = {
 			.ip = htonl(P_ADDR), .port = htons(8080), .kind = GW_SVC_TCP_PROXY};
-		struct gw_tcp_connect_params cp = {
-			.laddr = htonl(A_ADDR),
-			.raddr = htonl(P_ADDR),
-			.rport = htons(8080),
-			.cb = streamer_event,
-		};
 		struct streamer st = {.total = 2u << 20}, st2 = {.total = 1000},
 				st3 = {.total = 1000};
-		uint64_t now = 1000000;
 		struct gw_tcp_stats ps;
-		struct gw_snap_pub *pub;
 		const struct gw_snapshot *gen1;
 
-		memset(&w, 0, sizeof(w));
-		w.drop_every = 50;
-		w.rnd = 777;
-		cl = wire_stack(&w, A_ADDR, NULL);
-		px = wire_stack(&w, P_ADDR, odd_port_local);
-		up = wire_stack(&w, RTE_IPV4(10, 0, 0, 3), NULL);
-		gw_tcp_poll(cl, now);
-		gw_tcp_poll(px, now);
-		gw_tcp_poll(up, now);
+		proxy_fix_open(&f, &w, 50, 777, NULL);
 		/* the upstreams come from the snapshot: port 9 (nobody listens:
 		 * RST), then the echo on 7 */
-		EXPECT_OK(gw_snap_pub_create(1, &pub));
-		EXPECT_OK(gw_snap_reader_register(pub, 0));
-		EXPECT_OK(proxy_snap_publish(pub, 1, (const uint16_t[]){9, 7}, 2));
-		gen1 = gw_snap_current(pub);
-		prox.pub = pub;
-		EXPECT_OK(gw_svc_listen(up, &echo));
-		EXPECT_OK(gw_svc_listen(px, &prox));
+		EXPECT_OK(proxy_snap_publish(f.pub, 1, (const uint16_t[]){9, 7}, 2));
+		gen1 = gw_snap_current(f.pub);
+		prox.pub = f.pub;
+		EXPECT_OK(gw_svc_listen(f.up, &echo));
+		EXPECT_OK(gw_svc_listen(f.px, &prox));
 		prox.pub = NULL;
 		prox.port = htons(8081);
-		EXPECT_ERR(gw_svc_listen(px, &prox), -EINVAL);
-		cp.ctx = &st;
-		EXPECT_OK(gw_tcp_connect(cl, &cp, &st.c));
-		wire_run(&w, &st, &now, 400000);
+		EXPECT_ERR(gw_svc_listen(f.px, &prox), -EINVAL);
+		proxy_fix_client(&f, &st);
+		wire_run(&w, &st, &f.now, 400000);
 		EXPECT_TRUE(st.connected);
 		EXPECT_EQ(st.rcvd, st.total);
 		EXPECT_TRUE(!st.bad);
@@ -1874,9 +1987,8 @@ main(void)
 		EXPECT_EQ(st.reason, 0);
 		/* second client: round robin now starts at the refusing one again or
 		 * the good one; either way it must get through */
-		cp.ctx = &st2;
-		EXPECT_OK(gw_tcp_connect(cl, &cp, &st2.c));
-		wire_run(&w, &st2, &now, 100000);
+		proxy_fix_client(&f, &st2);
+		wire_run(&w, &st2, &f.now, 100000);
 		EXPECT_EQ(st2.rcvd, st2.total);
 		EXPECT_TRUE(!st2.bad);
 		/* both pairs released their snapshot (the reader never went
@@ -1884,24 +1996,116 @@ main(void)
 		EXPECT_EQ(gw_snapshot_refs(gen1), 0);
 		/* a reload to the refusing upstream only: the next client is
 		 * proxied there and reset */
-		EXPECT_OK(proxy_snap_publish(pub, 2, (const uint16_t[]){9}, 1));
-		cp.ctx = &st3;
-		EXPECT_OK(gw_tcp_connect(cl, &cp, &st3.c));
-		wire_run(&w, &st3, &now, 100000);
+		EXPECT_OK(proxy_snap_publish(f.pub, 2, (const uint16_t[]){9}, 1));
+		proxy_fix_client(&f, &st3);
+		wire_run(&w, &st3, &f.now, 100000);
 		EXPECT_TRUE(st3.closed && st3.reason != 0 && st3.rcvd == 0);
-		EXPECT_EQ(gw_snapshot_refs(gw_snap_current(pub)), 0);
-		gw_tcp_stats_get(px, &ps);
+		EXPECT_EQ(gw_snapshot_refs(gw_snap_current(f.pub)), 0);
+		gw_tcp_stats_get(f.px, &ps);
 		EXPECT_TRUE(ps.conn_refused >= 2);
 		EXPECT_EQ(ps.conn_connected, 2);
-		for (int k = GW_TCP_ST_LISTEN; k < GW_TCP_ST_MAX; k++)
-			EXPECT_EQ(ps.conns[k], 0);
-		gw_tcp_stack_destroy(cl);
-		gw_tcp_stack_destroy(px);
-		gw_tcp_stack_destroy(up);
-		gw_snap_reader_unregister(pub, 0);
-		gw_snap_pub_destroy(pub);
-		wire_flush(&w);
-		EXPECT_TRUE(pool_clean());
+		proxy_fix_close(&f);
+	}
+
+	/* tcp-proxy with proxy_protocol v2: the upstream receives the PROXY v2
+	 * header (address only) first, then the client's bytes unchanged; with
+	 * it off, the client's bytes only. Modes: 0 off; 1 v2 through loss; 2 v2
+	 * with the mbuf pool empty when the upstream connects (the header waits
+	 * for WRITABLE, and no client byte goes before it) */
+	for (int mode = 0; mode < 3; mode++) {
+		bool v2 = mode > 0;
+		static struct wire w;
+		static struct sink sk;
+		struct proxy_fix f;
+		struct gw_tcp_listen_params lp = {
+			.laddr = htonl(RTE_IPV4(10, 0, 0, 3)),
+			.lport = htons(9000),
+			.accept = sink_accept,
+			.ctx = &sk,
+		};
+		struct gw_svc_params prox = {
+			.ip = htonl(P_ADDR), .port = htons(8080), .kind = GW_SVC_TCP_PROXY};
+		struct streamer st = {.total = 5000};
+		struct gw_tcp_conn_info ci;
+		struct rte_mempool *px_pool;
+		uint16_t cport;
+		size_t hl = v2 ? 28 : 0;
+
+		memset(&sk, 0, sizeof(sk));
+		/* mode 2: the proxy has a pool of its own, so that the
+		 * test can empty it while the others still send */
+		px_pool = mode == 2 ? rte_pktmbuf_pool_create("test_tcp_px", 2047, 0, 0,
+					      RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY)
+				    : NULL;
+		EXPECT_TRUE(mode != 2 || px_pool != NULL);
+		proxy_fix_open(&f, &w, mode == 1 ? 7 : 0, 4242, px_pool);
+		EXPECT_OK(proxy_snap_publish_pp(
+			f.pub, 1, (const uint16_t[]){9000}, 1, v2 ? GW_PROXY_V2 : GW_PROXY_OFF));
+		prox.pub = f.pub;
+		EXPECT_OK(gw_tcp_listen(f.up, &lp));
+		EXPECT_OK(gw_svc_listen(f.px, &prox));
+		proxy_fix_client(&f, &st);
+		gw_tcp_get_info(st.c, &ci);
+		cport = ntohs(ci.lport);
+		if (mode == 2) {
+			static struct rte_mbuf *hog[4096];
+			struct gw_tcp_stats b, a;
+			unsigned nh = 0, i;
+
+			/* up to the upstream's SYN-ACK on the wire: the client's
+			 * bytes are at the proxy by then */
+			for (i = 0; i < 1000; i++) {
+				f.now += 200;
+				gw_tcp_poll(f.cl, f.now);
+				gw_tcp_poll(f.px, f.now);
+				gw_tcp_poll(f.up, f.now);
+				if (wire_has(&w, RTE_IPV4(10, 0, 0, 3), 9000,
+					    RTE_TCP_SYN_FLAG | RTE_TCP_ACK_FLAG))
+					break;
+				wire_deliver(&w);
+			}
+			EXPECT_TRUE(i < 1000);
+			while (nh < RTE_DIM(hog) && (hog[nh] = rte_pktmbuf_alloc(px_pool)) != NULL)
+				nh++;
+			gw_tcp_stats_get(f.px, &b);
+			wire_deliver(&w); /* CONNECTED with no mbuf for the header */
+			gw_tcp_stats_get(f.px, &a);
+			EXPECT_TRUE(a.tx_nombuf > b.tx_nombuf);
+			EXPECT_EQ(a.conn_connected, 1);
+			for (i = 0; i < nh; i++)
+				rte_pktmbuf_free(hog[i]);
+		}
+		wire_run(&w, &st, &f.now, 100000);
+		EXPECT_TRUE(st.connected && st.closed && !st.bad);
+		EXPECT_EQ(st.reason, 0);
+		EXPECT_EQ(st.rcvd, 0);
+		EXPECT_TRUE(sk.closed && !sk.overflow);
+		EXPECT_EQ(sk.n, hl + st.total);
+		if (v2 && sk.n >= hl) {
+			const uint8_t want[28] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51,
+				0x55, 0x49, 0x54, 0x0a, /* signature */
+				0x21,                   /* version 2, PROXY */
+				0x11,                   /* AF_INET, STREAM */
+				0x00, 0x0c,             /* 12 bytes follow: no TLV */
+				10, 0, 0, 1,            /* source: the client */
+				10, 0, 0, 2,            /* destination: the listener */
+				(uint8_t)(cport >> 8), (uint8_t)cport, /* the client's port */
+				8080 >> 8, 8080 & 0xff};               /* the listener's */
+
+			EXPECT_TRUE(memcmp(sk.buf, want, sizeof(want)) == 0);
+		}
+		if (sk.n == hl + st.total) {
+			bool same = true;
+
+			for (size_t i = 0; i < st.total; i++)
+				same = same && sk.buf[hl + i] == pat(i);
+			EXPECT_TRUE(same);
+		}
+		proxy_fix_close(&f);
+		if (px_pool) {
+			EXPECT_EQ(rte_mempool_in_use_count(px_pool), 0);
+			rte_mempool_free(px_pool);
+		}
 	}
 
 	rte_mempool_free(pool);
