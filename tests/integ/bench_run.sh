@@ -23,6 +23,17 @@ leftovers() { # namespaces, processes, DPDK runtime dirs bench/run PID left behi
 	pgrep -f "mtlsgw --config /tmp/gwbr" || true
 	ls -d "/var/run/dpdk/gwbr$1" 2>/dev/null || true
 }
+# gone PID : nothing of bench/run PID is left, after a bounded wait (a killed
+# server is reaped asynchronously, slowly on a loaded machine); else say what
+gone() {
+	local left pids
+	gw_wait 150 test -z "$(leftovers "$1")" && return 0
+	left=$(leftovers "$1")
+	echo "$left"
+	pids=$(grep -E '^[0-9]+$' <<<"$left" | paste -sd, || true)
+	[ -z "$pids" ] || ps -o pid,ppid,stat,etime,args -p "$pids" || true
+	return 1
+}
 
 # rows_ok JSONL LABEL : the target's rows hold real figures: every
 # connection completed mTLS (connections_ok > 0, handshakes/s > 0, no
@@ -62,7 +73,7 @@ done
 grep -q "^nginx-hsm/nginx-pem: " "$T/run.log" || gw_fail "no HSM ratio"
 gw_ok "ratio line printed"
 # a SIGKILLed server takes a moment to be reaped: bounded wait, as below
-gw_wait 50 test -z "$(leftovers "$pid")" || gw_fail "left behind: $(leftovers "$pid")"
+left=$(gone "$pid") || gw_fail "left behind: $left"
 gw_ok "namespace and servers gone after the run"
 
 # 2. killed mid-run: the trap still cleans up
@@ -72,7 +83,7 @@ gw_wait 300 pgrep -f "nginx -p /tmp/gwbr" || gw_fail "nginx never started: $(cat
 sleep 1
 kill -TERM "$pid"
 wait "$pid" || true
-gw_wait 50 test -z "$(leftovers "$pid")" || gw_fail "left behind after kill: $(leftovers "$pid")"
+left=$(gone "$pid") || gw_fail "left behind after kill: $left"
 gw_ok "killed mid-run: namespace and nginx removed"
 
 # 3. the same while the gateway runs (it may exit by itself if it cannot
@@ -84,7 +95,7 @@ if gw_wait 300 pgrep -f "mtlsgw --config /tmp/gwbr"; then
 	kill -TERM "$pid"
 fi
 wait "$pid" || true
-gw_wait 50 test -z "$(leftovers "$pid")" || gw_fail "left behind after kill: $(leftovers "$pid")"
+left=$(gone "$pid") || gw_fail "left behind after kill: $left"
 gw_ok "killed while mtlsgw runs: namespace, gateway and DPDK runtime dir removed"
 
 # 4. a broken gateway fails the run and the checks above: one that exits at
@@ -119,7 +130,7 @@ for b in exit mute; do
 	! rows_ok "$T/$b.jsonl" mtlsgw >/dev/null || gw_fail "rows_ok passed for a gateway that does '$b'"
 	grep -q "^mtlsgw  not measured: " "$T/$b.log" || gw_fail "$b: no reason given: $(cat "$T/$b.log")"
 	grep -q "the tail of its log" "$T/$b.log" || gw_fail "$b: no gateway log shown: $(cat "$T/$b.log")"
-	gw_wait 50 test -z "$(leftovers "$pid")" || gw_fail "left behind: $(leftovers "$pid")"
+	left=$(gone "$pid") || gw_fail "left behind: $left"
 	gw_ok "broken gateway ($b): bench/run exits $rc: $(grep -m1 '^mtlsgw  not measured' "$T/$b.log" | cut -c1-100)"
 done
 grep -q "broken on purpose" "$T/exit.log" || gw_fail "the exited gateway's own message is not shown"

@@ -21,10 +21,9 @@ gw_scapy_quiet
 gw_in ip link set "$GW_TAP" txqueuelen 20000
 
 sclient() { # one mTLS echo with a client certificate
-	(printf 'ping-ooo\n'; sleep 1) |
-		gw_in timeout 15 openssl s_client -connect "$GW_GW_IP:8443" -servername "$SNI" \
-			-CAfile "$P/root.pem" -verify_return_error -quiet -no_ign_eof \
-			-cert "$P/client.leaf.pem" -key "$P/client.key" 2>&1 || true
+	gw_sclient ping-ooo -connect "$GW_GW_IP:8443" -servername "$SNI" \
+		-CAfile "$P/root.pem" -verify_return_error -quiet -no_ign_eof \
+		-cert "$P/client.leaf.pem" -key "$P/client.key"
 }
 out=$(sclient)
 case "$out" in *ping-ooo*) ;; *) gw_fail "mTLS echo before the flood: $out" ;; esac

@@ -55,10 +55,9 @@ gw_wait 100 test -S "$S" || gw_fail "no admin socket"
 gw_ok "gateway up: an HSM identity listener and a mesh listener, builtin CA ca-1"
 
 sclient() { # sclient PORT: one echo through the ext listener
-	(printf 'ping-%s\n' "$1"; sleep 1) |
-		gw_in timeout 15 openssl s_client -connect "$GW_GW_IP:$1" -servername "$SNI" \
-			-CAfile "$P/root.pem" -verify_return_error -quiet -no_ign_eof \
-			-cert "$P/client.leaf.pem" -key "$P/client.key" 2>&1 || true
+	gw_sclient "ping-$1" -connect "$GW_GW_IP:$1" -servername "$SNI" \
+		-CAfile "$P/root.pem" -verify_return_error -quiet -no_ign_eof \
+		-cert "$P/client.leaf.pem" -key "$P/client.key"
 }
 serving() {
 	case "$(sclient 8443)" in *ping-8443*) ;; *) gw_fail "$1: ext no longer serves" ;; esac

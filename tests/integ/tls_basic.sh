@@ -30,11 +30,10 @@ write_config "$T/gw.yaml" "$P/root.pem"
 gw_start_gateway "$T/gw.yaml"
 gw_ok "mtlsgw runs with four TLS listeners"
 
-# s_client: send a line, keep stdin open a moment so the echo arrives
+# s_client: send a line, keep stdin open until the echo (or an alert) arrives
 sclient() { # sclient PORT ARGS... -> stdout of s_client
-	(printf 'ping-%s\n' "$1"; sleep 1) |
-		gw_in timeout 15 openssl s_client -connect "$GW_GW_IP:$1" -servername "$SNI" \
-			-CAfile "$P/root.pem" -verify_return_error -quiet -no_ign_eof "${@:2}" 2>&1 || true
+	gw_sclient "ping-$1" -connect "$GW_GW_IP:$1" -servername "$SNI" \
+		-CAfile "$P/root.pem" -verify_return_error -quiet -no_ign_eof "${@:2}"
 }
 
 # --- the seed's three trust cases
@@ -64,12 +63,12 @@ case "$out" in *"certificate required"*) ;; *) gw_fail "no client certificate: $
 gw_ok "no client certificate: alert certificate_required, counted"
 
 # --- resumption (TLS 1.3 ticket)
-(printf 'x\n'; sleep 1) | gw_in timeout 15 openssl s_client -connect "$GW_GW_IP:8443" \
+gw_sclient ping-sess -connect "$GW_GW_IP:8443" \
 	-servername "$SNI" -CAfile "$P/root.pem" -cert "$P/client.leaf.pem" -key "$P/client.key" \
-	-sess_out "$T/sess.pem" -quiet -no_ign_eof >/dev/null 2>&1 || true
+	-sess_out "$T/sess.pem" -quiet -no_ign_eof >/dev/null
 [ -s "$T/sess.pem" ] || gw_fail "no session saved"
-out=$( (printf 'y\n'; sleep 1) | gw_in timeout 15 openssl s_client -connect "$GW_GW_IP:8443" \
-	-servername "$SNI" -CAfile "$P/root.pem" -sess_in "$T/sess.pem" -no_ign_eof 2>&1 || true)
+out=$(gw_sclient ping-resume -connect "$GW_GW_IP:8443" \
+	-servername "$SNI" -CAfile "$P/root.pem" -sess_in "$T/sess.pem" -no_ign_eof)
 case "$out" in *Reused*) ;; *) gw_fail "ticket not resumed: $(echo "$out" | grep -E 'New|Reused')" ;; esac
 [ "$(gw_stat hs_resumed)" -ge 1 ] || gw_fail "hs_resumed not counted"
 gw_ok "session resumed from a ticket without a client certificate (hs_resumed counted)"
@@ -125,9 +124,9 @@ gw_ok "4 MiB relayed byte-exact both ways through tls-proxy (PROXY v2 header par
 
 # --- reload under traffic: a held connection survives, new handshakes use the new trust
 # (a session saved before the reload, to try resuming it after)
-(printf 'x\n'; sleep 1) | gw_in timeout 15 openssl s_client -connect "$GW_GW_IP:8446" \
+gw_sclient ping-psess -connect "$GW_GW_IP:8446" \
 	-servername "$SNI" -CAfile "$P/root.pem" -cert "$P/client.leaf.pem" -key "$P/client.key" \
-	-cert_chain "$P/int.pem" -sess_out "$T/psess.pem" -quiet -no_ign_eof >/dev/null 2>&1 || true
+	-cert_chain "$P/int.pem" -sess_out "$T/psess.pem" -quiet -no_ign_eof >/dev/null
 [ -s "$T/psess.pem" ] || gw_fail "no tls-proxy session saved"
 gw_in "$GW_PY" - "$GW_GW_IP" "$P" "$SNI" "$T" "$GW_GW_PID" <<'PY' || gw_fail "reload under traffic"
 import os, signal, socket, ssl, sys, time
@@ -170,9 +169,9 @@ PY
 grep -q "reloaded" "$T/gw.err" || gw_fail "no reload message: $(tail -3 "$T/gw.err")"
 gw_ok "SIGHUP with a new trust: held connection kept relaying, new handshake refused"
 stale=$(gw_stat ticket_stale_trust)
-out=$( (printf 'y\n'; sleep 1) | gw_in timeout 15 openssl s_client -connect "$GW_GW_IP:8446" \
+out=$(gw_sclient ping-presume -connect "$GW_GW_IP:8446" \
 	-servername "$SNI" -CAfile "$P/root.pem" -cert "$P/client.leaf.pem" -key "$P/client.key" \
-	-cert_chain "$P/int.pem" -sess_in "$T/psess.pem" -no_ign_eof 2>&1 || true)
+	-cert_chain "$P/int.pem" -sess_in "$T/psess.pem" -no_ign_eof)
 case "$out" in *Reused*) gw_fail "resumed a session the new trust does not cover" ;; esac
 case "$out" in *"unknown ca"*) ;; *) gw_fail "resumption after the trust change: $out" ;; esac
 [ "$(gw_stat ticket_stale_trust)" -gt "$stale" ] || gw_fail "ticket_stale_trust not counted"

@@ -144,12 +144,11 @@ case_() {
 	[ "$leaf" = - ] || args+=(-cert "$C/$leaf.pem" -key "$C/$leaf.key.pem")
 	[ -z "$chain" ] || args+=(-cert_chain "$C/$chain")
 	tls_snap "$T/before.json"
-	# a line to echo; stdin stays open a moment so a TLS 1.3 client reads
-	# the server's answer (echo or the alert sent after its Certificate)
-	out=$( (printf 'ping-%s\n' "$tag"; sleep 1) |
-		gw_in timeout 15 openssl s_client -connect "$GW_GW_IP:$port" -servername "$SNI" \
-			-CAfile "$P/root.pem" -verify_return_error -quiet -no_ign_eof "-$ver" \
-			"${args[@]}" 2>&1 || true)
+	# a line to echo; stdin stays open until the echo or the alert sent
+	# after a TLS 1.3 client's Certificate arrives
+	out=$(gw_sclient "ping-$tag" -connect "$GW_GW_IP:$port" -servername "$SNI" \
+		-CAfile "$P/root.pem" -verify_return_error -quiet -no_ign_eof "-$ver" \
+		"${args[@]}")
 	wait_counted
 	case $want in
 	ok)

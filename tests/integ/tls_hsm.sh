@@ -28,10 +28,9 @@ printf 'hsm:\n  module: %s\n  pin_file: %s\n' "$BENCH_PKCS11_MODULE" "$P/pin" >>
 gw_start_gateway "$T/gw.yaml"
 
 hello() { # hello -> s_client's output
-	(printf 'ping\n'; sleep 1) |
-		gw_in timeout 15 openssl s_client -connect "$GW_GW_IP:8443" -servername "$SNI" \
-			-CAfile "$P/root.pem" -cert "$P/client.leaf.pem" -key "$P/client.key" \
-			-quiet -no_ign_eof 2>&1 || true
+	gw_sclient ping -connect "$GW_GW_IP:8443" -servername "$SNI" \
+		-CAfile "$P/root.pem" -cert "$P/client.leaf.pem" -key "$P/client.key" \
+		-quiet -no_ign_eof
 }
 out=$(hello)
 case "$out" in *ping*) ;; *) gw_fail "handshake with the token key: $out" ;; esac

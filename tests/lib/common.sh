@@ -121,6 +121,29 @@ gw_in() {
 	ip netns exec "$GW_NS" "$@"
 }
 
+# gw_sclient TEXT ARGS... : openssl s_client ARGS in the namespace, sending
+# the line TEXT; stdin stays open until TEXT comes back or s_client ends
+# (an alert, a close; at most 20 s), never for a fixed time, so a slow
+# handshake on a loaded machine is waited for. Prints s_client's output.
+gw_sclient() {
+	local text=$1 out
+	shift
+	out=$(mktemp "$T/sclient.XXXXXX")
+	(
+		printf '%s\n' "$text"
+		for _ in $(seq 200); do
+			grep -qF -- "$text" "$out" 2>/dev/null && break
+			[ -e "$out.done" ] && break
+			sleep 0.1
+		done
+	) | {
+		gw_in timeout 20 openssl s_client "$@" >"$out" 2>&1 || true
+		: >"$out.done"
+	}
+	cat "$out"
+	rm -f "$out" "$out.done"
+}
+
 # Start a background process and have it cleaned up: gw_bg CMD... ; sets GW_LAST_PID
 gw_bg() {
 	"$@" &
