@@ -17,10 +17,14 @@ if [ "${GW_TEST_SKIP:-0}" = 1 ]; then
 	exit 77
 fi
 
+# bench/run's work dirs under our $T: its servers are told apart from those
+# of any other bench/run on the machine (a test running beside this one)
+export TMPDIR=$T/br
+mkdir -p "$TMPDIR"
 leftovers() { # namespaces, processes, DPDK runtime dirs bench/run PID left behind
 	ip netns list | grep -w "gwbr$1" || true
-	pgrep -f "nginx -p /tmp/gwbr" || true
-	pgrep -f "mtlsgw --config /tmp/gwbr" || true
+	pgrep -f "nginx -p $TMPDIR/gwbr" || true
+	pgrep -f "mtlsgw --config $TMPDIR/gwbr" || true
 	ls -d "/var/run/dpdk/gwbr$1" 2>/dev/null || true
 }
 # gone PID : nothing of bench/run PID is left, after a bounded wait (a killed
@@ -79,7 +83,7 @@ gw_ok "namespace and servers gone after the run"
 # 2. killed mid-run: the trap still cleans up
 "$RUN" --build "$GW_BUILD" --targets nginx-hsm --seconds 30 --warmup 0.5 >"$T/kill.log" 2>&1 &
 pid=$!
-gw_wait 300 pgrep -f "nginx -p /tmp/gwbr" || gw_fail "nginx never started: $(cat "$T/kill.log")"
+gw_wait 300 pgrep -f "nginx -p $TMPDIR/gwbr" || gw_fail "nginx never started: $(cat "$T/kill.log")"
 sleep 1
 kill -TERM "$pid"
 wait "$pid" || true
@@ -90,7 +94,7 @@ gw_ok "killed mid-run: namespace and nginx removed"
 # terminate TLS: then there is nothing to kill, only to check)
 "$RUN" --build "$GW_BUILD" --targets mtlsgw --seconds 30 --warmup 0.5 >"$T/kill2.log" 2>&1 &
 pid=$!
-if gw_wait 300 pgrep -f "mtlsgw --config /tmp/gwbr"; then
+if gw_wait 300 pgrep -f "mtlsgw --config $TMPDIR/gwbr"; then
 	sleep 2
 	kill -TERM "$pid"
 fi
