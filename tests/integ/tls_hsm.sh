@@ -64,9 +64,11 @@ gw_ok "control tried to reload the keys and says why it cannot: $(grep -m1 'cann
 _pki_sign "$P" "$T/new.csr" int server "DNS:$SNI" "$T/new.pem" || gw_fail "sign"
 cat "$T/new.pem" "$P/int.pem" >"$P/identity.pem.new" && mv "$P/identity.pem.new" "$P/identity.pem"
 ok=""
-for _ in $(seq 20); do
+# control's once-a-second tick reloads the keys: try for up to 30 s
+for _ in $(seq 60); do
 	out=$(hello)
 	case "$out" in *ping*) ok=1 && break ;; esac
+	sleep 0.5
 done
 [ -n "$ok" ] || gw_fail "gateway did not recover: $(tail -3 "$T/gw.err")"
 grep -q "listener keys reloaded" "$T/gw.err" || gw_fail "no reload message"
