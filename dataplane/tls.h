@@ -74,7 +74,10 @@ struct gw_tls_conn;
 	X(peer_reset)          /* TCP reset/timeout on an established connection */         \
 	X(linger_rst)          /* failed/timed-out connection reset: no FIN within 2 s */   \
 	X(rx_bytes)            /* plaintext bytes read by apps */                           \
-	X(tx_bytes)            /* plaintext bytes written by apps */
+	X(tx_bytes)            /* plaintext bytes written by apps */                        \
+	X(hsm_async_parked)    /* handshakes parked on an HSM signature (async) */          \
+	X(hsm_queue_full)      /* ... refused: the HSM queue was full (hs_fail_hsm too) */  \
+	X(hsm_timeout)         /* ... not answered in hsm_timeout_ms (hs_fail_hsm too) */
 
 struct gw_tls_stats {
 #define GW_TLS_STAT_FIELD_(n) uint64_t n;
@@ -94,6 +97,14 @@ struct gw_tls_worker_params {
 	uint64_t tsc_hz;               /* clock of now_tsc; 0 = rte_get_tsc_hz() */
 	unsigned vcache_entries;       /* verify cache; 0 = 4096 */
 	unsigned vcache_max_ttl_s;     /* 0 = no cap beyond the certificates' dates */
+	/*
+	 * Server signatures off the worker (hsm.h, "Asynchronous signatures"):
+	 * the SSLs run in OpenSSL ASYNC jobs during the handshake, a signature
+	 * parks its handshake until an HSM thread answers (the pool must run:
+	 * gw_hsm_async_start). false: the worker signs itself, blocking.
+	 */
+	bool hsm_async;
+	uint32_t hsm_timeout_ms; /* a parked signature fails after this; 0 = 2000 */
 };
 
 /*
@@ -111,7 +122,10 @@ GW_MUST_CHECK int gw_tls_worker_create(
  */
 void gw_tls_worker_destroy(struct gw_tls_worker *w);
 
-/* Once per loop iteration (after gw_tcp_poll): expire handshake and idle timeouts. */
+/*
+ * Once per loop iteration (after gw_tcp_poll): resume the handshakes whose
+ * HSM signature was answered, expire HSM, handshake and idle timeouts.
+ */
 void gw_tls_worker_poll(struct gw_tls_worker *w, uint64_t now_tsc);
 
 void gw_tls_stats_get(const struct gw_tls_worker *w, struct gw_tls_stats *out);
