@@ -371,8 +371,11 @@ void gw_hsm_async_set_cookie(struct gw_hsm_async_req *r, void *cookie);
 bool gw_hsm_async_abandon(struct gw_hsm_async_req *r);
 
 #ifdef GW_TEST_HOOKS
-/* Tests only (-Dtest_hooks=true): HSM threads wait before signing while
- * hold is on; every signature is delayed by us microseconds. */
+/*
+ * Tests only (-Dtest_hooks=true): HSM threads wait before signing while
+ * hold is on; every signature is delayed by us microseconds (also set at
+ * start from the environment variable GW_TEST_HSM_DELAY_US, for benchmarks).
+ */
 void gw_hsm_async_test_hold(bool on);
 void gw_hsm_async_test_delay(unsigned us);
 #endif

@@ -374,6 +374,11 @@ gw_hsm_async_start(const struct gw_hsm_async_params *p)
 		goto out;
 	}
 	pool.users = 1;
+#ifdef GW_TEST_HOOKS
+	/* a slow HSM for benchmarks of test builds (never in a release build) */
+	if (getenv("GW_TEST_HSM_DELAY_US") != NULL)
+		pool.delay_us = (unsigned)strtoul(getenv("GW_TEST_HSM_DELAY_US"), NULL, 10);
+#endif
 	__atomic_store_n(&pool.running, true, __ATOMIC_RELEASE);
 out:
 	pthread_mutex_unlock(&pool.lock);
