@@ -35,6 +35,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -359,6 +360,12 @@ gw_hsm_async_start(const struct gw_hsm_async_params *p)
 			break;
 		}
 		pool.n_th++;
+		{ /* visible in /proc/PID/task/N/comm (top -H, bench/run) */
+			char name[16];
+
+			snprintf(name, sizeof(name), "gw-hsm-%u", i);
+			(void)pthread_setname_np(pool.th[i], name);
+		}
 	}
 	if (rc < 0) {
 		__atomic_store_n(&pool.stop, true, __ATOMIC_RELEASE);

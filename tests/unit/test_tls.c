@@ -1849,6 +1849,49 @@ main(int argc, char **argv)
 		EXPECT_TRUE(client_handshake_rt(&d));
 		client_free(&d);
 
+		/* a reload while a signature is in flight: the handshake completes on the
+		 * old snapshot's key (the request holds it) */
+		stats(W3, &st0);
+		gw_hsm_async_test_hold(true);
+		client_open(&d, c13, 8446, &K.leaf, NULL, NULL, NULL);
+		EXPECT_TRUE(client_until_parked(&d, W3));
+		publish(P1, &cfg);
+		publish(P1, &cfg); /* twice: the first old snapshot is reclaimable now */
+		gw_hsm_async_test_hold(false);
+		EXPECT_TRUE(client_handshake_rt(&d));
+		EXPECT_EQ(client_roundtrip(&d, msg, sizeof(msg), back, sizeof(back)),
+			(long)sizeof(msg));
+		client_free(&d);
+		stats(W3, &st1);
+		EXPECT_EQ(st1.hs_fail - st0.hs_fail, 0);
+
+		/* the key disappears from the token while its signature is queued */
+		{
+			char gone_uri[GW_HSM_URI_MAX], gone_pem[160];
+
+			EXPECT_OK(gw_hsm_keygen(hsm_h, GW_HSM_KEY_EC_P256, "srvgone", gone_uri));
+			snprintf(gone_pem, sizeof(gone_pem), "%s/srvgone.chain.pem", tok.dir);
+			issue_server_cert(hsm_h, gone_uri, "/CN=default.example.test",
+				"DNS:default.example.test", gone_pem, EVP_sha256());
+			cfg.ids[0].key = gone_uri;
+			cfg.ids[0].cert = gone_pem;
+			publish(P1, &cfg);
+			stats(W3, &st0);
+			gw_hsm_async_test_hold(true);
+			client_open(&d, c13, 8446, &K.leaf, NULL, NULL, NULL);
+			EXPECT_TRUE(client_until_parked(&d, W3));
+			EXPECT_EQ(raw_destroy_key("gwtls", "srvgone"), 0);
+			gw_hsm_async_test_hold(false);
+			EXPECT_TRUE(!client_handshake_rt(&d));
+			client_free(&d);
+			stats(W3, &st1);
+			EXPECT_EQ(st1.hs_fail_hsm - st0.hs_fail_hsm, 1);
+			EXPECT_EQ(st1.hsm_timeout - st0.hsm_timeout, 0);
+			EXPECT_EQ(st1.handshaking, 0);
+			lcfg_init(&cfg, TC_INTER, TLS1_2_VERSION, 3);
+			publish(P1, &cfg);
+		}
+
 		/* the queue full: one request on the (held) thread, two queued, the 4th refused */
 		stats(W3, &st0);
 		gw_hsm_async_test_hold(true);
