@@ -21,6 +21,16 @@
  * Like tcp.h, everything here is MT-unsafe by design: call it on the lcore
  * that owns the worker and the TCP stack.
  *
+ * With hsm_async (the gateway's way) a handshake runs in an OpenSSL ASYNC
+ * job until it is established; when the server's signature is due, the job
+ * pauses and the handshake is parked (counter hsm_async_parked) while an HSM
+ * thread signs (hsm.h). gw_tls_worker_poll picks the answer off this
+ * worker's completion ring and resumes the handshake; TCP events for a
+ * parked handshake wait in the TCP buffers until then. No answer within
+ * hsm_timeout_ms fails it (hsm_timeout, hs_fail_hsm); a parked connection
+ * that is closed, reset or destroyed abandons its request and ends its job
+ * at once, so the answer, if it comes, never touches freed memory.
+ *
  * Connection lifetime: the app owns a struct gw_tls_conn * from
  * gw_tls_accept() until it calls gw_tls_close()/gw_tls_abort() or receives
  * GW_TLS_EV_CLOSED; afterwards it must not use it. Calling anything from
