@@ -136,6 +136,8 @@ struct raw_listener {
 
 struct raw_hsm {
 	char *module, *pin_file, *pin_env;
+	unsigned threads, queue;
+	char *sign_timeout;
 };
 
 struct raw_admin {
@@ -289,6 +291,9 @@ static const cyaml_schema_field_t hsm_fields[] = {
 	STR("module", OPT, struct raw_hsm, module),
 	STR("pin_file", OPT, struct raw_hsm, pin_file),
 	STR("pin_env", OPT, struct raw_hsm, pin_env),
+	CYAML_FIELD_UINT("threads", OPT, struct raw_hsm, threads),
+	CYAML_FIELD_UINT("queue", OPT, struct raw_hsm, queue),
+	STR("sign_timeout", OPT, struct raw_hsm, sign_timeout),
 	CYAML_FIELD_END,
 };
 
@@ -1758,6 +1763,15 @@ conv_hsm(struct gw_cfg_ctx *c, const struct raw_hsm *r, struct gw_cfg *cfg)
 				r->pin_env);
 		NOMEM(cfg->hsm.pin_env = strdup(r->pin_env));
 	}
+	/* the HSM threads that sign for the workers (hsm.h, asynchronous signatures) */
+	cfg->hsm.threads = 8;  /* GW_HSM_ASYNC_THREADS_DEFAULT */
+	cfg->hsm.queue = 1024; /* GW_HSM_ASYNC_QUEUE_DEFAULT */
+	cfg->hsm.sign_timeout_ms = 2000;
+	conv_uint_range(c, "hsm", "threads", r->threads, 1, 256, " HSM threads", &cfg->hsm.threads);
+	conv_uint_range(
+		c, "hsm", "queue", r->queue, 1, 65536, " queued signatures", &cfg->hsm.queue);
+	conv_duration_ms(c, "hsm", "sign_timeout", r->sign_timeout, 10, 60000, "10ms..60s",
+		&cfg->hsm.sign_timeout_ms);
 	return 0;
 }
 

@@ -224,6 +224,10 @@ struct gw_cfg_hsm {
 	char *module;   /* PKCS#11 module path; default SoftHSM2's */
 	char *pin_file; /* one of pin_file / pin_env */
 	char *pin_env;
+	/* signatures for the workers, on HSM threads (hsm.h); read at start */
+	uint32_t threads;         /* HSM threads; default 8, 1..256 */
+	uint32_t queue;           /* signatures waiting for a thread; default 1024 */
+	uint32_t sign_timeout_ms; /* a parked handshake's signature fails after; default 2000 */
 };
 
 struct gw_cfg_admin {

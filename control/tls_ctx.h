@@ -24,10 +24,12 @@
  * libp11 0.4.12 keeps a pool of PKCS#11 sessions per slot
  * (pkcs11_get_session/pkcs11_put_session under the slot lock): every
  * signature checks out a session of its own for the C_SignInit/C_Sign pair
- * and returns it, so N workers signing at once use N different sessions and
+ * and returns it, so N threads signing at once use N different sessions and
  * never share one behind a lock; the slot lock is held only for the pool
- * checkout. That is one PKCS#11 session per signing worker in effect,
- * without building one SSL_CTX set per worker.
+ * checkout. Workers do not sign themselves: their handshakes' signatures
+ * run on hsm.h's HSM threads while the handshake is parked (tls.h,
+ * hsm_async), so one PKCS#11 session per HSM thread in effect, without
+ * building one SSL_CTX set per worker.
  *
  * Client verification and alerts. The verify callback replaces OpenSSL's
  * chain building with gw_trust_verify_cached(). OpenSSL turns the verify

@@ -17,6 +17,7 @@
 #include <rte_log.h>
 
 #include "dp_log.h"
+#include "hsm.h"
 #include "proxy_v2.h"
 #include "svc_internal.h"
 #include "tls.h"
@@ -55,6 +56,10 @@ struct gw_tls_conn {
 	uint64_t t_mark;    /* handshake start or last activity (tsc) */
 	struct gw_tls_conn *prev, *next; /* hs list or idle list */
 	struct gw_tls_conn *next_free;
+	/* parked on an HSM signature (hsm.h): the request, when, the list */
+	struct gw_hsm_async_req *areq;
+	uint64_t t_park;
+	struct gw_tls_conn *pk_prev, *pk_next;
 	struct gw_tls_vctx v;
 };
 
@@ -64,11 +69,13 @@ struct tls_list {
 
 struct gw_tls_worker {
 	struct gw_tls_worker_params p;
-	uint64_t hs_ticks, idle_ticks, linger_ticks;
+	uint64_t hs_ticks, idle_ticks, linger_ticks, hsm_ticks;
 	uint64_t now;
 	uint64_t last_hsm_log;
 	struct gw_vcache *vcache;
 	struct tls_list hs, idle, linger; /* each ordered by t_mark */
+	struct tls_list parked;           /* by t_park, linked through pk_prev/pk_next */
+	struct gw_hsm_async_ring *ring;   /* HSM completions (hsm_async) */
 	uint32_t n_hs, n_est;
 	struct gw_tls_conn *free_head;
 	struct gw_tls_stats st;
@@ -217,6 +224,68 @@ touch(struct gw_tls_conn *t)
 	}
 }
 
+/* ---- handshakes parked on an HSM signature ---- */
+
+static void
+park_add(struct gw_tls_worker *w, struct gw_tls_conn *t, struct gw_hsm_async_req *r)
+{
+	t->areq = r;
+	t->t_park = w->now;
+	gw_hsm_async_set_cookie(r, t);
+	t->pk_next = NULL;
+	t->pk_prev = w->parked.tail;
+	if (w->parked.tail)
+		w->parked.tail->pk_next = t;
+	else
+		w->parked.head = t;
+	w->parked.tail = t;
+	w->st.hsm_async_parked++;
+}
+
+/* The job took its answer or was abandoned: off the list. */
+static void
+park_del(struct gw_tls_worker *w, struct gw_tls_conn *t)
+{
+	if (t->pk_prev)
+		t->pk_prev->pk_next = t->pk_next;
+	else
+		w->parked.head = t->pk_next;
+	if (t->pk_next)
+		t->pk_next->pk_prev = t->pk_prev;
+	else
+		w->parked.tail = t->pk_prev;
+	t->pk_prev = t->pk_next = NULL;
+	t->areq = NULL;
+}
+
+/*
+ * The connection goes while its signature is in flight: abandon the request
+ * and resume the job at once so that it ends (the signature fails, or a
+ * result already there is used and the handshake fails on the detached
+ * BIO). An SSL freed with a paused job would leak the job and its stack.
+ */
+static void
+park_cancel(struct gw_tls_conn *t)
+{
+	struct gw_tls_worker *w = t->w;
+
+	BIO_set_data(SSL_get_rbio(t->ssl), NULL); /* no TCP under it any more */
+	for (int i = 0; t->areq != NULL && i < 4; i++) {
+		struct gw_hsm_async_req *r;
+
+		(void)gw_hsm_async_abandon(t->areq);
+		park_del(w, t);
+		gw_hsm_async_ring_bind(w->ring);
+		ERR_clear_error();
+		if (SSL_do_handshake(t->ssl) <= 0 && gw_hsm_async_take(&r) == GW_HSM_ASYNC_PARKED &&
+			r != NULL) {
+			t->areq = r; /* another signature: abandon that too */
+			gw_hsm_async_set_cookie(r, t);
+		}
+	}
+	ERR_clear_error();
+}
+
 /* ---- worker ---- */
 
 int
@@ -246,6 +315,14 @@ gw_tls_worker_create(const struct gw_tls_worker_params *p, struct gw_tls_worker 
 	w->hs_ticks = w->p.tsc_hz / 1000 * w->p.handshake_timeout_ms;
 	w->idle_ticks = w->p.tsc_hz / 1000 * w->p.idle_timeout_ms;
 	w->linger_ticks = w->p.tsc_hz / 1000 * TLS_LINGER_MS;
+	if (!w->p.hsm_timeout_ms)
+		w->p.hsm_timeout_ms = 2000;
+	w->hsm_ticks = w->p.tsc_hz / 1000 * w->p.hsm_timeout_ms;
+	if (w->p.hsm_async) {
+		rc = gw_hsm_async_ring_create(&w->ring);
+		if (rc < 0)
+			goto out;
+	}
 	w->conns = calloc(w->p.max_conns, sizeof(*w->conns));
 	if (w->conns == NULL) {
 		rc = gw_err_set(-ENOMEM, GW_HERE);
@@ -262,6 +339,7 @@ gw_tls_worker_create(const struct gw_tls_worker_params *p, struct gw_tls_worker 
 	*out = w;
 	return 0;
 out:
+	gw_hsm_async_ring_destroy(w->ring);
 	free(w->conns);
 	free(w);
 	return rc;
@@ -305,6 +383,8 @@ conn_release(struct gw_tls_conn *t)
 		list_del(&w->idle, t);
 		w->n_est--;
 	}
+	if (t->areq != NULL)
+		park_cancel(t);
 	SSL_free(t->ssl); /* frees the BIO too */
 	t->ssl = NULL;
 	gw_snapshot_unref(t->snap);
@@ -363,11 +443,14 @@ gw_tls_worker_destroy(struct gw_tls_worker *w)
 			conn_free(t);
 			continue;
 		}
-		if (t->tcp)
+		if (t->tcp) {
 			gw_tcp_abort(t->tcp);
+			(void)conn_detach(t); /* the BIO must not reach it when a job resumes */
+		}
 		t->busy = 0;
 		conn_release(t);
 	}
+	gw_hsm_async_ring_destroy(w->ring); /* after every parked job was ended */
 	gw_vcache_destroy(w->vcache);
 	free(w->conns);
 	free(w);
@@ -497,8 +580,21 @@ hs_step(struct gw_tls_conn *t)
 	int rc, err;
 
 	ERR_clear_error();
+	if (w->ring != NULL)
+		gw_hsm_async_ring_bind(w->ring);
 	rc = SSL_do_handshake(t->ssl);
+	if (w->ring != NULL) {
+		struct gw_hsm_async_req *r;
+		enum gw_hsm_async_status as = gw_hsm_async_take(&r);
+
+		if (as == GW_HSM_ASYNC_PARKED && r != NULL)
+			park_add(w, t, r);
+		else if (as == GW_HSM_ASYNC_QUEUE_FULL)
+			w->st.hsm_queue_full++;
+	}
 	if (rc == 1) {
+		/* no job on the record path: SSL_read/SSL_write stay direct calls */
+		SSL_clear_mode(t->ssl, SSL_MODE_ASYNC);
 		list_del(&w->hs, t);
 		w->n_hs--;
 		t->st = CS_EST;
@@ -530,11 +626,24 @@ hs_step(struct gw_tls_conn *t)
 		}
 		return;
 	}
-	if (err == SSL_ERROR_WANT_WRITE)
-		return;
+	if (err == SSL_ERROR_WANT_WRITE || (err == SSL_ERROR_WANT_ASYNC && t->areq != NULL))
+		return; /* the ring resumes a parked handshake (tls_hsm_done) */
 	if (t->v.ticket_stale_trust)
 		w->st.ticket_stale_trust++;
 	hs_failed(t, err);
+}
+
+/* Step a handshake outside a TCP event (its HSM signature came back or timed out). */
+static void
+hs_resume(struct gw_tls_conn *t)
+{
+	if (t->dead || t->st != CS_HS)
+		return;
+	t->busy++;
+	hs_step(t);
+	t->busy--;
+	if (t->dead && t->busy == 0)
+		conn_release(t);
 }
 
 static void
@@ -550,14 +659,16 @@ tcp_event(struct gw_tcp_conn *c, enum gw_tcp_event ev, int reason, void *ctx)
 	switch (ev) {
 	case GW_TCP_EV_READABLE:
 	case GW_TCP_EV_PEER_FIN:
-		if (t->st == CS_HS)
+		/* parked: the bytes wait in TCP, the resumed handshake reads them */
+		if (t->st == CS_HS && t->areq == NULL)
 			hs_step(t);
 		else if (t->st == CS_EST)
 			app_event(t, GW_TLS_EV_READABLE, 0);
 		break;
 	case GW_TCP_EV_WRITABLE:
 		if (t->st == CS_HS) {
-			hs_step(t);
+			if (t->areq == NULL)
+				hs_step(t);
 		} else if (t->st == CS_EST && (t->want_writable || t->wpend)) {
 			if (!wpend_flush(t))
 				break;
@@ -623,6 +734,10 @@ gw_tls_accept(struct gw_tls_worker *w, struct gw_tcp_conn *c, const struct gw_sn
 	w->free_head = t->next_free;
 	SSL_set_bio(t->ssl, b, b);
 	SSL_set_accept_state(t->ssl);
+	if (w->ring != NULL)
+		SSL_set_mode(t->ssl, SSL_MODE_ASYNC); /* the handshake runs in a job */
+	t->areq = NULL;
+	t->pk_prev = t->pk_next = NULL;
 	t->v.vcache = w->vcache;
 	t->v.generation = gw_snapshot_generation(snap);
 	t->tcp = c;
@@ -643,10 +758,34 @@ gw_tls_accept(struct gw_tls_worker *w, struct gw_tcp_conn *c, const struct gw_sn
 	return 0;
 }
 
+/* An HSM signature was answered: resume its handshake (the job takes the result). */
+static void
+tls_hsm_done(void *cookie, void *arg)
+{
+	struct gw_tls_conn *t = cookie;
+
+	RTE_SET_USED(arg);
+	park_del(t->w, t);
+	hs_resume(t);
+}
+
 void
 gw_tls_worker_poll(struct gw_tls_worker *w, uint64_t now)
 {
 	w->now = now;
+	if (w->ring != NULL) {
+		gw_hsm_async_ring_poll(w->ring, tls_hsm_done, NULL);
+		while (w->parked.head && now - w->parked.head->t_park >= w->hsm_ticks) {
+			struct gw_tls_conn *t = w->parked.head;
+
+			/* the HSM did not answer in time: the resumed job fails its
+			 * signature (hs_fail_hsm); a late answer is dropped */
+			if (gw_hsm_async_abandon(t->areq))
+				w->st.hsm_timeout++;
+			park_del(w, t);
+			hs_resume(t);
+		}
+	}
 	/* both lists are ordered by t_mark: the head is the oldest */
 	while (w->hs.head && now - w->hs.head->t_mark >= w->hs_ticks) {
 		struct gw_tls_conn *t = w->hs.head;

@@ -21,6 +21,16 @@
  * Like tcp.h, everything here is MT-unsafe by design: call it on the lcore
  * that owns the worker and the TCP stack.
  *
+ * With hsm_async (the gateway's way) a handshake runs in an OpenSSL ASYNC
+ * job until it is established; when the server's signature is due, the job
+ * pauses and the handshake is parked (counter hsm_async_parked) while an HSM
+ * thread signs (hsm.h). gw_tls_worker_poll picks the answer off this
+ * worker's completion ring and resumes the handshake; TCP events for a
+ * parked handshake wait in the TCP buffers until then. No answer within
+ * hsm_timeout_ms fails it (hsm_timeout, hs_fail_hsm); a parked connection
+ * that is closed, reset or destroyed abandons its request and ends its job
+ * at once, so the answer, if it comes, never touches freed memory.
+ *
  * Connection lifetime: the app owns a struct gw_tls_conn * from
  * gw_tls_accept() until it calls gw_tls_close()/gw_tls_abort() or receives
  * GW_TLS_EV_CLOSED; afterwards it must not use it. Calling anything from
@@ -74,7 +84,10 @@ struct gw_tls_conn;
 	X(peer_reset)          /* TCP reset/timeout on an established connection */         \
 	X(linger_rst)          /* failed/timed-out connection reset: no FIN within 2 s */   \
 	X(rx_bytes)            /* plaintext bytes read by apps */                           \
-	X(tx_bytes)            /* plaintext bytes written by apps */
+	X(tx_bytes)            /* plaintext bytes written by apps */                        \
+	X(hsm_async_parked)    /* handshakes parked on an HSM signature (async) */          \
+	X(hsm_queue_full)      /* ... refused: the HSM queue was full (hs_fail_hsm too) */  \
+	X(hsm_timeout)         /* ... not answered in hsm_timeout_ms (hs_fail_hsm too) */
 
 struct gw_tls_stats {
 #define GW_TLS_STAT_FIELD_(n) uint64_t n;
@@ -94,6 +107,14 @@ struct gw_tls_worker_params {
 	uint64_t tsc_hz;               /* clock of now_tsc; 0 = rte_get_tsc_hz() */
 	unsigned vcache_entries;       /* verify cache; 0 = 4096 */
 	unsigned vcache_max_ttl_s;     /* 0 = no cap beyond the certificates' dates */
+	/*
+	 * Server signatures off the worker (hsm.h, "Asynchronous signatures"):
+	 * the SSLs run in OpenSSL ASYNC jobs during the handshake, a signature
+	 * parks its handshake until an HSM thread answers (the pool must run:
+	 * gw_hsm_async_start). false: the worker signs itself, blocking.
+	 */
+	bool hsm_async;
+	uint32_t hsm_timeout_ms; /* a parked signature fails after this; 0 = 2000 */
 };
 
 /*
@@ -111,7 +132,10 @@ GW_MUST_CHECK int gw_tls_worker_create(
  */
 void gw_tls_worker_destroy(struct gw_tls_worker *w);
 
-/* Once per loop iteration (after gw_tcp_poll): expire handshake and idle timeouts. */
+/*
+ * Once per loop iteration (after gw_tcp_poll): resume the handshakes whose
+ * HSM signature was answered, expire HSM, handshake and idle timeouts.
+ */
 void gw_tls_worker_poll(struct gw_tls_worker *w, uint64_t now_tsc);
 
 void gw_tls_stats_get(const struct gw_tls_worker *w, struct gw_tls_stats *out);

@@ -12,6 +12,8 @@
 #include <rte_cycles.h>
 #include <rte_lcore.h>
 
+#include <openssl/async.h>
+
 #include "tls_dp.h"
 
 struct tls_dp_worker {
@@ -81,6 +83,20 @@ gw_tls_dp_create(const struct gw_tls_dp_params *p, struct gw_tls_dp **out)
 		return gw_err_set(-ENOMEM, GW_HERE);
 	}
 	memset(t->wk, 0, p->n_workers * sizeof(*t->wk));
+	/*
+	 * The HSM threads start here, on the control thread: they inherit its
+	 * CPU affinity, not a worker lcore's (a busy-polling worker would
+	 * share its core with them).
+	 */
+	if (p->worker.hsm_async) {
+		int rc = gw_hsm_async_start(&p->hsm);
+
+		if (rc < 0) {
+			free(t->wk);
+			free(t);
+			return rc;
+		}
+	}
 	*out = t;
 	return 0;
 }
@@ -90,6 +106,9 @@ gw_tls_dp_destroy(struct gw_tls_dp *t)
 {
 	if (t == NULL)
 		return;
+	/* after gw_dp_stop: every worker ended its parked jobs (hook_fini) */
+	if (t->p.worker.hsm_async)
+		gw_hsm_async_stop();
 	free(t->wk);
 	free(t);
 }
@@ -113,6 +132,8 @@ hook_fini(void *arg, unsigned worker)
 		copy_stats(k);
 		gw_tls_worker_destroy(k->w); /* aborts connections, drops snapshot refs */
 		k->w = NULL;
+		if (t->p.worker.hsm_async)
+			ASYNC_cleanup_thread(); /* the jobs are all finished */
 	}
 }
 
@@ -126,6 +147,13 @@ hook_init(void *arg, unsigned worker, struct gw_tcp_stack *tcp)
 	GW_ENSURE(worker < t->p.n_workers, -EINVAL);
 	wp.lcore = rte_lcore_id();
 	wp.tsc_hz = rte_get_tsc_hz();
+	/*
+	 * One ASYNC job per parked handshake at most: the pool is capped at
+	 * the handshake bound and its jobs (with their stacks) are made on
+	 * first use.
+	 */
+	if (wp.hsm_async && ASYNC_init_thread(wp.max_handshakes ? wp.max_handshakes : 512, 0) != 1)
+		return gw_err_setf(-ENOMEM, GW_HERE, "OpenSSL ASYNC jobs for worker %u", worker);
 	GW_GUARD(gw_tls_worker_create(&wp, &k->w));
 	k->ms = wp.tsc_hz / 1000;
 	for (unsigned i = 0; i < t->p.n_listeners; i++) {

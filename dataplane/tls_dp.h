@@ -27,6 +27,7 @@
 #include "dataplane.h"
 #include "gw_counters.h"
 #include "gw_err.h"
+#include "hsm.h"
 #include "snap.h"
 #include "svc_tls.h"
 #include "tls.h"
@@ -46,6 +47,9 @@ struct gw_tls_dp_params {
 	struct gw_tls_dp_listener listeners[GW_DP_MAX_LISTENERS];
 	unsigned n_listeners;
 	struct gw_tls_worker_params worker; /* lcore and tsc_hz are set per worker */
+	/* worker.hsm_async: gw_tls_dp_create starts the HSM threads with these
+	 * (zeros: defaults), gw_tls_dp_destroy stops them */
+	struct gw_hsm_async_params hsm;
 };
 
 struct gw_tls_dp;

@@ -121,6 +121,11 @@ gw_gateway_translate(const struct gw_cfg *cfg, struct gw_dp_params *p, struct gw
 	tp->worker.handshake_timeout_ms = d->tls.handshake_timeout_ms;
 	tp->worker.idle_timeout_ms = d->tls.idle_timeout_ms;
 	tp->worker.max_handshakes = d->tls.max_handshakes;
+	/* server signatures on the HSM threads, never blocking a worker (hsm.h) */
+	tp->worker.hsm_async = true;
+	tp->worker.hsm_timeout_ms = cfg->hsm.sign_timeout_ms;
+	tp->hsm.threads = cfg->hsm.threads;
+	tp->hsm.queue = cfg->hsm.queue;
 	for (i = 0; i < d->n_ports; i++) {
 		const struct gw_cfg_port *cp = &d->ports[i];
 		struct gw_dp_port *dp = &p->ports[i];

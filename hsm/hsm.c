@@ -340,6 +340,9 @@ out:
 void
 gw_hsm_shutdown(void)
 {
+	/* no HSM thread may sign while the engine goes */
+	while (gw_hsm_async_running())
+		gw_hsm_async_stop();
 	pthread_mutex_lock(&env_pin_lock);
 	OPENSSL_cleanse(env_pin, sizeof(env_pin));
 	env_pin_name[0] = '\0';
@@ -581,6 +584,9 @@ gw_hsm_key_load(struct gw_hsm *h, const char *uri, EVP_PKEY **out)
 	pthread_mutex_lock(&eng_lock);
 	ERR_clear_error();
 	k = ENGINE_load_private_key(h->eng->e, o.uri, NULL, NULL);
+	if (k != NULL)
+		gw_hsm_async_wrap_key(
+			h->eng->e, k); /* signatures inside ASYNC jobs go to the HSM threads */
 	pthread_mutex_unlock(&eng_lock);
 	if (k == NULL) {
 		/*

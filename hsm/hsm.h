@@ -263,4 +263,121 @@ GW_MUST_CHECK int gw_hsm_login_check(
  */
 int gw_hsm_login_check_main(int argc, char **argv);
 
+/*
+ * ---- Asynchronous signatures (a slow HSM never stalls a worker) ----
+ *
+ * An EVP_PKEY from gw_hsm_key_load signs synchronously on the calling
+ * thread, except inside an OpenSSL ASYNC job (SSL_MODE_ASYNC) on a thread
+ * that has bound a completion ring (gw_hsm_async_ring_bind) while the pool
+ * runs: there the signature becomes a request on a bounded queue served by
+ * a pool of HSM threads (each libp11 signature takes a PKCS#11 session of
+ * its own), and the job pauses (ASYNC_pause_job): SSL_do_handshake returns
+ * SSL_ERROR_WANT_ASYNC and the worker serves other connections. The HSM
+ * thread posts the finished request to the worker's ring; the worker's
+ * gw_hsm_async_ring_poll hands back the cookie it attached and the worker
+ * calls SSL_do_handshake again: the job resumes with the signature.
+ *
+ *   worker (job)                       HSM thread
+ *   sign -> request, queue, pause  ->  C_Sign (its own session)
+ *   ... other connections ...      <-  ring push (lock-free)
+ *   ring_poll -> cookie -> resume
+ *
+ * Worker side: no locks (the queue is lock-free; one sem_post per request
+ * wakes an HSM thread), no PKCS#11 call. A full queue fails the signature at
+ * once (gw_hsm_async_take says GW_HSM_ASYNC_QUEUE_FULL): the handshake
+ * fails rather than waiting behind a backlog that is already longer than
+ * the HSM can answer in a handshake's time. A worker that stops waiting
+ * (timeout, connection gone) calls gw_hsm_async_abandon and resumes the job
+ * at once: the signature fails, and a result that comes later is dropped.
+ * Requests are reference counted between the job and the HSM side and hold
+ * references on their key and ring, so a reload, a freed connection or a
+ * destroyed ring never leaves the HSM side pointing at freed memory.
+ */
+#define GW_HSM_ASYNC_THREADS_DEFAULT 8
+#define GW_HSM_ASYNC_QUEUE_DEFAULT 1024
+
+struct gw_hsm_async_params {
+	unsigned threads; /* HSM threads; 0 = GW_HSM_ASYNC_THREADS_DEFAULT, at most 256 */
+	unsigned queue;   /* queued requests (rounded up to a power of two); 0 = default */
+};
+
+/*
+ * Start the pool (threads inherit the caller's CPU affinity: call from the
+ * control thread, not a worker lcore). Counted: a second start only counts
+ * (its params are ignored) and needs its own stop. Returns 0, -EINVAL,
+ * -ENOMEM, -GW_E_HSM (thread creation). Thread-safe.
+ */
+GW_MUST_CHECK int gw_hsm_async_start(const struct gw_hsm_async_params *p);
+
+/*
+ * Undo one start; the last one stops the pool: requests being signed finish
+ * (the HSM call cannot be interrupted), queued ones fail back to their
+ * workers. gw_hsm_shutdown stops a pool still running. Thread-safe; blocks.
+ */
+void gw_hsm_async_stop(void);
+
+/* Is the pool running (signatures in jobs go asynchronous)? Thread-safe. */
+bool gw_hsm_async_running(void);
+
+struct gw_hsm_async_ring; /* opaque: one worker's completions */
+struct gw_hsm_async_req;  /* opaque: one signature in flight */
+
+/* A ring for one worker. Returns 0, -EINVAL, -ENOMEM. */
+GW_MUST_CHECK int gw_hsm_async_ring_create(struct gw_hsm_async_ring **out);
+
+/*
+ * Close and free (the memory goes when the last request on it is done;
+ * completions arriving later are dropped). Parked jobs must have been
+ * abandoned and resumed first. NULL ok. The worker's thread.
+ */
+void gw_hsm_async_ring_destroy(struct gw_hsm_async_ring *g);
+
+/* Signatures in ASYNC jobs on this thread complete on g (NULL: synchronous). */
+void gw_hsm_async_ring_bind(struct gw_hsm_async_ring *g);
+
+typedef void gw_hsm_async_done_fn(void *cookie, void *arg);
+
+/*
+ * Call fn(cookie, arg) for every request answered since the last poll whose
+ * cookie is still set (its job has not taken the result otherwise), on the
+ * worker's thread; fn resumes the job. Returns the number of completions
+ * taken. No locks: one atomic load when there is nothing.
+ */
+unsigned gw_hsm_async_ring_poll(struct gw_hsm_async_ring *g, gw_hsm_async_done_fn *fn, void *arg);
+
+enum gw_hsm_async_status {
+	GW_HSM_ASYNC_NONE = 0,   /* no asynchronous signature since the last take */
+	GW_HSM_ASYNC_PARKED,     /* a request is in flight: *req, the job paused */
+	GW_HSM_ASYNC_QUEUE_FULL, /* the queue was full: the signature failed */
+};
+
+/*
+ * What the last signature on this thread did, once: after SSL_do_handshake
+ * returned. PARKED sets *req: the worker attaches its cookie
+ * (gw_hsm_async_set_cookie) and keeps req until the ring hands the cookie
+ * back or it abandons req; it never frees req.
+ */
+enum gw_hsm_async_status gw_hsm_async_take(struct gw_hsm_async_req **req);
+
+void gw_hsm_async_set_cookie(struct gw_hsm_async_req *r, void *cookie);
+
+/*
+ * The worker stops waiting for r (timeout, connection freed): the cookie is
+ * cleared and, unless the answer came first, the signature will fail. Then
+ * resume the job (SSL_do_handshake) so it ends; r is not the worker's to
+ * use after. Returns true if r was still pending (the signature fails).
+ * The worker's thread.
+ */
+bool gw_hsm_async_abandon(struct gw_hsm_async_req *r);
+
+#ifdef GW_TEST_HOOKS
+/*
+ * Tests only (-Dtest_hooks=true): HSM threads wait before signing while
+ * hold is on; every signature is delayed by us microseconds (also set at
+ * start from the environment variable GW_TEST_HSM_DELAY_US, for benchmarks).
+ */
+void gw_hsm_async_test_hold(bool on);
+void gw_hsm_async_test_delay(unsigned us);
+#endif
+
 #endif /* GW_HSM_H */

@@ -65,4 +65,11 @@ int gw_p11_keygen(struct gw_p11_mod *m, CK_SESSION_HANDLE s, enum gw_hsm_key_typ
 	const char *label, const uint8_t *id, size_t id_len);
 int gw_p11_token_init(struct gw_p11_mod *m, const char *label, const char *pin, const char *so_pin);
 
+/*
+ * hsm_async.c: put the asynchronous wrappers into engine e's key methods
+ * for k's type (once per method). Under the engine lock, before k is
+ * handed out.
+ */
+void gw_hsm_async_wrap_key(ENGINE *e, EVP_PKEY *k);
+
 #endif /* GW_HSM_INTERNAL_H */

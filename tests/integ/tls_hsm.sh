@@ -39,6 +39,10 @@ case "$out" in *ping*) ;; *) gw_fail "handshake with the token key: $out" ;; esa
 	--cert "$P/identity.pem" >/dev/null 2>&1 ||
 	gw_fail "identity certificate does not match the token key"
 gw_ok "mTLS handshake signed by the token key (certificate matches the key in the HSM)"
+# signed on an HSM thread while the worker's handshake was parked (hsm.h)
+parked=$(gw_stat hsm_async_parked)
+[ "${parked:-0}" -ge 1 ] || gw_fail "the signature did not go through the HSM threads (hsm_async_parked=$parked)"
+gw_ok "the signature ran on an HSM thread, the handshake parked meanwhile (hsm_async_parked=$parked)"
 
 # the key vanishes from the token (PIN through the environment, never argv)
 MTLSGW_T_PIN=$(cat "$P/pin") pkcs11-tool --module "$BENCH_PKCS11_MODULE" --token-label gw \

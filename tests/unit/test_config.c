@@ -1170,6 +1170,39 @@ main(void)
 				  "such file or directory");
 		EXPECT_EQ(n_lines(), 1);
 	}
+	{ /* hsm: the signing threads, their queue and the signature timeout */
+		const char *base =
+			"dataplane:\n"
+			"  workers: [1]\n"
+			"  ports: [{name: a, driver: tap, device: a, address: 10.99.0.2/24}]\n"
+			"hsm:\n"
+			"  pin_env: PIN\n";
+		char y[1024];
+		struct gw_cfg *c = NULL;
+
+		EXPECT_OK(load_text(base, &c));
+		if (c != NULL) {
+			EXPECT_EQ(c->hsm.threads, 8);
+			EXPECT_EQ(c->hsm.queue, 1024);
+			EXPECT_EQ(c->hsm.sign_timeout_ms, 2000);
+			gw_cfg_free(c);
+			c = NULL;
+		}
+		snprintf(
+			y, sizeof(y), "%s  threads: 3\n  queue: 64\n  sign_timeout: 500ms\n", base);
+		EXPECT_OK(load_text(y, &c));
+		if (c != NULL) {
+			EXPECT_EQ(c->hsm.threads, 3);
+			EXPECT_EQ(c->hsm.queue, 64);
+			EXPECT_EQ(c->hsm.sign_timeout_ms, 500);
+			gw_cfg_free(c);
+		}
+		snprintf(y, sizeof(y), "%s  threads: 0\n  queue: 100000\n  sign_timeout: 5ms\n",
+			base);
+		EXPECT_CFG_ERR(y, "gw.yaml:6: hsm.threads: 0 is out of range (expected 1..256");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:7: hsm.queue: 100000 is out of range");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:8: hsm.sign_timeout: ");
+	}
 
 	{                                   /* mtls: backends, enabledBackend, per-type conf */
 		EXPECT_CFG_ERR(DP "mtls:\n" /* 10 */

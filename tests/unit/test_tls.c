@@ -27,6 +27,7 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include <openssl/async.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -67,7 +68,7 @@ struct wire {
 };
 static struct wire to_a, to_b;
 static struct gw_tcp_stack *SA, *SB;
-static struct gw_tls_worker *W1, *W2;
+static struct gw_tls_worker *W1, *W2, *W3; /* W3: asynchronous HSM signatures */
 
 /* One end of the wire: its stack's net_ctx (where its packets go, its address). */
 struct side {
@@ -121,6 +122,8 @@ pump(uint64_t dt)
 		gw_tls_worker_poll(W1, now_tsc);
 	if (W2)
 		gw_tls_worker_poll(W2, now_tsc);
+	if (W3)
+		gw_tls_worker_poll(W3, now_tsc);
 }
 
 /* ---- HSM token and server certificates ---- */
@@ -649,6 +652,54 @@ par_handshakes(void *argp)
 		SSL_free(c);
 	}
 	return NULL;
+}
+
+/* ---- asynchronous HSM signatures (W3): the HSM threads run in real time ---- */
+
+/* Drive cl's handshake while real time passes: 1 done, 0 failed or 5 s gone. */
+static int
+client_handshake_rt(struct client *cl)
+{
+	for (int i = 0; i < 5000; i++) {
+		int rc;
+
+		ERR_clear_error();
+		rc = SSL_do_handshake(cl->ssl);
+		if (rc == 1) {
+			cl->hs_done = true;
+			return 1;
+		}
+		rc = SSL_get_error(cl->ssl, rc);
+		if (rc != SSL_ERROR_WANT_READ && rc != SSL_ERROR_WANT_WRITE) {
+			cl->hs_err = rc;
+			ERR_clear_error();
+			return 0;
+		}
+		if (cl->closed)
+			return 0;
+		pump(100);
+		usleep(1000);
+	}
+	return 0;
+}
+
+/* Step cl until the server (w) parks one more handshake: true if it did. */
+static bool
+client_until_parked(struct client *cl, struct gw_tls_worker *w)
+{
+	struct gw_tls_stats st0, st;
+
+	gw_tls_stats_get(w, &st0);
+	for (int i = 0; i < 200; i++) {
+		ERR_clear_error();
+		(void)SSL_do_handshake(cl->ssl);
+		ERR_clear_error();
+		pump(100);
+		gw_tls_stats_get(w, &st);
+		if (st.hsm_async_parked > st0.hsm_async_parked)
+			return true;
+	}
+	return false;
 }
 
 /* ---- the server side ---- */
@@ -1695,6 +1746,217 @@ main(int argc, char **argv)
 		stats(W1, &st0);
 		EXPECT_EQ(st0.hs_fail_hsm, st1.hs_fail_hsm);
 	}
+
+#ifdef GW_TEST_HOOKS
+	{ /* asynchronous HSM signatures: a worker never waits for the token */
+		struct gw_tls_worker_params ap = wp;
+		struct gw_svc_tls_params sp = {0};
+		struct gw_hsm_async_params hp1 = {.threads = 1, .queue = 2};
+		struct gw_tls_stats st0, st1;
+		struct client a, b, c, d, f[4];
+		SSL_SESSION *sess = NULL;
+		uint8_t msg[600], back[600];
+		char rsa_uri[GW_HSM_URI_MAX], rsa_pem[160];
+
+		for (size_t i = 0; i < sizeof(msg); i++)
+			msg[i] = (uint8_t)(i * 13);
+		lcfg_init(&cfg, TC_INTER, TLS1_2_VERSION, 3);
+		publish(P1, &cfg);
+		/* one HSM thread, a queue of two: the bound is reachable */
+		EXPECT_OK(gw_hsm_async_start(&hp1));
+		EXPECT_TRUE(gw_hsm_async_running());
+		ap.max_handshakes = 16;
+		ap.handshake_timeout_ms = 30000;
+		ap.hsm_async = true;
+		ap.hsm_timeout_ms = 500;
+		EXPECT_OK(gw_tls_worker_create(&ap, &W3));
+		sp.ip = htonl(IP_B);
+		sp.port = htons(8446);
+		sp.kind = GW_SVC_TLS_ECHO;
+		sp.index = 0; /* "l0" */
+		sp.pub = P1;
+		sp.tw = W3;
+		EXPECT_OK(gw_svc_tls_listen(SB, &sp));
+
+		/* parked: the worker serves others meanwhile, then the handshake completes */
+		client_open(&a, c13, 8446, &K.leaf, NULL, NULL, NULL);
+		EXPECT_TRUE(client_handshake_rt(&a));
+		EXPECT_EQ(client_roundtrip(&a, msg, sizeof(msg), back, sizeof(back)),
+			(long)sizeof(msg));
+		sess = SSL_get1_session(a.ssl);
+		stats(W3, &st0);
+		EXPECT_EQ(st0.hsm_async_parked, 1);
+		gw_hsm_async_test_hold(true);
+		client_open(&b, c13, 8446, &K.leaf, NULL, NULL, NULL);
+		EXPECT_TRUE(client_until_parked(&b, W3));
+		stats(W3, &st1);
+		EXPECT_EQ(st1.handshaking, 1);
+		/* an established connection echoes, a resumed handshake completes */
+		EXPECT_EQ(client_roundtrip(&a, msg, sizeof(msg), back, sizeof(back)),
+			(long)sizeof(msg));
+		EXPECT_TRUE(memcmp(msg, back, sizeof(msg)) == 0);
+		client_open(&c, c13, 8446, &K.leaf, NULL, NULL, sess);
+		EXPECT_TRUE(client_handshake_rt(&c));
+		EXPECT_TRUE(SSL_session_reused(c.ssl));
+		EXPECT_TRUE(!b.hs_done && !b.closed);
+		gw_hsm_async_test_hold(false);
+		/* the client checked the chain and the CertificateVerify made on the HSM thread */
+		EXPECT_TRUE(client_handshake_rt(&b));
+		EXPECT_EQ(SSL_get_verify_result(b.ssl), X509_V_OK);
+		EXPECT_EQ(client_roundtrip(&b, msg, sizeof(msg), back, sizeof(back)),
+			(long)sizeof(msg));
+		stats(W3, &st1);
+		EXPECT_EQ(st1.hs_fail, st0.hs_fail);
+		EXPECT_EQ(st1.hsm_async_parked - st0.hsm_async_parked, 1);
+		client_free(&a);
+		client_free(&b);
+		client_free(&c);
+		SSL_SESSION_free(sess);
+
+		/* timeout, with a reload meanwhile: hs_fail_hsm, the late answer dropped */
+		stats(W3, &st0);
+		gw_hsm_async_test_hold(true);
+		client_open(&d, c13, 8446, &K.leaf, NULL, NULL, NULL);
+		EXPECT_TRUE(client_until_parked(&d, W3));
+		publish(P1, &cfg); /* the parked connection keeps the old snapshot's key */
+		for (int i = 0; i < 6 && !d.closed; i++) {
+			ERR_clear_error();
+			(void)SSL_do_handshake(d.ssl);
+			pump(100000); /* 0.1 s of our clock */
+		}
+		client_drain(&d);
+		stats(W3, &st1);
+		EXPECT_EQ(st1.hsm_timeout - st0.hsm_timeout, 1);
+		EXPECT_EQ(st1.hs_fail_hsm - st0.hs_fail_hsm, 1);
+		EXPECT_EQ(st1.handshaking, 0);
+		EXPECT_TRUE(d.closed || d.alert_rx >= 0);
+		client_free(&d);
+		gw_hsm_async_test_hold(false);
+		usleep(50000); /* the HSM thread meets the abandoned request */
+		pump(100);
+
+		/* a connection reset while its signature is in flight */
+		gw_hsm_async_test_hold(true);
+		client_open(&d, c13, 8446, &K.leaf, NULL, NULL, NULL);
+		EXPECT_TRUE(client_until_parked(&d, W3));
+		client_free(&d); /* RST: the server frees the connection now */
+		stats(W3, &st1);
+		EXPECT_EQ(st1.handshaking, 0);
+		gw_hsm_async_test_hold(false);
+		usleep(50000);
+		pump(100);
+		client_open(&d, c13, 8446, &K.leaf, NULL, NULL, NULL);
+		EXPECT_TRUE(client_handshake_rt(&d));
+		client_free(&d);
+
+		/* a reload while a signature is in flight: the handshake completes on the
+		 * old snapshot's key (the request holds it) */
+		stats(W3, &st0);
+		gw_hsm_async_test_hold(true);
+		client_open(&d, c13, 8446, &K.leaf, NULL, NULL, NULL);
+		EXPECT_TRUE(client_until_parked(&d, W3));
+		publish(P1, &cfg);
+		publish(P1, &cfg); /* twice: the first old snapshot is reclaimable now */
+		gw_hsm_async_test_hold(false);
+		EXPECT_TRUE(client_handshake_rt(&d));
+		EXPECT_EQ(client_roundtrip(&d, msg, sizeof(msg), back, sizeof(back)),
+			(long)sizeof(msg));
+		client_free(&d);
+		stats(W3, &st1);
+		EXPECT_EQ(st1.hs_fail - st0.hs_fail, 0);
+
+		/* the key disappears from the token while its signature is queued */
+		{
+			char gone_uri[GW_HSM_URI_MAX], gone_pem[160];
+
+			EXPECT_OK(gw_hsm_keygen(hsm_h, GW_HSM_KEY_EC_P256, "srvgone", gone_uri));
+			snprintf(gone_pem, sizeof(gone_pem), "%s/srvgone.chain.pem", tok.dir);
+			issue_server_cert(hsm_h, gone_uri, "/CN=default.example.test",
+				"DNS:default.example.test", gone_pem, EVP_sha256());
+			cfg.ids[0].key = gone_uri;
+			cfg.ids[0].cert = gone_pem;
+			publish(P1, &cfg);
+			stats(W3, &st0);
+			gw_hsm_async_test_hold(true);
+			client_open(&d, c13, 8446, &K.leaf, NULL, NULL, NULL);
+			EXPECT_TRUE(client_until_parked(&d, W3));
+			EXPECT_EQ(raw_destroy_key("gwtls", "srvgone"), 0);
+			gw_hsm_async_test_hold(false);
+			EXPECT_TRUE(!client_handshake_rt(&d));
+			client_free(&d);
+			stats(W3, &st1);
+			EXPECT_EQ(st1.hs_fail_hsm - st0.hs_fail_hsm, 1);
+			EXPECT_EQ(st1.hsm_timeout - st0.hsm_timeout, 0);
+			EXPECT_EQ(st1.handshaking, 0);
+			lcfg_init(&cfg, TC_INTER, TLS1_2_VERSION, 3);
+			publish(P1, &cfg);
+		}
+
+		/* the queue full: one request on the (held) thread, two queued, the 4th refused */
+		stats(W3, &st0);
+		gw_hsm_async_test_hold(true);
+		client_open(&f[0], c13, 8446, &K.leaf, NULL, NULL, NULL);
+		EXPECT_TRUE(client_until_parked(&f[0], W3));
+		usleep(50000); /* the thread took it off the queue */
+		for (int i = 1; i < 3; i++) {
+			client_open(&f[i], c13, 8446, &K.leaf, NULL, NULL, NULL);
+			EXPECT_TRUE(client_until_parked(&f[i], W3));
+		}
+		client_open(&f[3], c13, 8446, &K.leaf, NULL, NULL, NULL);
+		EXPECT_TRUE(!client_handshake_rt(&f[3]));
+		stats(W3, &st1);
+		EXPECT_EQ(st1.hsm_queue_full - st0.hsm_queue_full, 1);
+		EXPECT_EQ(st1.hs_fail_hsm - st0.hs_fail_hsm, 1);
+		gw_hsm_async_test_hold(false);
+		for (int i = 0; i < 3; i++)
+			EXPECT_TRUE(client_handshake_rt(&f[i]));
+		for (int i = 0; i < 4; i++)
+			client_free(&f[i]);
+
+		/* RSA: TLS 1.3 (PSS) and 1.2, parked and completed */
+		EXPECT_OK(gw_hsm_keygen(hsm_h, GW_HSM_KEY_RSA_2048, "srvrsa", rsa_uri));
+		snprintf(rsa_pem, sizeof(rsa_pem), "%s/srvrsa.chain.pem", tok.dir);
+		issue_server_cert(hsm_h, rsa_uri, "/CN=default.example.test",
+			"DNS:default.example.test", rsa_pem, EVP_sha256());
+		cfg.ids[0].key = rsa_uri;
+		cfg.ids[0].cert = rsa_pem;
+		publish(P1, &cfg);
+		for (int v = 0; v < 2; v++) {
+			stats(W3, &st0);
+			client_open(&a, v ? c12 : c13, 8446, &K.leaf, NULL, NULL, NULL);
+			EXPECT_TRUE(client_handshake_rt(&a));
+			EXPECT_EQ(SSL_get_verify_result(a.ssl), X509_V_OK);
+			EXPECT_EQ(
+				EVP_PKEY_get_base_id(
+					SSL_get0_peer_certificate(a.ssl)
+						? X509_get0_pubkey(SSL_get0_peer_certificate(a.ssl))
+						: NULL),
+				EVP_PKEY_RSA);
+			EXPECT_EQ(client_roundtrip(&a, msg, sizeof(msg), back, sizeof(back)),
+				(long)sizeof(msg));
+			client_free(&a);
+			stats(W3, &st1);
+			EXPECT_EQ(st1.hsm_async_parked - st0.hsm_async_parked, 1);
+			EXPECT_EQ(st1.hs_ok - st0.hs_ok, 1);
+		}
+		lcfg_init(&cfg, TC_INTER, TLS1_2_VERSION, 3);
+		publish(P1, &cfg);
+
+		/* shutdown with a signature in flight: the worker goes, then the pool */
+		gw_hsm_async_test_hold(true);
+		client_open(&d, c13, 8446, &K.leaf, NULL, NULL, NULL);
+		EXPECT_TRUE(client_until_parked(&d, W3));
+		gw_tls_worker_destroy(W3);
+		W3 = NULL;
+		gw_hsm_async_test_hold(false);
+		gw_hsm_async_stop();
+		EXPECT_TRUE(!gw_hsm_async_running());
+		client_free(&d);
+		ASYNC_cleanup_thread();
+	}
+#else
+	printf("# async HSM cases skipped: built without -Dtest_hooks=true\n");
+#endif
 
 	/* teardown: connections, workers, stacks, snapshots, keys, the token */
 	gw_tls_worker_destroy(W1);
