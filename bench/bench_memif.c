@@ -165,7 +165,7 @@ hook_init(void *arg, unsigned w, struct gw_tcp_stack *tcp)
 }
 
 /* a slot whose connect failed (pool full of TIME_WAIT, no port) tries again */
-static void
+static unsigned
 hook_poll(void *arg, unsigned w)
 {
 	(void)arg;
@@ -173,6 +173,7 @@ hook_poll(void *arg, unsigned w)
 	for (unsigned i = 0; i < B.conns; i++)
 		if (B.bc[i].c == NULL)
 			bconn_open(&B.bc[i]);
+	return 0; /* nothing arrives without a packet */
 }
 
 static void

@@ -94,11 +94,15 @@ struct gw_dp_params {
 	 * worker_init once the worker's TCP stack and the plain listeners
 	 * exist (a negative return fails gw_dp_start with gw_err's message);
 	 * worker_poll once per loop iteration, after gw_tcp_poll and before
-	 * the worker's quiescent report to pub (must not block); worker_fini before the stack is
-	 * destroyed (also after a failed worker_init).
+	 * the worker's quiescent report to pub (must not block; returns
+	 * nonzero while the layer waits for work that arrives without a packet,
+	 * such as a handshake parked on an HSM signature: the worker then
+	 * keeps its idle sleeps at the shortest, so the answer is picked up
+	 * within GW_IDLE_MIN_US); worker_fini before the stack is destroyed
+	 * (also after a failed worker_init).
 	 */
 	int (*worker_init)(void *arg, unsigned worker, struct gw_tcp_stack *tcp);
-	void (*worker_poll)(void *arg, unsigned worker);
+	unsigned (*worker_poll)(void *arg, unsigned worker);
 	void (*worker_fini)(void *arg, unsigned worker);
 	/*
 	 * Optional: more counter groups for gw_dp_counters (after net, tcp and

@@ -53,6 +53,9 @@ int gw_worker_main(void *arg); /* rte_eal_remote_launch entry: setup, loop, tear
 unsigned gw_worker_iterate(struct gw_lcore *lc);        /* one iteration; packets handled */
 GW_MUST_CHECK int gw_worker_setup(struct gw_lcore *lc); /* TCP stack, listeners */
 void gw_worker_teardown(struct gw_lcore *lc);           /* free what the worker owns */
+/* Adaptive idle after an iteration that handled got packets: true if it
+ * slept. Sleeps stay at the shortest while the poll hook waits (hook_waits). */
+bool gw_worker_idle(struct gw_lcore *lc, unsigned got);
 
 /* Which worker owns a TCP flow with this RX hash on port pidx. */
 static inline unsigned

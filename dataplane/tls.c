@@ -769,7 +769,7 @@ tls_hsm_done(void *cookie, void *arg)
 	hs_resume(t);
 }
 
-void
+unsigned
 gw_tls_worker_poll(struct gw_tls_worker *w, uint64_t now)
 {
 	w->now = now;
@@ -814,6 +814,7 @@ gw_tls_worker_poll(struct gw_tls_worker *w, uint64_t now)
 		linger_done(t);
 		gw_tcp_abort(c); /* no event: the stack frees c at once */
 	}
+	return w->parked.head != NULL;
 }
 
 /* ---- app API ---- */

@@ -135,8 +135,11 @@ void gw_tls_worker_destroy(struct gw_tls_worker *w);
 /*
  * Once per loop iteration (after gw_tcp_poll): resume the handshakes whose
  * HSM signature was answered, expire HSM, handshake and idle timeouts.
+ * Returns 1 while a handshake is still parked on an HSM signature (its
+ * answer comes from an HSM thread, not a packet: the worker must not sleep
+ * long then), else 0.
  */
-void gw_tls_worker_poll(struct gw_tls_worker *w, uint64_t now_tsc);
+unsigned gw_tls_worker_poll(struct gw_tls_worker *w, uint64_t now_tsc);
 
 void gw_tls_stats_get(const struct gw_tls_worker *w, struct gw_tls_stats *out);
 

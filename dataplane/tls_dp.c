@@ -177,18 +177,19 @@ hook_init(void *arg, unsigned worker, struct gw_tcp_stack *tcp)
 	return 0;
 }
 
-static void
+static unsigned
 hook_poll(void *arg, unsigned worker)
 {
 	struct gw_tls_dp *t = arg;
 	struct tls_dp_worker *k = &t->wk[worker];
 	uint64_t now = rte_rdtsc();
+	unsigned parked = gw_tls_worker_poll(k->w, now);
 
-	gw_tls_worker_poll(k->w, now);
 	if (now >= k->next_copy) {
 		k->next_copy = now + k->ms;
 		copy_stats(k);
 	}
+	return parked;
 }
 
 static int

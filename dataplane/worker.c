@@ -21,7 +21,9 @@
  *
  * Adaptive idle (docs/architecture.md "Threads and lcores"): after GW_IDLE_SPINS
  * empty iterations the worker sleeps, starting at GW_IDLE_MIN_US and doubling
- * to GW_IDLE_MAX_US; any packet resets it. idle: poll never sleeps.
+ * to GW_IDLE_MAX_US; any packet resets it. While the poll hook says it waits
+ * (a handshake parked on an HSM signature) sleeps stay at GW_IDLE_MIN_US.
+ * idle: poll never sleeps.
  *
  * Busy cycles (gw_dp_worker_info): the TSC cycles of iterations that did
  * work, so "handshakes per core-second" excludes polling and sleeping.
@@ -159,8 +161,8 @@ copy_tcp_stats(struct gw_lcore *lc)
 }
 
 /* Returns true if it slept. */
-static inline bool
-idle_account(struct gw_lcore *lc, unsigned got)
+bool
+gw_worker_idle(struct gw_lcore *lc, unsigned got)
 {
 	if (got != 0 || lc->idle_poll) {
 		lc->empty_polls = 0;
@@ -170,8 +172,10 @@ idle_account(struct gw_lcore *lc, unsigned got)
 	if (++lc->empty_polls < GW_IDLE_SPINS)
 		return false;
 	lc->st.idle_sleeps++;
+	if (lc->hook_waits)
+		lc->sleep_us = GW_IDLE_MIN_US; /* an answer is due without a packet */
 	rte_delay_us_sleep(lc->sleep_us);
-	if (lc->sleep_us < GW_IDLE_MAX_US)
+	if (lc->sleep_us < GW_IDLE_MAX_US && !lc->hook_waits)
 		lc->sleep_us = RTE_MIN(lc->sleep_us * 2, (uint32_t)GW_IDLE_MAX_US);
 	return true;
 }
@@ -237,7 +241,7 @@ gw_worker_iterate(struct gw_lcore *lc)
 	if (lc->tcp != NULL)
 		gw_tcp_poll(lc->tcp, lc->now);
 	if (lc->poll_hook != NULL)
-		lc->poll_hook(dp->params->hook_arg, lc->idx);
+		lc->hook_waits = lc->poll_hook(dp->params->hook_arg, lc->idx) != 0;
 	if (lc->reader) {
 		/* what a connection accepted now would take: /v1/status shows it
 		 * per worker (a worker stuck on an old generation shows there) */
@@ -377,7 +381,7 @@ gw_worker_main(void *arg)
 		t1 = rte_rdtsc();
 		if (got != 0 || tx_mark(lc) != tx)
 			lc->busy_cycles += t1 - t0; /* private: published per tick */
-		t0 = idle_account(lc, got) ? rte_rdtsc() : t1;
+		t0 = gw_worker_idle(lc, got) ? rte_rdtsc() : t1;
 	}
 	gw_worker_teardown(lc);
 	return 0;

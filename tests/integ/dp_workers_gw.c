@@ -41,11 +41,12 @@ hook_init(void *arg, unsigned w, struct gw_tcp_stack *tcp)
 	return 0;
 }
 
-static void
+static unsigned
 hook_poll(void *arg, unsigned w)
 {
 	(void)arg;
 	n_poll[w]++; /* only worker w writes its slot */
+	return 0;
 }
 
 /*

@@ -1789,6 +1789,8 @@ main(int argc, char **argv)
 		gw_hsm_async_test_hold(true);
 		client_open(&b, c13, 8446, &K.leaf, NULL, NULL, NULL);
 		EXPECT_TRUE(client_until_parked(&b, W3));
+		/* the worker hears it waits: its idle sleeps stay short */
+		EXPECT_EQ(gw_tls_worker_poll(W3, now_tsc), 1u);
 		stats(W3, &st1);
 		EXPECT_EQ(st1.handshaking, 1);
 		/* an established connection echoes, a resumed handshake completes */
@@ -1808,6 +1810,7 @@ main(int argc, char **argv)
 		stats(W3, &st1);
 		EXPECT_EQ(st1.hs_fail, st0.hs_fail);
 		EXPECT_EQ(st1.hsm_async_parked - st0.hsm_async_parked, 1);
+		EXPECT_EQ(gw_tls_worker_poll(W3, now_tsc), 0u); /* nothing parked */
 		client_free(&a);
 		client_free(&b);
 		client_free(&c);

@@ -51,13 +51,15 @@ sport_for(const struct gw_net_test *t, unsigned w, uint16_t dport)
 }
 
 static unsigned hook_calls;
+static unsigned hook_ret; /* what the hook answers: nonzero = "I wait" */
 
-static void
+static unsigned
 count_hook(void *arg, unsigned worker)
 {
 	(void)arg;
 	(void)worker;
 	hook_calls++;
+	return hook_ret;
 }
 
 int
@@ -263,6 +265,37 @@ main(void)
 		EXPECT_TRUE(lc->next_tick > lc->now);
 		n = gw_net_test_tx(t, out, 64);
 		gw_net_test_free_mbufs(out, n);
+		EXPECT_TRUE(gw_net_test_free(t) == 0);
+	}
+	{ /* adaptive idle: sleeps double while nothing happens, but stay at the
+	   * shortest while the hook waits for an answer no packet brings (a
+	   * handshake parked on an HSM signature) */
+		struct gw_net_test *t = gw_net_test_new(1);
+		struct gw_lcore *lc = gw_net_test_lc(t, 0);
+		uint32_t min_us;
+
+		lc->poll_hook = count_hook;
+		hook_ret = 0;
+		lc->idle_poll = false;
+		EXPECT_TRUE(!gw_worker_idle(lc, 1)); /* work: no sleep, shortest next */
+		min_us = lc->sleep_us;
+		gw_worker_iterate(lc);
+		EXPECT_TRUE(!lc->hook_waits);
+		for (unsigned i = 0; i < 300; i++)
+			gw_worker_idle(lc, 0);
+		EXPECT_TRUE(lc->sleep_us > min_us); /* idle: deeper sleeps */
+		hook_ret = 1;
+		gw_worker_iterate(lc);
+		EXPECT_TRUE(lc->hook_waits);
+		EXPECT_TRUE(gw_worker_idle(lc, 0)); /* still sleeps, but briefly */
+		EXPECT_TRUE(lc->sleep_us == min_us);
+		EXPECT_TRUE(gw_worker_idle(lc, 0));
+		EXPECT_TRUE(lc->sleep_us == min_us);
+		hook_ret = 0;
+		gw_worker_iterate(lc);
+		EXPECT_TRUE(!lc->hook_waits);
+		gw_worker_idle(lc, 0);
+		EXPECT_TRUE(lc->sleep_us > min_us);
 		EXPECT_TRUE(gw_net_test_free(t) == 0);
 	}
 	{ /* with a listener table (gw_dp_params.pub) the worker is its reader: it
