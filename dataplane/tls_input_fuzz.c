@@ -27,6 +27,7 @@
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 
+#include "gw_dpdk_test.h"
 #include "gw_softhsm.h"
 #include "hsm.h"
 #include "snapshot.h"
@@ -158,6 +159,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	snprintf(prefix, sizeof(prefix), "tlsfz%d", (int)getpid());
 	if (rte_eal_init((int)RTE_DIM(eal) - 1, eal) < 0)
 		abort();
+	atexit(gw_test_eal_dir_remove); /* the per-pid prefix would pile up otherwise */
 	mp = rte_pktmbuf_pool_create(
 		"tlsfz", 8191, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
 	if (mp == NULL)

@@ -39,6 +39,7 @@
 
 #include <p11-kit/pkcs11.h>
 
+#include "gw_dpdk_test.h"
 #include "gw_softhsm.h"
 #include "gw_test.h"
 #include "hsm.h"
@@ -927,6 +928,7 @@ main(int argc, char **argv)
 	snprintf(prefix, sizeof(prefix), "gwtls%d", (int)getpid());
 	if (rte_eal_init((int)RTE_DIM(eal) - 1, eal) < 0)
 		GW_TEST_SKIP("EAL cannot start here");
+	atexit(gw_test_eal_dir_remove); /* the per-pid prefix would pile up otherwise */
 	mp = rte_pktmbuf_pool_create(
 		"tlsmp", 16383, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
 	if (mp == NULL || mk_corpus_build(&K, time(NULL)) != 0)
