@@ -17,9 +17,14 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#ifdef GW_MIMALLOC
+#include <mimalloc.h>
+#endif
 
 #include "gateway.h"
 #include "gw_log.h"
@@ -44,6 +49,28 @@ block_signals(sigset_t *set)
 	sigaddset(set, SIGHUP);
 	sigaddset(set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, set, NULL);
+}
+
+/* Which malloc the process runs on (meson -Dallocator), proven rather than
+ * assumed: a block from malloc() must lie in mimalloc's heap. */
+static void
+log_allocator(void)
+{
+#ifdef GW_MIMALLOC
+	int v = mi_version();
+	void *p = malloc(64);
+	bool ours = p != NULL && mi_is_in_heap_region(p);
+
+	free(p);
+	if (ours)
+		GW_LOG_INFO("malloc: mimalloc %d.%d.%d, for every library in the process", v / 100,
+			v / 10 % 10, v % 10);
+	else
+		GW_LOG_WARN("malloc: mimalloc is linked but malloc() is another's (preloaded?); "
+			    "handshakes cost more CPU");
+#else
+	GW_LOG_INFO("malloc: the C library's (built with -Dallocator=libc or a sanitizer)");
+#endif
 }
 
 int
@@ -101,6 +128,7 @@ main(int argc, char **argv)
 		return 2;
 	}
 	gw_log_set_level(gp.verbose ? GW_LOG_LVL_DEBUG : GW_LOG_LVL_INFO);
+	log_allocator();
 	if (gw_gateway_create(&gp, &gw) < 0) {
 		GW_LOG_ERR("%s", gw_err_msg());
 		return 1;
