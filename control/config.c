@@ -96,6 +96,7 @@ struct raw_tls {
 	unsigned identity_count;
 	char *client_auth;
 	char *ticket_lifetime;
+	bool *session_tickets;
 };
 
 struct raw_allow {
@@ -246,6 +247,7 @@ static const cyaml_schema_field_t tls_fields[] = {
 		&identity_entry, 0, GW_CFG_MAX_LIST),
 	STR("client_auth", OPT, struct raw_tls, client_auth),
 	STR("ticket_lifetime", OPT, struct raw_tls, ticket_lifetime),
+	CYAML_FIELD_BOOL_PTR("session_tickets", OPT, struct raw_tls, session_tickets),
 	CYAML_FIELD_END,
 };
 
@@ -1131,6 +1133,7 @@ conv_tls(struct gw_cfg_ctx *c, const char *lpfx, const struct raw_tls *r, bool m
 	t->client_auth = GW_CLIENT_AUTH_REQUIRED;
 	if (r->client_auth && ENUM(c, pfx, "client_auth", r->client_auth, client_auths, &v) == 0)
 		t->client_auth = (enum gw_client_auth)v;
+	t->no_tickets = r->session_tickets != NULL && !*r->session_tickets;
 	if (r->ticket_lifetime) {
 		uint64_t secs;
 

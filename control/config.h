@@ -170,6 +170,14 @@ struct gw_cfg_tls {
 	 * e.g. "1h", "30m", "3600s"; at most 7d (RFC 8446 4.6.1).
 	 */
 	unsigned ticket_lifetime_s;
+	/*
+	 * tls.session_tickets: false. No ticket is issued and none is accepted:
+	 * every connection is a full handshake, verified against the trust of
+	 * the moment. Default (false here): one stateless ticket per full
+	 * handshake. Issuing it re-encodes the session with the client's
+	 * certificate, a sixth of a full handshake's CPU in OpenSSL 3.0.
+	 */
+	bool no_tickets;
 };
 
 struct gw_cfg_allow {

@@ -295,7 +295,9 @@ ident_build(
 	/* no server-side cache (a lock shared by all workers); stateless tickets only */
 	SSL_CTX_set_session_cache_mode(d->ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_timeout(d->ctx, lifetime);
-	GW_GUARD_OSSL(SSL_CTX_set_num_tickets(d->ctx, 1), -GW_E_TLS);
+	GW_GUARD_OSSL(SSL_CTX_set_num_tickets(d->ctx, tc->no_tickets ? 0 : 1), -GW_E_TLS);
+	if (tc->no_tickets) /* TLS 1.2 too; TLS 1.3's stateful lookup finds no cache */
+		SSL_CTX_set_options(d->ctx, SSL_OP_NO_TICKET);
 	switch (tc->client_auth) {
 	case GW_CLIENT_AUTH_REQUIRED:
 		mode = SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT;

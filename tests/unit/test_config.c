@@ -1571,6 +1571,7 @@ main(void)
 			EXPECT_EQ(d->tcp.sndbuf, 256 * 1024);
 			EXPECT_EQ(d->tcp.rcvbuf, 256 * 1024);
 			EXPECT_EQ(c->listeners[0].tls.ticket_lifetime_s, 0);
+			EXPECT_TRUE(!c->listeners[0].tls.no_tickets);
 		}
 		gw_cfg_free(c);
 	}
@@ -1633,6 +1634,24 @@ main(void)
 			&c));
 		EXPECT_EQ(c ? c->listeners[0].tls.ticket_lifetime_s : 0, 3600);
 		EXPECT_EQ(c ? c->dataplane.tls.idle_timeout_ms : 0, 7 * 86400000u);
+		gw_cfg_free(c);
+		/* tls.session_tickets: both values, and a word that is not a bool */
+		EXPECT_OK(load_text(KNOBS_DP("    max_handshakes: 8\n",
+					    "    rto_min: 1s\n") "      session_tickets: false\n",
+			&c));
+		EXPECT_TRUE(c && c->listeners[0].tls.no_tickets);
+		gw_cfg_free(c);
+		EXPECT_OK(load_text(KNOBS_DP("    max_handshakes: 8\n",
+					    "    rto_min: 1s\n") "      session_tickets: true\n",
+			&c));
+		EXPECT_TRUE(c && !c->listeners[0].tls.no_tickets);
+		gw_cfg_free(c);
+		EXPECT_TRUE(
+			load_text(KNOBS_DP("    max_handshakes: 8\n",
+					  "    rto_min: 1s\n") "      session_tickets: sometimes\n",
+				&c) < 0);
+		EXPECT_CONTAINS(errbuf, "gw.yaml:21: listeners[0].tls.session_tickets: expected "
+					"true or false, got 'sometimes'");
 		gw_cfg_free(c);
 	}
 

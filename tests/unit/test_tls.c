@@ -1209,6 +1209,37 @@ main(int argc, char **argv)
 			SSL_SESSION_free(s2);
 		}
 	}
+	{ /* tls.session_tickets: false: no ticket issued, none accepted; true again resumes */
+		SSL_CTX *cs[2] = {c13, c12};
+
+		for (int v = 0; v < 2; v++) {
+			SSL_SESSION *s1 = NULL, *s2 = NULL;
+			struct gw_tls_stats a0, a1;
+			bool reused = true;
+
+			lcfg_init(&cfg, TC_INTER, TLS1_2_VERSION, 3);
+			publish(P1, &cfg);
+			EXPECT_TRUE(echo_ok(cs[v], 8443, &K.leaf, NULL, NULL, NULL, &s1, &reused));
+			EXPECT_TRUE(s1 && SSL_SESSION_is_resumable(s1));
+			for (unsigned i = 0; i < 3; i++)
+				cfg.l[i].tls.no_tickets = true;
+			publish(P1, &cfg);
+			stats(W1, &a0);
+			EXPECT_TRUE(echo_ok(cs[v], 8443, &K.leaf, NULL, NULL, s1, &s2, &reused));
+			EXPECT_TRUE(!reused);
+			EXPECT_TRUE(s2 && !SSL_SESSION_is_resumable(s2));
+			stats(W1, &a1);
+			EXPECT_EQ(a1.hs_full - a0.hs_full, 1);
+			EXPECT_EQ(a1.hs_resumed, a0.hs_resumed);
+			/* tickets on again: the ticket from before still resumes */
+			lcfg_init(&cfg, TC_INTER, TLS1_2_VERSION, 3);
+			publish(P1, &cfg);
+			EXPECT_TRUE(echo_ok(cs[v], 8443, &K.leaf, NULL, NULL, s1, NULL, &reused));
+			EXPECT_TRUE(reused);
+			SSL_SESSION_free(s1);
+			SSL_SESSION_free(s2);
+		}
+	}
 	{ /* a mesh backend removed (--force): its clients do not resume */
 		SSL_CTX *cs[2] = {c13, c12};
 
