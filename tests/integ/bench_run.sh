@@ -41,8 +41,9 @@ gone() {
 
 # rows_ok JSONL LABEL : the target's rows hold real figures: every
 # connection completed mTLS (connections_ok > 0, handshakes/s > 0, no
-# failure, server CPU read); for mtlsgw also the record path (MB/s echoed
-# > 0) and busy cycles read from the admin API (GET /v1/status)
+# failure, server CPU read: the whole process's, > 0); for mtlsgw also the
+# record path (MB/s echoed > 0), busy cycles read from the admin API
+# (GET /v1/status) and the process figure among the parts, the one used
 rows_ok() {
 	python3 - "$1" "$2" <<'PY'
 import json, sys
@@ -52,13 +53,17 @@ rows = [r for r in rows if r.get("label") == label]
 hs = [r for r in rows if r.get("echo_bytes", 0) == 0]
 rec = [r for r in rows if r.get("echo_bytes", 0) > 0]
 ok = bool(hs) and all(r["connections_ok"] > 0 and r["handshakes_per_s"] > 0 and r["failed"] == 0
-                      and r["server_cpu_s"] > 0 for r in hs)
+                      and r["server_cpu_s"] > 0 and r.get("server_cpu_what") == "process"
+                      for r in hs)
 if label == "mtlsgw":
     ok = ok and bool(rec) and all(r["echo_mb_per_s"] > 0 and r["failed"] == 0 for r in rec)
     ok = ok and all(r.get("server_cpu_parts_s", {}).get("busy", 0) > 0 for r in hs + rec)
+    parts = [r.get("server_cpu_parts_s", {}) for r in hs + rec]
+    ok = ok and all(p.get("process", 0) == r["server_cpu_s"] for p, r in zip(parts, hs + rec))
 print(f"{label}: {len(hs)} handshake row(s), {len(rec)} record row(s): "
       + ", ".join(f'{r.get("handshakes_per_s", 0):.0f} hs/s' if r in hs else
-                  f'{r.get("echo_mb_per_s", 0):.1f} MB/s' for r in hs + rec))
+                  f'{r.get("echo_mb_per_s", 0):.1f} MB/s' for r in hs + rec)
+      + "; process CPU " + ", ".join(f'{r.get("server_cpu_s", 0):.2f} s' for r in hs + rec))
 sys.exit(0 if ok else 1)
 PY
 }
@@ -72,8 +77,12 @@ cat "$T/run.log"
 for t in nginx-pem nginx-hsm mtlsgw; do
 	grep -q "^$t " "$T/run.log" || gw_fail "no $t row"
 	got=$(rows_ok "$T/out.jsonl" "$t") || gw_fail "$got: $(grep "\"$t\"" "$T/out.jsonl")"
-	gw_ok "$got; every connection completed mTLS, server CPU read"
+	gw_ok "$got; every connection completed mTLS, server process CPU read"
 done
+grep -q "^srv CPU s: utime+stime of the whole server process" "$T/run.log" || gw_fail "no CPU note"
+grep -qE "^mtlsgw server CPU: the whole process .*process [0-9.]+ s, busy [0-9.]+ s" "$T/run.log" ||
+	gw_fail "no mtlsgw CPU parts note: $(grep '^mtlsgw server CPU' "$T/run.log")"
+gw_ok "the notes say how server CPU was counted, mtlsgw's busy cycles beside it"
 grep -q "^nginx-hsm/nginx-pem: " "$T/run.log" || gw_fail "no HSM ratio"
 gw_ok "ratio line printed"
 # a SIGKILLed server takes a moment to be reaped: bounded wait, as below
