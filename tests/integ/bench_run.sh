@@ -5,7 +5,9 @@
 # connection, mtlsgw is measured (handshakes and record path), and the
 # namespace, token and servers are gone afterwards - also when bench/run is
 # killed in the middle. Each target must produce real figures (> 0; their
-# size is never asserted), and a broken gateway must fail the run.
+# size is never asserted), and a broken gateway must fail the run. With
+# --profile, perf's breakdown per handshake is printed and filled for both
+# HSM targets.
 set -euo pipefail
 . "$(dirname "$0")/../lib/common.sh"
 
@@ -88,6 +90,39 @@ gw_ok "ratio line printed"
 # a SIGKILLed server takes a moment to be reaped: bounded wait, as below
 left=$(gone "$pid") || gw_fail "left behind: $left"
 gw_ok "namespace and servers gone after the run"
+
+# 1b. --profile: perf samples both servers; the breakdown per handshake is
+# printed, and mtlsgw's rows hold samples in several DSO groups, libcrypto
+# among them (the signatures and the ECDHE); sizes are not asserted
+"$RUN" --build "$GW_BUILD" --targets nginx-hsm,mtlsgw --seconds 1 --warmup 0.5 --record 0 \
+	--profile --json "$T/prof.jsonl" >"$T/prof.log" 2>&1 & pid=$!
+wait "$pid" || gw_fail "bench/run --profile failed: $(tail -40 "$T/prof.log")"
+cat "$T/prof.log"
+grep -q "^profile: microseconds of server CPU per handshake" "$T/prof.log" || gw_fail "no profile"
+for g in libcrypto libssl libc/malloc kernel DPDK "own code" softhsm/libp11 other "total sampled"; do
+	grep -q "^$g  " "$T/prof.log" || gw_fail "profile: no '$g' line"
+done
+got=$(python3 - "$T/prof.jsonl" <<'PY'
+import json, sys
+rows = {r["label"]: r for r in map(json.loads, open(sys.argv[1])) if r.get("echo_bytes", 0) == 0}
+out, ok = [], True
+for label in ("nginx-hsm", "mtlsgw"):
+    p = (rows.get(label) or {}).get("profile") or {}
+    g = p.get("groups_us_per_hs", {})
+    nz = [k for k, v in g.items() if v > 0]
+    ok = ok and p.get("samples", 0) > 0 and g.get("libcrypto", 0) > 0 and bool(p.get("top"))
+    if label == "mtlsgw":
+        ok = ok and len(nz) >= 3 and bool(p.get("threads_us_per_hs"))
+    out.append(f"{label}: {p.get('samples', 0)} samples, {p.get('us_per_hs', 0):.0f} us/handshake in "
+               + ", ".join(nz))
+print("; ".join(out))
+sys.exit(0 if ok else 1)
+PY
+) || gw_fail "profile rows: $got"
+gw_ok "--profile: $got"
+left=$(gone "$pid") || gw_fail "left behind (perf too): $left"
+pgrep -f "perf record .*-o $TMPDIR/gwbr" && gw_fail "perf record left running"
+gw_ok "no perf left running"
 
 # 2. killed mid-run: the trap still cleans up
 "$RUN" --build "$GW_BUILD" --targets nginx-hsm --seconds 30 --warmup 0.5 >"$T/kill.log" 2>&1 &
