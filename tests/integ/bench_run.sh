@@ -7,7 +7,7 @@
 # killed in the middle. Each target must produce real figures (> 0; their
 # size is never asserted), and a broken gateway must fail the run. With
 # --profile, perf's breakdown per handshake is printed and filled for both
-# HSM targets.
+# HSM targets; --concurrency LIST sweeps and --plot draws valid PNG files.
 set -euo pipefail
 . "$(dirname "$0")/../lib/common.sh"
 
@@ -93,9 +93,11 @@ gw_ok "namespace and servers gone after the run"
 
 # 1b. --profile: perf samples both servers; the breakdown per handshake is
 # printed, and mtlsgw's rows hold samples in several DSO groups, libcrypto
-# among them (the signatures and the ECDHE); sizes are not asserted
+# among them (the signatures and the ECDHE); sizes are not asserted. The
+# same run sweeps two concurrencies and plots them (--plot).
 "$RUN" --build "$GW_BUILD" --targets nginx-hsm,mtlsgw --seconds 1 --warmup 0.5 --record 0 \
-	--profile --json "$T/prof.jsonl" >"$T/prof.log" 2>&1 & pid=$!
+	--concurrency 1,4 --profile --plot "$T/plots" --json "$T/prof.jsonl" >"$T/prof.log" 2>&1 &
+pid=$!
 wait "$pid" || gw_fail "bench/run --profile failed: $(tail -40 "$T/prof.log")"
 cat "$T/prof.log"
 grep -q "^profile: microseconds of server CPU per handshake" "$T/prof.log" || gw_fail "no profile"
@@ -105,7 +107,10 @@ done
 got=$(python3 - "$T/prof.jsonl" <<'PY'
 import json, sys
 rows = {r["label"]: r for r in map(json.loads, open(sys.argv[1])) if r.get("echo_bytes", 0) == 0}
-out, ok = [], True
+# the sweep: both targets at both concurrencies, the profile of each
+have = sorted((r["label"], r["concurrency"]) for r in map(json.loads, open(sys.argv[1])))
+ok = have == [("mtlsgw", 1), ("mtlsgw", 4), ("nginx-hsm", 1), ("nginx-hsm", 4)]
+out = [f"rows {have}"]
 for label in ("nginx-hsm", "mtlsgw"):
     p = (rows.get(label) or {}).get("profile") or {}
     g = p.get("groups_us_per_hs", {})
@@ -123,6 +128,35 @@ gw_ok "--profile: $got"
 left=$(gone "$pid") || gw_fail "left behind (perf too): $left"
 pgrep -f "perf record .*-o $TMPDIR/gwbr" && gw_fail "perf record left running"
 gw_ok "no perf left running"
+grep -q "^sweep: handshakes/s" "$T/prof.log" || gw_fail "no sweep summary"
+# --plot: concurrency.png, a PNG (signature) that matplotlib reads back as
+# an image of some size
+[ -f "$T/plots/concurrency.png" ] || gw_fail "no plot: $(ls -la "$T/plots" 2>&1)"
+got=$(/usr/bin/python3 - "$T/plots/concurrency.png" <<'PY'
+import sys
+import matplotlib.image
+with open(sys.argv[1], "rb") as f:
+    assert f.read(8) == b"\x89PNG\r\n\x1a\n", "not a PNG signature"
+img = matplotlib.image.imread(sys.argv[1])
+assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100, img.shape
+print(f"{img.shape[1]}x{img.shape[0]} PNG")
+PY
+) || gw_fail "concurrency.png: $got"
+gw_ok "--plot: concurrency.png is a $got"
+# bench/plot.py alone, on saved --json rows (as bench_hsm_delay's would be):
+# HSM-delay rows give hsm-delay.png; rows with nothing to draw fail
+python3 -c 'import json, sys
+for l in open(sys.argv[1]):
+    r = json.loads(l); r["hsm_delay_us"] = 1000 * r["concurrency"]; print(json.dumps(r))' \
+	"$T/prof.jsonl" >"$T/delay.jsonl"
+/usr/bin/python3 "$GW_SRC/bench/plot.py" --out "$T/plots2" "$T/delay.jsonl" >"$T/plot2.log" ||
+	gw_fail "plot.py: $(cat "$T/plot2.log")"
+[ "$(head -c 8 "$T/plots2/hsm-delay.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] ||
+	gw_fail "hsm-delay.png is not a PNG"
+: >"$T/empty.jsonl"
+! /usr/bin/python3 "$GW_SRC/bench/plot.py" --out "$T/plots3" "$T/empty.jsonl" 2>/dev/null ||
+	gw_fail "plot.py drew something from no rows"
+gw_ok "bench/plot.py alone: hsm-delay.png from HSM-delay rows, an error for no rows"
 
 # 2. killed mid-run: the trap still cleans up
 "$RUN" --build "$GW_BUILD" --targets nginx-hsm --seconds 30 --warmup 0.5 >"$T/kill.log" 2>&1 &
