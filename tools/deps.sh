@@ -11,6 +11,7 @@ pkgs=(
 	libcyaml-dev libjansson-dev libmicrohttpd-dev libsqlite3-dev sqlite3
 	libcurl4-openssl-dev libmimalloc-dev
 	iproute2 ethtool nftables python3 python3-scapy curl nginx golang-cfssl procps testssl.sh
+	linux-perf python3-matplotlib
 )
 
 missing=()

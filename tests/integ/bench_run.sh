@@ -5,7 +5,9 @@
 # connection, mtlsgw is measured (handshakes and record path), and the
 # namespace, token and servers are gone afterwards - also when bench/run is
 # killed in the middle. Each target must produce real figures (> 0; their
-# size is never asserted), and a broken gateway must fail the run.
+# size is never asserted), and a broken gateway must fail the run. With
+# --profile, perf's breakdown per handshake is printed and filled for both
+# HSM targets; --concurrency LIST sweeps and --plot draws valid PNG files.
 set -euo pipefail
 . "$(dirname "$0")/../lib/common.sh"
 
@@ -41,8 +43,9 @@ gone() {
 
 # rows_ok JSONL LABEL : the target's rows hold real figures: every
 # connection completed mTLS (connections_ok > 0, handshakes/s > 0, no
-# failure, server CPU read); for mtlsgw also the record path (MB/s echoed
-# > 0) and busy cycles read from the admin API (GET /v1/status)
+# failure, server CPU read: the whole process's, > 0); for mtlsgw also the
+# record path (MB/s echoed > 0), busy cycles read from the admin API
+# (GET /v1/status) and the process figure among the parts, the one used
 rows_ok() {
 	python3 - "$1" "$2" <<'PY'
 import json, sys
@@ -52,13 +55,17 @@ rows = [r for r in rows if r.get("label") == label]
 hs = [r for r in rows if r.get("echo_bytes", 0) == 0]
 rec = [r for r in rows if r.get("echo_bytes", 0) > 0]
 ok = bool(hs) and all(r["connections_ok"] > 0 and r["handshakes_per_s"] > 0 and r["failed"] == 0
-                      and r["server_cpu_s"] > 0 for r in hs)
+                      and r["server_cpu_s"] > 0 and r.get("server_cpu_what") == "process"
+                      for r in hs)
 if label == "mtlsgw":
     ok = ok and bool(rec) and all(r["echo_mb_per_s"] > 0 and r["failed"] == 0 for r in rec)
     ok = ok and all(r.get("server_cpu_parts_s", {}).get("busy", 0) > 0 for r in hs + rec)
+    parts = [r.get("server_cpu_parts_s", {}) for r in hs + rec]
+    ok = ok and all(p.get("process", 0) == r["server_cpu_s"] for p, r in zip(parts, hs + rec))
 print(f"{label}: {len(hs)} handshake row(s), {len(rec)} record row(s): "
       + ", ".join(f'{r.get("handshakes_per_s", 0):.0f} hs/s' if r in hs else
-                  f'{r.get("echo_mb_per_s", 0):.1f} MB/s' for r in hs + rec))
+                  f'{r.get("echo_mb_per_s", 0):.1f} MB/s' for r in hs + rec)
+      + "; process CPU " + ", ".join(f'{r.get("server_cpu_s", 0):.2f} s' for r in hs + rec))
 sys.exit(0 if ok else 1)
 PY
 }
@@ -72,13 +79,84 @@ cat "$T/run.log"
 for t in nginx-pem nginx-hsm mtlsgw; do
 	grep -q "^$t " "$T/run.log" || gw_fail "no $t row"
 	got=$(rows_ok "$T/out.jsonl" "$t") || gw_fail "$got: $(grep "\"$t\"" "$T/out.jsonl")"
-	gw_ok "$got; every connection completed mTLS, server CPU read"
+	gw_ok "$got; every connection completed mTLS, server process CPU read"
 done
+grep -q "^srv CPU s: utime+stime of the whole server process" "$T/run.log" || gw_fail "no CPU note"
+grep -qE "^mtlsgw server CPU: the whole process .*process [0-9.]+ s, busy [0-9.]+ s" "$T/run.log" ||
+	gw_fail "no mtlsgw CPU parts note: $(grep '^mtlsgw server CPU' "$T/run.log")"
+gw_ok "the notes say how server CPU was counted, mtlsgw's busy cycles beside it"
 grep -q "^nginx-hsm/nginx-pem: " "$T/run.log" || gw_fail "no HSM ratio"
 gw_ok "ratio line printed"
 # a SIGKILLed server takes a moment to be reaped: bounded wait, as below
 left=$(gone "$pid") || gw_fail "left behind: $left"
 gw_ok "namespace and servers gone after the run"
+
+# 1b. --profile: perf samples both servers; the breakdown per handshake is
+# printed, and mtlsgw's rows hold samples in several DSO groups, libcrypto
+# among them (the signatures and the ECDHE); sizes are not asserted. The
+# same run sweeps two concurrencies and plots them (--plot).
+"$RUN" --build "$GW_BUILD" --targets nginx-hsm,mtlsgw --seconds 1 --warmup 0.5 --record 0 \
+	--concurrency 1,4 --profile --plot "$T/plots" --json "$T/prof.jsonl" >"$T/prof.log" 2>&1 &
+pid=$!
+wait "$pid" || gw_fail "bench/run --profile failed: $(tail -40 "$T/prof.log")"
+cat "$T/prof.log"
+grep -q "^profile: microseconds of server CPU per handshake" "$T/prof.log" || gw_fail "no profile"
+for g in libcrypto libssl libc/malloc kernel DPDK "own code" softhsm/libp11 other "total sampled"; do
+	grep -q "^$g  " "$T/prof.log" || gw_fail "profile: no '$g' line"
+done
+got=$(python3 - "$T/prof.jsonl" <<'PY'
+import json, sys
+rows = {r["label"]: r for r in map(json.loads, open(sys.argv[1])) if r.get("echo_bytes", 0) == 0}
+# the sweep: both targets at both concurrencies, the profile of each
+have = sorted((r["label"], r["concurrency"]) for r in map(json.loads, open(sys.argv[1])))
+ok = have == [("mtlsgw", 1), ("mtlsgw", 4), ("nginx-hsm", 1), ("nginx-hsm", 4)]
+out = [f"rows {have}"]
+for label in ("nginx-hsm", "mtlsgw"):
+    p = (rows.get(label) or {}).get("profile") or {}
+    g = p.get("groups_us_per_hs", {})
+    nz = [k for k, v in g.items() if v > 0]
+    ok = ok and p.get("samples", 0) > 0 and g.get("libcrypto", 0) > 0 and bool(p.get("top"))
+    if label == "mtlsgw":
+        ok = ok and len(nz) >= 3 and bool(p.get("threads_us_per_hs"))
+    out.append(f"{label}: {p.get('samples', 0)} samples, {p.get('us_per_hs', 0):.0f} us/handshake in "
+               + ", ".join(nz))
+print("; ".join(out))
+sys.exit(0 if ok else 1)
+PY
+) || gw_fail "profile rows: $got"
+gw_ok "--profile: $got"
+left=$(gone "$pid") || gw_fail "left behind (perf too): $left"
+pgrep -f "perf record .*-o $TMPDIR/gwbr" && gw_fail "perf record left running"
+gw_ok "no perf left running"
+grep -q "^sweep: handshakes/s" "$T/prof.log" || gw_fail "no sweep summary"
+# --plot: concurrency.png, a PNG (signature) that matplotlib reads back as
+# an image of some size
+[ -f "$T/plots/concurrency.png" ] || gw_fail "no plot: $(ls -la "$T/plots" 2>&1)"
+got=$(/usr/bin/python3 - "$T/plots/concurrency.png" <<'PY'
+import sys
+import matplotlib.image
+with open(sys.argv[1], "rb") as f:
+    assert f.read(8) == b"\x89PNG\r\n\x1a\n", "not a PNG signature"
+img = matplotlib.image.imread(sys.argv[1])
+assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100, img.shape
+print(f"{img.shape[1]}x{img.shape[0]} PNG")
+PY
+) || gw_fail "concurrency.png: $got"
+gw_ok "--plot: concurrency.png is a $got"
+# bench/plot.py alone, on saved --json rows (as bench_hsm_delay's would be):
+# HSM-delay rows give hsm-delay.png; rows with nothing to draw fail
+python3 -c 'import json, sys
+for l in open(sys.argv[1]):
+    r = json.loads(l); r["hsm_delay_us"] = 1000 * r["concurrency"]; print(json.dumps(r))' \
+	"$T/prof.jsonl" >"$T/delay.jsonl"
+/usr/bin/python3 "$GW_SRC/bench/plot.py" --out "$T/plots2" "$T/delay.jsonl" >"$T/plot2.log" ||
+	gw_fail "plot.py: $(cat "$T/plot2.log")"
+[ "$(head -c 8 "$T/plots2/hsm-delay.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] ||
+	gw_fail "hsm-delay.png is not a PNG"
+: >"$T/empty.jsonl"
+! /usr/bin/python3 "$GW_SRC/bench/plot.py" --out "$T/plots3" "$T/empty.jsonl" 2>/dev/null ||
+	gw_fail "plot.py drew something from no rows"
+gw_ok "bench/plot.py alone: hsm-delay.png from HSM-delay rows, an error for no rows"
 
 # 2. killed mid-run: the trap still cleans up
 "$RUN" --build "$GW_BUILD" --targets nginx-hsm --seconds 30 --warmup 0.5 >"$T/kill.log" 2>&1 &
