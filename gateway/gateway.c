@@ -22,6 +22,7 @@
 #include "dataplane.h"
 #include "gateway.h"
 #include "gw_log.h"
+#include "gw_ossl.h"
 #include "hsm.h"
 #include "mesh.h"
 #include "snapshot.h"
@@ -626,6 +627,10 @@ gw_gateway_create(const struct gw_gateway_params *p, struct gw_gateway **out)
 	g->p.config = g->path;
 	g->tls.gw = g;
 	g->mesh.path = g->path;
+	/* before the first certificate is parsed (gw_ossl.h); without it the
+	 * gateway is slower, not wrong */
+	if (gw_ossl_ec_builtin() < 0)
+		GW_LOG_WARN("%s; EC keys take OpenSSL 3.0's slower provider path", gw_err_msg());
 	/* the loader prints every error it finds, FILE:LINE: FIELD: why */
 	if (gw_cfg_load(g->path, &g->cfg, stderr) < 0) {
 		gw_err_setf(-GW_E_CONFIG, GW_HERE,

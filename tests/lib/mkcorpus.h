@@ -59,6 +59,14 @@ int mk_corpus_build(struct mk_corpus *c, time_t now);
 
 void mk_corpus_free(struct mk_corpus *c);
 
+/*
+ * After gw_ossl_ec_builtin() (common/gw_ossl.h): every certificate decoded
+ * again from DER, as a client's are, and every key replaced by a built-in
+ * EC copy so that tests can still sign with it (the gateway signs with the
+ * HSM's engine keys). Returns 0 or -1 (with a message on stderr).
+ */
+int mk_corpus_builtin(struct mk_corpus *c);
+
 /* Write every certificate as DIR/<name>.pem (+ <name>.key.pem, chains, crl). */
 int mk_corpus_write(const struct mk_corpus *c, const char *dir);
 

@@ -16,6 +16,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "gw_ossl.h"
 #include "gw_test.h"
 #include "mkcorpus.h"
 #include "trust.h"
@@ -127,7 +128,7 @@ static X509 *
 names_leaf(const char *uri, const char *dns, const char *cn)
 {
 	X509 *x = X509_new();
-	EVP_PKEY *k = EVP_EC_gen("P-256");
+	EVP_PKEY *k = EVP_EC_gen("prime256v1");
 	X509_NAME *n = X509_NAME_new();
 	GENERAL_NAMES *gens = GENERAL_NAMES_new();
 	X509V3_CTX v3;
@@ -212,14 +213,26 @@ par_verify(void *arg)
 }
 
 int
-main(void)
+main(int argc, char **argv)
 {
 	time_t now = time(NULL);
 
 	GW_TEST_BEGIN();
+	EXPECT_TRUE(!gw_ossl_ec_builtin_on());
 	if (mkdtemp(dir) == NULL || mk_corpus_build(&C, now) < 0 || mk_corpus_write(&C, dir) < 0) {
 		fprintf(stderr, "cannot build the corpus\n");
 		return 1;
+	}
+	/*
+	 * --ec-builtin: the same cases and verdicts the way the gateway runs
+	 * (gateway.c, gw_ossl.h): OpenSSL's built-in EC methods, and every
+	 * certificate decoded again from DER with them, as a client's are.
+	 */
+	if (argc > 1 && strcmp(argv[1], "--ec-builtin") == 0) {
+		EXPECT_OK(gw_ossl_ec_builtin());
+		EXPECT_TRUE(gw_ossl_ec_builtin_on());
+		if (mk_corpus_builtin(&C) < 0)
+			return 1;
 	}
 
 	{ /* seed case cert1: pinned leaf */
