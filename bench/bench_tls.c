@@ -18,6 +18,22 @@
  * Latency is from connect() to the end of the client's handshake, so it
  * includes the TCP handshake. Failures are counted by reason (connect
  * error, TLS alert, verify error, timeout), never retried.
+ *
+ * Three variations (issue 12), each off by default so the plain run stays
+ * the full-handshake measurement:
+ *  --resume  each slot keeps the last TLS 1.3 ticket its previous
+ *            connection received and offers it; SSL_session_reused()
+ *            counts the handshakes the server really resumed, so a server
+ *            that ignores tickets shows 0 resumed, not silently full ones.
+ *  --rate R  open loop: connections start on a schedule of R per second in
+ *            total (R / threads per thread), free slots permitting, so the
+ *            latency can be read below saturation. A start later than 10 ms
+ *            behind its schedule (all slots busy) is counted as late.
+ *  --hold N  N connections, each handshake and request completed, then kept
+ *            open and idle; one line when all are set up, then held until
+ *            --seconds pass or SIGTERM/SIGINT, then closed. Setup is paced
+ *            (--concurrency in flight, --rate if given) so the server never
+ *            sees N SYNs at once. For memory per connection (bench/run --idle).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -26,6 +42,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -56,9 +74,12 @@ struct bench_opts {
 	double seconds, warmup, timeout;
 	bool json;
 	const char *label;
+	bool resume; /* --resume: offer each slot's last ticket */
+	double rate; /* --rate: starts per second over all threads; 0: closed loop */
+	int hold;    /* --hold: connections to establish and keep; 0: off */
 };
 
-enum slot_state { S_FREE, S_CONNECT, S_HANDSHAKE, S_WRITE, S_READ, S_ECHO };
+enum slot_state { S_FREE, S_CONNECT, S_HANDSHAKE, S_WRITE, S_READ, S_ECHO, S_HELD };
 
 struct slot {
 	int fd;
@@ -67,6 +88,8 @@ struct slot {
 	uint64_t t0, deadline; /* ns, CLOCK_MONOTONIC */
 	uint32_t ev;           /* events registered with epoll */
 	uint64_t sent, rcvd;   /* S_ECHO progress */
+	SSL_SESSION *sess;     /* --resume: the last ticket this slot received (owned) */
+	bool offered;          /* this connection offered sess */
 };
 
 struct fail_count {
@@ -83,7 +106,13 @@ struct bench_thread {
 	uint64_t t_measure, t_end; /* counted window */
 	/* results */
 	uint64_t ok, handshakes, started;
-	uint64_t echoed; /* bytes that came back verified, in the window */
+	uint64_t offered, resumed;    /* --resume: handshakes that offered a ticket, were resumed */
+	uint64_t next_due, interval;  /* --rate: next scheduled start, ns between starts */
+	uint64_t late;                /* --rate: starts >10 ms behind the schedule */
+	int hold_next, inflight, cap; /* --hold: next slot to open, in setup, setup cap */
+	uint64_t held;                /* --hold: established and kept */
+	atomic_uint_fast64_t dropped; /* --hold: held, then closed by the server (any time) */
+	uint64_t echoed;              /* bytes that came back verified, in the window */
 	uint32_t *lat_us;
 	size_t nlat, caplat;
 	struct fail_count fails[FAIL_SLOTS];
@@ -163,6 +192,9 @@ tls_reason(struct slot *s, int ret, const char *phase, char *out, size_t cap)
 static void
 slot_close(struct bench_thread *t, struct slot *s, bool clean)
 {
+	/* --hold: a slot that leaves setup, by failure or cut off, frees a place */
+	if (t->o->hold && s->st != S_FREE && s->st != S_HELD)
+		t->inflight--;
 	if (s->ssl) {
 		/* one close_notify, no wait for the peer's: what a short client does */
 		if (clean)
@@ -241,9 +273,27 @@ slot_start(struct bench_thread *t, struct slot *s)
 	}
 	s->st = S_CONNECT;
 	s->ev = EPOLLOUT;
+	t->inflight++;
 	if (epoll_ctl(t->ep, EPOLL_CTL_ADD, s->fd, &e) < 0) {
 		slot_fail(t, s, "epoll_ctl failed");
 	}
+}
+
+/*
+ * --resume: OpenSSL hands over each ticket as it arrives (TLS 1.3 sends
+ * them after the handshake; the request's answer is read after them). The
+ * slot keeps the newest: the reference is ours (return 1).
+ */
+static int
+new_session_cb(SSL *ssl, SSL_SESSION *sess)
+{
+	struct slot *s = SSL_get_app_data(ssl);
+
+	if (!s)
+		return 0;
+	SSL_SESSION_free(s->sess);
+	s->sess = sess;
+	return 1;
 }
 
 static void
@@ -251,6 +301,15 @@ slot_done(struct bench_thread *t, struct slot *s)
 {
 	if (now_ns() >= t->t_measure)
 		t->ok++;
+	if (t->o->hold) {
+		/* keep it: only a close or data from the server wakes it */
+		s->st = S_HELD;
+		t->inflight--;
+		t->held++;
+		if (slot_want(t, s, EPOLLIN | EPOLLRDHUP) < 0)
+			slot_fail(t, s, "epoll_ctl failed");
+		return;
+	}
 	slot_close(t, s, true);
 }
 
@@ -370,6 +429,15 @@ slot_step(struct bench_thread *t, struct slot *s)
 			SSL_set1_host(s->ssl, o->servername);
 		}
 		SSL_set_connect_state(s->ssl);
+		SSL_set_app_data(s->ssl, s);
+		s->offered = false;
+		if (s->sess && SSL_SESSION_is_resumable(s->sess)) {
+			if (SSL_set_session(s->ssl, s->sess) != 1) {
+				slot_fail(t, s, "SSL_set_session failed");
+				return;
+			}
+			s->offered = true;
+		}
 		s->st = S_HANDSHAKE;
 	}
 		/* fall through */
@@ -381,6 +449,8 @@ slot_step(struct bench_thread *t, struct slot *s)
 		}
 		if (now_ns() >= t->t_measure) {
 			t->handshakes++;
+			t->offered += s->offered;
+			t->resumed += SSL_session_reused(s->ssl) == 1;
 			record_latency(t, now_ns() - s->t0);
 		}
 		if (o->echo_bytes) {
@@ -429,9 +499,68 @@ slot_step(struct bench_thread *t, struct slot *s)
 	case S_ECHO:
 		echo_step(t, s);
 		return;
+	case S_HELD: {
+		char buf[4096];
+
+		/* the rest of an answer (or a ticket) is read and dropped; an
+		 * end from the server while held is a drop */
+		while ((r = SSL_read(s->ssl, buf, sizeof(buf))) > 0)
+			;
+		if (SSL_get_error(s->ssl, r) == SSL_ERROR_WANT_READ)
+			return;
+		/* not through count_fail: the failure table is final once the
+		 * setup is (the main thread prints it while we hold) */
+		atomic_fetch_add_explicit(&t->dropped, 1, memory_order_relaxed);
+		ERR_clear_error();
+		slot_close(t, s, false);
+		return;
+	}
 	case S_FREE:
 		return;
 	}
+}
+
+/*
+ * --rate: may a connection start now? Advances the schedule when it may.
+ * Closed loop (no --rate): always.
+ */
+static bool
+rate_take(struct bench_thread *t, uint64_t now)
+{
+	if (!t->interval)
+		return true;
+	if (now < t->next_due)
+		return false;
+	if (now - t->next_due > 10000000ull && now >= t->t_measure)
+		t->late++;
+	t->next_due += t->interval;
+	return true;
+}
+
+/* epoll timeout in ms: at most 50, less when a paced start is due sooner */
+static int
+wait_ms(const struct bench_thread *t, uint64_t now)
+{
+	uint64_t ms;
+
+	if (!t->interval)
+		return 50;
+	if (t->next_due <= now)
+		return 0;
+	ms = (t->next_due - now + 999999) / 1000000;
+	return ms < 50 ? (int)ms : 50;
+}
+
+static const char *const state_names[] = {
+	"", "connect", "handshake", "request", "answer", "echo", "held"};
+
+static void
+slot_timeout(struct bench_thread *t, struct slot *s)
+{
+	char r[REASON_MAX];
+
+	snprintf(r, sizeof(r), "%s: timeout", state_names[s->st]);
+	slot_fail(t, s, r);
 }
 
 static void *
@@ -441,10 +570,12 @@ bench_thread_run(void *arg)
 	struct epoll_event ev[256];
 	uint64_t now;
 
-	for (int i = 0; i < t->nslots; i++)
-		slot_start(t, &t->slots[i]);
+	for (int i = 0; i < t->nslots; i++) {
+		if (rate_take(t, now_ns()))
+			slot_start(t, &t->slots[i]);
+	}
 	while ((now = now_ns()) < t->t_end) {
-		int n = epoll_wait(t->ep, ev, 256, 50);
+		int n = epoll_wait(t->ep, ev, 256, wait_ms(t, now));
 
 		for (int i = 0; i < n; i++)
 			slot_step(t, ev[i].data.ptr);
@@ -452,14 +583,9 @@ bench_thread_run(void *arg)
 		for (int i = 0; i < t->nslots; i++) {
 			struct slot *s = &t->slots[i];
 
-			if (s->st != S_FREE && now > s->deadline) {
-				static const char *names[] = {
-					"", "connect", "handshake", "request", "answer", "echo"};
-				char r[REASON_MAX];
-				snprintf(r, sizeof(r), "%s: timeout", names[s->st]);
-				slot_fail(t, s, r);
-			}
-			if (s->st == S_FREE && now < t->t_end) {
+			if (s->st != S_FREE && now > s->deadline)
+				slot_timeout(t, s);
+			if (s->st == S_FREE && now < t->t_end && rate_take(t, now)) {
 				slot_start(t, s);
 				/* a socket() failure leaves it free: pace the retries */
 				if (s->st == S_FREE)
@@ -474,6 +600,64 @@ bench_thread_run(void *arg)
 	return NULL;
 }
 
+/*
+ * --hold: the main thread waits for every thread to have opened its share
+ * (hold_setup_left, counted down with the default seq_cst order, so what a
+ * thread counted before is visible to the main thread after), then for the
+ * hold time or a signal, then sets hold_stop. After its setup a thread only
+ * touches its `dropped` counter, read after the join.
+ */
+static atomic_int hold_setup_left;
+static atomic_bool hold_stop;
+static volatile sig_atomic_t got_signal;
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	got_signal = 1;
+}
+
+static void *
+hold_thread_run(void *arg)
+{
+	struct bench_thread *t = arg;
+	struct epoll_event ev[256];
+	uint64_t now, next_scan = 0;
+	bool setup = true;
+
+	while (!atomic_load(&hold_stop)) {
+		now = now_ns();
+		while (setup && t->hold_next < t->nslots && t->inflight < t->cap &&
+			rate_take(t, now))
+			slot_start(t, &t->slots[t->hold_next++]);
+		if (setup && t->hold_next == t->nslots && t->inflight == 0) {
+			setup = false;
+			atomic_fetch_sub(&hold_setup_left, 1);
+		}
+		int n = epoll_wait(t->ep, ev, 256, wait_ms(t, now));
+
+		for (int i = 0; i < n; i++)
+			slot_step(t, ev[i].data.ptr);
+		/* a scan of every slot is O(N): every 10 ms is enough for timeouts */
+		now = now_ns();
+		if (setup && now >= next_scan) {
+			next_scan = now + 10000000ull;
+			for (int i = 0; i < t->hold_next; i++) {
+				struct slot *s = &t->slots[i];
+
+				if (s->st != S_FREE && s->st != S_HELD && now > s->deadline)
+					slot_timeout(t, s);
+			}
+		}
+	}
+	for (int i = 0; i < t->nslots; i++) {
+		if (t->slots[i].st != S_FREE)
+			slot_close(t, &t->slots[i], true);
+	}
+	return NULL;
+}
+
 static SSL_CTX *
 make_ctx(const struct bench_opts *o)
 {
@@ -484,11 +668,21 @@ make_ctx(const struct bench_opts *o)
 		goto err;
 	SSL_CTX_set_min_proto_version(ctx, v);
 	SSL_CTX_set_max_proto_version(ctx, v);
-	/* full handshakes only: no tickets, no client session cache */
-	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+	if (o->resume) {
+		/* tickets, kept per slot by new_session_cb, not in a shared cache */
+		SSL_CTX_set_session_cache_mode(
+			ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+		SSL_CTX_sess_set_new_cb(ctx, new_session_cb);
+	} else {
+		/* full handshakes only: no tickets, no client session cache */
+		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	}
 	/* --bytes: write what fits, keep going from where a write stopped */
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE);
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	/* --hold: thousands of idle SSLs, none needs its buffers while idle */
+	if (o->hold)
+		SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	if (SSL_CTX_use_certificate_chain_file(ctx, o->cert) != 1) {
 		fprintf(stderr, "tls: cannot load client certificate chain '%s'\n", o->cert);
 		goto err;
@@ -563,51 +757,98 @@ json_str(const char *s)
 	putchar('"');
 }
 
+/* The threads' results, merged. */
+struct merged {
+	uint64_t ok, hs, fails, other, echoed, offered, resumed, late, held, dropped;
+	size_t nlat;
+	uint32_t *lat; /* sorted; NULL when nothing was recorded or no memory */
+	struct fail_count all[FAIL_SLOTS * 4];
+	int nall;
+};
+
+static void
+merge(struct bench_thread *th, int nth, struct merged *m)
+{
+	size_t k = 0;
+
+	memset(m, 0, sizeof(*m));
+	for (int i = 0; i < nth; i++) {
+		m->ok += th[i].ok;
+		m->hs += th[i].handshakes;
+		m->echoed += th[i].echoed;
+		m->offered += th[i].offered;
+		m->resumed += th[i].resumed;
+		m->late += th[i].late;
+		m->held += th[i].held;
+		m->dropped += atomic_load_explicit(&th[i].dropped, memory_order_relaxed);
+		m->fails += th[i].fail_total;
+		m->other += th[i].fail_other;
+		m->nlat += th[i].nlat;
+		for (int j = 0; j < FAIL_SLOTS && th[i].fails[j].n; j++) {
+			int a;
+			for (a = 0; a < m->nall; a++)
+				if (strcmp(m->all[a].reason, th[i].fails[j].reason) == 0)
+					break;
+			if (a == m->nall) {
+				if (m->nall == (int)(sizeof(m->all) / sizeof(m->all[0]))) {
+					m->other += th[i].fails[j].n;
+					continue;
+				}
+				m->all[m->nall] = th[i].fails[j];
+				m->all[m->nall++].n = 0;
+			}
+			m->all[a].n += th[i].fails[j].n;
+		}
+	}
+	m->lat = malloc((m->nlat ? m->nlat : 1) * sizeof(*m->lat));
+	for (int i = 0; m->lat && i < nth; i++) {
+		if (th[i].nlat == 0)
+			continue; /* lat_us may be NULL */
+		memcpy(m->lat + k, th[i].lat_us, th[i].nlat * sizeof(*m->lat));
+		k += th[i].nlat;
+	}
+	if (m->lat)
+		qsort(m->lat, m->nlat, sizeof(*m->lat), cmp_u32);
+	else
+		m->nlat = 0;
+}
+
+static void
+json_failures(const struct merged *m)
+{
+	printf("\"failed\":%llu,\"failures\":{", (unsigned long long)m->fails);
+	for (int a = 0; a < m->nall; a++) {
+		if (a)
+			putchar(',');
+		json_str(m->all[a].reason);
+		printf(":%llu", (unsigned long long)m->all[a].n);
+	}
+	if (m->other)
+		printf("%s\"other\":%llu", m->nall ? "," : "", (unsigned long long)m->other);
+	putchar('}');
+}
+
+static void
+text_failures(const struct merged *m)
+{
+	printf("  failures           %llu\n", (unsigned long long)m->fails);
+	for (int a = 0; a < m->nall; a++)
+		printf("    %8llu  %s\n", (unsigned long long)m->all[a].n, m->all[a].reason);
+	if (m->other)
+		printf("    %8llu  (other reasons)\n", (unsigned long long)m->other);
+}
+
 /* Merge the threads' results and print them. */
 static void
 report(const struct bench_opts *o, struct bench_thread *th, int nth, double secs, double cpu)
 {
-	uint64_t ok = 0, hs = 0, fails = 0, other = 0, echoed = 0;
-	size_t nlat = 0, k = 0;
-	uint32_t *lat;
-	struct fail_count all[FAIL_SLOTS * 4];
-	int nall = 0;
+	struct merged m;
+	const uint32_t *lat;
+	size_t nlat;
 
-	for (int i = 0; i < nth; i++) {
-		ok += th[i].ok;
-		hs += th[i].handshakes;
-		echoed += th[i].echoed;
-		fails += th[i].fail_total;
-		other += th[i].fail_other;
-		nlat += th[i].nlat;
-		for (int j = 0; j < FAIL_SLOTS && th[i].fails[j].n; j++) {
-			int m;
-			for (m = 0; m < nall; m++)
-				if (strcmp(all[m].reason, th[i].fails[j].reason) == 0)
-					break;
-			if (m == nall) {
-				if (nall == (int)(sizeof(all) / sizeof(all[0]))) {
-					other += th[i].fails[j].n;
-					continue;
-				}
-				all[nall] = th[i].fails[j];
-				all[nall++].n = 0;
-			}
-			all[m].n += th[i].fails[j].n;
-		}
-	}
-	lat = malloc((nlat ? nlat : 1) * sizeof(*lat));
-	for (int i = 0; lat && i < nth; i++) {
-		if (th[i].nlat == 0)
-			continue; /* lat_us may be NULL */
-		memcpy(lat + k, th[i].lat_us, th[i].nlat * sizeof(*lat));
-		k += th[i].nlat;
-	}
-	if (lat)
-		qsort(lat, nlat, sizeof(*lat), cmp_u32);
-	else
-		nlat = 0;
-
+	merge(th, nth, &m);
+	lat = m.lat;
+	nlat = m.nlat;
 	if (o->json) {
 		printf("{\"mode\":\"tls\",");
 		if (o->label) {
@@ -618,42 +859,86 @@ report(const struct bench_opts *o, struct bench_thread *th, int nth, double secs
 		printf("\"tls\":\"1.%d\",\"concurrency\":%d,\"threads\":%d,\"seconds\":%.3f,"
 		       "\"connections_ok\":%llu,\"handshakes\":%llu,\"handshakes_per_s\":%.1f,"
 		       "\"p50_us\":%u,\"p90_us\":%u,\"p99_us\":%u,\"max_us\":%u,"
-		       "\"echo_bytes\":%llu,\"echo_mb_per_s\":%.2f,"
-		       "\"client_cpu_s\":%.3f,\"failed\":%llu,\"failures\":{",
-			o->tls % 10, o->concurrency, o->threads, secs, (unsigned long long)ok,
-			(unsigned long long)hs, (double)ok / secs, pct(lat, nlat, 0.50),
+		       "\"echo_bytes\":%llu,\"echo_mb_per_s\":%.2f,",
+			o->tls % 10, o->concurrency, o->threads, secs, (unsigned long long)m.ok,
+			(unsigned long long)m.hs, (double)m.ok / secs, pct(lat, nlat, 0.50),
 			pct(lat, nlat, 0.90), pct(lat, nlat, 0.99), nlat ? lat[nlat - 1] : 0,
-			(unsigned long long)echoed, (double)echoed / secs / 1e6, cpu,
-			(unsigned long long)fails);
-		for (int m = 0; m < nall; m++) {
-			if (m)
-				putchar(',');
-			json_str(all[m].reason);
-			printf(":%llu", (unsigned long long)all[m].n);
-		}
-		if (other)
-			printf("%s\"other\":%llu", nall ? "," : "", (unsigned long long)other);
-		printf("}}\n");
+			(unsigned long long)m.echoed, (double)m.echoed / secs / 1e6);
+		printf("\"resume\":%s,\"resume_offered\":%llu,\"resumed\":%llu,\"rate\":%.1f,"
+		       "\"rate_late\":%llu,",
+			o->resume ? "true" : "false", (unsigned long long)m.offered,
+			(unsigned long long)m.resumed, o->rate, (unsigned long long)m.late);
+		printf("\"client_cpu_s\":%.3f,", cpu);
+		json_failures(&m);
+		printf("}\n");
 	} else {
 		printf("%s%s%.1f s, concurrency %d, %d thread(s), TLS 1.%d%s\n",
 			o->label ? o->label : "", o->label ? ": " : "", secs, o->concurrency,
 			o->threads, o->tls % 10, o->request ? ", one request each" : "");
-		printf("  full handshakes/s  %.1f  (%llu connections ok, %llu handshakes)\n",
-			(double)ok / secs, (unsigned long long)ok, (unsigned long long)hs);
+		printf("  %s handshakes/s  %.1f  (%llu connections ok, %llu handshakes)\n",
+			o->resume ? "all" : "full", (double)m.ok / secs, (unsigned long long)m.ok,
+			(unsigned long long)m.hs);
+		if (o->resume)
+			printf("  resumed            %llu of %llu handshakes (%llu offered a "
+			       "ticket)\n",
+				(unsigned long long)m.resumed, (unsigned long long)m.hs,
+				(unsigned long long)m.offered);
+		if (o->rate > 0)
+			printf("  paced              %.1f starts/s asked, %llu started >10 ms "
+			       "late\n",
+				o->rate, (unsigned long long)m.late);
 		printf("  handshake latency  p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms\n",
 			pct(lat, nlat, 0.50) / 1e3, pct(lat, nlat, 0.90) / 1e3,
 			pct(lat, nlat, 0.99) / 1e3, nlat ? lat[nlat - 1] / 1e3 : 0.0);
 		if (o->echo_bytes)
 			printf("  echoed             %.2f MB/s  (%llu bytes back, verified)\n",
-				(double)echoed / secs / 1e6, (unsigned long long)echoed);
+				(double)m.echoed / secs / 1e6, (unsigned long long)m.echoed);
 		printf("  client CPU         %.2f s\n", cpu);
-		printf("  failures           %llu\n", (unsigned long long)fails);
-		for (int m = 0; m < nall; m++)
-			printf("    %8llu  %s\n", (unsigned long long)all[m].n, all[m].reason);
-		if (other)
-			printf("    %8llu  (other reasons)\n", (unsigned long long)other);
+		text_failures(&m);
 	}
-	free(lat);
+	free(m.lat);
+}
+
+/* --hold: the line when the setup is over (event "established"), and the
+ * one after the close (event "closed", with secs held) */
+static void
+report_hold(const struct bench_opts *o, struct bench_thread *th, int nth, bool closed, double secs)
+{
+	struct merged m;
+
+	merge(th, nth, &m);
+	if (o->json) {
+		printf("{\"mode\":\"hold\",\"event\":\"%s\",", closed ? "closed" : "established");
+		if (o->label) {
+			printf("\"label\":");
+			json_str(o->label);
+			printf(",");
+		}
+		printf("\"target\":%d,\"held\":%llu,\"dropped\":%llu,\"%s\":%.3f,"
+		       "\"p50_us\":%u,\"p99_us\":%u,",
+			o->hold, (unsigned long long)(m.held - m.dropped),
+			(unsigned long long)m.dropped, closed ? "held_s" : "setup_s", secs,
+			pct(m.lat, m.nlat, 0.50), pct(m.lat, m.nlat, 0.99));
+		json_failures(&m);
+		printf("}\n");
+	} else if (!closed) {
+		printf("%s%sheld %llu of %d connections, set up in %.1f s (handshake p50 %.2f ms, "
+		       "p99 %.2f ms), %llu failed, %llu dropped by the server\n",
+			o->label ? o->label : "", o->label ? ": " : "",
+			(unsigned long long)(m.held - m.dropped), o->hold, secs,
+			pct(m.lat, m.nlat, 0.50) / 1e3, pct(m.lat, m.nlat, 0.99) / 1e3,
+			(unsigned long long)m.fails, (unsigned long long)m.dropped);
+		if (m.fails)
+			text_failures(&m);
+	} else {
+		printf("%s%sclosed %llu connections after %.1f s held, %llu dropped by the server "
+		       "meanwhile\n",
+			o->label ? o->label : "", o->label ? ": " : "",
+			(unsigned long long)(m.held - m.dropped), secs,
+			(unsigned long long)m.dropped);
+	}
+	fflush(stdout);
+	free(m.lat);
 }
 
 static void
@@ -665,7 +950,7 @@ usage(FILE *f)
 		"                        [--servername NAME] [--concurrency N] [--threads N]\n"
 		"                        [--seconds S] [--warmup S] [--timeout S] [--tls 1.3|1.2]\n"
 		"                        [--groups LIST] [--request STR [--expect STR]]\n"
-		"                        [--label TEXT] [--json]\n"
+		"                        [--label TEXT] [--json] [--resume] [--rate R] [--hold N]\n"
 		"Opens full mutual-TLS handshakes (no resumption) for S seconds and reports\n"
 		"handshakes/s, p50/p90/p99 handshake latency and failures by reason.\n"
 		"  --request STR  after the handshake send STR (\\r \\n escapes) and wait for\n"
@@ -676,7 +961,23 @@ usage(FILE *f)
 		"  --timeout S    per-connection limit without progress (default 5)\n"
 		"  --bytes N[K|M|G]  after the handshake stream N bytes through an echo\n"
 		"                 server (tls-echo) and check every byte that comes back;\n"
-		"                 reports echoed MB/s (the record path)\n");
+		"                 reports echoed MB/s (the record path)\n"
+		"  --resume       accept TLS 1.3 tickets; each slot offers the last ticket its\n"
+		"                 previous connection received (read with the answer: use\n"
+		"                 --request); reports how many handshakes the server resumed\n"
+		"                 (SSL_session_reused): 0 if it ignores the tickets\n"
+		"  --rate R       open loop: start at most R connections/s in total, on a\n"
+		"                 schedule spread over the threads (free slots permitting;\n"
+		"                 starts >10 ms behind it are reported as late), so latency\n"
+		"                 can be read below saturation\n"
+		"  --hold N       open N connections (handshake and --request each), keep them\n"
+		"                 open and idle, print one line (JSON with --json, event\n"
+		"                 \"established\") when all are set up, hold them until --seconds\n"
+		"                 have passed since then or SIGTERM/SIGINT, close them and print\n"
+		"                 a last line (event \"closed\"). Setup is paced: at most\n"
+		"                 --concurrency in progress, and --rate if given. Raises\n"
+		"                 RLIMIT_NOFILE as needed. No retries: a failed one is "
+		"reported.\n");
 }
 
 /* "\r\n" escapes in --request, so a shell user can write an HTTP request. */
@@ -737,6 +1038,56 @@ parse_size(const char *v, uint64_t *out)
 	return 0;
 }
 
+/* --hold: room for N sockets (root may raise the hard limit too) */
+static int
+raise_nofile(rlim_t want)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return 0;
+	if (rl.rlim_cur >= want)
+		return 0;
+	if (rl.rlim_max < want)
+		rl.rlim_max = want;
+	rl.rlim_cur = want;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		fprintf(stderr, "tls: --hold: cannot raise RLIMIT_NOFILE to %llu: %s\n",
+			(unsigned long long)want, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * --hold, on the main thread while `running` threads open their shares:
+ * wait for the setup (or a signal), report it, hold for --seconds (or until
+ * a signal), stop and join the threads, report the close. 0 if any
+ * connection was held.
+ */
+static int
+hold_wait(const struct bench_opts *o, struct bench_thread *th, int running, uint64_t t0)
+{
+	uint64_t t_est, held = 0;
+
+	while (atomic_load(&hold_setup_left) > 0 && !got_signal)
+		usleep(10000);
+	t_est = now_ns();
+	if (atomic_load(&hold_setup_left) == 0)
+		report_hold(o, th, running, false, (double)(t_est - t0) / 1e9);
+	while (!got_signal && now_ns() - t_est < (uint64_t)(o->seconds * 1e9))
+		usleep(20000);
+	atomic_store(&hold_stop, true);
+	for (int i = 0; i < running; i++)
+		pthread_join(th[i].tid, NULL);
+	report_hold(o, th, running, true, (double)(now_ns() - t_est) / 1e9);
+	for (int i = 0; i < running; i++)
+		held += th[i].held;
+	if (held == 0)
+		fprintf(stderr, "tls: --hold: no connection was established\n");
+	return held ? 0 : 1;
+}
+
 int gw_bench_tls_main(int argc, char **argv);
 
 int
@@ -752,7 +1103,9 @@ gw_bench_tls_main(int argc, char **argv)
 		{"groups", required_argument, NULL, 'g'}, {"request", required_argument, NULL, 'r'},
 		{"label", required_argument, NULL, 'l'}, {"expect", required_argument, NULL, 'e'},
 		{"bytes", required_argument, NULL, 'b'}, {"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+		{"resume", no_argument, NULL, 'R'}, {"rate", required_argument, NULL, 'p'},
+		{"hold", required_argument, NULL, 'H'}, {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}};
 	struct bench_opts o = {
 		.concurrency = 16, .threads = 1, .tls = 13, .seconds = 10, .timeout = 5};
 	const char *connect_to = NULL;
@@ -795,6 +1148,18 @@ gw_bench_tls_main(int argc, char **argv)
 			break;
 		case 'j':
 			o.json = true;
+			break;
+		case 'R':
+			o.resume = true;
+			break;
+		case 'p':
+			if (parse_num("--rate", optarg, 0.1, 10000000, &o.rate) < 0)
+				return 2;
+			break;
+		case 'H':
+			if (parse_num("--hold", optarg, 1, 1000000, &d) < 0)
+				return 2;
+			o.hold = (int)d;
 			break;
 		case 'r':
 			o.request = optarg;
@@ -883,8 +1248,16 @@ gw_bench_tls_main(int argc, char **argv)
 		fprintf(stderr, "tls: --expect needs --request\n");
 		return 2;
 	}
+	if (o.hold && (o.echo_bytes || o.warmup > 0)) {
+		fprintf(stderr, "tls: --hold excludes --bytes and --warmup\n");
+		return 2;
+	}
 	if (o.threads > o.concurrency)
 		o.threads = o.concurrency;
+	if (o.hold && o.threads > o.hold)
+		o.threads = o.hold;
+	if (o.hold && raise_nofile((rlim_t)o.hold + 256) < 0)
+		return 1;
 
 	pattern_init();
 	ctx = make_ctx(&o);
@@ -896,6 +1269,14 @@ gw_bench_tls_main(int argc, char **argv)
 	nth = o.threads;
 	for (int i = 0; i < nth; i++)
 		th[i].ep = -1;
+	if (o.hold) {
+		/* no SA_RESTART: a signal only sets the flag the loops look at */
+		struct sigaction sa = {.sa_handler = on_signal};
+
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGINT, &sa, NULL);
+		atomic_store(&hold_setup_left, o.threads);
+	}
 	t0 = now_ns();
 	getrusage(RUSAGE_SELF, &ru0);
 	for (int i = 0; i < nth; i++) {
@@ -904,6 +1285,11 @@ gw_bench_tls_main(int argc, char **argv)
 		t->o = &o;
 		t->ctx = ctx;
 		t->nslots = o.concurrency / o.threads + (i < o.concurrency % o.threads);
+		if (o.hold) {
+			/* slots: this thread's share of N; cap: of --concurrency */
+			t->cap = t->nslots;
+			t->nslots = o.hold / o.threads + (i < o.hold % o.threads);
+		}
 		t->slots = calloc((size_t)t->nslots, sizeof(*t->slots));
 		t->ep = epoll_create1(EPOLL_CLOEXEC);
 		t->t_measure = t0 + (uint64_t)(o.warmup * 1e9);
@@ -914,20 +1300,32 @@ gw_bench_tls_main(int argc, char **argv)
 		}
 		for (int j = 0; j < t->nslots; j++)
 			t->slots[j].fd = -1;
-		if (pthread_create(&t->tid, NULL, bench_thread_run, t) != 0) {
+		if (o.rate > 0) {
+			/* R / threads each, the threads' schedules staggered */
+			t->interval = (uint64_t)(1e9 * o.threads / o.rate);
+			t->next_due = t0 + t->interval * (uint64_t)i / (uint64_t)o.threads;
+		}
+		if (pthread_create(&t->tid, NULL, o.hold ? hold_thread_run : bench_thread_run, t) !=
+			0) {
 			fprintf(stderr, "tls: cannot start thread %d\n", i);
 			goto join;
 		}
 		running++;
 	}
 	rc = 0;
+	if (o.hold) {
+		rc = hold_wait(&o, th, running, t0);
+		running = 0; /* joined */
+	}
 join:
-	/* on a setup failure the started threads still run to their end time */
+	/* on a setup failure the started threads still run to their end time
+	 * (--hold: until told to stop) */
+	atomic_store(&hold_stop, true);
 	for (int i = 0; i < running; i++)
 		pthread_join(th[i].tid, NULL);
 	t1 = now_ns();
 	getrusage(RUSAGE_SELF, &ru1);
-	if (rc == 0) {
+	if (rc == 0 && !o.hold) {
 		double secs = (double)(t1 - t0) / 1e9 - o.warmup;
 		double cpu = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec +
 				      ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
@@ -945,6 +1343,8 @@ join:
 		}
 	}
 	for (int i = 0; i < nth; i++) {
+		for (int j = 0; th[i].slots && j < th[i].nslots; j++)
+			SSL_SESSION_free(th[i].slots[j].sess);
 		free(th[i].slots);
 		free(th[i].lat_us);
 		if (th[i].ep >= 0)

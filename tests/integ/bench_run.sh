@@ -70,10 +70,45 @@ sys.exit(0 if ok else 1)
 PY
 }
 
+# extra_ok JSONL LABEL : the extra rows of a target are real (issue 12):
+# resumed > 0 (the server really resumed), the paced row kept to its rate
+# (at most the asked rate plus 10%: pacing, not performance) and
+# completed connections, the idle row held every connection and read the
+# RSS twice (a number per connection; its size is not asserted), for
+# mtlsgw also the slot object sizes and the mbufs in use
+extra_ok() {
+	python3 - "$1" "$2" "$IDLE_N" <<'PY'
+import json, sys
+label, n = sys.argv[2], int(sys.argv[3])
+rows = {r["label"]: r for r in (json.loads(l) for l in open(sys.argv[1]) if l.strip())}
+res, pac, idl = (rows.get(f"{label}/{k}") for k in ("resumed", "80%", "idle"))
+why = []
+if not res or not (res["resumed"] > 0 and res["failed"] == 0 and res["server_cpu_s"] > 0):
+    why.append(f"resumed: {res}")
+if not pac or not (pac["rate"] > 0 and 0 < pac["handshakes_per_s"] <= pac["rate"] * 1.1 + 1
+                   and pac["failed"] == 0):
+    why.append(f"80%: {pac}")
+if not idl or not (idl["held"] == n and idl["failed"] == 0 and idl["rss_before"] > 0
+                   and idl["rss_after"] > 0 and isinstance(idl["bytes_per_conn"], float)):
+    why.append(f"idle: {idl}")
+elif label == "mtlsgw" and not (idl.get("slot_bytes", {}).get("tcp_conn", 0) > 0
+                                and idl.get("mbufs_after", 0) > 0):
+    why.append(f"idle, mtlsgw's slot sizes / mbufs: {idl}")
+if why:
+    print(f"{label}: " + "; ".join(why))
+    sys.exit(1)
+print(f"{label}: {res['resumed']} of {res['handshakes']} handshakes resumed; paced at "
+      f"{pac['rate']:.0f}/s got {pac['handshakes_per_s']:.0f}/s; {idl['held']} held, "
+      f"{idl['bytes_per_conn']:.0f} bytes each")
+PY
+}
+
 # 1. a short complete run: every target measured, with real figures
-# (a 2 s warm-up: one record-path connection must finish in it on a busy box)
+# (a 2 s warm-up: one record-path connection must finish in it on a busy
+# box), and the extra rows: resumed, paced at 80%, 200 idle connections
+IDLE_N=200
 "$RUN" --build "$GW_BUILD" --seconds 2 --warmup 2 --record 256K --json "$T/out.jsonl" \
-	>"$T/run.log" 2>&1 & pid=$!
+	--resumed --latency80 --idle "$IDLE_N" >"$T/run.log" 2>&1 & pid=$!
 wait "$pid" || gw_fail "bench/run failed: $(tail -40 "$T/run.log")"
 cat "$T/run.log"
 for t in nginx-pem nginx-hsm mtlsgw; do
@@ -87,6 +122,14 @@ grep -qE "^mtlsgw server CPU: the whole process .*process [0-9.]+ s, busy [0-9.]
 gw_ok "the notes say how server CPU was counted, mtlsgw's busy cycles beside it"
 grep -q "^nginx-hsm/nginx-pem: " "$T/run.log" || gw_fail "no HSM ratio"
 gw_ok "ratio line printed"
+for t in nginx-pem nginx-hsm mtlsgw; do
+	got=$(extra_ok "$T/out.jsonl" "$t") || gw_fail "$got"
+	gw_ok "$got"
+done
+for h in "^resumed: " "^latency at 80%: " "^idle: " "^mtlsgw/nginx-hsm: .* in RSS delta"; do
+	grep -q "$h" "$T/run.log" || gw_fail "no '$h' in the output"
+done
+gw_ok "the resumed, 80% and idle tables are printed"
 # a SIGKILLed server takes a moment to be reaped: bounded wait, as below
 left=$(gone "$pid") || gw_fail "left behind: $left"
 gw_ok "namespace and servers gone after the run"

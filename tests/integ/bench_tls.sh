@@ -141,7 +141,58 @@ case $(field "$out" failures) in *'echo: bytes came back changed or extra'*) ;;
 [ "$(field "$out" connections_ok)" -eq 0 ] || gw_fail "corrupted echo counted ok: $out"
 gw_ok "--bytes: a changed byte is caught"
 
-# 8. bad invocations: one clear line, exit 2 or 1, nothing run
+# 8. --resume: s_server issues TLS 1.3 tickets and resumes them; with
+# -no_ticket -no_cache it does not (-no_ticket alone still resumes, from its
+# cache; with both it still sends a ticket, which then fails): 0 resumed,
+# never counted as resumed because one was offered
+out=$(bench "${good[@]}" --resume --request 'GET / HTTP/1.0\r\n\r\n' --expect "200 ok")
+[ "$(field "$out" resumed)" -gt 0 ] && [ "$(field "$out" failed)" -eq 0 ] &&
+	[ "$(field "$out" resume_offered)" -ge "$(field "$out" resumed)" ] || gw_fail "--resume: $out"
+gw_ok "--resume: $(field "$out" resumed) of $(field "$out" handshakes) handshakes resumed"
+gw_bg gw_in openssl s_server -accept "127.0.0.1:9446" -cert "$P/server.pem" \
+	-key "$P/server.key" -cert_chain "$P/int.pem" -CAfile "$P/root.pem" -Verify 2 \
+	-verify_return_error -www -quiet -no_ticket -no_cache >"$T/s_server2.log" 2>&1
+gw_wait 100 gw_in bash -c "exec 3<>/dev/tcp/127.0.0.1/9446" || gw_fail "s_server 2 did not start"
+out=$(gw_in "$MTLSGW_BENCH" tls --connect 127.0.0.1:9446 --servername "$BENCH_SERVERNAME" \
+	--seconds 1 --concurrency 2 --json "${good[@]}" --resume \
+	--request 'GET / HTTP/1.0\r\n\r\n' --expect "200 ok")
+[ "$(field "$out" connections_ok)" -gt 0 ] && [ "$(field "$out" resumed)" -eq 0 ] &&
+	[ "$(field "$out" failed)" -eq 0 ] || gw_fail "--resume, server does not resume: $out"
+gw_ok "--resume against a server that does not resume: 0 resumed of $(field "$out" handshakes) ($(field "$out" resume_offered) offered)"
+
+# 9. --rate: at most the asked pace (the first start of each slot is on
+# the schedule too); no performance asserted, only the pacing
+out=$(gw_in "$MTLSGW_BENCH" tls --connect 127.0.0.1:9444 --servername "$BENCH_SERVERNAME" \
+	"${good[@]}" --request 'ping\n' --expect ping --rate 20 --concurrency 8 --seconds 2 --json)
+n=$(field "$out" connections_ok)
+[ "$n" -gt 0 ] && [ "$n" -le 46 ] && [ "$(field "$out" failed)" -eq 0 ] &&
+	[ "$(field "$out" rate)" = 20.0 ] || gw_fail "--rate 20 for 2 s: $out"
+gw_ok "--rate 20 for 2 s: $n connections"
+
+# 10. --hold: 30 connections to the echo server, each with its request
+# answered, held, one line when all are up, closed after --seconds; and
+# SIGTERM ends a long hold at once, with the closing line
+out=$(gw_in "$MTLSGW_BENCH" tls --connect 127.0.0.1:9444 --servername "$BENCH_SERVERNAME" \
+	"${good[@]}" --request 'hold\n' --expect hold --hold 30 --concurrency 4 --seconds 1 --json)
+est=$(head -1 <<<"$out")
+end=$(tail -1 <<<"$out")
+[ "$(field "$est" event)" = established ] && [ "$(field "$est" held)" -eq 30 ] &&
+	[ "$(field "$est" failed)" -eq 0 ] && [ "$(field "$end" event)" = closed ] &&
+	[ "$(field "$end" dropped)" -eq 0 ] || gw_fail "--hold 30: $out"
+gw_ok "--hold 30: all established, held $(field "$end" held_s) s, closed"
+# not through gw_in: $! must be the client itself
+ip netns exec "$GW_NS" "$MTLSGW_BENCH" tls --connect 127.0.0.1:9444 \
+	--servername "$BENCH_SERVERNAME" "${good[@]}" --request 'hold\n' --expect hold --hold 10 \
+	--seconds 600 --json >"$T/hold.json" 2>"$T/hold.err" &
+hp=$!
+GW_PIDS+=("$hp")
+gw_wait 100 grep -q established "$T/hold.json" || gw_fail "--hold 10: $(cat "$T/hold.json" "$T/hold.err")"
+kill -TERM "$hp"
+gw_wait 50 grep -q '"closed"' "$T/hold.json" || gw_fail "--hold: SIGTERM did not close"
+wait "$hp" || gw_fail "--hold: exit $? after SIGTERM"
+gw_ok "--hold: SIGTERM closes the held connections and reports"
+
+# 11. bad invocations: one clear line, exit 2 or 1, nothing run
 gw_expect_fail "want 1.3 or 1.2" "$MTLSGW_BENCH" tls --connect 127.0.0.1:1 "${good[@]}" --tls 1.1
 gw_expect_fail "--connect, --cert, --key and --ca are required" "$MTLSGW_BENCH" tls --connect 127.0.0.1:1
 gw_expect_fail "want IPv4:PORT" "$MTLSGW_BENCH" tls --connect localhost "${good[@]}"
@@ -153,5 +204,7 @@ gw_expect_fail "--expect needs --request" "$MTLSGW_BENCH" tls --connect 127.0.0.
 gw_expect_fail "want a size like" "$MTLSGW_BENCH" tls --connect 127.0.0.1:1 "${good[@]}" --bytes 12X
 gw_expect_fail "exclude each other" "$MTLSGW_BENCH" tls --connect 127.0.0.1:1 "${good[@]}" \
 	--bytes 1K --request x
+gw_expect_fail "--hold excludes --bytes" "$MTLSGW_BENCH" tls --connect 127.0.0.1:1 "${good[@]}" \
+	--hold 2 --bytes 1K
 
 gw_done
