@@ -185,8 +185,14 @@ ticket_dec_cb(SSL *ssl, SSL_SESSION *ss, const unsigned char *keyname, size_t ke
 	/* a renewed ticket inherits the verification it rests on */
 	if (v != NULL)
 		v->verify_until = (time_t)until;
-	return status == SSL_TICKET_SUCCESS_RENEW ? SSL_TICKET_RETURN_USE_RENEW
-						  : SSL_TICKET_RETURN_USE;
+	/*
+	 * TLS 1.3 clients use a ticket once (RFC 8446 C.4): without a new one
+	 * after each resumption only every other connection could resume.
+	 * TLS 1.2 clients keep theirs; it is renewed when its key is old.
+	 */
+	if (SSL_version(ssl) >= TLS1_3_VERSION || status == SSL_TICKET_SUCCESS_RENEW)
+		return SSL_TICKET_RETURN_USE_RENEW;
+	return SSL_TICKET_RETURN_USE;
 }
 
 /* ---- verification ---- */

@@ -1198,6 +1198,21 @@ main(int argc, char **argv)
 			EXPECT_TRUE(reused);
 			stats(W2, &a1);
 			EXPECT_EQ(a1.hs_resumed - a0.hs_resumed, 1);
+			if (cs[v] == c13) { /* TLS 1.3: a new ticket after each resumption */
+				const unsigned char *t1 = NULL, *t2 = NULL;
+				size_t n1 = 0, n2 = 0;
+				SSL_SESSION *s3 = NULL;
+
+				SSL_SESSION_get0_ticket(s1, &t1, &n1);
+				if (s2 != NULL)
+					SSL_SESSION_get0_ticket(s2, &t2, &n2);
+				EXPECT_TRUE(s2 && SSL_SESSION_is_resumable(s2) && n2 > 0);
+				EXPECT_TRUE(n1 != n2 || (t1 && t2 && memcmp(t1, t2, n1) != 0));
+				EXPECT_TRUE(echo_ok(
+					cs[v], 8443, &K.leaf, NULL, NULL, s2, &s3, &reused));
+				EXPECT_TRUE(reused);
+				SSL_SESSION_free(s3);
+			}
 			/* a reload with the same trust keeps resumption */
 			publish(P2, &cfg);
 			EXPECT_TRUE(echo_ok(cs[v], 8444, &K.leaf, NULL, NULL, s1, NULL, &reused));
