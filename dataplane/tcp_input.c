@@ -17,7 +17,12 @@
 
 #include "tcp_internal.h"
 
-/* Drop acked bytes from the send queue head. */
+/*
+ * Drop acked bytes from the send queue head. A buffer goes back to the pool
+ * as soon as all of it is acknowledged, the write buffer at the tail too:
+ * an idle connection holds none (10,000 idle connections would otherwise
+ * pin 10,000 mbufs), and the next write takes a fresh one.
+ */
 static void
 tcp_sndq_drop(struct gw_tcp_conn *c, uint32_t n)
 {
@@ -26,11 +31,6 @@ tcp_sndq_drop(struct gw_tcp_conn *c, uint32_t n)
 	while (c->sndq_head && n >= c->sndq_head->data_len) {
 		struct rte_mbuf *m = c->sndq_head;
 
-		/* the tail mbuf is also the write buffer: keep it if not full */
-		if (m == c->sndq_tail && n == m->data_len && c->sndq_bytes == 0 &&
-			rte_pktmbuf_tailroom(m) > 0) {
-			break;
-		}
 		n -= m->data_len;
 		c->sndq_head = m->next;
 		if (c->sndq_cur == m)

@@ -1011,6 +1011,40 @@ main(void)
 		EXPECT_TRUE(pool_clean());
 	}
 
+	{ /* an idle connection whose data is all acknowledged holds no buffer */
+		struct h *h = h_new(0, 0, 0);
+		uint32_t iss = h_establish(h);
+		struct gw_tcp_conn *c = acc_rec.c;
+		unsigned base;
+
+		cap_clear(&h->cap);
+		base = rte_mempool_in_use_count(pool);
+		EXPECT_EQ(gw_tcp_write(c, "ping", 4), 4);
+		h_poll(h, 10);
+		EXPECT_EQ(h->cap.n, 1);
+		cap_clear(&h->cap);
+		EXPECT_EQ(rte_mempool_in_use_count(pool), base + 1);
+		h_in(h, 1001, iss + 5, F_ACK, 1024, NULL, 0);
+		cap_clear(&h->cap);
+		EXPECT_EQ(rte_mempool_in_use_count(pool), base);
+		/* and the next write starts a fresh buffer, in sequence */
+		EXPECT_EQ(gw_tcp_write(c, "pong", 4), 4);
+		h_poll(h, 10);
+		EXPECT_EQ(h->cap.n, 1);
+		if (h->cap.n) {
+			struct pk p = pk_parse(h->cap.m[0]);
+
+			EXPECT_EQ(p.seq, iss + 5);
+			EXPECT_TRUE(p.len == 4 && memcmp(p.data, "pong", 4) == 0);
+		}
+		cap_clear(&h->cap);
+		h_in(h, 1001, iss + 9, F_ACK, 1024, NULL, 0);
+		cap_clear(&h->cap);
+		EXPECT_EQ(rte_mempool_in_use_count(pool), base);
+		h_free(h);
+		EXPECT_TRUE(pool_clean());
+	}
+
 	{ /* send, RTT estimate, retransmission timer with backoff */
 		struct h *h = h_new(0, 0, 0);
 		uint32_t iss = h_establish(h);
