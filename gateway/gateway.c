@@ -78,6 +78,13 @@ gw_now(const struct gw_gateway *g)
 	return g->now != 0 ? g->now : time(NULL);
 }
 
+/* Both NULL, or the same string. */
+static bool
+same_str(const char *a, const char *b)
+{
+	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
 /* Test hooks: fail at step as if it had failed there. */
 static int
 step_fails(const struct gw_gateway *g, enum gw_gateway_step step)
@@ -419,6 +426,14 @@ tls_reload(struct tls_ctl *t, const char *path, const struct gw_cfg *start_cfg)
 		memcmp(&start_cfg->dataplane.tcp, &n->dataplane.tcp, sizeof(n->dataplane.tcp)) != 0)
 		GW_LOG_WARN("SIGHUP: dataplane.tls / dataplane.tcp changed: the workers "
 			    "keep the values they started with until a restart");
+	/* the admin listeners are opened once, at start (docs/config.md "admin") */
+	if (!same_str(start_cfg->admin.metrics_address, n->admin.metrics_address))
+		GW_LOG_WARN("SIGHUP: admin.metrics_address changed (%s -> %s): the metrics "
+			    "listener stays %s%s until a restart",
+			start_cfg->admin.metrics_address ? start_cfg->admin.metrics_address : "off",
+			n->admin.metrics_address ? n->admin.metrics_address : "off",
+			start_cfg->admin.metrics_address ? "on " : "off",
+			start_cfg->admin.metrics_address ? start_cfg->admin.metrics_address : "");
 	return 0;
 refused:
 	rc = gw_err_get()->code;
