@@ -17,6 +17,7 @@
 #include <openssl/crypto.h>
 
 #include <rte_eal.h>
+#include <rte_version.h>
 
 #include "config.h"
 #include "dataplane.h"
@@ -523,7 +524,7 @@ mesh_status(void *arg, json_t *o)
 }
 
 /*
- * GET /v1/metrics, the gateway's side (control/metrics.h): the counters
+ * GET /v1/metrics, the gateway's side (control/metrics.h): build info, the counters
  * (dataplane, TCP, TLS through its hook, busy seconds) rendered from the
  * same groups as the SIGUSR1 stats line, so metrics and line never disagree
  * on a name, then the snapshot generations. Certificate expiry follows
@@ -537,6 +538,12 @@ mesh_metrics(void *arg, struct gw_metrics *m)
 	struct gw_ctr_snap s;
 	int rc;
 
+	const char *dpdk = rte_version();
+
+	/* "DPDK 22.11.4" -> "22.11.4", as OpenSSL's version string has no name */
+	if (strncmp(dpdk, "DPDK ", 5) == 0)
+		dpdk += 5;
+	gw_metrics_build_info(m, GW_VERSION, OpenSSL_version(OPENSSL_VERSION_STRING), dpdk);
 	gw_metrics_simple(m, "mtlsgw_snapshot_generation", "gauge",
 		"generation of the last published snapshot", (int64_t)t->gen);
 	if (dp == NULL)
