@@ -89,6 +89,8 @@ gw_ctr_snap_fini(struct gw_ctr_snap *s)
 	}
 	for (unsigned i = 0; i < s->n_ports; i++)
 		free(s->ports[i].v);
+	for (unsigned i = 0; i < s->n_hists; i++)
+		free(s->hists[i].s);
 	free(s->lcore);
 	free(s->busy_cycles);
 	memset(s, 0, sizeof(*s));
@@ -136,6 +138,28 @@ gw_ctr_snap_port(struct gw_ctr_snap *s, const struct gw_ctr_group *g, struct gw_
 	s->port_group = g;
 	s->n_ports++;
 	*out = p;
+	return 0;
+}
+
+int
+gw_ctr_snap_hist(struct gw_ctr_snap *s, const struct gw_ctr_hist_desc *d, unsigned n,
+	struct gw_ctr_hist_series **out)
+{
+	struct gw_ctr_hist *h;
+
+	GW_ENSURE(s != NULL && d != NULL && out != NULL, -EINVAL);
+	GW_ENSURE(d->n_bounds <= GW_CTR_HIST_MAX_BOUNDS, -EINVAL);
+	if (s->n_hists >= GW_CTR_MAX_HISTS)
+		return gw_err_setf(
+			-ENOSPC, GW_HERE, "counters: more than %d histograms", GW_CTR_MAX_HISTS);
+	h = &s->hists[s->n_hists];
+	h->s = calloc(n ? n : 1, sizeof(*h->s));
+	if (h->s == NULL)
+		return gw_err_setf(-ENOMEM, GW_HERE, "counters: out of memory");
+	h->d = d;
+	h->n = n;
+	s->n_hists++;
+	*out = h->s;
 	return 0;
 }
 

@@ -103,6 +103,37 @@ struct gw_ctr_group {
 /* Index of member name in g, or -1. */
 int gw_ctr_find(const struct gw_ctr_group *g, const char *name);
 
+/* ---- histograms (Prometheus histogram families) ---- */
+
+#define GW_CTR_HIST_MAX_BOUNDS 16
+#define GW_CTR_MAX_HISTS 2
+
+/*
+ * A histogram family: one series per value of label (e.g. listener="api").
+ * Workers count per bucket (not cumulative) and sum durations in TSC
+ * ticks; the renderer makes the buckets cumulative, adds +Inf, and turns
+ * the sum into seconds with the snapshot's tsc_hz.
+ */
+struct gw_ctr_hist_desc {
+	const char *name;     /* family: name_bucket, name_sum, name_count */
+	const char *help;     /* HELP */
+	const char *label;    /* the series label's key */
+	const double *bounds; /* finite upper bounds (seconds), ascending */
+	unsigned n_bounds;    /* <= GW_CTR_HIST_MAX_BOUNDS */
+};
+
+struct gw_ctr_hist_series {
+	char value[64];                         /* of the label */
+	uint64_t b[GW_CTR_HIST_MAX_BOUNDS + 1]; /* per bucket; [n_bounds]: above the last */
+	uint64_t sum_ticks;                     /* sum of the observations, TSC ticks */
+};
+
+struct gw_ctr_hist {
+	const struct gw_ctr_hist_desc *d; /* borrowed: static in its owner */
+	struct gw_ctr_hist_series *s;     /* [n], summed over the workers by the owner */
+	unsigned n;
+};
+
 /* ---- one read of every counter: what control renders ---- */
 
 #define GW_CTR_MAX_GROUPS 8
@@ -132,6 +163,8 @@ struct gw_ctr_snap {
 	const struct gw_ctr_group *port_group; /* NULL: no ports */
 	struct gw_ctr_port ports[GW_CTR_MAX_PORTS];
 	unsigned n_ports;
+	struct gw_ctr_hist hists[GW_CTR_MAX_HISTS];
+	unsigned n_hists;
 };
 
 /* Zero s for n_workers workers (allocates). 0 or -ENOMEM. */
@@ -153,6 +186,14 @@ GW_MUST_CHECK int gw_ctr_snap_add(
  */
 GW_MUST_CHECK int gw_ctr_snap_port(
 	struct gw_ctr_snap *s, const struct gw_ctr_group *g, struct gw_ctr_port **out);
+
+/*
+ * Append histogram family d with n zeroed series (*out, for the caller to
+ * name and fill). 0, -ENOSPC (GW_CTR_MAX_HISTS), -ENOMEM, -EINVAL (no d,
+ * or more than GW_CTR_HIST_MAX_BOUNDS bounds).
+ */
+GW_MUST_CHECK int gw_ctr_snap_hist(struct gw_ctr_snap *s, const struct gw_ctr_hist_desc *d,
+	unsigned n, struct gw_ctr_hist_series **out);
 
 /* Sum every group over the workers. After the last gw_ctr_snap_add. */
 void gw_ctr_snap_seal(struct gw_ctr_snap *s);

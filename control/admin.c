@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * admin.c - the admin API on libmicrohttpd (admin.h): a unix socket made
- * here and handed to MHD (MHD_OPTION_LISTEN_SOCKET), driven from the control
- * thread with select() + MHD_run_from_select() so handlers never race the
- * control thread's use of the CA and the config.
+ * here and handed to MHD (MHD_OPTION_LISTEN_SOCKET), and the optional
+ * metrics port, a TCP socket made here and handed to a second MHD daemon
+ * that only knows GET /metrics; both driven from the control thread with
+ * select() + MHD_run_from_select() so handlers never race the control
+ * thread's use of the CA and the config.
  */
 #include <errno.h>
+#include <netinet/in.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -27,7 +30,8 @@
 #include "gw_duration.h"
 
 struct gw_admin {
-	struct MHD_Daemon *d;
+	struct MHD_Daemon *d;  /* the API on the unix socket; NULL: none */
+	struct MHD_Daemon *md; /* the metrics port; NULL: none */
 	int fd;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	struct gw_ca *ca;
@@ -598,6 +602,76 @@ get_metrics(struct gw_admin *a, struct MHD_Connection *c)
 	return ret;
 }
 
+/* ---- the metrics port ------------------------------------------------------------ */
+
+static enum MHD_Result
+send_text(struct MHD_Connection *c, unsigned status, const char *text, bool allow)
+{
+	struct MHD_Response *r =
+		MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
+	enum MHD_Result ret;
+
+	if (r == NULL)
+		return MHD_NO;
+	MHD_add_response_header(r, "Content-Type", "text/plain; charset=utf-8");
+	if (allow)
+		MHD_add_response_header(r, "Allow", "GET, HEAD");
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/*
+ * The metrics port: GET/HEAD /metrics and nothing else. Answered on the
+ * first call, before any body is read: this port takes no uploads, and a
+ * method that could change something never reaches a handler. MHD leaves
+ * the body out of a HEAD answer itself.
+ */
+static enum MHD_Result
+handle_metrics(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+	const char *version, const char *upload, size_t *upload_size, void **con_cls)
+{
+	struct gw_admin *a = cls;
+
+	(void)version;
+	(void)upload;
+	(void)upload_size;
+	(void)con_cls;
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+		return send_text(c, MHD_HTTP_METHOD_NOT_ALLOWED,
+			"method not allowed: this port serves GET /metrics only\n", true);
+	if (strcmp(url, "/metrics") != 0)
+		return send_text(c, MHD_HTTP_NOT_FOUND,
+			"not found: this port serves GET /metrics only\n", false);
+	return get_metrics(a, c);
+}
+
+/* The metrics port's listening socket: 0 and *fd, or -errno with the message. */
+static int
+metrics_listen(const struct gw_admin_params *p, int *fd)
+{
+	const char *name = p->metrics_name ? p->metrics_name : "metrics port";
+	int one = 1, rc;
+
+	*fd = socket(p->metrics_sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (*fd < 0)
+		return gw_err_setf(
+			-errno, GW_HERE, "admin.metrics_address %s: %s", name, strerror(errno));
+	/* a restart must not wait out the last run's TIME_WAIT; another
+	 * listener on the port is still refused (EADDRINUSE) */
+	if (setsockopt(*fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+		(p->metrics_sa->sa_family == AF_INET6 &&
+			setsockopt(*fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
+		bind(*fd, p->metrics_sa, p->metrics_sa_len) < 0 || listen(*fd, 16) < 0) {
+		rc = gw_err_setf(
+			-errno, GW_HERE, "admin.metrics_address %s: %s", name, strerror(errno));
+		close(*fd);
+		*fd = -1;
+		return rc;
+	}
+	return 0;
+}
+
 /* ---- dispatch ------------------------------------------------------------------ */
 
 static bool
@@ -697,16 +771,15 @@ completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestT
 	}
 }
 
-int
-gw_admin_start(const struct gw_admin_params *p, struct gw_admin **out)
+/* The unix socket API: its socket and daemon into a. */
+static int
+api_start(struct gw_admin *a, const struct gw_admin_params *p)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	struct gw_admin *a;
 	struct stat st;
 	mode_t old;
 	int rc;
 
-	GW_ENSURE(p && p->socket_path && out, -EINVAL);
 	if (strlen(p->socket_path) >= sizeof(sa.sun_path))
 		return gw_err_setf(
 			-GW_E_CONFIG, GW_HERE, "admin socket %s: path too long", p->socket_path);
@@ -717,21 +790,10 @@ gw_admin_start(const struct gw_admin_params *p, struct gw_admin **out)
 				p->socket_path);
 		unlink(p->socket_path); /* a stale socket of an earlier run */
 	}
-	a = calloc(1, sizeof(*a));
-	if (a == NULL)
-		return gw_err_set(-ENOMEM, GW_HERE);
-	a->ca = p->ca;
-	if (p->ops)
-		a->ops = *p->ops;
-	a->max_body = p->max_body ? p->max_body : GW_ADMIN_MAX_BODY_DEFAULT;
-	a->owner = geteuid();
-	snprintf(a->path, sizeof(a->path), "%s", p->socket_path);
 	memcpy(sa.sun_path, p->socket_path, strlen(p->socket_path));
 	a->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (a->fd < 0) {
-		rc = gw_err_setf(-errno, GW_HERE, "admin socket: %s", strerror(errno));
-		goto fail;
-	}
+	if (a->fd < 0)
+		return gw_err_setf(-errno, GW_HERE, "admin socket: %s", strerror(errno));
 	/* 0600 from birth: no window in which another user could connect */
 	old = umask(0177);
 	rc = bind(a->fd, (struct sockaddr *)&sa, sizeof(sa));
@@ -739,25 +801,89 @@ gw_admin_start(const struct gw_admin_params *p, struct gw_admin **out)
 	if (rc < 0 || listen(a->fd, 16) < 0) {
 		rc = gw_err_setf(
 			-errno, GW_HERE, "admin socket %s: %s", p->socket_path, strerror(errno));
-		goto fail;
+		close(a->fd);
+		a->fd = -1;
+		return rc;
 	}
+	snprintf(a->path, sizeof(a->path), "%s", p->socket_path); /* ours: unlinked at stop */
 	a->d = MHD_start_daemon(MHD_USE_ERROR_LOG, 0, NULL, NULL, handle, a,
 		MHD_OPTION_LISTEN_SOCKET, a->fd, MHD_OPTION_NOTIFY_COMPLETED, completed, a,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_CONNECTION_LIMIT,
 		(unsigned)64, MHD_OPTION_END);
 	if (a->d == NULL) {
-		rc = gw_err_setf(-GW_E_CONFIG, GW_HERE,
-			"admin socket %s: libmicrohttpd would not start", p->socket_path);
+		close(a->fd);
+		a->fd = -1;
 		unlink(p->socket_path);
-		goto fail;
+		return gw_err_setf(-GW_E_CONFIG, GW_HERE,
+			"admin socket %s: libmicrohttpd would not start", p->socket_path);
+	}
+	return 0;
+}
+
+/* The metrics port: its socket and daemon into a. */
+static int
+metrics_start(struct gw_admin *a, const struct gw_admin_params *p)
+{
+	int fd;
+
+	GW_GUARD(metrics_listen(p, &fd));
+	/* short timeouts and few connections: a scraper asks once in a while */
+	a->md = MHD_start_daemon(
+		MHD_USE_ERROR_LOG | (p->metrics_sa->sa_family == AF_INET6 ? MHD_USE_IPv6 : 0), 0,
+		NULL, NULL, handle_metrics, a, MHD_OPTION_LISTEN_SOCKET, fd,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_CONNECTION_LIMIT,
+		(unsigned)16, MHD_OPTION_END);
+	if (a->md == NULL) {
+		close(fd);
+		return gw_err_setf(-GW_E_CONFIG, GW_HERE,
+			"admin.metrics_address %s: libmicrohttpd would not start",
+			p->metrics_name ? p->metrics_name : "?");
+	}
+	return 0;
+}
+
+int
+gw_admin_start(const struct gw_admin_params *p, struct gw_admin **out)
+{
+	struct gw_admin *a;
+	int rc;
+
+	GW_ENSURE(p && out && (p->socket_path || p->metrics_sa), -EINVAL);
+	GW_ENSURE(p->metrics_sa == NULL || p->metrics_sa->sa_family == AF_INET ||
+			  p->metrics_sa->sa_family == AF_INET6,
+		-EINVAL);
+	a = calloc(1, sizeof(*a));
+	if (a == NULL)
+		return gw_err_set(-ENOMEM, GW_HERE);
+	a->fd = -1;
+	a->ca = p->ca;
+	if (p->ops)
+		a->ops = *p->ops;
+	a->max_body = p->max_body ? p->max_body : GW_ADMIN_MAX_BODY_DEFAULT;
+	a->owner = geteuid();
+	if ((p->socket_path && (rc = api_start(a, p)) < 0) ||
+		(p->metrics_sa && (rc = metrics_start(a, p)) < 0)) {
+		gw_admin_stop(a);
+		return rc;
 	}
 	*out = a;
 	return 0;
-fail:
-	if (a->fd >= 0)
-		close(a->fd);
-	free(a);
-	return rc;
+}
+
+/* Add d's descriptors to the sets; false if MHD gave none. */
+static bool
+fdset_add(
+	struct MHD_Daemon *d, fd_set *rs, fd_set *ws, fd_set *es, MHD_socket *max, int *timeout_ms)
+{
+	MHD_UNSIGNED_LONG_LONG mt;
+
+	if (d == NULL)
+		return true;
+	if (MHD_get_fdset(d, rs, ws, es, max) != MHD_YES)
+		return false;
+	if (MHD_get_timeout(d, &mt) == MHD_YES && mt < (MHD_UNSIGNED_LONG_LONG)*timeout_ms)
+		*timeout_ms = (int)mt;
+	return true;
 }
 
 int
@@ -765,7 +891,6 @@ gw_admin_run(struct gw_admin *a, int timeout_ms)
 {
 	fd_set rs, ws, es;
 	MHD_socket max = 0;
-	MHD_UNSIGNED_LONG_LONG mt;
 	struct timeval tv;
 	int n;
 
@@ -774,16 +899,18 @@ gw_admin_run(struct gw_admin *a, int timeout_ms)
 	FD_ZERO(&rs);
 	FD_ZERO(&ws);
 	FD_ZERO(&es);
-	if (MHD_get_fdset(a->d, &rs, &ws, &es, &max) != MHD_YES)
+	if (!fdset_add(a->d, &rs, &ws, &es, &max, &timeout_ms) ||
+		!fdset_add(a->md, &rs, &ws, &es, &max, &timeout_ms))
 		return -EIO;
-	if (MHD_get_timeout(a->d, &mt) == MHD_YES && mt < (MHD_UNSIGNED_LONG_LONG)timeout_ms)
-		timeout_ms = (int)mt;
 	tv.tv_sec = timeout_ms / 1000;
 	tv.tv_usec = (timeout_ms % 1000) * 1000;
 	n = select(max + 1, &rs, &ws, &es, &tv);
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;
-	MHD_run_from_select(a->d, &rs, &ws, &es);
+	if (a->d != NULL)
+		MHD_run_from_select(a->d, &rs, &ws, &es);
+	if (a->md != NULL)
+		MHD_run_from_select(a->md, &rs, &ws, &es);
 	return n;
 }
 
@@ -799,7 +926,13 @@ gw_admin_stop(struct gw_admin *a)
 {
 	if (a == NULL)
 		return;
-	MHD_stop_daemon(a->d); /* closes the listening socket it was given */
-	unlink(a->path);
+	if (a->d != NULL)
+		MHD_stop_daemon(a->d); /* closes the listening socket it was given */
+	else if (a->fd >= 0)
+		close(a->fd);
+	if (a->md != NULL)
+		MHD_stop_daemon(a->md);
+	if (a->path[0])
+		unlink(a->path);
 	free(a);
 }

@@ -33,6 +33,14 @@
  * every connection's peer credentials (SO_PEERCRED) must be uid 0 or the
  * socket owner's uid, else 403: a loosened file mode is not enough.
  *
+ * Metrics port (admin.metrics_address, optional): a second libmicrohttpd
+ * daemon, plain HTTP on a TCP socket, for a Prometheus server to scrape.
+ * It serves GET and HEAD /metrics only, the same text as GET /v1/metrics
+ * (ops->metrics), and nothing of the API above: any other method is 405
+ * (Allow: GET, HEAD) on every path, any other path 404, with short
+ * text/plain bodies. No peer check (TCP has no SO_PEERCRED): the operator
+ * binds it to an address only the scraper reaches.
+ *
  * Threading: no thread of its own. The control thread calls gw_admin_run()
  * in its loop, and every handler (and every ops callback, and every use of
  * the struct gw_ca) runs inside that call, so nothing here needs a lock.
@@ -45,6 +53,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <sys/socket.h>
 
 #include <jansson.h>
 
@@ -73,8 +83,12 @@ struct gw_admin_ops {
 };
 
 struct gw_admin_params {
-	const char *socket_path;
-	struct gw_ca *ca; /* may be NULL (no mtls section): CA endpoints answer 404 */
+	const char *socket_path; /* NULL: no unix socket API (metrics_sa alone) */
+	/* the metrics port: sockaddr_in or _in6 of metrics_sa_len bytes; NULL: none */
+	const struct sockaddr *metrics_sa;
+	unsigned metrics_sa_len;
+	const char *metrics_name; /* metrics_sa as configured, for messages */
+	struct gw_ca *ca;         /* may be NULL (no mtls section): CA endpoints answer 404 */
 	const struct gw_admin_ops *ops;
 	size_t max_body; /* 0: GW_ADMIN_MAX_BODY_DEFAULT */
 };
@@ -83,19 +97,23 @@ struct gw_admin;
 
 /*
  * Create the socket (an existing socket file at the path is replaced; any
- * other file is an error) and the server. -EINVAL, -EADDRINUSE, -GW_E_CONFIG
- * (path unusable), -ENOMEM.
+ * other file is an error) and the server, and the metrics port if
+ * metrics_sa is set (at least one of the two). -EINVAL, -EADDRINUSE (also
+ * the metrics port: "admin.metrics_address 127.0.0.1:9465: Address
+ * already in use"), -EADDRNOTAVAIL and other -errno of bind, -GW_E_CONFIG
+ * (path unusable), -ENOMEM. On error nothing is left open.
  */
 GW_MUST_CHECK int gw_admin_start(const struct gw_admin_params *p, struct gw_admin **out);
 
 /*
- * Serve what is ready, waiting at most timeout_ms (select). Control thread.
+ * Serve what is ready on the socket and the metrics port, waiting at most
+ * timeout_ms (select). Control thread.
  * Returns the number of ready descriptors (0: timeout or a signal), -EINVAL
  * (a NULL), -EIO (libmicrohttpd gave no descriptors) or -errno of select.
  */
 int gw_admin_run(struct gw_admin *a, int timeout_ms);
 
-/* Stop, close and unlink the socket. NULL is fine. */
+/* Stop, close and unlink the socket, close the metrics port. NULL is fine. */
 void gw_admin_stop(struct gw_admin *a);
 
 /* Point the API at another CA (after a reload that replaced it); ca is

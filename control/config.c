@@ -15,6 +15,7 @@
  * handed out.
  */
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -143,6 +144,7 @@ struct raw_hsm {
 
 struct raw_admin {
 	char *socket;
+	char *metrics_address;
 };
 
 struct raw_ca_conf {
@@ -301,6 +303,7 @@ static const cyaml_schema_field_t hsm_fields[] = {
 
 static const cyaml_schema_field_t admin_fields[] = {
 	STR("socket", OPT, struct raw_admin, socket),
+	STR("metrics_address", OPT, struct raw_admin, metrics_address),
 	CYAML_FIELD_END,
 };
 
@@ -685,6 +688,7 @@ gw_cfg_free(struct gw_cfg *cfg)
 	free(cfg->hsm.pin_env);
 	free(cfg->state_dir);
 	free(cfg->admin.socket);
+	free(cfg->admin.metrics_address);
 	free(cfg->mtls.trust_domain);
 	free(cfg->mtls.enabled_backend);
 	for (unsigned i = 0; cfg->mtls.backends && i < cfg->mtls.n_backends; i++) {
@@ -1719,6 +1723,85 @@ conv_mtls(struct gw_cfg_ctx *c, const struct raw_mtls *r, struct gw_cfg_mtls *m)
 
 /* ---- hsm, state, admin ----------------------------------------------------- */
 
+int
+gw_cfg_parse_listen(
+	const char *s, struct sockaddr_storage *sa, socklen_t *len, char *why, size_t whylen)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *colon, *h = s;
+	size_t hl;
+	unsigned long port;
+
+	GW_ENSURE(s && sa && len && why, -EINVAL);
+	memset(sa, 0, sizeof(*sa));
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+
+		if (close == NULL || close[1] != ':') {
+			gw_cfg_fmt(why, whylen,
+				"'%s' is not [IPv6]:port (the closing bracket must be followed "
+				"by :port, e.g. [::1]:9465)",
+				s);
+			return -EINVAL;
+		}
+		h = s + 1;
+		hl = (size_t)(close - h);
+		colon = close + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL) {
+			gw_cfg_fmt(why, whylen,
+				"'%s' has no port (expected host:port, e.g. 127.0.0.1:9465 or "
+				"[::1]:9465)",
+				s);
+			return -EINVAL;
+		}
+		hl = (size_t)(colon - s);
+	}
+	if (!parse_uint(colon + 1, 65535, &port) || port == 0) {
+		gw_cfg_fmt(why, whylen, "'%s': port '%s' is not a number 1..65535", s, colon + 1);
+		return -EINVAL;
+	}
+	if (hl == 0 || hl >= sizeof(host)) {
+		gw_cfg_fmt(why, whylen, "'%s': expected an IPv4 address or [IPv6] before :port", s);
+		return -EINVAL;
+	}
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	if (s[0] == '[') {
+		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)sa;
+
+		if (inet_pton(AF_INET6, host, &a6->sin6_addr) != 1) {
+			gw_cfg_fmt(why, whylen, "'%s': '%s' is not an IPv6 address", s, host);
+			return -EINVAL;
+		}
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons((uint16_t)port);
+		*len = sizeof(*a6);
+	} else {
+		struct sockaddr_in *a4 = (struct sockaddr_in *)sa;
+		uint32_t ip;
+
+		if (strchr(host, ':') != NULL) {
+			gw_cfg_fmt(why, whylen, "'%s': an IPv6 address needs brackets: [%s]:%lu", s,
+				host, port);
+			return -EINVAL;
+		}
+		if (!parse_ip(host, &ip)) {
+			gw_cfg_fmt(why, whylen,
+				"'%s': '%s' is not an IPv4 address (a.b.c.d; host names are not "
+				"resolved)",
+				s, host);
+			return -EINVAL;
+		}
+		a4->sin_family = AF_INET;
+		a4->sin_addr.s_addr = ip;
+		a4->sin_port = htons((uint16_t)port);
+		*len = sizeof(*a4);
+	}
+	return 0;
+}
+
 static int
 conv_hsm(struct gw_cfg_ctx *c, const struct raw_hsm *r, struct gw_cfg *cfg)
 {
@@ -1820,6 +1903,14 @@ convert(struct gw_cfg_ctx *c, const struct raw_cfg *r, struct gw_cfg *cfg)
 			gw_cfg_err(c, 0, "admin", "socket",
 				"'%s' is not usable as a unix socket path (1..107 characters)",
 				cfg->admin.socket);
+	}
+	if (r->admin && r->admin->metrics_address) {
+		char why[GW_ERR_MSG_MAX];
+
+		NOMEM(cfg->admin.metrics_address = strdup(r->admin->metrics_address));
+		if (gw_cfg_parse_listen(cfg->admin.metrics_address, &cfg->admin.metrics_sa,
+			    &cfg->admin.metrics_sa_len, why, sizeof(why)) < 0)
+			gw_cfg_err(c, 0, "admin", "metrics_address", "%s", why);
 	}
 	return 0;
 }

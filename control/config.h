@@ -42,6 +42,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <sys/socket.h>
+
 #include <openssl/types.h> /* BIO, for gw_material_bio */
 
 #include "gw_err.h"
@@ -240,6 +242,15 @@ struct gw_cfg_hsm {
 
 struct gw_cfg_admin {
 	char *socket; /* unix socket path; NULL = no admin API */
+	/*
+	 * admin.metrics_address: "a.b.c.d:port" or "[v6]:port" as written (for
+	 * messages); NULL = no Prometheus listener. metrics_sa is it parsed (a
+	 * struct sockaddr_in or sockaddr_in6, metrics_sa_len bytes). Read at
+	 * start only (docs/config.md "admin").
+	 */
+	char *metrics_address;
+	struct sockaddr_storage metrics_sa;
+	socklen_t metrics_sa_len;
 };
 
 enum gw_ca_type {
@@ -295,6 +306,16 @@ struct gw_cfg {
 	bool has_mtls; /* the mtls: section is present */
 	struct gw_cfg_mtls mtls;
 };
+
+/*
+ * Parse a TCP listen address: "a.b.c.d:port" (IPv4 dotted quad) or
+ * "[IPv6]:port" (brackets required), port 1..65535 in decimal; no host
+ * names, no zone ids. Fills *sa (sockaddr_in or sockaddr_in6, port in
+ * network order) and *len. Returns 0, or -EINVAL with why[whylen] saying
+ * what is wrong. Thread-safe.
+ */
+GW_MUST_CHECK int gw_cfg_parse_listen(
+	const char *s, struct sockaddr_storage *sa, socklen_t *len, char *why, size_t whylen);
 
 /*
  * Load and validate the file at path. On success *out is a new config the

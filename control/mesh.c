@@ -876,17 +876,22 @@ gw_mesh_create(const struct gw_cfg *cfg, const struct gw_mesh_params *p, struct 
 	}
 	if ((rc = ids_sync(m, m->ca, cfg, false, false)) < 0 || (rc = fcerts_load(m, cfg)) < 0)
 		goto fail;
-	if (cfg->admin.socket) {
+	if (cfg->admin.socket || cfg->admin.metrics_address) {
 		struct gw_admin_ops ops = {.arg = m,
 			.status = op_status,
 			.reload = op_reload,
 			.ca_enable = op_enable,
 			.metrics = op_metrics};
+		struct gw_admin_params ap = {.socket_path = cfg->admin.socket,
+			.ca = m->ca,
+			.ops = &ops,
+			.metrics_name = cfg->admin.metrics_address};
 
-		if ((rc = gw_admin_start(
-			     &(struct gw_admin_params){
-				     .socket_path = cfg->admin.socket, .ca = m->ca, .ops = &ops},
-			     &m->admin)) < 0)
+		if (cfg->admin.metrics_address) {
+			ap.metrics_sa = (const struct sockaddr *)&cfg->admin.metrics_sa;
+			ap.metrics_sa_len = cfg->admin.metrics_sa_len;
+		}
+		if ((rc = gw_admin_start(&ap, &m->admin)) < 0)
 			goto fail;
 	}
 	*out = m;

@@ -80,7 +80,8 @@ struct gw_mesh;
 /*
  * Bring up the CA backends of cfg (none without an mtls section: the admin
  * API still serves status and reload), issue the mesh listeners'
- * identities, start the admin API on cfg->admin.socket if set. cfg is the
+ * identities, start the admin API on cfg->admin.socket and its metrics
+ * port on cfg->admin.metrics_address, each if set. cfg is the
  * running config until gw_mesh_published() names another.
  */
 GW_MUST_CHECK int gw_mesh_create(

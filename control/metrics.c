@@ -237,6 +237,49 @@ render_group(struct gw_metrics *m, const struct gw_ctr_snap *s, const struct gw_
 	}
 }
 
+/* An le label value: the bound as the shortest decimal that reads back. */
+static void
+le_str(double b, char *out, size_t len)
+{
+	snprintf(out, len, "%.9g", b);
+}
+
+/*
+ * One histogram family: per series cumulative _bucket{label,le} (ending
+ * with le="+Inf", which equals _count), _sum in seconds, _count. The
+ * format wants each series' lines together and the buckets in order.
+ */
+static void
+render_hist(struct gw_metrics *m, const struct gw_ctr_hist *h, uint64_t tsc_hz)
+{
+	const struct gw_ctr_hist_desc *d = h->d;
+	char bname[160], sname[160], cname[160], le[32];
+
+	snprintf(bname, sizeof(bname), "%s_bucket", d->name);
+	snprintf(sname, sizeof(sname), "%s_sum", d->name);
+	snprintf(cname, sizeof(cname), "%s_count", d->name);
+	gw_metrics_family(m, d->name, "histogram", d->help);
+	for (unsigned i = 0; i < h->n; i++) {
+		const struct gw_ctr_hist_series *se = &h->s[i];
+		uint64_t cum = 0;
+
+		for (unsigned k = 0; k <= d->n_bounds; k++) {
+			cum += se->b[k];
+			if (k < d->n_bounds)
+				le_str(d->bounds[k], le, sizeof(le));
+			else
+				snprintf(le, sizeof(le), "+Inf");
+			gw_metrics_sample(m, bname,
+				(const char *const[]){d->label, se->value, "le", le}, 2,
+				(int64_t)cum);
+		}
+		gw_metrics_sample_f(m, sname, (const char *const[]){d->label, se->value}, 1,
+			tsc_hz ? (double)se->sum_ticks / (double)tsc_hz : 0.0);
+		gw_metrics_sample(
+			m, cname, (const char *const[]){d->label, se->value}, 1, (int64_t)cum);
+	}
+}
+
 void
 gw_metrics_counters(struct gw_metrics *m, const struct gw_ctr_snap *s)
 {
@@ -271,6 +314,18 @@ gw_metrics_counters(struct gw_metrics *m, const struct gw_ctr_snap *s)
 			gw_metrics_sample(m, name, (const char *const[]){"port", s->ports[i].name},
 				1, (int64_t)s->ports[i].v[k]);
 	}
+	for (unsigned i = 0; i < s->n_hists; i++)
+		render_hist(m, &s->hists[i], s->tsc_hz);
+}
+
+void
+gw_metrics_build_info(
+	struct gw_metrics *m, const char *version, const char *openssl, const char *dpdk)
+{
+	gw_metrics_family(m, "mtlsgw_build_info", "gauge",
+		"always 1: the labels say which mtlsgw, OpenSSL and DPDK are running");
+	gw_metrics_sample(m, "mtlsgw_build_info",
+		(const char *const[]){"version", version, "openssl", openssl, "dpdk", dpdk}, 3, 1);
 }
 
 void

@@ -14,8 +14,12 @@
  *    per-worker members mtlsgw_<group>_worker_<name>_total{worker=...};
  *    ports' device counters mtlsgw_port_<name>_total{port=...}; each
  *    worker's busy cycles as mtlsgw_worker_busy_seconds_total{worker=...};
+ *    histograms (struct gw_ctr_hist: mtlsgw_tls_handshake_seconds) as
+ *    cumulative <name>_bucket{<label>, le} ending in le="+Inf", <name>_sum
+ *    in seconds and <name>_count;
  *  - certificate expiry: mtlsgw_cert_expiry_seconds{kind, name, <scope>,
- *    fingerprint} = notAfter - now (negative once expired).
+ *    fingerprint} = notAfter - now (negative once expired);
+ *  - mtlsgw_build_info{version, openssl, dpdk} 1.
  *
  * No knowledge of the dataplane: struct gw_ctr_snap (common/gw_counters.h)
  * is the interface, so this module and its tests need no DPDK. Not
@@ -61,7 +65,7 @@ GW_MUST_CHECK int gw_metrics_text(const struct gw_metrics *m, const char **text,
 size_t gw_metrics_escape(const char *v, char *out, size_t outlen);
 
 /*
- * "# HELP name help" and "# TYPE name type" (type: counter, gauge) unless
+ * "# HELP name help" and "# TYPE name type" (counter, gauge, histogram) unless
  * name had them already.
  */
 void gw_metrics_family(struct gw_metrics *m, const char *name, const char *type, const char *help);
@@ -87,6 +91,10 @@ void gw_metrics_simple(
  * s is only read; the caller keeps it.
  */
 void gw_metrics_counters(struct gw_metrics *m, const struct gw_ctr_snap *s);
+
+/* mtlsgw_build_info{version, openssl, dpdk} 1 (the caller knows the versions). */
+void gw_metrics_build_info(
+	struct gw_metrics *m, const char *version, const char *openssl, const char *dpdk);
 
 /* x's subject CN, else its one-line subject, into out[len]. */
 void gw_metrics_cert_name(X509 *x, char *out, size_t len);

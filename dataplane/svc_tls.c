@@ -334,8 +334,12 @@ tls_svc_accept(struct gw_tcp_conn *c, void *ctx)
 	lst = gw_svc_snap_listener(&L->cache, snap, L->p.index, L->p.kind);
 	if (lst == NULL)
 		return -ENOENT; /* not this listener any more: refuse */
-	if (L->p.kind == GW_SVC_TLS_ECHO)
-		return gw_tls_accept(L->p.tw, c, snap, lst, echo_event, L, &t);
+	if (L->p.kind == GW_SVC_TLS_ECHO) {
+		rc = gw_tls_accept(L->p.tw, c, snap, lst, echo_event, L, &t);
+		if (rc == 0)
+			gw_tls_set_hist_slot(t, L->p.index);
+		return rc;
+	}
 	if (lst->n_upstreams == 0)
 		return -EINVAL;
 	pp = L->free_head;
@@ -351,6 +355,8 @@ tls_svc_accept(struct gw_tcp_conn *c, void *ctx)
 	if (rc < 0) {
 		pp->cl = NULL;
 		pair_put(pp);
+	} else {
+		gw_tls_set_hist_slot(pp->cl, L->p.index);
 	}
 	return rc;
 }

@@ -54,6 +54,8 @@ struct gw_tls_conn {
 	bool want_writable; /* app saw a short write */
 	size_t wpend;       /* bytes of a record OpenSSL holds for retry */
 	uint64_t t_mark;    /* handshake start or last activity (tsc) */
+	uint64_t t_hello;   /* rdtsc at the first ClientHello bytes; 0: not yet */
+	uint16_t hist_slot; /* latency histogram slot; GW_TLS_HIST_SLOTS: none */
 	struct gw_tls_conn *prev, *next; /* hs list or idle list */
 	struct gw_tls_conn *next_free;
 	/* parked on an HSM signature (hsm.h): the request, when, the list */
@@ -79,8 +81,29 @@ struct gw_tls_worker {
 	uint32_t n_hs, n_est;
 	struct gw_tls_conn *free_head;
 	struct gw_tls_stats st;
-	struct gw_tls_conn *conns; /* p.max_conns */
+	struct gw_tls_conn *conns;                 /* p.max_conns */
+	uint64_t hs_bound_tsc[GW_TLS_HS_N_BOUNDS]; /* GW_TLS_HS_BOUNDS in TSC ticks */
+	struct gw_tls_hs_hist hist[GW_TLS_HIST_SLOTS];
 };
+
+static const double hs_bounds_s[GW_TLS_HS_N_BOUNDS] = {GW_TLS_HS_BOUNDS};
+
+/* A completed handshake of d ticks into its listener's histogram: at most
+ * 12 compares, once per handshake, no lock (the worker's own memory). */
+static void
+hist_add(struct gw_tls_worker *w, const struct gw_tls_conn *t, uint64_t d)
+{
+	struct gw_tls_hs_hist *h;
+	unsigned k = 0;
+
+	if (t->hist_slot >= GW_TLS_HIST_SLOTS || t->t_hello == 0)
+		return;
+	h = &w->hist[t->hist_slot];
+	while (k < GW_TLS_HS_N_BOUNDS && d > w->hs_bound_tsc[k])
+		k++;
+	h->b[k]++;
+	h->sum_tsc += d;
+}
 
 static bool wpend_flush(struct gw_tls_conn *t);
 
@@ -318,6 +341,8 @@ gw_tls_worker_create(const struct gw_tls_worker_params *p, struct gw_tls_worker 
 	if (!w->p.hsm_timeout_ms)
 		w->p.hsm_timeout_ms = 2000;
 	w->hsm_ticks = w->p.tsc_hz / 1000 * w->p.hsm_timeout_ms;
+	for (unsigned k = 0; k < GW_TLS_HS_N_BOUNDS; k++)
+		w->hs_bound_tsc[k] = (uint64_t)(hs_bounds_s[k] * (double)w->p.tsc_hz);
 	if (w->p.hsm_async) {
 		rc = gw_hsm_async_ring_create(&w->ring);
 		if (rc < 0)
@@ -580,6 +605,9 @@ hs_step(struct gw_tls_conn *t)
 	int rc, err;
 
 	ERR_clear_error();
+	/* the latency starts with the client's first bytes (tls.h, GW_TLS_HS_BOUNDS) */
+	if (t->t_hello == 0 && t->tcp != NULL && gw_tcp_rx_avail(t->tcp) > 0)
+		t->t_hello = rte_rdtsc();
 	if (w->ring != NULL)
 		gw_hsm_async_ring_bind(w->ring);
 	rc = SSL_do_handshake(t->ssl);
@@ -602,6 +630,7 @@ hs_step(struct gw_tls_conn *t)
 		t->t_mark = w->now;
 		list_add_tail(&w->idle, t);
 		w->st.hs_ok++;
+		hist_add(w, t, rte_rdtsc() - t->t_hello);
 		if (SSL_session_reused(t->ssl))
 			w->st.hs_resumed++;
 		else
@@ -750,6 +779,8 @@ gw_tls_accept(struct gw_tls_worker *w, struct gw_tcp_conn *c, const struct gw_sn
 	t->wpend = 0;
 	t->st = CS_HS;
 	t->t_mark = w->now;
+	t->t_hello = 0;
+	t->hist_slot = GW_TLS_HIST_SLOTS;
 	list_add_tail(&w->hs, t);
 	w->n_hs++;
 	w->st.accepted++;
@@ -1036,6 +1067,21 @@ gw_tls_abort(struct gw_tls_conn *t)
 	if (t->tcp)
 		gw_tcp_abort(conn_detach(t));
 	conn_kill(t);
+}
+
+void
+gw_tls_hs_hist_get(const struct gw_tls_worker *w, unsigned slot, struct gw_tls_hs_hist *out)
+{
+	if (slot < GW_TLS_HIST_SLOTS)
+		*out = w->hist[slot];
+	else
+		memset(out, 0, sizeof(*out));
+}
+
+void
+gw_tls_set_hist_slot(struct gw_tls_conn *t, unsigned slot)
+{
+	t->hist_slot = slot < GW_TLS_HIST_SLOTS ? (uint16_t)slot : GW_TLS_HIST_SLOTS;
 }
 
 void *

@@ -98,6 +98,27 @@ struct gw_tls_stats {
 	uint64_t established;               /* established connections now */
 };
 
+/*
+ * Handshake latency, per listener (Prometheus histogram
+ * mtlsgw_tls_handshake_seconds{listener}): from the moment the first bytes
+ * of the ClientHello are read from TCP (the first handshake step that finds
+ * data; TCP's own handshake and any wait before the client speaks are not
+ * included) to the handshake's completion on our side (SSL_do_handshake
+ * returns 1: the client's Finished is processed, the HSM signature, chain
+ * verification and any parking included). Completed handshakes only (full
+ * and resumed); failures are counted by reason above. Upper bounds in
+ * seconds, ascending; the last bucket, above 2.5 s, is +Inf.
+ */
+#define GW_TLS_HS_BOUNDS 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
+#define GW_TLS_HS_N_BOUNDS 12
+/* Histogram slots per worker: a listener's index in the snapshot table. */
+#define GW_TLS_HIST_SLOTS 64
+
+struct gw_tls_hs_hist {
+	uint64_t b[GW_TLS_HS_N_BOUNDS + 1]; /* per bucket, not cumulative; [N]: +Inf */
+	uint64_t sum_tsc;                   /* sum of the durations, TSC ticks */
+};
+
 struct gw_tls_worker_params {
 	unsigned lcore;
 	uint32_t max_conns;            /* TLS connections; 0 = 16384 */
@@ -142,6 +163,9 @@ void gw_tls_worker_destroy(struct gw_tls_worker *w);
 unsigned gw_tls_worker_poll(struct gw_tls_worker *w, uint64_t now_tsc);
 
 void gw_tls_stats_get(const struct gw_tls_worker *w, struct gw_tls_stats *out);
+
+/* The handshake latency histogram of slot (< GW_TLS_HIST_SLOTS; else zeros). */
+void gw_tls_hs_hist_get(const struct gw_tls_worker *w, unsigned slot, struct gw_tls_hs_hist *out);
 
 /* ---- connections ---- */
 
@@ -211,6 +235,13 @@ void gw_tls_close(struct gw_tls_conn *t);
 
 /* RST, free. Handle invalid after. */
 void gw_tls_abort(struct gw_tls_conn *t);
+
+/*
+ * Record t's handshake latency in histogram slot (the listener's index in
+ * the snapshot table, < GW_TLS_HIST_SLOTS). Call after gw_tls_accept;
+ * without it the handshake is not recorded (counted all the same).
+ */
+void gw_tls_set_hist_slot(struct gw_tls_conn *t, unsigned slot);
 
 void *gw_tls_get_ctx(const struct gw_tls_conn *t);
 void gw_tls_set_ctx(struct gw_tls_conn *t, void *ctx);

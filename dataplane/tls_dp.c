@@ -5,6 +5,7 @@
  */
 #include <inttypes.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,11 +21,34 @@ struct tls_dp_worker {
 	struct gw_tls_worker *w; /* owned by the worker lcore */
 	uint64_t next_copy;      /* tsc of the next counter copy */
 	uint64_t ms;             /* tsc ticks per millisecond */
+	uint64_t hist_ok;        /* hs_ok when the histograms were last published */
 	/* published by the worker (gw_ctr_publish), read by control
 	 * (gw_ctr_read): their own cache lines */
 	uint64_t seq __rte_cache_aligned;
 	struct gw_tls_stats st;
+	/* the handshake latency histograms, by tls_dp listener (not snapshot
+	 * index): only n_listeners of them are published */
+	uint64_t hseq __rte_cache_aligned;
+	struct gw_tls_hs_hist hist[GW_DP_MAX_LISTENERS];
 } __rte_cache_aligned;
+
+#define HIST_WORDS GW_CTR_WORDS(struct gw_tls_hs_hist)
+
+static const double hs_bounds[GW_TLS_HS_N_BOUNDS] = {GW_TLS_HS_BOUNDS};
+
+_Static_assert(GW_TLS_HS_N_BOUNDS <= GW_CTR_HIST_MAX_BOUNDS, "bounds fit a gw_ctr_hist");
+_Static_assert(sizeof(struct gw_tls_hs_hist) == sizeof(uint64_t) * (GW_TLS_HS_N_BOUNDS + 2),
+	"struct gw_tls_hs_hist is whole words");
+_Static_assert(GW_DP_MAX_LISTENERS <= GW_TLS_HIST_SLOTS, "every listener index has a slot");
+
+const struct gw_ctr_hist_desc gw_tls_dp_hs_hist = {
+	.name = "mtlsgw_tls_handshake_seconds",
+	.help = "completed TLS handshakes by duration, from the first ClientHello bytes to "
+		"the handshake's completion",
+	.label = "listener",
+	.bounds = hs_bounds,
+	.n_bounds = GW_TLS_HS_N_BOUNDS,
+};
 
 struct gw_tls_dp {
 	struct gw_tls_dp_params p;
@@ -114,12 +138,22 @@ gw_tls_dp_destroy(struct gw_tls_dp *t)
 }
 
 static void
-copy_stats(struct tls_dp_worker *k)
+copy_stats(const struct gw_tls_dp *t, struct tls_dp_worker *k)
 {
 	struct gw_tls_stats s;
 
 	gw_tls_stats_get(k->w, &s);
 	GW_CTR_PUBLISH(&k->seq, &k->st, &s);
+	/* a histogram changes only with a completed handshake */
+	if (s.hs_ok != k->hist_ok || k->next_copy == 0) {
+		struct gw_tls_hs_hist h[GW_DP_MAX_LISTENERS];
+
+		for (unsigned i = 0; i < t->p.n_listeners; i++)
+			gw_tls_hs_hist_get(k->w, t->p.listeners[i].index, &h[i]);
+		gw_ctr_publish(&k->hseq, (uint64_t *)k->hist, (const uint64_t *)h,
+			(size_t)t->p.n_listeners * HIST_WORDS);
+		k->hist_ok = s.hs_ok;
+	}
 }
 
 static void
@@ -129,7 +163,7 @@ hook_fini(void *arg, unsigned worker)
 	struct tls_dp_worker *k = &t->wk[worker];
 
 	if (k->w != NULL) {
-		copy_stats(k);
+		copy_stats(t, k);
 		gw_tls_worker_destroy(k->w); /* aborts connections, drops snapshot refs */
 		k->w = NULL;
 		if (t->p.worker.hsm_async)
@@ -173,7 +207,7 @@ hook_init(void *arg, unsigned worker, struct gw_tcp_stack *tcp)
 			return gw_err_setf(
 				rc, GW_HERE, "TLS listener '%s': %s", l->name, gw_err_msg());
 	}
-	copy_stats(k);
+	copy_stats(t, k);
 	return 0;
 }
 
@@ -187,7 +221,7 @@ hook_poll(void *arg, unsigned worker)
 
 	if (now >= k->next_copy) {
 		k->next_copy = now + k->ms;
-		copy_stats(k);
+		copy_stats(t, k);
 	}
 	return parked;
 }
@@ -202,6 +236,25 @@ hook_stats_read(void *arg, struct gw_ctr_snap *s)
 	for (unsigned i = 0; i < t->p.n_workers && i < s->n_workers; i++)
 		gw_ctr_read(&t->wk[i].seq, w + (size_t)i * gw_tls_dp_group.n,
 			(const uint64_t *)&t->wk[i].st, gw_tls_dp_group.n);
+	if (t->p.n_listeners > 0) {
+		struct gw_ctr_hist_series *hs;
+
+		GW_GUARD(gw_ctr_snap_hist(s, &gw_tls_dp_hs_hist, t->p.n_listeners, &hs));
+		for (unsigned l = 0; l < t->p.n_listeners; l++)
+			snprintf(hs[l].value, sizeof(hs[l].value), "%s", t->p.listeners[l].name);
+		/* summed over the workers here: control adds nothing up */
+		for (unsigned i = 0; i < t->p.n_workers; i++) {
+			struct gw_tls_hs_hist h[GW_DP_MAX_LISTENERS];
+
+			gw_ctr_read(&t->wk[i].hseq, (uint64_t *)h, (const uint64_t *)t->wk[i].hist,
+				(size_t)t->p.n_listeners * HIST_WORDS);
+			for (unsigned l = 0; l < t->p.n_listeners; l++) {
+				for (unsigned b = 0; b <= GW_TLS_HS_N_BOUNDS; b++)
+					hs[l].b[b] += h[l].b[b];
+				hs[l].sum_ticks += h[l].sum_tsc;
+			}
+		}
+	}
 	return 0;
 }
 

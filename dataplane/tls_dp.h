@@ -81,4 +81,13 @@ int64_t gw_tls_dp_stat(const struct gw_tls_dp *t, const char *name);
  */
 extern const struct gw_ctr_group gw_tls_dp_group;
 
+/*
+ * The handshake latency histogram (tls.h, GW_TLS_HS_BOUNDS):
+ * mtlsgw_tls_handshake_seconds{listener="<name>"}, one series per TLS
+ * listener, recorded per worker without locks, published with the
+ * counters (only after a completed handshake) and summed over the workers
+ * by the stats_read hook.
+ */
+extern const struct gw_ctr_hist_desc gw_tls_dp_hs_hist;
+
 #endif /* GW_TLS_DP_H */

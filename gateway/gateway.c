@@ -17,6 +17,7 @@
 #include <openssl/crypto.h>
 
 #include <rte_eal.h>
+#include <rte_version.h>
 
 #include "config.h"
 #include "dataplane.h"
@@ -77,6 +78,13 @@ static time_t
 gw_now(const struct gw_gateway *g)
 {
 	return g->now != 0 ? g->now : time(NULL);
+}
+
+/* Both NULL, or the same string. */
+static bool
+same_str(const char *a, const char *b)
+{
+	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
 /* Test hooks: fail at step as if it had failed there. */
@@ -420,6 +428,14 @@ tls_reload(struct tls_ctl *t, const char *path, const struct gw_cfg *start_cfg)
 		memcmp(&start_cfg->dataplane.tcp, &n->dataplane.tcp, sizeof(n->dataplane.tcp)) != 0)
 		GW_LOG_WARN("SIGHUP: dataplane.tls / dataplane.tcp changed: the workers "
 			    "keep the values they started with until a restart");
+	/* the admin listeners are opened once, at start (docs/config.md "admin") */
+	if (!same_str(start_cfg->admin.metrics_address, n->admin.metrics_address))
+		GW_LOG_WARN("SIGHUP: admin.metrics_address changed (%s -> %s): the metrics "
+			    "listener stays %s%s until a restart",
+			start_cfg->admin.metrics_address ? start_cfg->admin.metrics_address : "off",
+			n->admin.metrics_address ? n->admin.metrics_address : "off",
+			start_cfg->admin.metrics_address ? "on " : "off",
+			start_cfg->admin.metrics_address ? start_cfg->admin.metrics_address : "");
 	return 0;
 refused:
 	rc = gw_err_get()->code;
@@ -509,7 +525,7 @@ mesh_status(void *arg, json_t *o)
 }
 
 /*
- * GET /v1/metrics, the gateway's side (control/metrics.h): the counters
+ * GET /v1/metrics, the gateway's side (control/metrics.h): build info, the counters
  * (dataplane, TCP, TLS through its hook, busy seconds) rendered from the
  * same groups as the SIGUSR1 stats line, so metrics and line never disagree
  * on a name, then the snapshot generations. Certificate expiry follows
@@ -523,6 +539,12 @@ mesh_metrics(void *arg, struct gw_metrics *m)
 	struct gw_ctr_snap s;
 	int rc;
 
+	const char *dpdk = rte_version();
+
+	/* "DPDK 22.11.4" -> "22.11.4", as OpenSSL's version string has no name */
+	if (strncmp(dpdk, "DPDK ", 5) == 0)
+		dpdk += 5;
+	gw_metrics_build_info(m, GW_VERSION, OpenSSL_version(OPENSSL_VERSION_STRING), dpdk);
 	gw_metrics_simple(m, "mtlsgw_snapshot_generation", "gauge",
 		"generation of the last published snapshot", (int64_t)t->gen);
 	if (dp == NULL)

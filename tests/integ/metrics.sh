@@ -60,52 +60,12 @@ scrape() { # scrape NAME: GET /v1/metrics into $T/NAME.prom, headers into $T/NAM
 	curl -sS --fail --unix-socket "$S" -D "$T/$1.hdr" -o "$T/$1.prom" http://x/v1/metrics ||
 		gw_fail "curl /v1/metrics failed"
 }
-# check NAME PYEXPR: parse $T/NAME.prom strictly, then PYEXPR must hold over
-# m: {(name, frozenset(labels.items())): value}, s(name, **labels) the sum
-# of the matching samples, ls(name) the label dicts of a name
+# check NAME PYEXPR: parse $T/NAME.prom strictly (tests/lib/prom_check.py),
+# then PYEXPR must hold over m: {(name, frozenset(labels.items())): value},
+# s(name, **labels) the sum of the matching samples, ls(name) the label
+# dicts of a name
 check() {
-	python3 - "$T/$1.prom" "$2" <<'EOF' || gw_fail "metrics $1: $2 (see $T/$1.prom)"
-import re, sys
-text = open(sys.argv[1]).read()
-assert text.endswith("\n"), "no final newline"
-name_re = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
-lab_re = r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\\\|\\"|\\n)*)"'
-sample_re = re.compile(r"^(%s)(?:\{(%s(?:,%s)*)\})? (-?[0-9]+(?:\.[0-9]+)?(?:e[-+][0-9]+)?)$" % (name_re, lab_re, lab_re))
-typed, helped, seen_done, m, cur = {}, set(), set(), {}, None
-for line in text.splitlines():
-    if line.startswith("# HELP "):
-        n = line.split(" ")[2]
-        assert n not in helped, "HELP twice: " + n
-        helped.add(n)
-        continue
-    if line.startswith("# TYPE "):
-        _, _, n, t = line.split(" ")
-        assert n not in typed and t in ("counter", "gauge"), line
-        typed[n] = t
-        continue
-    mo = sample_re.match(line)
-    assert mo, "not a sample line: %r" % line
-    n = mo.group(1)
-    assert n in typed, "sample before TYPE: " + line
-    assert n not in seen_done, "family not contiguous: " + n
-    if cur is not None and cur != n:
-        seen_done.add(cur)
-    cur = n
-    if typed[n] == "counter":
-        assert n.endswith("_total"), "counter without _total: " + n
-    labels = {}
-    if mo.group(2):
-        for k, v in re.findall(lab_re, mo.group(2)):
-            labels[k] = v.replace("\\n", "\n").replace('\\"', '"').replace("\\\\", "\\")
-    key = (n, frozenset(labels.items()))
-    assert key not in m, "duplicate series: " + line
-    m[key] = float(mo.groups()[-1])
-def s(metric_, **want):
-    return sum(v for (n, l), v in m.items() if n == metric_ and all(dict(l).get(k) == x for k, x in want.items()))
-def ls(name):
-    return [dict(l) for (n, l) in m if n == name]
-assert eval(sys.argv[2]), "false"
-EOF
+	"$GW_PY" "$GW_SRC/tests/lib/prom_check.py" "$T/$1.prom" "$2" || gw_fail "metrics $1: $2 (see $T/$1.prom)"
 }
 
 scrape m0
@@ -178,6 +138,7 @@ for c in mtlsgw_net_rx_pkts_total mtlsgw_net_tx_pkts_total mtlsgw_tcp_rx_seg_tot
 done
 check m1 "set(l['state'] for l in ls('mtlsgw_tcp_connections')) == {'CLOSED', 'LISTEN', 'SYN_SENT', 'SYN_RCVD', 'ESTABLISHED', 'FIN_WAIT_1', 'FIN_WAIT_2', 'CLOSE_WAIT', 'CLOSING', 'LAST_ACK', 'TIME_WAIT'}"
 check m1 "s('mtlsgw_tls_worker_hs_ok_total', worker='0') == s('mtlsgw_tls_hs_ok_total')"
+check m1 "s('mtlsgw_tls_handshake_seconds_count') == s('mtlsgw_tls_hs_ok_total') and s('mtlsgw_tls_handshake_seconds_count', listener='ext') >= 3 and sorted(l['listener'] for l in ls('mtlsgw_tls_handshake_seconds_count')) == ['ext', 'web']"
 check m1 "0 < s('mtlsgw_worker_busy_seconds_total', worker='0') and s('mtlsgw_worker_snapshot_generation', worker='0') == s('mtlsgw_snapshot_generation')"
 gw_ok "after traffic: hs_ok $a0 -> $a1; net/tcp/tls counters grew; connections by state gauge; worker busy seconds and generation"
 

@@ -7,6 +7,8 @@
  * endpoint, every error class, "nothing changes" after a refusal, and a
  * socket that refuses a non-root user (curl run as nobody through setpriv).
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -88,6 +90,47 @@ op_enable(void *arg, const char *backend, bool force)
 	GW_GUARD(gw_ca_reconfigure(ca, &next));
 	running.enabled_backend = backend[3] == '1' ? "ca-1" : "ca-2";
 	return 0;
+}
+
+static int
+op_metrics(void *arg, struct gw_metrics *m)
+{
+	(void)arg;
+	gw_metrics_simple(m, "mtlsgw_test_total", "counter", "a test counter", 42);
+	return 0;
+}
+
+/* curl to the metrics port: METHOD URL; the body into out[len]; the HTTP status. */
+static int
+http_tcp(const char *method, const char *url, char *out, size_t len, char *hdr, size_t hlen)
+{
+	char cmd[512], outf[160], hdrf[160];
+	FILE *p;
+	int code = 0;
+
+	snprintf(outf, sizeof(outf), "%s/mout", tok.dir);
+	snprintf(hdrf, sizeof(hdrf), "%s/mhdr", tok.dir);
+	unlink(outf);
+	unlink(hdrf);
+	snprintf(cmd, sizeof(cmd), "curl -s -o %s -D %s -w '%%{http_code}' %s %s '%s'", outf, hdrf,
+		strcmp(method, "HEAD") == 0 ? "-I" : "-X",
+		strcmp(method, "HEAD") == 0 ? "" : method, url);
+	p = popen(cmd, "r");
+	if (p == NULL || fscanf(p, "%d", &code) != 1)
+		code = 0;
+	if (p)
+		pclose(p);
+	for (int k = 0; k < 2; k++) {
+		char *buf = k ? hdr : out;
+		size_t cap = k ? hlen : len;
+		FILE *f = fopen(k ? hdrf : outf, "r");
+		size_t n = f ? fread(buf, 1, cap - 1, f) : 0;
+
+		buf[n] = '\0';
+		if (f)
+			fclose(f);
+	}
+	return code;
 }
 
 static void *
@@ -193,8 +236,10 @@ int
 main(void)
 {
 	struct gw_admin *a = NULL;
-	struct gw_admin_ops ops = {
-		.status = op_status, .reload = op_reload, .ca_enable = op_enable};
+	struct gw_admin_ops ops = {.status = op_status,
+		.reload = op_reload,
+		.ca_enable = op_enable,
+		.metrics = op_metrics};
 	pthread_t th;
 	char path[256];
 	json_t *o = NULL;
@@ -473,6 +518,73 @@ main(void)
 	pthread_join(th, NULL);
 	gw_admin_stop(a);
 	EXPECT_TRUE(access(sock, F_OK) != 0);
+	{ /* the metrics port alone: GET/HEAD /metrics, nothing of the API */
+		struct sockaddr_in sin = {
+			.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		socklen_t sl = sizeof(sin);
+		int hold = socket(AF_INET, SOCK_STREAM, 0);
+		char name[64], url[128], body[4096], hdr[2048];
+
+		/* a port in use: said so, nothing left behind */
+		EXPECT_TRUE(hold >= 0 && bind(hold, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+			    listen(hold, 1) == 0 &&
+			    getsockname(hold, (struct sockaddr *)&sin, &sl) == 0);
+		snprintf(name, sizeof(name), "127.0.0.1:%u", ntohs(sin.sin_port));
+		a = NULL;
+		EXPECT_ERR(gw_admin_start(&(struct gw_admin_params){.ops = &ops,
+						  .metrics_sa = (struct sockaddr *)&sin,
+						  .metrics_sa_len = sizeof(sin),
+						  .metrics_name = name},
+				   &a),
+			-EADDRINUSE);
+		EXPECT_TRUE(a == NULL);
+		snprintf(
+			url, sizeof(url), "admin.metrics_address %s: Address already in use", name);
+		EXPECT_STREQ(gw_err_msg(), url);
+		/* the same port once free (SO_REUSEADDR: a TIME_WAIT does not block it) */
+		close(hold);
+		EXPECT_OK(gw_admin_start(&(struct gw_admin_params){.ops = &ops,
+						 .metrics_sa = (struct sockaddr *)&sin,
+						 .metrics_sa_len = sizeof(sin),
+						 .metrics_name = name},
+			&a));
+		if (a != NULL) {
+			atomic_store(&stop, false);
+			pthread_create(&th, NULL, serve, a);
+			snprintf(url, sizeof(url), "http://%s/metrics", name);
+			EXPECT_EQ(http_tcp("GET", url, body, sizeof(body), hdr, sizeof(hdr)), 200);
+			EXPECT_CONTAINS(
+				body, "# TYPE mtlsgw_test_total counter\nmtlsgw_test_total 42\n");
+			EXPECT_CONTAINS(hdr, "Content-Type: text/plain; version=0.0.4");
+			EXPECT_EQ(http_tcp("HEAD", url, body, sizeof(body), hdr, sizeof(hdr)), 200);
+			EXPECT_CONTAINS(hdr, "Content-Type: text/plain; version=0.0.4");
+			EXPECT_TRUE(strstr(body, "mtlsgw_test_total") == NULL); /* no body */
+			for (unsigned i = 0; i < 3; i++) {
+				static const char *const m[] = {"POST", "PUT", "DELETE"};
+
+				EXPECT_EQ(http_tcp(m[i], url, body, sizeof(body), hdr, sizeof(hdr)),
+					405);
+				EXPECT_CONTAINS(hdr, "Allow: GET, HEAD");
+			}
+			for (unsigned i = 0; i < 4; i++) {
+				static const char *const path[] = {
+					"/v1/metrics", "/v1/status", "/metrics/", "/"};
+
+				snprintf(url, sizeof(url), "http://%s%s", name, path[i]);
+				EXPECT_EQ(
+					http_tcp("GET", url, body, sizeof(body), hdr, sizeof(hdr)),
+					404);
+				EXPECT_CONTAINS(body, "this port serves GET /metrics only");
+			}
+			snprintf(url, sizeof(url), "http://%s/v1/reload", name);
+			EXPECT_EQ(http_tcp("POST", url, body, sizeof(body), hdr, sizeof(hdr)), 405);
+			EXPECT_EQ(reloads, 2); /* never reached */
+			atomic_store(&stop, true);
+			pthread_join(th, NULL);
+		}
+		gw_admin_stop(a);
+		EXPECT_ERR(gw_admin_start(&(struct gw_admin_params){.ops = &ops}, &a), -EINVAL);
+	}
 	gw_rotation_destroy(rot);
 	gw_ca_destroy(ca);
 	gw_hsm_shutdown();

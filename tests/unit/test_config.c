@@ -10,6 +10,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -293,8 +294,8 @@ static const char full_yaml[] =
 	"  module: " GW_DEFAULT_PKCS11_MODULE "\n"
 	"  pin_file: pin\n"
 	"state_dir: state\n"
-	"admin:\n"
-	"  socket: /run/mtlsgw/admin.sock\n"
+	"admin: { socket: /run/mtlsgw/admin.sock,\n"
+	"         metrics_address: \"127.0.0.1:9465\" }\n"
 	"mtls:\n"
 	"  trust_domain: example.org\n"
 	"  enabledBackend: ca-1\n"
@@ -365,6 +366,7 @@ main(void)
 			EXPECT_STREQ(c->hsm.module, GW_DEFAULT_PKCS11_MODULE);
 			EXPECT_STREQ(c->state_dir, "/var/lib/mtlsgw");
 			EXPECT_TRUE(c->admin.socket == NULL);
+			EXPECT_TRUE(c->admin.metrics_address == NULL); /* absent: off */
 			EXPECT_TRUE(!c->has_mtls);
 			EXPECT_STREQ(c->path, p);
 			EXPECT_TRUE(gw_cfg_listener_find(c, "echo") == &c->listeners[0]);
@@ -498,6 +500,10 @@ main(void)
 			snprintf(want, sizeof(want), "%s/state", tmpdir);
 			EXPECT_STREQ(c->state_dir, want);
 			EXPECT_STREQ(c->admin.socket, "/run/mtlsgw/admin.sock");
+			EXPECT_STREQ(c->admin.metrics_address, "127.0.0.1:9465");
+			EXPECT_EQ(c->admin.metrics_sa.ss_family, AF_INET);
+			EXPECT_EQ(((struct sockaddr_in *)&c->admin.metrics_sa)->sin_port,
+				htons(9465));
 			EXPECT_TRUE(c->has_mtls);
 			EXPECT_STREQ(c->mtls.trust_domain, "example.org");
 			EXPECT_STREQ(c->mtls.enabled_backend, "ca-1");
@@ -553,6 +559,78 @@ main(void)
 		EXPECT_CONTAINS(
 			errbuf, "gw.yaml:11: listeners[0].address: required key is missing");
 		EXPECT_EQ(n_lines(), 3);
+	}
+
+	{ /* admin.metrics_address: IPv4 or [IPv6] with a port, nothing else */
+		struct sockaddr_storage sa;
+		socklen_t len;
+		char why[256];
+		static const char *const bad[][2] = {
+			{"127.0.0.1", "has no port"},
+			{"127.0.0.1:", "port '' is not a number 1..65535"},
+			{"127.0.0.1:0", "port '0' is not a number 1..65535"},
+			{"127.0.0.1:65536", "port '65536' is not a number 1..65535"},
+			{"127.0.0.1:+80", "port '+80' is not a number"},
+			{"127.0.0.1:80x", "port '80x' is not a number"},
+			{"localhost:9465", "'localhost' is not an IPv4 address"},
+			{"127.1:9465", "'127.1' is not an IPv4 address"},
+			{"256.0.0.1:9465", "'256.0.0.1' is not an IPv4 address"},
+			{":9465", "expected an IPv4 address or [IPv6] before :port"},
+			{"::1:9465", "an IPv6 address needs brackets: [::1]:9465"},
+			{"[::1]", "is not [IPv6]:port"},
+			{"[::1:9465", "is not [IPv6]:port"},
+			{"[::1]9465", "is not [IPv6]:port"},
+			{"[]:9465", "expected an IPv4 address or [IPv6] before :port"},
+			{"[127.0.0.1]:9465", "'127.0.0.1' is not an IPv6 address"},
+			{"[fe80::1%eth0]:9465", "is not an IPv6 address"},
+		};
+
+		EXPECT_OK(gw_cfg_parse_listen("127.0.0.1:9465", &sa, &len, why, sizeof(why)));
+		EXPECT_EQ(sa.ss_family, AF_INET);
+		EXPECT_EQ(len, sizeof(struct sockaddr_in));
+		EXPECT_EQ(((struct sockaddr_in *)&sa)->sin_addr.s_addr, htonl(0x7f000001));
+		EXPECT_EQ(((struct sockaddr_in *)&sa)->sin_port, htons(9465));
+		EXPECT_OK(gw_cfg_parse_listen("0.0.0.0:1", &sa, &len, why, sizeof(why)));
+		EXPECT_EQ(((struct sockaddr_in *)&sa)->sin_port, htons(1));
+		EXPECT_OK(gw_cfg_parse_listen("[::1]:65535", &sa, &len, why, sizeof(why)));
+		EXPECT_EQ(sa.ss_family, AF_INET6);
+		EXPECT_EQ(len, sizeof(struct sockaddr_in6));
+		EXPECT_TRUE(IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&sa)->sin6_addr));
+		EXPECT_EQ(((struct sockaddr_in6 *)&sa)->sin6_port, htons(65535));
+		EXPECT_OK(gw_cfg_parse_listen("[::]:9465", &sa, &len, why, sizeof(why)));
+		EXPECT_TRUE(IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&sa)->sin6_addr));
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			why[0] = '\0';
+			EXPECT_ERR(gw_cfg_parse_listen(bad[i][0], &sa, &len, why, sizeof(why)),
+				-EINVAL);
+			EXPECT_CONTAINS(why, bad[i][1]);
+		}
+
+		/* in a file: the line, the field, the value quoted */
+		EXPECT_CFG_ERR(DP "admin:\n"
+				  "  metrics_address: localhost:9465\n",
+			"gw.yaml:11: admin.metrics_address: 'localhost:9465': 'localhost' is not "
+			"an IPv4 address (a.b.c.d; host names are not resolved)");
+		EXPECT_EQ(n_lines(), 1);
+		EXPECT_CFG_ERR(DP "admin:\n"
+				  "  metrics_address: 9465\n",
+			"gw.yaml:11: admin.metrics_address: '9465' has no port");
+		EXPECT_CFG_ERR(DP "admin:\n"
+				  "  metrics: 127.0.0.1:9465\n",
+			"gw.yaml:11: admin.metrics: unknown key (expected one of: socket, "
+			"metrics_address)");
+		{ /* without a socket: a metrics listener alone is fine */
+			struct gw_cfg *c;
+
+			EXPECT_OK(load_text(DP "admin: { metrics_address: \"[::1]:9465\" }\n", &c));
+			if (c) {
+				EXPECT_TRUE(c->admin.socket == NULL);
+				EXPECT_STREQ(c->admin.metrics_address, "[::1]:9465");
+				EXPECT_EQ(c->admin.metrics_sa.ss_family, AF_INET6);
+				EXPECT_EQ(c->admin.metrics_sa_len, sizeof(struct sockaddr_in6));
+			}
+			gw_cfg_free(c);
+		}
 	}
 
 	{ /* unknown keys do not hide value errors: all four in one run (README) */

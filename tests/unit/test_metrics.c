@@ -225,6 +225,53 @@ main(void)
 		gw_metrics_clear(&m);
 		gw_ctr_snap_fini(&s);
 	}
+	{ /* histograms: cumulative buckets ending in +Inf, sum in seconds, count */
+		static const double bounds[] = {0.001, 0.5, 2.5};
+		static const struct gw_ctr_hist_desc hd = {.name = "mtlsgw_x_seconds",
+			.help = "x by duration",
+			.label = "listener",
+			.bounds = bounds,
+			.n_bounds = 3};
+		static const struct gw_ctr_hist_desc too_many = {
+			.name = "y", .bounds = bounds, .n_bounds = GW_CTR_HIST_MAX_BOUNDS + 1};
+		struct gw_metrics m;
+		struct gw_ctr_snap s;
+		struct gw_ctr_hist_series *hs;
+		const char *t;
+
+		EXPECT_OK(gw_ctr_snap_init(&s, 1));
+		s.tsc_hz = 1000000;
+		EXPECT_ERR(gw_ctr_snap_hist(&s, &too_many, 1, &hs), -EINVAL);
+		EXPECT_OK(gw_ctr_snap_hist(&s, &hd, 2, &hs));
+		snprintf(hs[0].value, sizeof(hs[0].value), "api");
+		memcpy(hs[0].b, (uint64_t[]){2, 0, 3, 1}, 4 * sizeof(uint64_t));
+		hs[0].sum_ticks = 4250000;                          /* 4.25 s */
+		snprintf(hs[1].value, sizeof(hs[1].value), "a\"b"); /* escaped */
+		EXPECT_OK(gw_ctr_snap_hist(&s, &hd, 0, &hs));
+		EXPECT_ERR(gw_ctr_snap_hist(&s, &hd, 0, &hs), -ENOSPC);
+		gw_ctr_snap_seal(&s);
+		gw_metrics_init(&m);
+		gw_metrics_counters(&m, &s);
+		gw_metrics_build_info(&m, "0.1.0", "3.0.15", "22.11.4");
+		t = text_of(&m);
+		EXPECT_CONTAINS(t, "# HELP mtlsgw_x_seconds x by duration\n"
+				   "# TYPE mtlsgw_x_seconds histogram\n"
+				   "mtlsgw_x_seconds_bucket{listener=\"api\",le=\"0.001\"} 2\n"
+				   "mtlsgw_x_seconds_bucket{listener=\"api\",le=\"0.5\"} 2\n"
+				   "mtlsgw_x_seconds_bucket{listener=\"api\",le=\"2.5\"} 5\n"
+				   "mtlsgw_x_seconds_bucket{listener=\"api\",le=\"+Inf\"} 6\n"
+				   "mtlsgw_x_seconds_sum{listener=\"api\"} 4.25\n"
+				   "mtlsgw_x_seconds_count{listener=\"api\"} 6\n"
+				   "mtlsgw_x_seconds_bucket{listener=\"a\\\"b\",le=\"0.001\"} 0\n");
+		EXPECT_CONTAINS(t, "mtlsgw_x_seconds_count{listener=\"a\\\"b\"} 0\n");
+		/* the second family of the same description: HELP/TYPE once */
+		EXPECT_EQ(count(t, "# TYPE mtlsgw_x_seconds "), 1);
+		EXPECT_CONTAINS(t, "# TYPE mtlsgw_build_info gauge\n"
+				   "mtlsgw_build_info{version=\"0.1.0\",openssl=\"3.0.15\","
+				   "dpdk=\"22.11.4\"} 1\n");
+		gw_metrics_clear(&m);
+		gw_ctr_snap_fini(&s);
+	}
 	{ /* expiry: seconds to notAfter, negative once expired, CN escaped */
 		struct gw_metrics m;
 		time_t now = 1700000000;

@@ -1079,6 +1079,20 @@ main(int argc, char **argv)
 		EXPECT_EQ(st.hs_ok, 2);
 		EXPECT_EQ(st.hs_full, 2);
 		EXPECT_EQ(st.hs_fail, 0);
+		{ /* both in listener l0's latency histogram (slot 0), none elsewhere */
+			struct gw_tls_hs_hist h, h2;
+			uint64_t n = 0;
+
+			gw_tls_hs_hist_get(W1, 0, &h);
+			for (unsigned k = 0; k <= GW_TLS_HS_N_BOUNDS; k++)
+				n += h.b[k];
+			EXPECT_EQ(n, 2);
+			EXPECT_TRUE(h.sum_tsc > 0);
+			gw_tls_hs_hist_get(W1, 2, &h2);
+			EXPECT_EQ(h2.sum_tsc, 0);
+			gw_tls_hs_hist_get(W1, GW_TLS_HIST_SLOTS, &h2);
+			EXPECT_EQ(h2.b[0], 0);
+		}
 		EXPECT_EQ(st.rx_bytes, 6000);
 		EXPECT_EQ(st.tx_bytes, 6000);
 		/* the second full handshake of the same chain came from the verify cache */
