@@ -35,6 +35,7 @@
 /* Control's side of TLS: the HSM handle, the ticket keys, the snapshots. */
 struct tls_ctl {
 	struct gw_gateway *gw; /* the gateway this is part of */
+	const char *starting;  /* the part tls_start is at, for its error's prefix */
 	struct gw_hsm *hsm;
 	struct gw_tls_ctl *ctl;
 	struct gw_snap_pub *pub;
@@ -258,6 +259,7 @@ tls_start(struct tls_ctl *t, const struct gw_cfg *cfg, struct gw_dp_params *p)
 	struct gw_tls_ctl_params cp = {0};
 	bool tls = t->dpp.n_listeners > 0;
 
+	t->starting = tls ? "TLS" : "listeners";
 	if (tls) {
 		/* after rte_eal_init: the engine and its sessions belong to this process */
 		GW_GUARD(gw_hsm_open(&hp, &t->hsm));
@@ -266,7 +268,9 @@ tls_start(struct tls_ctl *t, const struct gw_cfg *cfg, struct gw_dp_params *p)
 	}
 	GW_GUARD(gw_snap_pub_create(p->n_workers > 0 ? p->n_workers : 1, &t->pub));
 	p->pub = t->pub;
+	t->starting = "CA/admin";
 	GW_GUARD(mesh_start(t, cfg)); /* before the first snapshot: it has the identities */
+	t->starting = tls ? "TLS" : "listeners";
 	GW_GUARD(tls_build_publish(t, cfg));
 	if (!tls)
 		return 0;
@@ -704,9 +708,7 @@ gw_gateway_start(struct gw_gateway *g)
 	}
 	/* every config: the snapshots and the admin API (status, reload) */
 	if (tls_start(&g->tls, g->cfg, &g->params) < 0)
-		return err_prefix(g->tls.dpp.n_listeners > 0 ? "TLS"
-				  : g->mesh.m == NULL        ? "CA/admin"
-							     : "listeners");
+		return err_prefix(g->tls.starting);
 	if (g->p.no_dataplane)
 		return 0;
 	GW_GUARD(gw_dp_start(&g->params, &g->mesh.dp));

@@ -62,7 +62,7 @@ s.bind(('127.0.0.1', $PORT)); s.listen(1); time.sleep(120)"
 busy=$GW_LAST_PID
 gw_wait 50 gw_in "$GW_PY" -c "import socket; socket.create_connection(('127.0.0.1', $PORT))" ||
 	gw_fail "the port holder did not listen"
-gw_expect_fail "admin.metrics_address 127.0.0.1:$PORT: Address already in use" \
+gw_expect_fail "CA/admin: admin.metrics_address 127.0.0.1:$PORT: Address already in use" \
 	gw_in timeout 60 "$MTLSGW" --config "$T/gw.yaml"
 kill "$busy"
 wait "$busy" 2>/dev/null || true
