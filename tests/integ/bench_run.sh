@@ -92,7 +92,8 @@ if not idl or not (idl["held"] == n and idl["failed"] == 0 and idl["rss_before"]
                    and idl["rss_after"] > 0 and isinstance(idl["bytes_per_conn"], float)):
     why.append(f"idle: {idl}")
 elif label == "mtlsgw" and not (idl.get("slot_bytes", {}).get("tcp_conn", 0) > 0
-                                and idl.get("mbufs_after", 0) > 0):
+                                and isinstance(idl.get("mbufs_after"), int)
+                                and idl["mbufs_after"] >= 0):
     why.append(f"idle, mtlsgw's slot sizes / mbufs: {idl}")
 if why:
     print(f"{label}: " + "; ".join(why))
