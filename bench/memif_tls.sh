@@ -143,9 +143,11 @@ worker_tid() { # the gateway's worker thread (DPDK names it lcore-worker-N)
 	done
 	return 1
 }
-perf_top() { # perf_top DATA : the top symbols of a profile
+perf_top() { # perf_top DATA : the share of each library, then the top symbols
+	perf report -i "$1" --stdio --sort dso --percent-limit 1 2>/dev/null |
+		grep -E '^ +[0-9]' | awk '{printf "%s %s; ", $1, $2} END {print ""}'
 	perf report -i "$1" --stdio --sort dso,symbol --percent-limit 1.5 2>/dev/null |
-		grep -E '^ +[0-9]' | head -n 15
+		grep -E '^ +[0-9]' | awk '{print $1, $2, $4}' | head -n 12
 }
 run() { # run CASE ARGS... : one bench run against a fresh gateway
 	local name=$1 out tid perf_pid=""
