@@ -17,7 +17,8 @@
  * identity; resumption across two workers on two snapshots (shared ticket
  * keys) and refused after a trust change; key rotation; handshake timeout;
  * the handshake bound; data both ways; close_notify; tls-proxy with a PROXY
- * v2 header to an upstream.
+ * v2 header to an upstream; a stale entry in OpenSSL's error queue before a
+ * read or write.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -1644,6 +1645,87 @@ main(int argc, char **argv)
 		}
 		EXPECT_EQ(got, off);
 		EXPECT_TRUE(off >= 300000 && memcmp(pat, back, off) == 0);
+		client_free(&cl);
+	}
+	{ /* a stale error in the thread's queue fails no read or write that would succeed */
+		struct gw_tcp_listen_params lp = {0};
+		struct client cl;
+		struct gw_tls_stats st0, st1;
+		static uint8_t pat[300000], back[300000];
+		uint8_t in[4096];
+		size_t off = 0, got = 0, k = 0, r;
+		long n = 0;
+		bool filled = false;
+
+		for (size_t i = 0; i < sizeof(pat); i++)
+			pat[i] = (uint8_t)(1 + (i * 13 + (i >> 7)) % 251);
+		lp.laddr = htonl(IP_B);
+		lp.lport = htons(8451);
+		lp.accept = raw_accept;
+		EXPECT_OK(gw_tcp_listen(SB, &lp));
+		client_open(&cl, c13, 8451, &K.leaf, NULL, NULL, NULL);
+		EXPECT_TRUE(client_handshake(&cl));
+		for (int i = 0; i < 20; i++) {
+			uint8_t b;
+
+			(void)SSL_peek_ex(cl.ssl, &b, 1, &k); /* the tickets */
+			ERR_clear_error();
+			pump(1000);
+		}
+		EXPECT_TRUE(raw_t != NULL);
+		stats(W1, &st0);
+		if (raw_t) {
+			struct gw_tcp_conn *sc = gw_tls_tcp(raw_t);
+
+			/* nothing to read: SSL_get_error would say SSL, not WANT_READ */
+			ERR_raise(ERR_LIB_SSL, SSL_R_BAD_RECORD_TYPE);
+			EXPECT_EQ(gw_tls_read(raw_t, in, sizeof(in)), 0);
+			EXPECT_TRUE(SSL_write_ex(cl.ssl, pat, 3000, &k) == 1);
+			for (int i = 0; i < 10 && n < 3000; i++) {
+				pump(1000);
+				ERR_raise(ERR_LIB_SSL, SSL_R_BAD_RECORD_TYPE);
+				n = gw_tls_read(raw_t, in, sizeof(in));
+			}
+			EXPECT_EQ(n, 3000);
+			EXPECT_TRUE(memcmp(in, pat, 3000) == 0);
+			/* no pump: records until the last one straddles the full TCP
+			 * buffer, which OpenSSL then holds (WANT_WRITE under the hood) */
+			while (off + 16384 <= sizeof(pat) && (r = gw_tls_write_room(raw_t)) > 0) {
+				ERR_raise(ERR_LIB_SSL, SSL_R_BAD_RECORD_TYPE);
+				n = gw_tls_write(raw_t, pat + off, r);
+				EXPECT_EQ(n, (long)r);
+				if (n <= 0)
+					break;
+				off += (size_t)n;
+				filled = gw_tcp_tx_space(sc) == 0;
+			}
+			EXPECT_TRUE(filled);
+		}
+		/* the rest as the windows allow, a stale error before each write */
+		for (int i = 0; i < 100000 && got < sizeof(back) && !cl.closed; i++) {
+			if (raw_t && off < sizeof(pat)) {
+				ERR_raise(ERR_LIB_SSL, SSL_R_BAD_RECORD_TYPE);
+				r = gw_tls_write_room(raw_t);
+				ERR_raise(ERR_LIB_SSL, SSL_R_BAD_RECORD_TYPE);
+				n = r ? gw_tls_write(
+						raw_t, pat + off, RTE_MIN(r, sizeof(pat) - off))
+				      : 0;
+				EXPECT_TRUE(n >= 0);
+				off += n > 0 ? (size_t)n : 0;
+			}
+			ERR_clear_error(); /* the client's own calls start clean */
+			while (got < off && SSL_read_ex(cl.ssl, back + got, off - got, &k) == 1)
+				got += k;
+			ERR_clear_error();
+			if (off == sizeof(pat) && got == off)
+				break;
+			pump(1000);
+		}
+		EXPECT_EQ(got, sizeof(pat));
+		EXPECT_TRUE(memcmp(pat, back, got) == 0);
+		stats(W1, &st1);
+		EXPECT_EQ(st1.rec_err, st0.rec_err);
+		ERR_clear_error();
 		client_free(&cl);
 	}
 	{ /* max_fragment_length 512, slow reader: tls-echo returns every byte, no zeros */
