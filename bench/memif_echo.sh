@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.."
 b=${1:-build}
 secs=${2:-5}
 T=$(mktemp -d /tmp/gwbench.XXXXXX)
-ns="gwbench$$"
+ns="${GW_BENCH_NS:-gwbench$$}" # dp_bench.sh names it to watch it
 gw=""
 bench=""
 cleanup() {

@@ -30,7 +30,7 @@ SRC=$PWD
 b=$(cd "${1:-build}" && pwd)
 secs=${2:-5}
 T=$(mktemp -d /tmp/gwbench.XXXXXX)
-ns="gwbench$$"
+ns="${GW_BENCH_NS:-gwbench$$}" # dp_bench.sh names it to watch it
 gw=""
 bench=""
 cleanup() {
