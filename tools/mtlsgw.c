@@ -7,8 +7,9 @@
  * sleeps in the admin API's select and sigtimedwait: it runs control, never
  * touches a packet and never busy-polls.
  *
- * Under systemd, log records carry syslog priorities when stderr is the
- * journal (gw_log.h).
+ * Under systemd (Type=notify): readiness, reloads, status and a watchdog fed
+ * while every worker makes progress go to the service manager (gateway.h);
+ * log records carry syslog priorities when stderr is the journal (gw_log.h).
  *
  * Signals: SIGINT/SIGTERM stop the workers, close the ports (taps
  * disappear), print the counters and exit 0. SIGUSR1 prints the counters
@@ -172,7 +173,8 @@ main(int argc, char **argv)
 			gw_gateway_stats_json(gw, stdout);
 		else if (sig == SIGHUP)
 			(void)gw_gateway_reload(gw); /* refused: logged, the running config stays */
-		if (time(NULL) != last_tick) {       /* once a second */
+		gw_gateway_watchdog(gw);       /* WATCHDOG=1 while every worker makes progress */
+		if (time(NULL) != last_tick) { /* once a second */
 			last_tick = time(NULL);
 			gw_gateway_tick(gw);
 		}
