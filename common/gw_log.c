@@ -1,15 +1,29 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * gw_log.c - control's leveled log lines on stderr (see gw_log.h).
+ * gw_log.c - control's leveled log lines on stderr (see gw_log.h), with
+ * syslog priorities when the journal reads them.
  */
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <sys/stat.h>
+
+#include <systemd/sd-daemon.h>
 
 #include "gw_log.h"
 
 static _Atomic int log_level = GW_LOG_LVL_INFO;
 static FILE *_Atomic log_file;
+static atomic_bool log_journal;
+
+/* The journal's priority prefixes (sd-daemon.h), by level. */
+static const char *const level_prio[] = {
+	[GW_LOG_LVL_ERR] = SD_ERR,
+	[GW_LOG_LVL_WARN] = SD_WARNING,
+	[GW_LOG_LVL_INFO] = SD_INFO,
+	[GW_LOG_LVL_DEBUG] = SD_DEBUG,
+};
 
 static const char *const level_names[] = {
 	[GW_LOG_LVL_ERR] = "error",
@@ -36,12 +50,39 @@ gw_log_set_file(FILE *f)
 	atomic_store(&log_file, f);
 }
 
+bool
+gw_log_fd_is_journal(int fd, const char *journal_stream)
+{
+	uintmax_t dev, ino;
+	struct stat st;
+	int end = 0;
+
+	/* "DEVICE:INODE", both decimal (systemd.exec(5)) */
+	if (journal_stream == NULL || sscanf(journal_stream, "%ju:%ju%n", &dev, &ino, &end) != 2 ||
+		journal_stream[end] != '\0' || fstat(fd, &st) < 0)
+		return false;
+	return (uintmax_t)st.st_dev == dev && (uintmax_t)st.st_ino == ino;
+}
+
+void
+gw_log_set_journal(bool on)
+{
+	atomic_store(&log_journal, on);
+}
+
 static FILE *
 out(void)
 {
 	FILE *f = atomic_load(&log_file);
 
 	return f != NULL ? f : stderr;
+}
+
+/* The record's priority prefix for the journal, or nothing. */
+static const char *
+prio(const char *p)
+{
+	return atomic_load(&log_journal) ? p : "";
 }
 
 void
@@ -57,9 +98,11 @@ gw_log(enum gw_log_level level, const char *module, const char *fmt, ...)
 	va_end(ap);
 	/* one call per record: stdio's stream lock keeps records whole */
 	if (module != NULL)
-		fprintf(out(), "mtlsgw: %s: %s: %s\n", module, level_names[level], msg);
+		fprintf(out(), "%smtlsgw: %s: %s: %s\n", prio(level_prio[level]), module,
+			level_names[level], msg);
 	else
-		fprintf(out(), "mtlsgw: %s: %s\n", level_names[level], msg);
+		fprintf(out(), "%smtlsgw: %s: %s\n", prio(level_prio[level]), level_names[level],
+			msg);
 	fflush(out());
 }
 
@@ -72,6 +115,6 @@ gw_log_banner(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fprintf(out(), "mtlsgw: %s\n", msg);
+	fprintf(out(), "%smtlsgw: %s\n", prio(SD_NOTICE), msg);
 	fflush(out());
 }

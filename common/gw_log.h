@@ -16,13 +16,20 @@
  * Never pass a PIN, key material, a ticket or a pin-value URI: log
  * fingerprints, labels and subjects instead.
  *
+ * Under systemd, when stderr is the journal's stream (gw_log_set_journal),
+ * each record starts with its syslog priority, "<3>" error, "<4>" warning,
+ * "<6>" info, "<7>" debug ("<5>" notice for banners), which the journal
+ * strips and keeps as the entry's priority (sd-daemon(3)).
+ *
  * Threading: gw_log may be called from any thread (one fprintf per record,
- * stdio locks the stream, so records do not interleave); gw_log_set_level
- * and gw_log_set_file belong to start-up, before other threads log.
+ * stdio locks the stream, so records do not interleave); gw_log_set_level,
+ * gw_log_set_file and gw_log_set_journal belong to start-up, before other
+ * threads log.
  */
 #ifndef GW_LOG_H
 #define GW_LOG_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 enum gw_log_level {
@@ -41,7 +48,25 @@ enum gw_log_level gw_log_get_level(void);
 /* Write records to f instead of stderr (tests); NULL: stderr again. Not owned. */
 void gw_log_set_file(FILE *f);
 
-/* One record, "mtlsgw: <module>: <level>: <message>\n". module may be NULL. */
+/*
+ * Is fd the journal's stream? journal_stream is $JOURNAL_STREAM, which
+ * systemd sets to "DEVICE:INODE" of the stream it connected stdout and
+ * stderr to (systemd.exec(5)); true when fd's device and inode are those.
+ * NULL, a malformed value or an fd fstat refuses: false.
+ */
+bool gw_log_fd_is_journal(int fd, const char *journal_stream);
+
+/*
+ * Prefix every record (and banner) with its syslog priority for the
+ * journal (on), or not (off, the default). mtlsgw sets it once at start:
+ * gw_log_set_journal(gw_log_fd_is_journal(2, getenv("JOURNAL_STREAM"))).
+ */
+void gw_log_set_journal(bool on);
+
+/*
+ * One record, "mtlsgw: <module>: <level>: <message>\n" (after "<N>" for
+ * the journal). module may be NULL.
+ */
 void gw_log(enum gw_log_level level, const char *module, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

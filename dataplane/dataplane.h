@@ -173,6 +173,9 @@ struct gw_dp_worker_info {
 	 * per loop iteration (new connections on it use that one or a newer
 	 * one); 0 before its first loop or without pub */
 	uint64_t generation;
+	/* iterations of its main loop: a worker that is not stuck moves it at
+	 * least every millisecond, idle or not (the watchdog's progress) */
+	uint64_t loops;
 };
 
 /* Number of workers (gw_dp_params.n_workers). */

@@ -139,7 +139,14 @@ struct gw_lcore {
 	uint16_t n_rxq;
 	bool idle_poll;
 	struct gw_rxq rxq[GW_DP_MAX_PORTS];
-	uint64_t now;       /* tsc of this iteration */
+	uint64_t now; /* tsc of this iteration */
+	/*
+	 * Iterations of the main loop so far: the progress control's watchdog
+	 * looks for (gw_dp_worker_info). Only this worker stores it (relaxed:
+	 * a counter, no data hangs on it); control loads it a few times a
+	 * minute.
+	 */
+	uint64_t loops;
 	uint64_t next_tick; /* tsc of the next slow-timer run (ARP, stats copy) */
 	uint32_t empty_polls;
 	uint32_t sleep_us;

@@ -27,7 +27,15 @@
  *
  * Busy cycles (gw_dp_worker_info): the TSC cycles of iterations that did
  * work, so "handshakes per core-second" excludes polling and sleeping.
+ * Loops: every iteration counts, the progress the systemd watchdog is fed
+ * on (gateway.h).
+ *
+ * Test hook (-Dtest_hooks=true builds only): GW_TEST_STALL_WORKER_AFTER=S
+ * makes worker 0 stop iterating S seconds after it started, as a worker
+ * stuck in a loop would (it only waits for the stop), so a test can see
+ * the watchdog pings stop.
  */
+#include <stdlib.h>
 #include <sys/prctl.h>
 
 #include <rte_cycles.h>
@@ -345,12 +353,36 @@ gw_worker_teardown(struct gw_lcore *lc)
 	gw_dp_publish(lc); /* what the teardown sent, for the exit line */
 }
 
+/* Test hook: the TSC at which worker 0 stalls (0: never). */
+static uint64_t
+stall_deadline(const struct gw_lcore *lc, uint64_t now)
+{
+#ifdef GW_TEST_HOOKS
+	const char *v = getenv("GW_TEST_STALL_WORKER_AFTER");
+
+	if (lc->idx == 0 && v != NULL && *v != '\0')
+		return now + (uint64_t)(strtod(v, NULL) * (double)lc->dp->tsc_hz) + 1;
+#else
+	(void)lc;
+	(void)now;
+#endif
+	return 0;
+}
+
+/* Test hook: stuck, as far as anyone watching the loops can tell, until the stop. */
+static void
+stall(struct gw_lcore *lc)
+{
+	while (!atomic_load_explicit(&lc->dp->stop, memory_order_relaxed))
+		rte_delay_us_sleep(1000); /* no spinning: the test box has two cores */
+}
+
 int
 gw_worker_main(void *arg)
 {
 	struct gw_lcore *lc = arg;
 	struct gw_dp *dp = lc->dp;
-	uint64_t t0;
+	uint64_t t0, stall_at;
 	int rc;
 
 	/* short idle sleeps must be short: the default 50 us slack would
@@ -374,9 +406,17 @@ gw_worker_main(void *arg)
 	 * an idle sleep the next iteration starts after the sleep.
 	 */
 	t0 = rte_rdtsc();
+	stall_at = stall_deadline(lc, t0);
 	while (!atomic_load_explicit(&dp->stop, memory_order_relaxed)) {
 		uint64_t tx = tx_mark(lc), t1;
-		unsigned got = gw_worker_iterate(lc);
+		unsigned got;
+
+		if (unlikely(stall_at != 0 && t0 >= stall_at)) {
+			stall(lc);
+			break;
+		}
+		__atomic_store_n(&lc->loops, lc->loops + 1, __ATOMIC_RELAXED);
+		got = gw_worker_iterate(lc);
 
 		t1 = rte_rdtsc();
 		if (got != 0 || tx_mark(lc) != tx)
@@ -399,6 +439,7 @@ gw_dp_worker_info(const struct gw_dp *dp, unsigned w, struct gw_dp_worker_info *
 	GW_ENSURE(dp != NULL && out != NULL && w < dp->n_workers, -EINVAL);
 	out->lcore = dp->lcores[w].lcore_id;
 	out->generation = __atomic_load_n(&dp->lcores[w].snap_gen, __ATOMIC_RELAXED);
+	out->loops = __atomic_load_n(&dp->lcores[w].loops, __ATOMIC_RELAXED);
 	{
 		struct gw_lcore_counters c;
 

@@ -4,7 +4,8 @@
  * TLS control (snapshots, reload, ticket keys, HSM recovery), the mesh
  * control plane's callbacks (publish, reload, status, metrics) and the
  * life of the EAL and the dataplane. Moved from tools/mtlsgw.c (issue 11);
- * the function names are the ones it had there.
+ * the function names are the ones it had there. The service manager's side
+ * (sd_notify: ready, reloading, status, watchdog, stopping) is at the end.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -15,6 +16,7 @@
 #include <time.h>
 
 #include <openssl/crypto.h>
+#include <systemd/sd-daemon.h>
 
 #include <rte_eal.h>
 #include <rte_version.h>
@@ -73,6 +75,21 @@ struct gw_gateway {
 	int run_err; /* gw_gateway_run: last error logged, and when */
 	time_t run_err_logged;
 	enum gw_gateway_step fail_at; /* test hooks */
+	/*
+	 * systemd (Type=notify, sd_notify(3)): what the service manager was
+	 * told, and the watchdog's view of the workers' progress. Nothing is
+	 * sent without NOTIFY_SOCKET (ready stays false).
+	 */
+	struct {
+		bool ready;       /* READY=1 sent: STOPPING=1 is due at the end */
+		uint64_t wd_usec; /* WatchdogSec= (0: no watchdog) */
+		uint64_t wd_next; /* CLOCK_MONOTONIC us of the next progress check */
+		uint64_t loops[GW_DP_MAX_WORKERS]; /* each worker's loops at the last check */
+		uint64_t stalled;                  /* bit w: worker w stalled (and was named) */
+		char reload[GW_ERR_MSG_MAX + 32];  /* how the last reload went ("": none yet) */
+		char status[GW_ERR_MSG_MAX + 128]; /* the last STATUS= sent */
+		time_t status_at;
+	} sd;
 };
 
 static time_t
@@ -448,6 +465,8 @@ refused:
 	return rc;
 }
 
+static int sd_reload(struct tls_ctl *t);
+
 /* ---- mesh: the admin API's callbacks (control/mesh.h) ---- */
 
 static int
@@ -466,7 +485,7 @@ mesh_reload(void *arg, bool force)
 	int rc;
 
 	g->mesh.force = force;
-	rc = tls_reload(t, g->mesh.path, g->mesh.start);
+	rc = sd_reload(t);
 	g->mesh.force = false;
 	return rc;
 }
@@ -625,6 +644,162 @@ tls_tick(struct tls_ctl *t)
 	}
 }
 
+/* ---- systemd: sd_notify (Type=notify), the watchdog ---- */
+
+static uint64_t
+mono_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/*
+ * "3 listener(s), 2 worker(s), generation 4, 12 connection(s)"
+ * (established TCP), then "; <how the last reload went>".
+ */
+static void
+sd_summary(const struct gw_gateway *g, char *buf, size_t len)
+{
+	int64_t conns = 0;
+
+	if (g->mesh.dp != NULL) {
+		struct gw_err saved = *gw_err_get(); /* a reload's error is the caller's */
+		struct gw_ctr_snap s;
+
+		if (gw_dp_counters(g->mesh.dp, &s) == 0)
+			conns = gw_ctr_snap_get(&s, "conns", "ESTABLISHED");
+		gw_ctr_snap_fini(&s);
+		*gw_err_get() = saved;
+	}
+	snprintf(buf, len,
+		"%u listener(s), %u worker(s), generation %" PRIu64 ", %" PRId64
+		" connection(s)%s%s",
+		g->params.n_listeners + g->tls.dpp.n_listeners, g->params.n_workers, g->tls.gen,
+		conns < 0 ? 0 : conns, g->sd.reload[0] != '\0' ? "; " : "", g->sd.reload);
+}
+
+/*
+ * STATUS=<summary>, when it changed (the tick: at most once a second), a
+ * minute went by, or force.
+ */
+static void
+sd_status(struct gw_gateway *g, bool force)
+{
+	char line[sizeof(g->sd.status)];
+	time_t now = time(NULL);
+
+	if (!g->sd.ready)
+		return;
+	sd_summary(g, line, sizeof(line));
+	if (!force && strcmp(line, g->sd.status) == 0 && now - g->sd.status_at < 60)
+		return;
+	memcpy(g->sd.status, line, sizeof(line));
+	g->sd.status_at = now;
+	sd_notifyf(0, "STATUS=%s", line);
+}
+
+/*
+ * READY=1 once the gateway serves: every listener bound on every worker
+ * (gw_dp_start waited for them) and the admin API up. Reads the watchdog
+ * interval; progress is counted from here.
+ */
+static void
+sd_ready(struct gw_gateway *g)
+{
+	uint64_t usec = 0;
+	int rc;
+
+	if (getenv("NOTIFY_SOCKET") == NULL)
+		return; /* not a systemd service: nothing to tell */
+	rc = sd_watchdog_enabled(0, &usec);
+	if (rc < 0)
+		GW_LOG_WARN("systemd: WATCHDOG_USEC is not a number of microseconds (%s): no "
+			    "watchdog pings",
+			strerror(-rc));
+	g->sd.wd_usec = rc > 0 ? usec : 0;
+	for (unsigned w = 0; w < gw_dp_n_workers(g->mesh.dp); w++) {
+		struct gw_dp_worker_info wi;
+
+		if (gw_dp_worker_info(g->mesh.dp, w, &wi) == 0)
+			g->sd.loops[w] = wi.loops;
+	}
+	g->sd.wd_next = mono_usec() + g->sd.wd_usec / 2;
+	g->sd.ready = true;
+	sd_summary(g, g->sd.status, sizeof(g->sd.status));
+	g->sd.status_at = time(NULL);
+	sd_notifyf(0, "READY=1\nSTATUS=%s", g->sd.status);
+	if (g->sd.wd_usec != 0)
+		GW_LOG_INFO("systemd: watchdog every %.1f s, fed while every worker makes progress",
+			(double)g->sd.wd_usec / 2e6);
+}
+
+/*
+ * A reload (SIGHUP, POST /v1/reload) as the service manager sees it:
+ * RELOADING=1 before, READY=1 after, whatever the outcome, and STATUS=
+ * saying which. The reload's error stays in gw_err for the caller.
+ */
+static int
+sd_reload(struct tls_ctl *t)
+{
+	struct gw_gateway *g = t->gw;
+	int rc;
+
+	if (g->sd.ready)
+		sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=reloading %s",
+			mono_usec(), g->mesh.path);
+	rc = tls_reload(t, g->mesh.path, g->mesh.start);
+	if (!g->sd.ready)
+		return rc;
+	if (rc == 0)
+		snprintf(g->sd.reload, sizeof(g->sd.reload), "reloaded");
+	else
+		snprintf(g->sd.reload, sizeof(g->sd.reload), "reload refused (%s)", gw_err_msg());
+	for (char *c = g->sd.reload; *c != '\0'; c++) /* STATUS is one line */
+		if (*c == '\n')
+			*c = ' ';
+	sd_notify(0, "READY=1");
+	sd_status(g, true);
+	return rc;
+}
+
+void
+gw_gateway_watchdog(struct gw_gateway *g)
+{
+	bool progress = true;
+	uint64_t now;
+
+	if (g == NULL || !g->sd.ready || g->sd.wd_usec == 0 || (now = mono_usec()) < g->sd.wd_next)
+		return;
+	g->sd.wd_next = now + g->sd.wd_usec / 2;
+	for (unsigned w = 0; w < gw_dp_n_workers(g->mesh.dp); w++) {
+		struct gw_dp_worker_info wi;
+		uint64_t bit = UINT64_C(1) << w;
+
+		if (gw_dp_worker_info(g->mesh.dp, w, &wi) < 0)
+			continue;
+		if (wi.loops != g->sd.loops[w]) {
+			if (g->sd.stalled & bit)
+				GW_LOG_INFO("watchdog: worker %u (lcore %u) makes progress again",
+					w, wi.lcore);
+			g->sd.stalled &= ~bit;
+			g->sd.loops[w] = wi.loops;
+			continue;
+		}
+		progress = false;
+		if (!(g->sd.stalled & bit)) { /* once per stall */
+			GW_LOG_WARN("watchdog: worker %u (lcore %u) made no progress in %.1f s: no "
+				    "more watchdog pings, systemd restarts the service when "
+				    "WatchdogSec= runs out",
+				w, wi.lcore, (double)g->sd.wd_usec / 2e6);
+			g->sd.stalled |= bit;
+		}
+	}
+	if (progress)
+		sd_notify(0, "WATCHDOG=1");
+}
+
 /* ---- the gateway's life (gateway.h) ---- */
 
 /* Say which part of the start failed: "<what>: <message>". Returns the code. */
@@ -709,11 +884,15 @@ gw_gateway_start(struct gw_gateway *g)
 	/* every config: the snapshots and the admin API (status, reload) */
 	if (tls_start(&g->tls, g->cfg, &g->params) < 0)
 		return err_prefix(g->tls.starting);
-	if (g->p.no_dataplane)
+	if (g->p.no_dataplane) {
+		sd_ready(g); /* control only: nothing else to wait for */
 		return 0;
+	}
 	GW_GUARD(gw_dp_start(&g->params, &g->mesh.dp));
 	gw_log_banner("running: %u worker(s), %u port(s), %u listener(s)", g->params.n_workers,
 		g->params.n_ports, g->params.n_listeners + g->tls.dpp.n_listeners);
+	/* the ports are up and every worker listens (gw_dp_start waited for them) */
+	sd_ready(g);
 	return 0;
 }
 
@@ -721,7 +900,7 @@ int
 gw_gateway_reload(struct gw_gateway *g)
 {
 	GW_ENSURE(g != NULL, -EINVAL);
-	return tls_reload(&g->tls, g->mesh.path, g->mesh.start);
+	return sd_reload(&g->tls);
 }
 
 int
@@ -749,8 +928,10 @@ gw_gateway_run(struct gw_gateway *g, int timeout_ms)
 void
 gw_gateway_tick(struct gw_gateway *g)
 {
-	if (g != NULL)
-		tls_tick(&g->tls);
+	if (g == NULL)
+		return;
+	tls_tick(&g->tls);
+	sd_status(g, false);
 }
 
 void
@@ -815,6 +996,8 @@ gw_gateway_destroy(struct gw_gateway *g)
 {
 	if (g == NULL)
 		return;
+	if (g->sd.ready)
+		sd_notify(0, "STOPPING=1\nSTATUS=stopping");
 	gw_dp_stop(g->mesh.dp);
 	g->mesh.dp = NULL;
 	tls_stop(&g->tls, g->cfg);

@@ -11,6 +11,7 @@
  *	gw_gateway_create()   load + validate the config, translate it
  *	gw_gateway_start()    EAL, publisher + first snapshot (TLS: HSM, tickets), mesh/admin API, ports, workers
  *	loop: gw_gateway_run()     admin API, up to timeout_ms
+ *	      gw_gateway_watchdog() every turn: systemd's watchdog, while workers progress
  *	      gw_gateway_tick()    once a second: ticket keys, reclaim, HSM recovery
  *	      gw_gateway_reload()  SIGHUP: all or nothing
  *	gw_gateway_destroy()  stop workers, ports, TLS, mesh, EAL; free
@@ -22,6 +23,14 @@
  * the CA change committed and the snapshot published: new connections use
  * it, established ones keep theirs. Any failure before the commit leaves
  * the CA, its store, the running config and snapshot exactly as they were.
+ *
+ * systemd (a Type=notify service, sd_notify(3); nothing is sent without
+ * NOTIFY_SOCKET): READY=1 when gw_gateway_start has every listener served
+ * by every worker; STATUS= "3 listener(s), 2 worker(s), generation 4, 12
+ * connection(s)" and how the last reload went, refreshed by the tick when
+ * it changes; RELOADING=1 before each reload (SIGHUP or POST /v1/reload)
+ * and READY=1 after it, refused or not; WATCHDOG=1 (gw_gateway_watchdog);
+ * STOPPING=1 when gw_gateway_destroy begins.
  *
  * Logging: through gw_log.h (module "gateway"); errors also stay in gw_err.
  *
@@ -101,9 +110,20 @@ int gw_gateway_run(struct gw_gateway *g, int timeout_ms);
 /*
  * Once a second: reclaim replaced snapshots; with TLS listeners, rotate the
  * session ticket key when it is due, and while HSM signatures fail reload
- * the listener keys through a new snapshot (every 5 s).
+ * the listener keys through a new snapshot (every 5 s); systemd's STATUS=.
  */
 void gw_gateway_tick(struct gw_gateway *g);
+
+/*
+ * Every turn of the control loop (at most a few hundred ms apart): when
+ * the service manager asked for a watchdog (sd_watchdog_enabled: the
+ * unit's WatchdogSec=), every half interval send WATCHDOG=1 if each worker
+ * made progress (its loop counter, gw_dp_worker_info.loops, moved) since
+ * the last check; a worker that did not is named in one warning and no
+ * ping is sent, so systemd restarts a gateway whose worker is stuck.
+ * Nothing otherwise. NULL ok.
+ */
+void gw_gateway_watchdog(struct gw_gateway *g);
 
 /* The counters JSON line (SIGUSR1, and at stop) on f. Nothing before start. */
 void gw_gateway_stats_json(const struct gw_gateway *g, FILE *f);

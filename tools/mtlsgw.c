@@ -7,6 +7,10 @@
  * sleeps in the admin API's select and sigtimedwait: it runs control, never
  * touches a packet and never busy-polls.
  *
+ * Under systemd (Type=notify): readiness, reloads, status and a watchdog fed
+ * while every worker makes progress go to the service manager (gateway.h);
+ * log records carry syslog priorities when stderr is the journal (gw_log.h).
+ *
  * Signals: SIGINT/SIGTERM stop the workers, close the ports (taps
  * disappear), print the counters and exit 0. SIGUSR1 prints the counters
  * (one JSON line on stdout). SIGHUP reloads, all or nothing
@@ -22,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #ifdef GW_MIMALLOC
 #include <mimalloc.h>
 #endif
@@ -94,6 +99,8 @@ main(int argc, char **argv)
 	if ((rc = gw_hsm_login_check_main(argc, argv)) >= 0)
 		return rc;
 	rc = 1;
+	/* started by systemd with stderr on the journal: priorities it can keep */
+	gw_log_set_journal(gw_log_fd_is_journal(STDERR_FILENO, getenv("JOURNAL_STREAM")));
 	/* a peer closing mid-write (cfssl, an admin client) is an error, never our death */
 	signal(SIGPIPE, SIG_IGN);
 	while ((c = getopt_long(argc, argv, "c:vVh", opts, NULL)) != -1) {
@@ -166,7 +173,8 @@ main(int argc, char **argv)
 			gw_gateway_stats_json(gw, stdout);
 		else if (sig == SIGHUP)
 			(void)gw_gateway_reload(gw); /* refused: logged, the running config stays */
-		if (time(NULL) != last_tick) {       /* once a second */
+		gw_gateway_watchdog(gw);       /* WATCHDOG=1 while every worker makes progress */
+		if (time(NULL) != last_tick) { /* once a second */
 			last_tick = time(NULL);
 			gw_gateway_tick(gw);
 		}

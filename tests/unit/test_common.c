@@ -5,16 +5,20 @@
  * Each case checks what a caller relies on: the code returned and
  * recorded, the raise site, the message (formatted, truncated, with
  * OpenSSL's reason appended), names for every code, and one slot per thread;
- * and the one duration parser (gw_duration_*) config, admin API and CLI share.
+ * the one duration parser (gw_duration_*) config, admin API and CLI share;
+ * and gw_log's syslog priorities when stderr is the journal (JOURNAL_STREAM).
  */
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
 
 #include "gw_duration.h"
+#include "gw_log.h"
 #include "gw_test.h"
 
 static unsigned evals; /* how often a macro evaluated its argument */
@@ -268,6 +272,65 @@ main(void)
 		EXPECT_ERR(gw_duration_parse_ms("5", &v), -EINVAL);
 		EXPECT_ERR(gw_duration_parse_ms(NULL, &v), -EINVAL);
 		EXPECT_EQ(v, 42);
+	}
+	{
+		/* JOURNAL_STREAM "DEV:INODE" names the stream: only that file matches */
+		FILE *f = tmpfile(), *g = tmpfile();
+		struct stat st;
+		char js[64], bad[80];
+
+		EXPECT_TRUE(f != NULL && g != NULL && fstat(fileno(f), &st) == 0);
+		snprintf(js, sizeof(js), "%ju:%ju", (uintmax_t)st.st_dev, (uintmax_t)st.st_ino);
+		EXPECT_TRUE(gw_log_fd_is_journal(fileno(f), js));
+		EXPECT_TRUE(!gw_log_fd_is_journal(fileno(g), js)); /* another inode */
+		EXPECT_TRUE(!gw_log_fd_is_journal(fileno(f), NULL));
+		EXPECT_TRUE(!gw_log_fd_is_journal(fileno(f), ""));
+		snprintf(bad, sizeof(bad), "%sx", js);
+		EXPECT_TRUE(!gw_log_fd_is_journal(fileno(f), bad));
+		snprintf(bad, sizeof(bad), "%ju", (uintmax_t)st.st_dev);
+		EXPECT_TRUE(!gw_log_fd_is_journal(fileno(f), bad));
+		EXPECT_TRUE(!gw_log_fd_is_journal(-1, js));
+		if (f != NULL)
+			fclose(f);
+		if (g != NULL)
+			fclose(g);
+	}
+	{
+		/* on the journal each record starts with its priority; off: unchanged */
+		static const char want[] = "<3>mtlsgw: t: error: e 1\n"
+					   "<4>mtlsgw: t: warning: w\n"
+					   "<6>mtlsgw: t: info: i\n"
+					   "<7>mtlsgw: t: debug: d\n"
+					   "<5>mtlsgw: running: x\n"
+					   "<6>mtlsgw: info: no module\n"
+					   "mtlsgw: t: error: plain\n"
+					   "mtlsgw: stopped\n";
+		char buf[512] = "";
+		FILE *f = tmpfile();
+		size_t n = 0;
+
+		EXPECT_TRUE(f != NULL);
+		if (f != NULL) {
+			gw_log_set_file(f);
+			gw_log_set_level(GW_LOG_LVL_DEBUG);
+			gw_log_set_journal(true);
+			gw_log(GW_LOG_LVL_ERR, "t", "e %d", 1);
+			gw_log(GW_LOG_LVL_WARN, "t", "w");
+			gw_log(GW_LOG_LVL_INFO, "t", "i");
+			gw_log(GW_LOG_LVL_DEBUG, "t", "d");
+			gw_log_banner("running: %s", "x");
+			gw_log(GW_LOG_LVL_INFO, NULL, "no module");
+			gw_log_set_journal(false);
+			gw_log(GW_LOG_LVL_ERR, "t", "plain");
+			gw_log_banner("stopped");
+			gw_log_set_file(NULL);
+			gw_log_set_level(GW_LOG_LVL_INFO);
+			rewind(f);
+			n = fread(buf, 1, sizeof(buf) - 1, f);
+			buf[n] = '\0';
+			fclose(f);
+		}
+		EXPECT_STREQ(buf, want);
 	}
 	GW_TEST_END();
 }
