@@ -48,6 +48,7 @@
 #include <openssl/bio.h>
 #include <openssl/ssl.h>
 
+#include "gw_alog.h"
 #include "gw_err.h"
 #include "snap.h"
 #include "tcp.h"
@@ -114,6 +115,27 @@ struct gw_tls_stats {
 /* Histogram slots per worker: a listener's index in the snapshot table. */
 #define GW_TLS_HIST_SLOTS 64
 
+/*
+ * Upstream connects that failed, per listener (tls-proxy; Prometheus
+ * mtlsgw_upstream_connect_failures_total{listener, reason}): refused (RST
+ * to our SYN), timeout (no SYN-ACK within the TCP handshake timeout; a
+ * next hop that never answers ARP ends here too: the SYN is never sent),
+ * unreachable (no connect was possible: no source address or route, or
+ * no free port or connection).
+ */
+#define GW_TLS_UP_FAILS(X) X(refused) X(timeout) X(unreachable)
+
+enum gw_tls_up_fail {
+#define GW_TLS_UP_ENUM_(n) GW_TLS_UP_##n,
+	GW_TLS_UP_FAILS(GW_TLS_UP_ENUM_)
+#undef GW_TLS_UP_ENUM_
+		GW_TLS_UP__COUNT
+};
+
+struct gw_tls_up_fails {
+	uint64_t v[GW_TLS_UP__COUNT];
+};
+
 struct gw_tls_hs_hist {
 	uint64_t b[GW_TLS_HS_N_BOUNDS + 1]; /* per bucket, not cumulative; [N]: +Inf */
 	uint64_t sum_tsc;                   /* sum of the durations, TSC ticks */
@@ -136,6 +158,12 @@ struct gw_tls_worker_params {
 	 */
 	bool hsm_async;
 	uint32_t hsm_timeout_ms; /* a parked signature fails after this; 0 = 2000 */
+	/*
+	 * The access log (gw_alog.h): every connection that ends, accepted or
+	 * refused, leaves one record here (a full ring drops and counts it).
+	 * Borrowed; NULL: no records.
+	 */
+	struct gw_alog_ring *alog;
 };
 
 /*
@@ -166,6 +194,17 @@ void gw_tls_stats_get(const struct gw_tls_worker *w, struct gw_tls_stats *out);
 
 /* The handshake latency histogram of slot (< GW_TLS_HIST_SLOTS; else zeros). */
 void gw_tls_hs_hist_get(const struct gw_tls_worker *w, unsigned slot, struct gw_tls_hs_hist *out);
+
+/*
+ * Count an upstream connect failure of the listener in slot (its index in
+ * the snapshot table, < GW_TLS_HIST_SLOTS; else not counted). reason is
+ * gw_tcp's: -ECONNREFUSED (refused), -ETIMEDOUT (timeout), anything else
+ * (the connect itself failed: unreachable).
+ */
+void gw_tls_upstream_failed(struct gw_tls_worker *w, unsigned slot, int reason);
+
+/* The upstream connect failures of slot (< GW_TLS_HIST_SLOTS; else zeros). */
+void gw_tls_up_fails_get(const struct gw_tls_worker *w, unsigned slot, struct gw_tls_up_fails *out);
 
 /* ---- connections ---- */
 
@@ -242,6 +281,14 @@ void gw_tls_abort(struct gw_tls_conn *t);
  * without it the handshake is not recorded (counted all the same).
  */
 void gw_tls_set_hist_slot(struct gw_tls_conn *t, unsigned slot);
+
+/*
+ * For the access log: the upstream t is relayed to (network order; the
+ * last one tried), and that no upstream could be connected (the record
+ * says end "upstream" rather than "reset").
+ */
+void gw_tls_set_upstream(struct gw_tls_conn *t, uint32_t ip, uint16_t port);
+void gw_tls_set_upstream_failed(struct gw_tls_conn *t);
 
 void *gw_tls_get_ctx(const struct gw_tls_conn *t);
 void gw_tls_set_ctx(struct gw_tls_conn *t, void *ctx);

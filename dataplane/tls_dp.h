@@ -50,6 +50,11 @@ struct gw_tls_dp_params {
 	/* worker.hsm_async: gw_tls_dp_create starts the HSM threads with these
 	 * (zeros: defaults), gw_tls_dp_destroy stops them */
 	struct gw_hsm_async_params hsm;
+	/*
+	 * Worker w's access log ring (gw_alog.h; worker.alog is set from it),
+	 * borrowed: it must outlive gw_dp_stop. NULL: no records from w.
+	 */
+	struct gw_alog_ring *alog[GW_DP_MAX_WORKERS];
 };
 
 struct gw_tls_dp;
@@ -89,5 +94,13 @@ extern const struct gw_ctr_group gw_tls_dp_group;
  * by the stats_read hook.
  */
 extern const struct gw_ctr_hist_desc gw_tls_dp_hs_hist;
+
+/*
+ * Upstream connect failures (tls.h, GW_TLS_UP_FAILS), one row per
+ * tls-proxy listener: mtlsgw_upstream_connect_failures_total{listener,
+ * reason}, JSON "upstream_connect_failures". The stats_read hook adds it
+ * and the "access_log" group (gw_alog_group: records the rings dropped).
+ */
+extern const struct gw_ctr_table_desc gw_tls_dp_up_fails;
 
 #endif /* GW_TLS_DP_H */
