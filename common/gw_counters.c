@@ -173,6 +173,22 @@ gw_ctr_snap_table(struct gw_ctr_snap *s, const struct gw_ctr_table_desc *d, unsi
 
 	GW_ENSURE(s != NULL && d != NULL && out != NULL, -EINVAL);
 	GW_ENSURE(d->n_cols <= GW_CTR_TABLE_MAX_COLS, -EINVAL);
+	for (unsigned i = 0; i < s->n_tables; i++) {
+		struct gw_ctr_table_row *r;
+
+		t = &s->tables[i];
+		if (t->d != d)
+			continue;
+		/* d again: more rows of the same family (one JSON member, one HELP) */
+		r = realloc(t->r, (t->n + n ? t->n + n : 1) * sizeof(*r));
+		if (r == NULL)
+			return gw_err_setf(-ENOMEM, GW_HERE, "counters: out of memory");
+		memset(r + t->n, 0, n * sizeof(*r));
+		t->r = r;
+		*out = r + t->n;
+		t->n += n;
+		return 0;
+	}
 	if (s->n_tables >= GW_CTR_MAX_TABLES)
 		return gw_err_setf(
 			-ENOSPC, GW_HERE, "counters: more than %d tables", GW_CTR_MAX_TABLES);

@@ -231,7 +231,7 @@ GW_MUST_CHECK int gw_ctr_snap_hist(struct gw_ctr_snap *s, const struct gw_ctr_hi
 
 /*
  * Append table d with n zeroed rows (*out, for the caller to name and
- * fill). 0, -ENOSPC (GW_CTR_MAX_TABLES), -ENOMEM, -EINVAL (no d, or more
+ * fill); when s has d already, n more rows of it (two owners, one family). 0, -ENOSPC (GW_CTR_MAX_TABLES), -ENOMEM, -EINVAL (no d, or more
  * than GW_CTR_TABLE_MAX_COLS columns).
  */
 GW_MUST_CHECK int gw_ctr_snap_table(struct gw_ctr_snap *s, const struct gw_ctr_table_desc *d,

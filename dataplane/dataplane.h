@@ -162,6 +162,14 @@ GW_MUST_CHECK int gw_dp_counters(const struct gw_dp *dp, struct gw_ctr_snap *s);
  */
 void gw_dp_stats_json(const struct gw_dp *dp, FILE *f);
 
+/*
+ * Upstream connect failures per proxy listener (svc.h, GW_SVC_UP_FAILS):
+ * mtlsgw_upstream_connect_failures_total{listener, reason}, JSON
+ * "upstream_connect_failures". gw_dp_counters adds the tcp-proxy rows;
+ * the stats_read hook may add others (tls_dp.h: tls-proxy) to the same table.
+ */
+extern const struct gw_ctr_table_desc gw_dp_up_fails_table;
+
 /* Sum of one named counter over the workers (dataplane or tcp); -1 if unknown. */
 int64_t gw_dp_stat(const struct gw_dp *dp, const char *name);
 

@@ -209,12 +209,16 @@ proxy_connect_next(struct proxy_pair *pp)
 	while (pp->tries < lst->n_upstreams) {
 		unsigned i = L->rr++ % lst->n_upstreams;
 
+		int rc;
+
 		pp->tries++;
-		if (gw_svc_upstream_connect(pp->cl, lst->upstreams[i].ip, lst->upstreams[i].port,
-			    proxy_event, pp, &pp->up) == 0) {
+		rc = gw_svc_upstream_connect(pp->cl, lst->upstreams[i].ip, lst->upstreams[i].port,
+			proxy_event, pp, &pp->up);
+		if (rc == 0) {
 			pp->up_idx = i;
 			return true;
 		}
+		gw_svc_up_fail_count(L->p.up_fails, rc); /* unreachable */
 		pp->up = NULL;
 	}
 	return false;
@@ -239,6 +243,8 @@ proxy_event(struct gw_tcp_conn *c, enum gw_tcp_event ev, int reason, void *ctx)
 	case GW_TCP_EV_CLOSED:
 		if (is_up) {
 			pp->up = NULL;
+			if (!pp->up_ok) /* never connected: refused or timed out */
+				gw_svc_up_fail_count(pp->L->p.up_fails, reason);
 			if (!pp->up_ok && (reason == -ECONNREFUSED || reason == -ETIMEDOUT) &&
 				proxy_connect_next(pp))
 				break; /* next upstream */

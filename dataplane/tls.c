@@ -103,7 +103,7 @@ struct gw_tls_worker {
 	struct gw_tls_conn *conns;                 /* p.max_conns */
 	uint64_t hs_bound_tsc[GW_TLS_HS_N_BOUNDS]; /* GW_TLS_HS_BOUNDS in TSC ticks */
 	struct gw_tls_hs_hist hist[GW_TLS_HIST_SLOTS];
-	struct gw_tls_up_fails up_fail[GW_TLS_HIST_SLOTS]; /* by listener index */
+	struct gw_svc_up_fails up_fail[GW_TLS_HIST_SLOTS]; /* by listener index */
 };
 
 static const double hs_bounds_s[GW_TLS_HS_N_BOUNDS] = {GW_TLS_HS_BOUNDS};
@@ -435,15 +435,12 @@ alog_record(struct gw_tls_conn *t)
 void
 gw_tls_upstream_failed(struct gw_tls_worker *w, unsigned slot, int reason)
 {
-	if (slot >= GW_TLS_HIST_SLOTS)
-		return;
-	w->up_fail[slot].v[reason == -ECONNREFUSED ? GW_TLS_UP_refused
-			   : reason == -ETIMEDOUT  ? GW_TLS_UP_timeout
-						   : GW_TLS_UP_unreachable]++;
+	if (slot < GW_TLS_HIST_SLOTS)
+		gw_svc_up_fail_count(&w->up_fail[slot], reason);
 }
 
 void
-gw_tls_up_fails_get(const struct gw_tls_worker *w, unsigned slot, struct gw_tls_up_fails *out)
+gw_tls_up_fails_get(const struct gw_tls_worker *w, unsigned slot, struct gw_svc_up_fails *out)
 {
 	if (slot < GW_TLS_HIST_SLOTS)
 		*out = w->up_fail[slot];

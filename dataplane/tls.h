@@ -51,6 +51,7 @@
 #include "gw_alog.h"
 #include "gw_err.h"
 #include "snap.h"
+#include "svc.h"
 #include "tcp.h"
 #include "trust_verify.h"
 
@@ -115,27 +116,6 @@ struct gw_tls_stats {
 /* Histogram slots per worker: a listener's index in the snapshot table. */
 #define GW_TLS_HIST_SLOTS 64
 
-/*
- * Upstream connects that failed, per listener (tls-proxy; Prometheus
- * mtlsgw_upstream_connect_failures_total{listener, reason}): refused (RST
- * to our SYN), timeout (no SYN-ACK within the TCP handshake timeout; a
- * next hop that never answers ARP ends here too: the SYN is never sent),
- * unreachable (no connect was possible: no source address or route, or
- * no free port or connection).
- */
-#define GW_TLS_UP_FAILS(X) X(refused) X(timeout) X(unreachable)
-
-enum gw_tls_up_fail {
-#define GW_TLS_UP_ENUM_(n) GW_TLS_UP_##n,
-	GW_TLS_UP_FAILS(GW_TLS_UP_ENUM_)
-#undef GW_TLS_UP_ENUM_
-		GW_TLS_UP__COUNT
-};
-
-struct gw_tls_up_fails {
-	uint64_t v[GW_TLS_UP__COUNT];
-};
-
 struct gw_tls_hs_hist {
 	uint64_t b[GW_TLS_HS_N_BOUNDS + 1]; /* per bucket, not cumulative; [N]: +Inf */
 	uint64_t sum_tsc;                   /* sum of the durations, TSC ticks */
@@ -196,15 +176,14 @@ void gw_tls_stats_get(const struct gw_tls_worker *w, struct gw_tls_stats *out);
 void gw_tls_hs_hist_get(const struct gw_tls_worker *w, unsigned slot, struct gw_tls_hs_hist *out);
 
 /*
- * Count an upstream connect failure of the listener in slot (its index in
- * the snapshot table, < GW_TLS_HIST_SLOTS; else not counted). reason is
- * gw_tcp's: -ECONNREFUSED (refused), -ETIMEDOUT (timeout), anything else
- * (the connect itself failed: unreachable).
+ * Count an upstream connect failure (svc.h, GW_SVC_UP_FAILS) of the
+ * tls-proxy listener in slot (its index in the snapshot table,
+ * < GW_TLS_HIST_SLOTS; else not counted).
  */
 void gw_tls_upstream_failed(struct gw_tls_worker *w, unsigned slot, int reason);
 
 /* The upstream connect failures of slot (< GW_TLS_HIST_SLOTS; else zeros). */
-void gw_tls_up_fails_get(const struct gw_tls_worker *w, unsigned slot, struct gw_tls_up_fails *out);
+void gw_tls_up_fails_get(const struct gw_tls_worker *w, unsigned slot, struct gw_svc_up_fails *out);
 
 /* ---- connections ---- */
 

@@ -32,30 +32,10 @@ struct tls_dp_worker {
 	struct gw_tls_hs_hist hist[GW_DP_MAX_LISTENERS];
 	/* upstream connect failures, by tls_dp listener, likewise */
 	uint64_t useq __rte_cache_aligned;
-	struct gw_tls_up_fails up[GW_DP_MAX_LISTENERS];
+	struct gw_svc_up_fails up[GW_DP_MAX_LISTENERS];
 } __rte_cache_aligned;
 
-#define UP_WORDS GW_CTR_WORDS(struct gw_tls_up_fails)
-
-static const char *const up_fail_cols[] = {
-#define GW_TLS_UP_NAME_(n) #n,
-	GW_TLS_UP_FAILS(GW_TLS_UP_NAME_)
-#undef GW_TLS_UP_NAME_
-};
-
-_Static_assert(GW_TLS_UP__COUNT <= GW_CTR_TABLE_MAX_COLS, "columns fit a gw_ctr_table");
-
-const struct gw_ctr_table_desc gw_tls_dp_up_fails = {
-	.name = "mtlsgw_upstream_connect_failures_total",
-	.json = "upstream_connect_failures",
-	.help = "upstream connections of a proxy listener that could not be opened: refused "
-		"(RST), timeout (no answer, or no ARP answer for the next hop), unreachable (no "
-		"route, address or port)",
-	.row_label = "listener",
-	.col_label = "reason",
-	.cols = up_fail_cols,
-	.n_cols = GW_TLS_UP__COUNT,
-};
+#define UP_WORDS GW_CTR_WORDS(struct gw_svc_up_fails)
 
 #define HIST_WORDS GW_CTR_WORDS(struct gw_tls_hs_hist)
 
@@ -180,7 +160,7 @@ copy_stats(const struct gw_tls_dp *t, struct tls_dp_worker *k)
 		k->hist_ok = s.hs_ok;
 	}
 	{
-		struct gw_tls_up_fails u[GW_DP_MAX_LISTENERS];
+		struct gw_svc_up_fails u[GW_DP_MAX_LISTENERS];
 
 		for (unsigned i = 0; i < t->p.n_listeners; i++)
 			gw_tls_up_fails_get(k->w, t->p.listeners[i].index, &u[i]);
@@ -280,9 +260,9 @@ hook_stats_read(void *arg, struct gw_ctr_snap *s)
 	if (n_proxy > 0) { /* one row per tls-proxy listener */
 		struct gw_ctr_table_row *rows;
 
-		GW_GUARD(gw_ctr_snap_table(s, &gw_tls_dp_up_fails, n_proxy, &rows));
+		GW_GUARD(gw_ctr_snap_table(s, &gw_dp_up_fails_table, n_proxy, &rows));
 		for (unsigned i = 0; i < t->p.n_workers; i++) {
-			struct gw_tls_up_fails u[GW_DP_MAX_LISTENERS];
+			struct gw_svc_up_fails u[GW_DP_MAX_LISTENERS];
 			unsigned r = 0;
 
 			gw_ctr_read(&t->wk[i].useq, (uint64_t *)u, (const uint64_t *)t->wk[i].up,
@@ -292,7 +272,7 @@ hook_stats_read(void *arg, struct gw_ctr_snap *s)
 					continue;
 				snprintf(rows[r].value, sizeof(rows[r].value), "%s",
 					t->p.listeners[l].name);
-				for (unsigned c = 0; c < GW_TLS_UP__COUNT; c++)
+				for (unsigned c = 0; c < GW_SVC_UP__COUNT; c++)
 					rows[r].v[c] += u[l].v[c];
 				r++;
 			}

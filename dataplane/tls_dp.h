@@ -96,11 +96,9 @@ extern const struct gw_ctr_group gw_tls_dp_group;
 extern const struct gw_ctr_hist_desc gw_tls_dp_hs_hist;
 
 /*
- * Upstream connect failures (tls.h, GW_TLS_UP_FAILS), one row per
- * tls-proxy listener: mtlsgw_upstream_connect_failures_total{listener,
- * reason}, JSON "upstream_connect_failures". The stats_read hook adds it
- * and the "access_log" group (gw_alog_group: records the rings dropped).
+ * The stats_read hook also adds the "access_log" group (gw_alog_group: the
+ * records the rings dropped) and a row per tls-proxy listener to the
+ * upstream connect failures table (dataplane.h, gw_dp_up_fails_table).
  */
-extern const struct gw_ctr_table_desc gw_tls_dp_up_fails;
 
 #endif /* GW_TLS_DP_H */

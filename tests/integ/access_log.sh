@@ -16,7 +16,12 @@ write_config() { # write_config FORMAT
 	gw_gateway_config "$T/gw.yaml" "[1]" "$(gw_tls_listener proxy 8446 tls-proxy --sni \
 		--upstream "$GW_PEER_IP:9000" --pp2)
 $(gw_tls_listener dead 8447 tls-proxy --upstream "$GW_PEER_IP:9009")
-$(gw_tls_listener echo 8443 tls-echo)"
+$(gw_tls_listener echo 8443 tls-echo)
+  - name: tcpdead
+    address: $GW_GW_IP:8080
+    service: tcp-proxy
+    upstream:
+      servers: [\"$GW_PEER_IP:9009\"]"
 	gw_tls_hsm "$T/gw.yaml"
 	# a relative path: next to the config
 	printf 'access_log:\n  enabled: true\n  path: access.log\n  format: %s\n  refusals_per_second: 3\n' \
@@ -101,11 +106,23 @@ body=$(gw_in curl -sS --max-time 15 --cacert "$P/root.pem" --cert "$P/client.cha
 	--key "$P/client.key" --resolve "$SNI:8447:$GW_GW_IP" "https://$SNI:8447/" 2>&1) &&
 	gw_fail "curl through a dead upstream succeeded: $body"
 wait_line 'listener="dead" .* verdict=accepted .* upstream=10\.99\.0\.1:9009 end=upstream '
-refused=$(gw_stat workers >/dev/null && tail -1 "$T/gw.out" | "$GW_PY" -c '
+# the same through a plain tcp-proxy
+gw_in "$GW_PY" -c 'import socket, sys
+s = socket.create_connection((sys.argv[1], 8080), timeout=10)
+try:
+    s.recv(1)  # reset once the upstream refused
+except OSError:
+    pass' "$GW_GW_IP"
+for _ in $(seq 50); do
+	fails=$(gw_stat workers >/dev/null && tail -1 "$T/gw.out" | "$GW_PY" -c '
 import json, sys
-print(json.load(sys.stdin)["upstream_connect_failures"]["dead"]["refused"])')
-[ "$refused" -ge 1 ] || gw_fail "upstream_connect_failures.dead.refused is $refused"
-gw_ok "an upstream answering RST: upstream_connect_failures{dead,refused} = $refused, end=upstream"
+u = json.load(sys.stdin)["upstream_connect_failures"]
+print(u["dead"]["refused"], u["tcpdead"]["refused"], u["dead"]["timeout"] + u["tcpdead"]["timeout"])')
+	[ "${fails% *}" != "1 1" ] || break
+	sleep 0.1
+done
+[ "$fails" = "1 1 0" ] || gw_fail "upstream_connect_failures refused dead, tcpdead, timeouts: $fails, want 1 1 0"
+gw_ok "an upstream answering RST: upstream_connect_failures{dead|tcpdead,refused} = 1, end=upstream"
 
 # --- logrotate: rename, SIGHUP; the new file, in JSON now, parses
 mv "$LOG" "$T/access.log.1"
