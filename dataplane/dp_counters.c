@@ -103,7 +103,7 @@ int
 gw_dp_counters(const struct gw_dp *dp, struct gw_ctr_snap *s)
 {
 	struct gw_svc_up_fails up[GW_DP_MAX_LISTENERS] = {0};
-	uint64_t *net, *tcp, *conns;
+	uint64_t *net, *tcp, *conns, *dropped;
 	unsigned w, i, n_proxy = 0;
 
 	GW_GUARD(gw_ctr_snap_init(s, dp->n_workers));
@@ -127,6 +127,10 @@ gw_dp_counters(const struct gw_dp *dp, struct gw_ctr_snap *s)
 	}
 	if (dp->params->stats_read != NULL)
 		GW_GUARD(dp->params->stats_read(dp->params->hook_arg, s));
+	/* one word per worker, written by it alone: read whole, no seqlock */
+	GW_GUARD(gw_ctr_snap_add(s, &gw_alog_group, &dropped));
+	for (w = 0; w < dp->n_workers; w++)
+		dropped[w] = gw_alog_ring_dropped(dp->params->alog[w]);
 	/* tcp-proxy rows after the hook's tls-proxy rows: one table */
 	for (i = 0; i < dp->params->n_listeners; i++)
 		n_proxy += dp->params->listeners[i].service == GW_SVC_TCP_PROXY;

@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <stdint.h>
 
+#include "gw_alog.h"
 #include "gw_err.h"
 #include "policy_types.h"
 #include "snap.h"
@@ -83,6 +84,9 @@ struct gw_svc_params {
 	/* tcp-proxy: where this worker counts the listener's upstream connect
 	 * failures (borrowed, the worker's own memory); NULL: not counted */
 	struct gw_svc_up_fails *up_fails;
+	/* tcp-proxy: the worker's access log ring (gw_alog.h): one record per
+	 * connection when it ends; borrowed, NULL: none */
+	struct gw_alog_ring *alog;
 };
 
 /*

@@ -251,10 +251,6 @@ hook_stats_read(void *arg, struct gw_ctr_snap *s)
 	for (unsigned i = 0; i < t->p.n_workers && i < s->n_workers; i++)
 		gw_ctr_read(&t->wk[i].seq, w + (size_t)i * gw_tls_dp_group.n,
 			(const uint64_t *)&t->wk[i].st, gw_tls_dp_group.n);
-	/* one word per worker, written by it alone: read whole, no seqlock */
-	GW_GUARD(gw_ctr_snap_add(s, &gw_alog_group, &w));
-	for (unsigned i = 0; i < t->p.n_workers && i < s->n_workers; i++)
-		w[i] = gw_alog_ring_dropped(t->p.alog[i]);
 	for (unsigned l = 0; l < t->p.n_listeners; l++)
 		n_proxy += t->p.listeners[l].kind == GW_SVC_TLS_PROXY;
 	if (n_proxy > 0) { /* one row per tls-proxy listener */

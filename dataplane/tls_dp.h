@@ -52,7 +52,8 @@ struct gw_tls_dp_params {
 	struct gw_hsm_async_params hsm;
 	/*
 	 * Worker w's access log ring (gw_alog.h; worker.alog is set from it),
-	 * borrowed: it must outlive gw_dp_stop. NULL: no records from w.
+	 * borrowed: it must outlive gw_dp_stop. NULL: no records from w. The
+	 * same as gw_dp_params.alog[w] (whose drops gw_dp_counters reports).
 	 */
 	struct gw_alog_ring *alog[GW_DP_MAX_WORKERS];
 };
@@ -96,8 +97,7 @@ extern const struct gw_ctr_group gw_tls_dp_group;
 extern const struct gw_ctr_hist_desc gw_tls_dp_hs_hist;
 
 /*
- * The stats_read hook also adds the "access_log" group (gw_alog_group: the
- * records the rings dropped) and a row per tls-proxy listener to the
+ * The stats_read hook also adds a row per tls-proxy listener to the
  * upstream connect failures table (dataplane.h, gw_dp_up_fails_table).
  */
 

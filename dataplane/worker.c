@@ -308,6 +308,7 @@ gw_worker_setup(struct gw_lcore *lc)
 			.index = l->index,
 			.pub = p->pub,
 			.up_fails = &lc->up_fail[i],
+			.alog = p->alog[lc->idx],
 		};
 
 		rc = gw_svc_listen(lc->tcp, &sp);

@@ -709,10 +709,10 @@ gw_gateway_start(struct gw_gateway *g)
 		g->eal_up = true;
 	}
 	/* the workers' access log rings, before the TLS hooks take them */
-	if (g->tls.dpp.n_listeners > 0) {
+	if (g->tls.dpp.n_listeners > 0 || g->params.n_listeners > 0) {
 		GW_GUARD(gw_access_log_create(g->cfg, g->params.n_workers, 0, &g->alog));
 		for (unsigned w = 0; w < g->params.n_workers; w++)
-			g->tls.dpp.alog[w] = gw_access_log_ring(g->alog, w);
+			g->tls.dpp.alog[w] = g->params.alog[w] = gw_access_log_ring(g->alog, w);
 	}
 	/* every config: the snapshots and the admin API (status, reload) */
 	if (tls_start(&g->tls, g->cfg, &g->params) < 0)

@@ -6,7 +6,8 @@
 # SPIFFE ID, bytes and upstream; a client without a certificate one refusal
 # line with its reason; a burst of refusals is cut to refusals_per_second
 # lines and a "suppressed" line; a hostile SNI stays on one escaped line; an
-# upstream that refuses counts in upstream_connect_failures; after a rename
+# upstream that refuses counts in upstream_connect_failures (tls-proxy and
+# tcp-proxy, whose connection has a line too); after a rename
 # and SIGHUP (logrotate) the log is reopened, now in JSON that parses.
 . "$(dirname "$0")/../lib/common.sh"
 . "$GW_SRC/tests/lib/tls.sh"
@@ -122,6 +123,7 @@ print(u["dead"]["refused"], u["tcpdead"]["refused"], u["dead"]["timeout"] + u["t
 	sleep 0.1
 done
 [ "$fails" = "1 1 0" ] || gw_fail "upstream_connect_failures refused dead, tcpdead, timeouts: $fails, want 1 1 0"
+wait_line 'listener="tcpdead" .* tls=- .* verdict=accepted .* upstream=10\.99\.0\.1:9009 end=upstream '
 gw_ok "an upstream answering RST: upstream_connect_failures{dead|tcpdead,refused} = 1, end=upstream"
 
 # --- logrotate: rename, SIGHUP; the new file, in JSON now, parses
