@@ -91,6 +91,8 @@ gw_ctr_snap_fini(struct gw_ctr_snap *s)
 		free(s->ports[i].v);
 	for (unsigned i = 0; i < s->n_hists; i++)
 		free(s->hists[i].s);
+	for (unsigned i = 0; i < s->n_tables; i++)
+		free(s->tables[i].r);
 	free(s->lcore);
 	free(s->busy_cycles);
 	memset(s, 0, sizeof(*s));
@@ -160,6 +162,44 @@ gw_ctr_snap_hist(struct gw_ctr_snap *s, const struct gw_ctr_hist_desc *d, unsign
 	h->n = n;
 	s->n_hists++;
 	*out = h->s;
+	return 0;
+}
+
+int
+gw_ctr_snap_table(struct gw_ctr_snap *s, const struct gw_ctr_table_desc *d, unsigned n,
+	struct gw_ctr_table_row **out)
+{
+	struct gw_ctr_table *t;
+
+	GW_ENSURE(s != NULL && d != NULL && out != NULL, -EINVAL);
+	GW_ENSURE(d->n_cols <= GW_CTR_TABLE_MAX_COLS, -EINVAL);
+	for (unsigned i = 0; i < s->n_tables; i++) {
+		struct gw_ctr_table_row *r;
+
+		t = &s->tables[i];
+		if (t->d != d)
+			continue;
+		/* d again: more rows of the same family (one JSON member, one HELP) */
+		r = realloc(t->r, (t->n + n ? t->n + n : 1) * sizeof(*r));
+		if (r == NULL)
+			return gw_err_setf(-ENOMEM, GW_HERE, "counters: out of memory");
+		memset(r + t->n, 0, n * sizeof(*r));
+		t->r = r;
+		*out = r + t->n;
+		t->n += n;
+		return 0;
+	}
+	if (s->n_tables >= GW_CTR_MAX_TABLES)
+		return gw_err_setf(
+			-ENOSPC, GW_HERE, "counters: more than %d tables", GW_CTR_MAX_TABLES);
+	t = &s->tables[s->n_tables];
+	t->r = calloc(n ? n : 1, sizeof(*t->r));
+	if (t->r == NULL)
+		return gw_err_setf(-ENOMEM, GW_HERE, "counters: out of memory");
+	t->d = d;
+	t->n = n;
+	s->n_tables++;
+	*out = t->r;
 	return 0;
 }
 
@@ -271,6 +311,21 @@ gw_ctr_snap_json(const struct gw_ctr_snap *s, FILE *f)
 				fputc('}', f);
 			}
 			fputc(']', f);
+		}
+		fputc('}', f);
+	}
+	for (unsigned i = 0; i < s->n_tables; i++) {
+		const struct gw_ctr_table *t = &s->tables[i];
+
+		fprintf(f, ",\"%s\":{", t->d->json);
+		for (unsigned r = 0; r < t->n; r++) {
+			fputs(r ? "," : "", f);
+			json_str(f, t->r[r].value);
+			fputs(":{", f);
+			for (unsigned c = 0; c < t->d->n_cols; c++)
+				fprintf(f, "%s\"%s\":%" PRIu64, c ? "," : "", t->d->cols[c],
+					t->r[r].v[c]);
+			fputc('}', f);
 		}
 		fputc('}', f);
 	}

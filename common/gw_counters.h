@@ -134,6 +134,38 @@ struct gw_ctr_hist {
 	unsigned n;
 };
 
+/* ---- tables (counter families with two labels) ---- */
+
+#define GW_CTR_TABLE_MAX_COLS 8
+#define GW_CTR_MAX_TABLES 2
+
+/*
+ * A counter family labelled by row and column, e.g.
+ * mtlsgw_upstream_connect_failures_total{listener="api",reason="refused"}:
+ * one row per value of row_label (summed over the workers by the owner),
+ * one column per name in cols. JSON: "<json>":{"<row>":{"<col>":v,...},...}.
+ */
+struct gw_ctr_table_desc {
+	const char *name;      /* the Prometheus family (a counter: ends in _total) */
+	const char *json;      /* its member in the stats JSON line */
+	const char *help;      /* HELP */
+	const char *row_label; /* "listener" */
+	const char *col_label; /* "reason" */
+	const char *const *cols;
+	unsigned n_cols; /* <= GW_CTR_TABLE_MAX_COLS */
+};
+
+struct gw_ctr_table_row {
+	char value[64]; /* of row_label */
+	uint64_t v[GW_CTR_TABLE_MAX_COLS];
+};
+
+struct gw_ctr_table {
+	const struct gw_ctr_table_desc *d; /* borrowed: static in its owner */
+	struct gw_ctr_table_row *r;        /* [n] */
+	unsigned n;
+};
+
 /* ---- one read of every counter: what control renders ---- */
 
 #define GW_CTR_MAX_GROUPS 8
@@ -165,6 +197,8 @@ struct gw_ctr_snap {
 	unsigned n_ports;
 	struct gw_ctr_hist hists[GW_CTR_MAX_HISTS];
 	unsigned n_hists;
+	struct gw_ctr_table tables[GW_CTR_MAX_TABLES];
+	unsigned n_tables;
 };
 
 /* Zero s for n_workers workers (allocates). 0 or -ENOMEM. */
@@ -195,6 +229,14 @@ GW_MUST_CHECK int gw_ctr_snap_port(
 GW_MUST_CHECK int gw_ctr_snap_hist(struct gw_ctr_snap *s, const struct gw_ctr_hist_desc *d,
 	unsigned n, struct gw_ctr_hist_series **out);
 
+/*
+ * Append table d with n zeroed rows (*out, for the caller to name and
+ * fill); when s has d already, n more rows of it (two owners, one family). 0, -ENOSPC (GW_CTR_MAX_TABLES), -ENOMEM, -EINVAL (no d, or more
+ * than GW_CTR_TABLE_MAX_COLS columns).
+ */
+GW_MUST_CHECK int gw_ctr_snap_table(struct gw_ctr_snap *s, const struct gw_ctr_table_desc *d,
+	unsigned n, struct gw_ctr_table_row **out);
+
 /* Sum every group over the workers. After the last gw_ctr_snap_add. */
 void gw_ctr_snap_seal(struct gw_ctr_snap *s);
 
@@ -215,7 +257,8 @@ int64_t gw_ctr_snap_get(const struct gw_ctr_snap *s, const char *group, const ch
  *    rx_cksum_offload,tx_cksum_offload,mtu,<port counters>}],
  *    "per_worker":[{"lcore":L,"rx_pkts":..,"ring_rx":..,"dispatch_tx":..,
  *    "tcp_rx":..,"conn_accepted":..,"idle_sleeps":..,"busy_cycles":..}]}
- * Groups with a label are objects of their members too ("conns").
+ * Groups with a label are objects of their members too ("conns"); each
+ * table follows the groups as "<json>":{"<row>":{"<col>":v,...}}.
  */
 void gw_ctr_snap_json(const struct gw_ctr_snap *s, FILE *f);
 

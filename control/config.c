@@ -147,6 +147,12 @@ struct raw_admin {
 	char *metrics_address;
 };
 
+struct raw_access_log {
+	bool enabled;
+	char *path, *format;
+	unsigned refusals_per_second;
+};
+
 struct raw_ca_conf {
 	char *key_type, *root_validity, *leaf_validity, *cert, *key, *url, *profile, *ca_file;
 };
@@ -169,6 +175,7 @@ struct raw_cfg {
 	struct raw_hsm *hsm;
 	char *state_dir;
 	struct raw_admin *admin;
+	struct raw_access_log *access_log;
 	struct raw_mtls *mtls;
 };
 
@@ -307,6 +314,14 @@ static const cyaml_schema_field_t admin_fields[] = {
 	CYAML_FIELD_END,
 };
 
+static const cyaml_schema_field_t access_log_fields[] = {
+	CYAML_FIELD_BOOL("enabled", OPT, struct raw_access_log, enabled),
+	STR("path", OPT, struct raw_access_log, path),
+	STR("format", OPT, struct raw_access_log, format),
+	CYAML_FIELD_UINT("refusals_per_second", OPT, struct raw_access_log, refusals_per_second),
+	CYAML_FIELD_END,
+};
+
 static const cyaml_schema_field_t ca_conf_fields[] = {
 	STR("key_type", OPT, struct raw_ca_conf, key_type),
 	STR("root_validity", OPT, struct raw_ca_conf, root_validity),
@@ -347,6 +362,7 @@ static const cyaml_schema_field_t top_fields[] = {
 	CYAML_FIELD_MAPPING_PTR("hsm", OPT, struct raw_cfg, hsm, hsm_fields),
 	STR("state_dir", OPT, struct raw_cfg, state_dir),
 	CYAML_FIELD_MAPPING_PTR("admin", OPT, struct raw_cfg, admin, admin_fields),
+	CYAML_FIELD_MAPPING_PTR("access_log", OPT, struct raw_cfg, access_log, access_log_fields),
 	CYAML_FIELD_MAPPING_PTR("mtls", OPT, struct raw_cfg, mtls, mtls_fields),
 	CYAML_FIELD_END,
 };
@@ -689,6 +705,7 @@ gw_cfg_free(struct gw_cfg *cfg)
 	free(cfg->state_dir);
 	free(cfg->admin.socket);
 	free(cfg->admin.metrics_address);
+	free(cfg->access_log.path);
 	free(cfg->mtls.trust_domain);
 	free(cfg->mtls.enabled_backend);
 	for (unsigned i = 0; cfg->mtls.backends && i < cfg->mtls.n_backends; i++) {
@@ -1882,6 +1899,43 @@ cyaml_log_capture(cyaml_log_t level, void *ctx, const char *fmt, va_list args)
 			*p = ' ';
 }
 
+static const struct name_val alog_formats[] = {
+	{"text", GW_CFG_ALOG_TEXT},
+	{"json", GW_CFG_ALOG_JSON},
+};
+
+/* access_log: (docs/config.md): off for accepted connections unless enabled. */
+static int
+conv_access_log(struct gw_cfg_ctx *c, const struct raw_access_log *r, struct gw_cfg_access_log *a)
+{
+	int v;
+
+	a->dest = GW_CFG_ALOG_STDERR;
+	a->format = GW_CFG_ALOG_TEXT;
+	a->refusals_per_second = GW_CFG_ALOG_REFUSALS_DEFAULT;
+	if (!r)
+		return 0;
+	a->enabled = r->enabled;
+	if (r->path && strcmp(r->path, "stderr") == 0) {
+		a->dest = GW_CFG_ALOG_STDERR;
+	} else if (r->path && strcmp(r->path, "journal") == 0) {
+		a->dest = GW_CFG_ALOG_JOURNAL;
+	} else if (r->path) {
+		a->dest = GW_CFG_ALOG_FILE;
+		if (!r->path[0] || r->path[strlen(r->path) - 1] == '/')
+			gw_cfg_err(c, 0, "access_log", "path",
+				"'%s' is not a file name (expected a file, journal or stderr)",
+				r->path);
+		else
+			NOMEM(a->path = resolve(c, r->path));
+	}
+	if (r->format && ENUM(c, "access_log", "format", r->format, alog_formats, &v) == 0)
+		a->format = (enum gw_cfg_alog_format)v;
+	conv_uint_range(c, "access_log", "refusals_per_second", r->refusals_per_second, 1, 100000,
+		" lines per reason per second", &a->refusals_per_second);
+	return 0;
+}
+
 static int
 convert(struct gw_cfg_ctx *c, const struct raw_cfg *r, struct gw_cfg *cfg)
 {
@@ -1892,6 +1946,7 @@ convert(struct gw_cfg_ctx *c, const struct raw_cfg *r, struct gw_cfg *cfg)
 	}
 	GW_GUARD(conv_listeners(c, r, cfg));
 	GW_GUARD(conv_hsm(c, r->hsm, cfg));
+	GW_GUARD(conv_access_log(c, r->access_log, &cfg->access_log));
 	NOMEM(cfg->state_dir =
 			r->state_dir ? resolve(c, r->state_dir) : strdup(GW_CFG_DEFAULT_STATE_DIR));
 	if (r->state_dir && !r->state_dir[0])

@@ -253,6 +253,30 @@ struct gw_cfg_admin {
 	socklen_t metrics_sa_len;
 };
 
+/* access_log: (docs/config.md "access_log"): where each connection's line goes. */
+enum gw_cfg_alog_dest {
+	GW_CFG_ALOG_STDERR,  /* the gateway's stderr (the journal under systemd) */
+	GW_CFG_ALOG_JOURNAL, /* sd_journal_send, SYSLOG_IDENTIFIER=mtlsgw-access */
+	GW_CFG_ALOG_FILE,    /* appended to path, reopened on SIGHUP (logrotate) */
+};
+
+enum gw_cfg_alog_format { GW_CFG_ALOG_TEXT, GW_CFG_ALOG_JSON };
+
+#define GW_CFG_ALOG_REFUSALS_DEFAULT 10
+
+struct gw_cfg_access_log {
+	/*
+	 * Accepted connections are logged only when enabled; refused ones
+	 * always, rate limited per reason: to dest when enabled, else to the
+	 * gateway's own log.
+	 */
+	bool enabled;
+	enum gw_cfg_alog_dest dest;
+	char *path; /* GW_CFG_ALOG_FILE: resolved against the config's directory */
+	enum gw_cfg_alog_format format;
+	unsigned refusals_per_second; /* lines per reason per second; then one summary */
+};
+
 enum gw_ca_type {
 	GW_CA_BUILTIN,  /* root + issuer keys generated in the HSM, state in SQLite */
 	GW_CA_PROVIDED, /* operator's CA certificate, its key in the HSM */
@@ -303,6 +327,7 @@ struct gw_cfg {
 	struct gw_cfg_hsm hsm;
 	char *state_dir; /* default "/var/lib/mtlsgw" */
 	struct gw_cfg_admin admin;
+	struct gw_cfg_access_log access_log;
 	bool has_mtls; /* the mtls: section is present */
 	struct gw_cfg_mtls mtls;
 };

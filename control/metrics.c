@@ -316,6 +316,17 @@ gw_metrics_counters(struct gw_metrics *m, const struct gw_ctr_snap *s)
 	}
 	for (unsigned i = 0; i < s->n_hists; i++)
 		render_hist(m, &s->hists[i], s->tsc_hz);
+	for (unsigned i = 0; i < s->n_tables; i++) {
+		const struct gw_ctr_table *t = &s->tables[i];
+
+		gw_metrics_family(m, t->d->name, "counter", t->d->help);
+		for (unsigned r = 0; r < t->n; r++)
+			for (unsigned c = 0; c < t->d->n_cols; c++)
+				gw_metrics_sample(m, t->d->name,
+					(const char *const[]){t->d->row_label, t->r[r].value,
+						t->d->col_label, t->d->cols[c]},
+					2, (int64_t)t->r[r].v[c]);
+	}
 }
 
 void

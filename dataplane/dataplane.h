@@ -112,6 +112,12 @@ struct gw_dp_params {
 	 */
 	int (*stats_read)(void *arg, struct gw_ctr_snap *s);
 	void *hook_arg;
+	/*
+	 * Worker w's access log ring (gw_alog.h) for its tcp-proxy listeners:
+	 * one record per connection when it ends. Borrowed until gw_dp_stop;
+	 * NULL: no records.
+	 */
+	struct gw_alog_ring *alog[GW_DP_MAX_WORKERS];
 };
 
 struct gw_dp;
@@ -149,7 +155,8 @@ void gw_dp_stop(struct gw_dp *dp);
  * Every counter, read once (gw_counters.h): per worker, as each worker last
  * published it (at most a tick, 10 ms, old), the groups "net" (GW_DP_STATS),
  * "tcp" (GW_TCP_STATS), "conns" (TCP connections by state), then the
- * stats_read hook's, summed; each port's device counters (GW_PORT_STATS),
+ * stats_read hook's, then "access_log" (gw_alog_group: each ring's drops),
+ * summed; the upstream connect failures table; each port's device counters (GW_PORT_STATS),
  * the mbuf pool, the workers' lcores and busy cycles. s is initialised here;
  * the caller gw_ctr_snap_fini's it, also on error. Safe while workers run.
  * Returns 0, -ENOMEM, or the hook's error.
@@ -161,6 +168,14 @@ GW_MUST_CHECK int gw_dp_counters(const struct gw_dp *dp, struct gw_ctr_snap *s);
  * the line is {"error":"<message>"}. Safe while workers run.
  */
 void gw_dp_stats_json(const struct gw_dp *dp, FILE *f);
+
+/*
+ * Upstream connect failures per proxy listener (svc.h, GW_SVC_UP_FAILS):
+ * mtlsgw_upstream_connect_failures_total{listener, reason}, JSON
+ * "upstream_connect_failures". gw_dp_counters adds the tcp-proxy rows;
+ * the stats_read hook may add others (tls_dp.h: tls-proxy) to the same table.
+ */
+extern const struct gw_ctr_table_desc gw_dp_up_fails_table;
 
 /* Sum of one named counter over the workers (dataplane or tcp); -1 if unknown. */
 int64_t gw_dp_stat(const struct gw_dp *dp, const char *name);

@@ -21,6 +21,7 @@
 
 #include "dataplane.h"
 #include "port.h"
+#include "svc.h"
 #include "tcp.h"
 
 struct rte_mbuf;
@@ -85,6 +86,8 @@ struct gw_lcore_counters {
 	struct gw_dp_stats net;
 	struct gw_tcp_stats tcp;
 	uint64_t busy_cycles;
+	/* tcp-proxy upstream connect failures, by gw_dp_params.listeners index */
+	struct gw_svc_up_fails up[GW_DP_MAX_LISTENERS];
 };
 
 /* ---- ARP cache: per lcore, set-associative (no tombstones, bounded) ---- */
@@ -183,7 +186,8 @@ struct gw_lcore {
 	 * Beside st, not in it: a running total, not a summed counter.
 	 */
 	uint64_t busy_cycles;
-	uint64_t pub_seq __rte_cache_aligned; /* gw_ctr_publish's sequence */
+	struct gw_svc_up_fails up_fail[GW_DP_MAX_LISTENERS]; /* svc_proxy counts here */
+	uint64_t pub_seq __rte_cache_aligned;                /* gw_ctr_publish's sequence */
 	struct gw_lcore_counters pub;
 } __rte_cache_aligned;
 

@@ -57,6 +57,26 @@ const struct gw_ctr_group gw_dp_conns_group = {
 	.label = "state",
 	.family = "mtlsgw_tcp_connections",
 };
+static const char *const up_fail_cols[] = {
+#define GW_SVC_UP_NAME_(n) #n,
+	GW_SVC_UP_FAILS(GW_SVC_UP_NAME_)
+#undef GW_SVC_UP_NAME_
+};
+
+_Static_assert(GW_SVC_UP__COUNT <= GW_CTR_TABLE_MAX_COLS, "columns fit a gw_ctr_table");
+
+const struct gw_ctr_table_desc gw_dp_up_fails_table = {
+	.name = "mtlsgw_upstream_connect_failures_total",
+	.json = "upstream_connect_failures",
+	.help = "upstream connections of a proxy listener that could not be opened: refused "
+		"(RST), timeout (no answer, or no ARP answer for the next hop), unreachable (no "
+		"route, address or port)",
+	.row_label = "listener",
+	.col_label = "reason",
+	.cols = up_fail_cols,
+	.n_cols = GW_SVC_UP__COUNT,
+};
+
 const struct gw_ctr_group gw_dp_port_group = {
 	.name = "port",
 	.help = "packets the port's device counted (DPDK eth stats)",
@@ -75,14 +95,16 @@ gw_dp_publish(struct gw_lcore *lc)
 	else /* our own last publish: only this lcore writes it */
 		c.tcp = lc->pub.tcp;
 	c.busy_cycles = lc->busy_cycles;
+	memcpy(c.up, lc->up_fail, sizeof(c.up));
 	GW_CTR_PUBLISH(&lc->pub_seq, &lc->pub, &c);
 }
 
 int
 gw_dp_counters(const struct gw_dp *dp, struct gw_ctr_snap *s)
 {
-	uint64_t *net, *tcp, *conns;
-	unsigned w, i;
+	struct gw_svc_up_fails up[GW_DP_MAX_LISTENERS] = {0};
+	uint64_t *net, *tcp, *conns, *dropped;
+	unsigned w, i, n_proxy = 0;
 
 	GW_GUARD(gw_ctr_snap_init(s, dp->n_workers));
 	s->tsc_hz = dp->tsc_hz;
@@ -100,9 +122,32 @@ gw_dp_counters(const struct gw_dp *dp, struct gw_ctr_snap *s)
 		memcpy(conns + (size_t)w * gw_dp_conns_group.n, c.tcp.conns, sizeof(c.tcp.conns));
 		s->lcore[w] = lc->lcore_id;
 		s->busy_cycles[w] = c.busy_cycles;
+		for (i = 0; i < dp->params->n_listeners; i++)
+			gw_ctr_add(up[i].v, c.up[i].v, GW_SVC_UP__COUNT);
 	}
 	if (dp->params->stats_read != NULL)
 		GW_GUARD(dp->params->stats_read(dp->params->hook_arg, s));
+	/* one word per worker, written by it alone: read whole, no seqlock */
+	GW_GUARD(gw_ctr_snap_add(s, &gw_alog_group, &dropped));
+	for (w = 0; w < dp->n_workers; w++)
+		dropped[w] = gw_alog_ring_dropped(dp->params->alog[w]);
+	/* tcp-proxy rows after the hook's tls-proxy rows: one table */
+	for (i = 0; i < dp->params->n_listeners; i++)
+		n_proxy += dp->params->listeners[i].service == GW_SVC_TCP_PROXY;
+	if (n_proxy > 0) {
+		struct gw_ctr_table_row *rows;
+
+		GW_GUARD(gw_ctr_snap_table(s, &gw_dp_up_fails_table, n_proxy, &rows));
+		for (i = 0; i < dp->params->n_listeners; i++) {
+			const struct gw_dp_listener *l = &dp->params->listeners[i];
+
+			if (l->service != GW_SVC_TCP_PROXY)
+				continue;
+			snprintf(rows->value, sizeof(rows->value), "%s", l->name);
+			memcpy(rows->v, up[i].v, sizeof(up[i].v));
+			rows++;
+		}
+	}
 	s->mbufs_in_use = rte_mempool_in_use_count(dp->pool);
 	s->mbufs_total = dp->pool->size;
 	for (i = 0; i < dp->n_ports; i++) {

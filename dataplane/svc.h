@@ -21,12 +21,46 @@
 #ifndef GW_SVC_H
 #define GW_SVC_H
 
+#include <errno.h>
 #include <stdint.h>
 
+#include "gw_alog.h"
 #include "gw_err.h"
 #include "policy_types.h"
 #include "snap.h"
 #include "tcp.h"
+
+/*
+ * Upstream connects a proxy listener (tcp-proxy, tls-proxy) could not
+ * open, by reason (Prometheus mtlsgw_upstream_connect_failures_total
+ * {listener, reason}): refused (RST to our SYN), timeout (no SYN-ACK within
+ * the TCP handshake timeout; a next hop that never answers ARP ends here
+ * too: the SYN is never sent), unreachable (no connect was possible: no
+ * source address or route, no free port or connection). Each worker
+ * counts its own (plain ++), published with its other counters.
+ */
+#define GW_SVC_UP_FAILS(X) X(refused) X(timeout) X(unreachable)
+
+enum gw_svc_up_fail {
+#define GW_SVC_UP_ENUM_(n) GW_SVC_UP_##n,
+	GW_SVC_UP_FAILS(GW_SVC_UP_ENUM_)
+#undef GW_SVC_UP_ENUM_
+		GW_SVC_UP__COUNT
+};
+
+struct gw_svc_up_fails {
+	uint64_t v[GW_SVC_UP__COUNT];
+};
+
+/* One failure with gw_tcp's reason (-ECONNREFUSED, -ETIMEDOUT, else unreachable). NULL ok. */
+static inline void
+gw_svc_up_fail_count(struct gw_svc_up_fails *f, int reason)
+{
+	if (f != NULL)
+		f->v[reason == -ECONNREFUSED   ? GW_SVC_UP_refused
+			: reason == -ETIMEDOUT ? GW_SVC_UP_timeout
+					       : GW_SVC_UP_unreachable]++;
+}
 
 struct gw_svc_params {
 	uint32_t ip;          /* listen address, network order; 0 = any of ours */
@@ -47,6 +81,12 @@ struct gw_svc_params {
 	 * holds its connections' snapshots like every service.
 	 */
 	struct gw_snap_pub *pub;
+	/* tcp-proxy: where this worker counts the listener's upstream connect
+	 * failures (borrowed, the worker's own memory); NULL: not counted */
+	struct gw_svc_up_fails *up_fails;
+	/* tcp-proxy: the worker's access log ring (gw_alog.h): one record per
+	 * connection when it ends; borrowed, NULL: none */
+	struct gw_alog_ring *alog;
 };
 
 /*

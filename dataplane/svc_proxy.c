@@ -25,8 +25,11 @@
  * the packet path never allocates.
  */
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include <rte_common.h>
+#include <rte_cycles.h>
 
 #include "svc.h"
 #include "svc_internal.h"
@@ -44,6 +47,12 @@ struct proxy_pair {
 	bool up_ok;            /* upstream ESTABLISHED */
 	bool cl_fin_done;      /* client's FIN passed to upstream */
 	bool up_fin_done;      /* upstream's FIN passed to client */
+	/* the access log's (gw_alog.h) */
+	uint8_t end;                 /* enum gw_alog_end */
+	uint16_t cl_port;            /* network order */
+	uint32_t cl_ip;              /* network order */
+	uint64_t t_accept;           /* rdtsc */
+	uint64_t rx_bytes, tx_bytes; /* relayed from / to the client */
 	struct proxy_pair *next_free;
 };
 
@@ -59,11 +68,45 @@ struct proxy_lst {
 
 static void proxy_event(struct gw_tcp_conn *c, enum gw_tcp_event ev, int reason, void *ctx);
 
+/*
+ * The connection's access log record (gw_alog.h): the worker only copies
+ * numbers into a ring slot; a full ring drops it (counted there).
+ */
+static void
+proxy_alog(const struct proxy_pair *pp)
+{
+	const struct proxy_lst *L = pp->L;
+	uint64_t us = rte_get_tsc_hz() / 1000000;
+	struct gw_alog_rec *r;
+	struct timespec ts;
+
+	if (L->p.alog == NULL || (r = gw_alog_slot(L->p.alog)) == NULL)
+		return;
+	memset(r, 0, offsetof(struct gw_alog_rec, sni) + 1); /* no TLS fields */
+	clock_gettime(CLOCK_REALTIME, &ts);                  /* vDSO: no system call */
+	r->end_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	r->dur_us = (rte_rdtsc() - pp->t_accept) / (us ? us : 1);
+	r->rx_bytes = pp->rx_bytes;
+	r->tx_bytes = pp->tx_bytes;
+	r->client_ip = pp->cl_ip;
+	r->client_port = pp->cl_port;
+	if (pp->lst != NULL && pp->tries > 0) {
+		r->upstream_ip = pp->lst->upstreams[pp->up_idx].ip;
+		r->upstream_port = pp->lst->upstreams[pp->up_idx].port;
+	}
+	r->listener = (uint16_t)L->p.index;
+	r->accepted = 1; /* no handshake to refuse */
+	r->end = pp->end;
+	r->flags = GW_ALOG_F_PROXY;
+	gw_alog_push(L->p.alog);
+}
+
 static void
 proxy_pair_put(struct proxy_pair *pp)
 {
 	struct proxy_lst *L = pp->L;
 
+	proxy_alog(pp);
 	gw_snapshot_unref(pp->snap);
 	pp->snap = NULL;
 	pp->lst = NULL;
@@ -74,7 +117,7 @@ proxy_pair_put(struct proxy_pair *pp)
 
 /* Relay from -> to as far as to's send buffer allows. */
 static void
-proxy_pump(struct gw_tcp_conn *from, struct gw_tcp_conn *to, bool *fin_done)
+proxy_pump(struct gw_tcp_conn *from, struct gw_tcp_conn *to, bool *fin_done, uint64_t *bytes)
 {
 	uint8_t buf[4096];
 
@@ -89,6 +132,7 @@ proxy_pump(struct gw_tcp_conn *from, struct gw_tcp_conn *to, bool *fin_done)
 		if (w <= 0)
 			break;
 		gw_tcp_consume(from, (size_t)w);
+		*bytes += (uint64_t)w;
 		if ((size_t)w < n)
 			break;
 	}
@@ -131,6 +175,7 @@ proxy_relay(struct proxy_pair *pp)
 		return;
 	rc = proxy_send_pp2(pp);
 	if (rc < 0) { /* both are held while up_ok */
+		pp->end = GW_ALOG_END_RESET;
 		gw_tcp_abort(pp->cl);
 		gw_tcp_abort(pp->up);
 		proxy_pair_put(pp);
@@ -138,8 +183,8 @@ proxy_relay(struct proxy_pair *pp)
 	}
 	if (rc == 0)
 		return; /* the header first: WRITABLE brings us back */
-	proxy_pump(pp->cl, pp->up, &pp->cl_fin_done);
-	proxy_pump(pp->up, pp->cl, &pp->up_fin_done);
+	proxy_pump(pp->cl, pp->up, &pp->cl_fin_done, &pp->rx_bytes);
+	proxy_pump(pp->up, pp->cl, &pp->up_fin_done, &pp->tx_bytes);
 	proxy_maybe_done(pp);
 }
 
@@ -209,14 +254,18 @@ proxy_connect_next(struct proxy_pair *pp)
 	while (pp->tries < lst->n_upstreams) {
 		unsigned i = L->rr++ % lst->n_upstreams;
 
+		int rc;
+
 		pp->tries++;
-		if (gw_svc_upstream_connect(pp->cl, lst->upstreams[i].ip, lst->upstreams[i].port,
-			    proxy_event, pp, &pp->up) == 0) {
-			pp->up_idx = i;
+		pp->up_idx = i;
+		rc = gw_svc_upstream_connect(pp->cl, lst->upstreams[i].ip, lst->upstreams[i].port,
+			proxy_event, pp, &pp->up);
+		if (rc == 0)
 			return true;
-		}
+		gw_svc_up_fail_count(L->p.up_fails, rc); /* unreachable */
 		pp->up = NULL;
 	}
+	pp->end = GW_ALOG_END_UPSTREAM;
 	return false;
 }
 
@@ -237,8 +286,12 @@ proxy_event(struct gw_tcp_conn *c, enum gw_tcp_event ev, int reason, void *ctx)
 		proxy_relay(pp);
 		break;
 	case GW_TCP_EV_CLOSED:
+		if (!is_up || pp->up_ok) /* not a connect that failed (the next may not) */
+			pp->end = reason == 0 ? GW_ALOG_END_CLOSE : GW_ALOG_END_RESET;
 		if (is_up) {
 			pp->up = NULL;
+			if (!pp->up_ok) /* never connected: refused or timed out */
+				gw_svc_up_fail_count(pp->L->p.up_fails, reason);
 			if (!pp->up_ok && (reason == -ECONNREFUSED || reason == -ETIMEDOUT) &&
 				proxy_connect_next(pp))
 				break; /* next upstream */
@@ -276,8 +329,19 @@ proxy_accept(struct gw_tcp_conn *c, void *ctx)
 	pp->snap = gw_snapshot_ref(snap); /* the connection's, until proxy_pair_put */
 	pp->lst = lst;
 	pp->tries = 0;
+	pp->up_idx = 0;
 	gw_svc_pp2_init(&pp->pp2, lst);
 	pp->up_ok = pp->cl_fin_done = pp->up_fin_done = false;
+	{
+		struct gw_tcp_conn_info ci;
+
+		gw_tcp_get_info(c, &ci);
+		pp->cl_ip = ci.raddr;
+		pp->cl_port = ci.rport;
+	}
+	pp->t_accept = rte_rdtsc();
+	pp->rx_bytes = pp->tx_bytes = 0;
+	pp->end = GW_ALOG_END_CLOSE;
 	gw_tcp_set_callback(c, proxy_event, pp);
 	if (!proxy_connect_next(pp)) {
 		proxy_pair_put(pp);

@@ -255,13 +255,18 @@ connect_next(struct tls_pair *pp)
 		return false;
 	while (pp->tries < n) {
 		unsigned i = L->rr++ % n;
+		int rc;
 
 		pp->tries++;
-		if (gw_svc_upstream_connect(gw_tls_tcp(pp->cl), pp->lst->upstreams[i].ip,
-			    pp->lst->upstreams[i].port, proxy_up_event, pp, &pp->up) == 0)
+		gw_tls_set_upstream(pp->cl, pp->lst->upstreams[i].ip, pp->lst->upstreams[i].port);
+		rc = gw_svc_upstream_connect(gw_tls_tcp(pp->cl), pp->lst->upstreams[i].ip,
+			pp->lst->upstreams[i].port, proxy_up_event, pp, &pp->up);
+		if (rc == 0)
 			return true;
+		gw_tls_upstream_failed(L->p.tw, L->p.index, rc); /* unreachable */
 		pp->up = NULL;
 	}
+	gw_tls_set_upstream_failed(pp->cl);
 	return false;
 }
 
@@ -283,6 +288,10 @@ proxy_up_event(struct gw_tcp_conn *c, enum gw_tcp_event ev, int reason, void *ct
 		break;
 	case GW_TCP_EV_CLOSED:
 		pp->up = NULL;
+		if (!pp->up_ok) /* never connected: refused, timed out */
+			gw_tls_upstream_failed(pp->L->p.tw, pp->L->p.index,
+				reason == -ECONNREFUSED || reason == -ETIMEDOUT ? reason
+										: -ETIMEDOUT);
 		if (!pp->up_ok && (reason == -ECONNREFUSED || reason == -ETIMEDOUT) &&
 			connect_next(pp))
 			break; /* next upstream, skipping the refuser */

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -62,8 +63,26 @@ struct gw_tls_conn {
 	struct gw_hsm_async_req *areq;
 	uint64_t t_park;
 	struct gw_tls_conn *pk_prev, *pk_next;
+	/* the access log's (gw_alog.h): filled as the connection goes */
+	uint64_t t_accept;           /* rdtsc at gw_tls_accept */
+	uint64_t rx_bytes, tx_bytes; /* plaintext read from / written to the client */
+	uint32_t cl_ip, up_ip;       /* network order */
+	uint16_t cl_port, up_port;   /* network order */
+	uint8_t why;                 /* enum gw_alog_reason of a failed handshake */
+	uint8_t end;                 /* enum gw_alog_end of an established one */
+	bool up_failed;              /* no upstream could be connected */
 	struct gw_tls_vctx v;
 };
+
+/* the access log's refusal reasons begin with the trust reasons, same values */
+#define GW_ALOG_R_OK GW_ALOG_R_NONE
+#define GW_TLS_SAME_REASON_(n, s)                                                             \
+	_Static_assert(                                                                       \
+		(int)GW_TRUST_R_##n == (int)GW_ALOG_R_##n || GW_TRUST_R_##n == GW_TRUST_R_OK, \
+		"alog reason " s);
+GW_TRUST_REASONS(GW_TLS_SAME_REASON_)
+#undef GW_TLS_SAME_REASON_
+#undef GW_ALOG_R_OK
 
 struct tls_list {
 	struct gw_tls_conn *head, *tail;
@@ -84,6 +103,7 @@ struct gw_tls_worker {
 	struct gw_tls_conn *conns;                 /* p.max_conns */
 	uint64_t hs_bound_tsc[GW_TLS_HS_N_BOUNDS]; /* GW_TLS_HS_BOUNDS in TSC ticks */
 	struct gw_tls_hs_hist hist[GW_TLS_HIST_SLOTS];
+	struct gw_svc_up_fails up_fail[GW_TLS_HIST_SLOTS]; /* by listener index */
 };
 
 static const double hs_bounds_s[GW_TLS_HS_N_BOUNDS] = {GW_TLS_HS_BOUNDS};
@@ -323,6 +343,138 @@ park_cancel(struct gw_tls_conn *t)
 	ERR_clear_error();
 }
 
+/* ---- the access log (gw_alog.h) ---- */
+
+/* Copy der[0..n) into dst[cap] with its length, or nothing and flag when too long. */
+static void
+alog_der(uint8_t *dst, size_t cap, uint16_t *len, const unsigned char *der, size_t n,
+	uint8_t *flags, uint8_t cut)
+{
+	*len = 0;
+	if (der == NULL || n == 0)
+		return;
+	if (n > cap) {
+		*flags |= cut; /* the log shows "..."; the verdict saw it whole */
+		return;
+	}
+	memcpy(dst, der, n);
+	*len = (uint16_t)n;
+}
+
+/* NUL-ended copy of s into dst[cap]; true when s did not fit. */
+static bool
+alog_str(char *dst, size_t cap, const char *s)
+{
+	size_t n;
+	bool cut;
+
+	dst[0] = '\0';
+	if (s == NULL)
+		return false;
+	n = strnlen(s, cap);
+	cut = n == cap;
+	if (cut)
+		n = cap - 1;
+	memcpy(dst, s, n);
+	dst[n] = '\0';
+	return cut;
+}
+
+/*
+ * The connection's record, once, as it is released: bounded copies into a
+ * slot of the worker's ring, no text formatted, nothing allocated (the
+ * certificate's DER is the encoding OpenSSL keeps). A full ring drops it
+ * (counted by the ring).
+ */
+static void
+alog_record(struct gw_tls_conn *t)
+{
+	struct gw_tls_worker *w = t->w;
+	struct gw_alog_rec *r;
+	const SSL_CIPHER *ci;
+	struct timespec ts;
+	uint64_t ticks_us;
+	X509 *peer;
+
+	if (w->p.alog == NULL || t->hist_slot >= GW_TLS_HIST_SLOTS ||
+		(r = gw_alog_slot(w->p.alog)) == NULL)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts); /* vDSO: no system call */
+	r->end_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	ticks_us = w->p.tsc_hz / 1000000 ? w->p.tsc_hz / 1000000 : 1;
+	r->dur_us = (rte_rdtsc() - t->t_accept) / ticks_us;
+	r->rx_bytes = t->rx_bytes;
+	r->tx_bytes = t->tx_bytes;
+	r->client_ip = t->cl_ip;
+	r->client_port = t->cl_port;
+	r->upstream_ip = t->up_ip;
+	r->upstream_port = t->up_port;
+	r->listener = t->hist_slot;
+	r->accepted = t->st == CS_EST;
+	r->reason = r->accepted ? GW_ALOG_R_NONE : t->why;
+	r->end = t->up_failed ? GW_ALOG_END_UPSTREAM : t->end;
+	r->flags = t->lst != NULL && t->lst->service == GW_SVC_TLS_PROXY ? GW_ALOG_F_PROXY : 0;
+	if (SSL_session_reused(t->ssl))
+		r->flags |= GW_ALOG_F_RESUMED;
+	if (alog_str(r->sni, sizeof(r->sni), t->v.sni))
+		r->flags |= GW_ALOG_F_SNI_CUT;
+	/* what the handshake agreed, once it did */
+	ci = SSL_is_init_finished(t->ssl) ? SSL_get_current_cipher(t->ssl) : NULL;
+	(void)alog_str(r->version, sizeof(r->version), ci != NULL ? SSL_get_version(t->ssl) : NULL);
+	(void)alog_str(r->cipher, sizeof(r->cipher), ci != NULL ? SSL_CIPHER_get_name(ci) : NULL);
+	r->subject_len = r->san_len = 0;
+	peer = SSL_get0_peer_certificate(t->ssl);
+	if (peer == NULL)
+		peer = t->v.refused_leaf; /* a refused chain is not in the session */
+	if (peer != NULL) {
+		const unsigned char *der = NULL;
+		size_t n = 0;
+		int i = X509_get_ext_by_NID(peer, NID_subject_alt_name, -1);
+
+		r->flags |= GW_ALOG_F_CERT;
+		if (X509_NAME_get0_der(X509_get_subject_name(peer), &der, &n) == 1)
+			alog_der(r->subject, sizeof(r->subject), &r->subject_len, der, n, &r->flags,
+				GW_ALOG_F_SUBJECT_CUT);
+		if (i >= 0) {
+			const ASN1_OCTET_STRING *os =
+				X509_EXTENSION_get_data(X509_get_ext(peer, i));
+
+			alog_der(r->san, sizeof(r->san), &r->san_len, ASN1_STRING_get0_data(os),
+				(size_t)ASN1_STRING_length(os), &r->flags, GW_ALOG_F_SAN_CUT);
+		}
+	}
+	gw_alog_push(w->p.alog);
+}
+
+void
+gw_tls_upstream_failed(struct gw_tls_worker *w, unsigned slot, int reason)
+{
+	if (slot < GW_TLS_HIST_SLOTS)
+		gw_svc_up_fail_count(&w->up_fail[slot], reason);
+}
+
+void
+gw_tls_up_fails_get(const struct gw_tls_worker *w, unsigned slot, struct gw_svc_up_fails *out)
+{
+	if (slot < GW_TLS_HIST_SLOTS)
+		*out = w->up_fail[slot];
+	else
+		memset(out, 0, sizeof(*out));
+}
+
+void
+gw_tls_set_upstream(struct gw_tls_conn *t, uint32_t ip, uint16_t port)
+{
+	t->up_ip = ip;
+	t->up_port = port;
+}
+
+void
+gw_tls_set_upstream_failed(struct gw_tls_conn *t)
+{
+	t->up_failed = true;
+}
+
 /* ---- worker ---- */
 
 int
@@ -415,6 +567,8 @@ conn_release(struct gw_tls_conn *t)
 {
 	struct gw_tls_worker *w = t->w;
 
+	if (t->st == CS_HS || t->st == CS_EST)
+		alog_record(t); /* while the SSL still holds version, cipher, certificate */
 	if (t->st == CS_HS) {
 		list_del(&w->hs, t);
 		w->n_hs--;
@@ -426,6 +580,8 @@ conn_release(struct gw_tls_conn *t)
 		park_cancel(t);
 	SSL_free(t->ssl); /* frees the BIO too */
 	t->ssl = NULL;
+	X509_free(t->v.refused_leaf);
+	t->v.refused_leaf = NULL;
 	gw_snapshot_unref(t->snap);
 	t->snap = NULL;
 	t->tcp = NULL;
@@ -487,6 +643,8 @@ gw_tls_worker_destroy(struct gw_tls_worker *w)
 			(void)conn_detach(t); /* the BIO must not reach it when a job resumes */
 		}
 		t->busy = 0;
+		t->why = GW_ALOG_R_EOF;
+		t->end = GW_ALOG_END_SHUTDOWN;
 		conn_release(t);
 	}
 	gw_hsm_async_ring_destroy(w->ring); /* after every parked job was ended */
@@ -583,16 +741,21 @@ hs_failed(struct gw_tls_conn *t, int ssl_err)
 
 	w->st.hs_fail++;
 	if (t->v.verify_ran && t->v.reason != GW_TRUST_R_OK) {
+		unsigned r = t->v.reason < GW_TRUST_R__COUNT ? t->v.reason : GW_TRUST_R_OTHER;
+
 		w->st.hs_fail_verify++;
-		w->st.reject[t->v.reason < GW_TRUST_R__COUNT ? t->v.reason : GW_TRUST_R_OTHER]++;
+		w->st.reject[r]++;
+		t->why = (uint8_t)r; /* the same value (asserted above) */
 	} else if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
 		   (ERR_GET_REASON(e) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE ||
 			   ERR_GET_REASON(e) == SSL_R_CERTIFICATE_VERIFY_FAILED)) {
 		w->st.hs_fail_no_cert++;
+		t->why = GW_ALOG_R_NO_CLIENT_CERT;
 	} else if (ssl_err == SSL_ERROR_SSL &&
 		   (hst == TLS_ST_SW_CERT_VRFY || hst == TLS_ST_SW_KEY_EXCH)) {
 		/* the step that signs with the HSM key failed */
 		w->st.hs_fail_hsm++;
+		t->why = GW_ALOG_R_HSM;
 		if (w->now - w->last_hsm_log >= w->p.tsc_hz || w->last_hsm_log == 0) {
 			w->last_hsm_log = w->now ? w->now : 1; /* at most one line a second */
 			GW_DP_LOG(ERR, tls,
@@ -605,8 +768,10 @@ hs_failed(struct gw_tls_conn *t, int ssl_err)
 		}
 	} else if (ssl_err == SSL_ERROR_SYSCALL || ssl_err == SSL_ERROR_ZERO_RETURN) {
 		w->st.hs_fail_eof++;
+		t->why = GW_ALOG_R_EOF;
 	} else {
 		w->st.hs_fail_proto++;
+		t->why = GW_ALOG_R_PROTO;
 	}
 	ERR_clear_error();
 	conn_end(t, -EPROTO, false);
@@ -724,12 +889,16 @@ tcp_event(struct gw_tcp_conn *c, enum gw_tcp_event ev, int reason, void *ctx)
 		(void)conn_detach(t);
 		if (t->st == CS_HS) {
 			w->st.hs_fail++;
-			if (reason == -ETIMEDOUT)
+			if (reason == -ETIMEDOUT) {
 				w->st.hs_timeout++;
-			else
+				t->why = GW_ALOG_R_HANDSHAKE_TIMEOUT;
+			} else {
 				w->st.hs_fail_eof++;
+				t->why = GW_ALOG_R_EOF;
+			}
 		} else if (reason != 0) {
 			w->st.peer_reset++;
+			t->end = GW_ALOG_END_RESET;
 		}
 		app_event(t, GW_TLS_EV_CLOSED, reason);
 		conn_kill(t);
@@ -775,6 +944,20 @@ gw_tls_accept(struct gw_tls_worker *w, struct gw_tcp_conn *c, const struct gw_sn
 		return gw_err_set(-ENOMEM, GW_HERE);
 	}
 	w->free_head = t->next_free;
+	{
+		struct gw_tcp_conn_info ci;
+
+		gw_tcp_get_info(c, &ci);
+		t->cl_ip = ci.raddr;
+		t->cl_port = ci.rport;
+	}
+	t->t_accept = rte_rdtsc();
+	t->rx_bytes = t->tx_bytes = 0;
+	t->up_ip = 0;
+	t->up_port = 0;
+	t->why = GW_ALOG_R_EOF; /* until a failure says better */
+	t->end = GW_ALOG_END_CLOSE;
+	t->up_failed = false;
 	SSL_set_bio(t->ssl, b, b);
 	SSL_set_accept_state(t->ssl);
 	if (w->ring != NULL)
@@ -837,12 +1020,14 @@ gw_tls_worker_poll(struct gw_tls_worker *w, uint64_t now)
 
 		w->st.hs_fail++;
 		w->st.hs_timeout++;
+		t->why = GW_ALOG_R_HANDSHAKE_TIMEOUT;
 		conn_end(t, -ETIMEDOUT, true);
 	}
 	while (w->idle.head && now - w->idle.head->t_mark >= w->idle_ticks) {
 		struct gw_tls_conn *t = w->idle.head;
 
 		w->st.idle_timeout++;
+		t->end = GW_ALOG_END_IDLE_TIMEOUT;
 		if (!t->shut_sent && t->tcp) {
 			ERR_clear_error();
 			SSL_shutdown(t->ssl); /* close_notify, then FIN */
@@ -880,6 +1065,7 @@ tls_read(struct gw_tls_conn *t, void *buf, size_t len, bool peek)
 	if (rc == 1) {
 		if (!peek) {
 			w->st.rx_bytes += n;
+			t->rx_bytes += n;
 			touch(t);
 		}
 		return (long)n;
@@ -1019,6 +1205,7 @@ gw_tls_write(struct gw_tls_conn *t, const void *buf, size_t len)
 	err_clear_stale();
 	if (SSL_write_ex(t->ssl, buf, n, &wr) == 1) {
 		w->st.tx_bytes += wr;
+		t->tx_bytes += wr;
 		touch(t);
 		return (long)wr;
 	}
@@ -1035,6 +1222,7 @@ gw_tls_write(struct gw_tls_conn *t, const void *buf, size_t len)
 		t->wpend = n;
 		t->want_writable = true;
 		w->st.tx_bytes += n;
+		t->tx_bytes += n;
 		touch(t);
 		return (long)n;
 	}
@@ -1078,6 +1266,8 @@ gw_tls_abort(struct gw_tls_conn *t)
 {
 	if (t->dead)
 		return;
+	if (t->end == GW_ALOG_END_CLOSE)
+		t->end = GW_ALOG_END_RESET;
 	if (t->tcp)
 		gw_tcp_abort(conn_detach(t));
 	conn_kill(t);

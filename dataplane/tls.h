@@ -48,8 +48,10 @@
 #include <openssl/bio.h>
 #include <openssl/ssl.h>
 
+#include "gw_alog.h"
 #include "gw_err.h"
 #include "snap.h"
+#include "svc.h"
 #include "tcp.h"
 #include "trust_verify.h"
 
@@ -136,6 +138,12 @@ struct gw_tls_worker_params {
 	 */
 	bool hsm_async;
 	uint32_t hsm_timeout_ms; /* a parked signature fails after this; 0 = 2000 */
+	/*
+	 * The access log (gw_alog.h): every connection that ends, accepted or
+	 * refused, leaves one record here (a full ring drops and counts it).
+	 * Borrowed; NULL: no records.
+	 */
+	struct gw_alog_ring *alog;
 };
 
 /*
@@ -166,6 +174,16 @@ void gw_tls_stats_get(const struct gw_tls_worker *w, struct gw_tls_stats *out);
 
 /* The handshake latency histogram of slot (< GW_TLS_HIST_SLOTS; else zeros). */
 void gw_tls_hs_hist_get(const struct gw_tls_worker *w, unsigned slot, struct gw_tls_hs_hist *out);
+
+/*
+ * Count an upstream connect failure (svc.h, GW_SVC_UP_FAILS) of the
+ * tls-proxy listener in slot (its index in the snapshot table,
+ * < GW_TLS_HIST_SLOTS; else not counted).
+ */
+void gw_tls_upstream_failed(struct gw_tls_worker *w, unsigned slot, int reason);
+
+/* The upstream connect failures of slot (< GW_TLS_HIST_SLOTS; else zeros). */
+void gw_tls_up_fails_get(const struct gw_tls_worker *w, unsigned slot, struct gw_svc_up_fails *out);
 
 /* ---- connections ---- */
 
@@ -242,6 +260,14 @@ void gw_tls_abort(struct gw_tls_conn *t);
  * without it the handshake is not recorded (counted all the same).
  */
 void gw_tls_set_hist_slot(struct gw_tls_conn *t, unsigned slot);
+
+/*
+ * For the access log: the upstream t is relayed to (network order; the
+ * last one tried), and that no upstream could be connected (the record
+ * says end "upstream" rather than "reset").
+ */
+void gw_tls_set_upstream(struct gw_tls_conn *t, uint32_t ip, uint16_t port);
+void gw_tls_set_upstream_failed(struct gw_tls_conn *t);
 
 void *gw_tls_get_ctx(const struct gw_tls_conn *t);
 void gw_tls_set_ctx(struct gw_tls_conn *t, void *ctx);

@@ -30,7 +30,12 @@ struct tls_dp_worker {
 	 * index): only n_listeners of them are published */
 	uint64_t hseq __rte_cache_aligned;
 	struct gw_tls_hs_hist hist[GW_DP_MAX_LISTENERS];
+	/* upstream connect failures, by tls_dp listener, likewise */
+	uint64_t useq __rte_cache_aligned;
+	struct gw_svc_up_fails up[GW_DP_MAX_LISTENERS];
 } __rte_cache_aligned;
+
+#define UP_WORDS GW_CTR_WORDS(struct gw_svc_up_fails)
 
 #define HIST_WORDS GW_CTR_WORDS(struct gw_tls_hs_hist)
 
@@ -154,6 +159,14 @@ copy_stats(const struct gw_tls_dp *t, struct tls_dp_worker *k)
 			(size_t)t->p.n_listeners * HIST_WORDS);
 		k->hist_ok = s.hs_ok;
 	}
+	{
+		struct gw_svc_up_fails u[GW_DP_MAX_LISTENERS];
+
+		for (unsigned i = 0; i < t->p.n_listeners; i++)
+			gw_tls_up_fails_get(k->w, t->p.listeners[i].index, &u[i]);
+		gw_ctr_publish(&k->useq, (uint64_t *)k->up, (const uint64_t *)u,
+			(size_t)t->p.n_listeners * UP_WORDS);
+	}
 }
 
 static void
@@ -181,6 +194,7 @@ hook_init(void *arg, unsigned worker, struct gw_tcp_stack *tcp)
 	GW_ENSURE(worker < t->p.n_workers, -EINVAL);
 	wp.lcore = rte_lcore_id();
 	wp.tsc_hz = rte_get_tsc_hz();
+	wp.alog = t->p.alog[worker];
 	/*
 	 * One ASYNC job per parked handshake at most: the pool is capped at
 	 * the handshake bound and its jobs (with their stacks) are made on
@@ -230,12 +244,36 @@ static int
 hook_stats_read(void *arg, struct gw_ctr_snap *s)
 {
 	const struct gw_tls_dp *t = arg;
+	unsigned n_proxy = 0;
 	uint64_t *w;
 
 	GW_GUARD(gw_ctr_snap_add(s, &gw_tls_dp_group, &w));
 	for (unsigned i = 0; i < t->p.n_workers && i < s->n_workers; i++)
 		gw_ctr_read(&t->wk[i].seq, w + (size_t)i * gw_tls_dp_group.n,
 			(const uint64_t *)&t->wk[i].st, gw_tls_dp_group.n);
+	for (unsigned l = 0; l < t->p.n_listeners; l++)
+		n_proxy += t->p.listeners[l].kind == GW_SVC_TLS_PROXY;
+	if (n_proxy > 0) { /* one row per tls-proxy listener */
+		struct gw_ctr_table_row *rows;
+
+		GW_GUARD(gw_ctr_snap_table(s, &gw_dp_up_fails_table, n_proxy, &rows));
+		for (unsigned i = 0; i < t->p.n_workers; i++) {
+			struct gw_svc_up_fails u[GW_DP_MAX_LISTENERS];
+			unsigned r = 0;
+
+			gw_ctr_read(&t->wk[i].useq, (uint64_t *)u, (const uint64_t *)t->wk[i].up,
+				(size_t)t->p.n_listeners * UP_WORDS);
+			for (unsigned l = 0; l < t->p.n_listeners; l++) {
+				if (t->p.listeners[l].kind != GW_SVC_TLS_PROXY)
+					continue;
+				snprintf(rows[r].value, sizeof(rows[r].value), "%s",
+					t->p.listeners[l].name);
+				for (unsigned c = 0; c < GW_SVC_UP__COUNT; c++)
+					rows[r].v[c] += u[l].v[c];
+				r++;
+			}
+		}
+	}
 	if (t->p.n_listeners > 0) {
 		struct gw_ctr_hist_series *hs;
 

@@ -50,6 +50,12 @@ struct gw_tls_dp_params {
 	/* worker.hsm_async: gw_tls_dp_create starts the HSM threads with these
 	 * (zeros: defaults), gw_tls_dp_destroy stops them */
 	struct gw_hsm_async_params hsm;
+	/*
+	 * Worker w's access log ring (gw_alog.h; worker.alog is set from it),
+	 * borrowed: it must outlive gw_dp_stop. NULL: no records from w. The
+	 * same as gw_dp_params.alog[w] (whose drops gw_dp_counters reports).
+	 */
+	struct gw_alog_ring *alog[GW_DP_MAX_WORKERS];
 };
 
 struct gw_tls_dp;
@@ -89,5 +95,10 @@ extern const struct gw_ctr_group gw_tls_dp_group;
  * by the stats_read hook.
  */
 extern const struct gw_ctr_hist_desc gw_tls_dp_hs_hist;
+
+/*
+ * The stats_read hook also adds a row per tls-proxy listener to the
+ * upstream connect failures table (dataplane.h, gw_dp_up_fails_table).
+ */
 
 #endif /* GW_TLS_DP_H */

@@ -315,6 +315,8 @@ gw_worker_setup(struct gw_lcore *lc)
 			.backlog = l->backlog,
 			.index = l->index,
 			.pub = p->pub,
+			.up_fails = &lc->up_fail[i],
+			.alog = p->alog[lc->idx],
 		};
 
 		rc = gw_svc_listen(lc->tcp, &sp);

@@ -21,6 +21,7 @@
 #include <rte_eal.h>
 #include <rte_version.h>
 
+#include "access_log.h"
 #include "config.h"
 #include "dataplane.h"
 #include "gateway.h"
@@ -68,6 +69,7 @@ struct gw_gateway {
 	char *path;         /* p.config, owned */
 	struct gw_cfg *cfg; /* the start config, owned */
 	struct gw_dp_params params;
+	struct gw_access_log *alog; /* TLS listeners: the workers' records, drained by run/tick */
 	bool eal_up;
 	/* The CPUs this process could use before the EAL pinned the main thread. */
 	cpu_set_t start_cpus;
@@ -881,6 +883,12 @@ gw_gateway_start(struct gw_gateway *g)
 		GW_GUARD(gw_dp_eal_init(&g->params, g->p.prog ? g->p.prog : "mtlsgw"));
 		g->eal_up = true;
 	}
+	/* the workers' access log rings, before the TLS hooks take them */
+	if (g->tls.dpp.n_listeners > 0 || g->params.n_listeners > 0) {
+		GW_GUARD(gw_access_log_create(g->cfg, g->params.n_workers, 0, &g->alog));
+		for (unsigned w = 0; w < g->params.n_workers; w++)
+			g->tls.dpp.alog[w] = g->params.alog[w] = gw_access_log_ring(g->alog, w);
+	}
 	/* every config: the snapshots and the admin API (status, reload) */
 	if (tls_start(&g->tls, g->cfg, &g->params) < 0)
 		return err_prefix(g->tls.starting);
@@ -896,11 +904,32 @@ gw_gateway_start(struct gw_gateway *g)
 	return 0;
 }
 
+/* Control's monotonic clock in ms (the access log's rate windows). */
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 int
 gw_gateway_reload(struct gw_gateway *g)
 {
+	int rc;
+
 	GW_ENSURE(g != NULL, -EINVAL);
-	return sd_reload(&g->tls);
+	rc = sd_reload(&g->tls);
+	/* SIGHUP also means "logrotate moved the file": reopen with the config
+	 * that runs now (the new one, or the old one if the reload was refused) */
+	if (g->alog != NULL) {
+		gw_access_log_drain(g->alog, mono_ms()); /* the old file's last lines */
+		if (gw_access_log_reopen(g->alog, gw_gateway_config(g)) < 0)
+			GW_LOG_ERR("SIGHUP: %s; the access log keeps its previous destination",
+				gw_err_msg());
+	}
+	return rc;
 }
 
 int
@@ -911,6 +940,7 @@ gw_gateway_run(struct gw_gateway *g, int timeout_ms)
 
 	GW_ENSURE(g != NULL && g->mesh.m != NULL, -EINVAL);
 	rc = gw_mesh_run(g->mesh.m, timeout_ms);
+	gw_access_log_drain(g->alog, mono_ms());
 	if (rc >= 0) {
 		g->run_err = 0;
 		return 0;
@@ -931,6 +961,7 @@ gw_gateway_tick(struct gw_gateway *g)
 	if (g == NULL)
 		return;
 	tls_tick(&g->tls);
+	gw_access_log_drain(g->alog, mono_ms());
 	sd_status(g, false);
 }
 
@@ -1000,6 +1031,10 @@ gw_gateway_destroy(struct gw_gateway *g)
 		sd_notify(0, "STOPPING=1\nSTATUS=stopping");
 	gw_dp_stop(g->mesh.dp);
 	g->mesh.dp = NULL;
+	/* the workers are gone: their last records (connections cut by the stop) */
+	gw_access_log_drain(g->alog, mono_ms());
+	gw_access_log_destroy(g->alog);
+	g->alog = NULL;
 	tls_stop(&g->tls, g->cfg);
 	if (g->eal_up)
 		rte_eal_cleanup();

@@ -259,6 +259,10 @@ verify_cb(X509_STORE_CTX *x, void *arg)
 	if (v != NULL) {
 		v->verify_ran = true;
 		v->reason = rc == 0 ? GW_TRUST_R_OK : vd.reason;
+		/* who was refused, for the access log: the session never holds a
+		 * refused chain's leaf (a reference, no copy) */
+		if (rc != 0 && leaf != NULL && v->refused_leaf == NULL && X509_up_ref(leaf) == 1)
+			v->refused_leaf = leaf;
 		v->verify_cached = rc == 0 && vd.cached;
 		v->verify_until = rc == 0 ? vd.until : 0;
 	}

@@ -59,6 +59,9 @@ struct gw_tls_vctx {
 	uint8_t alpn[GW_TLS_ALPN_MAX + 1]; /* client's first offered ALPN protocol, NUL ended */
 	uint8_t alpn_len;
 	time_t verify_until; /* the accepted chain's gw_trust_verdict.until (tickets) */
+	/* the leaf of a chain the trust refused (a reference: the dataplane,
+	 * which owns v, X509_free()s it when the connection goes); NULL if none */
+	X509 *refused_leaf;
 };
 
 /* Attach v to ssl (SSL ex_data). Returns 0 or -GW_E_TLS. */

@@ -554,8 +554,9 @@ main(void)
 				  "colour: blue\n",
 			"gw.yaml:12: listeners[0].adress: unknown key (expected one of: name, "
 			"address, service, backlog, tls, trust, upstream)");
-		EXPECT_CONTAINS(errbuf, "gw.yaml:14: colour: unknown key (expected one of: "
-					"dataplane, listeners, hsm, state_dir, admin, mtls)");
+		EXPECT_CONTAINS(errbuf,
+			"gw.yaml:14: colour: unknown key (expected one of: "
+			"dataplane, listeners, hsm, state_dir, admin, access_log, mtls)");
 		EXPECT_CONTAINS(
 			errbuf, "gw.yaml:11: listeners[0].address: required key is missing");
 		EXPECT_EQ(n_lines(), 3);
@@ -631,6 +632,58 @@ main(void)
 			}
 			gw_cfg_free(c);
 		}
+	}
+
+	{ /* access_log: off unless enabled; path file/journal/stderr; format; rate */
+		struct gw_cfg *c;
+		char want[512];
+
+		EXPECT_OK(load_text(DP, &c));
+		if (c) { /* absent: accepted connections not logged, refusals 10/s to stderr */
+			EXPECT_TRUE(!c->access_log.enabled);
+			EXPECT_EQ(c->access_log.dest, GW_CFG_ALOG_STDERR);
+			EXPECT_EQ(c->access_log.format, GW_CFG_ALOG_TEXT);
+			EXPECT_EQ(c->access_log.refusals_per_second, 10);
+			EXPECT_TRUE(c->access_log.path == NULL);
+		}
+		gw_cfg_free(c);
+		EXPECT_OK(load_text(DP "access_log:\n"
+				       "  enabled: true\n"
+				       "  path: log/access.log\n"
+				       "  format: json\n"
+				       "  refusals_per_second: 3\n",
+			&c));
+		if (c) { /* relative to the config's directory, like every path */
+			snprintf(want, sizeof(want), "%s/log/access.log", tmpdir);
+			EXPECT_TRUE(c->access_log.enabled);
+			EXPECT_EQ(c->access_log.dest, GW_CFG_ALOG_FILE);
+			EXPECT_STREQ(c->access_log.path, want);
+			EXPECT_EQ(c->access_log.format, GW_CFG_ALOG_JSON);
+			EXPECT_EQ(c->access_log.refusals_per_second, 3);
+		}
+		gw_cfg_free(c);
+		EXPECT_OK(load_text(DP "access_log: { enabled: true, path: journal }\n", &c));
+		if (c)
+			EXPECT_EQ(c->access_log.dest, GW_CFG_ALOG_JOURNAL);
+		gw_cfg_free(c);
+		EXPECT_CFG_ERR(DP "access_log:\n"
+				  "  format: xml\n",
+			"gw.yaml:11: access_log.format: 'xml' is not one of text, json");
+		EXPECT_CFG_ERR(DP "access_log:\n"
+				  "  refusals_per_second: 0\n",
+			"gw.yaml:11: access_log.refusals_per_second: 0 is out of range (expected "
+			"1..100000 lines per reason per second)");
+		EXPECT_CFG_ERR(DP "access_log:\n"
+				  "  path: \"logs/\"\n",
+			"gw.yaml:11: access_log.path: 'logs/' is not a file name (expected a file, "
+			"journal or stderr)");
+		EXPECT_CFG_ERR(DP "access_log:\n"
+				  "  enable: true\n",
+			"gw.yaml:11: access_log.enable: unknown key (expected one of: enabled, "
+			"path, format, refusals_per_second)");
+		EXPECT_CFG_ERR(DP "access_log:\n"
+				  "  enabled: maybe\n",
+			"gw.yaml:11: access_log.enabled:");
 	}
 
 	{ /* unknown keys do not hide value errors: all four in one run (README) */

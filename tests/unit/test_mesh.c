@@ -142,6 +142,7 @@ out:
 	SSL_free(c);
 	SSL_free(s);
 	SSL_CTX_free(cctx);
+	X509_free(v.refused_leaf); /* the owner's (tls_policy.h) */
 	return ok;
 }
 

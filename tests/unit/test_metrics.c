@@ -272,6 +272,68 @@ main(void)
 		gw_metrics_clear(&m);
 		gw_ctr_snap_fini(&s);
 	}
+	{ /* a table: one sample per row and column, two labels; JSON beside it */
+		static const char *const cols[] = {"refused", "timeout"};
+		static const struct gw_ctr_table_desc td = {.name = "mtlsgw_up_fail_total",
+			.json = "up_fail",
+			.help = "upstream failures",
+			.row_label = "listener",
+			.col_label = "reason",
+			.cols = cols,
+			.n_cols = 2};
+		static const struct gw_ctr_table_desc wide = {.name = "w", .n_cols = 9};
+		static const struct gw_ctr_table_desc td2 = {.name = "mtlsgw_t2_total",
+			.help = "t2",
+			.json = "t2",
+			.row_label = "r",
+			.col_label = "c",
+			.cols = cols,
+			.n_cols = 1};
+		static const struct gw_ctr_table_desc td3 = {.name = "t3", .json = "t3"};
+		struct gw_ctr_table_row *rows;
+		struct gw_metrics m;
+		struct gw_ctr_snap s;
+		char json[1024] = "";
+		FILE *f;
+
+		EXPECT_OK(gw_ctr_snap_init(&s, 1));
+		EXPECT_ERR(gw_ctr_snap_table(&s, &wide, 1, &rows), -EINVAL);
+		EXPECT_OK(gw_ctr_snap_table(&s, &td, 2, &rows));
+		snprintf(rows[0].value, sizeof(rows[0].value), "api");
+		rows[0].v[0] = 3;
+		snprintf(rows[1].value, sizeof(rows[1].value), "a\"b");
+		rows[1].v[1] = 1;
+		EXPECT_OK(gw_ctr_snap_table(&s, &td, 0, &rows));  /* the same: appended */
+		EXPECT_OK(gw_ctr_snap_table(&s, &td2, 1, &rows)); /* another family */
+		EXPECT_ERR(gw_ctr_snap_table(&s, &wide, 0, &rows), -EINVAL);
+		EXPECT_ERR(gw_ctr_snap_table(&s, &td3, 0, &rows), -ENOSPC);
+		EXPECT_OK(gw_ctr_snap_table(&s, &td, 1, &rows)); /* a third row of td */
+		snprintf(rows[0].value, sizeof(rows[0].value), "tcp");
+		rows[0].v[1] = 7;
+		gw_ctr_snap_seal(&s);
+		gw_metrics_init(&m);
+		gw_metrics_counters(&m, &s);
+		EXPECT_CONTAINS(text_of(&m),
+			"# HELP mtlsgw_up_fail_total upstream failures\n"
+			"# TYPE mtlsgw_up_fail_total counter\n"
+			"mtlsgw_up_fail_total{listener=\"api\",reason=\"refused\"} 3\n"
+			"mtlsgw_up_fail_total{listener=\"api\",reason=\"timeout\"} 0\n"
+			"mtlsgw_up_fail_total{listener=\"a\\\"b\",reason=\"refused\"} 0\n"
+			"mtlsgw_up_fail_total{listener=\"a\\\"b\",reason=\"timeout\"} 1\n"
+			"mtlsgw_up_fail_total{listener=\"tcp\",reason=\"refused\"} 0\n"
+			"mtlsgw_up_fail_total{listener=\"tcp\",reason=\"timeout\"} 7\n"
+			"# HELP mtlsgw_t2_total");
+		EXPECT_EQ(count(text_of(&m), "# TYPE mtlsgw_up_fail_total "), 1);
+		f = fmemopen(json, sizeof(json) - 1, "w");
+		gw_ctr_snap_json(&s, f);
+		fclose(f);
+		EXPECT_CONTAINS(json,
+			",\"up_fail\":{\"api\":{\"refused\":3,\"timeout\":0},"
+			"\"a\\\"b\":{\"refused\":0,\"timeout\":1},"
+			"\"tcp\":{\"refused\":0,\"timeout\":7}},\"t2\":{\"\":{\"refused\":0}}");
+		gw_metrics_clear(&m);
+		gw_ctr_snap_fini(&s);
+	}
 	{ /* expiry: seconds to notAfter, negative once expired, CN escaped */
 		struct gw_metrics m;
 		time_t now = 1700000000;
