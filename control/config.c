@@ -295,6 +295,8 @@ static const cyaml_schema_field_t hsm_fields[] = {
 	STR("module", OPT, struct raw_hsm, module),
 	STR("pin_file", OPT, struct raw_hsm, pin_file),
 	STR("pin_env", OPT, struct raw_hsm, pin_env),
+	/* its keys are variable names: read by the first pass (walk_env) */
+	CYAML_FIELD_IGNORE("env", OPT),
 	CYAML_FIELD_UINT("threads", OPT, struct raw_hsm, threads),
 	CYAML_FIELD_UINT("queue", OPT, struct raw_hsm, queue),
 	STR("sign_timeout", OPT, struct raw_hsm, sign_timeout),
@@ -686,6 +688,10 @@ gw_cfg_free(struct gw_cfg *cfg)
 	free(cfg->hsm.module);
 	free(cfg->hsm.pin_file);
 	free(cfg->hsm.pin_env);
+	for (unsigned i = 0; i < cfg->hsm.n_env; i++) {
+		free(cfg->hsm.env[i].name);
+		free(cfg->hsm.env[i].value);
+	}
 	free(cfg->state_dir);
 	free(cfg->admin.socket);
 	free(cfg->admin.metrics_address);
@@ -1849,6 +1855,30 @@ conv_hsm(struct gw_cfg_ctx *c, const struct raw_hsm *r, struct gw_cfg *cfg)
 				r->pin_env);
 		NOMEM(cfg->hsm.pin_env = strdup(r->pin_env));
 	}
+	/* hsm.env: moved from the first pass, checked here */
+	for (unsigned i = 0; i < c->n_env; i++) {
+		const char *name = c->env[i].name;
+		bool ok = isupper((unsigned char)name[0]) || name[0] == '_';
+		char sub[GW_CFG_PATH_MAX];
+
+		for (const char *s = name; *s && ok; s++)
+			ok = isupper((unsigned char)*s) || isdigit((unsigned char)*s) || *s == '_';
+		gw_cfg_fmt(sub, sizeof(sub), "hsm.env.%s", name);
+		if (!ok)
+			gw_cfg_err(c, c->env_line[i], sub, NULL,
+				"'%s' is not an environment variable name (expected "
+				"[A-Z_][A-Z0-9_]*, e.g. SOFTHSM2_CONF)",
+				name);
+		else if (r->pin_env && strcmp(name, r->pin_env) == 0)
+			gw_cfg_err(c, c->env_line[i], sub, NULL,
+				"%s is hsm.pin_env, the PIN's variable: a PIN never goes in the "
+				"config; set it in the service's environment (or use hsm.pin_file)",
+				name);
+		cfg->hsm.env[i] = c->env[i];
+		c->env[i] = (struct gw_cfg_env){0};
+	}
+	cfg->hsm.n_env = c->n_env;
+	c->n_env = 0;
 	/* the HSM threads that sign for the workers (hsm.h, asynchronous signatures) */
 	cfg->hsm.threads = 8;  /* GW_HSM_ASYNC_THREADS_DEFAULT */
 	cfg->hsm.queue = 1024; /* GW_HSM_ASYNC_QUEUE_DEFAULT */
@@ -2025,6 +2055,10 @@ gw_cfg_load_check(const char *name, const char *buf, size_t len, struct gw_cfg *
 	if (cyaml_refused)
 		*cyaml_refused = c.cyaml_refused;
 	gw_cfg_idx_free(&c.idx);
+	for (unsigned i = 0; i < c.n_env; i++) { /* not moved: the load failed first */
+		free(c.env[i].name);
+		free(c.env[i].value);
+	}
 	free(c.base_dir);
 	return rc;
 }

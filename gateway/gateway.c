@@ -6,6 +6,7 @@
  * life of the EAL and the dataplane. Moved from tools/mtlsgw.c (issue 11);
  * the function names are the ones it had there.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <sched.h>
@@ -86,6 +87,19 @@ static bool
 same_str(const char *a, const char *b)
 {
 	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* Same hsm.env: the same variables with the same values, in the same order. */
+static bool
+same_env(const struct gw_cfg_hsm *a, const struct gw_cfg_hsm *b)
+{
+	if (a->n_env != b->n_env)
+		return false;
+	for (unsigned i = 0; i < a->n_env; i++)
+		if (strcmp(a->env[i].name, b->env[i].name) != 0 ||
+			strcmp(a->env[i].value, b->env[i].value) != 0)
+			return false;
+	return true;
 }
 
 /* Test hooks: fail at step as if it had failed there. */
@@ -432,6 +446,10 @@ tls_reload(struct tls_ctl *t, const char *path, const struct gw_cfg *start_cfg)
 		memcmp(&start_cfg->dataplane.tcp, &n->dataplane.tcp, sizeof(n->dataplane.tcp)) != 0)
 		GW_LOG_WARN("SIGHUP: dataplane.tls / dataplane.tcp changed: the workers "
 			    "keep the values they started with until a restart");
+	/* the PKCS#11 module read its environment once, at start */
+	if (!same_env(&start_cfg->hsm, &n->hsm))
+		GW_LOG_WARN("SIGHUP: hsm.env changed: the process environment (and the "
+			    "PKCS#11 module) keep the start values until a restart");
 	/* the admin listeners are opened once, at start (docs/config.md "admin") */
 	if (!same_str(start_cfg->admin.metrics_address, n->admin.metrics_address))
 		GW_LOG_WARN("SIGHUP: admin.metrics_address changed (%s -> %s): the metrics "
@@ -690,9 +708,16 @@ gw_gateway_start(struct gw_gateway *g)
 {
 	GW_ENSURE(g != NULL && !g->eal_up && g->mesh.m == NULL, -EINVAL);
 	/*
-	 * A PIN variable is read (and unset, hsm.h) here, before the EAL starts
-	 * threads that could read the environment while it changes.
+	 * hsm.env (SOFTHSM2_CONF ...) before anything loads the PKCS#11 module,
+	 * so a service does not depend on an inherited variable; the reload's
+	 * PIN-check child inherits it. A PIN variable is read (and unset,
+	 * hsm.h) here too: both before the EAL starts threads that could read
+	 * the environment while it changes.
 	 */
+	for (unsigned i = 0; i < g->cfg->hsm.n_env; i++)
+		if (setenv(g->cfg->hsm.env[i].name, g->cfg->hsm.env[i].value, 1) < 0)
+			return gw_err_setf(-errno, GW_HERE, "hsm.env.%s: %s",
+				g->cfg->hsm.env[i].name, strerror(errno));
 	if (g->cfg->hsm.pin_env != NULL) {
 		char pin[GW_HSM_PIN_MAX];
 		int prc = gw_hsm_pin_read(NULL, g->cfg->hsm.pin_env, pin);

@@ -475,6 +475,9 @@ sign_offline(const struct common *o, const struct sign_opts *s, const char *csr_
 		gw_ctl_die(GW_CTL_USAGE, "ca sign: %s has no mtls backends", o->config);
 		goto out;
 	}
+	/* as the gateway does (hsm.env): before the PKCS#11 module loads */
+	for (unsigned i = 0; i < cfg->hsm.n_env; i++)
+		(void)setenv(cfg->hsm.env[i].name, cfg->hsm.env[i].value, 1);
 	gw_ca_params_from_cfg(cfg, &p, token);
 	if (gw_ca_create(&cfg->mtls, &p, &ca) < 0) {
 		gw_ctl_die(GW_CTL_FAIL, "ca sign: %s", gw_err_msg());

@@ -9,7 +9,9 @@
 # it was (roots listing, enabled backend, state.db rows); the same reload
 # without the broken listener then works. Enabling a backend through the
 # API (PUT /v1/connect/ca/configuration) is all or nothing too. A PIN in a
-# variable is wiped from the environment and still serves reloads.
+# variable is wiped from the environment and still serves reloads. The
+# gateway finds its token through hsm.env alone (SOFTHSM2_CONF is not in its
+# environment), also in the PIN checks of its reloads.
 . "$(dirname "$0")/../lib/common.sh"
 . "$GW_SRC/bench/pki.sh"
 
@@ -36,7 +38,7 @@ write_config() {
     tls: { client_auth: required }
     trust: { mode: mesh }"
 	cat >>"$1" <<EOF
-hsm: { module: $BENCH_PKCS11_MODULE, pin_file: $4 }
+hsm: { module: $BENCH_PKCS11_MODULE, pin_file: $4, env: { SOFTHSM2_CONF: $HSM_CONF } }
 state_dir: $T/state
 admin: { socket: $S }
 mtls:
@@ -48,11 +50,18 @@ EOF
 B1='[ { name: ca-1, type: builtin } ]'
 B12='[ { name: ca-1, type: builtin }, { name: ca-2, type: builtin } ]'
 GOOD_CERT=$P/server-hsm.chain.pem
+# the gateway's only SOFTHSM2_CONF is its hsm.env (the default config has no
+# token gw): its start and every reload's PIN-check child depend on it
+HSM_CONF=$SOFTHSM2_CONF
 write_config "$T/gw.yaml" "$KEY" "$GOOD_CERT" "$P/pin" "$B1"
 cp "$T/gw.yaml" "$T/good.yaml"
+unset SOFTHSM2_CONF
 gw_start_gateway "$T/gw.yaml"
+export SOFTHSM2_CONF=$HSM_CONF
+! tr '\0' '\n' <"/proc/$GW_GW_PID/environ" | grep -q "^SOFTHSM2_CONF=" ||
+	gw_fail "the gateway inherited SOFTHSM2_CONF"
 gw_wait 100 test -S "$S" || gw_fail "no admin socket"
-gw_ok "gateway up: an HSM identity listener and a mesh listener, builtin CA ca-1"
+gw_ok "gateway up with SOFTHSM2_CONF from hsm.env only: an HSM identity listener and a mesh listener, builtin CA ca-1"
 
 sclient() { # sclient PORT: one echo through the ext listener
 	gw_sclient "ping-$1" -connect "$GW_GW_IP:$1" -servername "$SNI" \
@@ -135,7 +144,9 @@ sed -i "s|pin_file: $P/pin|pin_env: MTLSGW_TEST_PIN|" "$T/gw.yaml"
 grep -q "pin_env: MTLSGW_TEST_PIN" "$T/gw.yaml" || gw_fail "config with pin_env"
 PIN=$(cat "$P/pin")
 export MTLSGW_TEST_PIN=$PIN
+unset SOFTHSM2_CONF
 gw_start_gateway "$T/gw.yaml"
+export SOFTHSM2_CONF=$HSM_CONF
 unset MTLSGW_TEST_PIN
 serving "started with pin_env"
 ! grep -qaF "$PIN" "/proc/$GW_GW_PID/environ" || gw_fail "the PIN is in /proc/PID/environ"

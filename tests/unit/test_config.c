@@ -1282,6 +1282,53 @@ main(void)
 		EXPECT_CONTAINS(errbuf, "gw.yaml:8: hsm.sign_timeout: ");
 	}
 
+	{ /* hsm.env: variables for the PKCS#11 module, never the PIN's */
+		const char *base =
+			"dataplane:\n"
+			"  workers: [1]\n"
+			"  ports: [{name: a, driver: tap, device: a, address: 10.99.0.2/24}]\n"
+			"hsm:\n"
+			"  pin_env: MTLSGW_PIN\n";
+		char y[1024];
+		struct gw_cfg *c = NULL;
+
+		snprintf(y, sizeof(y),
+			"%s  env:\n    SOFTHSM2_CONF: /etc/softhsm/softhsm2.conf\n"
+			"    _X1: \"\"\n",
+			base);
+		EXPECT_OK(load_text(y, &c));
+		if (c != NULL) {
+			EXPECT_EQ(c->hsm.n_env, 2);
+			EXPECT_STREQ(c->hsm.env[0].name, "SOFTHSM2_CONF");
+			EXPECT_STREQ(c->hsm.env[0].value, "/etc/softhsm/softhsm2.conf");
+			EXPECT_STREQ(c->hsm.env[1].name, "_X1");
+			EXPECT_STREQ(c->hsm.env[1].value, "");
+			gw_cfg_free(c);
+			c = NULL;
+		}
+		EXPECT_OK(load_text(base, &c));
+		if (c != NULL) {
+			EXPECT_EQ(c->hsm.n_env, 0);
+			gw_cfg_free(c);
+		}
+		snprintf(y, sizeof(y),
+			"%s  env:\n    MTLSGW_PIN: \"1234\"\n    lower_case: x\n    1X: y\n"
+			"    LIST: [a]\n    LIST: b\n",
+			base);
+		EXPECT_CFG_ERR(y, "gw.yaml:7: hsm.env.MTLSGW_PIN: MTLSGW_PIN is hsm.pin_env, the "
+				  "PIN's variable: a PIN never goes in the config");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:8: hsm.env.lower_case: 'lower_case' is not an "
+					"environment variable name (expected [A-Z_][A-Z0-9_]*");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:9: hsm.env.1X: '1X' is not an environment");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:10: hsm.env.LIST: expected a single value, got a "
+					"list");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:11: hsm.env.LIST: duplicate key (first given on "
+					"line 10)");
+		EXPECT_TRUE(strstr(errbuf, "1234") == NULL);
+		snprintf(y, sizeof(y), "%s  env: [SOFTHSM2_CONF=/x]\n", base);
+		EXPECT_CFG_ERR(y, "gw.yaml:6: hsm.env: expected a mapping of variable names to "
+				  "values");
+	}
 	{                                   /* mtls: backends, enabledBackend, per-type conf */
 		EXPECT_CFG_ERR(DP "mtls:\n" /* 10 */
 				  "  trust_domain: \"spiffe://Example.org\"\n" /* 11 */
