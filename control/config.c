@@ -55,7 +55,7 @@
 /* ---- raw structs: what libcyaml loads ------------------------------------ */
 
 struct raw_port {
-	char *name, *driver, *device, *address, *gateway, *role;
+	char *name, *driver, *device, *address, *gateway, *role, *peer_address;
 	unsigned mtu;
 };
 
@@ -194,6 +194,7 @@ static const cyaml_schema_field_t port_fields[] = {
 	STR("gateway", OPT, struct raw_port, gateway),
 	CYAML_FIELD_UINT("mtu", OPT, struct raw_port, mtu),
 	STR("role", OPT, struct raw_port, role),
+	STR("peer_address", OPT, struct raw_port, peer_address),
 	CYAML_FIELD_END,
 };
 static const cyaml_schema_value_t port_entry = {
@@ -768,6 +769,20 @@ is_pci_addr(const char *s)
 	return false;
 }
 
+/* "a.b.c.d/len", len 1..32 -> *ip (network order), *len; false if not one. */
+static bool
+parse_prefix(const char *s, uint32_t *ip, unsigned long *len)
+{
+	const char *slash = strchr(s, '/');
+	char a[16];
+
+	if (!slash || (size_t)(slash - s) >= sizeof(a))
+		return false;
+	memcpy(a, s, (size_t)(slash - s));
+	a[slash - s] = '\0';
+	return parse_ip(a, ip) && parse_uint(slash + 1, 32, len) && *len >= 1;
+}
+
 static int
 conv_port(struct gw_cfg_ctx *c, const struct raw_port *r, struct gw_cfg_port *p, unsigned i)
 {
@@ -798,16 +813,9 @@ conv_port(struct gw_cfg_ctx *c, const struct raw_port *r, struct gw_cfg_port *p,
 	}
 
 	/* address: a.b.c.d/len */
-	const char *slash = strchr(r->address, '/');
-	char ip[16];
 	unsigned long len = 0;
-	bool ok = slash && (size_t)(slash - r->address) < sizeof(ip);
+	bool ok = parse_prefix(r->address, &p->ip, &len);
 
-	if (ok) {
-		memcpy(ip, r->address, (size_t)(slash - r->address));
-		ip[slash - r->address] = '\0';
-		ok = parse_ip(ip, &p->ip) && parse_uint(slash + 1, 32, &len) && len >= 1;
-	}
 	if (!ok)
 		gw_cfg_err(c, 0, pfx, "address",
 			"'%s' is not an IPv4 address with prefix length (expected a.b.c.d/len, "
@@ -826,6 +834,29 @@ conv_port(struct gw_cfg_ctx *c, const struct raw_port *r, struct gw_cfg_port *p,
 		else if (ok && p->gateway == p->ip)
 			gw_cfg_err(c, 0, pfx, "gateway", "%s is the port's own address",
 				ip_str(p->gateway, b));
+	}
+	if (r->peer_address) {
+		unsigned long plen = 0;
+
+		if (p->driver != GW_PORT_TAP)
+			gw_cfg_err(c, 0, pfx, "peer_address",
+				"only applies to driver tap (mtlsgw creates that interface; "
+				"address other interfaces as usual)");
+		else if (!parse_prefix(r->peer_address, &p->peer_ip, &plen))
+			gw_cfg_err(c, 0, pfx, "peer_address",
+				"'%s' is not an IPv4 address with prefix length (expected "
+				"a.b.c.d/len, e.g. 10.99.0.1/24)",
+				r->peer_address);
+		else if (ok && p->peer_ip == p->ip)
+			gw_cfg_err(c, 0, pfx, "peer_address",
+				"%s is the port's own address (the kernel side needs another)",
+				ip_str(p->peer_ip, a));
+		else if (ok &&
+			 (p->peer_ip & mask_of(p->prefix_len)) != (p->ip & mask_of(p->prefix_len)))
+			gw_cfg_err(c, 0, pfx, "peer_address",
+				"%s is not on the port's subnet %s/%u", ip_str(p->peer_ip, a),
+				ip_str(p->ip & mask_of(p->prefix_len), b), p->prefix_len);
+		p->peer_prefix_len = (uint8_t)plen;
 	}
 	if (gw_cfg_has(c, pfx, "mtu") && (r->mtu < 68 || r->mtu > 9216))
 		gw_cfg_err(c, 0, pfx, "mtu", "%u is out of range (expected 68..9216)", r->mtu);

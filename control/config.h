@@ -82,6 +82,10 @@ struct gw_cfg_port {
 	uint32_t gateway;              /* network byte order; 0 = none */
 	uint16_t mtu;                  /* 0 = device default */
 	enum gw_memif_role memif_role; /* memif only; default server */
+	/* tap only: the kernel side's address (peer_address: a.b.c.d/len), set
+	 * by mtlsgw once the tap exists; network byte order; 0 = none */
+	uint32_t peer_ip;
+	uint8_t peer_prefix_len;
 };
 
 /*

@@ -157,6 +157,8 @@ gw_gateway_translate(const struct gw_cfg *cfg, struct gw_dp_params *p, struct gw
 		dp->dev.name = cp->name;
 		dp->dev.device = cp->device;
 		dp->dev.mtu = cp->mtu;
+		dp->dev.peer_ip = cp->peer_ip;
+		dp->dev.peer_prefix_len = cp->peer_prefix_len;
 		dp->dev.memif_client = cp->memif_role == GW_MEMIF_CLIENT;
 		switch (cp->driver) {
 		case GW_PORT_TAP:
