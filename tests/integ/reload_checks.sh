@@ -11,7 +11,8 @@
 # API (PUT /v1/connect/ca/configuration) is all or nothing too. A PIN in a
 # variable is wiped from the environment and still serves reloads. The
 # gateway finds its token through hsm.env alone (SOFTHSM2_CONF is not in its
-# environment), also in the PIN checks of its reloads.
+# environment), also in the PIN checks of its reloads. The log names each
+# reload's source: SIGHUP, admin API (curl), mtlsgw-ctl.
 . "$(dirname "$0")/../lib/common.sh"
 . "$GW_SRC/bench/pki.sh"
 
@@ -85,19 +86,23 @@ R0=$(roots)
 # refused CASE WANT: the current gw.yaml is refused by all three reload paths
 refused() {
 	local case=$1 want=$2 n out code
-	n=$(grep -c "SIGHUP:" "$T/gw.err" || true)
+	n=$(grep -c "reload (SIGHUP):" "$T/gw.err" || true)
 	kill -HUP "$GW_GW_PID"
-	gw_wait 300 more_than "SIGHUP:" "$n" ||
+	gw_wait 300 more_than "reload (SIGHUP):" "$n" ||
 		gw_fail "$case: no SIGHUP line"
-	out=$(grep "SIGHUP:" "$T/gw.err" | tail -1)
+	out=$(grep "reload (SIGHUP):" "$T/gw.err" | tail -1)
 	case "$out" in *"$want"*"running config unchanged"*) ;;
 	*) gw_fail "$case: SIGHUP said '$out', want '$want'" ;; esac
 	code=$(curl -sS --unix-socket "$S" -o "$T/api.out" -w '%{http_code}' -X POST \
 		-d '{}' http://x/v1/reload)
 	[ "$code" != 200 ] && grep -qF "$want" "$T/api.out" ||
 		gw_fail "$case: POST /v1/reload answered $code: $(cat "$T/api.out")"
+	grep "reload (admin API):" "$T/gw.err" | tail -1 | grep -qF "$want" ||
+		gw_fail "$case: no 'reload (admin API)' line"
 	out=$("$MTLSGW_CTL" ca rotate --socket "$S" 2>&1) && gw_fail "$case: ca rotate accepted: $out"
 	case "$out" in *"$want"*) ;; *) gw_fail "$case: ca rotate said '$out'" ;; esac
+	grep "reload (mtlsgw-ctl):" "$T/gw.err" | tail -1 | grep -qF "$want" ||
+		gw_fail "$case: no 'reload (mtlsgw-ctl)' line"
 	serving "$case"
 	[ "$(gen)" = "$G0" ] || gw_fail "$case: generation moved from $G0 to $(gen)"
 	[ "$(roots)" = "$R0" ] || gw_fail "$case: roots changed to $(roots)"
@@ -127,9 +132,9 @@ gw_ok "refused reload with a new backend: state.db exactly as before"
 
 # then the good one
 write_config "$T/gw.yaml" "$KEY" "$GOOD_CERT" "$P/pin" "$B12"
-n=$(grep -c "SIGHUP: reloaded" "$T/gw.err" || true)
+n=$(grep -c "reload (SIGHUP): reloaded" "$T/gw.err" || true)
 kill -HUP "$GW_GW_PID"
-gw_wait 300 more_than "SIGHUP: reloaded" "$n" ||
+gw_wait 300 more_than "reload (SIGHUP): reloaded" "$n" ||
 	gw_fail "good reload: $(tail -3 "$T/gw.err")"
 [ "$(gen)" -gt "$G0" ] || gw_fail "good reload: generation still $(gen)"
 [ "$(roots)" = "ca-1:active ca-2" ] || gw_fail "good reload: roots $(roots)"
@@ -152,9 +157,9 @@ serving "started with pin_env"
 ! grep -qaF "$PIN" "/proc/$GW_GW_PID/environ" || gw_fail "the PIN is in /proc/PID/environ"
 ! tr '\0' '\n' <"/proc/$GW_GW_PID/environ" | grep -q "^MTLSGW_TEST_PIN=." ||
 	gw_fail "MTLSGW_TEST_PIN still set in the gateway"
-n=$(grep -c "SIGHUP: reloaded" "$T/gw.err" || true)
+n=$(grep -c "reload (SIGHUP): reloaded" "$T/gw.err" || true)
 kill -HUP "$GW_GW_PID"
-gw_wait 300 more_than "SIGHUP: reloaded" "$n" || gw_fail "pin_env reload: $(tail -3 "$T/gw.err")"
+gw_wait 300 more_than "reload (SIGHUP): reloaded" "$n" || gw_fail "pin_env reload: $(tail -3 "$T/gw.err")"
 serving "after a pin_env reload"
 gw_ok "pin_env: the PIN is wiped from the gateway's environment, a reload still logs in"
 

@@ -149,7 +149,7 @@ open(t + "/gw2.yaml", "w").write(cfg)
 os.replace(t + "/gw2.yaml", t + "/gw.yaml")
 os.kill(int(pid), signal.SIGHUP)
 for _ in range(100):  # until control has published the new snapshot
-    if "SIGHUP: reloaded" in open(t + "/gw.err").read():
+    if "reload (SIGHUP): reloaded" in open(t + "/gw.err").read():
         break
     time.sleep(0.1)
 for i in range(50):
