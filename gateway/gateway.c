@@ -538,7 +538,7 @@ status_workers(const struct tls_ctl *t, json_t *o)
 {
 	const struct gw_gateway *g = t->gw;
 	json_t *w = json_array();
-	struct gw_ctr_snap cs;
+	struct gw_ctr_snap cs = {0};
 	const struct gw_ctr_vals *conns = NULL;
 
 	/* Connections: the worker's TCP connections in any state but CLOSED and LISTEN */
@@ -565,8 +565,7 @@ status_workers(const struct tls_ctl *t, json_t *o)
 			json_object_set_new(e, "Connections", json_integer((json_int_t)n));
 		json_array_append_new(w, e);
 	}
-	if (g->mesh.dp != NULL)
-		gw_ctr_snap_fini(&cs);
+	gw_ctr_snap_fini(&cs); /* zeroed if never read */
 	json_object_set_new(o, "Workers", w);
 	json_object_set_new(o, "TscHz", json_integer((json_int_t)gw_dp_tsc_hz(g->mesh.dp)));
 }

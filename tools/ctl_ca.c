@@ -327,12 +327,18 @@ parse(int argc, char **argv, struct common *o, const struct option *extra, size_
 		case O_HELP:
 			fputs(usage, stdout);
 			exit(GW_CTL_OK);
-		default:
+		default: {
+			/* the command as its usage line names it: "ca roots", "status" */
+			const char *cmd = usage + strlen("usage: mtlsgw-ctl ");
+			char name[32];
+
 			if (c >= O_EXTRA && on_extra && on_extra(c, optarg, ctx) == 0)
 				break;
+			snprintf(name, sizeof(name), "%.*s", (int)strcspn(cmd, "[-\n") - 1, cmd);
 			fputs(usage, stderr);
-			gw_ctl_bad_option("ca", c, argv[optind - 1]);
+			gw_ctl_bad_option(name, c, argv[optind - 1]);
 			return -1;
+		}
 		}
 	}
 	return optind;
@@ -763,7 +769,7 @@ status_line(const char *k, const char *fmt, ...)
 	putchar('\n');
 }
 
-/* A field no table below knows (a newer gateway): one line, never raw JSON. */
+/* A field no table below knows (a newer gateway): on one line. */
 static void
 status_other(const char *k, json_t *v)
 {

@@ -31,7 +31,12 @@ gw_expect_fail "unknown option '--tok'" "$MTLSGW_CTL" hsm list --tok gw
 out=$("$MTLSGW_CTL" trust check --pin=5678 2>&1) && gw_fail "trust check --pin accepted"
 case "$out" in *5678*) gw_fail "PIN echoed by trust check: $out" ;; esac
 gw_ok "trust check --pin=...: refused, PIN not echoed"
-gw_expect_fail "unknown option '--conf'" "$MTLSGW_CTL" ca roots --conf x.yaml
+gw_expect_fail "ca roots: unknown option '--conf'" "$MTLSGW_CTL" ca roots --conf x.yaml
+gw_expect_fail "status: unknown option '--jsn'" "$MTLSGW_CTL" status --jsn
+gw_expect_fail "reload: unknown option '--forse'" "$MTLSGW_CTL" reload --forse
+gw_expect_fail "reload: unexpected argument 'now'" "$MTLSGW_CTL" reload now
+gw_expect_fail "cannot reach the gateway's admin API at $T/none.sock" \
+	"$MTLSGW_CTL" reload --socket "$T/none.sock"
 
 # help_ok WHAT: --help of every command and subcommand is whole: exit 0, ends
 # with a newline, its last line and each line of a "commands:" list not cut
