@@ -289,15 +289,20 @@ send_err(struct MHD_Connection *c, unsigned status, const char *msg)
 	return send_json(c, status, json_pack("{s:s}", "error", msg));
 }
 
-/* 409 for a rotation rule, else 500; the message is the thread's error. */
+/* 409 for a rotation rule, 400 for a bad argument, else 500. */
+static unsigned
+rc_status(int rc)
+{
+	return rc == -GW_E_CONFIG               ? MHD_HTTP_CONFLICT
+	       : rc == -ENOENT || rc == -EINVAL ? MHD_HTTP_BAD_REQUEST
+						: MHD_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+/* rc_status(rc); the message is the thread's error. */
 static enum MHD_Result
 send_rc(struct MHD_Connection *c, int rc)
 {
-	unsigned st = rc == -GW_E_CONFIG               ? MHD_HTTP_CONFLICT
-		      : rc == -ENOENT || rc == -EINVAL ? MHD_HTTP_BAD_REQUEST
-						       : MHD_HTTP_INTERNAL_SERVER_ERROR;
-
-	return send_err(c, st, gw_err_msg());
+	return send_err(c, rc_status(rc), gw_err_msg());
 }
 
 static void
@@ -558,18 +563,31 @@ get_status(struct gw_admin *a, struct MHD_Connection *c)
 static enum MHD_Result
 post_reload(struct gw_admin *a, struct MHD_Connection *c, const struct req_body *b)
 {
+	const char *ua = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "User-Agent");
+	struct gw_admin_reload r = {
+		.source = ua && strncmp(ua, "mtlsgw-ctl", 10) == 0 ? "mtlsgw-ctl" : "admin API"};
 	char err[256];
-	bool force;
 	int rc;
 
-	if (gw_admin_parse_reload(b->buf, b->len, &force, err, sizeof(err)) < 0)
+	if (gw_admin_parse_reload(b->buf, b->len, &r.force, err, sizeof(err)) < 0)
 		return send_err(c, MHD_HTTP_BAD_REQUEST, err);
 	if (a->ops.reload == NULL)
 		return send_err(c, MHD_HTTP_NOT_IMPLEMENTED, "this process cannot reload");
+	if ((r.errors = json_array()) == NULL)
+		return MHD_NO;
 	gw_err_clear();
-	if ((rc = a->ops.reload(a->ops.arg, force)) < 0)
-		return send_rc(c, rc);
-	return send_json(c, MHD_HTTP_OK, json_pack("{s:b}", "Reloaded", 1));
+	if ((rc = a->ops.reload(a->ops.arg, &r)) == 0) {
+		json_decref(r.errors);
+		return send_json(c, MHD_HTTP_OK,
+			json_pack("{s:b,s:I}", "Reloaded", 1, "Generation",
+				(json_int_t)r.generation));
+	}
+	/* every error, so a client need not read the gateway's log to fix the file */
+	if (json_array_size(r.errors) == 0)
+		json_array_append_new(r.errors, json_string(gw_err_msg()));
+	return send_json(c, rc_status(rc),
+		json_pack("{s:s?,s:o}", "error", json_string_value(json_array_get(r.errors, 0)),
+			"Errors", r.errors));
 }
 
 /* GET /v1/metrics: Prometheus text from ops->metrics (metrics.h). */

@@ -19,7 +19,15 @@
  *   GET  /v1/status                    the gateway's ops->status object plus CA
  *                                      {TrustDomain, EnabledBackend, Certificates[]
  *                                      with NotAfter and ExpiresInSeconds}
- *   POST /v1/reload                    {Force?} (body optional): ops->reload
+ *   POST /v1/reload                    {Force?} (body optional): ops->reload;
+ *                                      200 {Reloaded, Generation} (the snapshot
+ *                                      generation now published), or the error
+ *                                      status with {error, Errors[]}: every error
+ *                                      the reload found (each loader line
+ *                                      "FILE:LINE: FIELD: why"), error the first.
+ *                                      The log names who asked: "mtlsgw-ctl"
+ *                                      when the User-Agent starts with it, else
+ *                                      "admin API"
  *   GET  /v1/metrics                   Prometheus text (metrics.h), content type
  *                                      text/plain; version=0.0.4: ops->metrics
  *
@@ -64,6 +72,16 @@
 
 #define GW_ADMIN_MAX_BODY_DEFAULT (64 * 1024)
 
+/* One POST /v1/reload, as ops->reload gets it. */
+struct gw_admin_reload {
+	bool force;          /* {"Force": true} */
+	const char *source;  /* who asked, for the log: "mtlsgw-ctl" or "admin API" */
+	uint64_t generation; /* out: the snapshot generation published by it */
+	/* out: a JSON array the callee appends every error to, one string each
+	 * (the loader's lines); left empty, the answer carries gw_err_msg() */
+	json_t *errors;
+};
+
 /* What the gateway provides. Every callback is optional (absent: 501). */
 struct gw_admin_ops {
 	void *arg;
@@ -73,8 +91,9 @@ struct gw_admin_ops {
 	 * Identities[{Listener, NotAfter, ...}]. 0 or a negative code.
 	 */
 	int (*status)(void *arg, json_t *obj);
-	/* Reload the config file (one rotation step); 0, or <0 with gw_err_msg(). */
-	int (*reload)(void *arg, bool force);
+	/* Reload the config file (one rotation step); 0, or <0 with gw_err_msg()
+	 * (and every error in r->errors). */
+	int (*reload)(void *arg, struct gw_admin_reload *r);
 	/* Make backend the enabled one (rotation step 2); 0, or <0 with gw_err_msg(). */
 	int (*ca_enable)(void *arg, const char *backend, bool force);
 	/* Append the Prometheus text of GET /v1/metrics to m (counters, expiry);

@@ -55,7 +55,7 @@
 /* ---- raw structs: what libcyaml loads ------------------------------------ */
 
 struct raw_port {
-	char *name, *driver, *device, *address, *gateway, *role;
+	char *name, *driver, *device, *address, *gateway, *role, *peer_address;
 	unsigned mtu;
 };
 
@@ -201,6 +201,7 @@ static const cyaml_schema_field_t port_fields[] = {
 	STR("gateway", OPT, struct raw_port, gateway),
 	CYAML_FIELD_UINT("mtu", OPT, struct raw_port, mtu),
 	STR("role", OPT, struct raw_port, role),
+	STR("peer_address", OPT, struct raw_port, peer_address),
 	CYAML_FIELD_END,
 };
 static const cyaml_schema_value_t port_entry = {
@@ -302,6 +303,8 @@ static const cyaml_schema_field_t hsm_fields[] = {
 	STR("module", OPT, struct raw_hsm, module),
 	STR("pin_file", OPT, struct raw_hsm, pin_file),
 	STR("pin_env", OPT, struct raw_hsm, pin_env),
+	/* its keys are variable names: read by the first pass (walk_env) */
+	CYAML_FIELD_IGNORE("env", OPT),
 	CYAML_FIELD_UINT("threads", OPT, struct raw_hsm, threads),
 	CYAML_FIELD_UINT("queue", OPT, struct raw_hsm, queue),
 	STR("sign_timeout", OPT, struct raw_hsm, sign_timeout),
@@ -702,6 +705,10 @@ gw_cfg_free(struct gw_cfg *cfg)
 	free(cfg->hsm.module);
 	free(cfg->hsm.pin_file);
 	free(cfg->hsm.pin_env);
+	for (unsigned i = 0; i < cfg->hsm.n_env; i++) {
+		free(cfg->hsm.env[i].name);
+		free(cfg->hsm.env[i].value);
+	}
 	free(cfg->state_dir);
 	free(cfg->admin.socket);
 	free(cfg->admin.metrics_address);
@@ -779,6 +786,20 @@ is_pci_addr(const char *s)
 	return false;
 }
 
+/* "a.b.c.d/len", len 1..32 -> *ip (network order), *len; false if not one. */
+static bool
+parse_prefix(const char *s, uint32_t *ip, unsigned long *len)
+{
+	const char *slash = strchr(s, '/');
+	char a[16];
+
+	if (!slash || (size_t)(slash - s) >= sizeof(a))
+		return false;
+	memcpy(a, s, (size_t)(slash - s));
+	a[slash - s] = '\0';
+	return parse_ip(a, ip) && parse_uint(slash + 1, 32, len) && *len >= 1;
+}
+
 static int
 conv_port(struct gw_cfg_ctx *c, const struct raw_port *r, struct gw_cfg_port *p, unsigned i)
 {
@@ -809,16 +830,9 @@ conv_port(struct gw_cfg_ctx *c, const struct raw_port *r, struct gw_cfg_port *p,
 	}
 
 	/* address: a.b.c.d/len */
-	const char *slash = strchr(r->address, '/');
-	char ip[16];
 	unsigned long len = 0;
-	bool ok = slash && (size_t)(slash - r->address) < sizeof(ip);
+	bool ok = parse_prefix(r->address, &p->ip, &len);
 
-	if (ok) {
-		memcpy(ip, r->address, (size_t)(slash - r->address));
-		ip[slash - r->address] = '\0';
-		ok = parse_ip(ip, &p->ip) && parse_uint(slash + 1, 32, &len) && len >= 1;
-	}
 	if (!ok)
 		gw_cfg_err(c, 0, pfx, "address",
 			"'%s' is not an IPv4 address with prefix length (expected a.b.c.d/len, "
@@ -837,6 +851,29 @@ conv_port(struct gw_cfg_ctx *c, const struct raw_port *r, struct gw_cfg_port *p,
 		else if (ok && p->gateway == p->ip)
 			gw_cfg_err(c, 0, pfx, "gateway", "%s is the port's own address",
 				ip_str(p->gateway, b));
+	}
+	if (r->peer_address) {
+		unsigned long plen = 0;
+
+		if (p->driver != GW_PORT_TAP)
+			gw_cfg_err(c, 0, pfx, "peer_address",
+				"only applies to driver tap (mtlsgw creates that interface; "
+				"address other interfaces as usual)");
+		else if (!parse_prefix(r->peer_address, &p->peer_ip, &plen))
+			gw_cfg_err(c, 0, pfx, "peer_address",
+				"'%s' is not an IPv4 address with prefix length (expected "
+				"a.b.c.d/len, e.g. 10.99.0.1/24)",
+				r->peer_address);
+		else if (ok && p->peer_ip == p->ip)
+			gw_cfg_err(c, 0, pfx, "peer_address",
+				"%s is the port's own address (the kernel side needs another)",
+				ip_str(p->peer_ip, a));
+		else if (ok &&
+			 (p->peer_ip & mask_of(p->prefix_len)) != (p->ip & mask_of(p->prefix_len)))
+			gw_cfg_err(c, 0, pfx, "peer_address",
+				"%s is not on the port's subnet %s/%u", ip_str(p->peer_ip, a),
+				ip_str(p->ip & mask_of(p->prefix_len), b), p->prefix_len);
+		p->peer_prefix_len = (uint8_t)plen;
 	}
 	if (gw_cfg_has(c, pfx, "mtu") && (r->mtu < 68 || r->mtu > 9216))
 		gw_cfg_err(c, 0, pfx, "mtu", "%u is out of range (expected 68..9216)", r->mtu);
@@ -1866,6 +1903,30 @@ conv_hsm(struct gw_cfg_ctx *c, const struct raw_hsm *r, struct gw_cfg *cfg)
 				r->pin_env);
 		NOMEM(cfg->hsm.pin_env = strdup(r->pin_env));
 	}
+	/* hsm.env: moved from the first pass, checked here */
+	for (unsigned i = 0; i < c->n_env; i++) {
+		const char *name = c->env[i].name;
+		bool ok = isupper((unsigned char)name[0]) || name[0] == '_';
+		char sub[GW_CFG_PATH_MAX];
+
+		for (const char *s = name; *s && ok; s++)
+			ok = isupper((unsigned char)*s) || isdigit((unsigned char)*s) || *s == '_';
+		gw_cfg_fmt(sub, sizeof(sub), "hsm.env.%s", name);
+		if (!ok)
+			gw_cfg_err(c, c->env_line[i], sub, NULL,
+				"'%s' is not an environment variable name (expected "
+				"[A-Z_][A-Z0-9_]*, e.g. SOFTHSM2_CONF)",
+				name);
+		else if (r->pin_env && strcmp(name, r->pin_env) == 0)
+			gw_cfg_err(c, c->env_line[i], sub, NULL,
+				"%s is hsm.pin_env, the PIN's variable: a PIN never goes in the "
+				"config; set it in the service's environment (or use hsm.pin_file)",
+				name);
+		cfg->hsm.env[i] = c->env[i];
+		c->env[i] = (struct gw_cfg_env){0};
+	}
+	cfg->hsm.n_env = c->n_env;
+	c->n_env = 0;
 	/* the HSM threads that sign for the workers (hsm.h, asynchronous signatures) */
 	cfg->hsm.threads = 8;  /* GW_HSM_ASYNC_THREADS_DEFAULT */
 	cfg->hsm.queue = 1024; /* GW_HSM_ASYNC_QUEUE_DEFAULT */
@@ -2080,6 +2141,10 @@ gw_cfg_load_check(const char *name, const char *buf, size_t len, struct gw_cfg *
 	if (cyaml_refused)
 		*cyaml_refused = c.cyaml_refused;
 	gw_cfg_idx_free(&c.idx);
+	for (unsigned i = 0; i < c.n_env; i++) { /* not moved: the load failed first */
+		free(c.env[i].name);
+		free(c.env[i].value);
+	}
 	free(c.base_dir);
 	return rc;
 }

@@ -82,6 +82,10 @@ struct gw_cfg_port {
 	uint32_t gateway;              /* network byte order; 0 = none */
 	uint16_t mtu;                  /* 0 = device default */
 	enum gw_memif_role memif_role; /* memif only; default server */
+	/* tap only: the kernel side's address (peer_address: a.b.c.d/len), set
+	 * by mtlsgw once the tap exists; network byte order; 0 = none */
+	uint32_t peer_ip;
+	uint8_t peer_prefix_len;
 };
 
 /*
@@ -230,10 +234,22 @@ struct gw_cfg_listener {
 	struct gw_cfg_upstream upstream;
 };
 
+/* One hsm.env entry: a variable the PKCS#11 module reads (SOFTHSM2_CONF). */
+struct gw_cfg_env {
+	char *name; /* [A-Z_][A-Z0-9_]*, never hsm.pin_env */
+	char *value;
+};
+#define GW_CFG_MAX_ENV 32
+
 struct gw_cfg_hsm {
 	char *module;   /* PKCS#11 module path; default SoftHSM2's */
 	char *pin_file; /* one of pin_file / pin_env */
 	char *pin_env;
+	/* hsm.env, in file order: set in the process environment before the
+	 * module loads (gateway start; the reload's PIN-check child inherits
+	 * them). Read at start only. */
+	struct gw_cfg_env env[GW_CFG_MAX_ENV];
+	unsigned n_env;
 	/* signatures for the workers, on HSM threads (hsm.h); read at start */
 	uint32_t threads;         /* HSM threads; default 8, 1..256 */
 	uint32_t queue;           /* signatures waiting for a thread; default 1024 */

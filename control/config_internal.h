@@ -52,6 +52,11 @@ struct gw_cfg_ctx {
 	char cyaml_log[512];
 	size_t cyaml_log_len;
 	bool cyaml_refused; /* libcyaml refused what the first pass accepted */
+	/* hsm.env as the first pass read it: its keys are variable names, which
+	 * no cyaml schema can list (the schema ignores it); conv moves them */
+	struct gw_cfg_env env[GW_CFG_MAX_ENV];
+	unsigned env_line[GW_CFG_MAX_ENV];
+	unsigned n_env;
 };
 
 /*

@@ -454,6 +454,60 @@ walk_map(struct gw_cfg_ctx *c, const struct node *n, const cyaml_schema_value_t 
 	return 0;
 }
 
+/*
+ * hsm.env: NAME: value lines, kept in c->env for config.c to check. Its
+ * keys are the operator's, so the schema cannot list them.
+ */
+static int
+walk_env(struct gw_cfg_ctx *c, const struct node *n, const char *path, bool *bad)
+{
+	char sub[GW_CFG_PATH_MAX], tmp[64];
+
+	if (n->kind != NODE_MAP) {
+		gw_cfg_err(c, n->line, path, NULL,
+			"expected a mapping of variable names to values (SOFTHSM2_CONF: "
+			"/etc/softhsm/softhsm2.conf), got %s",
+			kind_name(n));
+		*bad = true;
+		return 0;
+	}
+	for (size_t i = 0; i + 1 < n->n; i += 2) {
+		const struct node *k = n->kid[i], *v = n->kid[i + 1];
+
+		join(sub, sizeof(sub), path, shown(k->value, tmp, sizeof(tmp)));
+		if (gw_cfg_has(c, sub, NULL)) {
+			gw_cfg_err(c, k->line, sub, NULL, "duplicate key (first given on line %u)",
+				gw_cfg_line(c, sub, NULL));
+			*bad = true;
+			continue;
+		}
+		if (idx_put(&c->idx, sub, k->line) < 0)
+			return -ENOMEM;
+		if (v->kind != NODE_SCALAR) {
+			gw_cfg_err(c, v->line, sub, NULL, "expected a single value, got %s",
+				kind_name(v));
+			*bad = true;
+			continue;
+		}
+		if (c->n_env == GW_CFG_MAX_ENV) {
+			gw_cfg_err(c, k->line, sub, NULL, "takes at most %d variables",
+				GW_CFG_MAX_ENV);
+			*bad = true;
+			return 0;
+		}
+		c->env[c->n_env].name = strdup(k->value);
+		c->env[c->n_env].value = strdup(v->value);
+		c->env_line[c->n_env] = k->line;
+		if (!c->env[c->n_env].name || !c->env[c->n_env].value) {
+			free(c->env[c->n_env].name);
+			free(c->env[c->n_env].value);
+			return -ENOMEM;
+		}
+		c->n_env++;
+	}
+	return 0;
+}
+
 static int
 walk(struct gw_cfg_ctx *c, const struct node *n, const cyaml_schema_value_t *s, const char *path,
 	bool *bad)
@@ -496,7 +550,7 @@ walk(struct gw_cfg_ctx *c, const struct node *n, const cyaml_schema_value_t *s, 
 		}
 		return 0;
 	case CYAML_IGNORE:
-		return 0;
+		return strcmp(path, "hsm.env") == 0 ? walk_env(c, n, path, bad) : 0;
 	default:
 		break;
 	}

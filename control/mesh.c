@@ -645,13 +645,13 @@ op_enable(void *arg, const char *backend, bool force)
 }
 
 static int
-op_reload(void *arg, bool force)
+op_reload(void *arg, struct gw_admin_reload *r)
 {
 	struct gw_mesh *m = arg;
 
 	if (m->p.ops.reload == NULL)
 		return gw_err_setf(-ENOTSUP, GW_HERE, "this gateway cannot reload");
-	return m->p.ops.reload(m->p.ops.arg, force);
+	return m->p.ops.reload(m->p.ops.arg, r);
 }
 
 static int

@@ -47,6 +47,7 @@
 
 #include <jansson.h>
 
+#include "admin.h"
 #include "ca.h"
 #include "config.h"
 #include "gw_err.h"
@@ -59,8 +60,9 @@ struct gw_mesh_ops {
 	 * it, then call gw_mesh_published(). */
 	int (*publish)(void *arg);
 	/* Reload the config file: load, gw_mesh_prepare, build, publish,
-	 * gw_mesh_published. 0 or <0 with gw_err_msg(). NULL: 501. */
-	int (*reload)(void *arg, bool force);
+	 * gw_mesh_published. 0 or <0 with gw_err_msg(). NULL: 501. r as
+	 * admin.h's ops->reload gets it. */
+	int (*reload)(void *arg, struct gw_admin_reload *r);
 	/* The gateway's side of GET /v1/status (listeners, workers, HSM). */
 	int (*status)(void *arg, json_t *obj);
 	/* Lowest generation every worker runs; NULL: asked of the publisher. */

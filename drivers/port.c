@@ -14,7 +14,9 @@
  *   our key and a reta of i % n so a flow's hash names its worker both in
  *   hardware and in gw_port_rss_hash().
  */
+#include <arpa/inet.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -167,6 +169,54 @@ tap_set_txqlen(const char *ifname, int qlen)
 	ifr.ifr_qlen = qlen;
 	(void)ioctl(fd, SIOCSIFTXQLEN, &ifr);
 	close(fd);
+}
+
+/*
+ * The kernel side of a tap: address, netmask, up (SIOCSIFADDR,
+ * SIOCSIFNETMASK, SIOCSIFFLAGS: what `ip addr add` and `ip link set up`
+ * do). 0 or -errno with the message.
+ */
+static int
+tap_set_peer(const struct gw_port_params *p)
+{
+	struct ifreq ifr;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
+	char a[INET_ADDRSTRLEN] = "?";
+	const char *step = "socket";
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), rc = 0;
+
+	inet_ntop(AF_INET, &p->peer_ip, a, sizeof(a));
+	if (fd < 0)
+		goto fail;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", p->device);
+	sin->sin_family = AF_INET;
+	sin->sin_addr.s_addr = p->peer_ip;
+	step = "SIOCSIFADDR";
+	if (ioctl(fd, SIOCSIFADDR, &ifr) < 0)
+		goto fail;
+	sin->sin_addr.s_addr =
+		htonl(p->peer_prefix_len >= 32 ? UINT32_MAX : ~(UINT32_MAX >> p->peer_prefix_len));
+	step = "SIOCSIFNETMASK";
+	if (ioctl(fd, SIOCSIFNETMASK, &ifr) < 0)
+		goto fail;
+	step = "SIOCGIFFLAGS";
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+		goto fail;
+	ifr.ifr_flags |= IFF_UP;
+	step = "SIOCSIFFLAGS";
+	if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+		goto fail;
+	close(fd);
+	return 0;
+fail:
+	rc = -errno;
+	gw_err_setf(rc, GW_HERE, "port '%s': peer_address %s/%u on tap %s: %s: %s%s", p->name, a,
+		p->peer_prefix_len, p->device, step, strerror(errno),
+		errno == EPERM ? " (needs CAP_NET_ADMIN)" : "");
+	if (fd >= 0)
+		close(fd);
+	return rc;
 }
 
 int
@@ -333,6 +383,13 @@ gw_port_open(const struct gw_port_params *p, unsigned idx, struct gw_port *out)
 	out->started = true;
 	if (p->kind == GW_PORT_KIND_TAP)
 		tap_set_txqlen(p->device, GW_TAP_TXQLEN);
+	if (p->peer_ip != 0 && p->kind != GW_PORT_KIND_TAP) {
+		rc = gw_err_setf(-EINVAL, GW_HERE,
+			"port '%s': a peer address applies to tap ports only", p->name);
+		goto fail_set;
+	}
+	if (p->peer_ip != 0 && (rc = tap_set_peer(p)) < 0)
+		goto fail_set;
 	if (out->rss) {
 		rc = program_reta(out, info.reta_size);
 		if (rc < 0) {
@@ -355,6 +412,7 @@ gw_port_open(const struct gw_port_params *p, unsigned idx, struct gw_port *out)
 fail:
 	gw_err_setf(rc, GW_HERE, "port '%s' (%s, %s %s): %s", p->name, out->devname,
 		gw_port_kind_name(p->kind), p->device, rte_strerror(-rc));
+fail_set: /* the message is set */
 	if (out->started)
 		rte_eth_dev_stop(pid);
 	if (configured || p->kind != GW_PORT_KIND_PCI)

@@ -41,12 +41,16 @@ enum gw_port_kind {
 struct gw_port_params {
 	const char *name; /* the operator's name ("wan"), for messages */
 	enum gw_port_kind kind;
-	const char *device;       /* iface name, memif socket path, or PCI address */
-	bool memif_client;        /* memif only: role=client (default server) */
-	uint16_t n_queues;        /* RX/TX queue pairs wanted: one per worker */
-	uint16_t mtu;             /* 0 = device default */
-	uint16_t nb_rxd;          /* descriptors per RX queue; 0 = 1024 */
-	uint16_t nb_txd;          /* descriptors per TX queue; 0 = 1024 */
+	const char *device; /* iface name, memif socket path, or PCI address */
+	bool memif_client;  /* memif only: role=client (default server) */
+	uint16_t n_queues;  /* RX/TX queue pairs wanted: one per worker */
+	uint16_t mtu;       /* 0 = device default */
+	uint16_t nb_rxd;    /* descriptors per RX queue; 0 = 1024 */
+	uint16_t nb_txd;    /* descriptors per TX queue; 0 = 1024 */
+	/* tap only: once the tap exists, give its kernel side this address
+	 * (network order; 0 = leave it to the operator) and bring it up */
+	uint32_t peer_ip;
+	uint8_t peer_prefix_len;  /* 1..32 */
 	struct rte_mempool *pool; /* RX buffers (gw_port_open only) */
 };
 
@@ -107,7 +111,7 @@ GW_MUST_CHECK int gw_port_check(const struct gw_port_params *p);
 /*
  * Configure and start port number idx (the same idx given to
  * gw_port_devargs): queues, offloads negotiated from dev_info, RSS when the
- * device has it for all queues, MTU. Fills *out. On failure nothing stays
+ * device has it for all queues, MTU, a tap's peer address. Fills *out. On failure nothing stays
  * configured and gw_err_msg() says why ("port 'wan' (net_tap0): ...").
  * Returns 0, -ENODEV (device not found), or the ethdev's negative errno.
  */

@@ -7,13 +7,17 @@
  * the function names are the ones it had there. The service manager's side
  * (sd_notify: ready, reloading, status, watchdog, stopping) is at the end.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
+
+#include <arpa/inet.h>
 
 #include <openssl/crypto.h>
 #include <systemd/sd-daemon.h>
@@ -107,6 +111,19 @@ same_str(const char *a, const char *b)
 	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
+/* Same hsm.env: the same variables with the same values, in the same order. */
+static bool
+same_env(const struct gw_cfg_hsm *a, const struct gw_cfg_hsm *b)
+{
+	if (a->n_env != b->n_env)
+		return false;
+	for (unsigned i = 0; i < a->n_env; i++)
+		if (strcmp(a->env[i].name, b->env[i].name) != 0 ||
+			strcmp(a->env[i].value, b->env[i].value) != 0)
+			return false;
+	return true;
+}
+
 /* Test hooks: fail at step as if it had failed there. */
 static int
 step_fails(const struct gw_gateway *g, enum gw_gateway_step step)
@@ -162,6 +179,8 @@ gw_gateway_translate(const struct gw_cfg *cfg, struct gw_dp_params *p, struct gw
 		dp->dev.name = cp->name;
 		dp->dev.device = cp->device;
 		dp->dev.mtu = cp->mtu;
+		dp->dev.peer_ip = cp->peer_ip;
+		dp->dev.peer_prefix_len = cp->peer_prefix_len;
 		dp->dev.memif_client = cp->memif_role == GW_MEMIF_CLIENT;
 		switch (cp->driver) {
 		case GW_PORT_TAP:
@@ -386,12 +405,33 @@ reload_hsm_check(const struct gw_cfg *n)
 	return gw_hsm_login_check(&hp, tokens, nt);
 }
 
+/* The loader's error lines: on stderr as always, and one string each in errors. */
+static void
+reload_errors(json_t *errors, const char *lines)
+{
+	fputs(lines, stderr);
+	for (const char *p = lines; *p;) {
+		size_t len = strcspn(p, "\n");
+
+		json_array_append_new(errors, json_stringn(p, len));
+		p += len + (p[len] == '\n');
+	}
+}
+
+/*
+ * source names who asked, for the log ("SIGHUP", "admin API",
+ * "mtlsgw-ctl"); errors (NULL: none wanted) gets every error found.
+ */
 static int
-tls_reload(struct tls_ctl *t, const char *path, const struct gw_cfg *start_cfg)
+tls_reload(struct tls_ctl *t, const char *path, const struct gw_cfg *start_cfg, const char *source,
+	json_t *errors)
 {
 	struct gw_gateway *g = t->gw;
 	struct gw_snapshot *s = NULL;
 	struct gw_cfg *n = NULL;
+	char *lines = NULL;
+	size_t lines_len = 0;
+	FILE *errs = errors ? open_memstream(&lines, &lines_len) : NULL;
 	uint64_t gen;
 	cpu_set_t pinned;
 	int rc;
@@ -404,10 +444,16 @@ tls_reload(struct tls_ctl *t, const char *path, const struct gw_cfg *start_cfg)
 	CPU_ZERO(&pinned);
 	pthread_getaffinity_np(pthread_self(), sizeof(pinned), &pinned);
 	pthread_setaffinity_np(pthread_self(), sizeof(g->start_cpus), &g->start_cpus);
-	rc = gw_cfg_load(path, &n, stderr);
+	rc = gw_cfg_load(path, &n, errs ? errs : stderr);
 	pthread_setaffinity_np(pthread_self(), sizeof(pinned), &pinned);
+	if (errs != NULL) {
+		fclose(errs);
+		reload_errors(errors, lines ? lines : "");
+		free(lines);
+	}
 	if (rc < 0) {
-		GW_LOG_ERR("SIGHUP: %s rejected (errors above); running config unchanged", path);
+		GW_LOG_ERR("reload (%s): %s rejected (errors above); running config unchanged",
+			source, path);
 		return rc;
 	}
 	/*
@@ -433,7 +479,7 @@ tls_reload(struct tls_ctl *t, const char *path, const struct gw_cfg *start_cfg)
 	}
 	gen = t->gen;
 	if (s != NULL && tls_publish(t, n, s) < 0) {
-		GW_LOG_ERR("SIGHUP: %s%s", gw_err_msg(),
+		GW_LOG_ERR("reload (%s): %s%s", source, gw_err_msg(),
 			t->gen == gen ? ": the CA change is applied, the snapshot not published"
 				      : " (after publishing)");
 		if (t->gen == gen) { /* nothing refers to n */
@@ -445,16 +491,23 @@ tls_reload(struct tls_ctl *t, const char *path, const struct gw_cfg *start_cfg)
 	if (t->cur != start_cfg)
 		gw_cfg_free(t->cur);
 	t->cur = n;
-	GW_LOG_INFO("SIGHUP: reloaded %s (generation %" PRIu64 ")", path, t->gen);
+	GW_LOG_INFO("reload (%s): reloaded %s (generation %" PRIu64 ")", source, path, t->gen);
 	/* the workers' TCP stacks and TLS limits are made once, at start */
 	if (memcmp(&start_cfg->dataplane.tls, &n->dataplane.tls, sizeof(n->dataplane.tls)) != 0 ||
 		memcmp(&start_cfg->dataplane.tcp, &n->dataplane.tcp, sizeof(n->dataplane.tcp)) != 0)
-		GW_LOG_WARN("SIGHUP: dataplane.tls / dataplane.tcp changed: the workers "
-			    "keep the values they started with until a restart");
+		GW_LOG_WARN("reload (%s): dataplane.tls / dataplane.tcp changed: the workers "
+			    "keep the values they started with until a restart",
+			source);
+	/* the PKCS#11 module read its environment once, at start */
+	if (!same_env(&start_cfg->hsm, &n->hsm))
+		GW_LOG_WARN("reload (%s): hsm.env changed: the process environment (and the "
+			    "PKCS#11 module) keep the start values until a restart",
+			source);
 	/* the admin listeners are opened once, at start (docs/config.md "admin") */
 	if (!same_str(start_cfg->admin.metrics_address, n->admin.metrics_address))
-		GW_LOG_WARN("SIGHUP: admin.metrics_address changed (%s -> %s): the metrics "
-			    "listener stays %s%s until a restart",
+		GW_LOG_WARN("reload (%s): admin.metrics_address changed (%s -> %s): the "
+			    "metrics listener stays %s%s until a restart",
+			source,
 			start_cfg->admin.metrics_address ? start_cfg->admin.metrics_address : "off",
 			n->admin.metrics_address ? n->admin.metrics_address : "off",
 			start_cfg->admin.metrics_address ? "on " : "off",
@@ -462,12 +515,14 @@ tls_reload(struct tls_ctl *t, const char *path, const struct gw_cfg *start_cfg)
 	return 0;
 refused:
 	rc = gw_err_get()->code;
-	GW_LOG_ERR("SIGHUP: %s; running config unchanged", gw_err_msg());
+	GW_LOG_ERR("reload (%s): %s; running config unchanged", source, gw_err_msg());
+	if (errors != NULL)
+		json_array_append_new(errors, json_string(gw_err_msg()));
 	gw_cfg_free(n);
 	return rc;
 }
 
-static int sd_reload(struct tls_ctl *t);
+static int sd_reload(struct tls_ctl *t, const char *source, json_t *errors);
 
 /* ---- mesh: the admin API's callbacks (control/mesh.h) ---- */
 
@@ -480,15 +535,16 @@ mesh_publish(void *arg)
 }
 
 static int
-mesh_reload(void *arg, bool force)
+mesh_reload(void *arg, struct gw_admin_reload *r)
 {
 	struct tls_ctl *t = arg;
 	struct gw_gateway *g = t->gw;
 	int rc;
 
-	g->mesh.force = force;
-	rc = sd_reload(t);
+	g->mesh.force = r->force;
+	rc = sd_reload(t, r->source, r->errors);
 	g->mesh.force = false;
+	r->generation = t->gen;
 	return rc;
 }
 
@@ -503,10 +559,17 @@ status_workers(const struct tls_ctl *t, json_t *o)
 {
 	const struct gw_gateway *g = t->gw;
 	json_t *w = json_array();
+	struct gw_ctr_snap cs = {0};
+	const struct gw_ctr_vals *conns = NULL;
 
+	/* Connections: the worker's TCP connections in any state but CLOSED and LISTEN */
+	if (g->mesh.dp != NULL && gw_dp_counters(g->mesh.dp, &cs) == 0)
+		for (unsigned k = 0; k < cs.n_groups; k++)
+			if (strcmp(cs.groups[k].g->name, "conns") == 0)
+				conns = &cs.groups[k];
 	for (unsigned i = 0; i < gw_dp_n_workers(g->mesh.dp); i++) {
 		struct gw_dp_worker_info wi;
-
+		uint64_t n = 0;
 		json_t *e;
 
 		if (gw_dp_worker_info(g->mesh.dp, i, &wi) < 0)
@@ -514,8 +577,16 @@ status_workers(const struct tls_ctl *t, json_t *o)
 		e = json_pack("{s:i,s:i,s:I}", "Id", (int)i, "Lcore", (int)wi.lcore, "BusyCycles",
 			(json_int_t)wi.busy_cycles);
 		json_object_set_new(e, "Generation", json_integer((json_int_t)wi.generation));
+		for (unsigned k = 0; conns != NULL && k < conns->g->n; k++)
+			if (conns->g->d[k].name != NULL &&
+				strcasecmp(conns->g->d[k].name, "closed") != 0 &&
+				strcasecmp(conns->g->d[k].name, "listen") != 0)
+				n += conns->w[(size_t)i * conns->g->n + k];
+		if (conns != NULL)
+			json_object_set_new(e, "Connections", json_integer((json_int_t)n));
 		json_array_append_new(w, e);
 	}
+	gw_ctr_snap_fini(&cs); /* zeroed if never read */
 	json_object_set_new(o, "Workers", w);
 	json_object_set_new(o, "TscHz", json_integer((json_int_t)gw_dp_tsc_hz(g->mesh.dp)));
 }
@@ -527,13 +598,24 @@ mesh_status(void *arg, json_t *o)
 	const struct gw_cfg *cfg = t->cur ? t->cur : t->gw->mesh.start;
 	json_t *l = json_array();
 
-	for (unsigned i = 0; i < cfg->n_listeners; i++)
-		json_array_append_new(
-			l, json_pack("{s:s,s:s}", "Name", cfg->listeners[i].name, "Trust",
-				   !cfg->listeners[i].has_trust                    ? "none"
-				   : cfg->listeners[i].trust.mode == GW_TRUST_MESH ? "mesh"
-				   : cfg->listeners[i].trust.mode == GW_TRUST_CA   ? "ca"
+	for (unsigned i = 0; i < cfg->n_listeners; i++) {
+		static const char *const svc[] = {[GW_SVC_ECHO] = "echo",
+			[GW_SVC_TCP_PROXY] = "tcp-proxy",
+			[GW_SVC_TLS_ECHO] = "tls-echo",
+			[GW_SVC_TLS_PROXY] = "tls-proxy"};
+		const struct gw_cfg_listener *cl = &cfg->listeners[i];
+		uint32_t ip = ntohl(cl->addr.ip);
+		char addr[24];
+
+		snprintf(addr, sizeof(addr), "%u.%u.%u.%u:%u", ip >> 24, ip >> 16 & 255,
+			ip >> 8 & 255, ip & 255, ntohs(cl->addr.port));
+		json_array_append_new(l, json_pack("{s:s,s:s,s:s,s:s}", "Name", cl->name, "Address",
+						 addr, "Service", svc[cl->service], "Trust",
+						 !cl->has_trust                    ? "none"
+						 : cl->trust.mode == GW_TRUST_MESH ? "mesh"
+						 : cl->trust.mode == GW_TRUST_CA   ? "ca"
 										   : "pinned"));
+	}
 	json_object_set_new(o, "Listeners", l);
 	json_object_set_new(o, "Generation", json_integer((json_int_t)t->gen));
 	status_workers(t, o);
@@ -543,7 +625,7 @@ mesh_status(void *arg, json_t *o)
 				(json_int_t)gw_tls_dp_stat(t->tdp, "established"), "Handshaking",
 				(json_int_t)gw_tls_dp_stat(t->tdp, "handshaking")));
 		json_object_set_new(o, "HSM",
-			json_pack("{s:I}", "SignatureFailures",
+			json_pack("{s:s?,s:I}", "Module", cfg->hsm.module, "SignatureFailures",
 				(json_int_t)gw_tls_dp_stat(t->tdp, "hs_fail_hsm")));
 	}
 	return 0;
@@ -743,7 +825,7 @@ sd_ready(struct gw_gateway *g)
  * saying which. The reload's error stays in gw_err for the caller.
  */
 static int
-sd_reload(struct tls_ctl *t)
+sd_reload(struct tls_ctl *t, const char *source, json_t *errors)
 {
 	struct gw_gateway *g = t->gw;
 	int rc;
@@ -751,7 +833,7 @@ sd_reload(struct tls_ctl *t)
 	if (g->sd.ready)
 		sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=reloading %s",
 			mono_usec(), g->mesh.path);
-	rc = tls_reload(t, g->mesh.path, g->mesh.start);
+	rc = tls_reload(t, g->mesh.path, g->mesh.start, source, errors);
 	if (!g->sd.ready)
 		return rc;
 	if (rc == 0)
@@ -867,9 +949,16 @@ gw_gateway_start(struct gw_gateway *g)
 {
 	GW_ENSURE(g != NULL && !g->eal_up && g->mesh.m == NULL, -EINVAL);
 	/*
-	 * A PIN variable is read (and unset, hsm.h) here, before the EAL starts
-	 * threads that could read the environment while it changes.
+	 * hsm.env (SOFTHSM2_CONF ...) before anything loads the PKCS#11 module,
+	 * so a service does not depend on an inherited variable; the reload's
+	 * PIN-check child inherits it. A PIN variable is read (and unset,
+	 * hsm.h) here too: both before the EAL starts threads that could read
+	 * the environment while it changes.
 	 */
+	for (unsigned i = 0; i < g->cfg->hsm.n_env; i++)
+		if (setenv(g->cfg->hsm.env[i].name, g->cfg->hsm.env[i].value, 1) < 0)
+			return gw_err_setf(-errno, GW_HERE, "hsm.env.%s: %s",
+				g->cfg->hsm.env[i].name, strerror(errno));
 	if (g->cfg->hsm.pin_env != NULL) {
 		char pin[GW_HSM_PIN_MAX];
 		int prc = gw_hsm_pin_read(NULL, g->cfg->hsm.pin_env, pin);
@@ -920,7 +1009,7 @@ gw_gateway_reload(struct gw_gateway *g)
 	int rc;
 
 	GW_ENSURE(g != NULL, -EINVAL);
-	rc = sd_reload(&g->tls);
+	rc = sd_reload(&g->tls, "SIGHUP", NULL);
 	/* SIGHUP also means "logrotate moved the file": reopen with the config
 	 * that runs now (the new one, or the old one if the reload was refused) */
 	if (g->alog != NULL) {

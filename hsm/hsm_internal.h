@@ -20,6 +20,9 @@
 
 #include "hsm.h"
 
+/* Where SoftHSM2 reads its config when SOFTHSM2_CONF is unset (softhsm2.conf(5)). */
+#define GW_SOFTHSM2_DEFAULT_CONF "/etc/softhsm/softhsm2.conf"
+
 /* A loaded, initialised PKCS#11 module. Lives until gw_hsm_shutdown. */
 struct gw_p11_mod {
 	char *path;

@@ -10,6 +10,7 @@
  * sessions we opened are closed, one at a time.
  */
 #include <dlfcn.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -442,9 +443,53 @@ slot_list(struct gw_p11_mod *m, CK_SLOT_ID **slots, CK_ULONG *n)
 	return 0;
 }
 
+/*
+ * Where SoftHSM2 looks for tokens, for a "no token" message: its config
+ * file (SOFTHSM2_CONF, else the default) and that file's
+ * directories.tokendir. Empty for other modules: we cannot know.
+ */
+static void
+softhsm_where(const char *module, char *buf, size_t len)
+{
+	const char *env = getenv("SOFTHSM2_CONF");
+	const char *conf = env && env[0] ? env : GW_SOFTHSM2_DEFAULT_CONF;
+	char line[512], dir[384] = "";
+	FILE *f;
+
+	buf[0] = '\0';
+	if (strstr(module, "softhsm") == NULL)
+		return;
+	if ((f = fopen(conf, "r")) == NULL) {
+		snprintf(buf, len, "; SoftHSM2 config %s%s: %s", conf,
+			env && env[0] ? " (SOFTHSM2_CONF)"
+				      : " (the default: SOFTHSM2_CONF is unset)",
+			strerror(errno));
+		return;
+	}
+	/* "directories.tokendir = /var/lib/softhsm/tokens/" (softhsm2.conf(5)) */
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *p = line + strspn(line, " \t");
+
+		if (strncmp(p, "directories.tokendir", 20) != 0)
+			continue;
+		p += 20 + strspn(p + 20, " \t");
+		if (*p != '=')
+			continue;
+		p += 1 + strspn(p + 1, " \t");
+		p[strcspn(p, " \t\r\n")] = '\0';
+		snprintf(dir, sizeof(dir), "%s", p);
+	}
+	fclose(f);
+	snprintf(buf, len, "; SoftHSM2 looked in %s (directories.tokendir of %s%s)",
+		dir[0] ? dir : "(no directories.tokendir)", conf,
+		env && env[0] ? ", SOFTHSM2_CONF" : ", the default: SOFTHSM2_CONF is unset");
+}
+
 int
 gw_p11_find_token(struct gw_p11_mod *m, const char *label, CK_SLOT_ID *slot)
 {
+	char where[GW_ERR_MSG_MAX];
+
 	CK_SLOT_ID *slots = NULL;
 	CK_ULONG n = 0;
 	unsigned found = 0;
@@ -464,10 +509,11 @@ gw_p11_find_token(struct gw_p11_mod *m, const char *label, CK_SLOT_ID *slot)
 				*slot = slots[i];
 		}
 	}
-	if (found == 0)
+	if (found == 0) {
+		softhsm_where(m->path, where, sizeof(where));
 		rc = gw_err_setf(-GW_E_HSM_TOKEN, GW_HERE,
-			"no token labelled '%s' in PKCS#11 module '%s'", label, m->path);
-	else if (found > 1)
+			"no token labelled '%s' in PKCS#11 module '%s'%s", label, m->path, where);
+	} else if (found > 1)
 		rc = gw_err_setf(-GW_E_HSM_TOKEN, GW_HERE,
 			"%u tokens are labelled '%s' in PKCS#11 module '%s'; labels must be unique",
 			found, label, m->path);

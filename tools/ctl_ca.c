@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * ctl_ca.c - `mtlsgw-ctl ca roots|config|rotate|sign` and `mtlsgw-ctl
- * status`: the admin API (control/admin.h) from the command line, over the
+ * ctl_ca.c - `mtlsgw-ctl ca roots|config|rotate|sign`, `mtlsgw-ctl
+ * status` and `mtlsgw-ctl reload`: the admin API (control/admin.h) from the command line, over the
  * gateway's unix socket with a small HTTP/1.0 client (one request per
- * connection, the answer ends at EOF). Human tables by default, the API's
- * JSON with --json. `ca sign --config F` also works with no gateway running:
+ * connection, the answer ends at EOF; User-Agent mtlsgw-ctl/VERSION, so the
+ * gateway's log says a reload came from here). Human tables by default, the
+ * API's JSON with --json. `ca sign --config F` also works with no gateway running:
  * it opens the state store and the HSM itself, as the gateway would.
  *
  * The socket: --socket PATH, else admin.socket of --config FILE, else
@@ -12,6 +13,8 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,9 +96,9 @@ api(const struct common *o, const char *method, const char *path, const char *bo
 		return -1;
 	}
 	snprintf(head, sizeof(head),
-		"%s %s HTTP/1.0\r\nHost: mtlsgw\r\nContent-Type: application/json\r\n"
-		"Content-Length: %zu\r\n\r\n",
-		method, path, blen);
+		"%s %s HTTP/1.0\r\nHost: mtlsgw\r\nUser-Agent: mtlsgw-ctl/%s\r\n"
+		"Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+		method, path, GW_VERSION, blen);
 	/* MSG_NOSIGNAL: a gateway closing early is an error here, not a SIGPIPE */
 	if (send(fd, head, strlen(head), MSG_NOSIGNAL) != (ssize_t)strlen(head) ||
 		(blen && send(fd, body, blen, MSG_NOSIGNAL) != (ssize_t)blen)) {
@@ -213,6 +216,81 @@ human_secs(json_int_t s, char *out, size_t len)
 		strncat(out, " ago", len - strlen(out) - 1);
 }
 
+/*
+ * A table printed with each column as wide as its widest cell (no value is
+ * ever cut), two spaces apart; the first row is the header.
+ */
+#define TABLE_MAX_COLS 8
+
+struct table {
+	unsigned n_cols;
+	size_t n_rows, cap;
+	char **cell; /* [n_rows][n_cols], malloc'ed; NULL after an allocation failed */
+	bool failed;
+};
+
+/* Add a row of t->n_cols printf-formatted cells, each from a "%s"-style fmt. */
+static void
+table_row(struct table *t, ...)
+{
+	va_list ap;
+
+	if (t->failed)
+		return;
+	if (t->n_rows == t->cap) {
+		size_t ncap = t->cap ? 2 * t->cap : 16;
+		char **nc = realloc(t->cell, ncap * t->n_cols * sizeof(*nc));
+
+		if (nc == NULL) {
+			t->failed = true;
+			return;
+		}
+		t->cell = nc;
+		t->cap = ncap;
+	}
+	va_start(ap, t);
+	for (unsigned c = 0; c < t->n_cols; c++) {
+		const char *v = va_arg(ap, const char *);
+
+		t->cell[t->n_rows * t->n_cols + c] = strdup(v ? v : "-");
+		if (t->cell[t->n_rows * t->n_cols + c] == NULL)
+			t->failed = true;
+	}
+	va_end(ap);
+	t->n_rows++;
+}
+
+/* Print (nothing if only the header is there) and free t. */
+static void
+table_print(struct table *t)
+{
+	size_t w[TABLE_MAX_COLS] = {0};
+
+	for (size_t r = 0; r < t->n_rows; r++)
+		for (unsigned c = 0; c < t->n_cols; c++) {
+			const char *v = t->cell[r * t->n_cols + c];
+
+			if (v && strlen(v) > w[c])
+				w[c] = strlen(v);
+		}
+	for (size_t r = 0; r < t->n_rows && t->n_rows > 1 && !t->failed; r++) {
+		for (unsigned c = 0; c < t->n_cols; c++) {
+			const char *v = t->cell[r * t->n_cols + c];
+
+			if (c + 1 < t->n_cols)
+				printf("%-*s  ", (int)w[c], v);
+			else
+				printf("%s\n", v);
+		}
+	}
+	if (t->failed)
+		fputs("mtlsgw-ctl: out of memory printing a table\n", stderr);
+	for (size_t i = 0; i < t->n_rows * t->n_cols; i++)
+		free(t->cell[i]);
+	free(t->cell);
+	memset(t, 0, sizeof(*t));
+}
+
 /* Parse the common options plus extras; returns optind or -1 (usage printed). */
 static int
 parse(int argc, char **argv, struct common *o, const struct option *extra, size_t n_extra,
@@ -249,12 +327,18 @@ parse(int argc, char **argv, struct common *o, const struct option *extra, size_
 		case O_HELP:
 			fputs(usage, stdout);
 			exit(GW_CTL_OK);
-		default:
+		default: {
+			/* the command as its usage line names it: "ca roots", "status" */
+			const char *cmd = usage + strlen("usage: mtlsgw-ctl ");
+			char name[32];
+
 			if (c >= O_EXTRA && on_extra && on_extra(c, optarg, ctx) == 0)
 				break;
+			snprintf(name, sizeof(name), "%.*s", (int)strcspn(cmd, "[-\n") - 1, cmd);
 			fputs(usage, stderr);
-			gw_ctl_bad_option("ca", c, argv[optind - 1]);
+			gw_ctl_bad_option(name, c, argv[optind - 1]);
 			return -1;
+		}
 		}
 	}
 	return optind;
@@ -281,20 +365,23 @@ ca_roots(int argc, char **argv)
 		return GW_CTL_USAGE;
 	if ((rc = api_get(&o, "/v1/connect/ca/roots", "ca roots", &a)) != GW_CTL_OK || a == NULL)
 		return rc;
+	struct table t = {.n_cols = 7};
+
 	printf("trust domain: %s\n\n", js(a, "TrustDomain"));
-	printf("%-12s %-9s %-6s %-21s %-14s %-5s %s\n", "NAME", "TYPE", "ACTIVE", "NOT AFTER",
-		"EXPIRES IN", "INTER", "ID");
+	table_row(&t, "NAME", "TYPE", "ACTIVE", "NOT AFTER", "EXPIRES IN", "INTER", "ID");
 	json_array_foreach(json_object_get(a, "Roots"), i, r)
 	{
-		char left[40];
+		char left[40], inter[24];
 
 		human_secs(json_integer_value(json_object_get(r, "ExpiresInSeconds")), left,
 			sizeof(left));
-		printf("%-12s %-9s %-6s %-21s %-14s %-5zu %s\n", js(r, "Name"), js(r, "Type"),
+		snprintf(inter, sizeof(inter), "%zu",
+			json_array_size(json_object_get(r, "IntermediateCerts")));
+		table_row(&t, js(r, "Name"), js(r, "Type"),
 			json_is_true(json_object_get(r, "Active")) ? "yes" : "no",
-			js(r, "NotAfter"), left,
-			json_array_size(json_object_get(r, "IntermediateCerts")), js(r, "ID"));
+			js(r, "NotAfter"), left, inter, js(r, "ID"));
 	}
+	table_print(&t);
 	json_decref(a);
 	return GW_CTL_OK;
 }
@@ -351,6 +438,45 @@ rotate_extra(int c, const char *arg, void *ctx)
 	return 0;
 }
 
+/*
+ * POST /v1/reload, for `reload` and `ca rotate` (what): on success "<done>:
+ * generation N" (the snapshot generation now published); refused, every
+ * error the gateway found, one per line on stderr. --json prints the
+ * answer as it came either way.
+ */
+static int
+reload_post(const struct common *o, const char *what, const char *done)
+{
+	json_t *req = json_pack("{s:b}", "Force", o->force), *a, *e;
+	char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+	size_t i;
+	int st;
+
+	json_decref(req);
+	if (body == NULL)
+		return gw_ctl_die(GW_CTL_FAIL, "%s: out of memory", what);
+	st = api(o, "POST", "/v1/reload", body, &a);
+	free(body);
+	if (st < 0)
+		return GW_CTL_FAIL;
+	if (st != 200 && json_array_size(json_object_get(a, "Errors")) == 0)
+		return api_failed(o, st, a, what);
+	if (o->json)
+		print_json(a);
+	if (st == 200) {
+		if (!o->json)
+			printf("%s: generation %" JSON_INTEGER_FORMAT "\n", done,
+				json_integer_value(json_object_get(a, "Generation")));
+		json_decref(a);
+		return GW_CTL_OK;
+	}
+	gw_ctl_die(GW_CTL_FAIL, "%s refused (HTTP %d); the running config stays:", what, st);
+	json_array_foreach(json_object_get(a, "Errors"), i, e)
+		fprintf(stderr, "  %s\n", json_string_value(e) ? json_string_value(e) : "?");
+	json_decref(a);
+	return GW_CTL_FAIL;
+}
+
 static int
 ca_rotate(int argc, char **argv)
 {
@@ -363,30 +489,22 @@ ca_rotate(int argc, char **argv)
 
 	if (parse(argc, argv, &o, extra, 1, rotate_extra, &enable, rotate_usage) < 0)
 		return GW_CTL_USAGE;
-	if (enable) {
-		req = json_pack(
-			"{s:{s:s,s:b}}", "Config", "EnabledBackend", enable, "Force", o.force);
-		body = json_dumps(req, JSON_COMPACT);
-		json_decref(req);
-		st = api(&o, "PUT", "/v1/connect/ca/configuration", body, &a);
-	} else {
-		req = json_pack("{s:b}", "Force", o.force);
-		body = json_dumps(req, JSON_COMPACT);
-		json_decref(req);
-		st = api(&o, "POST", "/v1/reload", body, &a);
-	}
+	if (!enable)
+		return reload_post(&o, "ca rotate", "config reloaded");
+	req = json_pack("{s:{s:s,s:b}}", "Config", "EnabledBackend", enable, "Force", o.force);
+	body = json_dumps(req, JSON_COMPACT);
+	json_decref(req);
+	st = api(&o, "PUT", "/v1/connect/ca/configuration", body, &a);
 	free(body);
 	if (st < 0)
 		return GW_CTL_FAIL;
 	if (st != 200)
-		return api_failed(&o, st, a, enable ? "ca rotate --enable" : "ca rotate");
+		return api_failed(&o, st, a, "ca rotate --enable");
 	if (o.json)
 		print_json(a);
-	else if (enable)
+	else
 		printf("enabled backend is now %s\n",
 			js(json_object_get(a, "Config"), "EnabledBackend"));
-	else
-		printf("config reloaded\n");
 	json_decref(a);
 	return GW_CTL_OK;
 }
@@ -475,6 +593,9 @@ sign_offline(const struct common *o, const struct sign_opts *s, const char *csr_
 		gw_ctl_die(GW_CTL_USAGE, "ca sign: %s has no mtls backends", o->config);
 		goto out;
 	}
+	/* as the gateway does (hsm.env): before the PKCS#11 module loads */
+	for (unsigned i = 0; i < cfg->hsm.n_env; i++)
+		(void)setenv(cfg->hsm.env[i].name, cfg->hsm.env[i].value, 1);
 	gw_ca_params_from_cfg(cfg, &p, token);
 	if (gw_ca_create(&cfg->mtls, &p, &ca) < 0) {
 		gw_ctl_die(GW_CTL_FAIL, "ca sign: %s", gw_err_msg());
@@ -628,26 +749,70 @@ ca_group(int argc, char **argv)
 
 static const char status_usage[] =
 	"usage: mtlsgw-ctl status [--socket PATH | --config FILE] [--json]\n\n"
-	"What the running gateway reports (GET /v1/status): listeners, the snapshot\n"
-	"generation each worker runs, the HSM, and the time to expiry of every CA\n"
-	"root, issuer and identity certificate, and of every trust anchor and\n"
-	"identity file of the config (BACKEND \"(file)\").\n";
+	"What the running gateway reports (GET /v1/status), as tables: the snapshot\n"
+	"generation, the HSM, the listeners, each worker's generation, busy time and\n"
+	"open connections, and the time to expiry of every CA root, issuer and\n"
+	"identity certificate, and of every trust anchor and identity file of the\n"
+	"config (BACKEND \"(file)\"). --json prints the API's answer instead.\n";
 
+/* One line "KEY  value" of the status head. */
+static void status_line(const char *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void
-print_value(const char *k, json_t *v)
+status_line(const char *k, const char *fmt, ...)
 {
-	char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	va_list ap;
 
-	printf("%-14s %s\n", k, s ? s : "?");
-	free(s);
+	printf("%-12s ", k);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+}
+
+/* A field no table below knows (a newer gateway): on one line. */
+static void
+status_other(const char *k, json_t *v)
+{
+	const char *sk;
+	json_t *sv;
+	char line[512] = "";
+	size_t used = 0;
+
+	if (json_is_array(v)) {
+		status_line(k, "%zu entries (--json shows them)", json_array_size(v));
+		return;
+	}
+	if (!json_is_object(v)) {
+		char *x = json_dumps(v, JSON_ENCODE_ANY);
+
+		status_line(k, "%s", x && json_is_string(v) ? json_string_value(v) : x ? x : "?");
+		free(x);
+		return;
+	}
+	json_object_foreach(v, sk, sv)
+	{
+		char *x = json_is_string(sv) ? NULL : json_dumps(sv, JSON_ENCODE_ANY);
+		int w = snprintf(line + used, sizeof(line) - used, "%s%s %s", used ? ", " : "", sk,
+			x ? x : json_string_value(sv));
+
+		free(x);
+		if (w < 0 || (size_t)w >= sizeof(line) - used)
+			break;
+		used += (size_t)w;
+	}
+	status_line(k, "%s", line);
 }
 
 static int
 status_run(int argc, char **argv)
 {
+	static const char *const known[] = {"Generation", "LiveGeneration", "TscHz", "TLS", "HSM",
+		"Listeners", "Workers", "CA", "Identities", "ListenerCertificates", NULL};
 	struct common o = {0};
-	json_t *a, *v, *certs;
+	struct table t = {0};
+	json_t *a, *v, *hsm, *tls, *ca;
 	const char *k;
+	double hz;
 	size_t i;
 	int rc;
 
@@ -655,54 +820,132 @@ status_run(int argc, char **argv)
 		return GW_CTL_USAGE;
 	if ((rc = api_get(&o, "/v1/status", "status", &a)) != GW_CTL_OK || a == NULL)
 		return rc;
-	/* the gateway's own fields, one line each; the CA part as a table */
+	if ((v = json_object_get(a, "Generation")))
+		status_line("generation", "%" JSON_INTEGER_FORMAT "%s", json_integer_value(v),
+			json_object_get(a, "LiveGeneration") &&
+					json_integer_value(json_object_get(a, "LiveGeneration")) !=
+						json_integer_value(v)
+				? " (not yet on every worker)"
+				: "");
+	if ((hsm = json_object_get(a, "HSM")))
+		status_line("hsm", "%s, %" JSON_INTEGER_FORMAT " signature failures",
+			js(hsm, "Module"),
+			json_integer_value(json_object_get(hsm, "SignatureFailures")));
+	if ((tls = json_object_get(a, "TLS")))
+		status_line("tls",
+			"%" JSON_INTEGER_FORMAT " established, %" JSON_INTEGER_FORMAT
+			" handshaking",
+			json_integer_value(json_object_get(tls, "Established")),
+			json_integer_value(json_object_get(tls, "Handshaking")));
 	json_object_foreach(a, k, v)
 	{
-		if (strcmp(k, "CA") != 0 && strcmp(k, "Identities") != 0 &&
-			strcmp(k, "ListenerCertificates") != 0)
-			print_value(k, v);
+		size_t n;
+
+		for (n = 0; known[n] && strcmp(known[n], k) != 0; n++)
+			;
+		if (!known[n])
+			status_other(k, v);
 	}
-	v = json_object_get(a, "CA");
-	certs = json_object_get(v, "Certificates");
-	if (v) {
-		printf("\ntrust domain %s, enabled backend %s\n\n", js(v, "TrustDomain"),
-			js(v, "EnabledBackend"));
+
+	t.n_cols = 4;
+	table_row(&t, "LISTENER", "ADDRESS", "SERVICE", "TRUST");
+	json_array_foreach(json_object_get(a, "Listeners"), i, v)
+		table_row(&t, js(v, "Name"), js(v, "Address"), js(v, "Service"), js(v, "Trust"));
+	if (t.n_rows > 1)
+		putchar('\n');
+	table_print(&t);
+
+	hz = (double)json_integer_value(json_object_get(a, "TscHz"));
+	t.n_cols = 5;
+	table_row(&t, "WORKER", "LCORE", "GENERATION", "BUSY", "CONNECTIONS");
+	json_array_foreach(json_object_get(a, "Workers"), i, v)
+	{
+		char id[24], lc[24], gen[24], busy[32], conns[24] = "-";
+
+		snprintf(id, sizeof(id), "%" JSON_INTEGER_FORMAT,
+			json_integer_value(json_object_get(v, "Id")));
+		snprintf(lc, sizeof(lc), "%" JSON_INTEGER_FORMAT,
+			json_integer_value(json_object_get(v, "Lcore")));
+		snprintf(gen, sizeof(gen), "%" JSON_INTEGER_FORMAT,
+			json_integer_value(json_object_get(v, "Generation")));
+		if (hz > 0)
+			snprintf(busy, sizeof(busy), "%.1fs",
+				(double)json_integer_value(json_object_get(v, "BusyCycles")) / hz);
+		else
+			snprintf(busy, sizeof(busy), "-");
+		if (json_object_get(v, "Connections"))
+			snprintf(conns, sizeof(conns), "%" JSON_INTEGER_FORMAT,
+				json_integer_value(json_object_get(v, "Connections")));
+		table_row(&t, id, lc, gen, busy, conns);
 	}
-	if (json_array_size(certs) || json_array_size(json_object_get(a, "Identities")) ||
-		json_array_size(json_object_get(a, "ListenerCertificates")))
-		printf("%-12s %-20s %-21s %s\n", "BACKEND", "CERTIFICATE", "NOT AFTER",
-			"EXPIRES IN");
-	json_array_foreach(certs, i, v)
+	if (t.n_rows > 1)
+		putchar('\n');
+	table_print(&t);
+
+	ca = json_object_get(a, "CA");
+	if (ca)
+		printf("\ntrust domain %s, enabled backend %s\n", js(ca, "TrustDomain"),
+			js(ca, "EnabledBackend"));
+	t.n_cols = 4;
+	table_row(&t, "BACKEND", "CERTIFICATE", "NOT AFTER", "EXPIRES IN");
+	json_array_foreach(json_object_get(ca, "Certificates"), i, v)
 	{
 		char left[40];
 
 		human_secs(json_integer_value(json_object_get(v, "ExpiresInSeconds")), left,
 			sizeof(left));
-		printf("%-12s %-20s %-21s %s\n", js(v, "Backend"), js(v, "Certificate"),
-			js(v, "NotAfter"), left);
+		table_row(&t, js(v, "Backend"), js(v, "Certificate"), js(v, "NotAfter"), left);
 	}
 	json_array_foreach(json_object_get(a, "Identities"), i, v)
 	{
-		char left[40], what[64];
+		char left[40], what[256];
 
 		human_secs(json_integer_value(json_object_get(v, "ExpiresInSeconds")), left,
 			sizeof(left));
 		snprintf(what, sizeof(what), "identity %s", js(v, "Listener"));
-		printf("%-12s %-20s %-21s %s\n", js(v, "Backend"), what, js(v, "NotAfter"), left);
+		table_row(&t, js(v, "Backend"), what, js(v, "NotAfter"), left);
 	}
 	/* the config's own trust anchors and identity files: no backend */
 	json_array_foreach(json_object_get(a, "ListenerCertificates"), i, v)
 	{
-		char left[40], what[64];
+		char left[40], what[1024];
 
 		human_secs(json_integer_value(json_object_get(v, "ExpiresInSeconds")), left,
 			sizeof(left));
 		snprintf(what, sizeof(what), "%s %s: %s", js(v, "Kind"), js(v, "Listener"),
 			js(v, "Name"));
-		printf("%-12s %-20s %-21s %s\n", "(file)", what, js(v, "NotAfter"), left);
+		table_row(&t, "(file)", what, js(v, "NotAfter"), left);
 	}
+	if (t.n_rows > 1)
+		putchar('\n');
+	table_print(&t);
 	json_decref(a);
 	return GW_CTL_OK;
+}
+
+/* ---- reload ------------------------------------------------------------------ */
+
+static const char reload_usage[] =
+	"usage: mtlsgw-ctl reload [--socket PATH | --config FILE] [--json]\n\n"
+	"Make the running gateway read its config file again (POST /v1/reload), as\n"
+	"SIGHUP does: all or nothing. Prints the snapshot generation now published\n"
+	"(\"reloaded: generation 5\"), or every error found in the file, one per line,\n"
+	"and exits 1: the running config stays. --force takes a CA rotation's step 3\n"
+	"while certificates issued by the removed backend are unexpired.\n";
+
+static int
+reload_run(int argc, char **argv)
+{
+	struct common o = {0};
+	int i = parse(argc, argv, &o, NULL, 0, NULL, NULL, reload_usage);
+
+	if (i < 0)
+		return GW_CTL_USAGE;
+	if (i < argc) {
+		fputs(reload_usage, stderr);
+		return gw_ctl_die(GW_CTL_USAGE, "reload: unexpected argument '%s'", argv[i]);
+	}
+	return reload_post(&o, "reload", "reloaded");
 }
 
 const struct gw_ctl_group gw_ctl_group_ca = {
@@ -715,4 +958,10 @@ const struct gw_ctl_group gw_ctl_group_status = {
 	.name = "status",
 	.summary = "the running gateway: workers, generations, certificate expiries",
 	.run = status_run,
+};
+
+const struct gw_ctl_group gw_ctl_group_reload = {
+	.name = "reload",
+	.summary = "make the running gateway read its config again (admin API)",
+	.run = reload_run,
 };

@@ -255,8 +255,8 @@ static const struct sub subs[] = {
 	{"init", "Initialise a new token in the module's first free slot.",
 		"--token LABEL --pin-file FILE --so-pin-file FILE [--module PATH]", run_init},
 	{"keygen",
-		"Generate a key pair inside the token (private half sensitive, non-extractable,\n"
-		"sign only) and print its pkcs11: URI.",
+		"Generate a key pair inside the token and print its pkcs11: URI.\n"
+		"The private half is sensitive, non-extractable and may only sign.",
 		"--token LABEL --pin-file FILE --label NAME [--type "
 		"ec-p256|ec-p384|rsa-2048|rsa-3072]",
 		run_keygen},

@@ -183,6 +183,7 @@ dataplane:
       device: mtlsgw0
       address: $gw_ip/24
       gateway: $peer_ip
+      peer_address: $peer_ip/24   # mtlsgw addresses the kernel side of its tap
 listeners:
   - name: api
     address: $gw_ip:443
@@ -244,8 +245,6 @@ for _ in $(seq 300); do
 done
 grep -q "mtlsgw: running" "$dir/gw.err" || { echo "demo: mtlsgw did not start" >&2; exit 1; }
 grep "^mtlsgw:" "$dir/gw.err" | sed 's/^/  /'
-ip -n "$ns" addr add "$peer_ip/24" dev mtlsgw0
-ip -n "$ns" link set mtlsgw0 up
 setsid ip netns exec "$ns" "$py" "$src/tests/lib/pp2_upstream.py" --listen "$peer_ip:8080" \
 	--ready-file "$dir/upstream.ready" --mode http --require-client-cert \
 	--log "$dir/upstream.log" </dev/null >"$dir/upstream.out" 2>&1 &

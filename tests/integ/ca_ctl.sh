@@ -27,7 +27,7 @@ gw_ok "admin socket is mode 0600"
 
 # status: workers' generations, identity and CA expiries
 out=$("$C" status --socket "$S")
-grep -q '^Generation *1$' <<<"$out" || gw_fail "status: $out"
+grep -q '^generation  *1$' <<<"$out" || gw_fail "status: $out"
 grep -q 'identity web' <<<"$out" || gw_fail "status has no identity line: $out"
 grep -q '^ca-1 *root' <<<"$out" || gw_fail "status has no ca-1 root line: $out"
 gw_ok "status: generation, identity and root expiries"

@@ -31,5 +31,39 @@ gw_expect_fail "unknown option '--tok'" "$MTLSGW_CTL" hsm list --tok gw
 out=$("$MTLSGW_CTL" trust check --pin=5678 2>&1) && gw_fail "trust check --pin accepted"
 case "$out" in *5678*) gw_fail "PIN echoed by trust check: $out" ;; esac
 gw_ok "trust check --pin=...: refused, PIN not echoed"
-gw_expect_fail "unknown option '--conf'" "$MTLSGW_CTL" ca roots --conf x.yaml
+gw_expect_fail "ca roots: unknown option '--conf'" "$MTLSGW_CTL" ca roots --conf x.yaml
+gw_expect_fail "status: unknown option '--jsn'" "$MTLSGW_CTL" status --jsn
+gw_expect_fail "reload: unknown option '--forse'" "$MTLSGW_CTL" reload --forse
+gw_expect_fail "reload: unexpected argument 'now'" "$MTLSGW_CTL" reload now
+gw_expect_fail "cannot reach the gateway's admin API at $T/none.sock" \
+	"$MTLSGW_CTL" reload --socket "$T/none.sock"
+
+# help_ok WHAT: --help of every command and subcommand is whole: exit 0, ends
+# with a newline, its last line and each line of a "commands:" list not cut
+# short (ending in ',' '(' '|' '[' '/' '-'), brackets balanced over the text.
+help_ok() {
+	local f=$T/help.txt
+	"$MTLSGW_CTL" "$@" --help >"$f" 2>&1 || gw_fail "$*: --help exited $?: $(cat "$f")"
+	[ -s "$f" ] && [ "$(tail -c1 "$f" | od -An -c | tr -d ' ')" = '\n' ] ||
+		gw_fail "$*: --help does not end with a newline: $(tail -2 "$f")"
+	{ tail -1 "$f"; awk '/^commands:/ { on = 1; next } on' "$f"; } | grep -E '[,(|[/-]$' &&
+		gw_fail "$*: --help has a line cut short"
+	"$GW_PY" - "$f" <<'EOP' || gw_fail "$*: --help has unbalanced brackets: $(cat "$f")"
+import sys
+t = open(sys.argv[1]).read()
+sys.exit(0 if all(t.count(a) == t.count(b) for a, b in ("()", "[]", "{}")) else 1)
+EOP
+}
+n=0
+for g in $("$MTLSGW_CTL" --help | awk '/^commands:/ { on = 1; next } on && NF { print $1 }'); do
+	help_ok "$g"
+	n=$((n + 1))
+	# a group's own commands: the "commands:" list of its --help
+	for c in $("$MTLSGW_CTL" "$g" --help | awk '/^commands:/ { on = 1; next } on && NF { print $1 }'); do
+		help_ok "$g" "$c"
+		n=$((n + 1))
+	done
+done
+[ "$n" -ge 12 ] || gw_fail "only $n commands have --help"
+gw_ok "--help of all $n commands and subcommands is whole"
 gw_done

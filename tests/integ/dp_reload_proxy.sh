@@ -66,14 +66,14 @@ old_pid=$GW_LAST_PID
 gw_wait 100 grep -q . "$T/old.out" || gw_fail "the held connection got no banner"
 [ "$(head -1 "$T/old.out")" = "A" ] || gw_fail "held connection: '$(head -1 "$T/old.out")', want A"
 
-# reloads_over N: more than N "SIGHUP: reloaded" lines in gw.err
-reloads_over() { [ "$(grep -c "SIGHUP: reloaded" "$T/gw.err")" -gt "$1" ]; }
-before=$(grep -c "SIGHUP: reloaded" "$T/gw.err" || true)
+# reloads_over N: more than N "reload (SIGHUP): reloaded" lines in gw.err
+reloads_over() { [ "$(grep -c "reload (SIGHUP): reloaded" "$T/gw.err")" -gt "$1" ]; }
+before=$(grep -c "reload (SIGHUP): reloaded" "$T/gw.err" || true)
 conf 9002
 kill -HUP "$GW_GW_PID"
 gw_wait 100 reloads_over "$before" ||
-	gw_fail "no 'SIGHUP: reloaded' line: $(grep SIGHUP "$T/gw.err" | tail -1)"
-gw_ok "reloaded: $(grep "SIGHUP: reloaded" "$T/gw.err" | tail -1)"
+	gw_fail "no 'reload (SIGHUP): reloaded' line: $(grep SIGHUP "$T/gw.err" | tail -1)"
+gw_ok "reloaded: $(grep "reload (SIGHUP): reloaded" "$T/gw.err" | tail -1)"
 
 # the worker takes the new snapshot at its next loop: new connections go to B
 for i in 1 2 3; do

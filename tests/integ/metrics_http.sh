@@ -155,12 +155,12 @@ gw_ok "dashboard: $out"
 config "$T/gw2.yaml" "[::1]:9466"
 cp "$T/gw2.yaml" "$T/gw.yaml"
 kill -HUP "$GW_GW_PID"
-gw_wait 100 grep -q 'SIGHUP: reloaded' "$T/gw.err" || gw_fail "no reload: $(tail -5 "$T/gw.err")"
+gw_wait 100 grep -q 'reload (SIGHUP): reloaded' "$T/gw.err" || gw_fail "no reload: $(tail -5 "$T/gw.err")"
 gw_wait 50 grep -q "admin.metrics_address changed (127.0.0.1:$PORT -> \[::1\]:9466): the metrics listener stays on 127.0.0.1:$PORT until a restart" "$T/gw.err" ||
 	gw_fail "no warning for the changed address: $(grep SIGHUP "$T/gw.err")"
 scrape m2
 check m2 "s('${H}_count') == 5"
-gw_ok "reload changing metrics_address: $(grep -o 'SIGHUP: admin.metrics_address.*' "$T/gw.err")"
+gw_ok "reload changing metrics_address: $(grep -o 'reload (SIGHUP): admin.metrics_address.*' "$T/gw.err")"
 
 gw_stop_gateway
 gw_done

@@ -9,7 +9,10 @@
 # it was (roots listing, enabled backend, state.db rows); the same reload
 # without the broken listener then works. Enabling a backend through the
 # API (PUT /v1/connect/ca/configuration) is all or nothing too. A PIN in a
-# variable is wiped from the environment and still serves reloads.
+# variable is wiped from the environment and still serves reloads. The
+# gateway finds its token through hsm.env alone (SOFTHSM2_CONF is not in its
+# environment), also in the PIN checks of its reloads. The log names each
+# reload's source: SIGHUP, admin API (curl), mtlsgw-ctl.
 . "$(dirname "$0")/../lib/common.sh"
 . "$GW_SRC/bench/pki.sh"
 
@@ -36,7 +39,7 @@ write_config() {
     tls: { client_auth: required }
     trust: { mode: mesh }"
 	cat >>"$1" <<EOF
-hsm: { module: $BENCH_PKCS11_MODULE, pin_file: $4 }
+hsm: { module: $BENCH_PKCS11_MODULE, pin_file: $4, env: { SOFTHSM2_CONF: $HSM_CONF } }
 state_dir: $T/state
 admin: { socket: $S }
 mtls:
@@ -48,11 +51,18 @@ EOF
 B1='[ { name: ca-1, type: builtin } ]'
 B12='[ { name: ca-1, type: builtin }, { name: ca-2, type: builtin } ]'
 GOOD_CERT=$P/server-hsm.chain.pem
+# the gateway's only SOFTHSM2_CONF is its hsm.env (the default config has no
+# token gw): its start and every reload's PIN-check child depend on it
+HSM_CONF=$SOFTHSM2_CONF
 write_config "$T/gw.yaml" "$KEY" "$GOOD_CERT" "$P/pin" "$B1"
 cp "$T/gw.yaml" "$T/good.yaml"
+unset SOFTHSM2_CONF
 gw_start_gateway "$T/gw.yaml"
+export SOFTHSM2_CONF=$HSM_CONF
+! tr '\0' '\n' <"/proc/$GW_GW_PID/environ" | grep -q "^SOFTHSM2_CONF=" ||
+	gw_fail "the gateway inherited SOFTHSM2_CONF"
 gw_wait 100 test -S "$S" || gw_fail "no admin socket"
-gw_ok "gateway up: an HSM identity listener and a mesh listener, builtin CA ca-1"
+gw_ok "gateway up with SOFTHSM2_CONF from hsm.env only: an HSM identity listener and a mesh listener, builtin CA ca-1"
 
 sclient() { # sclient PORT: one echo through the ext listener
 	gw_sclient "ping-$1" -connect "$GW_GW_IP:$1" -servername "$SNI" \
@@ -76,19 +86,23 @@ R0=$(roots)
 # refused CASE WANT: the current gw.yaml is refused by all three reload paths
 refused() {
 	local case=$1 want=$2 n out code
-	n=$(grep -c "SIGHUP:" "$T/gw.err" || true)
+	n=$(grep -c "reload (SIGHUP):" "$T/gw.err" || true)
 	kill -HUP "$GW_GW_PID"
-	gw_wait 300 more_than "SIGHUP:" "$n" ||
+	gw_wait 300 more_than "reload (SIGHUP):" "$n" ||
 		gw_fail "$case: no SIGHUP line"
-	out=$(grep "SIGHUP:" "$T/gw.err" | tail -1)
+	out=$(grep "reload (SIGHUP):" "$T/gw.err" | tail -1)
 	case "$out" in *"$want"*"running config unchanged"*) ;;
 	*) gw_fail "$case: SIGHUP said '$out', want '$want'" ;; esac
 	code=$(curl -sS --unix-socket "$S" -o "$T/api.out" -w '%{http_code}' -X POST \
 		-d '{}' http://x/v1/reload)
 	[ "$code" != 200 ] && grep -qF "$want" "$T/api.out" ||
 		gw_fail "$case: POST /v1/reload answered $code: $(cat "$T/api.out")"
+	grep "reload (admin API):" "$T/gw.err" | tail -1 | grep -qF "$want" ||
+		gw_fail "$case: no 'reload (admin API)' line"
 	out=$("$MTLSGW_CTL" ca rotate --socket "$S" 2>&1) && gw_fail "$case: ca rotate accepted: $out"
 	case "$out" in *"$want"*) ;; *) gw_fail "$case: ca rotate said '$out'" ;; esac
+	grep "reload (mtlsgw-ctl):" "$T/gw.err" | tail -1 | grep -qF "$want" ||
+		gw_fail "$case: no 'reload (mtlsgw-ctl)' line"
 	serving "$case"
 	[ "$(gen)" = "$G0" ] || gw_fail "$case: generation moved from $G0 to $(gen)"
 	[ "$(roots)" = "$R0" ] || gw_fail "$case: roots changed to $(roots)"
@@ -118,9 +132,9 @@ gw_ok "refused reload with a new backend: state.db exactly as before"
 
 # then the good one
 write_config "$T/gw.yaml" "$KEY" "$GOOD_CERT" "$P/pin" "$B12"
-n=$(grep -c "SIGHUP: reloaded" "$T/gw.err" || true)
+n=$(grep -c "reload (SIGHUP): reloaded" "$T/gw.err" || true)
 kill -HUP "$GW_GW_PID"
-gw_wait 300 more_than "SIGHUP: reloaded" "$n" ||
+gw_wait 300 more_than "reload (SIGHUP): reloaded" "$n" ||
 	gw_fail "good reload: $(tail -3 "$T/gw.err")"
 [ "$(gen)" -gt "$G0" ] || gw_fail "good reload: generation still $(gen)"
 [ "$(roots)" = "ca-1:active ca-2" ] || gw_fail "good reload: roots $(roots)"
@@ -135,15 +149,17 @@ sed -i "s|pin_file: $P/pin|pin_env: MTLSGW_TEST_PIN|" "$T/gw.yaml"
 grep -q "pin_env: MTLSGW_TEST_PIN" "$T/gw.yaml" || gw_fail "config with pin_env"
 PIN=$(cat "$P/pin")
 export MTLSGW_TEST_PIN=$PIN
+unset SOFTHSM2_CONF
 gw_start_gateway "$T/gw.yaml"
+export SOFTHSM2_CONF=$HSM_CONF
 unset MTLSGW_TEST_PIN
 serving "started with pin_env"
 ! grep -qaF "$PIN" "/proc/$GW_GW_PID/environ" || gw_fail "the PIN is in /proc/PID/environ"
 ! tr '\0' '\n' <"/proc/$GW_GW_PID/environ" | grep -q "^MTLSGW_TEST_PIN=." ||
 	gw_fail "MTLSGW_TEST_PIN still set in the gateway"
-n=$(grep -c "SIGHUP: reloaded" "$T/gw.err" || true)
+n=$(grep -c "reload (SIGHUP): reloaded" "$T/gw.err" || true)
 kill -HUP "$GW_GW_PID"
-gw_wait 300 more_than "SIGHUP: reloaded" "$n" || gw_fail "pin_env reload: $(tail -3 "$T/gw.err")"
+gw_wait 300 more_than "reload (SIGHUP): reloaded" "$n" || gw_fail "pin_env reload: $(tail -3 "$T/gw.err")"
 serving "after a pin_env reload"
 gw_ok "pin_env: the PIN is wiped from the gateway's environment, a reload still logs in"
 

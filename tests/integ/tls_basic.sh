@@ -8,7 +8,8 @@
 # tls-proxy to a PROXY v2 upstream (curl sees who the upstream thinks it
 # is serving, bytes relayed exactly both ways); resumption; a reload with a
 # new trust under traffic: the established connection keeps working, new
-# handshakes use the new trust, and a bad config is refused.
+# handshakes use the new trust; the README's ca-mode root rotation (add the
+# new root, reload, remove the old one, reload); a bad config is refused.
 . "$(dirname "$0")/../lib/common.sh"
 . "$GW_SRC/tests/lib/tls.sh"
 
@@ -149,7 +150,7 @@ open(t + "/gw2.yaml", "w").write(cfg)
 os.replace(t + "/gw2.yaml", t + "/gw.yaml")
 os.kill(int(pid), signal.SIGHUP)
 for _ in range(100):  # until control has published the new snapshot
-    if "SIGHUP: reloaded" in open(t + "/gw.err").read():
+    if "reload (SIGHUP): reloaded" in open(t + "/gw.err").read():
         break
     time.sleep(0.1)
 for i in range(50):
@@ -176,6 +177,36 @@ case "$out" in *Reused*) gw_fail "resumed a session the new trust does not cover
 case "$out" in *"unknown ca"*) ;; *) gw_fail "resumption after the trust change: $out" ;; esac
 [ "$(gw_stat ticket_stale_trust)" -gt "$stale" ] || gw_fail "ticket_stale_trust not counted"
 gw_ok "a ticket from before the trust change does not resume: full handshake, unknown_ca"
+
+# --- the README's CA rotation for a ca-mode listener (8445 trusts root.pem):
+# add the new root to the bundle, reload; move the clients; remove the old
+# root, reload. Clients of either root work in between.
+reloads_over() { [ "$(grep -c "reload (SIGHUP): reloaded" "$T/gw.err")" -gt "$1" ]; }
+trust_root() { # trust_root CERTS: the 'root' listener's trust.certs, then SIGHUP
+	"$GW_PY" - "$T/gw.yaml" "$1" <<'PY'
+import sys
+f, certs = sys.argv[1:3]
+cfg = open(f).read()
+j = cfg.index("certs: [", cfg.index("name: root"))
+cfg = cfg[:j] + "certs: [" + certs + cfg[cfg.index("]", j):]
+open(f, "w").write(cfg)
+PY
+	local before
+	before=$(grep -c "reload (SIGHUP): reloaded" "$T/gw.err")
+	kill -HUP "$GW_GW_PID"
+	gw_wait 100 reloads_over "$before" ||
+		gw_fail "trust $1: no reload: $(tail -3 "$T/gw.err")"
+}
+old_client() { sclient 8445 -cert "$P/client.leaf.pem" -key "$P/client.key" -cert_chain "$P/int.pem"; }
+new_client() { sclient 8445 -cert "$P/other.chain.pem" -key "$P/other.key"; }
+trust_root "$P/root.pem, $P/otherca.pem"
+case "$(old_client)" in *ping-8445*) ;; *) gw_fail "rotation step 1: the old root's client refused" ;; esac
+case "$(new_client)" in *ping-8445*) ;; *) gw_fail "rotation step 1: the new root's client refused" ;; esac
+gw_ok "ca rotation, new root added to the bundle: clients of both roots accepted"
+trust_root "$P/otherca.pem"
+case "$(new_client)" in *ping-8445*) ;; *) gw_fail "rotation step 3: the new root's client refused" ;; esac
+case "$(old_client)" in *"unknown ca"*) ;; *) gw_fail "rotation step 3: the old root's client: $(old_client)" ;; esac
+gw_ok "ca rotation, old root removed: only the new root's clients accepted"
 
 # a broken config is refused, the running one stays
 cp "$T/gw.yaml" "$T/good.yaml"

@@ -67,6 +67,17 @@ gw_mesh_test_reload(void *arg, bool force)
 	return 0;
 }
 
+/* gw_mesh_ops.reload over gw_mesh_test_reload */
+static int
+ops_reload(void *arg, struct gw_admin_reload *r)
+{
+	struct gw_mesh_test *t = arg;
+	int rc = gw_mesh_test_reload(t, r->force);
+
+	r->generation = t->gen;
+	return rc;
+}
+
 /* A worker: takes the current snapshot each loop and reports quiescent. */
 static void *
 reader(void *arg)
@@ -100,7 +111,7 @@ gw_mesh_test_start(struct gw_mesh_test *t, struct gw_hsm *h, int (*status)(void 
 		&(struct gw_mesh_params){.pub = t->pub,
 			.ops = {.arg = t,
 				.publish = gw_mesh_test_publish,
-				.reload = gw_mesh_test_reload,
+				.reload = ops_reload,
 				.status = status}},
 		&t->mesh));
 	gw_tls_ctl_ext(t->tls, &tls_ext);

@@ -33,6 +33,8 @@ static struct gw_rotation *rot;
 static atomic_bool stop;
 static uint64_t live_gen = 1;
 static unsigned reloads;
+static char reload_source[32]; /* what the last reload was told of its caller */
+static char curl_ua[64];       /* curl's -A option for http(); "": curl's own */
 
 static struct gw_cfg_ca_backend backends[2] = {
 	{.name = "ca-1",
@@ -69,12 +71,19 @@ op_status(void *arg, json_t *o)
 }
 
 static int
-op_reload(void *arg, bool force)
+op_reload(void *arg, struct gw_admin_reload *r)
 {
 	(void)arg;
 	reloads++;
-	if (force)
+	r->generation = live_gen;
+	snprintf(reload_source, sizeof(reload_source), "%s", r->source);
+	if (r->force) {
+		/* as the gateway does with the loader's lines: every error, in order */
+		json_array_append_new(
+			r->errors, json_string("test: forced reload refused on purpose"));
+		json_array_append_new(r->errors, json_string("test: and a second error"));
 		return gw_err_setf(-GW_E_CONFIG, GW_HERE, "test: forced reload refused on purpose");
+	}
 	return 0;
 }
 
@@ -161,8 +170,8 @@ http(const char *user, const char *method, const char *path, const char *body, j
 	if (body)
 		write_file(bodyf, body);
 	snprintf(cmd, sizeof(cmd),
-		"%s curl -s -o %s -w '%%{http_code}' --unix-socket %s -X %s %s%s http://gw%s",
-		user ? user : "", outf, sock, method, body ? "--data-binary @" : "",
+		"%s curl -s %s -o %s -w '%%{http_code}' --unix-socket %s -X %s %s%s http://gw%s",
+		user ? user : "", curl_ua, outf, sock, method, body ? "--data-binary @" : "",
 		body ? bodyf : "", path);
 	p = popen(cmd, "r");
 	if (p == NULL || fscanf(p, "%d", &code) != 1)
@@ -488,9 +497,19 @@ main(void)
 				    json_array_get(certs, 0), "ExpiresInSeconds")) > 0);
 		json_decref(o);
 		EXPECT_EQ(http(NULL, "POST", "/v1/reload", NULL, &o), 200);
+		EXPECT_EQ(
+			json_integer_value(json_object_get(o, "Generation")), (json_int_t)live_gen);
+		EXPECT_STREQ(reload_source, "admin API");
 		json_decref(o);
+		/* mtlsgw-ctl says who it is; the gateway's log names it */
+		snprintf(curl_ua, sizeof(curl_ua), "-A mtlsgw-ctl/%s", GW_VERSION);
 		EXPECT_EQ(http(NULL, "POST", "/v1/reload", "{\"Force\":true}", &o), 409);
+		curl_ua[0] = '\0';
+		EXPECT_STREQ(reload_source, "mtlsgw-ctl");
 		EXPECT_CONTAINS(jstr(o, "error"), "refused on purpose");
+		EXPECT_EQ(json_array_size(json_object_get(o, "Errors")), 2);
+		EXPECT_CONTAINS(json_string_value(json_array_get(json_object_get(o, "Errors"), 1)),
+			"a second error");
 		json_decref(o);
 		EXPECT_EQ(http(NULL, "POST", "/v1/reload", "{\"Forse\":true}", &o), 400);
 		EXPECT_CONTAINS(jstr(o, "error"), "unknown field 'Forse'");

@@ -386,7 +386,7 @@ main(void)
 					"false, got 'maybe'");
 		EXPECT_CONTAINS(errbuf, "bad_shape.yaml:9: dataplane.ports[0].adress: unknown key "
 					"(expected one of: name, driver, device, address, gateway, "
-					"mtu, role)");
+					"mtu, role, peer_address)");
 		EXPECT_CONTAINS(errbuf, "bad_shape.yaml:6: dataplane.ports[0].address: required "
 					"key is missing");
 		EXPECT_CONTAINS(errbuf, "bad_shape.yaml:14: listeners[0].service: duplicate key "
@@ -1335,6 +1335,93 @@ main(void)
 		EXPECT_CONTAINS(errbuf, "gw.yaml:8: hsm.sign_timeout: ");
 	}
 
+	{ /* hsm.env: variables for the PKCS#11 module, never the PIN's */
+		const char *base =
+			"dataplane:\n"
+			"  workers: [1]\n"
+			"  ports: [{name: a, driver: tap, device: a, address: 10.99.0.2/24}]\n"
+			"hsm:\n"
+			"  pin_env: MTLSGW_PIN\n";
+		char y[1024];
+		struct gw_cfg *c = NULL;
+
+		snprintf(y, sizeof(y),
+			"%s  env:\n    SOFTHSM2_CONF: /etc/softhsm/softhsm2.conf\n"
+			"    _X1: \"\"\n",
+			base);
+		EXPECT_OK(load_text(y, &c));
+		if (c != NULL) {
+			EXPECT_EQ(c->hsm.n_env, 2);
+			EXPECT_STREQ(c->hsm.env[0].name, "SOFTHSM2_CONF");
+			EXPECT_STREQ(c->hsm.env[0].value, "/etc/softhsm/softhsm2.conf");
+			EXPECT_STREQ(c->hsm.env[1].name, "_X1");
+			EXPECT_STREQ(c->hsm.env[1].value, "");
+			gw_cfg_free(c);
+			c = NULL;
+		}
+		EXPECT_OK(load_text(base, &c));
+		if (c != NULL) {
+			EXPECT_EQ(c->hsm.n_env, 0);
+			gw_cfg_free(c);
+		}
+		snprintf(y, sizeof(y),
+			"%s  env:\n    MTLSGW_PIN: \"1234\"\n    lower_case: x\n    1X: y\n"
+			"    LIST: [a]\n    LIST: b\n",
+			base);
+		EXPECT_CFG_ERR(y, "gw.yaml:7: hsm.env.MTLSGW_PIN: MTLSGW_PIN is hsm.pin_env, the "
+				  "PIN's variable: a PIN never goes in the config");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:8: hsm.env.lower_case: 'lower_case' is not an "
+					"environment variable name (expected [A-Z_][A-Z0-9_]*");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:9: hsm.env.1X: '1X' is not an environment");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:10: hsm.env.LIST: expected a single value, got a "
+					"list");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:11: hsm.env.LIST: duplicate key (first given on "
+					"line 10)");
+		EXPECT_TRUE(strstr(errbuf, "1234") == NULL);
+		snprintf(y, sizeof(y), "%s  env: [SOFTHSM2_CONF=/x]\n", base);
+		EXPECT_CFG_ERR(y, "gw.yaml:6: hsm.env: expected a mapping of variable names to "
+				  "values");
+	}
+	{ /* ports[].peer_address: the kernel side of a tap */
+		const char *tail = "listeners:\n"
+				   "  - name: e\n"
+				   "    address: 10.99.0.2:7\n"
+				   "    service: echo\n";
+		char y[1024];
+		struct gw_cfg *c = NULL;
+
+		snprintf(y, sizeof(y),
+			"dataplane:\n  workers: [1]\n"
+			"  ports: [{name: a, driver: tap, device: a, address: 10.99.0.2/24, "
+			"peer_address: 10.99.0.1/24}]\n%s",
+			tail);
+		EXPECT_OK(load_text(y, &c));
+		if (c != NULL) {
+			EXPECT_EQ(c->dataplane.ports[0].peer_ip, htonl(0x0a630001));
+			EXPECT_EQ(c->dataplane.ports[0].peer_prefix_len, 24);
+			gw_cfg_free(c);
+			c = NULL;
+		}
+		snprintf(y, sizeof(y),
+			"dataplane:\n  workers: [1]\n  ports:\n"
+			"    - {name: a, driver: af_packet, device: lo, address: 10.99.0.2/24, "
+			"peer_address: 10.99.0.1/24}\n"
+			"    - {name: b, driver: tap, device: b, address: 10.98.0.2/24, "
+			"peer_address: 10.98.0.1}\n"
+			"    - {name: c, driver: tap, device: c, address: 10.97.0.2/24, "
+			"peer_address: 10.96.0.1/24}\n"
+			"    - {name: d, driver: tap, device: d, address: 10.95.0.2/24, "
+			"peer_address: 10.95.0.2/24}\n%s",
+			tail);
+		EXPECT_CFG_ERR(y, "gw.yaml:4: dataplane.ports[0].peer_address: only applies to "
+				  "driver tap");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:5: dataplane.ports[1].peer_address: '10.98.0.1' "
+					"is not an IPv4 address with prefix length");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:6: dataplane.ports[2].peer_address: 10.96.0.1 is "
+					"not on the port's subnet 10.97.0.0/24");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:7: dataplane.ports[3].peer_address: 10.95.0.2 is "
+					"the port's own address");
+	}
 	{                                   /* mtls: backends, enabledBackend, per-type conf */
 		EXPECT_CFG_ERR(DP "mtls:\n" /* 10 */
 				  "  trust_domain: \"spiffe://Example.org\"\n" /* 11 */

@@ -558,7 +558,7 @@ main(int argc, char **argv)
 		gw_log_set_level(GW_LOG_LVL_INFO);
 		gw_log_set_file(NULL);
 		fclose(f);
-		EXPECT_TRUE(contains(buf, "mtlsgw: gateway: error: SIGHUP: "));
+		EXPECT_TRUE(contains(buf, "mtlsgw: gateway: error: reload (SIGHUP): "));
 		EXPECT_TRUE(contains(buf, "running config unchanged\n"));
 		EXPECT_TRUE(!contains(buf, "dropped below"));
 		free(buf);

@@ -462,8 +462,16 @@ main(int argc, char **argv)
 		struct gw_hsm_params p = {.token = "nosuchtoken", .pin_file = tok.pin};
 		struct gw_hsm *h = NULL;
 
+		char want[256];
+
 		EXPECT_ERR(gw_hsm_open(&p, &h), -GW_E_HSM_TOKEN);
 		EXPECT_CONTAINS(gw_err_msg(), "no token labelled 'nosuchtoken'");
+		/* where SoftHSM2 looked: SOFTHSM2_CONF's directories.tokendir */
+		snprintf(want, sizeof(want),
+			"; SoftHSM2 looked in %s/tokens (directories.tokendir of "
+			"%s/softhsm2.conf, SOFTHSM2_CONF)",
+			tok.dir, tok.dir);
+		EXPECT_CONTAINS(gw_err_msg(), want);
 	}
 	{ /* PIN rejected (first login of this process to a fresh token) and unreadable */
 		struct gw_hsm_params p = {.pin_file = pin_bad};
