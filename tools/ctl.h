@@ -2,7 +2,7 @@
 /*
  * ctl.h - what mtlsgw-ctl's command groups share.
  *
- * Each group ("hsm", "pki", "trust", "ca", "status") lives in its own
+ * Each group ("hsm", "pki", "trust", "ca", "status", "setup") lives in its own
  * ctl_<group>.c and exports one entry point listed in ctl_main.c. A group
  * gets argv starting at its own name, prints one clear line on error, and
  * returns the process exit code (0 ok, 1 failure/rejected, 2 usage error).

@@ -14,6 +14,7 @@ extern const struct gw_ctl_group gw_ctl_group_hsm, gw_ctl_group_pki;
 extern const struct gw_ctl_group gw_ctl_group_trust;
 extern const struct gw_ctl_group gw_ctl_group_ca, gw_ctl_group_status;
 extern const struct gw_ctl_group gw_ctl_group_reload;
+extern const struct gw_ctl_group gw_ctl_group_setup;
 static const struct gw_ctl_group *const groups[] = {
 	&gw_ctl_group_hsm,
 	&gw_ctl_group_pki,
@@ -21,6 +22,7 @@ static const struct gw_ctl_group *const groups[] = {
 	&gw_ctl_group_ca,
 	&gw_ctl_group_status,
 	&gw_ctl_group_reload,
+	&gw_ctl_group_setup,
 	NULL,
 };
 

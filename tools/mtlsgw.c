@@ -34,6 +34,7 @@
 #include "gateway.h"
 #include "gw_log.h"
 #include "hsm.h"
+#include "preflight.h"
 
 #define GW_LOG_MODULE "main"
 
@@ -42,6 +43,8 @@ usage(FILE *f)
 {
 	fprintf(f, "usage: mtlsgw --config FILE [--verbose]\n"
 		   "       mtlsgw --config FILE --print-eal   (show the EAL options and exit)\n"
+		   "       mtlsgw --check --config FILE [--json]   (preflight: will it start, "
+		   "and run well, here?)\n"
 		   "       mtlsgw --version\n");
 }
 
@@ -86,12 +89,15 @@ main(int argc, char **argv)
 		{"verbose", no_argument, NULL, 'v'},
 		{"print-eal", no_argument, NULL, 'E'},
 		{"version", no_argument, NULL, 'V'},
+		{"check", no_argument, NULL, 'C'},
+		{"json", no_argument, NULL, 'J'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	struct gw_gateway_params gp = {.prog = argv[0]};
 	struct gw_gateway *gw = NULL;
-	bool print_eal = false;
+	struct gw_preflight_params pp = {0};
+	bool print_eal = false, check = false;
 	sigset_t set;
 	int c, rc;
 
@@ -114,6 +120,12 @@ main(int argc, char **argv)
 		case 'E':
 			print_eal = true;
 			break;
+		case 'C':
+			check = true;
+			break;
+		case 'J':
+			pp.json = true;
+			break;
 		case 'V':
 			printf("mtlsgw %s\n", GW_VERSION);
 			return 0;
@@ -135,6 +147,14 @@ main(int argc, char **argv)
 		return 2;
 	}
 	gw_log_set_level(gp.verbose ? GW_LOG_LVL_DEBUG : GW_LOG_LVL_INFO);
+	if (pp.json && !check) {
+		GW_LOG_ERR("--json goes with --check");
+		return 2;
+	}
+	if (check) { /* preflight.h: nothing is started */
+		pp.config = gp.config;
+		return gw_preflight_run(&pp);
+	}
 	log_allocator();
 	if (gw_gateway_create(&gp, &gw) < 0) {
 		GW_LOG_ERR("%s", gw_err_msg());
