@@ -49,7 +49,7 @@ pkgs=(
 	build-essential debhelper dpkg-dev devscripts fakeroot lintian
 	meson ninja-build pkg-config
 	libdpdk-dev libssl-dev libp11-dev libcyaml-dev libjansson-dev libmicrohttpd-dev
-	libsqlite3-dev libcurl4-openssl-dev libmimalloc-dev
+	libsqlite3-dev libcurl4-openssl-dev libmimalloc-dev libsystemd-dev
 )
 missing=()
 for p in "${pkgs[@]}"; do
