@@ -13,6 +13,12 @@ src=$(pwd)
 
 bash tools/deps.sh
 
+# tests/integ/deb.sh installs and purges the mtlsgw package: in CI (a
+# machine for the run) yes, on a developer's box only if asked (GW_TEST_DEB=1)
+if [ "${CI:-}" = true ]; then
+	export GW_TEST_DEB=1
+fi
+
 pass=0
 fail=0
 count() { # count BUILD_DIR: add meson's verdicts from testlog.json
