@@ -659,6 +659,7 @@ par_handshakes(void *argp)
 
 /* ---- asynchronous HSM signatures (W3): the HSM threads run in real time ---- */
 
+#ifdef GW_TEST_HOOKS /* used only by the tests that stall the HSM (test hooks) */
 /* Drive cl's handshake while real time passes: 1 done, 0 failed or 5 s gone. */
 static int
 client_handshake_rt(struct client *cl)
@@ -704,6 +705,7 @@ client_until_parked(struct client *cl, struct gw_tls_worker *w)
 	}
 	return false;
 }
+#endif /* GW_TEST_HOOKS */
 
 /* ---- the server side ---- */
 
