@@ -28,10 +28,27 @@
 
 #include "admin.h"
 #include "gw_duration.h"
+#define GW_LOG_MODULE "admin"
+#include "gw_log.h"
+
+/*
+ * libmicrohttpd's own messages for one daemon (a peer that hangs up in the
+ * middle of a request, the connection limit reached), rate limited: the
+ * metrics port faces the network, and a peer must not be able to flood the
+ * log through it (as for every peer-triggered message).
+ */
+#define MHD_LOG_PER_S 5
+struct mhd_log {
+	const char *who;          /* "admin socket", "metrics port" */
+	time_t second;            /* CLOCK_MONOTONIC second of the window */
+	unsigned lines;           /* logged in that second */
+	unsigned long suppressed; /* dropped since the last summary */
+};
 
 struct gw_admin {
 	struct MHD_Daemon *d;  /* the API on the unix socket; NULL: none */
 	struct MHD_Daemon *md; /* the metrics port; NULL: none */
+	struct mhd_log d_log, md_log;
 	int fd;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	struct gw_ca *ca;
@@ -789,6 +806,54 @@ completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestT
 	}
 }
 
+/* A window that ended with messages dropped: say how many, once. */
+static void
+mhd_log_flush(struct mhd_log *l, time_t now)
+{
+	if (now == l->second)
+		return;
+	if (l->suppressed != 0)
+		GW_LOG_WARN(
+			"%s: %lu more libmicrohttpd message(s) suppressed (at most %d a second)",
+			l->who, l->suppressed, MHD_LOG_PER_S);
+	l->second = now;
+	l->lines = 0;
+	l->suppressed = 0;
+}
+
+static time_t
+mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+/* MHD_OPTION_EXTERNAL_LOGGER: MHD runs on the control thread (select). */
+static void
+mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+	struct mhd_log *l = cls;
+	char msg[512];
+	size_t n;
+
+	mhd_log_flush(l, mono_s());
+	if (l->lines >= MHD_LOG_PER_S) {
+		l->suppressed++;
+		return;
+	}
+	l->lines++;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+		msg[--n] = '\0';
+	for (char *c = msg; *c != '\0'; c++) /* one line, nothing a terminal acts on */
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
+	GW_LOG_WARN("%s: %s", l->who, msg);
+}
+
 /* The unix socket API: its socket and daemon into a. */
 static int
 api_start(struct gw_admin *a, const struct gw_admin_params *p)
@@ -824,10 +889,11 @@ api_start(struct gw_admin *a, const struct gw_admin_params *p)
 		return rc;
 	}
 	snprintf(a->path, sizeof(a->path), "%s", p->socket_path); /* ours: unlinked at stop */
+	a->d_log.who = "admin socket";
 	a->d = MHD_start_daemon(MHD_USE_ERROR_LOG, 0, NULL, NULL, handle, a,
-		MHD_OPTION_LISTEN_SOCKET, a->fd, MHD_OPTION_NOTIFY_COMPLETED, completed, a,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_CONNECTION_LIMIT,
-		(unsigned)64, MHD_OPTION_END);
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, &a->d_log, MHD_OPTION_LISTEN_SOCKET, a->fd,
+		MHD_OPTION_NOTIFY_COMPLETED, completed, a, MHD_OPTION_CONNECTION_TIMEOUT,
+		(unsigned)30, MHD_OPTION_CONNECTION_LIMIT, (unsigned)64, MHD_OPTION_END);
 	if (a->d == NULL) {
 		close(a->fd);
 		a->fd = -1;
@@ -846,11 +912,12 @@ metrics_start(struct gw_admin *a, const struct gw_admin_params *p)
 
 	GW_GUARD(metrics_listen(p, &fd));
 	/* short timeouts and few connections: a scraper asks once in a while */
+	a->md_log.who = "metrics port";
 	a->md = MHD_start_daemon(
 		MHD_USE_ERROR_LOG | (p->metrics_sa->sa_family == AF_INET6 ? MHD_USE_IPv6 : 0), 0,
-		NULL, NULL, handle_metrics, a, MHD_OPTION_LISTEN_SOCKET, fd,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_CONNECTION_LIMIT,
-		(unsigned)16, MHD_OPTION_END);
+		NULL, NULL, handle_metrics, a, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, &a->md_log,
+		MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned)16, MHD_OPTION_END);
 	if (a->md == NULL) {
 		close(fd);
 		return gw_err_setf(-GW_E_CONFIG, GW_HERE,
@@ -929,6 +996,8 @@ gw_admin_run(struct gw_admin *a, int timeout_ms)
 		MHD_run_from_select(a->d, &rs, &ws, &es);
 	if (a->md != NULL)
 		MHD_run_from_select(a->md, &rs, &ws, &es);
+	mhd_log_flush(&a->d_log, mono_s());
+	mhd_log_flush(&a->md_log, mono_s());
 	return n;
 }
 

@@ -10,7 +10,9 @@
 # served there: 404 for /v1/status, /v1/metrics and other paths, 405 for
 # POST /v1/reload and every other method (no reload happens). A port in
 # use fails the start with a clear message; a reload that changes the
-# address warns and the port stays. Every metric the Grafana dashboard
+# address warns and the port stays. A flood of 200 connections (past the
+# limit, some cut mid-request) logs at most 5 lines a second and a summary.
+# Every metric the Grafana dashboard
 # (contrib/grafana/mtlsgw.json) queries is in the live output.
 . "$(dirname "$0")/../lib/common.sh"
 
@@ -144,6 +146,43 @@ grep -qi '^Allow: GET, HEAD' "$T/h405" || gw_fail "405 without Allow: $(cat "$T/
 sleep 0.5
 grep -q 'SIGHUP' "$T/gw.err" && gw_fail "a request on the metrics port reloaded: $(grep SIGHUP "$T/gw.err")"
 gw_ok "HEAD /metrics 200 without body; GET /v1/status, /v1/metrics, / ... 404; POST /v1/reload, PUT/DELETE ... 405 (Allow: GET, HEAD); no reload"
+
+# a peer flooding the port (far past its 16 connections, and requests cut
+# in the middle) cannot flood the log: libmicrohttpd's messages come through
+# our log, at most 5 a second, then one summary line; /metrics still answers
+flood=$(ip netns exec "$GW_NS" "$GW_PY" - "$PORT" <<'PY') || gw_fail "the flood did not run"
+import socket, sys, time
+port = int(sys.argv[1])
+t0 = time.monotonic()
+held = []
+for i in range(200):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    if i % 2:
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Cut: " + b"a" * 100)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        s.close()  # RST in the middle of the headers
+    else:
+        held.append(s)
+time.sleep(1.5)
+for s in held:
+    s.close()
+print(int(time.monotonic() - t0) + 1)
+PY
+gw_wait 50 grep -q 'admin: warning: metrics port: .* more libmicrohttpd message(s) suppressed' "$T/gw.err" ||
+	gw_fail "no suppressed summary after the flood: $(tail -20 "$T/gw.err")"
+"$GW_PY" - "$T/gw.err" "$flood" <<'PY' || gw_fail "the flood reached the log"
+import re, sys
+lines = open(sys.argv[1], errors="replace").read().splitlines()
+secs = int(sys.argv[2])
+mhd = [l for l in lines if l.startswith("mtlsgw: admin: warning: metrics port: ") and "suppressed" not in l]
+# 5 a second at most, over the seconds the flood took (and one either side)
+assert 1 <= len(mhd) <= 5 * (secs + 2), (secs, mhd)
+# nothing from libmicrohttpd outside our format (before: bare lines on stderr)
+bare = [l for l in lines if not l.startswith("mtlsgw") and not l.startswith("EAL") and l.strip()]
+assert not bare, bare[:5]
+PY
+[ "$(code GET /metrics)" = 200 ] || gw_fail "/metrics after the flood"
+gw_ok "a flood of 200 connections over ${flood} s: $(grep -c 'metrics port: ' "$T/gw.err") log lines, e.g. $(grep -m1 'suppressed' "$T/gw.err" | cut -c1-120)"
 
 # the dashboard: every metric it queries is in the live output
 "$GW_PY" "$PROM" --names "$T/m1.prom" >"$T/m1.names"
