@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include <systemd/sd-daemon.h>
@@ -83,6 +84,28 @@ static const char *
 prio(const char *p)
 {
 	return atomic_load(&log_journal) ? p : "";
+}
+
+void
+gw_log_lines(int prio, const char *buf, size_t len)
+{
+	FILE *f = out();
+	bool journal = atomic_load(&log_journal);
+
+	prio = prio < 0 ? 0 : prio > 7 ? 7 : prio;
+	flockfile(f);
+	while (len > 0) {
+		const char *nl = memchr(buf, '\n', len);
+		size_t n = nl != NULL ? (size_t)(nl - buf) + 1 : len;
+
+		if (journal)
+			fprintf(f, "<%d>", prio);
+		fwrite(buf, 1, n, f);
+		buf += n;
+		len -= n;
+	}
+	fflush(f);
+	funlockfile(f);
 }
 
 void

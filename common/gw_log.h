@@ -64,6 +64,14 @@ bool gw_log_fd_is_journal(int fd, const char *journal_stream);
 void gw_log_set_journal(bool on);
 
 /*
+ * Text another logger formatted (DPDK's log stream, dataplane.c), written
+ * as it is to where records go, each line after "<prio>" (0 emerg .. 7
+ * debug, clamped) when the journal reads us. One call, one write per line
+ * under the stream's lock.
+ */
+void gw_log_lines(int prio, const char *buf, size_t len);
+
+/*
  * One record, "mtlsgw: <module>: <level>: <message>\n" (after "<N>" for
  * the journal). module may be NULL.
  */

@@ -8,7 +8,9 @@
  * own struct gw_lcore; the only thing control writes while they run is the
  * stop flag.
  */
+#include <errno.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -24,6 +26,7 @@
 #include <rte_ring.h>
 
 #include "dp_log.h"
+#include "gw_log.h"
 #include "net_internal.h"
 
 GW_DP_LOG_REGISTER(dp);
@@ -218,6 +221,37 @@ out:
 	return rc;
 }
 
+/*
+ * DPDK's log stream (the EAL's, every PMD's, our gw.* types) goes where
+ * control's records go (stderr), each line with its priority for the
+ * journal (gw_log_lines). DPDK 22.11's own stream on Linux writes each
+ * message to stderr and to syslog, which under systemd put every line in
+ * the journal twice, once without its priority. Line buffered: each line
+ * leaves under the stream's lock with its own thread's level.
+ */
+static ssize_t
+eal_log_write(void *cookie, const char *buf, size_t size)
+{
+	(void)cookie;
+	/* RTE_LOG_EMERG is 1: syslog's priorities start at 0 */
+	gw_log_lines((int)rte_log_cur_msg_loglevel() - 1, buf, size);
+	return (ssize_t)size;
+}
+
+static int
+eal_log_stream(void)
+{
+	static FILE *f; /* for the life of the process: rte_log may run until exit */
+
+	if (f == NULL) {
+		f = fopencookie(NULL, "w", (cookie_io_functions_t){.write = eal_log_write});
+		if (f == NULL)
+			return gw_err_setf(-errno, GW_HERE, "DPDK log stream: %s", strerror(errno));
+		setvbuf(f, NULL, _IOLBF, BUFSIZ);
+	}
+	return rte_openlog_stream(f) == 0 ? 0 : gw_err_setf(-EIO, GW_HERE, "DPDK log stream");
+}
+
 int
 gw_dp_eal_init(const struct gw_dp_params *p, const char *prog)
 {
@@ -234,6 +268,9 @@ gw_dp_eal_init(const struct gw_dp_params *p, const char *prog)
 		if (rc < 0)
 			goto out;
 	}
+	rc = eal_log_stream();
+	if (rc < 0)
+		goto out;
 	if (p->verbose) {
 		char line[GW_EAL_ARGBUF];
 

@@ -15,7 +15,8 @@
 #  - SIGTERM: STOPPING=1;
 #  - with $1 = stall (a -Dtest_hooks=true build): GW_TEST_STALL_WORKER_AFTER
 #    stalls worker 0, the pings stop and one warning names it, with the
-#    journal's priority prefix since JOURNAL_STREAM names the gateway's stderr.
+#    journal's priority prefix since JOURNAL_STREAM names the gateway's stderr;
+#    every line of stderr has one, DPDK's (the port's line) included.
 . "$(dirname "$0")/../lib/common.sh"
 
 STALL=${1:-}
@@ -161,6 +162,11 @@ m=$(count "$L" "WATCHDOG=1")
 gw_ok "worker 0 stalled: $n pings before, none in 2 s after; one warning: $(grep -E "$w" "$T/gw.err")"
 grep -q "^<5>mtlsgw: running" "$T/gw.err" && grep -q "^<6>mtlsgw: gateway: info: systemd" "$T/gw.err" ||
 	gw_fail "records without priorities on the journal stream: $(cat "$T/gw.err")"
-gw_ok "JOURNAL_STREAM is stderr: records start with <4>/<5>/<6>"
+# DPDK's lines too (the port's line is the dataplane's, through rte_log at
+# NOTICE), and every line has one: nothing reaches the journal unranked
+grep -q "^<5>mtlsgw: port '" "$T/gw.err" || gw_fail "the port's line (DPDK's log) without <5>: $(cat "$T/gw.err")"
+bare=$(grep -cvE '^<[0-7]>' "$T/gw.err" || true)
+[ "$bare" = 0 ] || gw_fail "$bare line(s) without a priority: $(grep -vE '^<[0-7]>' "$T/gw.err" | head -5)"
+gw_ok "JOURNAL_STREAM is stderr: every line starts with its priority, DPDK's too (<4>/<5>/<6>)"
 gw_stop_gateway
 gw_done
