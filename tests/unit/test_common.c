@@ -303,8 +303,10 @@ main(void)
 					   "<7>mtlsgw: t: debug: d\n"
 					   "<5>mtlsgw: running: x\n"
 					   "<6>mtlsgw: info: no module\n"
+					   "<3>EAL: two\n<3>lines\n<0>emerg\n<7>x\n<6>no newline"
 					   "mtlsgw: t: error: plain\n"
-					   "mtlsgw: stopped\n";
+					   "mtlsgw: stopped\n"
+					   "EAL: a\nb\n";
 		char buf[512] = "";
 		FILE *f = tmpfile();
 		size_t n = 0;
@@ -320,9 +322,16 @@ main(void)
 			gw_log(GW_LOG_LVL_DEBUG, "t", "d");
 			gw_log_banner("running: %s", "x");
 			gw_log(GW_LOG_LVL_INFO, NULL, "no module");
+			/* another logger's text (DPDK's stream): a prefix per line, the
+			 * priority clamped to 0..7 */
+			gw_log_lines(3, "EAL: two\nlines\n", 15);
+			gw_log_lines(-4, "emerg\n", 6);
+			gw_log_lines(99, "x\n", 2);
+			gw_log_lines(6, "no newline", 10);
 			gw_log_set_journal(false);
 			gw_log(GW_LOG_LVL_ERR, "t", "plain");
 			gw_log_banner("stopped");
+			gw_log_lines(3, "EAL: a\nb\n", 9);
 			gw_log_set_file(NULL);
 			gw_log_set_level(GW_LOG_LVL_INFO);
 			rewind(f);
