@@ -129,7 +129,7 @@ gw_ok "an upstream answering RST: upstream_connect_failures{dead|tcpdead,refused
 mv "$LOG" "$T/access.log.1"
 write_config json
 kill -HUP "$GW_GW_PID"
-gw_wait 50 grep -q "SIGHUP: reloaded" "$T/gw.err" || gw_fail "no reload: $(tail -3 "$T/gw.err")"
+gw_wait 50 grep -q "reload (SIGHUP): reloaded" "$T/gw.err" || gw_fail "no reload: $(tail -3 "$T/gw.err")"
 gw_in curl -sS --max-time 15 --cacert "$P/root.pem" --cert "$P/client.chain.pem" \
 	--key "$P/client.key" --resolve "$SNI:8446:$GW_GW_IP" "https://$SNI:8446/" >/dev/null ||
 	gw_fail "curl after the reopen"
