@@ -104,11 +104,13 @@ gw_ok "--check on a good config: $(wc -l <"$T/check.out") lines, exit $RC, no PI
 cp "$T/check.out" "$T/text.out"
 check "$T/good.yaml" --json
 "$GW_PY" - "$T/check.out" "$T/text.out" <<'EOF' || gw_fail "--json does not match the lines: $OUT"
-import json, sys
+import json, re, sys
 rows = json.load(open(sys.argv[1]))
-text = open(sys.argv[2]).read().splitlines()
+# the two runs may fall either side of a certificate's day boundary
+days = lambda l: re.sub(r"\d+ days? left", "N days left", l)
+text = [days(l) for l in open(sys.argv[2]).read().splitlines()]
 assert [set(r) for r in rows] == [{"check", "status", "detail"}] * len(rows), rows
-assert ["%-4s  %s: %s" % (r["status"], r["check"], r["detail"]) for r in rows] == text, rows
+assert [days("%-4s  %s: %s" % (r["status"], r["check"], r["detail"])) for r in rows] == text, (rows, text)
 EOF
 gw_ok "--json: an array of {check, status, detail}, the same results as the lines"
 
