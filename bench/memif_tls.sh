@@ -19,37 +19,15 @@
 # GW_PERF=1: perf record -e cpu-clock on the worker thread during each run,
 # and the top symbols (software checksums, AES-GCM, memif copies, ...).
 #
-# The rules of bench/memif_echo.sh hold: each run gets a fresh gateway, and
-# the memif connection is only torn down with both workers stopped (the
-# bench holds it with --hold, the gateway is stopped first and must exit 0,
-# then the bench). A gateway that dies of a signal leaves its core (when
-# the core limit allows one) in /tmp/memif_tls.core.PID, named on stderr.
+# The rules of bench/memif_lib.sh hold: each run gets a fresh gateway, the
+# memif connection is torn down with both workers stopped, and a gateway
+# that dies of a signal leaves its core in /tmp/memif_tls.core.PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SRC=$PWD
-b=$(cd "${1:-build}" && pwd)
 secs=${2:-5}
-T=$(mktemp -d /tmp/gwbench.XXXXXX)
-ns="${GW_BENCH_NS:-gwbench$$}" # dp_bench.sh names it to watch it
-gw=""
-bench=""
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	if [ "$rc" -ne 0 ] && [ -s "$T/gw.err" ]; then
-		echo "memif_tls.sh: failed (exit $rc); the last 40 lines of mtlsgw's stderr:" >&2
-		tail -n 40 "$T/gw.err" >&2
-	fi
-	[ -n "$gw" ] && kill -TERM "$gw" 2>/dev/null && wait "$gw" 2>/dev/null || true
-	[ -n "$bench" ] && kill -TERM "$bench" 2>/dev/null && wait "$bench" 2>/dev/null || true
-	ip netns pids "$ns" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
-	ip netns del "$ns" 2>/dev/null || true
-	rm -rf "$T"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-ip netns add "$ns"
+. bench/memif_lib.sh
+memif_setup memif_tls.sh "${1:-build}"
 
 # the PKI and the token as bench/run makes them (the product's own tools
 # when this build has them)
@@ -106,34 +84,6 @@ hsm:
   pin_file: $PKI/pin
 state_dir: $T/state
 EOC
-start_gw() {
-	: >"$T/gw.err"
-	# its working directory is $T: a core file lands there
-	(cd "$T" && ulimit -c unlimited 2>/dev/null; exec ip netns exec "$ns" "$b/tools/mtlsgw" \
-		--config "$T/gw.yaml") >"$T/gw.out" 2>>"$T/gw.err" &
-	gw=$!
-	for _ in $(seq 600); do
-		grep -qs "mtlsgw: running" "$T/gw.err" && return 0
-		kill -0 "$gw" 2>/dev/null || break
-		sleep 0.1
-	done
-	echo "memif_tls.sh: mtlsgw did not start" >&2
-	exit 1
-}
-stop() { # stop PID WHAT [LOG] : SIGTERM, wait, fail (showing LOG) unless it exits 0
-	local rc=0 core
-	kill -TERM "$1" 2>/dev/null || true
-	wait "$1" || rc=$?
-	[ "$rc" -eq 0 ] && return 0
-	echo "memif_tls.sh: $2 exited $rc" >&2
-	for core in "$T"/core*; do
-		[ -f "$core" ] || continue
-		mv "$core" "/tmp/memif_tls.core.$1"
-		echo "memif_tls.sh: its core: /tmp/memif_tls.core.$1 (gdb $b/tools/mtlsgw ...)" >&2
-	done
-	[ -z "${3:-}" ] || cat "$3" >&2
-	exit 1
-}
 worker_tid() { # the gateway's worker thread (DPDK names it lcore-worker-N)
 	local t
 	for t in /proc/"$gw"/task/*; do
@@ -150,15 +100,10 @@ perf_top() { # perf_top DATA : the share of each library, then the top symbols
 		grep -E '^ +[0-9]' | awk '{print $1, $2, $4}' | head -n 12
 }
 run() { # run CASE ARGS... : one bench run against a fresh gateway
-	local name=$1 out tid perf_pid=""
+	local name=$1 tid perf_pid=""
 	shift
-	start_gw
-	: >"$T/bench.out"
-	# lcore 2 maps to the CPU the gateway's worker (lcore 1) does not use
-	ip netns exec "$ns" "$b/bench/mtlsgw-bench-memif" --socket "$T/memif.sock" \
-		--lcore 2 --seconds "$secs" --hold --cpu-pid "$gw" "$@" \
-		>"$T/bench.out" 2>"$T/bench.err" &
-	bench=$!
+	memif_start_gw
+	memif_bench_start --cpu-pid "$gw" "$@"
 	if [ "${GW_PERF:-0}" = 1 ] && tid=$(worker_tid); then
 		# the bench warms up for 1 s, then measures for $secs
 		sleep 1
@@ -166,18 +111,9 @@ run() { # run CASE ARGS... : one bench run against a fresh gateway
 			>/dev/null 2>"$T/perf.err" &
 		perf_pid=$!
 	fi
-	while ! grep -qs '^{' "$T/bench.out"; do
-		kill -0 "$bench" 2>/dev/null || { cat "$T/bench.err" >&2; bench=""; exit 1; }
-		kill -0 "$gw" 2>/dev/null || { echo "memif_tls.sh: mtlsgw died during the run: $name" >&2; exit 1; }
-		sleep 0.1
-	done
+	memif_bench_wait "$name"
 	[ -z "$perf_pid" ] || wait "$perf_pid" || true
-	out=$(head -1 "$T/bench.out")
-	# both workers stopped from here on: gateway first, then the bench
-	stop "$gw" "mtlsgw (after: $name)"
-	gw=""
-	stop "$bench" "mtlsgw-bench-memif ($name)" "$T/bench.err"
-	bench=""
+	memif_finish "$name"
 	echo "${out%\}},\"case\":\"$name\"}" | tee -a "$T/results.jsonl"
 	if [ -n "$perf_pid" ]; then
 		echo "# $name: gateway worker profile (perf, cpu-clock), top symbols:"
