@@ -106,6 +106,18 @@ pat(uint64_t i)
 
 static void bench_event(struct gw_tcp_conn *c, enum gw_tcp_event ev, int reason, void *ctx);
 
+/* n bytes echoed back to b: each one must be the pattern's, and counted */
+static void
+rx_check(struct bconn *b, const uint8_t *buf, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (buf[i] != pat(b->rcvd + i))
+			B.corrupt++;
+	b->rcvd += n;
+	if (B.measuring)
+		B.bytes += n;
+}
+
 /* The first TLS failure, with OpenSSL's reason; the slot gives up (no retry storm). */
 static void
 tls_fail(struct bconn *b, const char *what, int ssl_err)
@@ -201,12 +213,7 @@ tls_pump(struct bconn *b)
 			b->c = NULL;
 			return;
 		}
-		for (size_t i = 0; i < n; i++)
-			if (buf[i] != pat(b->rcvd + i))
-				B.corrupt++;
-		b->rcvd += n;
-		if (B.measuring)
-			B.bytes += n;
+		rx_check(b, buf, n);
 	}
 	/* a record only when all of it fits: OpenSSL then never holds one,
 	 * but if the mbuf pool ran dry it does, and wpend offers it again */
@@ -266,12 +273,7 @@ pump(struct bconn *b)
 
 		if (n == 0)
 			break;
-		for (size_t i = 0; i < n; i++)
-			if (buf[i] != pat(b->rcvd + i))
-				B.corrupt++;
-		b->rcvd += n;
-		if (B.measuring)
-			B.bytes += n;
+		rx_check(b, buf, n);
 	}
 	while (b->sent < limit) {
 		size_t n = (size_t)RTE_MIN((uint64_t)sizeof(buf), limit - b->sent);

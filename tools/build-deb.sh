@@ -51,20 +51,8 @@ pkgs=(
 	libdpdk-dev libssl-dev libp11-dev libcyaml-dev libjansson-dev libmicrohttpd-dev
 	libsqlite3-dev libcurl4-openssl-dev libmimalloc-dev libsystemd-dev
 )
-missing=()
-for p in "${pkgs[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-	if [ "$(id -u)" -ne 0 ]; then
-		echo "build-deb: missing packages: ${missing[*]}; run as root to install them" >&2
-		exit 1
-	fi
-	echo "build-deb: installing ${missing[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+. tools/apt_install.sh
+gw_apt_install build-deb "${pkgs[@]}"
 dpkg-checkbuilddeps debian/control ||
 	{ echo "build-deb: debian/control needs packages this script does not install: add them to pkgs" >&2; exit 1; }
 
