@@ -16,23 +16,7 @@ b=${1:-build}
 secs=${2:-5}
 . bench/memif_lib.sh
 memif_setup memif_echo.sh "$b"
-cat >"$T/gw.yaml" <<EOC
-dataplane:
-  workers: [1]
-  no_huge: true
-  memory_mb: 512
-  file_prefix: gwbenchsrv
-  ports:
-    - name: link
-      driver: memif
-      device: $T/memif.sock
-      address: 10.98.0.2/24
-listeners:
-  - name: echo
-    address: 10.98.0.2:7
-    service: echo
-    backlog: 4096
-EOC
+memif_gw_yaml >"$T/gw.yaml"
 hz=$(getconf CLK_TCK)
 run() { # run ARGS... : one bench run against a fresh gateway, with its CPU share
 	local c0 c1

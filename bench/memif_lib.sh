@@ -4,7 +4,9 @@
 # and one run's life cycle against a fresh gateway.
 #
 #   memif_setup NAME BUILD_DIR   $T, $ns (GW_BENCH_NS or gwbench$$), $b
-#   (write $T/gw.yaml: a memif port on $T/memif.sock, 10.98.0.2/24)
+#   memif_gw_yaml                the config's start: one worker (idle:
+#                                adaptive), the memif port on $T/memif.sock
+#                                (10.98.0.2/24), the echo listener on :7
 #   memif_start_gw               mtlsgw in $ns, once it says "running"; $gw
 #   memif_bench_start ARGS...    mtlsgw-bench-memif on lcore 2, --hold; $bench
 #   memif_bench_wait WHAT        until its JSON line; $out is that line
@@ -29,6 +31,27 @@ memif_setup() {
 	trap memif_cleanup EXIT
 	trap 'exit 130' INT TERM
 	ip netns add "$ns"
+}
+
+memif_gw_yaml() {
+	cat <<EOC
+dataplane:
+  workers: [1]
+  idle: adaptive
+  no_huge: true
+  memory_mb: 512
+  file_prefix: gwbenchsrv
+  ports:
+    - name: link
+      driver: memif
+      device: $T/memif.sock
+      address: 10.98.0.2/24
+listeners:
+  - name: echo
+    address: 10.98.0.2:7
+    service: echo
+    backlog: 4096
+EOC
 }
 
 memif_cleanup() {

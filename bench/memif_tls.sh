@@ -58,23 +58,9 @@ tls_listener() { # tls_listener NAME PORT SERVICE
       certs: [$PKI/root.pem]
 EOL
 }
-cat >"$T/gw.yaml" <<EOC
-dataplane:
-  workers: [1]
-  idle: adaptive
-  no_huge: true
-  memory_mb: 512
-  file_prefix: gwbenchsrv
-  ports:
-    - name: link
-      driver: memif
-      device: $T/memif.sock
-      address: 10.98.0.2/24
-listeners:
-  - name: echo
-    address: 10.98.0.2:7
-    service: echo
-    backlog: 4096
+{
+	memif_gw_yaml
+	cat <<EOC
 $(tls_listener tls-echo 8443 tls-echo)
 $(tls_listener tls-proxy 8444 tls-proxy)
     upstream:
@@ -84,6 +70,7 @@ hsm:
   pin_file: $PKI/pin
 state_dir: $T/state
 EOC
+} >"$T/gw.yaml"
 worker_tid() { # the gateway's worker thread (DPDK names it lcore-worker-N)
 	local t
 	for t in /proc/"$gw"/task/*; do
