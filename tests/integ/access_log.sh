@@ -40,9 +40,7 @@ wait_line() {
 }
 
 # --- an accepted connection through tls-proxy: one line with every field
-gw_bg gw_in "$GW_PY" "$GW_SRC/tests/lib/pp2_upstream.py" --listen "$GW_PEER_IP:9000" \
-	--ready-file "$T/up.ready" --mode http --require-client-cert --log "$T/up.log"
-gw_wait 50 test -s "$T/up.ready" || gw_fail "upstream did not start"
+gw_pp2_upstream up "$GW_PEER_IP:9000" http --require-client-cert
 body=$(gw_in curl -sS --max-time 15 --cacert "$P/root.pem" --cert "$P/client.chain.pem" \
 	--key "$P/client.key" --resolve "$SNI:8446:$GW_GW_IP" "https://$SNI:8446/" 2>&1) ||
 	gw_fail "curl through tls-proxy: $body"
@@ -130,9 +128,9 @@ mv "$LOG" "$T/access.log.1"
 write_config json
 kill -HUP "$GW_GW_PID"
 gw_wait 50 grep -q "reload (SIGHUP): reloaded" "$T/gw.err" || gw_fail "no reload: $(tail -3 "$T/gw.err")"
-gw_in curl -sS --max-time 15 --cacert "$P/root.pem" --cert "$P/client.chain.pem" \
-	--key "$P/client.key" --resolve "$SNI:8446:$GW_GW_IP" "https://$SNI:8446/" >/dev/null ||
-	gw_fail "curl after the reopen"
+out=$(gw_in curl -sS --max-time 15 --cacert "$P/root.pem" --cert "$P/client.chain.pem" \
+	--key "$P/client.key" --resolve "$SNI:8446:$GW_GW_IP" "https://$SNI:8446/" 2>&1) ||
+	gw_fail "curl after the reopen: $out"
 refuse 1
 wait_line '"verdict":"refused"'
 wait_line '"listener":"proxy"'

@@ -78,10 +78,7 @@ gw_ok "upstream refused: client connection closed, conn_refused=$refused"
 gw_peer ping "$GW_GW_IP" 1 >/dev/null || gw_fail "gateway gone after a refused upstream"
 
 # tcp-proxy with proxy_protocol v2: the header first, then the client's bytes
-gw_bg gw_in "$GW_PY" "$GW_SRC/tests/lib/pp2_upstream.py" --listen "$GW_PEER_IP:9001" \
-	--ready-file "$T/pp2.ready" --mode hello --log "$T/pp2.log"
-gw_log "$T/pp2.log"
-gw_wait 50 test -s "$T/pp2.ready" || gw_fail "PROXY v2 upstream did not start"
+gw_pp2_upstream pp2 "$GW_PEER_IP:9001" hello
 out=$(gw_in "$GW_PY" - "$GW_GW_IP" 8081 <<'PY'
 import socket, sys
 # the kernel's own TCP: its source address and port are what the header must carry

@@ -75,9 +75,7 @@ case "$out" in *Reused*) ;; *) gw_fail "ticket not resumed: $(echo "$out" | grep
 gw_ok "session resumed from a ticket without a client certificate (hs_resumed counted)"
 
 # --- tls-proxy: PROXY v2 to a strict upstream; 9009 refuses, round robin skips it
-gw_bg gw_in "$GW_PY" "$GW_SRC/tests/lib/pp2_upstream.py" --listen "$GW_PEER_IP:9000" \
-	--ready-file "$T/up.ready" --mode http --require-client-cert --log "$T/up.log"
-gw_wait 50 test -s "$T/up.ready" || gw_fail "upstream did not start"
+gw_pp2_upstream up "$GW_PEER_IP:9000" http --require-client-cert
 body=$(gw_in curl -sS --max-time 15 --cacert "$P/root.pem" --cert "$P/client.chain.pem" \
 	--key "$P/client.key" --resolve "$SNI:8446:$GW_GW_IP" "https://$SNI:8446/" 2>&1) ||
 	gw_fail "curl through tls-proxy: $body"
@@ -100,9 +98,7 @@ gw_ok "PROXY v2 SSL TLV: cert verified, CN $want_cn, the server certificate's $w
 gw_in pkill -f "pp2_upstream.py --listen $GW_PEER_IP:9000" || true
 
 # byte-exact relay both ways (upstream echo mode), 4 MiB
-gw_bg gw_in "$GW_PY" "$GW_SRC/tests/lib/pp2_upstream.py" --listen "$GW_PEER_IP:9000" \
-	--ready-file "$T/up2.ready" --mode hello
-gw_wait 50 test -s "$T/up2.ready" || gw_fail "echo upstream did not start"
+gw_pp2_upstream up2 "$GW_PEER_IP:9000" hello
 gw_in "$GW_PY" - "$GW_GW_IP" "$P" "$SNI" <<'PY' || gw_fail "byte-exact relay"
 import hashlib, os, socket, sys
 sys.path.insert(0, os.environ["GW_SRC"] + "/tests/integ")

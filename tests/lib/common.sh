@@ -162,6 +162,18 @@ gw_wait() {
 	return 1
 }
 
+# tests/lib/pp2_upstream.py in the namespace, in the background, once it
+# listens: gw_pp2_upstream TAG HOST:PORT MODE [ARGS...]. Its JSON log (a
+# line per connection) is $T/TAG.log, shown if the test fails.
+gw_pp2_upstream() {
+	local tag=$1 addr=$2 mode=$3
+	shift 3
+	gw_bg gw_in "$GW_PY" "$GW_SRC/tests/lib/pp2_upstream.py" --listen "$addr" \
+		--ready-file "$T/$tag.ready" --mode "$mode" --log "$T/$tag.log" "$@"
+	gw_log "$T/$tag.log"
+	gw_wait 50 test -s "$T/$tag.ready" || gw_fail "upstream $tag ($mode on $addr) did not start"
+}
+
 gw_done() {
 	echo "$(basename "$0"): $GW_CHECKS passed, 0 failed"
 }
