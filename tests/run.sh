@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # The whole test suite: installs what it needs, then builds and tests twice,
 # a normal (gcc, -Werror) build and an ASan+UBSan build (clang) that also
-# builds the libFuzzer targets and runs each briefly on its seed corpus.
+# builds the libFuzzer targets and runs each briefly on its seed corpus;
+# between them, the release build (default options) must compile.
 #
 #   bash tests/run.sh            # everything
 #   GW_QUICK=1 bash tests/run.sh # the normal build only
@@ -57,6 +58,19 @@ echo "== normal build (gcc)"
 run_build build
 
 if [ "${GW_QUICK:-0}" != 1 ]; then
+	# what a user, the demo and the package build: the default options,
+	# without the test hooks, which compiles code the two test builds do
+	# not (an #ifdef GW_TEST_HOOKS away). It must build, -Werror, too.
+	echo "== release build (default options)"
+	if { [ -f build-release/build.ninja ] || meson setup build-release >/dev/null; } &&
+		ninja -C build-release >build-release/ninja.log 2>&1; then
+		echo "ok - release build"
+		pass=$((pass + 1))
+	else
+		echo "FAIL - release build (default options)"
+		tail -30 build-release/ninja.log 2>/dev/null || true
+		fail=$((fail + 1))
+	fi
 	echo "== sanitizer build (clang, ASan+UBSan, fuzz targets)"
 	CC=clang run_build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dfuzz=true
 	echo "== fuzz targets, briefly"
