@@ -178,6 +178,22 @@ cat "$T/imp.out" "$T/imp.err" "$T/list3" "$T/err" | grep -q "$KEYTXT" &&
 	gw_fail "the key's value was printed"
 grep -q "$KEYTXT" "$T/p11-secret" "$T/p11-sk" && gw_fail "pkcs11-tool printed the key's value"
 gw_ok "import-secret refusals leave nothing; the key value is never printed"
+# the bash completion (read from --help) offers the command and its --file
+comp=$(
+	PATH=$(dirname "$C"):$PATH
+	# shellcheck disable=SC1091
+	. "$GW_SRC/contrib/bash-completion/mtlsgw-ctl"
+	offer() { # ARGS... : what _mtlsgw_ctl offers for the last word
+		COMP_WORDS=("$@")
+		COMP_CWORD=$(($# - 1))
+		_mtlsgw_ctl
+		printf '%s;' "${COMPREPLY[@]}"
+	}
+	offer mtlsgw-ctl hsm im
+	offer mtlsgw-ctl hsm import-secret --f
+)
+[ "$comp" = "import-secret;--file;" ] || gw_fail "completion: $comp"
+gw_ok "bash completion: hsm im<TAB> import-secret, --f<TAB> --file"
 
 # a key URI that names something that cannot sign (CKA_SIGN=false keys are
 # covered by test_hsm: OpenSC and SoftHSM default CKA_SIGN to true)
