@@ -286,16 +286,25 @@ main(void)
 			EXPECT_TRUE(blen == 6 && memcmp(b, "ticket", 6) == 0);
 		}
 	}
-	{ /* a fresh IV per seal: same key, plaintext and AAD, different outputs */
-		uint8_t s1[64], s2[64];
-		size_t l1 = sizeof(s1), l2 = sizeof(s2);
+	{ /* a fresh IV per seal: same key, plaintext and AAD; 16 seals, 16 IVs, 16 outputs */
+		enum { N = 16 };
+		uint8_t s[N][64];
+		size_t l[N];
+		unsigned same_iv = 0, same_ct = 0;
 
-		EXPECT_OK(gw_hsm_seal(
-			ha, uri_a, aad, sizeof(aad), (const uint8_t *)"same", 4, s1, &l1));
-		EXPECT_OK(gw_hsm_seal(
-			ha, uri_a, aad, sizeof(aad), (const uint8_t *)"same", 4, s2, &l2));
-		EXPECT_TRUE(l1 == l2 && memcmp(s1 + 1, s2 + 1, GW_HSM_SEAL_IV_LEN) != 0);
-		EXPECT_TRUE(memcmp(s1 + 13, s2 + 13, l1 - 13) != 0);
+		for (int i = 0; i < N; i++) {
+			l[i] = sizeof(s[i]);
+			EXPECT_OK(gw_hsm_seal(ha, uri_a, aad, sizeof(aad), (const uint8_t *)"same",
+				4, s[i], &l[i]));
+		}
+		for (int i = 0; i < N; i++)
+			for (int j = i + 1; j < N; j++) {
+				same_iv += memcmp(s[i] + 1, s[j] + 1, GW_HSM_SEAL_IV_LEN) == 0;
+				same_ct +=
+					memcmp(s[i] + 13, s[j] + 13, 4 + GW_HSM_SEAL_TAG_LEN) == 0;
+			}
+		EXPECT_EQ(same_iv, 0);
+		EXPECT_EQ(same_ct, 0);
 	}
 	{ /* tampering: each fails with its own error; out is left alone */
 		const uint8_t pt[100] = "a ticket key: 80 bytes of name, AES and HMAC keys";
