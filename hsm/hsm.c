@@ -128,28 +128,31 @@ out:
 	return rc;
 }
 
-/* ssh's rule for private keys: ours or root's, nobody else may read or write it. */
-static int
-pin_file_check(const char *file, int fd)
+/*
+ * ssh's rule for private keys: ours or root's, nobody else may read or write
+ * it. what names the file in messages ("PIN file", "key file"); code is the
+ * error raised.
+ */
+int
+gw_hsm_file_check(const char *what, const char *file, int fd, int code)
 {
 	struct stat st;
 
 	if (fstat(fd, &st) < 0)
-		return gw_err_setf(-GW_E_HSM_PIN, GW_HERE, "cannot read PIN file '%s': %s", file,
-			strerror(errno));
-	if (!S_ISREG(st.st_mode))
 		return gw_err_setf(
-			-GW_E_HSM_PIN, GW_HERE, "PIN file '%s' is not a regular file", file);
+			code, GW_HERE, "cannot read %s '%s': %s", what, file, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return gw_err_setf(code, GW_HERE, "%s '%s' is not a regular file", what, file);
 	if (st.st_uid != geteuid() && st.st_uid != 0)
-		return gw_err_setf(-GW_E_HSM_PIN, GW_HERE,
-			"PIN file '%s' is owned by uid %u, not by this user (uid %u) or root: "
+		return gw_err_setf(code, GW_HERE,
+			"%s '%s' is owned by uid %u, not by this user (uid %u) or root: "
 			"chown it",
-			file, (unsigned)st.st_uid, (unsigned)geteuid());
+			what, file, (unsigned)st.st_uid, (unsigned)geteuid());
 	if (st.st_mode & 077)
-		return gw_err_setf(-GW_E_HSM_PIN, GW_HERE,
-			"PIN file '%s' is accessible by group or others (mode %04o): chmod 600 "
+		return gw_err_setf(code, GW_HERE,
+			"%s '%s' is accessible by group or others (mode %04o): chmod 600 "
 			"it",
-			file, (unsigned)(st.st_mode & 07777));
+			what, file, (unsigned)(st.st_mode & 07777));
 	return 0;
 }
 
@@ -167,7 +170,7 @@ gw_hsm_pin_read(const char *file, const char *env, char pin[GW_HSM_PIN_MAX])
 		if (fd < 0)
 			return gw_err_setf(-GW_E_HSM_PIN, GW_HERE, "cannot read PIN file '%s': %s",
 				file, strerror(errno));
-		if (pin_file_check(file, fd) < 0) {
+		if (gw_hsm_file_check("PIN file", file, fd, -GW_E_HSM_PIN) < 0) {
 			close(fd);
 			return gw_err_get()->code;
 		}
@@ -489,9 +492,13 @@ gw_hsm_token(const struct gw_hsm *h)
 	return h != NULL && h->bound ? h->token : NULL;
 }
 
-/* Common entry of every key operation: right process, URI parsed, token bound. */
-static int
-key_prepare(struct gw_hsm *h, const char *uri, struct gw_p11_uri *u)
+/*
+ * Common entry of every key operation: right process, URI parsed, token
+ * bound (by the URI's token if the handle has none yet), the URI's token
+ * the handle's.
+ */
+int
+gw_hsm_uri_bind(struct gw_hsm *h, const char *uri, struct gw_p11_uri *u)
 {
 	GW_ENSURE(h != NULL && uri != NULL, -EINVAL);
 	GW_GUARD(check_pid(h));
@@ -506,13 +513,52 @@ key_prepare(struct gw_hsm *h, const char *uri, struct gw_p11_uri *u)
 			"key URI names token '%s' but this handle is for token '%s'", u->token,
 			h->token);
 	}
+	return 0;
+}
+
+static const char *
+class_name(int cls)
+{
+	switch (cls) {
+	case CKO_PRIVATE_KEY:
+		return "private key";
+	case CKO_PUBLIC_KEY:
+		return "public key";
+	case CKO_SECRET_KEY:
+		return "secret key";
+	default:
+		return "certificate";
+	}
+}
+
+/* A private key's URI: bound, of no other type, naming a key. */
+static int
+key_prepare(struct gw_hsm *h, const char *uri, struct gw_p11_uri *u)
+{
+	GW_GUARD(gw_hsm_uri_bind(h, uri, u));
 	if (u->type != -1 && u->type != (int)CKO_PRIVATE_KEY)
 		return gw_err_setf(-GW_E_HSM_USAGE, GW_HERE,
 			"key URI '%s' names a %s, not a private key (type=private)", uri,
-			u->type == (int)CKO_PUBLIC_KEY ? "public key" : "certificate");
+			class_name(u->type));
 	if (!u->has_object && !u->has_id)
 		return gw_err_setf(-EINVAL, GW_HERE,
 			"key URI '%s' names no key (object=LABEL and/or id=...)", uri);
+	return 0;
+}
+
+int
+gw_hsm_session(struct gw_hsm *h, const char *what, struct gw_p11_mod **m, CK_SESSION_HANDLE *s)
+{
+	GW_ENSURE(h != NULL, -EINVAL);
+	GW_GUARD(check_pid(h));
+	if (!h->bound)
+		return gw_err_setf(-EINVAL, GW_HERE, "no token given for %s", what);
+	/* checked here, not left to the token: login is per process (see key_find) */
+	if (!h->logged_in)
+		return gw_err_setf(-GW_E_HSM_PIN, GW_HERE, "%s on token '%s' needs the user PIN",
+			what, h->token);
+	*m = h->mod;
+	*s = h->sess;
 	return 0;
 }
 
@@ -728,7 +774,9 @@ gw_hsm_key_ensure(struct gw_hsm *h, enum gw_hsm_key_type type, const char *label
 int
 gw_hsm_list(struct gw_hsm *h, struct gw_hsm_object **objs, size_t *n)
 {
-	static const CK_OBJECT_CLASS classes[] = {CKO_PRIVATE_KEY, CKO_PUBLIC_KEY, CKO_CERTIFICATE};
+	/* the first two are private objects: listed only after login */
+	static const CK_OBJECT_CLASS classes[] = {
+		CKO_PRIVATE_KEY, CKO_SECRET_KEY, CKO_PUBLIC_KEY, CKO_CERTIFICATE};
 	enum { MAX_PER_CLASS = 1024 };
 	CK_OBJECT_HANDLE *found = NULL;
 	struct gw_hsm_object *out = NULL;
@@ -742,7 +790,7 @@ gw_hsm_list(struct gw_hsm *h, struct gw_hsm_object **objs, size_t *n)
 	found = calloc(MAX_PER_CLASS, sizeof(*found));
 	if (found == NULL)
 		return gw_err_set(-ENOMEM, GW_HERE);
-	for (size_t c = h->logged_in ? 0 : 1; c < sizeof(classes) / sizeof(classes[0]); c++) {
+	for (size_t c = h->logged_in ? 0 : 2; c < sizeof(classes) / sizeof(classes[0]); c++) {
 		int k = gw_p11_find(h->mod, h->sess, classes[c], NULL, found, MAX_PER_CLASS);
 		struct gw_hsm_object *grown;
 

@@ -4,7 +4,8 @@
  *
  * Everything PKCS#11 and libp11 stays behind this header. Callers get
  * OpenSSL objects (EVP_PKEY, X509_REQ) and plain structs; nothing here hands
- * out key bytes, PINs or PKCS#11 handles.
+ * out key bytes, PINs or PKCS#11 handles. AES secret keys (imported once,
+ * then used by the token to seal and open data) are at the end.
  *
  * Model
  *   - A struct gw_hsm is one thread's connection to one token: a PKCS#11
@@ -61,6 +62,9 @@
  *                     handle used after fork
  *   -EINVAL           bad argument, malformed URI/subject/SAN, URI with a PIN
  *   -EEXIST           token or key label already exists
+ *   -EBADMSG          sealed data does not authenticate (gw_hsm_unseal)
+ *   -GW_E_PARSE       sealed data too short or of another format version
+ *   -EACCES           a key file group/others may access (like PIN files)
  *   -ENOMEM           out of memory
  */
 #ifndef GW_HSM_H
@@ -162,7 +166,12 @@ GW_MUST_CHECK int gw_hsm_key_ensure(struct gw_hsm *h, enum gw_hsm_key_type type,
 	const uint8_t *id, size_t id_len, char uri[GW_HSM_URI_MAX]);
 
 /* One object on a token, as gw_hsm_list and gw_hsm_key_info report it. */
-enum gw_hsm_obj_kind { GW_HSM_OBJ_PRIVATE_KEY, GW_HSM_OBJ_PUBLIC_KEY, GW_HSM_OBJ_CERT };
+enum gw_hsm_obj_kind {
+	GW_HSM_OBJ_PRIVATE_KEY,
+	GW_HSM_OBJ_PUBLIC_KEY,
+	GW_HSM_OBJ_CERT,
+	GW_HSM_OBJ_SECRET_KEY, /* CKO_SECRET_KEY, e.g. from gw_hsm_secret_import */
+};
 
 struct gw_hsm_object {
 	enum gw_hsm_obj_kind kind;
@@ -171,12 +180,16 @@ struct gw_hsm_object {
 	char id_hex[2 * 32 + 1];  /* CKA_ID in hex (truncated past 32 bytes) */
 	char uri[GW_HSM_URI_MAX]; /* pkcs11: URI naming this object */
 	char subject[256];        /* certificates: one-line subject */
-	/* key attributes, as the token reports them */
+	char secret_type[16];     /* secret keys: "aes-256", "aes-128", ... or "secret" */
+	/* key attributes, as the token reports them (never a key's value) */
 	bool sensitive, extractable, always_sensitive, never_extractable, private_, sign;
+	bool encrypt; /* secret keys: CKA_ENCRYPT */
 };
 
 /*
- * Every key and certificate on h's token (private ones only when logged in).
+ * Every key and certificate on h's token (private and secret keys only when
+ * logged in). Secret keys are described by label, id and type; their value
+ * is never read.
  * *objs is a malloc'ed array the caller free()s; *n its length.
  */
 GW_MUST_CHECK int gw_hsm_list(struct gw_hsm *h, struct gw_hsm_object **objs, size_t *n);
@@ -262,6 +275,116 @@ GW_MUST_CHECK int gw_hsm_login_check(
  * return the exit status (0 or 1); otherwise return -1 and do nothing.
  */
 int gw_hsm_login_check_main(int argc, char **argv);
+
+/*
+ * ---- Secret keys: AES-256-GCM through the token (fleet ticket-key wrapping) ----
+ *
+ * A fleet shares session ticket keys through etcd, sealed under one AES-256
+ * key that every box holds in its own token ("as HSM clusters share key
+ * material"): the same 32 bytes are imported once into each box's token,
+ * then the file is deleted. After import nothing outside the token can read
+ * the key (CKA_SENSITIVE, not CKA_EXTRACTABLE); mtlsgw only asks the token
+ * to encrypt and decrypt. libp11 has no secret-key support, so this part
+ * talks PKCS#11 directly (C_CreateObject, C_EncryptInit/C_Encrypt and
+ * C_DecryptInit/C_Decrypt with CKM_AES_GCM).
+ *
+ * Keys are named by RFC 7512 URIs of type secret-key, as gw_hsm_secret_import
+ * prints them: "pkcs11:token=gw;id=%..;object=fleet-wrap;type=secret-key"
+ * (object= and/or id=; no type= means secret-key here; a URI with
+ * type=private/public/cert is refused). The key is looked up on every call
+ * (one C_FindObjects), so a key re-imported under the same label is used at
+ * once.
+ *
+ * Sealed format (version 1), GW_HSM_SEAL_OVERHEAD bytes longer than the
+ * plaintext:
+ *
+ *   +---------+----------------+----------------------+----------------+
+ *   | 0x01    | IV (12 bytes)  | ciphertext (pt_len)  | tag (16 bytes) |
+ *   +---------+----------------+----------------------+----------------+
+ *
+ * AES-256-GCM (NIST SP 800-38D) with a fresh random 96-bit IV per seal
+ * (OpenSSL's RAND_bytes), a 128-bit tag, and the caller's associated data
+ * (AAD), which is authenticated but not stored: unseal needs the same AAD
+ * (the etcd key name and generation, say), so sealed bytes moved to another
+ * place do not open there. The version byte is not in the AAD; it selects
+ * the format, and any other value is refused. With random IVs, one key may
+ * seal at most 2^32 messages (SP 800-38D 8.3); ticket keys are a few a day.
+ *
+ * Threads and sessions: these calls use h's own PKCS#11 session (one
+ * operation at a time per session), so, like the rest of this header, a
+ * handle is used by one thread; threads that seal at once use one handle
+ * each. They block on the token: control thread or an HSM thread, never a
+ * worker's packet path. The handle must be logged in (a PIN source).
+ *
+ * Secrets: key bytes and plaintexts never go into a log or an error
+ * message; buffers holding them inside this module are wiped with
+ * OPENSSL_cleanse. Errors name the token and the key's label (or URI).
+ */
+#define GW_HSM_SECRET_LEN 32 /* AES-256 key bytes: the only length accepted */
+#define GW_HSM_SEAL_VERSION 1
+#define GW_HSM_SEAL_IV_LEN 12
+#define GW_HSM_SEAL_TAG_LEN 16
+#define GW_HSM_SEAL_OVERHEAD (1 + GW_HSM_SEAL_IV_LEN + GW_HSM_SEAL_TAG_LEN)
+#define GW_HSM_SEAL_MAX (1u << 20) /* longest plaintext sealed or opened, bytes */
+
+/*
+ * Create a token object on h's token from key[key_len]: CKO_SECRET_KEY,
+ * CKK_AES, CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE, not CKA_EXTRACTABLE,
+ * CKA_ENCRYPT and CKA_DECRYPT (nothing else: no wrap, unwrap, sign, derive),
+ * CKA_LABEL=label and a random 8-byte CKA_ID. Writes its URI
+ * ("pkcs11:token=..;id=..;object=..;type=secret-key") to uri.
+ * Consumes key: key[0..key_len) is wiped (OPENSSL_cleanse) on every path,
+ * success or failure; keep a copy only if you must import it elsewhere.
+ * Returns 0; -EINVAL if key_len is not GW_HSM_SECRET_LEN ("... is 31 bytes;
+ * an AES-256 key is exactly 32") or the label is empty or longer than
+ * GW_HSM_LABEL_MAX; -EEXIST if any object on the token already has that
+ * label ("an object labelled 'fleet-wrap' already exists on token 'gw'");
+ * -GW_E_HSM_PIN if h is not logged in; -GW_E_HSM if the token refuses.
+ */
+GW_MUST_CHECK int gw_hsm_secret_import(struct gw_hsm *h, const char *label, uint8_t *key,
+	size_t key_len, char uri[GW_HSM_URI_MAX]);
+
+/*
+ * gw_hsm_secret_import of the key in file: exactly GW_HSM_SECRET_LEN raw
+ * bytes. The file must obey the PIN file's rules (gw_hsm_pin_read: a
+ * regular file of this user or root, no access for group or others:
+ * "key file 'f' is accessible by group or others (mode 0644): chmod 600
+ * it", -EACCES); any other size is -EINVAL ("key file 'f' is 31 bytes; an
+ * AES-256 key is exactly 32 raw bytes"); unreadable: -ENOENT/-EACCES with
+ * the cause. The bytes read are wiped after use. The file is not removed.
+ */
+GW_MUST_CHECK int gw_hsm_secret_import_file(
+	struct gw_hsm *h, const char *label, const char *file, char uri[GW_HSM_URI_MAX]);
+
+/*
+ * Seal pt[pt_len] (0 <= pt_len <= GW_HSM_SEAL_MAX) under the secret key
+ * named by uri, with associated data aad[aad_len] (aad may be NULL when
+ * aad_len is 0). out has *out_len bytes of room, at least pt_len +
+ * GW_HSM_SEAL_OVERHEAD; *out_len gets the sealed length. Returns 0;
+ * -ENOSPC if out is too small; -EINVAL for a bad URI or argument;
+ * -GW_E_HSM_KEY if no secret key (or several) matches; -GW_E_HSM_USAGE if
+ * it is not an AES key allowed to encrypt; -GW_E_HSM_PIN if not logged in;
+ * -GW_E_HSM if the token fails.
+ */
+GW_MUST_CHECK int gw_hsm_seal(struct gw_hsm *h, const char *uri, const uint8_t *aad, size_t aad_len,
+	const uint8_t *pt, size_t pt_len, uint8_t *out, size_t *out_len);
+
+/*
+ * Open what gw_hsm_seal made: in[in_len] under the key named by uri with the
+ * same aad. out has *out_len bytes of room, at least in_len -
+ * GW_HSM_SEAL_OVERHEAD; *out_len gets the plaintext's length. Nothing is
+ * written to out unless the tag verifies. Returns 0, the errors of
+ * gw_hsm_seal, and:
+ *   -GW_E_PARSE "sealed data is 20 bytes; version 1 needs at least 29"
+ *               (short or truncated below the minimum)
+ *   -GW_E_PARSE "sealed data has format version 7; this build reads version 1"
+ *   -EBADMSG    "sealed data does not authenticate under key 'fleet-wrap' of
+ *               token 'gw': tampered, another key, or other associated data"
+ *               (any flipped bit, a truncated input above the minimum, a
+ *               wrong AAD, a different key)
+ */
+GW_MUST_CHECK int gw_hsm_unseal(struct gw_hsm *h, const char *uri, const uint8_t *aad,
+	size_t aad_len, const uint8_t *in, size_t in_len, uint8_t *out, size_t *out_len);
 
 /*
  * ---- Asynchronous signatures (a slow HSM never stalls a worker) ----

@@ -7,6 +7,8 @@
  * the token, logging in with a PIN and saying why it failed, key generation
  * with exactly the attributes we want, listing, attribute checks. hsm.c owns
  * the handles and the engine instances that turn a key into an EVP_PKEY.
+ * secret.c does the AES secret keys (import, seal, unseal) on a handle's
+ * own session: libp11 has no secret-key support.
  */
 #ifndef GW_HSM_INTERNAL_H
 #define GW_HSM_INTERNAL_H
@@ -39,7 +41,7 @@ struct gw_p11_uri {
 	uint8_t id[64];
 	size_t id_len;
 	bool has_token, has_object, has_id;
-	int type; /* -1: not given; else CKO_PRIVATE_KEY, CKO_PUBLIC_KEY, CKO_CERTIFICATE */
+	int type; /* -1: not given; else CKO_PRIVATE_KEY, _PUBLIC_KEY, _SECRET_KEY, CKO_CERTIFICATE */
 };
 
 /* Static name of a CKR_ value ("CKR_PIN_INCORRECT"), or "CKR_0x..". Not MT-safe for unknowns. */
@@ -67,6 +69,16 @@ int gw_p11_describe(struct gw_p11_mod *m, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE 
 int gw_p11_keygen(struct gw_p11_mod *m, CK_SESSION_HANDLE s, enum gw_hsm_key_type t,
 	const char *label, const uint8_t *id, size_t id_len);
 int gw_p11_token_init(struct gw_p11_mod *m, const char *label, const char *pin, const char *so_pin);
+
+/*
+ * hsm.c, for secret.c: parse uri into u and bind h to its token (the
+ * process, token and handle checks every key operation makes first).
+ */
+int gw_hsm_uri_bind(struct gw_hsm *h, const char *uri, struct gw_p11_uri *u);
+/* h's module and session, if h is bound and logged in; else what needs them is refused. */
+int gw_hsm_session(struct gw_hsm *h, const char *what, struct gw_p11_mod **m, CK_SESSION_HANDLE *s);
+/* PIN file rules (owner, mode, regular) on fd; what names the file in messages. */
+int gw_hsm_file_check(const char *what, const char *file, int fd, int code);
 
 /*
  * hsm_async.c: put the asynchronous wrappers into engine e's key methods

@@ -43,8 +43,11 @@ gw_p11_ckr_name(CK_RV rv)
 		C(CKR_ATTRIBUTE_SENSITIVE);
 		C(CKR_ATTRIBUTE_TYPE_INVALID);
 		C(CKR_ATTRIBUTE_VALUE_INVALID);
+		C(CKR_DATA_LEN_RANGE);
 		C(CKR_DEVICE_ERROR);
 		C(CKR_DEVICE_REMOVED);
+		C(CKR_ENCRYPTED_DATA_INVALID);
+		C(CKR_ENCRYPTED_DATA_LEN_RANGE);
 		C(CKR_KEY_HANDLE_INVALID);
 		C(CKR_KEY_TYPE_INCONSISTENT);
 		C(CKR_KEY_FUNCTION_NOT_PERMITTED);
@@ -315,9 +318,12 @@ gw_p11_uri_parse(const char *uri, struct gw_p11_uri *u)
 				u->type = CKO_PUBLIC_KEY;
 			else if (vlen == 4 && strncmp(v, "cert", 4) == 0)
 				u->type = CKO_CERTIFICATE;
+			else if (vlen == 10 && strncmp(v, "secret-key", 10) == 0)
+				u->type = CKO_SECRET_KEY;
 			else
 				return gw_err_setf(-EINVAL, GW_HERE,
-					"key URI: type '%.*s' is not private, public or cert",
+					"key URI: type '%.*s' is not private, public, cert or "
+					"secret-key",
 					(int)vlen, v);
 		} else if (IS("manufacturer") || IS("model") || IS("serial") ||
 			   IS("library-manufacturer") || IS("library-description") ||
@@ -365,6 +371,7 @@ gw_p11_uri_build(char *out, size_t len, const char *token, const uint8_t *id, si
 {
 	const char *type = cls == CKO_PRIVATE_KEY  ? "private"
 			   : cls == CKO_PUBLIC_KEY ? "public"
+			   : cls == CKO_SECRET_KEY ? "secret-key"
 						   : "cert";
 	size_t o = 0;
 	int bad = 0;
@@ -702,6 +709,7 @@ gw_p11_describe(struct gw_p11_mod *m, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE obj,
 	memset(o, 0, sizeof(*o));
 	o->kind = cls == CKO_PRIVATE_KEY  ? GW_HSM_OBJ_PRIVATE_KEY
 		  : cls == CKO_PUBLIC_KEY ? GW_HSM_OBJ_PUBLIC_KEY
+		  : cls == CKO_SECRET_KEY ? GW_HSM_OBJ_SECRET_KEY
 					  : GW_HSM_OBJ_CERT;
 	n = attr_bytes(m, s, obj, CKA_LABEL, o->label, GW_HSM_LABEL_MAX);
 	o->label[n > 0 ? n : 0] = '\0';
@@ -722,6 +730,26 @@ gw_p11_describe(struct gw_p11_mod *m, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE obj,
 				o->subject[0] = '\0'; /* listed without a subject */
 			X509_free(x);
 		}
+		return 0;
+	}
+	if (cls == CKO_SECRET_KEY) {
+		/* type and length only: CKA_VALUE is never asked for */
+		CK_KEY_TYPE kt = 0;
+		CK_ULONG vlen = 0;
+		CK_ATTRIBUTE a[] = {
+			{CKA_KEY_TYPE, &kt, sizeof(kt)}, {CKA_VALUE_LEN, &vlen, sizeof(vlen)}};
+
+		if (m->f->C_GetAttributeValue(s, obj, a, 2) == CKR_OK && kt == CKK_AES)
+			snprintf(o->secret_type, sizeof(o->secret_type), "aes-%lu", vlen * 8);
+		else
+			snprintf(o->secret_type, sizeof(o->secret_type), "secret");
+		o->sensitive = attr_bool(m, s, obj, CKA_SENSITIVE);
+		o->extractable = attr_bool(m, s, obj, CKA_EXTRACTABLE);
+		o->always_sensitive = attr_bool(m, s, obj, CKA_ALWAYS_SENSITIVE);
+		o->never_extractable = attr_bool(m, s, obj, CKA_NEVER_EXTRACTABLE);
+		o->private_ = attr_bool(m, s, obj, CKA_PRIVATE);
+		o->sign = attr_bool(m, s, obj, CKA_SIGN);
+		o->encrypt = attr_bool(m, s, obj, CKA_ENCRYPT);
 		return 0;
 	}
 	{

@@ -2,7 +2,7 @@
 /*
  * ctl_hsm.c - `mtlsgw-ctl hsm ...`: token chores, offline, through hsm/hsm.h.
  *
- * init, keygen, list, csr and match. PINs are only ever read from files or
+ * init, keygen, import-secret, list, csr and match. PINs are only ever read from files or
  * environment variables: there is deliberately no option that takes a PIN,
  * so one can never end up in argv, `ps` or shell history.
  */
@@ -28,6 +28,7 @@ struct hsm_opts {
 	const char *san;
 	const char *out;
 	const char *cert;
+	const char *file;
 };
 
 enum {
@@ -40,6 +41,7 @@ enum {
 	O_SAN,
 	O_OUT,
 	O_CERT,
+	O_FILE,
 	O_HELP,
 };
 
@@ -54,6 +56,7 @@ static const struct option long_opts[] = {
 	{"san", required_argument, NULL, O_SAN},
 	{"out", required_argument, NULL, O_OUT},
 	{"cert", required_argument, NULL, O_CERT},
+	{"file", required_argument, NULL, O_FILE},
 	{"help", no_argument, NULL, O_HELP},
 	{NULL, 0, NULL, 0},
 };
@@ -137,6 +140,44 @@ run_keygen(struct hsm_opts *o)
 	return rc;
 }
 
+/*
+ * The key in a file (32 raw bytes, mode 0600) into the token as an AES-256
+ * secret key. The value is never printed: not here, not in an error.
+ */
+static int
+run_import_secret(struct hsm_opts *o)
+{
+	char uri[GW_HSM_URI_MAX], id[2 * 32 + 1] = "";
+	struct gw_hsm_object *objs = NULL;
+	struct gw_hsm *h = NULL;
+	size_t n = 0;
+
+	if (need("import-secret", o->p.token, "--token LABEL") < 0 ||
+		need("import-secret", o->label, "--label NAME") < 0 ||
+		need("import-secret", o->file, "--file KEYFILE") < 0)
+		return GW_CTL_USAGE;
+	if (o->p.pin_file == NULL && o->p.pin_env == NULL)
+		return gw_ctl_die(GW_CTL_USAGE,
+			"hsm import-secret: --pin-file FILE is required (try --help)");
+	if (gw_hsm_open(&o->p, &h) < 0 ||
+		gw_hsm_secret_import_file(h, o->label, o->file, uri) < 0) {
+		gw_hsm_close(h);
+		return fail("import-secret");
+	}
+	/* the id as the token now reports it (a failed listing only loses the id) */
+	if (gw_hsm_list(h, &objs, &n) == 0)
+		for (size_t i = 0; i < n; i++)
+			if (objs[i].kind == GW_HSM_OBJ_SECRET_KEY &&
+				strcmp(objs[i].label, o->label) == 0)
+				snprintf(id, sizeof(id), "%s", objs[i].id_hex);
+	free(objs);
+	printf("secret key imported: token '%s', label '%s', id %s, aes-256, sensitive, "
+	       "non-extractable\n%s\n",
+		o->p.token, o->label, id[0] ? id : "?", uri);
+	gw_hsm_close(h);
+	return GW_CTL_OK;
+}
+
 static void
 flags_of(const struct gw_hsm_object *ob, char *buf, size_t len)
 {
@@ -145,6 +186,10 @@ flags_of(const struct gw_hsm_object *ob, char *buf, size_t len)
 		snprintf(buf, len, "-");
 	else if (ob->kind == GW_HSM_OBJ_PUBLIC_KEY)
 		snprintf(buf, len, "%s", ob->private_ ? "private" : "public");
+	else if (ob->kind == GW_HSM_OBJ_SECRET_KEY)
+		snprintf(buf, len, "%s%s%s", ob->sensitive ? "sensitive" : "NOT-sensitive",
+			ob->extractable ? ",EXTRACTABLE" : ",non-extractable",
+			ob->encrypt ? ",encrypt" : ",no-encrypt");
 	else
 		snprintf(buf, len, "%s%s%s%s", ob->sensitive ? "sensitive" : "NOT-sensitive",
 			ob->extractable ? ",EXTRACTABLE" : ",non-extractable",
@@ -155,7 +200,7 @@ flags_of(const struct gw_hsm_object *ob, char *buf, size_t len)
 static int
 run_list(struct hsm_opts *o)
 {
-	static const char *const kinds[] = {"private", "public", "cert"};
+	static const char *const kinds[] = {"private", "public", "cert", "secret"};
 	struct gw_hsm_object *objs = NULL;
 	struct gw_hsm *h = NULL;
 	size_t n = 0;
@@ -177,7 +222,9 @@ run_list(struct hsm_opts *o)
 		flags_of(&objs[i], flags, sizeof(flags));
 		printf("%-8s %-9s %-16s %-17s %-46s %s\n", kinds[objs[i].kind],
 			objs[i].kind == GW_HSM_OBJ_CERT ? "x509"
-							: gw_hsm_key_type_name(objs[i].type),
+			: objs[i].kind == GW_HSM_OBJ_SECRET_KEY
+				? objs[i].secret_type
+				: gw_hsm_key_type_name(objs[i].type),
 			objs[i].label[0] ? objs[i].label : "-",
 			objs[i].id_hex[0] ? objs[i].id_hex : "-", flags, objs[i].uri);
 		if (objs[i].kind == GW_HSM_OBJ_CERT && objs[i].subject[0])
@@ -260,7 +307,16 @@ static const struct sub subs[] = {
 		"--token LABEL --pin-file FILE --label NAME [--type "
 		"ec-p256|ec-p384|rsa-2048|rsa-3072]",
 		run_keygen},
-	{"list", "List the keys and certificates on a token (private keys need the PIN).",
+	{"import-secret",
+		"Import a 32-byte AES-256 key file into the token as a secret key.\n"
+		"KEYFILE holds exactly 32 raw bytes and must be mode 0600 (like PIN files).\n"
+		"The key becomes sensitive and non-extractable, and may only encrypt and\n"
+		"decrypt. Prints its token, label, id and pkcs11: URI, never its value.\n"
+		"Import the same file on every box of a fleet, then delete the file.",
+		"--token LABEL --pin-file FILE --label NAME --file KEYFILE [--module PATH]",
+		run_import_secret},
+	{"list",
+		"List the keys and certificates on a token (private and secret keys need the PIN).",
 		"--token LABEL [--pin-file FILE]", run_list},
 	{"csr", "Write a PEM certificate signing request signed by a token key.",
 		"--key URI --subject /CN=name[/O=org] [--san DNS:a,URI:spiffe://td/x,IP:1.2.3.4]\n"
@@ -277,7 +333,7 @@ group_usage(FILE *f)
 	fprintf(f, "usage: mtlsgw-ctl hsm <command> [options] (--help on every command)\n\n"
 		   "commands:\n");
 	for (const struct sub *s = subs; s->name != NULL; s++)
-		fprintf(f, "  %-7s %.*s\n", s->name, (int)strcspn(s->summary, "\n"), s->summary);
+		fprintf(f, "  %-13s %.*s\n", s->name, (int)strcspn(s->summary, "\n"), s->summary);
 	return f == stdout ? GW_CTL_OK : GW_CTL_USAGE;
 }
 
@@ -332,6 +388,9 @@ hsm_run(int argc, char **argv)
 		case O_CERT:
 			o.cert = optarg;
 			break;
+		case O_FILE:
+			o.file = optarg;
+			break;
 		case O_HELP:
 			return usage_of(s, stdout);
 		default: {
@@ -355,6 +414,6 @@ hsm_run(int argc, char **argv)
 
 const struct gw_ctl_group gw_ctl_group_hsm = {
 	.name = "hsm",
-	.summary = "token chores: init, keygen, list, csr, match (offline)",
+	.summary = "token chores: init, keygen, import-secret, list, csr, match (offline)",
 	.run = hsm_run,
 };

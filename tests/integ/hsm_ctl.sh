@@ -33,7 +33,7 @@ one_line_fail() {
 }
 
 # --help everywhere
-for cmd in "hsm" "hsm init" "hsm keygen" "hsm list" "hsm csr" "hsm match" "pki" "pki demo"; do
+for cmd in "hsm" "hsm init" "hsm keygen" "hsm import-secret" "hsm list" "hsm csr" "hsm match" "pki" "pki demo"; do
 	# shellcheck disable=SC2086
 	"$C" $cmd --help | grep -q "usage: mtlsgw-ctl $cmd" || gw_fail "$cmd --help"
 done
@@ -135,6 +135,65 @@ one_line_fail "SAN 'EMAIL:a@b' is not DNS:name" \
 	"$C" hsm csr --key "$SRV" --subject /CN=x --san EMAIL:a@b --out "$T/x" --pin-file "$T/pin"
 one_line_fail "--out FILE is required" "$C" hsm csr --key "$SRV" --subject /CN=x --pin-file "$T/pin"
 one_line_fail "unknown command 'frob'" "$C" hsm frob
+
+# import-secret: the fleet's AES-256 wrapping key, 32 raw bytes, mode 0600.
+# The key is printable here so that any echo of it is found by grep (and it
+# holds "1234": one_line_fail's PIN check also catches it in every refusal).
+KEYTXT=fleet-key-0123456789abcdefghijkl
+printf '%s' "$KEYTXT" >"$T/fleet.key"
+chmod 600 "$T/fleet.key"
+"$C" hsm import-secret --token gw --pin-file "$T/pin" --label fleet-wrap --file "$T/fleet.key" \
+	>"$T/imp.out" 2>"$T/imp.err" || gw_fail "import-secret: $(cat "$T/imp.err")"
+grep -Eq "^secret key imported: token 'gw', label 'fleet-wrap', id [0-9a-f]{16}, aes-256" "$T/imp.out" &&
+	grep -Eq '^pkcs11:token=gw;id=(%[0-9A-F]{2}){8};object=fleet-wrap;type=secret-key$' "$T/imp.out" ||
+	gw_fail "import-secret printed: $(cat "$T/imp.out" "$T/imp.err")"
+gw_ok "hsm import-secret: token, label, id and URI printed"
+"$C" hsm list --token gw --pin-file "$T/pin" >"$T/list3"
+grep -q '^secret   aes-256   fleet-wrap       [0-9a-f]\{16\}  *sensitive,non-extractable,encrypt .*type=secret-key$' \
+	"$T/list3" || gw_fail "secret key listing: $(cat "$T/list3")"
+gw_ok "hsm list shows the secret key by label and type, sensitive, non-extractable"
+# OpenSC, independently: the token will not give the value out
+pkcs11-tool --module "$M" --token-label gw --login --pin env:GW_TEST_PIN \
+	--read-object --type secrkey --label fleet-wrap >"$T/p11-secret" 2>&1 &&
+	gw_fail "pkcs11-tool read the secret key's value"
+pkcs11-tool --module "$M" --token-label gw --login --pin env:GW_TEST_PIN \
+	--list-objects --type secrkey >"$T/p11-sk" 2>&1
+grep -q 'Access: *sensitive' "$T/p11-sk" && ! grep -q 'extractable$' "$T/p11-sk" &&
+	grep -q 'Usage: *encrypt, decrypt$' "$T/p11-sk" || gw_fail "pkcs11-tool secret key: $(cat "$T/p11-sk")"
+gw_ok "pkcs11-tool: the secret key is sensitive, encrypt/decrypt only, its value refused"
+printf '%s' "$KEYTXT" >"$T/open.key"
+chmod 644 "$T/open.key"
+one_line_fail "key file '$T/open.key' is accessible by group or others (mode 0644): chmod 600 it" \
+	"$C" hsm import-secret --token gw --pin-file "$T/pin" --label k2 --file "$T/open.key"
+printf '%s' "${KEYTXT%?}" >"$T/short.key"
+chmod 600 "$T/short.key"
+one_line_fail "key file '$T/short.key' is 31 bytes; an AES-256 key is exactly 32 raw bytes" \
+	"$C" hsm import-secret --token gw --pin-file "$T/pin" --label k2 --file "$T/short.key"
+one_line_fail "an object labelled 'fleet-wrap' already exists on token 'gw'" \
+	"$C" hsm import-secret --token gw --pin-file "$T/pin" --label fleet-wrap --file "$T/fleet.key"
+one_line_fail "hsm import-secret: --file KEYFILE is required" \
+	"$C" hsm import-secret --token gw --pin-file "$T/pin" --label k2
+"$C" hsm list --token gw --pin-file "$T/pin" | grep -q ' k2 ' && gw_fail "a refused import left k2"
+cat "$T/imp.out" "$T/imp.err" "$T/list3" "$T/err" | grep -q "$KEYTXT" &&
+	gw_fail "the key's value was printed"
+grep -q "$KEYTXT" "$T/p11-secret" "$T/p11-sk" && gw_fail "pkcs11-tool printed the key's value"
+gw_ok "import-secret refusals leave nothing; the key value is never printed"
+# the bash completion (read from --help) offers the command and its --file
+comp=$(
+	PATH=$(dirname "$C"):$PATH
+	# shellcheck disable=SC1091
+	. "$GW_SRC/contrib/bash-completion/mtlsgw-ctl"
+	offer() { # ARGS... : what _mtlsgw_ctl offers for the last word
+		COMP_WORDS=("$@")
+		COMP_CWORD=$(($# - 1))
+		_mtlsgw_ctl
+		printf '%s;' "${COMPREPLY[@]}"
+	}
+	offer mtlsgw-ctl hsm im
+	offer mtlsgw-ctl hsm import-secret --f
+)
+[ "$comp" = "import-secret;--file;" ] || gw_fail "completion: $comp"
+gw_ok "bash completion: hsm im<TAB> import-secret, --f<TAB> --file"
 
 # a key URI that names something that cannot sign (CKA_SIGN=false keys are
 # covered by test_hsm: OpenSC and SoftHSM default CKA_SIGN to true)
