@@ -23,10 +23,12 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "ca.h"
 #include "config.h"
 #include "gw_x509.h"
 #include "hsm.h"
 #include "preflight.h"
+#include "state.h"
 
 #define MAX_RESULTS 512
 #define MAX_TOKENS 8  /* distinct token labels one config names, as config_keys.c */
@@ -520,6 +522,140 @@ check_key(struct pf *f, struct token *toks, unsigned n_toks, const struct key_re
 	X509_free(x);
 }
 
+/*
+ * Open the token named label (the first one for "") twice: without a PIN
+ * ("not there" and "wrong PIN" apart), then logged in, which stays open in
+ * toks for the key checks; NULL there when it failed. Once per label.
+ */
+static void
+token_add(struct pf *f, const struct gw_cfg *cfg, struct token *toks, unsigned *n_toks,
+	const char *label, const char *pin_src)
+{
+	const char *module = cfg->hsm.module ? cfg->hsm.module : GW_DEFAULT_PKCS11_MODULE;
+	struct gw_hsm_params tp = {.module = cfg->hsm.module};
+	char check[GW_HSM_LABEL_MAX + 32];
+	struct token *t;
+	struct gw_hsm *h;
+
+	for (unsigned i = 0; i < *n_toks; i++)
+		if (strcmp(toks[i].label, label) == 0)
+			return;
+	if (*n_toks == MAX_TOKENS)
+		return;
+	t = &toks[(*n_toks)++];
+	snprintf(t->label, sizeof(t->label), "%s", label);
+	t->h = NULL;
+	tp.token = label[0] ? label : NULL;
+	snprintf(check, sizeof(check), "hsm token '%s'", label[0] ? label : "(first)");
+	if (gw_hsm_open(&tp, &h) < 0) {
+		add(f, GW_PREFLIGHT_FAIL, check, "%s", gw_err_msg());
+		return;
+	}
+	gw_hsm_close(h);
+	add(f, GW_PREFLIGHT_OK, check, "present in %s", module);
+	snprintf(check, sizeof(check), "hsm login '%s'", label[0] ? label : "(first)");
+	tp.pin_file = cfg->hsm.pin_file;
+	tp.pin_env = cfg->hsm.pin_env;
+	if (gw_hsm_open(&tp, &t->h) < 0) {
+		add(f, GW_PREFLIGHT_FAIL, check, "%s (PIN from %s)", gw_err_msg(), pin_src);
+		t->h = NULL;
+		return;
+	}
+	add(f, GW_PREFLIGHT_OK, check, "the PIN from %s logs in", pin_src);
+}
+
+/* One of a built-in backend's keys (role "root" or "issuer") against its
+ * certificate in the state store. */
+static void
+check_ca_key(struct pf *f, struct gw_hsm *h, const char *check, const char *role, const char *uri,
+	const char *pem, const char *db)
+{
+	BIO *b = pem ? BIO_new_mem_buf(pem, -1) : NULL;
+	X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+
+	BIO_free(b);
+	ERR_clear_error();
+	if (!x || !uri)
+		add(f, GW_PREFLIGHT_FAIL, check, "%s: the %s certificate or key URI is unreadable",
+			db, role);
+	else if (gw_hsm_cert_matches_key(h, x, uri) == 0)
+		add(f, GW_PREFLIGHT_OK, check, "%s key %s signs, and matches the %s in %s", role,
+			uri, role, db);
+	else
+		add(f, GW_PREFLIGHT_FAIL, check,
+			"%s key: %s; the backend cannot issue (docs/operations.md, \"HSM key loss "
+			"and "
+			"recovery\")",
+			role, gw_err_msg());
+	X509_free(x);
+}
+
+/*
+ * The built-in CA backends: their root and issuer keys live in the CA's
+ * token, their certificates in state_dir's state.db. Before the first start
+ * there is neither, and the start makes both; after it, each key must still
+ * be in the token and match its certificate, or the gateway cannot start.
+ * Reads state.db only when it exists (never creates it).
+ */
+static void
+check_builtin_ca(struct pf *f, const struct gw_cfg *cfg, struct token *toks, unsigned n_toks,
+	const char *token)
+{
+	const char *dir = cfg->state_dir ? cfg->state_dir : "/var/lib/mtlsgw";
+	char db[PATH_MAX + 16], check[96];
+	struct gw_state *st = NULL;
+	struct gw_hsm *h = NULL;
+	bool any = false;
+
+	for (unsigned i = 0; i < cfg->mtls.n_backends; i++)
+		any |= cfg->mtls.backends[i].type == GW_CA_BUILTIN;
+	if (!any)
+		return;
+	for (unsigned i = 0; i < n_toks; i++)
+		if (strcmp(toks[i].label, token) == 0)
+			h = toks[i].h;
+	snprintf(db, sizeof(db), "%s/state.db", dir);
+	if (access(db, F_OK) == 0 && gw_state_open(dir, &st) < 0) {
+		add(f, GW_PREFLIGHT_FAIL, "state", "%s", gw_err_msg());
+		return;
+	}
+	for (unsigned i = 0; i < cfg->mtls.n_backends; i++) {
+		const struct gw_cfg_ca_backend *b = &cfg->mtls.backends[i];
+		struct gw_state_ca row;
+		int rc;
+
+		if (b->type != GW_CA_BUILTIN)
+			continue;
+		snprintf(check, sizeof(check), "CA backend '%s'", b->name);
+		rc = st ? gw_state_ca_get(st, b->name, &row) : -ENOENT;
+		if (rc == -ENOENT) {
+			add(f, GW_PREFLIGHT_OK, check,
+				"not made yet: the first start makes its root and issuer keys in "
+				"token "
+				"'%s' (%s)",
+				token, st ? "no row in state.db" : "no state.db");
+			continue;
+		}
+		if (rc < 0) {
+			add(f, GW_PREFLIGHT_FAIL, check, "%s", gw_err_msg());
+			continue;
+		}
+		if (strcmp(row.type, "builtin") != 0)
+			add(f, GW_PREFLIGHT_FAIL, check,
+				"%s knows it as a %s backend; give the new backend another name",
+				db, row.type);
+		else if (!h)
+			add(f, GW_PREFLIGHT_FAIL, check,
+				"not checked, its token '%s' cannot be used (above)", token);
+		else {
+			check_ca_key(f, h, check, "root", row.root_key, row.root_pem, db);
+			check_ca_key(f, h, check, "issuer", row.issuer_key, row.issuer_pem, db);
+		}
+		gw_state_ca_clear(&row);
+	}
+	gw_state_close(st);
+}
+
 static void
 check_hsm(struct pf *f, const struct gw_cfg *cfg)
 {
@@ -529,7 +665,8 @@ check_hsm(struct pf *f, const struct gw_cfg *cfg)
 	unsigned n_keys = 0, n_toks = 0;
 	const char *module = cfg->hsm.module ? cfg->hsm.module : GW_DEFAULT_PKCS11_MODULE;
 	struct gw_hsm_params mp = {.module = cfg->hsm.module};
-	char pin_src[PATH_MAX + 32];
+	char pin_src[PATH_MAX + 32], ca_token[33];
+	struct gw_ca_params cp;
 	struct gw_hsm *h;
 	int rc;
 
@@ -570,40 +707,20 @@ check_hsm(struct pf *f, const struct gw_cfg *cfg)
 		snprintf(pin_src, sizeof(pin_src), "variable %s",
 			cfg->hsm.pin_env ? cfg->hsm.pin_env : "(none)");
 	for (unsigned i = 0; i < n_keys; i++) {
-		char label[GW_HSM_LABEL_MAX + 1] = "", check[GW_HSM_LABEL_MAX + 32];
-		struct gw_hsm_params tp = mp;
-		bool seen = false;
+		char label[GW_HSM_LABEL_MAX + 1] = "";
 
 		if (gw_hsm_uri_token(keys[i].uri, label, sizeof(label)) < 0)
 			label[0] = '\0';
-		for (unsigned t = 0; t < n_toks; t++)
-			seen |= strcmp(toks[t].label, label) == 0;
-		if (seen || n_toks == MAX_TOKENS)
-			continue;
-		snprintf(toks[n_toks].label, sizeof(toks[0].label), "%s", label);
-		toks[n_toks].h = NULL;
-		n_toks++;
-		tp.token = label[0] ? label : NULL;
-		/* the token first, without a PIN: "not there" and "wrong PIN" apart */
-		snprintf(check, sizeof(check), "hsm token '%s'", label[0] ? label : "(first)");
-		if (gw_hsm_open(&tp, &h) < 0) {
-			add(f, GW_PREFLIGHT_FAIL, check, "%s", gw_err_msg());
-			continue;
-		}
-		gw_hsm_close(h);
-		add(f, GW_PREFLIGHT_OK, check, "present in %s", module);
-		snprintf(check, sizeof(check), "hsm login '%s'", label[0] ? label : "(first)");
-		tp.pin_file = cfg->hsm.pin_file;
-		tp.pin_env = cfg->hsm.pin_env;
-		if (gw_hsm_open(&tp, &toks[n_toks - 1].h) < 0) {
-			add(f, GW_PREFLIGHT_FAIL, check, "%s (PIN from %s)", gw_err_msg(), pin_src);
-			toks[n_toks - 1].h = NULL;
-			continue;
-		}
-		add(f, GW_PREFLIGHT_OK, check, "the PIN from %s logs in", pin_src);
+		token_add(f, cfg, toks, &n_toks, label, pin_src);
+	}
+	if (cfg->has_mtls) {
+		gw_ca_params_from_cfg(cfg, &cp, ca_token);
+		token_add(f, cfg, toks, &n_toks, ca_token, pin_src);
 	}
 	for (unsigned i = 0; i < n_keys; i++)
 		check_key(f, toks, n_toks, &keys[i]);
+	if (cfg->has_mtls)
+		check_builtin_ca(f, cfg, toks, n_toks, ca_token);
 	for (unsigned t = 0; t < n_toks; t++)
 		gw_hsm_close(toks[t].h);
 }

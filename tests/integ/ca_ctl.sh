@@ -6,7 +6,10 @@
 # state). The three rotation steps as an operator does them (edit the file,
 # `ca rotate`; `ca rotate --enable`), every refusal with its rule, client
 # certificates checked by openssl, the state checked with sqlite3, and the
-# socket refusing a non-root user. No packets: loopback-free, unix socket only.
+# socket refusing a non-root user. `mtlsgw --check` on the same config: the
+# built-in backend not made yet before the first start (no state.db made),
+# its keys matching state.db after, and a fail (exit 2) once its issuer key
+# is deleted from the token. No packets: loopback-free, unix socket only.
 . "$(dirname "$0")/../lib/common.sh"
 . "$(dirname "$0")/../lib/ca.sh"
 
@@ -18,6 +21,17 @@ cfg() { ca_srv_cfg gwc0 10.78.0.2 "$1" "$2"; }
 B123='[ { name: ca-1, type: builtin }, { name: ca-2, type: builtin }, { name: ca-3, type: builtin } ]'
 
 cfg "$B1" ca-1
+# mtlsgw --check before the first start: nothing made yet, which is fine
+pf() { # the preflight's exit code, its lines in $T/check.out
+	local rc=0
+	"$MTLSGW" --check --config "$T/gw.yaml" >"$T/check.out" 2>&1 || rc=$?
+	echo "$rc"
+}
+rc=$(pf)
+grep -q "^ok    CA backend 'ca-1': not made yet: the first start makes its root and issuer keys in token 'mtlsgw' (no state.db)" "$T/check.out" &&
+	[ "$rc" != 2 ] || gw_fail "--check before the first start ($rc): $(cat "$T/check.out")"
+[ ! -e "$T/state/state.db" ] || gw_fail "--check made state.db"
+gw_ok "--check before the first start: ca-1 not made yet (ok), no state.db made"
 gw_log "$T/srv.err"
 gw_bg "$SRV" "$T/gw.yaml" 2>"$T/srv.err"
 gw_wait 300 test -S "$S" || gw_fail "mesh_srv did not start: $(cat "$T/srv.err")"
@@ -112,6 +126,23 @@ case "$out" in *"unknown field 'Bogus'"*" 400") ;; *) gw_fail "bad PUT: $out" ;;
 out=$("$C" ca config --socket "$S")
 grep -q '^enabled backend: ca-2' <<<"$out" || gw_fail "config changed"
 gw_ok "a body with an unknown field: 400, nothing changed"
+# mtlsgw --check: the enabled built-in backend's keys in the token match
+# the certificates in state.db; with its issuer key deleted from the token
+# (an HSM that lost it), the check fails, exit 2, and says which key
+rc=$(pf)
+for role in root issuer; do
+	grep -q "^ok    CA backend 'ca-2': $role key pkcs11:.* signs, and matches the $role in $T/state/state.db" "$T/check.out" ||
+		gw_fail "--check: no ok line for ca-2's $role key ($rc): $(cat "$T/check.out")"
+done
+[ "$rc" != 2 ] || gw_fail "--check failed with every key present: $(cat "$T/check.out")"
+pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so --token-label mtlsgw --login \
+	--pin "$(cat "$T/pin")" --delete-object --type privkey --label ca-ca-2-issuer >/dev/null 2>&1 ||
+	gw_fail "pkcs11-tool could not delete ca-ca-2-issuer"
+rc=$(pf)
+[ "$rc" = 2 ] && grep -q "^fail  CA backend 'ca-2': issuer key: .*HSM key loss and recovery" "$T/check.out" ||
+	gw_fail "--check with the issuer key gone ($rc): $(cat "$T/check.out")"
+gw_ok "--check: ca-2's root and issuer keys match state.db; issuer key deleted: $(grep "^fail  CA backend" "$T/check.out" | cut -c1-150)"
+
 # a non-root user cannot even connect
 chmod 711 "$T"
 gw_expect_fail "Permission denied" setpriv --reuid=nobody --regid=nogroup --clear-groups \
