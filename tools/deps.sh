@@ -10,7 +10,7 @@ pkgs=(
 	libp11-dev libp11-kit-dev libengine-pkcs11-openssl softhsm2 opensc
 	libcyaml-dev libjansson-dev libmicrohttpd-dev libsqlite3-dev sqlite3
 	libcurl4-openssl-dev libmimalloc-dev libsystemd-dev
-	iproute2 ethtool nftables python3 python3-scapy curl nginx golang-cfssl procps testssl.sh
+	iproute2 ethtool nftables python3 python3-scapy curl nginx golang-cfssl etcd-server etcd-client procps testssl.sh
 	linux-perf python3-matplotlib
 )
 
