@@ -9,7 +9,12 @@
  * that last worked; when it cannot be reached (connection refused, timeout,
  * TLS failure) the next one is tried, and the one that answers is
  * remembered. An endpoint that answers with an HTTP or etcd error is not
- * skipped: the error is the answer. https:// checks the server against
+ * skipped: the error is the answer. timeout_ms bounds each attempt, so a
+ * call takes at most n_endpoints * timeout_ms. A request whose answer was
+ * lost (timeout after sending) is sent again to the next endpoint: a put
+ * is then applied twice (same value, one more revision), a put_if may
+ * report the compare failed on its own first write, a lease grant may
+ * leave an unused lease to expire. https:// checks the server against
  * ca_file (else the system store), host name included; cert_file and
  * key_file (PEM files) are the client certificate for --client-cert-auth.
  * PKCS#11 keys for the client certificate are for later.

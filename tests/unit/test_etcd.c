@@ -251,13 +251,32 @@ static void *
 watch_main(void *arg)
 {
 	struct watcher *w = arg;
-	const char *eps[1] = {url};
-	struct gw_etcd *e = client(eps, 1, 2000); /* its own client: one per thread */
+	char dead[64];
+	const char *eps[2] = {dead, url};
+	struct gw_etcd *e;
+
+	/* its own client (one per thread); a dead endpoint first: failover */
+	snprintf(dead, sizeof(dead), "http://127.0.0.1:%u", free_port());
+	e = client(eps, 2, 2000);
 
 	w->rc = gw_etcd_watch(e, w->prefix, w->from, on_event, &w->seen, &w->stop);
 	snprintf(w->msg, sizeof(w->msg), "%s", gw_err_msg());
 	gw_etcd_close(e);
 	return NULL;
+}
+
+/* Join the watch thread; a watch that does not return fails the test here. */
+static bool
+join_watch(struct watcher *w)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	t.tv_sec += 5;
+	if (pthread_timedjoin_np(w->th, NULL, &t) == 0)
+		return true;
+	fprintf(stderr, "FAIL: the watch did not return within 5 s\n");
+	exit(1); /* atexit: etcd killed, dir removed */
 }
 
 /* Wait up to 5 s for n events. */
@@ -439,8 +458,9 @@ main(void)
 		EXPECT_TRUE(wait_events(&w, 3));
 		t = now_s();
 		atomic_store(&w.stop, true);
-		pthread_join(w.th, NULL);
+		EXPECT_TRUE(join_watch(&w));
 		EXPECT_EQ(w.rc, 0);
+		printf("watch stopped %.2f s after the flag\n", now_s() - t);
 		EXPECT_TRUE(now_s() - t < 2.5);
 		EXPECT_EQ(w.seen.n, 3);
 		EXPECT_TRUE(w.seen.type[0] == GW_ETCD_PUT && w.seen.rev[0] == r0 + 1);
@@ -458,7 +478,7 @@ main(void)
 		w.seen.stop_after = 2;
 		atomic_store(&w.stop, false);
 		EXPECT_OK(-pthread_create(&w.th, NULL, watch_main, &w));
-		pthread_join(w.th, NULL);
+		EXPECT_TRUE(join_watch(&w));
 		EXPECT_EQ(w.rc, -ECANCELED);
 		EXPECT_EQ(w.seen.n, 2);
 
@@ -474,7 +494,7 @@ main(void)
 			memset(&w.seen, 0, sizeof(w.seen));
 			pthread_mutex_init(&w.seen.mu, NULL);
 			EXPECT_OK(-pthread_create(&w.th, NULL, watch_main, &w));
-			pthread_join(w.th, NULL);
+			EXPECT_TRUE(join_watch(&w));
 			EXPECT_EQ(w.rc, -ESTALE);
 			EXPECT_CONTAINS(w.msg, "compacted");
 			EXPECT_CONTAINS(w.msg, rev);
