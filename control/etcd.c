@@ -325,7 +325,8 @@ setup(struct gw_etcd *e, const char *ep, const char *path, const char *body, str
 		return gw_err_setf(-EINVAL, GW_HERE, "etcd %s: URL too long", ep);
 	curl_easy_reset(c); /* keeps the connection cache */
 	/*
-	 * NOSIGNAL: no SIGALRM for timeouts, no SIGPIPE from a closing peer.
+	 * NOSIGNAL: no SIGALRM for timeouts, and libcurl leaves SIGPIPE alone:
+	 * the process ignores it (etcd.h).
 	 * Only http(s), no redirects, no proxy from the environment: the answer
 	 * comes from the endpoint configured or not at all. A watch lives
 	 * long: only its connection is timed, and TCP keepalive finds a peer

@@ -27,7 +27,10 @@
  *
  * Threading: a struct gw_etcd belongs to one thread at a time; a watch runs
  * in its own thread on its own gw_etcd. gw_etcd_open may be called from any
- * thread (libcurl's global init runs once, under pthread_once).
+ * thread (libcurl's global init runs once, under pthread_once). The
+ * process must ignore SIGPIPE (mtlsgw and mtlsgw-ctl do): libcurl runs
+ * with CURLOPT_NOSIGNAL, so a peer closing during a TLS write would
+ * otherwise kill it.
  */
 #ifndef GW_ETCD_H
 #define GW_ETCD_H
@@ -55,7 +58,8 @@ struct gw_etcd_params {
 };
 
 /*
- * Open a client (no connection is made yet). Strings are copied; files are
+ * Open a client (no connection is made yet). Every call below on the
+ * returned e must come from one thread at a time. Strings are copied; files are
  * read by libcurl at each connection. -EINVAL: no endpoint, too many, one
  * not http(s)://, cert_file without key_file (or the other way).
  */

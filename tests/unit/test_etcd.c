@@ -307,6 +307,7 @@ main(void)
 	signal(SIGTERM, on_signal);
 	signal(SIGABRT, on_signal);
 	signal(SIGSEGV, on_signal);
+	signal(SIGPIPE, SIG_IGN); /* as mtlsgw does (etcd.h) */
 	make_pki();
 	etcd_start();
 	printf("etcd up after %.2f s\n", now_s() - t0);
