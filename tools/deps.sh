@@ -15,7 +15,14 @@ pkgs=(
 )
 
 . "$(dirname "$0")/apt_install.sh"
+had_etcd=0
+dpkg-query -W -f='${Status}' etcd-server 2>/dev/null | grep -q 'install ok installed' && had_etcd=1
 gw_apt_install deps "${pkgs[@]}"
 [ "$apt_installed" = 1 ] || exit 0
 # nginx comes up as a service on install; the tests start their own.
 systemctl disable --now nginx >/dev/null 2>&1 || service nginx stop >/dev/null 2>&1 || true
+# so does etcd, on 127.0.0.1:2379; stopped only when installed just now (an
+# etcd that was already here may be someone's)
+if [ "$had_etcd" = 0 ]; then
+	systemctl disable --now etcd >/dev/null 2>&1 || service etcd stop >/dev/null 2>&1 || true
+fi
