@@ -78,6 +78,7 @@ gw_err_name(int code)
 		[GW_E_PARSE - GW_E_BASE] = "GW_E_PARSE",
 		[GW_E_STATE - GW_E_BASE] = "GW_E_STATE",
 		[GW_E_CA - GW_E_BASE] = "GW_E_CA",
+		[GW_E_ETCD - GW_E_BASE] = "GW_E_ETCD",
 	};
 	/* long: -INT_MIN does not fit an int */
 	long c = code < 0 ? -(long)code : code;

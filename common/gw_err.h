@@ -39,6 +39,7 @@ enum {
 	GW_E_PARSE,      /* malformed input (PEM, DER, packet) */
 	GW_E_STATE,      /* state store failure */
 	GW_E_CA,         /* CA backend failure */
+	GW_E_ETCD,       /* etcd unreachable, or it refused a request */
 	GW_E_MAX
 };
 
