@@ -3,6 +3,7 @@
  * gw_softhsm.c - a fresh SoftHSM2 token directory for the C tests (see
  * gw_softhsm.h).
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -84,4 +85,63 @@ gw_softhsm_remove(const struct gw_softhsm *t)
 		return -1;
 	}
 	return 0;
+}
+
+CK_FUNCTION_LIST *
+gw_softhsm_module(void)
+{
+	static CK_FUNCTION_LIST *f;
+	CK_RV (*get)(CK_FUNCTION_LIST_PTR_PTR);
+	CK_C_INITIALIZE_ARGS a = {.flags = CKF_OS_LOCKING_OK};
+	void *dl;
+	CK_RV rv;
+
+	if (f != NULL)
+		return f;
+	dl = dlopen(GW_DEFAULT_PKCS11_MODULE, RTLD_NOW);
+	if (dl == NULL)
+		return NULL;
+	*(void **)&get = dlsym(dl, "C_GetFunctionList");
+	if (get == NULL || get(&f) != CKR_OK)
+		return f = NULL;
+	rv = f->C_Initialize(&a);
+	if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED)
+		return f = NULL;
+	return f;
+}
+
+CK_SESSION_HANDLE
+gw_softhsm_session(CK_FUNCTION_LIST *f, const char *label, const char *pin)
+{
+	CK_SLOT_ID slots[64];
+	CK_ULONG n = 64;
+	CK_SESSION_HANDLE s;
+
+	if (f == NULL || f->C_GetSlotList(CK_TRUE, slots, &n) != CKR_OK)
+		return CK_INVALID_HANDLE;
+	for (CK_ULONG i = 0; i < n; i++) {
+		CK_TOKEN_INFO ti;
+		char l[33];
+		size_t k = 32;
+		CK_RV rv;
+
+		if (f->C_GetTokenInfo(slots[i], &ti) != CKR_OK)
+			continue;
+		memcpy(l, ti.label, 32);
+		while (k > 0 && l[k - 1] == ' ')
+			k--;
+		l[k] = '\0';
+		if (strcmp(l, label) != 0)
+			continue;
+		if (f->C_OpenSession(slots[i], CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
+			    &s) != CKR_OK)
+			return CK_INVALID_HANDLE;
+		rv = f->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR)pin, strlen(pin));
+		if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
+			f->C_CloseSession(s);
+			return CK_INVALID_HANDLE;
+		}
+		return s;
+	}
+	return CK_INVALID_HANDLE;
 }

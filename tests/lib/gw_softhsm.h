@@ -12,6 +12,8 @@
 #ifndef GW_SOFTHSM_H
 #define GW_SOFTHSM_H
 
+#include <p11-kit/pkcs11.h>
+
 #include "gw_err.h"
 
 struct gw_softhsm {
@@ -32,5 +34,20 @@ GW_MUST_CHECK int gw_softhsm_write(const char *path, const char *s);
 
 /* rm -rf the directory. 0, or -1 with a line on stderr (teardown may ignore it). */
 int gw_softhsm_remove(const struct gw_softhsm *t);
+
+/*
+ * The PKCS#11 module (GW_DEFAULT_PKCS11_MODULE, SoftHSM2) straight, loaded
+ * and C_Initialize'd once per process, independent of hsm/: for the checks
+ * that must not take our own code's word (attributes, CKA_VALUE refused).
+ * NULL if it cannot be loaded or initialised.
+ */
+CK_FUNCTION_LIST *gw_softhsm_module(void);
+
+/*
+ * A read-write session on the token labelled label, logged in as the user
+ * with pin (CKR_USER_ALREADY_LOGGED_IN is fine), or CK_INVALID_HANDLE.
+ * The caller closes it (C_CloseSession).
+ */
+CK_SESSION_HANDLE gw_softhsm_session(CK_FUNCTION_LIST *f, const char *label, const char *pin);
 
 #endif /* GW_SOFTHSM_H */

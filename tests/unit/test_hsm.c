@@ -130,67 +130,6 @@ soft_verify(EVP_PKEY *pub, const EVP_MD *md, const uint8_t *tbs, size_t n, const
 
 /* --- the module, straight (independent of hsm/) ------------------------------------ */
 
-static CK_FUNCTION_LIST *
-raw_module(void)
-{
-	static CK_FUNCTION_LIST *f;
-	CK_RV (*get)(CK_FUNCTION_LIST_PTR_PTR);
-	void *dl;
-
-	if (f != NULL)
-		return f;
-	dl = dlopen(GW_DEFAULT_PKCS11_MODULE, RTLD_NOW);
-	if (dl == NULL)
-		return NULL;
-	*(void **)&get = dlsym(dl, "C_GetFunctionList");
-	if (get == NULL || get(&f) != CKR_OK)
-		return NULL;
-	{
-		CK_C_INITIALIZE_ARGS a = {.flags = CKF_OS_LOCKING_OK};
-		CK_RV rv = f->C_Initialize(&a);
-
-		if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED)
-			return NULL;
-	}
-	return f;
-}
-
-/* A logged-in session on the token labelled label, or CK_INVALID_HANDLE. */
-static CK_SESSION_HANDLE
-raw_session(CK_FUNCTION_LIST *f, const char *label)
-{
-	CK_SLOT_ID slots[64];
-	CK_ULONG n = 64;
-	CK_SESSION_HANDLE s;
-
-	if (f->C_GetSlotList(CK_TRUE, slots, &n) != CKR_OK)
-		return CK_INVALID_HANDLE;
-	for (CK_ULONG i = 0; i < n; i++) {
-		CK_TOKEN_INFO ti;
-		char l[33];
-		size_t k = 32;
-
-		if (f->C_GetTokenInfo(slots[i], &ti) != CKR_OK)
-			continue;
-		memcpy(l, ti.label, 32);
-		while (k > 0 && l[k - 1] == ' ')
-			k--;
-		l[k] = '\0';
-		if (strcmp(l, label) != 0)
-			continue;
-		if (f->C_OpenSession(slots[i], CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
-			    &s) != CKR_OK)
-			return CK_INVALID_HANDLE;
-		CK_RV rv = f->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR) "1234", 4);
-		if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
-			f->C_CloseSession(s);
-			return CK_INVALID_HANDLE;
-		}
-		return s;
-	}
-	return CK_INVALID_HANDLE;
-}
-
 static CK_OBJECT_HANDLE
 raw_find_private(CK_FUNCTION_LIST *f, CK_SESSION_HANDLE s, const char *label)
 {
@@ -212,7 +151,7 @@ static int
 raw_make_nosign_key(const char *token, const char *label)
 {
 	static const uint8_t p256[] = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
-	CK_FUNCTION_LIST *f = raw_module();
+	CK_FUNCTION_LIST *f = gw_softhsm_module();
 	CK_SESSION_HANDLE s;
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
 	CK_BYTE id[] = {0xde, 0xad};
@@ -225,7 +164,7 @@ raw_make_nosign_key(const char *token, const char *label)
 	CK_OBJECT_HANDLE a, b;
 	CK_RV rv;
 
-	if (f == NULL || (s = raw_session(f, token)) == CK_INVALID_HANDLE)
+	if (f == NULL || (s = gw_softhsm_session(f, token, "1234")) == CK_INVALID_HANDLE)
 		return -1;
 	rv = f->C_GenerateKeyPair(s, &m, pub, 4, priv, 7, &a, &b);
 	f->C_CloseSession(s);
@@ -507,7 +446,7 @@ main(int argc, char **argv)
 	}
 	{ /* keygen of every type: attributes, real signatures, verified in software */
 		struct gw_hsm *h;
-		CK_FUNCTION_LIST *f = raw_module();
+		CK_FUNCTION_LIST *f = gw_softhsm_module();
 		CK_SESSION_HANDLE rs;
 
 		fresh_token(label);
@@ -548,7 +487,7 @@ main(int argc, char **argv)
 		}
 		/* independently of hsm/: the module says the key cannot leave */
 		EXPECT_TRUE(f != NULL);
-		rs = f ? raw_session(f, label) : CK_INVALID_HANDLE;
+		rs = f ? gw_softhsm_session(f, label, "1234") : CK_INVALID_HANDLE;
 		EXPECT_TRUE(rs != CK_INVALID_HANDLE);
 		if (rs != CK_INVALID_HANDLE) {
 			CK_OBJECT_HANDLE o = raw_find_private(f, rs, "ec-p256");

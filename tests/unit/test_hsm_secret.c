@@ -57,65 +57,6 @@ no_leak(void)
 
 /* --- the module, straight (independent of hsm/) ------------------------------------ */
 
-static CK_FUNCTION_LIST *
-raw_module(void)
-{
-	static CK_FUNCTION_LIST *f;
-	CK_RV (*get)(CK_FUNCTION_LIST_PTR_PTR);
-	void *dl;
-	CK_C_INITIALIZE_ARGS a = {.flags = CKF_OS_LOCKING_OK};
-	CK_RV rv;
-
-	if (f != NULL)
-		return f;
-	dl = dlopen(GW_DEFAULT_PKCS11_MODULE, RTLD_NOW);
-	if (dl == NULL)
-		return NULL;
-	*(void **)&get = dlsym(dl, "C_GetFunctionList");
-	if (get == NULL || get(&f) != CKR_OK)
-		return NULL;
-	rv = f->C_Initialize(&a);
-	if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED)
-		return NULL;
-	return f;
-}
-
-/* A logged-in session on the token labelled label, or CK_INVALID_HANDLE. */
-static CK_SESSION_HANDLE
-raw_session(CK_FUNCTION_LIST *f, const char *label)
-{
-	CK_SLOT_ID slots[64];
-	CK_ULONG n = 64;
-	CK_SESSION_HANDLE s;
-
-	if (f->C_GetSlotList(CK_TRUE, slots, &n) != CKR_OK)
-		return CK_INVALID_HANDLE;
-	for (CK_ULONG i = 0; i < n; i++) {
-		CK_TOKEN_INFO ti;
-		char l[33];
-		size_t k = 32;
-		CK_RV rv;
-
-		if (f->C_GetTokenInfo(slots[i], &ti) != CKR_OK)
-			continue;
-		memcpy(l, ti.label, 32);
-		while (k > 0 && l[k - 1] == ' ')
-			k--;
-		l[k] = '\0';
-		if (strcmp(l, label) != 0)
-			continue;
-		if (f->C_OpenSession(slots[i], CKF_SERIAL_SESSION, NULL, NULL, &s) != CKR_OK)
-			return CK_INVALID_HANDLE;
-		rv = f->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR) "1234", 4);
-		if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
-			f->C_CloseSession(s);
-			return CK_INVALID_HANDLE;
-		}
-		return s;
-	}
-	return CK_INVALID_HANDLE;
-}
-
 /*
  * The attributes of the secret key labelled label on token, read by the
  * module itself: 0 if it is what gw_hsm_secret_import promises and its
@@ -124,7 +65,7 @@ raw_session(CK_FUNCTION_LIST *f, const char *label)
 static int
 raw_check_secret(const char *token, const char *label)
 {
-	CK_FUNCTION_LIST *f = raw_module();
+	CK_FUNCTION_LIST *f = gw_softhsm_module();
 	CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
 	CK_ATTRIBUTE t[] = {
 		{CKA_CLASS, &cls, sizeof(cls)}, {CKA_LABEL, (void *)label, strlen(label)}};
@@ -142,7 +83,7 @@ raw_check_secret(const char *token, const char *label)
 	CK_RV rv;
 	int rc = -1;
 
-	if (f == NULL || (s = raw_session(f, token)) == CK_INVALID_HANDLE)
+	if (f == NULL || (s = gw_softhsm_session(f, token, "1234")) == CK_INVALID_HANDLE)
 		return -1;
 	if (f->C_FindObjectsInit(s, t, 2) == CKR_OK) {
 		(void)f->C_FindObjects(s, &o, 1, &n);
