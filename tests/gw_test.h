@@ -24,6 +24,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "gw_err.h"
 
@@ -110,5 +115,22 @@ static unsigned gw_test_pass_, gw_test_fail_;
 			GW_TEST_FAIL_("'%s' does not contain '%s'", a_ ? a_ : "(null)", \
 				b_ ? b_ : "(null)");                                    \
 	} while (0)
+
+/*
+ * A TCP port on 127.0.0.1 free at the time of the call (the kernel picks
+ * it), for a server the test starts itself (etcd, cfssl). Exits 2 if none.
+ */
+static inline unsigned short
+gw_test_free_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t l = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (fd < 0 || bind(fd, (void *)&a, sizeof(a)) < 0 || getsockname(fd, (void *)&a, &l) < 0)
+		exit(2);
+	close(fd);
+	return ntohs(a.sin_port);
+}
 
 #endif /* GW_TEST_H */

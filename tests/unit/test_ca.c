@@ -149,19 +149,6 @@ static unsigned short cfssl_port;
 static bool cfssl_tls;                      /* serve https with tls-srv.pem */
 static const char *cfssl_root = "cfssl-ca"; /* <dir>/<root>.pem/.key sign */
 
-static unsigned short
-free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t l = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	if (fd < 0 || bind(fd, (void *)&a, sizeof(a)) < 0 || getsockname(fd, (void *)&a, &l) < 0)
-		exit(2);
-	close(fd);
-	return ntohs(a.sin_port);
-}
-
 static void
 cfssl_stop(void)
 {
@@ -180,7 +167,7 @@ cfssl_start(void)
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 
 	if (!cfssl_port)
-		cfssl_port = free_port();
+		cfssl_port = gw_test_free_port();
 	snprintf(a, sizeof(a), "127.0.0.1");
 	snprintf(p, sizeof(p), "%u", cfssl_port);
 	char tc[200], tk[200];
@@ -713,7 +700,7 @@ main(void)
 			ca = NULL;
 		}
 		/* nobody listening */
-		snprintf(bad, sizeof(bad), "http://127.0.0.1:%u", free_port());
+		snprintf(bad, sizeof(bad), "http://127.0.0.1:%u", gw_test_free_port());
 		b.url = bad;
 		EXPECT_ERR(gw_ca_create(&m, P(st), &ca), -GW_E_CA);
 		EXPECT_CONTAINS(gw_err_msg(), "cannot reach cfssl");
@@ -815,7 +802,7 @@ main(void)
 			{"other", "not signed by the backend's root"},
 			{"wrongid", "signed without the URI SAN spiffe://example.org/ns/c"},
 		};
-		unsigned short port = free_port();
+		unsigned short port = gw_test_free_port();
 		pid_t fake = fake_start(port);
 		char st[128], url[64];
 		struct gw_cfg_ca_backend b = {.name = "ca-f",

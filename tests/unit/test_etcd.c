@@ -57,19 +57,6 @@ on_signal(int sig)
 	raise(sig);
 }
 
-static unsigned short
-free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t l = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	if (fd < 0 || bind(fd, (void *)&a, sizeof(a)) < 0 || getsockname(fd, (void *)&a, &l) < 0)
-		exit(2);
-	close(fd);
-	return ntohs(a.sin_port);
-}
-
 /* A port that accepts connections (the kernel's backlog) and never answers. */
 static int
 silent_listener(unsigned short *port)
@@ -137,7 +124,7 @@ etcd_start(void)
 {
 	char curls[200], peer[80], cluster[120], data[120], log[120];
 	char cert[120], key[120], ca[120];
-	unsigned short pp = free_port(), cp = free_port(), tp = free_port();
+	unsigned short pp = gw_test_free_port(), cp = gw_test_free_port(), tp = gw_test_free_port();
 	const char *eps[1] = {url};
 	struct gw_etcd *e;
 
@@ -256,7 +243,7 @@ watch_main(void *arg)
 	struct gw_etcd *e;
 
 	/* its own client (one per thread); a dead endpoint first: failover */
-	snprintf(dead, sizeof(dead), "http://127.0.0.1:%u", free_port());
+	snprintf(dead, sizeof(dead), "http://127.0.0.1:%u", gw_test_free_port());
 	e = client(eps, 2, 2000);
 
 	w->rc = gw_etcd_watch(e, w->prefix, w->from, on_event, &w->seen, &w->stop);
@@ -553,7 +540,7 @@ main(void)
 		size_t l;
 		double t;
 
-		snprintf(dead, sizeof(dead), "http://127.0.0.1:%u", free_port());
+		snprintf(dead, sizeof(dead), "http://127.0.0.1:%u", gw_test_free_port());
 		snprintf(silent, sizeof(silent), "http://127.0.0.1:%u/", sp);
 		e = client(eps, 3, 500);
 		t = now_s();
@@ -584,7 +571,7 @@ main(void)
 		double t;
 
 		for (int i = 0; i < 3; i++)
-			snprintf(d[i], sizeof(d[i]), "http://127.0.0.1:%u", free_port());
+			snprintf(d[i], sizeof(d[i]), "http://127.0.0.1:%u", gw_test_free_port());
 		e = client(eps, 3, 1000);
 		t = now_s();
 		EXPECT_ERR(gw_etcd_put(e, "/t/x", "x", 1, 0), -GW_E_ETCD);
