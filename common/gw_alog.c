@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "gw_alog.h"
 
@@ -138,4 +139,15 @@ uint64_t
 gw_alog_ring_dropped(const struct gw_alog_ring *r)
 {
 	return r != NULL ? __atomic_load_n(&r->dropped, __ATOMIC_RELAXED) : 0;
+}
+
+void
+gw_alog_stamp(struct gw_alog_rec *r, uint64_t t_accept, uint64_t now_tsc, uint64_t tsc_hz)
+{
+	uint64_t per_us = tsc_hz / 1000000 ? tsc_hz / 1000000 : 1;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	r->end_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	r->dur_us = (now_tsc - t_accept) / per_us;
 }

@@ -131,6 +131,12 @@ void gw_alog_ring_destroy(struct gw_alog_ring *r);
  */
 struct gw_alog_rec *gw_alog_slot(struct gw_alog_ring *r);
 
+/*
+ * Stamp r's end_ns (CLOCK_REALTIME now, through the vDSO: no system call)
+ * and dur_us: the TSC cycles from t_accept to now_tsc at tsc_hz.
+ */
+void gw_alog_stamp(struct gw_alog_rec *r, uint64_t t_accept, uint64_t now_tsc, uint64_t tsc_hz);
+
 /* Publish the record gw_alog_slot returned (release store). */
 void gw_alog_push(struct gw_alog_ring *r);
 

@@ -76,16 +76,12 @@ static void
 proxy_alog(const struct proxy_pair *pp)
 {
 	const struct proxy_lst *L = pp->L;
-	uint64_t us = rte_get_tsc_hz() / 1000000;
 	struct gw_alog_rec *r;
-	struct timespec ts;
 
 	if (L->p.alog == NULL || (r = gw_alog_slot(L->p.alog)) == NULL)
 		return;
 	memset(r, 0, offsetof(struct gw_alog_rec, sni) + 1); /* no TLS fields */
-	clock_gettime(CLOCK_REALTIME, &ts);                  /* vDSO: no system call */
-	r->end_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-	r->dur_us = (rte_rdtsc() - pp->t_accept) / (us ? us : 1);
+	gw_alog_stamp(r, pp->t_accept, rte_rdtsc(), rte_get_tsc_hz());
 	r->rx_bytes = pp->rx_bytes;
 	r->tx_bytes = pp->tx_bytes;
 	r->client_ip = pp->cl_ip;
@@ -332,13 +328,7 @@ proxy_accept(struct gw_tcp_conn *c, void *ctx)
 	pp->up_idx = 0;
 	gw_svc_pp2_init(&pp->pp2, lst);
 	pp->up_ok = pp->cl_fin_done = pp->up_fin_done = false;
-	{
-		struct gw_tcp_conn_info ci;
-
-		gw_tcp_get_info(c, &ci);
-		pp->cl_ip = ci.raddr;
-		pp->cl_port = ci.rport;
-	}
+	gw_tcp_get_peer(c, &pp->cl_ip, &pp->cl_port);
 	pp->t_accept = rte_rdtsc();
 	pp->rx_bytes = pp->tx_bytes = 0;
 	pp->end = GW_ALOG_END_CLOSE;

@@ -426,6 +426,13 @@ gw_tcp_get_state(const struct gw_tcp_conn *c)
 }
 
 void
+gw_tcp_get_peer(const struct gw_tcp_conn *c, uint32_t *raddr, uint16_t *rport)
+{
+	*raddr = c->key.raddr;
+	*rport = c->key.rport;
+}
+
+void
 gw_tcp_get_info(const struct gw_tcp_conn *c, struct gw_tcp_conn_info *o)
 {
 	memset(o, 0, sizeof(*o));

@@ -332,6 +332,10 @@ struct gw_tcp_conn_info {
 };
 void gw_tcp_get_info(const struct gw_tcp_conn *c, struct gw_tcp_conn_info *out);
 
+/* c's remote address and port, network order (the client of an accepted
+ * connection): what gw_tcp_get_info reports as raddr/rport, without the rest. */
+void gw_tcp_get_peer(const struct gw_tcp_conn *c, uint32_t *raddr, uint16_t *rport);
+
 /* The stack a connection belongs to (for a service that opens a peer). */
 struct gw_tcp_stack *gw_tcp_conn_stack(const struct gw_tcp_conn *c);
 

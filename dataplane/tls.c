@@ -392,17 +392,12 @@ alog_record(struct gw_tls_conn *t)
 	struct gw_tls_worker *w = t->w;
 	struct gw_alog_rec *r;
 	const SSL_CIPHER *ci;
-	struct timespec ts;
-	uint64_t ticks_us;
 	X509 *peer;
 
 	if (w->p.alog == NULL || t->hist_slot >= GW_TLS_HIST_SLOTS ||
 		(r = gw_alog_slot(w->p.alog)) == NULL)
 		return;
-	clock_gettime(CLOCK_REALTIME, &ts); /* vDSO: no system call */
-	r->end_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-	ticks_us = w->p.tsc_hz / 1000000 ? w->p.tsc_hz / 1000000 : 1;
-	r->dur_us = (rte_rdtsc() - t->t_accept) / ticks_us;
+	gw_alog_stamp(r, t->t_accept, rte_rdtsc(), w->p.tsc_hz);
 	r->rx_bytes = t->rx_bytes;
 	r->tx_bytes = t->tx_bytes;
 	r->client_ip = t->cl_ip;
@@ -944,13 +939,7 @@ gw_tls_accept(struct gw_tls_worker *w, struct gw_tcp_conn *c, const struct gw_sn
 		return gw_err_set(-ENOMEM, GW_HERE);
 	}
 	w->free_head = t->next_free;
-	{
-		struct gw_tcp_conn_info ci;
-
-		gw_tcp_get_info(c, &ci);
-		t->cl_ip = ci.raddr;
-		t->cl_port = ci.rport;
-	}
+	gw_tcp_get_peer(c, &t->cl_ip, &t->cl_port);
 	t->t_accept = rte_rdtsc();
 	t->rx_bytes = t->tx_bytes = 0;
 	t->up_ip = 0;
