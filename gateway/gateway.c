@@ -564,9 +564,7 @@ status_workers(const struct tls_ctl *t, json_t *o)
 
 	/* Connections: the worker's TCP connections in any state but CLOSED and LISTEN */
 	if (g->mesh.dp != NULL && gw_dp_counters(g->mesh.dp, &cs) == 0)
-		for (unsigned k = 0; k < cs.n_groups; k++)
-			if (strcmp(cs.groups[k].g->name, "conns") == 0)
-				conns = &cs.groups[k];
+		conns = gw_ctr_snap_group(&cs, "conns");
 	for (unsigned i = 0; i < gw_dp_n_workers(g->mesh.dp); i++) {
 		struct gw_dp_worker_info wi;
 		uint64_t n = 0;
