@@ -1069,6 +1069,15 @@ static const struct name_val services[] = {
 	{"tls-echo", GW_SVC_TLS_ECHO},
 	{"tls-proxy", GW_SVC_TLS_PROXY},
 };
+const char *
+gw_cfg_service_name(enum gw_service s)
+{
+	for (size_t i = 0; i < sizeof(services) / sizeof(services[0]); i++)
+		if (services[i].val == (int)s)
+			return services[i].name;
+	return "?";
+}
+
 static const struct name_val tls_versions[] = {
 	{"1.2", TLS1_2_VERSION},
 	{"1.3", TLS1_3_VERSION},

@@ -358,6 +358,9 @@ struct gw_cfg {
 GW_MUST_CHECK int gw_cfg_parse_listen(
 	const char *s, struct sockaddr_storage *sa, socklen_t *len, char *why, size_t whylen);
 
+/* A listener's service as the config spells it ("tls-proxy"); "?" if unknown. */
+const char *gw_cfg_service_name(enum gw_service s);
+
 /*
  * Load and validate the file at path. On success *out is a new config the
  * caller frees with gw_cfg_free(). On failure returns -GW_E_CONFIG (also for

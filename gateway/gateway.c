@@ -597,22 +597,18 @@ mesh_status(void *arg, json_t *o)
 	json_t *l = json_array();
 
 	for (unsigned i = 0; i < cfg->n_listeners; i++) {
-		static const char *const svc[] = {[GW_SVC_ECHO] = "echo",
-			[GW_SVC_TCP_PROXY] = "tcp-proxy",
-			[GW_SVC_TLS_ECHO] = "tls-echo",
-			[GW_SVC_TLS_PROXY] = "tls-proxy"};
 		const struct gw_cfg_listener *cl = &cfg->listeners[i];
-		uint32_t ip = ntohl(cl->addr.ip);
-		char addr[24];
+		char ip[INET_ADDRSTRLEN] = "?", addr[INET_ADDRSTRLEN + 6];
 
-		snprintf(addr, sizeof(addr), "%u.%u.%u.%u:%u", ip >> 24, ip >> 16 & 255,
-			ip >> 8 & 255, ip & 255, ntohs(cl->addr.port));
-		json_array_append_new(l, json_pack("{s:s,s:s,s:s,s:s}", "Name", cl->name, "Address",
-						 addr, "Service", svc[cl->service], "Trust",
-						 !cl->has_trust                    ? "none"
-						 : cl->trust.mode == GW_TRUST_MESH ? "mesh"
-						 : cl->trust.mode == GW_TRUST_CA   ? "ca"
-										   : "pinned"));
+		inet_ntop(AF_INET, &(struct in_addr){.s_addr = cl->addr.ip}, ip, sizeof(ip));
+		snprintf(addr, sizeof(addr), "%s:%u", ip, ntohs(cl->addr.port));
+		json_array_append_new(
+			l, json_pack("{s:s,s:s,s:s,s:s}", "Name", cl->name, "Address", addr,
+				   "Service", gw_cfg_service_name(cl->service), "Trust",
+				   !cl->has_trust                    ? "none"
+				   : cl->trust.mode == GW_TRUST_MESH ? "mesh"
+				   : cl->trust.mode == GW_TRUST_CA   ? "ca"
+								     : "pinned"));
 	}
 	json_object_set_new(o, "Listeners", l);
 	json_object_set_new(o, "Generation", json_integer((json_int_t)t->gen));
