@@ -75,6 +75,12 @@ struct gw_ca_params {
 void gw_ca_params_from_cfg(const struct gw_cfg *cfg, struct gw_ca_params *p, char token[33]);
 
 /*
+ * The first certificate of PEM text (a state row's root_pem, say), the
+ * caller's; NULL if none (pem NULL ok). OpenSSL's error queue may hold why.
+ */
+X509 *gw_ca_pem_read(const char *pem);
+
+/*
  * Open the state store and the token, and bring up every backend of m
  * (builtin: created in one transaction on first start). The trust domain is
  * m->trust_domain, else the one stored, else a generated "<hex>.mtlsgw"

@@ -105,7 +105,5 @@ GW_MUST_CHECK int gw_ca_make_cert(X509_NAME *subject, EVP_PKEY *pub, X509 *issue
 	X509 **out);
 /* x's serial as upper-case hex into out[len]. 0, -ENOMEM (also: too long). */
 GW_MUST_CHECK int gw_ca_serial_hex(X509 *x, char *out, size_t len);
-/* The first certificate of PEM text, the caller's; NULL if none (pem NULL ok). */
-X509 *gw_ca_pem_read(const char *pem);
 
 #endif /* GW_CA_INTERNAL_H */

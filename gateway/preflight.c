@@ -570,10 +570,8 @@ static void
 check_ca_key(struct pf *f, struct gw_hsm *h, const char *check, const char *role, const char *uri,
 	const char *pem, const char *db)
 {
-	BIO *b = pem ? BIO_new_mem_buf(pem, -1) : NULL;
-	X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+	X509 *x = gw_ca_pem_read(pem);
 
-	BIO_free(b);
 	ERR_clear_error();
 	if (!x || !uri)
 		add(f, GW_PREFLIGHT_FAIL, check, "%s: the %s certificate or key URI is unreadable",
