@@ -26,6 +26,7 @@
 #include "ca.h"
 #include "config.h"
 #include "gw_x509.h"
+#include "host.h"
 #include "hsm.h"
 #include "preflight.h"
 #include "state.h"
@@ -112,18 +113,6 @@ read_line(const char *path, char *buf, size_t len)
 	return true;
 }
 
-static long
-read_long(const char *path, long dflt)
-{
-	char buf[64], *end;
-	long v;
-
-	if (!read_line(path, buf, sizeof(buf)))
-		return dflt;
-	v = strtol(buf, &end, 10);
-	return end == buf ? dflt : v;
-}
-
 /* "0-3,8,10-11" into set (bits up to MAX_CPUS); an empty string is no CPU. */
 static void
 cpulist_parse(const char *s, bool set[MAX_CPUS])
@@ -176,24 +165,6 @@ check_config(struct pf *f)
 
 /* ---- hugepages ---- */
 
-static bool
-hugetlbfs_mount(char *where, size_t len)
-{
-	FILE *fp = fopen("/proc/mounts", "re");
-	char dev[256], dir[PATH_MAX], type[64];
-	bool found = false;
-
-	if (!fp)
-		return false;
-	while (!found && fscanf(fp, "%255s %4095s %63s %*[^\n]", dev, dir, type) == 3)
-		if (strcmp(type, "hugetlbfs") == 0) {
-			snprintf(where, len, "%s", dir);
-			found = true;
-		}
-	fclose(fp);
-	return found;
-}
-
 static void
 check_hugepages(struct pf *f, const struct gw_cfg *cfg)
 {
@@ -223,9 +194,9 @@ check_hugepages(struct pf *f, const struct gw_cfg *cfg)
 		if (sscanf(e->d_name, "hugepages-%lukB", &kb) != 1)
 			continue;
 		snprintf(sub, sizeof(sub), "%s/%s/nr_hugepages", path, e->d_name);
-		nr = read_long(sub, 0);
+		nr = gw_host_read_long(sub, 0);
 		snprintf(sub, sizeof(sub), "%s/%s/free_hugepages", path, e->d_name);
-		fr = read_long(sub, 0);
+		fr = gw_host_read_long(sub, 0);
 		total_kb += (unsigned long long)nr * kb;
 		free_kb += (unsigned long long)fr * kb;
 		if (nr > 0)
@@ -254,7 +225,7 @@ check_hugepages(struct pf *f, const struct gw_cfg *cfg)
 				if (sscanf(h->d_name, "hugepages-%ukB", &kb) != 1)
 					continue;
 				snprintf(nr, sizeof(nr), "%s/%s/nr_hugepages", sub, h->d_name);
-				node_kb += (unsigned long long)read_long(nr, 0) * kb;
+				node_kb += (unsigned long long)gw_host_read_long(nr, 0) * kb;
 			}
 			closedir(hd);
 			snprintf(nodes + l, sizeof(nodes) - l, "%snode %u: %llu MB", l ? ", " : "",
@@ -281,7 +252,7 @@ check_hugepages(struct pf *f, const struct gw_cfg *cfg)
 			"dataplane.memory_mb needs %u",
 			total_kb / 1024, free_kb / 1024, sizes, nodes[0] ? nodes : "no NUMA info",
 			want_mb);
-	if (hugetlbfs_mount(mnt, sizeof(mnt)))
+	if (gw_host_hugetlbfs(mnt, sizeof(mnt)))
 		add(f, GW_PREFLIGHT_OK, "hugetlbfs", "mounted on %s", mnt);
 	else
 		add(f, GW_PREFLIGHT_FAIL, "hugetlbfs",
@@ -313,10 +284,8 @@ static const char *const port_drv_name[] = {
 static bool
 check_port(struct pf *f, const struct gw_cfg_port *port)
 {
-	char check[96], addr[64], path[PATH_MAX], link[PATH_MAX], rel[128];
-	const char *drv;
+	char check[96], addr[64], path[PATH_MAX], drv[64], rel[128];
 	long node;
-	ssize_t n;
 
 	snprintf(check, sizeof(check), "port %s", port->name);
 	if (port->driver != GW_PORT_PCI) {
@@ -333,17 +302,13 @@ check_port(struct pf *f, const struct gw_cfg_port *port)
 			addr, path);
 		return false;
 	}
-	snprintf(rel, sizeof(rel), "bus/pci/devices/%s/driver", addr);
-	n = sys_path(f, path, sizeof(path), rel) ? readlink(path, link, sizeof(link) - 1) : -1;
-	if (n < 0) {
+	if (!gw_host_pci_driver(path, drv, sizeof(drv))) {
 		add(f, GW_PREFLIGHT_FAIL, check,
 			"PCI %s is bound to no driver: mtlsgw-ctl setup nic %s", addr, addr);
 		return false;
 	}
-	link[n] = '\0';
-	drv = strrchr(link, '/') ? strrchr(link, '/') + 1 : link;
 	snprintf(rel, sizeof(rel), "bus/pci/devices/%s/numa_node", addr);
-	node = sys_path(f, path, sizeof(path), rel) ? read_long(path, -1) : -1;
+	node = sys_path(f, path, sizeof(path), rel) ? gw_host_read_long(path, -1) : -1;
 	if (strcmp(drv, "vfio-pci") == 0 || strcmp(drv, "uio_pci_generic") == 0 ||
 		strcmp(drv, "igb_uio") == 0) {
 		add(f, GW_PREFLIGHT_OK, check, "PCI %s bound to %s (NUMA node %ld)", addr, drv,
@@ -359,23 +324,15 @@ check_port(struct pf *f, const struct gw_cfg_port *port)
 static void
 check_iommu(struct pf *f)
 {
-	char path[PATH_MAX], mode[16] = "", cmdline[1024] = "";
-	unsigned groups = 0;
-	struct dirent *e;
-	DIR *d;
+	char cmdline[1024] = "";
+	unsigned groups = gw_host_iommu_groups(f->sys);
 
-	if (sys_path(f, path, sizeof(path), "kernel/iommu_groups") && (d = opendir(path))) {
-		while ((e = readdir(d)) != NULL)
-			groups += e->d_name[0] != '.';
-		closedir(d);
-	}
 	if (groups > 0) {
 		add(f, GW_PREFLIGHT_OK, "iommu", "on (%u IOMMU groups): vfio-pci isolates DMA",
 			groups);
 		return;
 	}
-	if (sys_path(f, path, sizeof(path), "module/vfio/parameters/enable_unsafe_noiommu_mode") &&
-		read_line(path, mode, sizeof(mode)) && (mode[0] == 'Y' || mode[0] == '1')) {
+	if (gw_host_vfio_noiommu(f->sys)) {
 		add(f, GW_PREFLIGHT_WARN, "iommu",
 			"off; vfio runs in no-IOMMU mode: the NIC can DMA anywhere in memory");
 		return;

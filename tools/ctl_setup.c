@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "host.h"
 
 extern char **environ;
 
@@ -88,35 +89,6 @@ run(const char *const *argv)
 		if (errno != EINTR)
 			return -1;
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static long
-read_long(const char *path, long dflt)
-{
-	FILE *f = fopen(path, "re");
-	long v;
-
-	if (!f)
-		return dflt;
-	if (fscanf(f, "%ld", &v) != 1)
-		v = dflt;
-	fclose(f);
-	return v;
-}
-
-static bool
-hugetlbfs_mounted(void)
-{
-	FILE *f = fopen("/proc/mounts", "re");
-	char type[64];
-	bool found = false;
-
-	if (!f)
-		return false;
-	while (!found && fscanf(f, "%*s %*s %63s %*[^\n]", type) == 1)
-		found = strcmp(type, "hugetlbfs") == 0;
-	fclose(f);
-	return found;
 }
 
 static int
@@ -220,11 +192,11 @@ setup_hugepages(int argc, char **argv)
 		snprintf(path, sizeof(path), "%s/kernel/mm/hugepages/hugepages-%lukB/nr_hugepages",
 			sys, page_kb);
 	}
-	have_pages = read_long(path, -1);
+	have_pages = gw_host_read_long(path, -1);
 	if (have_pages < 0)
 		return gw_ctl_die(GW_CTL_FAIL,
 			"setup hugepages: this kernel offers no %s pages (%s missing)", page, path);
-	if ((unsigned long)have_pages * page_kb >= mb * 1024 && hugetlbfs_mounted()) {
+	if ((unsigned long)have_pages * page_kb >= mb * 1024 && gw_host_hugetlbfs(NULL, 0)) {
 		printf("hugepages: %lu MB of %s pages reserved already%s and hugetlbfs mounted: "
 		       "nothing to do\n",
 			(unsigned long)have_pages * page_kb / 1024, page,
@@ -256,7 +228,7 @@ setup_hugepages(int argc, char **argv)
 		return rc < 0 ? GW_CTL_FAIL
 			      : gw_ctl_die(GW_CTL_FAIL, "setup hugepages: %s exited with %d",
 					HUGEPAGES_PY, rc);
-	have_pages = read_long(path, 0);
+	have_pages = gw_host_read_long(path, 0);
 	if ((unsigned long)have_pages * page_kb < mb * 1024)
 		return gw_ctl_die(GW_CTL_FAIL,
 			"setup hugepages: only %ld MB reserved of %lu MB asked: memory is too "
@@ -281,24 +253,6 @@ pci_addr(const char *s, char *full, size_t len)
 	else
 		return -1;
 	return dev < 32 && fn < 8 ? 0 : -1;
-}
-
-/* The driver dir (ROOT/bus/pci/devices/ADDR/driver) as a name into drv; "" if none. */
-static void
-pci_driver(const char *dev_dir, char *drv, size_t len)
-{
-	char path[PATH_MAX], link[PATH_MAX];
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "%s/driver", dev_dir);
-	n = readlink(path, link, sizeof(link) - 1);
-	drv[0] = '\0';
-	if (n < 0)
-		return;
-	link[n] = '\0';
-	if ((size_t)snprintf(drv, len, "%s", strrchr(link, '/') ? strrchr(link, '/') + 1 : link) >=
-		len)
-		drv[0] = '\0'; /* no driver name is that long */
 }
 
 /* Is iface the device of a default route (IPv4 or IPv6) of this box? */
@@ -366,31 +320,6 @@ default_route_iface(const char *dev_dir, char *iface, size_t len)
 	return found;
 }
 
-static bool
-iommu_usable(const char *sys)
-{
-	char path[PATH_MAX], mode = 0;
-	struct dirent *e;
-	unsigned groups = 0;
-	DIR *d;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/kernel/iommu_groups", sys);
-	if ((d = opendir(path))) {
-		while ((e = readdir(d)) != NULL)
-			groups += e->d_name[0] != '.';
-		closedir(d);
-	}
-	if (groups)
-		return true;
-	snprintf(path, sizeof(path), "%s/module/vfio/parameters/enable_unsafe_noiommu_mode", sys);
-	if ((f = fopen(path, "re"))) {
-		mode = (char)fgetc(f);
-		fclose(f);
-	}
-	return mode == 'Y' || mode == '1';
-}
-
 static int
 setup_nic(int argc, char **argv)
 {
@@ -453,7 +382,7 @@ setup_nic(int argc, char **argv)
 			"setup nic: no PCI device %s on this box (%s missing; `lspci -D` lists "
 			"the devices)",
 			addr, dev_dir);
-	pci_driver(dev_dir, cur, sizeof(cur));
+	(void)gw_host_pci_driver(dev_dir, cur, sizeof(cur));
 	if (strcmp(cur, driver) == 0) {
 		printf("nic: %s is bound to %s already: nothing to do\n", addr, driver);
 		return GW_CTL_OK;
@@ -469,7 +398,8 @@ setup_nic(int argc, char **argv)
 	load = access(path, F_OK) != 0;
 	modprobe[1] = driver;
 	snprintf(bind, sizeof(bind), "--bind=%s", driver);
-	if (strcmp(driver, "vfio-pci") == 0 && !iommu_usable(sys))
+	if (strcmp(driver, "vfio-pci") == 0 &&
+		!(gw_host_iommu_groups(sys) > 0 || gw_host_vfio_noiommu(sys)))
 		fprintf(stderr,
 			"mtlsgw-ctl: setup nic: warning: no IOMMU groups and vfio's no-IOMMU mode "
 			"is off: DPDK cannot use %s through vfio-pci until the IOMMU is on "
@@ -495,7 +425,7 @@ setup_nic(int argc, char **argv)
 		return rc < 0 ? GW_CTL_FAIL
 			      : gw_ctl_die(GW_CTL_FAIL, "setup nic: %s exited with %d", DEVBIND_PY,
 					rc);
-	pci_driver(dev_dir, cur, sizeof(cur));
+	(void)gw_host_pci_driver(dev_dir, cur, sizeof(cur));
 	if (strcmp(cur, driver) != 0)
 		return gw_ctl_die(GW_CTL_FAIL, "setup nic: %s is bound to '%s', not %s, after %s",
 			addr, cur[0] ? cur : "no driver", driver, DEVBIND_PY);
