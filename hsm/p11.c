@@ -695,6 +695,18 @@ attr_bytes(struct gw_p11_mod *m, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, CK_ATT
 	return (long)a.ulValueLen;
 }
 
+/* What a private or secret key's attributes say of how it may leave and be used. */
+static void
+key_attrs(struct gw_p11_mod *m, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE obj, struct gw_hsm_object *o)
+{
+	o->sensitive = attr_bool(m, s, obj, CKA_SENSITIVE);
+	o->extractable = attr_bool(m, s, obj, CKA_EXTRACTABLE);
+	o->always_sensitive = attr_bool(m, s, obj, CKA_ALWAYS_SENSITIVE);
+	o->never_extractable = attr_bool(m, s, obj, CKA_NEVER_EXTRACTABLE);
+	o->private_ = attr_bool(m, s, obj, CKA_PRIVATE);
+	o->sign = attr_bool(m, s, obj, CKA_SIGN);
+}
+
 /* DER OIDs of the named curves we make (CKA_EC_PARAMS). */
 static const uint8_t oid_p256[] = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
 static const uint8_t oid_p384[] = {0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22};
@@ -743,12 +755,7 @@ gw_p11_describe(struct gw_p11_mod *m, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE obj,
 			snprintf(o->secret_type, sizeof(o->secret_type), "aes-%lu", vlen * 8);
 		else
 			snprintf(o->secret_type, sizeof(o->secret_type), "secret");
-		o->sensitive = attr_bool(m, s, obj, CKA_SENSITIVE);
-		o->extractable = attr_bool(m, s, obj, CKA_EXTRACTABLE);
-		o->always_sensitive = attr_bool(m, s, obj, CKA_ALWAYS_SENSITIVE);
-		o->never_extractable = attr_bool(m, s, obj, CKA_NEVER_EXTRACTABLE);
-		o->private_ = attr_bool(m, s, obj, CKA_PRIVATE);
-		o->sign = attr_bool(m, s, obj, CKA_SIGN);
+		key_attrs(m, s, obj, o);
 		o->encrypt = attr_bool(m, s, obj, CKA_ENCRYPT);
 		return 0;
 	}
@@ -774,12 +781,7 @@ gw_p11_describe(struct gw_p11_mod *m, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE obj,
 		}
 	}
 	if (cls == CKO_PRIVATE_KEY) {
-		o->sensitive = attr_bool(m, s, obj, CKA_SENSITIVE);
-		o->extractable = attr_bool(m, s, obj, CKA_EXTRACTABLE);
-		o->always_sensitive = attr_bool(m, s, obj, CKA_ALWAYS_SENSITIVE);
-		o->never_extractable = attr_bool(m, s, obj, CKA_NEVER_EXTRACTABLE);
-		o->private_ = attr_bool(m, s, obj, CKA_PRIVATE);
-		o->sign = attr_bool(m, s, obj, CKA_SIGN);
+		key_attrs(m, s, obj, o);
 	} else {
 		o->private_ = attr_bool(m, s, obj, CKA_PRIVATE);
 		o->sign = false;
