@@ -991,10 +991,7 @@ gw_gateway_start(struct gw_gateway *g)
 static uint64_t
 mono_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	return mono_usec() / 1000;
 }
 
 int
