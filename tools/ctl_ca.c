@@ -926,7 +926,7 @@ status_run(int argc, char **argv)
 /* ---- reload ------------------------------------------------------------------ */
 
 static const char reload_usage[] =
-	"usage: mtlsgw-ctl reload [--socket PATH | --config FILE] [--json]\n\n"
+	"usage: mtlsgw-ctl reload [--force] [--socket PATH | --config FILE] [--json]\n\n"
 	"Make the running gateway read its config file again (POST /v1/reload), as\n"
 	"SIGHUP does: all or nothing. Prints the snapshot generation now published\n"
 	"(\"reloaded: generation 5\"), or every error found in the file, one per line,\n"
