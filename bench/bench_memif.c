@@ -38,7 +38,8 @@
  * tears a connection down on its interrupt thread (flag cleared, regions
  * unmapped) without waiting for a worker inside rte_eth_rx/tx_burst on the
  * same port: a peer that leaves while the other side's worker polls can
- * make that worker touch unmapped memory. With --hold the script stops the
+ * make that worker touch unmapped memory. So our worker stops when the
+ * run ends but our port stays open; with --hold the script stops the
  * gateway first (its workers stop before its port closes) and then us, so
  * neither side is polling when the connection goes away.
  */
@@ -660,7 +661,9 @@ main(int argc, char **argv)
 			n_wk, wk, (double)(all1 - all0) / hz,
 			wk > 0 ? (double)B.bytes / wk / 1e6 : 0.0);
 	}
-	gw_dp_stop(dp);
+	/* the port stays open: closing it now would tear the memif connection
+	 * down under the gateway's polling worker (see --hold) */
+	gw_dp_stop_workers(dp);
 	dt = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	printf("{\"mode\":\"%s\",\"tls\":%s,\"cipher\":\"%s\",\"conns\":%u,\"seconds\":%.2f,"
 	       "\"bytes\":%" PRIu64 ",\"mb_per_s\":%.1f,\"completed\":%" PRIu64
@@ -675,6 +678,7 @@ main(int argc, char **argv)
 	/* our worker is stopped: the peer may now leave first (see --hold) */
 	if (hold)
 		(void)sigwaitinfo(&set, NULL);
+	gw_dp_stop(dp);
 	rte_eal_cleanup();
 	SSL_CTX_free(B.tls);
 	return B.corrupt || (tls && B.failed) ? 1 : 0;

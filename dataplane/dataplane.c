@@ -312,14 +312,20 @@ drain_ring(struct rte_ring *r)
 }
 
 void
+gw_dp_stop_workers(struct gw_dp *dp)
+{
+	atomic_store(&dp->stop, true);
+	rte_eal_mp_wait_lcore();
+}
+
+void
 gw_dp_stop(struct gw_dp *dp)
 {
 	unsigned i;
 
 	if (dp == NULL)
 		return;
-	atomic_store(&dp->stop, true);
-	rte_eal_mp_wait_lcore();
+	gw_dp_stop_workers(dp);
 	for (i = 0; i < dp->n_workers && dp->lcores != NULL; i++) {
 		drain_ring(dp->lcores[i].ring);
 		rte_ring_free(dp->lcores[i].ring);

@@ -146,8 +146,17 @@ GW_MUST_CHECK int gw_dp_eal_cmdline(
 GW_MUST_CHECK int gw_dp_start(const struct gw_dp_params *p, struct gw_dp **out);
 
 /*
- * Stop the workers (they free their connections), close the ports (taps
- * disappear), free the pool. NULL ok. Does not call rte_eal_cleanup.
+ * Stop the workers (they free their connections) and wait for them; the
+ * ports stay open. A memif peer sees no disconnect until gw_dp_stop, which
+ * matters because DPDK 22.11's memif PMD unmaps the shared memory on a
+ * disconnect without waiting for the peer's worker inside rx/tx_burst: a
+ * process stops its workers, then the peer stops, then it closes its ports.
+ */
+void gw_dp_stop_workers(struct gw_dp *dp);
+
+/*
+ * Stop the workers (gw_dp_stop_workers), close the ports (taps disappear),
+ * free the pool. NULL ok. Does not call rte_eal_cleanup.
  */
 void gw_dp_stop(struct gw_dp *dp);
 
