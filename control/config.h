@@ -334,6 +334,26 @@ struct gw_cfg_mtls {
 	unsigned n_backends;
 };
 
+/*
+ * cluster: several gateways (behind ECMP or a load balancer) sharing their
+ * session ticket keys through etcd (control/cluster.h, docs/fleet.md).
+ * Read at start only: a reload that changes it is refused.
+ */
+#define GW_CFG_MAX_ETCD 16
+#define GW_CFG_CLUSTER_NAME_MAX 63
+struct gw_cfg_cluster {
+	char *name;                          /* keys under /mtlsgw/<name>/; [A-Za-z0-9._-] */
+	char *node;                          /* unique per box, same charset; default the host name */
+	char *endpoints[GW_CFG_MAX_ETCD];    /* etcd.endpoints: http(s)://host:port */
+	unsigned n_endpoints;                /* 1 .. GW_CFG_MAX_ETCD */
+	char *etcd_ca;                       /* etcd.ca: PEM CA for https://, or NULL */
+	char *etcd_cert;                     /* etcd.cert: PEM client certificate, or NULL */
+	char *etcd_key;                      /* etcd.key: PEM file or pkcs11: URI, with etcd_cert */
+	char *ticket_key;                    /* pkcs11: URI of the AES-256 wrapping key */
+	unsigned lease_ttl_s;                /* membership/leader lease; default 10, 2..300 */
+	unsigned timeout_ms;                 /* each etcd request; default 2000, 100..60000 */
+};
+
 struct gw_cfg {
 	char *path;          /* the file it came from */
 	uint64_t generation; /* set by whoever publishes it; 0 from the loader */
@@ -346,6 +366,8 @@ struct gw_cfg {
 	struct gw_cfg_access_log access_log;
 	bool has_mtls; /* the mtls: section is present */
 	struct gw_cfg_mtls mtls;
+	bool has_cluster; /* the cluster: section is present */
+	struct gw_cfg_cluster cluster;
 };
 
 /*
