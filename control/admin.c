@@ -577,6 +577,28 @@ get_status(struct gw_admin *a, struct MHD_Connection *c)
 	return send_json(c, MHD_HTTP_OK, o);
 }
 
+/* GET /v1/cluster: the status's Cluster object (ops->status fills it when the gateway is in a fleet). */
+static enum MHD_Result
+get_cluster(struct gw_admin *a, struct MHD_Connection *c)
+{
+	json_t *o = json_object(), *cl;
+	int rc;
+
+	if (a->ops.status && (rc = a->ops.status(a->ops.arg, o)) < 0) {
+		json_decref(o);
+		return send_rc(c, rc);
+	}
+	cl = json_object_get(o, "Cluster");
+	if (cl == NULL) {
+		json_decref(o);
+		return send_err(
+			c, MHD_HTTP_NOT_FOUND, "no cluster: section in this gateway's config");
+	}
+	json_incref(cl);
+	json_decref(o);
+	return send_json(c, MHD_HTTP_OK, cl);
+}
+
 static enum MHD_Result
 post_reload(struct gw_admin *a, struct MHD_Connection *c, const struct req_body *b)
 {
@@ -769,6 +791,9 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 	}
 	if (strcmp(url, "/v1/status") == 0)
 		return get ? get_status(a, c) : send_err(c, MHD_HTTP_METHOD_NOT_ALLOWED, "use GET");
+	if (strcmp(url, "/v1/cluster") == 0)
+		return get ? get_cluster(a, c)
+			   : send_err(c, MHD_HTTP_METHOD_NOT_ALLOWED, "use GET");
 	if (strcmp(url, "/v1/metrics") == 0)
 		return get ? get_metrics(a, c)
 			   : send_err(c, MHD_HTTP_METHOD_NOT_ALLOWED, "use GET");

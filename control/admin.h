@@ -19,6 +19,10 @@
  *   GET  /v1/status                    the gateway's ops->status object plus CA
  *                                      {TrustDomain, EnabledBackend, Certificates[]
  *                                      with NotAfter and ExpiresInSeconds}
+ *   GET  /v1/cluster                   the status's Cluster object (control/cluster.h:
+ *                                      Name, Node, Leader, IsLeader, EtcdUp,
+ *                                      TicketSerial, LastError, Members[]); 404
+ *                                      without a cluster: section
  *   POST /v1/reload                    {Force?} (body optional): ops->reload;
  *                                      200 {Reloaded, Generation} (the snapshot
  *                                      generation now published), or the error

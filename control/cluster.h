@@ -113,7 +113,7 @@ bool gw_cluster_etcd_up(const struct gw_cluster *c);
 bool gw_cluster_is_leader(const struct gw_cluster *c);
 
 /*
- * GET /v1/cluster: {Name, Node, Leader, IsLeader, EtcdUp, Endpoint,
+ * GET /v1/cluster: {Name, Node, Leader, IsLeader, EtcdUp,
  * TicketSerial, LastError, Members[{Node, Generation, TicketSerial,
  * Heartbeat, Leader}]} as of the agent's last turn. 0 (o borrowed).
  */

@@ -342,16 +342,16 @@ struct gw_cfg_mtls {
 #define GW_CFG_MAX_ETCD 16
 #define GW_CFG_CLUSTER_NAME_MAX 63
 struct gw_cfg_cluster {
-	char *name;                          /* keys under /mtlsgw/<name>/; [A-Za-z0-9._-] */
-	char *node;                          /* unique per box, same charset; default the host name */
-	char *endpoints[GW_CFG_MAX_ETCD];    /* etcd.endpoints: http(s)://host:port */
-	unsigned n_endpoints;                /* 1 .. GW_CFG_MAX_ETCD */
-	char *etcd_ca;                       /* etcd.ca: PEM CA for https://, or NULL */
-	char *etcd_cert;                     /* etcd.cert: PEM client certificate, or NULL */
-	char *etcd_key;                      /* etcd.key: PEM file or pkcs11: URI, with etcd_cert */
-	char *ticket_key;                    /* pkcs11: URI of the AES-256 wrapping key */
-	unsigned lease_ttl_s;                /* membership/leader lease; default 10, 2..300 */
-	unsigned timeout_ms;                 /* each etcd request; default 2000, 100..60000 */
+	char *name;                       /* keys under /mtlsgw/<name>/; [A-Za-z0-9._-] */
+	char *node;                       /* unique per box, same charset; default the host name */
+	char *endpoints[GW_CFG_MAX_ETCD]; /* etcd.endpoints: http(s)://host:port */
+	unsigned n_endpoints;             /* 1 .. GW_CFG_MAX_ETCD */
+	char *etcd_ca;                    /* etcd.ca: PEM CA for https://, or NULL */
+	char *etcd_cert;                  /* etcd.cert: PEM client certificate, or NULL */
+	char *etcd_key;                   /* etcd.key: PEM file or pkcs11: URI, with etcd_cert */
+	char *ticket_key;                 /* pkcs11: URI of the AES-256 wrapping key */
+	unsigned lease_ttl_s;             /* membership/leader lease; default 10, 2..300 */
+	unsigned timeout_ms;              /* each etcd request; default 2000, 100..60000 */
 };
 
 struct gw_cfg {

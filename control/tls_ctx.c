@@ -89,6 +89,28 @@ gw_tls_ctl_rotate(struct gw_tls_ctl *c, time_t now, bool force)
 	return 1;
 }
 
+int
+gw_tls_ctl_install(struct gw_tls_ctl *c, const uint8_t name[16], const uint8_t aes[32],
+	const uint8_t hmac[32], time_t created)
+{
+	uint64_t s;
+	struct tk *k;
+
+	GW_ENSURE(c && name && aes && hmac, -EINVAL);
+	s = atomic_load_explicit(&c->serial, memory_order_relaxed);
+	if (memcmp(c->ring[s % TK_RING].name, name, 16) == 0 ||
+		memcmp(c->ring[(s - 1) % TK_RING].name, name, 16) == 0)
+		return 0;
+	k = &c->ring[(s + 1) % TK_RING];
+	memcpy(k->name, name, sizeof(k->name));
+	memcpy(k->aes, aes, sizeof(k->aes));
+	memcpy(k->hmac, hmac, sizeof(k->hmac));
+	k->created = created;
+	/* release: the new key's bytes before the serial that names it */
+	atomic_store_explicit(&c->serial, s + 1, memory_order_release);
+	return 1;
+}
+
 uint64_t
 gw_tls_ctl_key_serial(const struct gw_tls_ctl *c)
 {

@@ -116,7 +116,17 @@ void gw_tls_ctl_ext(struct gw_tls_ctl *ctl, struct gw_snapshot_ext *out);
  */
 GW_MUST_CHECK int gw_tls_ctl_rotate(struct gw_tls_ctl *ctl, time_t now, bool force);
 
-/* Ticket keys made so far (1 after create). */
+/*
+ * Make the given key the current one (a fleet's, control/cluster.h): the
+ * current key becomes the previous, so tickets under it still resume. Keys
+ * are installed in the order they were made. Returns 1, or 0 when the
+ * current or the previous key already has this name (nothing changes).
+ * Control thread, like gw_tls_ctl_rotate.
+ */
+GW_MUST_CHECK int gw_tls_ctl_install(struct gw_tls_ctl *ctl, const uint8_t name[16],
+	const uint8_t aes[32], const uint8_t hmac[32], time_t created);
+
+/* Ticket keys made or installed so far (1 after create). */
 uint64_t gw_tls_ctl_key_serial(const struct gw_tls_ctl *ctl);
 
 #endif /* GW_TLS_CTX_H */

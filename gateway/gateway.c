@@ -26,6 +26,7 @@
 #include <rte_version.h>
 
 #include "access_log.h"
+#include "cluster.h"
 #include "config.h"
 #include "dataplane.h"
 #include "gateway.h"
@@ -52,6 +53,9 @@ struct tls_ctl {
 	uint64_t gen;
 	int64_t hsm_fails; /* hs_fail_hsm at the last look */
 	time_t hsm_retry;  /* earliest next key reload after HSM failures */
+	/* cluster: set: the fleet's ticket keys replace local rotation (control/cluster.h) */
+	struct gw_cluster *cluster;
+	uint64_t fleet_serial; /* the fleet's ticket key serial installed (0: none yet) */
 };
 
 struct gw_gateway {
@@ -612,6 +616,14 @@ mesh_status(void *arg, json_t *o)
 	}
 	json_object_set_new(o, "Listeners", l);
 	json_object_set_new(o, "Generation", json_integer((json_int_t)t->gen));
+	if (t->cluster != NULL) {
+		json_t *c = json_object();
+
+		if (c != NULL && gw_cluster_status(t->cluster, c) == 0)
+			json_object_set_new(o, "Cluster", c);
+		else
+			json_decref(c);
+	}
 	status_workers(t, o);
 	if (t->tdp != NULL) {
 		json_object_set_new(o, "TLS",
@@ -648,6 +660,17 @@ mesh_metrics(void *arg, struct gw_metrics *m)
 	gw_metrics_build_info(m, GW_VERSION, OpenSSL_version(OPENSSL_VERSION_STRING), dpdk);
 	gw_metrics_simple(m, "mtlsgw_snapshot_generation", "gauge",
 		"generation of the last published snapshot", (int64_t)t->gen);
+	if (t->cluster != NULL) {
+		gw_metrics_simple(m, "mtlsgw_cluster_etcd_up", "gauge",
+			"1 when the fleet's etcd answered the agent's last turn",
+			gw_cluster_etcd_up(t->cluster));
+		gw_metrics_simple(m, "mtlsgw_cluster_leader", "gauge",
+			"1 when this member leads the fleet (rotates the ticket keys)",
+			gw_cluster_is_leader(t->cluster));
+		gw_metrics_simple(m, "mtlsgw_cluster_ticket_serial", "gauge",
+			"the fleet's session ticket key serial installed here",
+			(int64_t)t->fleet_serial);
+	}
 	if (dp == NULL)
 		return 0; /* not running yet: no counters */
 	if ((rc = gw_dp_counters(dp, &s)) == 0)
@@ -684,6 +707,70 @@ mesh_start(struct tls_ctl *t, const struct gw_cfg *cfg)
 	return gw_mesh_create(cfg, &mp, &g->mesh.m);
 }
 
+/*
+ * Install the fleet's ticket keys the agent unsealed since the last look:
+ * the previous one first, so both decrypt. 1 if the current key changed.
+ */
+static int
+fleet_keys(struct tls_ctl *t)
+{
+	struct gw_cluster_tkeys ks;
+	int rc = 0;
+
+	if (t->cluster == NULL || t->ctl == NULL || gw_cluster_take_keys(t->cluster, &ks) == 0)
+		return 0;
+	if (ks.has_prev)
+		rc = gw_tls_ctl_install(
+			t->ctl, ks.prev.name, ks.prev.aes, ks.prev.hmac, (time_t)ks.prev.created);
+	if (rc >= 0)
+		rc = gw_tls_ctl_install(
+			t->ctl, ks.cur.name, ks.cur.aes, ks.cur.hmac, (time_t)ks.cur.created);
+	if (rc >= 0)
+		t->fleet_serial = ks.serial;
+	OPENSSL_cleanse(&ks, sizeof(ks));
+	if (rc == 1)
+		GW_LOG_INFO("fleet session ticket key %" PRIu64 " installed", t->fleet_serial);
+	return rc;
+}
+
+/*
+ * cluster: join the fleet before the listeners accept (gw_cluster_start
+ * waits for the fleet's ticket keys, bounded), and install its keys.
+ */
+static int
+cluster_start(struct tls_ctl *t, const struct gw_cfg *cfg)
+{
+	struct gw_hsm_params hp = {
+		.module = cfg->hsm.module,
+		.pin_file = cfg->hsm.pin_file,
+		.pin_env = cfg->hsm.pin_env,
+	};
+	unsigned lifetime = 0;
+	struct gw_cluster_params cp = {
+		.cfg = &cfg->cluster,
+		.hsm = &hp,
+		.join_timeout_ms = 3 * (cfg->cluster.timeout_ms ? cfg->cluster.timeout_ms : 2000),
+	};
+
+	if (!cfg->has_cluster)
+		return 0;
+	/* the leader rotates every (smallest) ticket lifetime, as one box would */
+	for (unsigned i = 0; i < cfg->n_listeners; i++) {
+		unsigned l =
+			cfg->listeners[i].has_tls ? cfg->listeners[i].tls.ticket_lifetime_s : 0;
+
+		if (l != 0 && (lifetime == 0 || l < lifetime))
+			lifetime = l;
+	}
+	cp.ticket_lifetime_s = lifetime;
+	t->starting = "cluster";
+	GW_GUARD(gw_cluster_start(&cp, &t->cluster));
+	if (fleet_keys(t) < 0)
+		return -1;
+	gw_cluster_report(t->cluster, t->gen, t->fleet_serial);
+	return 0;
+}
+
 /* Once a second on the main lcore. */
 static void
 tls_tick(struct tls_ctl *t)
@@ -697,8 +784,11 @@ tls_tick(struct tls_ctl *t)
 	gw_snap_pub_reclaim(t->pub, false);
 	if (t->ctl == NULL)
 		return; /* no TLS listeners: no ticket keys, no HSM */
-	rc = gw_tls_ctl_rotate(t->ctl, now, false);
-	if (rc == 1)
+	if (t->cluster != NULL)
+		rc = fleet_keys(t); /* the leader rotates for the fleet */
+	else
+		rc = gw_tls_ctl_rotate(t->ctl, now, false);
+	if (rc == 1 && t->cluster == NULL)
 		GW_LOG_INFO("session ticket key rotated (key %" PRIu64 ")",
 			gw_tls_ctl_key_serial(t->ctl));
 	else if (rc < 0) /* the current key stays: tickets still work, rotation is retried */
@@ -973,7 +1063,7 @@ gw_gateway_start(struct gw_gateway *g)
 			g->tls.dpp.alog[w] = g->params.alog[w] = gw_access_log_ring(g->alog, w);
 	}
 	/* every config: the snapshots and the admin API (status, reload) */
-	if (tls_start(&g->tls, g->cfg, &g->params) < 0)
+	if (tls_start(&g->tls, g->cfg, &g->params) < 0 || cluster_start(&g->tls, g->cfg) < 0)
 		return err_prefix(g->tls.starting);
 	if (g->p.no_dataplane) {
 		sd_ready(g); /* control only: nothing else to wait for */
@@ -1041,6 +1131,8 @@ gw_gateway_tick(struct gw_gateway *g)
 	if (g == NULL)
 		return;
 	tls_tick(&g->tls);
+	if (g->tls.cluster != NULL)
+		gw_cluster_report(g->tls.cluster, g->tls.gen, g->tls.fleet_serial);
 	gw_access_log_drain(g->alog, mono_ms());
 	sd_status(g, false);
 }
@@ -1115,6 +1207,8 @@ gw_gateway_destroy(struct gw_gateway *g)
 	gw_access_log_drain(g->alog, mono_ms());
 	gw_access_log_destroy(g->alog);
 	g->alog = NULL;
+	gw_cluster_stop(g->tls.cluster); /* leaves the fleet: member key and leadership */
+	g->tls.cluster = NULL;
 	tls_stop(&g->tls, g->cfg);
 	if (g->eal_up)
 		rte_eal_cleanup();
