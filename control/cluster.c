@@ -363,7 +363,7 @@ tickets_rotate(struct gw_cluster *c, int64_t rev, time_t now)
 	int rc;
 
 	if (rev != 0 && rev != c->fleet_rev)
-		return 0; /* a value we could not open: never overwritten (docs/fleet.md) */
+		return 0; /* a value we could not open: never overwritten (docs/operations.md, "Fleet") */
 	if (rev != 0 && !c->heal && now - c->fleet.cur.created < (time_t)c->lifetime_s)
 		return 0;
 	/* after the newest this member has seen, even when the key was deleted */

@@ -3,7 +3,7 @@
  * cluster.h - one gateway's membership in a fleet (config `cluster:`):
  * several gateways behind ECMP share their session ticket keys through
  * etcd, so a ticket issued by any box resumes on any other, across
- * rotations (docs/fleet.md).
+ * rotations (docs/operations.md, "Fleet").
  *
  * Keys, under /mtlsgw/<name>/ (values JSON unless said):
  *

@@ -336,7 +336,7 @@ struct gw_cfg_mtls {
 
 /*
  * cluster: several gateways (behind ECMP or a load balancer) sharing their
- * session ticket keys through etcd (control/cluster.h, docs/fleet.md).
+ * session ticket keys through etcd (control/cluster.h, docs/operations.md "Fleet").
  * Read at start only: a reload that changes it is refused.
  */
 #define GW_CFG_MAX_ETCD 16
