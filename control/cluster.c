@@ -25,6 +25,7 @@
 
 #define GW_LOG_MODULE "cluster"
 #include "cluster.h"
+#include "cluster_cfg.h"
 #include "etcd.h"
 #include "gw_log.h"
 
@@ -39,20 +40,23 @@ struct gw_cluster {
 	char node[GW_CFG_CLUSTER_NAME_MAX + 1];
 	char *ticket_key;
 	char k_members[KEY_MAX], k_member[KEY_MAX], k_leader[KEY_MAX], k_tickets[KEY_MAX];
+	char k_config[KEY_MAX];
 	unsigned ttl_s, lifetime_s, turn_ms;
 
 	/* the agent thread's (the join's before it starts) */
 	struct gw_etcd *etcd;
 	struct gw_hsm *hsm;
 	int64_t lease;
-	int64_t tickets_rev;            /* mod_revision of the tickets key last read */
-	struct gw_cluster_tkeys fleet;  /* the newest unsealed, fleet.serial 0: none */
-	int64_t fleet_rev;              /* the mod_revision fleet was read at */
-	bool heal;                      /* a stale value is in etcd: rotate now */
-	bool turn_ok;                   /* every etcd request of this turn answered */
-	bool said_down;                 /* "etcd unreachable" was logged */
-	char err[256];                  /* this turn's first error */
-	char tickets_err[256];          /* why the tickets value was refused ("": it was not) */
+	int64_t tickets_rev;           /* mod_revision of the tickets key last read */
+	struct gw_cluster_tkeys fleet; /* the newest unsealed, fleet.serial 0: none */
+	int64_t fleet_rev;             /* the mod_revision fleet was read at */
+	bool heal;                     /* a stale value is in etcd: rotate now */
+	bool turn_ok;                  /* every etcd request of this turn answered */
+	bool said_down;                /* "etcd unreachable" was logged */
+	char err[256];                 /* this turn's first error */
+	char tickets_err[256];         /* why the tickets value was refused ("": it was not) */
+	int64_t config_rev;            /* mod_revision of the config key last read */
+	uint64_t config_seen;          /* the newest config revision offered */
 	time_t started;
 
 	pthread_t thread;
@@ -66,6 +70,14 @@ struct gw_cluster {
 	struct gw_cluster_tkeys pending; /* pending.serial 0: nothing to take */
 	uint64_t taken;                  /* the last serial handed over */
 	uint64_t rep_generation, rep_ticket_serial;
+	/* the pushed config: waiting to be applied, and how the last one went */
+	uint64_t cfg_pending_rev; /* 0: nothing waiting */
+	char *cfg_pending;
+	json_t *cfg_pending_files;
+	uint64_t cfg_rev;     /* the revision last tried (applied or refused); 0: none */
+	uint64_t cfg_applied; /* the revision running (0: the box's own file) */
+	bool cfg_ok;
+	char cfg_msg[256];
 	char leader_node[GW_CFG_CLUSTER_NAME_MAX + 1];
 	char last_error[256];
 	json_t *members; /* the last members list read */
@@ -169,7 +181,8 @@ tickets_open(struct gw_cluster *c, const uint8_t *val, size_t len, struct gw_clu
 		k -= (blen >= 2 && b64[blen - 2] == '=') ? 2 : 1;
 	json_decref(o);
 	if (k < 0)
-		return gw_err_setf(-GW_E_PARSE, GW_HERE, "%s: 'sealed' is not base64", c->k_tickets);
+		return gw_err_setf(
+			-GW_E_PARSE, GW_HERE, "%s: 'sealed' is not base64", c->k_tickets);
 	aad_of(c, (uint64_t)serial, aad, sizeof(aad));
 	rc = gw_hsm_unseal(c->hsm, c->ticket_key, (const uint8_t *)aad, strlen(aad), sealed,
 		(size_t)k, pt, &n);
@@ -245,14 +258,23 @@ member_step(struct gw_cluster *c)
 	json_t *o;
 	int rc;
 
+	json_t *cfg;
+
 	pthread_mutex_lock(&c->lock);
 	gen = c->rep_generation;
 	ts = c->rep_ticket_serial;
+	cfg = json_pack("{s:I,s:I,s:s,s:s}", "revision", (json_int_t)c->cfg_rev, "applied",
+		(json_int_t)c->cfg_applied, "status",
+		c->cfg_rev == 0 ? "none"
+		: c->cfg_ok     ? "ok"
+				: "error",
+		"message", c->cfg_msg);
 	pthread_mutex_unlock(&c->lock);
-	o = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:b,s:s}", "node", c->node, "pid",
+	o = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:b,s:s,s:o?}", "node", c->node, "pid",
 		(json_int_t)getpid(), "started", (json_int_t)c->started, "heartbeat",
 		(json_int_t)time(NULL), "generation", (json_int_t)gen, "ticket_serial",
-		(json_int_t)ts, "leader", atomic_load(&c->leader), "version", GW_VERSION);
+		(json_int_t)ts, "leader", atomic_load(&c->leader), "version", GW_VERSION, "config",
+		cfg);
 	s = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
 	GW_ENSURE(s, -ENOMEM);
@@ -392,6 +414,100 @@ tickets_rotate(struct gw_cluster *c, int64_t rev, time_t now)
 	return 1;
 }
 
+/* Refuse a pushed revision: logged once, reported in the member key. */
+static int
+config_refuse(struct gw_cluster *c, uint64_t rev, int rc)
+{
+	GW_LOG_ERR("%s", gw_err_msg());
+	pthread_mutex_lock(&c->lock);
+	c->cfg_rev = rev;
+	c->cfg_ok = false;
+	snprintf(c->cfg_msg, sizeof(c->cfg_msg), "%s", gw_err_msg());
+	pthread_mutex_unlock(&c->lock);
+	return turn_err(c, rc);
+}
+
+/*
+ * Read the pushed config; a newer revision whose seal matches is left for
+ * the control thread (gw_cluster_take_config). An older one than the
+ * newest seen (stale or replayed) and one whose seal does not match are
+ * refused.
+ */
+static int
+config_read(struct gw_cluster *c)
+{
+	uint8_t *v = NULL, digest[32], opened[32 + 16], sealed[64 + GW_HSM_SEAL_OVERHEAD];
+	size_t n = 0, on = sizeof(opened);
+	int64_t mod = 0;
+	json_int_t rev = 0;
+	const char *shared = NULL, *seal = NULL;
+	json_t *o, *files = NULL;
+	char aad[KEY_MAX];
+	int k, rc = gw_etcd_get(c->etcd, c->k_config, &v, &n, &mod);
+
+	if (rc == -ENOENT)
+		return 0;
+	if (rc < 0)
+		return turn_err(c, rc);
+	if (mod == c->config_rev) {
+		free(v);
+		return 0;
+	}
+	c->config_rev = mod;
+	o = json_loadb((const char *)v, n, 0, NULL);
+	free(v);
+	if (o == NULL ||
+		json_unpack(o, "{s:I,s:s,s:o,s:s}", "revision", &rev, "shared", &shared, "files",
+			&files, "seal", &seal) < 0 ||
+		rev < 1 || !json_is_object(files)) {
+		json_decref(o);
+		rc = gw_err_setf(-GW_E_PARSE, GW_HERE,
+			"%s is not a pushed config ({revision, shared, files, seal}): refused",
+			c->k_config);
+		return config_refuse(c, 0, rc);
+	}
+	if ((uint64_t)rev <= c->config_seen) {
+		rc = gw_err_setf(-ESTALE, GW_HERE,
+			"pushed config revision %" PRId64 " is not newer than the %" PRIu64
+			" already seen (a stale or replayed value): refused",
+			(int64_t)rev, c->config_seen);
+		json_decref(o);
+		return config_refuse(c, (uint64_t)rev, rc);
+	}
+	/* the seal: the digest of this revision, sealed under the fleet's key */
+	gw_cluster_shared_digest(c->name, (uint64_t)rev, shared, files, digest);
+	gw_cluster_shared_aad(c->name, (uint64_t)rev, aad, sizeof(aad));
+	k = strlen(seal) % 4 == 0 && strlen(seal) / 4 * 3 <= sizeof(sealed)
+		    ? EVP_DecodeBlock(sealed, (const unsigned char *)seal, (int)strlen(seal))
+		    : -1;
+	if (k > 0 && seal[strlen(seal) - 1] == '=')
+		k -= seal[strlen(seal) - 2] == '=' ? 2 : 1;
+	rc = k < 0 ? gw_err_setf(-GW_E_PARSE, GW_HERE, "'seal' is not base64")
+		   : gw_hsm_unseal(c->hsm, c->ticket_key, (const uint8_t *)aad, strlen(aad), sealed,
+			     (size_t)k, opened, &on);
+	if (rc == 0 && (on != sizeof(digest) || CRYPTO_memcmp(opened, digest, on) != 0))
+		rc = gw_err_setf(-EBADMSG, GW_HERE, "the content does not match its seal");
+	if (rc < 0) {
+		char why[GW_ERR_MSG_MAX];
+
+		snprintf(why, sizeof(why), "%s", gw_err_msg());
+		rc = gw_err_setf(rc, GW_HERE, "pushed config revision %" PRId64 " refused: %s",
+			(int64_t)rev, why);
+		json_decref(o);
+		return config_refuse(c, (uint64_t)rev, rc);
+	}
+	c->config_seen = (uint64_t)rev;
+	pthread_mutex_lock(&c->lock);
+	free(c->cfg_pending);
+	json_decref(c->cfg_pending_files);
+	c->cfg_pending = strdup(shared);
+	c->cfg_pending_files = json_incref(files);
+	c->cfg_pending_rev = c->cfg_pending ? (uint64_t)rev : 0;
+	pthread_mutex_unlock(&c->lock);
+	json_decref(o);
+	return 0;
+}
+
 struct members_acc {
 	json_t *a;
 };
@@ -443,14 +559,15 @@ turn(struct gw_cluster *c)
 		(tickets_read(c, &rev) == 0 || c->heal) && atomic_load(&c->leader) &&
 		tickets_rotate(c, rev, time(NULL)) == 1)
 		(void)tickets_read(c, &rev); /* the leader installs what it wrote */
+	if (c->lease != 0)
+		(void)config_read(c);
 	members_step(c);
 	atomic_store(&c->etcd_up, c->turn_ok);
 	if (c->turn_ok && c->said_down) {
 		GW_LOG_INFO("etcd %s answers again", gw_etcd_endpoint(c->etcd));
 		c->said_down = false;
 	} else if (!c->turn_ok && (was_up || c->fleet.serial == 0) && !c->said_down) {
-		GW_LOG_WARN("etcd unreachable (%s): serving with the last keys; retrying",
-			c->err);
+		GW_LOG_WARN("etcd unreachable (%s): serving with the last keys; retrying", c->err);
 		c->said_down = true;
 	}
 	if (!c->turn_ok)
@@ -533,6 +650,7 @@ gw_cluster_start(const struct gw_cluster_params *p, struct gw_cluster **out)
 	snprintf(c->k_member, sizeof(c->k_member), "/mtlsgw/%s/members/%s", c->name, c->node);
 	snprintf(c->k_leader, sizeof(c->k_leader), "/mtlsgw/%s/leader", c->name);
 	snprintf(c->k_tickets, sizeof(c->k_tickets), "/mtlsgw/%s/tickets", c->name);
+	snprintf(c->k_config, sizeof(c->k_config), "/mtlsgw/%s/config", c->name);
 	c->ticket_key = strdup(cc->ticket_key);
 	c->ttl_s = cc->lease_ttl_s ? cc->lease_ttl_s : 10;
 	c->lifetime_s = p->ticket_lifetime_s ? p->ticket_lifetime_s : 3600;
@@ -596,6 +714,8 @@ gw_cluster_stop(struct gw_cluster *c)
 	OPENSSL_cleanse(&c->fleet, sizeof(c->fleet));
 	OPENSSL_cleanse(&c->pending, sizeof(c->pending));
 	json_decref(c->members);
+	free(c->cfg_pending);
+	json_decref(c->cfg_pending_files);
 	free(c->ticket_key);
 	pthread_cond_destroy(&c->wake);
 	pthread_mutex_destroy(&c->lock);
@@ -618,6 +738,37 @@ gw_cluster_take_keys(struct gw_cluster *c, struct gw_cluster_tkeys *out)
 	OPENSSL_cleanse(&c->pending, sizeof(c->pending));
 	pthread_mutex_unlock(&c->lock);
 	return got;
+}
+
+int
+gw_cluster_take_config(struct gw_cluster *c, uint64_t *revision, char **shared, json_t **files)
+{
+	int got = 0;
+
+	pthread_mutex_lock(&c->lock);
+	if (c->cfg_pending_rev != 0) {
+		*revision = c->cfg_pending_rev;
+		*shared = c->cfg_pending;
+		*files = c->cfg_pending_files;
+		c->cfg_pending = NULL;
+		c->cfg_pending_files = NULL;
+		c->cfg_pending_rev = 0;
+		got = 1;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return got;
+}
+
+void
+gw_cluster_config_report(struct gw_cluster *c, uint64_t revision, bool ok, const char *message)
+{
+	pthread_mutex_lock(&c->lock);
+	c->cfg_rev = revision;
+	c->cfg_ok = ok;
+	if (ok)
+		c->cfg_applied = revision;
+	snprintf(c->cfg_msg, sizeof(c->cfg_msg), "%s", message ? message : "");
+	pthread_mutex_unlock(&c->lock);
 }
 
 void
@@ -651,10 +802,14 @@ gw_cluster_status(struct gw_cluster *c, json_t *o)
 	pthread_mutex_lock(&c->lock);
 	json_array_foreach(c->members, i, v)
 	{
-		json_t *r = json_pack("{s:O?,s:O?,s:O?,s:O?,s:O?}", "Node", json_object_get(v, "node"),
-			"Generation", json_object_get(v, "generation"), "TicketSerial",
-			json_object_get(v, "ticket_serial"), "Heartbeat",
-			json_object_get(v, "heartbeat"), "Leader", json_object_get(v, "leader"));
+		json_t *cf = json_object_get(v, "config");
+		json_t *r = json_pack("{s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?}", "Node",
+			json_object_get(v, "node"), "Generation", json_object_get(v, "generation"),
+			"TicketSerial", json_object_get(v, "ticket_serial"), "Heartbeat",
+			json_object_get(v, "heartbeat"), "Leader", json_object_get(v, "leader"),
+			"ConfigRevision", json_object_get(cf, "revision"), "ConfigStatus",
+			json_object_get(cf, "status"), "ConfigMessage",
+			json_object_get(cf, "message"));
 
 		if (r != NULL)
 			json_array_append_new(m, r);
@@ -664,6 +819,13 @@ gw_cluster_status(struct gw_cluster *c, json_t *o)
 	json_object_set_new(o, "Leader", json_string(c->leader_node));
 	json_object_set_new(o, "TicketSerial", json_integer((json_int_t)c->rep_ticket_serial));
 	json_object_set_new(o, "LastError", json_string(c->last_error));
+	json_object_set_new(o, "Config",
+		json_pack("{s:I,s:I,s:s,s:s}", "Revision", (json_int_t)c->cfg_rev, "Applied",
+			(json_int_t)c->cfg_applied, "Status",
+			c->cfg_rev == 0 ? "none"
+			: c->cfg_ok     ? "ok"
+					: "error",
+			"Message", c->cfg_msg));
 	pthread_mutex_unlock(&c->lock);
 	json_object_set_new(o, "IsLeader", json_boolean(atomic_load(&c->leader)));
 	json_object_set_new(o, "EtcdUp", json_boolean(atomic_load(&c->etcd_up)));

@@ -8,7 +8,8 @@
  * Keys, under /mtlsgw/<name>/ (values JSON unless said):
  *
  *   members/<node>   {"node","pid","started","heartbeat","generation",
- *                     "ticket_serial","leader","etcd","version"}
+ *                     "ticket_serial","leader","version","config":{"revision",
+ *                     "applied","status":"none|ok|error","message"}}
  *                    attached to the member's lease: it disappears within
  *                    the lease TTL of the member's death.
  *   leader           the leader's node name (plain text), attached to the
@@ -23,6 +24,10 @@
  *                    in clear and a blob moved to another cluster or serial
  *                    does not open. Written by the leader only, with a
  *                    compare on the revision it read.
+ *   config           the shared config `mtlsgw-ctl cluster push` stored
+ *                    (cluster_cfg.h): a newer revision whose seal matches
+ *                    is handed to the control thread, which applies it as a
+ *                    reload and reports the result in the member key.
  *
  * The agent runs in a thread of its own with its own etcd client and its
  * own HSM handle (the control thread never waits on etcd). Each turn
@@ -103,6 +108,18 @@ void gw_cluster_stop(struct gw_cluster *c);
  */
 int gw_cluster_take_keys(struct gw_cluster *c, struct gw_cluster_tkeys *out);
 
+/*
+ * The newest pushed config (cluster_cfg.h) whose seal matched, if one came
+ * since the last take: 1 with *revision, *shared (malloc'd) and *files (a
+ * reference) owned by the caller, else 0. The caller applies it as a
+ * reload and says how it went with gw_cluster_config_report.
+ */
+int gw_cluster_take_config(struct gw_cluster *c, uint64_t *revision, char **shared, json_t **files);
+
+/* How applying revision went (ok: it runs now); the member key reports it. */
+void gw_cluster_config_report(
+	struct gw_cluster *c, uint64_t revision, bool ok, const char *message);
+
 /* What the member key reports next turn: the snapshot generation, the ticket serial installed. */
 void gw_cluster_report(struct gw_cluster *c, uint64_t generation, uint64_t ticket_serial);
 
@@ -113,9 +130,11 @@ bool gw_cluster_etcd_up(const struct gw_cluster *c);
 bool gw_cluster_is_leader(const struct gw_cluster *c);
 
 /*
- * GET /v1/cluster: {Name, Node, Leader, IsLeader, EtcdUp,
- * TicketSerial, LastError, Members[{Node, Generation, TicketSerial,
- * Heartbeat, Leader}]} as of the agent's last turn. 0 (o borrowed).
+ * GET /v1/cluster: {Name, Node, Leader, IsLeader, EtcdUp, TicketSerial,
+ * LastError, Config{Revision, Applied, Status, Message}, Members[{Node,
+ * Generation, TicketSerial, Heartbeat, Leader, ConfigRevision,
+ * ConfigStatus, ConfigMessage}]} as of the agent's last turn. 0 (o
+ * borrowed).
  */
 int gw_cluster_status(struct gw_cluster *c, json_t *o);
 

@@ -27,6 +27,7 @@
 
 #include "access_log.h"
 #include "cluster.h"
+#include "cluster_cfg.h"
 #include "config.h"
 #include "dataplane.h"
 #include "gateway.h"
@@ -56,6 +57,9 @@ struct tls_ctl {
 	/* cluster: set: the fleet's ticket keys replace local rotation (control/cluster.h) */
 	struct gw_cluster *cluster;
 	uint64_t fleet_serial; /* the fleet's ticket key serial installed (0: none yet) */
+	/* the pushed config's shared part running (cluster_cfg.h); NULL: the file alone */
+	char *shared;
+	uint64_t shared_rev;
 };
 
 struct gw_gateway {
@@ -423,12 +427,39 @@ reload_errors(json_t *errors, const char *lines)
 }
 
 /*
- * source names who asked, for the log ("SIGHUP", "admin API",
- * "mtlsgw-ctl"); errors (NULL: none wanted) gets every error found.
+ * Load the config file, or with a pushed shared part the file with its
+ * listeners: and mtls: blocks replaced by it (cluster_cfg.h).
  */
 static int
-tls_reload(struct tls_ctl *t, const char *path, const struct gw_cfg *start_cfg, const char *source,
-	json_t *errors)
+load_running(const char *path, const char *shared, struct gw_cfg **n, FILE *errs)
+{
+	struct gw_material m = {0};
+	char *merged = NULL;
+	int rc;
+
+	if (shared == NULL)
+		return gw_cfg_load(path, n, errs);
+	rc = gw_material_read(path, 1u << 20, &m);
+	if (rc == 0)
+		rc = gw_cluster_shared_merge((const char *)m.bytes, shared, &merged);
+	if (rc == 0)
+		rc = gw_cfg_load_mem(path, merged, strlen(merged), n, errs);
+	else if (errs != NULL)
+		fprintf(errs, "%s: %s\n", path, gw_err_msg());
+	gw_material_fini(&m);
+	free(merged);
+	return rc;
+}
+
+/*
+ * source names who asked, for the log ("SIGHUP", "admin API",
+ * "mtlsgw-ctl"); errors (NULL: none wanted) gets every error found.
+ * shared: the pushed part to run with (t->shared, or a new revision's);
+ * files: a new revision's file digests, checked against what was read.
+ */
+static int
+tls_reload_with(struct tls_ctl *t, const char *path, const struct gw_cfg *start_cfg,
+	const char *source, json_t *errors, const char *shared, json_t *files)
 {
 	struct gw_gateway *g = t->gw;
 	struct gw_snapshot *s = NULL;
@@ -448,7 +479,7 @@ tls_reload(struct tls_ctl *t, const char *path, const struct gw_cfg *start_cfg, 
 	CPU_ZERO(&pinned);
 	pthread_getaffinity_np(pthread_self(), sizeof(pinned), &pinned);
 	pthread_setaffinity_np(pthread_self(), sizeof(g->start_cpus), &g->start_cpus);
-	rc = gw_cfg_load(path, &n, errs ? errs : stderr);
+	rc = load_running(path, shared, &n, errs ? errs : stderr);
 	pthread_setaffinity_np(pthread_self(), sizeof(pinned), &pinned);
 	if (errs != NULL) {
 		fclose(errs);
@@ -466,7 +497,8 @@ tls_reload(struct tls_ctl *t, const char *path, const struct gw_cfg *start_cfg, 
 	 * published; a failure before the commit leaves the CA, its store and
 	 * the running snapshot exactly as they were.
 	 */
-	if (gw_gateway_reload_compatible(start_cfg, n) < 0 || reload_hsm_check(n) < 0 ||
+	if ((files != NULL && gw_cluster_shared_check_files(n, files) < 0) ||
+		gw_gateway_reload_compatible(start_cfg, n) < 0 || reload_hsm_check(n) < 0 ||
 		step_fails(g, GW_GATEWAY_STEP_PREPARE) < 0 ||
 		(g->mesh.m != NULL && gw_mesh_prepare(g->mesh.m, n, g->mesh.force) < 0))
 		goto refused;
@@ -524,6 +556,47 @@ refused:
 		json_array_append_new(errors, json_string(gw_err_msg()));
 	gw_cfg_free(n);
 	return rc;
+}
+
+static int
+tls_reload(struct tls_ctl *t, const char *path, const struct gw_cfg *start_cfg, const char *source,
+	json_t *errors)
+{
+	return tls_reload_with(t, path, start_cfg, source, errors, t->shared, NULL);
+}
+
+/*
+ * A pushed config revision the agent handed over: applied as a reload of
+ * the file with the new shared part; reported either way. On a refusal the
+ * running config (and shared part) stay.
+ */
+static void
+fleet_config(struct tls_ctl *t)
+{
+	struct gw_gateway *g = t->gw;
+	char source[48], msg[GW_ERR_MSG_MAX];
+	uint64_t rev;
+	char *shared = NULL;
+	json_t *files = NULL;
+	int rc;
+
+	if (t->cluster == NULL || gw_cluster_take_config(t->cluster, &rev, &shared, &files) == 0)
+		return;
+	snprintf(source, sizeof(source), "cluster push, revision %" PRIu64, rev);
+	rc = tls_reload_with(
+		t, g->path, g->mesh.start ? g->mesh.start : g->cfg, source, NULL, shared, files);
+	json_decref(files);
+	if (rc == 0) {
+		free(t->shared);
+		t->shared = shared;
+		t->shared_rev = rev;
+		snprintf(msg, sizeof(msg), "generation %" PRIu64, t->gen);
+	} else {
+		free(shared);
+		snprintf(msg, sizeof(msg), "%s", gw_err_msg());
+	}
+	gw_cluster_config_report(t->cluster, rev, rc == 0, msg);
+	gw_cluster_report(t->cluster, t->gen, t->fleet_serial);
 }
 
 static int sd_reload(struct tls_ctl *t, const char *source, json_t *errors);
@@ -768,6 +841,7 @@ cluster_start(struct tls_ctl *t, const struct gw_cfg *cfg)
 	if (fleet_keys(t) < 0)
 		return -1;
 	gw_cluster_report(t->cluster, t->gen, t->fleet_serial);
+	fleet_config(t); /* the fleet's config, before the listeners accept */
 	return 0;
 }
 
@@ -1131,8 +1205,10 @@ gw_gateway_tick(struct gw_gateway *g)
 	if (g == NULL)
 		return;
 	tls_tick(&g->tls);
-	if (g->tls.cluster != NULL)
+	if (g->tls.cluster != NULL) {
+		fleet_config(&g->tls);
 		gw_cluster_report(g->tls.cluster, g->tls.gen, g->tls.fleet_serial);
+	}
 	gw_access_log_drain(g->alog, mono_ms());
 	sd_status(g, false);
 }
@@ -1209,6 +1285,7 @@ gw_gateway_destroy(struct gw_gateway *g)
 	g->alog = NULL;
 	gw_cluster_stop(g->tls.cluster); /* leaves the fleet: member key and leadership */
 	g->tls.cluster = NULL;
+	free(g->tls.shared);
 	tls_stop(&g->tls, g->cfg);
 	if (g->eal_up)
 		rte_eal_cleanup();

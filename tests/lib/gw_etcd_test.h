@@ -13,11 +13,11 @@
 #include "gw_err.h"
 
 struct gw_etcd_test {
-	pid_t pid;          /* 0: not running */
-	char dir[128];      /* data/ and etcd.log live here */
-	char url[64];       /* http://127.0.0.1:PORT, the client URL (the caller sets it) */
-	char peer[64];      /* its peer URL (the caller sets it; gw_test_free_port) */
-	const char *extra[16]; /* more etcd arguments for start (NULL-terminated), e.g. TLS */
+	pid_t pid;               /* 0: not running */
+	char dir[128];           /* data/ and etcd.log live here */
+	char url[64];            /* http://127.0.0.1:PORT, the client URL (the caller sets it) */
+	char peer[64];           /* its peer URL (the caller sets it; gw_test_free_port) */
+	const char *extra[16];   /* more etcd arguments for start (NULL-terminated), e.g. TLS */
 	const char *client_urls; /* --listen-client-urls; NULL: url */
 };
 

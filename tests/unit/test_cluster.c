@@ -22,6 +22,7 @@
 #include <openssl/rand.h>
 
 #include "cluster.h"
+#include "cluster_cfg.h"
 #include "etcd.h"
 #include "gw_etcd_test.h"
 #include "gw_softhsm.h"
@@ -81,8 +82,10 @@ member(const char *node, const char *token_label, unsigned lifetime_s, unsigned 
 		.timeout_ms = 500,
 	};
 	struct gw_hsm_params hp = {.pin_file = tok.pin};
-	struct gw_cluster_params p = {
-		.cfg = &cc, .hsm = &hp, .ticket_lifetime_s = lifetime_s, .join_timeout_ms = join_ms};
+	struct gw_cluster_params p = {.cfg = &cc,
+		.hsm = &hp,
+		.ticket_lifetime_s = lifetime_s,
+		.join_timeout_ms = join_ms};
 	struct gw_cluster *c = NULL;
 
 	snprintf(uri, 128, "pkcs11:token=%s;object=fleet-wrap;type=secret-key", token_label);
@@ -128,6 +131,81 @@ last_error(struct gw_cluster *c, char *buf, size_t len)
 	json_decref(o);
 }
 
+/* Put a pushed config revision as mtlsgw-ctl cluster push would, sealed in token "gw". */
+static void
+put_config(struct gw_etcd *e, uint64_t rev, const char *shared, const char *seal_shared)
+{
+	struct gw_hsm_params hp = {.pin_file = tok.pin};
+	struct gw_hsm *h = NULL;
+	uint8_t digest[32], sealed[32 + GW_HSM_SEAL_OVERHEAD];
+	char aad[128], b64[128], *val;
+	size_t n = sizeof(sealed);
+	json_t *files = json_pack("{s:s}", "/etc/x.pem", "00"), *o;
+
+	gw_cluster_shared_digest("t1", rev, seal_shared, files, digest);
+	gw_cluster_shared_aad("t1", rev, aad, sizeof(aad));
+	if (gw_hsm_open(&hp, &h) != 0 ||
+		gw_hsm_seal(h, "pkcs11:token=gw;object=fleet-wrap;type=secret-key",
+			(const uint8_t *)aad, strlen(aad), digest, sizeof(digest), sealed,
+			&n) != 0) {
+		fprintf(stderr, "seal: %s\n", gw_err_msg());
+		exit(2);
+	}
+	gw_hsm_close(h);
+	EVP_EncodeBlock((unsigned char *)b64, sealed, (int)n);
+	o = json_pack("{s:I,s:s,s:o,s:s}", "revision", (json_int_t)rev, "shared", shared, "files",
+		files, "seal", b64);
+	val = json_dumps(o, JSON_COMPACT);
+	if (gw_etcd_put(e, "/mtlsgw/t1/config", val, strlen(val), 0) != 0)
+		exit(2);
+	free(val);
+	json_decref(o);
+}
+
+/* Wait for a pushed revision; 0 if none came. */
+static uint64_t
+wait_config(struct gw_cluster *c, unsigned s, char **shared)
+{
+	uint64_t rev;
+	json_t *files;
+
+	for (unsigned i = 0; i < s * 10; i++) {
+		if (gw_cluster_take_config(c, &rev, shared, &files) == 1) {
+			json_decref(files);
+			return rev;
+		}
+		usleep(100000);
+	}
+	return 0;
+}
+
+/* The shared part of a config's text, and a member's file with it in. */
+static void
+test_shared_text(void)
+{
+	const char *file = "ports:\n  - name: p\n# about listeners\nlisteners:\n  - name: a\n"
+			   "    address: 1.2.3.4:1\n\n- name: b\nhsm:\n  pin_file: x\n"
+			   "mtls :\n  backends: []\nstate_dir: /s\n";
+	const char *mine = "ports: [p]\nlisteners:\n  - name: old\nhsm: {pin_file: y}\n";
+	char *sh = NULL, *m = NULL;
+
+	EXPECT_OK(gw_cluster_shared_extract(file, &sh));
+	EXPECT_STREQ(sh, "listeners:\n  - name: a\n    address: 1.2.3.4:1\n\n- name: b\n"
+			 "mtls :\n  backends: []\n");
+	EXPECT_OK(gw_cluster_shared_merge(mine, sh, &m));
+	EXPECT_TRUE(strstr(m, "name: old") == NULL);
+	EXPECT_CONTAINS(m, "ports: [p]\nhsm: {pin_file: y}\n");
+	EXPECT_CONTAINS(m, "- name: b\nmtls :");
+	free(sh);
+	free(m);
+	EXPECT_ERR(gw_cluster_shared_extract("ports: []\n", &sh), -EINVAL);
+	EXPECT_CONTAINS(gw_err_msg(), "no top-level 'listeners:'");
+	EXPECT_ERR(gw_cluster_shared_extract("listeners: []\n", &sh), -EINVAL);
+	EXPECT_CONTAINS(gw_err_msg(), "flow style");
+	EXPECT_ERR(gw_cluster_shared_extract("listeners:\n - a\n---\nlisteners:\n", &sh), -EINVAL);
+	EXPECT_CONTAINS(gw_err_msg(), "several YAML documents");
+}
+
 int
 main(void)
 {
@@ -161,6 +239,8 @@ main(void)
 	if (gw_etcd_open(&ep, &raw) != 0)
 		return 2;
 
+	test_shared_text();
+
 	/* the first member leads and makes serial 1; the second reads the same keys */
 	a = member("a", "gw", 2, 3000);
 	EXPECT_TRUE(gw_cluster_is_leader(a));
@@ -193,6 +273,40 @@ main(void)
 	EXPECT_TRUE(memcmp(&kb.cur, &ka.cur, sizeof(ka.cur)) != 0);
 	EXPECT_EQ(wait_keys(a, 2, 4, &ka), 2);
 	EXPECT_TRUE(memcmp(&ka.cur, &kb.cur, sizeof(ka.cur)) == 0);
+
+	/* a pushed config: taken once; a changed content, a replay: refused and reported */
+	{
+		char *sh = NULL;
+		json_t *o = json_object(), *cf;
+
+		put_config(raw, 1, "listeners:\n  - name: a\n", "listeners:\n  - name: a\n");
+		EXPECT_EQ(wait_config(b, 4, &sh), 1);
+		EXPECT_STREQ(sh, "listeners:\n  - name: a\n");
+		free(sh);
+		sh = NULL;
+		gw_cluster_config_report(b, 1, true, "generation 2");
+		put_config(raw, 2, "listeners:\n  - name: EVIL\n", "listeners:\n  - name: b\n");
+		EXPECT_EQ(wait_config(b, 2, &sh), 0);
+		put_config(raw, 1, "listeners:\n  - name: a\n", "listeners:\n  - name: a\n");
+		EXPECT_EQ(wait_config(b, 2, &sh), 0);
+		EXPECT_OK(gw_cluster_status(b, o));
+		cf = json_object_get(o, "Config");
+		EXPECT_STREQ(json_string_value(json_object_get(cf, "Status")), "error");
+		EXPECT_EQ(json_integer_value(json_object_get(cf, "Applied")), 1);
+		EXPECT_CONTAINS(
+			json_string_value(json_object_get(cf, "Message")), "stale or replayed");
+		json_decref(o);
+		put_config(raw, 3, "listeners:\n  - name: c\n", "listeners:\n  - name: c\n");
+		EXPECT_EQ(wait_config(b, 4, &sh), 3);
+		free(sh);
+		gw_cluster_config_report(b, 3, true, "generation 3");
+		/* the member key carries the report (the next turn) */
+		sleep(1);
+		EXPECT_OK(gw_etcd_get(raw, "/mtlsgw/t1/members/b", &v, &l, NULL));
+		EXPECT_CONTAINS((const char *)v, "\"applied\":3");
+		free(v);
+		v = NULL;
+	}
 
 	/* a replayed old value is refused; the leader heals it with the next serial */
 	EXPECT_OK(gw_etcd_put(raw, "/mtlsgw/t1/tickets", v1, l1, 0));
