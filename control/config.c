@@ -168,6 +168,17 @@ struct raw_mtls {
 	unsigned backends_count;
 };
 
+struct raw_etcd {
+	char **endpoints;
+	unsigned endpoints_count;
+	char *ca, *cert, *key, *timeout;
+};
+
+struct raw_cluster {
+	char *name, *node, *ticket_key, *lease_ttl;
+	struct raw_etcd *etcd;
+};
+
 struct raw_cfg {
 	struct raw_dataplane *dataplane;
 	struct raw_listener *listeners;
@@ -177,6 +188,7 @@ struct raw_cfg {
 	struct raw_admin *admin;
 	struct raw_access_log *access_log;
 	struct raw_mtls *mtls;
+	struct raw_cluster *cluster;
 };
 
 /* ---- the schema ---------------------------------------------------------- */
@@ -358,6 +370,25 @@ static const cyaml_schema_field_t mtls_fields[] = {
 	CYAML_FIELD_END,
 };
 
+static const cyaml_schema_field_t etcd_fields[] = {
+	CYAML_FIELD_SEQUENCE("endpoints", CYAML_FLAG_POINTER, struct raw_etcd, endpoints,
+		&str_entry, 0, GW_CFG_MAX_ETCD),
+	STR("ca", OPT, struct raw_etcd, ca),
+	STR("cert", OPT, struct raw_etcd, cert),
+	STR("key", OPT, struct raw_etcd, key),
+	STR("timeout", OPT, struct raw_etcd, timeout),
+	CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t cluster_fields[] = {
+	STR("name", 0, struct raw_cluster, name),
+	STR("node", OPT, struct raw_cluster, node),
+	CYAML_FIELD_MAPPING_PTR("etcd", 0, struct raw_cluster, etcd, etcd_fields),
+	STR("ticket_key", 0, struct raw_cluster, ticket_key),
+	STR("lease_ttl", OPT, struct raw_cluster, lease_ttl),
+	CYAML_FIELD_END,
+};
+
 static const cyaml_schema_field_t top_fields[] = {
 	CYAML_FIELD_MAPPING_PTR("dataplane", 0, struct raw_cfg, dataplane, dataplane_fields),
 	CYAML_FIELD_SEQUENCE("listeners", CYAML_FLAG_POINTER | OPT, struct raw_cfg, listeners,
@@ -367,6 +398,7 @@ static const cyaml_schema_field_t top_fields[] = {
 	CYAML_FIELD_MAPPING_PTR("admin", OPT, struct raw_cfg, admin, admin_fields),
 	CYAML_FIELD_MAPPING_PTR("access_log", OPT, struct raw_cfg, access_log, access_log_fields),
 	CYAML_FIELD_MAPPING_PTR("mtls", OPT, struct raw_cfg, mtls, mtls_fields),
+	CYAML_FIELD_MAPPING_PTR("cluster", OPT, struct raw_cfg, cluster, cluster_fields),
 	CYAML_FIELD_END,
 };
 
@@ -727,6 +759,15 @@ gw_cfg_free(struct gw_cfg *cfg)
 		free(b->ca_file);
 	}
 	free(cfg->mtls.backends);
+	free(cfg->cluster.name);
+	free(cfg->cluster.node);
+	for (unsigned i = 0; i < cfg->cluster.n_endpoints; i++)
+		free(cfg->cluster.endpoints[i]);
+	free(cfg->cluster.etcd_ca);
+	free(cfg->cluster.etcd_cert);
+	free(cfg->cluster.etcd_key);
+	free(cfg->cluster.ticket_key);
+	free_strs(cfg->warnings, cfg->n_warnings);
 	free(cfg);
 }
 
@@ -1784,6 +1825,233 @@ conv_mtls(struct gw_cfg_ctx *c, const struct raw_mtls *r, struct gw_cfg_mtls *m)
 	return 0;
 }
 
+/* ---- cluster: the fleet's etcd and wrapping key ----------------------------- */
+
+/*
+ * An etcd endpoint as the client takes it (etcd.h): http:// or https://,
+ * host:port (a name, an IPv4 address or [IPv6]), port 1..65535, nothing
+ * after but an optional '/'. A path, user or query would mean nothing there.
+ */
+static bool
+is_etcd_url(const char *s)
+{
+	const char *h = strncmp(s, "http://", 7) == 0    ? s + 7
+			: strncmp(s, "https://", 8) == 0 ? s + 8
+							 : NULL;
+	const char *end, *colon = NULL;
+	char buf[INET6_ADDRSTRLEN];
+	struct in6_addr a6;
+	unsigned long port;
+
+	if (!h || !h[0])
+		return false;
+	end = h + strcspn(h, "/");
+	if (end[0] && strcmp(end, "/") != 0)
+		return false;
+	if (h[0] == '[') {
+		const char *close = memchr(h, ']', (size_t)(end - h));
+
+		if (!close || close[1] != ':' || (size_t)(close - h - 1) >= sizeof(buf))
+			return false;
+		memcpy(buf, h + 1, (size_t)(close - h - 1));
+		buf[close - h - 1] = '\0';
+		if (inet_pton(AF_INET6, buf, &a6) != 1)
+			return false;
+		colon = close + 1;
+	} else {
+		for (const char *p = h; p < end; p++) {
+			if (*p == ':' && !colon)
+				colon = p;
+			else if (!isalnum((unsigned char)*p) && *p != '-' && *p != '.')
+				return false;
+		}
+		if (!colon || colon == h)
+			return false;
+	}
+	if (end - colon - 1 < 1 || (size_t)(end - colon - 1) >= 6)
+		return false;
+	memcpy(buf, colon + 1, (size_t)(end - colon - 1));
+	buf[end - colon - 1] = '\0';
+	return parse_uint(buf, 65535, &port) && port > 0;
+}
+
+/* The value of attribute attr in a pkcs11: URI's path part into out; false if absent. */
+static bool
+uri_attr(const char *uri, const char *attr, char *out, size_t cap)
+{
+	size_t al = strlen(attr);
+	const char *p = uri + 7; /* after "pkcs11:", checked by check_pkcs11_uri */
+
+	for (;;) {
+		size_t n = strcspn(p, ";?");
+
+		if (n > al && strncmp(p, attr, al) == 0 && p[al] == '=') {
+			gw_cfg_fmt(out, cap, "%.*s", (int)(n - al - 1), p + al + 1);
+			return true;
+		}
+		if (p[n] != ';')
+			return false;
+		p += n + 1;
+	}
+}
+
+/* A PEM private key file libcurl will read: here, only that it can. */
+static void
+check_key_file(struct gw_cfg_ctx *c, const char *pfx, const char *key, const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0 || (S_ISREG(st.st_mode) && access(path, R_OK) < 0))
+		gw_cfg_err(c, 0, pfx, key,
+			"%s: %s (expected a PEM private key file or a pkcs11: URI)", path,
+			strerror(errno));
+	else if (!S_ISREG(st.st_mode))
+		gw_cfg_err(c, 0, pfx, key,
+			"%s: not a regular file (expected a PEM private key file or a pkcs11: "
+			"URI)",
+			path);
+}
+
+static int
+conv_cluster(struct gw_cfg_ctx *c, const struct raw_cluster *r, struct gw_cfg_cluster *k)
+{
+	const char *pfx = "cluster", *epfx = "cluster.etcd";
+	const struct raw_etcd *e = r->etcd;
+	char host[256], type[32], key[24];
+	bool all_http = e->endpoints_count > 0;
+	uint64_t secs;
+
+	NOMEM(k->name = strdup(r->name));
+	if (!is_plain_name(r->name))
+		gw_cfg_err(c, 0, pfx, "name",
+			"'%s' is not a plain name (expected 1..63 of [A-Za-z0-9._-])", r->name);
+	if (r->node) {
+		NOMEM(k->node = strdup(r->node));
+		if (!is_plain_name(r->node))
+			gw_cfg_err(c, 0, pfx, "node",
+				"'%s' is not a plain name (expected 1..63 of [A-Za-z0-9._-])",
+				r->node);
+	} else if (gethostname(host, sizeof(host)) < 0) {
+		gw_cfg_err(c, 0, pfx, "node",
+			"the host name cannot be read (%s): set cluster.node (1..63 of "
+			"[A-Za-z0-9._-], unique in the cluster)",
+			strerror(errno));
+	} else {
+		host[sizeof(host) - 1] = '\0';
+		NOMEM(k->node = strdup(host));
+		if (!is_plain_name(host))
+			gw_cfg_err(c, 0, pfx, "node",
+				"the host name '%s' is not a plain name (expected 1..63 of "
+				"[A-Za-z0-9._-]): set cluster.node",
+				host);
+	}
+
+	if (e->endpoints_count == 0)
+		gw_cfg_err(c, 0, epfx, "endpoints",
+			"needs at least one etcd endpoint (e.g. [https://10.0.0.5:2379])");
+	for (unsigned i = 0; i < e->endpoints_count && i < GW_CFG_MAX_ETCD; i++) {
+		const char *u = e->endpoints[i];
+
+		gw_cfg_fmt(key, sizeof(key), "endpoints[%u]", i);
+		NOMEM(k->endpoints[i] = strdup(u));
+		k->n_endpoints = i + 1;
+		all_http = all_http && strncmp(u, "https://", 8) != 0;
+		if (!is_etcd_url(u)) {
+			gw_cfg_err(c, 0, epfx, key,
+				"'%s' is not an etcd endpoint (expected http:// or https:// and "
+				"host:port, e.g. https://10.0.0.5:2379)",
+				u);
+			continue;
+		}
+		for (unsigned j = 0; j < i; j++)
+			if (strcmp(k->endpoints[j], u) == 0)
+				gw_cfg_err(c, 0, epfx, key, "'%s' is already endpoints[%u]", u, j);
+		if (strncmp(u, "http://", 7) == 0)
+			GW_GUARD(gw_cfg_warn(c, 0, epfx, key,
+				"'%s' is plain http: the fleet's requests (membership, sealed "
+				"ticket keys) travel unauthenticated and in clear; use https:// "
+				"outside tests",
+				u));
+	}
+
+	/* https only: libcurl reads these files at each connection */
+	if (e->ca) {
+		struct gw_material m = {0};
+
+		NOMEM(k->etcd_ca = resolve(c, e->ca));
+		if (check_pem(c, epfx, "ca", k->etcd_ca, PEM_CERTS, &m, NULL) == 0 && all_http)
+			GW_GUARD(gw_cfg_warn(c, 0, epfx, "ca",
+				"unused: every endpoint is http:// (the CA checks https:// "
+				"endpoints)"));
+		gw_material_fini(&m);
+	}
+	if (e->cert) {
+		struct gw_material m = {0};
+
+		NOMEM(k->etcd_cert = resolve(c, e->cert));
+		(void)check_pem(c, epfx, "cert", k->etcd_cert, PEM_CERTS, &m, NULL);
+		gw_material_fini(&m);
+		if (!e->key)
+			gw_cfg_err(c, 0, epfx, "cert",
+				"needs etcd.key (the certificate's private key: a PEM file or a "
+				"pkcs11: URI)");
+		else if (all_http)
+			GW_GUARD(gw_cfg_warn(c, 0, epfx, "cert",
+				"unused, and etcd.key with it: every endpoint is http:// (a "
+				"client certificate is sent to https:// endpoints)"));
+	}
+	if (e->key) {
+		if (!e->cert)
+			gw_cfg_err(c, 0, epfx, "key",
+				"applies only with etcd.cert (the client certificate this key "
+				"belongs to)");
+		if (strncmp(e->key, "pkcs11:", 7) == 0) {
+			NOMEM(k->etcd_key = strdup(e->key));
+			if (check_pkcs11_uri(c, epfx, "key", e->key) == 0 &&
+				uri_attr(e->key, "type", type, sizeof(type)) &&
+				strcmp(type, "private") != 0)
+				gw_cfg_err(c, 0, epfx, "key",
+					"'type=%s' is not a private key (expected type=private or "
+					"no type)",
+					type);
+		} else {
+			NOMEM(k->etcd_key = resolve(c, e->key));
+			check_key_file(c, epfx, "key", k->etcd_key);
+		}
+	}
+	k->timeout_ms = 2000;
+	conv_duration_ms(c, epfx, "timeout", e->timeout, 100, 60000, "100ms..60s", &k->timeout_ms);
+
+	NOMEM(k->ticket_key = strdup(r->ticket_key));
+	if (check_pkcs11_uri(c, pfx, "ticket_key", r->ticket_key) == 0 &&
+		uri_attr(r->ticket_key, "type", type, sizeof(type)) &&
+		strcmp(type, "secret-key") != 0)
+		gw_cfg_err(c, 0, pfx, "ticket_key",
+			"'type=%s' is not an AES secret key (expected type=secret-key or no type; "
+			"import the key with `mtlsgw-ctl hsm import-secret`)",
+			type);
+	k->lease_ttl_s = 10;
+	if (r->lease_ttl) {
+		if (gw_duration_parse(r->lease_ttl, &secs) < 0)
+			gw_cfg_err(c, 0, pfx, "lease_ttl",
+				"'%s' is not a duration (expected a number and one of s, m, h, d, "
+				"e.g. 10s)",
+				r->lease_ttl);
+		else if (secs < 2 || secs > 300)
+			gw_cfg_err(c, 0, pfx, "lease_ttl", "'%s' is out of range (expected 2s..5m)",
+				r->lease_ttl);
+		else
+			k->lease_ttl_s = (unsigned)secs;
+	}
+	/* a request that outwaits the lease lets the member's lease expire */
+	if (k->timeout_ms >= k->lease_ttl_s * 1000u)
+		gw_cfg_err(c, 0, epfx, "timeout",
+			"%u ms is not shorter than cluster.lease_ttl (%u s): a request waiting "
+			"that long lets the member's lease expire",
+			k->timeout_ms, k->lease_ttl_s);
+	return 0;
+}
+
 /* ---- hsm, state, admin ----------------------------------------------------- */
 
 int
@@ -1878,6 +2146,7 @@ conv_hsm(struct gw_cfg_ctx *c, const struct raw_hsm *r, struct gw_cfg *cfg)
 		needed = needed || cfg->listeners[i].has_tls;
 	for (unsigned i = 0; i < cfg->mtls.n_backends; i++)
 		needed = needed || cfg->mtls.backends[i].type != GW_CA_CFSSL;
+	needed = needed || cfg->has_cluster; /* cluster.ticket_key */
 
 	NOMEM(cfg->hsm.module =
 			r->module ? resolve(c, r->module) : strdup(GW_DEFAULT_PKCS11_MODULE));
@@ -2015,6 +2284,10 @@ convert(struct gw_cfg_ctx *c, const struct raw_cfg *r, struct gw_cfg *cfg)
 		GW_GUARD(conv_mtls(c, r->mtls, &cfg->mtls));
 	}
 	GW_GUARD(conv_listeners(c, r, cfg));
+	if (r->cluster) {
+		cfg->has_cluster = true;
+		GW_GUARD(conv_cluster(c, r->cluster, &cfg->cluster));
+	}
 	GW_GUARD(conv_hsm(c, r->hsm, cfg));
 	GW_GUARD(conv_access_log(c, r->access_log, &cfg->access_log));
 	NOMEM(cfg->state_dir =
@@ -2131,6 +2404,10 @@ gw_cfg_load_check(const char *name, const char *buf, size_t len, struct gw_cfg *
 	rc = load(&c, buf, len, &cfg);
 	if (rc == 0) {
 		cfg->path = strdup(name);
+		cfg->warnings = c.warns;
+		cfg->n_warnings = c.n_warns;
+		c.warns = NULL;
+		c.n_warns = 0;
 		if (!cfg->path) {
 			gw_cfg_free(cfg);
 			rc = -ENOMEM;
@@ -2154,6 +2431,7 @@ gw_cfg_load_check(const char *name, const char *buf, size_t len, struct gw_cfg *
 		free(c.env[i].name);
 		free(c.env[i].value);
 	}
+	free_strs(c.warns, c.n_warns);
 	free(c.base_dir);
 	return rc;
 }

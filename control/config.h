@@ -23,7 +23,9 @@
  * all of them. Past 100 error lines the rest are counted in one last line
  * ("FILE: N more errors not shown"). Values quoted from the file are made
  * printable, so each error is exactly one line. PINs are never in the
- * file and never in a message.
+ * file and never in a message. What loads but deserves a word (plain
+ * http:// to etcd) is a warning in the same format, kept in
+ * cfg->warnings, not written to errs.
  *
  * Relative file paths in the file (certs, crl, pin_file ...) are resolved
  * against the directory of the config file; the struct holds the resolved
@@ -368,6 +370,15 @@ struct gw_cfg {
 	struct gw_cfg_mtls mtls;
 	bool has_cluster; /* the cluster: section is present */
 	struct gw_cfg_cluster cluster;
+	/*
+	 * What the loader accepted but an operator should hear about (plain
+	 * http:// etcd endpoints ...), one line each in the errors' format
+	 * "FILE:LINE: FIELD: message". Whoever runs the config logs them (the
+	 * gateway at start and reload, --check as warnings); the loader writes
+	 * them nowhere.
+	 */
+	char **warnings;
+	unsigned n_warnings;
 };
 
 /*

@@ -57,6 +57,9 @@ struct gw_cfg_ctx {
 	struct gw_cfg_env env[GW_CFG_MAX_ENV];
 	unsigned env_line[GW_CFG_MAX_ENV];
 	unsigned n_env;
+	/* warnings so far, moved to cfg->warnings when the load succeeds */
+	char **warns;
+	unsigned n_warns;
 };
 
 /*
@@ -66,6 +69,14 @@ struct gw_cfg_ctx {
  * parent that is in the file.
  */
 void gw_cfg_err(struct gw_cfg_ctx *c, unsigned line, const char *prefix, const char *key,
+	const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/*
+ * Keep one warning, in gw_cfg_err()'s format, for cfg->warnings: the value
+ * loads, but the operator should hear about it. At most GW_CFG_MAX_ERRS are
+ * kept. Returns 0 or -ENOMEM.
+ */
+int gw_cfg_warn(struct gw_cfg_ctx *c, unsigned line, const char *prefix, const char *key,
 	const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* Line of a field (0 if neither it nor any parent is in the file). */

@@ -148,11 +148,31 @@ gw_cfg_has(const struct gw_cfg_ctx *c, const char *prefix, const char *key)
 	return idx_find(&c->idx, p) != NULL;
 }
 
+/* "FILE:LINE: FIELD: message" into all[1024]; a syntax error has no field. */
+static void
+format_line(const struct gw_cfg_ctx *c, unsigned line, const char *prefix, const char *key,
+	const char *fmt, va_list ap, char *all)
+{
+	char field[GW_CFG_PATH_MAX], msg[384];
+
+	join(field, sizeof(field), prefix, key);
+	if (line == 0)
+		line = gw_cfg_line(c, prefix, key);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	/* values from the file are quoted in messages: keep each error one line
+	 * of printable text whatever the file holds */
+	for (char *p = msg; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	gw_cfg_fmt(all, 1024, "%s:%u: %s%s%s", c->file, line ? line : 1, field,
+		field[0] ? ": " : "", msg);
+}
+
 void
 gw_cfg_err(struct gw_cfg_ctx *c, unsigned line, const char *prefix, const char *key,
 	const char *fmt, ...)
 {
-	char field[GW_CFG_PATH_MAX], msg[384], all[1024];
+	char all[1024];
 	va_list ap;
 
 	/* past a hundred, more lines help nobody: count them only */
@@ -160,24 +180,35 @@ gw_cfg_err(struct gw_cfg_ctx *c, unsigned line, const char *prefix, const char *
 		c->n_errs++;
 		return;
 	}
-	join(field, sizeof(field), prefix, key);
-	if (line == 0)
-		line = gw_cfg_line(c, prefix, key);
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	format_line(c, line, prefix, key, fmt, ap, all);
 	va_end(ap);
-	/* values from the file are quoted in messages: keep each error one line
-	 * of printable text whatever the file holds */
-	for (char *p = msg; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
-	/* "FILE:LINE: FIELD: message"; a syntax error has no field */
-	gw_cfg_fmt(all, sizeof(all), "%s:%u: %s%s%s", c->file, line ? line : 1, field,
-		field[0] ? ": " : "", msg);
 	if (c->errs)
 		fprintf(c->errs, "%s\n", all);
 	if (c->n_errs++ == 0)
 		gw_cfg_fmt(c->first, sizeof(c->first), "%s", all);
+}
+
+int
+gw_cfg_warn(struct gw_cfg_ctx *c, unsigned line, const char *prefix, const char *key,
+	const char *fmt, ...)
+{
+	char all[1024], **nw;
+	va_list ap;
+
+	if (c->n_warns >= GW_CFG_MAX_ERRS)
+		return 0;
+	va_start(ap, fmt);
+	format_line(c, line, prefix, key, fmt, ap, all);
+	va_end(ap);
+	nw = realloc(c->warns, (c->n_warns + 1) * sizeof(*nw));
+	if (!nw)
+		return -ENOMEM;
+	c->warns = nw;
+	if (!(c->warns[c->n_warns] = strdup(all)))
+		return -ENOMEM;
+	c->n_warns++;
+	return 0;
 }
 
 void

@@ -23,7 +23,9 @@
 #include <curl/curl.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 
 #include "etcd.h"
 
@@ -35,6 +37,8 @@ struct gw_etcd {
 	unsigned n_ep;
 	unsigned cur; /* the endpoint that last worked */
 	char *ca_file, *cert_file, *key_file;
+	EVP_PKEY *key;     /* a pkcs11: key_file, loaded through the caller's hsm */
+	char key_why[160]; /* why ssl_ctx_cb could not use it, for ep_fail */
 	long timeout_ms;
 	CURL *c; /* reused, so its connections are too */
 };
@@ -148,6 +152,9 @@ gw_etcd_open(const struct gw_etcd_params *p, struct gw_etcd **out)
 	if ((p->cert_file == NULL) != (p->key_file == NULL))
 		return gw_err_setf(-EINVAL, GW_HERE,
 			"etcd: a client certificate needs both cert_file and key_file");
+	if (p->key_file && strncmp(p->key_file, "pkcs11:", 7) == 0 && p->hsm == NULL)
+		return gw_err_setf(-EINVAL, GW_HERE,
+			"etcd: key_file is a pkcs11: URI: it needs the hsm handle of its token");
 	pthread_once(&curl_once, curl_init_once);
 	if (!curl_ok)
 		return gw_err_setf(-GW_E_ETCD, GW_HERE, "etcd: cannot initialise libcurl");
@@ -169,6 +176,14 @@ gw_etcd_open(const struct gw_etcd_params *p, struct gw_etcd **out)
 		(p->key_file && (e->key_file = strdup(p->key_file)) == NULL) ||
 		(e->c = curl_easy_init()) == NULL)
 		goto nomem;
+	if (p->key_file && strncmp(p->key_file, "pkcs11:", 7) == 0) {
+		int rc = gw_hsm_key_load(p->hsm, p->key_file, &e->key);
+
+		if (rc < 0) { /* hsm's message names the key */
+			gw_etcd_close(e);
+			return rc;
+		}
+	}
 	*out = e;
 	return 0;
 nomem:
@@ -186,6 +201,7 @@ gw_etcd_close(struct gw_etcd *e)
 	free(e->ca_file);
 	free(e->cert_file);
 	free(e->key_file);
+	EVP_PKEY_free(e->key);
 	curl_easy_cleanup(e->c);
 	free(e);
 }
@@ -261,6 +277,9 @@ ep_fail(const struct gw_etcd *e, const char *ep, CURLcode cc, const char *errbuf
 	long os_errno = 0;
 
 	curl_easy_getinfo(e->c, CURLINFO_OS_ERRNO, &os_errno);
+	if (cc == CURLE_SSL_CERTPROBLEM && e->key_why[0])
+		return gw_err_setf(
+			-GW_E_ETCD, GW_HERE, "etcd %s: client certificate: %s", ep, e->key_why);
 	switch (cc) {
 	case CURLE_COULDNT_CONNECT:
 		if (os_errno == ECONNREFUSED)
@@ -283,6 +302,7 @@ ep_fail(const struct gw_etcd *e, const char *ep, CURLcode cc, const char *errbuf
 	case CURLE_RECV_ERROR:
 	case CURLE_SEND_ERROR:
 	case CURLE_GOT_NOTHING:
+	case CURLE_HTTP2: /* the same, on a connection that negotiated h2 */
 		/* TLS 1.3: a refused client certificate shows only at the first read */
 		if (strncmp(ep, "https://", 8) == 0)
 			return gw_err_setf(-GW_E_ETCD, GW_HERE,
@@ -311,6 +331,39 @@ etcd_error(const char *ep, const char *path, long status, json_t *j)
 		m = json_string_value(err);
 	return gw_err_setf(code == GRPC_NOT_FOUND ? -ENOENT : -GW_E_ETCD, GW_HERE,
 		"etcd %s%s: HTTP %ld: %s", ep, path, status, m ? m : "no message");
+}
+
+/*
+ * libcurl's hook on each new TLS connection's SSL_CTX: the client
+ * certificate chain from cert_file and its key from the token (etcd.h).
+ * A failure fails the connection with CURLE_SSL_CERTPROBLEM; key_why
+ * says why.
+ */
+static CURLcode
+ssl_ctx_cb(CURL *c, void *ssl_ctx, void *arg)
+{
+	struct gw_etcd *e = arg;
+	SSL_CTX *ctx = ssl_ctx;
+	unsigned long err;
+
+	(void)c;
+	ERR_clear_error();
+	if (SSL_CTX_use_certificate_chain_file(ctx, e->cert_file) != 1) {
+		err = ERR_peek_last_error();
+		snprintf(e->key_why, sizeof(e->key_why), "cert_file %s: cannot use it (%s)",
+			e->cert_file, err ? ERR_reason_error_string(err) : "no certificate");
+		goto fail;
+	}
+	if (SSL_CTX_use_PrivateKey(ctx, e->key) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+		snprintf(e->key_why, sizeof(e->key_why), "cert_file %s does not match key_file %s",
+			e->cert_file, e->key_file);
+		goto fail;
+	}
+	ERR_clear_error();
+	return CURLE_OK;
+fail:
+	ERR_clear_error();
+	return CURLE_SSL_CERTPROBLEM;
 }
 
 /* Set up e->c for one POST of body to ep+path. */
@@ -347,10 +400,12 @@ setup(struct gw_etcd *e, const char *ep, const char *path, const char *body, str
 		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||
 		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK ||
 		(e->ca_file && curl_easy_setopt(c, CURLOPT_CAINFO, e->ca_file) != CURLE_OK) ||
-		(e->cert_file &&
+		(e->cert_file && !e->key &&
 			(curl_easy_setopt(c, CURLOPT_SSLCERT, e->cert_file) != CURLE_OK ||
 				curl_easy_setopt(c, CURLOPT_SSLCERTTYPE, "PEM") != CURLE_OK ||
 				curl_easy_setopt(c, CURLOPT_SSLKEY, e->key_file) != CURLE_OK)) ||
+		(e->key && (curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb) != CURLE_OK ||
+				   curl_easy_setopt(c, CURLOPT_SSL_CTX_DATA, e) != CURLE_OK)) ||
 		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr) != CURLE_OK ||
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body) != CURLE_OK ||
 		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data) != CURLE_OK ||
@@ -396,6 +451,7 @@ post(struct gw_etcd *e, const char *path, json_t *req, bool secret, struct xfer 
 		x->ep = ep;
 		x->c = e->c;
 		errbuf[0] = '\0';
+		e->key_why[0] = '\0';
 		if ((rc = setup(e, ep, path, body, x, hdr, errbuf)) < 0)
 			goto out;
 		cc = curl_easy_perform(e->c);

@@ -16,8 +16,20 @@
  * report the compare failed on its own first write, a lease grant may
  * leave an unused lease to expire. https:// checks the server against
  * ca_file (else the system store), host name included; cert_file and
- * key_file (PEM files) are the client certificate for --client-cert-auth.
- * PKCS#11 keys for the client certificate are for later.
+ * key_file are the client certificate for --client-cert-auth.
+ *
+ * The client certificate's key may stay in the HSM: key_file is then a
+ * pkcs11: URI, loaded once at open through the caller's struct gw_hsm
+ * (hsm.h) as an engine-backed EVP_PKEY, and each new TLS connection gets
+ * it through libcurl's CURLOPT_SSL_CTX_FUNCTION (SSL_CTX_use_PrivateKey
+ * beside cert_file's chain), so the handshake signs in the token. Not
+ * libcurl's own engine options (CURLOPT_SSLENGINE "pkcs11" with
+ * CURLOPT_SSLKEYTYPE "ENG"): libcurl looks the engine up by id in
+ * OpenSSL's list, where hsm's instance is not (it is private to hsm), and
+ * would load a second one, which libp11 0.4.12 refuses in a process that
+ * has one (hsm.h), and which would want the module path and the PIN as
+ * engine commands. This way the module, the login and the PIN stay hsm's:
+ * this client never sees a PIN.
  *
  * Errors: 0 or a negative code, the cause in gw_err_msg(), naming the
  * endpoint and what to do ("etcd http://127.0.0.1:2379: connection
@@ -41,6 +53,7 @@
 #include <stdint.h>
 
 #include "gw_err.h"
+#include "hsm.h"
 
 struct gw_etcd;
 
@@ -52,16 +65,27 @@ struct gw_etcd_params {
 	const char *const *endpoints; /* URLs "http(s)://host:port", copied */
 	unsigned n_endpoints;         /* 1 .. GW_ETCD_MAX_ENDPOINTS */
 	const char *ca_file;          /* PEM CA for https://; NULL: system store */
-	const char *cert_file;        /* PEM client certificate, or NULL */
-	const char *key_file;         /* its PEM private key (needed with cert_file) */
-	unsigned timeout_ms;          /* per endpoint attempt; 0: 5000 */
+	const char *cert_file;        /* PEM client certificate (chain), or NULL */
+	/* its private key (needed with cert_file): a PEM file, or a pkcs11: URI
+	 * of a key in hsm's token */
+	const char *key_file;
+	/*
+	 * For a pkcs11: key_file: an open handle, logged in, to the token that
+	 * holds the key; borrowed during gw_etcd_open only (the key it loads
+	 * lives on in e). NULL otherwise. The key signs on the thread that uses
+	 * e, so open e on the thread that owns hsm (hsm.h).
+	 */
+	struct gw_hsm *hsm;
+	unsigned timeout_ms; /* per endpoint attempt; 0: 5000 */
 };
 
 /*
  * Open a client (no connection is made yet). Every call below on the
  * returned e must come from one thread at a time. Strings are copied; files are
  * read by libcurl at each connection. -EINVAL: no endpoint, too many, one
- * not http(s)://, cert_file without key_file (or the other way).
+ * not http(s)://, cert_file without key_file (or the other way), a pkcs11:
+ * key_file without hsm. A pkcs11: key_file is loaded here: the hsm
+ * module's errors (-GW_E_HSM_KEY no such key, ...) come back as they are.
  */
 GW_MUST_CHECK int gw_etcd_open(const struct gw_etcd_params *p, struct gw_etcd **out);
 

@@ -344,10 +344,57 @@ tls_stop(struct tls_ctl *t, const struct gw_cfg *start_cfg)
 		gw_cfg_free(t->cur);
 }
 
-/* Can the running dataplane take n? Same listeners: names, addresses, services. */
+/*
+ * The first cluster key that differs between a and b ("cluster" when one
+ * has the section and the other not), or NULL when they are the same.
+ */
+static const char *
+cluster_changed(const struct gw_cfg *a, const struct gw_cfg *b)
+{
+	const struct gw_cfg_cluster *x = &a->cluster, *y = &b->cluster;
+
+	if (a->has_cluster != b->has_cluster)
+		return "cluster";
+	if (!a->has_cluster)
+		return NULL;
+	if (!same_str(x->name, y->name))
+		return "cluster.name";
+	if (!same_str(x->node, y->node))
+		return "cluster.node";
+	if (x->n_endpoints != y->n_endpoints)
+		return "cluster.etcd.endpoints";
+	for (unsigned i = 0; i < x->n_endpoints; i++)
+		if (!same_str(x->endpoints[i], y->endpoints[i]))
+			return "cluster.etcd.endpoints";
+	if (!same_str(x->etcd_ca, y->etcd_ca))
+		return "cluster.etcd.ca";
+	if (!same_str(x->etcd_cert, y->etcd_cert))
+		return "cluster.etcd.cert";
+	if (!same_str(x->etcd_key, y->etcd_key))
+		return "cluster.etcd.key";
+	if (x->timeout_ms != y->timeout_ms)
+		return "cluster.etcd.timeout";
+	if (!same_str(x->ticket_key, y->ticket_key))
+		return "cluster.ticket_key";
+	if (x->lease_ttl_s != y->lease_ttl_s)
+		return "cluster.lease_ttl";
+	return NULL;
+}
+
+/*
+ * Can the running dataplane take n? Same listeners: names, addresses,
+ * services; the same cluster section (its agent is set up at start only).
+ */
 int
 gw_gateway_reload_compatible(const struct gw_cfg *o, const struct gw_cfg *n)
 {
+	const char *cl = cluster_changed(o, n);
+
+	if (cl != NULL)
+		return gw_err_setf(-GW_E_CONFIG, GW_HERE,
+			"%s: %s changed: the cluster settings are read at start only; restart "
+			"the gateway to apply it",
+			n->path, cl);
 	if (o->n_listeners != n->n_listeners)
 		return gw_err_setf(-GW_E_CONFIG, GW_HERE,
 			"%s: %u listeners instead of %u: adding or removing listeners needs a "
@@ -491,6 +538,8 @@ tls_reload_with(struct tls_ctl *t, const char *path, const struct gw_cfg *start_
 			source, path);
 		return rc;
 	}
+	for (unsigned i = 0; i < n->n_warnings; i++)
+		GW_LOG_WARN("reload (%s): %s", source, n->warnings[i]);
 	/*
 	 * All or nothing: the CA change is staged (mesh.h), the snapshot built
 	 * with it, and only then is the CA change committed and the snapshot
@@ -1080,6 +1129,8 @@ gw_gateway_create(const struct gw_gateway_params *p, struct gw_gateway **out)
 			"%s: config rejected (errors above), nothing started", g->path);
 		goto fail;
 	}
+	for (unsigned i = 0; i < g->cfg->n_warnings; i++)
+		GW_LOG_WARN("%s", g->cfg->warnings[i]);
 	g->tls.cur = g->cfg;
 	g->mesh.start = g->cfg;
 	if (gw_gateway_translate(g->cfg, &g->params, &g->tls.dpp) < 0)

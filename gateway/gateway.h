@@ -182,7 +182,8 @@ GW_MUST_CHECK int gw_gateway_translate(
 
 /*
  * Can the dataplane started from o take n? Same listeners: count, names,
- * addresses, services. 0, or -GW_E_CONFIG naming what needs a restart.
+ * addresses, services; the same cluster section, key for key (read at
+ * start only). 0, or -GW_E_CONFIG naming what needs a restart.
  */
 GW_MUST_CHECK int gw_gateway_reload_compatible(const struct gw_cfg *o, const struct gw_cfg *n);
 

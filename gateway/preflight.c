@@ -153,6 +153,8 @@ check_config(struct pf *f)
 			cfg->n_listeners, cfg->n_listeners == 1 ? "" : "s", cfg->dataplane.n_ports,
 			cfg->dataplane.n_ports == 1 ? "" : "s", cfg->dataplane.n_workers,
 			cfg->dataplane.n_workers == 1 ? "" : "s");
+		for (unsigned i = 0; i < cfg->n_warnings; i++)
+			add(f, GW_PREFLIGHT_WARN, "config", "%s", cfg->warnings[i]);
 	} else if (errs && errs[0]) {
 		for (line = strtok_r(errs, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
 			add(f, GW_PREFLIGHT_FAIL, "config", "%s", line);

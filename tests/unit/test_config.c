@@ -556,7 +556,8 @@ main(void)
 			"address, service, backlog, tls, trust, upstream)");
 		EXPECT_CONTAINS(errbuf,
 			"gw.yaml:14: colour: unknown key (expected one of: "
-			"dataplane, listeners, hsm, state_dir, admin, access_log, mtls)");
+			"dataplane, listeners, hsm, state_dir, admin, access_log, mtls, "
+			"cluster)");
 		EXPECT_CONTAINS(
 			errbuf, "gw.yaml:11: listeners[0].address: required key is missing");
 		EXPECT_EQ(n_lines(), 3);
@@ -2072,6 +2073,293 @@ main(void)
 		gw_cfg_free(c2);
 		X509_free(other);
 		EVP_PKEY_free(k);
+	}
+
+	/* ---- cluster: DP is lines 1..9, the section starts on line 10 ---- */
+
+	{ /* every cluster key; relative files resolve against the config's dir */
+		struct gw_cfg *c = NULL;
+		char want[256];
+
+		EXPECT_OK(load_text(DP
+			"cluster:\n"
+			"  name: edge-1\n"
+			"  node: gw-a\n"
+			"  etcd:\n"
+			"    endpoints: [https://10.0.0.5:2379, "
+			"\"https://[fd00::6]:2379\", https://etcd-3.example:2379/]\n"
+			"    ca: root.pem\n"
+			"    cert: api.pem\n"
+			"    key: \"pkcs11:token=gw;object=etcd;type=private\"\n"
+			"    timeout: 500ms\n"
+			"  ticket_key: \"pkcs11:token=gw;object=fleet-wrap;type=secret-key\"\n"
+			"  lease_ttl: 30s\n",
+			&c));
+		if (c) {
+			const struct gw_cfg_cluster *k = &c->cluster;
+
+			EXPECT_TRUE(c->has_cluster);
+			EXPECT_STREQ(k->name, "edge-1");
+			EXPECT_STREQ(k->node, "gw-a");
+			EXPECT_EQ(k->n_endpoints, 3);
+			EXPECT_STREQ(k->endpoints[0], "https://10.0.0.5:2379");
+			EXPECT_STREQ(k->endpoints[1], "https://[fd00::6]:2379");
+			EXPECT_STREQ(k->endpoints[2], "https://etcd-3.example:2379/");
+			snprintf(want, sizeof(want), "%s/root.pem", tmpdir);
+			EXPECT_STREQ(k->etcd_ca, want);
+			snprintf(want, sizeof(want), "%s/api.pem", tmpdir);
+			EXPECT_STREQ(k->etcd_cert, want);
+			EXPECT_STREQ(k->etcd_key, "pkcs11:token=gw;object=etcd;type=private");
+			EXPECT_EQ(k->timeout_ms, 500);
+			EXPECT_STREQ(
+				k->ticket_key, "pkcs11:token=gw;object=fleet-wrap;type=secret-key");
+			EXPECT_EQ(k->lease_ttl_s, 30);
+			EXPECT_EQ(c->n_warnings, 0);
+		}
+		gw_cfg_free(c);
+	}
+
+	{ /* defaults: node is the host name, 2 s requests, 10 s lease; a PEM key file */
+		struct gw_cfg *c = NULL;
+		char host[256] = "", want[256];
+
+		put("etcd.key", "-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n");
+		EXPECT_OK(gethostname(host, sizeof(host)));
+		EXPECT_OK(load_text(DP "cluster:\n"
+				       "  name: edge-1\n"
+				       "  etcd:\n"
+				       "    endpoints: [https://10.0.0.5:2379]\n"
+				       "  ticket_key: \"pkcs11:token=gw;object=fleet-wrap\"\n",
+			&c));
+		if (c) {
+			EXPECT_STREQ(c->cluster.node, host);
+			EXPECT_EQ(c->cluster.n_endpoints, 1);
+			EXPECT_TRUE(c->cluster.etcd_ca == NULL && c->cluster.etcd_cert == NULL &&
+				    c->cluster.etcd_key == NULL);
+			EXPECT_EQ(c->cluster.timeout_ms, 2000);
+			EXPECT_EQ(c->cluster.lease_ttl_s, 10);
+		}
+		gw_cfg_free(c);
+		c = NULL;
+		EXPECT_OK(load_text(DP "cluster:\n"
+				       "  name: edge-1\n"
+				       "  etcd:\n"
+				       "    endpoints: [https://10.0.0.5:2379]\n"
+				       "    cert: api.pem\n"
+				       "    key: etcd.key\n"
+				       "  ticket_key: \"pkcs11:token=gw;object=fleet-wrap\"\n",
+			&c));
+		snprintf(want, sizeof(want), "%s/etcd.key", tmpdir);
+		if (c)
+			EXPECT_STREQ(c->cluster.etcd_key, want);
+		gw_cfg_free(c);
+		c = NULL;
+		/* no cluster section: nothing set, nothing to free */
+		EXPECT_OK(load_text(DP, &c));
+		if (c)
+			EXPECT_TRUE(
+				!c->has_cluster && c->cluster.name == NULL && c->n_warnings == 0);
+		gw_cfg_free(c);
+	}
+
+	{ /* plain http loads with a warning per endpoint; https-only keys are said unused */
+		struct gw_cfg *c = NULL;
+
+		EXPECT_OK(load_text(DP
+			"cluster:\n"
+			"  name: edge-1\n"
+			"  etcd:\n"
+			"    endpoints: [http://127.0.0.1:2379, http://127.0.0.1:2380]\n"
+			"    ca: root.pem\n"
+			"    cert: api.pem\n"
+			"    key: \"pkcs11:token=gw;object=etcd\"\n"
+			"  ticket_key: \"pkcs11:token=gw;object=fleet-wrap\"\n",
+			&c));
+		EXPECT_EQ(errbuf[0], '\0'); /* warnings are not errors */
+		if (c) {
+			EXPECT_EQ(c->n_warnings, 4);
+			if (c->n_warnings == 4) {
+				EXPECT_CONTAINS(c->warnings[0],
+					"gw.yaml:13: cluster.etcd.endpoints[0]: "
+					"'http://127.0.0.1:2379' is plain http");
+				EXPECT_CONTAINS(c->warnings[1], "cluster.etcd.endpoints[1]: ");
+				EXPECT_CONTAINS(c->warnings[2],
+					"gw.yaml:14: cluster.etcd.ca: unused: every endpoint is "
+					"http://");
+				EXPECT_CONTAINS(c->warnings[3], "gw.yaml:15: cluster.etcd.cert: "
+								"unused, and etcd.key with it");
+			}
+		}
+		gw_cfg_free(c);
+		c = NULL;
+		/* one https endpoint: the CA and certificate are used, only http is said */
+		EXPECT_OK(load_text(DP
+			"cluster:\n"
+			"  name: edge-1\n"
+			"  etcd:\n"
+			"    endpoints: [http://127.0.0.1:2379, https://127.0.0.1:2380]\n"
+			"    ca: root.pem\n"
+			"  ticket_key: \"pkcs11:token=gw;object=fleet-wrap\"\n",
+			&c));
+		if (c) {
+			EXPECT_EQ(c->n_warnings, 1);
+			if (c->n_warnings == 1)
+				EXPECT_CONTAINS(c->warnings[0], "cluster.etcd.endpoints[0]");
+		}
+		gw_cfg_free(c);
+	}
+
+	{ /* the client key goes with the certificate, both ways */
+		EXPECT_CFG_ERR(DP "cluster:\n"
+				  "  name: edge-1\n"
+				  "  etcd:\n"
+				  "    endpoints: [https://10.0.0.5:2379]\n"
+				  "    key: \"pkcs11:token=gw;object=etcd\"\n"
+				  "  ticket_key: \"pkcs11:token=gw;object=fleet-wrap\"\n",
+			"gw.yaml:14: cluster.etcd.key: applies only with etcd.cert (the client "
+			"certificate this key belongs to)\n");
+		EXPECT_EQ(n_lines(), 1);
+		EXPECT_CFG_ERR(DP "cluster:\n"
+				  "  name: edge-1\n"
+				  "  etcd:\n"
+				  "    endpoints: [https://10.0.0.5:2379]\n"
+				  "    cert: api.pem\n"
+				  "  ticket_key: \"pkcs11:token=gw;object=fleet-wrap\"\n",
+			"gw.yaml:14: cluster.etcd.cert: needs etcd.key (the certificate's private "
+			"key: a PEM file or a pkcs11: URI)\n");
+		EXPECT_EQ(n_lines(), 1);
+	}
+
+	{ /* names: the plain charset, 1..63 */
+		EXPECT_CFG_ERR(DP "cluster:\n"
+				  "  name: edge 1\n"
+				  "  node: gw/a\n"
+				  "  etcd: {endpoints: [https://10.0.0.5:2379]}\n"
+				  "  ticket_key: \"pkcs11:token=gw;object=fleet-wrap\"\n",
+			"gw.yaml:11: cluster.name: 'edge 1' is not a plain name (expected 1..63 of "
+			"[A-Za-z0-9._-])\n");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:12: cluster.node: 'gw/a' is not a plain name");
+		EXPECT_EQ(n_lines(), 2);
+		EXPECT_CFG_ERR(DP
+			"cluster:\n"
+			"  name: "
+			"a123456789012345678901234567890123456789012345678901234567890123\n"
+			"  etcd: {endpoints: [https://10.0.0.5:2379]}\n"
+			"  ticket_key: \"pkcs11:token=gw;object=fleet-wrap\"\n",
+			"gw.yaml:11: cluster.name: 'a1234");
+	}
+
+	{ /* at most 16 endpoints, at least one */
+		char yaml[2048];
+		size_t n = (size_t)snprintf(yaml, sizeof(yaml),
+			DP "cluster:\n  name: edge-1\n  ticket_key: \"pkcs11:token=gw;object=w\"\n"
+			   "  etcd:\n    endpoints:\n");
+
+		for (int i = 0; i < 17; i++)
+			n += (size_t)snprintf(yaml + n, sizeof(yaml) - n,
+				"      - https://10.0.0.%d:2379\n", i + 1);
+		EXPECT_CFG_ERR(yaml,
+			"gw.yaml:15: cluster.etcd.endpoints: takes at most 16 entries, got 17\n");
+		EXPECT_CFG_ERR(DP "cluster:\n"
+				  "  name: edge-1\n"
+				  "  etcd: {endpoints: []}\n"
+				  "  ticket_key: \"pkcs11:token=gw;object=fleet-wrap\"\n",
+			"gw.yaml:12: cluster.etcd.endpoints: needs at least one etcd endpoint");
+	}
+
+	{ /* each bad value names its field; all of them in one run */
+		EXPECT_CFG_ERR(DP "cluster:\n"
+				  "  name: edge-1\n"
+				  "  etcd:\n"
+				  "    endpoints:\n"
+				  "      - ftp://10.0.0.5:2379\n"
+				  "      - https://10.0.0.5\n"
+				  "      - https://10.0.0.5:2379/v3\n"
+				  "      - https://10.0.0.5:99999\n"
+				  "      - https://user@10.0.0.5:2379\n"
+				  "      - https://10.0.0.7:2379\n"
+				  "      - https://10.0.0.7:2379\n"
+				  "    ca: nothere.pem\n"
+				  "    cert: garbage.pem\n"
+				  "    key: nokey.pem\n"
+				  "    timeout: 50ms\n"
+				  "  ticket_key: \"pkcs11:token=gw;object=w;type=private\"\n"
+				  "  lease_ttl: 301s\n",
+			"gw.yaml:14: cluster.etcd.endpoints[0]: 'ftp://10.0.0.5:2379' is not an "
+			"etcd endpoint (expected http:// or https:// and host:port, e.g. "
+			"https://10.0.0.5:2379)\n");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:15: cluster.etcd.endpoints[1]: 'https://10.0.0.5' "
+					"is not an etcd endpoint");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:16: cluster.etcd.endpoints[2]: ");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:17: cluster.etcd.endpoints[3]: ");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:18: cluster.etcd.endpoints[4]: ");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:20: cluster.etcd.endpoints[6]: "
+					"'https://10.0.0.7:2379' is already endpoints[5]\n");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:21: cluster.etcd.ca: ");
+		EXPECT_CONTAINS(errbuf, "nothere.pem");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:22: cluster.etcd.cert: ");
+		EXPECT_CONTAINS(errbuf, "garbage.pem: does not parse as PEM certificates");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:23: cluster.etcd.key: ");
+		EXPECT_CONTAINS(errbuf, "nokey.pem: No such file or directory (expected a PEM "
+					"private key file or a pkcs11: URI)\n");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:24: cluster.etcd.timeout: '50ms' is out of range "
+					"(expected 100ms..60s)\n");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:25: cluster.ticket_key: 'type=private' is not an "
+					"AES secret key");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:26: cluster.lease_ttl: '301s' is out of range "
+					"(expected 2s..5m)\n");
+		EXPECT_EQ(n_lines(), 12);
+
+		EXPECT_CFG_ERR(DP "cluster:\n"
+				  "  name: edge-1\n"
+				  "  etcd:\n"
+				  "    endpoints: [https://10.0.0.5:2379]\n"
+				  "    cert: api.pem\n"
+				  "    key: \"pkcs11:token=gw;object=etcd;pin-value=1234\"\n"
+				  "    timeout: soon\n"
+				  "  ticket_key: fleet-wrap\n"
+				  "  lease_ttl: 1s\n",
+			"gw.yaml:15: cluster.etcd.key: must not carry the PIN");
+		EXPECT_TRUE(strstr(errbuf, "1234") == NULL);
+		EXPECT_CONTAINS(errbuf, "gw.yaml:16: cluster.etcd.timeout: 'soon' is not a "
+					"duration");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:17: cluster.ticket_key: expected an RFC 7512 URI");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:18: cluster.lease_ttl: '1s' is out of range");
+		EXPECT_EQ(n_lines(), 4);
+
+		/* a request may not outwait the lease */
+		EXPECT_CFG_ERR(DP "cluster:\n"
+				  "  name: edge-1\n"
+				  "  etcd: {endpoints: [https://10.0.0.5:2379], timeout: 5s}\n"
+				  "  ticket_key: \"pkcs11:token=gw;object=fleet-wrap\"\n"
+				  "  lease_ttl: 5s\n",
+			"gw.yaml:12: cluster.etcd.timeout: 5000 ms is not shorter than "
+			"cluster.lease_ttl (5 s)");
+		EXPECT_CFG_ERR(DP "cluster:\n"
+				  "  etcd: {endpoints: [https://10.0.0.5:2379], tls: on}\n",
+			"gw.yaml:11: cluster.etcd.tls: unknown key (expected one of: endpoints, "
+			"ca, "
+			"cert, key, timeout)\n");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:11: cluster.name: required key is missing\n");
+		EXPECT_CONTAINS(
+			errbuf, "gw.yaml:11: cluster.ticket_key: required key is missing\n");
+		EXPECT_CFG_ERR(DP "cluster:\n"
+				  "  name: edge-1\n"
+				  "  ticket_key: \"pkcs11:token=gw;object=fleet-wrap\"\n",
+			"gw.yaml:11: cluster.etcd: required key is missing\n");
+	}
+
+	{ /* the wrapping key is in the HSM: a cluster needs its PIN */
+		EXPECT_CFG_ERR("dataplane:\n"
+			       "  workers: [1]\n"
+			       "  no_huge: true\n"
+			       "  ports: [{name: wan, driver: tap, device: mtlsgw0, address: "
+			       "10.99.0.2/24}]\n"
+			       "cluster:\n"
+			       "  name: edge-1\n"
+			       "  etcd: {endpoints: [https://10.0.0.5:2379]}\n"
+			       "  ticket_key: \"pkcs11:token=gw;object=fleet-wrap\"\n",
+			"gw.yaml:1: hsm: the HSM holds the TLS/CA keys");
 	}
 
 	X509_free(ca);

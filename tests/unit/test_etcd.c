@@ -11,7 +11,10 @@
  * values; etcd's own error message passed on; compare-and-swap; leases
  * (expiry, keepalive, revoke); watch (from a revision, live, stop flag,
  * compaction); failover (a dead and a silent endpoint first), all
- * endpoints dead; https with a client certificate, a wrong CA refused.
+ * endpoints dead; https with a client certificate, a wrong CA refused;
+ * the client certificate's key in a fresh SoftHSM2 token (its own temp
+ * dir, removed likewise), a certificate of another key or another CA
+ * refused.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -24,10 +27,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/pem.h>
+
 #include "etcd.h"
+#include "gw_softhsm.h"
 #include "gw_test.h"
+#include "hsm.h"
 
 static char dir[64];
+static struct gw_softhsm tok;
 static pid_t etcd_pid;
 static char url[64], url_tls[64];
 
@@ -46,6 +54,10 @@ cleanup(void)
 		if (system(cmd) != 0)
 			fprintf(stderr, "cannot remove %s\n", dir);
 		dir[0] = '\0';
+	}
+	if (tok.dir[0]) {
+		(void)gw_softhsm_remove(&tok);
+		tok.dir[0] = '\0';
 	}
 }
 
@@ -625,6 +637,92 @@ main(void)
 		EXPECT_CONTAINS(gw_err_msg(), "cert_file (none)");
 		gw_etcd_close(e);
 		v = NULL;
+	}
+
+	if (access(GW_DEFAULT_PKCS11_MODULE, R_OK) != 0) {
+		printf("no SoftHSM2 module: the HSM client key case is skipped\n");
+	} else { /* the client key in the HSM; another key's or another CA's cert refused */
+		struct gw_hsm_params hp = {.token = "etcd"};
+		char uri[GW_HSM_URI_MAX], ca[96], cert[96], other[96], stranger[96], cmd[1024];
+		const char *eps[1] = {url_tls};
+		struct gw_etcd_params p = {.endpoints = eps,
+			.n_endpoints = 1,
+			.ca_file = ca,
+			.cert_file = cert,
+			.key_file = uri,
+			.timeout_ms = 2000};
+		struct gw_hsm *h = NULL;
+		struct gw_etcd *e = NULL;
+		X509_REQ *req = NULL;
+		uint8_t *v = NULL;
+		size_t l;
+		FILE *f;
+		double t = now_s();
+
+		if (gw_softhsm_setup(&tok, "gw_etcd_hsm") < 0)
+			exit(2);
+		hp.pin_file = tok.pin;
+		EXPECT_OK(gw_hsm_token_init(&hp, tok.so_pin));
+		EXPECT_OK(gw_hsm_open(&hp, &h));
+		if (h == NULL)
+			exit(2);
+		EXPECT_OK(gw_hsm_keygen(h, GW_HSM_KEY_EC_P256, "etcd-client", uri));
+		EXPECT_OK(gw_hsm_csr(h, uri, "/CN=gw-a", NULL, &req));
+		snprintf(cmd, sizeof(cmd), "%s/hsm.csr", dir);
+		if (req == NULL || (f = fopen(cmd, "w")) == NULL)
+			exit(2);
+		PEM_write_X509_REQ(f, req);
+		fclose(f);
+		X509_REQ_free(req);
+		/* one certificate for the token key from etcd's CA, one from a stranger */
+		snprintf(cmd, sizeof(cmd),
+			"cd %s && for n in ca bad; do openssl x509 -req -in hsm.csr -CA $n.pem "
+			"-CAkey $n.key -CAcreateserial -days 1 -extfile ext.cnf -out hsm-$n.pem "
+			"|| exit 1; done >/dev/null 2>&1",
+			dir);
+		EXPECT_EQ(system(cmd), 0);
+		snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+		snprintf(cert, sizeof(cert), "%s/hsm-ca.pem", dir);
+		snprintf(other, sizeof(other), "%s/cli.pem", dir);
+		snprintf(stranger, sizeof(stranger), "%s/hsm-bad.pem", dir);
+
+		EXPECT_ERR(gw_etcd_open(&p, &e), -EINVAL); /* no handle to load it through */
+		EXPECT_CONTAINS(gw_err_msg(), "needs the hsm handle");
+		p.hsm = h;
+		EXPECT_OK(gw_etcd_open(&p, &e));
+		EXPECT_OK(gw_etcd_put(e, "/t/hsm", bin, sizeof(bin), 0));
+		EXPECT_OK(gw_etcd_get(e, "/t/hsm", &v, &l, NULL));
+		EXPECT_TRUE(l == sizeof(bin) && v && memcmp(v, bin, l) == 0);
+		free(v);
+		v = NULL;
+		gw_etcd_close(e);
+
+		/* a certificate of another key: refused before anything is sent */
+		p.cert_file = other;
+		EXPECT_OK(gw_etcd_open(&p, &e));
+		EXPECT_ERR(gw_etcd_put(e, "/t/hsm", "x", 1, 0), -GW_E_ETCD);
+		EXPECT_CONTAINS(gw_err_msg(), url_tls);
+		EXPECT_CONTAINS(gw_err_msg(), "client certificate: cert_file");
+		EXPECT_CONTAINS(gw_err_msg(), "does not match key_file pkcs11:");
+		gw_etcd_close(e);
+
+		/* the token key's certificate from a CA etcd does not trust: etcd refuses */
+		p.cert_file = stranger;
+		EXPECT_OK(gw_etcd_open(&p, &e));
+		EXPECT_ERR(gw_etcd_put(e, "/t/hsm", "x", 1, 0), -GW_E_ETCD);
+		EXPECT_CONTAINS(gw_err_msg(), url_tls);
+		EXPECT_CONTAINS(gw_err_msg(), stranger);
+		EXPECT_CONTAINS(gw_err_msg(), "--trusted-ca-file");
+		gw_etcd_close(e);
+
+		/* a URI no key answers: the hsm module's error, at open */
+		p.cert_file = cert;
+		p.key_file = "pkcs11:token=etcd;object=nothere;type=private";
+		EXPECT_ERR(gw_etcd_open(&p, &e), -GW_E_HSM_KEY);
+		EXPECT_TRUE(e == NULL);
+		gw_hsm_close(h);
+		gw_hsm_shutdown();
+		printf("HSM client key cases took %.2f s\n", now_s() - t);
 	}
 
 	printf("took %.2f s\n", now_s() - t0);

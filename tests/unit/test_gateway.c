@@ -483,6 +483,28 @@ main(int argc, char **argv)
 	write_cfg("web", "10.78.0.2:443", "tls-proxy", "spiffe://example.org/ns/*", B1,
 		"    upstream: { servers: [ 10.78.0.9:9000 ] }\n");
 	incompatible(g, start, "listener 'web' changed name, address or service");
+#define CLUSTER(ttl)                                          \
+	"cluster:\n  name: edge-1\n  node: gw-a\n"            \
+	"  etcd: { endpoints: [ https://10.78.0.1:2379 ] }\n" \
+	"  ticket_key: \"pkcs11:token=gw;object=fleet-wrap\"\n  lease_ttl: " ttl "\n"
+	write_cfg(GOOD_ARGS, B1, CLUSTER("10s"));
+	incompatible(g, start, "cluster changed: the cluster settings are read at start only");
+	{ /* a cluster key changed, or none: the rule, without the gateway */
+		struct gw_cfg *a, *b;
+
+		a = load();
+		write_cfg(GOOD_ARGS, B1, CLUSTER("20s"));
+		b = load();
+		EXPECT_ERR(gw_gateway_reload_compatible(a, b), -GW_E_CONFIG);
+		EXPECT_TRUE(contains(gw_err_msg(), "cluster.lease_ttl changed"));
+		EXPECT_TRUE(contains(gw_err_msg(), "restart the gateway to apply it"));
+		EXPECT_OK(gw_gateway_reload_compatible(b, b));
+		EXPECT_ERR(gw_gateway_reload_compatible(b, start), -GW_E_CONFIG);
+		EXPECT_TRUE(contains(gw_err_msg(), ": cluster changed"));
+		gw_cfg_free(a);
+		gw_cfg_free(b);
+	}
+#undef CLUSTER
 
 	{ /* a compatible change (the allow rule): accepted, published, the running config */
 		struct gw_cfg *n;
