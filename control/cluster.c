@@ -613,6 +613,7 @@ open_clients(struct gw_cluster *c, const struct gw_cluster_params *p)
 		.key_file = cc->etcd_key,
 		.timeout_ms = cc->timeout_ms,
 	};
+	/* etcd.key may be in the token too: loaded through the agent's handle */
 	uint8_t probe[16] = {0}, sealed[sizeof(probe) + GW_HSM_SEAL_OVERHEAD];
 	size_t n = sizeof(sealed);
 	int rc;
@@ -625,6 +626,7 @@ open_clients(struct gw_cluster *c, const struct gw_cluster_params *p)
 		snprintf(why, sizeof(why), "%s", gw_err_msg());
 		return gw_err_setf(rc, GW_HERE, "cluster.ticket_key: %s", why);
 	}
+	ep.hsm = c->hsm;
 	return gw_etcd_open(&ep, &c->etcd);
 }
 
