@@ -22,6 +22,7 @@ GW_CNS="" # the client namespace of gw_client_ns, if any
 GW_PIDS=()
 GW_CHECKS=0
 GW_LOGS=() # logs whose tail gw_cleanup prints when the test fails
+GW_CLEANUP_FNS=() # what gw_at_cleanup registered, run first by gw_cleanup
 
 # gw_log FILE... : print FILE's tail if the test fails (a gateway's stderr)
 gw_log() {
@@ -32,9 +33,21 @@ gw_log() {
 	done
 }
 
+# gw_at_cleanup FN : gw_cleanup calls FN on every exit, before it stops the
+# gw_bg processes and deletes the namespaces, so what a helper library
+# started (tests/lib/etcd.sh) goes with the test. FN must not fail the exit.
+gw_at_cleanup() {
+	local f
+	for f in "${GW_CLEANUP_FNS[@]}"; do [ "$f" != "$1" ] || return 0; done
+	GW_CLEANUP_FNS+=("$1")
+}
+
 gw_cleanup() {
 	local rc=$? f
 	trap - EXIT INT TERM
+	for f in "${GW_CLEANUP_FNS[@]}"; do
+		"$f" || true
+	done
 	for p in "${GW_PIDS[@]}"; do
 		kill -TERM "$p" 2>/dev/null || true
 	done
