@@ -2,7 +2,7 @@
 /*
  * ctl.h - what mtlsgw-ctl's command groups share.
  *
- * Each group ("hsm", "pki", "trust", "ca", "status", "setup") lives in its own
+ * Each group ("hsm", "pki", "trust", "ca", "status", "setup", "cluster") lives in its own
  * ctl_<group>.c and exports one entry point listed in ctl_main.c. A group
  * gets argv starting at its own name, prints one clear line on error, and
  * returns the process exit code (0 ok, 1 failure/rejected, 2 usage error).
@@ -11,6 +11,7 @@
 #define GW_CTL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 
 enum { GW_CTL_OK = 0, GW_CTL_FAIL = 1, GW_CTL_USAGE = 2 };
@@ -59,5 +60,25 @@ int gw_ctl_bad_option(const char *cmd, int c, const char *bad);
  */
 struct option;
 int gw_ctl_getopt(int argc, char **argv, const struct option *opts);
+
+/*
+ * A table printed with each column as wide as its widest cell (no value is
+ * ever cut), two spaces apart; the first row is the header. Set n_cols
+ * (at most GW_CTL_TABLE_MAX_COLS) in a zeroed struct, add rows, print.
+ */
+#define GW_CTL_TABLE_MAX_COLS 8
+
+struct gw_ctl_table {
+	unsigned n_cols;
+	size_t n_rows, cap;
+	char **cell; /* [n_rows][n_cols], malloc'ed; NULL after an allocation failed */
+	bool failed;
+};
+
+/* Add a row of t->n_cols cells, each a const char * (NULL prints "-"), copied. */
+void gw_ctl_table_row(struct gw_ctl_table *t, ...);
+
+/* Print (nothing if only the header is there) and free t; t can be reused. */
+void gw_ctl_table_print(struct gw_ctl_table *t);
 
 #endif /* GW_CTL_H */

@@ -216,81 +216,6 @@ human_secs(json_int_t s, char *out, size_t len)
 		strncat(out, " ago", len - strlen(out) - 1);
 }
 
-/*
- * A table printed with each column as wide as its widest cell (no value is
- * ever cut), two spaces apart; the first row is the header.
- */
-#define TABLE_MAX_COLS 8
-
-struct table {
-	unsigned n_cols;
-	size_t n_rows, cap;
-	char **cell; /* [n_rows][n_cols], malloc'ed; NULL after an allocation failed */
-	bool failed;
-};
-
-/* Add a row of t->n_cols printf-formatted cells, each from a "%s"-style fmt. */
-static void
-table_row(struct table *t, ...)
-{
-	va_list ap;
-
-	if (t->failed)
-		return;
-	if (t->n_rows == t->cap) {
-		size_t ncap = t->cap ? 2 * t->cap : 16;
-		char **nc = realloc(t->cell, ncap * t->n_cols * sizeof(*nc));
-
-		if (nc == NULL) {
-			t->failed = true;
-			return;
-		}
-		t->cell = nc;
-		t->cap = ncap;
-	}
-	va_start(ap, t);
-	for (unsigned c = 0; c < t->n_cols; c++) {
-		const char *v = va_arg(ap, const char *);
-
-		t->cell[t->n_rows * t->n_cols + c] = strdup(v ? v : "-");
-		if (t->cell[t->n_rows * t->n_cols + c] == NULL)
-			t->failed = true;
-	}
-	va_end(ap);
-	t->n_rows++;
-}
-
-/* Print (nothing if only the header is there) and free t. */
-static void
-table_print(struct table *t)
-{
-	size_t w[TABLE_MAX_COLS] = {0};
-
-	for (size_t r = 0; r < t->n_rows; r++)
-		for (unsigned c = 0; c < t->n_cols; c++) {
-			const char *v = t->cell[r * t->n_cols + c];
-
-			if (v && strlen(v) > w[c])
-				w[c] = strlen(v);
-		}
-	for (size_t r = 0; r < t->n_rows && t->n_rows > 1 && !t->failed; r++) {
-		for (unsigned c = 0; c < t->n_cols; c++) {
-			const char *v = t->cell[r * t->n_cols + c];
-
-			if (c + 1 < t->n_cols)
-				printf("%-*s  ", (int)w[c], v);
-			else
-				printf("%s\n", v);
-		}
-	}
-	if (t->failed)
-		fputs("mtlsgw-ctl: out of memory printing a table\n", stderr);
-	for (size_t i = 0; i < t->n_rows * t->n_cols; i++)
-		free(t->cell[i]);
-	free(t->cell);
-	memset(t, 0, sizeof(*t));
-}
-
 /* Parse the common options plus extras; returns optind or -1 (usage printed). */
 static int
 parse(int argc, char **argv, struct common *o, const struct option *extra, size_t n_extra,
@@ -365,10 +290,10 @@ ca_roots(int argc, char **argv)
 		return GW_CTL_USAGE;
 	if ((rc = api_get(&o, "/v1/connect/ca/roots", "ca roots", &a)) != GW_CTL_OK || a == NULL)
 		return rc;
-	struct table t = {.n_cols = 7};
+	struct gw_ctl_table t = {.n_cols = 7};
 
 	printf("trust domain: %s\n\n", js(a, "TrustDomain"));
-	table_row(&t, "NAME", "TYPE", "ACTIVE", "NOT AFTER", "EXPIRES IN", "INTER", "ID");
+	gw_ctl_table_row(&t, "NAME", "TYPE", "ACTIVE", "NOT AFTER", "EXPIRES IN", "INTER", "ID");
 	json_array_foreach(json_object_get(a, "Roots"), i, r)
 	{
 		char left[40], inter[24];
@@ -377,11 +302,11 @@ ca_roots(int argc, char **argv)
 			sizeof(left));
 		snprintf(inter, sizeof(inter), "%zu",
 			json_array_size(json_object_get(r, "IntermediateCerts")));
-		table_row(&t, js(r, "Name"), js(r, "Type"),
+		gw_ctl_table_row(&t, js(r, "Name"), js(r, "Type"),
 			json_is_true(json_object_get(r, "Active")) ? "yes" : "no",
 			js(r, "NotAfter"), left, inter, js(r, "ID"));
 	}
-	table_print(&t);
+	gw_ctl_table_print(&t);
 	json_decref(a);
 	return GW_CTL_OK;
 }
@@ -809,7 +734,7 @@ status_run(int argc, char **argv)
 	static const char *const known[] = {"Generation", "LiveGeneration", "TscHz", "TLS", "HSM",
 		"Listeners", "Workers", "CA", "Identities", "ListenerCertificates", NULL};
 	struct common o = {0};
-	struct table t = {0};
+	struct gw_ctl_table t = {0};
 	json_t *a, *v, *hsm, *tls, *ca;
 	const char *k;
 	double hz;
@@ -848,16 +773,16 @@ status_run(int argc, char **argv)
 	}
 
 	t.n_cols = 4;
-	table_row(&t, "LISTENER", "ADDRESS", "SERVICE", "TRUST");
-	json_array_foreach(json_object_get(a, "Listeners"), i, v)
-		table_row(&t, js(v, "Name"), js(v, "Address"), js(v, "Service"), js(v, "Trust"));
+	gw_ctl_table_row(&t, "LISTENER", "ADDRESS", "SERVICE", "TRUST");
+	json_array_foreach(json_object_get(a, "Listeners"), i, v) gw_ctl_table_row(
+		&t, js(v, "Name"), js(v, "Address"), js(v, "Service"), js(v, "Trust"));
 	if (t.n_rows > 1)
 		putchar('\n');
-	table_print(&t);
+	gw_ctl_table_print(&t);
 
 	hz = (double)json_integer_value(json_object_get(a, "TscHz"));
 	t.n_cols = 5;
-	table_row(&t, "WORKER", "LCORE", "GENERATION", "BUSY", "CONNECTIONS");
+	gw_ctl_table_row(&t, "WORKER", "LCORE", "GENERATION", "BUSY", "CONNECTIONS");
 	json_array_foreach(json_object_get(a, "Workers"), i, v)
 	{
 		char id[24], lc[24], gen[24], busy[32], conns[24] = "-";
@@ -876,25 +801,26 @@ status_run(int argc, char **argv)
 		if (json_object_get(v, "Connections"))
 			snprintf(conns, sizeof(conns), "%" JSON_INTEGER_FORMAT,
 				json_integer_value(json_object_get(v, "Connections")));
-		table_row(&t, id, lc, gen, busy, conns);
+		gw_ctl_table_row(&t, id, lc, gen, busy, conns);
 	}
 	if (t.n_rows > 1)
 		putchar('\n');
-	table_print(&t);
+	gw_ctl_table_print(&t);
 
 	ca = json_object_get(a, "CA");
 	if (ca)
 		printf("\ntrust domain %s, enabled backend %s\n", js(ca, "TrustDomain"),
 			js(ca, "EnabledBackend"));
 	t.n_cols = 4;
-	table_row(&t, "BACKEND", "CERTIFICATE", "NOT AFTER", "EXPIRES IN");
+	gw_ctl_table_row(&t, "BACKEND", "CERTIFICATE", "NOT AFTER", "EXPIRES IN");
 	json_array_foreach(json_object_get(ca, "Certificates"), i, v)
 	{
 		char left[40];
 
 		human_secs(json_integer_value(json_object_get(v, "ExpiresInSeconds")), left,
 			sizeof(left));
-		table_row(&t, js(v, "Backend"), js(v, "Certificate"), js(v, "NotAfter"), left);
+		gw_ctl_table_row(
+			&t, js(v, "Backend"), js(v, "Certificate"), js(v, "NotAfter"), left);
 	}
 	json_array_foreach(json_object_get(a, "Identities"), i, v)
 	{
@@ -903,7 +829,7 @@ status_run(int argc, char **argv)
 		human_secs(json_integer_value(json_object_get(v, "ExpiresInSeconds")), left,
 			sizeof(left));
 		snprintf(what, sizeof(what), "identity %s", js(v, "Listener"));
-		table_row(&t, js(v, "Backend"), what, js(v, "NotAfter"), left);
+		gw_ctl_table_row(&t, js(v, "Backend"), what, js(v, "NotAfter"), left);
 	}
 	/* the config's own trust anchors and identity files: no backend */
 	json_array_foreach(json_object_get(a, "ListenerCertificates"), i, v)
@@ -914,11 +840,11 @@ status_run(int argc, char **argv)
 			sizeof(left));
 		snprintf(what, sizeof(what), "%s %s: %s", js(v, "Kind"), js(v, "Listener"),
 			js(v, "Name"));
-		table_row(&t, "(file)", what, js(v, "NotAfter"), left);
+		gw_ctl_table_row(&t, "(file)", what, js(v, "NotAfter"), left);
 	}
 	if (t.n_rows > 1)
 		putchar('\n');
-	table_print(&t);
+	gw_ctl_table_print(&t);
 	json_decref(a);
 	return GW_CTL_OK;
 }

@@ -3,10 +3,14 @@
  * ctl_common.c - what the command groups that open the token (hsm, pki)
  * share: the options naming the module, token and PIN source, and the
  * refusal of a PIN on the command line, so every group says the same thing
- * and none echoes a PIN it was given by mistake.
+ * and none echoes a PIN it was given by mistake; and the tables the groups
+ * print (ca, status, cluster).
  */
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ctl.h"
@@ -69,4 +73,64 @@ gw_ctl_getopt(int argc, char **argv, const struct option *opts)
 	if (separate)
 		optind--; /* argv[optind - 1] is now the option, not its value */
 	return '?';
+}
+
+void
+gw_ctl_table_row(struct gw_ctl_table *t, ...)
+{
+	va_list ap;
+
+	if (t->failed)
+		return;
+	if (t->n_rows == t->cap) {
+		size_t ncap = t->cap ? 2 * t->cap : 16;
+		char **nc = realloc(t->cell, ncap * t->n_cols * sizeof(*nc));
+
+		if (nc == NULL) {
+			t->failed = true;
+			return;
+		}
+		t->cell = nc;
+		t->cap = ncap;
+	}
+	va_start(ap, t);
+	for (unsigned c = 0; c < t->n_cols; c++) {
+		const char *v = va_arg(ap, const char *);
+
+		t->cell[t->n_rows * t->n_cols + c] = strdup(v ? v : "-");
+		if (t->cell[t->n_rows * t->n_cols + c] == NULL)
+			t->failed = true;
+	}
+	va_end(ap);
+	t->n_rows++;
+}
+
+void
+gw_ctl_table_print(struct gw_ctl_table *t)
+{
+	size_t w[GW_CTL_TABLE_MAX_COLS] = {0};
+
+	for (size_t r = 0; r < t->n_rows; r++)
+		for (unsigned c = 0; c < t->n_cols; c++) {
+			const char *v = t->cell[r * t->n_cols + c];
+
+			if (v && strlen(v) > w[c])
+				w[c] = strlen(v);
+		}
+	for (size_t r = 0; r < t->n_rows && t->n_rows > 1 && !t->failed; r++) {
+		for (unsigned c = 0; c < t->n_cols; c++) {
+			const char *v = t->cell[r * t->n_cols + c];
+
+			if (c + 1 < t->n_cols)
+				printf("%-*s  ", (int)w[c], v);
+			else
+				printf("%s\n", v);
+		}
+	}
+	if (t->failed)
+		fputs("mtlsgw-ctl: out of memory printing a table\n", stderr);
+	for (size_t i = 0; i < t->n_rows * t->n_cols; i++)
+		free(t->cell[i]);
+	free(t->cell);
+	memset(t, 0, sizeof(*t));
 }

@@ -15,6 +15,7 @@ extern const struct gw_ctl_group gw_ctl_group_trust;
 extern const struct gw_ctl_group gw_ctl_group_ca, gw_ctl_group_status;
 extern const struct gw_ctl_group gw_ctl_group_reload;
 extern const struct gw_ctl_group gw_ctl_group_setup;
+extern const struct gw_ctl_group gw_ctl_group_cluster;
 static const struct gw_ctl_group *const groups[] = {
 	&gw_ctl_group_hsm,
 	&gw_ctl_group_pki,
@@ -23,6 +24,7 @@ static const struct gw_ctl_group *const groups[] = {
 	&gw_ctl_group_status,
 	&gw_ctl_group_reload,
 	&gw_ctl_group_setup,
+	&gw_ctl_group_cluster,
 	NULL,
 };
 

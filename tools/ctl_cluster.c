@@ -1,0 +1,292 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * ctl_cluster.c - `mtlsgw-ctl cluster status`: the fleet as etcd holds it
+ * (control/cluster.h), read straight from etcd with the config's cluster:
+ * section, so it works on any box of the fleet with or without a gateway
+ * running: the leader, the ticket keys' serial and age (never the sealed
+ * keys), and every member's last report. Read only.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+
+#include "config.h"
+#include "ctl.h"
+#include "ctl_cluster.h"
+#include "etcd.h"
+
+#define DEFAULT_CONFIG "/etc/mtlsgw/mtlsgw.yaml"
+#define DEFAULT_TIMEOUT_MS 2000
+
+static const char status_usage[] =
+	"usage: mtlsgw-ctl cluster status [--config FILE] [--json]\n\n"
+	"The fleet this box belongs to, read from etcd with the cluster: section of\n"
+	"FILE (default " DEFAULT_CONFIG "): its name, the etcd endpoint that\n"
+	"answered, the leader, the ticket keys' serial and creation time (never the\n"
+	"keys), and each member's last report: node, pid, snapshot generation, ticket\n"
+	"serial installed, leader or not, seconds since its heartbeat, version. A\n"
+	"member whose value is not understood is marked \"?\" after its name.\n"
+	"--json prints {Name, Endpoint, Leader, Tickets, Members} instead.\n"
+	"Works without a running gateway; exits 1 when etcd does not answer.\n";
+
+struct members_ctx {
+	json_t *arr;
+	const char *leader;
+	size_t prefix_len;
+	int64_t now;
+};
+
+static int
+on_member(void *arg, const char *key, const uint8_t *val, size_t len, int64_t mod_revision)
+{
+	struct members_ctx *c = arg;
+	json_t *m;
+
+	(void)mod_revision;
+	if (strlen(key) <= c->prefix_len)
+		return 0;
+	m = gw_ctl_cluster_member(key + c->prefix_len, val, len, c->leader, c->now);
+	if (m == NULL || json_array_append_new(c->arr, m) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+/* The endpoints, comma separated, for the message that none answered. */
+static void
+endpoint_list(const struct gw_cfg_cluster *cl, char *out, size_t len)
+{
+	size_t used = 0;
+
+	out[0] = '\0';
+	for (unsigned i = 0; i < cl->n_endpoints && used < len; i++) {
+		int w = snprintf(out + used, len - used, "%s%s", i ? ", " : "", cl->endpoints[i]);
+
+		if (w < 0)
+			break;
+		used += (size_t)w;
+	}
+}
+
+/* rc from an etcd call: the command's failure line, naming the endpoints. */
+static int
+etcd_failed(const struct gw_cfg_cluster *cl, int rc, const char *what)
+{
+	char eps[512];
+
+	endpoint_list(cl, eps, sizeof(eps));
+	if (rc == -GW_E_ETCD)
+		return gw_ctl_die(GW_CTL_FAIL, "cluster status: etcd does not answer at %s: %s",
+			eps, gw_err_msg());
+	return gw_ctl_die(GW_CTL_FAIL, "cluster status: reading %s from etcd (%s): %s", what, eps,
+		gw_err_msg());
+}
+
+static void
+print_json(json_t *o)
+{
+	char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+
+	if (s) {
+		puts(s);
+		free(s);
+	}
+}
+
+static void
+print_human(json_t *a, int64_t now)
+{
+	json_t *t = json_object_get(a, "Tickets"), *m;
+	struct gw_ctl_table tab = {.n_cols = GW_CTL_MEMBER_COLS};
+	const char *const *h = gw_ctl_member_header;
+	size_t i;
+
+	printf("cluster   %s\n", json_string_value(json_object_get(a, "Name")));
+	printf("endpoint  %s\n", json_string_value(json_object_get(a, "Endpoint")));
+	printf("leader    %s\n", json_string_value(json_object_get(a, "Leader"))
+					 ? json_string_value(json_object_get(a, "Leader"))
+					 : "none");
+	if (t == NULL || json_is_null(t)) {
+		printf("tickets   none yet\n");
+	} else {
+		json_t *c = json_object_get(t, "Created");
+
+		printf("tickets   serial %" JSON_INTEGER_FORMAT,
+			json_integer_value(json_object_get(t, "Serial")));
+		if (json_is_integer(c)) {
+			time_t ct = (time_t)json_integer_value(c);
+			char when[32] = "?";
+			struct tm tm;
+
+			if (gmtime_r(&ct, &tm))
+				strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+			printf(", created %s (%llds ago)", when,
+				(long long)(now > ct ? now - ct : 0));
+		}
+		putchar('\n');
+	}
+	putchar('\n');
+	gw_ctl_table_row(&tab, h[0], h[1], h[2], h[3], h[4], h[5], h[6]);
+	json_array_foreach(json_object_get(a, "Members"), i, m)
+	{
+		char c[GW_CTL_MEMBER_COLS][GW_CTL_MEMBER_CELL];
+
+		gw_ctl_cluster_member_cells(m, c);
+		gw_ctl_table_row(&tab, c[0], c[1], c[2], c[3], c[4], c[5], c[6]);
+	}
+	if (tab.n_rows == 1)
+		printf("no members\n");
+	gw_ctl_table_print(&tab);
+}
+
+static int
+cluster_status(int argc, char **argv)
+{
+	enum { O_CONFIG = 1000, O_JSON, O_HELP };
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, O_CONFIG},
+		{"json", no_argument, NULL, O_JSON},
+		{"help", no_argument, NULL, O_HELP},
+		{NULL, 0, NULL, 0},
+	};
+	const char *path = DEFAULT_CONFIG;
+	bool json = false;
+	struct gw_cfg *cfg = NULL;
+	const struct gw_cfg_cluster *cl;
+	struct gw_etcd *e = NULL;
+	struct members_ctx mc = {0};
+	json_t *a = NULL, *tickets = NULL;
+	uint8_t *val = NULL;
+	size_t len = 0;
+	char key[GW_CFG_CLUSTER_NAME_MAX + 64], *leader = NULL;
+	int c, rc = GW_CTL_FAIL, r;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = gw_ctl_getopt(argc, argv, opts)) != -1) {
+		switch (c) {
+		case O_CONFIG:
+			path = optarg;
+			break;
+		case O_JSON:
+			json = true;
+			break;
+		case O_HELP:
+			fputs(status_usage, stdout);
+			return GW_CTL_OK;
+		default:
+			fputs(status_usage, stderr);
+			return gw_ctl_bad_option("cluster status", c, argv[optind - 1]);
+		}
+	}
+	if (optind < argc) {
+		fputs(status_usage, stderr);
+		return gw_ctl_die(
+			GW_CTL_USAGE, "cluster status: unexpected argument '%s'", argv[optind]);
+	}
+	if (gw_cfg_load(path, &cfg, stderr) < 0)
+		return gw_ctl_die(GW_CTL_USAGE, "cluster status: config %s rejected", path);
+	if (!cfg->has_cluster) {
+		gw_ctl_die(GW_CTL_USAGE, "cluster status: no cluster: section in %s", path);
+		rc = GW_CTL_USAGE;
+		goto out;
+	}
+	cl = &cfg->cluster;
+	/* etcd_key may be a pkcs11: URI: passed as it is, the client decides */
+	if (gw_etcd_open(
+		    &(struct gw_etcd_params){.endpoints = (const char *const *)cl->endpoints,
+			    .n_endpoints = cl->n_endpoints,
+			    .ca_file = cl->etcd_ca,
+			    .cert_file = cl->etcd_cert,
+			    .key_file = cl->etcd_key,
+			    .timeout_ms = cl->timeout_ms ? cl->timeout_ms : DEFAULT_TIMEOUT_MS},
+		    &e) < 0) {
+		gw_ctl_die(GW_CTL_FAIL, "cluster status: %s", gw_err_msg());
+		goto out;
+	}
+
+	snprintf(key, sizeof(key), "/mtlsgw/%s/leader", cl->name);
+	r = gw_etcd_get(e, key, &val, &len, NULL);
+	if (r < 0 && r != -ENOENT) {
+		rc = etcd_failed(cl, r, key);
+		goto out;
+	}
+	leader = (char *)val; /* NUL-terminated by gw_etcd_get; NULL: no leader */
+	val = NULL;
+
+	snprintf(key, sizeof(key), "/mtlsgw/%s/tickets", cl->name);
+	r = gw_etcd_get(e, key, &val, &len, NULL);
+	if (r < 0 && r != -ENOENT) {
+		rc = etcd_failed(cl, r, key);
+		goto out;
+	}
+	if (r == 0 && (tickets = gw_ctl_cluster_tickets(val, len)) == NULL)
+		tickets = json_pack("{s:s}", "Error", "not a JSON object with a serial");
+	if (val) /* sealed, but still the fleet's keys: not left in freed memory */
+		OPENSSL_cleanse(val, len);
+	free(val);
+	val = NULL;
+
+	mc.arr = json_array();
+	mc.leader = leader;
+	mc.now = (int64_t)time(NULL);
+	snprintf(key, sizeof(key), "/mtlsgw/%s/members/", cl->name);
+	mc.prefix_len = strlen(key);
+	if (mc.arr == NULL) {
+		gw_ctl_die(GW_CTL_FAIL, "cluster status: out of memory");
+		goto out;
+	}
+	if ((r = gw_etcd_get_prefix(e, key, on_member, &mc)) < 0) {
+		rc = r == -ENOMEM ? gw_ctl_die(GW_CTL_FAIL, "cluster status: out of memory")
+				  : etcd_failed(cl, r, key);
+		goto out;
+	}
+	a = json_pack("{s:s,s:s,s:s?,s:O?,s:O}", "Name", cl->name, "Endpoint", gw_etcd_endpoint(e),
+		"Leader", leader, "Tickets", tickets, "Members", mc.arr);
+	if (a == NULL) {
+		gw_ctl_die(GW_CTL_FAIL, "cluster status: out of memory");
+		goto out;
+	}
+	if (json)
+		print_json(a);
+	else
+		print_human(a, mc.now);
+	rc = GW_CTL_OK;
+out:
+	json_decref(a);
+	json_decref(mc.arr);
+	json_decref(tickets);
+	free(leader);
+	gw_etcd_close(e);
+	gw_cfg_free(cfg);
+	return rc;
+}
+
+static int
+cluster_group(int argc, char **argv)
+{
+	bool help = argc >= 2 && strcmp(argv[1], "--help") == 0;
+
+	if (argc >= 2 && strcmp(argv[1], "status") == 0)
+		return cluster_status(argc - 1, argv + 1);
+	fprintf(help ? stdout : stderr,
+		"usage: mtlsgw-ctl cluster <command> [options] (--help on every command)\n\n"
+		"commands:\n"
+		"  status   the fleet in etcd: leader, ticket serial, members\n");
+	if (argc >= 2 && !help)
+		return gw_ctl_die(GW_CTL_USAGE,
+			"cluster: unknown command '%s' (try cluster --help)", argv[1]);
+	return help ? GW_CTL_OK : GW_CTL_USAGE;
+}
+
+const struct gw_ctl_group gw_ctl_group_cluster = {
+	.name = "cluster",
+	.summary = "the fleet in etcd: leader, ticket serial, members",
+	.run = cluster_group,
+};
