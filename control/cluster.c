@@ -656,6 +656,11 @@ gw_cluster_start(const struct gw_cluster_params *p, struct gw_cluster **out)
 	c->ticket_key = strdup(cc->ticket_key);
 	c->ttl_s = cc->lease_ttl_s ? cc->lease_ttl_s : 10;
 	c->lifetime_s = p->ticket_lifetime_s ? p->ticket_lifetime_s : 3600;
+#ifdef GW_TEST_HOOKS
+	/* tests: rotate every few seconds (a ticket lifetime is at least a minute) */
+	if (getenv("GW_TEST_CLUSTER_ROTATE_S") != NULL)
+		c->lifetime_s = (unsigned)strtoul(getenv("GW_TEST_CLUSTER_ROTATE_S"), NULL, 10);
+#endif
 	c->turn_ms = c->ttl_s * 1000 / 3 < 1000 ? c->ttl_s * 1000 / 3 : 1000;
 	c->started = time(NULL);
 	atomic_init(&c->stop, false);

@@ -1,0 +1,245 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+# The fleet (control/cluster.h) end to end, in our own namespace: a
+# three-member etcd cluster on loopback and two gateways, A and B, each on
+# its own tap with its own SoftHSM token (its own server key, the same
+# wrapping key imported into both). Real clients (openssl s_client,
+# python's ssl):
+#   - a session ticket A issued resumes on B, and B's on A;
+#   - after the leader rotated the fleet's keys, a ticket issued before the
+#     rotation still resumes on the other box;
+#   - killing the etcd leader, then all of etcd, with handshakes running
+#     against both boxes: not one fails; the boxes say etcd is down
+#     (mtlsgw_cluster_etcd_up 0) and catch up when it returns;
+#   - killing gateway A (the leader): B takes over within the lease TTL,
+#     with handshakes against B running (none fails), and a ticket issued
+#     before still resumes on B;
+#   - restarting A: it has the fleet's keys before its listener accepts (a
+#     ticket from B resumes on it right away).
+. "$(dirname "$0")/../lib/common.sh"
+. "$GW_SRC/tests/lib/tls.sh"
+if [ ! -x /usr/bin/etcd ]; then
+	echo "skip: no /usr/bin/etcd (tools/deps.sh installs etcd-server)"
+	exit 77
+fi
+# the leader rotates every 6 s instead of every ticket lifetime (test hook)
+export GW_TEST_CLUSTER_ROTATE_S=6
+gw_netns
+. "$GW_SRC/tests/lib/etcd.sh"
+
+gw_etcd_cluster_start "$GW_NS" "$T/etcd" 3 24790
+gw_ok "etcd: three members on loopback in our namespace"
+
+# --- two boxes: PKI and token A (bench's), a token B with its own server key
+gw_tls_pki
+TOKA=$SOFTHSM2_CONF
+openssl rand -out "$T/fleet.key" 32
+chmod 600 "$T/fleet.key"
+"$MTLSGW_CTL" hsm import-secret --token gw --pin-file "$P/pin" --label fleet-wrap \
+	--file "$T/fleet.key" >/dev/null || gw_fail "import the wrapping key into token A"
+PB=$T/pkib
+bench_pki_ctl "$MTLSGW_CTL" "$PB" "$T/tokb" >/dev/null || gw_fail "token B"
+TOKB=$SOFTHSM2_CONF
+"$MTLSGW_CTL" hsm import-secret --token gw --pin-file "$PB/pin" --label fleet-wrap \
+	--file "$T/fleet.key" >/dev/null || gw_fail "import the wrapping key into token B"
+shred -u "$T/fleet.key"
+# a client trusts both boxes' server certificates
+cat "$P/root.pem" "$PB/root.pem" >"$T/servers.pem"
+gw_ok "tokens A and B: own server keys, the same wrapping key"
+
+# box X: tap mtlsgwX, 10.99.N.2 (the kernel side .1), its token, its state
+box_config() { # box_config X N PKIDIR TOKCONF
+	cat <<EOC
+dataplane:
+  workers: [1]
+  no_huge: true
+  memory_mb: 256
+  file_prefix: gw$1
+  ports:
+    - name: wan
+      driver: tap
+      device: mtlsgw$1
+      address: 10.99.$2.2/24
+      peer_address: 10.99.$2.1/24
+listeners:
+  - name: web
+    address: 10.99.$2.2:8443
+    service: tls-echo
+    tls:
+      ticket_lifetime: 1m
+      identity:
+        - cert: $3/server-hsm.chain.pem
+          key: "pkcs11:token=gw;object=server;type=private"
+    trust: {mode: ca, certs: [$P/root.pem]}
+hsm:
+  module: $BENCH_PKCS11_MODULE
+  pin_file: $3/pin
+  env: {SOFTHSM2_CONF: $4}
+admin: {socket: $T/$1.sock}
+state_dir: $T/state$1
+cluster:
+  name: edge-1
+  node: gw-$1
+  etcd:
+    endpoints: [$(echo "$GW_ETCD_ENDPOINTS" | sed 's/,/, /g')]
+    timeout: 500ms
+  ticket_key: "pkcs11:token=gw;object=fleet-wrap;type=secret-key"
+  lease_ttl: 3s
+EOC
+}
+box_config a 1 "$P" "$TOKA" >"$T/a.yaml"
+box_config b 2 "$PB" "$TOKB" >"$T/b.yaml"
+mkdir -p "$T/statea" "$T/stateb"
+
+start_box() { # start_box X : start gateway X, wait until it runs; sets PID_X
+	: >"$T/$1.err"
+	gw_bg ip netns exec "$GW_NS" "$MTLSGW" --config "$T/$1.yaml" >>"$T/$1.out" 2>>"$T/$1.err"
+	eval "PID_$1=$GW_LAST_PID"
+	gw_wait 300 grep -q "mtlsgw: running" "$T/$1.err" ||
+		{ cat "$T/$1.err" >&2; gw_fail "gateway $1 did not start"; }
+}
+gw_log "$T/a.err" "$T/b.err"
+start_box a
+start_box b
+grep -q "this member leads the fleet" "$T/a.err" || gw_fail "A (first) does not lead"
+! grep -q "this member leads the fleet" "$T/b.err" || gw_fail "B leads too"
+gw_ok "gateways A and B joined cluster edge-1; A leads"
+
+# cluster status through the admin API: both members, one leader
+cluster() { # cluster X : GET /v1/cluster of box X
+	curl -sS --fail --unix-socket "$T/$1.sock" http://x/v1/cluster
+}
+st=$(cluster b) || gw_fail "GET /v1/cluster on B"
+"$GW_PY" - "$st" <<'PY' || gw_fail "B's cluster status: $st"
+import json, sys
+s = json.loads(sys.argv[1])
+assert s["Name"] == "edge-1" and s["Node"] == "gw-b" and s["Leader"] == "gw-a", s
+assert s["EtcdUp"] is True and s["IsLeader"] is False and s["TicketSerial"] >= 1, s
+assert sorted(m["Node"] for m in s["Members"]) == ["gw-a", "gw-b"], s
+PY
+gw_ok "B's /v1/cluster: both members, leader gw-a, etcd up, ticket serial $(echo "$st" | "$GW_PY" -c 'import json,sys; print(json.load(sys.stdin)["TicketSerial"])')"
+
+# --- tickets: issued by one box, resumed on the other
+ticket() { # ticket X FILE : a full handshake with box X, its ticket saved in FILE
+	local n=${1/a/1}
+	n=${n/b/2}
+	rm -f "$2"
+	gw_sclient "t-$1" -connect "10.99.$n.2:8443" -servername "$SNI" -CAfile "$T/servers.pem" \
+		-cert "$P/client.leaf.pem" -key "$P/client.key" -cert_chain "$P/int.pem" \
+		-sess_out "$2" -quiet -no_ign_eof >/dev/null
+	[ -s "$2" ] || gw_fail "no ticket from box $1"
+}
+resumes() { # resumes X FILE : does box X resume the session in FILE?
+	local n=${1/a/1} out
+	n=${n/b/2}
+	out=$(gw_sclient "r-$1" -connect "10.99.$n.2:8443" -servername "$SNI" \
+		-CAfile "$T/servers.pem" -sess_in "$2" -no_ign_eof)
+	case "$out" in *Reused*) return 0 ;; esac
+	return 1
+}
+ticket a "$T/sa.pem"
+resumes b "$T/sa.pem" || gw_fail "A's ticket not resumed on B"
+ticket b "$T/sb.pem"
+resumes a "$T/sb.pem" || gw_fail "B's ticket not resumed on A"
+gw_ok "a ticket from A resumes on B, one from B on A"
+
+# --- across a rotation: a ticket issued shortly before the leader rotates
+serial() { # serial X : the fleet ticket key serial box X runs
+	cluster "$1" | "$GW_PY" -c 'import json,sys; print(json.load(sys.stdin)["TicketSerial"])'
+}
+serial_gt() { [ "$(serial "$1")" -gt "$2" ]; } # serial_gt X N (for gw_wait)
+s0=$(serial a)
+ticket a "$T/sr.pem"
+gw_wait 100 serial_gt b "$s0" || gw_fail "no rotation within 10 s (every 6 s)"
+resumes b "$T/sr.pem" || gw_fail "a ticket from before the rotation not resumed on B"
+gw_ok "the leader rotated ($s0 -> $(serial b)); a ticket from before resumes on B"
+
+# --- handshakes against the boxes while etcd fails; none may fail
+cat >"$T/load.py" <<'PY'
+import os, socket, ssl, sys, time
+t, name, p, sni, ips = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
+ctx = ssl.create_default_context(cafile=t + "/servers.pem")
+ctx.load_cert_chain(p + "/client.chain.pem", p + "/client.key")
+ok = fail = 0
+errs = []
+while not os.path.exists(t + "/" + name + ".stop"):
+    for ip in ips:
+        try:
+            with ctx.wrap_socket(socket.create_connection((ip, 8443), timeout=10),
+                                 server_hostname=sni) as s:
+                s.sendall(b"x")
+                assert s.recv(1) == b"x"
+            ok += 1
+        except Exception as e:
+            fail += 1
+            errs.append("%s: %r" % (ip, e))
+    time.sleep(0.05)
+open(t + "/" + name + ".res", "w").write("%d %d %s\n" % (ok, fail, errs[:3]))
+PY
+load_start() { # load_start NAME IP... : full handshakes in a loop until $T/NAME.stop
+	rm -f "$T/$1.stop" "$T/$1.res"
+	gw_bg ip netns exec "$GW_NS" "$GW_PY" "$T/load.py" "$T" "$1" "$P" "$SNI" "${@:2}"
+}
+load_stop() { # load_stop NAME : stop the loop; fail unless it ran and nothing failed
+	touch "$T/$1.stop"
+	gw_wait 200 test -s "$T/$1.res" || gw_fail "load $1 did not end"
+	read -r ok fail rest <"$T/$1.res"
+	[ "$fail" -eq 0 ] || gw_fail "load $1: $fail failed handshake(s) of $((ok + fail)): $rest"
+	[ "$ok" -gt 0 ] || gw_fail "load $1: no handshake at all"
+	echo "$ok"
+}
+etcd_up() { # etcd_up X : box X's mtlsgw_cluster_etcd_up
+	curl -sS --fail --unix-socket "$T/$1.sock" http://x/v1/metrics |
+		sed -n 's/^mtlsgw_cluster_etcd_up \([0-9]\)$/\1/p'
+}
+etcd_is() { [ "$(etcd_up "$1")" = "$2" ]; } # etcd_is X 0|1 (for gw_wait)
+
+load_start l1 10.99.1.2 10.99.2.2
+leader=$(gw_etcd_leader) || gw_fail "no etcd leader"
+gw_etcd_kill "$leader"
+gw_etcd_wait_leader >/dev/null || gw_fail "no new etcd leader"
+sleep 2
+[ "$(etcd_up a)" = 1 ] && [ "$(etcd_up b)" = 1 ] || gw_fail "etcd_up not 1 after a new etcd leader"
+gw_etcd_restart "$leader"
+n=$(load_stop l1)
+gw_ok "etcd leader e$leader killed and back: $n handshakes, none failed; both boxes still see etcd"
+
+load_start l2 10.99.1.2 10.99.2.2
+gw_etcd_stop_all
+gw_wait 100 etcd_is a 0 || gw_fail "A: mtlsgw_cluster_etcd_up not 0 with etcd down"
+gw_wait 100 etcd_is b 0 || gw_fail "B: mtlsgw_cluster_etcd_up not 0 with etcd down"
+ticket b "$T/sd.pem"
+resumes a "$T/sd.pem" || gw_fail "with etcd down, B's ticket not resumed on A"
+sleep 2
+gw_etcd_start_all
+gw_wait 150 etcd_is a 1 || gw_fail "A did not see etcd again"
+gw_wait 150 etcd_is b 1 || gw_fail "B did not see etcd again"
+n=$(load_stop l2)
+gw_ok "all of etcd down and back: $n handshakes, none failed; etcd_up 0 then 1; tickets still shared"
+
+# --- the leader dies: B takes over; its tickets keep resuming
+ticket a "$T/sk.pem"
+load_start l3 10.99.2.2
+kill -KILL "$PID_a"
+wait "$PID_a" 2>/dev/null || true
+gw_wait 100 grep -q "this member leads the fleet" "$T/b.err" ||
+	gw_fail "B did not take over within 10 s (lease TTL 3 s)"
+resumes b "$T/sk.pem" || gw_fail "A's ticket from before its death not resumed on B"
+n=$(load_stop l3)
+gw_ok "gateway A killed: B leads within the TTL; $n handshakes on B, none failed; A's ticket resumes on B"
+
+# --- A restarts: the fleet's keys before its listener accepts
+ticket b "$T/sb2.pem"
+gw_in ip link del mtlsgwa 2>/dev/null || true
+start_box a
+resumes a "$T/sb2.pem" || gw_fail "restarted A does not resume B's ticket at once"
+! grep -q "joined without the fleet's ticket keys" "$T/a.err" || gw_fail "A started without the keys"
+gw_ok "gateway A restarted: it resumes B's ticket at once (keys loaded before accepting)"
+
+kill -TERM "$PID_a" "$PID_b"
+for p in "$PID_a" "$PID_b"; do
+	rc=0
+	wait "$p" || rc=$?
+	[ "$rc" -eq 0 ] || gw_fail "a gateway exited $rc on SIGTERM"
+done
+gw_done
