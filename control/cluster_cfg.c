@@ -79,7 +79,8 @@ split(const char *text, bool shared, FILE *out, unsigned *n_listeners)
 				if (strcmp(key, "listeners") == 0)
 					(*n_listeners)++;
 				else if (seen_mtls)
-					return gw_err_setf(-EINVAL, GW_HERE, "two top-level 'mtls:'");
+					return gw_err_setf(
+						-EINVAL, GW_HERE, "two top-level 'mtls:'");
 				else
 					seen_mtls = true;
 			}
@@ -144,7 +145,7 @@ gw_cluster_shared_merge(const char *text, const char *shared, char **out)
 	GW_ENSURE(text && shared && out, -EINVAL);
 	GW_GUARD(split_to(text, false, &own, &n));
 	rc = asprintf(out, "%s\n# pushed (mtlsgw-ctl cluster push):\n%s", own, shared) < 0 ? -ENOMEM
-											 : 0;
+											   : 0;
 	free(own);
 	if (rc < 0)
 		*out = NULL;
@@ -206,8 +207,8 @@ gw_cluster_shared_check_files(const struct gw_cfg *cfg, json_t *files)
 		const char *here = json_string_value(json_object_get(mine, path));
 
 		if (!json_is_string(v)) {
-			rc = gw_err_setf(-GW_E_CONFIG, GW_HERE, "pushed file list: '%s' has no digest",
-				path);
+			rc = gw_err_setf(-GW_E_CONFIG, GW_HERE,
+				"pushed file list: '%s' has no digest", path);
 			break;
 		}
 		if (here == NULL) {
@@ -242,7 +243,8 @@ gw_cluster_shared_digest(
 		rev[i] = (uint8_t)revision;
 	memset(out, 0, 32);
 	if (x != NULL && EVP_DigestInit_ex(x, EVP_sha256(), NULL) == 1) {
-		EVP_DigestUpdate(x, "mtlsgw-config", 14); /* with its NUL: fields never run together */
+		EVP_DigestUpdate(
+			x, "mtlsgw-config", 14); /* with its NUL: fields never run together */
 		EVP_DigestUpdate(x, name, strlen(name) + 1);
 		EVP_DigestUpdate(x, rev, sizeof(rev));
 		EVP_DigestUpdate(x, shared, strlen(shared) + 1);
@@ -293,7 +295,8 @@ gw_cluster_push(struct gw_etcd *e, struct gw_hsm *h, const struct gw_cfg *cfg, c
 		if (r < 1) {
 			json_decref(c);
 			rc = gw_err_setf(-GW_E_PARSE, GW_HERE,
-				"%s holds no pushed config (no revision): delete it or fix it", key);
+				"%s holds no pushed config (no revision): delete it or fix it",
+				key);
 			goto out;
 		}
 		rev = (uint64_t)r;
@@ -302,7 +305,8 @@ gw_cluster_push(struct gw_etcd *e, struct gw_hsm *h, const struct gw_cfg *cfg, c
 			json_decref(c);
 			*revision = rev;
 			rc = gw_err_setf(-EALREADY, GW_HERE,
-				"revision %" PRIu64 " already holds this config: nothing pushed", rev);
+				"revision %" PRIu64 " already holds this config: nothing pushed",
+				rev);
 			goto out;
 		}
 		json_decref(c);
