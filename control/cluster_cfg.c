@@ -162,35 +162,42 @@ hex(const uint8_t *p, size_t n, char *out)
 }
 
 static void
-add_file(json_t *files, const struct gw_material *m)
+add_file(json_t *files, const char *field, const struct gw_material *m)
 {
 	char h[65];
 
 	if (m == NULL || m->path == NULL || m->bytes == NULL)
 		return;
 	hex(m->sha256, sizeof(m->sha256), h);
-	json_object_set_new(files, m->path, json_string(h));
+	json_object_set_new(files, field, json_pack("{s:s,s:s}", "path", m->path, "sha256", h));
 }
 
 json_t *
 gw_cluster_shared_files(const struct gw_cfg *cfg)
 {
 	json_t *files = json_object();
+	char f[256];
 
 	if (files == NULL || cfg == NULL)
 		return files;
 	for (unsigned i = 0; i < cfg->n_listeners; i++) {
 		const struct gw_cfg_listener *l = &cfg->listeners[i];
 
-		for (unsigned j = 0; l->has_tls && j < l->tls.n_identities; j++)
-			add_file(files, &l->tls.identities[j].cert_m);
-		for (unsigned j = 0; l->has_trust && l->trust.certs_m && j < l->trust.n_certs; j++)
-			add_file(files, &l->trust.certs_m[j]);
-		for (unsigned j = 0; l->has_trust && l->trust.crl_m && j < l->trust.n_crl; j++)
-			add_file(files, &l->trust.crl_m[j]);
+		/* identity certificates are each box's own (its key, its token): not compared */
+		for (unsigned j = 0; l->has_trust && l->trust.certs_m && j < l->trust.n_certs;
+			j++) {
+			snprintf(f, sizeof(f), "listeners[%s].trust.certs[%u]", l->name, j);
+			add_file(files, f, &l->trust.certs_m[j]);
+		}
+		for (unsigned j = 0; l->has_trust && l->trust.crl_m && j < l->trust.n_crl; j++) {
+			snprintf(f, sizeof(f), "listeners[%s].trust.crl[%u]", l->name, j);
+			add_file(files, f, &l->trust.crl_m[j]);
+		}
 	}
-	for (unsigned i = 0; cfg->has_mtls && i < cfg->mtls.n_backends; i++)
-		add_file(files, &cfg->mtls.backends[i].cert_m);
+	for (unsigned i = 0; cfg->has_mtls && i < cfg->mtls.n_backends; i++) {
+		snprintf(f, sizeof(f), "mtls.backends[%s].conf.cert", cfg->mtls.backends[i].name);
+		add_file(files, f, &cfg->mtls.backends[i].cert_m);
+	}
 	return files;
 }
 
@@ -198,31 +205,34 @@ int
 gw_cluster_shared_check_files(const struct gw_cfg *cfg, json_t *files)
 {
 	json_t *mine = gw_cluster_shared_files(cfg), *v;
-	const char *path;
+	const char *field;
 	int rc = 0;
 
 	GW_ENSURE(mine, -ENOMEM);
-	json_object_foreach(files, path, v)
+	json_object_foreach(files, field, v)
 	{
-		const char *here = json_string_value(json_object_get(mine, path));
+		json_t *here = json_object_get(mine, field);
+		const char *want = json_string_value(json_object_get(v, "sha256"));
+		const char *from = json_string_value(json_object_get(v, "path"));
+		const char *got = json_string_value(json_object_get(here, "sha256"));
 
-		if (!json_is_string(v)) {
+		if (want == NULL || from == NULL) {
 			rc = gw_err_setf(-GW_E_CONFIG, GW_HERE,
-				"pushed file list: '%s' has no digest", path);
+				"pushed file list: '%s' has no path and sha256", field);
 			break;
 		}
-		if (here == NULL) {
+		if (got == NULL) {
 			rc = gw_err_setf(-GW_E_CONFIG, GW_HERE,
-				"the pushed config reads %s, which this box's config does not "
-				"(other paths here?)",
-				path);
+				"%s: this box's config has no such file (pushed: %s)", field, from);
 			break;
 		}
-		if (strcmp(here, json_string_value(v)) != 0) {
+		if (strcmp(got, want) != 0) {
 			rc = gw_err_setf(-GW_E_CONFIG, GW_HERE,
-				"%s differs from the pushed one (sha256 %.12s... here, %.12s... "
-				"pushed): copy it to this box first",
-				path, here, json_string_value(v));
+				"%s: %s differs from the pushed one (sha256 %.12s... here, "
+				"%.12s... "
+				"in %s on the pusher): copy it to this box first",
+				field, json_string_value(json_object_get(here, "path")), got, want,
+				from);
 			break;
 		}
 	}
@@ -263,6 +273,23 @@ gw_cluster_shared_aad(const char *name, uint64_t revision, char *buf, size_t len
 }
 
 /* ---- push ---- */
+
+/* gw_etcd_kv_fn: *arg = max(*arg, the member's config.revision). */
+static int
+max_reported(void *arg, const char *key, const uint8_t *val, size_t len, int64_t mod_revision)
+{
+	uint64_t *rev = arg;
+	json_t *o = json_loadb((const char *)val, len, 0, NULL);
+	json_int_t r =
+		json_integer_value(json_object_get(json_object_get(o, "config"), "revision"));
+
+	(void)key;
+	(void)mod_revision;
+	if (r > 0 && (uint64_t)r > *rev)
+		*rev = (uint64_t)r;
+	json_decref(o);
+	return 0;
+}
 
 int
 gw_cluster_push(struct gw_etcd *e, struct gw_hsm *h, const struct gw_cfg *cfg, const char *text,
@@ -312,6 +339,16 @@ gw_cluster_push(struct gw_etcd *e, struct gw_hsm *h, const struct gw_cfg *cfg, c
 		json_decref(c);
 	} else if (rc != -ENOENT) {
 		goto out;
+	}
+	/* after any revision a member reports too: one put back by hand (a
+	 * replay) or a deleted key must not make the next push look stale */
+	{
+		char mk[GW_CFG_CLUSTER_NAME_MAX + 32];
+
+		snprintf(mk, sizeof(mk), "/mtlsgw/%s/members/", cfg->cluster.name);
+		rc = gw_etcd_get_prefix(e, mk, max_reported, &rev);
+		if (rc < 0)
+			goto out;
 	}
 	rev++;
 	gw_cluster_shared_digest(cfg->cluster.name, rev, shared, files, digest);

@@ -10,19 +10,25 @@
  * box (ports, dataplane, hsm, admin, state_dir, cluster) stays in the
  * box's file, and a SIGHUP reload keeps the pushed part. Paths in the
  * shared part resolve as in the member's own file (relative ones against
- * its directory): the files must be on every box, and the push records the
- * SHA-256 of each one it read, so a member whose copy differs (or is
- * missing) refuses the revision instead of serving other trust.
+ * its directory): the files must be on every box. The push records, per
+ * field, the path and SHA-256 of each trust file it read (anchors, pins,
+ * CRLs, provided CA certificates), so a member whose copy differs (or is
+ * missing) refuses the revision instead of serving other trust. Identity
+ * certificates are each box's own (each box has its own key in its own
+ * token): not compared; the reload checks each against its key.
  *
  * /mtlsgw/<name>/config holds one revision:
  *   {"revision":N, "pushed_at":T, "pushed_by":"host", "shared":"<yaml>",
- *    "files":{"<path>":"<sha256 hex>",...}, "seal":"<base64>"}
+ *    "files":{"<field>":{"path","sha256"},...}, "seal":"<base64>"}
+ * (field: "listeners[web].trust.certs[0]", "mtls.backends[ca-1].conf.cert")
  * seal is gw_hsm_seal of the digest below under the fleet's wrapping key
  * (cluster.ticket_key), associated data "mtlsgw/<name>/config/<N>": a
  * member opens it and compares, so a value changed in etcd, or an old one
- * put back under another revision, is refused. The pusher writes N = the
- * stored revision + 1 with a compare on the key's etcd revision, so two
- * pushes at once cannot both land.
+ * put back under another revision, is refused. The pusher writes N = one
+ * more than both the stored revision and any revision a member reports
+ * (so a value put back by hand or a deleted key never makes the next push
+ * look stale), with a compare on the key's etcd revision, so two pushes
+ * at once cannot both land.
  */
 #ifndef GW_CLUSTER_CFG_H
 #define GW_CLUSTER_CFG_H
@@ -50,17 +56,17 @@ GW_MUST_CHECK int gw_cluster_shared_extract(const char *text, char **shared);
 GW_MUST_CHECK int gw_cluster_shared_merge(const char *text, const char *shared, char **out);
 
 /*
- * {path: sha256 hex} of every file the listeners and mtls parts of cfg
- * read (identity certificates, trust anchors, pins, CRLs, provided CA
+ * {field: {path, sha256 hex}} of every trust file the listeners and mtls
+ * parts of cfg read (trust anchors, pins, CRLs, provided CA
  * certificates). New reference, NULL on ENOMEM.
  */
 json_t *gw_cluster_shared_files(const struct gw_cfg *cfg);
 
 /*
- * 0 when cfg read each file of files (from gw_cluster_shared_files on the
- * pusher) with the same content; else -GW_E_CONFIG naming the first file
- * that differs ("... differs from the pushed one: copy it to this box") or
- * that this box's config does not read.
+ * 0 when cfg read each field's file of files (gw_cluster_shared_files on
+ * the pusher) with the same content, wherever it lives on this box; else
+ * -GW_E_CONFIG naming the first field whose file differs ("... differs
+ * from the pushed one ...: copy it to this box first") or is missing.
  */
 GW_MUST_CHECK int gw_cluster_shared_check_files(const struct gw_cfg *cfg, json_t *files);
 

@@ -4,9 +4,13 @@
  * (control/cluster.h), read straight from etcd with the config's cluster:
  * section, so it works on any box of the fleet with or without a gateway
  * running: the leader, the ticket keys' serial and age (never the sealed
- * keys), and every member's last report. Read only.
+ * keys), and every member's last report. `mtlsgw-ctl cluster push`: the
+ * shared part of a config as the fleet's next revision (cluster_cfg.h),
+ * then every member's report of it.
  */
 #include <errno.h>
+#include <inttypes.h>
+#include <unistd.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -17,8 +21,10 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 
+#include "cluster_cfg.h"
 #include "config.h"
 #include "ctl.h"
+#include "hsm.h"
 #include "ctl_cluster.h"
 #include "etcd.h"
 
@@ -132,17 +138,32 @@ print_human(json_t *a, int64_t now)
 		putchar('\n');
 	}
 	putchar('\n');
-	gw_ctl_table_row(&tab, h[0], h[1], h[2], h[3], h[4], h[5], h[6]);
+	gw_ctl_table_row(&tab, h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]);
 	json_array_foreach(json_object_get(a, "Members"), i, m)
 	{
 		char c[GW_CTL_MEMBER_COLS][GW_CTL_MEMBER_CELL];
 
 		gw_ctl_cluster_member_cells(m, c);
-		gw_ctl_table_row(&tab, c[0], c[1], c[2], c[3], c[4], c[5], c[6]);
+		gw_ctl_table_row(&tab, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]);
 	}
 	if (tab.n_rows == 1)
 		printf("no members\n");
 	gw_ctl_table_print(&tab);
+}
+
+/* The fleet's etcd client; h (may be NULL) loads a pkcs11: etcd.key. */
+static int
+fleet_etcd(const struct gw_cfg_cluster *cl, struct gw_hsm *h, struct gw_etcd **e)
+{
+	return gw_etcd_open(
+		&(struct gw_etcd_params){.endpoints = (const char *const *)cl->endpoints,
+			.n_endpoints = cl->n_endpoints,
+			.ca_file = cl->etcd_ca,
+			.cert_file = cl->etcd_cert,
+			.key_file = cl->etcd_key,
+			.hsm = h,
+			.timeout_ms = cl->timeout_ms ? cl->timeout_ms : DEFAULT_TIMEOUT_MS},
+		e);
 }
 
 static int
@@ -160,6 +181,7 @@ cluster_status(int argc, char **argv)
 	struct gw_cfg *cfg = NULL;
 	const struct gw_cfg_cluster *cl;
 	struct gw_etcd *e = NULL;
+	struct gw_hsm *h = NULL;
 	struct members_ctx mc = {0};
 	json_t *a = NULL, *tickets = NULL;
 	uint8_t *val = NULL;
@@ -198,15 +220,19 @@ cluster_status(int argc, char **argv)
 		goto out;
 	}
 	cl = &cfg->cluster;
-	/* etcd_key may be a pkcs11: URI: passed as it is, the client decides */
-	if (gw_etcd_open(
-		    &(struct gw_etcd_params){.endpoints = (const char *const *)cl->endpoints,
-			    .n_endpoints = cl->n_endpoints,
-			    .ca_file = cl->etcd_ca,
-			    .cert_file = cl->etcd_cert,
-			    .key_file = cl->etcd_key,
-			    .timeout_ms = cl->timeout_ms ? cl->timeout_ms : DEFAULT_TIMEOUT_MS},
-		    &e) < 0) {
+	/* a pkcs11: etcd.key is in the token: the client loads it through a handle */
+	if (cl->etcd_key != NULL && strncmp(cl->etcd_key, "pkcs11:", 7) == 0) {
+		for (unsigned i = 0; i < cfg->hsm.n_env; i++)
+			(void)setenv(cfg->hsm.env[i].name, cfg->hsm.env[i].value, 1);
+		if (gw_hsm_open(&(struct gw_hsm_params){.module = cfg->hsm.module,
+					.pin_file = cfg->hsm.pin_file,
+					.pin_env = cfg->hsm.pin_env},
+			    &h) < 0) {
+			gw_ctl_die(GW_CTL_FAIL, "cluster status: %s", gw_err_msg());
+			goto out;
+		}
+	}
+	if (fleet_etcd(cl, h, &e) < 0) {
 		gw_ctl_die(GW_CTL_FAIL, "cluster status: %s", gw_err_msg());
 		goto out;
 	}
@@ -264,6 +290,187 @@ out:
 	json_decref(tickets);
 	free(leader);
 	gw_etcd_close(e);
+	gw_hsm_close(h);
+	gw_cfg_free(cfg);
+	return rc;
+}
+
+static const char push_usage[] =
+	"usage: mtlsgw-ctl cluster push [--config FILE] [--wait SECONDS]\n\n"
+	"Store the shared part of FILE (default " DEFAULT_CONFIG "), its top-level\n"
+	"listeners: and mtls: blocks as written, as the fleet's next config revision\n"
+	"in etcd, with the path and SHA-256 of every trust file they read, sealed\n"
+	"with the fleet's wrapping key (cluster.ticket_key, in this box's token).\n"
+	"FILE is checked first as the gateway checks a config: a bad one is never\n"
+	"stored. Every member applies the revision as a reload of its own file with\n"
+	"those blocks replaced (its own ports, hsm, admin, cluster stay) and reports\n"
+	"how it went; push waits up to SECONDS (default 15, 0: not at all) for every\n"
+	"member's report and prints them. Exit 0 when every member runs the\n"
+	"revision; 1 when one refused it (it keeps serving its previous config) or\n"
+	"did not report in time, or etcd or the token failed; 2 for a usage or\n"
+	"config error. Pushing what the stored revision holds already stores\n"
+	"nothing and says so.\n";
+
+/* The members' reports of revision rev: all reported (1), all ok (*ok), as a table. */
+static int
+push_reports(struct gw_etcd *e, const char *name, uint64_t rev, bool print, bool *ok)
+{
+	struct members_ctx mc = {.arr = json_array(), .now = (int64_t)time(NULL)};
+	char key[GW_CFG_CLUSTER_NAME_MAX + 64];
+	struct gw_ctl_table tab = {.n_cols = 4};
+	size_t i;
+	json_t *m;
+	int all = 1, r;
+
+	*ok = true;
+	snprintf(key, sizeof(key), "/mtlsgw/%s/members/", name);
+	mc.prefix_len = strlen(key);
+	if (mc.arr == NULL || (r = gw_etcd_get_prefix(e, key, on_member, &mc)) < 0) {
+		json_decref(mc.arr);
+		return -1;
+	}
+	if (print)
+		gw_ctl_table_row(&tab, "NODE", "REVISION", "STATUS", "MESSAGE");
+	json_array_foreach(mc.arr, i, m)
+	{
+		json_t *r = json_object_get(m, "ConfigRevision");
+		const char *st = json_string_value(json_object_get(m, "ConfigStatus"));
+		const char *msg = json_string_value(json_object_get(m, "ConfigMessage"));
+		bool done = json_is_integer(r) && (uint64_t)json_integer_value(r) == rev && st;
+		char rv[32];
+
+		if (!done)
+			all = 0;
+		if (!done || strcmp(st, "ok") != 0)
+			*ok = false;
+		snprintf(rv, sizeof(rv), "%" JSON_INTEGER_FORMAT,
+			json_is_integer(r) ? json_integer_value(r) : 0);
+		if (print)
+			gw_ctl_table_row(&tab, json_string_value(json_object_get(m, "Node")),
+				json_is_integer(r) ? rv : "-", done ? st : "waiting",
+				msg && *msg ? msg : "-");
+	}
+	if (json_array_size(mc.arr) == 0)
+		all = 0, *ok = false;
+	if (print)
+		gw_ctl_table_print(&tab);
+	else
+		free(tab.cell);
+	json_decref(mc.arr);
+	return all;
+}
+
+static int
+cluster_push(int argc, char **argv)
+{
+	enum { O_CONFIG = 1000, O_WAIT, O_HELP };
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, O_CONFIG},
+		{"wait", required_argument, NULL, O_WAIT},
+		{"help", no_argument, NULL, O_HELP},
+		{NULL, 0, NULL, 0},
+	};
+	const char *path = DEFAULT_CONFIG;
+	unsigned long wait_s = 15;
+	struct gw_cfg *cfg = NULL;
+	struct gw_material text = {0};
+	struct gw_hsm *h = NULL;
+	struct gw_etcd *e = NULL;
+	char host[256] = "?", *end;
+	uint64_t rev = 0;
+	bool ok = false;
+	int c, rc = GW_CTL_FAIL, r;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = gw_ctl_getopt(argc, argv, opts)) != -1) {
+		switch (c) {
+		case O_CONFIG:
+			path = optarg;
+			break;
+		case O_WAIT:
+			wait_s = strtoul(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0' || wait_s > 3600)
+				return gw_ctl_die(GW_CTL_USAGE,
+					"cluster push: --wait '%s': seconds, 0..3600", optarg);
+			break;
+		case O_HELP:
+			fputs(push_usage, stdout);
+			return GW_CTL_OK;
+		default:
+			fputs(push_usage, stderr);
+			return gw_ctl_bad_option("cluster push", c, argv[optind - 1]);
+		}
+	}
+	if (optind < argc) {
+		fputs(push_usage, stderr);
+		return gw_ctl_die(
+			GW_CTL_USAGE, "cluster push: unexpected argument '%s'", argv[optind]);
+	}
+	if (gw_cfg_load(path, &cfg, stderr) < 0)
+		return gw_ctl_die(
+			GW_CTL_USAGE, "cluster push: config %s rejected (nothing pushed)", path);
+	if (!cfg->has_cluster) {
+		rc = gw_ctl_die(GW_CTL_USAGE, "cluster push: no cluster: section in %s", path);
+		goto out;
+	}
+	if (gw_material_read(path, 1u << 20, &text) < 0) {
+		gw_ctl_die(GW_CTL_FAIL, "cluster push: %s", gw_err_msg());
+		goto out;
+	}
+	/* as the gateway does (hsm.env): before the PKCS#11 module loads */
+	for (unsigned i = 0; i < cfg->hsm.n_env; i++)
+		(void)setenv(cfg->hsm.env[i].name, cfg->hsm.env[i].value, 1);
+	if (gw_hsm_open(&(struct gw_hsm_params){.module = cfg->hsm.module,
+				.pin_file = cfg->hsm.pin_file,
+				.pin_env = cfg->hsm.pin_env},
+		    &h) < 0 ||
+		fleet_etcd(&cfg->cluster, h, &e) < 0) {
+		gw_ctl_die(GW_CTL_FAIL, "cluster push: %s", gw_err_msg());
+		goto out;
+	}
+	(void)gethostname(host, sizeof(host) - 1);
+	r = gw_cluster_push(e, h, cfg, (const char *)text.bytes, host, &rev);
+	if (r == -EALREADY) {
+		printf("%s\n", gw_err_msg());
+	} else if (r < 0) {
+		if (r == -EINVAL)
+			rc = GW_CTL_USAGE;
+		gw_ctl_die(rc, "cluster push: %s (nothing pushed)", gw_err_msg());
+		goto out;
+	} else {
+		printf("revision %" PRIu64 " stored in /mtlsgw/%s/config\n", rev,
+			cfg->cluster.name);
+	}
+	fflush(stdout);
+	if (wait_s == 0) {
+		rc = GW_CTL_OK;
+		goto out;
+	}
+	for (unsigned long i = 0; i <= wait_s * 4; i++) {
+		r = push_reports(e, cfg->cluster.name, rev, false, &ok);
+		if (r != 0)
+			break;
+		usleep(250 * 1000);
+	}
+	r = push_reports(e, cfg->cluster.name, rev, true, &ok);
+	if (r < 0)
+		gw_ctl_die(GW_CTL_FAIL, "cluster push: reading the reports: %s", gw_err_msg());
+	else if (r == 0)
+		gw_ctl_die(GW_CTL_FAIL,
+			"cluster push: not every member reported revision %" PRIu64 " within %lus",
+			rev, wait_s);
+	else if (!ok)
+		gw_ctl_die(GW_CTL_FAIL,
+			"cluster push: revision %" PRIu64 " refused by a member (it keeps serving "
+			"its previous config)",
+			rev);
+	else
+		rc = GW_CTL_OK;
+out:
+	gw_etcd_close(e);
+	gw_hsm_close(h);
+	gw_material_fini(&text);
 	gw_cfg_free(cfg);
 	return rc;
 }
@@ -275,10 +482,13 @@ cluster_group(int argc, char **argv)
 
 	if (argc >= 2 && strcmp(argv[1], "status") == 0)
 		return cluster_status(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "push") == 0)
+		return cluster_push(argc - 1, argv + 1);
 	fprintf(help ? stdout : stderr,
 		"usage: mtlsgw-ctl cluster <command> [options] (--help on every command)\n\n"
 		"commands:\n"
-		"  status   the fleet in etcd: leader, ticket serial, members\n");
+		"  status   the fleet in etcd: leader, ticket serial, members\n"
+		"  push     a config's listeners and trust as the fleet's next revision\n");
 	if (argc >= 2 && !help)
 		return gw_ctl_die(GW_CTL_USAGE,
 			"cluster: unknown command '%s' (try cluster --help)", argv[1]);
@@ -287,6 +497,6 @@ cluster_group(int argc, char **argv)
 
 const struct gw_ctl_group gw_ctl_group_cluster = {
 	.name = "cluster",
-	.summary = "the fleet in etcd: leader, ticket serial, members",
+	.summary = "the fleet in etcd: status (leader, tickets, members), push (shared config)",
 	.run = cluster_group,
 };

@@ -21,7 +21,10 @@
 /*
  * members/<node>'s value (val[0..len)) as the command shows it:
  * {"Node", "Pid", "Generation", "TicketSerial", "Leader", "Heartbeat",
- * "HeartbeatAge", "Started", "Version", "Etcd"}, plus "Error" when the value
+ * "HeartbeatAge", "Started", "Version", "Etcd", "ConfigRevision",
+ * "ConfigApplied", "ConfigStatus", "ConfigMessage"} (the pushed config the
+ * member last tried, the one it runs, "ok"/"error"/"none" and why), plus
+ * "Error" when the value
  * is not a JSON object or names another node than its key. node is the
  * key's last part; leader is the leader key's value (NULL: no leader), and
  * "Leader" is whether it names this node (the key decides, not the
@@ -34,12 +37,13 @@ json_t *gw_ctl_cluster_member(
 	const char *node, const uint8_t *val, size_t len, const char *leader, int64_t now);
 
 /* The member table's columns, and the header row. */
-enum { GW_CTL_MEMBER_COLS = 7, GW_CTL_MEMBER_CELL = 72 };
+enum { GW_CTL_MEMBER_COLS = 8, GW_CTL_MEMBER_CELL = 72 };
 extern const char *const gw_ctl_member_header[GW_CTL_MEMBER_COLS];
 
 /*
  * One table row from gw_ctl_cluster_member's object: node, pid, generation,
- * ticket serial, leader yes/no, heartbeat age ("3s"), version; "-" for a
+ * ticket serial, leader yes/no, heartbeat age ("3s"), version, config
+ * ("4 ok": the pushed revision last tried and how it went); "-" for a
  * null field, "?" after the node when the value was not understood. Cells
  * longer than the cell are cut.
  */

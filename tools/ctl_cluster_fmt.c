@@ -11,7 +11,7 @@
 #include "ctl_cluster.h"
 
 const char *const gw_ctl_member_header[GW_CTL_MEMBER_COLS] = {
-	"NODE", "PID", "GENERATION", "TICKET SERIAL", "LEADER", "HEARTBEAT", "VERSION"};
+	"NODE", "PID", "GENERATION", "TICKET SERIAL", "LEADER", "HEARTBEAT", "VERSION", "CONFIG"};
 
 /* o[k] if it is a JSON integer >= 0, else null (a new reference either way). */
 static json_t *
@@ -85,6 +85,14 @@ gw_ctl_cluster_member(
 	bad |= json_object_set_new(m, "Started", time_or_null(v, "started"));
 	bad |= json_object_set_new(m, "Version", str_or_null(v, "version"));
 	bad |= json_object_set_new(m, "Etcd", str_or_null(v, "etcd"));
+	{
+		json_t *cf = json_object_get(v, "config");
+
+		bad |= json_object_set_new(m, "ConfigRevision", uint_or_null(cf, "revision"));
+		bad |= json_object_set_new(m, "ConfigApplied", uint_or_null(cf, "applied"));
+		bad |= json_object_set_new(m, "ConfigStatus", str_or_null(cf, "status"));
+		bad |= json_object_set_new(m, "ConfigMessage", str_or_null(cf, "message"));
+	}
 	json_decref(v);
 	if (bad) {
 		json_decref(m);
@@ -120,6 +128,16 @@ gw_ctl_cluster_member_cells(json_t *m, char cells[GW_CTL_MEMBER_COLS][GW_CTL_MEM
 		json_is_true(json_object_get(m, "Leader")) ? "yes" : "no");
 	cell_int(m, "HeartbeatAge", cells[5], "s");
 	snprintf(cells[6], GW_CTL_MEMBER_CELL, "%s", ver && *ver ? ver : "-");
+	{
+		json_t *rev = json_object_get(m, "ConfigRevision");
+		const char *st = json_string_value(json_object_get(m, "ConfigStatus"));
+
+		if (json_is_integer(rev) && json_integer_value(rev) > 0 && st != NULL)
+			snprintf(cells[7], GW_CTL_MEMBER_CELL, "%" JSON_INTEGER_FORMAT " %s",
+				json_integer_value(rev), st);
+		else
+			snprintf(cells[7], GW_CTL_MEMBER_CELL, "-");
+	}
 }
 
 json_t *

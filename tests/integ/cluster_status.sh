@@ -58,7 +58,8 @@ gw_etcd_cluster_start "$GW_NS" "$T/etcd" 1 23790
 now=$(date +%s)
 gw_etcdctl put /mtlsgw/fleet1/members/gw-a "{\"node\":\"gw-a\",\"pid\":4242,\"started\":$((now - 600)),\
 \"heartbeat\":$((now - 2)),\"generation\":7,\"ticket_serial\":5,\"leader\":true,\
-\"etcd\":\"http://127.0.0.1:23790\",\"version\":\"0.1.0\"}" >/dev/null
+\"etcd\":\"http://127.0.0.1:23790\",\"version\":\"0.1.0\",\
+\"config\":{\"revision\":4,\"applied\":3,\"status\":\"error\",\"message\":\"no key\"}}" >/dev/null
 gw_etcdctl put /mtlsgw/fleet1/members/gw-b "{\"node\":\"gw-b\",\"pid\":77,\"started\":$((now - 60)),\
 \"heartbeat\":$((now - 1)),\"generation\":6,\"ticket_serial\":4,\"leader\":false,\"version\":\"0.1.0\"}" >/dev/null
 gw_etcdctl put /mtlsgw/fleet1/members/gw-c 'garbage' >/dev/null
@@ -83,6 +84,9 @@ assert sorted(m) == ["gw-a", "gw-b", "gw-c"], m
 assert m["gw-a"]["Leader"] is True and m["gw-b"]["Leader"] is False, m
 assert m["gw-a"]["Pid"] == 4242 and m["gw-a"]["Generation"] == 7, m["gw-a"]
 assert m["gw-a"]["TicketSerial"] == 5 and m["gw-a"]["Version"] == "0.1.0", m["gw-a"]
+assert m["gw-a"]["ConfigRevision"] == 4 and m["gw-a"]["ConfigApplied"] == 3, m["gw-a"]
+assert m["gw-a"]["ConfigStatus"] == "error" and m["gw-a"]["ConfigMessage"] == "no key", m["gw-a"]
+assert m["gw-b"]["ConfigRevision"] is None, m["gw-b"]
 assert 2 <= m["gw-a"]["HeartbeatAge"] <= 30, m["gw-a"]
 assert m["gw-c"]["Error"] == "not a JSON object" and m["gw-c"]["Pid"] is None, m["gw-c"]
 EOP
@@ -92,9 +96,9 @@ out=$(gw_in "$C" cluster status --config "$T/gw.yaml") || gw_fail "cluster statu
 case "$out" in *'{'* | *U0VBTEVE*) gw_fail "human output has JSON or the sealed keys: $out" ;; esac
 for want in "^cluster   fleet1$" "^endpoint  http://127.0.0.1:23790$" "^leader    gw-a$" \
 	"^tickets   serial 5, created [0-9T:-]*Z ([0-9]*s ago)$" \
-	"^NODE  *PID  *GENERATION  *TICKET SERIAL  *LEADER  *HEARTBEAT  *VERSION$" \
-	"^gw-a  *4242  *7  *5  *yes  *[0-9]*s  *0.1.0$" "^gw-b  *77  *6  *4  *no  *[0-9]*s  *0.1.0$" \
-	"^gw-c ?  *-  *-  *-  *no  *-  *-$"; do
+	"^NODE  *PID  *GENERATION  *TICKET SERIAL  *LEADER  *HEARTBEAT  *VERSION  *CONFIG$" \
+	"^gw-a  *4242  *7  *5  *yes  *[0-9]*s  *0.1.0  *4 error$" \
+	"^gw-b  *77  *6  *4  *no  *[0-9]*s  *0.1.0  *-$" "^gw-c ?  *-  *-  *-  *no  *-  *-  *-$"; do
 	grep -q -- "$want" <<<"$out" || gw_fail "no line /$want/ in: $out"
 done
 gw_ok "tables: head, members (gw-c marked ?)"

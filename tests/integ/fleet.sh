@@ -3,19 +3,26 @@
 # The fleet (control/cluster.h) end to end, in our own namespace: a
 # three-member etcd cluster on loopback and two gateways, A and B, each on
 # its own tap with its own SoftHSM token (its own server key, the same
-# wrapping key imported into both). Real clients (openssl s_client,
-# python's ssl):
+# wrapping key imported into both). As behind ECMP, both serve the same
+# address, 10.99.0.2: each tap's kernel side is moved into a client
+# namespace of its own (10.99.0.1 there), which reaches that box only.
+# Real clients (openssl s_client, python's ssl):
 #   - a session ticket A issued resumes on B, and B's on A;
 #   - after the leader rotated the fleet's keys, a ticket issued before the
 #     rotation still resumes on the other box;
+#   - mtlsgw-ctl cluster push: a trust change pushed once is live on both
+#     within seconds (the old CA's client refused, the new one's accepted);
+#     a revision B cannot apply (its trust file differs) leaves B serving
+#     its previous revision, reported, and the push says so; a revision put
+#     back by hand is refused as stale; the next push reaches both;
 #   - killing the etcd leader, then all of etcd, with handshakes running
 #     against both boxes: not one fails; the boxes say etcd is down
 #     (mtlsgw_cluster_etcd_up 0) and catch up when it returns;
 #   - killing gateway A (the leader): B takes over within the lease TTL,
 #     with handshakes against B running (none fails), and a ticket issued
 #     before still resumes on B;
-#   - restarting A: it has the fleet's keys before its listener accepts (a
-#     ticket from B resumes on it right away).
+#   - restarting A: it has the fleet's keys and config before its listener
+#     accepts (a ticket from B resumes on it, the pushed trust holds, at once).
 . "$(dirname "$0")/../lib/common.sh"
 . "$GW_SRC/tests/lib/tls.sh"
 if [ ! -x /usr/bin/etcd ]; then
@@ -47,7 +54,10 @@ shred -u "$T/fleet.key"
 cat "$P/root.pem" "$PB/root.pem" >"$T/servers.pem"
 gw_ok "tokens A and B: own server keys, the same wrapping key"
 
-# box X: tap mtlsgwX, 10.99.N.2 (the kernel side .1), its token, its state
+# box X: its directory $T/X (gw.yaml, its own server.pem, trust.pem), tap
+# mtlsgwX, 10.99.0.2 (its client namespace has .1), its token, its state. Paths in
+# listeners: are relative, so a pushed listeners: block finds each box's own
+# files (docs/operations.md, "Fleet").
 box_config() { # box_config X N PKIDIR TOKCONF
 	cat <<EOC
 dataplane:
@@ -59,18 +69,18 @@ dataplane:
     - name: wan
       driver: tap
       device: mtlsgw$1
-      address: 10.99.$2.2/24
-      peer_address: 10.99.$2.1/24
+      address: 10.99.0.2/24
+      gateway: 10.99.0.1
 listeners:
   - name: web
-    address: 10.99.$2.2:8443
+    address: 10.99.0.2:8443
     service: tls-echo
     tls:
       ticket_lifetime: 1m
       identity:
-        - cert: $3/server-hsm.chain.pem
+        - cert: server.pem
           key: "pkcs11:token=gw;object=server;type=private"
-    trust: {mode: ca, certs: [$P/root.pem]}
+    trust: {mode: ca, certs: [trust.pem]}
 hsm:
   module: $BENCH_PKCS11_MODULE
   pin_file: $3/pin
@@ -87,16 +97,37 @@ cluster:
   lease_ttl: 3s
 EOC
 }
-box_config a 1 "$P" "$TOKA" >"$T/a.yaml"
-box_config b 2 "$PB" "$TOKB" >"$T/b.yaml"
-mkdir -p "$T/statea" "$T/stateb"
+mkdir -p "$T/a" "$T/b" "$T/statea" "$T/stateb"
+cp "$P/server-hsm.chain.pem" "$T/a/server.pem"
+cp "$PB/server-hsm.chain.pem" "$T/b/server.pem"
+cp "$P/root.pem" "$T/a/trust.pem"
+cp "$P/root.pem" "$T/b/trust.pem"
+box_config a 1 "$P" "$TOKA" >"$T/a/gw.yaml"
+box_config b 2 "$PB" "$TOKB" >"$T/b/gw.yaml"
 
+# the client namespaces, one per box (deleted on any exit)
+CNS_a=${GW_NS}a
+CNS_b=${GW_NS}b
+del_client_ns() { ip netns del "$CNS_a" 2>/dev/null; ip netns del "$CNS_b" 2>/dev/null; true; }
+gw_at_cleanup del_client_ns
+for ns in "$CNS_a" "$CNS_b"; do
+	ip netns add "$ns"
+	ip -n "$ns" link set lo up
+	ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+done
+cns() { eval "echo \$CNS_$1"; } # cns X : box X's client namespace
 start_box() { # start_box X : start gateway X, wait until it runs; sets PID_X
+	local ns
+	ns=$(cns "$1")
 	: >"$T/$1.err"
-	gw_bg ip netns exec "$GW_NS" "$MTLSGW" --config "$T/$1.yaml" >>"$T/$1.out" 2>>"$T/$1.err"
+	gw_bg ip netns exec "$GW_NS" "$MTLSGW" --config "$T/$1/gw.yaml" >>"$T/$1.out" 2>>"$T/$1.err"
 	eval "PID_$1=$GW_LAST_PID"
 	gw_wait 300 grep -q "mtlsgw: running" "$T/$1.err" ||
 		{ cat "$T/$1.err" >&2; gw_fail "gateway $1 did not start"; }
+	# its tap's kernel side: into the box's client namespace
+	gw_in ip link set "mtlsgw$1" netns "$ns"
+	ip -n "$ns" addr add 10.99.0.1/24 dev "mtlsgw$1"
+	ip -n "$ns" link set "mtlsgw$1" up
 }
 gw_log "$T/a.err" "$T/b.err"
 start_box a
@@ -121,18 +152,15 @@ gw_ok "B's /v1/cluster: both members, leader gw-a, etcd up, ticket serial $(echo
 
 # --- tickets: issued by one box, resumed on the other
 ticket() { # ticket X FILE : a full handshake with box X, its ticket saved in FILE
-	local n=${1/a/1}
-	n=${n/b/2}
 	rm -f "$2"
-	gw_sclient "t-$1" -connect "10.99.$n.2:8443" -servername "$SNI" -CAfile "$T/servers.pem" \
+	GW_NS=$(cns "$1") gw_sclient "t-$1" -connect "10.99.0.2:8443" -servername "$SNI" -CAfile "$T/servers.pem" \
 		-cert "$P/client.leaf.pem" -key "$P/client.key" -cert_chain "$P/int.pem" \
 		-sess_out "$2" -quiet -no_ign_eof >/dev/null
 	[ -s "$2" ] || gw_fail "no ticket from box $1"
 }
 resumes() { # resumes X FILE : does box X resume the session in FILE?
-	local n=${1/a/1} out
-	n=${n/b/2}
-	out=$(gw_sclient "r-$1" -connect "10.99.$n.2:8443" -servername "$SNI" \
+	local out
+	out=$(GW_NS=$(cns "$1") gw_sclient "r-$1" -connect "10.99.0.2:8443" -servername "$SNI" \
 		-CAfile "$T/servers.pem" -sess_in "$2" -no_ign_eof)
 	case "$out" in *Reused*) return 0 ;; esac
 	return 1
@@ -153,6 +181,84 @@ ticket a "$T/sr.pem"
 gw_wait 100 serial_gt b "$s0" || gw_fail "no rotation within 10 s (every 6 s)"
 resumes b "$T/sr.pem" || gw_fail "a ticket from before the rotation not resumed on B"
 gw_ok "the leader rotated ($s0 -> $(serial b)); a ticket from before resumes on B"
+
+# --- cluster push: the shared listeners: block, once for the fleet
+hs() { # hs X CLIENT : a full handshake with box X as CLIENT (client|other): ok or the alert
+	local out id=(-cert "$P/other.chain.pem" -key "$P/other.key")
+	[ "$2" = other ] || id=(-cert "$P/client.leaf.pem" -key "$P/client.key" -cert_chain "$P/int.pem")
+	out=$(GW_NS=$(cns "$1") gw_sclient "h-$1" -connect "10.99.0.2:8443" -servername "$SNI" \
+		-CAfile "$T/servers.pem" "${id[@]}" -quiet -no_ign_eof)
+	case "$out" in *"h-$1"*) echo ok ;; *"unknown ca"*) echo "unknown ca" ;; *) echo "$out" ;; esac
+}
+expect_hs() { # expect_hs WANT X CLIENT
+	local got
+	got=$(hs "$2" "$3")
+	[ "$got" = "$1" ] || gw_fail "box $2, $3 client: '$got', want '$1'"
+}
+trust_ok() { [ "$(hs "$1" "$2")" = ok ]; } # for gw_wait
+push() { # push FILE : mtlsgw-ctl cluster push, output in $T/push.out; its exit code
+	local rc=0
+	gw_in "$MTLSGW_CTL" cluster push --config "$1" --wait 20 >"$T/push.out" 2>&1 || rc=$?
+	[ "$rc" -eq 0 ] || echo "(exit $rc)" >>"$T/push.out"
+	cat "$T/push.out" >>"$T/push.log"
+	return "$rc"
+}
+# revision 1: trust the other CA only (a copy on each box)
+cp "$P/otherca.pem" "$T/a/trust2.pem"
+cp "$P/otherca.pem" "$T/b/trust2.pem"
+sed 's#certs: \[trust.pem\]#certs: [trust2.pem]#' "$T/a/gw.yaml" >"$T/a/push.yaml"
+push "$T/a/push.yaml" || gw_fail "push revision 1: $(cat "$T/push.out")"
+grep -q "^revision 1 stored" "$T/push.out" || gw_fail "push: $(cat "$T/push.out")"
+grep -qE "^gw-a +1 +ok" "$T/push.out" && grep -qE "^gw-b +1 +ok" "$T/push.out" ||
+	gw_fail "push reports: $(cat "$T/push.out")"
+for x in a b; do
+	expect_hs "unknown ca" "$x" client
+	expect_hs ok "$x" other
+done
+gw_ok "cluster push: revision 1 (trust: the other CA) live on A and B; the removed CA's client refused on both"
+push "$T/a/push.yaml" || gw_fail "the same push again: $(cat "$T/push.out")"
+grep -q "already holds this config: nothing pushed" "$T/push.out" ||
+	gw_fail "the same push again: $(cat "$T/push.out")"
+gw_ok "pushing the same again stores nothing and says so"
+gw_etcdctl get --print-value-only /mtlsgw/edge-1/config >"$T/rev1.json"
+# revision 2: both CAs; B's copy of the file differs: B refuses, keeps revision 1, serving
+cat "$P/root.pem" "$P/otherca.pem" >"$T/a/trust3.pem"
+cp "$P/root.pem" "$T/b/trust3.pem"
+sed 's#certs: \[trust.pem\]#certs: [trust3.pem]#' "$T/a/gw.yaml" >"$T/a/push.yaml"
+! push "$T/a/push.yaml" || gw_fail "push revision 2 succeeded with B's file differing"
+grep -qE "^gw-a +2 +ok" "$T/push.out" && grep -qE "^gw-b +2 +error .*differs from the pushed one" "$T/push.out" ||
+	gw_fail "push revision 2 reports: $(cat "$T/push.out")"
+grep -q "refused by a member" "$T/push.out" || gw_fail "push did not say a member refused"
+expect_hs ok a client
+expect_hs ok a other
+expect_hs "unknown ca" b client
+expect_hs ok b other
+gw_ok "revision 2, whose trust file differs on B: A runs it; B refused it (reported), serves revision 1"
+# a revision put back by hand: refused as stale by both
+gw_etcdctl put /mtlsgw/edge-1/config "$(cat "$T/rev1.json")" >/dev/null
+gw_wait 50 grep -q "revision 1 is not newer than the 2 already seen" "$T/a.err" ||
+	gw_fail "A did not refuse the replayed revision 1"
+gw_wait 50 grep -q "revision 1 is not newer than the 2 already seen" "$T/b.err" ||
+	gw_fail "B did not refuse the replayed revision 1"
+expect_hs ok a client
+gw_ok "revision 1 put back by hand: refused as stale or replayed by both; nothing changed"
+# revision 3: B's file fixed; the push numbers past the replay
+cp "$T/a/trust3.pem" "$T/b/trust3.pem"
+push "$T/a/push.yaml" || gw_fail "push revision 3: $(cat "$T/push.out")"
+grep -q "^revision 3 stored" "$T/push.out" || gw_fail "push 3: $(cat "$T/push.out")"
+for x in a b; do
+	expect_hs ok "$x" client
+	expect_hs ok "$x" other
+done
+st=$(gw_in "$MTLSGW_CTL" cluster status --config "$T/b/gw.yaml") || gw_fail "cluster status: $st"
+grep -qE "^gw-a .* 3 ok$" <<<"$st" && grep -qE "^gw-b .* 3 ok$" <<<"$st" ||
+	gw_fail "cluster status after revision 3: $st"
+gw_ok "revision 3 (B's file fixed) live on both; cluster status shows '3 ok' for both"
+# a SIGHUP keeps the pushed part (the file alone trusts only the first CA)
+kill -HUP "$PID_b"
+gw_wait 50 grep -q "reload (SIGHUP): reloaded" "$T/b.err" || gw_fail "B: SIGHUP reload"
+expect_hs ok b other
+gw_ok "SIGHUP on B: its file reloaded with the pushed listeners: kept"
 
 # --- handshakes against the boxes while etcd fails; none may fail
 cat >"$T/load.py" <<'PY'
@@ -176,9 +282,9 @@ while not os.path.exists(t + "/" + name + ".stop"):
     time.sleep(0.05)
 open(t + "/" + name + ".res", "w").write("%d %d %s\n" % (ok, fail, errs[:3]))
 PY
-load_start() { # load_start NAME IP... : full handshakes in a loop until $T/NAME.stop
+load_start() { # load_start NAME X : full handshakes with box X in a loop until $T/NAME.stop
 	rm -f "$T/$1.stop" "$T/$1.res"
-	gw_bg ip netns exec "$GW_NS" "$GW_PY" "$T/load.py" "$T" "$1" "$P" "$SNI" "${@:2}"
+	gw_bg ip netns exec "$(cns "$2")" "$GW_PY" "$T/load.py" "$T" "$1" "$P" "$SNI" 10.99.0.2
 }
 load_stop() { # load_stop NAME : stop the loop; fail unless it ran and nothing failed
 	touch "$T/$1.stop"
@@ -194,17 +300,19 @@ etcd_up() { # etcd_up X : box X's mtlsgw_cluster_etcd_up
 }
 etcd_is() { [ "$(etcd_up "$1")" = "$2" ]; } # etcd_is X 0|1 (for gw_wait)
 
-load_start l1 10.99.1.2 10.99.2.2
+load_start l1a a
+load_start l1b b
 leader=$(gw_etcd_leader) || gw_fail "no etcd leader"
 gw_etcd_kill "$leader"
 gw_etcd_wait_leader >/dev/null || gw_fail "no new etcd leader"
 sleep 2
 [ "$(etcd_up a)" = 1 ] && [ "$(etcd_up b)" = 1 ] || gw_fail "etcd_up not 1 after a new etcd leader"
 gw_etcd_restart "$leader"
-n=$(load_stop l1)
+n=$(($(load_stop l1a) + $(load_stop l1b)))
 gw_ok "etcd leader e$leader killed and back: $n handshakes, none failed; both boxes still see etcd"
 
-load_start l2 10.99.1.2 10.99.2.2
+load_start l2a a
+load_start l2b b
 gw_etcd_stop_all
 gw_wait 100 etcd_is a 0 || gw_fail "A: mtlsgw_cluster_etcd_up not 0 with etcd down"
 gw_wait 100 etcd_is b 0 || gw_fail "B: mtlsgw_cluster_etcd_up not 0 with etcd down"
@@ -214,12 +322,12 @@ sleep 2
 gw_etcd_start_all
 gw_wait 150 etcd_is a 1 || gw_fail "A did not see etcd again"
 gw_wait 150 etcd_is b 1 || gw_fail "B did not see etcd again"
-n=$(load_stop l2)
+n=$(($(load_stop l2a) + $(load_stop l2b)))
 gw_ok "all of etcd down and back: $n handshakes, none failed; etcd_up 0 then 1; tickets still shared"
 
 # --- the leader dies: B takes over; its tickets keep resuming
 ticket a "$T/sk.pem"
-load_start l3 10.99.2.2
+load_start l3 b
 kill -KILL "$PID_a"
 wait "$PID_a" 2>/dev/null || true
 gw_wait 100 grep -q "this member leads the fleet" "$T/b.err" ||
@@ -230,11 +338,12 @@ gw_ok "gateway A killed: B leads within the TTL; $n handshakes on B, none failed
 
 # --- A restarts: the fleet's keys before its listener accepts
 ticket b "$T/sb2.pem"
-gw_in ip link del mtlsgwa 2>/dev/null || true
+ip -n "$CNS_a" link del mtlsgwa 2>/dev/null || true
 start_box a
 resumes a "$T/sb2.pem" || gw_fail "restarted A does not resume B's ticket at once"
 ! grep -q "joined without the fleet's ticket keys" "$T/a.err" || gw_fail "A started without the keys"
-gw_ok "gateway A restarted: it resumes B's ticket at once (keys loaded before accepting)"
+expect_hs ok a other
+gw_ok "gateway A restarted: B's ticket resumes and the pushed trust holds at once (loaded before accepting)"
 
 kill -TERM "$PID_a" "$PID_b"
 for p in "$PID_a" "$PID_b"; do
