@@ -76,6 +76,7 @@ struct gw_cluster {
 	json_t *cfg_pending_files;
 	uint64_t cfg_rev;     /* the revision last tried (applied or refused); 0: none */
 	uint64_t cfg_applied; /* the revision running (0: the box's own file) */
+	json_t *mesh; /* the rotation validators' report (gw_mesh_fleet_report), or NULL */
 	bool cfg_ok;
 	char cfg_msg[256];
 	char leader_node[GW_CFG_CLUSTER_NAME_MAX + 1];
@@ -255,10 +256,8 @@ member_step(struct gw_cluster *c)
 {
 	uint64_t gen, ts;
 	char *s;
-	json_t *o;
+	json_t *o, *cfg, *mesh;
 	int rc;
-
-	json_t *cfg;
 
 	pthread_mutex_lock(&c->lock);
 	gen = c->rep_generation;
@@ -269,12 +268,13 @@ member_step(struct gw_cluster *c)
 		: c->cfg_ok     ? "ok"
 				: "error",
 		"message", c->cfg_msg);
+	mesh = c->mesh ? json_deep_copy(c->mesh) : NULL;
 	pthread_mutex_unlock(&c->lock);
-	o = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:b,s:s,s:o?}", "node", c->node, "pid",
+	o = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:b,s:s,s:o?,s:o?}", "node", c->node, "pid",
 		(json_int_t)getpid(), "started", (json_int_t)c->started, "heartbeat",
 		(json_int_t)time(NULL), "generation", (json_int_t)gen, "ticket_serial",
 		(json_int_t)ts, "leader", atomic_load(&c->leader), "version", GW_VERSION, "config",
-		cfg);
+		cfg, "mesh", mesh);
 	s = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
 	GW_ENSURE(s, -ENOMEM);
@@ -721,6 +721,7 @@ gw_cluster_stop(struct gw_cluster *c)
 	OPENSSL_cleanse(&c->fleet, sizeof(c->fleet));
 	OPENSSL_cleanse(&c->pending, sizeof(c->pending));
 	json_decref(c->members);
+	json_decref(c->mesh);
 	free(c->cfg_pending);
 	json_decref(c->cfg_pending_files);
 	free(c->ticket_key);
@@ -785,6 +786,32 @@ gw_cluster_report(struct gw_cluster *c, uint64_t generation, uint64_t ticket_ser
 	c->rep_generation = generation;
 	c->rep_ticket_serial = ticket_serial;
 	pthread_mutex_unlock(&c->lock);
+}
+
+void
+gw_cluster_report_mesh(struct gw_cluster *c, json_t *mesh)
+{
+	pthread_mutex_lock(&c->lock);
+	json_decref(c->mesh);
+	c->mesh = mesh;
+	pthread_mutex_unlock(&c->lock);
+}
+
+json_t *
+gw_cluster_members(struct gw_cluster *c)
+{
+	json_t *m;
+
+	pthread_mutex_lock(&c->lock);
+	m = c->members ? json_deep_copy(c->members) : json_array();
+	pthread_mutex_unlock(&c->lock);
+	return m;
+}
+
+const char *
+gw_cluster_node(const struct gw_cluster *c)
+{
+	return c->node;
 }
 
 bool

@@ -9,7 +9,8 @@
  *
  *   members/<node>   {"node","pid","started","heartbeat","generation",
  *                     "ticket_serial","leader","version","config":{"revision",
- *                     "applied","status":"none|ok|error","message"}}
+ *                     "applied","status":"none|ok|error","message"},
+ *                     "mesh":{"trusts":[backends],"live_leaves":{backend:n}}}
  *                    attached to the member's lease: it disappears within
  *                    the lease TTL of the member's death.
  *   leader           the leader's node name (plain text), attached to the
@@ -119,6 +120,15 @@ int gw_cluster_take_config(struct gw_cluster *c, uint64_t *revision, char **shar
 /* How applying revision went (ok: it runs now); the member key reports it. */
 void gw_cluster_config_report(
 	struct gw_cluster *c, uint64_t revision, bool ok, const char *message);
+
+/* The rotation validators' report (mesh.h gw_mesh_fleet_report) for the member key; consumed. */
+void gw_cluster_report_mesh(struct gw_cluster *c, json_t *mesh);
+
+/* Every member's last value as read (a new reference: {node, ..., mesh}); any thread. */
+json_t *gw_cluster_members(struct gw_cluster *c);
+
+/* This member's node name (cluster.node). */
+const char *gw_cluster_node(const struct gw_cluster *c);
 
 /* What the member key reports next turn: the snapshot generation, the ticket serial installed. */
 void gw_cluster_report(struct gw_cluster *c, uint64_t generation, uint64_t ticket_serial);

@@ -437,6 +437,35 @@ gw_mesh_ext(struct gw_mesh *m, const struct gw_snapshot_ext *inner, struct gw_sn
 
 /* ---- rotation ------------------------------------------------------------------ */
 
+int
+gw_mesh_fleet_report(struct gw_mesh *m, json_t *o)
+{
+	struct gw_cfg_mtls run = running_mtls(m);
+	json_t *trusts = json_array(), *leaves = json_object();
+	uint64_t live = gw_mesh_live_gen(m);
+	time_t now = mesh_now(m);
+
+	if (trusts == NULL || leaves == NULL) {
+		json_decref(trusts);
+		json_decref(leaves);
+		return -ENOMEM;
+	}
+	for (unsigned i = 0; m->ca != NULL && i < run.n_backends; i++) {
+		const char *b = run.backends[i].name;
+		uint64_t since = gw_rotation_trusted_since(m->rot, b);
+		unsigned n = 0;
+		int64_t latest = 0;
+
+		if (since != 0 && since <= live)
+			json_array_append_new(trusts, json_string(b));
+		if (gw_state_certs_live(gw_ca_state(m->ca), b, now, &n, &latest) == 0)
+			json_object_set_new(leaves, b, json_integer(n));
+	}
+	json_object_set_new(o, "trusts", trusts);
+	json_object_set_new(o, "live_leaves", leaves);
+	return 0;
+}
+
 uint64_t
 gw_mesh_live_gen(struct gw_mesh *m)
 {
@@ -503,7 +532,11 @@ stage(struct gw_mesh *m, const struct gw_cfg *next, const struct gw_cfg_mtls *mt
 			.st = gw_ca_state(m->ca), .now = mesh_now(m), .force = force};
 
 		env.live_gen = gw_mesh_live_gen(m);
-		GW_GUARD(gw_rotation_check(m->rot, &run, mtls, &env));
+		if (m->p.ops.fleet != NULL)
+			env.fleet = m->p.ops.fleet(m->p.ops.arg, &env.fleet_down, &env.self);
+		rc = gw_rotation_check(m->rot, &run, mtls, &env);
+		json_decref(env.fleet);
+		GW_GUARD(rc);
 	} else if (!mtls->n_backends) {
 		/* no CA before or after: only the identities' check */
 		return ids_sync(m, NULL, next, false, false);

@@ -70,6 +70,10 @@ struct gw_mesh_ops {
 	/* The gateway's side of GET /v1/metrics (counters, generations), written
 	 * before the certificate expiry metrics mesh adds. NULL: none. */
 	int (*metrics)(void *arg, struct gw_metrics *m);
+	/* In a fleet: every member's last report (a new reference; see
+	 * rotation.h env.fleet), *down when etcd does not answer, *self this
+	 * member's node. NULL (the op or its answer): one box. */
+	json_t *(*fleet)(void *arg, bool *down, const char **self);
 };
 
 struct gw_mesh_params {
@@ -138,6 +142,14 @@ struct gw_ca *gw_mesh_ca(struct gw_mesh *m);
 
 /* The lowest generation every worker runs (see above). */
 uint64_t gw_mesh_live_gen(struct gw_mesh *m);
+
+/*
+ * What this member tells the fleet's rotation validators (rotation.h) into
+ * o: trusts[] (the running backends a snapshot every worker acknowledged
+ * trusts) and live_leaves{backend: certificates issued and still valid}.
+ * 0, or -ENOMEM. Control thread.
+ */
+GW_MUST_CHECK int gw_mesh_fleet_report(struct gw_mesh *m, json_t *o);
 
 /* Tests: pretend the time is now (0: the clock). */
 void gw_mesh_set_time(struct gw_mesh *m, time_t now);

@@ -106,6 +106,83 @@ find_backend(const struct gw_cfg_mtls *m, const char *name)
 	return NULL;
 }
 
+/* The other members of env's fleet, one at a time: the next one after *i, or NULL. */
+static json_t *
+other_member(const struct gw_rotation_env *env, size_t *i)
+{
+	for (; *i < json_array_size(env->fleet); (*i)++) {
+		json_t *m = json_array_get(env->fleet, *i);
+		const char *node = json_string_value(json_object_get(m, "node"));
+
+		if (node != NULL && (env->self == NULL || strcmp(node, env->self) != 0)) {
+			(*i)++;
+			return m;
+		}
+	}
+	return NULL;
+}
+
+/* Step 2 in a fleet: does every other member report a live snapshot trusting b? */
+static int
+fleet_trusts(const struct gw_rotation_env *env, const char *b)
+{
+	size_t i = 0;
+	json_t *m;
+
+	if (env->fleet == NULL)
+		return 0;
+	if (env->fleet_down)
+		return gw_err_setf(-GW_E_CONFIG, GW_HERE,
+			"rotation rule enable-after-trust: the fleet's members cannot be asked "
+			"whether they trust backend %s (etcd does not answer); retry when it does",
+			b);
+	while ((m = other_member(env, &i)) != NULL) {
+		json_t *trusts = json_object_get(json_object_get(m, "mesh"), "trusts"), *t;
+		size_t k;
+		bool yes = false;
+
+		json_array_foreach(trusts, k, t) yes |= json_is_string(t) &&
+							strcmp(json_string_value(t), b) == 0;
+		if (!yes)
+			return gw_err_setf(-GW_E_CONFIG, GW_HERE,
+				"rotation rule enable-after-trust: backend %s is not yet trusted "
+				"by fleet member %s (it reports no live snapshot trusting it); "
+				"retry once every member runs the config that adds it",
+				b, json_string_value(json_object_get(m, "node")));
+	}
+	return 0;
+}
+
+/* Step 3 in a fleet: may backend a go, for the other members' certificates? */
+static int
+fleet_expired(const struct gw_rotation_env *env, const char *a)
+{
+	size_t i = 0;
+	json_t *m;
+
+	if (env->fleet == NULL)
+		return 0;
+	if (env->fleet_down)
+		return gw_err_setf(-GW_E_CONFIG, GW_HERE,
+			"rotation rule remove-after-expiry: the fleet's members cannot be asked "
+			"for certificates of backend %s still valid (etcd does not answer); retry "
+			"when it does, or force it (--force)",
+			a);
+	while ((m = other_member(env, &i)) != NULL) {
+		json_int_t n = json_integer_value(json_object_get(
+			json_object_get(json_object_get(m, "mesh"), "live_leaves"), a));
+
+		if (n > 0)
+			return gw_err_setf(-GW_E_CONFIG, GW_HERE,
+				"rotation rule remove-after-expiry: backend %s issued %lld "
+				"certificate%s still valid on fleet member %s; remove it after "
+				"they expire, or force it (--force) to cut those clients off",
+				a, (long long)n, n == 1 ? "" : "s",
+				json_string_value(json_object_get(m, "node")));
+	}
+	return 0;
+}
+
 int
 gw_rotation_check(const struct gw_rotation *r, const struct gw_cfg_mtls *old,
 	const struct gw_cfg_mtls *new_, const struct gw_rotation_env *env)
@@ -145,7 +222,10 @@ gw_rotation_check(const struct gw_rotation *r, const struct gw_cfg_mtls *old,
 				"rotation rule remove-not-enabled: backend %s is the enabled "
 				"backend; enable another backend first (step 2), then remove it",
 				a);
-		if (env->force || env->st == NULL)
+		if (env->force)
+			continue;
+		GW_GUARD(fleet_expired(env, a));
+		if (env->st == NULL)
 			continue;
 		GW_GUARD(gw_state_certs_live(env->st, a, now, &n, &latest));
 		if (n == 0)
@@ -179,6 +259,7 @@ gw_rotation_check(const struct gw_rotation *r, const struct gw_cfg_mtls *old,
 				"has "
 				"acknowledged generation %llu); retry shortly",
 				b, (unsigned long long)since, (unsigned long long)env->live_gen);
+		GW_GUARD(fleet_trusts(env, b));
 	}
 	return 0;
 }

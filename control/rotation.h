@@ -19,6 +19,10 @@
  * The validators never look at a backend's own root, so rotating away from a
  * backend whose root already expired works.
  *
+ * In a fleet the rules hold for the fleet (env.fleet): enable-after-trust
+ * waits for every member's report that a live snapshot trusts B, and
+ * remove-after-expiry counts every member's unexpired certificates of A.
+ *
  * Refusals return -GW_E_CONFIG with gw_err_msg() naming the rule:
  * "rotation rule enable-after-trust: backend ca-2 is not yet trusted by every
  * worker (...)". Nothing is changed by a check. Control thread only.
@@ -29,6 +33,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
+
+#include <jansson.h>
 
 #include "config.h"
 #include "gw_err.h"
@@ -58,6 +64,19 @@ struct gw_rotation_env {
 	struct gw_state *st; /* issued certificates; NULL: the expiry rule sees none */
 	time_t now;          /* 0: the clock */
 	bool force;          /* skip remove-after-expiry */
+	/*
+	 * A fleet (cluster:, control/cluster.h): every member's last report,
+	 * the members array of the fleet's etcd ({node, mesh: {trusts[],
+	 * live_leaves{backend: n}}}), borrowed; NULL for one box. Step 2 also
+	 * needs every other member to trust the backend, step 3 (unless
+	 * forced) no other member to have certificates of the removed backend
+	 * still valid. fleet_down: etcd does not answer, the reports are
+	 * unknown: steps 2 and 3 are refused. self: this member's node (its
+	 * own workers and store are checked directly).
+	 */
+	json_t *fleet;
+	bool fleet_down;
+	const char *self;
 };
 
 /*

@@ -814,6 +814,19 @@ mesh_metrics(void *arg, struct gw_metrics *m)
 	return 0;
 }
 
+/* The fleet's members for the rotation validators (mesh.h ops.fleet); NULL: one box. */
+static json_t *
+mesh_fleet(void *arg, bool *down, const char **self)
+{
+	struct tls_ctl *t = arg;
+
+	if (t->cluster == NULL)
+		return NULL;
+	*down = !gw_cluster_etcd_up(t->cluster);
+	*self = gw_cluster_node(t->cluster);
+	return gw_cluster_members(t->cluster);
+}
+
 static int
 mesh_start(struct tls_ctl *t, const struct gw_cfg *cfg)
 {
@@ -823,7 +836,8 @@ mesh_start(struct tls_ctl *t, const struct gw_cfg *cfg)
 			.publish = mesh_publish,
 			.reload = mesh_reload,
 			.status = mesh_status,
-			.metrics = mesh_metrics}};
+			.metrics = mesh_metrics,
+			.fleet = mesh_fleet}};
 
 	g->mesh.start = cfg;
 	return gw_mesh_create(cfg, &mp, &g->mesh.m);
@@ -1257,8 +1271,14 @@ gw_gateway_tick(struct gw_gateway *g)
 		return;
 	tls_tick(&g->tls);
 	if (g->tls.cluster != NULL) {
+		json_t *r = g->mesh.m != NULL ? json_object() : NULL;
+
 		fleet_config(&g->tls);
 		gw_cluster_report(g->tls.cluster, g->tls.gen, g->tls.fleet_serial);
+		if (r != NULL && gw_mesh_fleet_report(g->mesh.m, r) == 0)
+			gw_cluster_report_mesh(g->tls.cluster, r); /* consumed */
+		else
+			json_decref(r);
 	}
 	gw_access_log_drain(g->alog, mono_ms());
 	sd_status(g, false);

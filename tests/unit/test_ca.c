@@ -977,6 +977,45 @@ main(void)
 		EXPECT_ERR(gw_rotation_check(r, &m2, &m4, &env), -GW_E_CONFIG);
 		EXPECT_CONTAINS(gw_err_msg(), "remove-not-enabled");
 		env.live_gen = 2;
+		/* a fleet: every other member must report a live snapshot trusting ca-2 */
+		{
+			json_t *fleet = json_pack("[{s:s,s:{s:[s,s]}},{s:s,s:{s:[s]}},{s:s}]", "node",
+				"me", "mesh", "trusts", "ca-1", "ca-2", "node", "gw-b", "mesh",
+				"trusts", "ca-1", "node", "gw-c");
+
+			env.fleet = fleet;
+			env.self = "me";
+			EXPECT_ERR(gw_rotation_check(r, &m2, &m3, &env), -GW_E_CONFIG);
+			EXPECT_CONTAINS(gw_err_msg(), "rotation rule enable-after-trust: backend "
+						      "ca-2 is not yet trusted by fleet member gw-b");
+			json_array_append_new(json_object_get(json_object_get(json_array_get(fleet,
+								      1),
+								      "mesh"),
+						      "trusts"),
+				json_string("ca-2"));
+			EXPECT_ERR(gw_rotation_check(r, &m2, &m3, &env), -GW_E_CONFIG);
+			EXPECT_CONTAINS(gw_err_msg(), "fleet member gw-c"); /* no report at all */
+			json_object_set_new(json_array_get(fleet, 2), "mesh",
+				json_pack("{s:[s,s]}", "trusts", "ca-2", "ca-1"));
+			EXPECT_OK(gw_rotation_check(r, &m2, &m3, &env));
+			env.fleet_down = true; /* etcd away: the members cannot be asked */
+			EXPECT_ERR(gw_rotation_check(r, &m2, &m3, &env), -GW_E_CONFIG);
+			EXPECT_CONTAINS(gw_err_msg(), "etcd does not answer");
+			/* step 3 counts the other members' unexpired certificates of ca-1 */
+			env.fleet_down = false;
+			json_object_set_new(json_object_get(json_array_get(fleet, 1), "mesh"),
+				"live_leaves", json_pack("{s:i,s:i}", "ca-1", 3, "ca-2", 1));
+			EXPECT_ERR(gw_rotation_check(r, &m3, &m4, &env), -GW_E_CONFIG);
+			EXPECT_CONTAINS(gw_err_msg(), "rotation rule remove-after-expiry: backend "
+						      "ca-1 issued 3 certificates still valid on "
+						      "fleet member gw-b");
+			env.force = true;
+			EXPECT_OK(gw_rotation_check(r, &m3, &m4, &env));
+			env.force = false;
+			env.fleet = NULL;
+			env.self = NULL;
+			json_decref(fleet);
+		}
 		EXPECT_OK(gw_rotation_check(r, &m2, &m3, &env));
 		EXPECT_OK(gw_rotation_published(r, &m3, 3));
 		/* step 3 while a client cert from ca-1 is valid */
