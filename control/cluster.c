@@ -76,7 +76,7 @@ struct gw_cluster {
 	json_t *cfg_pending_files;
 	uint64_t cfg_rev;     /* the revision last tried (applied or refused); 0: none */
 	uint64_t cfg_applied; /* the revision running (0: the box's own file) */
-	json_t *mesh; /* the rotation validators' report (gw_mesh_fleet_report), or NULL */
+	json_t *mesh;         /* the rotation validators' report (gw_mesh_fleet_report), or NULL */
 	bool cfg_ok;
 	char cfg_msg[256];
 	char leader_node[GW_CFG_CLUSTER_NAME_MAX + 1];

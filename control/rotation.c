@@ -141,8 +141,8 @@ fleet_trusts(const struct gw_rotation_env *env, const char *b)
 		size_t k;
 		bool yes = false;
 
-		json_array_foreach(trusts, k, t) yes |= json_is_string(t) &&
-							strcmp(json_string_value(t), b) == 0;
+		json_array_foreach(trusts, k, t) yes |=
+			json_is_string(t) && strcmp(json_string_value(t), b) == 0;
 		if (!yes)
 			return gw_err_setf(-GW_E_CONFIG, GW_HERE,
 				"rotation rule enable-after-trust: backend %s is not yet trusted "

@@ -15,6 +15,8 @@
 #     a revision B cannot apply (its trust file differs) leaves B serving
 #     its previous revision, reported, and the push says so; a revision put
 #     back by hand is refused as stale; the next push reaches both;
+#   - the mesh CA's three-step rotation pushed to the fleet: step 2 refused
+#     while a member does not yet trust the new backend, then all through;
 #   - killing the etcd leader, then all of etcd, with handshakes running
 #     against both boxes: not one fails; the boxes say etcd is down
 #     (mtlsgw_cluster_etcd_up 0) and catch up when it returns;
@@ -259,6 +261,48 @@ kill -HUP "$PID_b"
 gw_wait 50 grep -q "reload (SIGHUP): reloaded" "$T/b.err" || gw_fail "B: SIGHUP reload"
 expect_hs ok b other
 gw_ok "SIGHUP on B: its file reloaded with the pushed listeners: kept"
+
+# --- the mesh CA's three-step rotation, with the fleet-wide validators
+mtls_push() { # mtls_push ENABLED BACKEND... : $T/a/push.yaml with that mtls: section
+	sed 's#certs: \[trust.pem\]#certs: [trust3.pem]#' "$T/a/gw.yaml" >"$T/a/push.yaml"
+	printf 'mtls:\n  trust_domain: fleet.test\n  enabledBackend: %s\n  backends:\n' "$1" \
+		>>"$T/a/push.yaml"
+	for b in "${@:2}"; do
+		printf '    - { name: %s, type: builtin, conf: { key_type: ec-p256 } }\n' "$b" \
+			>>"$T/a/push.yaml"
+	done
+}
+b_trusts() { # b_trusts BACKEND : does B's member key report a live snapshot trusting it?
+	gw_etcdctl get --print-value-only /mtlsgw/edge-1/members/gw-b |
+		"$GW_PY" -c 'import json,sys; sys.exit(sys.argv[1] not in json.load(sys.stdin).get("mesh", {}).get("trusts", []))' "$1"
+}
+mtls_push ca-1 ca-1
+push "$T/a/push.yaml" || gw_fail "push mtls ca-1: $(cat "$T/push.out")"
+# step 1 (add ca-2) while B cannot apply it (its trust file differs): B stays on ca-1 alone
+cp "$P/root.pem" "$T/b/trust3.pem"
+mtls_push ca-1 ca-1 ca-2
+! push "$T/a/push.yaml" || gw_fail "step 1 applied on B with its file differing"
+grep -qE "^gw-a +[0-9]+ +ok" "$T/push.out" || gw_fail "step 1 on A: $(cat "$T/push.out")"
+# step 2 (enable ca-2): A refuses it, since B does not trust ca-2
+mtls_push ca-2 ca-1 ca-2
+! push "$T/a/push.yaml" || gw_fail "step 2 applied while B does not trust ca-2"
+grep -qE "^gw-a .*error .*enable-after-trust: backend ca-2 is not yet trusted by fleet member gw-b" \
+	"$T/push.out" || gw_fail "step 2 on A: $(cat "$T/push.out")"
+gw_ok "fleet rotation: step 2 refused on A while member B does not trust ca-2 (rule enable-after-trust)"
+# B fixed, step 1 again: once B reports trusting ca-2, step 2 and step 3 go through on both
+cp "$T/a/trust3.pem" "$T/b/trust3.pem"
+mtls_push ca-1 ca-1 ca-2
+push "$T/a/push.yaml" || gw_fail "step 1 again: $(cat "$T/push.out")"
+gw_wait 100 b_trusts ca-2 || gw_fail "B never reports trusting ca-2"
+mtls_push ca-2 ca-1 ca-2
+push "$T/a/push.yaml" || gw_fail "step 2: $(cat "$T/push.out")"
+mtls_push ca-2 ca-2
+push "$T/a/push.yaml" || gw_fail "step 3: $(cat "$T/push.out")"
+for x in a b; do
+	curl -sS --fail --unix-socket "$T/$x.sock" http://x/v1/connect/ca/configuration |
+		grep -q '"EnabledBackend": "ca-2"' || gw_fail "box $x: ca-2 not enabled"
+done
+gw_ok "fleet rotation: once B trusts ca-2 (its report), steps 2 and 3 pass on both; both issue from ca-2"
 
 # --- handshakes against the boxes while etcd fails; none may fail
 cat >"$T/load.py" <<'PY'

@@ -979,19 +979,19 @@ main(void)
 		env.live_gen = 2;
 		/* a fleet: every other member must report a live snapshot trusting ca-2 */
 		{
-			json_t *fleet = json_pack("[{s:s,s:{s:[s,s]}},{s:s,s:{s:[s]}},{s:s}]", "node",
-				"me", "mesh", "trusts", "ca-1", "ca-2", "node", "gw-b", "mesh",
-				"trusts", "ca-1", "node", "gw-c");
+			json_t *fleet = json_pack("[{s:s,s:{s:[s,s]}},{s:s,s:{s:[s]}},{s:s}]",
+				"node", "me", "mesh", "trusts", "ca-1", "ca-2", "node", "gw-b",
+				"mesh", "trusts", "ca-1", "node", "gw-c");
 
 			env.fleet = fleet;
 			env.self = "me";
 			EXPECT_ERR(gw_rotation_check(r, &m2, &m3, &env), -GW_E_CONFIG);
-			EXPECT_CONTAINS(gw_err_msg(), "rotation rule enable-after-trust: backend "
-						      "ca-2 is not yet trusted by fleet member gw-b");
-			json_array_append_new(json_object_get(json_object_get(json_array_get(fleet,
-								      1),
-								      "mesh"),
-						      "trusts"),
+			EXPECT_CONTAINS(gw_err_msg(),
+				"rotation rule enable-after-trust: backend "
+				"ca-2 is not yet trusted by fleet member gw-b");
+			json_array_append_new(
+				json_object_get(json_object_get(json_array_get(fleet, 1), "mesh"),
+					"trusts"),
 				json_string("ca-2"));
 			EXPECT_ERR(gw_rotation_check(r, &m2, &m3, &env), -GW_E_CONFIG);
 			EXPECT_CONTAINS(gw_err_msg(), "fleet member gw-c"); /* no report at all */
