@@ -40,7 +40,7 @@ struct gw_cluster {
 	char node[GW_CFG_CLUSTER_NAME_MAX + 1];
 	char *ticket_key;
 	char k_members[KEY_MAX], k_member[KEY_MAX], k_leader[KEY_MAX], k_tickets[KEY_MAX];
-	char k_config[KEY_MAX];
+	char k_config[KEY_MAX], k_leaves[KEY_MAX], k_leaf[KEY_MAX];
 	unsigned ttl_s, lifetime_s, turn_ms;
 
 	/* the agent thread's (the join's before it starts) */
@@ -56,6 +56,10 @@ struct gw_cluster {
 	char err[256];                 /* this turn's first error */
 	char tickets_err[256];         /* why the tickets value was refused ("": it was not) */
 	int64_t config_rev;            /* mod_revision of the config key last read */
+	char *leaf_written;            /* our leaves record as last written */
+	uint8_t roots_digest[32];      /* of our roots as last sealed */
+	char *roots_seal;              /* their seal (base64) */
+	json_t *roots_ok;              /* {node: sha256 hex} of others' roots whose seal opened */
 	uint64_t config_seen;          /* the newest config revision offered */
 	time_t started;
 
@@ -77,6 +81,8 @@ struct gw_cluster {
 	uint64_t cfg_rev;     /* the revision last tried (applied or refused); 0: none */
 	uint64_t cfg_applied; /* the revision running (0: the box's own file) */
 	json_t *mesh;         /* the rotation validators' report (gw_mesh_fleet_report), or NULL */
+	json_t *leaves;       /* every box's leaves record, as last read */
+	char *fleet_roots;    /* the other members' verified roots (PEM), or NULL */
 	bool cfg_ok;
 	char cfg_msg[256];
 	char leader_node[GW_CFG_CLUSTER_NAME_MAX + 1];
@@ -251,6 +257,8 @@ lease_step(struct gw_cluster *c)
 	return rc < 0 ? turn_err(c, rc) : 0;
 }
 
+static void roots_sign(struct gw_cluster *c, json_t *mesh);
+
 static int
 member_step(struct gw_cluster *c)
 {
@@ -270,6 +278,10 @@ member_step(struct gw_cluster *c)
 		"message", c->cfg_msg);
 	mesh = c->mesh ? json_deep_copy(c->mesh) : NULL;
 	pthread_mutex_unlock(&c->lock);
+	if (mesh != NULL) {
+		json_object_del(mesh, "live_leaves"); /* in leaves/<node>, outliving the member */
+		roots_sign(c, mesh);
+	}
 	o = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:b,s:s,s:o?,s:o?}", "node", c->node, "pid",
 		(json_int_t)getpid(), "started", (json_int_t)c->started, "heartbeat",
 		(json_int_t)time(NULL), "generation", (json_int_t)gen, "ticket_serial",
@@ -414,6 +426,167 @@ tickets_rotate(struct gw_cluster *c, int64_t rev, time_t now)
 	return 1;
 }
 
+/* ---- the mesh CA's fleet state: roots (sealed), issued-leaf records ---- */
+
+static void
+sha256_hex(const char *s, uint8_t d[32], char hex[65])
+{
+	unsigned n = 32;
+
+	EVP_Digest(s, strlen(s), d, &n, EVP_sha256(), NULL);
+	for (unsigned i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", d[i]);
+}
+
+static void
+roots_aad(const struct gw_cluster *c, const char *node, char *aad, size_t len)
+{
+	snprintf(aad, len, "mtlsgw/%s/roots/%s", c->name, node);
+}
+
+/*
+ * mesh.roots (this box's CA roots) gets roots_seal: the SHA-256 of the PEM
+ * sealed under the fleet's key, so the other members trust only roots a
+ * box holding that key reported. Sealed again only when they change.
+ */
+static void
+roots_sign(struct gw_cluster *c, json_t *mesh)
+{
+	const char *pem = json_string_value(json_object_get(mesh, "roots"));
+	uint8_t d[32], sealed[32 + GW_HSM_SEAL_OVERHEAD];
+	char hex[65], aad[KEY_MAX], b64[((sizeof(sealed) + 2) / 3) * 4 + 1];
+	size_t n = sizeof(sealed);
+
+	if (pem == NULL)
+		return;
+	sha256_hex(pem, d, hex);
+	if (c->roots_seal == NULL || memcmp(d, c->roots_digest, 32) != 0) {
+		roots_aad(c, c->node, aad, sizeof(aad));
+		if (gw_hsm_seal(c->hsm, c->ticket_key, (const uint8_t *)aad, strlen(aad), d, 32,
+			    sealed, &n) < 0) {
+			GW_LOG_ERR("mesh roots not sealed for the fleet: %s", gw_err_msg());
+			json_object_del(mesh, "roots");
+			return;
+		}
+		EVP_EncodeBlock((unsigned char *)b64, sealed, (int)n);
+		free(c->roots_seal);
+		c->roots_seal = strdup(b64);
+		memcpy(c->roots_digest, d, 32);
+	}
+	if (c->roots_seal != NULL)
+		json_object_set_new(mesh, "roots_seal", json_string(c->roots_seal));
+}
+
+/* Does a member's roots_seal open to the SHA-256 of its roots? (cached by digest) */
+static bool
+roots_verified(struct gw_cluster *c, const char *node, const char *pem, const char *seal)
+{
+	uint8_t d[32], sealed[64 + GW_HSM_SEAL_OVERHEAD], opened[48];
+	size_t on = sizeof(opened), sl = seal ? strlen(seal) : 0;
+	char hex[65], aad[KEY_MAX];
+	const char *known = json_string_value(json_object_get(c->roots_ok, node));
+	int k;
+
+	sha256_hex(pem, d, hex);
+	if (known != NULL && strcmp(known, hex) == 0)
+		return true;
+	k = sl > 0 && sl % 4 == 0 && sl / 4 * 3 <= sizeof(sealed)
+		    ? EVP_DecodeBlock(sealed, (const unsigned char *)seal, (int)sl)
+		    : -1;
+	if (k > 0 && seal[sl - 1] == '=')
+		k -= seal[sl - 2] == '=' ? 2 : 1;
+	roots_aad(c, node, aad, sizeof(aad));
+	if (k < 0 ||
+		gw_hsm_unseal(c->hsm, c->ticket_key, (const uint8_t *)aad, strlen(aad), sealed,
+			(size_t)k, opened, &on) < 0 ||
+		on != 32 || CRYPTO_memcmp(opened, d, 32) != 0) {
+		if (known == NULL || strcmp(known, "refused") != 0)
+			GW_LOG_ERR("mesh roots of fleet member '%s' refused: their seal does not "
+				   "open under cluster.ticket_key (not written by a box of this "
+				   "fleet?)",
+				node);
+		json_object_set_new(c->roots_ok, node, json_string("refused"));
+		return false;
+	}
+	json_object_set_new(c->roots_ok, node, json_string(hex));
+	return true;
+}
+
+/* The other members' roots whose seals open, in node order (PEM); NULL if none. */
+static char *
+fleet_roots_of(struct gw_cluster *c, json_t *members)
+{
+	size_t i, len = 0;
+	json_t *m;
+	char *out = NULL;
+	FILE *f = open_memstream(&out, &len);
+
+	if (f == NULL)
+		return NULL;
+	json_array_foreach(members, i, m)
+	{
+		const char *node = json_string_value(json_object_get(m, "node"));
+		json_t *mesh = json_object_get(m, "mesh");
+		const char *pem = json_string_value(json_object_get(mesh, "roots"));
+
+		if (node == NULL || pem == NULL || strcmp(node, c->node) == 0)
+			continue;
+		if (roots_verified(
+			    c, node, pem, json_string_value(json_object_get(mesh, "roots_seal"))))
+			fputs(pem, f);
+	}
+	fclose(f);
+	if (out != NULL && out[0] == '\0') {
+		free(out);
+		out = NULL;
+	}
+	return out;
+}
+
+/* Our leaves record (no lease: it outlives us until its certificates expire), when it changed. */
+static int
+leaves_step(struct gw_cluster *c)
+{
+	json_t *mesh, *o;
+	char *s;
+	int rc;
+
+	pthread_mutex_lock(&c->lock);
+	mesh = c->mesh ? json_incref(json_object_get(c->mesh, "live_leaves")) : NULL;
+	pthread_mutex_unlock(&c->lock);
+	if (mesh == NULL)
+		return 0;
+	o = json_pack("{s:s,s:o}", "node", c->node, "backends", mesh);
+	s = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	json_decref(o);
+	GW_ENSURE(s, -ENOMEM);
+	if (c->leaf_written != NULL && strcmp(s, c->leaf_written) == 0) {
+		free(s);
+		return 0;
+	}
+	rc = gw_etcd_put(c->etcd, c->k_leaf, s, strlen(s), 0);
+	if (rc < 0) {
+		free(s);
+		return turn_err(c, rc);
+	}
+	free(c->leaf_written);
+	c->leaf_written = s;
+	return 0;
+}
+
+static int
+leaf_row(void *arg, const char *key, const uint8_t *val, size_t len, int64_t mod_revision)
+{
+	json_t *a = arg, *o = json_loadb((const char *)val, len, 0, NULL);
+
+	(void)key;
+	(void)mod_revision;
+	if (json_is_object(o))
+		json_array_append(a, o);
+	json_decref(o);
+	return 0;
+}
+
 /* Refuse a pushed revision: logged once, reported in the member key. */
 static int
 config_refuse(struct gw_cluster *c, uint64_t rev, int rc)
@@ -540,10 +713,27 @@ members_step(struct gw_cluster *c)
 		(void)turn_err(c, rc);
 		return;
 	}
-	pthread_mutex_lock(&c->lock);
-	json_decref(c->members);
-	c->members = m.a;
-	pthread_mutex_unlock(&c->lock);
+	{
+		json_t *leaves = json_array();
+		char *roots = fleet_roots_of(c, m.a);
+
+		if (leaves != NULL &&
+			(rc = gw_etcd_get_prefix(c->etcd, c->k_leaves, leaf_row, leaves)) < 0) {
+			(void)turn_err(c, rc);
+			json_decref(leaves);
+			leaves = NULL;
+		}
+		pthread_mutex_lock(&c->lock);
+		json_decref(c->members);
+		c->members = m.a;
+		if (leaves != NULL) {
+			json_decref(c->leaves);
+			c->leaves = leaves;
+		}
+		free(c->fleet_roots);
+		c->fleet_roots = roots;
+		pthread_mutex_unlock(&c->lock);
+	}
 }
 
 /* One turn; returns whether etcd answered every request. */
@@ -559,8 +749,10 @@ turn(struct gw_cluster *c)
 		(tickets_read(c, &rev) == 0 || c->heal) && atomic_load(&c->leader) &&
 		tickets_rotate(c, rev, time(NULL)) == 1)
 		(void)tickets_read(c, &rev); /* the leader installs what it wrote */
-	if (c->lease != 0)
+	if (c->lease != 0) {
 		(void)config_read(c);
+		(void)leaves_step(c);
+	}
 	members_step(c);
 	atomic_store(&c->etcd_up, c->turn_ok);
 	if (c->turn_ok && c->said_down) {
@@ -653,6 +845,9 @@ gw_cluster_start(const struct gw_cluster_params *p, struct gw_cluster **out)
 	snprintf(c->k_leader, sizeof(c->k_leader), "/mtlsgw/%s/leader", c->name);
 	snprintf(c->k_tickets, sizeof(c->k_tickets), "/mtlsgw/%s/tickets", c->name);
 	snprintf(c->k_config, sizeof(c->k_config), "/mtlsgw/%s/config", c->name);
+	snprintf(c->k_leaves, sizeof(c->k_leaves), "/mtlsgw/%s/leaves/", c->name);
+	snprintf(c->k_leaf, sizeof(c->k_leaf), "/mtlsgw/%s/leaves/%s", c->name, c->node);
+	c->roots_ok = json_object();
 	c->ticket_key = strdup(cc->ticket_key);
 	c->ttl_s = cc->lease_ttl_s ? cc->lease_ttl_s : 10;
 	c->lifetime_s = p->ticket_lifetime_s ? p->ticket_lifetime_s : 3600;
@@ -663,6 +858,10 @@ gw_cluster_start(const struct gw_cluster_params *p, struct gw_cluster **out)
 #endif
 	c->turn_ms = c->ttl_s * 1000 / 3 < 1000 ? c->ttl_s * 1000 / 3 : 1000;
 	c->started = time(NULL);
+	c->config_seen = c->cfg_rev = c->cfg_applied = p->config_revision;
+	c->cfg_ok = p->config_revision > 0;
+	if (c->cfg_ok)
+		snprintf(c->cfg_msg, sizeof(c->cfg_msg), "started on it");
 	atomic_init(&c->stop, false);
 	atomic_init(&c->etcd_up, false);
 	atomic_init(&c->leader, false);
@@ -722,6 +921,11 @@ gw_cluster_stop(struct gw_cluster *c)
 	OPENSSL_cleanse(&c->pending, sizeof(c->pending));
 	json_decref(c->members);
 	json_decref(c->mesh);
+	json_decref(c->leaves);
+	json_decref(c->roots_ok);
+	free(c->fleet_roots);
+	free(c->roots_seal);
+	free(c->leaf_written);
 	free(c->cfg_pending);
 	json_decref(c->cfg_pending_files);
 	free(c->ticket_key);
@@ -798,14 +1002,27 @@ gw_cluster_report_mesh(struct gw_cluster *c, json_t *mesh)
 }
 
 json_t *
-gw_cluster_members(struct gw_cluster *c)
+gw_cluster_fleet(struct gw_cluster *c)
 {
-	json_t *m;
+	json_t *f;
 
 	pthread_mutex_lock(&c->lock);
-	m = c->members ? json_deep_copy(c->members) : json_array();
+	f = json_pack("{s:o,s:o}", "members",
+		c->members ? json_deep_copy(c->members) : json_array(), "leaves",
+		c->leaves ? json_deep_copy(c->leaves) : json_array());
 	pthread_mutex_unlock(&c->lock);
-	return m;
+	return f;
+}
+
+char *
+gw_cluster_fleet_roots(struct gw_cluster *c)
+{
+	char *r;
+
+	pthread_mutex_lock(&c->lock);
+	r = c->fleet_roots ? strdup(c->fleet_roots) : NULL;
+	pthread_mutex_unlock(&c->lock);
+	return r;
 }
 
 const char *

@@ -10,7 +10,15 @@
  *   members/<node>   {"node","pid","started","heartbeat","generation",
  *                     "ticket_serial","leader","version","config":{"revision",
  *                     "applied","status":"none|ok|error","message"},
- *                     "mesh":{"trusts":[backends],"live_leaves":{backend:n}}}
+ *                     "mesh":{"trusts":[backends],"roots":"PEM","roots_seal"}}
+ *                    (roots: this box's CA roots; roots_seal: their SHA-256
+ *                    sealed under the fleet's key, AAD "mtlsgw/<name>/
+ *                    roots/<node>"; the others trust only roots whose seal
+ *                    opens)
+ *   leaves/<node>    {"node","backends":{name:{"live","until"}}}: the box's
+ *                    issued certificates still valid per backend and the
+ *                    last notAfter; no lease, so a dead box's record stays
+ *                    for the rotation validators until it expires.
  *                    attached to the member's lease: it disappears within
  *                    the lease TTL of the member's death.
  *   leader           the leader's node name (plain text), attached to the
@@ -83,6 +91,9 @@ struct gw_cluster_params {
 	unsigned ticket_lifetime_s;       /* the leader's rotation period */
 	/* at start, wait at most this long for etcd before serving without it */
 	unsigned join_timeout_ms;
+	/* the pushed config revision the gateway starts on (0: its file alone):
+	 * none older or equal is taken again */
+	uint64_t config_revision;
 };
 
 struct gw_cluster;
@@ -124,8 +135,19 @@ void gw_cluster_config_report(
 /* The rotation validators' report (mesh.h gw_mesh_fleet_report) for the member key; consumed. */
 void gw_cluster_report_mesh(struct gw_cluster *c, json_t *mesh);
 
-/* Every member's last value as read (a new reference: {node, ..., mesh}); any thread. */
-json_t *gw_cluster_members(struct gw_cluster *c);
+/*
+ * The fleet for the rotation validators (rotation.h env.fleet), a new
+ * reference: {"members": [every live member's value], "leaves": [every
+ * box's leaves record]}, as of the agent's last turn. Any thread.
+ */
+json_t *gw_cluster_fleet(struct gw_cluster *c);
+
+/*
+ * The other members' mesh CA roots whose seal opened under the fleet's
+ * key (PEM, in node order; malloc'd), or NULL: what this box's mesh
+ * listeners trust besides its own CA's roots. Any thread.
+ */
+char *gw_cluster_fleet_roots(struct gw_cluster *c);
 
 /* This member's node name (cluster.node). */
 const char *gw_cluster_node(const struct gw_cluster *c);

@@ -55,6 +55,10 @@ struct gw_mesh {
 	struct mesh_id *ids;
 	unsigned n_ids;
 	char roots_path[600];
+	/* a fleet's other members' roots (gw_mesh_set_fleet_roots), trusted too */
+	char fleet_roots_path[600];
+	char *fleet_roots;            /* their PEM as set; NULL: none */
+	STACK_OF(X509) * fleet_stack; /* the same, parsed: one more bundle of mesh anchors */
 	struct gw_snapshot_ext inner;
 	time_t now, last_tick, last_fail_log;
 	struct {
@@ -342,8 +346,10 @@ ext_trust_build(void *arg, const struct gw_cfg_listener *lc, struct gw_trust **o
 
 	if (lc->trust.mode != GW_TRUST_MESH || ca == NULL)
 		return gw_trust_create(&lc->trust, lc->name, out);
-	for (unsigned i = 0; i < gw_ca_n_backends(ca) && n < 32; i++)
+	for (unsigned i = 0; i < gw_ca_n_backends(ca) && n < 31; i++)
 		b[n++] = gw_ca_bundle(ca, i);
+	if (m->fleet_stack != NULL) /* the other fleet members' roots (their own CA keys) */
+		b[n++] = m->fleet_stack;
 	return gw_trust_create_bundles(&lc->trust, lc->name, b, n, out);
 }
 
@@ -354,8 +360,9 @@ ext_listener_init(void *arg, const struct gw_cfg_listener *lc, struct gw_snap_li
 	struct gw_cfg_listener lc2;
 	struct gw_cfg_identity ident = {0};
 	struct mesh_id *id;
-	struct gw_material *certs_m = NULL, roots = {0};
+	struct gw_material *certs_m = NULL, roots = {0}, fleet = {0};
 	const char *roots_path;
+	unsigned n_extra;
 	char **certs;
 	int rc;
 
@@ -374,20 +381,23 @@ ext_listener_init(void *arg, const struct gw_cfg_listener *lc, struct gw_snap_li
 	lc2.tls.identities = &ident;
 	lc2.tls.n_identities = 1;
 	roots_path = m->stage.open && m->stage.roots ? m->roots_next : m->roots_path;
-	certs = calloc(lc->trust.n_certs + 1, sizeof(*certs));
+	n_extra = m->fleet_roots != NULL ? 2 : 1;
+	certs = calloc(lc->trust.n_certs + n_extra, sizeof(*certs));
 	if (certs == NULL)
 		return gw_err_set(-ENOMEM, GW_HERE);
 	for (unsigned i = 0; i < lc->trust.n_certs; i++)
 		certs[i] = lc->trust.certs[i];
 	certs[lc->trust.n_certs] = (char *)roots_path;
+	if (n_extra == 2)
+		certs[lc->trust.n_certs + 1] = m->fleet_roots_path;
 	lc2.trust.certs = certs;
-	lc2.trust.n_certs = lc->trust.n_certs + 1;
+	lc2.trust.n_certs = lc->trust.n_certs + n_extra;
 	if (lc->trust.certs_m != NULL) {
 		/*
 		 * The config's files as its loader read them, plus the roots file
 		 * this module wrote (read once here: it is ours, not the config's).
 		 */
-		certs_m = calloc(lc->trust.n_certs + 1, sizeof(*certs_m));
+		certs_m = calloc(lc->trust.n_certs + n_extra, sizeof(*certs_m));
 		if (certs_m == NULL) {
 			rc = gw_err_set(-ENOMEM, GW_HERE);
 			goto out;
@@ -400,14 +410,20 @@ ext_listener_init(void *arg, const struct gw_cfg_listener *lc, struct gw_snap_li
 				-GW_E_CA, GW_HERE, "listener '%s': mesh roots %s", lc->name, why);
 			goto out;
 		}
+		if (n_extra == 2 &&
+			(rc = gw_material_read(m->fleet_roots_path, GW_MATERIAL_MAX, &fleet)) < 0)
+			goto out;
 		for (unsigned i = 0; i < lc->trust.n_certs; i++)
 			certs_m[i] = lc->trust.certs_m[i]; /* shallow: still the config's */
 		certs_m[lc->trust.n_certs] = roots;
+		if (n_extra == 2)
+			certs_m[lc->trust.n_certs + 1] = fleet;
 		lc2.trust.certs_m = certs_m;
 	}
 	rc = m->inner.listener_init(m->inner.arg, &lc2, l);
 out:
 	gw_material_fini(&roots);
+	gw_material_fini(&fleet);
 	free(certs_m);
 	free(certs);
 	return rc;
@@ -438,6 +454,55 @@ gw_mesh_ext(struct gw_mesh *m, const struct gw_snapshot_ext *inner, struct gw_sn
 /* ---- rotation ------------------------------------------------------------------ */
 
 int
+gw_mesh_set_fleet_roots(struct gw_mesh *m, const char *pem)
+{
+	STACK_OF(X509) *all = NULL;
+	BIO *b;
+	X509 *x;
+	int rc;
+
+	if ((pem == NULL && m->fleet_roots == NULL) ||
+		(pem != NULL && m->fleet_roots != NULL && strcmp(pem, m->fleet_roots) == 0))
+		return 0;
+	if (pem == NULL) {
+		free(m->fleet_roots);
+		m->fleet_roots = NULL;
+		sk_X509_pop_free(m->fleet_stack, X509_free);
+		m->fleet_stack = NULL;
+		unlink(m->fleet_roots_path);
+		return 1;
+	}
+	all = sk_X509_new_null();
+	b = BIO_new_mem_buf(pem, -1);
+	GW_ENSURE(all && b, -ENOMEM);
+	while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL)
+		if (sk_X509_push(all, x) <= 0) {
+			X509_free(x);
+			break;
+		}
+	ERR_clear_error(); /* the end of the PEM */
+	BIO_free(b);
+	rc = sk_X509_num(all) > 0
+		     ? write_atomic(m->fleet_roots_path, NULL, all)
+		     : gw_err_setf(-GW_E_CA, GW_HERE, "the fleet's mesh roots hold no certificate");
+	if (rc < 0) {
+		sk_X509_pop_free(all, X509_free);
+		return rc;
+	}
+	free(m->fleet_roots);
+	sk_X509_pop_free(m->fleet_stack, X509_free);
+	m->fleet_stack = all; /* trusts built from it hold their own references */
+	m->fleet_roots = strdup(pem);
+	if (m->fleet_roots == NULL) {
+		sk_X509_pop_free(m->fleet_stack, X509_free);
+		m->fleet_stack = NULL;
+		unlink(m->fleet_roots_path);
+		return -ENOMEM;
+	}
+	return 1;
+}
+
+int
 gw_mesh_fleet_report(struct gw_mesh *m, json_t *o)
 {
 	struct gw_cfg_mtls run = running_mtls(m);
@@ -459,10 +524,24 @@ gw_mesh_fleet_report(struct gw_mesh *m, json_t *o)
 		if (since != 0 && since <= live)
 			json_array_append_new(trusts, json_string(b));
 		if (gw_state_certs_live(gw_ca_state(m->ca), b, now, &n, &latest) == 0)
-			json_object_set_new(leaves, b, json_integer(n));
+			json_object_set_new(leaves, b,
+				json_pack("{s:i,s:I}", "live", n, "until", (json_int_t)latest));
 	}
 	json_object_set_new(o, "trusts", trusts);
 	json_object_set_new(o, "live_leaves", leaves);
+	/* this box's roots (each box's CA keys are its own): the fleet trusts them all */
+	if (m->ca != NULL) {
+		BIO *b = BIO_new(BIO_s_mem());
+		char *p = NULL;
+		long len;
+
+		for (unsigned i = 0; b != NULL && i < gw_ca_n_backends(m->ca); i++)
+			PEM_write_bio_X509(b, sk_X509_value(gw_ca_bundle(m->ca, i), 0));
+		len = b ? BIO_get_mem_data(b, &p) : 0;
+		if (len > 0)
+			json_object_set_new(o, "roots", json_stringn(p, (size_t)len));
+		BIO_free(b);
+	}
 	return 0;
 }
 
@@ -895,6 +974,8 @@ gw_mesh_create(const struct gw_cfg *cfg, const struct gw_mesh_params *p, struct 
 	m->cfg = cfg;
 	m->p = *p;
 	snprintf(m->roots_path, sizeof(m->roots_path), "%s/mesh-roots.pem", cfg->state_dir);
+	snprintf(m->fleet_roots_path, sizeof(m->fleet_roots_path), "%s/fleet-roots.pem",
+		cfg->state_dir);
 	snprintf(m->roots_next, sizeof(m->roots_next), "%s.next", m->roots_path);
 	if ((rc = gw_rotation_create(&m->rot)) < 0)
 		goto fail;
@@ -941,6 +1022,8 @@ gw_mesh_destroy(struct gw_mesh *m)
 		return;
 	gw_mesh_abort(m);
 	gw_admin_stop(m->admin);
+	free(m->fleet_roots);
+	sk_X509_pop_free(m->fleet_stack, X509_free);
 	for (unsigned i = 0; i < m->n_ids; i++) {
 		free(m->ids[i].listener);
 		free(m->ids[i].backend);

@@ -151,6 +151,16 @@ uint64_t gw_mesh_live_gen(struct gw_mesh *m);
  */
 GW_MUST_CHECK int gw_mesh_fleet_report(struct gw_mesh *m, json_t *o);
 
+/*
+ * The other fleet members' mesh CA roots (PEM, control/cluster.h
+ * gw_cluster_fleet_roots; NULL: none): mesh listeners trust them too, from
+ * the next snapshot built, so a client certificate any box's CA issued is
+ * accepted on every box. Written to <state_dir>/fleet-roots.pem. Returns
+ * 1 when they changed (build and publish a snapshot), 0 when not, or an
+ * error (the previous ones stay).
+ */
+GW_MUST_CHECK int gw_mesh_set_fleet_roots(struct gw_mesh *m, const char *pem);
+
 /* Tests: pretend the time is now (0: the clock). */
 void gw_mesh_set_time(struct gw_mesh *m, time_t now);
 

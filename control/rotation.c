@@ -106,12 +106,14 @@ find_backend(const struct gw_cfg_mtls *m, const char *name)
 	return NULL;
 }
 
-/* The other members of env's fleet, one at a time: the next one after *i, or NULL. */
+/* The other boxes of env's fleet list what ("members", "leaves"): the next after *i, or NULL. */
 static json_t *
-other_member(const struct gw_rotation_env *env, size_t *i)
+other_member(const struct gw_rotation_env *env, const char *what, size_t *i)
 {
-	for (; *i < json_array_size(env->fleet); (*i)++) {
-		json_t *m = json_array_get(env->fleet, *i);
+	json_t *a = json_object_get(env->fleet, what);
+
+	for (; *i < json_array_size(a); (*i)++) {
+		json_t *m = json_array_get(a, *i);
 		const char *node = json_string_value(json_object_get(m, "node"));
 
 		if (node != NULL && (env->self == NULL || strcmp(node, env->self) != 0)) {
@@ -136,7 +138,7 @@ fleet_trusts(const struct gw_rotation_env *env, const char *b)
 			"rotation rule enable-after-trust: the fleet's members cannot be asked "
 			"whether they trust backend %s (etcd does not answer); retry when it does",
 			b);
-	while ((m = other_member(env, &i)) != NULL) {
+	while ((m = other_member(env, "members", &i)) != NULL) {
 		json_t *trusts = json_object_get(json_object_get(m, "mesh"), "trusts"), *t;
 		size_t k;
 		bool yes = false;
@@ -153,9 +155,9 @@ fleet_trusts(const struct gw_rotation_env *env, const char *b)
 	return 0;
 }
 
-/* Step 3 in a fleet: may backend a go, for the other members' certificates? */
+/* Step 3 in a fleet: may backend a go, for the other boxes' certificates? */
 static int
-fleet_expired(const struct gw_rotation_env *env, const char *a)
+fleet_expired(const struct gw_rotation_env *env, const char *a, time_t now)
 {
 	size_t i = 0;
 	json_t *m;
@@ -168,17 +170,23 @@ fleet_expired(const struct gw_rotation_env *env, const char *a)
 			"for certificates of backend %s still valid (etcd does not answer); retry "
 			"when it does, or force it (--force)",
 			a);
-	while ((m = other_member(env, &i)) != NULL) {
-		json_int_t n = json_integer_value(json_object_get(
-			json_object_get(json_object_get(m, "mesh"), "live_leaves"), a));
+	while ((m = other_member(env, "leaves", &i)) != NULL) {
+		json_t *r = json_object_get(json_object_get(m, "backends"), a);
+		json_int_t n = json_integer_value(json_object_get(r, "live"));
+		time_t until = (time_t)json_integer_value(json_object_get(r, "until"));
+		char when[32] = "?";
+		struct tm tm;
 
-		if (n > 0)
-			return gw_err_setf(-GW_E_CONFIG, GW_HERE,
-				"rotation rule remove-after-expiry: backend %s issued %lld "
-				"certificate%s still valid on fleet member %s; remove it after "
-				"they expire, or force it (--force) to cut those clients off",
-				a, (long long)n, n == 1 ? "" : "s",
-				json_string_value(json_object_get(m, "node")));
+		if (n <= 0 || until <= now)
+			continue;
+		if (gmtime_r(&until, &tm))
+			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		return gw_err_setf(-GW_E_CONFIG, GW_HERE,
+			"rotation rule remove-after-expiry: backend %s issued %lld certificate%s "
+			"still valid on fleet member %s (the last until %s); remove it after "
+			"that, or force it (--force) to cut those clients off",
+			a, (long long)n, n == 1 ? "" : "s",
+			json_string_value(json_object_get(m, "node")), when);
 	}
 	return 0;
 }
@@ -224,7 +232,7 @@ gw_rotation_check(const struct gw_rotation *r, const struct gw_cfg_mtls *old,
 				a);
 		if (env->force)
 			continue;
-		GW_GUARD(fleet_expired(env, a));
+		GW_GUARD(fleet_expired(env, a, now));
 		if (env->st == NULL)
 			continue;
 		GW_GUARD(gw_state_certs_live(env->st, a, now, &n, &latest));

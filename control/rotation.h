@@ -65,14 +65,15 @@ struct gw_rotation_env {
 	time_t now;          /* 0: the clock */
 	bool force;          /* skip remove-after-expiry */
 	/*
-	 * A fleet (cluster:, control/cluster.h): every member's last report,
-	 * the members array of the fleet's etcd ({node, mesh: {trusts[],
-	 * live_leaves{backend: n}}}), borrowed; NULL for one box. Step 2 also
-	 * needs every other member to trust the backend, step 3 (unless
-	 * forced) no other member to have certificates of the removed backend
-	 * still valid. fleet_down: etcd does not answer, the reports are
-	 * unknown: steps 2 and 3 are refused. self: this member's node (its
-	 * own workers and store are checked directly).
+	 * A fleet (cluster:, control/cluster.h), borrowed; NULL for one box:
+	 * {"members": [the live members' keys: {node, mesh: {trusts[]}}],
+	 *  "leaves": [every box's issued-certificate record, dead boxes' too:
+	 *             {node, backends: {name: {live, until}}}]}.
+	 * Step 2 also needs every other member to trust the backend, step 3
+	 * (unless forced) no box's record to hold certificates of the removed
+	 * backend still valid (until > now). fleet_down: etcd does not answer,
+	 * the reports are unknown: steps 2 and 3 are refused. self: this
+	 * member's node (its own workers and store are checked directly).
 	 */
 	json_t *fleet;
 	bool fleet_down;

@@ -8,6 +8,7 @@
  * (sd_notify: ready, reloading, status, watchdog, stopping) is at the end.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <sched.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <arpa/inet.h>
 
@@ -614,6 +616,87 @@ tls_reload(struct tls_ctl *t, const char *path, const struct gw_cfg *start_cfg, 
 	return tls_reload_with(t, path, start_cfg, source, errors, t->shared, NULL);
 }
 
+/* <state_dir>/cluster-shared.json: the pushed revision this box last ran. */
+static void
+shared_path(const struct gw_cfg *cfg, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/cluster-shared.json", cfg->state_dir);
+}
+
+/* Keep the revision now running, so a restart starts on it (shared_restore). */
+static void
+shared_save(struct tls_ctl *t)
+{
+	char path[600], tmp[640];
+	json_t *o =
+		json_pack("{s:I,s:s}", "revision", (json_int_t)t->shared_rev, "shared", t->shared);
+	FILE *f;
+	int fd;
+
+	shared_path(t->gw->cfg, path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	(void)unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (f == NULL && fd >= 0)
+		close(fd);
+	if (o == NULL || f == NULL || json_dumpf(o, f, JSON_COMPACT) < 0 || fclose(f) != 0 ||
+		rename(tmp, path) < 0) {
+		GW_LOG_ERR("%s: %s; a restart starts on this box's own file until the fleet's "
+			   "config is read",
+			path, strerror(errno));
+		if (f != NULL)
+			(void)unlink(tmp);
+	}
+	json_decref(o);
+}
+
+/*
+ * A fleet member starts on the pushed revision it last ran (its file with
+ * that shared part), not on its file alone: a restart never serves older
+ * trust than before, even while etcd is away or the newest revision is one
+ * this box refuses. Nothing is restored when the file and that part do not
+ * load together any more (said, and the file alone runs).
+ */
+static void
+shared_restore(struct gw_gateway *g)
+{
+	char path[600];
+	struct gw_material m = {0};
+	struct gw_cfg *n = NULL;
+	json_t *o;
+	json_int_t rev = 0;
+	const char *shared = NULL;
+
+	if (!g->cfg->has_cluster)
+		return;
+	shared_path(g->cfg, path, sizeof(path));
+	if (gw_material_read(path, GW_CLUSTER_SHARED_MAX * 2, &m) < 0)
+		return; /* none yet (ENOENT), or unreadable: the file alone */
+	o = json_loadb((const char *)m.bytes, m.len, 0, NULL);
+	gw_material_fini(&m);
+	if (o == NULL || json_unpack(o, "{s:I,s:s}", "revision", &rev, "shared", &shared) < 0 ||
+		rev < 1) {
+		GW_LOG_WARN("%s is not a pushed revision: starting on %s alone", path, g->path);
+		json_decref(o);
+		return;
+	}
+	if (load_running(g->path, shared, &n, stderr) < 0) {
+		GW_LOG_WARN("the fleet's config revision %lld (%s) no longer loads with %s "
+			    "(errors above): starting on the file alone",
+			(long long)rev, path, g->path);
+	} else if ((g->tls.shared = strdup(shared)) != NULL) {
+		GW_LOG_INFO("starting on the fleet's config revision %lld (kept in %s)",
+			(long long)rev, path);
+		gw_cfg_free(g->cfg);
+		g->cfg = n;
+		n = NULL;
+		g->tls.shared_rev = (uint64_t)rev;
+	}
+	gw_cfg_free(n);
+	json_decref(o);
+}
+
 /*
  * A pushed config revision the agent handed over: applied as a reload of
  * the file with the new shared part; reported either way. On a refusal the
@@ -639,6 +722,7 @@ fleet_config(struct tls_ctl *t)
 		free(t->shared);
 		t->shared = shared;
 		t->shared_rev = rev;
+		shared_save(t);
 		snprintf(msg, sizeof(msg), "generation %" PRIu64, t->gen);
 	} else {
 		free(shared);
@@ -824,7 +908,7 @@ mesh_fleet(void *arg, bool *down, const char **self)
 		return NULL;
 	*down = !gw_cluster_etcd_up(t->cluster);
 	*self = gw_cluster_node(t->cluster);
-	return gw_cluster_members(t->cluster);
+	return gw_cluster_fleet(t->cluster);
 }
 
 static int
@@ -870,6 +954,37 @@ fleet_keys(struct tls_ctl *t)
 }
 
 /*
+ * The other members' mesh CA roots changed (their seals checked by the
+ * agent): mesh listeners trust them from a new snapshot.
+ */
+static void
+fleet_roots(struct tls_ctl *t)
+{
+	struct gw_gateway *g = t->gw;
+	char *pem;
+	int rc;
+
+	if (t->cluster == NULL || g->mesh.m == NULL)
+		return;
+	pem = gw_cluster_fleet_roots(t->cluster);
+	rc = gw_mesh_set_fleet_roots(g->mesh.m, pem);
+	free(pem);
+	if (rc < 0) {
+		GW_LOG_ERR("the fleet's mesh roots not taken: %s", gw_err_msg());
+	} else if (rc == 1 && t->pub != NULL) {
+		if (tls_build_publish(t, t->cur ? t->cur : g->cfg) == 0) {
+			GW_LOG_INFO("mesh listeners trust the fleet's roots as now reported "
+				    "(generation %" PRIu64 ")",
+				t->gen);
+		} else {
+			GW_LOG_ERR("the fleet's mesh roots: %s; retried", gw_err_msg());
+			rc = gw_mesh_set_fleet_roots(g->mesh.m, NULL); /* changed again next tick */
+			(void)rc;
+		}
+	}
+}
+
+/*
  * cluster: join the fleet before the listeners accept (gw_cluster_start
  * waits for the fleet's ticket keys, bounded), and install its keys.
  */
@@ -885,6 +1000,7 @@ cluster_start(struct tls_ctl *t, const struct gw_cfg *cfg)
 	struct gw_cluster_params cp = {
 		.cfg = &cfg->cluster,
 		.hsm = &hp,
+		.config_revision = t->shared_rev,
 		.join_timeout_ms = 3 * (cfg->cluster.timeout_ms ? cfg->cluster.timeout_ms : 2000),
 	};
 
@@ -904,7 +1020,8 @@ cluster_start(struct tls_ctl *t, const struct gw_cfg *cfg)
 	if (fleet_keys(t) < 0)
 		return -1;
 	gw_cluster_report(t->cluster, t->gen, t->fleet_serial);
-	fleet_config(t); /* the fleet's config, before the listeners accept */
+	fleet_config(t); /* the fleet's config and roots, before the listeners accept */
+	fleet_roots(t);
 	return 0;
 }
 
@@ -1145,6 +1262,7 @@ gw_gateway_create(const struct gw_gateway_params *p, struct gw_gateway **out)
 	}
 	for (unsigned i = 0; i < g->cfg->n_warnings; i++)
 		GW_LOG_WARN("%s", g->cfg->warnings[i]);
+	shared_restore(g);
 	g->tls.cur = g->cfg;
 	g->mesh.start = g->cfg;
 	if (gw_gateway_translate(g->cfg, &g->params, &g->tls.dpp) < 0)
@@ -1279,6 +1397,7 @@ gw_gateway_tick(struct gw_gateway *g)
 			gw_cluster_report_mesh(g->tls.cluster, r); /* consumed */
 		else
 			json_decref(r);
+		fleet_roots(&g->tls);
 	}
 	gw_access_log_drain(g->alog, mono_ms());
 	sd_status(g, false);

@@ -15,8 +15,11 @@
 #     a revision B cannot apply (its trust file differs) leaves B serving
 #     its previous revision, reported, and the push says so; a revision put
 #     back by hand is refused as stale; the next push reaches both;
+#   - the mesh CA (each box its own keys): B's mesh listener accepts a client
+#     certificate A's CA issued (A's roots, sealed, shared through etcd);
 #   - the mesh CA's three-step rotation pushed to the fleet: step 2 refused
-#     while a member does not yet trust the new backend, then all through;
+#     while a member does not yet trust the new backend, then through; step 3
+#     refused on B for a certificate A issued (A's record in etcd);
 #   - killing the etcd leader, then all of etcd, with handshakes running
 #     against both boxes: not one fails; the boxes say etcd is down
 #     (mtlsgw_cluster_etcd_up 0) and catch up when it returns;
@@ -83,6 +86,11 @@ listeners:
         - cert: server.pem
           key: "pkcs11:token=gw;object=server;type=private"
     trust: {mode: ca, certs: [trust.pem]}
+  - name: mesh
+    address: 10.99.0.2:8444
+    service: tls-echo
+    tls: {}
+    trust: {mode: mesh}
 hsm:
   module: $BENCH_PKCS11_MODULE
   pin_file: $3/pin
@@ -97,6 +105,11 @@ cluster:
     timeout: 500ms
   ticket_key: "pkcs11:token=gw;object=fleet-wrap;type=secret-key"
   lease_ttl: 3s
+mtls:
+  trust_domain: fleet.test
+  enabledBackend: ca-1
+  backends:
+    - { name: ca-1, type: builtin, conf: { key_type: ec-p256 } }
 EOC
 }
 mkdir -p "$T/a" "$T/b" "$T/statea" "$T/stateb"
@@ -151,6 +164,40 @@ assert s["EtcdUp"] is True and s["IsLeader"] is False and s["TicketSerial"] >= 1
 assert sorted(m["Node"] for m in s["Members"]) == ["gw-a", "gw-b"], s
 PY
 gw_ok "B's /v1/cluster: both members, leader gw-a, etcd up, ticket serial $(echo "$st" | "$GW_PY" -c 'import json,sys; print(json.load(sys.stdin)["TicketSerial"])')"
+
+# --- the mesh CA: each box's own ca-1 (its keys in its own token); a client
+# certificate A's CA issued is accepted by B's mesh listener (B trusts A's
+# roots, reported sealed through etcd); a stranger's is refused
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=meshc \
+	-keyout "$T/meshc.key" -out "$T/meshc.csr" 2>/dev/null
+"$MTLSGW_CTL" ca sign --socket "$T/a.sock" --csr "$T/meshc.csr" \
+	--spiffe-id spiffe://fleet.test/meshc --ttl 1h --out "$T/meshc.all.pem" >/dev/null ||
+	gw_fail "ca sign on A"
+awk '/BEGIN CERT/ {n++} n == 1' "$T/meshc.all.pem" >"$T/meshc.pem"
+awk '/BEGIN CERT/ {n++} n > 1' "$T/meshc.all.pem" >"$T/meshc.chain.pem"
+mesh_hs() { # mesh_hs X CERTBASE : a handshake with box X's mesh listener: ok or the alert
+	local out chain=()
+	[ ! -s "$2.chain.pem" ] || chain=(-cert_chain "$2.chain.pem")
+	out=$(GW_NS=$(cns "$1") gw_sclient "m-$1" -connect 10.99.0.2:8444 -cert "$2.pem" \
+		-key "$2.key" "${chain[@]}" -quiet -no_ign_eof)
+	case "$out" in *"m-$1"*) echo ok ;; *"unknown ca"*) echo "unknown ca" ;; *) echo "$out" ;; esac
+}
+expect_mesh() { # expect_mesh WANT X CERTBASE
+	local got
+	got=$(mesh_hs "$2" "$3")
+	[ "$got" = "$1" ] || gw_fail "mesh listener of box $2 with $(basename "$3"): '$got', want '$1'"
+}
+expect_mesh ok a "$T/meshc"
+for _ in $(seq 50); do # B takes A's roots within a turn or two of the agents
+	[ "$(mesh_hs b "$T/meshc")" = ok ] && break
+	sleep 0.2
+done
+expect_mesh ok b "$T/meshc"
+cp "$P/other.chain.pem" "$T/stranger.pem"
+cp "$P/other.key" "$T/stranger.key"
+: >"$T/stranger.chain.pem"
+expect_mesh "unknown ca" b "$T/stranger"
+gw_ok "mesh: a client certificate from A's CA is accepted by B's mesh listener (A's roots, sealed, via etcd); a stranger's refused"
 
 # --- tickets: issued by one box, resumed on the other
 ticket() { # ticket X FILE : a full handshake with box X, its ticket saved in FILE
@@ -264,7 +311,8 @@ gw_ok "SIGHUP on B: its file reloaded with the pushed listeners: kept"
 
 # --- the mesh CA's three-step rotation, with the fleet-wide validators
 mtls_push() { # mtls_push ENABLED BACKEND... : $T/a/push.yaml with that mtls: section
-	sed 's#certs: \[trust.pem\]#certs: [trust3.pem]#' "$T/a/gw.yaml" >"$T/a/push.yaml"
+	sed -e 's#certs: \[trust.pem\]#certs: [trust3.pem]#' -e '/^mtls:/,$d' "$T/a/gw.yaml" \
+		>"$T/a/push.yaml"
 	printf 'mtls:\n  trust_domain: fleet.test\n  enabledBackend: %s\n  backends:\n' "$1" \
 		>>"$T/a/push.yaml"
 	for b in "${@:2}"; do
@@ -276,8 +324,6 @@ b_trusts() { # b_trusts BACKEND : does B's member key report a live snapshot tru
 	gw_etcdctl get --print-value-only /mtlsgw/edge-1/members/gw-b |
 		"$GW_PY" -c 'import json,sys; sys.exit(sys.argv[1] not in json.load(sys.stdin).get("mesh", {}).get("trusts", []))' "$1"
 }
-mtls_push ca-1 ca-1
-push "$T/a/push.yaml" || gw_fail "push mtls ca-1: $(cat "$T/push.out")"
 # step 1 (add ca-2) while B cannot apply it (its trust file differs): B stays on ca-1 alone
 cp "$P/root.pem" "$T/b/trust3.pem"
 mtls_push ca-1 ca-1 ca-2
@@ -296,13 +342,21 @@ push "$T/a/push.yaml" || gw_fail "step 1 again: $(cat "$T/push.out")"
 gw_wait 100 b_trusts ca-2 || gw_fail "B never reports trusting ca-2"
 mtls_push ca-2 ca-1 ca-2
 push "$T/a/push.yaml" || gw_fail "step 2: $(cat "$T/push.out")"
-mtls_push ca-2 ca-2
-push "$T/a/push.yaml" || gw_fail "step 3: $(cat "$T/push.out")"
 for x in a b; do
 	curl -sS --fail --unix-socket "$T/$x.sock" http://x/v1/connect/ca/configuration |
 		grep -q '"EnabledBackend": "ca-2"' || gw_fail "box $x: ca-2 not enabled"
 done
-gw_ok "fleet rotation: once B trusts ca-2 (its report), steps 2 and 3 pass on both; both issue from ca-2"
+gw_ok "fleet rotation: once B trusts ca-2 (its report), step 2 passes on both; both issue from ca-2"
+# step 3 (remove ca-1): A issued a client certificate from ca-1 (the mesh test above),
+# so A refuses it (its own store) and so does B (A's leaves record in etcd)
+mtls_push ca-2 ca-2
+! push "$T/a/push.yaml" || gw_fail "step 3 passed with A's ca-1 client certificate valid"
+grep -qE "^gw-a .*error .*remove-after-expiry: backend ca-1 issued 1 certificate still valid" \
+	"$T/push.out" || gw_fail "step 3 on A: $(cat "$T/push.out")"
+grep -qE "^gw-b .*error .*remove-after-expiry: backend ca-1 issued 1 certificate still valid on fleet member gw-a" \
+	"$T/push.out" || gw_fail "step 3 on B: $(cat "$T/push.out")"
+expect_mesh ok b "$T/meshc"
+gw_ok "fleet rotation: step 3 refused on B too, for the ca-1 certificate A issued (A's record in etcd)"
 
 # --- handshakes against the boxes while etcd fails; none may fail
 cat >"$T/load.py" <<'PY'
@@ -386,6 +440,9 @@ ip -n "$CNS_a" link del mtlsgwa 2>/dev/null || true
 start_box a
 resumes a "$T/sb2.pem" || gw_fail "restarted A does not resume B's ticket at once"
 ! grep -q "joined without the fleet's ticket keys" "$T/a.err" || gw_fail "A started without the keys"
+# the newest revision (step 3) is one A refuses: it starts on the one it last ran
+grep -q "starting on the fleet's config revision" "$T/a.err" ||
+	gw_fail "A did not start on the revision it last ran"
 expect_hs ok a other
 gw_ok "gateway A restarted: B's ticket resumes and the pushed trust holds at once (loaded before accepting)"
 

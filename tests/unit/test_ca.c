@@ -979,9 +979,12 @@ main(void)
 		env.live_gen = 2;
 		/* a fleet: every other member must report a live snapshot trusting ca-2 */
 		{
-			json_t *fleet = json_pack("[{s:s,s:{s:[s,s]}},{s:s,s:{s:[s]}},{s:s}]",
+			json_t *fleet = json_pack(
+				"{s:[{s:s,s:{s:[s,s]}},{s:s,s:{s:[s]}},{s:s}],s:[]}", "members",
 				"node", "me", "mesh", "trusts", "ca-1", "ca-2", "node", "gw-b",
-				"mesh", "trusts", "ca-1", "node", "gw-c");
+				"mesh", "trusts", "ca-1", "node", "gw-c", "leaves");
+			json_t *members = json_object_get(fleet, "members");
+			json_t *leaves = json_object_get(fleet, "leaves");
 
 			env.fleet = fleet;
 			env.self = "me";
@@ -990,28 +993,35 @@ main(void)
 				"rotation rule enable-after-trust: backend "
 				"ca-2 is not yet trusted by fleet member gw-b");
 			json_array_append_new(
-				json_object_get(json_object_get(json_array_get(fleet, 1), "mesh"),
+				json_object_get(json_object_get(json_array_get(members, 1), "mesh"),
 					"trusts"),
 				json_string("ca-2"));
 			EXPECT_ERR(gw_rotation_check(r, &m2, &m3, &env), -GW_E_CONFIG);
 			EXPECT_CONTAINS(gw_err_msg(), "fleet member gw-c"); /* no report at all */
-			json_object_set_new(json_array_get(fleet, 2), "mesh",
+			json_object_set_new(json_array_get(members, 2), "mesh",
 				json_pack("{s:[s,s]}", "trusts", "ca-2", "ca-1"));
 			EXPECT_OK(gw_rotation_check(r, &m2, &m3, &env));
 			env.fleet_down = true; /* etcd away: the members cannot be asked */
 			EXPECT_ERR(gw_rotation_check(r, &m2, &m3, &env), -GW_E_CONFIG);
 			EXPECT_CONTAINS(gw_err_msg(), "etcd does not answer");
-			/* step 3 counts the other members' unexpired certificates of ca-1 */
+			/* step 3 reads every box's record, a dead one's too, until it expires */
 			env.fleet_down = false;
-			json_object_set_new(json_object_get(json_array_get(fleet, 1), "mesh"),
-				"live_leaves", json_pack("{s:i,s:i}", "ca-1", 3, "ca-2", 1));
+			json_array_append_new(leaves,
+				json_pack("{s:s,s:{s:{s:i,s:I}}}", "node", "gw-gone", "backends",
+					"ca-1", "live", 3, "until", (json_int_t)(now + 60)));
+			json_array_append_new(leaves,
+				json_pack("{s:s,s:{s:{s:i,s:I}}}", "node", "me", "backends", "ca-1",
+					"live", 9, "until", (json_int_t)(now + 600)));
 			EXPECT_ERR(gw_rotation_check(r, &m3, &m4, &env), -GW_E_CONFIG);
 			EXPECT_CONTAINS(gw_err_msg(), "rotation rule remove-after-expiry: backend "
 						      "ca-1 issued 3 certificates still valid on "
-						      "fleet member gw-b");
+						      "fleet member gw-gone");
 			env.force = true;
 			EXPECT_OK(gw_rotation_check(r, &m3, &m4, &env));
 			env.force = false;
+			env.now = now + 61; /* gw-gone's expired; our own record is not read */
+			EXPECT_OK(gw_rotation_check(r, &m3, &m4, &env));
+			env.now = now;
 			env.fleet = NULL;
 			env.self = NULL;
 			json_decref(fleet);
