@@ -744,6 +744,18 @@ op_enable(void *arg, const char *backend, bool force)
 
 	if (m->ca == NULL)
 		return gw_err_setf(-ENOENT, GW_HERE, "no CA backends configured");
+	if (m->p.ops.fleet != NULL) {
+		bool down = false;
+		const char *self = NULL;
+		json_t *f = m->p.ops.fleet(m->p.ops.arg, &down, &self);
+
+		json_decref(f);
+		/* one box's override would leave the fleet issuing from two backends */
+		if (f != NULL)
+			return gw_err_setf(-GW_E_CONFIG, GW_HERE,
+				"this gateway is a member of a fleet: change mtls.enabledBackend "
+				"for every member with mtlsgw-ctl cluster push");
+	}
 	next.enabled_backend = (char *)backend;
 	GW_GUARD(stage(m, m->cfg, &next, force, backend));
 	if (m->stage.open && m->stage.was && strcmp(m->stage.was, backend) == 0)

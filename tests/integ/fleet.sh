@@ -335,6 +335,11 @@ mtls_push ca-2 ca-1 ca-2
 grep -qE "^gw-a .*error .*enable-after-trust: backend ca-2 is not yet trusted by fleet member gw-b" \
 	"$T/push.out" || gw_fail "step 2 on A: $(cat "$T/push.out")"
 gw_ok "fleet rotation: step 2 refused on A while member B does not trust ca-2 (rule enable-after-trust)"
+# one box's API override would split the fleet: refused
+out=$(curl -sS --unix-socket "$T/a.sock" -X PUT -d '{"Config":{"EnabledBackend":"ca-2"}}' \
+	-w ' %{http_code}' http://x/v1/connect/ca/configuration)
+case "$out" in *"member of a fleet"*" 409") ;; *) gw_fail "PUT enabledBackend on A: $out" ;; esac
+gw_ok "PUT /v1/connect/ca/configuration on a fleet member: 409, use cluster push"
 # B fixed, step 1 again: once B reports trusting ca-2, step 2 and step 3 go through on both
 cp "$T/a/trust3.pem" "$T/b/trust3.pem"
 mtls_push ca-1 ca-1 ca-2
