@@ -414,6 +414,20 @@ gw_etcd_restart "$leader"
 n=$(($(load_stop l1a) + $(load_stop l1b)))
 gw_ok "etcd leader e$leader killed and back: $n handshakes, none failed; both boxes still see etcd"
 
+# without quorum (two of three members down): the same as down for the boxes
+load_start lqa a
+load_start lqb b
+gw_etcd_kill 1
+gw_etcd_kill 2
+gw_wait 100 etcd_is a 0 || gw_fail "A: mtlsgw_cluster_etcd_up not 0 without quorum"
+gw_wait 100 etcd_is b 0 || gw_fail "B: mtlsgw_cluster_etcd_up not 0 without quorum"
+gw_etcd_restart 1
+gw_etcd_restart 2
+gw_wait 150 etcd_is a 1 || gw_fail "A did not see etcd again after quorum returned"
+gw_wait 150 etcd_is b 1 || gw_fail "B did not see etcd again after quorum returned"
+n=$(($(load_stop lqa) + $(load_stop lqb)))
+gw_ok "etcd without quorum and back: $n handshakes, none failed; etcd_up 0 then 1"
+
 load_start l2a a
 load_start l2b b
 gw_etcd_stop_all
@@ -436,8 +450,10 @@ wait "$PID_a" 2>/dev/null || true
 gw_wait 100 grep -q "this member leads the fleet" "$T/b.err" ||
 	gw_fail "B did not take over within 10 s (lease TTL 3 s)"
 resumes b "$T/sk.pem" || gw_fail "A's ticket from before its death not resumed on B"
+s0=$(serial b)
+gw_wait 100 serial_gt b "$s0" || gw_fail "B, now leader, did not rotate the keys (every 6 s)"
 n=$(load_stop l3)
-gw_ok "gateway A killed: B leads within the TTL; $n handshakes on B, none failed; A's ticket resumes on B"
+gw_ok "gateway A killed: B leads within the TTL and rotates ($s0 -> $(serial b)); $n handshakes on B, none failed; A's ticket resumes on B"
 
 # --- A restarts: the fleet's keys before its listener accepts
 ticket b "$T/sb2.pem"
