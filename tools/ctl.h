@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include <jansson.h>
+
 enum { GW_CTL_OK = 0, GW_CTL_FAIL = 1, GW_CTL_USAGE = 2 };
 
 struct gw_ctl_group {
@@ -80,5 +82,8 @@ void gw_ctl_table_row(struct gw_ctl_table *t, ...);
 
 /* Print (nothing if only the header is there) and free t; t can be reused. */
 void gw_ctl_table_print(struct gw_ctl_table *t);
+
+/* o on stdout, indented, in its key order (--json answers). o stays the caller's. */
+void gw_ctl_print_json(json_t *o);
 
 #endif /* GW_CTL_H */

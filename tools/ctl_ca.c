@@ -141,17 +141,6 @@ api(const struct common *o, const char *method, const char *path, const char *bo
 	return status;
 }
 
-static void
-print_json(json_t *o)
-{
-	char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-
-	if (s) {
-		puts(s);
-		free(s);
-	}
-}
-
 /* A non-2xx answer: its message on stderr (and the JSON with --json). */
 static int
 api_failed(const struct common *o, int status, json_t *ans, const char *what)
@@ -159,7 +148,7 @@ api_failed(const struct common *o, int status, json_t *ans, const char *what)
 	const char *m = json_string_value(json_object_get(ans, "error"));
 
 	if (o->json)
-		print_json(ans);
+		gw_ctl_print_json(ans);
 	gw_ctl_die(GW_CTL_FAIL, "%s: %s (HTTP %d)", what, m ? m : "refused", status);
 	json_decref(ans);
 	return GW_CTL_FAIL;
@@ -183,7 +172,7 @@ api_get(const struct common *o, const char *path, const char *what, json_t **out
 	if (st != 200)
 		return api_failed(o, st, a, what);
 	if (o->json) {
-		print_json(a);
+		gw_ctl_print_json(a);
 		json_decref(a);
 		return GW_CTL_OK;
 	}
@@ -387,7 +376,7 @@ reload_post(const struct common *o, const char *what, const char *done)
 	if (st != 200 && json_array_size(json_object_get(a, "Errors")) == 0)
 		return api_failed(o, st, a, what);
 	if (o->json)
-		print_json(a);
+		gw_ctl_print_json(a);
 	if (st == 200) {
 		if (!o->json)
 			printf("%s: generation %" JSON_INTEGER_FORMAT "\n", done,
@@ -426,7 +415,7 @@ ca_rotate(int argc, char **argv)
 	if (st != 200)
 		return api_failed(&o, st, a, "ca rotate --enable");
 	if (o.json)
-		print_json(a);
+		gw_ctl_print_json(a);
 	else
 		printf("enabled backend is now %s\n",
 			js(json_object_get(a, "Config"), "EnabledBackend"));
@@ -551,7 +540,7 @@ sign_offline(const struct common *o, const struct sign_opts *s, const char *csr_
 			pem ? pem : "", "IntermediatePEMs", inter, "NotAfter", na, "Backend",
 			gw_ca_enabled(ca));
 
-		print_json(j);
+		gw_ctl_print_json(j);
 		json_decref(j);
 		free(pem);
 	}
@@ -625,7 +614,7 @@ ca_sign(int argc, char **argv)
 		goto done;
 	}
 	if (o.json)
-		print_json(a);
+		gw_ctl_print_json(a);
 	{
 		size_t i;
 		json_t *p;

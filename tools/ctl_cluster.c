@@ -95,17 +95,6 @@ etcd_failed(const struct gw_cfg_cluster *cl, int rc, const char *what)
 }
 
 static void
-print_json(json_t *o)
-{
-	char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-
-	if (s) {
-		puts(s);
-		free(s);
-	}
-}
-
-static void
 print_human(json_t *a, int64_t now)
 {
 	json_t *t = json_object_get(a, "Tickets"), *m;
@@ -149,6 +138,38 @@ print_human(json_t *a, int64_t now)
 	if (tab.n_rows == 1)
 		printf("no members\n");
 	gw_ctl_table_print(&tab);
+}
+
+/*
+ * After the options: no argument left, FILE loads (the loader's errors on
+ * stderr) and has a cluster: section, and its hsm.env is set as the
+ * gateway sets it, before the PKCS#11 module loads. GW_CTL_OK or the exit.
+ */
+static int
+fleet_cfg(const char *cmd, const char *usage, int argc, char **argv, const char *path,
+	struct gw_cfg **cfg)
+{
+	if (optind < argc) {
+		fputs(usage, stderr);
+		return gw_ctl_die(GW_CTL_USAGE, "%s: unexpected argument '%s'", cmd, argv[optind]);
+	}
+	if (gw_cfg_load(path, cfg, stderr) < 0)
+		return gw_ctl_die(GW_CTL_USAGE, "%s: config %s rejected", cmd, path);
+	if (!(*cfg)->has_cluster)
+		return gw_ctl_die(GW_CTL_USAGE, "%s: no cluster: section in %s", cmd, path);
+	for (unsigned i = 0; i < (*cfg)->hsm.n_env; i++)
+		(void)setenv((*cfg)->hsm.env[i].name, (*cfg)->hsm.env[i].value, 1);
+	return GW_CTL_OK;
+}
+
+/* The token of cfg's hsm: section, logged in. */
+static int
+fleet_hsm(const struct gw_cfg *cfg, struct gw_hsm **h)
+{
+	return gw_hsm_open(&(struct gw_hsm_params){.module = cfg->hsm.module,
+				   .pin_file = cfg->hsm.pin_file,
+				   .pin_env = cfg->hsm.pin_env},
+		h);
 }
 
 /* The fleet's etcd client; h (may be NULL) loads a pkcs11: etcd.key. */
@@ -207,30 +228,15 @@ cluster_status(int argc, char **argv)
 			return gw_ctl_bad_option("cluster status", c, argv[optind - 1]);
 		}
 	}
-	if (optind < argc) {
-		fputs(status_usage, stderr);
-		return gw_ctl_die(
-			GW_CTL_USAGE, "cluster status: unexpected argument '%s'", argv[optind]);
-	}
-	if (gw_cfg_load(path, &cfg, stderr) < 0)
-		return gw_ctl_die(GW_CTL_USAGE, "cluster status: config %s rejected", path);
-	if (!cfg->has_cluster) {
-		gw_ctl_die(GW_CTL_USAGE, "cluster status: no cluster: section in %s", path);
-		rc = GW_CTL_USAGE;
+	if ((rc = fleet_cfg("cluster status", status_usage, argc, argv, path, &cfg)) != GW_CTL_OK)
 		goto out;
-	}
+	rc = GW_CTL_FAIL;
 	cl = &cfg->cluster;
 	/* a pkcs11: etcd.key is in the token: the client loads it through a handle */
-	if (cl->etcd_key != NULL && strncmp(cl->etcd_key, "pkcs11:", 7) == 0) {
-		for (unsigned i = 0; i < cfg->hsm.n_env; i++)
-			(void)setenv(cfg->hsm.env[i].name, cfg->hsm.env[i].value, 1);
-		if (gw_hsm_open(&(struct gw_hsm_params){.module = cfg->hsm.module,
-					.pin_file = cfg->hsm.pin_file,
-					.pin_env = cfg->hsm.pin_env},
-			    &h) < 0) {
-			gw_ctl_die(GW_CTL_FAIL, "cluster status: %s", gw_err_msg());
-			goto out;
-		}
+	if (cl->etcd_key != NULL && strncmp(cl->etcd_key, "pkcs11:", 7) == 0 &&
+		fleet_hsm(cfg, &h) < 0) {
+		gw_ctl_die(GW_CTL_FAIL, "cluster status: %s", gw_err_msg());
+		goto out;
 	}
 	if (fleet_etcd(cl, h, &e) < 0) {
 		gw_ctl_die(GW_CTL_FAIL, "cluster status: %s", gw_err_msg());
@@ -280,7 +286,7 @@ cluster_status(int argc, char **argv)
 		goto out;
 	}
 	if (json)
-		print_json(a);
+		gw_ctl_print_json(a);
 	else
 		print_human(a, mc.now);
 	rc = GW_CTL_OK;
@@ -402,30 +408,14 @@ cluster_push(int argc, char **argv)
 			return gw_ctl_bad_option("cluster push", c, argv[optind - 1]);
 		}
 	}
-	if (optind < argc) {
-		fputs(push_usage, stderr);
-		return gw_ctl_die(
-			GW_CTL_USAGE, "cluster push: unexpected argument '%s'", argv[optind]);
-	}
-	if (gw_cfg_load(path, &cfg, stderr) < 0)
-		return gw_ctl_die(
-			GW_CTL_USAGE, "cluster push: config %s rejected (nothing pushed)", path);
-	if (!cfg->has_cluster) {
-		rc = gw_ctl_die(GW_CTL_USAGE, "cluster push: no cluster: section in %s", path);
+	if ((rc = fleet_cfg("cluster push", push_usage, argc, argv, path, &cfg)) != GW_CTL_OK)
 		goto out;
-	}
+	rc = GW_CTL_FAIL;
 	if (gw_material_read(path, 1u << 20, &text) < 0) {
 		gw_ctl_die(GW_CTL_FAIL, "cluster push: %s", gw_err_msg());
 		goto out;
 	}
-	/* as the gateway does (hsm.env): before the PKCS#11 module loads */
-	for (unsigned i = 0; i < cfg->hsm.n_env; i++)
-		(void)setenv(cfg->hsm.env[i].name, cfg->hsm.env[i].value, 1);
-	if (gw_hsm_open(&(struct gw_hsm_params){.module = cfg->hsm.module,
-				.pin_file = cfg->hsm.pin_file,
-				.pin_env = cfg->hsm.pin_env},
-		    &h) < 0 ||
-		fleet_etcd(&cfg->cluster, h, &e) < 0) {
+	if (fleet_hsm(cfg, &h) < 0 || fleet_etcd(&cfg->cluster, h, &e) < 0) {
 		gw_ctl_die(GW_CTL_FAIL, "cluster push: %s", gw_err_msg());
 		goto out;
 	}

@@ -134,3 +134,14 @@ gw_ctl_table_print(struct gw_ctl_table *t)
 	free(t->cell);
 	memset(t, 0, sizeof(*t));
 }
+
+void
+gw_ctl_print_json(json_t *o)
+{
+	char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+
+	if (s) {
+		puts(s);
+		free(s);
+	}
+}
