@@ -74,13 +74,31 @@ if [ "${GW_QUICK:-0}" != 1 ]; then
 	echo "== sanitizer build (clang, ASan+UBSan, fuzz targets)"
 	CC=clang run_build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dfuzz=true
 	echo "== fuzz targets, briefly"
-	for f in $(find build-asan -name '*_fuzz' -type f -executable | sort); do
-		name=$(basename "$f")
+	# one target per CPU at a time (each is single-threaded), each with
+	# its own corpus copy; results read back in name order
+	fuzz_one() { # fuzz_one TARGET : its log in build-asan/NAME.log, its exit in NAME.rc
+		local name corpus seeds rc=0
+		name=$(basename "$1")
 		corpus=$(mktemp -d)
 		seeds="$src/tests/fuzz/${name%_fuzz}"
 		[ -d "$seeds" ] && cp -r "$seeds"/. "$corpus"/
-		if "$f" -max_total_time="${GW_FUZZ_SECONDS:-20}" -rss_limit_mb=2048 "$corpus" \
-			>"build-asan/$name.log" 2>&1; then
+		"$1" -max_total_time="${GW_FUZZ_SECONDS:-20}" -rss_limit_mb=2048 "$corpus" \
+			>"build-asan/$name.log" 2>&1 || rc=$?
+		rm -rf "$corpus"
+		echo "$rc" >"build-asan/$name.rc"
+	}
+	rm -f build-asan/*_fuzz.rc
+	targets=$(find build-asan -name '*_fuzz' -type f -executable | sort)
+	for f in $targets; do
+		while [ "$(jobs -rp | wc -l)" -ge "$(nproc)" ]; do
+			wait -n || true
+		done
+		fuzz_one "$f" &
+	done
+	wait
+	for f in $targets; do
+		name=$(basename "$f")
+		if [ "$(cat "build-asan/$name.rc" 2>/dev/null)" = 0 ]; then
 			echo "ok - fuzz $name"
 			pass=$((pass + 1))
 		else
@@ -88,7 +106,6 @@ if [ "${GW_QUICK:-0}" != 1 ]; then
 			tail -30 "build-asan/$name.log"
 			fail=$((fail + 1))
 		fi
-		rm -rf "$corpus"
 	done
 fi
 
