@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -491,9 +492,14 @@ load_running(const char *path, const char *shared, struct gw_cfg **n, FILE *errs
 	rc = gw_material_read(path, 1u << 20, &m);
 	if (rc == 0)
 		rc = gw_cluster_shared_merge((const char *)m.bytes, shared, &merged);
-	if (rc == 0)
-		rc = gw_cfg_load_mem(path, merged, strlen(merged), n, errs);
-	else if (errs != NULL)
+	if (rc == 0) {
+		/* its messages say so: their line numbers count the file's own
+		 * lines (without its listeners: and mtls:), then the pushed ones */
+		char name[PATH_MAX + 16];
+
+		snprintf(name, sizeof(name), "%s+pushed", path);
+		rc = gw_cfg_load_mem(name, merged, strlen(merged), n, errs);
+	} else if (errs != NULL)
 		fprintf(errs, "%s: %s\n", path, gw_err_msg());
 	gw_material_fini(&m);
 	free(merged);
