@@ -25,6 +25,7 @@
 
 #include "ca.h"
 #include "config.h"
+#include "etcd.h"
 #include "gw_x509.h"
 #include "host.h"
 #include "hsm.h"
@@ -682,6 +683,63 @@ check_hsm(struct pf *f, const struct gw_cfg *cfg)
 		gw_hsm_close(toks[t].h);
 }
 
+/* ---- the fleet (cluster:) ---- */
+
+/*
+ * The wrapping key seals in the token (the gateway refuses to start
+ * otherwise) and etcd answers (a warning only: without it the gateway
+ * starts on its own keys and catches up).
+ */
+static void
+check_cluster(struct pf *f, const struct gw_cfg *cfg)
+{
+	const struct gw_cfg_cluster *cl = &cfg->cluster;
+	struct gw_hsm_params hp = {.module = cfg->hsm.module,
+		.pin_file = cfg->hsm.pin_file,
+		.pin_env = cfg->hsm.pin_env};
+	uint8_t probe[16] = {0}, sealed[sizeof(probe) + GW_HSM_SEAL_OVERHEAD], *v = NULL;
+	size_t n = sizeof(sealed), len = 0;
+	char key[GW_CFG_CLUSTER_NAME_MAX + 16];
+	struct gw_hsm *h = NULL;
+	struct gw_etcd *e = NULL;
+	int rc;
+
+	if (!cfg->has_cluster)
+		return;
+	rc = gw_hsm_open(&hp, &h);
+	if (rc == 0)
+		rc = gw_hsm_seal(h, cl->ticket_key, NULL, 0, probe, sizeof(probe), sealed, &n);
+	if (rc < 0)
+		add(f, GW_PREFLIGHT_FAIL, "cluster ticket_key", "%s: %s", cl->ticket_key,
+			gw_err_msg());
+	else
+		add(f, GW_PREFLIGHT_OK, "cluster ticket_key", "%s seals in the token",
+			cl->ticket_key);
+	rc = gw_etcd_open(&(struct gw_etcd_params){.endpoints = (const char *const *)cl->endpoints,
+				  .n_endpoints = cl->n_endpoints,
+				  .ca_file = cl->etcd_ca,
+				  .cert_file = cl->etcd_cert,
+				  .key_file = cl->etcd_key,
+				  .hsm = h,
+				  .timeout_ms = cl->timeout_ms},
+		&e);
+	snprintf(key, sizeof(key), "/mtlsgw/%s/leader", cl->name);
+	if (rc == 0)
+		rc = gw_etcd_get(e, key, &v, &len, NULL);
+	if (rc == 0 || rc == -ENOENT)
+		add(f, GW_PREFLIGHT_OK, "cluster etcd", "%s answers; cluster '%s' %s%s",
+			gw_etcd_endpoint(e), cl->name, rc == 0 ? "led by " : "has no leader yet",
+			rc == 0 ? (const char *)v : "");
+	else
+		add(f, GW_PREFLIGHT_WARN, "cluster etcd",
+			"%s; the gateway would start on its own ticket keys and join when etcd "
+			"answers",
+			gw_err_msg());
+	free(v);
+	gw_etcd_close(e);
+	gw_hsm_close(h);
+}
+
 /* ---- certificate validity ---- */
 
 static void
@@ -823,6 +881,9 @@ gw_preflight_run(const struct gw_preflight_params *p)
 #endif
 	cfg = check_config(f);
 	if (cfg) {
+		/* as the gateway does: hsm.env before the PKCS#11 module loads */
+		for (unsigned i = 0; i < cfg->hsm.n_env; i++)
+			(void)setenv(cfg->hsm.env[i].name, cfg->hsm.env[i].value, 1);
 		check_hugepages(f, cfg);
 		for (unsigned i = 0; i < cfg->dataplane.n_ports; i++)
 			vfio |= check_port(f, &cfg->dataplane.ports[i]);
@@ -830,6 +891,7 @@ gw_preflight_run(const struct gw_preflight_params *p)
 			check_iommu(f);
 		check_cpus(f, cfg);
 		check_hsm(f, cfg);
+		check_cluster(f, cfg);
 		check_certs(f, cfg);
 		gw_cfg_free(cfg);
 	}

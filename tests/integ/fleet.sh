@@ -151,6 +151,17 @@ grep -q "this member leads the fleet" "$T/a.err" || gw_fail "A (first) does not 
 ! grep -q "this member leads the fleet" "$T/b.err" || gw_fail "B leads too"
 gw_ok "gateways A and B joined cluster edge-1; A leads"
 
+# mtlsgw --check: the wrapping key seals in A's token (found through A's
+# hsm.env), etcd answers and names the leader
+out=$(gw_in "$MTLSGW" --check --config "$T/a/gw.yaml" --json 2>&1) || true
+"$GW_PY" - "$out" <<'PY' || gw_fail "--check on A: $out"
+import json, sys
+r = {c["check"]: c for c in json.loads(sys.argv[1])}
+assert r["cluster ticket_key"]["status"] == "ok", r["cluster ticket_key"]
+assert r["cluster etcd"]["status"] == "ok" and "led by gw-a" in r["cluster etcd"]["detail"], r["cluster etcd"]
+PY
+gw_ok "mtlsgw --check: cluster ticket_key seals, cluster etcd answers (led by gw-a)"
+
 # cluster status through the admin API: both members, one leader
 cluster() { # cluster X : GET /v1/cluster of box X
 	curl -sS --fail --unix-socket "$T/$1.sock" http://x/v1/cluster
