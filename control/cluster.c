@@ -164,6 +164,22 @@ tickets_seal(struct gw_cluster *c, const struct gw_cluster_tkeys *ks, char **out
 	return 0;
 }
 
+/* Base64 s (as EVP_EncodeBlock wrote it) into out[cap]: its length, or -1 (not base64, too long). */
+static int
+b64_bytes(const char *s, uint8_t *out, size_t cap)
+{
+	size_t n = strlen(s);
+	int k;
+
+	if (n % 4 != 0 || n / 4 * 3 > cap)
+		return -1;
+	k = EVP_DecodeBlock(out, (const unsigned char *)s, (int)n);
+	/* EVP_DecodeBlock counts the padding as zero bytes */
+	if (k > 0 && s[n - 1] == '=')
+		k -= s[n - 2] == '=' ? 2 : 1;
+	return k;
+}
+
 /* Open the tickets key's value into *ks; its serial must be the JSON's. */
 static int
 tickets_open(struct gw_cluster *c, const uint8_t *val, size_t len, struct gw_cluster_tkeys *ks)
@@ -173,19 +189,17 @@ tickets_open(struct gw_cluster *c, const uint8_t *val, size_t len, struct gw_clu
 	char aad[KEY_MAX];
 	json_int_t serial = 0;
 	const char *b64 = NULL;
-	size_t n = sizeof(pt), blen;
+	size_t n = sizeof(pt);
 	json_t *o = json_loadb((const char *)val, len, 0, NULL);
 	int k, rc;
 
 	if (o == NULL || json_unpack(o, "{s:I,s:s}", "serial", &serial, "sealed", &b64) < 0 ||
-		serial < 1 || (blen = strlen(b64)) % 4 != 0 || blen / 4 * 3 > sizeof(sealed)) {
+		serial < 1) {
 		json_decref(o);
 		return gw_err_setf(-GW_E_PARSE, GW_HERE,
 			"%s is not a ticket key record ({serial, created, sealed})", c->k_tickets);
 	}
-	k = EVP_DecodeBlock(sealed, (const unsigned char *)b64, (int)blen);
-	if (k > 0 && blen >= 1 && b64[blen - 1] == '=')
-		k -= (blen >= 2 && b64[blen - 2] == '=') ? 2 : 1;
+	k = b64_bytes(b64, sealed, sizeof(sealed));
 	json_decref(o);
 	if (k < 0)
 		return gw_err_setf(
@@ -482,7 +496,7 @@ static bool
 roots_verified(struct gw_cluster *c, const char *node, const char *pem, const char *seal)
 {
 	uint8_t d[32], sealed[64 + GW_HSM_SEAL_OVERHEAD], opened[48];
-	size_t on = sizeof(opened), sl = seal ? strlen(seal) : 0;
+	size_t on = sizeof(opened);
 	char hex[65], aad[KEY_MAX];
 	const char *known = json_string_value(json_object_get(c->roots_ok, node));
 	int k;
@@ -490,11 +504,7 @@ roots_verified(struct gw_cluster *c, const char *node, const char *pem, const ch
 	sha256_hex(pem, d, hex);
 	if (known != NULL && strcmp(known, hex) == 0)
 		return true;
-	k = sl > 0 && sl % 4 == 0 && sl / 4 * 3 <= sizeof(sealed)
-		    ? EVP_DecodeBlock(sealed, (const unsigned char *)seal, (int)sl)
-		    : -1;
-	if (k > 0 && seal[sl - 1] == '=')
-		k -= seal[sl - 2] == '=' ? 2 : 1;
+	k = seal != NULL && seal[0] != '\0' ? b64_bytes(seal, sealed, sizeof(sealed)) : -1;
 	roots_aad(c, node, aad, sizeof(aad));
 	if (k < 0 ||
 		gw_hsm_unseal(c->hsm, c->ticket_key, (const uint8_t *)aad, strlen(aad), sealed,
@@ -650,11 +660,7 @@ config_read(struct gw_cluster *c)
 	/* the seal: the digest of this revision, sealed under the fleet's key */
 	gw_cluster_shared_digest(c->name, (uint64_t)rev, shared, files, digest);
 	gw_cluster_shared_aad(c->name, (uint64_t)rev, aad, sizeof(aad));
-	k = strlen(seal) % 4 == 0 && strlen(seal) / 4 * 3 <= sizeof(sealed)
-		    ? EVP_DecodeBlock(sealed, (const unsigned char *)seal, (int)strlen(seal))
-		    : -1;
-	if (k > 0 && seal[strlen(seal) - 1] == '=')
-		k -= seal[strlen(seal) - 2] == '=' ? 2 : 1;
+	k = b64_bytes(seal, sealed, sizeof(sealed));
 	rc = k < 0 ? gw_err_setf(-GW_E_PARSE, GW_HERE, "'seal' is not base64")
 		   : gw_hsm_unseal(c->hsm, c->ticket_key, (const uint8_t *)aad, strlen(aad), sealed,
 			     (size_t)k, opened, &on);
