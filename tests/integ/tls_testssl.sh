@@ -89,15 +89,21 @@ shift
 exec openssl s_client -cert "$P/client.leaf.pem" -key "$P/client.key" "\$@"
 EOW
 chmod 755 "$T/openssl-mtls"
-start=$(date +%s)
-set +e
-gw_in timeout 900 testssl --ip "$GW_GW_IP" --nodns none --openssl "$T/openssl-mtls" \
-	--add-ca "$P/root.pem" --sneaky --warnings off --color 0 --quiet \
-	-p -s -P -f -S -U --jsonfile "$T/testssl.json" "$SNI:8443" >"$T/testssl.out" 2>&1
-rc=$?
-set -e
-echo "testssl exit $rc after $(($(date +%s) - start)) s"
-[ -s "$T/testssl.json" ] || gw_fail "testssl wrote no JSON (exit $rc): $(tail -30 "$T/testssl.out")"
+# run_testssl N: testssl's run N, its JSON in $T/testssl.N.json, its report in
+# $T/testssl.N.out
+run_testssl() {
+	local start rc
+	start=$(date +%s)
+	set +e
+	gw_in timeout 900 testssl --ip "$GW_GW_IP" --nodns none --openssl "$T/openssl-mtls" \
+		--add-ca "$P/root.pem" --sneaky --warnings off --color 0 --quiet \
+		-p -s -P -f -S -U --jsonfile "$T/testssl.$1.json" "$SNI:8443" >"$T/testssl.$1.out" 2>&1
+	rc=$?
+	set -e
+	echo "testssl run $1: exit $rc after $(($(date +%s) - start)) s"
+	[ -s "$T/testssl.$1.json" ] ||
+		gw_fail "testssl wrote no JSON (exit $rc): $(tail -30 "$T/testssl.$1.out")"
+}
 
 # Findings accepted, each because it is about the test's PKI or testssl's
 # own openssl, not about the gateway:
@@ -107,30 +113,57 @@ ACCEPT=(
 	cert_revocation       # HIGH: the test CA's leaf names no CRL or OCSP URI
 	engine_problem        # WARN: the system openssl has no GOST engine
 )
-"$GW_PY" - "$T/testssl.json" "${ACCEPT[@]}" <<'PY' || {
+# judge JSON... : the findings worse than OK/INFO (or checks that did not
+# run) in every run given; exit 1 if any
+judge() {
+	"$GW_PY" - "${ACCEPT[*]}" "$@" <<'PY'
 import json, sys
-rows = json.load(open(sys.argv[1]))
-accept = set(sys.argv[2:])
+accept = set(sys.argv[1].split())
 bad_sev = ("LOW", "MEDIUM", "HIGH", "CRITICAL", "WARN")
-bad = []
-for r in rows:
-    if r["severity"] in bad_sev:
-        ok = r["id"] in accept
-        bad += [] if ok else [r]
-        print(f'  {"accepted" if ok else "FINDING "} {r["severity"]:8} {r["id"]}: {r["finding"]}')
 # the checks this test is for ran at all
 need = {"TLS1", "TLS1_1", "TLS1_2", "TLS1_3", "cipherlist_AVERAGE", "cipherlist_3DES_IDEA",
         "cipher_order", "LUCKY13", "ROBOT", "secure_renego", "secure_client_renego",
         "PFS", "BEAST", "SWEET32", "heartbleed"}
-missing = need - {r["id"] for r in rows}
-if missing:
-    print(f"  testssl did not report {sorted(missing)}")
-print(f"  {len(rows)} testssl findings, {len(bad)} worse than OK/INFO")
-sys.exit(1 if bad or missing else 0)
+runs = []
+for n, path in enumerate(sys.argv[2:], 1):
+    rows = json.load(open(path))
+    bad = {}
+    for r in rows:
+        if r["severity"] in bad_sev:
+            ok = r["id"] in accept
+            if not ok:
+                bad[r["id"]] = f'{r["severity"]} {r["finding"]}'
+            print(f'  run {n}: {"accepted" if ok else "FINDING "} {r["severity"]:8} {r["id"]}: {r["finding"]}')
+    for m in sorted(need - {r["id"] for r in rows}):
+        bad[m] = "testssl did not report it"
+        print(f"  run {n}: FINDING  {m}: testssl did not report it")
+    print(f"  run {n}: {len(rows)} testssl findings, {len(bad)} worse than OK/INFO or missing")
+    runs.append(bad)
+every = set.intersection(*(set(b) for b in runs))
+for i in sorted(every):
+    print(f"  in every run: {i}: {runs[-1][i]}")
+sys.exit(1 if every else 0)
 PY
-	sed 's/^/  /' "$T/testssl.out" >&2
-	gw_fail "testssl: findings worse than OK/INFO (FINDING lines above)"
 }
+
+# A finding fails the test when a second run shows it again: a defect of
+# the gateway's shows every time, while testssl's probes on a loaded
+# 2-core machine (ASan builds, tests in parallel) can time out once and
+# read as a finding. A finding seen once is printed, never silently dropped.
+run_testssl 1
+if ! judge "$T/testssl.1.json" >"$T/findings"; then
+	sed 's/^/  /' "$T/testssl.1.out"
+	cat "$T/findings"
+	echo "testssl: findings in run 1 (above); running testssl again to confirm them"
+	run_testssl 2
+	judge "$T/testssl.1.json" "$T/testssl.2.json" >"$T/findings" || {
+		# testssl's own report first, the verdict last: a log cut to its tail keeps it
+		sed 's/^/  /' "$T/testssl.2.out" >&2
+		cat "$T/findings" >&2
+		gw_fail "testssl: findings worse than OK/INFO in both runs:$(grep 'in every run' "$T/findings" | tr -s ' ')"
+	}
+fi
+cat "$T/findings"
 gw_ok "testssl: every finding OK or INFO but the accepted ${#ACCEPT[@]} about the test PKI"
 gw_stop_gateway
 gw_done
