@@ -60,6 +60,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "gw_ossl.h"
+
 #define FAIL_SLOTS 24 /* distinct failure reasons kept per thread */
 #define REASON_MAX 120
 
@@ -74,9 +76,10 @@ struct bench_opts {
 	double seconds, warmup, timeout;
 	bool json;
 	const char *label;
-	bool resume; /* --resume: offer each slot's last ticket */
-	double rate; /* --rate: starts per second over all threads; 0: closed loop */
-	int hold;    /* --hold: connections to establish and keep; 0: off */
+	bool resume;      /* --resume: offer each slot's last ticket */
+	double rate;      /* --rate: starts per second over all threads; 0: closed loop */
+	int hold;         /* --hold: connections to establish and keep; 0: off */
+	bool provider_ec; /* --provider-ec: leave OpenSSL 3.0's EC as it is */
 };
 
 enum slot_state { S_FREE, S_CONNECT, S_HANDSHAKE, S_WRITE, S_READ, S_ECHO, S_HELD };
@@ -661,9 +664,15 @@ hold_thread_run(void *arg)
 static SSL_CTX *
 make_ctx(const struct bench_opts *o)
 {
-	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	SSL_CTX *ctx = NULL;
 	int v = o->tls == 12 ? TLS1_2_VERSION : TLS1_3_VERSION;
 
+	/* before the first certificate or key is parsed (gw_ossl.h) */
+	if (!o->provider_ec && gw_ossl_ec_builtin() < 0) {
+		fprintf(stderr, "tls: %s\n", gw_err_msg());
+		return NULL;
+	}
+	ctx = SSL_CTX_new(TLS_client_method());
 	if (!ctx)
 		goto err;
 	SSL_CTX_set_min_proto_version(ctx, v);
@@ -951,6 +960,7 @@ usage(FILE *f)
 		"                        [--seconds S] [--warmup S] [--timeout S] [--tls 1.3|1.2]\n"
 		"                        [--groups LIST] [--request STR [--expect STR]]\n"
 		"                        [--label TEXT] [--json] [--resume] [--rate R] [--hold N]\n"
+		"                        [--provider-ec]\n"
 		"Opens full mutual-TLS handshakes (no resumption) for S seconds and reports\n"
 		"handshakes/s, p50/p90/p99 handshake latency and failures by reason.\n"
 		"  --request STR  after the handshake send STR (\\r \\n escapes) and wait for\n"
@@ -977,7 +987,12 @@ usage(FILE *f)
 		"                 a last line (event \"closed\"). Setup is paced: at most\n"
 		"                 --concurrency in progress, and --rate if given. Raises\n"
 		"                 RLIMIT_NOFILE as needed. No retries: a failed one is "
-		"reported.\n");
+		"reported.\n"
+		"  --provider-ec  keep OpenSSL 3.0's provider code for EC keys; by default the\n"
+		"                 client uses OpenSSL's built-in EC methods, as mtlsgw does,\n"
+		"                 which costs it a quarter to a third less CPU per\n"
+		"                 handshake (0.98 -> 0.65 ms against mtlsgw): the\n"
+		"                 cheaper the load generator, the more the server's cost shows\n");
 }
 
 /* "\r\n" escapes in --request, so a shell user can write an HTTP request. */
@@ -1104,8 +1119,8 @@ gw_bench_tls_main(int argc, char **argv)
 		{"label", required_argument, NULL, 'l'}, {"expect", required_argument, NULL, 'e'},
 		{"bytes", required_argument, NULL, 'b'}, {"json", no_argument, NULL, 'j'},
 		{"resume", no_argument, NULL, 'R'}, {"rate", required_argument, NULL, 'p'},
-		{"hold", required_argument, NULL, 'H'}, {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}};
+		{"hold", required_argument, NULL, 'H'}, {"provider-ec", no_argument, NULL, 'P'},
+		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	struct bench_opts o = {
 		.concurrency = 16, .threads = 1, .tls = 13, .seconds = 10, .timeout = 5};
 	const char *connect_to = NULL;
@@ -1151,6 +1166,9 @@ gw_bench_tls_main(int argc, char **argv)
 			break;
 		case 'R':
 			o.resume = true;
+			break;
+		case 'P':
+			o.provider_ec = true;
 			break;
 		case 'p':
 			if (parse_num("--rate", optarg, 0.1, 10000000, &o.rate) < 0)
