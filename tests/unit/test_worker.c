@@ -296,6 +296,25 @@ main(void)
 		EXPECT_TRUE(!lc->hook_waits);
 		gw_worker_idle(lc, 0);
 		EXPECT_TRUE(lc->sleep_us > min_us);
+		/* traffic in the last second: the sleeps stop at 200 us
+		 * (GW_IDLE_MAX_US), so the next packet waits little */
+		lc->now = rte_rdtsc();
+		EXPECT_TRUE(!gw_worker_idle(lc, 1));
+		for (unsigned i = 0; i < 300; i++)
+			gw_worker_idle(lc, 0);
+		EXPECT_TRUE(lc->sleep_us == 200);
+		/* none for longer: they go on to 1 ms (GW_IDLE_DEEP_US), fewer
+		 * wake-ups for a worker without traffic */
+		lc->now += 2 * lc->recent_cycles;
+		for (unsigned i = 0; i < 4; i++)
+			gw_worker_idle(lc, 0);
+		EXPECT_TRUE(lc->sleep_us == 1000);
+		/* a packet: the shortest sleep again, and the low ceiling */
+		EXPECT_TRUE(!gw_worker_idle(lc, 1));
+		EXPECT_TRUE(lc->sleep_us == min_us);
+		for (unsigned i = 0; i < 300; i++)
+			gw_worker_idle(lc, 0);
+		EXPECT_TRUE(lc->sleep_us == 200);
 		EXPECT_TRUE(gw_net_test_free(t) == 0);
 	}
 	{ /* with a listener table (gw_dp_params.pub) the worker is its reader: it
