@@ -760,6 +760,10 @@ turn(struct gw_cluster *c)
 		(void)leaves_step(c);
 	}
 	members_step(c);
+	/* leader before etcd_up: whoever reads etcd down also reads no
+	 * leadership (its lease may expire meanwhile) */
+	if (!c->turn_ok)
+		atomic_store(&c->leader, false);
 	atomic_store(&c->etcd_up, c->turn_ok);
 	if (c->turn_ok && c->said_down) {
 		GW_LOG_INFO("etcd %s answers again", gw_etcd_endpoint(c->etcd));
@@ -768,8 +772,6 @@ turn(struct gw_cluster *c)
 		GW_LOG_WARN("etcd unreachable (%s): serving with the last keys; retrying", c->err);
 		c->said_down = true;
 	}
-	if (!c->turn_ok)
-		atomic_store(&c->leader, false); /* its lease may expire meanwhile */
 	pthread_mutex_lock(&c->lock);
 	snprintf(c->last_error, sizeof(c->last_error), "%s",
 		!c->turn_ok || c->tickets_err[0] == '\0' ? c->err : c->tickets_err);
