@@ -805,6 +805,7 @@ static const struct name_val drivers[] = {
 static const struct name_val idle_modes[] = {
 	{"adaptive", GW_IDLE_ADAPTIVE},
 	{"poll", GW_IDLE_POLL},
+	{"interrupt", GW_IDLE_INTERRUPT},
 };
 static const struct name_val memif_roles[] = {
 	{"server", GW_MEMIF_SERVER},

@@ -63,8 +63,9 @@ enum gw_port_driver {
 };
 
 enum gw_idle_mode {
-	GW_IDLE_ADAPTIVE, /* busy-poll under load, back off to short sleeps when idle */
-	GW_IDLE_POLL,     /* always spin (a dedicated gateway core) */
+	GW_IDLE_ADAPTIVE,  /* busy-poll under load, back off to short sleeps when idle */
+	GW_IDLE_POLL,      /* always spin (a dedicated gateway core) */
+	GW_IDLE_INTERRUPT, /* wait in epoll for RX interrupts: prompt, and no spinning */
 };
 
 enum gw_memif_role { GW_MEMIF_SERVER, GW_MEMIF_CLIENT };

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <rte_cycles.h>
 #include <rte_eal.h>
@@ -314,7 +315,15 @@ drain_ring(struct rte_ring *r)
 void
 gw_dp_stop_workers(struct gw_dp *dp)
 {
+	static const uint64_t one = 1;
+	unsigned i;
+
 	atomic_store(&dp->stop, true);
+	for (i = 0; i < dp->n_workers && dp->lcores != NULL; i++) /* idle: interrupt */
+		if (dp->lcores[i].wake_fd >= 0 &&
+			write(dp->lcores[i].wake_fd, &one, sizeof(one)) < 0) {
+			/* EAGAIN: it is awake */
+		}
 	rte_eal_mp_wait_lcore();
 }
 
@@ -327,6 +336,7 @@ gw_dp_stop(struct gw_dp *dp)
 		return;
 	gw_dp_stop_workers(dp);
 	for (i = 0; i < dp->n_workers && dp->lcores != NULL; i++) {
+		gw_worker_wait_fini(&dp->lcores[i]); /* before its ports close */
 		drain_ring(dp->lcores[i].ring);
 		rte_ring_free(dp->lcores[i].ring);
 	}
@@ -366,6 +376,7 @@ setup_ports(struct gw_dp *dp, const struct gw_dp_params *p)
 
 		pp.pool = dp->pool;
 		pp.n_queues = (uint16_t)p->n_workers;
+		pp.rx_intr = p->idle == GW_DP_IDLE_INTERRUPT;
 		GW_GUARD(gw_port_open(&pp, i, &pr->dev));
 		dp->n_ports = i + 1;
 		dp->port_idx[pr->dev.port_id] = (int16_t)i;
@@ -409,7 +420,8 @@ setup_lcore(struct gw_dp *dp, const struct gw_dp_params *p, unsigned w)
 	lc->dp = dp;
 	lc->idx = (uint16_t)w;
 	lc->lcore_id = p->workers[w];
-	lc->idle_poll = p->idle_poll;
+	lc->idle_poll = p->idle == GW_DP_IDLE_POLL;
+	lc->epfd = lc->wake_fd = lc->hook_fd = -1;
 	lc->sleep_us = 10;
 	for (i = 0; i < dp->n_ports; i++) {
 		const struct gw_dp_port_rt *pr = &dp->ports[i];
@@ -464,6 +476,8 @@ gw_dp_start(const struct gw_dp_params *p, struct gw_dp **out)
 		rc = gw_err_setf(-ENOMEM, GW_HERE, "dataplane: out of EAL memory (memory_mb)");
 		goto fail;
 	}
+	for (w = 0; w < p->n_workers; w++) /* no fds yet: gw_dp_stop closes none */
+		dp->lcores[w].epfd = dp->lcores[w].wake_fd = dp->lcores[w].hook_fd = -1;
 	rc = setup_ports(dp, p);
 	if (rc < 0)
 		goto fail;
@@ -481,6 +495,24 @@ gw_dp_start(const struct gw_dp_params *p, struct gw_dp **out)
 				goto fail;
 			}
 		}
+	}
+	for (i = 0; i < dp->n_ports && p->idle == GW_DP_IDLE_INTERRUPT; i++)
+		if (!dp->ports[i].dev.rx_intr)
+			GW_DP_LOG(WARNING, dp,
+				"port '%s' (%s) has no RX interrupts: the workers polling it "
+				"sleep adaptively instead of idle: interrupt",
+				dp->ports[i].dev.name, gw_port_kind_name(p->ports[i].dev.kind));
+	if (p->idle == GW_DP_IDLE_INTERRUPT) {
+		unsigned n_intr = 0;
+
+		for (w = 0; w < p->n_workers; w++) {
+			rc = gw_worker_wait_init(&dp->lcores[w]);
+			if (rc < 0)
+				goto fail;
+			n_intr += dp->lcores[w].intr;
+		}
+		GW_DP_LOG(NOTICE, dp, "idle: interrupt: %u of %u workers wait for RX interrupts",
+			n_intr, p->n_workers);
 	}
 	for (w = 0; w < p->n_workers; w++) {
 		if (rte_lcore_is_enabled(p->workers[w]) == 0) {

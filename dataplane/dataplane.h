@@ -51,6 +51,21 @@ struct gw_dp_listener {
 	unsigned index;          /* in every snapshot's listener table */
 };
 
+/*
+ * What a worker does after GW_IDLE_SPINS (worker.c) empty polls:
+ * ADAPTIVE sleeps, briefly while traffic flows, longer after a quiet
+ * second; POLL never sleeps (a dedicated core); INTERRUPT waits in epoll
+ * for its RX queues' interrupts, its dispatch ring and the worker_wait_fd
+ * hook until the next slow tick, and wakes at once when a packet comes.
+ * A worker with a queue on a port without RX interrupts (af_packet,
+ * af_xdp) sleeps adaptively instead; gw_dp_start says so.
+ */
+enum gw_dp_idle {
+	GW_DP_IDLE_ADAPTIVE = 0,
+	GW_DP_IDLE_POLL,
+	GW_DP_IDLE_INTERRUPT,
+};
+
 struct gw_dp_params {
 	/*
 	 * Lcore ids are logical; EAL --lcores places them: an id that is a CPU
@@ -66,7 +81,7 @@ struct gw_dp_params {
 	bool no_huge;            /* EAL --no-huge --no-shconf (tests, demo) */
 	unsigned memory_mb;      /* EAL -m; 0 = 512 */
 	const char *file_prefix; /* EAL --file-prefix; NULL = "mtlsgw" */
-	bool idle_poll;          /* spin always (dedicated cores) instead of adaptive */
+	enum gw_dp_idle idle;    /* what a worker does when there is nothing to do */
 	bool verbose;            /* print the EAL argv and DPDK's info messages */
 	struct gw_dp_port ports[GW_DP_MAX_PORTS];
 	unsigned n_ports;
@@ -99,10 +114,15 @@ struct gw_dp_params {
 	 * such as a handshake parked on an HSM signature: the worker then
 	 * keeps its idle sleeps at the shortest, so the answer is picked up
 	 * within GW_IDLE_MIN_US); worker_fini before the stack is destroyed
-	 * (also after a failed worker_init).
+	 * (also after a failed worker_init). worker_wait_fd (optional), after
+	 * worker_init: an eventfd that becomes readable when such work
+	 * arrives (the worker reads it, and polls after reading), so that a
+	 * worker waiting in epoll (GW_DP_IDLE_INTERRUPT) wakes for it; -1 for
+	 * none. It must stay open until worker_fini.
 	 */
 	int (*worker_init)(void *arg, unsigned worker, struct gw_tcp_stack *tcp);
 	unsigned (*worker_poll)(void *arg, unsigned worker);
+	int (*worker_wait_fd)(void *arg, unsigned worker);
 	void (*worker_fini)(void *arg, unsigned worker);
 	/*
 	 * Optional: more counter groups for gw_dp_counters (after net, tcp and
@@ -198,7 +218,7 @@ struct gw_dp_worker_info {
 	 * one); 0 before its first loop or without pub */
 	uint64_t generation;
 	/* iterations of its main loop: a worker that is not stuck moves it at
-	 * least every millisecond, idle or not (the watchdog's progress) */
+	 * least every 10 ms (a slow tick), idle or not (the watchdog's progress) */
 	uint64_t loops;
 };
 

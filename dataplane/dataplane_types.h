@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include <rte_common.h>
+#include <rte_epoll.h>
 #include <rte_ether.h>
 
 #include "dataplane.h"
@@ -73,7 +74,7 @@ struct rte_ring;
 	X(icmp_other)  /* other ICMP types, ignored */                          \
 	X(tcp_rx)      /* segments handed to TCP */                             \
 	X(nombuf)      /* mbuf allocation failed (ARP, prepend) */              \
-	X(idle_sleeps) /* adaptive idle: sleeps taken */
+	X(idle_sleeps) /* idle sleeps (adaptive) or epoll waits (interrupt) */
 
 struct gw_dp_stats {
 #define GW_DP_STAT_FIELD_(n) uint64_t n;
@@ -141,6 +142,10 @@ struct gw_lcore {
 	uint16_t idx;          /* worker index 0..n_workers-1 */
 	uint16_t n_rxq;
 	bool idle_poll;
+	/* idle: interrupt, and every RX queue of ours has an interrupt: idle
+	 * waits in epoll on epfd (read by the workers that kick us, set
+	 * before they start) */
+	bool intr;
 	struct gw_rxq rxq[GW_DP_MAX_PORTS];
 	uint64_t now; /* tsc of this iteration */
 	/*
@@ -162,6 +167,16 @@ struct gw_lcore {
 
 	/* cold: setup and control */
 	unsigned lcore_id;
+	/*
+	 * idle: interrupt (worker.c). epfd holds our RX queues' interrupt
+	 * events, wake_fd and the worker_wait_fd hook's fd; every fd is -1
+	 * when absent. wake_fd (an eventfd) is written by gw_worker_kick and
+	 * gw_dp_stop_workers, read when epoll reports it.
+	 */
+	int epfd;
+	int wake_fd;
+	int hook_fd;
+	struct rte_epoll_event wake_ev, hook_ev;
 	bool hooked;      /* worker_init was called: worker_fini is due */
 	bool reader;      /* registered as params->pub's reader idx */
 	atomic_int ready; /* 0 starting, 1 polling, <0 failed (error code) */
@@ -189,7 +204,14 @@ struct gw_lcore {
 	 */
 	uint64_t busy_cycles;
 	struct gw_svc_up_fails up_fail[GW_DP_MAX_LISTENERS]; /* svc_proxy counts here */
-	uint64_t pub_seq __rte_cache_aligned;                /* gw_ctr_publish's sequence */
+	/*
+	 * 1 while the worker waits in epoll (or is about to): whoever queues
+	 * work for it (a dispatched packet, a frame on a TX ring it drains)
+	 * takes it back to 0 and writes wake_fd (gw_worker_kick). A line of
+	 * its own: other workers read it once per burst they hand over.
+	 */
+	uint32_t sleeping __rte_cache_aligned;
+	uint64_t pub_seq __rte_cache_aligned; /* gw_ctr_publish's sequence */
 	struct gw_lcore_counters pub;
 } __rte_cache_aligned;
 

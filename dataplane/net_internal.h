@@ -9,6 +9,8 @@
 #ifndef GW_NET_INTERNAL_H
 #define GW_NET_INTERNAL_H
 
+#include <unistd.h>
+
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
 #include <rte_ring.h>
@@ -53,9 +55,40 @@ int gw_worker_main(void *arg); /* rte_eal_remote_launch entry: setup, loop, tear
 unsigned gw_worker_iterate(struct gw_lcore *lc);        /* one iteration; packets handled */
 GW_MUST_CHECK int gw_worker_setup(struct gw_lcore *lc); /* TCP stack, listeners */
 void gw_worker_teardown(struct gw_lcore *lc);           /* free what the worker owns */
-/* Adaptive idle after an iteration that handled got packets: true if it
- * slept. Sleeps stay at the shortest while the poll hook waits (hook_waits). */
+/* Idle after an iteration that handled got packets: true if it slept.
+ * Adaptive sleeps stay at the shortest while the poll hook waits
+ * (hook_waits); with lc->intr it waits in epoll until the next tick. */
 bool gw_worker_idle(struct gw_lcore *lc, unsigned got);
+/*
+ * idle: interrupt: make lc's eventfd and epoll instance and add its RX
+ * queues' interrupt events (lc->intr: all of them had one), from the
+ * main lcore before the workers start; undo it after they stopped
+ * (fds -1 or absent ok). 0, or -errno with a message.
+ */
+GW_MUST_CHECK int gw_worker_wait_init(struct gw_lcore *lc);
+void gw_worker_wait_fini(struct gw_lcore *lc);
+
+/*
+ * Work was queued for worker t by another thread (its dispatch ring, a TX
+ * ring it drains): wake it if it waits in epoll. After the enqueue; a
+ * fence and a load when it does not sleep, a write(2) when it does.
+ */
+static inline void
+gw_worker_kick(struct gw_lcore *t)
+{
+	static const uint64_t one = 1;
+
+	if (!t->intr)
+		return;
+	/* pairs with the sleeper's fence between setting sleeping and looking
+	 * at its rings: either it sees our packet or we see it asleep */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&t->sleeping, __ATOMIC_RELAXED) != 0 &&
+		__atomic_exchange_n(&t->sleeping, 0, __ATOMIC_ACQ_REL) != 0 &&
+		write(t->wake_fd, &one, sizeof(one)) < 0) {
+		/* EAGAIN only (the counter is full): it is awake anyway */
+	}
+}
 
 /* Which worker owns a TCP flow with this RX hash on port pidx. */
 static inline unsigned
@@ -80,8 +113,10 @@ gw_tx_flush(struct gw_lcore *lc, unsigned pidx)
 	else
 		sent = rte_eth_tx_burst(p->dev.port_id, tb->queue, tb->pkts, tb->n);
 	if (tb->via_ring) {
-		/* counted as tx_pkts by the worker that drains the ring */
+		/* counted as tx_pkts by the worker that drains the ring (0) */
 		lc->st.txring_tx += sent;
+		if (sent != 0)
+			gw_worker_kick(&lc->dp->lcores[0]);
 	} else {
 		for (i = 0; i < sent; i++)
 			lc->st.tx_bytes += tb->pkts[i]->pkt_len;

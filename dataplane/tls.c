@@ -985,6 +985,12 @@ tls_hsm_done(void *cookie, void *arg)
 	hs_resume(t);
 }
 
+int
+gw_tls_worker_wait_fd(const struct gw_tls_worker *w)
+{
+	return gw_hsm_async_ring_fd(w->ring);
+}
+
 unsigned
 gw_tls_worker_poll(struct gw_tls_worker *w, uint64_t now)
 {

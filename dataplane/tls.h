@@ -170,6 +170,14 @@ void gw_tls_worker_destroy(struct gw_tls_worker *w);
  */
 unsigned gw_tls_worker_poll(struct gw_tls_worker *w, uint64_t now_tsc);
 
+/*
+ * An eventfd that fires when an HSM answer reaches this worker
+ * (gw_hsm_async_ring_fd), for a worker that sleeps in epoll; read it
+ * before gw_tls_worker_poll. -1 without hsm_async. Open until
+ * gw_tls_worker_destroy.
+ */
+int gw_tls_worker_wait_fd(const struct gw_tls_worker *w);
+
 void gw_tls_stats_get(const struct gw_tls_worker *w, struct gw_tls_stats *out);
 
 /* The handshake latency histogram of slot (< GW_TLS_HIST_SLOTS; else zeros). */

@@ -241,6 +241,14 @@ hook_poll(void *arg, unsigned worker)
 }
 
 static int
+hook_wait_fd(void *arg, unsigned worker)
+{
+	struct gw_tls_dp *t = arg;
+
+	return gw_tls_worker_wait_fd(t->wk[worker].w);
+}
+
+static int
 hook_stats_read(void *arg, struct gw_ctr_snap *s)
 {
 	const struct gw_tls_dp *t = arg;
@@ -301,6 +309,7 @@ gw_tls_dp_hooks(struct gw_tls_dp *t, struct gw_dp_params *p)
 {
 	p->worker_init = hook_init;
 	p->worker_poll = hook_poll;
+	p->worker_wait_fd = hook_wait_fd;
 	p->worker_fini = hook_fini;
 	p->stats_read = hook_stats_read;
 	p->hook_arg = t;

@@ -42,8 +42,14 @@
  * stuck in a loop would (it only waits for the stop), so a test can see
  * the watchdog pings stop.
  */
+#include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
+#include <unistd.h>
 
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
@@ -135,6 +141,7 @@ static void
 dispatch_burst(struct gw_lcore *lc, struct rte_mbuf **pkts, uint16_t n, unsigned pidx)
 {
 	struct gw_dp *dp = lc->dp;
+	uint64_t kick = 0; /* workers we queued for (GW_DP_MAX_WORKERS <= 64) */
 	uint16_t i;
 	unsigned w;
 
@@ -149,6 +156,7 @@ dispatch_burst(struct gw_lcore *lc, struct rte_mbuf **pkts, uint16_t n, unsigned
 		if (t >= 0) {
 			if (rte_ring_mp_enqueue(dp->lcores[t].ring, m) == 0) {
 				GW_STAT(lc, dispatch_tx);
+				kick |= UINT64_C(1) << t;
 			} else {
 				GW_STAT(lc, dispatch_drop);
 				rte_pktmbuf_free(m);
@@ -162,6 +170,7 @@ dispatch_burst(struct gw_lcore *lc, struct rte_mbuf **pkts, uint16_t n, unsigned
 			rte_mbuf_refcnt_update(m, 1);
 			if (rte_ring_mp_enqueue(dp->lcores[w].ring, m) == 0) {
 				GW_STAT(lc, dispatch_tx);
+				kick |= UINT64_C(1) << w;
 			} else {
 				GW_STAT(lc, dispatch_drop);
 				rte_mbuf_refcnt_update(m, -1);
@@ -169,12 +178,159 @@ dispatch_burst(struct gw_lcore *lc, struct rte_mbuf **pkts, uint16_t n, unsigned
 		}
 		gw_net_input(lc, m, false);
 	}
+	while (kick != 0) { /* once per worker and burst, not per packet */
+		gw_worker_kick(&dp->lcores[rte_bsf64(kick)]);
+		kick &= kick - 1;
+	}
 }
 
 static void
 copy_tcp_stats(struct gw_lcore *lc)
 {
 	gw_dp_publish(lc); /* dp_counters.h */
+}
+
+_Static_assert(GW_DP_MAX_WORKERS <= 64, "dispatch_burst's kick mask");
+
+/* An eventfd fired: take its count (epoll callback, on the worker). */
+static void
+eventfd_drain(int fd, void *arg)
+{
+	uint64_t v;
+
+	RTE_SET_USED(arg);
+	if (read(fd, &v, sizeof(v)) < 0) {
+		/* EAGAIN: another wake-up took it */
+	}
+}
+
+static void
+epoll_event_init(struct rte_epoll_event *ev, uint32_t tag)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->epdata.event = EPOLLIN;
+	ev->epdata.data = (void *)(uintptr_t)tag;
+	ev->epdata.cb_fun = eventfd_drain;
+}
+
+int
+gw_worker_wait_init(struct gw_lcore *lc)
+{
+	unsigned i;
+	int rc;
+
+	lc->epfd = lc->wake_fd = lc->hook_fd = -1;
+	lc->intr = false;
+	if (lc->dp->params->idle != GW_DP_IDLE_INTERRUPT)
+		return 0;
+	for (i = 0; i < lc->n_rxq; i++)
+		if (!lc->dp->ports[lc->rxq[i].port_idx].dev.rx_intr)
+			return 0; /* sleeps adaptively: gw_dp_start said why */
+	lc->epfd = epoll_create1(EPOLL_CLOEXEC);
+	lc->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (lc->epfd < 0 || lc->wake_fd < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	epoll_event_init(&lc->wake_ev, 0);
+	if (rte_epoll_ctl(lc->epfd, EPOLL_CTL_ADD, lc->wake_fd, &lc->wake_ev) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	for (i = 0; i < lc->n_rxq; i++) {
+		const struct gw_rxq *q = &lc->rxq[i];
+
+		/* DPDK's own event: its callback clears the queue's interrupt */
+		rc = rte_eth_dev_rx_intr_ctl_q(q->port_id, q->queue, lc->epfd, RTE_INTR_EVENT_ADD,
+			(void *)(uintptr_t)(i + 2));
+		if (rc < 0) {
+			gw_worker_wait_fini(lc);
+			return gw_err_setf(rc, GW_HERE,
+				"worker %u: RX interrupt of port '%s' queue %u: %s", lc->idx,
+				lc->dp->ports[q->port_idx].dev.name, q->queue, rte_strerror(-rc));
+		}
+	}
+	lc->intr = true;
+	return 0;
+fail:
+	gw_worker_wait_fini(lc);
+	return gw_err_setf(
+		rc, GW_HERE, "worker %u: epoll for idle: interrupt: %s", lc->idx, strerror(-rc));
+}
+
+void
+gw_worker_wait_fini(struct gw_lcore *lc)
+{
+	unsigned i;
+
+	if (lc->epfd >= 0) {
+		for (i = 0; i < lc->n_rxq && lc->intr; i++)
+			(void)rte_eth_dev_rx_intr_ctl_q(lc->rxq[i].port_id, lc->rxq[i].queue,
+				lc->epfd, RTE_INTR_EVENT_DEL, NULL);
+		close(lc->epfd);
+	}
+	if (lc->wake_fd >= 0)
+		close(lc->wake_fd);
+	lc->epfd = lc->wake_fd = -1;
+	lc->intr = false;
+}
+
+/*
+ * Is there work another thread queued for us? Read after sleeping is set
+ * (gw_worker_kick's other half). TX left in our buffers (a full device)
+ * counts too: it must be retried, not slept on.
+ */
+static bool
+queued_work(const struct gw_lcore *lc)
+{
+	unsigned i;
+
+	if (lc->ring != NULL && rte_ring_count(lc->ring) != 0)
+		return true;
+	for (i = 0; i < lc->dp->n_ports; i++) {
+		if (lc->tx[i].n != 0)
+			return true;
+		if (lc->tx[i].drains_ring && rte_ring_count(lc->dp->ports[i].txring) != 0)
+			return true;
+	}
+	return false;
+}
+
+static unsigned rx_queue(struct gw_lcore *lc, const struct gw_rxq *q);
+
+/*
+ * idle: interrupt. Wait until a packet comes on one of our RX queues,
+ * another worker queues one for us (gw_worker_kick), the poll hook's fd
+ * fires (an HSM answer), or the next slow tick is due (TCP and TLS timers
+ * are checked at least that often).
+ */
+static unsigned
+wait_intr(struct gw_lcore *lc)
+{
+	struct rte_epoll_event ev[GW_DP_MAX_PORTS + 2];
+	uint64_t now = rte_rdtsc(), ms = lc->dp->tsc_hz / 1000;
+	unsigned i, got = 0;
+	int timeout;
+
+	if (lc->next_tick <= now)
+		return 0;
+	timeout = (int)RTE_MIN((lc->next_tick - now + ms - 1) / ms, (uint64_t)INT_MAX);
+	__atomic_store_n(&lc->sleeping, 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (!queued_work(lc)) {
+		for (i = 0; i < lc->n_rxq; i++) /* -ENOTSUP: a level-triggered fd */
+			(void)rte_eth_dev_rx_intr_enable(lc->rxq[i].port_id, lc->rxq[i].queue);
+		/* a frame that came after the last burst but before the enable
+		 * may have raised no interrupt (memif, NICs): look once more */
+		for (i = 0; i < lc->n_rxq; i++)
+			got += rx_queue(lc, &lc->rxq[i]);
+		if (got == 0)
+			(void)rte_epoll_wait(lc->epfd, ev, RTE_DIM(ev), timeout);
+		for (i = 0; i < lc->n_rxq; i++)
+			(void)rte_eth_dev_rx_intr_disable(lc->rxq[i].port_id, lc->rxq[i].queue);
+	}
+	__atomic_store_n(&lc->sleeping, 0, __ATOMIC_RELAXED);
+	return got;
 }
 
 /* Returns true if it slept. */
@@ -192,6 +348,13 @@ gw_worker_idle(struct gw_lcore *lc, unsigned got)
 	if (++lc->empty_polls < GW_IDLE_SPINS)
 		return false;
 	lc->st.idle_sleeps++;
+	if (lc->intr) {
+		if (wait_intr(lc) != 0) { /* handled: the next iteration sends */
+			lc->empty_polls = 0;
+			lc->last_work = lc->now;
+		}
+		return true;
+	}
 	if (lc->hook_waits)
 		lc->sleep_us = GW_IDLE_MIN_US; /* an answer is due without a packet */
 	rte_delay_us_sleep(lc->sleep_us);
@@ -214,6 +377,28 @@ tx_mark(const struct gw_lcore *lc)
 	return lc->st.tx_pkts + lc->st.txring_tx + lc->st.tx_drop;
 }
 
+/* One RX burst from q, handled here or dispatched. Returns packets taken. */
+static unsigned
+rx_queue(struct gw_lcore *lc, const struct gw_rxq *q)
+{
+	struct rte_mbuf *pkts[GW_BURST];
+	uint16_t n, k;
+
+	n = rte_eth_rx_burst(q->port_id, q->queue, pkts, GW_BURST);
+	if (n == 0)
+		return 0;
+	lc->st.rx_pkts += n;
+	for (k = 0; k < n; k++)
+		lc->st.rx_bytes += pkts[k]->pkt_len;
+	if (q->dispatch) {
+		dispatch_burst(lc, pkts, n, q->port_idx);
+	} else {
+		for (k = 0; k < n; k++)
+			gw_net_input(lc, pkts[k], false);
+	}
+	return n;
+}
+
 /* One loop iteration; returns packets handled (for idle accounting). */
 unsigned
 gw_worker_iterate(struct gw_lcore *lc)
@@ -223,23 +408,8 @@ gw_worker_iterate(struct gw_lcore *lc)
 	unsigned got = 0, i, k;
 	uint16_t n;
 
-	for (i = 0; i < lc->n_rxq; i++) {
-		const struct gw_rxq *q = &lc->rxq[i];
-
-		n = rte_eth_rx_burst(q->port_id, q->queue, pkts, GW_BURST);
-		if (n == 0)
-			continue;
-		got += n;
-		lc->st.rx_pkts += n;
-		for (k = 0; k < n; k++)
-			lc->st.rx_bytes += pkts[k]->pkt_len;
-		if (q->dispatch) {
-			dispatch_burst(lc, pkts, n, q->port_idx);
-		} else {
-			for (k = 0; k < n; k++)
-				gw_net_input(lc, pkts[k], false);
-		}
-	}
+	for (i = 0; i < lc->n_rxq; i++)
+		got += rx_queue(lc, &lc->rxq[i]);
 	if (lc->ring != NULL) {
 		n = (uint16_t)rte_ring_sc_dequeue_burst(lc->ring, (void **)pkts, GW_BURST, NULL);
 		got += n;
@@ -342,6 +512,16 @@ gw_worker_setup(struct gw_lcore *lc)
 		lc->hooked = true;
 		GW_GUARD(p->worker_init(p->hook_arg, lc->idx, lc->tcp));
 	}
+	if (lc->intr && p->worker_wait_fd != NULL &&
+		(lc->hook_fd = p->worker_wait_fd(p->hook_arg, lc->idx)) >= 0) {
+		epoll_event_init(&lc->hook_ev, 1);
+		if (rte_epoll_ctl(lc->epfd, EPOLL_CTL_ADD, lc->hook_fd, &lc->hook_ev) < 0) {
+			rc = -errno;
+			lc->hook_fd = -1;
+			return gw_err_setf(
+				rc, GW_HERE, "worker %u: epoll: %s", lc->idx, strerror(-rc));
+		}
+	}
 	return 0;
 }
 
@@ -351,6 +531,9 @@ gw_worker_teardown(struct gw_lcore *lc)
 	unsigned i, k;
 
 	copy_tcp_stats(lc);
+	if (lc->intr && lc->hook_fd >= 0) /* worker_fini may close it */
+		(void)rte_epoll_ctl(lc->epfd, EPOLL_CTL_DEL, lc->hook_fd, &lc->hook_ev);
+	lc->hook_fd = -1;
 	if (lc->hooked && lc->dp->params->worker_fini != NULL)
 		lc->dp->params->worker_fini(lc->dp->params->hook_arg, lc->idx);
 	lc->hooked = false;

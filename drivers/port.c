@@ -343,8 +343,14 @@ gw_port_open(const struct gw_port_params *p, unsigned idx, struct gw_port *out)
 	}
 	if (p->mtu)
 		conf.rxmode.mtu = p->mtu;
+	conf.intr_conf.rxq = p->rx_intr;
 
 	rc = rte_eth_dev_configure(pid, out->n_rxq, out->n_txq, &conf);
+	if (rc < 0 && conf.intr_conf.rxq) {
+		/* a driver that refuses RX interrupts: the workers sleep adaptively */
+		conf.intr_conf.rxq = 0;
+		rc = rte_eth_dev_configure(pid, out->n_rxq, out->n_txq, &conf);
+	}
 	if (rc < 0)
 		goto fail;
 	configured = true;
@@ -404,6 +410,9 @@ gw_port_open(const struct gw_port_params *p, unsigned idx, struct gw_port *out)
 	out->tx_tcp_cksum = conf.txmode.offloads & RTE_ETH_TX_OFFLOAD_TCP_CKSUM;
 	if (rte_eth_dev_get_mtu(pid, &out->mtu) < 0)
 		out->mtu = RTE_ETHER_MTU;
+	out->rx_intr = conf.intr_conf.rxq;
+	for (q = 0; q < out->n_rxq && out->rx_intr; q++)
+		out->rx_intr = rte_eth_dev_rx_intr_ctl_q_get_fd(pid, q) >= 0;
 	/* the MAC is what ARP answers with: a port without one cannot work */
 	rc = rte_eth_macaddr_get(pid, &out->mac);
 	if (rc < 0)

@@ -47,6 +47,7 @@ struct gw_port_params {
 	uint16_t mtu;       /* 0 = device default */
 	uint16_t nb_rxd;    /* descriptors per RX queue; 0 = 1024 */
 	uint16_t nb_txd;    /* descriptors per TX queue; 0 = 1024 */
+	bool rx_intr;       /* ask for RX queue interrupts (idle: interrupt) */
 	/* tap only: once the tap exists, give its kernel side this address
 	 * (network order; 0 = leave it to the operator) and bring it up */
 	uint32_t peer_ip;
@@ -66,6 +67,10 @@ struct gw_port {
 	bool rx_tcp_cksum;  /* RX: device checks TCP checksums */
 	bool tx_ip_cksum;   /* TX: device fills IPv4 header checksums */
 	bool tx_tcp_cksum;  /* TX: device fills TCP checksums (pseudo-header by us) */
+	/* asked for (gw_port_params.rx_intr) and every RX queue has an
+	 * interrupt event (rte_eth_dev_rx_intr_ctl_q works on it); tap and
+	 * memif have them, af_packet and af_xdp do not */
+	bool rx_intr;
 	uint16_t mtu;
 	struct rte_ether_addr mac;
 	char name[32];    /* operator's name */

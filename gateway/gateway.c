@@ -167,7 +167,9 @@ gw_gateway_translate(const struct gw_cfg *cfg, struct gw_dp_params *p, struct gw
 	p->no_huge = d->no_huge;
 	p->memory_mb = d->memory_mb;
 	p->file_prefix = d->file_prefix;
-	p->idle_poll = d->idle == GW_IDLE_POLL;
+	p->idle = d->idle == GW_IDLE_POLL        ? GW_DP_IDLE_POLL
+		  : d->idle == GW_IDLE_INTERRUPT ? GW_DP_IDLE_INTERRUPT
+						 : GW_DP_IDLE_ADAPTIVE;
 	p->tcp.sndbuf = d->tcp.sndbuf;
 	p->tcp.rcvbuf = d->tcp.rcvbuf;
 	p->tcp.time_wait_ms = d->tcp.time_wait_ms;

@@ -455,6 +455,15 @@ GW_MUST_CHECK int gw_hsm_async_ring_create(struct gw_hsm_async_ring **out);
  */
 void gw_hsm_async_ring_destroy(struct gw_hsm_async_ring *g);
 
+/*
+ * An eventfd that becomes readable when an answer reaches g after the
+ * worker's last poll found it empty, for a worker that sleeps in epoll:
+ * it reads the fd (nonblocking) and then polls; an answer that comes
+ * after the read either is taken by that poll or writes the fd again.
+ * Open as long as g. -1 for NULL.
+ */
+int gw_hsm_async_ring_fd(const struct gw_hsm_async_ring *g);
+
 /* Signatures in ASYNC jobs on this thread complete on g (NULL: synchronous). */
 void gw_hsm_async_ring_bind(struct gw_hsm_async_ring *g);
 

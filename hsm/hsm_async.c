@@ -38,7 +38,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/async.h>
 #include <openssl/ec.h>
@@ -81,6 +83,7 @@ struct gw_hsm_async_req {
 struct gw_hsm_async_ring {
 	struct gw_hsm_async_req *head; /* __atomic; RING_CLOSED after destroy */
 	int refs;                      /* the worker's + one per live request */
+	int efd;                       /* eventfd: written when a push finds the ring empty */
 };
 
 /* Bounded MPMC queue (D. Vyukov's): workers enqueue, HSM threads dequeue. */
@@ -126,8 +129,10 @@ static __thread int tl_status;
 static void
 ring_unref(struct gw_hsm_async_ring *g)
 {
-	if (__atomic_sub_fetch(&g->refs, 1, __ATOMIC_ACQ_REL) == 0)
+	if (__atomic_sub_fetch(&g->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+		close(g->efd);
 		free(g); /* closed and drained: nothing left on it */
+	}
 }
 
 static void
@@ -158,16 +163,31 @@ req_complete(struct gw_hsm_async_req *r)
 		req_unref(r); /* abandoned: the worker is gone from it */
 		return;
 	}
+	/* once pushed, r (and its reference on g) may be gone at any moment:
+	 * hold g ourselves until the wake-up is written */
+	__atomic_add_fetch(&g->refs, 1, __ATOMIC_RELAXED);
 	h = __atomic_load_n(&g->head, __ATOMIC_ACQUIRE);
 	do {
 		if (h == RING_CLOSED) {
 			req_unref(r); /* its worker is gone */
+			ring_unref(g);
 			return;
 		}
 		r->next = h;
 	} while (!__atomic_compare_exchange_n(
 		&g->head, &h, r, true, __ATOMIC_RELEASE, __ATOMIC_ACQUIRE));
-	/* the ring's node now holds the HSM side's reference */
+	/* the ring's node now holds the HSM side's reference. The first
+	 * answer since the worker's last poll wakes it: it reads the eventfd
+	 * before it polls, so a later push either is taken by that poll or
+	 * finds the ring empty again and writes */
+	if (h == NULL) {
+		static const uint64_t one = 1;
+
+		if (write(g->efd, &one, sizeof(one)) < 0) {
+			/* EAGAIN only: the counter is full, the worker wakes anyway */
+		}
+	}
+	ring_unref(g);
 }
 
 /* ---- the queue ---- */
@@ -450,9 +470,22 @@ gw_hsm_async_ring_create(struct gw_hsm_async_ring **out)
 	GW_ENSURE(out != NULL, -EINVAL);
 	g = calloc(1, sizeof(*g));
 	GW_ENSURE(g != NULL, -ENOMEM);
+	g->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (g->efd < 0) {
+		int rc = -errno;
+
+		free(g);
+		return gw_err_setf(rc, GW_HERE, "HSM completion ring: eventfd: %s", strerror(-rc));
+	}
 	g->refs = 1;
 	*out = g;
 	return 0;
+}
+
+int
+gw_hsm_async_ring_fd(const struct gw_hsm_async_ring *g)
+{
+	return g != NULL ? g->efd : -1;
 }
 
 void

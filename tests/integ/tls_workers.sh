@@ -14,12 +14,15 @@
 #    tickets' lifetime hint; dataplane.tcp.rcvbuf 128 KiB gives window
 #    scale 2 in the SYN-ACK (256 KiB would give 3); with
 #    dataplane.tls.idle_timeout 2s an idle TLS connection is closed by the
-#    gateway and counted (idle_timeout).
+#    gateway and counted (idle_timeout);
+#  - with dataplane.idle: interrupt both workers wait for the tap's RX
+#    interrupts (and each other's dispatched packets, and HSM answers) when
+#    idle: everything above runs that way, and idle waits are counted.
 . "$(dirname "$0")/../lib/common.sh"
 . "$GW_SRC/tests/lib/tls.sh"
 
 gw_tls_pki
-gw_gateway_config "$T/gw.yaml" "[0, 1]" "$(gw_tls_listener echo 8443 tls-echo --sni \
+GW_IDLE=interrupt gw_gateway_config "$T/gw.yaml" "[0, 1]" "$(gw_tls_listener echo 8443 tls-echo --sni \
 	--tls 'min_version: "1.3"' --tls 'ticket_lifetime: 30m')"
 gw_tls_hsm "$T/gw.yaml"
 # the knobs, under dataplane: (before listeners:)
@@ -42,7 +45,9 @@ gw_ok "workers [0, 1] on CPUs $cpus: $(echo "$eal" | grep -o -- '--lcores=[^ ]*'
 
 gw_start_gateway "$T/gw.yaml"
 grep -q "2 rxq 2 txq, software RSS dispatch" "$T/gw.err" || gw_fail "ports: $(cat "$T/gw.err")"
-gw_ok "mtlsgw runs 2 workers on one tap (software dispatch), knobs loaded"
+grep -q "idle: interrupt: 2 of 2 workers wait for RX interrupts" "$T/gw.err" ||
+	gw_fail "idle: interrupt: $(grep -i interrupt "$T/gw.err")"
+gw_ok "mtlsgw runs 2 workers on one tap (software dispatch, idle: interrupt), knobs loaded"
 
 gw_in "$GW_PY" - "$GW_GW_IP" "$P" "$SNI" "$T/gw.out" "$GW_GW_PID" <<'PY' || gw_fail "workers"
 import hashlib, json, os, re, signal, socket, ssl, subprocess, sys, threading, time

@@ -202,7 +202,8 @@ GW_GW_PID=""
 
 # gw_gateway_config FILE WORKERS LISTENERS : write a one-tap-port config.
 # WORKERS is a YAML list ("[1]", "[1, 2]"); LISTENERS is YAML list items.
-# GW_MEMORY_MB, GW_DRIVER and GW_DEVICE (default tap on $GW_TAP) override.
+# GW_MEMORY_MB, GW_DRIVER, GW_DEVICE (default tap on $GW_TAP) and GW_IDLE
+# (dataplane.idle; unset: the default, adaptive) override.
 gw_gateway_config() {
 	local file=$1 workers=$2 listeners=$3
 	cat >"$file" <<EOC
@@ -219,6 +220,9 @@ dataplane:
 listeners:
 $listeners
 EOC
+	# only when asked: the lines of the usual config stay where tests expect them
+	[ -z "${GW_IDLE:-}" ] || sed -i "/^dataplane:/a\\
+  idle: $GW_IDLE" "$file"
 }
 
 # gw_start_gateway CONFIG : start mtlsgw in our namespace (made if needed),

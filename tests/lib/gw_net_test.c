@@ -142,6 +142,7 @@ gw_net_test_new(unsigned n)
 			.dispatch = n > 1};
 		lc->tx[0].queue = (uint16_t)w;
 		lc->idle_poll = true;
+		lc->epfd = lc->wake_fd = lc->hook_fd = -1; /* gw_worker_wait_init: none */
 		snprintf(name, sizeof(name), "nt%u_w%u", seq, w);
 		lc->ring = rte_ring_create(name, 256, SOCKET_ID_ANY, RING_F_SC_DEQ);
 		lc->now = rte_rdtsc();
@@ -173,6 +174,7 @@ gw_net_test_free(struct gw_net_test *t)
 		struct gw_lcore *lc = &t->dp->lcores[w];
 
 		gw_worker_teardown(lc);
+		gw_worker_wait_fini(lc);
 		nt_ring_drain(lc->ring);
 		rte_ring_free(lc->ring);
 	}

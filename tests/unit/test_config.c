@@ -404,7 +404,8 @@ main(void)
 		EXPECT_ERR(load_file(fixture("bad_values.yaml"), &c), -GW_E_CONFIG);
 		EXPECT_TRUE(c == NULL);
 		EXPECT_CONTAINS(errbuf, ":3: dataplane.workers[1]: lcore 1 is listed twice");
-		EXPECT_CONTAINS(errbuf, ":4: dataplane.idle: 'lazy' is not one of adaptive, poll");
+		EXPECT_CONTAINS(errbuf,
+			":4: dataplane.idle: 'lazy' is not one of adaptive, poll, interrupt");
 		EXPECT_CONTAINS(errbuf, ":7: dataplane.ports[0].driver: 'tapp' is not one of tap, "
 					"af_packet, af_xdp, memif, pci");
 		EXPECT_CONTAINS(errbuf,
@@ -1576,7 +1577,8 @@ main(void)
 			"  - {name: a, address: 10.99.0.2:7, service: echoo}\n"
 			"  - {name: b, address: 10.1.0.2:7, service: echo}\n"
 			"state_dir: \"\"\n",
-			"gw.yaml:3: dataplane.idle: 'lazy' is not one of adaptive, poll");
+			"gw.yaml:3: dataplane.idle: 'lazy' is not one of adaptive, poll, "
+			"interrupt");
 		EXPECT_CONTAINS(errbuf, "gw.yaml:4: dataplane.ports[0].driver: 'tapp'");
 		EXPECT_CONTAINS(errbuf, "gw.yaml:6: listeners[0].service: 'echoo'");
 		EXPECT_CONTAINS(errbuf, "gw.yaml:7: listeners[1].address: 10.1.0.2:7 is not on the "
@@ -1585,6 +1587,21 @@ main(void)
 		EXPECT_EQ(n_lines(), 5);
 		EXPECT_CONTAINS(gw_err_msg(), "gw.yaml:3: dataplane.idle");
 		EXPECT_CONTAINS(gw_err_msg(), "(and 4 more)");
+	}
+
+	{ /* idle: interrupt (workers wait for RX interrupts) */
+		struct gw_cfg *c = NULL;
+
+		EXPECT_OK(load_text(
+			"dataplane:\n"
+			"  workers: [1]\n"
+			"  idle: interrupt\n"
+			"  ports: [{name: a, driver: tap, device: a, address: 10.99.0.2/24}]\n"
+			"listeners:\n"
+			"  - {name: a, address: 10.99.0.2:7, service: echo}\n",
+			&c));
+		EXPECT_EQ(c ? c->dataplane.idle : GW_IDLE_ADAPTIVE, GW_IDLE_INTERRUPT);
+		gw_cfg_free(c);
 	}
 
 	{ /* a file full of errors: the first hundred are written, the rest counted */

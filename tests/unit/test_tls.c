@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <arpa/inet.h>
 #include <dlfcn.h>
+#include <poll.h>
 #include <pthread.h>
 #include <unistd.h>
 
@@ -993,6 +994,7 @@ main(int argc, char **argv)
 	wp.idle_timeout_ms = 60000;
 	EXPECT_OK(gw_tls_worker_create(&wp, &W1));
 	EXPECT_OK(gw_tls_worker_create(&wp, &W2));
+	EXPECT_EQ(gw_tls_worker_wait_fd(W1), -1); /* signs in place: nothing to wait for */
 	EXPECT_OK(gw_snap_pub_create(2, &P1));
 	EXPECT_OK(gw_snap_pub_create(2, &P2));
 	EXPECT_OK(gw_snap_reader_register(P1, 0));
@@ -1955,7 +1957,19 @@ main(int argc, char **argv)
 		EXPECT_TRUE(client_handshake_rt(&c));
 		EXPECT_TRUE(SSL_session_reused(c.ssl));
 		EXPECT_TRUE(!b.hs_done && !b.closed);
-		gw_hsm_async_test_hold(false);
+		{ /* the wait fd (idle: interrupt) fires when the answer comes,
+		   * not before: a worker asleep in epoll wakes for it */
+			struct pollfd pf = {.fd = gw_tls_worker_wait_fd(W3), .events = POLLIN};
+			uint64_t v;
+
+			EXPECT_TRUE(pf.fd >= 0);
+			while (read(pf.fd, &v, sizeof(v)) == sizeof(v))
+				; /* a's answer */
+			EXPECT_EQ(poll(&pf, 1, 0), 0);
+			gw_hsm_async_test_hold(false);
+			EXPECT_EQ(poll(&pf, 1, 20000), 1); /* liveness, not speed */
+			EXPECT_TRUE(read(pf.fd, &v, sizeof(v)) == sizeof(v) && v == 1);
+		}
 		/* the client checked the chain and the CertificateVerify made on the HSM thread */
 		EXPECT_TRUE(client_handshake_rt(&b));
 		EXPECT_EQ(SSL_get_verify_result(b.ssl), X509_V_OK);

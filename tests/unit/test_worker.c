@@ -9,7 +9,12 @@
  * listener table (quiescent per iteration), and gw_worker_main's
  * setup/teardown.
  */
+#include <errno.h>
+#include <pthread.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <rte_arp.h>
 #include <rte_ip.h>
@@ -60,6 +65,63 @@ count_hook(void *arg, unsigned worker)
 	(void)worker;
 	hook_calls++;
 	return hook_ret;
+}
+
+/* idle: interrupt: one wait of a worker's gw_worker_idle, on a thread. */
+static pthread_t waiter;
+static int hook_fd = -1;
+
+static int
+wait_fd_hook(void *arg, unsigned worker)
+{
+	(void)arg;
+	(void)worker;
+	return hook_fd;
+}
+
+static void *
+wait_main(void *arg)
+{
+	struct gw_lcore *lc = arg;
+
+	while (!gw_worker_idle(lc, 0)) /* GW_IDLE_SPINS empty polls first */
+		;
+	return NULL;
+}
+
+/* Start a wait with the next tick tick_ms away (0: due already). */
+static bool
+wait_start(struct gw_lcore *lc, unsigned tick_ms)
+{
+	lc->empty_polls = 0;
+	lc->next_tick = tick_ms ? rte_rdtsc() + rte_get_tsc_hz() / 1000 * tick_ms : 0;
+	return pthread_create(&waiter, NULL, wait_main, lc) == 0;
+}
+
+/* Start a wait a minute long and return once the worker is asleep, as
+ * another thread sees it. */
+static bool
+wait_asleep(struct gw_lcore *lc)
+{
+	if (!wait_start(lc, 60000))
+		return false;
+	for (unsigned i = 0; i < 20000; i++) { /* 20 s */
+		if (__atomic_load_n(&lc->sleeping, __ATOMIC_ACQUIRE) != 0)
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
+/* The wait ended within 20 s. */
+static bool
+wait_join(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 20;
+	return pthread_timedjoin_np(waiter, NULL, &ts) == 0;
 }
 
 int
@@ -315,6 +377,71 @@ main(void)
 		for (unsigned i = 0; i < 300; i++)
 			gw_worker_idle(lc, 0);
 		EXPECT_TRUE(lc->sleep_us == 200);
+		EXPECT_TRUE(gw_net_test_free(t) == 0);
+	}
+	{ /* idle: interrupt. The ring PMD has no RX interrupts, so a worker
+	   * polling it sleeps adaptively; one with no RX queue of its own
+	   * (as if its queues had them) waits in epoll until its next tick,
+	   * and wakes at once for a frame another worker dispatches to it,
+	   * for the poll hook's fd (an HSM answer), or for the stop. Each
+	   * wait is run on a thread with a tick a minute away and joined
+	   * with a 20 s limit: a lost wake-up fails, whatever the load. */
+		struct gw_net_test *t = gw_net_test_new(2);
+		struct gw_lcore *w0 = gw_net_test_lc(t, 0), *w1 = gw_net_test_lc(t, 1);
+		struct rte_mbuf *m;
+		int efd = eventfd(0, EFD_NONBLOCK);
+		uint64_t v;
+
+		t->params.idle = GW_DP_IDLE_INTERRUPT;
+		EXPECT_OK(gw_worker_wait_init(w0));
+		EXPECT_TRUE(!w0->intr && w0->epfd < 0 && w0->wake_fd < 0);
+		w0->n_rxq = 0;
+		EXPECT_OK(gw_worker_wait_init(w0));
+		EXPECT_TRUE(w0->intr && w0->epfd >= 0 && w0->wake_fd >= 0);
+		w0->idle_poll = false;
+		/* a frame for worker 0 through worker 1's dispatch */
+		EXPECT_TRUE(wait_asleep(w0));
+		gw_net_test_rx(t, 1,
+			gw_net_test_tcp(GW_NT_PEER_IP, GW_NT_OUR_IP, sport_for(t, 0, 81), 81, 1, 0,
+				RTE_TCP_SYN_FLAG));
+		EXPECT_TRUE(gw_worker_iterate(w1) == 1 && w1->st.dispatch_tx == 1);
+		EXPECT_TRUE(wait_join());
+		EXPECT_TRUE(w0->sleeping == 0 && rte_ring_count(w0->ring) == 1);
+		/* work already queued when it would sleep: it does not */
+		EXPECT_TRUE(wait_start(w0, 60000));
+		EXPECT_TRUE(wait_join());
+		EXPECT_TRUE(gw_worker_iterate(w0) == 1 && w0->st.ring_rx == 1);
+		/* the hook's fd, registered by gw_worker_setup */
+		hook_fd = efd;
+		t->params.worker_wait_fd = wait_fd_hook;
+		gw_worker_teardown(w0);
+		EXPECT_OK(gw_worker_setup(w0));
+		EXPECT_TRUE(w0->hook_fd == efd);
+		EXPECT_TRUE(wait_asleep(w0));
+		v = 1;
+		EXPECT_TRUE(write(efd, &v, sizeof(v)) == sizeof(v));
+		EXPECT_TRUE(wait_join());
+		EXPECT_TRUE(read(efd, &v, sizeof(v)) < 0 && errno == EAGAIN); /* taken */
+		/* the stop (gw_dp_stop_workers writes every wake_fd) */
+		EXPECT_TRUE(wait_asleep(w0));
+		v = 1;
+		EXPECT_TRUE(write(w0->wake_fd, &v, sizeof(v)) == sizeof(v));
+		EXPECT_TRUE(wait_join());
+		/* nothing comes: the tick ends the wait; a tick due: no wait */
+		EXPECT_TRUE(wait_start(w0, 50));
+		EXPECT_TRUE(wait_join());
+		EXPECT_TRUE(wait_start(w0, 0));
+		EXPECT_TRUE(wait_join());
+		gw_worker_teardown(w0); /* takes the hook fd out of epoll */
+		EXPECT_TRUE(w0->hook_fd == -1);
+		t->params.worker_wait_fd = NULL;
+		EXPECT_OK(gw_worker_setup(w0));
+		gw_worker_wait_fini(w0);
+		EXPECT_TRUE(!w0->intr && w0->epfd < 0 && w0->wake_fd < 0);
+		w0->n_rxq = 1;
+		close(efd);
+		while ((m = NULL, rte_ring_dequeue(w0->ring, (void **)&m)) == 0)
+			rte_pktmbuf_free(m);
 		EXPECT_TRUE(gw_net_test_free(t) == 0);
 	}
 	{ /* with a listener table (gw_dp_params.pub) the worker is its reader: it
