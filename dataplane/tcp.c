@@ -151,17 +151,25 @@ tcp_clock(struct gw_tcp_stack *s, uint64_t tsc)
 }
 
 void
+gw_tcp_flush(struct gw_tcp_stack *s)
+{
+	struct gw_tcp_conn *c;
+
+	while ((c = TAILQ_FIRST(&s->out_list)) != NULL) {
+		TAILQ_REMOVE(&s->out_list, c, out_link);
+		c->flags &= ~GW_TCPF_IN_OUT;
+		tcp_output(c);
+	}
+}
+
+void
 gw_tcp_poll(struct gw_tcp_stack *s, uint64_t now_tsc)
 {
 	struct gw_tcp_conn *c;
 
 	tcp_clock(s, now_tsc);
 	gw_tw_advance(&s->tw, s->now_ms);
-	while ((c = TAILQ_FIRST(&s->out_list)) != NULL) {
-		TAILQ_REMOVE(&s->out_list, c, out_link);
-		c->flags &= ~GW_TCPF_IN_OUT;
-		tcp_output(c);
-	}
+	gw_tcp_flush(s);
 	if (!TAILQ_EMPTY(&s->nobuf_list) && rte_mempool_avail_count(s->p.pool) > s->nobuf_min) {
 		/*
 		 * Walk the stack's own list, never a detached copy: a WRITABLE

@@ -208,6 +208,14 @@ void gw_tcp_input(struct gw_tcp_stack *s, struct rte_mbuf *m);
  */
 void gw_tcp_poll(struct gw_tcp_stack *s, uint64_t now_tsc);
 
+/*
+ * Send what was queued since gw_tcp_poll (ACKs, window updates, data
+ * written by work that came without a packet, such as a handshake resumed
+ * by an HSM answer), on the clock of that poll, so it leaves in this
+ * iteration rather than after the worker's idle wait.
+ */
+void gw_tcp_flush(struct gw_tcp_stack *s);
+
 /* Counters and connections by state, read by the same lcore (copy out). */
 void gw_tcp_stats_get(const struct gw_tcp_stack *s, struct gw_tcp_stats *out);
 

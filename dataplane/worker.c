@@ -431,8 +431,13 @@ gw_worker_iterate(struct gw_lcore *lc)
 	lc->now = rte_rdtsc();
 	if (lc->tcp != NULL)
 		gw_tcp_poll(lc->tcp, lc->now);
-	if (lc->poll_hook != NULL)
+	if (lc->poll_hook != NULL) {
 		lc->hook_waits = lc->poll_hook(dp->params->hook_arg, lc->idx) != 0;
+		/* what it wrote (a handshake an HSM answer resumed) goes now,
+		 * not after this worker's idle sleep or wait */
+		if (lc->tcp != NULL)
+			gw_tcp_flush(lc->tcp);
+	}
 	if (lc->reader) {
 		/* what a connection accepted now would take: /v1/status shows it
 		 * per worker (a worker stuck on an old generation shows there) */
