@@ -177,6 +177,7 @@ struct gw_lcore {
 	int wake_fd;
 	int hook_fd;
 	struct rte_epoll_event wake_ev, hook_ev;
+	struct rte_epoll_event rx_ev[GW_DP_MAX_PORTS]; /* rx_intr_level queues */
 	bool hooked;      /* worker_init was called: worker_fini is due */
 	bool reader;      /* registered as params->pub's reader idx */
 	atomic_int ready; /* 0 starting, 1 polling, <0 failed (error code) */

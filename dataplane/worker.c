@@ -7,8 +7,9 @@
  * that belong to other workers), drain our dispatch ring, drain the shared
  * TX ring of ports where we own queue 0, gw_tcp_poll, slow timers every
  * GW_TICK_MS (ARP retries/expiry, counter copy), flush TX. No locks, no
- * heap, no syscalls and no logging per packet; the only syscall is the
- * idle sleep when there was nothing to do.
+ * heap, no syscalls and no logging per packet; the only syscalls are the
+ * idle sleep or wait when there was nothing to do, and with idle:
+ * interrupt a write(2) to wake a waiting worker we queued work for.
  *
  * Software dispatch: a port without hardware RSS (tap, af_packet, memif,
  * af_xdp) delivers flows to whichever queue the kernel or peer chose. Every
@@ -31,6 +32,14 @@
  * not 5,000 (2.6% of a core idle instead of 10.8%). While the poll hook says
  * it waits (a handshake parked on an HSM signature) sleeps stay at
  * GW_IDLE_MIN_US. idle: poll never sleeps.
+ *
+ * idle: interrupt (lc->intr): after the same GW_IDLE_SPINS the worker
+ * waits in epoll until its next tick (wait_intr) for its RX queues'
+ * interrupt events, its wake_fd (gw_worker_kick: another worker queued a
+ * packet for it while it slept; the stop) and the poll hook's fd (HSM
+ * answers). The sleeping flag and a seq_cst fence on both sides make
+ * sure a producer either sees it asleep and writes wake_fd or its packet
+ * is seen by the re-check before the wait.
  *
  * Busy cycles (gw_dp_worker_info): the TSC cycles of iterations that did
  * work, so "handshakes per core-second" excludes polling and sleeping.
@@ -240,9 +249,20 @@ gw_worker_wait_init(struct gw_lcore *lc)
 	for (i = 0; i < lc->n_rxq; i++) {
 		const struct gw_rxq *q = &lc->rxq[i];
 
-		/* DPDK's own event: its callback clears the queue's interrupt */
-		rc = rte_eth_dev_rx_intr_ctl_q(q->port_id, q->queue, lc->epfd, RTE_INTR_EVENT_ADD,
-			(void *)(uintptr_t)(i + 2));
+		if (lc->dp->ports[q->port_idx].dev.rx_intr_level) {
+			/* the queue's fd itself, level-triggered, never read here */
+			epoll_event_init(&lc->rx_ev[i], i + 2);
+			lc->rx_ev[i].epdata.cb_fun = NULL;
+			rc = rte_eth_dev_rx_intr_ctl_q_get_fd(q->port_id, q->queue);
+			if (rc >= 0 &&
+				rte_epoll_ctl(lc->epfd, EPOLL_CTL_ADD, rc, &lc->rx_ev[i]) == 0)
+				continue;
+			rc = rc < 0 ? -ENODEV : -errno;
+		} else {
+			/* DPDK's own event: its callback clears the queue's interrupt */
+			rc = rte_eth_dev_rx_intr_ctl_q(q->port_id, q->queue, lc->epfd,
+				RTE_INTR_EVENT_ADD, (void *)(uintptr_t)(i + 2));
+		}
 		if (rc < 0) {
 			gw_worker_wait_fini(lc);
 			return gw_err_setf(rc, GW_HERE,
@@ -265,8 +285,9 @@ gw_worker_wait_fini(struct gw_lcore *lc)
 
 	if (lc->epfd >= 0) {
 		for (i = 0; i < lc->n_rxq && lc->intr; i++)
-			(void)rte_eth_dev_rx_intr_ctl_q(lc->rxq[i].port_id, lc->rxq[i].queue,
-				lc->epfd, RTE_INTR_EVENT_DEL, NULL);
+			if (!lc->dp->ports[lc->rxq[i].port_idx].dev.rx_intr_level)
+				(void)rte_eth_dev_rx_intr_ctl_q(lc->rxq[i].port_id,
+					lc->rxq[i].queue, lc->epfd, RTE_INTR_EVENT_DEL, NULL);
 		close(lc->epfd);
 	}
 	if (lc->wake_fd >= 0)

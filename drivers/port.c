@@ -413,6 +413,7 @@ gw_port_open(const struct gw_port_params *p, unsigned idx, struct gw_port *out)
 	out->rx_intr = conf.intr_conf.rxq;
 	for (q = 0; q < out->n_rxq && out->rx_intr; q++)
 		out->rx_intr = rte_eth_dev_rx_intr_ctl_q_get_fd(pid, q) >= 0;
+	out->rx_intr_level = out->rx_intr && p->kind == GW_PORT_KIND_TAP;
 	/* the MAC is what ARP answers with: a port without one cannot work */
 	rc = rte_eth_macaddr_get(pid, &out->mac);
 	if (rc < 0)

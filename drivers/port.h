@@ -71,6 +71,12 @@ struct gw_port {
 	 * interrupt event (rte_eth_dev_rx_intr_ctl_q works on it); tap and
 	 * memif have them, af_packet and af_xdp do not */
 	bool rx_intr;
+	/* tap: the interrupt fd is the queue's own fd, readable while frames
+	 * wait: watch it level-triggered. DPDK's rte_eth_dev_rx_intr_ctl_q
+	 * watches it edge-triggered, and the tap PMD reads only once its
+	 * SIGIO handler has run, so a wake-up that beats the handler reads
+	 * nothing and spends the edge: the frame would wait for the tick. */
+	bool rx_intr_level;
 	uint16_t mtu;
 	struct rte_ether_addr mac;
 	char name[32];    /* operator's name */
