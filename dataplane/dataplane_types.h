@@ -74,7 +74,8 @@ struct rte_ring;
 	X(icmp_other)  /* other ICMP types, ignored */                          \
 	X(tcp_rx)      /* segments handed to TCP */                             \
 	X(nombuf)      /* mbuf allocation failed (ARP, prepend) */              \
-	X(idle_sleeps) /* idle sleeps (adaptive) or epoll waits (interrupt) */
+	X(idle_sleeps) /* idle sleeps (adaptive) or epoll waits (interrupt) */  \
+	X(idle_late)   /* interrupt: a wait ran to its tick with a frame waiting */
 
 struct gw_dp_stats {
 #define GW_DP_STAT_FIELD_(n) uint64_t n;
@@ -146,6 +147,7 @@ struct gw_lcore {
 	 * waits in epoll on epfd (read by the workers that kick us, set
 	 * before they start) */
 	bool intr;
+	bool timed_out; /* the last wait ran to its tick: idle_late if we receive */
 	struct gw_rxq rxq[GW_DP_MAX_PORTS];
 	uint64_t now; /* tsc of this iteration */
 	/*

@@ -182,6 +182,28 @@ PY
 gw_ok "2 workers: concurrent clients on both, ticket resumption across workers, idle timeout"
 tail -1 "$T/gw.out" | grep -o '"per_worker_hs":[^]]*]' >&2
 
+# idle: interrupt wakes for every frame, and only for one: one client at a
+# time (the worker waits between every flight), no frame found only at a
+# tick (a lost wake-up, the tap's edge spent before its frame could be
+# read, made most handshakes wait for one: 240 late in 370 handshakes),
+# and no storm of waits that end at once.
+read -r sleeps0 late0 < <(gw_stat idle_sleeps idle_late | paste -sd' ')
+out=$(gw_in "$MTLSGW_BENCH" tls --connect "$GW_GW_IP:8443" --servername "$SNI" \
+	--cert "$P/client.chain.pem" --key "$P/client.key" --ca "$P/root.pem" \
+	--seconds 2 --concurrency 1 --json) || gw_fail "sequential handshakes: $out"
+read -r sleeps1 late1 < <(gw_stat idle_sleeps idle_late | paste -sd' ')
+n=$("$GW_PY" -c 'import json,sys; d=json.loads(sys.argv[1]); print(d["connections_ok"] if d["failed"] == 0 else -1)' "$out")
+[ "$n" -ge 20 ] || gw_fail "sequential handshakes: $out"
+[ "$sleeps1" -gt "$sleeps0" ] || gw_fail "the workers never waited (idle_sleeps $sleeps0 -> $sleeps1)"
+# a handshake takes a few waits (one per flight), plus the ticks of 2 s;
+# a worker woken for a frame it cannot read yet (its SIGIO handled on
+# another thread) took about 170
+[ $((sleeps1 - sleeps0)) -le $((40 * n + 1000)) ] ||
+	gw_fail "idle: interrupt: $((sleeps1 - sleeps0)) waits for $n handshakes: woken for nothing"
+[ $((late1 - late0)) -le $((n / 20 + 1)) ] ||
+	gw_fail "idle: interrupt: $((late1 - late0)) waits in $n handshakes ran to the tick with a frame waiting"
+gw_ok "idle: interrupt: $n sequential handshakes, $((sleeps1 - sleeps0)) waits, $((late1 - late0)) ran late"
+
 # a reload that changes a dataplane knob: accepted, and says it needs a restart
 sed -i 's/idle_timeout: 2s/idle_timeout: 3s/' "$T/gw.yaml"
 kill -HUP "$GW_GW_PID"
