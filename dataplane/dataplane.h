@@ -58,7 +58,8 @@ struct gw_dp_listener {
  * for its RX queues' interrupts, its dispatch ring and the worker_wait_fd
  * hook until the next slow tick, and wakes at once when a packet comes.
  * A worker with a queue on a port without RX interrupts (af_packet,
- * af_xdp) sleeps adaptively instead; gw_dp_start says so.
+ * af_xdp, memif in DPDK 22.11) sleeps adaptively instead; gw_dp_start
+ * says so.
  */
 enum gw_dp_idle {
 	GW_DP_IDLE_ADAPTIVE = 0,

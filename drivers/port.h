@@ -68,8 +68,9 @@ struct gw_port {
 	bool tx_ip_cksum;   /* TX: device fills IPv4 header checksums */
 	bool tx_tcp_cksum;  /* TX: device fills TCP checksums (pseudo-header by us) */
 	/* asked for (gw_port_params.rx_intr) and every RX queue has an
-	 * interrupt event (rte_eth_dev_rx_intr_ctl_q works on it); tap and
-	 * memif have them, af_packet and af_xdp do not */
+	 * interrupt event (rte_eth_dev_rx_intr_ctl_q works on it); taps and
+	 * NICs whose driver has them do; af_packet, af_xdp and (DPDK 22.11)
+	 * memif do not */
 	bool rx_intr;
 	/* tap: the interrupt fd is the queue's own fd, readable while frames
 	 * wait: watch it level-triggered. DPDK's rte_eth_dev_rx_intr_ctl_q
