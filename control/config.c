@@ -2207,7 +2207,7 @@ conv_hsm(struct gw_cfg_ctx *c, const struct raw_hsm *r, struct gw_cfg *cfg)
 	cfg->hsm.n_env = c->n_env;
 	c->n_env = 0;
 	/* the HSM threads that sign for the workers (hsm.h, asynchronous signatures) */
-	cfg->hsm.threads = 8;  /* GW_HSM_ASYNC_THREADS_DEFAULT */
+	cfg->hsm.threads = 16; /* GW_HSM_ASYNC_THREADS_DEFAULT */
 	cfg->hsm.queue = 1024; /* GW_HSM_ASYNC_QUEUE_DEFAULT */
 	cfg->hsm.sign_timeout_ms = 2000;
 	conv_uint_range(c, "hsm", "threads", r->threads, 1, 256, " HSM threads", &cfg->hsm.threads);

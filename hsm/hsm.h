@@ -416,7 +416,7 @@ GW_MUST_CHECK int gw_hsm_unseal(struct gw_hsm *h, const char *uri, const uint8_t
  * references on their key and ring, so a reload, a freed connection or a
  * destroyed ring never leaves the HSM side pointing at freed memory.
  */
-#define GW_HSM_ASYNC_THREADS_DEFAULT 8
+#define GW_HSM_ASYNC_THREADS_DEFAULT 16
 #define GW_HSM_ASYNC_QUEUE_DEFAULT 1024
 
 struct gw_hsm_async_params {

@@ -1315,7 +1315,7 @@ main(void)
 
 		EXPECT_OK(load_text(base, &c));
 		if (c != NULL) {
-			EXPECT_EQ(c->hsm.threads, 8);
+			EXPECT_EQ(c->hsm.threads, 16);
 			EXPECT_EQ(c->hsm.queue, 1024);
 			EXPECT_EQ(c->hsm.sign_timeout_ms, 2000);
 			gw_cfg_free(c);
