@@ -37,7 +37,9 @@
  * waits in epoll until its next tick (wait_intr) for its RX queues'
  * interrupt events, its wake_fd (gw_worker_kick: another worker queued a
  * packet for it while it slept; the stop) and the poll hook's fd (HSM
- * answers). The sleeping flag and a seq_cst fence on both sides make
+ * answers), except while the hook says it waits (a handshake parked on
+ * an HSM signature): then it takes adaptive's shortest sleeps, which end
+ * sooner than a wake-up from epoll on the boxes measured. The sleeping flag and a seq_cst fence on both sides make
  * sure a producer either sees it asleep and writes wake_fd or its packet
  * is seen by the re-check before the wait.
  *
@@ -370,7 +372,10 @@ gw_worker_idle(struct gw_lcore *lc, unsigned got)
 	if (++lc->empty_polls < GW_IDLE_SPINS)
 		return false;
 	lc->st.idle_sleeps++;
-	if (lc->intr) {
+	/* while a handshake waits for its HSM answer, short sleeps as
+	 * adaptive takes them: waking from epoll costs more than the
+	 * answer's wait (measured on a tap, README "Figures") */
+	if (lc->intr && !lc->hook_waits) {
 		if (wait_intr(lc) != 0) { /* handled: the next iteration sends */
 			lc->empty_polls = 0;
 			lc->last_work = lc->now;

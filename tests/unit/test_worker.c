@@ -383,7 +383,8 @@ main(void)
 	   * polling it sleeps adaptively; one with no RX queue of its own
 	   * (as if its queues had them) waits in epoll until its next tick,
 	   * and wakes at once for a frame another worker dispatches to it,
-	   * for the poll hook's fd (an HSM answer), or for the stop. Each
+	   * for the poll hook's fd (an HSM answer), or for the stop; while
+	   * the hook says it waits it sleeps briefly instead. Each
 	   * wait is run on a thread with a tick a minute away and joined
 	   * with a 20 s limit: a lost wake-up fails, whatever the load. */
 		struct gw_net_test *t = gw_net_test_new(2);
@@ -427,6 +428,13 @@ main(void)
 		v = 1;
 		EXPECT_TRUE(write(w0->wake_fd, &v, sizeof(v)) == sizeof(v));
 		EXPECT_TRUE(wait_join());
+		/* a handshake parked on the HSM (the hook waits): short sleeps,
+		 * no epoll, so it returns with nothing to wake it */
+		w0->hook_waits = true;
+		EXPECT_TRUE(wait_start(w0, 60000));
+		EXPECT_TRUE(wait_join());
+		EXPECT_TRUE(w0->sleep_us == 10); /* GW_IDLE_MIN_US */
+		w0->hook_waits = false;
 		/* nothing comes: the tick ends the wait; a tick due: no wait */
 		EXPECT_TRUE(wait_start(w0, 50));
 		EXPECT_TRUE(wait_join());
