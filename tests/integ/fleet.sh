@@ -225,17 +225,20 @@ resumes() { # resumes X FILE : does box X resume the session in FILE?
 	case "$out" in *Reused*) return 0 ;; esac
 	return 1
 }
+serial() { # serial X : the fleet ticket key serial box X runs
+	cluster "$1" | "$GW_PY" -c 'import json,sys; print(json.load(sys.stdin)["TicketSerial"])'
+}
+serial_gt() { [ "$(serial "$1")" -gt "$2" ]; } # serial_gt X N (for gw_wait)
 ticket a "$T/sa.pem"
+# A may have rotated just before (every 6 s here) and B, slow under ASan,
+# install that key a moment later: wait for it, as a client retrying would
+gw_wait 100 serial_gt b "$(($(serial a) - 1))" || gw_fail "B never ran A's ticket key"
 resumes b "$T/sa.pem" || gw_fail "A's ticket not resumed on B"
 ticket b "$T/sb.pem"
 resumes a "$T/sb.pem" || gw_fail "B's ticket not resumed on A"
 gw_ok "a ticket from A resumes on B, one from B on A"
 
 # --- across a rotation: a ticket issued shortly before the leader rotates
-serial() { # serial X : the fleet ticket key serial box X runs
-	cluster "$1" | "$GW_PY" -c 'import json,sys; print(json.load(sys.stdin)["TicketSerial"])'
-}
-serial_gt() { [ "$(serial "$1")" -gt "$2" ]; } # serial_gt X N (for gw_wait)
 s0=$(serial a)
 ticket a "$T/sr.pem"
 gw_wait 100 serial_gt b "$s0" || gw_fail "no rotation within 10 s (every 6 s)"
