@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <rte_cycles.h>
 #include <rte_eal.h>
@@ -315,15 +314,11 @@ drain_ring(struct rte_ring *r)
 void
 gw_dp_stop_workers(struct gw_dp *dp)
 {
-	static const uint64_t one = 1;
 	unsigned i;
 
 	atomic_store(&dp->stop, true);
 	for (i = 0; i < dp->n_workers && dp->lcores != NULL; i++) /* idle: interrupt */
-		if (dp->lcores[i].wake_fd >= 0 &&
-			write(dp->lcores[i].wake_fd, &one, sizeof(one)) < 0) {
-			/* EAGAIN: it is awake */
-		}
+		gw_worker_wake(&dp->lcores[i]);
 	rte_eal_mp_wait_lcore();
 }
 
@@ -421,7 +416,6 @@ setup_lcore(struct gw_dp *dp, const struct gw_dp_params *p, unsigned w)
 	lc->idx = (uint16_t)w;
 	lc->lcore_id = p->workers[w];
 	lc->idle_poll = p->idle == GW_DP_IDLE_POLL;
-	lc->epfd = lc->wake_fd = lc->hook_fd = -1;
 	lc->sleep_us = 10;
 	for (i = 0; i < dp->n_ports; i++) {
 		const struct gw_dp_port_rt *pr = &dp->ports[i];

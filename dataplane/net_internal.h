@@ -73,21 +73,28 @@ void gw_worker_wait_fini(struct gw_lcore *lc);
  * ring it drains): wake it if it waits in epoll. After the enqueue; a
  * fence and a load when it does not sleep, a write(2) when it does.
  */
+/* Write t's wake_fd (idle: interrupt; -1: nothing to wake). */
 static inline void
-gw_worker_kick(struct gw_lcore *t)
+gw_worker_wake(const struct gw_lcore *t)
 {
 	static const uint64_t one = 1;
 
+	if (t->wake_fd >= 0 && write(t->wake_fd, &one, sizeof(one)) < 0) {
+		/* EAGAIN only (the counter is full): it wakes anyway */
+	}
+}
+
+static inline void
+gw_worker_kick(struct gw_lcore *t)
+{
 	if (!t->intr)
 		return;
 	/* pairs with the sleeper's fence between setting sleeping and looking
 	 * at its rings: either it sees our packet or we see it asleep */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	if (__atomic_load_n(&t->sleeping, __ATOMIC_RELAXED) != 0 &&
-		__atomic_exchange_n(&t->sleeping, 0, __ATOMIC_ACQ_REL) != 0 &&
-		write(t->wake_fd, &one, sizeof(one)) < 0) {
-		/* EAGAIN only (the counter is full): it is awake anyway */
-	}
+		__atomic_exchange_n(&t->sleeping, 0, __ATOMIC_ACQ_REL) != 0)
+		gw_worker_wake(t);
 }
 
 /* Which worker owns a TCP flow with this RX hash on port pidx. */
