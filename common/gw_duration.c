@@ -58,23 +58,46 @@ gw_duration_parse(const char *s, uint64_t *secs)
 	return 0;
 }
 
+/* "<n><unit>" with a two-letter unit, n <= UINT32_MAX: 1, not that unit: 0, bad: -EINVAL. */
+static int
+small_unit(const char *s, const char *unit, uint64_t *out)
+{
+	size_t n = s ? strlen(s) : 0;
+	unsigned long long v;
+	char *end;
+
+	if (n <= 2 || strcmp(s + n - 2, unit) != 0)
+		return 0;
+	if (leading_number(s, &v, &end) < 0 || end != s + n - 2 || v > UINT32_MAX)
+		return -EINVAL;
+	*out = v;
+	return 1;
+}
+
 int
 gw_duration_parse_ms(const char *s, uint64_t *ms)
 {
-	size_t n = s ? strlen(s) : 0;
 	uint64_t secs;
+	int rc = small_unit(s, "ms", ms);
 
-	if (n > 2 && strcmp(s + n - 2, "ms") == 0) {
-		unsigned long long v;
-		char *end;
-
-		if (leading_number(s, &v, &end) < 0 || end != s + n - 2 || v > UINT32_MAX)
-			return -EINVAL;
-		*ms = v;
-		return 0;
-	}
+	if (rc != 0)
+		return rc < 0 ? rc : 0;
 	if (gw_duration_parse(s, &secs) < 0)
 		return -EINVAL;
 	*ms = secs * 1000; /* gw_duration_parse keeps room for this */
+	return 0;
+}
+
+int
+gw_duration_parse_us(const char *s, uint64_t *us)
+{
+	uint64_t ms;
+	int rc = small_unit(s, "us", us);
+
+	if (rc != 0)
+		return rc < 0 ? rc : 0;
+	if (gw_duration_parse_ms(s, &ms) < 0 || ms > UINT64_MAX / 1000)
+		return -EINVAL;
+	*us = ms * 1000;
 	return 0;
 }

@@ -274,6 +274,32 @@ main(void)
 		EXPECT_EQ(v, 42);
 	}
 	{
+		/* durations in microseconds: "us" plus every ms and seconds form */
+		uint64_t v = 0;
+
+		EXPECT_OK(gw_duration_parse_us("300us", &v));
+		EXPECT_EQ(v, 300);
+		EXPECT_OK(gw_duration_parse_us("2ms", &v));
+		EXPECT_EQ(v, 2000);
+		EXPECT_OK(gw_duration_parse_us("1s", &v));
+		EXPECT_EQ(v, 1000000);
+		EXPECT_OK(gw_duration_parse_us("4294967295us", &v));
+		EXPECT_EQ(v, 4294967295ull);
+		EXPECT_OK(gw_duration_parse_us("18446744073709s", &v));
+		EXPECT_EQ(v, 18446744073709ull * 1000000);
+		v = 42;
+		EXPECT_ERR(gw_duration_parse_us("18446744073710s", &v), -EINVAL); /* overflows */
+		EXPECT_ERR(gw_duration_parse_us("4294967296us", &v), -EINVAL);
+		EXPECT_ERR(gw_duration_parse_us("0us", &v), -EINVAL);
+		EXPECT_ERR(gw_duration_parse_us("us", &v), -EINVAL);
+		EXPECT_ERR(gw_duration_parse_us("5 us", &v), -EINVAL);
+		EXPECT_ERR(gw_duration_parse_us("5µs", &v), -EINVAL);
+		EXPECT_ERR(gw_duration_parse_us("5", &v), -EINVAL);
+		EXPECT_ERR(gw_duration_parse_us(NULL, &v), -EINVAL);
+		EXPECT_EQ(v, 42);
+		EXPECT_ERR(gw_duration_parse_ms("5us", &v), -EINVAL); /* ms callers: no us */
+	}
+	{
 		/* JOURNAL_STREAM "DEV:INODE" names the stream: only that file matches */
 		FILE *f = tmpfile(), *g = tmpfile();
 		struct stat st;
