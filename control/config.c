@@ -139,7 +139,7 @@ struct raw_listener {
 struct raw_hsm {
 	char *module, *pin_file, *pin_env;
 	unsigned threads, queue;
-	char *sign_timeout;
+	char *sign_timeout, *inline_below;
 };
 
 struct raw_admin {
@@ -320,6 +320,7 @@ static const cyaml_schema_field_t hsm_fields[] = {
 	CYAML_FIELD_UINT("threads", OPT, struct raw_hsm, threads),
 	CYAML_FIELD_UINT("queue", OPT, struct raw_hsm, queue),
 	STR("sign_timeout", OPT, struct raw_hsm, sign_timeout),
+	STR("inline_below", OPT, struct raw_hsm, inline_below),
 	CYAML_FIELD_END,
 };
 
@@ -2215,6 +2216,20 @@ conv_hsm(struct gw_cfg_ctx *c, const struct raw_hsm *r, struct gw_cfg *cfg)
 		c, "hsm", "queue", r->queue, 1, 65536, " queued signatures", &cfg->hsm.queue);
 	conv_duration_ms(c, "hsm", "sign_timeout", r->sign_timeout, 10, 60000, "10ms..60s",
 		&cfg->hsm.sign_timeout_ms);
+	if (r->inline_below) { /* absent: never (hsm.h, "Signing in place") */
+		uint64_t us;
+
+		if (gw_duration_parse_us(r->inline_below, &us) < 0)
+			gw_cfg_err(c, 0, "hsm", "inline_below",
+				"'%s' is not a duration (expected a number and one of us, ms, "
+				"s, e.g. 500us)",
+				r->inline_below);
+		else if (us < 10 || us > 100000)
+			gw_cfg_err(c, 0, "hsm", "inline_below",
+				"'%s' is out of range (expected 10us..100ms)", r->inline_below);
+		else
+			cfg->hsm.inline_below_us = (uint32_t)us;
+	}
 	return 0;
 }
 

@@ -254,9 +254,10 @@ struct gw_cfg_hsm {
 	struct gw_cfg_env env[GW_CFG_MAX_ENV];
 	unsigned n_env;
 	/* signatures for the workers, on HSM threads (hsm.h); read at start */
-	uint32_t threads;         /* HSM threads; default 8, 1..256 */
+	uint32_t threads;         /* HSM threads; default 16, 1..256 */
 	uint32_t queue;           /* signatures waiting for a thread; default 1024 */
 	uint32_t sign_timeout_ms; /* a parked handshake's signature fails after; default 2000 */
+	uint32_t inline_below_us; /* sign on the worker below this mean time; 0 (default): never */
 };
 
 struct gw_cfg_admin {

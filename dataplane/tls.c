@@ -792,6 +792,8 @@ hs_step(struct gw_tls_conn *t)
 			park_add(w, t, r);
 		else if (as == GW_HSM_ASYNC_QUEUE_FULL)
 			w->st.hsm_queue_full++;
+		else if (as == GW_HSM_ASYNC_INLINE)
+			w->st.hsm_inline++;
 	}
 	if (rc == 1) {
 		/* no job on the record path: SSL_read/SSL_write stay direct calls */

@@ -89,7 +89,8 @@ struct gw_tls_conn;
 	X(tx_bytes)            /* plaintext bytes written by apps */                        \
 	X(hsm_async_parked)    /* handshakes parked on an HSM signature (async) */          \
 	X(hsm_queue_full)      /* ... refused: the HSM queue was full (hs_fail_hsm too) */  \
-	X(hsm_timeout)         /* ... not answered in hsm_timeout_ms (hs_fail_hsm too) */
+	X(hsm_timeout)         /* ... not answered in hsm_timeout_ms (hs_fail_hsm too) */   \
+	X(hsm_inline)          /* signatures made on the worker (hsm.inline_below) */
 
 struct gw_tls_stats {
 #define GW_TLS_STAT_FIELD_(n) uint64_t n;

@@ -185,6 +185,7 @@ gw_gateway_translate(const struct gw_cfg *cfg, struct gw_dp_params *p, struct gw
 	tp->worker.hsm_timeout_ms = cfg->hsm.sign_timeout_ms;
 	tp->hsm.threads = cfg->hsm.threads;
 	tp->hsm.queue = cfg->hsm.queue;
+	tp->hsm.inline_below_us = cfg->hsm.inline_below_us;
 	for (i = 0; i < d->n_ports; i++) {
 		const struct gw_cfg_port *cp = &d->ports[i];
 		struct gw_dp_port *dp = &p->ports[i];

@@ -415,6 +415,23 @@ GW_MUST_CHECK int gw_hsm_unseal(struct gw_hsm *h, const char *uri, const uint8_t
  * Requests are reference counted between the job and the HSM side and hold
  * references on their key and ring, so a reload, a freed connection or a
  * destroyed ring never leaves the HSM side pointing at freed memory.
+ *
+ * Signing in place (inline_below_us, off by default): a parked handshake
+ * waits for two cross-thread wake-ups (the HSM thread's, then the
+ * worker's), which on an idle box cost more than a fast HSM's signature.
+ * With inline_below_us set, a signature in a job is made on the worker
+ * itself, blocking it, while (a) the recent signatures of that key type
+ * (EC or RSA) took less than inline_below_us on average (an exponentially
+ * weighted mean, 1/8 per signature, of every signature made here or on an
+ * HSM thread, the test delay included; unknown until the first one, which
+ * goes to an HSM thread; a signature at or above inline_below_us becomes the
+ * mean at once), and (b) no signature is queued for or being made
+ * by an HSM thread (none waits behind this one, and the HSM is not busy).
+ * Under load, or once the HSM turns slow, signatures go to the HSM threads
+ * again. The price: a signature in place that hangs (a network HSM that
+ * stops answering) stalls its worker for as long as the PKCS#11 call takes,
+ * and sign_timeout cannot end it. gw_hsm_async_take says
+ * GW_HSM_ASYNC_INLINE for such a signature.
  */
 #define GW_HSM_ASYNC_THREADS_DEFAULT 16
 #define GW_HSM_ASYNC_QUEUE_DEFAULT 1024
@@ -422,6 +439,8 @@ GW_MUST_CHECK int gw_hsm_unseal(struct gw_hsm *h, const char *uri, const uint8_t
 struct gw_hsm_async_params {
 	unsigned threads; /* HSM threads; 0 = GW_HSM_ASYNC_THREADS_DEFAULT, at most 256 */
 	unsigned queue;   /* queued requests (rounded up to a power of two); 0 = default */
+	/* sign on the worker below this mean signature time (see above); 0 = never */
+	unsigned inline_below_us;
 };
 
 /*
@@ -481,6 +500,7 @@ enum gw_hsm_async_status {
 	GW_HSM_ASYNC_NONE = 0,   /* no asynchronous signature since the last take */
 	GW_HSM_ASYNC_PARKED,     /* a request is in flight: *req, the job paused */
 	GW_HSM_ASYNC_QUEUE_FULL, /* the queue was full: the signature failed */
+	GW_HSM_ASYNC_INLINE,     /* signed in place (inline_below_us): done, nothing parked */
 };
 
 /*
@@ -510,6 +530,11 @@ bool gw_hsm_async_abandon(struct gw_hsm_async_req *r);
  */
 void gw_hsm_async_test_hold(bool on);
 void gw_hsm_async_test_delay(unsigned us);
+
+/* The mean signature time of EC (rsa false) or RSA keys, microseconds;
+ * UINT_MAX before the first signature; and setting it. */
+unsigned gw_hsm_async_test_sign_us(bool rsa);
+void gw_hsm_async_test_set_sign_us(bool rsa, unsigned us);
 #endif
 
 #endif /* GW_HSM_H */

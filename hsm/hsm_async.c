@@ -20,6 +20,13 @@
  * no completion ring bound, so control, the CLI and the tests sign exactly
  * as before.
  *
+ * In place. With inline_below_us, a wrapper inside a job may call the
+ * original itself (sign_here_ok, hsm.h "Signing in place"): inflight counts
+ * the requests queued or being signed, sign_us[] the mean signature time per
+ * key type, both read with relaxed loads: a stale value costs one signature
+ * made the other way, nothing else. Every signature updates its mean with a
+ * plain load and store: concurrent updates may lose one sample.
+ *
  * Ownership. A request is shared by the worker (the paused job) and the HSM
  * side (queue, thread, then the completion ring) and reference counted: the
  * last of the two frees it. state goes PENDING -> DONE (the HSM side
@@ -103,12 +110,14 @@ static struct {
 	sem_t sem;
 	struct qcell *q;
 	size_t mask;
-	size_t enq, deq; /* __atomic */
+	size_t enq, deq;     /* __atomic */
+	size_t inflight;     /* __atomic: queued or being signed on an HSM thread */
+	unsigned sign_us[2]; /* __atomic: mean signature time, [0] EC, [1] RSA */
 #ifdef GW_TEST_HOOKS
 	bool hold;         /* __atomic */
 	unsigned delay_us; /* __atomic */
 #endif
-} pool = {.lock = PTHREAD_MUTEX_INITIALIZER};
+} pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .sign_us = {UINT_MAX, UINT_MAX}};
 
 /* The engine's originals (set once, under the engine lock, before any use). */
 typedef int pm_sign_fn(EVP_PKEY_CTX *, unsigned char *, size_t *, const unsigned char *, size_t);
@@ -123,6 +132,49 @@ static int (*orig_rsa_priv_enc)(int, const unsigned char *, unsigned char *, RSA
 static __thread struct gw_hsm_async_ring *tl_ring;
 static __thread struct gw_hsm_async_req *tl_parked;
 static __thread int tl_status;
+static __thread bool tl_here; /* signing in place: the wrappers call through */
+
+/* ---- signature times ---- */
+
+static uint64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/*
+ * One more signature of that key type took t0..now: into the mean (1/8).
+ * One at or above inline_below_us becomes the mean at once, so signing in
+ * place stops after a single slow signature, and comes back only once the
+ * HSM threads' signatures have pulled the mean down again.
+ */
+static void
+sign_time(bool rsa, uint64_t t0)
+{
+	uint64_t d = now_us() - t0;
+	unsigned m = __atomic_load_n(&pool.sign_us[rsa], __ATOMIC_RELAXED);
+	unsigned s = d >= UINT_MAX - 1 ? UINT_MAX - 1 : (unsigned)d;
+
+	if (m != UINT_MAX && s < pool.p.inline_below_us) /* the first one sets it */
+		s = (unsigned)(((uint64_t)m * 7 + s) / 8);
+	__atomic_store_n(&pool.sign_us[rsa], s, __ATOMIC_RELAXED);
+}
+
+/* A slow HSM for the tests and benchmarks of test builds, wherever it signs. */
+static void
+test_delay(void)
+{
+#ifdef GW_TEST_HOOKS
+	unsigned d = __atomic_load_n(&pool.delay_us, __ATOMIC_RELAXED);
+
+	if (d)
+		nanosleep(&(struct timespec){.tv_sec = d / 1000000, .tv_nsec = d % 1000000 * 1000L},
+			NULL);
+#endif
+}
 
 /* ---- requests ---- */
 
@@ -281,16 +333,15 @@ pkey_sign_here(struct gw_hsm_async_req *r)
 static void
 req_run(struct gw_hsm_async_req *r)
 {
-#ifdef GW_TEST_HOOKS
-	unsigned d = __atomic_load_n(&pool.delay_us, __ATOMIC_RELAXED);
+	uint64_t t0;
 
+#ifdef GW_TEST_HOOKS
 	while (__atomic_load_n(&pool.hold, __ATOMIC_ACQUIRE) &&
 		!__atomic_load_n(&pool.stop, __ATOMIC_ACQUIRE))
 		nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
-	if (d)
-		nanosleep(&(struct timespec){.tv_sec = d / 1000000, .tv_nsec = d % 1000000 * 1000L},
-			NULL);
 #endif
+	t0 = now_us();
+	test_delay();
 	/* nobody waits for it any more: spare the token */
 	if (__atomic_load_n(&r->state, __ATOMIC_ACQUIRE) == RS_ABANDONED ||
 		__atomic_load_n(&pool.stop, __ATOMIC_ACQUIRE))
@@ -308,6 +359,9 @@ req_run(struct gw_hsm_async_req *r)
 	} else {
 		r->out_len = orig_rsa_priv_enc(r->in_len, r->in, r->out, r->rsa, r->padding);
 	}
+	sign_time(r->rsa != NULL ||
+			  (r->pkey != NULL && EVP_PKEY_get_base_id(r->pkey) == EVP_PKEY_RSA),
+		t0);
 	ERR_clear_error(); /* this thread's queue; the worker reports the failure */
 }
 
@@ -323,6 +377,7 @@ hsm_thread(void *arg)
 		r = q_pop();
 		if (r != NULL) {
 			req_run(r);
+			__atomic_sub_fetch(&pool.inflight, 1, __ATOMIC_RELAXED);
 			req_complete(r);
 			continue;
 		}
@@ -370,6 +425,8 @@ gw_hsm_async_start(const struct gw_hsm_async_params *p)
 	pool.enq = pool.deq = 0;
 	pool.p = d;
 	pool.stop = false;
+	pool.inflight = 0;
+	pool.sign_us[0] = pool.sign_us[1] = UINT_MAX; /* this start's HSM, not the last one's */
 	pool.n_th = 0;
 	for (unsigned i = 0; i < d.threads; i++) {
 		int e = pthread_create(&pool.th[i], NULL, hsm_thread, NULL);
@@ -429,8 +486,10 @@ gw_hsm_async_stop(void)
 	for (unsigned i = 0; i < pool.n_th; i++)
 		pthread_join(pool.th[i], NULL);
 	/* what nobody took: failed back to its worker (or freed if it is gone) */
-	while ((r = q_pop()) != NULL)
+	while ((r = q_pop()) != NULL) {
+		__atomic_sub_fetch(&pool.inflight, 1, __ATOMIC_RELAXED);
 		req_complete(r);
+	}
 	sem_destroy(&pool.sem);
 	free(pool.q);
 	free(pool.th);
@@ -457,6 +516,18 @@ void
 gw_hsm_async_test_delay(unsigned us)
 {
 	__atomic_store_n(&pool.delay_us, us, __ATOMIC_RELAXED);
+}
+
+unsigned
+gw_hsm_async_test_sign_us(bool rsa)
+{
+	return __atomic_load_n(&pool.sign_us[rsa], __ATOMIC_RELAXED);
+}
+
+void
+gw_hsm_async_test_set_sign_us(bool rsa, unsigned us)
+{
+	__atomic_store_n(&pool.sign_us[rsa], us, __ATOMIC_RELAXED);
 }
 #endif
 
@@ -568,8 +639,41 @@ gw_hsm_async_abandon(struct gw_hsm_async_req *r)
 static bool
 async_applies(void)
 {
-	return tl_ring != NULL && ASYNC_get_current_job() != NULL &&
+	return tl_ring != NULL && !tl_here && ASYNC_get_current_job() != NULL &&
 	       __atomic_load_n(&pool.running, __ATOMIC_ACQUIRE);
+}
+
+/*
+ * In a job, may this signature be made here, on the worker (hsm.h, "Signing
+ * in place")? Then the caller times the original's call (sign_time) and
+ * says so (tl_status).
+ */
+static bool
+sign_here_ok(bool rsa)
+{
+	unsigned lim = pool.p.inline_below_us; /* set before running, read after it */
+
+	return lim != 0 && __atomic_load_n(&pool.inflight, __ATOMIC_RELAXED) == 0 &&
+	       __atomic_load_n(&pool.sign_us[rsa], __ATOMIC_RELAXED) < lim;
+}
+
+/* Start a signature in place: the test delay, the clock. */
+static uint64_t
+here_begin(void)
+{
+	uint64_t t0 = now_us();
+
+	tl_here = true; /* the engine's pkey method calls the EC_KEY's: no second turn */
+	test_delay();
+	return t0;
+}
+
+static void
+here_end(bool rsa, uint64_t t0)
+{
+	tl_here = false;
+	sign_time(rsa, t0);
+	tl_status = GW_HSM_ASYNC_INLINE;
 }
 
 static struct gw_hsm_async_req *
@@ -601,7 +705,9 @@ req_new(enum req_kind kind, const unsigned char *in, int in_len)
 static bool
 req_wait(struct gw_hsm_async_req *r)
 {
+	__atomic_add_fetch(&pool.inflight, 1, __ATOMIC_RELAXED);
 	if (!q_push(r)) {
+		__atomic_sub_fetch(&pool.inflight, 1, __ATOMIC_RELAXED);
 		tl_status = GW_HSM_ASYNC_QUEUE_FULL;
 		r->refs = 1; /* never reached the HSM side */
 		req_unref(r);
@@ -631,6 +737,13 @@ ec_sign_sig(const unsigned char *dgst, int dlen, const BIGNUM *kinv, const BIGNU
 	struct gw_hsm_async_req *r;
 	ECDSA_SIG *sig;
 
+	if (async_applies() && sign_here_ok(false)) {
+		uint64_t t0 = here_begin();
+
+		sig = orig_ec_sign_sig(dgst, dlen, kinv, rp, ec);
+		here_end(false, t0);
+		return sig;
+	}
 	if (!async_applies() || (r = req_new(RK_EC_SIG, dgst, dlen)) == NULL)
 		return orig_ec_sign_sig(dgst, dlen, kinv, rp, ec);
 	EC_KEY_up_ref(ec);
@@ -658,8 +771,16 @@ pm_sign(EVP_PKEY_CTX *ctx, unsigned char *sig, size_t *siglen, const unsigned ch
 	int n;
 
 	/* a size query (sig NULL) costs no token call */
-	if (sig == NULL || k == NULL || tbslen > INT_MAX || !async_applies() ||
-		(r = req_new(RK_PKEY, tbs, (int)tbslen)) == NULL)
+	if (sig == NULL || k == NULL || tbslen > INT_MAX || !async_applies())
+		return orig(ctx, sig, siglen, tbs, tbslen);
+	if (sign_here_ok(rsa)) {
+		uint64_t t0 = here_begin();
+
+		n = orig(ctx, sig, siglen, tbs, tbslen);
+		here_end(rsa, t0);
+		return n;
+	}
+	if ((r = req_new(RK_PKEY, tbs, (int)tbslen)) == NULL)
 		return orig(ctx, sig, siglen, tbs, tbslen);
 	EVP_PKEY_up_ref(k);
 	r->pkey = k;
@@ -698,6 +819,13 @@ ec_sign(int type, const unsigned char *dgst, int dlen, unsigned char *sig, unsig
 	struct gw_hsm_async_req *r;
 	int ok = 0;
 
+	if (async_applies() && sign_here_ok(false)) {
+		uint64_t t0 = here_begin();
+
+		ok = orig_ec_sign(type, dgst, dlen, sig, siglen, kinv, rp, ec);
+		here_end(false, t0);
+		return ok;
+	}
 	if (!async_applies() || (r = req_new(RK_EC_DER, dgst, dlen)) == NULL)
 		return orig_ec_sign(type, dgst, dlen, sig, siglen, kinv, rp, ec);
 	EC_KEY_up_ref(ec);
@@ -725,6 +853,13 @@ rsa_priv_enc(int flen, const unsigned char *from, unsigned char *to, RSA *rsa, i
 	struct gw_hsm_async_req *r;
 	int n;
 
+	if (async_applies() && sign_here_ok(true)) {
+		uint64_t t0 = here_begin();
+
+		n = orig_rsa_priv_enc(flen, from, to, rsa, padding);
+		here_end(true, t0);
+		return n;
+	}
 	if (!async_applies() || RSA_size(rsa) > REQ_IN_MAX ||
 		(r = req_new(RK_RSA, from, flen)) == NULL)
 		return orig_rsa_priv_enc(flen, from, to, rsa, padding);

@@ -5,7 +5,7 @@
 # handshakes fail with a clear counter and log line instead of anything
 # worse; once a key is back under the same label (with its certificate) the
 # gateway reloads its keys by itself and serves again, without a restart or
-# a SIGHUP.
+# a SIGHUP. With hsm.inline_below, a fast token signs on the worker.
 . "$(dirname "$0")/../lib/common.sh"
 . "$GW_SRC/bench/pki.sh"
 
@@ -77,5 +77,21 @@ done
 [ -n "$ok" ] || gw_fail "gateway did not recover: $(tail -3 "$T/gw.err")"
 grep -q "listener keys reloaded" "$T/gw.err" || gw_fail "no reload message"
 gw_ok "key restored: gateway reloaded its keys by itself and serves again ($(grep -m1 'keys reloaded' "$T/gw.err" | cut -c1-120))"
+gw_stop_gateway
+
+# hsm.inline_below: the first signature goes to an HSM thread (the HSM's
+# speed is not known yet), the next ones are made on the worker itself
+printf '  inline_below: 100ms\n' >>"$T/gw.yaml"
+gw_start_gateway "$T/gw.yaml"
+for i in 1 2 3; do
+	out=$(hello)
+	case "$out" in *ping*) ;; *) gw_fail "handshake $i with hsm.inline_below: $out" ;; esac
+done
+gw_wait 30 test "$(gw_stat hs_ok)" -ge 3 || gw_fail "hs_ok stays at $(gw_stat hs_ok)"
+parked=$(gw_stat hsm_async_parked)
+inl=$(gw_stat hsm_inline)
+[ "$parked" = 1 ] && [ "$inl" = 2 ] ||
+	gw_fail "hsm.inline_below: expected 1 parked and 2 in place, got parked=$parked inline=$inl"
+gw_ok "hsm.inline_below 100ms: first signature on an HSM thread, then in place (hsm_async_parked=$parked, hsm_inline=$inl)"
 gw_stop_gateway
 gw_done

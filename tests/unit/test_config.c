@@ -1318,23 +1318,41 @@ main(void)
 			EXPECT_EQ(c->hsm.threads, 16);
 			EXPECT_EQ(c->hsm.queue, 1024);
 			EXPECT_EQ(c->hsm.sign_timeout_ms, 2000);
+			EXPECT_EQ(c->hsm.inline_below_us, 0); /* never signs on the worker */
 			gw_cfg_free(c);
 			c = NULL;
 		}
-		snprintf(
-			y, sizeof(y), "%s  threads: 3\n  queue: 64\n  sign_timeout: 500ms\n", base);
+		snprintf(y, sizeof(y),
+			"%s  threads: 3\n  queue: 64\n  sign_timeout: 500ms\n  inline_below: "
+			"300us\n",
+			base);
 		EXPECT_OK(load_text(y, &c));
 		if (c != NULL) {
 			EXPECT_EQ(c->hsm.threads, 3);
 			EXPECT_EQ(c->hsm.queue, 64);
 			EXPECT_EQ(c->hsm.sign_timeout_ms, 500);
+			EXPECT_EQ(c->hsm.inline_below_us, 300);
+			gw_cfg_free(c);
+			c = NULL;
+		}
+		snprintf(y, sizeof(y), "%s  inline_below: 2ms\n", base);
+		EXPECT_OK(load_text(y, &c));
+		if (c != NULL) {
+			EXPECT_EQ(c->hsm.inline_below_us, 2000);
 			gw_cfg_free(c);
 		}
-		snprintf(y, sizeof(y), "%s  threads: 0\n  queue: 100000\n  sign_timeout: 5ms\n",
+		snprintf(y, sizeof(y),
+			"%s  threads: 0\n  queue: 100000\n  sign_timeout: 5ms\n  inline_below: "
+			"5us\n",
 			base);
 		EXPECT_CFG_ERR(y, "gw.yaml:6: hsm.threads: 0 is out of range (expected 1..256");
 		EXPECT_CONTAINS(errbuf, "gw.yaml:7: hsm.queue: 100000 is out of range");
 		EXPECT_CONTAINS(errbuf, "gw.yaml:8: hsm.sign_timeout: ");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:9: hsm.inline_below: '5us' is out of range "
+					"(expected 10us..100ms)");
+		snprintf(y, sizeof(y), "%s  inline_below: fast\n", base);
+		EXPECT_CFG_ERR(y, "gw.yaml:6: hsm.inline_below: 'fast' is not a duration (expected "
+				  "a number and one of us, ms, s, e.g. 500us)");
 	}
 
 	{ /* hsm.env: variables for the PKCS#11 module, never the PIN's */

@@ -20,6 +20,7 @@
  * v2 header to an upstream; a stale entry in OpenSSL's error queue before a
  * read or write.
  */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -686,6 +687,18 @@ client_handshake_rt(struct client *cl)
 		usleep(1000);
 	}
 	return 0;
+}
+
+/* client_handshake_rt, then one echo: the server has finished its side too. */
+static int
+client_hs_echo_rt(struct client *cl)
+{
+	uint8_t msg[100], back[100];
+
+	memset(msg, 0x5a, sizeof(msg));
+	return client_handshake_rt(cl) &&
+	       client_roundtrip(cl, msg, sizeof(msg), back, sizeof(back)) == (long)sizeof(msg) &&
+	       memcmp(msg, back, sizeof(msg)) == 0;
 }
 
 /* Step cl until the server (w) parks one more handshake: true if it did. */
@@ -2123,6 +2136,128 @@ main(int argc, char **argv)
 		gw_hsm_async_stop();
 		EXPECT_TRUE(!gw_hsm_async_running());
 		client_free(&d);
+		ASYNC_cleanup_thread();
+	}
+	{ /* hsm.inline_below: signing in place while the HSM is fast and idle */
+		struct gw_tls_worker_params ap = wp;
+		struct gw_svc_tls_params sp = {0};
+		struct gw_hsm_async_params hp1 = {
+			.threads = 2, .queue = 8, .inline_below_us = 80000};
+		struct gw_tls_stats st0, st1;
+		struct client a, b, c;
+		char rsa_uri[GW_HSM_URI_MAX], rsa_pem[160];
+		bool back_in_place = false;
+		int n_async = 0;
+
+		lcfg_init(&cfg, TC_INTER, TLS1_2_VERSION, 3);
+		publish(P1, &cfg);
+		EXPECT_OK(gw_hsm_async_start(&hp1));
+		ap.max_handshakes = 16;
+		ap.handshake_timeout_ms = 30000;
+		ap.hsm_async = true;
+		ap.hsm_timeout_ms = 20000;
+		EXPECT_OK(gw_tls_worker_create(&ap, &W3));
+		sp.ip = htonl(IP_B);
+		sp.port = htons(8447);
+		sp.kind = GW_SVC_TLS_ECHO;
+		sp.index = 0;
+		sp.pub = P1;
+		sp.tw = W3;
+		EXPECT_OK(gw_svc_tls_listen(SB, &sp));
+		/* the first signature goes to an HSM thread: nothing is known of the HSM */
+		EXPECT_EQ(gw_hsm_async_test_sign_us(false), UINT_MAX);
+		stats(W3, &st0);
+		client_open(&a, c13, 8447, &K.leaf, NULL, NULL, NULL);
+		EXPECT_TRUE(client_hs_echo_rt(&a));
+		client_free(&a);
+		stats(W3, &st1);
+		EXPECT_EQ(st1.hsm_async_parked - st0.hsm_async_parked, 1);
+		EXPECT_EQ(st1.hsm_inline - st0.hsm_inline, 0);
+		EXPECT_TRUE(gw_hsm_async_test_sign_us(false) < 80000);
+		/* known fast, nothing in flight: in place, and the client checks the signature */
+		client_open(&a, c13, 8447, &K.leaf, NULL, NULL, NULL);
+		EXPECT_TRUE(client_hs_echo_rt(&a));
+		EXPECT_EQ(SSL_get_verify_result(a.ssl), X509_V_OK);
+		client_free(&a);
+		stats(W3, &st0);
+		EXPECT_EQ(st0.hsm_async_parked - st1.hsm_async_parked, 0);
+		EXPECT_EQ(st0.hsm_inline - st1.hsm_inline, 1);
+		EXPECT_EQ(st0.hs_fail, 0);
+
+		/* a signature queued for an HSM thread: the next one queues too */
+		gw_hsm_async_test_hold(true);
+		gw_hsm_async_test_set_sign_us(false, UINT_MAX); /* as at start: a goes async */
+		client_open(&a, c13, 8447, &K.leaf, NULL, NULL, NULL);
+		EXPECT_TRUE(client_until_parked(&a, W3));
+		gw_hsm_async_test_set_sign_us(false, 10); /* fast, but a is in flight */
+		client_open(&b, c13, 8447, &K.leaf, NULL, NULL, NULL);
+		EXPECT_TRUE(client_until_parked(&b, W3));
+		stats(W3, &st1);
+		EXPECT_EQ(st1.hsm_async_parked - st0.hsm_async_parked, 2);
+		EXPECT_EQ(st1.hsm_inline - st0.hsm_inline, 0);
+		gw_hsm_async_test_hold(false);
+		EXPECT_TRUE(client_hs_echo_rt(&a));
+		EXPECT_TRUE(client_hs_echo_rt(&b));
+		client_free(&a);
+		client_free(&b);
+
+		/* the HSM turns slow: one signature in place, then none until it is fast again */
+		gw_hsm_async_test_set_sign_us(false, 10);
+		gw_hsm_async_test_delay(150000);
+		stats(W3, &st0);
+		client_open(&a, c13, 8447, &K.leaf, NULL, NULL, NULL);
+		EXPECT_TRUE(client_hs_echo_rt(&a));
+		client_free(&a);
+		stats(W3, &st1);
+		EXPECT_EQ(st1.hsm_inline - st0.hsm_inline, 1);
+		EXPECT_TRUE(gw_hsm_async_test_sign_us(false) >= 150000);
+		client_open(&a, c13, 8447, &K.leaf, NULL, NULL, NULL);
+		EXPECT_TRUE(client_until_parked(&a, W3)); /* the worker does not wait */
+		EXPECT_TRUE(client_hs_echo_rt(&a));
+		client_free(&a);
+		gw_hsm_async_test_delay(0);
+		/* fast answers from the HSM threads pull the mean back under 80 ms:
+		 * 150 ms * (7/8)^n < 80 ms takes n >= 5 of them */
+		for (int i = 0; i < 40 && !back_in_place; i++) {
+			stats(W3, &st0);
+			client_open(&c, c13, 8447, &K.leaf, NULL, NULL, NULL);
+			EXPECT_TRUE(client_hs_echo_rt(&c));
+			client_free(&c);
+			stats(W3, &st1);
+			back_in_place = st1.hsm_inline > st0.hsm_inline;
+			n_async += !back_in_place;
+		}
+		EXPECT_TRUE(back_in_place);
+		EXPECT_TRUE(n_async >= 5);
+		printf("# in place again after %d signatures on the HSM threads\n", n_async);
+
+		/* RSA keys keep a mean of their own: first async, then in place */
+		EXPECT_OK(gw_hsm_keygen(hsm_h, GW_HSM_KEY_RSA_2048, "srvrsa2", rsa_uri));
+		snprintf(rsa_pem, sizeof(rsa_pem), "%s/srvrsa2.chain.pem", tok.dir);
+		issue_server_cert(hsm_h, rsa_uri, "/CN=default.example.test",
+			"DNS:default.example.test", rsa_pem, EVP_sha256());
+		cfg.ids[0].key = rsa_uri;
+		cfg.ids[0].cert = rsa_pem;
+		publish(P1, &cfg);
+		EXPECT_EQ(gw_hsm_async_test_sign_us(true), UINT_MAX);
+		for (int v = 0; v < 2; v++) {
+			stats(W3, &st0);
+			client_open(&a, v ? c12 : c13, 8447, &K.leaf, NULL, NULL, NULL);
+			EXPECT_TRUE(client_hs_echo_rt(&a));
+			EXPECT_EQ(SSL_get_verify_result(a.ssl), X509_V_OK);
+			client_free(&a);
+			stats(W3, &st1);
+			EXPECT_EQ(st1.hsm_async_parked - st0.hsm_async_parked, v == 0);
+			EXPECT_EQ(st1.hsm_inline - st0.hsm_inline, v == 1);
+		}
+		EXPECT_TRUE(gw_hsm_async_test_sign_us(true) < 80000);
+		stats(W3, &st1);
+		EXPECT_EQ(st1.hs_fail, 0);
+		lcfg_init(&cfg, TC_INTER, TLS1_2_VERSION, 3);
+		publish(P1, &cfg);
+		gw_tls_worker_destroy(W3);
+		W3 = NULL;
+		gw_hsm_async_stop();
 		ASYNC_cleanup_thread();
 	}
 #else
