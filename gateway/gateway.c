@@ -886,6 +886,19 @@ mesh_metrics(void *arg, struct gw_metrics *m)
 			"the fleet's session ticket key serial installed here",
 			(int64_t)t->fleet_serial);
 	}
+	if (gw_hsm_async_running()) { /* what hsm.inline_below is compared with */
+		static const char *const kind[2] = {"ec", "rsa"};
+		unsigned us[2] = {gw_hsm_async_sign_us(false), gw_hsm_async_sign_us(true)};
+
+		if (us[0] != UINT_MAX || us[1] != UINT_MAX)
+			gw_metrics_family(m, "mtlsgw_hsm_sign_mean_seconds", "gauge",
+				"running mean of the workers' recent HSM signatures by key type "
+				"(each weighs 1/8)");
+		for (int i = 0; i < 2; i++)
+			if (us[i] != UINT_MAX)
+				gw_metrics_sample_f(m, "mtlsgw_hsm_sign_mean_seconds",
+					(const char *const[]){"key", kind[i]}, 1, us[i] / 1e6);
+	}
 	if (dp == NULL)
 		return 0; /* not running yet: no counters */
 	if ((rc = gw_dp_counters(dp, &s)) == 0)

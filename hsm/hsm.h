@@ -522,6 +522,14 @@ void gw_hsm_async_set_cookie(struct gw_hsm_async_req *r, void *cookie);
  */
 bool gw_hsm_async_abandon(struct gw_hsm_async_req *r);
 
+/*
+ * The mean time of the recent signatures of EC (rsa false) or RSA keys
+ * made for the workers, on the HSM threads or in place (see "Signing in
+ * place"), in microseconds; UINT_MAX when none was made since the pool
+ * started. Thread-safe.
+ */
+unsigned gw_hsm_async_sign_us(bool rsa);
+
 #ifdef GW_TEST_HOOKS
 /*
  * Tests only (-Dtest_hooks=true): HSM threads wait before signing while
@@ -531,9 +539,7 @@ bool gw_hsm_async_abandon(struct gw_hsm_async_req *r);
 void gw_hsm_async_test_hold(bool on);
 void gw_hsm_async_test_delay(unsigned us);
 
-/* The mean signature time of EC (rsa false) or RSA keys, microseconds;
- * UINT_MAX before the first signature; and setting it. */
-unsigned gw_hsm_async_test_sign_us(bool rsa);
+/* Set the mean signature time gw_hsm_async_sign_us reports (and decides by). */
 void gw_hsm_async_test_set_sign_us(bool rsa, unsigned us);
 #endif
 

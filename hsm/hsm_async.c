@@ -505,6 +505,12 @@ gw_hsm_async_running(void)
 	return __atomic_load_n(&pool.running, __ATOMIC_ACQUIRE);
 }
 
+unsigned
+gw_hsm_async_sign_us(bool rsa)
+{
+	return __atomic_load_n(&pool.sign_us[rsa], __ATOMIC_RELAXED);
+}
+
 #ifdef GW_TEST_HOOKS
 void
 gw_hsm_async_test_hold(bool on)
@@ -516,12 +522,6 @@ void
 gw_hsm_async_test_delay(unsigned us)
 {
 	__atomic_store_n(&pool.delay_us, us, __ATOMIC_RELAXED);
-}
-
-unsigned
-gw_hsm_async_test_sign_us(bool rsa)
-{
-	return __atomic_load_n(&pool.sign_us[rsa], __ATOMIC_RELAXED);
 }
 
 void

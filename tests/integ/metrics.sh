@@ -140,7 +140,8 @@ check m1 "set(l['state'] for l in ls('mtlsgw_tcp_connections')) == {'CLOSED', 'L
 check m1 "s('mtlsgw_tls_worker_hs_ok_total', worker='0') == s('mtlsgw_tls_hs_ok_total')"
 check m1 "s('mtlsgw_tls_handshake_seconds_count') == s('mtlsgw_tls_hs_ok_total') and s('mtlsgw_tls_handshake_seconds_count', listener='ext') >= 3 and sorted(l['listener'] for l in ls('mtlsgw_tls_handshake_seconds_count')) == ['ext', 'web']"
 check m1 "0 < s('mtlsgw_worker_busy_seconds_total', worker='0') and s('mtlsgw_worker_snapshot_generation', worker='0') == s('mtlsgw_snapshot_generation')"
-gw_ok "after traffic: hs_ok $a0 -> $a1; net/tcp/tls counters grew; connections by state gauge; worker busy seconds and generation"
+check m1 "ls('mtlsgw_hsm_sign_mean_seconds') == [{'key': 'ec'}] and 0 < s('mtlsgw_hsm_sign_mean_seconds') < 1"
+gw_ok "after traffic: hs_ok $a0 -> $a1; net/tcp/tls counters grew; connections by state gauge; worker busy seconds and generation; mean HSM signature $(sed -n 's/^mtlsgw_hsm_sign_mean_seconds{key="ec"} //p' "$T/m1.prom") s"
 
 # an open connection shows in the gauges while it lasts
 gw_bg sclient 4

@@ -2165,7 +2165,7 @@ main(int argc, char **argv)
 		sp.tw = W3;
 		EXPECT_OK(gw_svc_tls_listen(SB, &sp));
 		/* the first signature goes to an HSM thread: nothing is known of the HSM */
-		EXPECT_EQ(gw_hsm_async_test_sign_us(false), UINT_MAX);
+		EXPECT_EQ(gw_hsm_async_sign_us(false), UINT_MAX);
 		stats(W3, &st0);
 		client_open(&a, c13, 8447, &K.leaf, NULL, NULL, NULL);
 		EXPECT_TRUE(client_hs_echo_rt(&a));
@@ -2173,7 +2173,7 @@ main(int argc, char **argv)
 		stats(W3, &st1);
 		EXPECT_EQ(st1.hsm_async_parked - st0.hsm_async_parked, 1);
 		EXPECT_EQ(st1.hsm_inline - st0.hsm_inline, 0);
-		EXPECT_TRUE(gw_hsm_async_test_sign_us(false) < 80000);
+		EXPECT_TRUE(gw_hsm_async_sign_us(false) < 80000);
 		/* known fast, nothing in flight: in place, and the client checks the signature */
 		client_open(&a, c13, 8447, &K.leaf, NULL, NULL, NULL);
 		EXPECT_TRUE(client_hs_echo_rt(&a));
@@ -2210,7 +2210,7 @@ main(int argc, char **argv)
 		client_free(&a);
 		stats(W3, &st1);
 		EXPECT_EQ(st1.hsm_inline - st0.hsm_inline, 1);
-		EXPECT_TRUE(gw_hsm_async_test_sign_us(false) >= 150000);
+		EXPECT_TRUE(gw_hsm_async_sign_us(false) >= 150000);
 		client_open(&a, c13, 8447, &K.leaf, NULL, NULL, NULL);
 		EXPECT_TRUE(client_until_parked(&a, W3)); /* the worker does not wait */
 		EXPECT_TRUE(client_hs_echo_rt(&a));
@@ -2239,7 +2239,7 @@ main(int argc, char **argv)
 		cfg.ids[0].key = rsa_uri;
 		cfg.ids[0].cert = rsa_pem;
 		publish(P1, &cfg);
-		EXPECT_EQ(gw_hsm_async_test_sign_us(true), UINT_MAX);
+		EXPECT_EQ(gw_hsm_async_sign_us(true), UINT_MAX);
 		for (int v = 0; v < 2; v++) {
 			stats(W3, &st0);
 			client_open(&a, v ? c12 : c13, 8447, &K.leaf, NULL, NULL, NULL);
@@ -2250,7 +2250,7 @@ main(int argc, char **argv)
 			EXPECT_EQ(st1.hsm_async_parked - st0.hsm_async_parked, v == 0);
 			EXPECT_EQ(st1.hsm_inline - st0.hsm_inline, v == 1);
 		}
-		EXPECT_TRUE(gw_hsm_async_test_sign_us(true) < 80000);
+		EXPECT_TRUE(gw_hsm_async_sign_us(true) < 80000);
 		stats(W3, &st1);
 		EXPECT_EQ(st1.hs_fail, 0);
 		lcfg_init(&cfg, TC_INTER, TLS1_2_VERSION, 3);
