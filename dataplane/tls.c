@@ -324,19 +324,22 @@ static void
 park_cancel(struct gw_tls_conn *t)
 {
 	struct gw_tls_worker *w = t->w;
+	struct gw_hsm_async_req *r = t->areq;
 
 	BIO_set_data(SSL_get_rbio(t->ssl), NULL); /* no TCP under it any more */
-	for (int i = 0; t->areq != NULL && i < 4; i++) {
-		struct gw_hsm_async_req *r;
+	if (r != NULL)
+		park_del(w, t); /* only the first one is on the parked list */
+	for (int i = 0; r != NULL && i < 4; i++) {
+		enum gw_hsm_async_status as;
 
-		(void)gw_hsm_async_abandon(t->areq);
-		park_del(w, t);
+		(void)gw_hsm_async_abandon(r);
 		gw_hsm_async_ring_bind(w->ring);
 		ERR_clear_error();
-		if (SSL_do_handshake(t->ssl) <= 0 && gw_hsm_async_take(&r) == GW_HSM_ASYNC_PARKED &&
-			r != NULL) {
-			t->areq = r; /* another signature: abandon that too */
-			gw_hsm_async_set_cookie(r, t);
+		r = NULL;
+		if (SSL_do_handshake(t->ssl) <= 0) {
+			as = gw_hsm_async_take(&r); /* another signature: abandon that too */
+			if (as != GW_HSM_ASYNC_PARKED && as != GW_HSM_ASYNC_INLINE)
+				r = NULL;
 		}
 	}
 	ERR_clear_error();
@@ -783,17 +786,25 @@ hs_step(struct gw_tls_conn *t)
 		t->t_hello = rte_rdtsc();
 	if (w->ring != NULL)
 		gw_hsm_async_ring_bind(w->ring);
-	rc = SSL_do_handshake(t->ssl);
-	if (w->ring != NULL) {
+	for (;;) {
 		struct gw_hsm_async_req *r;
-		enum gw_hsm_async_status as = gw_hsm_async_take(&r);
+		enum gw_hsm_async_status as;
 
+		rc = SSL_do_handshake(t->ssl);
+		if (w->ring == NULL)
+			break;
+		as = gw_hsm_async_take(&r);
+		if (as == GW_HSM_ASYNC_INLINE && r != NULL) {
+			/* a fast, idle HSM (hsm.inline_below): sign here, resume now */
+			gw_hsm_async_sign_here(r);
+			w->st.hsm_inline++;
+			continue;
+		}
 		if (as == GW_HSM_ASYNC_PARKED && r != NULL)
 			park_add(w, t, r);
 		else if (as == GW_HSM_ASYNC_QUEUE_FULL)
 			w->st.hsm_queue_full++;
-		else if (as == GW_HSM_ASYNC_INLINE)
-			w->st.hsm_inline++;
+		break;
 	}
 	if (rc == 1) {
 		/* no job on the record path: SSL_read/SSL_write stay direct calls */

@@ -419,7 +419,7 @@ GW_MUST_CHECK int gw_hsm_unseal(struct gw_hsm *h, const char *uri, const uint8_t
  * Signing in place (inline_below_us, off by default): a parked handshake
  * waits for two cross-thread wake-ups (the HSM thread's, then the
  * worker's), which on an idle box cost more than a fast HSM's signature.
- * With inline_below_us set, a signature in a job is made on the worker
+ * With inline_below_us set, a signature in a job is made by the worker
  * itself, blocking it, while (a) the recent signatures of that key type
  * (EC or RSA) took less than inline_below_us on average (an exponentially
  * weighted mean, 1/8 per signature, of every signature made here or on an
@@ -430,8 +430,9 @@ GW_MUST_CHECK int gw_hsm_unseal(struct gw_hsm *h, const char *uri, const uint8_t
  * Under load, or once the HSM turns slow, signatures go to the HSM threads
  * again. The price: a signature in place that hangs (a network HSM that
  * stops answering) stalls its worker for as long as the PKCS#11 call takes,
- * and sign_timeout cannot end it. gw_hsm_async_take says
- * GW_HSM_ASYNC_INLINE for such a signature.
+ * and sign_timeout cannot end it. The job pauses as for an HSM thread;
+ * gw_hsm_async_take says GW_HSM_ASYNC_INLINE, and the worker signs with
+ * gw_hsm_async_sign_here, on its own stack, then resumes the job at once.
  */
 #define GW_HSM_ASYNC_THREADS_DEFAULT 16
 #define GW_HSM_ASYNC_QUEUE_DEFAULT 1024
@@ -500,16 +501,26 @@ enum gw_hsm_async_status {
 	GW_HSM_ASYNC_NONE = 0,   /* no asynchronous signature since the last take */
 	GW_HSM_ASYNC_PARKED,     /* a request is in flight: *req, the job paused */
 	GW_HSM_ASYNC_QUEUE_FULL, /* the queue was full: the signature failed */
-	GW_HSM_ASYNC_INLINE,     /* signed in place (inline_below_us): done, nothing parked */
+	GW_HSM_ASYNC_INLINE,     /* *req is to be signed in place (inline_below_us), now */
 };
 
 /*
  * What the last signature on this thread did, once: after SSL_do_handshake
  * returned. PARKED sets *req: the worker attaches its cookie
  * (gw_hsm_async_set_cookie) and keeps req until the ring hands the cookie
- * back or it abandons req; it never frees req.
+ * back or it abandons req; it never frees req. INLINE sets *req too: the
+ * worker calls gw_hsm_async_sign_here(req) (or, to fail the signature,
+ * gw_hsm_async_abandon) and then SSL_do_handshake again at once; req is not
+ * the worker's after that.
  */
 enum gw_hsm_async_status gw_hsm_async_take(struct gw_hsm_async_req **req);
+
+/*
+ * Make an INLINE request's signature on this thread (the job is paused, not
+ * running: the module gets the thread's own stack), timed into the mean
+ * (gw_hsm_async_sign_us). Blocks for as long as the token takes.
+ */
+void gw_hsm_async_sign_here(struct gw_hsm_async_req *r);
 
 void gw_hsm_async_set_cookie(struct gw_hsm_async_req *r, void *cookie);
 

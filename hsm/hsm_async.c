@@ -20,12 +20,16 @@
  * no completion ring bound, so control, the CLI and the tests sign exactly
  * as before.
  *
- * In place. With inline_below_us, a wrapper inside a job may call the
- * original itself (sign_here_ok, hsm.h "Signing in place"): inflight counts
- * the requests queued or being signed, sign_us[] the mean signature time per
- * key type, both read with relaxed loads: a stale value costs one signature
- * made the other way, nothing else. Every signature updates its mean with a
- * plain load and store: concurrent updates may lose one sample.
+ * In place. With inline_below_us, req_wait may keep a request off the
+ * queue (sign_here_ok, hsm.h "Signing in place"): the job pauses all the
+ * same, and the worker, told GW_HSM_ASYNC_INLINE, signs it on its own stack
+ * (gw_hsm_async_sign_here, in the HSM side's place) and resumes the job at
+ * once. Not inside the job: an ASYNC job's stack is 32 KB, too little to
+ * promise to a PKCS#11 module. inflight counts the requests queued or being
+ * signed on an HSM thread, sign_us[] the mean signature time per key type,
+ * both read with relaxed loads: a stale value costs one signature made the
+ * other way, nothing else. Every signature updates its mean with a plain
+ * load and store: concurrent updates may lose a sample.
  *
  * Ownership. A request is shared by the worker (the paused job) and the HSM
  * side (queue, thread, then the completion ring) and reference counted: the
@@ -66,6 +70,7 @@ struct gw_hsm_async_req {
 	int refs;                      /* __atomic */
 	int state;                     /* enum req_state, __atomic */
 	enum req_kind kind;
+	bool here; /* to be signed in place: the worker is its "HSM side" */
 	struct gw_hsm_async_ring *ring;
 	void *cookie; /* the worker's; only the worker's thread touches it */
 	EC_KEY *ec;
@@ -132,7 +137,6 @@ static int (*orig_rsa_priv_enc)(int, const unsigned char *, unsigned char *, RSA
 static __thread struct gw_hsm_async_ring *tl_ring;
 static __thread struct gw_hsm_async_req *tl_parked;
 static __thread int tl_status;
-static __thread bool tl_here; /* signing in place: the wrappers call through */
 
 /* ---- signature times ---- */
 
@@ -330,17 +334,19 @@ pkey_sign_here(struct gw_hsm_async_req *r)
 	return ok ? (int)n : -1;
 }
 
+/* Is r an RSA key's signature (its own mean signature time)? */
+static bool
+req_rsa(const struct gw_hsm_async_req *r)
+{
+	return r->rsa != NULL || (r->pkey != NULL && EVP_PKEY_get_base_id(r->pkey) == EVP_PKEY_RSA);
+}
+
+/* Make r's signature, on an HSM thread or in place (gw_hsm_async_sign_here). */
 static void
 req_run(struct gw_hsm_async_req *r)
 {
-	uint64_t t0;
+	uint64_t t0 = now_us();
 
-#ifdef GW_TEST_HOOKS
-	while (__atomic_load_n(&pool.hold, __ATOMIC_ACQUIRE) &&
-		!__atomic_load_n(&pool.stop, __ATOMIC_ACQUIRE))
-		nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
-#endif
-	t0 = now_us();
 	test_delay();
 	/* nobody waits for it any more: spare the token */
 	if (__atomic_load_n(&r->state, __ATOMIC_ACQUIRE) == RS_ABANDONED ||
@@ -359,9 +365,7 @@ req_run(struct gw_hsm_async_req *r)
 	} else {
 		r->out_len = orig_rsa_priv_enc(r->in_len, r->in, r->out, r->rsa, r->padding);
 	}
-	sign_time(r->rsa != NULL ||
-			  (r->pkey != NULL && EVP_PKEY_get_base_id(r->pkey) == EVP_PKEY_RSA),
-		t0);
+	sign_time(req_rsa(r), t0);
 	ERR_clear_error(); /* this thread's queue; the worker reports the failure */
 }
 
@@ -376,6 +380,11 @@ hsm_thread(void *arg)
 			;
 		r = q_pop();
 		if (r != NULL) {
+#ifdef GW_TEST_HOOKS
+			while (__atomic_load_n(&pool.hold, __ATOMIC_ACQUIRE) &&
+				!__atomic_load_n(&pool.stop, __ATOMIC_ACQUIRE))
+				nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+#endif
 			req_run(r);
 			__atomic_sub_fetch(&pool.inflight, 1, __ATOMIC_RELAXED);
 			req_complete(r);
@@ -629,8 +638,24 @@ gw_hsm_async_abandon(struct gw_hsm_async_req *r)
 	int pend = RS_PENDING;
 
 	r->cookie = NULL;
-	return __atomic_compare_exchange_n(
-		&r->state, &pend, RS_ABANDONED, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+	if (!__atomic_compare_exchange_n(
+		    &r->state, &pend, RS_ABANDONED, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		return false;
+	if (r->here)
+		req_unref(r); /* its HSM side was to be the worker: never signed */
+	return true;
+}
+
+void
+gw_hsm_async_sign_here(struct gw_hsm_async_req *r)
+{
+	int pend = RS_PENDING;
+
+	req_run(r);
+	/* the HSM thread's way, without the ring: the worker resumes the job now */
+	if (__atomic_compare_exchange_n(
+		    &r->state, &pend, RS_DONE, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		req_unref(r);
 }
 
 /* ---- the wrappers (run inside the worker's ASYNC job) ---- */
@@ -639,41 +664,21 @@ gw_hsm_async_abandon(struct gw_hsm_async_req *r)
 static bool
 async_applies(void)
 {
-	return tl_ring != NULL && !tl_here && ASYNC_get_current_job() != NULL &&
+	return tl_ring != NULL && ASYNC_get_current_job() != NULL &&
 	       __atomic_load_n(&pool.running, __ATOMIC_ACQUIRE);
 }
 
 /*
- * In a job, may this signature be made here, on the worker (hsm.h, "Signing
- * in place")? Then the caller times the original's call (sign_time) and
- * says so (tl_status).
+ * Is r's signature to be made in place, by the worker, rather than on an
+ * HSM thread (hsm.h, "Signing in place")?
  */
 static bool
-sign_here_ok(bool rsa)
+sign_here_ok(const struct gw_hsm_async_req *r)
 {
 	unsigned lim = pool.p.inline_below_us; /* set before running, read after it */
 
 	return lim != 0 && __atomic_load_n(&pool.inflight, __ATOMIC_RELAXED) == 0 &&
-	       __atomic_load_n(&pool.sign_us[rsa], __ATOMIC_RELAXED) < lim;
-}
-
-/* Start a signature in place: the test delay, the clock. */
-static uint64_t
-here_begin(void)
-{
-	uint64_t t0 = now_us();
-
-	tl_here = true; /* the engine's pkey method calls the EC_KEY's: no second turn */
-	test_delay();
-	return t0;
-}
-
-static void
-here_end(bool rsa, uint64_t t0)
-{
-	tl_here = false;
-	sign_time(rsa, t0);
-	tl_status = GW_HSM_ASYNC_INLINE;
+	       __atomic_load_n(&pool.sign_us[req_rsa(r)], __ATOMIC_RELAXED) < lim;
 }
 
 static struct gw_hsm_async_req *
@@ -705,17 +710,22 @@ req_new(enum req_kind kind, const unsigned char *in, int in_len)
 static bool
 req_wait(struct gw_hsm_async_req *r)
 {
-	__atomic_add_fetch(&pool.inflight, 1, __ATOMIC_RELAXED);
-	if (!q_push(r)) {
-		__atomic_sub_fetch(&pool.inflight, 1, __ATOMIC_RELAXED);
-		tl_status = GW_HSM_ASYNC_QUEUE_FULL;
-		r->refs = 1; /* never reached the HSM side */
-		req_unref(r);
-		return false;
+	if (sign_here_ok(r)) {
+		r->here = true; /* the worker signs it once we pause */
+		tl_status = GW_HSM_ASYNC_INLINE;
+	} else {
+		__atomic_add_fetch(&pool.inflight, 1, __ATOMIC_RELAXED);
+		if (!q_push(r)) {
+			__atomic_sub_fetch(&pool.inflight, 1, __ATOMIC_RELAXED);
+			tl_status = GW_HSM_ASYNC_QUEUE_FULL;
+			r->refs = 1; /* never reached the HSM side */
+			req_unref(r);
+			return false;
+		}
+		sem_post(&pool.sem);
+		tl_status = GW_HSM_ASYNC_PARKED;
 	}
-	sem_post(&pool.sem);
 	tl_parked = r;
-	tl_status = GW_HSM_ASYNC_PARKED;
 	/* a resume before the answer (the worker polled us early) pauses again */
 	while (__atomic_load_n(&r->state, __ATOMIC_ACQUIRE) == RS_PENDING) {
 		if (ASYNC_pause_job() == 0) {
@@ -737,13 +747,6 @@ ec_sign_sig(const unsigned char *dgst, int dlen, const BIGNUM *kinv, const BIGNU
 	struct gw_hsm_async_req *r;
 	ECDSA_SIG *sig;
 
-	if (async_applies() && sign_here_ok(false)) {
-		uint64_t t0 = here_begin();
-
-		sig = orig_ec_sign_sig(dgst, dlen, kinv, rp, ec);
-		here_end(false, t0);
-		return sig;
-	}
 	if (!async_applies() || (r = req_new(RK_EC_SIG, dgst, dlen)) == NULL)
 		return orig_ec_sign_sig(dgst, dlen, kinv, rp, ec);
 	EC_KEY_up_ref(ec);
@@ -771,16 +774,8 @@ pm_sign(EVP_PKEY_CTX *ctx, unsigned char *sig, size_t *siglen, const unsigned ch
 	int n;
 
 	/* a size query (sig NULL) costs no token call */
-	if (sig == NULL || k == NULL || tbslen > INT_MAX || !async_applies())
-		return orig(ctx, sig, siglen, tbs, tbslen);
-	if (sign_here_ok(rsa)) {
-		uint64_t t0 = here_begin();
-
-		n = orig(ctx, sig, siglen, tbs, tbslen);
-		here_end(rsa, t0);
-		return n;
-	}
-	if ((r = req_new(RK_PKEY, tbs, (int)tbslen)) == NULL)
+	if (sig == NULL || k == NULL || tbslen > INT_MAX || !async_applies() ||
+		(r = req_new(RK_PKEY, tbs, (int)tbslen)) == NULL)
 		return orig(ctx, sig, siglen, tbs, tbslen);
 	EVP_PKEY_up_ref(k);
 	r->pkey = k;
@@ -819,13 +814,6 @@ ec_sign(int type, const unsigned char *dgst, int dlen, unsigned char *sig, unsig
 	struct gw_hsm_async_req *r;
 	int ok = 0;
 
-	if (async_applies() && sign_here_ok(false)) {
-		uint64_t t0 = here_begin();
-
-		ok = orig_ec_sign(type, dgst, dlen, sig, siglen, kinv, rp, ec);
-		here_end(false, t0);
-		return ok;
-	}
 	if (!async_applies() || (r = req_new(RK_EC_DER, dgst, dlen)) == NULL)
 		return orig_ec_sign(type, dgst, dlen, sig, siglen, kinv, rp, ec);
 	EC_KEY_up_ref(ec);
@@ -853,13 +841,6 @@ rsa_priv_enc(int flen, const unsigned char *from, unsigned char *to, RSA *rsa, i
 	struct gw_hsm_async_req *r;
 	int n;
 
-	if (async_applies() && sign_here_ok(true)) {
-		uint64_t t0 = here_begin();
-
-		n = orig_rsa_priv_enc(flen, from, to, rsa, padding);
-		here_end(true, t0);
-		return n;
-	}
 	if (!async_applies() || RSA_size(rsa) > REQ_IN_MAX ||
 		(r = req_new(RK_RSA, from, flen)) == NULL)
 		return orig_rsa_priv_enc(flen, from, to, rsa, padding);
