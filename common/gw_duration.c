@@ -74,30 +74,29 @@ small_unit(const char *s, const char *unit, uint64_t *out)
 	return 1;
 }
 
-int
-gw_duration_parse_ms(const char *s, uint64_t *ms)
+/* s in unit (small_unit), or coarse's value in the next bigger unit * 1000 */
+static int
+finer(const char *s, const char *unit, int (*coarse)(const char *, uint64_t *), uint64_t *out)
 {
-	uint64_t secs;
-	int rc = small_unit(s, "ms", ms);
+	uint64_t v;
+	int rc = small_unit(s, unit, out);
 
 	if (rc != 0)
 		return rc < 0 ? rc : 0;
-	if (gw_duration_parse(s, &secs) < 0)
+	if (coarse(s, &v) < 0 || v > UINT64_MAX / 1000)
 		return -EINVAL;
-	*ms = secs * 1000; /* gw_duration_parse keeps room for this */
+	*out = v * 1000;
 	return 0;
+}
+
+int
+gw_duration_parse_ms(const char *s, uint64_t *ms)
+{
+	return finer(s, "ms", gw_duration_parse, ms); /* gw_duration_parse keeps the room */
 }
 
 int
 gw_duration_parse_us(const char *s, uint64_t *us)
 {
-	uint64_t ms;
-	int rc = small_unit(s, "us", us);
-
-	if (rc != 0)
-		return rc < 0 ? rc : 0;
-	if (gw_duration_parse_ms(s, &ms) < 0 || ms > UINT64_MAX / 1000)
-		return -EINVAL;
-	*us = ms * 1000;
-	return 0;
+	return finer(s, "us", gw_duration_parse_ms, us);
 }
