@@ -729,6 +729,10 @@ req_wait(struct gw_hsm_async_req *r)
 	/* a resume before the answer (the worker polled us early) pauses again */
 	while (__atomic_load_n(&r->state, __ATOMIC_ACQUIRE) == RS_PENDING) {
 		if (ASYNC_pause_job() == 0) {
+			/* no pause, so no take: the worker must not see r, which
+			 * may be freed before SSL_do_handshake returns */
+			tl_parked = NULL;
+			tl_status = GW_HSM_ASYNC_NONE;
 			if (!gw_hsm_async_abandon(r))
 				break; /* answered meanwhile */
 		}
