@@ -30,6 +30,7 @@
 #include <rte_mbuf.h>
 #include <rte_tcp.h>
 
+#include "gw_dpdk_test.h"
 #include "net_internal.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -75,6 +76,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argv;
 	if (rte_eal_init((int)RTE_DIM(eal_argv) - 1, eal_argv) < 0)
 		abort();
+	atexit(gw_test_eal_dir_remove); /* EAL's runtime dir, empty with --no-shconf */
 	dp = rte_zmalloc("fuzz_dp", sizeof(*dp), RTE_CACHE_LINE_SIZE);
 	lc = rte_zmalloc("fuzz_lc", sizeof(*lc), RTE_CACHE_LINE_SIZE);
 	dp->pool = rte_pktmbuf_pool_create(
