@@ -599,6 +599,14 @@ tls_reload_with(struct tls_ctl *t, const char *path, const struct gw_cfg *start_
 		GW_LOG_WARN("reload (%s): hsm.env changed: the process environment (and the "
 			    "PKCS#11 module) keep the start values until a restart",
 			source);
+	/* the HSM threads, their queue and limits are set once, at start (hsm.h) */
+	if (start_cfg->hsm.threads != n->hsm.threads || start_cfg->hsm.queue != n->hsm.queue ||
+		start_cfg->hsm.sign_timeout_ms != n->hsm.sign_timeout_ms ||
+		start_cfg->hsm.inline_below_us != n->hsm.inline_below_us)
+		GW_LOG_WARN("reload (%s): hsm.threads, queue, sign_timeout or inline_below "
+			    "changed: the HSM threads and the workers keep the start values until "
+			    "a restart",
+			source);
 	/* the admin listeners are opened once, at start (docs/config.md "admin") */
 	if (!same_str(start_cfg->admin.metrics_address, n->admin.metrics_address))
 		GW_LOG_WARN("reload (%s): admin.metrics_address changed (%s -> %s): the "

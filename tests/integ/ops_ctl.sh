@@ -36,6 +36,7 @@ listeners:
     service: echo
 hsm:
   env: { MTLSGW_TEST_ENV: "$2" }
+${3:+  inline_below: $3}
 admin: { socket: $S }
 EOC
 }
@@ -130,6 +131,13 @@ out=$("$C" reload --socket "$S") || gw_fail "reload with a new hsm.env: $out"
 grep -q "reload (mtlsgw-ctl): hsm.env changed: the process environment (and the PKCS#11 module) keep the start values until a restart" "$T/gw.err" ||
 	gw_fail "no hsm.env warning: $(tail -3 "$T/gw.err")"
 gw_ok "hsm.env changed by a reload: warned, start-only"
+
+# hsm.inline_below changed: accepted, warned, start-only like threads and queue
+write_config "$T/gw.yaml" two 500us
+out=$("$C" reload --socket "$S") || gw_fail "reload with a new hsm.inline_below: $out"
+grep -q "reload (mtlsgw-ctl): hsm.threads, queue, sign_timeout or inline_below changed: the HSM threads and the workers keep the start values until a restart" "$T/gw.err" ||
+	gw_fail "no hsm.inline_below warning: $(tail -3 "$T/gw.err")"
+gw_ok "hsm.inline_below changed by a reload: warned, start-only"
 
 gw_stop_gateway
 gw_done
