@@ -679,7 +679,7 @@ main(int argc, char **argv)
 	if (hold)
 		(void)sigwaitinfo(&set, NULL);
 	gw_dp_stop(dp);
-	rte_eal_cleanup();
+	gw_dp_eal_cleanup();
 	SSL_CTX_free(B.tls);
 	return B.corrupt || (tls && B.failed) ? 1 : 0;
 }

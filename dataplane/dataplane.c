@@ -9,11 +9,13 @@
  * stop flag.
  */
 #include <errno.h>
+#include <limits.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <rte_cycles.h>
 #include <rte_eal.h>
@@ -297,6 +299,16 @@ gw_dp_eal_init(const struct gw_dp_params *p, const char *prog)
 out:
 	free(a);
 	return rc;
+}
+
+void
+gw_dp_eal_cleanup(void)
+{
+	char dir[PATH_MAX];
+
+	snprintf(dir, sizeof(dir), "%s", rte_eal_get_runtime_dir());
+	rte_eal_cleanup();
+	(void)rmdir(dir); /* fails, harmlessly, while anything is left in it */
 }
 
 static void

@@ -151,6 +151,13 @@ struct gw_dp;
 GW_MUST_CHECK int gw_dp_eal_init(const struct gw_dp_params *p, const char *prog);
 
 /*
+ * rte_eal_cleanup, then remove the EAL's runtime dir (/var/run/dpdk/<file
+ * prefix>) if it is empty, as it is with no_huge (--no-shconf); a hugepage
+ * primary's files keep it, as DPDK expects. After gw_dp_stop, once.
+ */
+void gw_dp_eal_cleanup(void);
+
+/*
  * The EAL argv gw_dp_eal_init would use, space-separated, into buf (for
  * messages and tests). Returns 0, -EINVAL or -ENOSPC.
  */

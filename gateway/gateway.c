@@ -1507,15 +1507,8 @@ gw_gateway_destroy(struct gw_gateway *g)
 	g->tls.cluster = NULL;
 	free(g->tls.shared);
 	tls_stop(&g->tls, g->cfg);
-	if (g->eal_up) {
-		char dir[PATH_MAX];
-
-		snprintf(dir, sizeof(dir), "%s", rte_eal_get_runtime_dir());
-		rte_eal_cleanup();
-		/* /var/run/dpdk/<file_prefix>: empty with no_huge (--no-shconf), so
-		 * it goes; a hugepage primary's files keep it, as DPDK expects */
-		(void)rmdir(dir);
-	}
+	if (g->eal_up)
+		gw_dp_eal_cleanup();
 	gw_cfg_free(g->cfg);
 	free(g->path);
 	free(g);

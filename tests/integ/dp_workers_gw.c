@@ -167,7 +167,7 @@ main(int argc, char **argv)
 	gw_dp_stats_json(dp, stdout);
 	gw_dp_stop(dp);
 	gw_snap_pub_destroy(pub); /* after the workers: no reader left */
-	rte_eal_cleanup();
+	gw_dp_eal_cleanup();
 	{
 		unsigned polled = 0;
 
