@@ -111,10 +111,12 @@ struct gw_dp_params {
 	 * exist (a negative return fails gw_dp_start with gw_err's message);
 	 * worker_poll once per loop iteration, after gw_tcp_poll and before
 	 * the worker's quiescent report to pub (must not block; returns
-	 * nonzero while the layer waits for work that arrives without a packet,
-	 * such as a handshake parked on an HSM signature: the worker then
-	 * keeps its idle sleeps at the shortest, so the answer is picked up
-	 * within GW_IDLE_MIN_US); worker_fini before the stack is destroyed
+	 * GW_DP_HOOK_* flags: WAITS while the layer waits for work that
+	 * arrives without a packet, such as a handshake parked on an HSM
+	 * signature: the worker then keeps its idle sleeps at the shortest, so
+	 * the answer is picked up within GW_IDLE_MIN_US; SOON while a packet
+	 * is due soon, such as a handshake's next flight from its client: the
+	 * adaptive sleeps then stop at GW_IDLE_SOON_US); worker_fini before the stack is destroyed
 	 * (also after a failed worker_init). worker_wait_fd (optional), after
 	 * worker_init: an eventfd that becomes readable when such work
 	 * arrives (the worker reads it, and polls after reading), so that a
@@ -142,6 +144,10 @@ struct gw_dp_params {
 };
 
 struct gw_dp;
+
+/* What params.worker_poll returns (flags; see there). */
+#define GW_DP_HOOK_WAITS 1u /* work is due that no packet announces */
+#define GW_DP_HOOK_SOON 2u  /* a packet is due soon (a handshake's next flight) */
 
 /*
  * Build the EAL argv from p (lcores, memory, --vdev/-a per port, log levels)

@@ -164,6 +164,7 @@ struct gw_lcore {
 	uint64_t recent_cycles; /* GW_IDLE_RECENT_MS (worker.c) in tsc cycles */
 	unsigned (*poll_hook)(void *arg, unsigned worker); /* params->worker_poll */
 	bool hook_waits; /* the last poll_hook said it waits: short idle sleeps */
+	bool hook_soon;  /* ... that a packet is due soon: adaptive sleeps stop low */
 	struct gw_txbuf tx[GW_DP_MAX_PORTS];
 	struct gw_arp_cache arp;
 

@@ -1051,7 +1051,8 @@ gw_tls_worker_poll(struct gw_tls_worker *w, uint64_t now)
 		linger_done(t);
 		gw_tcp_abort(c); /* no event: the stack frees c at once */
 	}
-	return w->parked.head != NULL;
+	return (w->parked.head != NULL ? GW_TLS_POLL_PARKED : 0) |
+	       (w->n_hs > 0 ? GW_TLS_POLL_HANDSHAKING : 0);
 }
 
 /* ---- app API ---- */

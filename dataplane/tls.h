@@ -165,10 +165,13 @@ void gw_tls_worker_destroy(struct gw_tls_worker *w);
 /*
  * Once per loop iteration (after gw_tcp_poll): resume the handshakes whose
  * HSM signature was answered, expire HSM, handshake and idle timeouts.
- * Returns 1 while a handshake is still parked on an HSM signature (its
- * answer comes from an HSM thread, not a packet: the worker must not sleep
- * long then), else 0.
+ * Returns flags: GW_TLS_POLL_PARKED while a handshake is still parked on an
+ * HSM signature (its answer comes from an HSM thread, not a packet: the
+ * worker must not sleep long then), GW_TLS_POLL_HANDSHAKING while any
+ * handshake is in progress (its client's next flight is due soon).
  */
+#define GW_TLS_POLL_PARKED 1u
+#define GW_TLS_POLL_HANDSHAKING 2u
 unsigned gw_tls_worker_poll(struct gw_tls_worker *w, uint64_t now_tsc);
 
 /*

@@ -231,13 +231,14 @@ hook_poll(void *arg, unsigned worker)
 	struct gw_tls_dp *t = arg;
 	struct tls_dp_worker *k = &t->wk[worker];
 	uint64_t now = rte_rdtsc();
-	unsigned parked = gw_tls_worker_poll(k->w, now);
+	unsigned f = gw_tls_worker_poll(k->w, now);
 
 	if (now >= k->next_copy) {
 		k->next_copy = now + k->ms;
 		copy_stats(t, k);
 	}
-	return parked;
+	return (f & GW_TLS_POLL_PARKED ? GW_DP_HOOK_WAITS : 0) |
+	       (f & GW_TLS_POLL_HANDSHAKING ? GW_DP_HOOK_SOON : 0);
 }
 
 static int

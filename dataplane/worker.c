@@ -31,7 +31,11 @@
  * 200 us), while a worker with no traffic at all wakes 1,000 times a second,
  * not 5,000 (2.6% of a core idle instead of 10.8%). While the poll hook says
  * it waits (a handshake parked on an HSM signature) sleeps stay at
- * GW_IDLE_MIN_US. idle: poll never sleeps.
+ * GW_IDLE_MIN_US; while it says a packet is due soon (a handshake waits for
+ * its client's next flight) they stop at GW_IDLE_SOON_US (measured on one
+ * client: p50 paced at 80% 1.28 -> 1.19 and 1.75 -> 1.35 ms, at a higher
+ * saturated rate and no more CPU per handshake than the noise). idle: poll
+ * never sleeps.
  *
  * idle: interrupt (lc->intr): after the same GW_IDLE_SPINS the worker
  * waits in epoll until its next tick (wait_intr) for its RX queues'
@@ -79,6 +83,7 @@
 #define GW_IDLE_SPINS 256
 #define GW_IDLE_MIN_US 10
 #define GW_IDLE_MAX_US 200
+#define GW_IDLE_SOON_US 40 /* while the hook expects a packet soon */
 #define GW_IDLE_RECENT_MS 1000
 #define GW_IDLE_DEEP_US 1000
 
@@ -382,10 +387,13 @@ gw_worker_idle(struct gw_lcore *lc, unsigned got)
 		}
 		return true;
 	}
+	ceiling = lc->now - lc->last_work < lc->recent_cycles ? GW_IDLE_MAX_US : GW_IDLE_DEEP_US;
+	if (lc->hook_soon) /* a handshake's next flight: wake sooner for it */
+		ceiling = GW_IDLE_SOON_US;
 	if (lc->hook_waits)
 		lc->sleep_us = GW_IDLE_MIN_US; /* an answer is due without a packet */
+	lc->sleep_us = RTE_MIN(lc->sleep_us, ceiling);
 	rte_delay_us_sleep(lc->sleep_us);
-	ceiling = lc->now - lc->last_work < lc->recent_cycles ? GW_IDLE_MAX_US : GW_IDLE_DEEP_US;
 	if (lc->sleep_us < ceiling && !lc->hook_waits)
 		lc->sleep_us = RTE_MIN(lc->sleep_us * 2, ceiling);
 	return true;
@@ -466,7 +474,10 @@ gw_worker_iterate(struct gw_lcore *lc)
 	if (lc->tcp != NULL)
 		gw_tcp_poll(lc->tcp, lc->now);
 	if (lc->poll_hook != NULL) {
-		lc->hook_waits = lc->poll_hook(dp->params->hook_arg, lc->idx) != 0;
+		unsigned hf = lc->poll_hook(dp->params->hook_arg, lc->idx);
+
+		lc->hook_waits = (hf & GW_DP_HOOK_WAITS) != 0;
+		lc->hook_soon = (hf & GW_DP_HOOK_SOON) != 0;
 		/* what it wrote (a handshake an HSM answer resumed) goes now,
 		 * not after this worker's idle sleep or wait */
 		if (lc->tcp != NULL)

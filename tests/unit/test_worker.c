@@ -56,7 +56,7 @@ sport_for(const struct gw_net_test *t, unsigned w, uint16_t dport)
 }
 
 static unsigned hook_calls;
-static unsigned hook_ret; /* what the hook answers: nonzero = "I wait" */
+static unsigned hook_ret; /* what the hook answers: GW_DP_HOOK_* flags */
 
 static unsigned
 count_hook(void *arg, unsigned worker)
@@ -377,6 +377,27 @@ main(void)
 		for (unsigned i = 0; i < 300; i++)
 			gw_worker_idle(lc, 0);
 		EXPECT_TRUE(lc->sleep_us == 200);
+		/* a handshake waits for its client's next flight (the hook says a
+		 * packet is due soon): no sleep longer than 40 us (GW_IDLE_SOON_US),
+		 * the one about to be taken included */
+		hook_ret = GW_DP_HOOK_SOON;
+		gw_worker_iterate(lc);
+		EXPECT_TRUE(lc->hook_soon && !lc->hook_waits);
+		EXPECT_TRUE(gw_worker_idle(lc, 0));
+		EXPECT_TRUE(lc->sleep_us == 40);
+		for (unsigned i = 0; i < 10; i++)
+			gw_worker_idle(lc, 0);
+		EXPECT_TRUE(lc->sleep_us == 40);
+		hook_ret = GW_DP_HOOK_SOON | GW_DP_HOOK_WAITS; /* and one parked: shortest */
+		gw_worker_iterate(lc);
+		EXPECT_TRUE(gw_worker_idle(lc, 0));
+		EXPECT_TRUE(lc->sleep_us == min_us);
+		hook_ret = 0;
+		gw_worker_iterate(lc);
+		EXPECT_TRUE(!lc->hook_soon);
+		for (unsigned i = 0; i < 10; i++)
+			gw_worker_idle(lc, 0);
+		EXPECT_TRUE(lc->sleep_us > 40); /* back to the usual ceilings */
 		EXPECT_TRUE(gw_net_test_free(t) == 0);
 	}
 	{ /* idle: interrupt. The ring PMD has no RX interrupts, so a worker
