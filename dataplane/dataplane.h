@@ -116,12 +116,13 @@ struct gw_dp_params {
 	 * signature: the worker then keeps its idle sleeps at the shortest, so
 	 * the answer is picked up within GW_IDLE_MIN_US; SOON while a packet
 	 * is due soon, such as a handshake's next flight from its client: the
-	 * adaptive sleeps then stop at GW_IDLE_SOON_US); worker_fini before the stack is destroyed
-	 * (also after a failed worker_init). worker_wait_fd (optional), after
-	 * worker_init: an eventfd that becomes readable when such work
-	 * arrives (the worker reads it, and polls after reading), so that a
-	 * worker waiting in epoll (GW_DP_IDLE_INTERRUPT) wakes for it; -1 for
-	 * none. It must stay open until worker_fini.
+	 * adaptive sleeps then stop at GW_IDLE_SOON_US); worker_fini before
+	 * the stack is destroyed (also after a failed worker_init).
+	 * worker_wait_fd (optional), after worker_init: an eventfd that
+	 * becomes readable when such work arrives (the worker reads it, and
+	 * polls after reading), so that a worker waiting in epoll
+	 * (GW_DP_IDLE_INTERRUPT) wakes for it; -1 for none. It must stay open
+	 * until worker_fini.
 	 */
 	int (*worker_init)(void *arg, unsigned worker, struct gw_tcp_stack *tcp);
 	unsigned (*worker_poll)(void *arg, unsigned worker);

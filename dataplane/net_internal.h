@@ -68,11 +68,6 @@ bool gw_worker_idle(struct gw_lcore *lc, unsigned got);
 GW_MUST_CHECK int gw_worker_wait_init(struct gw_lcore *lc);
 void gw_worker_wait_fini(struct gw_lcore *lc);
 
-/*
- * Work was queued for worker t by another thread (its dispatch ring, a TX
- * ring it drains): wake it if it waits in epoll. After the enqueue; a
- * fence and a load when it does not sleep, a write(2) when it does.
- */
 /* Write t's wake_fd (idle: interrupt; -1: nothing to wake). */
 static inline void
 gw_worker_wake(const struct gw_lcore *t)
@@ -84,6 +79,11 @@ gw_worker_wake(const struct gw_lcore *t)
 	}
 }
 
+/*
+ * Work was queued for worker t by another thread (its dispatch ring, a TX
+ * ring it drains): wake it if it waits in epoll. After the enqueue; a
+ * fence and a load when it does not sleep, a write(2) when it does.
+ */
 static inline void
 gw_worker_kick(struct gw_lcore *t)
 {

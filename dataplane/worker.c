@@ -43,9 +43,10 @@
  * packet for it while it slept; the stop) and the poll hook's fd (HSM
  * answers), except while the hook says it waits (a handshake parked on
  * an HSM signature): then it takes adaptive's shortest sleeps, which end
- * sooner than a wake-up from epoll on the boxes measured. The sleeping flag and a seq_cst fence on both sides make
- * sure a producer either sees it asleep and writes wake_fd or its packet
- * is seen by the re-check before the wait.
+ * sooner than a wake-up from epoll on the boxes measured. The sleeping
+ * flag and a seq_cst fence on both sides make sure a producer either sees
+ * it asleep and writes wake_fd or its packet is seen by the re-check
+ * before the wait.
  *
  * Busy cycles (gw_dp_worker_info): the TSC cycles of iterations that did
  * work, so "handshakes per core-second" excludes polling and sleeping.
