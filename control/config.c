@@ -510,26 +510,35 @@ ip_str(uint32_t ip_be, char buf[static INET_ADDRSTRLEN])
 }
 
 /*
- * An optional duration key in [min_ms, max_ms] into *out (left as is when
- * absent). range is how the bounds read in the message, e.g. "1s..10m".
+ * An optional duration key, read by parse (gw_duration.h) in its unit, in
+ * [min, max] into *out (left as is when absent). units lists the units it
+ * takes with an example, range how the bounds read, e.g. "1s..10m".
  */
+static void
+conv_duration(struct gw_cfg_ctx *c, const char *pfx, const char *key, const char *s,
+	int (*parse)(const char *, uint64_t *), const char *units, uint64_t min, uint64_t max,
+	const char *range, uint32_t *out)
+{
+	uint64_t v;
+
+	if (!s)
+		return;
+	if (parse(s, &v) < 0)
+		gw_cfg_err(c, 0, pfx, key,
+			"'%s' is not a duration (expected a number and one of %s)", s, units);
+	else if (v < min || v > max)
+		gw_cfg_err(c, 0, pfx, key, "'%s' is out of range (expected %s)", s, range);
+	else
+		*out = (uint32_t)v;
+}
+
+/* conv_duration in milliseconds */
 static void
 conv_duration_ms(struct gw_cfg_ctx *c, const char *pfx, const char *key, const char *s,
 	uint64_t min_ms, uint64_t max_ms, const char *range, uint32_t *out)
 {
-	uint64_t ms;
-
-	if (!s)
-		return;
-	if (gw_duration_parse_ms(s, &ms) < 0)
-		gw_cfg_err(c, 0, pfx, key,
-			"'%s' is not a duration (expected a number and one of ms, s, m, h, d, "
-			"e.g. 10s)",
-			s);
-	else if (ms < min_ms || ms > max_ms)
-		gw_cfg_err(c, 0, pfx, key, "'%s' is out of range (expected %s)", s, range);
-	else
-		*out = (uint32_t)ms;
+	conv_duration(c, pfx, key, s, gw_duration_parse_ms, "ms, s, m, h, d, e.g. 10s", min_ms,
+		max_ms, range, out);
 }
 
 /* An optional whole-number key in [min, max] into *out. */
@@ -2216,20 +2225,9 @@ conv_hsm(struct gw_cfg_ctx *c, const struct raw_hsm *r, struct gw_cfg *cfg)
 		c, "hsm", "queue", r->queue, 1, 65536, " queued signatures", &cfg->hsm.queue);
 	conv_duration_ms(c, "hsm", "sign_timeout", r->sign_timeout, 10, 60000, "10ms..60s",
 		&cfg->hsm.sign_timeout_ms);
-	if (r->inline_below) { /* absent: never (hsm.h, "Signing in place") */
-		uint64_t us;
-
-		if (gw_duration_parse_us(r->inline_below, &us) < 0)
-			gw_cfg_err(c, 0, "hsm", "inline_below",
-				"'%s' is not a duration (expected a number and one of us, ms, "
-				"s, e.g. 500us)",
-				r->inline_below);
-		else if (us < 10 || us > 100000)
-			gw_cfg_err(c, 0, "hsm", "inline_below",
-				"'%s' is out of range (expected 10us..100ms)", r->inline_below);
-		else
-			cfg->hsm.inline_below_us = (uint32_t)us;
-	}
+	/* absent: never (hsm.h, "Signing in place") */
+	conv_duration(c, "hsm", "inline_below", r->inline_below, gw_duration_parse_us,
+		"us, ms, s, e.g. 500us", 10, 100000, "10us..100ms", &cfg->hsm.inline_below_us);
 	return 0;
 }
 
