@@ -95,6 +95,13 @@ elif label == "mtlsgw" and not (idl.get("slot_bytes", {}).get("tcp_conn", 0) > 0
                                 and isinstance(idl.get("mbufs_after"), int)
                                 and idl["mbufs_after"] >= 0):
     why.append(f"idle, mtlsgw's slot sizes / mbufs: {idl}")
+if label == "mtlsgw":
+    # paced once more at the rate nginx-hsm was given
+    same, ng = rows.get("mtlsgw/80%nginx"), rows.get("nginx-hsm/80%")
+    if not same or not ng or same["rate"] != ng["rate"] or same["failed"] != 0:
+        why.append(f"80% at nginx-hsm's pace: {same}, nginx-hsm's: {ng}")
+if pac and not (isinstance(pac.get("ns_tcp_retrans"), int) and pac["ns_tcp_retrans"] >= 0):
+    why.append(f"80%: no retransmit count: {pac}")
 if why:
     print(f"{label}: " + "; ".join(why))
     sys.exit(1)
@@ -127,7 +134,8 @@ for t in nginx-pem nginx-hsm mtlsgw; do
 	got=$(extra_ok "$T/out.jsonl" "$t") || gw_fail "$got"
 	gw_ok "$got"
 done
-for h in "^resumed: " "^latency at 80%: " "^idle: " "^mtlsgw/nginx-hsm: .* in RSS delta"; do
+for h in "^resumed: " "^latency at 80%: " "^idle: " "^mtlsgw/nginx-hsm: .* in RSS delta" \
+	"^mtlsgw\* " "^mtlsgw/nginx-hsm at nginx-hsm's pace, concurrency"; do
 	grep -q "$h" "$T/run.log" || gw_fail "no '$h' in the output"
 done
 gw_ok "the resumed, 80% and idle tables are printed"
