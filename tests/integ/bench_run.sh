@@ -111,13 +111,21 @@ print(f"{label}: {res['resumed']} of {res['handshakes']} handshakes resumed; pac
 PY
 }
 
+# run_why LOG: what bench/run said went wrong (its reasons come before the
+# tables, the profile's lines after them), then its last lines
+run_why() {
+	grep -E "failed|not measured|did not|exited|no mTLS|Traceback|Error" "$1" | head -20
+	echo "--- last lines:"
+	tail -15 "$1"
+}
+
 # 1. a short complete run: every target measured, with real figures
 # (a 2 s warm-up: one record-path connection must finish in it on a busy
 # box), and the extra rows: resumed, paced at 80%, 200 idle connections
 IDLE_N=200
 "$RUN" --build "$GW_BUILD" --seconds 2 --warmup 2 --record 256K --json "$T/out.jsonl" \
 	--resumed --latency80 --idle "$IDLE_N" >"$T/run.log" 2>&1 & pid=$!
-wait "$pid" || gw_fail "bench/run failed: $(tail -40 "$T/run.log")"
+wait "$pid" || gw_fail "bench/run failed: $(run_why "$T/run.log")"
 cat "$T/run.log"
 for t in nginx-pem nginx-hsm mtlsgw; do
 	grep -q "^$t " "$T/run.log" || gw_fail "no $t row"
@@ -150,7 +158,7 @@ gw_ok "namespace and servers gone after the run"
 "$RUN" --build "$GW_BUILD" --targets nginx-hsm,mtlsgw --seconds 1 --warmup 0.5 --record 0 \
 	--concurrency 1,4 --profile --plot "$T/plots" --json "$T/prof.jsonl" >"$T/prof.log" 2>&1 &
 pid=$!
-wait "$pid" || gw_fail "bench/run --profile failed: $(tail -40 "$T/prof.log")"
+wait "$pid" || gw_fail "bench/run --profile failed: $(run_why "$T/prof.log")"
 cat "$T/prof.log"
 grep -q "^profile: microseconds of server CPU per handshake" "$T/prof.log" || gw_fail "no profile"
 for g in libcrypto libssl libc/malloc kernel DPDK "own code" softhsm/libp11 other "total sampled"; do
