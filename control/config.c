@@ -66,7 +66,7 @@ struct raw_dp_tls {
 
 struct raw_dp_tcp {
 	char *time_wait, *handshake_timeout, *idle_timeout, *rto_min;
-	unsigned sndbuf, rcvbuf;
+	unsigned sndbuf, rcvbuf, max_connections;
 };
 
 struct raw_dataplane {
@@ -234,6 +234,7 @@ static const cyaml_schema_field_t dp_tcp_fields[] = {
 	STR("rto_min", OPT, struct raw_dp_tcp, rto_min),
 	CYAML_FIELD_UINT("sndbuf", OPT, struct raw_dp_tcp, sndbuf),
 	CYAML_FIELD_UINT("rcvbuf", OPT, struct raw_dp_tcp, rcvbuf),
+	CYAML_FIELD_UINT("max_connections", OPT, struct raw_dp_tcp, max_connections),
 	CYAML_FIELD_END,
 };
 
@@ -979,6 +980,7 @@ conv_dp_knobs(struct gw_cfg_ctx *c, const struct raw_dataplane *r, struct gw_cfg
 		.rto_min_ms = 200,
 		.sndbuf = 256 * 1024,
 		.rcvbuf = 256 * 1024,
+		.max_connections = GW_CFG_MAX_CONNECTIONS_DEFAULT,
 	};
 	conv_duration_ms(
 		c, ppfx, "time_wait", p->time_wait, 10, 240000, "10ms..240s", &d->tcp.time_wait_ms);
@@ -990,6 +992,10 @@ conv_dp_knobs(struct gw_cfg_ctx *c, const struct raw_dataplane *r, struct gw_cfg
 	conv_duration_ms(c, ppfx, "rto_min", p->rto_min, 1, 60000, "1ms..60s", &d->tcp.rto_min_ms);
 	conv_uint_range(c, ppfx, "sndbuf", p->sndbuf, 4096, 1u << 30, " bytes", &d->tcp.sndbuf);
 	conv_uint_range(c, ppfx, "rcvbuf", p->rcvbuf, 4096, 1u << 30, " bytes", &d->tcp.rcvbuf);
+	/* each takes a TCP and a TLS object (about 1 KB) from the heap and a
+	 * hash entry from EAL memory, all at start */
+	conv_uint_range(c, ppfx, "max_connections", p->max_connections, 64, 1u << 20,
+		" connections per worker", &d->tcp.max_connections);
 	return 0;
 }
 

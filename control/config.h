@@ -103,6 +103,7 @@ struct gw_cfg_dp_tls {
 };
 
 /* dataplane.tcp: every worker's TCP stack (dataplane/tcp.h). */
+#define GW_CFG_MAX_CONNECTIONS_DEFAULT 16384
 struct gw_cfg_dp_tcp {
 	uint32_t time_wait_ms;         /* TIME_WAIT; default 2 s */
 	uint32_t handshake_timeout_ms; /* SYN_SENT/SYN_RCVD lifetime; default 10 s */
@@ -110,6 +111,7 @@ struct gw_cfg_dp_tcp {
 	uint32_t rto_min_ms;           /* lower bound of the RTO; default 200 ms */
 	uint32_t sndbuf;               /* bytes per connection; default 256 KiB */
 	uint32_t rcvbuf;               /* bytes per connection (window); default 256 KiB */
+	uint32_t max_connections;      /* connection slots per worker; default 16384 */
 };
 
 /*

@@ -63,8 +63,6 @@ struct proxy_lst {
 	struct proxy_pair pairs[];
 };
 
-#define PROXY_PAIRS 8192
-
 static void proxy_event(struct gw_tcp_conn *c, enum gw_tcp_event ev, int reason, void *ctx);
 
 /*
@@ -342,13 +340,15 @@ proxy_accept(struct gw_tcp_conn *c, void *ctx)
 int
 gw_svc_proxy_listen(struct gw_tcp_stack *s, const struct gw_svc_params *p)
 {
+	/* a pair holds two of the stack's connections: client and upstream */
+	uint32_t n = gw_tcp_stack_max_conns(s) / 2;
 	struct proxy_lst *L;
 
 	GW_ENSURE(p->pub != NULL, -EINVAL);
-	L = calloc(1, sizeof(*L) + PROXY_PAIRS * sizeof(L->pairs[0]));
+	L = calloc(1, sizeof(*L) + n * sizeof(L->pairs[0]));
 	GW_ENSURE(L, -ENOMEM);
 	L->p = *p;
-	for (uint32_t i = PROXY_PAIRS; i-- > 0;) {
+	for (uint32_t i = n; i-- > 0;) {
 		L->pairs[i].L = L;
 		L->pairs[i].next_free = L->free_head;
 		L->free_head = &L->pairs[i];

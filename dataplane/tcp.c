@@ -27,6 +27,7 @@
 
 #include <rte_common.h>
 #include <rte_cycles.h>
+#include <rte_errno.h>
 #include <rte_hash.h>
 #include <rte_hash_crc.h>
 #include <rte_lcore.h>
@@ -255,7 +256,10 @@ gw_tcp_stack_create(const struct gw_tcp_stack_params *p, struct gw_tcp_stack **o
 	s->eph_next &= 0x7fff;
 	s->conns = calloc(s->p.max_conns, sizeof(*s->conns));
 	if (!s->conns) {
-		rc = gw_err_set(-ENOMEM, GW_HERE);
+		rc = gw_err_setf(-ENOMEM, GW_HERE,
+			"no memory for %u TCP connection slots (%zu bytes each; "
+			"dataplane.tcp.max_connections)",
+			s->p.max_conns, sizeof(*s->conns));
 		goto out;
 	}
 	for (uint32_t i = s->p.max_conns; i-- > 0;) {
@@ -277,7 +281,10 @@ gw_tcp_stack_create(const struct gw_tcp_stack_params *p, struct gw_tcp_stack **o
 	hp.extra_flag = RTE_HASH_EXTRA_FLAGS_EXT_TABLE;
 	s->hash = rte_hash_create(&hp);
 	if (!s->hash) {
-		rc = gw_err_set(-ENOMEM, GW_HERE);
+		rc = gw_err_setf(-ENOMEM, GW_HERE,
+			"cannot create the TCP connection table for %u connections: %s (raise "
+			"dataplane.memory_mb or lower dataplane.tcp.max_connections)",
+			s->p.max_conns, rte_strerror(rte_errno));
 		goto out;
 	}
 	if (s->p.tsc_hz == rte_get_tsc_hz() && !p->tsc_hz)
@@ -326,6 +333,12 @@ gw_tcp_stats_get(const struct gw_tcp_stack *s, struct gw_tcp_stats *out)
 {
 	*out = s->st;
 	out->conns[GW_TCP_ST_CLOSED] = 0;
+}
+
+uint32_t
+gw_tcp_stack_max_conns(const struct gw_tcp_stack *s)
+{
+	return s->p.max_conns;
 }
 
 int

@@ -219,6 +219,9 @@ void gw_tcp_flush(struct gw_tcp_stack *s);
 /* Counters and connections by state, read by the same lcore (copy out). */
 void gw_tcp_stats_get(const struct gw_tcp_stack *s, struct gw_tcp_stats *out);
 
+/* The stack's connection slots (max_conns, its default filled in). */
+uint32_t gw_tcp_stack_max_conns(const struct gw_tcp_stack *s);
+
 /* ---- stream API ---- */
 
 enum gw_tcp_event {

@@ -513,7 +513,10 @@ gw_tls_worker_create(const struct gw_tls_worker_params *p, struct gw_tls_worker 
 	}
 	w->conns = calloc(w->p.max_conns, sizeof(*w->conns));
 	if (w->conns == NULL) {
-		rc = gw_err_set(-ENOMEM, GW_HERE);
+		rc = gw_err_setf(-ENOMEM, GW_HERE,
+			"no memory for %u TLS connection slots (%zu bytes each; "
+			"dataplane.tcp.max_connections)",
+			w->p.max_conns, sizeof(*w->conns));
 		goto out;
 	}
 	for (uint32_t i = w->p.max_conns; i-- > 0;) {

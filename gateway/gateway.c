@@ -176,6 +176,9 @@ gw_gateway_translate(const struct gw_cfg *cfg, struct gw_dp_params *p, struct gw
 	p->tcp.handshake_timeout_ms = d->tcp.handshake_timeout_ms;
 	p->tcp.idle_timeout_ms = d->tcp.idle_timeout_ms;
 	p->tcp.rto_min_ms = d->tcp.rto_min_ms;
+	/* a TCP and a TLS connection object per slot, on every worker */
+	p->max_conns = d->tcp.max_connections;
+	tp->worker.max_conns = d->tcp.max_connections;
 	/* per worker, shared by its TLS listeners (tls.h) */
 	tp->worker.handshake_timeout_ms = d->tls.handshake_timeout_ms;
 	tp->worker.idle_timeout_ms = d->tls.idle_timeout_ms;
@@ -776,15 +779,17 @@ mesh_reload(void *arg, struct gw_admin_reload *r)
 }
 
 /*
- * Workers[{Id, Lcore, Generation, BusyCycles}] and TscHz: which snapshot
- * each worker runs (issue 7) and the cycles it spent working, so
- * BusyCycles / TscHz is its busy seconds (bench/run's handshakes per
- * server core-second, issue 6).
+ * Workers[{Id, Lcore, Generation, BusyCycles, Connections, MaxConnections}]
+ * and TscHz: which snapshot each worker runs (issue 7), the cycles it spent
+ * working, so BusyCycles / TscHz is its busy seconds (bench/run's
+ * handshakes per server core-second, issue 6), and its connections against
+ * the slots it started with (dataplane.tcp.max_connections, start-only).
  */
 static void
 status_workers(const struct tls_ctl *t, json_t *o)
 {
 	const struct gw_gateway *g = t->gw;
+	const struct gw_cfg *sc = g->mesh.start ? g->mesh.start : g->cfg;
 	json_t *w = json_array();
 	struct gw_ctr_snap cs = {0};
 	const struct gw_ctr_vals *conns = NULL;
@@ -802,6 +807,8 @@ status_workers(const struct tls_ctl *t, json_t *o)
 		e = json_pack("{s:i,s:i,s:I}", "Id", (int)i, "Lcore", (int)wi.lcore, "BusyCycles",
 			(json_int_t)wi.busy_cycles);
 		json_object_set_new(e, "Generation", json_integer((json_int_t)wi.generation));
+		json_object_set_new(e, "MaxConnections",
+			json_integer((json_int_t)sc->dataplane.tcp.max_connections));
 		for (unsigned k = 0; conns != NULL && k < conns->g->n; k++)
 			if (conns->g->d[k].name != NULL &&
 				strcasecmp(conns->g->d[k].name, "closed") != 0 &&

@@ -130,7 +130,8 @@ void gw_gateway_stats_json(const struct gw_gateway *g, FILE *f);
 
 /*
  * The gateway's side of GET /v1/status into o: Listeners[{Name, Trust}],
- * Generation, Workers[{Id, Lcore, Generation, BusyCycles}], TscHz, and with
+ * Generation, Workers[{Id, Lcore, Generation, BusyCycles, Connections,
+ * MaxConnections}], TscHz, and with
  * TLS listeners TLS{Established, Handshaking}, HSM{SignatureFailures}.
  * 0 (o borrowed, members added).
  */

@@ -787,7 +787,13 @@ status_run(int argc, char **argv)
 				(double)json_integer_value(json_object_get(v, "BusyCycles")) / hz);
 		else
 			snprintf(busy, sizeof(busy), "-");
-		if (json_object_get(v, "Connections"))
+		/* "in use/slots" (dataplane.tcp.max_connections) */
+		if (json_object_get(v, "Connections") && json_object_get(v, "MaxConnections"))
+			snprintf(conns, sizeof(conns),
+				"%" JSON_INTEGER_FORMAT "/%" JSON_INTEGER_FORMAT,
+				json_integer_value(json_object_get(v, "Connections")),
+				json_integer_value(json_object_get(v, "MaxConnections")));
+		else if (json_object_get(v, "Connections"))
 			snprintf(conns, sizeof(conns), "%" JSON_INTEGER_FORMAT,
 				json_integer_value(json_object_get(v, "Connections")));
 		gw_ctl_table_row(&t, id, lc, gen, busy, conns);

@@ -21,6 +21,7 @@ dataplane:
   workers: [1]
   no_huge: true
   memory_mb: ${GW_MEMORY_MB:-384}
+  tcp: { max_connections: 1000 }
   ports:
     - name: wan
       driver: tap
@@ -77,11 +78,11 @@ assert rows[1].split() == ["echo-with-a-long-name", "$GW_GW_IP:9", "echo", "none
 h, rows, cols = table("WORKER")
 assert len(rows) == 1 and h.split() == ["WORKER", "LCORE", "GENERATION", "BUSY", "CONNECTIONS"], h
 w = rows[0].split()
-assert w[2] == "1" and w[3].endswith("s") and w[4].isdigit(), w
+assert w[2] == "1" and w[3].endswith("s") and re.fullmatch(r"\d+/1000", w[4]), w
 for c in cols[1:]:
     assert rows[0][c - 2:c] == "  " and rows[0][c] != " ", (h, rows[0], c)
 EOP
-"$C" status --socket "$S" --json | "$GW_PY" -c 'import json,sys; d=json.load(sys.stdin); assert d["Listeners"][0]["Address"] == "'"$GW_GW_IP"':7" and "Connections" in d["Workers"][0]' ||
+"$C" status --socket "$S" --json | "$GW_PY" -c 'import json,sys; d=json.load(sys.stdin); assert d["Listeners"][0]["Address"] == "'"$GW_GW_IP"':7" and "Connections" in d["Workers"][0] and d["Workers"][0]["MaxConnections"] == 1000' ||
 	gw_fail "status --json"
 printf "%s\n" "$out"
 gw_ok "status: aligned tables (listeners, workers), JSON only with --json"

@@ -1824,6 +1824,7 @@ main(void)
 			EXPECT_EQ(d->tcp.rto_min_ms, 200);
 			EXPECT_EQ(d->tcp.sndbuf, 256 * 1024);
 			EXPECT_EQ(d->tcp.rcvbuf, 256 * 1024);
+			EXPECT_EQ(d->tcp.max_connections, 16384);
 			EXPECT_EQ(c->listeners[0].tls.ticket_lifetime_s, 0);
 			EXPECT_TRUE(!c->listeners[0].tls.no_tickets);
 		}
@@ -1851,15 +1852,17 @@ main(void)
 	{ /* dataplane.tls, dataplane.tcp, tls.ticket_lifetime: every key set */
 		struct gw_cfg *c = NULL;
 
-		EXPECT_OK(load_text(KNOBS_DP("    handshake_timeout: 2500ms\n"
-					     "    idle_timeout: 1m\n"
-					     "    max_handshakes: 64\n",
-					    "    time_wait: 500ms\n"
-					    "    handshake_timeout: 5s\n"
-					    "    idle_timeout: 2h\n"
-					    "    rto_min: 1s\n"
-					    "    sndbuf: 65536\n"
-					    "    rcvbuf: 131072\n") "      ticket_lifetime: 30m\n",
+		EXPECT_OK(load_text(
+			KNOBS_DP("    handshake_timeout: 2500ms\n"
+				 "    idle_timeout: 1m\n"
+				 "    max_handshakes: 64\n",
+				"    time_wait: 500ms\n"
+				"    handshake_timeout: 5s\n"
+				"    idle_timeout: 2h\n"
+				"    rto_min: 1s\n"
+				"    sndbuf: 65536\n"
+				"    rcvbuf: 131072\n"
+				"    max_connections: 100000\n") "      ticket_lifetime: 30m\n",
 			&c));
 		EXPECT_STREQ(errbuf, "");
 		if (c) {
@@ -1874,6 +1877,7 @@ main(void)
 			EXPECT_EQ(d->tcp.rto_min_ms, 1000);
 			EXPECT_EQ(d->tcp.sndbuf, 65536);
 			EXPECT_EQ(d->tcp.rcvbuf, 131072);
+			EXPECT_EQ(d->tcp.max_connections, 100000);
 			EXPECT_EQ(c->listeners[0].tls.ticket_lifetime_s, 1800);
 		}
 		gw_cfg_free(c);
@@ -1919,7 +1923,8 @@ main(void)
 				"    idle_timeout: 8d\n"
 				"    rto_min: 61s\n"
 				"    sndbuf: 100\n"
-				"    rcvbuf: 2147483648\n") "      ticket_lifetime: 8d\n", /* 28 */
+				"    rcvbuf: 2147483648\n"
+				"    max_connections: 63\n") "      ticket_lifetime: 8d\n", /* 29 */
 			"gw.yaml:10: dataplane.tls.handshake_timeout: '50ms' is out of range "
 			"(expected 100ms..10m)");
 		EXPECT_CONTAINS(errbuf, "gw.yaml:11: dataplane.tls.idle_timeout: 'soon' is not a "
@@ -1940,9 +1945,15 @@ main(void)
 					"(expected 4096..1073741824 bytes)");
 		EXPECT_CONTAINS(errbuf, "gw.yaml:19: dataplane.tcp.rcvbuf: 2147483648 is out of "
 					"range (expected 4096..1073741824 bytes)");
-		EXPECT_CONTAINS(errbuf, "gw.yaml:28: listeners[0].tls.ticket_lifetime: '8d' is out "
+		EXPECT_CONTAINS(errbuf, "gw.yaml:20: dataplane.tcp.max_connections: 63 is out of "
+					"range (expected 64..1048576 connections per worker)");
+		EXPECT_CONTAINS(errbuf, "gw.yaml:29: listeners[0].tls.ticket_lifetime: '8d' is out "
 					"of range (expected 1m..7d)");
-		EXPECT_EQ(n_lines(), 10);
+		EXPECT_EQ(n_lines(), 11);
+		EXPECT_CFG_ERR(
+			KNOBS_DP("    max_handshakes: 8\n", "    max_connections: 1048577\n"),
+			"gw.yaml:12: dataplane.tcp.max_connections: 1048577 is out of range "
+			"(expected 64..1048576 connections per worker)");
 		EXPECT_CFG_ERR(TLS_HEAD("tls-echo") "      ticket_lifetime: 3600\n"
 						    "    trust: {mode: ca, certs: [root.pem]}\n",
 			"gw.yaml:16: listeners[0].tls.ticket_lifetime: '3600' is not a duration "
@@ -1956,7 +1967,7 @@ main(void)
 			"handshake_timeout, idle_timeout, max_handshakes)");
 		EXPECT_CONTAINS(errbuf, "gw.yaml:12: dataplane.tcp.sndbuff: unknown key (expected "
 					"one of: time_wait, handshake_timeout, idle_timeout, "
-					"rto_min, sndbuf, rcvbuf)");
+					"rto_min, sndbuf, rcvbuf, max_connections)");
 	}
 
 	{ /* more listeners or upstream servers than the dataplane has room for */

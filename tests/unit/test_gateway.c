@@ -57,6 +57,7 @@ write_cfg(const char *web_name, const char *web_addr, const char *web_service, c
 		"    - { name: wan, driver: tap, device: gwg0, address: 10.78.0.2/24, gateway: "
 		"10.78.0.1 }\n"
 		"  tls: { max_handshakes: 77 }\n"
+		"  tcp: { max_connections: 4000 }\n"
 		"listeners:\n"
 		"  - name: plain\n    address: 10.78.0.2:80\n    service: tcp-proxy\n"
 		"    upstream: { servers: [ %s ] }\n"
@@ -405,6 +406,8 @@ main(int argc, char **argv)
 		EXPECT_TRUE(strcmp(start->listeners[tp.listeners[0].index].name, "web") == 0);
 		EXPECT_TRUE(tp.listeners[0].port == htons(443));
 		EXPECT_TRUE(tp.n_workers == 2 && tp.worker.max_handshakes == 77);
+		/* every worker's TCP and TLS connection slots */
+		EXPECT_TRUE(p.max_conns == 4000 && tp.worker.max_conns == 4000);
 	}
 	plain_only_case(argv[0]);
 

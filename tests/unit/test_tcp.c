@@ -1772,6 +1772,17 @@ main(void)
 		EXPECT_TRUE(h_cookie(h1, 6000, 7) != 0);
 		EXPECT_TRUE(rand_calls > calls); /* rekeyed for the new slot */
 		h_free(h1);
+		/* the slots asked for (dataplane.tcp.max_connections), or the default */
+		EXPECT_OK(gw_tcp_stack_create(&p, &s));
+		EXPECT_EQ(s ? gw_tcp_stack_max_conns(s) : 0, 4);
+		gw_tcp_stack_destroy(s);
+		p.max_conns = 0;
+		s = NULL;
+		EXPECT_OK(gw_tcp_stack_create(&p, &s));
+		EXPECT_EQ(s ? gw_tcp_stack_max_conns(s) : 0, 16384);
+		gw_tcp_stack_destroy(s);
+		s = NULL;
+		p.max_conns = 4;
 		rand_fail = true;
 		p.net_ctx = NULL;
 		EXPECT_EQ(gw_tcp_stack_create(&p, &s), -EIO);
