@@ -23,7 +23,6 @@
 #include "svc_internal.h"
 #include "svc_tls.h"
 
-#define TLS_PAIRS 8192
 #define RELAY_CHUNK 16384
 
 struct tls_svc;
@@ -378,7 +377,8 @@ gw_svc_tls_listen(struct gw_tcp_stack *s, const struct gw_svc_tls_params *p)
 
 	GW_ENSURE(s && p && p->port && p->pub && p->tw, -EINVAL);
 	GW_ENSURE(p->kind == GW_SVC_TLS_ECHO || p->kind == GW_SVC_TLS_PROXY, -EINVAL);
-	n_pairs = p->kind == GW_SVC_TLS_PROXY ? TLS_PAIRS : 0;
+	/* a pair holds two of the stack's connections: client and upstream */
+	n_pairs = p->kind == GW_SVC_TLS_PROXY ? gw_tcp_stack_max_conns(s) / 2 : 0;
 	L = calloc(1, sizeof(*L) + n_pairs * sizeof(L->pairs[0]));
 	GW_ENSURE(L, -ENOMEM);
 	L->p = *p;
