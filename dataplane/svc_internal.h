@@ -24,6 +24,16 @@ GW_MUST_CHECK int gw_svc_proxy_listen(struct gw_tcp_stack *s, const struct gw_sv
 GW_MUST_CHECK int gw_svc_tcp_listen(struct gw_tcp_stack *s, uint32_t ip, uint16_t port,
 	uint32_t backlog, gw_tcp_accept_fn *accept, void *ctx);
 
+/*
+ * Client/upstream pairs a proxy listener (tcp-proxy, tls-proxy) sets aside
+ * on stack s: each pair holds two of its connections, client and upstream.
+ */
+static inline uint32_t
+gw_svc_proxy_pairs(const struct gw_tcp_stack *s)
+{
+	return gw_tcp_stack_max_conns(s) / 2;
+}
+
 /* The listener a service found in the last snapshot it looked at. */
 struct gw_svc_lst_cache {
 	uint64_t gen; /* of that snapshot */

@@ -340,8 +340,7 @@ proxy_accept(struct gw_tcp_conn *c, void *ctx)
 int
 gw_svc_proxy_listen(struct gw_tcp_stack *s, const struct gw_svc_params *p)
 {
-	/* a pair holds two of the stack's connections: client and upstream */
-	uint32_t n = gw_tcp_stack_max_conns(s) / 2;
+	uint32_t n = gw_svc_proxy_pairs(s);
 	struct proxy_lst *L;
 
 	GW_ENSURE(p->pub != NULL, -EINVAL);

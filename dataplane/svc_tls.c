@@ -377,8 +377,7 @@ gw_svc_tls_listen(struct gw_tcp_stack *s, const struct gw_svc_tls_params *p)
 
 	GW_ENSURE(s && p && p->port && p->pub && p->tw, -EINVAL);
 	GW_ENSURE(p->kind == GW_SVC_TLS_ECHO || p->kind == GW_SVC_TLS_PROXY, -EINVAL);
-	/* a pair holds two of the stack's connections: client and upstream */
-	n_pairs = p->kind == GW_SVC_TLS_PROXY ? gw_tcp_stack_max_conns(s) / 2 : 0;
+	n_pairs = p->kind == GW_SVC_TLS_PROXY ? gw_svc_proxy_pairs(s) : 0;
 	L = calloc(1, sizeof(*L) + n_pairs * sizeof(L->pairs[0]));
 	GW_ENSURE(L, -ENOMEM);
 	L->p = *p;
