@@ -1518,6 +1518,54 @@ main(void)
 		EXPECT_TRUE(pool_clean());
 	}
 
+	{ /* closes crossing: the peer's RST one below rcv_nxt resets */
+		struct h *h = h_new(0, 0, 0);
+		uint32_t iss = h_establish(h);
+		struct gw_tcp_conn *c = acc_rec.c;
+
+		/* before any FIN it is outside the window: ignored */
+		h_in(h, 1000, 0, F_RST, 0, NULL, 0);
+		EXPECT_EQ(h_st(h).rx_rst_bad, 1);
+		EXPECT_EQ(gw_tcp_get_state(c), GW_TCP_ST_ESTABLISHED);
+		EXPECT_EQ(gw_tcp_write(c, "bye", 3), 3);
+		gw_tcp_close(c);
+		h_poll(h, 10);
+		cap_clear(&h->cap);
+		/* their FIN crossed our data and FIN; their socket is gone, so
+		 * our segments draw a RST with the ACK number they carried */
+		h_in(h, 1001, iss + 1, F_ACK | F_FIN, 1024, NULL, 0);
+		EXPECT_EQ(gw_tcp_get_state(c), GW_TCP_ST_CLOSING);
+		cap_clear(&h->cap);
+		h_in(h, 1001, 0, F_RST, 0, NULL, 0);
+		EXPECT_EQ(h->cap.n, 0); /* no challenge ACK */
+		EXPECT_EQ(h_st(h).rx_rst, 1);
+		EXPECT_EQ(h_st(h).conns[GW_TCP_ST_CLOSING], 0);
+		EXPECT_EQ(h_st(h).conn_freed, 1);
+		h_poll(h, 1000000); /* nothing left to retransmit */
+		EXPECT_EQ(h->cap.n, 0);
+		h_free(h);
+		EXPECT_TRUE(pool_clean());
+	}
+
+	{ /* the same in CLOSE_WAIT: their FIN first, then their RST */
+		struct h *h = h_new(0, 0, 0);
+		uint32_t iss = h_establish(h);
+
+		h_in(h, 1001, iss + 1, F_ACK | F_FIN, 1024, NULL, 0);
+		EXPECT_EQ(gw_tcp_get_state(acc_rec.c), GW_TCP_ST_CLOSE_WAIT);
+		h_in(h, 1001, 0, F_RST, 0, NULL, 0);
+		EXPECT_EQ(h_st(h).rx_rst, 1);
+		EXPECT_EQ(h_st(h).conns[GW_TCP_ST_CLOSE_WAIT], 0);
+		EXPECT_EQ(acc_rec.n[GW_TCP_EV_CLOSED], 1);
+		EXPECT_EQ(acc_rec.reason, -ECONNRESET);
+		/* gone: a RST for no connection is not answered */
+		h_in(h, 1000, 0, F_RST, 0, NULL, 0);
+		EXPECT_EQ(h->cap.n, 0);
+		EXPECT_EQ(h_st(h).rx_rst, 1);
+		h_free(h);
+		EXPECT_TRUE(pool_clean());
+	}
+
 	{ /* RST: exact resets, in window challenges, outside ignored; SYN too */
 		struct h *h = h_new(0, 0, 0);
 		uint32_t iss = h_establish(h);
