@@ -102,6 +102,17 @@ if label == "mtlsgw":
         why.append(f"80% at nginx-hsm's pace: {same}, nginx-hsm's: {ng}")
 if pac and not (isinstance(pac.get("ns_tcp_retrans"), int) and pac["ns_tcp_retrans"] >= 0):
     why.append(f"80%: no retransmit count: {pac}")
+# --wire: each paced row's capture saw its connections to the answer,
+# lost no frame, and split their time into parts that add up
+for k in ("80%", "80%nginx") if label == "mtlsgw" else ("80%",):
+    r = rows.get(f"{label}/{k}")
+    w = (r or {}).get("wire")
+    if r and not (w and w["drops"] == 0 and 0.9 * r["connections_ok"] <= w["answered"]
+                  <= r["connections_ok"] + r["concurrency"]
+                  and 0 < w["server"]["p50"] <= w["total"]["p50"]
+                  and 0 < w["client"]["p50"] <= w["total"]["p50"]
+                  and w["in_flight"]["p50"] >= -0.001 and w["server_sent_again"] >= 0):
+        why.append(f"{label}/{k} off the wire: {w} ({r['connections_ok']} connections)")
 if why:
     print(f"{label}: " + "; ".join(why))
     sys.exit(1)
@@ -124,7 +135,7 @@ run_why() {
 # box), and the extra rows: resumed, paced at 80%, 200 idle connections
 IDLE_N=200
 "$RUN" --build "$GW_BUILD" --seconds 2 --warmup 2 --record 256K --json "$T/out.jsonl" \
-	--resumed --latency80 --idle "$IDLE_N" >"$T/run.log" 2>&1 & pid=$!
+	--resumed --latency80 --wire --idle "$IDLE_N" >"$T/run.log" 2>&1 & pid=$!
 wait "$pid" || gw_fail "bench/run failed: $(run_why "$T/run.log")"
 cat "$T/run.log"
 for t in nginx-pem nginx-hsm mtlsgw; do
@@ -143,10 +154,10 @@ for t in nginx-pem nginx-hsm mtlsgw; do
 	gw_ok "$got"
 done
 for h in "^resumed: " "^latency at 80%: " "^idle: " "^mtlsgw/nginx-hsm: .* in RSS delta" \
-	"^mtlsgw\* " "^mtlsgw/nginx-hsm at nginx-hsm's pace, concurrency"; do
+	"^mtlsgw\* " "^mtlsgw/nginx-hsm at nginx-hsm's pace, concurrency" "^off the wire (--wire)"; do
 	grep -q "$h" "$T/run.log" || gw_fail "no '$h' in the output"
 done
-gw_ok "the resumed, 80% and idle tables are printed"
+gw_ok "the resumed, 80%, off-the-wire and idle tables are printed"
 # a SIGKILLed server takes a moment to be reaped: bounded wait, as below
 left=$(gone "$pid") || gw_fail "left behind: $left"
 gw_ok "namespace and servers gone after the run"
