@@ -284,8 +284,8 @@ member_step(struct gw_cluster *c)
 	pthread_mutex_lock(&c->lock);
 	gen = c->rep_generation;
 	ts = c->rep_ticket_serial;
-	cfg = json_pack("{s:I,s:I,s:s,s:s}", "revision", (json_int_t)c->cfg_rev, "applied",
-		(json_int_t)c->cfg_applied, "status",
+	cfg = json_pack("{s:I,s:I,s:I,s:s,s:s}", "revision", (json_int_t)c->cfg_rev, "applied",
+		(json_int_t)c->cfg_applied, "seen", (json_int_t)c->config_seen, "status",
 		c->cfg_rev == 0 ? "none"
 		: c->cfg_ok     ? "ok"
 				: "error",

@@ -9,7 +9,10 @@
  *
  *   members/<node>   {"node","pid","started","heartbeat","generation",
  *                     "ticket_serial","leader","version","config":{"revision",
- *                     "applied","status":"none|ok|error","message"},
+ *                     "applied","seen","status":"none|ok|error","message"},
+ *                    (seen: the newest revision whose seal opened, the
+ *                    floor a push numbers past, even after a refused
+ *                    replay reported a lower "revision")
  *                     "mesh":{"trusts":[backends],"roots":"PEM","roots_seal"}}
  *                    (roots: this box's CA roots; roots_seal: their SHA-256
  *                    sealed under the fleet's key, AAD "mtlsgw/<name>/

@@ -274,19 +274,28 @@ gw_cluster_shared_aad(const char *name, uint64_t revision, char *buf, size_t len
 
 /* ---- push ---- */
 
-/* gw_etcd_kv_fn: *arg = max(*arg, the member's config.revision). */
+/*
+ * gw_etcd_kv_fn: *arg = max(*arg, the member's config revision, applied and
+ * seen). "revision" alone is not enough: after refusing a replayed older
+ * value a member reports that one, while it still refuses anything up to
+ * the newest it has seen.
+ */
 static int
 max_reported(void *arg, const char *key, const uint8_t *val, size_t len, int64_t mod_revision)
 {
+	static const char *const fields[] = {"revision", "applied", "seen"};
 	uint64_t *rev = arg;
 	json_t *o = json_loadb((const char *)val, len, 0, NULL);
-	json_int_t r =
-		json_integer_value(json_object_get(json_object_get(o, "config"), "revision"));
+	json_t *cf = json_object_get(o, "config");
 
 	(void)key;
 	(void)mod_revision;
-	if (r > 0 && (uint64_t)r > *rev)
-		*rev = (uint64_t)r;
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		json_int_t r = json_integer_value(json_object_get(cf, fields[i]));
+
+		if (r > 0 && (uint64_t)r > *rev)
+			*rev = (uint64_t)r;
+	}
 	json_decref(o);
 	return 0;
 }

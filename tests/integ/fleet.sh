@@ -304,7 +304,15 @@ gw_wait 50 grep -q "revision 1 is not newer than the 2 already seen" "$T/a.err" 
 gw_wait 50 grep -q "revision 1 is not newer than the 2 already seen" "$T/b.err" ||
 	gw_fail "B did not refuse the replayed revision 1"
 expect_hs ok a client
-gw_ok "revision 1 put back by hand: refused as stale or replayed by both; nothing changed"
+# their reports now name revision 1 (refused); the next push must still number past 2
+replay_reported() {
+	local st
+	st=$(gw_in "$MTLSGW_CTL" cluster status --config "$T/a/gw.yaml") || return 1
+	grep -qE "^gw-a .* 1 error$" <<<"$st" && grep -qE "^gw-b .* 1 error$" <<<"$st"
+}
+gw_wait 50 replay_reported ||
+	gw_fail "cluster status does not report the refused revision 1: $(gw_in "$MTLSGW_CTL" cluster status --config "$T/a/gw.yaml" 2>&1)"
+gw_ok "revision 1 put back by hand: refused as stale or replayed by both and reported; nothing changed"
 # revision 3: B's file fixed; the push numbers past the replay
 cp "$T/a/trust3.pem" "$T/b/trust3.pem"
 push "$T/a/push.yaml" || gw_fail "push revision 3: $(cat "$T/push.out")"
