@@ -140,6 +140,8 @@ struct raw_hsm {
 	char *module, *pin_file, *pin_env;
 	unsigned threads, queue;
 	char *sign_timeout, *inline_below;
+	unsigned *cpus;
+	unsigned cpus_count;
 };
 
 struct raw_admin {
@@ -322,6 +324,8 @@ static const cyaml_schema_field_t hsm_fields[] = {
 	CYAML_FIELD_UINT("queue", OPT, struct raw_hsm, queue),
 	STR("sign_timeout", OPT, struct raw_hsm, sign_timeout),
 	STR("inline_below", OPT, struct raw_hsm, inline_below),
+	CYAML_FIELD_SEQUENCE("cpus", CYAML_FLAG_POINTER | OPT, struct raw_hsm, cpus, &uint_entry, 0,
+		GW_CFG_MAX_HSM_CPUS),
 	CYAML_FIELD_END,
 };
 
@@ -2234,6 +2238,24 @@ conv_hsm(struct gw_cfg_ctx *c, const struct raw_hsm *r, struct gw_cfg *cfg)
 	/* absent: never (hsm.h, "Signing in place") */
 	conv_duration(c, "hsm", "inline_below", r->inline_below, gw_duration_parse_us,
 		"us, ms, s, e.g. 500us", 10, 100000, "10us..100ms", &cfg->hsm.inline_below_us);
+	/* absent: the CPUs no worker runs on (gateway start, dataplane.h
+	 * gw_dp_spare_cpus); whether this process may use them is for the
+	 * start to say (a reload runs on the main lcore's CPU alone) */
+	for (unsigned i = 0; i < r->cpus_count; i++) {
+		char k[32];
+
+		gw_cfg_fmt(k, sizeof(k), "cpus[%u]", i);
+		if (r->cpus[i] >= CPU_SETSIZE) {
+			gw_cfg_err(c, 0, "hsm", k, "CPU %u is out of range (expected 0..%d)",
+				r->cpus[i], CPU_SETSIZE - 1);
+			continue;
+		}
+		for (unsigned j = 0; j < i; j++)
+			if (r->cpus[j] == r->cpus[i])
+				gw_cfg_err(c, 0, "hsm", k, "CPU %u is listed twice (also cpus[%u])",
+					r->cpus[i], j);
+		cfg->hsm.cpus[cfg->hsm.n_cpus++] = (uint16_t)r->cpus[i];
+	}
 	return 0;
 }
 

@@ -53,6 +53,7 @@
 
 #define GW_CFG_MAX_PORTS 8
 #define GW_CFG_MAX_WORKERS 64
+#define GW_CFG_MAX_HSM_CPUS 256
 
 enum gw_port_driver {
 	GW_PORT_TAP,       /* kernel tap interface created by DPDK (net_tap) */
@@ -260,6 +261,8 @@ struct gw_cfg_hsm {
 	uint32_t queue;           /* signatures waiting for a thread; default 1024 */
 	uint32_t sign_timeout_ms; /* a parked handshake's signature fails after; default 2000 */
 	uint32_t inline_below_us; /* sign on the worker below this mean time; 0 (default): never */
+	uint16_t cpus[GW_CFG_MAX_HSM_CPUS]; /* the HSM threads' CPUs; none: those no worker uses */
+	unsigned n_cpus;
 };
 
 struct gw_cfg_admin {

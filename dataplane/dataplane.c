@@ -80,6 +80,27 @@ allowed_cpus(int *cpus, int max)
 	return n;
 }
 
+/* cpus[0..ncpu) (increasing) as runs: "0-3,8" stays short on a big box. */
+static int
+cpu_ranges(const int *cpus, int ncpu, char *buf, size_t len)
+{
+	size_t off = 0;
+
+	if (len > 0)
+		buf[0] = '\0';
+	for (int i = 0; i < ncpu && off < len;) {
+		int j = i;
+
+		while (j + 1 < ncpu && cpus[j + 1] == cpus[j] + 1)
+			j++;
+		off += (size_t)snprintf(buf + off, len - off, "%s%d", i ? "," : "", cpus[i]);
+		if (j > i && off < len)
+			off += (size_t)snprintf(buf + off, len - off, "-%d", cpus[j]);
+		i = j + 1;
+	}
+	return (int)off;
+}
+
 /*
  * Where lcore id runs, as --lcores writes it after '@' (see gw_dp_params):
  * an id that is an allowed CPU runs on that CPU; any other id on the
@@ -90,28 +111,31 @@ allowed_cpus(int *cpus, int max)
 static int
 lcore_cpus(unsigned id, bool is_main, const int *cpus, int ncpu, char *buf, size_t len)
 {
-	size_t off = 0;
-	int i;
+	int i, n;
 
 	for (i = 0; i < ncpu; i++)
 		if ((unsigned)cpus[i] == id)
 			return snprintf(buf, len, "%d", cpus[i]);
 	if (!is_main || ncpu == 1)
 		return snprintf(buf, len, "%d", cpus[id % (unsigned)ncpu]);
-	/* runs of CPUs as ranges: "(0-3,8)" stays short on a big box */
-	for (i = 0; i < ncpu && off < len;) {
-		int j = i;
+	if (len < 3)
+		return (int)len;
+	buf[0] = '(';
+	n = cpu_ranges(cpus, ncpu, buf + 1, len - 1);
+	if ((size_t)n + 1 >= len - 1)
+		return (int)len;
+	return n + 1 + snprintf(buf + 1 + n, len - 1 - (size_t)n, ")");
+}
 
-		while (j + 1 < ncpu && cpus[j + 1] == cpus[j] + 1)
-			j++;
-		off += (size_t)snprintf(buf + off, len - off, "%s%d", i ? "," : "(", cpus[i]);
-		if (j > i && off < len)
-			off += (size_t)snprintf(buf + off, len - off, "-%d", cpus[j]);
-		i = j + 1;
-	}
-	if (off < len)
-		off += (size_t)snprintf(buf + off, len - off, ")");
-	return (int)off;
+int
+gw_dp_cpus_str(const cpu_set_t *set, char *buf, size_t len)
+{
+	int cpus[CPU_SETSIZE], n = 0;
+
+	for (int c = 0; c < CPU_SETSIZE; c++)
+		if (CPU_ISSET(c, set))
+			cpus[n++] = c;
+	return cpu_ranges(cpus, n, buf, len);
 }
 
 static int
@@ -254,6 +278,37 @@ eal_log_stream(void)
 	return rte_openlog_stream(f) == 0 ? 0 : gw_err_setf(-EIO, GW_HERE, "DPDK log stream");
 }
 
+/* the affinity the process had before rte_eal_init (gw_dp_spare_cpus) */
+static cpu_set_t start_cpus;
+static bool have_start_cpus;
+
+int
+gw_dp_spare_cpus(cpu_set_t *set, cpu_set_t *allowed)
+{
+	cpu_set_t all;
+	unsigned id;
+
+	CPU_ZERO(&all);
+	if (have_start_cpus)
+		all = start_cpus;
+	else
+		(void)sched_getaffinity(0, sizeof(all), &all);
+	*set = all;
+	RTE_LCORE_FOREACH_WORKER(id)
+	{
+		rte_cpuset_t w = rte_lcore_cpuset(id);
+
+		for (int c = 0; c < CPU_SETSIZE; c++)
+			if (CPU_ISSET(c, &w))
+				CPU_CLR(c, set);
+	}
+	if (CPU_COUNT(set) == 0)
+		*set = all;
+	if (allowed != NULL)
+		*allowed = all;
+	return CPU_COUNT(set);
+}
+
 int
 gw_dp_eal_init(const struct gw_dp_params *p, const char *prog)
 {
@@ -284,6 +339,7 @@ gw_dp_eal_init(const struct gw_dp_params *p, const char *prog)
 		char *argv[GW_EAL_MAX_ARGS];
 
 		memcpy(argv, a->argv, sizeof(argv));
+		have_start_cpus = sched_getaffinity(0, sizeof(start_cpus), &start_cpus) == 0;
 		rc = rte_eal_init(a->argc, argv);
 	}
 	if (rc < 0) {

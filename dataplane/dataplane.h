@@ -14,6 +14,7 @@
 #ifndef GW_DATAPLANE_H
 #define GW_DATAPLANE_H
 
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -156,6 +157,19 @@ struct gw_dp;
  * -EINVAL (bad params) / the EAL's error with a message (gw_err_msg()).
  */
 GW_MUST_CHECK int gw_dp_eal_init(const struct gw_dp_params *p, const char *prog);
+
+/*
+ * After gw_dp_eal_init: into *set the CPUs this process could run on before
+ * it (the EAL then bound this thread to the main lcore's) that no worker
+ * lcore runs on, the main lcore's included: where the gateway's own
+ * threads belong (the HSM threads). When the workers take every CPU, all of
+ * them. *allowed (may be NULL): every CPU it could run on. Returns the
+ * number of CPUs in *set.
+ */
+int gw_dp_spare_cpus(cpu_set_t *set, cpu_set_t *allowed);
+
+/* set as a CPU list, "0-3,8" (for messages); returns snprintf's count. */
+int gw_dp_cpus_str(const cpu_set_t *set, char *buf, size_t len);
 
 /*
  * rte_eal_cleanup, then remove the EAL's runtime dir (/var/run/dpdk/<file

@@ -113,8 +113,9 @@ gw_tls_dp_create(const struct gw_tls_dp_params *p, struct gw_tls_dp **out)
 	}
 	memset(t->wk, 0, p->n_workers * sizeof(*t->wk));
 	/*
-	 * The HSM threads start here, on the control thread: they inherit its
-	 * CPU affinity, not a worker lcore's (a busy-polling worker would
+	 * The HSM threads start here, on the control thread: on p->hsm.cpus
+	 * (the gateway gives them the CPUs no worker runs on), else with its
+	 * CPU affinity, never a worker lcore's (a busy-polling worker would
 	 * share its core with them).
 	 */
 	if (p->worker.hsm_async) {

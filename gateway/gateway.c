@@ -298,6 +298,37 @@ tls_build_publish(struct tls_ctl *t, const struct gw_cfg *cfg)
 static int mesh_start(struct tls_ctl *t, const struct gw_cfg *cfg);
 
 /*
+ * Where the HSM threads run: hsm.cpus, each one this process may use, or
+ * the CPUs no worker runs on (dataplane.h gw_dp_spare_cpus). Logged.
+ */
+static int
+hsm_cpus(const struct gw_cfg *cfg, cpu_set_t *set)
+{
+	cpu_set_t allowed;
+	char list[256], ok[256];
+
+	if (gw_dp_spare_cpus(set, &allowed) == 0)
+		return gw_err_setf(-GW_E_CONFIG, GW_HERE, "no CPU for the HSM threads");
+	if (cfg->hsm.n_cpus > 0) {
+		CPU_ZERO(set);
+		for (unsigned i = 0; i < cfg->hsm.n_cpus; i++) {
+			if (!CPU_ISSET(cfg->hsm.cpus[i], &allowed)) {
+				(void)gw_dp_cpus_str(&allowed, ok, sizeof(ok));
+				return gw_err_setf(-GW_E_CONFIG, GW_HERE,
+					"%s: hsm.cpus[%u]: CPU %u is not one this process may run "
+					"on (%s)",
+					cfg->path, i, cfg->hsm.cpus[i], ok);
+			}
+			CPU_SET(cfg->hsm.cpus[i], set);
+		}
+	}
+	(void)gw_dp_cpus_str(set, list, sizeof(list));
+	GW_LOG_INFO("%u HSM thread(s) on CPU(s) %s%s", cfg->hsm.threads, list,
+		cfg->hsm.n_cpus > 0 ? " (hsm.cpus)" : " (those no worker runs on)");
+	return 0;
+}
+
+/*
  * The listener table: a publisher whose readers are the workers (p->pub),
  * the mesh control plane, the first snapshot, for every config (plain
  * listeners take their upstreams from it too); with TLS listeners first
@@ -313,6 +344,8 @@ tls_start(struct tls_ctl *t, const struct gw_cfg *cfg, struct gw_dp_params *p)
 	};
 	struct gw_tls_ctl_params cp = {0};
 	bool tls = t->dpp.n_listeners > 0;
+	cpu_set_t cpus;
+	int rc;
 
 	t->starting = tls ? "TLS" : "listeners";
 	if (tls) {
@@ -330,7 +363,12 @@ tls_start(struct tls_ctl *t, const struct gw_cfg *cfg, struct gw_dp_params *p)
 	if (!tls)
 		return 0;
 	t->dpp.pub = t->pub;
-	GW_GUARD(gw_tls_dp_create(&t->dpp, &t->tdp));
+	GW_GUARD(hsm_cpus(cfg, &cpus));
+	t->dpp.hsm.cpus = &cpus;
+	rc = gw_tls_dp_create(&t->dpp, &t->tdp);
+	t->dpp.hsm.cpus = NULL; /* read at start only */
+	if (rc < 0)
+		return rc;
 	gw_tls_dp_hooks(t->tdp, p);
 	return 0;
 }
@@ -605,8 +643,11 @@ tls_reload_with(struct tls_ctl *t, const char *path, const struct gw_cfg *start_
 	/* the HSM threads, their queue and limits are set once, at start (hsm.h) */
 	if (start_cfg->hsm.threads != n->hsm.threads || start_cfg->hsm.queue != n->hsm.queue ||
 		start_cfg->hsm.sign_timeout_ms != n->hsm.sign_timeout_ms ||
-		start_cfg->hsm.inline_below_us != n->hsm.inline_below_us)
-		GW_LOG_WARN("reload (%s): hsm.threads, queue, sign_timeout or inline_below "
+		start_cfg->hsm.inline_below_us != n->hsm.inline_below_us ||
+		start_cfg->hsm.n_cpus != n->hsm.n_cpus ||
+		memcmp(start_cfg->hsm.cpus, n->hsm.cpus, sizeof(n->hsm.cpus[0]) * n->hsm.n_cpus) !=
+			0)
+		GW_LOG_WARN("reload (%s): hsm.threads, queue, sign_timeout, inline_below or cpus "
 			    "changed: the HSM threads and the workers keep the start values until "
 			    "a restart",
 			source);

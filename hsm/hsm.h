@@ -70,6 +70,7 @@
 #ifndef GW_HSM_H
 #define GW_HSM_H
 
+#include <sched.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -442,11 +443,13 @@ struct gw_hsm_async_params {
 	unsigned queue;   /* queued requests (rounded up to a power of two); 0 = default */
 	/* sign on the worker below this mean signature time (see above); 0 = never */
 	unsigned inline_below_us;
+	/* the CPUs the HSM threads may run on; NULL: the caller's (inherited) */
+	const cpu_set_t *cpus;
 };
 
 /*
- * Start the pool (threads inherit the caller's CPU affinity: call from the
- * control thread, not a worker lcore). Counted: a second start only counts
+ * Start the pool (threads on p->cpus, else with the caller's CPU affinity:
+ * call from the control thread, not a worker lcore). Counted: a second start only counts
  * (its params are ignored) and needs its own stop. Returns 0, -EINVAL,
  * -ENOMEM, -GW_E_HSM (thread creation). Thread-safe.
  */

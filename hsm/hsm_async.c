@@ -397,10 +397,26 @@ hsm_thread(void *arg)
 	return NULL;
 }
 
+/* The HSM threads' attributes: on cpus when given. Destroy attr after. */
+static int
+thread_attr(pthread_attr_t *attr, const cpu_set_t *cpus)
+{
+	int e;
+
+	(void)pthread_attr_init(attr); /* glibc's cannot fail */
+	if (cpus == NULL)
+		return 0;
+	e = pthread_attr_setaffinity_np(attr, sizeof(*cpus), cpus);
+	if (e != 0)
+		return gw_err_setf(-GW_E_HSM, GW_HERE, "HSM threads' CPUs: %s", strerror(e));
+	return 0;
+}
+
 int
 gw_hsm_async_start(const struct gw_hsm_async_params *p)
 {
 	struct gw_hsm_async_params d = {.threads = 0};
+	pthread_attr_t attr;
 	size_t qn = 1;
 	int rc = 0;
 
@@ -437,8 +453,10 @@ gw_hsm_async_start(const struct gw_hsm_async_params *p)
 	pool.inflight = 0;
 	pool.sign_us[0] = pool.sign_us[1] = UINT_MAX; /* this start's HSM, not the last one's */
 	pool.n_th = 0;
-	for (unsigned i = 0; i < d.threads; i++) {
-		int e = pthread_create(&pool.th[i], NULL, hsm_thread, NULL);
+	pool.p.cpus = NULL; /* the caller's set: only for the threads made here */
+	rc = thread_attr(&attr, d.cpus);
+	for (unsigned i = 0; rc == 0 && i < d.threads; i++) {
+		int e = pthread_create(&pool.th[i], &attr, hsm_thread, NULL);
 
 		if (e != 0) {
 			rc = gw_err_setf(-GW_E_HSM, GW_HERE, "cannot start HSM thread %u: %s", i,
@@ -453,6 +471,7 @@ gw_hsm_async_start(const struct gw_hsm_async_params *p)
 			(void)pthread_setname_np(pool.th[i], name);
 		}
 	}
+	pthread_attr_destroy(&attr);
 	if (rc < 0) {
 		__atomic_store_n(&pool.stop, true, __ATOMIC_RELEASE);
 		for (unsigned i = 0; i < pool.n_th; i++)

@@ -136,7 +136,7 @@ gw_ok "hsm.env changed by a reload: warned, start-only"
 # hsm.inline_below changed: accepted, warned, start-only like threads and queue
 write_config "$T/gw.yaml" two 500us
 out=$("$C" reload --socket "$S") || gw_fail "reload with a new hsm.inline_below: $out"
-grep -q "reload (mtlsgw-ctl): hsm.threads, queue, sign_timeout or inline_below changed: the HSM threads and the workers keep the start values until a restart" "$T/gw.err" ||
+grep -q "reload (mtlsgw-ctl): hsm.threads, queue, sign_timeout, inline_below or cpus changed: the HSM threads and the workers keep the start values until a restart" "$T/gw.err" ||
 	gw_fail "no hsm.inline_below warning: $(tail -3 "$T/gw.err")"
 gw_ok "hsm.inline_below changed by a reload: warned, start-only"
 

@@ -49,6 +49,29 @@ grep -q "idle: interrupt: 2 of 2 workers wait for RX interrupts" "$T/gw.err" ||
 	gw_fail "idle: interrupt: $(grep -i interrupt "$T/gw.err")"
 gw_ok "mtlsgw runs 2 workers on one tap (software dispatch, idle: interrupt), knobs loaded"
 
+# hsm_threads_cpus PID : the gw-hsm threads' count and their CPUs, "N a,b"
+hsm_threads_cpus() {
+	"$GW_PY" - "$1" <<'PY'
+import os, sys
+d = "/proc/%s/task" % sys.argv[1]
+cpus = set()
+n = 0
+for t in os.listdir(d):
+    if open("%s/%s/comm" % (d, t)).read().startswith("gw-hsm-"):
+        n += 1
+        cpus |= os.sched_getaffinity(int(t))
+print(n, ",".join(map(str, sorted(cpus))))
+PY
+}
+# the HSM threads: on the CPUs no worker uses; all of them here when the
+# workers take both CPUs of a 2-CPU box
+spare=$("$GW_PY" -c 'import os; s = sorted(os.sched_getaffinity(0) - {0, 1}) or sorted(os.sched_getaffinity(0)); print(",".join(map(str, s)))')
+got=$(hsm_threads_cpus "$GW_GW_PID")
+[ "$got" = "16 $spare" ] || gw_fail "gw-hsm threads: '$got', want '16 $spare' (CPUs no worker uses)"
+grep -q "16 HSM thread(s) on CPU(s) .* (those no worker runs on)" "$T/gw.err" ||
+	gw_fail "no HSM threads line: $(grep -i hsm "$T/gw.err")"
+gw_ok "16 gw-hsm threads on CPUs $spare (those no worker runs on), and the start says where"
+
 gw_in "$GW_PY" - "$GW_GW_IP" "$P" "$SNI" "$T/gw.out" "$GW_GW_PID" <<'PY' || gw_fail "workers"
 import hashlib, json, os, re, signal, socket, ssl, subprocess, sys, threading, time
 sys.path.insert(0, os.environ["GW_SRC"] + "/tests/integ")
@@ -215,4 +238,23 @@ gw_ok "SIGHUP with dataplane.tls changed: reloaded, told the workers keep theirs
 
 gw_stop_gateway
 gw_ok "clean stop"
+
+# hsm.cpus: the HSM threads where it says; a CPU this process may not use
+# stops the start, named
+last=$("$GW_PY" -c 'import os; print(max(os.sched_getaffinity(0)))')
+sed -i "/^hsm:/a\\
+  threads: 2\\
+  cpus: [$last]" "$T/gw.yaml"
+gw_start_gateway "$T/gw.yaml"
+got=$(hsm_threads_cpus "$GW_GW_PID")
+[ "$got" = "2 $last" ] || gw_fail "hsm.cpus [$last]: gw-hsm threads '$got', want '2 $last'"
+grep -q "2 HSM thread(s) on CPU(s) $last (hsm.cpus)" "$T/gw.err" ||
+	gw_fail "no HSM threads line: $(grep -i hsm "$T/gw.err")"
+gw_stop_gateway
+sed -i "s/cpus: \[$last\]/cpus: [$last, 1023]/" "$T/gw.yaml"
+rc=0
+gw_in "$MTLSGW" --config "$T/gw.yaml" >"$T/bad.out" 2>"$T/bad.err" || rc=$?
+[ "$rc" -ne 0 ] && grep -q "hsm.cpus\[1\]: CPU 1023 is not one this process may run on" "$T/bad.err" ||
+	gw_fail "hsm.cpus [$last, 1023]: exit $rc: $(tail -3 "$T/bad.err")"
+gw_ok "hsm.cpus [$last]: 2 gw-hsm threads there; CPU 1023 refused at start, named"
 gw_done

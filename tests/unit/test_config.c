@@ -1353,6 +1353,29 @@ main(void)
 		snprintf(y, sizeof(y), "%s  inline_below: fast\n", base);
 		EXPECT_CFG_ERR(y, "gw.yaml:6: hsm.inline_below: 'fast' is not a duration (expected "
 				  "a number and one of us, ms, s, e.g. 500us)");
+		/* cpus: none given, those no worker runs on (the gateway's start) */
+		c = NULL;
+		EXPECT_OK(load_text(base, &c));
+		if (c != NULL) {
+			EXPECT_EQ(c->hsm.n_cpus, 0);
+			gw_cfg_free(c);
+			c = NULL;
+		}
+		snprintf(y, sizeof(y), "%s  cpus: [0, 3, 2]\n", base);
+		EXPECT_OK(load_text(y, &c));
+		if (c != NULL) {
+			EXPECT_EQ(c->hsm.n_cpus, 3);
+			EXPECT_EQ(c->hsm.cpus[0], 0);
+			EXPECT_EQ(c->hsm.cpus[1], 3);
+			EXPECT_EQ(c->hsm.cpus[2], 2);
+			gw_cfg_free(c);
+		}
+		snprintf(y, sizeof(y), "%s  cpus: [2, 1024, 2]\n", base);
+		EXPECT_CFG_ERR(y, "gw.yaml:6: hsm.cpus[1]: CPU 1024 is out of range (expected "
+				  "0..1023)");
+		EXPECT_CONTAINS(errbuf, "hsm.cpus[2]: CPU 2 is listed twice (also cpus[0])");
+		snprintf(y, sizeof(y), "%s  cpus: 1\n", base);
+		EXPECT_CFG_ERR(y, "hsm.cpus");
 	}
 
 	{ /* hsm.env: variables for the PKCS#11 module, never the PIN's */
