@@ -5,7 +5,10 @@
 # handshakes fail with a clear counter and log line instead of anything
 # worse; once a key is back under the same label (with its certificate) the
 # gateway reloads its keys by itself and serves again, without a restart or
-# a SIGHUP. With hsm.inline_below, a fast token signs on the worker.
+# a SIGHUP. With hsm.inline_below, a fast token signs on the worker. An
+# RSA-2048 key in the token signs too, through the same HSM threads: RSA-PSS
+# in TLS 1.3 and 1.2, PKCS#1 v1.5 in TLS 1.2, and in place with its own
+# mean signature time, apart from the EC key's.
 . "$(dirname "$0")/../lib/common.sh"
 . "$GW_SRC/bench/pki.sh"
 
@@ -14,6 +17,14 @@ bench_pki_ctl "$MTLSGW_CTL" "$P" "$T/tok" >/dev/null || gw_fail "PKI and token s
 SNI=$BENCH_SERVERNAME
 KEY="pkcs11:token=gw;object=server;type=private"
 cp "$P/server-hsm.chain.pem" "$P/identity.pem"
+# an RSA-2048 server key in the token, its certificate from the intermediate
+RKEY="pkcs11:token=gw;object=server-rsa;type=private"
+"$MTLSGW_CTL" hsm keygen --module "$BENCH_PKCS11_MODULE" --token gw --pin-file "$P/pin" \
+	--label server-rsa --type rsa-2048 >/dev/null || gw_fail "RSA keygen"
+"$MTLSGW_CTL" hsm csr --module "$BENCH_PKCS11_MODULE" --pin-file "$P/pin" --key "$RKEY" \
+	--subject "/CN=$SNI" --out "$T/rsa.csr" >/dev/null || gw_fail "RSA csr"
+_pki_sign "$P" "$T/rsa.csr" int server "DNS:$SNI" "$T/rsa.pem" || gw_fail "RSA sign"
+cat "$T/rsa.pem" "$P/int.pem" >"$P/identity-rsa.pem"
 gw_gateway_config "$T/gw.yaml" "[1]" "  - name: echo
     address: $GW_GW_IP:8443
     service: tls-echo
@@ -21,6 +32,16 @@ gw_gateway_config "$T/gw.yaml" "[1]" "  - name: echo
       identity:
         - cert: $P/identity.pem
           key: \"$KEY\"
+    trust:
+      mode: ca
+      certs: [$P/int.pem]
+  - name: echo-rsa
+    address: $GW_GW_IP:8444
+    service: tls-echo
+    tls:
+      identity:
+        - cert: $P/identity-rsa.pem
+          key: \"$RKEY\"
     trust:
       mode: ca
       certs: [$P/int.pem]"
@@ -43,6 +64,29 @@ gw_ok "mTLS handshake signed by the token key (certificate matches the key in th
 parked=$(gw_stat hsm_async_parked)
 [ "${parked:-0}" -ge 1 ] || gw_fail "the signature did not go through the HSM threads (hsm_async_parked=$parked)"
 gw_ok "the signature ran on an HSM thread, the handshake parked meanwhile (hsm_async_parked=$parked)"
+
+# rsa_hello TEXT WANT_SIG [S_CLIENT ARGS...]: through the RSA listener (a
+# -sigalgs list keeps ECDSA for the client's own certificate); the
+# peer signature type s_client saw must be WANT_SIG (RSA-PSS or RSA)
+rsa_hello() {
+	local text=$1 want=$2 out
+	shift 2
+	out=$(gw_sclient "$text" -connect "$GW_GW_IP:8444" -servername "$SNI" \
+		-CAfile "$P/root.pem" -cert "$P/client.leaf.pem" -key "$P/client.key" \
+		-no_ign_eof "$@")
+	grep -q -- "$text\$" <<<"$out" || gw_fail "RSA key, $*: no echo: $(tail -5 <<<"$out")"
+	grep -q "^Peer signature type: $want\$" <<<"$out" ||
+		gw_fail "RSA key, $*: want peer signature type $want: $(grep -i 'signature type' <<<"$out")"
+}
+p0=$(gw_stat hsm_async_parked)
+rsa_hello rsa13 RSA-PSS -tls1_3
+rsa_hello rsa12pss RSA-PSS -tls1_2 -sigalgs rsa_pss_rsae_sha256:ECDSA+SHA256
+rsa_hello rsa12 RSA -tls1_2 -sigalgs RSA+SHA256:ECDSA+SHA256
+p1=$(gw_stat hsm_async_parked)
+[ "$((p1 - p0))" = 3 ] || gw_fail "RSA: 3 signatures, hsm_async_parked $p0 -> $p1"
+"$MTLSGW_CTL" hsm match --module "$BENCH_PKCS11_MODULE" --pin-file "$P/pin" --key "$RKEY" \
+	--cert "$P/identity-rsa.pem" >/dev/null 2>&1 || gw_fail "RSA certificate does not match the token key"
+gw_ok "RSA-2048 key in the token: TLS 1.3 RSA-PSS, TLS 1.2 RSA-PSS and PKCS#1 v1.5, each signed on an HSM thread (hsm_async_parked $p0 -> $p1)"
 
 # the key vanishes from the token (PIN through the environment, never argv)
 MTLSGW_T_PIN=$(cat "$P/pin") pkcs11-tool --module "$BENCH_PKCS11_MODULE" --token-label gw \
@@ -93,5 +137,15 @@ inl=$(gw_stat hsm_inline)
 [ "$parked" = 1 ] && [ "$inl" = 2 ] ||
 	gw_fail "hsm.inline_below: expected 1 parked and 2 in place, got parked=$parked inline=$inl"
 gw_ok "hsm.inline_below 100ms: first signature on an HSM thread, then in place (hsm_async_parked=$parked, hsm_inline=$inl)"
+# the RSA key has its own mean: its first signature is not made in place
+# on the strength of the EC key's, the next ones are
+rsa_hello rsa-a RSA-PSS -tls1_3
+rsa_hello rsa-b RSA-PSS -tls1_3
+rsa_hello rsa-c RSA -tls1_2 -sigalgs RSA+SHA256:ECDSA+SHA256
+parked=$(gw_stat hsm_async_parked)
+inl=$(gw_stat hsm_inline)
+[ "$parked" = 2 ] && [ "$inl" = 4 ] ||
+	gw_fail "hsm.inline_below, RSA: expected 2 parked and 4 in place, got parked=$parked inline=$inl"
+gw_ok "hsm.inline_below, RSA key: its first signature on an HSM thread, then in place (hsm_async_parked=$parked, hsm_inline=$inl)"
 gw_stop_gateway
 gw_done
