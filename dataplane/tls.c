@@ -34,6 +34,15 @@ GW_DP_LOG_REGISTER(tls);
  */
 #define TLS_LINGER_MS 2000
 
+/*
+ * A handshake that waits for its client's next flight makes the worker
+ * wake sooner (GW_TLS_POLL_HANDSHAKING) only this long after the latest
+ * such wait began: a client on the LAN answers within a few ms, while a
+ * client that stalls mid-handshake (or many, for up to handshake_timeout
+ * each) must not keep an idle worker waking 25,000 times a second.
+ */
+#define TLS_SOON_MS 10
+
 /* CS_LINGER: released by the app, only its TCP connection is left */
 enum conn_state { CS_FREE, CS_HS, CS_EST, CS_LINGER };
 
@@ -89,8 +98,9 @@ struct tls_list {
 
 struct gw_tls_worker {
 	struct gw_tls_worker_params p;
-	uint64_t hs_ticks, idle_ticks, linger_ticks, hsm_ticks;
+	uint64_t hs_ticks, idle_ticks, linger_ticks, hsm_ticks, soon_ticks;
 	uint64_t now;
+	uint64_t hs_wait_at; /* when a handshake last began to wait for its client */
 	uint64_t last_hsm_log;
 	struct gw_vcache *vcache;
 	struct tls_list hs, idle, linger; /* each ordered by t_mark */
@@ -501,6 +511,7 @@ gw_tls_worker_create(const struct gw_tls_worker_params *p, struct gw_tls_worker 
 	w->hs_ticks = w->p.tsc_hz / 1000 * w->p.handshake_timeout_ms;
 	w->idle_ticks = w->p.tsc_hz / 1000 * w->p.idle_timeout_ms;
 	w->linger_ticks = w->p.tsc_hz / 1000 * TLS_LINGER_MS;
+	w->soon_ticks = w->p.tsc_hz / 1000 * TLS_SOON_MS;
 	if (!w->p.hsm_timeout_ms)
 		w->p.hsm_timeout_ms = 2000;
 	w->hsm_ticks = w->p.tsc_hz / 1000 * w->p.hsm_timeout_ms;
@@ -842,6 +853,7 @@ hs_step(struct gw_tls_conn *t)
 			hs_failed(t, SSL_ERROR_SYSCALL);
 			return;
 		}
+		w->hs_wait_at = w->now; /* its client's next flight is due (TLS_SOON_MS) */
 		return;
 	}
 	if (err == SSL_ERROR_WANT_WRITE || (err == SSL_ERROR_WANT_ASYNC && t->areq != NULL))
@@ -1055,7 +1067,7 @@ gw_tls_worker_poll(struct gw_tls_worker *w, uint64_t now)
 		gw_tcp_abort(c); /* no event: the stack frees c at once */
 	}
 	return (w->parked.head != NULL ? GW_TLS_POLL_PARKED : 0) |
-	       (w->n_hs > 0 ? GW_TLS_POLL_HANDSHAKING : 0);
+	       (w->n_hs > 0 && now - w->hs_wait_at < w->soon_ticks ? GW_TLS_POLL_HANDSHAKING : 0);
 }
 
 /* ---- app API ---- */

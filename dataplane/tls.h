@@ -167,8 +167,10 @@ void gw_tls_worker_destroy(struct gw_tls_worker *w);
  * HSM signature was answered, expire HSM, handshake and idle timeouts.
  * Returns flags: GW_TLS_POLL_PARKED while a handshake is still parked on an
  * HSM signature (its answer comes from an HSM thread, not a packet: the
- * worker must not sleep long then), GW_TLS_POLL_HANDSHAKING while any
- * handshake is in progress (its client's next flight is due soon).
+ * worker must not sleep long then), GW_TLS_POLL_HANDSHAKING while a
+ * handshake is in progress and one began to wait for its client's next
+ * flight in the last 10 ms (that flight is due soon; a client that stalls
+ * longer does not keep the worker waking early).
  */
 #define GW_TLS_POLL_PARKED 1u
 #define GW_TLS_POLL_HANDSHAKING 2u

@@ -31,8 +31,9 @@
  * 200 us), while a worker with no traffic at all wakes 1,000 times a second,
  * not 5,000 (2.6% of a core idle instead of 10.8%). While the poll hook says
  * it waits (a handshake parked on an HSM signature) sleeps stay at
- * GW_IDLE_MIN_US; while it says a packet is due soon (a handshake waits for
- * its client's next flight) they stop at GW_IDLE_SOON_US (measured on one
+ * GW_IDLE_MIN_US; while it says a packet is due soon (a handshake began to
+ * wait for its client's next flight in the last 10 ms, tls.c TLS_SOON_MS)
+ * they stop at GW_IDLE_SOON_US (measured on one
  * client: p50 paced at 80% 1.28 -> 1.19 and 1.75 -> 1.35 ms, at a higher
  * saturated rate and no more CPU per handshake than the noise). idle: poll
  * never sleeps.

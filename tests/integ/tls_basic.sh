@@ -9,7 +9,9 @@
 # is serving, bytes relayed exactly both ways); resumption; a reload with a
 # new trust under traffic: the established connection keeps working, new
 # handshakes use the new trust; the README's ca-mode root rotation (add the
-# new root, reload, remove the old one, reload); a bad config is refused.
+# new root, reload, remove the old one, reload); a bad config is refused; a
+# client that stalls mid-handshake does not keep the idle worker waking
+# early (idle: adaptive).
 . "$(dirname "$0")/../lib/common.sh"
 . "$GW_SRC/tests/lib/tls.sh"
 
@@ -212,6 +214,39 @@ gw_wait 50 grep -q "mode: 'cax'" "$T/gw.err" || gw_fail "bad reload not reported
 out=$(sclient 8443 -cert "$P/client.leaf.pem" -key "$P/client.key")
 case "$out" in *ping-8443*) ;; *) gw_fail "after a refused reload: $out" ;; esac
 gw_ok "a bad config on SIGHUP is reported with its line and the gateway keeps serving"
+
+# a client that sends its ClientHello, takes the server's flight and stalls
+# (here for 4 s, under the 10 s handshake timeout): once it has waited
+# past 10 ms the worker sleeps as an idle one does, not in 40 us naps
+gw_in "$GW_PY" - "$GW_GW_IP" "$SNI" "$T/stall.ok" <<'PY' &
+import socket, ssl, sys, time
+ip, sni, ok = sys.argv[1:4]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+inc, outg = ssl.MemoryBIO(), ssl.MemoryBIO()
+obj = ctx.wrap_bio(inc, outg, server_hostname=sni)
+try:
+    obj.do_handshake()
+except ssl.SSLWantReadError:
+    pass
+s = socket.create_connection((ip, 8443), timeout=5)
+s.sendall(outg.read())
+if s.recv(65536):
+    open(ok, "w").write("flight\n")
+time.sleep(4)
+s.close()
+PY
+stall=$!
+gw_wait 50 test -s "$T/stall.ok" || gw_fail "the stalling client got no server flight"
+sleep 1.2 # past the worker's 1 s of recent traffic: its deep sleeps
+s0=$(gw_stat idle_sleeps)
+sleep 2
+s1=$(gw_stat idle_sleeps)
+wait "$stall" || gw_fail "the stalling client failed"
+[ $((s1 - s0)) -lt 8000 ] ||
+	gw_fail "a stalled handshake kept the worker waking early: $((s1 - s0)) sleeps in 2 s"
+gw_ok "a handshake stalled by its client: the worker slept $((s1 - s0)) times in 2 s (idle: about 2,000)"
 
 gw_stop_gateway
 gw_ok "clean stop"
