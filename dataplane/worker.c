@@ -30,8 +30,9 @@
  * --latency80 paced at 10% of saturation: p50 2.8 -> 1.7 ms at 1 ms ->
  * 200 us), while a worker with no traffic at all wakes 1,000 times a second,
  * not 5,000 (2.6% of a core idle instead of 10.8%). While the poll hook says
- * it waits (a handshake parked on an HSM signature) sleeps stay at
- * GW_IDLE_MIN_US; while it says a packet is due soon (a handshake began to
+ * it waits (a handshake parked on an HSM signature) the sleeps wait on its
+ * fd too (nap_hook: the answer ends them), or stay at GW_IDLE_MIN_US where
+ * it has none; while it says a packet is due soon (a handshake began to
  * wait for its client's next flight in the last 10 ms, tls.c TLS_SOON_MS)
  * they stop at GW_IDLE_SOON_US (measured on one
  * client: p50 paced at 80% 1.28 -> 1.19 and 1.75 -> 1.35 ms, at a higher
@@ -62,6 +63,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -364,11 +366,29 @@ wait_intr(struct gw_lcore *lc)
 	return got;
 }
 
+/*
+ * idle: adaptive while a handshake is parked on an HSM signature: sleep us,
+ * or less when the poll hook's fd fires first (the answer; an eventfd,
+ * drained here, before the next poll takes the answer: hsm_async.c, a
+ * push that finds the ring empty writes it). The naps then grow as idle
+ * ones do instead of staying at GW_IDLE_MIN_US to notice the answer soon.
+ */
+static void
+nap_hook(struct gw_lcore *lc, uint32_t us)
+{
+	struct pollfd pfd = {.fd = lc->hook_fd, .events = POLLIN};
+	struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)us * 1000};
+
+	if (ppoll(&pfd, 1, &ts, NULL) > 0 && (pfd.revents & POLLIN))
+		eventfd_drain(lc->hook_fd, NULL);
+}
+
 /* Returns true if it slept. */
 bool
 gw_worker_idle(struct gw_lcore *lc, unsigned got)
 {
 	uint32_t ceiling;
+	bool hook_nap;
 
 	if (got != 0 || lc->idle_poll) {
 		lc->empty_polls = 0;
@@ -392,11 +412,15 @@ gw_worker_idle(struct gw_lcore *lc, unsigned got)
 	ceiling = lc->now - lc->last_work < lc->recent_cycles ? GW_IDLE_MAX_US : GW_IDLE_DEEP_US;
 	if (lc->hook_soon) /* a handshake's next flight: wake sooner for it */
 		ceiling = GW_IDLE_SOON_US;
-	if (lc->hook_waits)
+	hook_nap = lc->hook_waits && lc->hook_fd >= 0 && !lc->intr;
+	if (lc->hook_waits && !hook_nap)
 		lc->sleep_us = GW_IDLE_MIN_US; /* an answer is due without a packet */
 	lc->sleep_us = RTE_MIN(lc->sleep_us, ceiling);
-	rte_delay_us_sleep(lc->sleep_us);
-	if (lc->sleep_us < ceiling && !lc->hook_waits)
+	if (hook_nap)
+		nap_hook(lc, lc->sleep_us); /* the answer ends it */
+	else
+		rte_delay_us_sleep(lc->sleep_us);
+	if (lc->sleep_us < ceiling && (!lc->hook_waits || hook_nap))
 		lc->sleep_us = RTE_MIN(lc->sleep_us * 2, ceiling);
 	return true;
 }
@@ -597,8 +621,11 @@ gw_worker_setup(struct gw_lcore *lc)
 		lc->hooked = true;
 		GW_GUARD(p->worker_init(p->hook_arg, lc->idx, lc->tcp));
 	}
-	if (lc->intr && p->worker_wait_fd != NULL &&
-		(lc->hook_fd = p->worker_wait_fd(p->hook_arg, lc->idx)) >= 0) {
+	/* the poll hook's fd: in epoll (idle: interrupt) or the parked naps'
+	 * (adaptive: nap_hook) */
+	if (p->worker_wait_fd != NULL && !lc->idle_poll)
+		lc->hook_fd = p->worker_wait_fd(p->hook_arg, lc->idx);
+	if (lc->intr && lc->hook_fd >= 0) {
 		epoll_event_init(&lc->hook_ev, 1);
 		if (rte_epoll_ctl(lc->epfd, EPOLL_CTL_ADD, lc->hook_fd, &lc->hook_ev) < 0) {
 			rc = -errno;
