@@ -65,19 +65,27 @@ eal_add(struct eal_argv *a, const char *fmt, ...)
 	return 0;
 }
 
+/* The CPUs of set into cpus[max], in increasing order; returns their count. */
+static int
+set_cpus(const cpu_set_t *set, int *cpus, int max)
+{
+	int n = 0;
+
+	for (int c = 0; c < CPU_SETSIZE && n < max; c++)
+		if (CPU_ISSET(c, set))
+			cpus[n++] = c;
+	return n;
+}
+
 /* The CPUs we may run on, in increasing order (see lcore_cpus). */
 static int
 allowed_cpus(int *cpus, int max)
 {
 	cpu_set_t set;
-	int n = 0, c;
 
 	if (sched_getaffinity(0, sizeof(set), &set) < 0)
 		return 0;
-	for (c = 0; c < CPU_SETSIZE && n < max; c++)
-		if (CPU_ISSET(c, &set))
-			cpus[n++] = c;
-	return n;
+	return set_cpus(&set, cpus, max);
 }
 
 /* cpus[0..ncpu) (increasing) as runs: "0-3,8" stays short on a big box. */
@@ -130,12 +138,9 @@ lcore_cpus(unsigned id, bool is_main, const int *cpus, int ncpu, char *buf, size
 int
 gw_dp_cpus_str(const cpu_set_t *set, char *buf, size_t len)
 {
-	int cpus[CPU_SETSIZE], n = 0;
+	int cpus[CPU_SETSIZE];
 
-	for (int c = 0; c < CPU_SETSIZE; c++)
-		if (CPU_ISSET(c, set))
-			cpus[n++] = c;
-	return cpu_ranges(cpus, n, buf, len);
+	return cpu_ranges(cpus, set_cpus(set, cpus, CPU_SETSIZE), buf, len);
 }
 
 static int
