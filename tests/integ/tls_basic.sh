@@ -238,6 +238,7 @@ time.sleep(4)
 s.close()
 PY
 stall=$!
+GW_PIDS+=("$stall") # gw_bg's cleanup, should the test fail before the wait
 gw_wait 50 test -s "$T/stall.ok" || gw_fail "the stalling client got no server flight"
 sleep 1.2 # past the worker's 1 s of recent traffic: its deep sleeps
 s0=$(gw_stat idle_sleeps)
