@@ -28,6 +28,7 @@
 #include <rte_ring.h>
 
 #include "dp_log.h"
+#include "gw_cpus.h"
 #include "gw_log.h"
 #include "net_internal.h"
 
@@ -65,18 +66,6 @@ eal_add(struct eal_argv *a, const char *fmt, ...)
 	return 0;
 }
 
-/* The CPUs of set into cpus[max], in increasing order; returns their count. */
-static int
-set_cpus(const cpu_set_t *set, int *cpus, int max)
-{
-	int n = 0;
-
-	for (int c = 0; c < CPU_SETSIZE && n < max; c++)
-		if (CPU_ISSET(c, set))
-			cpus[n++] = c;
-	return n;
-}
-
 /* The CPUs we may run on, in increasing order (see lcore_cpus). */
 static int
 allowed_cpus(int *cpus, int max)
@@ -85,28 +74,7 @@ allowed_cpus(int *cpus, int max)
 
 	if (sched_getaffinity(0, sizeof(set), &set) < 0)
 		return 0;
-	return set_cpus(&set, cpus, max);
-}
-
-/* cpus[0..ncpu) (increasing) as runs: "0-3,8" stays short on a big box. */
-static int
-cpu_ranges(const int *cpus, int ncpu, char *buf, size_t len)
-{
-	size_t off = 0;
-
-	if (len > 0)
-		buf[0] = '\0';
-	for (int i = 0; i < ncpu && off < len;) {
-		int j = i;
-
-		while (j + 1 < ncpu && cpus[j + 1] == cpus[j] + 1)
-			j++;
-		off += (size_t)snprintf(buf + off, len - off, "%s%d", i ? "," : "", cpus[i]);
-		if (j > i && off < len)
-			off += (size_t)snprintf(buf + off, len - off, "-%d", cpus[j]);
-		i = j + 1;
-	}
-	return (int)off;
+	return gw_cpus_of_set(&set, cpus, max);
 }
 
 /*
@@ -129,18 +97,10 @@ lcore_cpus(unsigned id, bool is_main, const int *cpus, int ncpu, char *buf, size
 	if (len < 3)
 		return (int)len;
 	buf[0] = '(';
-	n = cpu_ranges(cpus, ncpu, buf + 1, len - 1);
+	n = gw_cpus_ranges(cpus, ncpu, buf + 1, len - 1);
 	if ((size_t)n + 1 >= len - 1)
 		return (int)len;
 	return n + 1 + snprintf(buf + 1 + n, len - 1 - (size_t)n, ")");
-}
-
-int
-gw_dp_cpus_str(const cpu_set_t *set, char *buf, size_t len)
-{
-	int cpus[CPU_SETSIZE];
-
-	return cpu_ranges(cpus, set_cpus(set, cpus, CPU_SETSIZE), buf, len);
 }
 
 static int

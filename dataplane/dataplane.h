@@ -168,9 +168,6 @@ GW_MUST_CHECK int gw_dp_eal_init(const struct gw_dp_params *p, const char *prog)
  */
 int gw_dp_spare_cpus(cpu_set_t *set, cpu_set_t *allowed);
 
-/* set as a CPU list, "0-3,8" (for messages); returns snprintf's count. */
-int gw_dp_cpus_str(const cpu_set_t *set, char *buf, size_t len);
-
 /*
  * rte_eal_cleanup, then remove the EAL's runtime dir (/var/run/dpdk/<file
  * prefix>) if it is empty, as it is with no_huge (--no-shconf); a hugepage

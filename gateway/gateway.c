@@ -34,6 +34,7 @@
 #include "config.h"
 #include "dataplane.h"
 #include "gateway.h"
+#include "gw_cpus.h"
 #include "gw_log.h"
 #include "gw_ossl.h"
 #include "hsm.h"
@@ -313,7 +314,7 @@ hsm_cpus(const struct gw_cfg *cfg, cpu_set_t *set)
 		CPU_ZERO(set);
 		for (unsigned i = 0; i < cfg->hsm.n_cpus; i++) {
 			if (!CPU_ISSET(cfg->hsm.cpus[i], &allowed)) {
-				(void)gw_dp_cpus_str(&allowed, ok, sizeof(ok));
+				(void)gw_cpus_str(&allowed, ok, sizeof(ok));
 				return gw_err_setf(-GW_E_CONFIG, GW_HERE,
 					"%s: hsm.cpus[%u]: CPU %u is not one this process may run "
 					"on (%s)",
@@ -322,7 +323,7 @@ hsm_cpus(const struct gw_cfg *cfg, cpu_set_t *set)
 			CPU_SET(cfg->hsm.cpus[i], set);
 		}
 	}
-	(void)gw_dp_cpus_str(set, list, sizeof(list));
+	(void)gw_cpus_str(set, list, sizeof(list));
 	GW_LOG_INFO("%u HSM thread(s) on CPU(s) %s%s", cfg->hsm.threads, list,
 		cfg->hsm.n_cpus > 0 ? " (hsm.cpus)" : " (those no worker runs on)");
 	return 0;

@@ -6,6 +6,7 @@
  * recorded, the raise site, the message (formatted, truncated, with
  * OpenSSL's reason appended), names for every code, and one slot per thread;
  * the one duration parser (gw_duration_*) config, admin API and CLI share;
+ * CPU sets as lists (gw_cpus_*: runs, the empty set, a cut buffer);
  * and gw_log's syslog priorities when stderr is the journal (JOURNAL_STREAM).
  */
 #include <limits.h>
@@ -17,6 +18,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 
+#include "gw_cpus.h"
 #include "gw_duration.h"
 #include "gw_log.h"
 #include "gw_test.h"
@@ -298,6 +300,33 @@ main(void)
 		EXPECT_ERR(gw_duration_parse_us(NULL, &v), -EINVAL);
 		EXPECT_EQ(v, 42);
 		EXPECT_ERR(gw_duration_parse_ms("5us", &v), -EINVAL); /* ms callers: no us */
+	}
+	{
+		/* CPU sets as lists: runs of two or more collapse, singles stay */
+		cpu_set_t set;
+		int cpus[8];
+		char buf[64];
+
+		CPU_ZERO(&set);
+		EXPECT_EQ(gw_cpus_str(&set, buf, sizeof(buf)), 0);
+		EXPECT_STREQ(buf, "");
+		CPU_SET(0, &set);
+		CPU_SET(1, &set);
+		CPU_SET(2, &set);
+		CPU_SET(3, &set);
+		CPU_SET(8, &set);
+		CPU_SET(10, &set);
+		CPU_SET(11, &set);
+		CPU_SET(1023, &set);
+		EXPECT_EQ(gw_cpus_of_set(&set, cpus, 8), 8);
+		EXPECT_EQ(cpus[4], 8);
+		EXPECT_EQ(cpus[7], 1023);
+		EXPECT_EQ(gw_cpus_of_set(&set, cpus, 2), 2); /* never past max */
+		EXPECT_EQ(gw_cpus_str(&set, buf, sizeof(buf)), 16);
+		EXPECT_STREQ(buf, "0-3,8,10-11,1023");
+		/* a short buffer: cut, terminated, and the count says so */
+		EXPECT_TRUE(gw_cpus_str(&set, buf, 6) >= 6);
+		EXPECT_STREQ(buf, "0-3,8");
 	}
 	{
 		/* JOURNAL_STREAM "DEV:INODE" names the stream: only that file matches */
