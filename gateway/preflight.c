@@ -26,6 +26,7 @@
 #include "ca.h"
 #include "config.h"
 #include "etcd.h"
+#include "gw_cpus.h"
 #include "gw_x509.h"
 #include "host.h"
 #include "hsm.h"
@@ -376,10 +377,82 @@ worker_cpu(unsigned lcore, const bool ours[MAX_CPUS])
 	return -1;
 }
 
+/* set[0..MAX_CPUS) as a cpulist, "0-3,8" */
+static void
+cpulist_str(const bool set[MAX_CPUS], char *buf, size_t len)
+{
+	cpu_set_t s;
+
+	CPU_ZERO(&s);
+	for (unsigned i = 0; i < MAX_CPUS && i < CPU_SETSIZE; i++)
+		if (set[i])
+			CPU_SET(i, &s);
+	(void)gw_cpus_str(&s, buf, len);
+}
+
+/*
+ * Where the HSM threads will run, by the gateway's rule (gateway.c
+ * hsm_cpus): hsm.cpus, each one ours, or the CPUs no worker runs on. A
+ * start refuses a CPU that is not ours; one a worker also runs on makes
+ * the HSM threads and that worker take turns, which is slower.
+ */
+static void
+check_hsm_cpus(struct pf *f, const struct gw_cfg *cfg, const bool ours[MAX_CPUS],
+	const bool busy[MAX_CPUS])
+{
+	static bool hsm[MAX_CPUS], shared[MAX_CPUS];
+	char list[256], ok[256], both[256];
+	bool tls = false, any_shared = false;
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < cfg->n_listeners; i++)
+		tls |= cfg->listeners[i].has_tls;
+	if (!tls)
+		return; /* no TLS listener: the gateway starts no HSM thread */
+	memset(hsm, 0, sizeof(hsm));
+	memset(shared, 0, sizeof(shared));
+	for (unsigned i = 0; i < cfg->hsm.n_cpus; i++) {
+		unsigned c = cfg->hsm.cpus[i];
+
+		if (c >= MAX_CPUS || !ours[c]) {
+			cpulist_str(ours, ok, sizeof(ok));
+			add(f, GW_PREFLIGHT_FAIL, "hsm cpus",
+				"hsm.cpus[%u]: CPU %u is not one this process may run on (%s)", i,
+				c, ok);
+			return;
+		}
+		hsm[c] = true;
+		shared[c] = busy[c];
+		any_shared |= busy[c];
+	}
+	if (cfg->hsm.n_cpus == 0)
+		for (unsigned i = 0; i < MAX_CPUS; i++)
+			n += hsm[i] = ours[i] && !busy[i];
+	if (cfg->hsm.n_cpus == 0 && n == 0) {
+		add(f, GW_PREFLIGHT_WARN, "hsm cpus",
+			"every CPU this process may use runs a worker lcore: the %u HSM threads "
+			"take turns with the workers; leave a CPU to them (fewer workers, or "
+			"CPUAffinity= with one more CPU)",
+			cfg->hsm.threads);
+		return;
+	}
+	cpulist_str(hsm, list, sizeof(list));
+	if (any_shared) {
+		cpulist_str(shared, both, sizeof(both));
+		add(f, GW_PREFLIGHT_WARN, "hsm cpus",
+			"hsm.cpus %s: worker lcores also run on %s, and take turns with the HSM "
+			"threads there (slower handshakes); name CPUs no worker runs on",
+			list, both);
+		return;
+	}
+	add(f, GW_PREFLIGHT_OK, "hsm cpus", "%u HSM thread(s) on CPU(s) %s%s", cfg->hsm.threads,
+		list, cfg->hsm.n_cpus > 0 ? " (hsm.cpus)" : " (those no worker runs on)");
+}
+
 static void
 check_cpus(struct pf *f, const struct gw_cfg *cfg)
 {
-	static bool isol[MAX_CPUS], nohz[MAX_CPUS], ours[MAX_CPUS];
+	static bool isol[MAX_CPUS], nohz[MAX_CPUS], ours[MAX_CPUS], busy[MAX_CPUS];
 	char path[PATH_MAX], line[1024], cpus[256] = "", bad[256] = "";
 	unsigned n_bad = 0, n_nohz = 0;
 	cpu_set_t aff;
@@ -398,9 +471,13 @@ check_cpus(struct pf *f, const struct gw_cfg *cfg)
 	if (sched_getaffinity(0, sizeof(aff), &aff) == 0)
 		for (unsigned i = 0; i < MAX_CPUS && i < CPU_SETSIZE; i++)
 			ours[i] = CPU_ISSET(i, &aff) || isol[i];
+	memset(busy, 0, sizeof(busy));
 	for (unsigned i = 0; i < cfg->dataplane.n_workers; i++) {
 		int cpu = worker_cpu(cfg->dataplane.workers[i], ours);
 		size_t l = strlen(cpus), b = strlen(bad);
+
+		if (cpu >= 0)
+			busy[cpu] = true;
 
 		snprintf(cpus + l, sizeof(cpus) - l, "%s%d", l ? "," : "", cpu);
 		if (cpu < 0 || !isol[cpu]) {
@@ -423,6 +500,7 @@ check_cpus(struct pf *f, const struct gw_cfg *cfg)
 			cpus, cpus);
 	else
 		add(f, GW_PREFLIGHT_OK, "cpus", "worker CPUs %s isolated and nohz_full", cpus);
+	check_hsm_cpus(f, cfg, ours, busy);
 }
 
 /* ---- HSM: module, tokens, PIN, keys ---- */

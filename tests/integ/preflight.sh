@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # Preflight: `mtlsgw --check` on a demo-like config with a fresh SoftHSM
 # token answers one line per check (config, hugepages skipped by no_huge,
-# the tap port, the worker CPUs, module, token, login, key, certificates)
+# the tap port, the worker CPUs and the HSM threads' CPUs, module, token,
+# login, key, certificates)
 # and never prints the PIN; a wrong PIN, an expired identity certificate, a
 # key URI naming no key and an expired trust anchor are each a `fail` line
 # saying which, exit 2; --json is the same results. With a fake sysfs
@@ -90,6 +91,9 @@ if [ -z "$(cat /sys/devices/system/cpu/isolated 2>/dev/null)" ]; then
 	has '^warn  cpus: worker CPU [0-9]+ not isolated from the scheduler.*isolcpus='
 	[ "$RC" = 1 ] || gw_fail "a warning must exit 1, got $RC"
 fi
+if [ "$($GW_PY -c 'import os; print(sorted(os.sched_getaffinity(0))[:2] == [0, 1])')" = True ]; then
+	has '^ok    hsm cpus: 16 HSM thread\(s\) on CPU\(s\) 0(,[0-9,-]+)? \(those no worker runs on\)$'
+fi
 has '^ok    hsm module: .*libsofthsm2.so loads$'
 has "^ok    hsm token 'gw': present"
 has "^ok    hsm login 'gw': the PIN from file $T/pin logs in$"
@@ -113,6 +117,28 @@ assert [set(r) for r in rows] == [{"check", "status", "detail"}] * len(rows), ro
 assert [days("%-4s  %s: %s" % (r["status"], r["check"], r["detail"])) for r in rows] == text, (rows, text)
 EOF
 gw_ok "--json: an array of {check, status, detail}, the same results as the lines"
+
+# ---- hsm.cpus: as a start would place the HSM threads ----
+# hsm_cpus_config FILE LIST: the good config with hsm.cpus LIST
+hsm_cpus_config() {
+	write_config "$1"
+	sed -i "s/^hsm: { pin_file: \(.*\) }\$/hsm: { pin_file: \1, cpus: $2 }/" "$1"
+	grep -qF "cpus: $2" "$1" || gw_fail "no hsm.cpus in $1"
+}
+hsm_cpus_config "$T/hcpu.yaml" "[1023]"
+check "$T/hcpu.yaml"
+[ "$RC" = 2 ] || gw_fail "hsm.cpus [1023]: exit $RC, want 2: $OUT"
+has '^fail  hsm cpus: hsm.cpus\[0\]: CPU 1023 is not one this process may run on \([0-9,-]+\)$'
+if [ "$($GW_PY -c 'import os; print(sorted(os.sched_getaffinity(0))[:2] == [0, 1])')" = True ]; then
+	# worker lcore 1 runs on CPU 1 here
+	hsm_cpus_config "$T/hcpu.yaml" "[0, 1]"
+	check "$T/hcpu.yaml"
+	has '^warn  hsm cpus: hsm.cpus 0-1: worker lcores also run on 1, and take turns with the HSM threads there'
+	hsm_cpus_config "$T/hcpu.yaml" "[0]"
+	check "$T/hcpu.yaml"
+	has '^ok    hsm cpus: 16 HSM thread\(s\) on CPU\(s\) 0 \(hsm.cpus\)$'
+fi
+gw_ok "hsm cpus: a CPU not the process's fails (exit 2), one a worker runs on warns"
 
 # ---- a wrong PIN: the token is named, exit 2 ----
 printf '999999\n' >"$T/badpin" && chmod 600 "$T/badpin"
