@@ -5,7 +5,9 @@
 #
 #   bench/plot.py --out DIR ROWS.jsonl...
 #
-# Draws what the rows hold, medians over rounds:
+# Draws what the rows hold, as bench/run's tables give it: handshakes/s
+# the median over rounds, handshakes per server CPU-second over all rounds
+# (every round's handshakes over every round's CPU seconds):
 #   concurrency.png  handshake rows (no hsm_delay_us): handshakes/s and
 #                    handshakes per server CPU-second (whole process) against
 #                    the client's concurrency, one line per target
@@ -30,15 +32,23 @@ COLORS = {"mtlsgw": "tab:blue", "nginx-hsm": "tab:orange", "nginx-pem": "tab:gra
 
 
 def series(rows, xkey, ykey):
-    """{label: [(x, median y over rounds)]}, x ascending"""
+    """{label: [(x, ykey(that label's rows at x))]}, x ascending"""
     by = {}
     for r in rows:
-        by.setdefault(r["label"], {}).setdefault(r[xkey], []).append(ykey(r))
-    return {lb: sorted((x, statistics.median(ys)) for x, ys in xs.items()) for lb, xs in by.items()}
+        by.setdefault(r["label"], {}).setdefault(r[xkey], []).append(r)
+    return {lb: sorted((x, ykey(rs)) for x, rs in xs.items()) for lb, xs in by.items()}
 
 
-def per_cpu(r):
-    return r["connections_ok"] / r["server_cpu_s"] if r.get("server_cpu_s", 0) > 0 else float("nan")
+def hs_per_s(rs):
+    """the median over rounds, as bench/run's tables"""
+    return statistics.median(r["handshakes_per_s"] for r in rs)
+
+
+def per_cpu(rs):
+    """every round's handshakes over every round's server CPU seconds, as
+    bench/run's hs/CPU-s column (a median of per-round ratios differs)"""
+    cpu = sum(r.get("server_cpu_s", 0) for r in rs)
+    return sum(r["connections_ok"] for r in rs) / cpu if cpu > 0 else float("nan")
 
 
 def draw(ax, data, xlabel, ylabel, logx):
@@ -73,7 +83,7 @@ def main():
     hs = [r for r in rows if "hsm_delay_us" not in r]
     if hs:
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-        draw(ax1, series(hs, "concurrency", lambda r: r["handshakes_per_s"]),
+        draw(ax1, series(hs, "concurrency", hs_per_s),
              "concurrent clients", "handshakes/s", True)
         draw(ax2, series(hs, "concurrency", per_cpu), "concurrent clients",
              "handshakes per server CPU-second", True)
@@ -87,7 +97,7 @@ def main():
     hd = [r for r in rows if "hsm_delay_us" in r]
     if hd:
         fig, ax = plt.subplots(figsize=(6.5, 4.2))
-        draw(ax, series(hd, "hsm_delay_us", lambda r: r["handshakes_per_s"]),
+        draw(ax, series(hd, "hsm_delay_us", hs_per_s),
              "HSM delay per signature (ms)", "handshakes/s", False)
         ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v / 1000:g}"))
         conc = sorted({r["concurrency"] for r in hd})
