@@ -404,7 +404,7 @@ gw_worker_idle(struct gw_lcore *lc, unsigned got)
 	lc->st.idle_sleeps++;
 	/* while a handshake waits for its HSM answer, short sleeps as
 	 * adaptive takes them: waking from epoll costs more than the
-	 * answer's wait (measured on a tap, README "Figures") */
+	 * answer's wait (measured on a tap, docs/performance.md) */
 	if (lc->intr && !lc->hook_waits) {
 		if (wait_intr(lc) != 0) { /* handled: the next iteration sends */
 			lc->empty_polls = 0;

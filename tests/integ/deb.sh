@@ -74,7 +74,8 @@ for f in /usr/sbin/mtlsgw /usr/bin/mtlsgw-ctl /usr/bin/mtlsgw-bench \
 	/usr/share/man/man8/mtlsgw.8.gz /usr/share/man/man8/mtlsgw-ctl.8.gz \
 	/usr/share/man/man5/mtlsgw.yaml.5.gz /usr/share/man/man1/mtlsgw-bench.1.gz \
 	/usr/share/bash-completion/completions/mtlsgw-ctl \
-	/usr/share/doc/mtlsgw/config.md /usr/share/doc/mtlsgw/operations.md; do
+	/usr/share/doc/mtlsgw/config.md /usr/share/doc/mtlsgw/operations.md \
+	/usr/share/doc/mtlsgw/performance.md; do
 	grep -qx "$f" "$T/files" || gw_fail "dpkg -L mtlsgw has no $f"
 	[ -e "$f" ] || gw_fail "$f is not on disk"
 done
