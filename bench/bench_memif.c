@@ -97,6 +97,7 @@ static struct {
 	char cipher[64];   /* the first connection's */
 	char tls_err[200]; /* the first TLS failure */
 	volatile bool measuring;
+	unsigned connected; /* connections that reached ESTABLISHED (atomic: main waits on it) */
 } B;
 
 static inline uint8_t
@@ -309,6 +310,7 @@ bench_event(struct gw_tcp_conn *c, enum gw_tcp_event ev, int reason, void *ctx)
 	switch (ev) {
 	case GW_TCP_EV_CONNECTED:
 		b->connected = true;
+		__atomic_fetch_add(&B.connected, 1, __ATOMIC_RELEASE);
 		/* fall through */
 	case GW_TCP_EV_READABLE:
 	case GW_TCP_EV_WRITABLE:
@@ -381,6 +383,26 @@ hook_fini(void *arg, unsigned w)
 	for (unsigned i = 0; i < B.conns; i++)
 		tls_free(&B.bc[i]);
 	memset(B.bc, 0, sizeof(B.bc));
+}
+
+#define CONNECT_WAIT_S 20
+
+/*
+ * 0 once every slot has connected once, -ETIMEDOUT after CONNECT_WAIT_S,
+ * -EINTR when one of set (blocked) arrives first: the run is stopped.
+ */
+static int
+wait_connected(const sigset_t *set)
+{
+	const struct timespec step = {.tv_nsec = 10 * 1000 * 1000};
+
+	for (int i = 0; i < CONNECT_WAIT_S * 100; i++) {
+		if (__atomic_load_n(&B.connected, __ATOMIC_ACQUIRE) >= B.conns)
+			return 0;
+		if (sigtimedwait(set, NULL, &step) > 0)
+			return -EINTR;
+	}
+	return -ETIMEDOUT;
 }
 
 static void
@@ -516,7 +538,7 @@ main(int argc, char **argv)
 	struct timespec t0, t1;
 	sigset_t set;
 	double dt;
-	int c;
+	int c, rc;
 
 	B.mode = STREAM;
 	B.conns = 1;
@@ -639,8 +661,24 @@ main(int argc, char **argv)
 		fprintf(stderr, "mtlsgw-bench-memif: %s\n", gw_err_msg());
 		return 1;
 	}
-	/* one second of warm-up (handshakes, ARP, slow start), then measure */
-	sleep(1);
+	/*
+	 * Every connection established first (the memif link comes up on the
+	 * EAL's interrupt thread, late on a loaded box; a connect made before
+	 * it is lost and retried), at most CONNECT_WAIT_S; then one second of
+	 * warm-up (handshakes, slow start), then measure.
+	 */
+	rc = wait_connected(&set);
+	if (rc == -ETIMEDOUT)
+		fprintf(stderr,
+			"mtlsgw-bench-memif: only %u of %u connections established in %d s "
+			"(memif link down? the gateway not answering?); measuring anyway\n",
+			__atomic_load_n(&B.connected, __ATOMIC_ACQUIRE), B.conns, CONNECT_WAIT_S);
+	if (rc == -EINTR) {
+		seconds = 0; /* stopped: report what there is, and do not hold */
+		hold = false;
+	} else {
+		sleep(1);
+	}
 	if (cpu_pid != 0)
 		(void)cpu_ticks(cpu_pid, &wk0, &all0, &n_wk);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
