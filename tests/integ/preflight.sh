@@ -91,7 +91,9 @@ if [ -z "$(cat /sys/devices/system/cpu/isolated 2>/dev/null)" ]; then
 	has '^warn  cpus: worker CPU [0-9]+ not isolated from the scheduler.*isolcpus='
 	[ "$RC" = 1 ] || gw_fail "a warning must exit 1, got $RC"
 fi
-if [ "$($GW_PY -c 'import os; print(sorted(os.sched_getaffinity(0))[:2] == [0, 1])')" = True ]; then
+# CPUs 0 and 1 are ours: worker lcore 1 runs on CPU 1, the HSM threads start on 0
+cpus01=$($GW_PY -c 'import os; print(sorted(os.sched_getaffinity(0))[:2] == [0, 1])')
+if [ "$cpus01" = True ]; then
 	has '^ok    hsm cpus: 16 HSM thread\(s\) on CPU\(s\) 0(,[0-9,-]+)? \(those no worker runs on\)$'
 fi
 has '^ok    hsm module: .*libsofthsm2.so loads$'
@@ -129,8 +131,7 @@ hsm_cpus_config "$T/hcpu.yaml" "[1023]"
 check "$T/hcpu.yaml"
 [ "$RC" = 2 ] || gw_fail "hsm.cpus [1023]: exit $RC, want 2: $OUT"
 has '^fail  hsm cpus: hsm.cpus\[0\]: CPU 1023 is not one this process may run on \([0-9,-]+\)$'
-if [ "$($GW_PY -c 'import os; print(sorted(os.sched_getaffinity(0))[:2] == [0, 1])')" = True ]; then
-	# worker lcore 1 runs on CPU 1 here
+if [ "$cpus01" = True ]; then
 	hsm_cpus_config "$T/hcpu.yaml" "[0, 1]"
 	check "$T/hcpu.yaml"
 	has '^warn  hsm cpus: hsm.cpus 0-1: worker lcores also run on 1, and take turns with the HSM threads there'
