@@ -37,6 +37,7 @@
 #define MAX_TOKENS 8  /* distinct token labels one config names, as config_keys.c */
 #define WARN_DAYS 30  /* a certificate closer to its end than this is a warning */
 #define MAX_CPUS 1024 /* CPUs a cpulist may name */
+_Static_assert(MAX_CPUS <= CPU_SETSIZE, "a cpulist's CPUs fit a cpu_set_t");
 #define DETAIL_MAX 512
 
 struct result {
@@ -400,17 +401,16 @@ static void
 check_hsm_cpus(struct pf *f, const struct gw_cfg *cfg, const bool ours[MAX_CPUS],
 	const bool busy[MAX_CPUS])
 {
-	static bool hsm[MAX_CPUS], shared[MAX_CPUS];
 	char list[256], ok[256], both[256];
-	bool tls = false, any_shared = false;
-	unsigned n = 0;
+	cpu_set_t hsm, shared; /* the HSM threads' CPUs; those of them a worker runs on */
+	bool tls = false;
 
 	for (unsigned i = 0; i < cfg->n_listeners; i++)
 		tls |= cfg->listeners[i].has_tls;
 	if (!tls)
 		return; /* no TLS listener: the gateway starts no HSM thread */
-	memset(hsm, 0, sizeof(hsm));
-	memset(shared, 0, sizeof(shared));
+	CPU_ZERO(&hsm);
+	CPU_ZERO(&shared);
 	for (unsigned i = 0; i < cfg->hsm.n_cpus; i++) {
 		unsigned c = cfg->hsm.cpus[i];
 
@@ -421,14 +421,14 @@ check_hsm_cpus(struct pf *f, const struct gw_cfg *cfg, const bool ours[MAX_CPUS]
 				c, ok);
 			return;
 		}
-		hsm[c] = true;
-		shared[c] = busy[c];
-		any_shared |= busy[c];
+		CPU_SET(c, &hsm);
+		if (busy[c])
+			CPU_SET(c, &shared);
 	}
-	if (cfg->hsm.n_cpus == 0)
-		for (unsigned i = 0; i < MAX_CPUS; i++)
-			n += hsm[i] = ours[i] && !busy[i];
-	if (cfg->hsm.n_cpus == 0 && n == 0) {
+	for (unsigned i = 0; cfg->hsm.n_cpus == 0 && i < MAX_CPUS; i++)
+		if (ours[i] && !busy[i])
+			CPU_SET(i, &hsm);
+	if (CPU_COUNT(&hsm) == 0) { /* none given, and workers take every CPU */
 		add(f, GW_PREFLIGHT_WARN, "hsm cpus",
 			"every CPU this process may use runs a worker lcore: the %u HSM threads "
 			"take turns with the workers; leave a CPU to them (fewer workers, or "
@@ -436,9 +436,9 @@ check_hsm_cpus(struct pf *f, const struct gw_cfg *cfg, const bool ours[MAX_CPUS]
 			cfg->hsm.threads);
 		return;
 	}
-	cpulist_str(hsm, list, sizeof(list));
-	if (any_shared) {
-		cpulist_str(shared, both, sizeof(both));
+	(void)gw_cpus_str(&hsm, list, sizeof(list));
+	if (CPU_COUNT(&shared) > 0) {
+		(void)gw_cpus_str(&shared, both, sizeof(both));
 		add(f, GW_PREFLIGHT_WARN, "hsm cpus",
 			"hsm.cpus %s: worker lcores also run on %s, and take turns with the HSM "
 			"threads there (slower handshakes); name CPUs no worker runs on",
