@@ -139,7 +139,15 @@ if [ "$cpus01" = True ]; then
 	check "$T/hcpu.yaml"
 	has '^ok    hsm cpus: 16 HSM thread\(s\) on CPU\(s\) 0 \(hsm.cpus\)$'
 fi
-gw_ok "hsm cpus: a CPU not the process's fails (exit 2), one a worker runs on warns"
+if [ "$(nproc)" = 2 ] && [ "$cpus01" = True ]; then
+	# workers 1 and 2 on CPUs 1 and 0: none left for the HSM threads
+	write_config "$T/hcpu.yaml"
+	sed -i 's/^  workers: \[1\]$/  workers: [1, 2]/' "$T/hcpu.yaml"
+	grep -qF "workers: [1, 2]" "$T/hcpu.yaml" || gw_fail "no workers [1, 2] in $T/hcpu.yaml"
+	check "$T/hcpu.yaml"
+	has '^warn  hsm cpus: every CPU this process may use runs a worker lcore: the 16 HSM threads take turns'
+fi
+gw_ok "hsm cpus: a CPU not the process's fails (exit 2), one a worker runs on warns, as do workers on every CPU"
 
 # ---- a wrong PIN: the token is named, exit 2 ----
 printf '999999\n' >"$T/badpin" && chmod 600 "$T/badpin"
