@@ -122,6 +122,23 @@ print(f"{label}: {res['resumed']} of {res['handshakes']} handshakes resumed; pac
 PY
 }
 
+# machine_ok JSONL MIN : every counted row has its machine reading (steal a
+# share, other CPU seconds not negative), and on average at least MIN
+# CPU-s per second went to processes bench/run did not start
+machine_ok() {
+	python3 - "$1" "$2" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+rows = [r for r in rows if "idle" not in r["label"]]
+m = [r.get("machine") for r in rows]
+ok = bool(rows) and all(x and 0 <= x["steal_pct"] <= 100 and x["other_cpu_s"] >= 0 for x in m)
+other = sum(x["other_cpu_s"] for x in m if x) / sum(r["seconds"] for r in rows) if ok else 0
+print(f"{len(rows)} rows, {other:.3f} CPU-s per second elsewhere, steal up to "
+      f"{max((x or {}).get('steal_pct', -1) for x in m)}%")
+sys.exit(0 if ok and other >= float(sys.argv[2]) else 1)
+PY
+}
+
 # run_why LOG: what bench/run said went wrong (its reasons come before the
 # tables, the profile's lines after them), then its last lines
 run_why() {
@@ -149,6 +166,12 @@ grep -qE "^mtlsgw server CPU: the whole process .*process [0-9.]+ s, busy [0-9.]
 gw_ok "the notes say how server CPU was counted, mtlsgw's busy cycles beside it"
 grep -q "^nginx-hsm/nginx-pem: " "$T/run.log" || gw_fail "no HSM ratio"
 gw_ok "ratio line printed"
+# how quiet the machine was: every counted row carries its reading, the
+# summary line gives a verdict (which one depends on the machine)
+got=$(machine_ok "$T/out.jsonl" 0) || gw_fail "machine readings: $got"
+grep -qE "^machine over the [0-9]+ counted runs: steal .*: (quiet|NOT quiet)" "$T/run.log" ||
+	gw_fail "no machine line: $(grep '^machine' "$T/run.log")"
+gw_ok "machine: $got; the verdict line printed"
 for t in nginx-pem nginx-hsm mtlsgw; do
 	got=$(extra_ok "$T/out.jsonl" "$t") || gw_fail "$got"
 	gw_ok "$got"
@@ -165,12 +188,20 @@ gw_ok "namespace and servers gone after the run"
 # 1b. --profile: perf samples both servers; the breakdown per handshake is
 # printed, and mtlsgw's rows hold samples in several DSO groups, libcrypto
 # among them (the signatures and the ECDHE); sizes are not asserted. The
-# same run sweeps two concurrencies and plots them (--plot).
+# same run sweeps two concurrencies and plots them (--plot). A busy loop
+# beside it, not started by bench/run, must make the machine "NOT quiet".
+gw_bg timeout 120 sh -c 'while :; do :; done'
+hog=$GW_LAST_PID
 "$RUN" --build "$GW_BUILD" --targets nginx-hsm,mtlsgw --seconds 1 --warmup 0.5 --record 0 \
 	--concurrency 1,4 --profile --plot "$T/plots" --json "$T/prof.jsonl" >"$T/prof.log" 2>&1 &
 pid=$!
 wait "$pid" || gw_fail "bench/run --profile failed: $(run_why "$T/prof.log")"
+kill "$hog" 2>/dev/null || true
 cat "$T/prof.log"
+got=$(machine_ok "$T/prof.jsonl" 0.2) || gw_fail "a busy loop beside the run not seen: $got"
+grep -qE "^machine over the 4 counted runs: .*: NOT quiet, [0-9]+ run" "$T/prof.log" ||
+	gw_fail "a busy loop beside the run, yet: $(grep '^machine' "$T/prof.log")"
+gw_ok "a busy loop beside the run: $got, NOT quiet"
 grep -q "^profile: microseconds of server CPU per handshake" "$T/prof.log" || gw_fail "no profile"
 for g in libcrypto libssl libc/malloc kernel DPDK "own code" softhsm/libp11 other "total sampled"; do
 	grep -q "^$g  " "$T/prof.log" || gw_fail "profile: no '$g' line"
