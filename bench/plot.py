@@ -14,7 +14,9 @@
 #                    (bench/run --concurrency 1,4,16,64)
 #   hsm-delay.png    rows of bench/run --hsm-delay: handshakes/s against the
 #                    HSM's delay per signature, one line per target
-# Record-path rows (echo_bytes > 0) are left out. Prints the files written;
+# Record-path rows (echo_bytes > 0) and the extra rows (resumed, paced,
+# idle: labels such as mtlsgw/80%) are left out, so the whole --json file of
+# a run can be given. Prints the files written;
 # exits 1 when the rows gave nothing to draw.
 import argparse
 import json
@@ -76,7 +78,8 @@ def main():
     for f in a.rows:
         with open(f) as fh:
             rows += [json.loads(l) for l in fh if l.strip()]
-    rows = [r for r in rows if r.get("echo_bytes", 0) == 0 and r.get("connections_ok", 0) > 0]
+    rows = [r for r in rows if r.get("echo_bytes", 0) == 0 and r.get("connections_ok", 0) > 0
+            and "/" not in r["label"]]
     os.makedirs(a.out, exist_ok=True)
     written = []
 

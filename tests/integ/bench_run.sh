@@ -258,7 +258,11 @@ for l in open(sys.argv[1]):
 : >"$T/empty.jsonl"
 ! /usr/bin/python3 "$GW_SRC/bench/plot.py" --out "$T/plots3" "$T/empty.jsonl" 2>/dev/null ||
 	gw_fail "plot.py drew something from no rows"
-gw_ok "bench/plot.py alone: hsm-delay.png from HSM-delay rows, an error for no rows"
+# the extra rows of a whole --json file (resumed, paced, idle) are not drawn
+grep '"label": "[a-z-]*/' "$T/out.jsonl" >"$T/extra.jsonl" || gw_fail "no extra rows in out.jsonl"
+! /usr/bin/python3 "$GW_SRC/bench/plot.py" --out "$T/plots4" "$T/extra.jsonl" 2>/dev/null ||
+	gw_fail "plot.py drew the resumed/paced/idle rows"
+gw_ok "bench/plot.py alone: hsm-delay.png from HSM-delay rows, an error for no rows or extra rows only"
 
 # 2. killed mid-run: the trap still cleans up
 "$RUN" --build "$GW_BUILD" --targets nginx-hsm --seconds 30 --warmup 0.5 >"$T/kill.log" 2>&1 &
