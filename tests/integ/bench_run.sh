@@ -196,12 +196,29 @@ hog=$GW_LAST_PID
 	--concurrency 1,4 --profile --plot "$T/plots" --json "$T/prof.jsonl" >"$T/prof.log" 2>&1 &
 pid=$!
 wait "$pid" || gw_fail "bench/run --profile failed: $(run_why "$T/prof.log")"
+# --retry-noisy 1 with the busy loop still running: the counted run is
+# measured again once, the row keeps the dropped attempt's reading
+"$RUN" --build "$GW_BUILD" --targets mtlsgw --seconds 1 --warmup 0.5 --record 0 --retry-noisy 1 \
+	--json "$T/retry.jsonl" >"$T/retry.log" 2>&1 || gw_fail "--retry-noisy: $(run_why "$T/retry.log")"
 kill "$hog" 2>/dev/null || true
 cat "$T/prof.log"
 got=$(machine_ok "$T/prof.jsonl" 0.2) || gw_fail "a busy loop beside the run not seen: $got"
 grep -qE "^machine over the 4 counted runs: .*: NOT quiet, [0-9]+ run" "$T/prof.log" ||
 	gw_fail "a busy loop beside the run, yet: $(grep '^machine' "$T/prof.log")"
 gw_ok "a busy loop beside the run: $got, NOT quiet"
+grep -q "^mtlsgw: the machine was not quiet (steal .* elsewhere): measured again (1 of 1)" \
+	"$T/retry.log" || gw_fail "--retry-noisy: no retry said: $(grep -i 'quiet' "$T/retry.log")"
+grep -q "^--retry-noisy: 1 attempt(s) dropped" "$T/retry.log" ||
+	gw_fail "--retry-noisy: no summary: $(grep -i 'retry' "$T/retry.log")"
+python3 -c 'import json, sys
+r = [json.loads(l) for l in open(sys.argv[1])]
+m = r[0]["machine"]
+assert len(r) == 1 and r[0]["connections_ok"] > 0 and m["retried"] == 1, r
+assert len(m["dropped"]) == 1 and "elsewhere" in m["dropped"][0], m' "$T/retry.jsonl" ||
+	gw_fail "--retry-noisy rows: $(cat "$T/retry.jsonl")"
+! "$RUN" --retry-noisy 1 --profile >"$T/retry2.log" 2>&1 || gw_fail "--retry-noisy with --profile ran"
+grep -q "not with --profile or --wire" "$T/retry2.log" || gw_fail "$(cat "$T/retry2.log")"
+gw_ok "--retry-noisy 1 beside a busy loop: measured again once, the dropped reading kept; refused with --profile"
 grep -q "^profile: microseconds of server CPU per handshake" "$T/prof.log" || gw_fail "no profile"
 for g in libcrypto libssl libc/malloc kernel DPDK "own code" softhsm/libp11 other "total sampled"; do
 	grep -q "^$g  " "$T/prof.log" || gw_fail "profile: no '$g' line"
