@@ -268,7 +268,7 @@ gw_worker_wait_init(struct gw_lcore *lc)
 			/* the queue's fd itself, level-triggered, never read here */
 			epoll_event_init(&lc->rx_ev[i], i + 2);
 			lc->rx_ev[i].epdata.cb_fun = NULL;
-			rc = rte_eth_dev_rx_intr_ctl_q_get_fd(q->port_id, q->queue);
+			rc = lc->dp->ports[q->port_idx].dev.rx_fd[q->queue];
 			if (rc >= 0 &&
 				rte_epoll_ctl(lc->epfd, EPOLL_CTL_ADD, rc, &lc->rx_ev[i]) == 0)
 				continue;
@@ -541,7 +541,9 @@ gw_worker_iterate(struct gw_lcore *lc)
  * epoll, which reported the fd again at once: about 170 wasted waits per
  * handshake. Owned by the worker's thread (F_SETOWN_EX), the signal is
  * raised on it before the fd wakes it, and handled before epoll_wait
- * returns, so the first burst after the wake-up reads the frame.
+ * returns, so the first burst after the wake-up reads the frame. (The
+ * other level-triggered fd, an af_packet queue's socket, is not in
+ * O_ASYNC mode: owning it changes nothing.)
  */
 static int
 own_sigio(const struct gw_lcore *lc)
@@ -555,7 +557,7 @@ own_sigio(const struct gw_lcore *lc)
 
 		if (!lc->dp->ports[q->port_idx].dev.rx_intr_level)
 			continue;
-		fd = rte_eth_dev_rx_intr_ctl_q_get_fd(q->port_id, q->queue);
+		fd = lc->dp->ports[q->port_idx].dev.rx_fd[q->queue];
 		if (fd < 0 || fcntl(fd, F_SETOWN_EX, &o) < 0)
 			return gw_err_setf(fd < 0 ? -ENODEV : -errno, GW_HERE,
 				"worker %u: port '%s' queue %u: SIGIO to the worker: %s", lc->idx,

@@ -15,9 +15,12 @@
  *   hardware and in gw_port_rss_hash().
  */
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <linux/if_packet.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -53,6 +56,54 @@ const uint8_t gw_port_rss_key[40] = {
  * frames (RTO stalls, 20-40 MB/s), 10000 ~1% (77 MB/s, no RTO).
  */
 #define GW_TAP_TXQLEN 10000
+
+/*
+ * af_packet: DPDK 22.11's PMD gives each queue an AF_PACKET socket of its
+ * own (PACKET_MMAP rings, TPACKET_V2) bound to the interface. It offers no
+ * interrupt, but poll(2) on such a socket reports it readable while the
+ * newest frame in its RX ring waits for the reader, which is what the
+ * worker's wait needs. With one queue the one such socket in the process
+ * is the queue's; with several (PACKET_FANOUT) nothing says which socket is
+ * which queue, so those wait adaptively. Fills out->rx_fd[0]; false when
+ * not exactly one queue and one such socket.
+ */
+static bool
+afp_rx_fd(const struct gw_port_params *p, struct gw_port *out)
+{
+	unsigned ifindex = if_nametoindex(p->device), n = 0;
+	struct dirent *de;
+	int found = -1;
+	DIR *d;
+
+	if (ifindex == 0 || out->n_rxq != 1 || (d = opendir("/proc/self/fd")) == NULL)
+		return false;
+	while ((de = readdir(d)) != NULL) {
+		struct sockaddr_ll sll;
+		socklen_t len = sizeof(int);
+		int fd, dom, ver;
+		char *end;
+
+		fd = (int)strtol(de->d_name, &end, 10);
+		if (de->d_name[0] < '0' || de->d_name[0] > '9' || *end != '\0' || fd == dirfd(d))
+			continue;
+		if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &len) < 0 || dom != AF_PACKET)
+			continue;
+		len = sizeof(sll);
+		if (getsockname(fd, (struct sockaddr *)&sll, &len) < 0 ||
+			sll.sll_ifindex != (int)ifindex)
+			continue;
+		len = sizeof(ver);
+		if (getsockopt(fd, SOL_PACKET, PACKET_VERSION, &ver, &len) < 0 || ver != TPACKET_V2)
+			continue;
+		found = fd;
+		n++;
+	}
+	closedir(d);
+	if (n != 1)
+		return false;
+	out->rx_fd[0] = found;
+	return true;
+}
 
 const char *
 gw_port_kind_name(enum gw_port_kind kind)
@@ -345,7 +396,8 @@ gw_port_open(const struct gw_port_params *p, unsigned idx, struct gw_port *out)
 	if (p->mtu)
 		conf.rxmode.mtu = p->mtu;
 	/* af_packet, af_xdp and memif have no RX interrupts in DPDK 22.11
-	 * (measured): not asked of them, so nothing of theirs changes */
+	 * (measured): not asked of them, so nothing of theirs changes
+	 * (one af_packet queue's socket serves instead: afp_rx_fd) */
 	conf.intr_conf.rxq =
 		p->rx_intr && (p->kind == GW_PORT_KIND_TAP || p->kind == GW_PORT_KIND_PCI);
 
@@ -427,7 +479,12 @@ gw_port_open(const struct gw_port_params *p, unsigned idx, struct gw_port *out)
 		if (lt >= 0 && lvl >= 0)
 			rte_log_set_level(lt, (uint32_t)lvl);
 	}
-	out->rx_intr_level = out->rx_intr && p->kind == GW_PORT_KIND_TAP;
+	out->rx_intr_level = out->rx_intr && p->kind == GW_PORT_KIND_TAP &&
+			     out->n_rxq <= GW_PORT_MAX_LEVEL_QUEUES;
+	for (q = 0; q < out->n_rxq && out->rx_intr_level; q++)
+		out->rx_fd[q] = rte_eth_dev_rx_intr_ctl_q_get_fd(pid, q);
+	if (p->rx_intr && p->kind == GW_PORT_KIND_AF_PACKET)
+		out->rx_intr = out->rx_intr_level = afp_rx_fd(p, out);
 	/* the MAC is what ARP answers with: a port without one cannot work */
 	rc = rte_eth_macaddr_get(pid, &out->mac);
 	if (rc < 0)

@@ -55,6 +55,10 @@ struct gw_port_params {
 	struct rte_mempool *pool; /* RX buffers (gw_port_open only) */
 };
 
+/* RX queues of a port with level-triggered fds (rx_intr_level) that
+ * gw_port_open records; a port with more waits adaptively. */
+#define GW_PORT_MAX_LEVEL_QUEUES 64
+
 /* What a port is, once open. */
 struct gw_port {
 	uint16_t port_id;
@@ -68,16 +72,23 @@ struct gw_port {
 	bool tx_ip_cksum;   /* TX: device fills IPv4 header checksums */
 	bool tx_tcp_cksum;  /* TX: device fills TCP checksums (pseudo-header by us) */
 	/* asked for (gw_port_params.rx_intr) and every RX queue has an
-	 * interrupt event (rte_eth_dev_rx_intr_ctl_q works on it); taps and
-	 * NICs whose driver has them do; af_packet, af_xdp and (DPDK 22.11)
-	 * memif do not */
+	 * interrupt event (rte_eth_dev_rx_intr_ctl_q works on it, or
+	 * rx_intr_level); taps, af_packet with one queue (its socket, below)
+	 * and NICs whose driver has them do; af_xdp and (DPDK 22.11) memif
+	 * do not */
 	bool rx_intr;
 	/* tap: the interrupt fd is the queue's own fd, readable while frames
 	 * wait: watch it level-triggered. DPDK's rte_eth_dev_rx_intr_ctl_q
 	 * watches it edge-triggered, and the tap PMD reads only once its
 	 * SIGIO handler has run, so a wake-up that beats the handler reads
-	 * nothing and spends the edge: the frame would wait for the tick. */
+	 * nothing and spends the edge: the frame would wait for the tick.
+	 * af_packet with one queue: no interrupt in DPDK, but the queue is a
+	 * PACKET_MMAP socket, which poll(2) reports readable while a frame
+	 * waits in its RX ring: the same level-triggered fd, found at open
+	 * (several queues: no telling which socket is which, so none).
+	 * rx_fd[q] is queue q's fd for both. */
 	bool rx_intr_level;
+	int rx_fd[GW_PORT_MAX_LEVEL_QUEUES];
 	uint16_t mtu;
 	struct rte_ether_addr mac;
 	char name[32];    /* operator's name */

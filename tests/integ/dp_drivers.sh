@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-3-Clause
 # The other port drivers, each in our own namespace with the kernel as peer:
-# af_packet and af_xdp on a veth pair (ping, echo SHA-256 identical), and
+# af_packet (one worker and two, idle: interrupt on its socket) and af_xdp
+# on a veth pair (ping, echo SHA-256 identical), and
 # memif between two mtlsgw processes: kernel -> tap -> gateway B (tcp-proxy)
 # -> memif -> gateway A (echo) and back, which also exercises two ports and
 # routing between them.
@@ -15,9 +16,10 @@ gw_veth
 # DPDK's af_xdp leaves libxdp's umem unfreed at close (ASan build only sees it)
 export LSAN_OPTIONS="suppressions=$GW_SRC/tests/integ/dp_lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 
-run_driver() { # run_driver DRIVER : gateway on veth0, kernel on veth1
-	local drv=$1 rc=0
-	GW_MEMORY_MB=256 GW_DRIVER=$drv GW_DEVICE=veth0 GW_IDLE=interrupt gw_gateway_config "$T/$drv.yaml" "[1]" \
+run_driver() { # run_driver DRIVER [WORKERS] : gateway on veth0, kernel on veth1
+	local drv=$1 workers=${2:-[1]} rc=0 mode sleeps0 late0 sleeps1 late1 nw
+	nw=$(($(tr -cd , <<<"$workers" | wc -c) + 1))
+	GW_MEMORY_MB=256 GW_DRIVER=$drv GW_DEVICE=veth0 GW_IDLE=interrupt gw_gateway_config "$T/$drv.yaml" "$workers" \
 		"  - name: echo
     address: $GW_GW_IP:7
     service: echo"
@@ -25,23 +27,49 @@ run_driver() { # run_driver DRIVER : gateway on veth0, kernel on veth1
 	gw_bg ip netns exec "$GW_NS" "$MTLSGW" --config "$T/$drv.yaml" >"$T/$drv.out" 2>"$T/$drv.err"
 	GW_GW_PID=$GW_LAST_PID
 	gw_wait 150 grep -q "mtlsgw: running" "$T/$drv.err" || { cat "$T/$drv.err" >&2; gw_fail "$drv: no start"; }
-	# idle: interrupt asked for, but these drivers have no RX interrupts
-	grep -q "port 'wan' ($drv) has no RX interrupts: the workers polling it sleep adaptively" \
-		"$T/$drv.err" || gw_fail "$drv: no word of the adaptive fallback: $(cat "$T/$drv.err")"
+	if [ "$drv" = af_packet ]; then
+		# idle: interrupt: the port's one queue (a veth has one) is a
+		# PACKET_MMAP socket, its wait fd; a second worker polls no queue
+		# and waits for what the first hands it
+		grep -q "port 'wan' af_packet .*: 1 rxq 1 txq" "$T/$drv.err" &&
+			grep -q "idle: interrupt: $nw of $nw workers wait for RX interrupts" "$T/$drv.err" ||
+			gw_fail "$drv: the workers do not wait on its socket: $(cat "$T/$drv.err")"
+	else
+		# idle: interrupt asked for, but af_xdp has no RX interrupts
+		grep -q "port 'wan' ($drv) has no RX interrupts: the workers polling it sleep adaptively" \
+			"$T/$drv.err" || gw_fail "$drv: no word of the adaptive fallback: $(cat "$T/$drv.err")"
+	fi
 	# the first frames may come before the XDP socket is bound (slow under
 	# ASan): wait for one answer, then ask for both
 	gw_wait 50 gw_peer ping "$GW_GW_IP" 1 || gw_fail "$drv: no ping answered in 5 s"
 	gw_peer ping "$GW_GW_IP" 2 >/dev/null || gw_fail "$drv: ping"
 	out=$(gw_peer echo "$GW_GW_IP" 7 20000000 1) || gw_fail "$drv: $out"
+	if [ "$drv" = af_packet ]; then
+		read -r sleeps0 late0 < <(GW_STAT_OUT=$T/$drv.out gw_stat idle_sleeps idle_late | paste -sd' ')
+	fi
 	out2=$(gw_peer echo "$GW_GW_IP" 7 65536 50) || gw_fail "$drv: $out2"
+	mode="no RX interrupts: adaptive idle, said so"
+	if [ "$drv" = af_packet ]; then
+		# 50 connections one after the other: the worker waits between
+		# their flights, and every wait ends for a frame, not at the tick
+		# with the frame still in the ring (a wake-up lost)
+		read -r sleeps1 late1 < <(GW_STAT_OUT=$T/$drv.out gw_stat idle_sleeps idle_late | paste -sd' ')
+		[ "$sleeps1" -gt "$sleeps0" ] || gw_fail "$drv: the worker never waited ($sleeps0 -> $sleeps1)"
+		[ $((late1 - late0)) -le $(((sleeps1 - sleeps0) / 20 + 1)) ] ||
+			gw_fail "$drv: $((late1 - late0)) of $((sleeps1 - sleeps0)) waits ran to the tick with a frame waiting"
+		mode="$nw worker(s), idle: interrupt on its socket, $((sleeps1 - sleeps0)) waits, $((late1 - late0)) late"
+	fi
 	kill -TERM "$GW_GW_PID"
 	wait "$GW_GW_PID" || rc=$?
 	[ "$rc" -eq 0 ] || gw_fail "$drv: exit $rc"
 	gw_in ip link show veth0 >/dev/null || gw_fail "$drv: veth0 gone"
-	gw_ok "$drv on veth0 (no RX interrupts: adaptive idle, said so): ping, $out; $out2; clean stop"
+	gw_ok "$drv on veth0 ($mode): ping, $out; $out2; clean stop"
 	gw_in ip neigh flush dev veth1
 }
 run_driver af_packet
+# two workers, one queue: the second is woken for the flows it owns
+# (software dispatch) and for nothing else
+run_driver af_packet "[0, 1]"
 run_driver af_xdp
 
 # --- memif between two gateways; A serves echo, B relays from its tap. Both

@@ -264,16 +264,17 @@ gw_stop_gateway() {
 
 # gw_stat NAME... : current value of counters (net, tcp, conns by state, or
 # top-level like mbufs_in_use),
-# one per line, from the JSON line mtlsgw prints on SIGUSR1.
+# one per line, from the JSON line mtlsgw prints on SIGUSR1 (to $T/gw.out,
+# or GW_STAT_OUT).
 gw_stat() {
-	local n
-	n=$(wc -l <"$T/gw.out") || gw_fail "gw_stat: no $T/gw.out"
+	local n out=${GW_STAT_OUT:-$T/gw.out}
+	n=$(wc -l <"$out") || gw_fail "gw_stat: no $out"
 	kill -USR1 "$GW_GW_PID" 2>/dev/null || gw_fail "gw_stat: the gateway is not running"
 	for _ in $(seq 100); do
-		[ "$(wc -l <"$T/gw.out")" -gt "$n" ] && break
+		[ "$(wc -l <"$out")" -gt "$n" ] && break
 		sleep 0.05
 	done
-	tail -1 "$T/gw.out" | "$GW_PY" -c '
+	tail -1 "$out" | "$GW_PY" -c '
 import json, sys
 d = json.loads(sys.stdin.read())
 for k in sys.argv[1:]:
