@@ -474,15 +474,18 @@ gw_port_open(const struct gw_port_params *p, unsigned idx, struct gw_port *out)
 
 		if (lt >= 0)
 			rte_log_set_level(lt, RTE_LOG_CRIT);
-		for (q = 0; q < out->n_rxq && out->rx_intr; q++)
-			out->rx_intr = rte_eth_dev_rx_intr_ctl_q_get_fd(pid, q) >= 0;
+		for (q = 0; q < out->n_rxq && out->rx_intr; q++) {
+			int fd = rte_eth_dev_rx_intr_ctl_q_get_fd(pid, q);
+
+			out->rx_intr = fd >= 0;
+			if (q < GW_PORT_MAX_LEVEL_QUEUES) /* a tap's, used when level */
+				out->rx_fd[q] = fd;
+		}
 		if (lt >= 0 && lvl >= 0)
 			rte_log_set_level(lt, (uint32_t)lvl);
 	}
 	out->rx_intr_level = out->rx_intr && p->kind == GW_PORT_KIND_TAP &&
 			     out->n_rxq <= GW_PORT_MAX_LEVEL_QUEUES;
-	for (q = 0; q < out->n_rxq && out->rx_intr_level; q++)
-		out->rx_fd[q] = rte_eth_dev_rx_intr_ctl_q_get_fd(pid, q);
 	if (p->rx_intr && p->kind == GW_PORT_KIND_AF_PACKET)
 		out->rx_intr = out->rx_intr_level = afp_rx_fd(p, out);
 	/* the MAC is what ARP answers with: a port without one cannot work */
